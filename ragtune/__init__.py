@@ -1,0 +1,12 @@
+"""ragtune: fine-tune an embedding model on your own documents, without labelled data.
+
+>>> from ragtune import Config, Pipeline  # doctest: +SKIP
+>>> Pipeline(Config(docs=Path("resources"), out=Path("runs/demo"))).run().metrics["after"]  # doctest: +SKIP
+"""
+
+__version__ = "0.1.0"
+
+from .config import Config  # noqa: E402
+from .pipeline import Pipeline, RunResult  # noqa: E402
+
+__all__ = ["Config", "Pipeline", "RunResult", "__version__"]

@@ -1,0 +1,164 @@
+"""Config + metrics -> the model card (model/README.md) and the run report (report.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .models import bundled_model_path
+
+BUNDLED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+METRIC_KEYS = ("hit@1", "hit@3", "hit@5", "hit@10", "mrr@10")
+
+
+def base_model_id(base_model: str) -> str | None:
+    """The Hub id to cite as base_model, or None for a local folder (never a local path)."""
+    if not base_model:
+        return BUNDLED_HUB_ID
+    path = Path(base_model)
+    if path.exists():
+        try:
+            if path.resolve() == bundled_model_path().resolve():
+                return BUNDLED_HUB_ID
+        except Exception:  # the bundled package may be absent when a local base is used
+            pass
+        return None
+    return base_model
+
+
+def base_model_label(base_model: str) -> str:
+    hub_id = base_model_id(base_model)
+    return hub_id if hub_id else f"a local model ({Path(base_model).name})"
+
+
+def metrics_table(metrics: dict[str, Any]) -> str:
+    """A markdown table: one row per system, one column per metric."""
+    rows = [("base", "before"), ("fine-tuned", "after"), ("BM25", "bm25")]
+    keys = [k for k in METRIC_KEYS if k in metrics.get("after", {})]
+    lines = ["| retriever | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
+    for label, key in rows:
+        if key in metrics:
+            lines.append(f"| {label} | " + " | ".join(f"{metrics[key][k]:.3f}" for k in keys) + " |")
+    return "\n".join(lines)
+
+
+def _yaml_list(items: list[str], indent: int = 0) -> str:
+    pad = " " * indent
+    return "\n".join(f"{pad}- {item}" for item in items)
+
+
+def render_card(summary: dict[str, Any], metrics: dict[str, Any], repo_id: str | None = None) -> str:
+    """The model card. `summary` holds config, data counts and training facts from the run."""
+    cfg = summary["config"]
+    hub_base = base_model_id(cfg["base_model"])
+    name = repo_id or "ragtune-model"
+    front = ["---"]
+    if hub_base:
+        front.append(f"base_model: {hub_base}")
+    front += [
+        "library_name: sentence-transformers",
+        "pipeline_tag: sentence-similarity",
+        "tags:",
+        _yaml_list(["sentence-transformers", "sentence-similarity", "feature-extraction", "ragtune", "retrieval"], 2),
+        "model-index:",
+        f"- name: {name}",
+        "  results:",
+        "  - task:",
+        "      type: information-retrieval",
+        "      name: Information Retrieval",
+        "    dataset:",
+        "      type: ragtune-synthetic-heldout",
+        "      name: held-out synthetic questions",
+        "    metrics:",
+    ]
+    for k in METRIC_KEYS:
+        if k in metrics["after"]:
+            front += [f"    - type: {k.replace('@', '_at_')}", f"      value: {metrics['after'][k]:.4f}", f"      name: {k}"]
+    front.append("---")
+    docs = ", ".join(summary["files"]) or "(none)"
+    load_path = repo_id or "path/to/run/model"
+    body = f"""
+# {name}
+
+A sentence-transformers embedding model fine-tuned by [ragtune](https://pypi.org/project/ragtune/) from
+{base_model_label(cfg["base_model"])} for retrieval over a specific document collection.
+
+## Training data
+
+- Documents: {docs} ({summary["n_pages"]} pages)
+- Chunks: {summary["n_chunks"]} (up to {cfg["chunk_tokens"]} tokens, overlap {cfg["chunk_overlap"]})
+- Themes: {summary["themes"]}
+- Questions: {summary["n_pairs"]} synthetic questions from the `{cfg["generator"]}` generator;
+  {summary["n_train"]} for training, {summary["n_eval"]} held out (questions of {summary["n_eval_chunks"]} chunks that were never trained on)
+
+## Retrieval on held-out questions
+
+Exact FAISS inner-product search over all {summary["n_chunks"]} chunks, the same index settings before and after.
+{"The fine-tuned model beats the base model." if metrics.get("improved") else "**The fine-tuned model did not beat the base model on these questions.**"}
+
+{metrics_table(metrics)}
+
+## Training settings
+
+| setting | value |
+|---|---|
+| loss | MultipleNegativesRankingLoss (no-duplicates batches) |
+| epochs | {cfg["epochs"]} |
+| batch size | {cfg["batch_size"]} |
+| learning rate | {cfg["learning_rate"]} |
+| warmup ratio | {cfg["warmup_ratio"]} |
+| weight decay | {cfg["weight_decay"]} |
+| steps | {summary["train"]["steps"]} |
+| seed | {cfg["seed"]} |
+| max sequence length | {summary["max_seq_length"]} |
+
+## Usage
+
+sentence-transformers:
+
+```python
+from sentence_transformers import SentenceTransformer
+
+model = SentenceTransformer("{load_path}")
+embeddings = model.encode(["What does the framework say about incident response?"], normalize_embeddings=True)
+```
+
+LangChain:
+
+```python
+from langchain_huggingface import HuggingFaceEmbeddings
+
+embeddings = HuggingFaceEmbeddings(model_name="{load_path}", encode_kwargs={{"normalize_embeddings": True}})
+```
+
+LlamaIndex:
+
+```python
+from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+
+embed_model = HuggingFaceEmbedding(model_name="{load_path}")
+```
+"""
+    return "\n".join(front) + "\n" + body
+
+
+def render_report(summary: dict[str, Any], metrics: dict[str, Any]) -> str:
+    """A short human-readable report of the run: what was read, dropped, trained and measured."""
+    lines = ["# ragtune run report", "", "## Retrieval on held-out questions", "", metrics_table(metrics), ""]
+    lines.append(
+        "Verdict: the fine-tuned model is better than the base."
+        if metrics.get("improved")
+        else "Verdict: NOT IMPROVED - the fine-tuned model is not better than the base; `ragtune push` refuses it without --force."
+    )
+    if "bm25" in metrics and metrics["bm25"]["hit@5"] > metrics["after"]["hit@5"]:
+        lines.append("BM25 beats the fine-tuned model on hit@5 here; consider hybrid (BM25 + dense) retrieval.")
+    lines += ["", "## Counts", ""]
+    for key in ("files", "n_pages", "n_chunks", "n_pairs", "n_train", "n_eval", "n_eval_chunks"):
+        lines.append(f"- {key}: {summary[key] if key != 'files' else ', '.join(summary[key])}")
+    lines += ["", "## Skipped or dropped", ""]
+    for stage, counts in summary["skipped"].items():
+        for reason, n in counts.items():
+            lines.append(f"- {stage}: {reason}: {n}")
+    if not any(summary["skipped"].values()):
+        lines.append("- nothing")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,186 @@
+"""Command line: parses flags into a Config, runs, prints. The only module that prints.
+
+Exit codes: 0 success, 1 failure the user can fix (one line on stderr),
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import __version__
+from .config import GENERATORS, Config, ConfigError
+
+
+class ConsoleReporter:
+    """Prints one line per stage, and training progress in place on a terminal."""
+
+    def __init__(self, stream: Any = sys.stderr) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self._last = 0.0
+
+    def stage_start(self, name: str, index: int, total: int) -> None:
+        self.prefix = f"[{index}/{total}] {name:<9}"
+        if self.tty:
+            print(f"{self.prefix} ...", end="\r", file=self.stream, flush=True)
+
+    def stage_progress(self, name: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done != total and now - self._last < (0.5 if self.tty else 30):
+            return
+        self._last = now
+        line = f"{self.prefix} step {done}/{total}"
+        print(line, end="\r" if self.tty else "\n", file=self.stream, flush=True)
+
+    def stage_end(self, name: str, summary: str, seconds: float, cached: bool) -> None:
+        when = "unchanged, reused" if cached else f"{seconds:6.1f}s"
+        print(f"{self.prefix} {when:>18}  {summary}\033[K" if self.tty else f"{self.prefix} {when:>18}  {summary}",
+              file=self.stream, flush=True)
+
+
+def _fmt_table(metrics: dict[str, Any]) -> str:
+    keys = [k for k in ("hit@1", "hit@3", "hit@5", "hit@10", "mrr@10") if k in metrics["after"]]
+    rows = [("base", metrics["before"]), ("fine-tuned", metrics["after"])]
+    if "bm25" in metrics:
+        rows.append(("BM25", metrics["bm25"]))
+    out = [f"{'':<12}" + "".join(f"{k:>9}" for k in keys)]
+    out += [f"{label:<12}" + "".join(f"{m[k]:>9.3f}" for k in keys) for label, m in rows]
+    return "\n".join(out)
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    d = Config(docs=Path("."))
+    p.add_argument("docs", type=Path, help="folder of PDF, .txt and .md files (or one file)")
+    p.add_argument("--out", type=Path, default=d.out, help=f"run directory (default: {d.out})")
+    p.add_argument("--base-model", default=d.base_model,
+                   help="local path or Hub id of a sentence-transformers model (default: bundled all-MiniLM-L6-v2)")
+    p.add_argument("--extractor", choices=("pypdf", "pypdfium2"), default=d.extractor)
+    p.add_argument("--chunk-tokens", type=int, default=d.chunk_tokens, help="chunk size in model tokens")
+    p.add_argument("--chunk-overlap", type=int, default=d.chunk_overlap, help="overlap in model tokens")
+    p.add_argument("--themes", type=Path, default=None, dest="themes_file", help="YAML or TOML: theme -> keywords")
+    p.add_argument("--generator", choices=GENERATORS, default=d.generator)
+    p.add_argument("--questions-per-chunk", type=int, default=d.questions_per_chunk)
+    p.add_argument("--eval-fraction", type=float, default=d.eval_fraction, help="share of chunks held out")
+    p.add_argument("--epochs", type=float, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.learning_rate, dest="learning_rate")
+    p.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio)
+    p.add_argument("--max-steps", type=int, default=d.max_steps, help="cap on training steps (-1: none)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default=d.device, help="cpu, cuda, cuda:N (default: cuda if available)")
+    p.add_argument("--push", default="", dest="push_repo", metavar="REPO_ID", help="push the model to this Hub repo")
+    p.add_argument("--private", action="store_true", help="with --push: create a private repo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ragtune", description="Fine-tune an embedding model on your documents.")
+    parser.add_argument("--version", action="version", version=f"ragtune {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="extract, chunk, generate questions, fine-tune, evaluate, save")
+    _add_run_args(run)
+    push = sub.add_parser("push", help="upload a run's model to the Hugging Face Hub")
+    push.add_argument("run_dir", type=Path)
+    push.add_argument("repo_id")
+    push.add_argument("--private", action="store_true")
+    push.add_argument("--dry-run", action="store_true", help="list what would be uploaded; no network")
+    push.add_argument("--force", action="store_true", help="push even if the run did not beat the base model")
+    return parser
+
+
+def _config_from_args(args: argparse.Namespace) -> Config:
+    fields = {k: v for k, v in vars(args).items() if k != "command"}
+    return Config(**fields)
+
+
+def _quiet_libraries() -> None:
+    # Library chatter (progress bars, deprecation notices) would drown the stage lines.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*pin_memory.*")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("pypdf", "transformers", "sentence_transformers", "datasets", "bm25s", "httpx"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline import Pipeline
+
+    cfg = _config_from_args(args)
+    start = time.perf_counter()
+    print(f"ragtune {__version__}: {cfg.docs} -> {cfg.out}", file=sys.stderr)
+    result = Pipeline(cfg, ConsoleReporter()).run()
+    m = result.metrics
+    print(f"\nRetrieval on {m['n_queries']} held-out questions over {m['n_chunks']} chunks:")
+    print(_fmt_table(m))
+    if m["improved"]:
+        print(f"\nImproved: hit@5 {m['before']['hit@5']:.3f} -> {m['after']['hit@5']:.3f}, "
+              f"MRR@10 {m['before']['mrr@10']:.3f} -> {m['after']['mrr@10']:.3f}.")
+    else:
+        print("\nNOT IMPROVED: the fine-tuned model is not better than the base model on held-out questions. "
+              "It is saved but marked as not improved; `ragtune push` refuses it without --force.")
+    print(f"Model: {cfg.out / 'model'}   metrics: {cfg.out / 'metrics.json'}   ({time.perf_counter() - start:.0f}s)")
+    if cfg.push_repo:
+        return _push(cfg.out, cfg.push_repo, private=cfg.private, dry_run=False, force=False)
+    return 0
+
+
+def _push(run_dir: Path, repo_id: str, private: bool, dry_run: bool, force: bool) -> int:
+    from . import hub
+
+    if dry_run:
+        plan = hub.plan_push(run_dir, repo_id, private)
+        print(f"Would upload {len(plan.files)} files ({plan.total_bytes / 1e6:.1f} MB) to "
+              f"{'private' if private else 'public'} model repo {repo_id}:")
+        for rel, size in plan.files:
+            print(f"  {rel:<50} {size:>12,} bytes")
+        return 0
+    url = hub.push(run_dir, repo_id, private=private, force=force)
+    print(f"Pushed {run_dir / 'model'} to {url}")
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    return _push(args.run_dir, args.repo_id, args.private, args.dry_run, args.force)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from .extract import ExtractError
+    from .models import ModelError
+    from .pipeline import NotEnoughDataError
+    from .records import RunDirError
+    from .themes import ThemesError
+
+    errors: list[type[BaseException]] = [ConfigError, ExtractError, ModelError, NotEnoughDataError, RunDirError,
+                                         ThemesError]
+    try:
+        from .hub import HubError
+
+        errors.append(HubError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_libraries()
+    commands = {"run": cmd_run, "push": cmd_push}
+    try:
+        return commands[args.command](args)
+    except KeyboardInterrupt:
+        print("\nragtune: interrupted; rerun the same command to continue from the last finished stage.",
+              file=sys.stderr)
+        return 130
+    except _user_errors() as e:
+        print(f"ragtune: error: {e}", file=sys.stderr)
+        return 1

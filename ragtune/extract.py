@@ -1,0 +1,497 @@
+"""Folder -> pages: text from PDFs (pypdf, page numbers kept), .txt and .md files.
+
+Text is cleaned so that words come out whole: ligatures are expanded, words
+hyphenated across a line break rejoined, control characters and stray
+whitespace normalised, lines of undecodable glyph codes dropped, and running
+headers/footers and bare page numbers removed. Nothing is dropped silently:
+every skipped file, page or line is counted in `Extraction.skipped`.
+
+bench/extract_quality.py measures the backends; in short, pypdf's default
+("plain") mode plus this cleaning matches pypdfium2's words best, while
+pypdf's "layout" mode splits words and is slower.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import re
+import unicodedata
+import warnings
+from collections import Counter as TallyCounter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from .records import Counter, Page
+
+PDF_SUFFIXES = {".pdf"}
+TEXT_SUFFIXES = {".txt", ".md"}
+
+# Skip reasons, shared with the tests so the wording stays in one place.
+SKIP_UNSUPPORTED = "unsupported file type (ignored)"
+SKIP_DUPLICATE = "duplicate document (same bytes as an earlier file; read once)"
+SKIP_UNREADABLE_FILE = "unreadable file (check permissions)"
+SKIP_EMPTY_FILE = "empty file (0 bytes)"
+SKIP_NOT_PDF = "not a PDF despite its .pdf name (no %PDF header)"
+SKIP_DAMAGED = "damaged PDF that pypdf cannot parse (try re-saving it, e.g. `qpdf in.pdf out.pdf`)"
+SKIP_TRUNCATED = "truncated PDF (no %%EOF at the end; re-download it)"
+SKIP_TRUNCATED_PARTIAL = "truncated PDF (no %%EOF at the end); kept the pages that could be read"
+SKIP_ENCRYPTED = (
+    "encrypted PDF that needs a password (decrypt it first, e.g. "
+    "`qpdf --password=PASSWORD --decrypt in.pdf out.pdf`, and put the copy in the folder)"
+)
+SKIP_NEEDS_CRYPTO = "encrypted PDF that needs the cryptography package (`pip install cryptography`)"
+SKIP_ZERO_PAGES = "PDF with zero pages"
+SKIP_NO_TEXT = "PDF with no text layer (scanned? run OCR first, e.g. `ocrmypdf in.pdf out.pdf`)"
+SKIP_PAGE_FAILED = "page whose text extraction failed (page skipped, rest of file kept)"
+SKIP_EMPTY_PAGE = "page with no text"
+SKIP_GARBLED_PAGE = "page of undecodable glyph codes (font without a Unicode map; OCR the PDF to recover it)"
+SKIP_GARBLED_LINE = "line of undecodable glyph codes (font without a Unicode map) dropped"
+SKIP_BINARY_TEXT = "text file that looks binary (not readable as text)"
+SKIP_EMPTY_TEXT = "text file with no text"
+
+
+class ExtractError(Exception):
+    """The input folder cannot be used at all (missing, empty, nothing supported)."""
+
+
+@dataclass
+class Extraction:
+    """What extraction produced, and what it skipped and why."""
+
+    pages: list[Page]
+    files: list[str] = field(default_factory=list)
+    skipped: Counter = field(default_factory=Counter)
+
+
+class _SkipFile(Exception):
+    """Raised inside a reader when a whole file must be skipped; the message is the reason."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
+# --- cleaning one page -------------------------------------------------------
+
+_LIGATURES = {"\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl", "\ufb05": "st", "\ufb06": "st"}
+# Zero-width characters and soft hyphens carry no text; deleting them rejoins words.
+_INVISIBLE = re.compile(r"[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
+# Control characters usually stand in for punctuation or spaces (an undecodable
+# glyph), so they become spaces rather than vanish and glue words together.
+# Private-use code points are symbol-font bullets with no meaning as text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ue000-\uf8ff\ufffd]")
+# A hyphen at the end of a line, with the word fragment on each side.
+_LINE_BREAK_HYPHEN = re.compile(r"(\S*?)([^\W\d_]+)-[ \t]*\n[ \t]*([^\W\d_]+)")
+_WORD = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*")
+# "12", "Page 3 of 9", or a lower-case roman numeral ("iv") of front matter.
+_BARE_PAGE_NUMBER = re.compile(
+    r"^\s*(?:(?i:page\s+)?\d{1,4}(?:\s+(?i:of)\s+\d{1,4})?|(?=[ivxlc])c{0,3}(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3}))\s*$"
+)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words of `text` (letters, with inner hyphens or apostrophes).
+
+    >>> words("Human-AI Configuration, 2024: it's")
+    ['human-ai', 'configuration', "it's"]
+    """
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def clean_text(text: str, vocabulary: set[str] | None = None) -> str:
+    """Normalise one page of extracted text.
+
+    `vocabulary` (lower-cased words of the whole document) helps decide whether
+    a hyphen at a line break splits one word or joins two; by default the
+    page's own words are used.
+
+    >>> clean_text("con\\ufb01guration of the sys-\\ntem")
+    'configuration of the system'
+    >>> clean_text("third-\\nparty third party")
+    'third-party third party'
+    """
+    text = normalise_chars(text)
+    text = join_hyphenated(text, vocabulary if vocabulary is not None else vocabulary_of(text))
+    lines = [re.sub(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+", " ", line).strip() for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def normalise_chars(text: str) -> str:
+    """Expand ligatures, apply NFKC, unify line ends, and blank out control characters.
+
+    >>> normalise_chars("e\\ufb03cient\\x16 done\\r\\n")
+    'efficient  done\\n'
+    """
+    for lig, rep in _LIGATURES.items():
+        text = text.replace(lig, rep)
+    # pypdfium2 marks a hyphen at a line end with U+FFFE and joins the lines.
+    text = re.sub("\ufffe(?=[^\\W\\d_])", "-\n", text).replace("\ufffe", "-")
+    text = unicodedata.normalize("NFKC", text)
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n")
+    text = _INVISIBLE.sub("", text)
+    return _CONTROL.sub(" ", text)
+
+
+def vocabulary_of(text: str) -> set[str]:
+    """Lower-cased words of `text`, leaving out the halves of words split at a line break.
+
+    >>> sorted(vocabulary_of("the sys-\\ntem"))
+    ['the']
+    """
+    return set(words(_LINE_BREAK_HYPHEN.sub(" ", text)))
+
+
+def join_hyphenated(text: str, vocabulary: set[str]) -> str:
+    """Rejoin words split by a hyphen at a line break, keeping real compound hyphens.
+
+    The joined form wins when the document uses it elsewhere, the hyphenated
+    form when the document uses that, or when both halves are words of their
+    own; otherwise the halves are fragments of one word ("recalibra-tion").
+    Hyphens inside URLs and after acronyms ("AI-generated") are kept.
+
+    >>> join_hyphenated("recalibra-\\ntion and AI-\\ngenerated", set())
+    'recalibration and AI-generated'
+    """
+
+    def repl(m: re.Match[str]) -> str:
+        prefix, left, right = m.group(1), m.group(2), m.group(3)
+        joined, hyphenated = (left + right).lower(), f"{left}-{right}".lower()
+        url_like = "/" in prefix or "." in prefix or "www" in prefix.lower()
+        acronym = len(left) > 1 and left.isupper()
+        if joined in vocabulary and hyphenated not in vocabulary and not url_like:
+            return f"{prefix}{left}{right}"
+        keep = url_like or acronym or right[0].isupper() or hyphenated in vocabulary
+        keep = keep or (left.lower() in vocabulary and right.lower() in vocabulary)
+        return f"{prefix}{left}-{right}" if keep else f"{prefix}{left}{right}"
+
+    return _LINE_BREAK_HYPHEN.sub(repl, text)
+
+
+# --- lines of undecodable glyph codes -----------------------------------------
+
+# A font without a Unicode map makes extractors emit raw glyph codes: letters
+# come out shifted into upper case and ASCII punctuation ("=YWO ZKXOVS]^]" for
+# "Some panelists"). Real words rarely mix capitals with []\^_` inside them.
+# Shifted lower case lands on K-Z, []\^_` and a-d; shifted capitals on digits
+# and +,-./:;<=>?@.
+_GLYPH_JUNK = re.compile(
+    r"[A-Z][\[\\\]^_`]|[\[\\\]^_`][A-Z]"  # "CY_", "^RO"
+    r"|[A-Z]{2,}[a-d]$"  # "YWZKXc" (a shifted "y" at the end)
+    r"|^\d(?:[A-Z]{4,}|[a-z]{4,})"  # "9PPSMO", "2orrifying"
+    r"|^[<=>?@][A-Za-z]|[A-Za-z][<=>@][A-Za-z]"  # "=hoa", "?se", "Air>ags"
+)
+
+
+def garbled_share(text: str) -> float:
+    """Share of whitespace-separated tokens in `text` that look like raw glyph codes.
+
+    >>> garbled_share("The =YWO ZKXOVS]^] said"), garbled_share("see [NIST] and snake_case")
+    (0.5, 0.0)
+    """
+    tokens = [t for t in re.split(r"[\s\x00-\x08\x0b-\x1f]+", text) if t]
+    # Brackets and punctuation at a token's edges are ordinary ("[NISTPRIV]", "(see", "Note:").
+    junk = sum(1 for t in tokens if _GLYPH_JUNK.search(t.lstrip("[({\"'“‘").rstrip("])}.,;:!?\"'”’")))
+    return junk / len(tokens) if tokens else 0.0
+
+
+def drop_garbled_lines(text: str, max_share: float = 0.3) -> tuple[str, int]:
+    """Remove lines where `max_share` or more of the tokens are raw glyph codes.
+
+    Returns the text and how many lines went.
+
+    >>> drop_garbled_lines("Readable line\\nCY_ ]RY_VN XY^ PKMO")
+    ('Readable line', 1)
+    """
+    lines = text.split("\n")
+    kept = [ln for ln in lines if garbled_share(ln) < max_share]
+    return "\n".join(kept), len(lines) - len(kept)
+
+
+# --- running headers and footers ------------------------------------------------
+
+
+def _edge_lines(text: str, n: int = 3) -> list[str]:
+    lines = [ln for ln in text.split("\n") if ln.strip()]
+    return lines[:n] + lines[-n:]
+
+
+def _normalise_edge(line: str) -> str:
+    # Page numbers inside running headers change from page to page.
+    return re.sub(r"\d+", "#", line.strip().lower())
+
+
+def drop_running_lines(texts: list[str], min_share: float = 0.5) -> list[str]:
+    """Remove bare page numbers and header/footer lines repeated on most pages.
+
+    A line among the first or last three of a page counts as running when
+    (digits ignored) it recurs at the edges of at least `min_share` of the
+    pages (and of at least 3). Bare page numbers ("12", "iv", "Page 3 of 9")
+    go from the same edge lines; numbers inside the page (table cells) stay.
+
+    >>> drop_running_lines(["NIST SP 1\\nalpha\\n1", "NIST SP 1\\nbeta\\n2", "NIST SP 1\\ngamma\\n3"])
+    ['alpha', 'beta', 'gamma']
+    """
+    running: set[str] = set()
+    if len(texts) >= 3:
+        tally = TallyCounter(_normalise_edge(ln) for t in texts for ln in set(_edge_lines(t)))
+        running = {ln for ln, c in tally.items() if ln and c >= max(3, min_share * len(texts))}
+    out = []
+    for t in texts:
+        edge = set(_edge_lines(t))
+        kept = [
+            ln
+            for ln in t.split("\n")
+            if not (ln in edge and (_BARE_PAGE_NUMBER.match(ln) or _normalise_edge(ln) in running))
+        ]
+        out.append(re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip())
+    return out
+
+
+# --- PDF backends ---------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def quiet_pypdf() -> Iterator[None]:
+    """Silence pypdf's repair chatter ("Ignoring wrong pointing object") for a block.
+
+    The logger level and warning filters are restored afterwards, so importing
+    or calling ragtune never reconfigures the caller's logging.
+    """
+    logger = logging.getLogger("pypdf")
+    old = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(old)
+
+
+def _check_pdf_bytes(data: bytes) -> None:
+    if not data:
+        raise _SkipFile(SKIP_EMPTY_FILE)
+    if b"%PDF-" not in data[:1024]:
+        raise _SkipFile(SKIP_NOT_PDF)
+
+
+def _is_truncated(data: bytes) -> bool:
+    return b"%%EOF" not in data[-2048:]
+
+
+def pypdf_pages(data: bytes, name: str, skipped: Counter, mode: str = "plain") -> list[str | None]:
+    """Raw text of each page with pypdf (None for a page that failed to extract).
+
+    Raises _SkipFile when the whole file cannot be read.
+    """
+    from pypdf import PdfReader
+    from pypdf.errors import DependencyError, FileNotDecryptedError
+
+    with quiet_pypdf():
+        try:
+            reader = PdfReader(io.BytesIO(data), strict=False)
+            if reader.is_encrypted and not reader.decrypt(""):
+                raise _SkipFile(SKIP_ENCRYPTED)
+            n_pages = len(reader.pages)
+        except _SkipFile:
+            raise
+        except DependencyError:
+            raise _SkipFile(SKIP_NEEDS_CRYPTO) from None
+        except FileNotDecryptedError:
+            raise _SkipFile(SKIP_ENCRYPTED) from None
+        except Exception as e:  # pypdf raises many exception types on damaged files
+            reason = SKIP_TRUNCATED if _is_truncated(data) else SKIP_DAMAGED
+            raise _SkipFile(reason, f"{type(e).__name__}: {e}"[:120]) from None
+        texts: list[str | None] = []
+        for i in range(n_pages):
+            try:
+                texts.append(reader.pages[i].extract_text(extraction_mode=mode) or "")
+            except Exception as e:  # one bad page must not cost the rest of the file
+                skipped.add(SKIP_PAGE_FAILED, f"{name} p{i + 1}: {type(e).__name__}")
+                texts.append(None)
+    return texts
+
+
+def pypdfium2_pages(data: bytes, name: str, skipped: Counter) -> list[str | None]:
+    """Raw text of each page with pypdfium2 (faster; an optional dependency)."""
+    try:
+        import pypdfium2 as pdfium
+    except ImportError:
+        raise ExtractError("the pypdfium2 extractor needs `pip install pypdfium2`") from None
+    try:
+        doc = pdfium.PdfDocument(data, password="")
+    except Exception as e:
+        msg = str(e)
+        if "password" in msg.lower():
+            raise _SkipFile(SKIP_ENCRYPTED) from None
+        reason = SKIP_TRUNCATED if _is_truncated(data) else SKIP_DAMAGED.replace("pypdf", "pypdfium2")
+        raise _SkipFile(reason, f"{type(e).__name__}: {msg}"[:120]) from None
+    texts: list[str | None] = []
+    try:
+        for i in range(len(doc)):
+            try:
+                texts.append(doc[i].get_textpage().get_text_range())
+            except Exception as e:  # one bad page must not cost the rest of the file
+                skipped.add(SKIP_PAGE_FAILED, f"{name} p{i + 1}: {type(e).__name__}")
+                texts.append(None)
+    finally:
+        doc.close()
+    return texts
+
+
+def clean_document(
+    raw: list[str | None], name: str, skipped: Counter, max_page_garbled: float = 0.25
+) -> list[str | None]:
+    """Clean the raw pages of one PDF as a whole (shared vocabulary and running lines).
+
+    Failed pages (None) stay None so page numbers keep their place; so do
+    pages where `max_page_garbled` or more of the tokens are raw glyph codes.
+    Lines that are mostly glyph codes are dropped from the other pages.
+    """
+    raw = list(raw)
+    texts: list[str] = []
+    for i, t in enumerate(raw, start=1):
+        # A page this garbled has no usable text left between the junk lines.
+        if t and garbled_share(t) >= max_page_garbled:
+            skipped.add(SKIP_GARBLED_PAGE, f"{name} p{i}")
+            raw[i - 1] = t = None
+        t, n_garbled = drop_garbled_lines(t or "")
+        if n_garbled:
+            skipped.add(SKIP_GARBLED_LINE, f"{name} p{i}", n=n_garbled)
+        texts.append(t)
+    # The vocabulary must see words as clean_text will ("speciﬁc" -> "specific").
+    texts = [normalise_chars(t) for t in texts]
+    vocabulary = vocabulary_of("\n".join(texts))
+    cleaned = drop_running_lines([clean_text(t, vocabulary) for t in texts])
+    return [None if r is None else c for r, c in zip(raw, cleaned)]
+
+
+# --- text files -------------------------------------------------------------------
+
+
+def decode_text(raw: bytes) -> str:
+    """Decode a .txt/.md file: BOMs first, then UTF-8, then cp1252 (latin-1 last).
+
+    >>> decode_text("caf\\u00e9".encode("utf-16")), decode_text(b"caf\\xe9 \\x93q\\x94")
+    ('café', 'café “q”')
+    """
+    boms = [(b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+            (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")]  # fmt: skip
+    for bom, enc in boms:
+        if raw.startswith(bom):
+            return raw.decode(enc, errors="replace")
+    # UTF-16 without a BOM: every other byte of ASCII text is zero.
+    if len(raw) >= 4 and raw.count(0) >= len(raw) // 3:
+        return raw.decode("utf-16-le" if raw[1] == 0 else "utf-16-be", errors="replace")
+    for enc in ("utf-8", "cp1252"):
+        try:
+            return raw.decode(enc)
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("latin-1")
+
+
+def _looks_binary(text: str) -> bool:
+    bad = sum(1 for c in text if unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") and c not in "\n\r\t\f")
+    return bad > 0.1 * max(1, len(text)) or text.count("\ufffd") > 0.1 * max(1, len(text))
+
+
+# --- the folder ---------------------------------------------------------------------
+
+
+def list_documents(folder: Path) -> tuple[list[Path], list[Path]]:
+    """Supported files under `folder` (recursively, sorted) and the unsupported ones.
+
+    Hidden files and folders (".git", ".DS_Store") are not documents and are left out.
+    """
+    if not folder.exists():
+        raise ExtractError(f"{folder} does not exist; pass the folder holding your .pdf, .txt or .md files")
+    if folder.is_file():
+        files = [folder]
+    elif not folder.is_dir():
+        raise ExtractError(f"{folder} is neither a file nor a folder")
+    else:
+        files = sorted(
+            p for p in folder.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.relative_to(folder).parts)
+        )
+    supported = [p for p in files if p.suffix.lower() in PDF_SUFFIXES | TEXT_SUFFIXES]
+    other = [p for p in files if p.suffix.lower() not in PDF_SUFFIXES | TEXT_SUFFIXES]
+    return supported, other
+
+
+def _pdf_texts(data: bytes, name: str, extractor: str, skipped: Counter) -> list[str | None]:
+    _check_pdf_bytes(data)
+    raw = pypdfium2_pages(data, name, skipped) if extractor == "pypdfium2" else pypdf_pages(data, name, skipped)
+    if not raw:
+        raise _SkipFile(SKIP_ZERO_PAGES)
+    texts = clean_document(raw, name, skipped)
+    if not any(texts):
+        failed = all(t is None for t in raw)
+        raise _SkipFile(SKIP_PAGE_FAILED if failed else SKIP_NO_TEXT)
+    if _is_truncated(data):
+        skipped.add(SKIP_TRUNCATED_PARTIAL, name)
+    return texts
+
+
+def _text_file_texts(data: bytes) -> list[str | None]:
+    text = decode_text(data)
+    if _looks_binary(text):
+        raise _SkipFile(SKIP_BINARY_TEXT)
+    text = clean_text(text)
+    if not text:
+        raise _SkipFile(SKIP_EMPTY_TEXT)
+    return [text]
+
+
+def _read_one(path: Path, name: str, extractor: str, result: Extraction, seen: dict[str, str]) -> None:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise _SkipFile(SKIP_UNREADABLE_FILE, f"{type(e).__name__}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest in seen:
+        raise _SkipFile(SKIP_DUPLICATE, f"= {seen[digest]}")
+    seen[digest] = name
+    is_pdf = path.suffix.lower() in PDF_SUFFIXES
+    texts = _pdf_texts(data, name, extractor, result.skipped) if is_pdf else _text_file_texts(data)
+    for i, text in enumerate(texts, start=1):
+        if text:
+            result.pages.append(Page(source=name, page=i, text=text))
+        elif text is not None:
+            result.skipped.add(SKIP_EMPTY_PAGE, f"{name} p{i}")
+    result.files.append(name)
+
+
+def extract_folder(folder: Path, extractor: str = "pypdf") -> Extraction:
+    """Read every supported file under `folder` into pages (page numbers start at 1).
+
+    A file that cannot be read is skipped and counted with the reason, never
+    raised; files whose bytes repeat an earlier file are read once. Raises
+    ExtractError only when the folder as a whole is unusable.
+
+    >>> extract_folder(Path("resources")).pages[0].page  # doctest: +SKIP
+    1
+    """
+    if extractor not in ("pypdf", "pypdfium2"):
+        raise ExtractError(f"unknown extractor {extractor!r}; use pypdf or pypdfium2")
+    supported, other = list_documents(folder)
+    if not supported:
+        what = "is empty" if not other else f"has no .pdf, .txt or .md files ({len(other)} other files)"
+        raise ExtractError(f"{folder} {what}")
+    result = Extraction(pages=[])
+    base = folder if folder.is_dir() else folder.parent
+    for p in other:
+        result.skipped.add(SKIP_UNSUPPORTED, p.relative_to(base).as_posix())
+    seen: dict[str, str] = {}
+    for path in supported:
+        name = path.relative_to(base).as_posix()
+        try:
+            _read_one(path, name, extractor, result, seen)
+        except _SkipFile as s:
+            result.skipped.add(s.reason, f"{name}: {s.detail}" if s.detail else name)
+    return result

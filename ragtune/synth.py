@@ -1,0 +1,262 @@
+"""Chunks -> synthetic (question, chunk id) pairs, and the held-out split.
+
+Generators implement `QuestionGenerator`. `template` is the original recipe,
+kept only as a baseline: its question text repeats across chunks, which makes
+retrieval worse. `offline` (the default) writes questions specific to each
+chunk from the chunk's own content, with no LLM and no network.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from collections import Counter as TallyCounter
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .records import Chunk, Counter, Pair
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’\-]*[A-Za-z0-9]|[A-Za-z]")
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+(?=[A-Z(\"“])")
+
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been before being below between
+    both but by can could did do does doing down during each either etc few for from further had has have having he her
+    here hers him his how however i if in into is it its itself may me might more most must my no nor not of off on once
+    only or other our ours out over own per same shall she should so some such than that the their theirs them then there
+    these they this those through thus to too under until up upon us very via was we were what when where which while who
+    whom why will with within without would you your e.g i.e. eg ie page section figure table see use used using based
+    well one two three new include includes including""".split()
+)
+
+# Verbs that open the imperative sentences common in guidance and standards
+# ("Establish procedures for …"); such a sentence reads naturally as "How should …?".
+IMPERATIVE_VERBS = frozenset(
+    """adopt align analyze apply assess audit avoid build check collect compare conduct configure consider create
+    define delete deploy design determine develop document employ enable engage ensure establish estimate evaluate
+    examine explain follow identify implement include inform integrate investigate keep leverage limit log maintain
+    manage map measure minimize monitor notify obtain perform plan prepare prevent prioritize protect provide publish
+    record reduce refine remove report require restrict retain review revise run secure select share specify store
+    support test track train update use validate verify""".split()
+)
+
+
+class QuestionGenerator(Protocol):
+    """Makes questions for chunks. `name` is recorded on every pair it makes."""
+
+    name: str
+
+    def generate(self, chunks: list[Chunk], rng: random.Random) -> list[Pair]: ...
+
+
+@dataclass
+class Generation:
+    pairs: list[Pair]
+    dropped: Counter = field(default_factory=Counter)
+
+
+def words(text: str) -> list[str]:
+    """Lowercased word tokens.
+
+    >>> words("Zero-trust networks, e.g. ZTA!")
+    ['zero-trust', 'networks', 'e', 'g', 'zta']
+    """
+    return [w.lower().replace("’", "'") for w in _WORD.findall(text)]
+
+
+def sentences(text: str) -> list[str]:
+    """Split chunk text into sentences, joining the line breaks PDF text is full of."""
+    flat = re.sub(r"\s+", " ", text).strip()
+    return [s.strip() for s in _SENTENCE_END.split(flat) if s.strip()]
+
+
+class TemplateGenerator:
+    """The original recipe: "What does this text say about {theme}?" — a baseline only."""
+
+    name = "template"
+
+    def generate(self, chunks: list[Chunk], rng: random.Random) -> list[Pair]:
+        pairs = []
+        for c in chunks:
+            for theme in c.themes or ("this topic",):
+                pairs.append(Pair(f"What does this text say about {theme}?", c.id, self.name, "template"))
+        return pairs
+
+
+def _phrases(tokens: list[str], max_len: int = 3) -> list[str]:
+    """Candidate key phrases: runs of 1..max_len words that neither start nor end with a stopword."""
+    out = []
+    for n in range(1, max_len + 1):
+        for i in range(len(tokens) - n + 1):
+            span = tokens[i : i + n]
+            if span[0] in STOPWORDS or span[-1] in STOPWORDS or len(span[-1]) < 3 or span[0].isdigit():
+                continue
+            out.append(" ".join(span))
+    return out
+
+
+class OfflineGenerator:
+    """Chunk-specific questions from the chunk's own content, no LLM needed.
+
+    Three kinds, mixed per chunk:
+    - "keyphrase": the chunk's most distinctive phrases (TF-IDF against the whole
+      corpus) in natural question frames;
+    - "sentence": a salient sentence turned into a question ("Establish X" ->
+      "How should organizations establish X?", "X is Y" -> "What is X?");
+    - "cloze": a salient sentence used as the query itself (inverse cloze task).
+    """
+
+    name = "offline"
+
+    KEYPHRASE_FRAMES = (
+        "What is {p}?",
+        "What does the document say about {p}?",
+        "How is {p} addressed?",
+        "Why does {p} matter?",
+        "What are the key points about {p} and {q}?",
+        "How does {p} relate to {q}?",
+        "{p} {q}",
+    )
+
+    def __init__(self, questions_per_chunk: int = 4, max_query_words: int = 32) -> None:
+        self.questions_per_chunk = questions_per_chunk
+        self.max_query_words = max_query_words
+
+    def _idf(self, chunks: list[Chunk]) -> dict[str, float]:
+        df: TallyCounter[str] = TallyCounter()
+        for c in chunks:
+            df.update(set(_phrases(words(c.text))))
+        n = len(chunks)
+        return {p: math.log((1 + n) / (1 + d)) + 1.0 for p, d in df.items()}
+
+    def _keyphrases(self, chunk: Chunk, idf: dict[str, float], k: int) -> list[str]:
+        tf = TallyCounter(_phrases(words(chunk.text)))
+        # Longer phrases are more specific; weight them up a little, and skip a
+        # phrase that only repeats part of one already chosen.
+        scored = sorted(tf, key=lambda p: -(1 + math.log(tf[p])) * idf.get(p, 1.0) * (1 + 0.25 * p.count(" ")))
+        chosen: list[str] = []
+        for p in scored:
+            if any(p in c or c in p for c in chosen):
+                continue
+            chosen.append(p)
+            if len(chosen) == k:
+                break
+        return chosen
+
+    def _salient_sentences(self, chunk: Chunk, idf: dict[str, float]) -> list[str]:
+        def score(s: str) -> float:
+            toks = [w for w in words(s) if w not in STOPWORDS]
+            return sum(idf.get(w, 1.0) for w in toks) / math.sqrt(len(toks) + 1)
+
+        usable = [s for s in sentences(chunk.text) if 6 <= len(s.split()) <= 60]
+        return sorted(usable, key=score, reverse=True)
+
+    def _clip(self, text: str) -> str:
+        toks = text.split()
+        return " ".join(toks[: self.max_query_words])
+
+    def _as_question(self, sentence: str) -> str | None:
+        s = sentence.rstrip(" .;:")
+        toks = s.split()
+        first = toks[0].lower().strip("\"“(")
+        if first in IMPERATIVE_VERBS:
+            return self._clip("How should organizations " + first + " " + " ".join(toks[1:])) + "?"
+        m = re.match(r"^(.{3,80}?)\s+(is|are|refers to|means|describes)\s+(.+)$", s)
+        if m and len(m.group(1).split()) <= 8:
+            subject = m.group(1)
+            subject = subject[0].lower() + subject[1:] if subject[:2].istitle() else subject
+            verb = "are" if m.group(2) == "are" else "is"
+            return f"What {verb} {subject}?"
+        m = re.match(r"^(.{3,80}?)\s+(can|may|could|should|must|will)\s+(.+)$", s)
+        if m and len(m.group(1).split()) <= 10:
+            return self._clip(f"How {m.group(2)} {m.group(1)[0].lower() + m.group(1)[1:]} {m.group(3)}") + "?"
+        return None
+
+    def generate(self, chunks: list[Chunk], rng: random.Random) -> list[Pair]:
+        idf = self._idf(chunks)
+        pairs: list[Pair] = []
+        for c in chunks:
+            made: list[tuple[str, str]] = []
+            salient = self._salient_sentences(c, idf)
+            for s in salient[:3]:
+                q = self._as_question(s)
+                if q:
+                    made.append((q, "sentence"))
+            phrases = self._keyphrases(c, idf, 4)
+            frames = list(self.KEYPHRASE_FRAMES)
+            rng.shuffle(frames)
+            for i, p in enumerate(phrases[:3]):
+                q = phrases[(i + 1) % len(phrases)] if len(phrases) > 1 else p
+                frame = frames[i % len(frames)]
+                if "{q}" in frame and q == p:
+                    frame = "What is {p}?"
+                made.append((frame.format(p=p, q=q), "keyphrase"))
+            for s in salient[:2]:
+                made.append((self._clip(s), "cloze"))
+            # Interleave kinds so that a small questions_per_chunk still mixes them.
+            by_kind: dict[str, list[str]] = {}
+            for q, kind in made:
+                by_kind.setdefault(kind, []).append(q)
+            order = []
+            while any(by_kind.values()) and len(order) < self.questions_per_chunk:
+                for kind in ("sentence", "keyphrase", "cloze"):
+                    if by_kind.get(kind) and len(order) < self.questions_per_chunk:
+                        order.append((by_kind[kind].pop(0), kind))
+            pairs.extend(Pair(q, c.id, self.name, kind) for q, kind in order)
+        return pairs
+
+
+def make_generator(name: str, questions_per_chunk: int) -> QuestionGenerator:
+    if name == "template":
+        return TemplateGenerator()
+    if name == "offline":
+        return OfflineGenerator(questions_per_chunk)
+    raise ValueError(f"unknown generator {name!r}")
+
+
+def _normalise(q: str) -> str:
+    return " ".join(words(q))
+
+
+def filter_pairs(pairs: list[Pair], chunks: dict[str, Chunk], min_words: int = 3, max_words: int = 64) -> Generation:
+    """Drop unusable questions, counting each rule.
+
+    >>> ch = {"c": Chunk("c", "a", (1,), "Zero trust assumes no implicit trust.", 7)}
+    >>> g = filter_pairs([Pair("What is zero trust?", "c", "x"), Pair("what is zero  TRUST", "c", "x"), Pair("Hi", "c", "x")], ch)
+    >>> len(g.pairs), g.dropped.counts
+    (1, {'duplicate question': 1, 'too short': 1})
+    """
+    out = Generation(pairs=[])
+    seen: set[str] = set()
+    for p in pairs:
+        norm = _normalise(p.query)
+        n = len(norm.split())
+        if n < min_words:
+            out.dropped.add("too short", p.query)
+        elif n > max_words:
+            out.dropped.add("too long", p.query[:60])
+        elif norm in seen:
+            out.dropped.add("duplicate question", p.query)
+        elif p.chunk_id in chunks and norm == _normalise(chunks[p.chunk_id].text):
+            out.dropped.add("copies the whole chunk", p.query[:60])
+        else:
+            seen.add(norm)
+            out.pairs.append(p)
+    return out
+
+
+def split_by_chunk(pairs: list[Pair], eval_fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
+    """Hold out all questions of a seeded random subset of chunks.
+
+    No chunk has questions on both sides, so evaluation never rewards
+    memorising a training chunk.
+    """
+    chunk_ids = sorted({p.chunk_id for p in pairs})
+    rng = random.Random(seed)
+    rng.shuffle(chunk_ids)
+    n_eval = max(1, round(len(chunk_ids) * eval_fraction)) if len(chunk_ids) > 1 else 0
+    held = set(chunk_ids[:n_eval])
+    train = [p for p in pairs if p.chunk_id not in held]
+    test = [p for p in pairs if p.chunk_id in held]
+    return train, test

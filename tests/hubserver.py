@@ -1,0 +1,264 @@
+"""A small Hugging Face Hub look-alike for tests, served over real HTTP.
+
+It implements only what `HfApi.create_repo` and `HfApi.upload_folder` call, so the
+real huggingface_hub client can push to it:
+
+    POST /api/repos/create                      -> {"url": ...}   (409 if it exists)
+    GET  /api/models/{ns}/{name}[/revision/r]   -> {"id", "sha", "siblings"}
+    POST /api/validate-yaml                     -> {"errors": [], "warnings": []}
+    POST /api/models/{ns}/{name}/preupload/{r}  -> every file "regular" (inline base64)
+    POST /api/models/{ns}/{name}/commit/{r}     -> NDJSON in, {"commitUrl", "commitOid"} out
+    GET  /api/whoami-v2                         -> {"name", "orgs"}
+
+Answering "regular" for every file keeps the whole upload inside the commit
+payload, so no LFS or Xet storage has to be faked.
+
+>>> with HubServer(tokens={"hf_good": "alice"}) as hub:
+...     hub.url.startswith("http://127.0.0.1:")
+True
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import threading
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+
+# Route name -> path pattern. Failure injection and request counts use these names.
+ROUTES: dict[str, tuple[str, re.Pattern[str]]] = {
+    "create": ("POST", re.compile(r"^/api/repos/create$")),
+    "validate": ("POST", re.compile(r"^/api/validate-yaml$")),
+    "whoami": ("GET", re.compile(r"^/api/whoami-v2$")),
+    "preupload": ("POST", re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/preupload/(?P<rev>[^/]+)$")),
+    "commit": ("POST", re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/commit/(?P<rev>[^/]+)$")),
+    "info": ("GET", re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>[^/]+))?$")),
+}
+
+# The Hub sends this X-Error-Message for a bad token; huggingface_hub keys on it.
+BAD_CREDENTIALS = "Invalid credentials in Authorization header"
+
+
+def git_blob_oid(data: bytes) -> str:
+    """The git sha1 of a blob, which the Hub reports as a regular file's oid.
+
+    >>> git_blob_oid(b"")
+    'e69de29bb2d1d6434b8b29ae775ad8c2e48c5391'
+    """
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+@dataclass
+class Repo:
+    """One model repo: its files and the oid of its latest commit."""
+
+    private: bool
+    files: dict[str, bytes] = field(default_factory=dict)
+    sha: str = "0" * 40
+    commits: int = 0
+
+
+@dataclass
+class Reply:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _error(status: int, message: str, **headers: str) -> Reply:
+    return Reply(status, {"error": message}, {"X-Error-Message": message, **headers})
+
+
+class HubState:
+    """What the server knows: tokens, repos, and what it was asked.
+
+    `tokens` maps a token to the user it authenticates; `orgs` maps a user to the
+    organisations they may write to.
+    """
+
+    def __init__(self, tokens: dict[str, str], orgs: dict[str, list[str]] | None = None) -> None:
+        self.tokens = tokens
+        self.orgs = orgs or {}
+        self.repos: dict[str, Repo] = {}
+        self.hits: Counter[str] = Counter()
+        self.unknown: list[str] = []  # "METHOD /path" of requests no route handles
+        self.commit_messages: list[str] = []
+        self._fail: dict[str, list[int]] = defaultdict(list)
+        self.delay: dict[str, float] = {}
+        self.lock = threading.Lock()
+
+    def fail_next(self, route: str, *statuses: int) -> None:
+        """Answer the next calls to `route` with these HTTP statuses, in order."""
+        self._fail[route].extend(statuses)
+
+    def pop_failure(self, route: str) -> int | None:
+        queue = self._fail[route]
+        return queue.pop(0) if queue else None
+
+    def user(self, auth: str | None) -> str | None:
+        if not auth or not auth.startswith("Bearer "):
+            return None
+        return self.tokens.get(auth.removeprefix("Bearer "))
+
+    def can_write(self, user: str, namespace: str) -> bool:
+        return namespace == user or namespace in self.orgs.get(user, [])
+
+
+def _handle(state: HubState, base_url: str, route: str, match: re.Match[str], auth: str | None, body: bytes) -> Reply:
+    """Answer one request; the caller has already counted it and applied injected failures."""
+    if route == "validate":
+        return Reply(200, {"errors": [], "warnings": []})
+    user = state.user(auth)
+    if auth and user is None:
+        return _error(401, BAD_CREDENTIALS)
+    if route == "whoami":
+        if user is None:
+            return _error(401, BAD_CREDENTIALS)
+        return Reply(200, {"name": user, "type": "user", "orgs": [{"name": o} for o in state.orgs.get(user, [])]})
+    if route == "create":
+        return _create(state, base_url, user, json.loads(body or b"{}"))
+
+    repo_id = match["repo"]
+    repo = state.repos.get(repo_id)
+    if repo is None or (repo.private and user is None):
+        return _error(404, "Repository not found", **{"X-Error-Code": "RepoNotFound"})
+    if route == "info":
+        siblings = [{"rfilename": name} for name in sorted(repo.files)]
+        return Reply(200, {"id": repo_id, "sha": repo.sha, "private": repo.private, "siblings": siblings})
+    if user is None:
+        return _error(401, "You must be authenticated to write")
+    if not state.can_write(user, repo_id.split("/")[0]):
+        return _error(403, f"You don't have the rights to write to {repo_id}")
+    if route == "preupload":
+        files = json.loads(body)["files"]
+        return Reply(200, {"files": [_preupload_entry(repo, f) for f in files], "commitOid": repo.sha})
+    return _commit(state, base_url, repo_id, repo, body)
+
+
+def _create(state: HubState, base_url: str, user: str | None, payload: dict[str, Any]) -> Reply:
+    if user is None:
+        return _error(401, "You must be authenticated to create a repo")
+    namespace = payload.get("organization") or user
+    repo_id = f"{namespace}/{payload['name']}"
+    if payload.get("type", "model") != "model":
+        return _error(400, "this test server only hosts model repos")
+    if not state.can_write(user, namespace):
+        return _error(403, f"You don't have the rights to create a model under the namespace {namespace!r}")
+    if repo_id in state.repos:
+        return Reply(409, {"error": "You already created this model repo", "url": f"{base_url}/{repo_id}"})
+    state.repos[repo_id] = Repo(private=payload.get("visibility") == "private")
+    return Reply(200, {"url": f"{base_url}/{repo_id}", "name": repo_id})
+
+
+def _preupload_entry(repo: Repo, info: dict[str, Any]) -> dict[str, Any]:
+    # Everything is "regular" so content travels base64-inline in the commit;
+    # the oid lets the client skip files that did not change.
+    current = repo.files.get(info["path"])
+    oid = git_blob_oid(current) if current is not None else None
+    return {"path": info["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": oid}
+
+
+def _commit(state: HubState, base_url: str, repo_id: str, repo: Repo, body: bytes) -> Reply:
+    lines = [json.loads(line) for line in body.splitlines() if line.strip()]
+    if not lines or lines[0].get("key") != "header":
+        return _error(400, "commit payload must start with a header line")
+    staged = dict(repo.files)
+    for line in lines[1:]:
+        key, value = line["key"], line["value"]
+        if key == "file" and value.get("encoding") == "base64":
+            staged[value["path"]] = base64.b64decode(value["content"])
+        elif key == "deletedFile":
+            staged.pop(value["path"], None)
+        else:
+            # LFS/Xet pointers would need a storage backend this server does not have.
+            return _error(422, f"unsupported commit operation {key!r}")
+    repo.files = staged
+    repo.commits += 1
+    repo.sha = hashlib.sha1(f"{repo_id}:{repo.commits}".encode()).hexdigest()
+    state.commit_messages.append(lines[0]["value"]["summary"])
+    return Reply(200, {"commitUrl": f"{base_url}/{repo_id}/commit/{repo.sha}", "commitOid": repo.sha, "success": True})
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep pytest output clean
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        path = self.path.split("?", 1)[0]
+        state = self.server.state
+        for name, (method, pattern) in ROUTES.items():
+            match = pattern.match(path)
+            if method == self.command and match:
+                break
+        else:
+            with state.lock:
+                state.unknown.append(f"{self.command} {path}")
+            return self._send(_error(404, f"no route for {self.command} {path}"))
+        with state.lock:
+            state.hits[name] += 1
+            failure = state.pop_failure(name)
+        time.sleep(state.delay.get(name, 0.0))
+        if failure is not None:
+            return self._send(_error(failure, f"injected failure {failure}"))
+        with state.lock:
+            reply = _handle(state, self.server.url, name, match, self.headers.get("Authorization"), body)
+        self._send(reply)
+
+    def _send(self, reply: Reply) -> None:
+        data = json.dumps(reply.body).encode()
+        try:
+            self.send_response(reply.status)
+            for key, value in {"Content-Type": "application/json", **reply.headers}.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout test); nothing left to tell it
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    state: HubState
+    url: str
+
+
+class HubServer:
+    """Runs the fake Hub on 127.0.0.1 at a free port, in a background thread."""
+
+    def __init__(self, tokens: dict[str, str], orgs: dict[str, list[str]] | None = None) -> None:
+        self.state = HubState(tokens, orgs)
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._server.state = self.state
+        self._server.url = self.url
+        # A short poll interval keeps shutdown (and so each test's teardown) quick.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="hubserver", daemon=True
+        )
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)

@@ -1,0 +1,263 @@
+"""ragtune.hub against a local Hub look-alike, through the real huggingface_hub client.
+
+Every push goes over real HTTP to tests/hubserver.py on 127.0.0.1; nothing here
+can reach the real Hub (HF_ENDPOINT, HF_HOME and the token path all point at
+the test's own server and tmp_path).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import huggingface_hub
+import pytest
+from huggingface_hub import constants
+from huggingface_hub.utils import _http
+
+from ragtune import hub
+from ragtune.hub import HubError, plan_push, push
+from tests.hubserver import HubServer
+
+TOKEN = "hf_test_SECRET_0123456789"
+CARD = "---\nlibrary_name: sentence-transformers\ntags:\n- ragtune\n---\n\n# alice/minilm\n\nFine-tuned.\n"
+
+
+@pytest.fixture
+def hubserver(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[HubServer]:
+    """A fresh fake Hub per test; the environment points only at it."""
+    with HubServer(tokens={TOKEN: "alice"}, orgs={"alice": ["ragtune-org"]}) as server:
+        home = tmp_path / "hf_home"
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        monkeypatch.setenv("HF_HOME", str(home))
+        for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE", "HF_HUB_OFFLINE"):
+            monkeypatch.delenv(name, raising=False)
+        # huggingface_hub read these at import, before the env above existed.
+        monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(constants, "ENDPOINT", server.url)
+        # No user-agent telemetry lookups (GET /api/agent-harnesses) and no cache
+        # written into the real HF_HOME.
+        monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+        monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
+        monkeypatch.setattr(constants, "AGENT_HARNESSES_PATH", str(home / ".agent_harnesses.json"))
+        yield server
+
+
+def make_run(root: Path, improved: bool | None = True) -> Path:
+    """A run directory with a tiny stand-in model folder (no real weights needed)."""
+    run = root / "run"
+    model = run / "model"
+    (model / "1_Pooling").mkdir(parents=True)
+    (model / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 8}))
+    (model / "README.md").write_text(CARD)
+    (model / "model.safetensors").write_bytes(os.urandom(4096))
+    (model / "1_Pooling" / "config.json").write_text('{"pooling_mode_mean_tokens": true}')
+    if improved is not None:
+        metrics = {"before": {"hit@5": 0.5}, "after": {"hit@5": 0.75 if improved else 0.4}, "improved": improved}
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    return run
+
+
+def model_files(run: Path) -> dict[str, bytes]:
+    model = run / "model"
+    return {p.relative_to(model).as_posix(): p.read_bytes() for p in model.rglob("*") if p.is_file()}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def push_fast(run: Path, repo_id: str, **kwargs: Any) -> str:
+    """push() with 3 attempts and millisecond backoff, so retry tests stay fast."""
+    return push(run, repo_id, retries=2, backoff=0.01, **kwargs)
+
+
+def test_push_uploads_every_file_in_one_commit(hubserver: HubServer, tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+
+    url = push_fast(run, "alice/minilm", token=TOKEN)
+
+    repo = hubserver.state.repos["alice/minilm"]
+    assert repo.files == model_files(run)
+    assert repo.files["README.md"].decode() == CARD
+    assert url == f"{hubserver.url}/alice/minilm/commit/{repo.sha}"
+    assert repo.commits == 1 and hubserver.state.commit_messages == [hub.COMMIT_MESSAGE]
+    assert not repo.private
+    assert hubserver.state.unknown == []
+
+
+def test_push_creates_private_repo_in_an_org(hubserver: HubServer, tmp_path: Path) -> None:
+    push_fast(make_run(tmp_path), "ragtune-org/minilm", private=True, token=TOKEN)
+
+    assert hubserver.state.repos["ragtune-org/minilm"].private
+
+
+def test_push_to_existing_repo_succeeds(hubserver: HubServer, tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    push_fast(run, "alice/minilm", token=TOKEN)
+    (run / "model" / "README.md").write_text(CARD + "\nSecond run.\n")
+
+    push_fast(run, "alice/minilm", token=TOKEN)
+
+    repo = hubserver.state.repos["alice/minilm"]
+    assert repo.commits == 2
+    assert repo.files["README.md"].decode().endswith("Second run.\n")
+    assert hubserver.state.hits["create"] == 2  # the second create answered 409, which exist_ok absorbs
+
+
+def test_token_comes_from_env_then_login_cache(
+    hubserver: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    push_fast(make_run(tmp_path / "a"), "alice/from-env")
+
+    monkeypatch.delenv("HF_TOKEN")
+    Path(constants.HF_TOKEN_PATH).parent.mkdir(parents=True, exist_ok=True)
+    Path(constants.HF_TOKEN_PATH).write_text(TOKEN)
+    push_fast(make_run(tmp_path / "b"), "alice/from-cache")
+
+    assert {"alice/from-env", "alice/from-cache"} <= set(hubserver.state.repos)
+
+
+def test_missing_token_says_how_to_log_in(hubserver: HubServer, tmp_path: Path) -> None:
+    with pytest.raises(HubError, match=r"^no Hugging Face token: set HF_TOKEN or run `hf auth login`$"):
+        push_fast(make_run(tmp_path), "alice/minilm")
+    assert sum(hubserver.state.hits.values()) == 0
+
+
+def test_bad_token_is_named_but_never_shown(
+    hubserver: HubServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = "hf_wrong_SECRET_9876543210"
+    caplog.set_level(logging.DEBUG)
+
+    with pytest.raises(HubError) as info:
+        push_fast(make_run(tmp_path), "alice/minilm", token=bad)
+
+    message = str(info.value)
+    assert message.startswith("the Hub rejected the token (401 Unauthorized)")
+    assert "HF_TOKEN" in message and "\n" not in message
+    assert bad not in message and bad not in caplog.text
+    assert hubserver.state.hits["create"] == 1  # a 401 is not retried
+
+
+def test_no_write_access_to_namespace(hubserver: HubServer, tmp_path: Path) -> None:
+    with pytest.raises(HubError, match=r"cannot write to the namespace 'bob' \(403 Forbidden\)"):
+        push_fast(make_run(tmp_path), "bob/minilm", token=TOKEN)
+
+
+def test_server_error_is_retried_then_succeeds(
+    hubserver: HubServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    hubserver.state.fail_next("create", 500, 503)
+    caplog.set_level(logging.WARNING, logger="ragtune.hub")
+
+    push_fast(make_run(tmp_path), "alice/minilm", token=TOKEN)
+
+    assert hubserver.state.hits["create"] == 3
+    assert hubserver.state.repos["alice/minilm"].commits == 1
+    assert "retrying" in caplog.text and TOKEN not in caplog.text
+
+
+def test_persistent_server_error_gives_up_after_bounded_retries(hubserver: HubServer, tmp_path: Path) -> None:
+    hubserver.state.fail_next("create", 502, 502, 502, 502)
+
+    with pytest.raises(HubError, match=r"failed with HTTP 502 after 3 attempts: the Hub may be down"):
+        push_fast(make_run(tmp_path), "alice/minilm", token=TOKEN)
+    assert hubserver.state.hits["create"] == 3
+
+
+@pytest.mark.parametrize(
+    ("route", "statuses", "expected"),
+    [
+        ("commit", [409], r"^alice/minilm is busy or in conflict \(409\): another push may be in progress"),
+        ("preupload", [404], r"^alice/minilm was not found on http://127\.0\.0\.1:\d+ \(404\)"),
+        ("create", [429] * 3, r"is rate-limiting requests \(429\) after 3 attempts"),
+    ],
+)
+def test_http_errors_become_one_line_messages(
+    hubserver: HubServer, tmp_path: Path, route: str, statuses: list[int], expected: str
+) -> None:
+    hubserver.state.fail_next(route, *statuses)
+
+    with pytest.raises(HubError, match=expected) as info:
+        push_fast(make_run(tmp_path), "alice/minilm", token=TOKEN)
+    assert "\n" not in str(info.value) and TOKEN not in str(info.value)
+
+
+def test_unreachable_endpoint(hubserver: HubServer, tmp_path: Path) -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"
+
+    with pytest.raises(HubError, match=rf"^cannot reach {endpoint} \(after 3 attempts\)"):
+        push_fast(make_run(tmp_path), "alice/minilm", token=TOKEN, api=hub.get_api(endpoint))
+
+
+def test_timeout_is_reported(hubserver: HubServer, tmp_path: Path) -> None:
+    hubserver.state.delay["create"] = 1.0
+    # huggingface_hub's shared client has no timeout by default; give it a short one here.
+    huggingface_hub.set_client_factory(
+        lambda: httpx2.Client(event_hooks={"request": [_http.hf_request_event_hook]}, timeout=0.2)
+    )
+    try:
+        with pytest.raises(HubError, match=rf"^timed out talking to {hubserver.url} after 2 attempts"):
+            push(make_run(tmp_path), "alice/minilm", token=TOKEN, retries=1, backoff=0.01)
+    finally:
+        huggingface_hub.set_client_factory(_http.default_client_factory)
+
+
+def test_refuses_a_model_that_did_not_improve(hubserver: HubServer, tmp_path: Path) -> None:
+    run = make_run(tmp_path, improved=False)
+
+    with pytest.raises(
+        HubError, match=r"^not pushing: metrics.json does not show .* \(improved=false\); pass --force to push anyway$"
+    ):
+        push_fast(run, "alice/minilm", token=TOKEN)
+    assert sum(hubserver.state.hits.values()) == 0
+
+    push_fast(run, "alice/minilm", token=TOKEN, force=True)
+    assert hubserver.state.repos["alice/minilm"].files == model_files(run)
+
+
+def test_refuses_a_run_without_metrics(hubserver: HubServer, tmp_path: Path) -> None:
+    with pytest.raises(HubError, match=r"metrics.json is missing.*pass --force"):
+        push_fast(make_run(tmp_path, improved=None), "alice/minilm", token=TOKEN)
+
+
+def test_dry_run_plan_lists_files_without_network(hubserver: HubServer, tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    (run / "model" / ".git").mkdir()
+    (run / "model" / ".git" / "HEAD").write_text("ref: refs/heads/main\n")  # upload_folder skips .git
+
+    plan = plan_push(run, "alice/minilm", private=True)
+
+    expected = sorted((name, len(data)) for name, data in model_files(run).items() if not name.startswith(".git"))
+    assert sorted(plan.files) == expected
+    assert plan.total_bytes == sum(size for _, size in expected)
+    assert (plan.repo_id, plan.private) == ("alice/minilm", True)
+    assert sum(hubserver.state.hits.values()) == 0
+
+
+@pytest.mark.parametrize("repo_id", ["minilm", "a/b/c", "alice/", "/minilm", "alice/mini lm", "alice/-x", "al--ice/x"])
+def test_plan_rejects_malformed_repo_ids(tmp_path: Path, repo_id: str) -> None:
+    with pytest.raises(HubError, match=r"must look like 'namespace/name'"):
+        plan_push(make_run(tmp_path), repo_id)
+
+
+def test_plan_needs_a_model_folder(tmp_path: Path) -> None:
+    with pytest.raises(HubError, match=r"^no model to push: .*model does not exist"):
+        plan_push(tmp_path / "empty-run", "alice/minilm")
+
+
+def test_get_api_reads_hf_endpoint_at_call_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", "http://hub.example:1234/")
+    assert hub.get_api().endpoint == "http://hub.example:1234"
+    assert hub.get_api("http://other:1").endpoint == "http://other:1"
