@@ -1,0 +1,486 @@
+"""Tests for ragtune.extract: cleaning rules, real PDFs, and damaged inputs.
+
+Real PDFs come from resources/ (read once per module); small PDFs are written
+by `make_pdf` into tmp_path so each failure mode has a file of its own.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ragtune import extract as ex
+from ragtune.extract import ExtractError, Extraction, clean_text, drop_running_lines, extract_folder, list_documents
+
+RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+NIST = "nist_ai_600_1.pdf"
+BLUEPRINT = "blueprint_ai_bill_of_rights.pdf"
+
+
+# --- a tiny PDF writer ------------------------------------------------------------
+
+
+def _pdf_string(s: str) -> bytes:
+    # Code 0x80 of our font is the "fi" ligature glyph (see make_pdf's /Differences).
+    raw = b"\x80".join(part.encode("cp1252") for part in s.split("\ufb01"))
+    return b"(" + raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)") + b")"
+
+
+def make_pdf(pages: list[list[str]]) -> bytes:
+    """A valid PDF whose page i shows the lines pages[i], top to bottom, in Helvetica.
+
+    >>> make_pdf([["Hello"]])[:8]
+    b'%PDF-1.4'
+    """
+    n = len(pages)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [" + b" ".join(b"%d 0 R" % (4 + 2 * i) for i in range(n)) + b"] /Count %d >>" % n,
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding "
+        b"<< /Type /Encoding /BaseEncoding /WinAnsiEncoding /Differences [128 /fi] >> >>",
+    ]
+    for i, lines in enumerate(pages):
+        ops = b"BT /F1 11 Tf 14 TL 72 760 Td " + b" ".join(_pdf_string(ln) + b" Tj T*" for ln in lines) + b" ET"
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+            b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % (5 + 2 * i)
+        )
+        objects.append(b"<< /Length %d >>\nstream\n" % len(ops) + ops + b"\nendstream")
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for k, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % k + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % off for off in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+_NAMES = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota"]
+
+
+def report_pages(n: int) -> list[list[str]]:
+    """n (<= 8) pages with a running header, a bare page number at the foot, and body text."""
+    return [
+        ["Acme Report 2024 Draft", f"Section {i} covers the con\ufb01guration of {_NAMES[i]} systems.",
+         f"{_NAMES[i].title()} notes stay whole.", f"Figure {i} shows the {_NAMES[i + 1]} layout.", str(i)]
+        for i in range(1, n + 1)
+    ]  # fmt: skip
+
+
+def write(folder: Path, name: str, data: bytes) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def text_of(result: Extraction, source: str | None = None) -> str:
+    return "\n".join(p.text for p in result.pages if source is None or p.source == source)
+
+
+def skips(result: Extraction) -> dict[str, int]:
+    return result.skipped.counts
+
+
+# --- cleaning rules ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw, want",
+    [
+        ("con\ufb01guration e\ufb00ort \ufb02ow o\ufb03ce", "configuration effort flow office"),
+        ("the sys-\ntem works", "the system works"),
+        ("AI-\ngenerated content", "AI-generated content"),
+        ("see https://example.org/large-language-\nmodels-explained", "see https://example.org/large-language-models-explained"),
+        ("a\u00adb zero\u200bwidth", "ab zerowidth"),
+        ("one\x16two\x03three", "one two three"),
+        ("  many   spaces\t\there \n\n\n\nnext", "many spaces here\n\nnext"),
+        ("\ufb01nal\r\nline\rend", "final\nline\nend"),
+        ("full\uff37idth \u2460", "fullWidth 1"),
+    ],
+)
+def test_clean_text(raw: str, want: str) -> None:
+    assert clean_text(raw) == want
+
+
+def test_hyphen_at_line_break_follows_the_documents_own_usage() -> None:
+    # "third-party" elsewhere keeps the hyphen; "decision making" has both halves as words.
+    vocab = ex.vocabulary_of("third-party risk and decision making, and recalibration")
+    assert clean_text("a third-\nparty tool", vocab) == "a third-party tool"
+    assert clean_text("decision-\nmaking", vocab) == "decision-making"
+    assert clean_text("needs recalibra-\ntion", vocab) == "needs recalibration"
+    assert clean_text("sensi-\ntive data", vocab) == "sensitive data"
+
+
+def test_drop_running_lines_removes_headers_footers_and_edge_page_numbers() -> None:
+    pages = [f"Acme Report\n{w} begins\n{w} goes on\nthen\n2024\n{w} ends\nfooter page {i}\n{i}" for i, w in enumerate(_NAMES[:5])]
+    out = drop_running_lines(pages)
+    assert out[0] == "alpha begins\nalpha goes on\nthen\n2024\nalpha ends"
+    assert all("Acme" not in t and "footer" not in t for t in out)
+
+
+def test_drop_running_lines_keeps_short_documents_and_inner_numbers() -> None:
+    assert drop_running_lines(["Title\na\nb\n12\nc\nd\ne"]) == ["Title\na\nb\n12\nc\nd\ne"]
+    assert drop_running_lines(["iv\nPreface text"]) == ["Preface text"]
+    assert drop_running_lines(["civil rights\nvi"]) == ["civil rights"]
+
+
+def test_garbled_glyph_lines_are_detected_but_ordinary_text_is_not() -> None:
+    garbled = ["=YWO\x03ZKXOVS]^]\x03KV]Y\x03\\KS]ON\x03^RO", "CY_ ]RY_VN XY^ PKMO NS]M\\SWSXK^SYX Lc"]
+    ordinary = ["See [NISTPRIV] and SP 800-207.", "snake_case names, e.g. user_id", "GV-1.1-001 (AI RMF)"]
+    assert all(ex.garbled_share(ln) >= 0.3 for ln in garbled)
+    assert all(ex.garbled_share(ln) == 0 for ln in ordinary)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "café “quoted” naïve".encode("utf-8"),
+        "café “quoted” naïve".encode("utf-8-sig"),
+        "café “quoted” naïve".encode("utf-16"),
+        "café “quoted” naïve".encode("utf-16-be"),
+        "café “quoted” naïve".encode("cp1252"),
+    ],
+)
+def test_decode_text_handles_common_encodings(data: bytes) -> None:
+    assert ex.decode_text(data) == "café “quoted” naïve"
+
+
+# --- real PDFs ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real() -> Extraction:
+    return extract_folder(RESOURCES)
+
+
+def test_real_pdfs_are_all_read(real: Extraction) -> None:
+    assert sorted(real.files) == [BLUEPRINT, NIST]
+    assert not set(real.skipped.counts) & ex.FILE_SKIPS
+
+
+def test_fi_ligature_is_kept_as_fi(real: Extraction) -> None:
+    text = text_of(real, NIST)
+    assert text.count("Configuration") >= 50
+    assert "misconfiguration" in text.lower()
+    assert not re.search(r"(?<![A-Za-z])guration", text)
+    assert not re.search("[\ufb00-\ufb06]", text)
+
+
+def test_words_are_not_split_or_glued_at_line_breaks(real: Extraction) -> None:
+    text = text_of(real, NIST)
+    for compound in ("AI-generated", "third-party", "state-of-the-art", "pre-deployment"):
+        assert compound in text
+    for glued in ("AIgenerated", "thirdparty", "ofthe", "predeployment", "wpcontent"):
+        assert glued not in text
+    assert "recalibration" in text_of(real, BLUEPRINT)
+
+
+def test_page_numbers_are_one_based_and_ordered(real: Extraction) -> None:
+    nist = [p.page for p in real.pages if p.source == NIST]
+    assert nist[0] == 1 and nist == sorted(set(nist)) and max(nist) == 64
+    first = next(p for p in real.pages if p.source == NIST and p.page == 6)
+    # The printed page number ("2") sits at the top of PDF page 6 and must be gone.
+    assert not first.text.startswith("2")
+
+
+def test_no_printed_page_numbers_remain(real: Extraction) -> None:
+    # NIST AI 600-1 prints page number n on PDF page n + 4, as a line of its own.
+    for p in real.pages:
+        if p.source == NIST and p.page > 5:
+            assert str(p.page - 4) not in p.text.split("\n"), p.page
+            assert not re.fullmatch(r"\d{1,3}", p.text.split("\n")[0])
+
+
+def test_no_control_characters_survive(real: Extraction) -> None:
+    assert not any(re.search(r"[\x00-\x08\x0b-\x1f\x7f]", p.text) for p in real.pages)
+
+
+def test_blueprint_accounts_for_all_71_pages(real: Extraction) -> None:
+    pages = [p.page for p in real.pages if p.source == BLUEPRINT]
+    garbled = real.skipped.counts.get(ex.SKIP_GARBLED_PAGE, 0)
+    # Its endnotes use fonts without a Unicode map; those pages are counted, not kept.
+    assert len(pages) + garbled == 71
+    assert pages == list(range(1, len(pages) + 1)) and len(pages) >= 50
+    assert "ebample" in text_of(real, BLUEPRINT) or "example" in text_of(real, BLUEPRINT)
+    assert "=YWO" not in text_of(real, BLUEPRINT)
+
+
+def test_nist_has_no_lines_mistaken_for_glyph_codes(real: Extraction) -> None:
+    examples = real.skipped.examples.get(ex.SKIP_GARBLED_LINE, [])
+    assert not [e for e in examples if e.startswith(NIST)]
+
+
+def test_blueprint_reads_quietly(tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture) -> None:
+    write(tmp_path, BLUEPRINT, (RESOURCES / BLUEPRINT).read_bytes())
+    logger = logging.getLogger("pypdf")
+    logger.setLevel(logging.INFO)
+    with caplog.at_level(logging.DEBUG):
+        result = extract_folder(tmp_path)
+    assert result.files == [BLUEPRINT]
+    assert not [r for r in caplog.records if r.name.startswith("pypdf")]
+    assert "wrong pointing" not in capfd.readouterr().err
+    assert logger.level == logging.INFO  # restored, not left silenced
+    logger.setLevel(logging.NOTSET)
+
+
+# --- built PDFs and folders -----------------------------------------------------------
+
+
+def test_text_pdf_loses_header_footer_and_page_numbers(tmp_path: Path) -> None:
+    write(tmp_path, "report.pdf", make_pdf(report_pages(4)))
+    result = extract_folder(tmp_path)
+    assert [p.page for p in result.pages] == [1, 2, 3, 4]
+    assert result.pages[1].text == "Section 2 covers the configuration of gamma systems.\nGamma notes stay whole.\nFigure 2 shows the delta layout."
+    assert result.files == ["report.pdf"] and result.skipped.total() == 0
+
+
+def test_pypdfium2_backend_gives_the_same_words(tmp_path: Path) -> None:
+    pytest.importorskip("pypdfium2")  # an optional extra
+    write(tmp_path, "report.pdf", make_pdf(report_pages(4)))
+    a, b = extract_folder(tmp_path), extract_folder(tmp_path, extractor="pypdfium2")
+    assert ex.words(text_of(a)) == ex.words(text_of(b))
+
+
+def test_missing_pypdfium2_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, "report.pdf", make_pdf(report_pages(1)))
+    monkeypatch.setitem(sys.modules, "pypdfium2", None)
+    with pytest.raises(ExtractError, match="pip install pypdfium2"):
+        extract_folder(tmp_path, extractor="pypdfium2")
+
+
+def test_blank_pdf_is_skipped_as_having_no_text_layer(tmp_path: Path) -> None:
+    from pypdf import PdfWriter
+
+    w = PdfWriter()
+    for _ in range(3):
+        w.add_blank_page(612, 792)
+    buf = io.BytesIO()
+    w.write(buf)
+    write(tmp_path, "scan.pdf", buf.getvalue())
+    write(tmp_path, "ok.txt", b"some text")
+    result = extract_folder(tmp_path)
+    assert result.files == ["ok.txt"]
+    assert skips(result) == {ex.SKIP_NO_TEXT: 1}
+    assert "OCR" in ex.SKIP_NO_TEXT
+
+
+def test_zero_page_pdf_is_skipped(tmp_path: Path) -> None:
+    write(tmp_path, "empty.pdf", make_pdf([]))
+    write(tmp_path, "ok.md", b"# Title\ntext")
+    assert skips(extract_folder(tmp_path)) == {ex.SKIP_ZERO_PAGES: 1}
+
+
+def _encrypted(user_password: str) -> bytes:
+    from pypdf import PdfReader, PdfWriter
+
+    w = PdfWriter(clone_from=PdfReader(io.BytesIO(make_pdf([["Secret words here."]]))))
+    w.encrypt(user_password, "owner-pw", algorithm="RC4-128")
+    buf = io.BytesIO()
+    w.write(buf)
+    return buf.getvalue()
+
+
+def test_encrypted_pdf_with_empty_user_password_is_read(tmp_path: Path) -> None:
+    write(tmp_path, "open.pdf", _encrypted(""))
+    result = extract_folder(tmp_path)
+    assert result.files == ["open.pdf"] and "Secret words here." in text_of(result)
+
+
+def test_encrypted_pdf_with_password_is_skipped_with_a_hint(tmp_path: Path) -> None:
+    write(tmp_path, "locked.pdf", _encrypted("hunter2"))
+    write(tmp_path, "ok.txt", b"text")
+    result = extract_folder(tmp_path)
+    assert skips(result) == {ex.SKIP_ENCRYPTED: 1}
+    assert result.skipped.examples[ex.SKIP_ENCRYPTED] == ["locked.pdf"]
+    assert "qpdf --password" in ex.SKIP_ENCRYPTED
+
+
+def test_encrypted_pdf_needing_cryptography_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pypdf import PdfReader
+    from pypdf.errors import DependencyError
+
+    def needs_crypto(self: PdfReader, password: str) -> None:
+        raise DependencyError("cryptography>=3.1 is required for AES algorithm")
+
+    monkeypatch.setattr(PdfReader, "decrypt", needs_crypto)
+    write(tmp_path, "aes.pdf", _encrypted(""))
+    write(tmp_path, "ok.txt", b"text")
+    assert skips(extract_folder(tmp_path)) == {ex.SKIP_NEEDS_CRYPTO: 1}
+
+
+def test_corrupt_pdf_is_skipped(tmp_path: Path) -> None:
+    write(tmp_path, "bad.pdf", b"%PDF-1.7\n" + bytes(range(256)) * 20 + b"\n%%EOF\n")
+    write(tmp_path, "ok.txt", b"text")
+    result = extract_folder(tmp_path)
+    assert skips(result) == {ex.SKIP_DAMAGED: 1} and result.files == ["ok.txt"]
+
+
+def test_truncated_real_pdf_is_skipped(tmp_path: Path) -> None:
+    data = (RESOURCES / NIST).read_bytes()
+    write(tmp_path, "cut.pdf", data[: len(data) // 2])
+    write(tmp_path, "ok.txt", b"text")
+    assert skips(extract_folder(tmp_path)) == {ex.SKIP_TRUNCATED: 1}
+
+
+def test_truncated_pdf_keeps_readable_pages_and_says_so(tmp_path: Path) -> None:
+    from pypdf import PdfWriter
+
+    # An incremental update cut short: the earlier revision still reads.
+    w = PdfWriter(io.BytesIO(make_pdf(report_pages(4))), incremental=True)
+    w.add_metadata({"/Title": "Draft"})
+    buf = io.BytesIO()
+    w.write(buf)
+    write(tmp_path, "cut.pdf", buf.getvalue()[:-30])
+    result = extract_folder(tmp_path)
+    assert [p.page for p in result.pages] == [1, 2, 3, 4]
+    assert skips(result) == {ex.SKIP_TRUNCATED_PARTIAL: 1}
+
+
+def test_page_that_fails_is_skipped_and_the_rest_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pypdf import PageObject
+
+    original = PageObject.extract_text
+
+    def flaky(self: PageObject, *args: object, **kwargs: object) -> str:
+        text = original(self, *args, **kwargs)
+        if "gamma systems" in text:
+            raise KeyError("/Font")
+        return text
+
+    monkeypatch.setattr(PageObject, "extract_text", flaky)
+    write(tmp_path, "report.pdf", make_pdf(report_pages(3)))
+    result = extract_folder(tmp_path)
+    assert [p.page for p in result.pages] == [1, 3]
+    assert skips(result) == {ex.SKIP_PAGE_FAILED: 1}
+    assert result.skipped.examples[ex.SKIP_PAGE_FAILED] == ["report.pdf p2: KeyError"]
+
+
+def test_non_pdf_files_are_ignored_and_listed(tmp_path: Path) -> None:
+    write(tmp_path, "a.txt", b"alpha text")
+    write(tmp_path, "photo.png", b"\x89PNG....")
+    write(tmp_path, "sub/notes.docx", b"PK\x03\x04")
+    write(tmp_path, ".DS_Store", b"\x00\x01")
+    write(tmp_path, ".git/config", b"[core]")
+    result = extract_folder(tmp_path)
+    assert skips(result) == {ex.SKIP_UNSUPPORTED: 2}
+    assert sorted(result.skipped.examples[ex.SKIP_UNSUPPORTED]) == ["photo.png", "sub/notes.docx"]
+
+
+def test_pdf_suffix_on_other_content_and_empty_files(tmp_path: Path) -> None:
+    write(tmp_path, "page.pdf", b"<html><body>not a pdf</body></html>")
+    write(tmp_path, "zero.pdf", b"")
+    write(tmp_path, "ok.txt", b"text")
+    assert skips(extract_folder(tmp_path)) == {ex.SKIP_NOT_PDF: 1, ex.SKIP_EMPTY_FILE: 1}
+
+
+def test_text_files_in_odd_encodings_read_alike(tmp_path: Path) -> None:
+    text = "Café “naïve” résumé\n"
+    for name, enc in [("u8.txt", "utf-8"), ("u8bom.md", "utf-8-sig"), ("u16.txt", "utf-16"), ("win.txt", "cp1252")]:
+        write(tmp_path, name, text.encode(enc))
+    result = extract_folder(tmp_path)
+    assert len(result.files) == 4 and {p.text for p in result.pages} == {"Café “naïve” résumé"}
+    assert all(p.page == 1 for p in result.pages)
+
+
+def test_control_characters_in_text_files_become_spaces(tmp_path: Path) -> None:
+    write(tmp_path, "ctl.txt", b"alpha\x00beta\x07gamma\x1b delta\r\nnext\x0cpage")
+    assert text_of(extract_folder(tmp_path)) == "alpha beta gamma delta\nnext\npage"
+
+
+def test_binary_file_named_txt_is_skipped(tmp_path: Path) -> None:
+    write(tmp_path, "blob.txt", bytes(range(1, 32)) * 50)
+    write(tmp_path, "ok.md", b"fine")
+    assert skips(extract_folder(tmp_path)) == {ex.SKIP_BINARY_TEXT: 1}
+
+
+def test_duplicate_documents_are_read_once(tmp_path: Path) -> None:
+    pdf = make_pdf(report_pages(3))
+    write(tmp_path, "a.pdf", pdf)
+    write(tmp_path, "copy/a (1).pdf", pdf)
+    write(tmp_path, "n.txt", b"same")
+    write(tmp_path, "n2.txt", b"same")
+    result = extract_folder(tmp_path)
+    assert result.files == ["a.pdf", "n.txt"]
+    assert skips(result) == {ex.SKIP_DUPLICATE: 2}
+    assert len(result.pages) == 4
+
+
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        (lambda d: d / "missing", "does not exist"),
+        (lambda d: d, "is empty"),
+        (lambda d: write(d, "x.png", b"png").parent, "has no .pdf, .txt or .md files"),
+    ],
+)
+def test_unusable_folders_raise_a_one_line_error(tmp_path: Path, setup: Callable[[Path], Path], message: str) -> None:
+    with pytest.raises(ExtractError, match=message) as err:
+        extract_folder(setup(tmp_path))
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_extractor_is_an_extract_error(tmp_path: Path) -> None:
+    write(tmp_path, "a.txt", b"text")
+    with pytest.raises(ExtractError, match="unknown extractor"):
+        extract_folder(tmp_path, extractor="tika")
+
+
+def test_list_documents_splits_supported_from_other(tmp_path: Path) -> None:
+    write(tmp_path, "b.PDF", b"%PDF")
+    write(tmp_path, "a.md", b"x")
+    write(tmp_path, "c.csv", b"x")
+    supported, other = list_documents(tmp_path)
+    assert [p.name for p in supported] == ["a.md", "b.PDF"] and [p.name for p in other] == ["c.csv"]
+
+
+# --- property: any bytes give an Extraction or an ExtractError ---------------------------
+
+_SEED_PDF = make_pdf(report_pages(2))
+
+
+@st.composite
+def mangled_pdfs(draw: st.DrawFn) -> bytes:
+    data = bytearray(_SEED_PDF)
+    for _ in range(draw(st.integers(0, 6))):
+        kind = draw(st.sampled_from(["flip", "cut", "insert", "delete"]))
+        at = draw(st.integers(0, max(0, len(data) - 1)))
+        if kind == "flip" and data:
+            data[at] = draw(st.integers(0, 255))
+        elif kind == "cut":
+            del data[at:]
+        elif kind == "insert":
+            data[at:at] = draw(st.binary(max_size=40))
+        else:
+            del data[at : at + draw(st.integers(1, 60))]
+    return bytes(data)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pdf=st.one_of(st.binary(max_size=400), mangled_pdfs(), st.binary(max_size=200).map(lambda b: b"%PDF-1.4\n" + b)),
+    txt=st.binary(max_size=200),
+)
+def test_any_input_gives_a_documented_outcome(tmp_path_factory: pytest.TempPathFactory, pdf: bytes, txt: bytes) -> None:
+    folder = tmp_path_factory.mktemp("fuzz")
+    write(folder, "doc.pdf", pdf)
+    write(folder, "doc.txt", txt)
+    try:
+        result = extract_folder(folder)
+    except ExtractError:  # documented, though two files are present, so unexpected here
+        pytest.fail("a folder with supported files must not raise")
+    file_skips = sum(n for reason, n in result.skipped.counts.items() if reason in ex.FILE_SKIPS)
+    assert len(result.files) + file_skips == 2
+    assert all(p.text.strip() and p.page >= 1 and p.source in result.files for p in result.pages)
+    assert set(result.skipped.counts) <= {v for k, v in vars(ex).items() if k.startswith("SKIP_")}
