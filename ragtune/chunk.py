@@ -78,7 +78,6 @@ def chunk_pages(
         length_function=n_tokens,
         separators=["\n\n", "\n", ". ", "; ", ", ", " ", ""],
         keep_separator="end",
-        add_start_index=True,
         strip_whitespace=True,
     )
     result = Chunking(chunks=[])
@@ -92,12 +91,18 @@ def chunk_pages(
             pos += len(p.text) + len(_PAGE_SEPARATOR)
         joined = _PAGE_SEPARATOR.join(parts)
         numbers = [p.page for p in doc_pages]
-        for doc in splitter.create_documents([joined]):
-            start = doc.metadata["start_index"]
-            text = doc.page_content
+        # Offsets are found by searching forward, not taken from LangChain's
+        # start_index: that one subtracts the overlap as if it were characters,
+        # and our overlap is in tokens.
+        cursor = 0
+        for text in splitter.split_text(joined):
             pieces = [text] if n_tokens(text) <= max_tokens else _hard_split(text, tokenizer, max_tokens)
             for piece in pieces:
                 piece = piece.strip()
+                found = joined.find(piece, cursor)
+                start = found if found >= 0 else cursor
+                cursor = start + 1
+                end = start + len(piece)
                 n = n_tokens(piece)
                 if n < min_tokens:
                     result.skipped.add("chunk too short", f"{source}: {piece[:40]!r}")
@@ -107,7 +112,6 @@ def chunk_pages(
                     result.skipped.add("duplicate chunk text", f"{source}: {piece[:40]!r}")
                     continue
                 seen.add(key)
-                end = start + len(text)
                 result.chunks.append(
                     Chunk(
                         id=chunk_id(source, piece),

@@ -22,9 +22,9 @@ from .config import GENERATORS, Config, ConfigError
 class ConsoleReporter:
     """Prints one line per stage, and training progress in place on a terminal."""
 
-    def __init__(self, stream: Any = sys.stderr) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = self.stream.isatty()
         self._last = 0.0
 
     def stage_start(self, name: str, index: int, total: int) -> None:
@@ -104,6 +104,7 @@ def _quiet_libraries() -> None:
     # Library chatter (progress bars, deprecation notices) would drown the stage lines.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*pin_memory.*")

@@ -24,6 +24,8 @@ def rank_metrics(ranked: Sequence[Sequence[str]], relevant: Sequence[set[str] | 
     """
     if not ranked:
         raise ValueError("no queries to evaluate")
+    if len(ranked) != len(relevant):
+        raise ValueError(f"{len(ranked)} rankings but {len(relevant)} relevance sets")
     hits = {k: 0 for k in ks}
     rr = 0.0
     for ids, rel in zip(ranked, relevant):

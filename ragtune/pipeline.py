@@ -132,7 +132,9 @@ class Pipeline:
         self, index: int, name: str, key: str, outputs: list[Path], work: Callable[[], dict[str, Any]]
     ) -> dict[str, Any]:
         self.reporter.stage_start(name, index, len(STAGES))
-        if self.manifest.is_current(name, key, outputs):
+        # Once a stage has run in this run, every later stage is stale too, even
+        # if its key matches (e.g. a deleted model was retrained).
+        if not self.timings and self.manifest.is_current(name, key, outputs):
             info = self.manifest.info(name)
             self.reporter.stage_end(name, info.get("summary", ""), 0.0, cached=True)
             self._cached.append(name)

@@ -152,7 +152,7 @@ def read_jsonl(path: Path, cls: type[R]) -> list[R]:
         raise RunDirError(f"{path} is not a ragtune {kind} file (bad or missing header line)")
     if header.get("version") != FORMAT_VERSION:
         raise RunDirError(
-            f"{path} was written in format version {header.get('version')}, this ragtune reads "
+            f"{path} was written in format version {header.get('version')!r}, this ragtune reads "
             f"version {FORMAT_VERSION}; rerun with a fresh --out directory"
         )
     records = []

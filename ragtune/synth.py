@@ -42,6 +42,10 @@ IMPERATIVE_VERBS = frozenset(
 )
 
 
+_PASSIVE = re.compile(r"^(?:\w+ed|able|being|also|not|often|used|known|made|done|taken|given|seen)\b")
+_PRONOUNS = frozenset("i we you he she it they this these that there here one".split())
+
+
 class QuestionGenerator(Protocol):
     """Makes questions for chunks. `name` is recorded on every pair it makes."""
 
@@ -65,10 +69,52 @@ def words(text: str) -> list[str]:
     return [w.lower().replace("’", "'") for w in _WORD.findall(text)]
 
 
+_IDENTIFIER = re.compile(r"\b(?=[\w.-]*\d)(?=[\w.-]*[A-Z])[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)+\b")
+_CITATION = re.compile(r"(?<=[a-z.,;:)”\"])\d{1,3}(?:,\d{1,3})*(?=\s|$)")
+_LEADING_MARKER = re.compile(r"^(?:[\d•·▪◦*–-]+[.)]?\s+)+")
+
+
+def clean_query(text: str) -> str:
+    """Strip what no one types in a question: document ids, footnote marks, list bullets.
+
+    >>> clean_query("5 These risks GV-1.3-003 occur across outputs.9,10 Later")
+    'These risks occur across outputs. Later'
+    """
+    text = _IDENTIFIER.sub(" ", text)
+    text = _CITATION.sub("", text)
+    text = _LEADING_MARKER.sub("", text.strip())
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _is_heading(line: str, next_line: str) -> bool:
+    # A short line with no closing punctuation, followed by a capitalised line,
+    # is a heading or a table cell, not part of a sentence.
+    line, next_line = line.strip(), next_line.strip()
+    return (
+        bool(line)
+        and len(line.split()) <= 8
+        and not line.endswith((".", ",", ";", ":", "?", "!", "-"))
+        and (not next_line or not next_line[0].islower())
+    )
+
+
 def sentences(text: str) -> list[str]:
-    """Split chunk text into sentences, joining the line breaks PDF text is full of."""
-    flat = re.sub(r"\s+", " ", text).strip()
-    return [s.strip() for s in _SENTENCE_END.split(flat) if s.strip()]
+    """Split chunk text into sentences, rejoining the line breaks PDF text is full of.
+
+    >>> sentences("Incident Handling\\nTeams should log\\nevery event. Then act.")
+    ['Incident Handling', 'Teams should log every event.', 'Then act.']
+    """
+    blocks, current = [], []
+    lines = text.split("\n")
+    for line, next_line in zip(lines, lines[1:] + [""]):
+        if _is_heading(line, next_line) or not line.strip():
+            blocks += [" ".join(current)] if current else []
+            blocks += [line.strip()] if line.strip() else []
+            current = []
+        else:
+            current.append(line.strip())
+    blocks += [" ".join(current)] if current else []
+    return [s.strip() for b in blocks for s in _SENTENCE_END.split(re.sub(r"\s+", " ", b)) if s.strip()]
 
 
 class TemplateGenerator:
@@ -84,15 +130,21 @@ class TemplateGenerator:
         return pairs
 
 
-def _phrases(tokens: list[str], max_len: int = 3) -> list[str]:
-    """Candidate key phrases: runs of 1..max_len words that neither start nor end with a stopword."""
+def _phrases(text: str, max_len: int = 3) -> list[str]:
+    """Candidate key phrases: runs of 1..max_len words with no stopword, within one clause.
+
+    >>> _phrases("Data provenance, for models.", 2)
+    ['data', 'provenance', 'data provenance', 'models']
+    """
     out = []
-    for n in range(1, max_len + 1):
-        for i in range(len(tokens) - n + 1):
-            span = tokens[i : i + n]
-            if span[0] in STOPWORDS or span[-1] in STOPWORDS or len(span[-1]) < 3 or span[0].isdigit():
-                continue
-            out.append(" ".join(span))
+    for clause in re.split(r"[.,;:()\[\]!?\n•“”\"]+", text):
+        tokens = words(clause)
+        for n in range(1, max_len + 1):
+            for i in range(len(tokens) - n + 1):
+                span = tokens[i : i + n]
+                if any(w in STOPWORDS or len(w) < 3 or not w[0].isalpha() for w in span):
+                    continue
+                out.append(" ".join(span))
     return out
 
 
@@ -109,13 +161,16 @@ class OfflineGenerator:
 
     name = "offline"
 
+    # Question shapes people (and LLM question writers) use across domains; the
+    # phrase makes each question specific to its chunk.
     KEYPHRASE_FRAMES = (
         "What is {p}?",
-        "What does the document say about {p}?",
-        "How is {p} addressed?",
-        "Why does {p} matter?",
-        "What are the key points about {p} and {q}?",
+        "What are the implications of {p}?",
+        "What is the significance of {p}?",
+        "What risks are associated with {p}?",
+        "What measures can be taken to address {p}?",
         "How does {p} relate to {q}?",
+        "What role does {p} play in {q}?",
         "{p} {q}",
     )
 
@@ -126,17 +181,33 @@ class OfflineGenerator:
     def _idf(self, chunks: list[Chunk]) -> dict[str, float]:
         df: TallyCounter[str] = TallyCounter()
         for c in chunks:
-            df.update(set(_phrases(words(c.text))))
+            df.update(set(_phrases(clean_query(c.text))))
         n = len(chunks)
+        # A phrase seen in at least two chunks has idf below this: it is a term of the corpus.
+        self._max_idf = math.log((1 + n) / 3) + 1.0 + 1e-9
         return {p: math.log((1 + n) / (1 + d)) + 1.0 for p, d in df.items()}
 
-    def _keyphrases(self, chunk: Chunk, idf: dict[str, float], k: int) -> list[str]:
-        tf = TallyCounter(_phrases(words(chunk.text)))
-        # Longer phrases are more specific; weight them up a little, and skip a
-        # phrase that only repeats part of one already chosen.
-        scored = sorted(tf, key=lambda p: -(1 + math.log(tf[p])) * idf.get(p, 1.0) * (1 + 0.25 * p.count(" ")))
+    def _keyphrases(self, chunk: Chunk, idf: dict[str, float], df_min_idf: float, k: int) -> list[str]:
+        """The chunk's most distinctive terms.
+
+        A candidate must look like a term: a phrase repeated in the chunk or used
+        in other chunks too (not a one-off word sequence), and a single word must
+        be long and rare. Longer phrases are more specific, so they weigh more.
+        """
+        tf = TallyCounter(_phrases(clean_query(chunk.text)))
+
+        def termlike(p: str) -> bool:
+            if " " not in p:
+                return len(p) >= 6 and idf.get(p, 0.0) >= df_min_idf
+            return tf[p] >= 2 or idf.get(p, 99.0) < self._max_idf
+
+        scored = sorted(
+            (p for p in tf if termlike(p)),
+            key=lambda p: -(1 + math.log(tf[p])) * idf.get(p, 1.0) * (1 + 0.5 * p.count(" ")),
+        )
         chosen: list[str] = []
         for p in scored:
+            # Skip a phrase that only repeats part of one already chosen.
             if any(p in c or c in p for c in chosen):
                 continue
             chosen.append(p)
@@ -149,7 +220,8 @@ class OfflineGenerator:
             toks = [w for w in words(s) if w not in STOPWORDS]
             return sum(idf.get(w, 1.0) for w in toks) / math.sqrt(len(toks) + 1)
 
-        usable = [s for s in sentences(chunk.text) if 6 <= len(s.split()) <= 60]
+        usable = [clean_query(s) for s in sentences(chunk.text)]
+        usable = [s for s in usable if 6 <= len(s.split()) <= 60 and sum(c.isalpha() for c in s) > 0.7 * len(s)]
         return sorted(usable, key=score, reverse=True)
 
     def _clip(self, text: str) -> str:
@@ -163,36 +235,46 @@ class OfflineGenerator:
         if first in IMPERATIVE_VERBS:
             return self._clip("How should organizations " + first + " " + " ".join(toks[1:])) + "?"
         m = re.match(r"^(.{3,80}?)\s+(is|are|refers to|means|describes)\s+(.+)$", s)
-        if m and len(m.group(1).split()) <= 8:
+        # "X are encouraged to …" is passive, not a definition of X.
+        if m and _PASSIVE.match(m.group(3)):
+            m = None
+        if m and len(m.group(1).split()) <= 8 and m.group(1).split()[0].lower() not in _PRONOUNS and not re.search(r" that |[:;]", m.group(1)):
             subject = m.group(1)
             subject = subject[0].lower() + subject[1:] if subject[:2].istitle() else subject
             verb = "are" if m.group(2) == "are" else "is"
             return f"What {verb} {subject}?"
         m = re.match(r"^(.{3,80}?)\s+(can|may|could|should|must|will)\s+(.+)$", s)
-        if m and len(m.group(1).split()) <= 10:
+        if (m and len(m.group(1).split()) <= 10 and len(toks) <= self.max_query_words
+                and m.group(1).split()[0].lower() not in _PRONOUNS - {"this", "these"}):
             return self._clip(f"How {m.group(2)} {m.group(1)[0].lower() + m.group(1)[1:]} {m.group(3)}") + "?"
         return None
 
     def generate(self, chunks: list[Chunk], rng: random.Random) -> list[Pair]:
         idf = self._idf(chunks)
+        # Single words must be rarer than the median word to count as terms.
+        word_idfs = sorted(v for p, v in idf.items() if " " not in p)
+        min_idf = word_idfs[len(word_idfs) // 2] if word_idfs else 0.0
         pairs: list[Pair] = []
         for c in chunks:
             made: list[tuple[str, str]] = []
             salient = self._salient_sentences(c, idf)
-            for s in salient[:3]:
+            # Make enough candidates of each kind for questions_per_chunk; a short
+            # chunk simply yields fewer.
+            want = self.questions_per_chunk
+            for s in salient[:want]:
                 q = self._as_question(s)
                 if q:
                     made.append((q, "sentence"))
-            phrases = self._keyphrases(c, idf, 4)
+            phrases = self._keyphrases(c, idf, min_idf, want + 1)
             frames = list(self.KEYPHRASE_FRAMES)
             rng.shuffle(frames)
-            for i, p in enumerate(phrases[:3]):
+            for i, p in enumerate(phrases[:want]):
                 q = phrases[(i + 1) % len(phrases)] if len(phrases) > 1 else p
                 frame = frames[i % len(frames)]
                 if "{q}" in frame and q == p:
                     frame = "What is {p}?"
                 made.append((frame.format(p=p, q=q), "keyphrase"))
-            for s in salient[:2]:
+            for s in salient[:want]:
                 made.append((self._clip(s), "cloze"))
             # Interleave kinds so that a small questions_per_chunk still mixes them.
             by_kind: dict[str, list[str]] = {}

@@ -1,0 +1,150 @@
+"""The command line: user mistakes give one error line and exit code 1; run, push --dry-run, --version."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import ragtune
+from ragtune.cli import ConsoleReporter, main
+from ragtune.records import Page
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def assert_one_error_line(err: str, *fragments: str) -> str:
+    lines = err.strip().splitlines()
+    errors = [line for line in lines if line.startswith("ragtune: error:")]
+    assert len(errors) == 1, err
+    # The error is the last thing printed, and no traceback precedes it.
+    assert lines[-1] == errors[0]
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
+def run_args(docs: Path, out: Path, model_dir: Path, *extra: str) -> list[str]:
+    return ["run", str(docs), "--out", str(out), "--base-model", str(model_dir), *extra]
+
+
+def test_missing_folder(tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "no_such_folder"
+    code = main(run_args(missing, tmp_path / "run", tiny_model_dir))
+    assert code == 1
+    assert_one_error_line(capsys.readouterr().err, str(missing), "does not exist")
+
+
+def test_empty_folder(tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(run_args(empty, tmp_path / "run", tiny_model_dir)) == 1
+    assert_one_error_line(capsys.readouterr().err, str(empty), "is empty")
+
+
+def test_folder_with_only_unsupported_files(tmp_path: Path, tiny_model_dir: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "slides.pptx").write_bytes(b"PK\x03\x04 not really a deck")
+    (docs / "data.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+    assert main(run_args(docs, tmp_path / "run", tiny_model_dir)) == 1
+    assert_one_error_line(capsys.readouterr().err, str(docs), "no .pdf, .txt or .md files", "2 other files")
+
+
+@pytest.mark.parametrize(
+    ("flags", "setting"),
+    [
+        (["--chunk-overlap", "200"], "chunk_overlap"),
+        (["--chunk-overlap", "-5"], "chunk_overlap"),
+        (["--chunk-tokens", "100", "--chunk-overlap", "50"], "chunk_overlap"),
+    ],
+)
+def test_bad_chunk_overlap(tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str],
+                           flags: list[str], setting: str) -> None:
+    out = tmp_path / "run"
+    assert main(run_args(tmp_path, out, tiny_model_dir, *flags)) == 1
+    err = capsys.readouterr().err
+    # A bad setting is caught before anything runs: the error is the only line.
+    assert len(err.strip().splitlines()) == 1
+    assert_one_error_line(err, setting)
+    assert not out.exists()
+
+
+def test_bad_themes_file(tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str],
+                         nist_pages: list[Page]) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text(nist_pages[5].text, encoding="utf-8")
+    themes = tmp_path / "themes.yaml"
+    themes.write_text("security: [attack*\n", encoding="utf-8")
+    assert main(run_args(docs, tmp_path / "run", tiny_model_dir, "--themes", str(themes))) == 1
+    assert_one_error_line(capsys.readouterr().err, str(themes))
+
+
+def test_run_then_push_dry_run(tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page],
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    text = {p.page: p.text for p in nist_pages}
+    for i, numbers in enumerate([(5, 6), (7, 8), (9, 10)]):
+        (docs / f"part{i}.txt").write_text("\n\n".join(text[n] for n in numbers), encoding="utf-8")
+    out = tmp_path / "run"
+    code = main(run_args(docs, out, tiny_model_dir, "--max-steps", "2", "--batch-size", "4", "--chunk-tokens", "64",
+                         "--chunk-overlap", "8", "--device", "cpu"))
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "ragtune: error" not in captured.err
+    # The metrics table and the verdict go to stdout.
+    assert "held-out questions" in captured.out
+    assert "fine-tuned" in captured.out and "BM25" in captured.out
+    assert ("Improved:" in captured.out) != ("NOT IMPROVED" in captured.out)
+    assert (out / "metrics.json").is_file()
+
+    assert main(["push", str(out), "alice/tiny-ragtune", "--dry-run"]) == 0
+    listing = capsys.readouterr().out
+    assert "alice/tiny-ragtune" in listing and "public" in listing
+    model_files = sorted(p.relative_to(out / "model").as_posix() for p in (out / "model").rglob("*") if p.is_file())
+    assert {"model.safetensors", "README.md", "config.json", "modules.json"} <= set(model_files)
+    listed = {line.split()[0]: line.split()[1] for line in listing.splitlines() if line.startswith("  ")}
+    assert sorted(listed) == model_files
+    # Sizes are the real file sizes.
+    for rel, size in listed.items():
+        assert int(size.replace(",", "")) == (out / "model" / rel).stat().st_size
+    assert f"Would upload {len(model_files)} files" in listing
+
+
+def test_stage_lines_go_to_the_current_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    reporter = ConsoleReporter()
+    reporter.stage_start("extract", 1, 8)
+    reporter.stage_end("extract", "3 files, 3 pages with text", 0.25, cached=False)
+    reporter.stage_start("chunk", 2, 8)
+    reporter.stage_end("chunk", "67 chunks", 0.0, cached=True)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("[1/8] extract") and lines[0].endswith("3 files, 3 pages with text")
+    assert lines[1].startswith("[2/8] chunk") and "unchanged, reused" in lines[1]
+
+
+def test_push_dry_run_without_a_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["push", str(tmp_path), "alice/x", "--dry-run"]) == 1
+    assert_one_error_line(capsys.readouterr().err, "no model to push")
+
+
+def test_push_with_a_bad_repo_id(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["push", str(tmp_path), "not-a-repo-id", "--dry-run"]) == 1
+    assert_one_error_line(capsys.readouterr().err, "'not-a-repo-id'")
+
+
+def test_version_in_a_subprocess(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, "-m", "ragtune", "--version"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"ragtune {ragtune.__version__}"
+    assert proc.stderr == ""
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,117 @@
+"""Config validation: every bad setting raises ConfigError naming that setting."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from ragtune.config import Config, ConfigError
+
+DOCS = Path("docs")
+
+# (setting, bad value, extra settings it needs so that only this one is wrong)
+INVALID = [
+    ("extractor", "pdfminer", {}),
+    ("generator", "gpt", {}),
+    ("chunk_tokens", 15, {"chunk_overlap": 0}),
+    ("chunk_tokens", 8193, {}),
+    ("chunk_overlap", -1, {}),
+    ("chunk_overlap", 128, {"chunk_tokens": 256}),  # must be below half
+    ("chunk_overlap", 50, {"chunk_tokens": 100}),
+    ("min_chunk_tokens", -1, {}),
+    ("min_chunk_tokens", 256, {"chunk_tokens": 256}),
+    ("questions_per_chunk", 0, {}),
+    ("questions_per_chunk", 51, {}),
+    ("eval_fraction", 0.0, {}),
+    ("eval_fraction", 0.04, {}),
+    ("eval_fraction", 0.51, {}),
+    ("epochs", 0, {}),
+    ("epochs", -1.0, {}),
+    ("batch_size", 1, {}),
+    ("learning_rate", 0.0, {}),
+    ("learning_rate", 1.0, {}),
+    ("warmup_ratio", -0.1, {}),
+    ("warmup_ratio", 1.0, {}),
+    ("max_steps", 0, {}),
+    ("max_steps", -2, {}),
+    ("device", "tpu", {}),
+    ("device", "gpu:0", {}),
+    ("ks", (), {}),
+    ("ks", (0, 5), {}),
+    ("ks", (1, -3), {}),
+]
+
+
+@pytest.mark.parametrize(("setting", "value", "extra"), INVALID, ids=[f"{s}={v!r}" for s, v, _ in INVALID])
+def test_invalid_setting_raises_config_error_naming_it(setting: str, value: object, extra: dict) -> None:
+    # The extra settings alone are valid, so the error can only come from `setting`.
+    Config(docs=DOCS, **extra)
+    with pytest.raises(ConfigError) as e:
+        Config(docs=DOCS, **extra, **{setting: value})
+    assert setting in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("extractor", "pdfminer"), ("generator", "gpt"), ("chunk_tokens", 8193), ("questions_per_chunk", 51),
+     ("eval_fraction", 0.9), ("batch_size", 1)],
+)
+def test_error_message_shows_the_bad_value(setting: str, value: object) -> None:
+    with pytest.raises(ConfigError) as e:
+        Config(docs=DOCS, **{setting: value})
+    assert str(value) in str(e.value)
+
+
+def test_error_lists_the_allowed_choices() -> None:
+    with pytest.raises(ConfigError) as e:
+        Config(docs=DOCS, generator="llm")
+    assert "offline" in str(e.value) and "template" in str(e.value)
+
+
+def test_config_error_is_a_value_error() -> None:
+    with pytest.raises(ValueError):
+        Config(docs=DOCS, batch_size=0)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"chunk_tokens": 16, "chunk_overlap": 7, "min_chunk_tokens": 15},
+        {"chunk_tokens": 8192},
+        {"eval_fraction": 0.05, "questions_per_chunk": 1},
+        {"eval_fraction": 0.5, "questions_per_chunk": 50},
+        {"batch_size": 2, "max_steps": 1, "warmup_ratio": 0.0},
+        {"device": "cuda:1"},
+        {"device": "mps", "extractor": "pypdfium2", "generator": "template"},
+        {"ks": (1,)},
+    ],
+)
+def test_boundary_values_are_accepted(settings: dict) -> None:
+    cfg = Config(docs=DOCS, **settings)
+    for k, v in settings.items():
+        assert getattr(cfg, k) == v
+
+
+def test_replace_validates_too() -> None:
+    cfg = Config(docs=DOCS)
+    assert cfg.replace(batch_size=8).batch_size == 8
+    with pytest.raises(ConfigError, match="batch_size"):
+        cfg.replace(batch_size=1)
+
+
+def test_config_is_frozen() -> None:
+    cfg = Config(docs=DOCS)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.seed = 1  # type: ignore[misc]
+
+
+def test_to_dict_is_json_safe() -> None:
+    cfg = Config(docs=Path("some/docs"), out=Path("runs/x"), themes_file=Path("t.yaml"), ks=(1, 5))
+    d = json.loads(json.dumps(cfg.to_dict()))
+    assert d["docs"] == str(Path("some/docs"))
+    assert d["themes_file"] == "t.yaml"
+    assert d["ks"] == [1, 5]
+    assert set(d) == {f.name for f in dataclasses.fields(Config)}

@@ -1,0 +1,83 @@
+"""End to end with the real all-MiniLM-L6-v2 on a real PDF, a few training steps."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import NIST_PDF, REPO
+
+pytestmark = pytest.mark.e2e
+
+METRIC_KEYS = {"hit@1", "hit@3", "hit@5", "hit@10", "mrr@10"}
+
+
+@pytest.fixture(scope="module")
+def e2e_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
+    docs = tmp_path_factory.mktemp("docs")
+    shutil.copy(NIST_PDF, docs / NIST_PDF.name)
+    out = tmp_path_factory.mktemp("run") / "demo"
+    cmd = [sys.executable, "-m", "ragtune", "run", str(docs), "--out", str(out), "--max-steps", "3", "--batch-size", "8"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc, out
+
+
+def test_cli_run_prints_every_stage_and_the_table(e2e_run) -> None:
+    proc, _ = e2e_run
+    for i, stage in enumerate(("extract", "chunk", "theme", "generate", "split", "train", "evaluate", "save"), 1):
+        assert f"[{i}/8] {stage}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    header = next(line for line in proc.stdout.splitlines() if "hit@1" in line)
+    assert header.split() == ["hit@1", "hit@3", "hit@5", "hit@10", "mrr@10"]
+    assert any(line.startswith("fine-tuned") for line in proc.stdout.splitlines())
+
+
+def test_run_dir_holds_a_loadable_model_and_metrics(e2e_run) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    _, out = e2e_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("before", "after", "bm25"):
+        assert set(metrics[key]) == METRIC_KEYS
+        assert all(0.0 <= v <= 1.0 for v in metrics[key].values())
+    assert isinstance(metrics["improved"], bool)
+    assert (out / "model" / "model.safetensors").exists()
+    card = (out / "model" / "README.md").read_text()
+    assert card.startswith("---\nbase_model: sentence-transformers/all-MiniLM-L6-v2\n")
+    assert str(out) not in card and "/tmp" not in card
+    model = SentenceTransformer(str(out / "model"), device="cpu")
+    chunks = [json.loads(line) for line in (out / "index" / "chunks.jsonl").read_text().splitlines()[1:]]
+    import faiss
+
+    index = faiss.read_index(str(out / "index" / "index.faiss"))
+    assert index.ntotal == len(chunks)
+    # The saved index answers a question about a passage with that passage's chunk.
+    target = next(c for c in chunks if "confabulation" in c["text"].lower())
+    query = model.encode([target["text"]], normalize_embeddings=True)
+    _, ids = index.search(query, 1)
+    assert chunks[ids[0][0]]["id"] == target["id"]
+
+
+def test_rerun_reuses_every_stage(e2e_run) -> None:
+    _, out = e2e_run
+    docs = Path(json.loads((out / "config.json").read_text())["docs"])
+    cmd = [sys.executable, "-m", "ragtune", "run", str(docs), "--out", str(out), "--max-steps", "3", "--batch-size", "8"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stderr.count("unchanged, reused") == 8
+
+
+def test_push_dry_run_lists_the_model_without_network(e2e_run) -> None:
+    _, out = e2e_run
+    proc = subprocess.run(
+        [sys.executable, "-m", "ragtune", "push", str(out), "someone/ragtune-test", "--dry-run"],
+        capture_output=True, text=True, cwd=REPO, timeout=120, env={"HF_ENDPOINT": "http://127.0.0.1:9", "PATH": ""},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "model.safetensors" in proc.stdout and "README.md" in proc.stdout

@@ -1,0 +1,287 @@
+"""The whole pipeline with the tiny model: artefacts, stage caching, the split, and run-dir errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ragtune import Config, Pipeline, RunResult
+from ragtune.pipeline import STAGES, NotEnoughDataError
+from ragtune.records import Chunk, Page, Pair, RunDirError, read_jsonl
+
+METRIC_KEYS = {"hit@1", "hit@3", "hit@5", "hit@10", "mrr@10"}
+
+
+def write_docs(folder: Path, pages: list[Page]) -> Path:
+    """Three .txt files and a .md file of NIST prose (pages 5-12, about 4,000 words)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = {p.page: p.text for p in pages}
+    for name, numbers in [("intro.txt", [5, 6]), ("risks.txt", [7, 8]), ("more_risks.txt", [9, 10]),
+                          ("environment.md", [11, 12])]:
+        (folder / name).write_text("\n\n".join(text[n] for n in numbers), encoding="utf-8")
+    assert 3500 <= sum(len(f.read_text(encoding="utf-8").split()) for f in folder.iterdir()) <= 4800
+    return folder
+
+
+def tiny_config(docs: Path, out: Path, model_dir: Path, **changes: object) -> Config:
+    return Config(docs=docs, out=out, base_model=str(model_dir), max_steps=2, batch_size=4, chunk_tokens=64,
+                  chunk_overlap=8, device="cpu", **changes)  # type: ignore[arg-type]
+
+
+@dataclass
+class Finished:
+    cfg: Config
+    result: RunResult
+    root: Path
+
+
+@pytest.fixture(scope="module")
+def finished(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, nist_pages: list[Page]
+) -> Iterator[Finished]:
+    """One complete run, shared by the tests that only read it (others copy it first)."""
+    root = tmp_path_factory.mktemp("pipeline")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HOME", str(root / "hf_home"))
+        cfg = tiny_config(write_docs(root / "docs", nist_pages), root / "run", tiny_model_dir)
+        result = Pipeline(cfg).run()
+        yield Finished(cfg, result, root)
+
+
+def copy_run(finished: Finished, tmp_path: Path) -> Config:
+    """A private copy of the finished run directory (same folder name, so the card summary is unchanged)."""
+    out = tmp_path / finished.cfg.out.name
+    shutil.copytree(finished.cfg.out, out)
+    return finished.cfg.replace(out=out)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.ended: list[tuple[str, bool]] = []
+        self.started: list[tuple[str, int, int]] = []
+
+    def stage_start(self, name: str, index: int, total: int) -> None:
+        self.started.append((name, index, total))
+
+    def stage_progress(self, name: str, done: int, total: int) -> None:
+        pass
+
+    def stage_end(self, name: str, summary: str, seconds: float, cached: bool) -> None:
+        self.ended.append((name, cached))
+
+
+# --- one full run ---------------------------------------------------------------------
+
+
+def test_all_artefacts_exist(finished: Finished) -> None:
+    run = finished.cfg.out
+    for rel in ["pages.jsonl", "chunks.jsonl", "pairs_train.jsonl", "pairs_eval.jsonl", "model/model.safetensors",
+                "model/README.md", "model/config.json", "metrics.json", "index/index.faiss", "index/chunks.jsonl",
+                "report.md", "manifest.json"]:
+        assert (run / rel).is_file(), rel
+    pages = read_jsonl(run / "pages.jsonl", Page)
+    assert sorted({p.source for p in pages}) == ["environment.md", "intro.txt", "more_risks.txt", "risks.txt"]
+    chunks = read_jsonl(run / "chunks.jsonl", Chunk)
+    assert len(chunks) >= 40
+    assert all(c.n_tokens <= 64 for c in chunks)
+    # The index ships with exactly the chunks it was built from.
+    assert read_jsonl(run / "index" / "chunks.jsonl", Chunk) == chunks
+    # Leftovers of the atomic model swap and of training are cleaned up.
+    assert not (run / "model.tmp").exists() and not (run / "checkpoints").exists()
+
+
+def test_metrics_file(finished: Finished) -> None:
+    run = finished.cfg.out
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    assert {"before", "after", "bm25", "improved"} <= set(metrics)
+    for system in ("before", "after", "bm25"):
+        assert set(metrics[system]) == METRIC_KEYS, system
+        assert all(0.0 <= v <= 1.0 for v in metrics[system].values())
+        m = metrics[system]
+        assert m["hit@1"] <= m["hit@3"] <= m["hit@5"] <= m["hit@10"]
+    assert isinstance(metrics["improved"], bool)
+    before, after = metrics["before"], metrics["after"]
+    keys = ("hit@5", "mrr@10")
+    assert metrics["improved"] == (all(after[k] >= before[k] for k in keys) and any(after[k] > before[k] for k in keys))
+    assert metrics["n_queries"] == len(read_jsonl(run / "pairs_eval.jsonl", Pair))
+    assert metrics["n_chunks"] == len(read_jsonl(run / "chunks.jsonl", Chunk))
+    assert finished.result.metrics == metrics
+
+
+def test_model_loads_and_index_holds_its_embeddings(finished: Finished, tiny_model) -> None:
+    import faiss
+    from sentence_transformers import SentenceTransformer
+
+    run = finished.cfg.out
+    tuned = SentenceTransformer(str(run / "model"), device="cpu")
+    chunks = read_jsonl(run / "chunks.jsonl", Chunk)
+    vecs = tuned.encode([c.text for c in chunks], normalize_embeddings=True, convert_to_numpy=True)
+    assert vecs.shape == (len(chunks), 32)
+    index = faiss.read_index(str(run / "index" / "index.faiss"))
+    assert index.ntotal == len(chunks)
+    # The saved index is the fine-tuned model's, which training changed from the base.
+    np.testing.assert_allclose(index.reconstruct_n(0, index.ntotal), vecs, atol=1e-5)
+    base = tiny_model.encode([c.text for c in chunks[:5]], normalize_embeddings=True, convert_to_numpy=True)
+    assert not np.allclose(base, vecs[:5], atol=1e-5)
+
+
+def test_card_and_report(finished: Finished, tiny_model_dir: Path) -> None:
+    run = finished.cfg.out
+    card = (run / "model" / "README.md").read_text(encoding="utf-8")
+    assert card.startswith("---\n") and "model-index:" in card and "library_name: sentence-transformers" in card
+    assert "ragtune" in card
+    assert str(tiny_model_dir) not in card and str(finished.root) not in card
+    report = (run / "report.md").read_text(encoding="utf-8")
+    assert "| fine-tuned |" in report
+    assert f"- n_chunks: {finished.result.summary['n_chunks']}" in report
+
+
+def test_eval_and_train_chunks_are_disjoint(finished: Finished) -> None:
+    run = finished.cfg.out
+    train = read_jsonl(run / "pairs_train.jsonl", Pair)
+    held = read_jsonl(run / "pairs_eval.jsonl", Pair)
+    assert train and held
+    assert not {p.chunk_id for p in train} & {p.chunk_id for p in held}
+    # Together they are exactly the generated questions, each pointing at a real chunk.
+    everything = read_jsonl(run / "pairs.jsonl", Pair)
+    assert sorted(train + held, key=repr) == sorted(everything, key=repr)
+    ids = {c.id for c in read_jsonl(run / "chunks.jsonl", Chunk)}
+    assert {p.chunk_id for p in everything} <= ids
+    n_chunks = len({p.chunk_id for p in everything})
+    assert len({p.chunk_id for p in held}) == round(0.2 * n_chunks)
+    summary = finished.result.summary
+    assert (summary["n_train"], summary["n_eval"]) == (len(train), len(held))
+
+
+def test_manifest_records_every_stage(finished: Finished) -> None:
+    manifest = json.loads((finished.cfg.out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["ragtune_manifest"] == 1
+    assert list(manifest["stages"]) == list(STAGES)
+    assert all(entry["key"] for entry in manifest["stages"].values())
+    assert finished.result.cached == []
+    assert set(finished.result.timings) == set(STAGES)
+
+
+# --- reruns ---------------------------------------------------------------------------
+
+
+def test_identical_rerun_reuses_every_stage(finished: Finished, tmp_path: Path) -> None:
+    cfg = copy_run(finished, tmp_path)
+    weights = cfg.out / "model" / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    recorder = Recorder()
+    again = Pipeline(cfg, recorder).run()
+    assert again.cached == list(STAGES)
+    assert again.timings == {}
+    assert recorder.ended == [(s, True) for s in STAGES]
+    assert recorder.started == [(s, i, len(STAGES)) for i, s in enumerate(STAGES, start=1)]
+    assert again.metrics == finished.result.metrics
+    assert again.summary == finished.result.summary
+    assert weights.stat().st_mtime_ns == stamp
+
+
+def test_changed_setting_reruns_from_that_stage(finished: Finished, tmp_path: Path) -> None:
+    cfg = copy_run(finished, tmp_path).replace(questions_per_chunk=2)
+    pairs_before = read_jsonl(cfg.out / "pairs.jsonl", Pair)
+    again = Pipeline(cfg).run()
+    assert again.cached == ["extract", "chunk", "theme"]
+    assert list(again.timings) == ["generate", "split", "train", "evaluate", "save"]
+    pairs = read_jsonl(cfg.out / "pairs.jsonl", Pair)
+    assert pairs != pairs_before
+    per_chunk: dict[str, int] = {}
+    for p in pairs:
+        per_chunk[p.chunk_id] = per_chunk.get(p.chunk_id, 0) + 1
+    assert max(per_chunk.values()) == 2
+    assert again.summary["n_pairs"] == len(pairs)
+    # And the run after that reuses everything again.
+    assert Pipeline(cfg).run().cached == list(STAGES)
+
+
+def test_changed_chunking_reruns_from_chunk(finished: Finished, tmp_path: Path) -> None:
+    cfg = copy_run(finished, tmp_path).replace(chunk_tokens=48)
+    again = Pipeline(cfg).run()
+    assert again.cached == ["extract"]
+    assert max(c.n_tokens for c in read_jsonl(cfg.out / "chunks.jsonl", Chunk)) <= 48
+
+
+def test_rebuilt_model_is_re_evaluated_and_gets_a_ragtune_card(finished: Finished, tmp_path: Path) -> None:
+    cfg = copy_run(finished, tmp_path)
+    shutil.rmtree(cfg.out / "model")
+    again = Pipeline(cfg).run()
+    assert again.cached == ["extract", "chunk", "theme", "generate", "split"]
+    assert "model-index:" in (cfg.out / "model" / "README.md").read_text(encoding="utf-8")
+
+
+def test_changed_document_reruns_everything(finished: Finished, tmp_path: Path, nist_pages: list[Page]) -> None:
+    docs = write_docs(tmp_path / "docs", nist_pages)
+    cfg = copy_run(finished, tmp_path).replace(docs=docs)
+    # Same bytes in another folder: nothing to redo.
+    assert Pipeline(cfg).run().cached == list(STAGES)
+    with (docs / "intro.txt").open("a", encoding="utf-8") as f:
+        f.write("\n\nA closing paragraph added later changes the document and so its fingerprint.\n")
+    assert Pipeline(cfg).run().cached == []
+
+
+# --- errors ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        {"ragtune_manifest": 0, "ragtune_version": "0.0.1", "stages": {}},
+        {"ragtune_manifest": 99, "ragtune_version": "9.9.9", "stages": {}},
+        ["not", "a", "manifest"],
+    ],
+)
+def test_incompatible_manifest_is_a_run_dir_error(tmp_path: Path, tiny_model_dir: Path, manifest: object) -> None:
+    out = tmp_path / "old_run"
+    out.mkdir()
+    (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(RunDirError) as e:
+        Pipeline(tiny_config(tmp_path / "docs", out, tiny_model_dir))
+    msg = str(e.value)
+    assert str(out) in msg and "--out" in msg
+    if isinstance(manifest, dict):
+        assert manifest["ragtune_version"] in msg
+
+
+def test_corrupt_manifest_is_a_run_dir_error(tmp_path: Path, tiny_model_dir: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "manifest.json").write_text('{"ragtune_manifest": 1,', encoding="utf-8")
+    with pytest.raises(RunDirError, match="not valid JSON"):
+        Pipeline(tiny_config(tmp_path / "docs", out, tiny_model_dir))
+
+
+def test_old_format_stage_file_is_a_run_dir_error(finished: Finished, tmp_path: Path) -> None:
+    cfg = copy_run(finished, tmp_path).replace(chunk_tokens=48)
+    pages = cfg.out / "pages.jsonl"
+    lines = pages.read_text(encoding="utf-8").splitlines()
+    pages.write_text("\n".join(['{"ragtune": "page", "version": 0}'] + lines[1:]) + "\n", encoding="utf-8")
+    # extract is reused, so chunking reads the old-format pages file.
+    with pytest.raises(RunDirError, match="format version 0"):
+        Pipeline(cfg).run()
+
+
+def test_too_little_text(tmp_path: Path, tiny_model_dir: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "memo.txt").write_text(
+        "Zero trust architecture assumes there is no implicit trust granted to assets or user accounts based "
+        "solely on their physical or network location. Authentication and authorization are discrete functions "
+        "performed before a session to an enterprise resource is established. Zero trust focuses on protecting "
+        "resources, not network segments, as the network location is no longer seen as the prime component of the "
+        "security posture of the resource.",
+        encoding="utf-8",
+    )
+    out = tmp_path / "run"
+    with pytest.raises(NotEnoughDataError) as e:
+        Pipeline(tiny_config(docs, out, tiny_model_dir)).run()
+    assert "at least" in str(e.value)
+    assert not (out / "model").exists()
