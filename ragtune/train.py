@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
+
+from torch import nn
 
 from .config import Config
 from .records import Chunk, Pair
@@ -21,9 +23,57 @@ class TrainResult:
     device: str
 
 
-def training_rows(pairs: list[Pair], chunks: dict[str, Chunk]) -> dict[str, list[str]]:
-    """(anchor, positive) columns; the positive is looked up by chunk id, never copied into a pair."""
-    return {"anchor": [p.query for p in pairs], "positive": [chunks[p.chunk_id].text for p in pairs]}
+def training_rows(pairs: list[Pair], chunks: dict[str, Chunk], queries_per_row: int) -> dict[str, list[str]]:
+    """One row per chunk: `queries_per_row` question columns, then the chunk text as "positive".
+
+    A chunk with fewer questions repeats them in turn. The positive is looked
+    up by chunk id, never copied into a pair.
+
+    >>> ch = {"a": Chunk("a", "f", (1,), "text A", 2), "b": Chunk("b", "f", (1,), "text B", 2)}
+    >>> training_rows([Pair("q1", "a", "x"), Pair("q2", "a", "x"), Pair("q3", "b", "x")], ch, 2)
+    {'query_0': ['q1', 'q3'], 'query_1': ['q2', 'q3'], 'positive': ['text A', 'text B']}
+    """
+    by_chunk: dict[str, list[str]] = {}
+    for p in pairs:
+        by_chunk.setdefault(p.chunk_id, []).append(p.query)
+    rows: dict[str, list[str]] = {f"query_{i}": [] for i in range(queries_per_row)}
+    rows["positive"] = []
+    for cid, queries in by_chunk.items():
+        for i in range(queries_per_row):
+            rows[f"query_{i}"].append(queries[i % len(queries)])
+        rows["positive"].append(chunks[cid].text)
+    return rows
+
+
+class MultiQueryRankingLoss(nn.Module):
+    """MultipleNegativesRankingLoss for several questions sharing one positive chunk.
+
+    Columns are (query_0, …, query_{n-1}, positive). Every question is scored
+    against all chunks in the batch; the other chunks are its negatives. Each
+    chunk is encoded once per step for all of its questions, so an epoch costs
+    about 1/n of plain MNRL over (question, chunk) rows, where chunks dominate
+    the compute.
+    """
+
+    def __init__(self, model: Any, scale: float = 20.0) -> None:
+        super().__init__()
+        self.model = model
+        self.scale = scale
+
+    def forward(self, sentence_features: Iterable[dict[str, Any]], labels: Any = None) -> Any:
+        import torch
+        import torch.nn.functional as F
+
+        embeddings = [self.model(f)["sentence_embedding"] for f in sentence_features]
+        *queries, positives = embeddings
+        positives = F.normalize(positives, dim=-1)
+        target = torch.arange(len(positives), device=positives.device)
+        losses = [F.cross_entropy(self.scale * F.normalize(q, dim=-1) @ positives.T, target) for q in queries]
+        return torch.stack(losses).mean()
+
+    @property
+    def citation(self) -> str:
+        return ""
 
 
 def _progress_callback(progress: Progress | None) -> Any:
@@ -48,15 +98,14 @@ def fine_tune(
 ) -> TrainResult:
     """Train `model` in place on question -> chunk pairs.
 
-    MNRL treats the other positives in a batch as negatives, so a chunk that
-    appears twice in one batch would be its own false negative; the
-    NO_DUPLICATES sampler keeps every text in a batch unique.
+    In-batch negatives: the other chunks of a batch are negatives for each
+    question, so a chunk that appears twice in one batch would be its own false
+    negative; the NO_DUPLICATES sampler keeps every text in a batch unique.
     """
     import time
 
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from sentence_transformers.sentence_transformer.training_args import BatchSamplers
     from transformers.utils import logging as hf_logging
 
@@ -65,9 +114,9 @@ def fine_tune(
     hf_logging.set_verbosity_error()
     datasets.disable_progress_bars()
     logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
-    dataset = Dataset.from_dict(training_rows(pairs, chunks))
+    dataset = Dataset.from_dict(training_rows(pairs, chunks, cfg.questions_per_chunk))
     # With few distinct chunks a full batch cannot be filled without duplicates.
-    batch_size = max(2, min(cfg.batch_size, len({p.chunk_id for p in pairs})))
+    batch_size = max(2, min(cfg.batch_size, len(dataset)))
     args = SentenceTransformerTrainingArguments(
         output_dir=str(work_dir),
         num_train_epochs=cfg.epochs,
@@ -90,7 +139,7 @@ def fine_tune(
         model=model,
         args=args,
         train_dataset=dataset,
-        loss=MultipleNegativesRankingLoss(model),
+        loss=MultiQueryRankingLoss(model),
         callbacks=[_progress_callback(progress)],
     )
     # With disable_tqdm the Trainer prints raw log dicts; progress goes through our callback instead.

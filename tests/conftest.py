@@ -32,14 +32,15 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import AutoTokenizer, BertConfig, BertModel
 
     from ragtune.models import bundled_model_path
 
     torch.manual_seed(0)
     root = tmp_path_factory.mktemp("tiny_bert")
     hf_dir = root / "hf"
-    tokenizer = BertTokenizerFast(vocab_file=str(bundled_model_path() / "vocab.txt"), do_lower_case=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(bundled_model_path()))
+    assert tokenizer("zero trust")["input_ids"] != tokenizer("risk")["input_ids"], "tokenizer lost its vocabulary"
     config = BertConfig(
         vocab_size=tokenizer.vocab_size,
         hidden_size=32,
