@@ -102,9 +102,10 @@ Exact FAISS inner-product search over all {summary["n_chunks"]} chunks, the same
 
 | setting | value |
 |---|---|
-| loss | MultipleNegativesRankingLoss (no-duplicates batches) |
+| loss | MultipleNegativesRankingLoss over rows of one chunk and its {cfg["questions_per_chunk"]} questions (no-duplicates batches) |
+| hard negatives | {"one per chunk, mined with the base model" if cfg.get("hard_negatives") else "none (in-batch negatives only)"} |
 | epochs | {cfg["epochs"]} |
-| batch size | {cfg["batch_size"]} |
+| batch size | {cfg["batch_size"]} chunks |
 | learning rate | {cfg["learning_rate"]} |
 | warmup ratio | {cfg["warmup_ratio"]} |
 | weight decay | {cfg["weight_decay"]} |

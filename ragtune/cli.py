@@ -73,6 +73,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.learning_rate, dest="learning_rate")
     p.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio)
+    p.add_argument("--hard-negatives", action=argparse.BooleanOptionalAction, default=d.hard_negatives,
+                   help="train with one mined hard negative per chunk")
     p.add_argument("--max-steps", type=int, default=d.max_steps, help="cap on training steps (-1: none)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device, help="cpu, cuda, cuda:N (default: cuda if available)")

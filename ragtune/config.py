@@ -47,6 +47,8 @@ class Config:
     learning_rate: float = 2e-5
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
+    # Add one hard negative per chunk, mined with the base model from other training chunks.
+    hard_negatives: bool = False
     # Stop after this many optimiser steps (-1: run all epochs). Tests use it.
     max_steps: int = -1
     seed: int = 13

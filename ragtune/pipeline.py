@@ -164,7 +164,8 @@ class Pipeline:
         generate = self._stage(4, "generate", key, [self.path("pairs.jsonl")], self._generate)
         key = _hash(key, "split", cfg.eval_fraction, cfg.seed)
         split = self._stage(5, "split", key, [self.path("pairs_train.jsonl"), self.path("pairs_eval.jsonl")], self._split)
-        train_params = (cfg.epochs, cfg.batch_size, cfg.learning_rate, cfg.warmup_ratio, cfg.weight_decay, cfg.max_steps)
+        train_params = (cfg.epochs, cfg.batch_size, cfg.learning_rate, cfg.warmup_ratio, cfg.weight_decay, cfg.max_steps,
+                        cfg.hard_negatives)
         key = _hash(key, "train", train_params)
         train = self._stage(6, "train", key, [self.path("model") / "config.json"], self._train)
         key = _hash(key, "evaluate", cfg.ks)
@@ -279,11 +280,19 @@ class Pipeline:
         import copy
 
         tuned = copy.deepcopy(model)
+        negatives = None
+        if self.cfg.hard_negatives:
+            from .train import mine_hard_negatives
+
+            # Held-out chunks never enter training, not even as negatives.
+            held = {p.chunk_id for p in read_jsonl(self.path("pairs_eval.jsonl"), Pair)}
+            negatives = mine_hard_negatives(model, pairs, chunks, set(chunks) - held)
         tmp = self.path("model.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         result = fine_tune(
             tuned, pairs, chunks, self.cfg, self.path("checkpoints"), pick_device(self.cfg.device),
             progress=lambda done, total: self.reporter.stage_progress("train", done, total),
+            negatives=negatives,
         )
         tuned.save(str(tmp), safe_serialization=True)
         shutil.rmtree(self.path("model"), ignore_errors=True)

@@ -23,8 +23,11 @@ class TrainResult:
     device: str
 
 
-def training_rows(pairs: list[Pair], chunks: dict[str, Chunk], queries_per_row: int) -> dict[str, list[str]]:
-    """One row per chunk: `queries_per_row` question columns, then the chunk text as "positive".
+def training_rows(
+    pairs: list[Pair], chunks: dict[str, Chunk], queries_per_row: int, negatives: dict[str, str] | None = None
+) -> dict[str, list[str]]:
+    """One row per chunk: `queries_per_row` question columns, the chunk text as "positive",
+    and with `negatives` (chunk id -> hard negative chunk id) a "negative" column.
 
     A chunk with fewer questions repeats them in turn. The positive is looked
     up by chunk id, never copied into a pair.
@@ -38,11 +41,53 @@ def training_rows(pairs: list[Pair], chunks: dict[str, Chunk], queries_per_row: 
         by_chunk.setdefault(p.chunk_id, []).append(p.query)
     rows: dict[str, list[str]] = {f"query_{i}": [] for i in range(queries_per_row)}
     rows["positive"] = []
+    if negatives is not None:
+        rows["negative"] = []
     for cid, queries in by_chunk.items():
+        if negatives is not None and cid not in negatives:
+            continue
         for i in range(queries_per_row):
             rows[f"query_{i}"].append(queries[i % len(queries)])
         rows["positive"].append(chunks[cid].text)
+        if negatives is not None:
+            rows["negative"].append(chunks[negatives[cid]].text)
     return rows
+
+
+def mine_hard_negatives(
+    model: Any, pairs: list[Pair], chunks: dict[str, Chunk], allowed: set[str], margin: float = 0.95,
+    max_chunk_similarity: float = 0.9, depth: int = 20,
+) -> dict[str, str]:
+    """For each chunk with questions, the chunk (among `allowed`) the base model ranks highest
+    for its questions without being the answer.
+
+    A candidate is skipped as a likely false negative when it scores above
+    `margin` times the positive's score, or is a near-duplicate of the positive
+    (cosine above `max_chunk_similarity`).
+    """
+    import numpy as np
+
+    from .evaluate import build_index, embed
+
+    ids = sorted(allowed | {p.chunk_id for p in pairs})
+    pos_of = {cid: i for i, cid in enumerate(ids)}
+    chunk_vecs = embed(model, [chunks[c].text for c in ids])
+    query_vecs = embed(model, [p.query for p in pairs])
+    scores, idx = build_index(chunk_vecs).search(query_vecs, min(depth, len(ids)))
+    votes: dict[str, dict[str, float]] = {}
+    for p, q_vec, row_scores, row_idx in zip(pairs, query_vecs, scores, idx):
+        positive = pos_of[p.chunk_id]
+        pos_score = float(q_vec @ chunk_vecs[positive])
+        for score, j in zip(row_scores, row_idx):
+            cid = ids[j]
+            if j == positive or cid not in allowed or score > margin * pos_score:
+                continue
+            if float(chunk_vecs[j] @ chunk_vecs[positive]) > max_chunk_similarity:
+                continue
+            tally = votes.setdefault(p.chunk_id, {})
+            tally[cid] = tally.get(cid, 0.0) + float(score)
+            break
+    return {cid: max(t, key=lambda c: t[c]) for cid, t in votes.items() if t} if votes else {}
 
 
 class MultiQueryRankingLoss(nn.Module):
@@ -55,20 +100,25 @@ class MultiQueryRankingLoss(nn.Module):
     the compute.
     """
 
-    def __init__(self, model: Any, scale: float = 20.0) -> None:
+    def __init__(self, model: Any, scale: float = 20.0, with_negatives: bool = False) -> None:
         super().__init__()
         self.model = model
         self.scale = scale
+        self.with_negatives = int(with_negatives)
 
     def forward(self, sentence_features: Iterable[dict[str, Any]], labels: Any = None) -> Any:
         import torch
         import torch.nn.functional as F
 
         embeddings = [self.model(f)["sentence_embedding"] for f in sentence_features]
-        *queries, positives = embeddings
-        positives = F.normalize(positives, dim=-1)
+        # Columns: questions…, positive[, negative]. Hard negatives join the
+        # candidate chunks; the targets stay the first len(positives) rows.
+        n_queries = len(embeddings) - 1 - self.with_negatives
+        queries, positives = embeddings[:n_queries], embeddings[n_queries]
+        candidates = torch.cat(embeddings[n_queries:]) if self.with_negatives else positives
+        candidates = F.normalize(candidates, dim=-1)
         target = torch.arange(len(positives), device=positives.device)
-        losses = [F.cross_entropy(self.scale * F.normalize(q, dim=-1) @ positives.T, target) for q in queries]
+        losses = [F.cross_entropy(self.scale * F.normalize(q, dim=-1) @ candidates.T, target) for q in queries]
         return torch.stack(losses).mean()
 
     @property
@@ -95,6 +145,7 @@ def fine_tune(
     work_dir: Path,
     device: str,
     progress: Progress | None = None,
+    negatives: dict[str, str] | None = None,
 ) -> TrainResult:
     """Train `model` in place on question -> chunk pairs.
 
@@ -114,7 +165,7 @@ def fine_tune(
     hf_logging.set_verbosity_error()
     datasets.disable_progress_bars()
     logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
-    dataset = Dataset.from_dict(training_rows(pairs, chunks, cfg.questions_per_chunk))
+    dataset = Dataset.from_dict(training_rows(pairs, chunks, cfg.questions_per_chunk, negatives))
     # With few distinct chunks a full batch cannot be filled without duplicates.
     batch_size = max(2, min(cfg.batch_size, len(dataset)))
     args = SentenceTransformerTrainingArguments(
@@ -139,7 +190,7 @@ def fine_tune(
         model=model,
         args=args,
         train_dataset=dataset,
-        loss=MultiQueryRankingLoss(model),
+        loss=MultiQueryRankingLoss(model, with_negatives=negatives is not None),
         callbacks=[_progress_callback(progress)],
     )
     # With disable_tqdm the Trainer prints raw log dicts; progress goes through our callback instead.

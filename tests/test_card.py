@@ -120,9 +120,10 @@ Exact FAISS inner-product search over all 338 chunks, the same index settings be
 
 \| setting \| value \|
 \|---\|---\|
-\| loss \| MultipleNegativesRankingLoss \(no-duplicates batches\) \|
+\| loss \| MultipleNegativesRankingLoss over rows of one chunk and its \d+ questions \(no-duplicates batches\) \|
+\| hard negatives \| (?:one per chunk, mined with the base model|none \(in-batch negatives only\)) \|
 \| epochs \| 2\.0 \|
-\| batch size \| 16 \|
+\| batch size \| 16 chunks \|
 \| learning rate \| 2e-05 \|
 \| warmup ratio \| 0\.1 \|
 \| weight decay \| 0\.01 \|

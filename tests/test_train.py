@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -60,3 +62,65 @@ def test_training_lowers_the_loss_on_the_tiny_model(tiny_model) -> None:
         opt.step()
         opt.zero_grad()
     assert loss_fn(features).item() < 0.5 * first
+
+
+class _KeywordEncoder:
+    """Embeds text as normalised counts of a few keywords, so similarities can be worked out by hand."""
+
+    KEYWORDS = ("firewall", "router", "policy", "audit")
+
+    def encode(self, texts: list[str], **kw) -> "np.ndarray":
+        import numpy as np
+
+        vecs = np.array([[t.lower().count(k) for k in self.KEYWORDS] for t in texts], dtype=np.float32) + 1e-6
+        return vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+
+
+def _chunks(texts: dict[str, str]) -> dict[str, Chunk]:
+    return {cid: Chunk(cid, "d.pdf", (1,), t, 5) for cid, t in texts.items()}
+
+
+def test_hard_negative_is_the_closest_wrong_chunk() -> None:
+    from ragtune.train import mine_hard_negatives
+
+    chunks = _chunks({
+        "fw": "firewall firewall router",
+        "rt": "router router firewall",   # shares words with fw: the hard negative for a firewall question
+        "po": "policy audit",
+        "au": "audit audit",
+    })
+    pairs = [Pair("firewall router", "fw", "g"), Pair("audit policy", "po", "g")]
+    negatives = mine_hard_negatives(_KeywordEncoder(), pairs, chunks, set(chunks), margin=1.0)
+    assert negatives == {"fw": "rt", "po": "au"}
+
+
+def test_likely_false_negatives_and_held_out_chunks_are_skipped() -> None:
+    from ragtune.train import mine_hard_negatives
+
+    chunks = _chunks({
+        "fw": "firewall router",
+        "dup": "firewall router firewall router",  # same direction as fw: a near-duplicate
+        "rt": "router",
+        "po": "policy",
+    })
+    pairs = [Pair("firewall router", "fw", "g")]
+    # "dup" is a near-duplicate of the positive, "rt" is held out: "po" is all that is left.
+    assert mine_hard_negatives(_KeywordEncoder(), pairs, chunks, {"fw", "dup", "po"}) == {"fw": "po"}
+    # A candidate scoring above margin x the positive's score is not taken.
+    assert mine_hard_negatives(_KeywordEncoder(), pairs, chunks, {"fw", "rt"}, margin=0.5) == {}
+
+
+def test_rows_carry_the_negative_and_the_loss_uses_it() -> None:
+    chunks = _chunks({"a": "text a", "b": "text b", "n": "text n"})
+    rows = training_rows([Pair("qa", "a", "g"), Pair("qb", "b", "g")], chunks, 1, {"a": "n", "b": "a"})
+    assert rows == {"query_0": ["qa", "qb"], "positive": ["text a", "text b"], "negative": ["text n", "text a"]}
+    # Query 0 matches its own chunk and its negative equally: the negative must cost something.
+    q = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    pos = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    neg = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
+    plain = MultiQueryRankingLoss(_FixedEncoder([q, pos]), scale=1.0)([{}, {}]).item()
+    with_neg = MultiQueryRankingLoss(_FixedEncoder([q, pos, neg]), scale=1.0, with_negatives=True)([{}, {}, {}]).item()
+    row0 = -math.log(math.e / (math.e + 1 + math.e + math.exp(-1)))  # logits: pos a 1, pos b 0, neg 1, neg -1
+    row1 = -math.log(math.e / (1 + math.e + 1 + 1))
+    assert with_neg == pytest.approx((row0 + row1) / 2, rel=1e-6)
+    assert with_neg > plain
