@@ -221,14 +221,37 @@ def _status(err: BaseException) -> int | None:
     return None
 
 
-def _is_transient(err: BaseException) -> bool:
-    import httpx2
+def _transport_errors() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+    """(timeouts, refused connections, any transport failure) of whichever HTTP
+    client this huggingface_hub uses: httpx2 (2.x), httpx (1.x) or requests (0.x)."""
+    timeouts: list[type] = []
+    connects: list[type] = []
+    transports: list[type] = []
+    for name in ("httpx2", "httpx"):
+        try:
+            mod = __import__(name)
+        except ImportError:
+            continue
+        timeouts.append(mod.TimeoutException)
+        connects.append(mod.ConnectError)
+        transports.append(mod.TransportError)
+    try:
+        import requests
 
+        timeouts.append(requests.Timeout)
+        connects.append(requests.ConnectionError)
+        transports.append(requests.ConnectionError)
+    except ImportError:
+        pass
+    return tuple(timeouts), tuple(connects), tuple(transports) + tuple(timeouts)
+
+
+def _is_transient(err: BaseException) -> bool:
     status = _status(err)
     if status is not None:
         return status in TRANSIENT_STATUSES
     # Refused connections, DNS failures, timeouts and dropped connections.
-    return isinstance(err, httpx2.TransportError)
+    return isinstance(err, _transport_errors()[2])
 
 
 def _short_reason(err: BaseException) -> str:
@@ -238,9 +261,9 @@ def _short_reason(err: BaseException) -> str:
 
 def _message_for(err: BaseException, ctx: _ErrorContext, attempts: int) -> str | None:
     """The user-facing sentence for `err`, or None when it is not a Hub failure we know."""
-    import httpx2
     from huggingface_hub.errors import OfflineModeIsEnabled
 
+    timeouts, connects, transports = _transport_errors()
     where, tries = ctx.endpoint, f"after {attempts} attempt{'s' if attempts > 1 else ''}"
     namespace = ctx.repo_id.split("/")[0]
     status = _status(err)
@@ -265,11 +288,11 @@ def _message_for(err: BaseException, ctx: _ErrorContext, attempts: int) -> str |
         )
     if isinstance(err, OfflineModeIsEnabled):
         return "HF_HUB_OFFLINE is set, so the Hub cannot be reached: unset it to push"
-    if isinstance(err, httpx2.TimeoutException):
+    if isinstance(err, timeouts):
         return f"timed out talking to {where} {tries}: check your network and push again"
-    if isinstance(err, httpx2.ConnectError):
+    if isinstance(err, connects):
         return f"cannot reach {where} ({tries}): check your network connection and HF_ENDPOINT"
-    if isinstance(err, httpx2.TransportError):
+    if isinstance(err, transports):
         return f"the connection to {where} failed ({type(err).__name__}) {tries}: push again"
     if isinstance(err, ValueError) and str(err).startswith("Invalid metadata in README.md"):
         # huggingface_hub lists the problems one per line after this heading.
