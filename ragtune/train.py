@@ -26,31 +26,31 @@ class TrainResult:
 def training_rows(
     pairs: list[Pair], chunks: dict[str, Chunk], queries_per_row: int, negatives: dict[str, str] | None = None
 ) -> dict[str, list[str]]:
-    """One row per chunk: `queries_per_row` question columns, the chunk text as "positive",
-    and with `negatives` (chunk id -> hard negative chunk id) a "negative" column.
+    """One row per chunk: `queries_per_row` question columns, the chunk text as "chunk",
+    and with `negatives` (chunk id -> hard negative chunk id) a "hard_negative" column.
 
     A chunk with fewer questions repeats them in turn. The positive is looked
     up by chunk id, never copied into a pair.
 
     >>> ch = {"a": Chunk("a", "f", (1,), "text A", 2), "b": Chunk("b", "f", (1,), "text B", 2)}
     >>> training_rows([Pair("q1", "a", "x"), Pair("q2", "a", "x"), Pair("q3", "b", "x")], ch, 2)
-    {'query_0': ['q1', 'q3'], 'query_1': ['q2', 'q3'], 'positive': ['text A', 'text B']}
+    {'query_0': ['q1', 'q3'], 'query_1': ['q2', 'q3'], 'chunk': ['text A', 'text B']}
     """
     by_chunk: dict[str, list[str]] = {}
     for p in pairs:
         by_chunk.setdefault(p.chunk_id, []).append(p.query)
     rows: dict[str, list[str]] = {f"query_{i}": [] for i in range(queries_per_row)}
-    rows["positive"] = []
+    rows["chunk"] = []
     if negatives is not None:
-        rows["negative"] = []
+        rows["hard_negative"] = []
     for cid, queries in by_chunk.items():
         if negatives is not None and cid not in negatives:
             continue
         for i in range(queries_per_row):
             rows[f"query_{i}"].append(queries[i % len(queries)])
-        rows["positive"].append(chunks[cid].text)
+        rows["chunk"].append(chunks[cid].text)
         if negatives is not None:
-            rows["negative"].append(chunks[negatives[cid]].text)
+            rows["hard_negative"].append(chunks[negatives[cid]].text)
     return rows
 
 
@@ -93,7 +93,7 @@ def mine_hard_negatives(
 class MultiQueryRankingLoss(nn.Module):
     """MultipleNegativesRankingLoss for several questions sharing one positive chunk.
 
-    Columns are (query_0, …, query_{n-1}, positive). Every question is scored
+    Columns are (query_0, …, query_{n-1}, chunk[, hard_negative]). Every question is scored
     against all chunks in the batch; the other chunks are its negatives. Each
     chunk is encoded once per step for all of its questions, so an epoch costs
     about 1/n of plain MNRL over (question, chunk) rows, where chunks dominate
@@ -111,7 +111,7 @@ class MultiQueryRankingLoss(nn.Module):
         import torch.nn.functional as F
 
         embeddings = [self.model(f)["sentence_embedding"] for f in sentence_features]
-        # Columns: questions…, positive[, negative]. Hard negatives join the
+        # Columns: questions…, chunk[, hard_negative]. Hard negatives join the
         # candidate chunks; the targets stay the first len(positives) rows.
         n_queries = len(embeddings) - 1 - self.with_negatives
         queries, positives = embeddings[:n_queries], embeddings[n_queries]

@@ -45,7 +45,7 @@ def test_rows_cycle_questions_and_never_copy_chunks_into_pairs() -> None:
         "query_0": ["qa1", "qb1"],
         "query_1": ["qa2", "qb1"],
         "query_2": ["qa3", "qb1"],
-        "positive": ["text of a", "text of b"],
+        "chunk": ["text of a", "text of b"],
     }
 
 
@@ -113,7 +113,7 @@ def test_likely_false_negatives_and_held_out_chunks_are_skipped() -> None:
 def test_rows_carry_the_negative_and_the_loss_uses_it() -> None:
     chunks = _chunks({"a": "text a", "b": "text b", "n": "text n"})
     rows = training_rows([Pair("qa", "a", "g"), Pair("qb", "b", "g")], chunks, 1, {"a": "n", "b": "a"})
-    assert rows == {"query_0": ["qa", "qb"], "positive": ["text a", "text b"], "negative": ["text n", "text a"]}
+    assert rows == {"query_0": ["qa", "qb"], "chunk": ["text a", "text b"], "hard_negative": ["text n", "text a"]}
     # Query 0 matches its own chunk and its negative equally: the negative must cost something.
     q = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     pos = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
