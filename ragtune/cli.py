@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
+from . import cli_pairs, cli_search
 from .config import GENERATORS, Config, ConfigError
 
 
@@ -94,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--private", action="store_true")
     push.add_argument("--dry-run", action="store_true", help="list what would be uploaded; no network")
     push.add_argument("--force", action="store_true", help="push even if the run did not beat the base model")
+    cli_pairs.add_parsers(sub)
+    cli_search.add_parsers(sub)
     return parser
 
 
@@ -177,13 +180,13 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_libraries()
-    commands = {"run": cmd_run, "push": cmd_push}
+    commands = {"run": cmd_run, "push": cmd_push, **cli_pairs.COMMANDS, **cli_search.COMMANDS}
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:
         print("\nragtune: interrupted; rerun the same command to continue from the last finished stage.",
               file=sys.stderr)
         return 130
-    except _user_errors() as e:
+    except _user_errors() + cli_pairs.USER_ERRORS + cli_search.USER_ERRORS as e:
         print(f"ragtune: error: {e}", file=sys.stderr)
         return 1

@@ -1,0 +1,127 @@
+"""`ragtune search`, `ragtune export` and `ragtune eval-dataset`: the drop-in commands.
+
+cli.py wires these in: `add_parsers(sub)` adds the subcommands, `COMMANDS` maps
+each name to its handler, and `USER_ERRORS` joins the errors that print one line.
+Like cli.py, this is a printing layer; ragtune.search does the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+from pathlib import Path
+from typing import Callable
+
+from .models import ModelError
+from .records import RunDirError
+from .search import DATASET_KS, DatasetError, Hit
+
+USER_ERRORS: tuple[type[BaseException], ...] = (DatasetError, RunDirError, ModelError)
+COLUMN = 48  # width of one side of `search --compare`
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Add the drop-in subcommands to ragtune's subparsers."""
+    p = sub.add_parser("search", help="search a run's index with its fine-tuned model")
+    p.add_argument("run_dir", type=Path, help="the --out folder of a finished run")
+    p.add_argument("query", help="the question, in quotes")
+    p.add_argument("-k", type=_positive_int, default=5, help="how many chunks to show (default: 5)")
+    p.add_argument("--compare", action="store_true", help="show the base model's results beside the fine-tuned ones")
+    p.add_argument("--device", default="", help="cpu, cuda, cuda:N (default: cuda if available)")
+
+    p = sub.add_parser("export", help="write a run's questions as a LlamaIndex EmbeddingQAFinetuneDataset JSON")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--llamaindex", type=Path, required=True, metavar="FILE", help="the JSON file to write")
+    p.add_argument("--split", choices=("eval", "train"), default="eval",
+                   help="held-out questions (eval, default) or training questions")
+
+    p = sub.add_parser("eval-dataset", help="hit@k and MRR@10 of a model on a LlamaIndex dataset JSON")
+    p.add_argument("model", metavar="MODEL_OR_RUN_DIR", help="a run folder (its tuned model), a model folder or Hub id")
+    p.add_argument("dataset", type=Path, metavar="FILE")
+    p.add_argument("--device", default="", help="cpu, cuda, cuda:N (default: cuda if available)")
+
+
+def _pages(pages: tuple[int, ...]) -> str:
+    """Page numbers as a reader would write them.
+
+    >>> _pages((3,)), _pages((3, 4, 5))
+    ('p. 3', 'pp. 3-5')
+    """
+    if not pages:
+        return ""
+    return f"p. {pages[0]}" if len(pages) == 1 else f"pp. {pages[0]}-{pages[-1]}"
+
+
+def _one_line(text: str, width: int) -> str:
+    return textwrap.shorten(" ".join(text.split()), width=width, placeholder=" …")
+
+
+def _hit_lines(hit: Hit, width: int) -> list[str]:
+    """Two lines per hit: score, source and pages; then the start of the text."""
+    head = f"{hit.score:.3f}  {hit.source} {_pages(hit.pages)}"
+    return [head[:width], _one_line(hit.text, width)]
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .search import load_retriever
+
+    tuned = load_retriever(args.run_dir, "tuned", args.device).search(args.query, args.k)
+    if not args.compare:
+        for hit in tuned:
+            print(f"{hit.rank:>2}. {hit.score:.3f}  {hit.source} {_pages(hit.pages)}  [{hit.chunk_id}]")
+            print(f"    {_one_line(hit.text, 100)}")
+        return 0
+    base = load_retriever(args.run_dir, "base", args.device).search(args.query, args.k)
+    tuned_ids, base_ids = {h.chunk_id for h in tuned}, {h.chunk_id for h in base}
+    print(f"{'':4}{'base':<{COLUMN}}  fine-tuned")
+    for i in range(max(len(base), len(tuned))):
+        left = _hit_lines(base[i], COLUMN - 2) if i < len(base) else ["", ""]
+        right = _hit_lines(tuned[i], COLUMN - 2) if i < len(tuned) else ["", ""]
+        # "*" marks a chunk only one of the two models found in its top k.
+        lmark = "*" if i < len(base) and base[i].chunk_id not in tuned_ids else " "
+        rmark = "*" if i < len(tuned) and tuned[i].chunk_id not in base_ids else " "
+        print(f"{i + 1:>2}. {lmark}{left[0]:<{COLUMN - 1}}  {rmark}{right[0]}")
+        print(f"{'':4} {left[1]:<{COLUMN - 1}}   {right[1]}".rstrip())
+    print(f"\n* = not in the other model's top {args.k}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .search import export_llamaindex
+
+    e = export_llamaindex(args.run_dir, args.llamaindex, args.split)
+    print(f"Wrote {e.n_queries} {e.split} questions and {e.n_corpus} corpus chunks to {e.path} "
+          "(LlamaIndex EmbeddingQAFinetuneDataset JSON)")
+    return 0
+
+
+def cmd_eval_dataset(args: argparse.Namespace) -> int:
+    from .models import load_model, pick_device
+    from .search import evaluate_dataset, load_llamaindex_dataset, model_source
+
+    # Check the file before loading a model, so a typo fails fast.
+    queries, corpus, relevant = load_llamaindex_dataset(args.dataset)
+    source = model_source(args.model)
+    metrics = evaluate_dataset(load_model(source, pick_device(args.device)), queries, corpus, relevant)
+    keys = [f"hit@{k}" for k in DATASET_KS] + ["mrr@10"]
+    print(f"{source} on {len(queries)} queries over {len(corpus)} corpus texts ({args.dataset}):")
+    print("".join(f"{k:>9}" for k in keys))
+    print("".join(f"{metrics[k]:>9.3f}" for k in keys))
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "search": cmd_search,
+    "export": cmd_export,
+    "eval-dataset": cmd_eval_dataset,
+}

@@ -1,0 +1,249 @@
+"""The drop-in side of a run: search its index, and share its questions with LlamaIndex.
+
+A finished run directory holds everything a RAG app needs:
+
+    RUN_DIR/model/              the fine-tuned sentence-transformers model
+    RUN_DIR/index/index.faiss   IndexFlatIP over its normalised chunk embeddings
+    RUN_DIR/index/chunks.jsonl  the chunks, in index order
+
+>>> [h.chunk_id for h in search(Path("runs/latest"), "what is zero trust?", k=2)]  # doctest: +SKIP
+['c-1a2b…', 'c-9f8e…']
+
+Held-out (or training) questions go out, and any labelled set comes back in, as the
+JSON of LlamaIndex's `EmbeddingQAFinetuneDataset`:
+
+    {"queries": {qid: text}, "corpus": {node_id: text}, "relevant_docs": {qid: [node_id]}, "mode": "text"}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+from .records import Chunk, Pair, RunDirError, read_json, read_jsonl, write_json
+
+Which = Literal["tuned", "base"]
+DATASET_KS = (1, 3, 5, 10)
+
+
+class DatasetError(Exception):
+    """A LlamaIndex dataset file is missing or malformed; the message says where and how."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved chunk; `score` is the cosine similarity to the query."""
+
+    rank: int
+    score: float
+    chunk_id: str
+    source: str
+    pages: tuple[int, ...]
+    text: str
+
+
+@dataclass
+class Retriever:
+    """A loaded model with its chunk index: load once, then `search` many queries."""
+
+    model: Any
+    index: Any
+    chunks: list[Chunk]
+
+    def search(self, query: str, k: int = 5) -> list[Hit]:
+        from .evaluate import embed
+
+        if k < 1:
+            raise ValueError(f"k must be >= 1, not {k}")
+        scores, idx = self.index.search(embed(self.model, [query]), min(k, len(self.chunks)))
+        hits = []
+        for score, i in zip(scores[0], idx[0]):
+            if i < 0:  # FAISS pads with -1 when it has fewer than k results
+                continue
+            c = self.chunks[i]
+            hits.append(Hit(len(hits) + 1, float(score), c.id, c.source, tuple(c.pages), c.text))
+        return hits
+
+
+# --- search ---------------------------------------------------------------------------
+
+
+def _require(run_dir: Path, rels: Sequence[str]) -> None:
+    """Raise one RunDirError naming everything missing, so the user fixes it in one go."""
+    if not run_dir.is_dir():
+        raise RunDirError(f"{run_dir} does not exist: pass the --out folder of a finished `ragtune run`")
+    missing = [rel for rel in rels if not (run_dir / rel).exists()]
+    if missing:
+        raise RunDirError(
+            f"{run_dir} is not a finished ragtune run (missing {', '.join(missing)}); "
+            f"run `ragtune run DOCS --out {run_dir}` to finish it"
+        )
+
+
+def base_model_of(run_dir: Path) -> str:
+    """The base model a run started from, as something `load_model` accepts."""
+    from .models import resolve_base_model
+
+    _require(run_dir, ["config.json"])
+    cfg = read_json(run_dir / "config.json")
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("base_model"), str):
+        raise RunDirError(f"{run_dir / 'config.json'} has no \"base_model\"; rerun `ragtune run` into this folder")
+    return resolve_base_model(cfg["base_model"])
+
+
+def load_retriever(run_dir: Path, which: Which = "tuned", device: str = "") -> Retriever:
+    """The saved index with the tuned model, or a fresh index built with the run's base model."""
+    import faiss
+
+    from .evaluate import build_index, embed
+    from .models import load_model, pick_device
+
+    if which not in ("tuned", "base"):
+        raise ValueError(f"which must be 'tuned' or 'base', not {which!r}")
+    run_dir = Path(run_dir)
+    _require(run_dir, ["model/config.json", "index/index.faiss", "index/chunks.jsonl"]
+             + (["config.json"] if which == "base" else []))
+    chunks = read_jsonl(run_dir / "index" / "chunks.jsonl", Chunk)
+    if which == "tuned":
+        model = load_model(str(run_dir / "model"), pick_device(device))
+        index = faiss.read_index(str(run_dir / "index" / "index.faiss"))
+        if index.ntotal != len(chunks) or index.d != model.get_embedding_dimension():
+            raise RunDirError(
+                f"{run_dir / 'index'} does not match its model or chunks ({index.ntotal} vectors of size {index.d}, "
+                f"{len(chunks)} chunks, model size {model.get_embedding_dimension()}); "
+                f"delete {run_dir / 'index'} and rerun `ragtune run` to rebuild it"
+            )
+    else:
+        # Same settings as the saved index (evaluate.build_index), so the comparison is fair.
+        model = load_model(base_model_of(run_dir), pick_device(device))
+        index = build_index(embed(model, [c.text for c in chunks]))
+    return Retriever(model, index, chunks)
+
+
+def search(run_dir: Path, query: str, k: int = 5, which: Which = "tuned", device: str = "") -> list[Hit]:
+    """The `k` chunks closest to `query`, best first, from the tuned (or base) model's index."""
+    return load_retriever(Path(run_dir), which, device).search(query, k)
+
+
+# --- LlamaIndex EmbeddingQAFinetuneDataset --------------------------------------------
+
+
+@dataclass(frozen=True)
+class Export:
+    path: Path
+    split: str
+    n_queries: int
+    n_corpus: int
+
+
+def export_llamaindex(run_dir: Path, path: Path, split: str = "eval") -> Export:
+    """Write a split's pairs as a LlamaIndex dataset; query ids are "{split}-{line}" in pairs_{split}.jsonl.
+
+    The eval corpus is every chunk, so metrics on it match ragtune's own evaluation;
+    the train corpus is only the chunks its questions point at, so no held-out text leaks into it.
+    """
+    if split not in ("eval", "train"):
+        raise ValueError(f"split must be 'eval' or 'train', not {split!r}")
+    run_dir = Path(run_dir)
+    _require(run_dir, ["chunks.jsonl", f"pairs_{split}.jsonl"])
+    chunks = read_jsonl(run_dir / "chunks.jsonl", Chunk)
+    pairs = read_jsonl(run_dir / f"pairs_{split}.jsonl", Pair)
+    used = {p.chunk_id for p in pairs}
+    corpus = {c.id: c.text for c in chunks if split == "eval" or c.id in used}
+    if not used <= corpus.keys():
+        raise RunDirError(f"{run_dir / f'pairs_{split}.jsonl'} points at chunks missing from chunks.jsonl; "
+                          "rerun `ragtune run` into this folder")
+    queries = {f"{split}-{n}": p.query for n, p in enumerate(pairs)}
+    relevant = {f"{split}-{n}": [p.chunk_id] for n, p in enumerate(pairs)}
+    write_json(Path(path), {"queries": queries, "corpus": corpus, "relevant_docs": relevant, "mode": "text"})
+    return Export(Path(path), split, len(queries), len(corpus))
+
+
+def _count(n: int, noun: str, plural: str = "") -> str:
+    """A count with its noun, for one-line errors.
+
+    >>> _count(1, "id"), _count(2, "id"), _count(0, "query", "queries")
+    ('1 id', '2 ids', '0 queries')
+    """
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+def _str_map(obj: Any, key: str, path: Path) -> dict[str, str]:
+    value = obj[key]
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise DatasetError(f"{path}: \"{key}\" must be an object mapping ids to strings")
+    return value
+
+
+def load_llamaindex_dataset(path: Path) -> tuple[dict[str, str], dict[str, str], dict[str, list[str]]]:
+    """(queries, corpus, relevant_docs) from an EmbeddingQAFinetuneDataset JSON file, checked.
+
+    >>> load_llamaindex_dataset(Path("qa.json"))  # doctest: +SKIP
+    ({'q1': 'what is zero trust?'}, {'n1': 'Zero trust …'}, {'q1': ['n1']})
+    """
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DatasetError(f"{path} does not exist") from None
+    except UnicodeDecodeError:
+        raise DatasetError(f"{path} is not UTF-8 text; expected LlamaIndex EmbeddingQAFinetuneDataset JSON") from None
+    except json.JSONDecodeError as e:
+        raise DatasetError(f"{path} is not valid JSON ({e.msg}, line {e.lineno})") from None
+    keys = ("queries", "corpus", "relevant_docs")
+    if not isinstance(obj, dict) or not all(k in obj for k in keys):
+        raise DatasetError(f"{path} is not a LlamaIndex EmbeddingQAFinetuneDataset: "
+                           "expected an object with \"queries\", \"corpus\" and \"relevant_docs\"")
+    if obj.get("mode", "text") != "text":
+        raise DatasetError(f"{path} has mode {obj['mode']!r}; only text datasets (\"mode\": \"text\") are supported")
+    queries, corpus = _str_map(obj, "queries", path), _str_map(obj, "corpus", path)
+    relevant = obj["relevant_docs"]
+    if not isinstance(relevant, dict) or not all(
+        isinstance(v, list) and all(isinstance(d, str) for d in v) for v in relevant.values()
+    ):
+        raise DatasetError(f"{path}: \"relevant_docs\" must be an object mapping query ids to lists of corpus ids")
+    if not queries or not corpus:
+        counts = f"{_count(len(queries), 'query', 'queries')} and {_count(len(corpus), 'corpus text')}"
+        raise DatasetError(f"{path} has {counts}; it needs both")
+    # Every query needs an answer in the corpus, or its metrics would be 0 for no reason.
+    unanswered = [q for q in queries if not relevant.get(q)]
+    if unanswered:
+        raise DatasetError(f"{path}: {_count(len(unanswered), 'query id')} without relevant_docs "
+                           f"(e.g. {unanswered[0]!r})")
+    stray = [q for q in relevant if q not in queries]
+    if stray:
+        raise DatasetError(f"{path}: relevant_docs names {_count(len(stray), 'unknown query id')} (e.g. {stray[0]!r})")
+    dangling = sorted({d for docs in relevant.values() for d in docs if d not in corpus})
+    if dangling:
+        raise DatasetError(f"{path}: relevant_docs points at {_count(len(dangling), 'id')} not in the corpus "
+                           f"(e.g. {dangling[0]!r})")
+    return queries, corpus, {q: list(relevant[q]) for q in queries}
+
+
+def evaluate_dataset(model: Any, queries: dict[str, str], corpus: dict[str, str],
+                     relevant: dict[str, list[str]], ks: Sequence[int] = DATASET_KS) -> dict[str, float]:
+    """hit@k and MRR@10 of `model` retrieving from the whole corpus (same index settings as a run)."""
+    from .evaluate import MRR_AT, build_index, dense_rankings, embed, rank_metrics
+
+    ids = list(corpus)
+    index = build_index(embed(model, list(corpus.values())))
+    qids = list(queries)
+    ranked = dense_rankings(index, embed(model, [queries[q] for q in qids]), ids, max(max(ks), MRR_AT))
+    return rank_metrics(ranked, [set(relevant[q]) for q in qids], ks)
+
+
+def model_source(model_path_or_run_dir: str | Path) -> str:
+    """A run directory means its model/ folder; anything else is a model path or Hub id."""
+    p = Path(model_path_or_run_dir).expanduser()
+    return str(p / "model") if (p / "model" / "config.json").is_file() else str(model_path_or_run_dir)
+
+
+def evaluate_on_dataset(model_path_or_run_dir: str | Path, dataset_path: Path, device: str = "") -> dict[str, float]:
+    """Metrics (hit@1/3/5/10, MRR@10) of a model, or a run's tuned model, on a LlamaIndex dataset file."""
+    from .models import load_model, pick_device
+
+    queries, corpus, relevant = load_llamaindex_dataset(Path(dataset_path))
+    model = load_model(model_source(model_path_or_run_dir), pick_device(device))
+    return evaluate_dataset(model, queries, corpus, relevant)

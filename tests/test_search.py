@@ -1,0 +1,272 @@
+"""Searching a finished run, `search --compare`, and LlamaIndex dataset export, import and evaluation."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ragtune import Config, Pipeline
+from ragtune.cli import main
+from ragtune.records import Chunk, Page, Pair, RunDirError, read_jsonl
+from ragtune.search import (
+    DatasetError,
+    Retriever,
+    evaluate_dataset,
+    evaluate_on_dataset,
+    export_llamaindex,
+    load_llamaindex_dataset,
+    load_retriever,
+    search,
+)
+from tests.conftest import NIST_PDF
+from tests.test_cli import assert_one_error_line
+from tests.test_evaluate import KeywordEncoder
+
+QUERY = "What are the risks of generative AI?"
+# Two small PDFs cut from NIST AI 600-1 (about 2,400 words), so hits carry real page numbers.
+PDFS = {"a.pdf": [4, 5, 6], "b.pdf": [7, 8]}
+
+
+def write_pdfs(folder: Path) -> Path:
+    from pypdf import PdfReader, PdfWriter
+
+    folder.mkdir(parents=True)
+    reader = PdfReader(NIST_PDF)
+    for name, indices in PDFS.items():
+        writer = PdfWriter()
+        for i in indices:
+            writer.add_page(reader.pages[i])
+        with (folder / name).open("wb") as f:
+            writer.write(f)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Iterator[Path]:
+    """One finished tiny run (2 training steps), shared by the tests that only read it."""
+    root = tmp_path_factory.mktemp("search")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HOME", str(root / "hf_home"))
+        cfg = Config(docs=write_pdfs(root / "docs"), out=root / "run", base_model=str(tiny_model_dir), max_steps=2,
+                     batch_size=4, chunk_tokens=64, chunk_overlap=8, device="cpu")
+        Pipeline(cfg).run()
+        yield cfg.out
+
+
+@pytest.fixture(scope="module")
+def chunks(run_dir: Path) -> list[Chunk]:
+    return read_jsonl(run_dir / "index" / "chunks.jsonl", Chunk)
+
+
+@pytest.fixture(scope="module")
+def tuned(run_dir: Path) -> Retriever:
+    return load_retriever(run_dir, "tuned", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def base(run_dir: Path) -> Retriever:
+    return load_retriever(run_dir, "base", device="cpu")
+
+
+# --- search ---------------------------------------------------------------------------
+
+
+def test_search_returns_k_hits_best_first(run_dir: Path, chunks: list[Chunk]) -> None:
+    hits = search(run_dir, QUERY, k=5, device="cpu")
+    assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True) and all(-1.0 <= s <= 1.0 + 1e-6 for s in scores)
+    by_id = {c.id: c for c in chunks}
+    page_text = {(p.source, p.page): p.text for p in read_jsonl(run_dir / "pages.jsonl", Page)}
+    for h in hits:
+        c = by_id[h.chunk_id]
+        assert (h.source, h.pages, h.text) == (c.source, c.pages, c.text)
+        assert h.source in PDFS and set(h.pages) <= set(range(1, len(PDFS[h.source]) + 1))
+        # The hit's first words really are on its first page.
+        assert " ".join(h.text.split()[:6]) in " ".join(page_text[h.source, h.pages[0]].split())
+
+
+def test_k_beyond_the_index_gives_every_chunk_once(tuned: Retriever, chunks: list[Chunk]) -> None:
+    everything = tuned.search(QUERY, k=len(chunks) + 10)
+    assert sorted(h.chunk_id for h in everything) == sorted(c.id for c in chunks)
+    assert [h.rank for h in everything] == list(range(1, len(chunks) + 1))
+
+
+def test_chunk_text_as_query_finds_that_chunk(tuned: Retriever, chunks: list[Chunk]) -> None:
+    for c in chunks[::10]:
+        top = tuned.search(c.text, k=1)[0]
+        assert top.chunk_id == c.id
+        assert top.score == pytest.approx(1.0, abs=1e-4)
+
+
+def test_base_index_is_built_with_the_base_model(base: Retriever, chunks: list[Chunk], tiny_model) -> None:
+    expected = tiny_model.encode([c.text for c in chunks], normalize_embeddings=True, convert_to_numpy=True)
+    np.testing.assert_allclose(base.index.reconstruct_n(0, base.index.ntotal), expected, atol=1e-5)
+    assert base.search(chunks[3].text, k=1)[0].chunk_id == chunks[3].id
+
+
+def copy_run(run_dir: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "run"
+    shutil.copytree(run_dir, out)
+    return out
+
+
+@pytest.mark.parametrize("missing", ["index/index.faiss", "index/chunks.jsonl", "model"])
+def test_incomplete_run_dir(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], missing: str) -> None:
+    broken = copy_run(run_dir, tmp_path)
+    target = broken / missing
+    shutil.rmtree(target) if target.is_dir() else target.unlink()
+    with pytest.raises(RunDirError, match="is not a finished ragtune run"):
+        search(broken, QUERY)
+    assert main(["search", str(broken), QUERY]) == 1
+    assert_one_error_line(capsys.readouterr().err, str(broken), missing, "ragtune run")
+
+
+def test_search_needs_an_existing_run_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", str(tmp_path / "nope"), QUERY, "--compare"]) == 1
+    assert_one_error_line(capsys.readouterr().err, str(tmp_path / "nope"), "does not exist")
+
+
+def test_index_that_does_not_match_its_chunks(run_dir: Path, tmp_path: Path) -> None:
+    broken = copy_run(run_dir, tmp_path)
+    lines = (broken / "index" / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
+    (broken / "index" / "chunks.jsonl").write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")
+    with pytest.raises(RunDirError, match="does not match"):
+        search(broken, QUERY)
+
+
+# --- the CLI --------------------------------------------------------------------------
+
+ROW = re.compile(r"^ ?(\d+)\. [ *](\d\.\d{3})  (\S+) pp?\. [\d-]+ +[ *](\d\.\d{3})  (\S+) pp?\. [\d-]+$")
+
+
+def test_cli_search(run_dir: Path, tuned: Retriever, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", str(run_dir), QUERY, "-k", "3", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    hits = tuned.search(QUERY, k=3)
+    assert len(out) == 6
+    for line, hit in zip(out[::2], hits):
+        assert line.startswith(f" {hit.rank}. {hit.score:.3f}  {hit.source} p") and line.endswith(f"[{hit.chunk_id}]")
+
+
+def test_cli_search_compare_shows_both_models_side_by_side(run_dir: Path, base: Retriever, tuned: Retriever,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", str(run_dir), QUERY, "-k", "4", "--compare", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert re.match(r"^ +base +fine-tuned$", out[0])
+    rows = [ROW.match(line) for line in out[1:9:2]]
+    assert all(rows), "\n".join(out)
+    assert [int(r[1]) for r in rows] == [1, 2, 3, 4]
+    assert [(r[2], r[3]) for r in rows] == [(f"{h.score:.3f}", h.source) for h in base.search(QUERY, k=4)]
+    assert [(r[4], r[5]) for r in rows] == [(f"{h.score:.3f}", h.source) for h in tuned.search(QUERY, k=4)]
+    assert out[-1] == "* = not in the other model's top 4"
+
+
+# --- LlamaIndex datasets --------------------------------------------------------------
+
+
+def test_export_import_round_trip(run_dir: Path, tmp_path: Path, chunks: list[Chunk],
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "eval.json"
+    assert main(["export", str(run_dir), "--llamaindex", str(path)]) == 0
+    held = read_jsonl(run_dir / "pairs_eval.jsonl", Pair)
+    assert capsys.readouterr().out.startswith(f"Wrote {len(held)} eval questions and {len(chunks)} corpus chunks")
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    assert sorted(raw) == ["corpus", "mode", "queries", "relevant_docs"] and raw["mode"] == "text"
+
+    queries, corpus, relevant = load_llamaindex_dataset(path)
+    # Query "eval-N" is line N of pairs_eval.jsonl; node ids are ragtune's chunk ids.
+    assert queries == {f"eval-{n}": p.query for n, p in enumerate(held)}
+    assert relevant == {f"eval-{n}": [p.chunk_id] for n, p in enumerate(held)}
+    assert corpus == {c.id: c.text for c in chunks}
+
+
+def test_train_export_holds_no_held_out_text(run_dir: Path, tmp_path: Path) -> None:
+    export = export_llamaindex(run_dir, tmp_path / "train.json", split="train")
+    queries, corpus, relevant = load_llamaindex_dataset(export.path)
+    train = read_jsonl(run_dir / "pairs_train.jsonl", Pair)
+    held_chunks = {p.chunk_id for p in read_jsonl(run_dir / "pairs_eval.jsonl", Pair)}
+    assert list(queries.values()) == [p.query for p in train]
+    assert set(corpus) == {p.chunk_id for p in train} and not set(corpus) & held_chunks
+    assert (export.n_queries, export.n_corpus) == (len(train), len(corpus))
+
+
+def test_exported_eval_set_reproduces_the_run_metrics(run_dir: Path, tmp_path: Path, tiny_model_dir: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    path = export_llamaindex(run_dir, tmp_path / "eval.json").path
+    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    # Same questions, same chunks, same index settings: the numbers the run reported.
+    assert evaluate_on_dataset(run_dir, path, device="cpu") == pytest.approx(metrics["after"], abs=1e-9)
+    # And the base model (a plain model folder) gives the run's "before" numbers.
+    assert main(["eval-dataset", str(tiny_model_dir), str(path), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{tiny_model_dir} on {metrics['n_queries']} queries over {metrics['n_chunks']} corpus")
+    assert out[1].split() == ["hit@1", "hit@3", "hit@5", "hit@10", "mrr@10"]
+    assert out[2].split() == [f"{metrics['before'][k]:.3f}" for k in ("hit@1", "hit@3", "hit@5", "hit@10", "mrr@10")]
+
+
+def write_dataset(path: Path, queries: dict, corpus: dict, relevant: dict) -> Path:
+    path.write_text(json.dumps({"queries": queries, "corpus": corpus, "relevant_docs": relevant, "mode": "text"}),
+                    encoding="utf-8")
+    return path
+
+
+def test_hand_worked_dataset_with_the_tiny_model(tmp_path: Path, tiny_model_dir: Path) -> None:
+    # With two corpus texts, a query equal to one text ranks it 1st and the other 2nd,
+    # whatever the (random) weights are.
+    corpus = {"n-a": "Zero trust assumes no implicit trust.", "n-b": "Bird song at dawn in the hills."}
+    queries = {"q1": corpus["n-a"], "q2": corpus["n-a"], "q3": corpus["n-b"], "q4": corpus["n-b"]}
+    relevant = {"q1": ["n-a"], "q2": ["n-b"], "q3": ["n-a", "n-b"], "q4": ["n-a"]}  # ranks 1, 2, 1, 2
+    path = write_dataset(tmp_path / "qa.json", queries, corpus, relevant)
+    m = evaluate_on_dataset(tiny_model_dir, path, device="cpu")
+    assert m == {"hit@1": 0.5, "hit@3": 1.0, "hit@5": 1.0, "hit@10": 1.0, "mrr@10": 0.75}
+
+
+def test_hand_worked_dataset_with_a_keyword_encoder() -> None:
+    encoder = KeywordEncoder(["cat", "dog", "fish", "bird", "horse"])
+    corpus = {"d-cat": "cats", "d-catdog": "cat and dog", "d-dog": "dogs", "d-fish": "fish", "d-bird": "bird"}
+    queries = {"q1": "cat", "q2": "dog", "q3": "fish", "q4": "cat cat cat dog dog bird"}
+    # q1: d-cat is 1st. q2: d-dog 1st, then d-catdog (cosine .71). q3: d-fish 1st, and either relevant id counts.
+    # q4 = [3, 2, 0, 1, 0]: d-catdog .94, d-cat .80, d-dog .53, d-bird .27, d-fish 0, so d-bird is 4th.
+    relevant = {"q1": ["d-cat"], "q2": ["d-catdog"], "q3": ["d-fish", "d-bird"], "q4": ["d-bird"]}
+    m = evaluate_dataset(encoder, queries, corpus, relevant)
+    assert m == {"hit@1": 0.5, "hit@3": 0.75, "hit@5": 1.0, "hit@10": 1.0,
+                 "mrr@10": pytest.approx((1 + 1 / 2 + 1 + 1 / 4) / 4)}
+
+
+GOOD = {"queries": {"q1": "what?"}, "corpus": {"n1": "this."}, "relevant_docs": {"q1": ["n1"]}, "mode": "text"}
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("{not json", "is not valid JSON"),
+        (json.dumps(["a", "list"]), "expected an object with"),
+        (json.dumps({k: v for k, v in GOOD.items() if k != "corpus"}), "expected an object with"),
+        (json.dumps(GOOD | {"queries": {"q1": 3}}), '"queries" must be an object mapping ids to strings'),
+        (json.dumps(GOOD | {"relevant_docs": {"q1": "n1"}}), '"relevant_docs" must be an object mapping'),
+        (json.dumps(GOOD | {"relevant_docs": {"q1": ["n9"]}}), "1 id not in the corpus (e.g. 'n9')"),
+        (json.dumps(GOOD | {"relevant_docs": {}}), "1 query id without relevant_docs (e.g. 'q1')"),
+        (json.dumps(GOOD | {"relevant_docs": {"q1": ["n1"], "q7": ["n1"]}}), "1 unknown query id (e.g. 'q7')"),
+        (json.dumps(GOOD | {"corpus": {}}), "has 1 query and 0 corpus texts; it needs both"),
+        (json.dumps(GOOD | {"mode": "image"}), "only text datasets"),
+        (None, "does not exist"),
+    ],
+)
+def test_malformed_dataset_is_one_error_line(tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str],
+                                             content: str | None, fragment: str) -> None:
+    path = tmp_path / "qa.json"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    with pytest.raises(DatasetError):
+        load_llamaindex_dataset(path)
+    assert main(["eval-dataset", str(tiny_model_dir), str(path)]) == 1
+    captured = capsys.readouterr()
+    assert_one_error_line(captured.err, str(path), fragment)
+    assert captured.out == ""
