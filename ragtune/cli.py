@@ -89,19 +89,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="extract, chunk, generate questions, fine-tune, evaluate, save")
     _add_run_args(run)
+    # Not a Config field: it only adds a table and a metrics.json entry after the run.
+    run.add_argument("--eval-dataset", type=Path, default=None, metavar="FILE",
+                     help="also evaluate base and fine-tuned models on this LlamaIndex EmbeddingQAFinetuneDataset JSON")
     push = sub.add_parser("push", help="upload a run's model to the Hugging Face Hub")
     push.add_argument("run_dir", type=Path)
     push.add_argument("repo_id")
     push.add_argument("--private", action="store_true")
     push.add_argument("--dry-run", action="store_true", help="list what would be uploaded; no network")
     push.add_argument("--force", action="store_true", help="push even if the run did not beat the base model")
+    push.add_argument("--with-data", action="store_true",
+                      help="also upload the run's question-chunk pairs as the dataset repo REPO_ID-pairs, linked "
+                           "from the model card")
     cli_pairs.add_parsers(sub)
     cli_search.add_parsers(sub)
     return parser
 
 
 def _config_from_args(args: argparse.Namespace) -> Config:
-    fields = {k: v for k, v in vars(args).items() if k != "command"}
+    fields = {k: v for k, v in vars(args).items() if k not in ("command", "eval_dataset")}
     return Config(**fields)
 
 
@@ -121,7 +127,11 @@ def _quiet_libraries() -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import Pipeline
 
+    from .search import add_dataset_metrics, load_llamaindex_dataset
+
     cfg = _config_from_args(args)
+    if args.eval_dataset is not None:
+        load_llamaindex_dataset(args.eval_dataset)  # a malformed file fails now, not after training
     start = time.perf_counter()
     print(f"ragtune {__version__}: {cfg.docs} -> {cfg.out}", file=sys.stderr)
     result = Pipeline(cfg, ConsoleReporter()).run()
@@ -135,28 +145,41 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("\nNOT IMPROVED: the fine-tuned model is not better than the base model on held-out questions. "
               "It is saved but marked as not improved; `ragtune push` refuses it without --force.")
     print(f"Model: {cfg.out / 'model'}   metrics: {cfg.out / 'metrics.json'}   ({time.perf_counter() - start:.0f}s)")
+    if args.eval_dataset is not None:
+        d = add_dataset_metrics(cfg.out, args.eval_dataset, cfg.device)
+        print(f"\nRetrieval on {d['n_queries']} questions from {d['file']} over {d['n_corpus']} corpus texts:")
+        print(_fmt_table(d))
     if cfg.push_repo:
         return _push(cfg.out, cfg.push_repo, private=cfg.private, dry_run=False, force=False)
     return 0
 
 
-def _push(run_dir: Path, repo_id: str, private: bool, dry_run: bool, force: bool) -> int:
+def _push(run_dir: Path, repo_id: str, private: bool, dry_run: bool, force: bool, with_data: bool = False) -> int:
     from . import hub
 
     if dry_run:
-        plan = hub.plan_push(run_dir, repo_id, private)
+        plan = hub.plan_push(run_dir, repo_id, private, with_data)
+        visibility = "private" if private else "public"
+        if plan.dataset_repo_id:
+            print(f"Would upload {len(plan.dataset_files)} files ({plan.dataset_bytes / 1e6:.1f} MB) to "
+                  f"{visibility} dataset repo {plan.dataset_repo_id}:")
+            for rel, size in plan.dataset_files:
+                print(f"  {rel:<50} {size:>12,} bytes")
         print(f"Would upload {len(plan.files)} files ({plan.total_bytes / 1e6:.1f} MB) to "
-              f"{'private' if private else 'public'} model repo {repo_id}:")
+              f"{visibility} model repo {repo_id}" + (f", its card listing {plan.dataset_repo_id}:"
+                                                      if plan.dataset_repo_id else ":"))
         for rel, size in plan.files:
             print(f"  {rel:<50} {size:>12,} bytes")
         return 0
-    url = hub.push(run_dir, repo_id, private=private, force=force)
+    url = hub.push(run_dir, repo_id, private=private, force=force, with_data=with_data)
+    if with_data:
+        print(f"Pushed the pairs of {run_dir} to dataset {hub.dataset_repo_id(repo_id)}")
     print(f"Pushed {run_dir / 'model'} to {url}")
     return 0
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    return _push(args.run_dir, args.repo_id, args.private, args.dry_run, args.force)
+    return _push(args.run_dir, args.repo_id, args.private, args.dry_run, args.force, args.with_data)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

@@ -1,9 +1,13 @@
-"""Publish a run's model folder to the Hugging Face Hub.
+"""Publish a run's model folder (and, optionally, its question pairs) to the Hugging Face Hub.
 
 This is the only module that talks to the Hub, and `get_api()` is the only place
 that builds a client, so tests can point it at a local server. Nothing is pushed
 unless `push()` is called explicitly; `plan_push()` shows what would go up
 without touching the network.
+
+With `with_data=True` the run's synthetic pairs go up first, as the dataset repo
+`REPO_ID-pairs` (train.jsonl, eval.jsonl and a README), and the model card that
+goes up names it under `datasets:`. The card on disk is left as it is.
 
 Every failure surfaces as a one-line `HubError` that says what to do next. The
 token is never part of a message or a log line.
@@ -17,7 +21,7 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -29,6 +33,9 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 COMMIT_MESSAGE = "Upload fine-tuned embedding model (ragtune)"
+DATASET_COMMIT_MESSAGE = "Upload synthetic question-chunk pairs (ragtune)"
+# The pairs dataset of model repo "alice/minilm" is "alice/minilm-pairs".
+DATASET_SUFFIX = "-pairs"
 # Statuses worth asking again: the Hub or a proxy was briefly unavailable or busy.
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # Upper bound for one wait between attempts, so a push never stalls for minutes.
@@ -43,12 +50,22 @@ class HubError(Exception):
 
 @dataclass
 class PushPlan:
-    """What `push()` would upload: paths relative to the model folder, with sizes."""
+    """What `push()` would upload: paths relative to the model folder, with sizes.
+
+    With data, `dataset_files` are the dataset repo's files and the README.md size
+    in `files` is that of the card as uploaded (with its `datasets:` entry).
+    """
 
     repo_id: str
     private: bool
     files: list[tuple[str, int]]
     total_bytes: int
+    dataset_repo_id: str | None = None
+    dataset_files: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def dataset_bytes(self) -> int:
+        return sum(size for _, size in self.dataset_files)
 
 
 def get_api(endpoint: str | None = None) -> HfApi:
@@ -80,13 +97,37 @@ def validate_repo_id(repo_id: str) -> None:
         )
 
 
-def plan_push(run_dir: Path, repo_id: str, private: bool = False) -> PushPlan:
-    """List the files `push()` would upload from `run_dir/model`; no network.
+def dataset_repo_id(repo_id: str) -> str:
+    """The dataset repo that holds a model repo's pairs.
+
+    >>> dataset_repo_id("alice/minilm")
+    'alice/minilm-pairs'
+    """
+    return repo_id + DATASET_SUFFIX
+
+
+def plan_push(run_dir: Path, repo_id: str, private: bool = False, with_data: bool = False) -> PushPlan:
+    """List the files `push()` would upload from `run_dir/model` (and the pairs dataset); no network.
 
     >>> plan = plan_push(Path("runs/latest"), "alice/minilm")  # doctest: +SKIP
     >>> plan.files[:2]  # doctest: +SKIP
     [('README.md', 2048), ('config.json', 612)]
     """
+    files = [(rel, path.stat().st_size) for rel, path in _model_files(run_dir, repo_id).items()]
+    plan = PushPlan(repo_id=repo_id, private=private, files=files, total_bytes=0)
+    if with_data:
+        data_id = dataset_repo_id(repo_id)
+        validate_repo_id(data_id)
+        card = _card_for_upload(run_dir, data_id)
+        plan.files = sorted([(r, s) for r, s in files if r != "README.md"] + [("README.md", len(card))])
+        plan.dataset_repo_id = data_id
+        plan.dataset_files = [(name, len(data)) for name, data in dataset_files(run_dir, repo_id).items()]
+    plan.total_bytes = sum(size for _, size in plan.files)
+    return plan
+
+
+def _model_files(run_dir: Path, repo_id: str) -> dict[str, Path]:
+    """Relative path -> file of everything in `run_dir/model` that goes up, sorted."""
     from huggingface_hub.utils._paths import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 
     validate_repo_id(repo_id)
@@ -96,10 +137,135 @@ def plan_push(run_dir: Path, repo_id: str, private: bool = False) -> PushPlan:
     on_disk = {p.relative_to(model_dir).as_posix(): p for p in sorted(model_dir.glob("**/*")) if p.is_file()}
     # Same filter upload_folder applies (.git, .cache/huggingface), so the plan matches the upload.
     kept = filter_repo_objects(on_disk, ignore_patterns=list(DEFAULT_IGNORE_PATTERNS))
-    files = [(rel, on_disk[rel].stat().st_size) for rel in kept]
+    files = {rel: on_disk[rel] for rel in kept}
     if not files:
         raise HubError(f"nothing to push: {model_dir} is empty")
-    return PushPlan(repo_id=repo_id, private=private, files=files, total_bytes=sum(size for _, size in files))
+    return files
+
+
+# --- the pairs dataset ------------------------------------------------------------------
+
+
+def dataset_files(run_dir: Path, repo_id: str) -> dict[str, bytes]:
+    """The pairs dataset repo's files: README.md, train.jsonl and eval.jsonl, as bytes.
+
+    Each JSONL line resolves a pair's chunk id to its text, so the dataset stands alone:
+    {"query": "…", "chunk_id": "c-1a2b…", "chunk_text": "…", "source": "a.pdf", "pages": [3], "kind": "keyphrase"}
+    """
+    from .records import Chunk, Pair, RunDirError, read_jsonl
+
+    run_dir = Path(run_dir)
+    names = ("chunks.jsonl", "pairs_train.jsonl", "pairs_eval.jsonl")
+    missing = [n for n in names if not (run_dir / n).is_file()]
+    if missing:
+        raise HubError(f"--with-data needs {', '.join(missing)} in {run_dir}: rerun `ragtune run` into it, "
+                       "or push without --with-data")
+    try:
+        chunks = {c.id: c for c in read_jsonl(run_dir / "chunks.jsonl", Chunk)}
+        splits = {s: read_jsonl(run_dir / f"pairs_{s}.jsonl", Pair) for s in ("train", "eval")}
+    except RunDirError as e:
+        raise HubError(f"cannot push the pairs: {e}") from None
+    out: dict[str, bytes] = {}
+    for split, pairs in splits.items():
+        dangling = sorted({p.chunk_id for p in pairs} - chunks.keys())
+        if dangling:
+            raise HubError(f"cannot push the pairs: {run_dir / f'pairs_{split}.jsonl'} points at "
+                           f"{len(dangling)} chunk id(s) missing from chunks.jsonl (e.g. {dangling[0]!r}); "
+                           f"rerun `ragtune run` into {run_dir}")
+        rows = [{"query": p.query, "chunk_id": p.chunk_id, "chunk_text": chunks[p.chunk_id].text,
+                 "source": chunks[p.chunk_id].source, "pages": list(chunks[p.chunk_id].pages), "kind": p.kind}
+                for p in pairs]
+        out[f"{split}.jsonl"] = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+    readme = _dataset_card(repo_id, splits, sorted({c.source for c in chunks.values()}))
+    return {"README.md": readme.encode(), **out}
+
+
+def _size_category(n: int) -> str:
+    """The Hub's size_categories bucket for `n` rows.
+
+    >>> _size_category(999), _size_category(1000), _size_category(250_000)
+    ('n<1K', '1K<n<10K', '100K<n<1M')
+    """
+    for bound, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if n < bound:
+            return label
+    return "1M<n<10M"
+
+
+def _dataset_card(repo_id: str, splits: dict[str, list], sources: list[str]) -> str:
+    """The pairs dataset's README: front matter the Hub reads, then what the rows are."""
+    generators = sorted({p.generator for pairs in splits.values() for p in pairs if p.generator})
+    by = f"ragtune's `{'`, `'.join(generators)}` generator" if generators else "ragtune's generator"
+    counts = "\n".join(f"| {s} | {len(pairs)} | {len({p.chunk_id for p in pairs})} |" for s, pairs in splits.items())
+    return f"""---
+task_categories:
+- sentence-similarity
+- text-retrieval
+tags:
+- ragtune
+- synthetic
+size_categories:
+- {_size_category(sum(len(p) for p in splits.values()))}
+configs:
+- config_name: default
+  data_files:
+  - split: train
+    path: train.jsonl
+  - split: eval
+    path: eval.jsonl
+---
+
+# {dataset_repo_id(repo_id)}
+
+Synthetic questions written by {by} over the source documents listed below, each paired
+with the chunk of text it should retrieve. They fine-tuned and evaluated the embedding model
+[{repo_id}](https://huggingface.co/{repo_id}); the eval questions are about chunks it never trained on.
+
+Source documents: {", ".join(sources) or "(none)"}
+
+| split | questions | chunks |
+|---|---:|---:|
+{counts}
+
+Fields: `query`, `chunk_id`, `chunk_text`, `source`, `pages` (1-based page numbers), `kind` (question style).
+"""
+
+
+def card_with_dataset(card: str, dataset_id: str) -> str:
+    """The model card with `dataset_id` listed under `datasets:` in its YAML front matter.
+
+    >>> print(card_with_dataset("---\\nlibrary_name: x\\n---\\n# m\\n", "alice/m-pairs"), end="")
+    ---
+    datasets:
+    - alice/m-pairs
+    library_name: x
+    ---
+    # m
+    """
+    import yaml
+
+    match = re.match(r"---\n(.*?)^---[ \t]*\n", card, re.S | re.M)
+    if match is None:
+        return f"---\ndatasets:\n- {dataset_id}\n---\n" + card
+    front = match[1]
+    try:
+        meta = yaml.safe_load(front) or {}
+    except yaml.YAMLError:
+        raise HubError("the model card's YAML front matter does not parse; fix model/README.md or push without "
+                       "--with-data") from None
+    existing = meta.get("datasets") if isinstance(meta, dict) else None
+    listed = [existing] if isinstance(existing, str) else list(existing or [])
+    # Drop a top-level datasets: block (inline or as a list), then write the merged list first.
+    front = re.sub(r"^datasets:[^\n]*\n(?:[ \t-][^\n]*\n)*", "", front, flags=re.M)
+    listed += [dataset_id] if dataset_id not in listed else []
+    block = "datasets:\n" + "".join(f"- {d}\n" for d in listed)
+    return "---\n" + block + front + card[match.end(1):]
+
+
+def _card_for_upload(run_dir: Path, dataset_id: str) -> bytes:
+    path = Path(run_dir) / "model" / "README.md"
+    card = path.read_text(encoding="utf-8") if path.is_file() else ""
+    return card_with_dataset(card, dataset_id).encode()
 
 
 def check_metrics(run_dir: Path, force: bool = False) -> None:
@@ -141,40 +307,55 @@ def push(
     private: bool = False,
     token: str | None = None,
     force: bool = False,
+    with_data: bool = False,
     retries: int = 3,
     backoff: float = 1.0,
     api: HfApi | None = None,
 ) -> str:
     """Create `repo_id` if needed and upload `run_dir/model` in one commit; return the commit URL.
 
+    With `with_data`, the pairs dataset `repo_id + "-pairs"` (same visibility) is
+    created and uploaded first, in one commit, and the uploaded card lists it.
     Transient failures (5xx, 429, connection errors, timeouts) are retried up to
     `retries` times, waiting `backoff`, 2*`backoff`, ... seconds in between.
 
     >>> push(Path("runs/latest"), "alice/minilm", private=True)  # doctest: +SKIP
     'https://huggingface.co/alice/minilm/commit/3f2a…'
     """
-    plan = plan_push(run_dir, repo_id, private)
+    plan = plan_push(run_dir, repo_id, private, with_data)
     check_metrics(run_dir, force)
     secret = resolve_token(token)
     api = api if api is not None else get_api()
-    model_dir = Path(run_dir) / "model"
+    contents: dict[str, Path | bytes] = dict(_model_files(run_dir, repo_id))
+    if plan.dataset_repo_id:
+        data = dataset_files(run_dir, repo_id)
+        _upload(api, plan.dataset_repo_id, "dataset", private, data, DATASET_COMMIT_MESSAGE, secret, retries, backoff)
+        logger.info("pushed %d files (%d bytes) to dataset %s", len(data), plan.dataset_bytes, plan.dataset_repo_id)
+        # The uploaded card names the dataset; model/README.md on disk stays as it is.
+        contents["README.md"] = _card_for_upload(run_dir, plan.dataset_repo_id)
+    # One commit holds the whole model, so a half-pushed model is never visible.
+    info = _upload(api, repo_id, "model", private, contents, COMMIT_MESSAGE, secret, retries, backoff)
+    logger.info("pushed %d files (%d bytes) to %s", len(plan.files), plan.total_bytes, repo_id)
+    return info.commit_url
+
+
+def _upload(api: HfApi, repo_id: str, repo_type: str, private: bool, contents: dict[str, Path | bytes],
+            message: str, secret: str, retries: int, backoff: float) -> CommitInfo:
+    """Create the repo if needed, then commit `contents` (path in repo -> file or bytes) in one commit."""
+    from huggingface_hub import CommitOperationAdd
 
     def create() -> RepoUrl:
-        return api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True, token=secret)
+        return api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, token=secret)
 
-    def upload() -> CommitInfo:
-        # With hf_xet installed, upload_folder batches commits of ~250 files or
-        # 100 MB of inline content; a model folder is far below both, so it lands
-        # as a single commit and a half-pushed model is never visible.
-        return api.upload_folder(
-            folder_path=model_dir, repo_id=repo_id, repo_type="model", commit_message=COMMIT_MESSAGE, token=secret
-        )
+    def commit() -> CommitInfo:
+        # Fresh operations each attempt: a failed attempt leaves upload state on the old ones.
+        operations = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=src if isinstance(src, bytes) else str(src))
+                      for rel, src in sorted(contents.items())]
+        return api.create_commit(repo_id, operations, commit_message=message, repo_type=repo_type, token=secret)
 
     context = _ErrorContext(repo_id=repo_id, endpoint=api.endpoint, token=secret)
     _call_hub(create, context, retries, backoff)
-    info = _call_hub(upload, context, retries, backoff)
-    logger.info("pushed %d files (%d bytes) to %s", len(plan.files), plan.total_bytes, repo_id)
-    return info.commit_url
+    return _call_hub(commit, context, retries, backoff)
 
 
 @dataclass(frozen=True)

@@ -247,3 +247,32 @@ def evaluate_on_dataset(model_path_or_run_dir: str | Path, dataset_path: Path, d
     queries, corpus, relevant = load_llamaindex_dataset(Path(dataset_path))
     model = load_model(model_source(model_path_or_run_dir), pick_device(device))
     return evaluate_dataset(model, queries, corpus, relevant)
+
+
+def add_dataset_metrics(run_dir: Path, dataset_path: Path, device: str = "") -> dict[str, Any]:
+    """Evaluate a run's base and tuned models on a LlamaIndex dataset; record it in metrics.json.
+
+    metrics.json gains (or has replaced) one entry, written atomically; the entry is returned:
+
+        "eval_dataset": {"file": "qa.json", "n_queries": 40, "n_corpus": 120,
+                         "before": {"hit@1": …, "mrr@10": …}, "after": {…}}
+
+    Both models search the whole dataset corpus with the same index settings, so
+    "before" and "after" compare like with like.
+    """
+    from .models import load_model, pick_device
+
+    run_dir, dataset_path = Path(run_dir), Path(dataset_path)
+    # Check the file and the run before loading any model, so a mistake fails fast.
+    queries, corpus, relevant = load_llamaindex_dataset(dataset_path)
+    _require(run_dir, ["metrics.json", "model/config.json", "config.json"])
+    metrics = read_json(run_dir / "metrics.json")
+    if not isinstance(metrics, dict):
+        raise RunDirError(f"{run_dir / 'metrics.json'} is not a JSON object; rerun `ragtune run` into {run_dir}")
+    chosen = pick_device(device)
+    entry: dict[str, Any] = {"file": dataset_path.name, "n_queries": len(queries), "n_corpus": len(corpus)}
+    for key, source in (("before", base_model_of(run_dir)), ("after", str(run_dir / "model"))):
+        entry[key] = evaluate_dataset(load_model(source, chosen), queries, corpus, relevant)
+    metrics["eval_dataset"] = entry
+    write_json(run_dir / "metrics.json", metrics)
+    return entry

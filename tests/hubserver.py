@@ -1,13 +1,14 @@
 """A small Hugging Face Hub look-alike for tests, served over real HTTP.
 
-It implements only what `HfApi.create_repo` and `HfApi.upload_folder` call, so the
-real huggingface_hub client can push to it:
+It implements only what `HfApi.create_repo`, `HfApi.create_commit` and
+`HfApi.upload_folder` call, for model and dataset repos, so the real
+huggingface_hub client can push to it ({kind} is "models" or "datasets"):
 
     POST /api/repos/create                      -> {"url": ...}   (409 if it exists)
-    GET  /api/models/{ns}/{name}[/revision/r]   -> {"id", "sha", "siblings"}
+    GET  /api/{kind}/{ns}/{name}[/revision/r]   -> {"id", "sha", "siblings"}
     POST /api/validate-yaml                     -> {"errors": [], "warnings": []}
-    POST /api/models/{ns}/{name}/preupload/{r}  -> every file "regular" (inline base64)
-    POST /api/models/{ns}/{name}/commit/{r}     -> NDJSON in, {"commitUrl", "commitOid"} out
+    POST /api/{kind}/{ns}/{name}/preupload/{r}  -> every file "regular" (inline base64)
+    POST /api/{kind}/{ns}/{name}/commit/{r}     -> NDJSON in, {"commitUrl", "commitOid"} out
     GET  /api/whoami-v2                         -> {"name", "orgs"}
 
 Answering "regular" for every file keeps the whole upload inside the commit
@@ -31,15 +32,19 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
-# Route name -> path pattern. Failure injection and request counts use these names.
+_REPO = r"^/api/(?P<kind>models|datasets)/(?P<repo>[^/]+/[^/]+)"
+# Route name -> path pattern. Failure injection and request counts use these names
+# (one name for both kinds of repo: a "commit" failure hits the next commit of either).
 ROUTES: dict[str, tuple[str, re.Pattern[str]]] = {
     "create": ("POST", re.compile(r"^/api/repos/create$")),
     "validate": ("POST", re.compile(r"^/api/validate-yaml$")),
     "whoami": ("GET", re.compile(r"^/api/whoami-v2$")),
-    "preupload": ("POST", re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/preupload/(?P<rev>[^/]+)$")),
-    "commit": ("POST", re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/commit/(?P<rev>[^/]+)$")),
-    "info": ("GET", re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>[^/]+))?$")),
+    "preupload": ("POST", re.compile(_REPO + r"/preupload/(?P<rev>[^/]+)$")),
+    "commit": ("POST", re.compile(_REPO + r"/commit/(?P<rev>[^/]+)$")),
+    "info": ("GET", re.compile(_REPO + r"(?:/revision/(?P<rev>[^/]+))?$")),
 }
+# URL path segment -> repo type, as create_repo's payload names it.
+KINDS = {"models": "model", "datasets": "dataset"}
 
 # The Hub sends this X-Error-Message for a bad token; huggingface_hub keys on it.
 BAD_CREDENTIALS = "Invalid credentials in Authorization header"
@@ -56,7 +61,7 @@ def git_blob_oid(data: bytes) -> str:
 
 @dataclass
 class Repo:
-    """One model repo: its files and the oid of its latest commit."""
+    """One model or dataset repo: its files and the oid of its latest commit."""
 
     private: bool
     files: dict[str, bytes] = field(default_factory=dict)
@@ -85,7 +90,8 @@ class HubState:
     def __init__(self, tokens: dict[str, str], orgs: dict[str, list[str]] | None = None) -> None:
         self.tokens = tokens
         self.orgs = orgs or {}
-        self.repos: dict[str, Repo] = {}
+        self.repos: dict[str, Repo] = {}  # model repos
+        self.datasets: dict[str, Repo] = {}  # dataset repos: a separate namespace, as on the Hub
         self.hits: Counter[str] = Counter()
         self.unknown: list[str] = []  # "METHOD /path" of requests no route handles
         self.commit_messages: list[str] = []
@@ -109,6 +115,10 @@ class HubState:
     def can_write(self, user: str, namespace: str) -> bool:
         return namespace == user or namespace in self.orgs.get(user, [])
 
+    def store(self, repo_type: str) -> dict[str, Repo]:
+        """The repos of one type: "model" or "dataset"."""
+        return self.datasets if repo_type == "dataset" else self.repos
+
 
 def _handle(state: HubState, base_url: str, route: str, match: re.Match[str], auth: str | None, body: bytes) -> Reply:
     """Answer one request; the caller has already counted it and applied injected failures."""
@@ -125,7 +135,7 @@ def _handle(state: HubState, base_url: str, route: str, match: re.Match[str], au
         return _create(state, base_url, user, json.loads(body or b"{}"))
 
     repo_id = match["repo"]
-    repo = state.repos.get(repo_id)
+    repo = state.store(KINDS[match["kind"]]).get(repo_id)
     if repo is None or (repo.private and user is None):
         return _error(404, "Repository not found", **{"X-Error-Code": "RepoNotFound"})
     if route == "info":
@@ -138,7 +148,8 @@ def _handle(state: HubState, base_url: str, route: str, match: re.Match[str], au
     if route == "preupload":
         files = json.loads(body)["files"]
         return Reply(200, {"files": [_preupload_entry(repo, f) for f in files], "commitOid": repo.sha})
-    return _commit(state, base_url, repo_id, repo, body)
+    prefix = "datasets/" if match["kind"] == "datasets" else ""
+    return _commit(state, f"{base_url}/{prefix}{repo_id}", repo_id, repo, body)
 
 
 def _create(state: HubState, base_url: str, user: str | None, payload: dict[str, Any]) -> Reply:
@@ -146,14 +157,18 @@ def _create(state: HubState, base_url: str, user: str | None, payload: dict[str,
         return _error(401, "You must be authenticated to create a repo")
     namespace = payload.get("organization") or user
     repo_id = f"{namespace}/{payload['name']}"
-    if payload.get("type", "model") != "model":
-        return _error(400, "this test server only hosts model repos")
+    repo_type = payload.get("type", "model")
+    if repo_type not in KINDS.values():
+        return _error(400, f"this test server hosts only model and dataset repos, not {repo_type!r}")
+    # The Hub's URLs put datasets under /datasets/.
+    url = f"{base_url}/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}"
     if not state.can_write(user, namespace):
-        return _error(403, f"You don't have the rights to create a model under the namespace {namespace!r}")
-    if repo_id in state.repos:
-        return Reply(409, {"error": "You already created this model repo", "url": f"{base_url}/{repo_id}"})
-    state.repos[repo_id] = Repo(private=payload.get("visibility") == "private")
-    return Reply(200, {"url": f"{base_url}/{repo_id}", "name": repo_id})
+        return _error(403, f"You don't have the rights to create a {repo_type} under the namespace {namespace!r}")
+    repos = state.store(repo_type)
+    if repo_id in repos:
+        return Reply(409, {"error": f"You already created this {repo_type} repo", "url": url})
+    repos[repo_id] = Repo(private=payload.get("visibility") == "private")
+    return Reply(200, {"url": url, "name": repo_id})
 
 
 def _preupload_entry(repo: Repo, info: dict[str, Any]) -> dict[str, Any]:
@@ -164,7 +179,7 @@ def _preupload_entry(repo: Repo, info: dict[str, Any]) -> dict[str, Any]:
     return {"path": info["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": oid}
 
 
-def _commit(state: HubState, base_url: str, repo_id: str, repo: Repo, body: bytes) -> Reply:
+def _commit(state: HubState, repo_url: str, repo_id: str, repo: Repo, body: bytes) -> Reply:
     lines = [json.loads(line) for line in body.splitlines() if line.strip()]
     if not lines or lines[0].get("key") != "header":
         return _error(400, "commit payload must start with a header line")
@@ -182,7 +197,7 @@ def _commit(state: HubState, base_url: str, repo_id: str, repo: Repo, body: byte
     repo.commits += 1
     repo.sha = hashlib.sha1(f"{repo_id}:{repo.commits}".encode()).hexdigest()
     state.commit_messages.append(lines[0]["value"]["summary"])
-    return Reply(200, {"commitUrl": f"{base_url}/{repo_id}/commit/{repo.sha}", "commitOid": repo.sha, "success": True})
+    return Reply(200, {"commitUrl": f"{repo_url}/commit/{repo.sha}", "commitOid": repo.sha, "success": True})
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -18,11 +18,14 @@ from typing import Any
 import httpx2
 import huggingface_hub
 import pytest
+import yaml
 from huggingface_hub import constants
 from huggingface_hub.utils import _http
 
 from ragtune import hub
-from ragtune.hub import HubError, plan_push, push
+from ragtune.cli import main
+from ragtune.hub import HubError, card_with_dataset, plan_push, push
+from ragtune.records import Chunk, Pair, write_jsonl
 from tests.hubserver import HubServer
 
 TOKEN = "hf_test_SECRET_0123456789"
@@ -261,3 +264,149 @@ def test_get_api_reads_hf_endpoint_at_call_time(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("HF_ENDPOINT", "http://hub.example:1234/")
     assert hub.get_api().endpoint == "http://hub.example:1234"
     assert hub.get_api("http://other:1").endpoint == "http://other:1"
+
+
+# --- --with-data: the pairs as a dataset repo ---------------------------------------------
+
+CHUNKS = [
+    Chunk("c-1", "a.pdf", (3,), "Zero trust assumes no implicit trust.", 7),
+    Chunk("c-2", "b.pdf", (1, 2), "Incident response plans name an owner — «always».", 9),
+    Chunk("c-3", "a.pdf", (4,), "Never asked about.", 3),
+]
+TRAIN = [
+    Pair("what is zero trust?", "c-1", "offline", "keyphrase"),
+    Pair("who owns incidents?", "c-2", "offline", "cloze"),
+]
+EVAL = [Pair("what does zero trust assume?", "c-1", "offline", "keyphrase")]
+
+
+def add_pairs(run: Path) -> Path:
+    write_jsonl(run / "chunks.jsonl", CHUNKS, Chunk)
+    write_jsonl(run / "pairs_train.jsonl", TRAIN, Pair)
+    write_jsonl(run / "pairs_eval.jsonl", EVAL, Pair)
+    return run
+
+
+def rows(data: bytes) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in data.decode().splitlines()]
+
+
+def front_matter(card: bytes) -> dict[str, Any]:
+    text = card.decode()
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+def test_with_data_pushes_the_pairs_then_the_model_with_a_linked_card(hubserver: HubServer, tmp_path: Path) -> None:
+    run = add_pairs(make_run(tmp_path))
+
+    url = push_fast(run, "alice/minilm", token=TOKEN, with_data=True)
+
+    state = hubserver.state
+    data = state.datasets["alice/minilm-pairs"]
+    assert sorted(data.files) == ["README.md", "eval.jsonl", "train.jsonl"]
+    assert rows(data.files["train.jsonl"]) == [
+        {"query": "what is zero trust?", "chunk_id": "c-1", "chunk_text": CHUNKS[0].text, "source": "a.pdf",
+         "pages": [3], "kind": "keyphrase"},
+        {"query": "who owns incidents?", "chunk_id": "c-2", "chunk_text": CHUNKS[1].text, "source": "b.pdf",
+         "pages": [1, 2], "kind": "cloze"},
+    ]
+    assert rows(data.files["eval.jsonl"]) == [
+        {"query": "what does zero trust assume?", "chunk_id": "c-1", "chunk_text": CHUNKS[0].text,
+         "source": "a.pdf", "pages": [3], "kind": "keyphrase"},
+    ]
+    meta = front_matter(data.files["README.md"])
+    assert {"sentence-similarity", "text-retrieval"} <= set(meta["task_categories"]) and "license" not in meta
+    readme = data.files["README.md"].decode()
+    assert "Synthetic questions written by ragtune's `offline` generator over the source documents" in readme
+    assert "Source documents: a.pdf, b.pdf" in readme
+
+    # Dataset first, then the model; each in one commit.
+    assert state.commit_messages == [hub.DATASET_COMMIT_MESSAGE, hub.COMMIT_MESSAGE]
+    model = state.repos["alice/minilm"]
+    assert model.commits == 1 and data.commits == 1 and not model.private and not data.private
+    assert url == f"{hubserver.url}/alice/minilm/commit/{model.sha}"
+    on_disk = model_files(run)
+    assert {k: v for k, v in model.files.items() if k != "README.md"} == {
+        k: v for k, v in on_disk.items() if k != "README.md"}
+    # The Hub's card lists the dataset and keeps everything else; the local card is untouched.
+    assert front_matter(model.files["README.md"]) == front_matter(CARD.encode()) | {"datasets": ["alice/minilm-pairs"]}
+    assert model.files["README.md"].decode().endswith(CARD.split("---\n", 2)[2])
+    assert on_disk["README.md"].decode() == CARD
+    assert "alice/minilm-pairs" not in state.repos and "alice/minilm" not in state.datasets
+    assert state.unknown == []
+
+
+def test_with_data_private_repos_in_an_org(hubserver: HubServer, tmp_path: Path) -> None:
+    push_fast(add_pairs(make_run(tmp_path)), "ragtune-org/minilm", private=True, token=TOKEN, with_data=True)
+
+    assert hubserver.state.datasets["ragtune-org/minilm-pairs"].private
+    assert hubserver.state.repos["ragtune-org/minilm"].private
+
+
+def test_with_data_failure_names_the_dataset_and_pushes_no_model(hubserver: HubServer, tmp_path: Path) -> None:
+    hubserver.state.fail_next("commit", 409)
+
+    with pytest.raises(HubError, match=r"^alice/minilm-pairs is busy or in conflict \(409\)"):
+        push_fast(add_pairs(make_run(tmp_path)), "alice/minilm", token=TOKEN, with_data=True)
+    assert "alice/minilm" not in hubserver.state.repos
+
+
+def test_with_data_retries_the_dataset_commit(hubserver: HubServer, tmp_path: Path) -> None:
+    hubserver.state.fail_next("commit", 503)
+
+    push_fast(add_pairs(make_run(tmp_path)), "alice/minilm", token=TOKEN, with_data=True)
+
+    assert hubserver.state.hits["commit"] == 3
+    assert hubserver.state.datasets["alice/minilm-pairs"].commits == 1
+    assert hubserver.state.repos["alice/minilm"].commits == 1
+
+
+def test_with_data_needs_the_pairs(hubserver: HubServer, tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+
+    with pytest.raises(HubError, match=r"^--with-data needs chunks.jsonl, pairs_train.jsonl, pairs_eval.jsonl in "):
+        push_fast(run, "alice/minilm", token=TOKEN, with_data=True)
+    assert sum(hubserver.state.hits.values()) == 0
+
+
+def test_dry_run_with_data_plans_both_repos(hubserver: HubServer, tmp_path: Path) -> None:
+    run = add_pairs(make_run(tmp_path))
+
+    plan = plan_push(run, "alice/minilm", with_data=True)
+
+    assert plan.dataset_repo_id == "alice/minilm-pairs"
+    assert plan.dataset_files == [(n, len(d)) for n, d in hub.dataset_files(run, "alice/minilm").items()]
+    assert [n for n, _ in plan.dataset_files] == ["README.md", "train.jsonl", "eval.jsonl"]
+    card = card_with_dataset(CARD, "alice/minilm-pairs").encode()
+    sizes = {n: len(d) for n, d in model_files(run).items()} | {"README.md": len(card)}
+    assert sorted(plan.files) == sorted(sizes.items()) and plan.total_bytes == sum(sizes.values())
+    assert sum(hubserver.state.hits.values()) == 0
+
+
+def test_cli_dry_run_with_data_lists_both_repos(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = add_pairs(make_run(tmp_path))
+
+    assert main(["push", str(run), "alice/minilm", "--dry-run", "--with-data", "--private"]) == 0
+
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("Would upload 3 files (")
+    assert out[0].endswith(" to private dataset repo alice/minilm-pairs:")
+    assert [line.split()[0] for line in out[1:4]] == ["README.md", "train.jsonl", "eval.jsonl"]
+    assert out[4].startswith(f"Would upload {len(model_files(run))} files (")
+    assert out[4].endswith(" to private model repo alice/minilm, its card listing alice/minilm-pairs:")
+    assert sorted(line.split()[0] for line in out[5:]) == sorted(model_files(run))
+
+
+@pytest.mark.parametrize(
+    ("card", "expected_front"),
+    [
+        ("# no front matter\n", "datasets:\n- a/b-pairs\n"),
+        ("---\ndatasets:\n- other/set\ntags:\n- x\n---\nbody\n", "datasets:\n- other/set\n- a/b-pairs\ntags:\n- x\n"),
+        ("---\ntags: [x]\ndatasets: [a/b-pairs]\n---\nbody\n", "datasets:\n- a/b-pairs\ntags: [x]\n"),
+    ],
+)
+def test_card_with_dataset_merges_into_front_matter(card: str, expected_front: str) -> None:
+    result = card_with_dataset(card, "a/b-pairs")
+    body = card.split("---\n", 2)[2] if card.startswith("---\n") else card
+    assert result == "---\n" + expected_front + "---\n" + body

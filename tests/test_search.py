@@ -17,6 +17,7 @@ from ragtune.records import Chunk, Page, Pair, RunDirError, read_jsonl
 from ragtune.search import (
     DatasetError,
     Retriever,
+    add_dataset_metrics,
     evaluate_dataset,
     evaluate_on_dataset,
     export_llamaindex,
@@ -270,3 +271,83 @@ def test_malformed_dataset_is_one_error_line(tmp_path: Path, tiny_model_dir: Pat
     captured = capsys.readouterr()
     assert_one_error_line(captured.err, str(path), fragment)
     assert captured.out == ""
+
+
+# --- run --eval-dataset ------------------------------------------------------------------
+
+KEYS = ["hit@1", "hit@3", "hit@5", "hit@10", "mrr@10"]
+
+
+def hand_worked_dataset(path: Path) -> Path:
+    # As above: a query equal to one of two corpus texts ranks it 1st and the other 2nd,
+    # for the base and the tuned model alike.
+    corpus = {"n-a": "Zero trust assumes no implicit trust.", "n-b": "Bird song at dawn in the hills."}
+    queries = {"q1": corpus["n-a"], "q2": corpus["n-a"], "q3": corpus["n-b"], "q4": corpus["n-b"]}
+    relevant = {"q1": ["n-a"], "q2": ["n-b"], "q3": ["n-b"], "q4": ["n-a"]}  # ranks 1, 2, 1, 2
+    return write_dataset(path, queries, corpus, relevant)
+
+
+def test_add_dataset_metrics_records_both_models(run_dir: Path, tmp_path: Path) -> None:
+    run = copy_run(run_dir, tmp_path)
+    original = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    (tmp_path / "data").mkdir()
+    path = hand_worked_dataset(tmp_path / "data" / "qa.json")
+
+    entry = add_dataset_metrics(run, path, device="cpu")
+
+    expected = {"hit@1": 0.5, "hit@3": 1.0, "hit@5": 1.0, "hit@10": 1.0, "mrr@10": 0.75}
+    assert entry == {"file": "qa.json", "n_queries": 4, "n_corpus": 2, "before": expected, "after": expected}
+    saved = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    assert saved == original | {"eval_dataset": entry}
+    assert not list(run.glob(".metrics.json.*"))  # the atomic write left no temporary file
+
+
+def test_dataset_metrics_use_the_base_and_the_tuned_model(run_dir: Path, tmp_path: Path) -> None:
+    # The run's own held-out set, exported: before and after must be the run's own numbers,
+    # which differ when the base model sits in "before" and the tuned one in "after".
+    run = copy_run(run_dir, tmp_path)
+    path = export_llamaindex(run, tmp_path / "held.json").path
+    add_dataset_metrics(run, hand_worked_dataset(tmp_path / "qa.json"), device="cpu")
+
+    entry = add_dataset_metrics(run, path, device="cpu")  # replaces the earlier entry
+
+    saved = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    assert saved["before"] != saved["after"]  # so a swap of the two models would show
+    assert saved["eval_dataset"] == entry and entry["file"] == "held.json"
+    assert entry["before"] == pytest.approx(saved["before"], abs=1e-9)
+    assert entry["after"] == pytest.approx(saved["after"], abs=1e-9)
+
+
+def test_cli_run_with_eval_dataset_prints_a_second_table(run_dir: Path, tmp_path: Path, tiny_model_dir: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    run = copy_run(run_dir, tmp_path)
+    path = hand_worked_dataset(tmp_path / "qa.json")
+    # The same settings as the fixture's run, so every stage is reused and only the dataset is new.
+    args = ["run", str(run_dir.parent / "docs"), "--out", str(run), "--base-model", str(tiny_model_dir),
+            "--max-steps", "2", "--batch-size", "4", "--chunk-tokens", "64", "--chunk-overlap", "8",
+            "--device", "cpu", "--eval-dataset", str(path)]
+
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "unchanged, reused" in captured.err
+    out = captured.out.splitlines()
+    start = out.index("Retrieval on 4 questions from qa.json over 2 corpus texts:")
+    assert out[start + 1].split() == KEYS
+    assert out[start + 2].split() == ["base", "0.500", "1.000", "1.000", "1.000", "0.750"]
+    assert out[start + 3].split() == ["fine-tuned", "0.500", "1.000", "1.000", "1.000", "0.750"]
+    assert json.loads((run / "metrics.json").read_text(encoding="utf-8"))["eval_dataset"]["file"] == "qa.json"
+    assert json.loads((run / "config.json").read_text(encoding="utf-8")).get("eval_dataset") is None
+
+
+def test_cli_run_with_a_malformed_eval_dataset_fails_before_running(
+    run_dir: Path, tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "qa.json"
+    path.write_text(json.dumps(GOOD | {"relevant_docs": {"q1": ["n9"]}}), encoding="utf-8")
+    out = tmp_path / "run"
+
+    assert main(["run", str(run_dir.parent / "docs"), "--out", str(out), "--base-model", str(tiny_model_dir),
+                 "--eval-dataset", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert_one_error_line(captured.err, str(path), "1 id not in the corpus")
+    assert captured.out == "" and not out.exists()
