@@ -93,6 +93,9 @@ def main() -> int:
     ap.add_argument("--bench", type=Path, default=DEFAULT_BENCH)
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
+    if not args.bench.exists():
+        print(f"shared_bench: {args.bench} not found; pass --bench PATH/TO/nist_ragas_test100.csv", file=sys.stderr)
+        return 2
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     chunks = read_jsonl(args.run_dir / "chunks.jsonl", Chunk)
     cfg = json.loads((args.run_dir / "config.json").read_text())
