@@ -89,10 +89,16 @@ class Config:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        for k, v in d.items():
-            if isinstance(v, Path):
-                d[k] = str(v)
-            elif isinstance(v, tuple):
-                d[k] = list(v)
-        return d
+        return settings_dict(self)
+
+
+def settings_dict(settings: Any) -> dict[str, Any]:
+    """A settings dataclass as JSON-ready values (paths as strings, tuples as lists).
+
+    >>> settings_dict(Config(docs=Path("d"), ks=(1, 5)))["ks"]
+    [1, 5]
+    """
+    def plain(v: Any) -> Any:
+        return str(v) if isinstance(v, Path) else v
+
+    return {k: [plain(x) for x in v] if isinstance(v, tuple) else plain(v) for k, v in dataclasses.asdict(settings).items()}

@@ -18,23 +18,20 @@ Run directory:
 from __future__ import annotations
 
 import csv
-import dataclasses
 import hashlib
 import itertools
 import json
-import logging
 import math
 import os
 import random
 import re
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__
-from .config import ConfigError
+from .config import ConfigError, settings_dict
 from .records import Counter, LabelledPair, write_json, write_jsonl
 
 LOSSES = {"cosine": "CosineSimilarityLoss", "cosent": "CoSENTLoss", "angle": "AnglELoss"}
@@ -112,13 +109,7 @@ class PairsConfig:
         need(self.device in ("", "cpu", "cuda", "mps") or self.device.startswith("cuda:"), f"unknown device {self.device!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        for k, v in d.items():
-            if isinstance(v, Path):
-                d[k] = str(v)
-            elif isinstance(v, tuple):
-                d[k] = [str(x) for x in v]
-        return d
+        return settings_dict(self)
 
 
 # ---------------------------------------------------------------- reading inputs
@@ -390,62 +381,21 @@ def make_loss(name: str, model: Any) -> Any:
     return getattr(losses, LOSSES[name])(model)
 
 
-def _callback(progress: Progress | None) -> Any:
-    from transformers import TrainerCallback
-
-    class _Report(TrainerCallback):
-        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            if progress:
-                progress(state.global_step, state.max_steps)
-
-    return _Report()
-
-
 def train_pairs(model: Any, train: list[LabelledPair], cfg: PairsConfig, work_dir: Path, device: str,
                 progress: Progress | None = None) -> dict[str, Any]:
     """Train `model` in place on labelled pairs; returns steps, seconds and final loss."""
-    import datasets
-    from datasets import Dataset
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from transformers.trainer_callback import PrinterCallback
-    from transformers.utils import logging as hf_logging
+    from .train import run_trainer
 
-    hf_logging.set_verbosity_error()
-    datasets.disable_progress_bars()
-    logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
     # A column named "label" is what the Trainer hands to the loss as the target.
-    dataset = Dataset.from_dict({
+    columns = {
         "sentence1": [p.sentence1 for p in train],
         "sentence2": [p.sentence2 for p in train],
         "label": [float(p.label) for p in train],
-    })
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(work_dir),
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=max(2, min(cfg.batch_size, len(dataset))),
-        learning_rate=cfg.learning_rate,
-        warmup_steps=cfg.warmup_ratio,
-        weight_decay=cfg.weight_decay,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        save_strategy="no",
-        logging_steps=10,
-        report_to="none",
-        disable_tqdm=True,
-        use_cpu=device == "cpu",
-        dataloader_num_workers=0,
-    )
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset,
-                                         loss=make_loss(cfg.loss, model), callbacks=[_callback(progress)])
-    # With disable_tqdm the Trainer prints raw log dicts; progress goes through our callback instead.
-    trainer.remove_callback(PrinterCallback)
-    start = time.perf_counter()
-    out = trainer.train()
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    }
+    result = run_trainer(model, columns, make_loss(cfg.loss, model), cfg, work_dir, device, progress)
     shutil.rmtree(work_dir, ignore_errors=True)
-    return {"steps": int(out.global_step), "seconds": round(time.perf_counter() - start, 2),
-            "final_loss": float(losses[-1]) if losses else float(out.training_loss), "device": device}
+    return {"steps": result.steps, "seconds": round(result.seconds, 2), "final_loss": result.final_loss,
+            "device": device}
 
 
 # ---------------------------------------------------------------- card and run

@@ -137,6 +137,70 @@ def _progress_callback(progress: Progress | None) -> Any:
     return _Report()
 
 
+def run_trainer(
+    model: Any,
+    columns: dict[str, list[Any]],
+    loss: Any,
+    cfg: Any,
+    work_dir: Path,
+    device: str,
+    progress: Progress | None = None,
+    no_duplicates: bool = False,
+) -> TrainResult:
+    """Run sentence-transformers' Trainer quietly on `columns` with `loss`.
+
+    `cfg` supplies epochs, max_steps, batch_size, learning_rate, warmup_ratio,
+    weight_decay and seed (Config and PairsConfig both do). Progress goes
+    through `progress(done, total)`, never to stdout.
+    """
+    import time
+
+    import datasets
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+    from transformers.trainer_callback import PrinterCallback
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
+    dataset = Dataset.from_dict(columns)
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(work_dir),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        # With few rows a full batch cannot be filled (without duplicates).
+        per_device_train_batch_size=max(2, min(cfg.batch_size, len(dataset))),
+        learning_rate=cfg.learning_rate,
+        warmup_steps=cfg.warmup_ratio,
+        weight_decay=cfg.weight_decay,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        batch_sampler=BatchSamplers.NO_DUPLICATES if no_duplicates else BatchSamplers.BATCH_SAMPLER,
+        save_strategy="no",
+        logging_steps=10,
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=device == "cpu",
+        dataloader_num_workers=0,
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[_progress_callback(progress)]
+    )
+    # With disable_tqdm the Trainer prints raw log dicts; progress goes through our callback instead.
+    trainer.remove_callback(PrinterCallback)
+    start = time.perf_counter()
+    out = trainer.train()
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return TrainResult(
+        steps=int(out.global_step),
+        seconds=time.perf_counter() - start,
+        final_loss=float(losses[-1]) if losses else float(out.training_loss),
+        device=device,
+    )
+
+
 def fine_tune(
     model: Any,
     pairs: list[Pair],
@@ -153,56 +217,13 @@ def fine_tune(
     question, so a chunk that appears twice in one batch would be its own false
     negative; the NO_DUPLICATES sampler keeps every text in a batch unique.
     """
-    import time
-
-    from datasets import Dataset
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
-    from transformers.utils import logging as hf_logging
-
-    import datasets
-
-    hf_logging.set_verbosity_error()
-    datasets.disable_progress_bars()
-    logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
-    dataset = Dataset.from_dict(training_rows(pairs, chunks, cfg.questions_per_chunk, negatives))
-    # With few distinct chunks a full batch cannot be filled without duplicates.
-    batch_size = max(2, min(cfg.batch_size, len(dataset)))
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(work_dir),
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=batch_size,
-        learning_rate=cfg.learning_rate,
-        warmup_steps=cfg.warmup_ratio,
-        weight_decay=cfg.weight_decay,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        batch_sampler=BatchSamplers.NO_DUPLICATES,
-        save_strategy="no",
-        logging_steps=10,
-        report_to="none",
-        disable_tqdm=True,
-        use_cpu=device == "cpu",
-        dataloader_num_workers=0,
-    )
-    trainer = SentenceTransformerTrainer(
-        model=model,
-        args=args,
-        train_dataset=dataset,
-        loss=MultiQueryRankingLoss(model, with_negatives=negatives is not None),
-        callbacks=[_progress_callback(progress)],
-    )
-    # With disable_tqdm the Trainer prints raw log dicts; progress goes through our callback instead.
-    from transformers.trainer_callback import PrinterCallback
-
-    trainer.remove_callback(PrinterCallback)
-    start = time.perf_counter()
-    out = trainer.train()
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    return TrainResult(
-        steps=int(out.global_step),
-        seconds=time.perf_counter() - start,
-        final_loss=float(losses[-1]) if losses else float(out.training_loss),
-        device=device,
+    return run_trainer(
+        model,
+        training_rows(pairs, chunks, cfg.questions_per_chunk, negatives),
+        MultiQueryRankingLoss(model, with_negatives=negatives is not None),
+        cfg,
+        work_dir,
+        device,
+        progress,
+        no_duplicates=True,
     )
