@@ -234,7 +234,7 @@ class Pipeline:
         chunks = read_jsonl(self.path("chunks.jsonl"), Chunk)
         gen = make_generator(self.cfg.generator, self.cfg.questions_per_chunk)
         raw = gen.generate(chunks, random.Random(self.cfg.seed))
-        result = filter_pairs(raw, {c.id: c for c in chunks})
+        result = filter_pairs(raw, {c.id: c for c in chunks}, across_chunks=gen.name != "template")
         write_jsonl(self.path("pairs.jsonl"), result.pairs, Pair)
         kinds: dict[str, int] = {}
         for p in result.pairs:
@@ -255,9 +255,13 @@ class Pipeline:
         train, held = split_by_chunk(pairs, self.cfg.eval_fraction, self.cfg.seed)
         n_train_chunks = len({p.chunk_id for p in train})
         if n_train_chunks < 8 or not held:
+            n_chunks = len(read_jsonl(self.path("chunks.jsonl"), Chunk))
+            why = (f"add documents or lower --chunk-tokens (there are {n_chunks} chunks)" if n_chunks < 10 else
+                   f"the question filters left questions for only a few of the {n_chunks} chunks; "
+                   "see the generate stage's drop counts in manifest.json")
             raise NotEnoughDataError(
                 f"only {len({p.chunk_id for p in pairs})} chunks have questions; ragtune needs at least 10 "
-                f"(roughly 3,000 words of text) to train and hold some out; add documents or lower --chunk-tokens"
+                f"(roughly 3,000 words of text) to train and hold some out: {why}"
             )
         write_jsonl(self.path("pairs_train.jsonl"), train, Pair)
         write_jsonl(self.path("pairs_eval.jsonl"), held, Pair)

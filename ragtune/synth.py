@@ -301,8 +301,15 @@ def _normalise(q: str) -> str:
     return " ".join(words(q))
 
 
-def filter_pairs(pairs: list[Pair], chunks: dict[str, Chunk], min_words: int = 3, max_words: int = 64) -> Generation:
+def filter_pairs(
+    pairs: list[Pair], chunks: dict[str, Chunk], min_words: int = 3, max_words: int = 64, across_chunks: bool = True
+) -> Generation:
     """Drop unusable questions, counting each rule.
+
+    A question whose text was already asked (of any chunk, or with
+    `across_chunks=False` of the same chunk) is a duplicate. The template
+    baseline turns cross-chunk deduplication off, to reproduce the original
+    recipe where one question text points at many chunks.
 
     >>> ch = {"c": Chunk("c", "a", (1,), "Zero trust assumes no implicit trust.", 7)}
     >>> g = filter_pairs([Pair("What is zero trust?", "c", "x"), Pair("what is zero  TRUST", "c", "x"), Pair("Hi", "c", "x")], ch)
@@ -310,20 +317,21 @@ def filter_pairs(pairs: list[Pair], chunks: dict[str, Chunk], min_words: int = 3
     (1, {'duplicate question': 1, 'too short': 1})
     """
     out = Generation(pairs=[])
-    seen: set[str] = set()
+    seen: set[str | tuple[str, str]] = set()
     for p in pairs:
         norm = _normalise(p.query)
+        key = norm if across_chunks else (norm, p.chunk_id)
         n = len(norm.split())
         if n < min_words:
             out.dropped.add("too short", p.query)
         elif n > max_words:
             out.dropped.add("too long", p.query[:60])
-        elif norm in seen:
+        elif key in seen:
             out.dropped.add("duplicate question", p.query)
         elif p.chunk_id in chunks and norm == _normalise(chunks[p.chunk_id].text):
             out.dropped.add("copies the whole chunk", p.query[:60])
         else:
-            seen.add(norm)
+            seen.add(key)
             out.pairs.append(p)
     return out
 

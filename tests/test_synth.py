@@ -316,3 +316,12 @@ def test_split_of_tiny_inputs() -> None:
     one = make_pairs(1)
     assert split_by_chunk(one, 0.5, seed=1) == (one, [])
     assert split_by_chunk([], 0.2, seed=1) == ([], [])
+
+
+def test_template_baseline_keeps_one_question_text_for_many_chunks() -> None:
+    chunks = {c: Chunk(c, "a.pdf", (1,), f"text {c}", 3) for c in ("a", "b")}
+    same = [Pair("What does this text say about privacy?", c, "template") for c in ("a", "b", "a")]
+    kept = filter_pairs(same, chunks, across_chunks=False)
+    assert [p.chunk_id for p in kept.pairs] == ["a", "b"]
+    assert kept.dropped.counts == {"duplicate question": 1}
+    assert [p.chunk_id for p in filter_pairs(same, chunks).pairs] == ["a"]
