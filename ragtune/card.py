@@ -42,6 +42,17 @@ def metrics_table(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _pairs_section(metrics: dict[str, Any]) -> str:
+    if "pairs" not in metrics:
+        return ""
+    lp = metrics["pairs"]
+    rows = "\n".join(f"| {label} | {lp[key]['pearson']:.3f} | {lp[key]['spearman']:.3f} |"
+                     for label, key in (("base", "before"), ("fine-tuned", "after")))
+    return (f"\nAlso trained on labelled pairs (CosineSimilarityLoss family, round-robin with the questions); "
+            f"cosine similarity against the labels of {lp['n_pairs']} held-out pairs:\n\n"
+            f"| model | Pearson | Spearman |\n|---|---:|---:|\n{rows}\n")
+
+
 def _yaml_list(items: list[str], indent: int = 0) -> str:
     pad = " " * indent
     return "\n".join(f"{pad}- {item}" for item in items)
@@ -97,7 +108,7 @@ Exact FAISS inner-product search over all {summary["n_chunks"]} chunks, the same
 {"The fine-tuned model beats the base model." if metrics.get("improved") else "**The fine-tuned model did not beat the base model on these questions.**"}
 
 {metrics_table(metrics)}
-
+{_pairs_section(metrics)}
 ## Training settings
 
 | setting | value |

@@ -74,6 +74,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.learning_rate, dest="learning_rate")
     p.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio)
+    p.add_argument("--pairs", type=Path, nargs="+", default=[], dest="pairs_files", metavar="PAIRS",
+                   help="labelled pairs (CSV/JSONL: sentence1,sentence2,label) to train on alongside the questions")
+    p.add_argument("--pairs-loss", choices=("cosine", "cosent", "angle"), default=d.pairs_loss)
     p.add_argument("--hard-negatives", action=argparse.BooleanOptionalAction, default=d.hard_negatives,
                    help="train with one mined hard negative per chunk")
     p.add_argument("--max-steps", type=int, default=d.max_steps, help="cap on training steps (-1: none)")
@@ -107,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config_from_args(args: argparse.Namespace) -> Config:
-    fields = {k: v for k, v in vars(args).items() if k not in ("command", "eval_dataset")}
+    fields = {k: tuple(v) if isinstance(v, list) else v
+              for k, v in vars(args).items() if k not in ("command", "eval_dataset")}
     return Config(**fields)
 
 
@@ -132,12 +136,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _config_from_args(args)
     if args.eval_dataset is not None:
         load_llamaindex_dataset(args.eval_dataset)  # a malformed file fails now, not after training
+    if cfg.pairs_files:
+        from .pairs import load_pairs_file
+
+        for f in cfg.pairs_files:
+            load_pairs_file(f)  # likewise for a bad labelled-pairs file
     start = time.perf_counter()
     print(f"ragtune {__version__}: {cfg.docs} -> {cfg.out}", file=sys.stderr)
     result = Pipeline(cfg, ConsoleReporter()).run()
     m = result.metrics
     print(f"\nRetrieval on {m['n_queries']} held-out questions over {m['n_chunks']} chunks:")
     print(_fmt_table(m))
+    if "pairs" in m:
+        lp = m["pairs"]
+        print(f"\nLabelled pairs ({lp['n_pairs']} held out), cosine vs label:")
+        print(f"{'':<12}{'pearson':>9}{'spearman':>9}")
+        for label, key in (("base", "before"), ("fine-tuned", "after")):
+            print(f"{label:<12}{lp[key]['pearson']:>9.3f}{lp[key]['spearman']:>9.3f}")
     if m["improved"]:
         print(f"\nImproved: hit@5 {m['before']['hit@5']:.3f} -> {m['after']['hit@5']:.3f}, "
               f"MRR@10 {m['before']['mrr@10']:.3f} -> {m['after']['mrr@10']:.3f}.")

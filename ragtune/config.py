@@ -50,6 +50,9 @@ class Config:
     learning_rate: float = 6e-5
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
+    # Labelled pairs (sentence1, sentence2, label) trained alongside, round-robin, with this loss.
+    pairs_files: tuple[Path, ...] = ()
+    pairs_loss: str = "cosine"
     # Add one hard negative per chunk, mined with the base model from other training chunks.
     hard_negatives: bool = False
     # Stop after this many optimiser steps (-1: run all epochs). Tests use it.
@@ -81,6 +84,7 @@ class Config:
         need(self.batch_size >= 2, f"batch_size must be >= 2 (in-batch negatives need company), not {self.batch_size}")
         need(0 < self.learning_rate < 1, f"learning_rate must be in (0, 1), not {self.learning_rate}")
         need(0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), not {self.warmup_ratio}")
+        need(self.pairs_loss in ("cosine", "cosent", "angle"), f"pairs_loss must be cosine, cosent or angle, not {self.pairs_loss!r}")
         need(self.max_steps == -1 or self.max_steps > 0, "max_steps must be -1 (no cap) or > 0")
         need(self.device in ("", "cpu", "cuda", "mps") or self.device.startswith("cuda:"), f"unknown device {self.device!r}")
         need(all(k > 0 for k in self.ks) and len(self.ks) > 0, "ks must be positive")

@@ -381,18 +381,21 @@ def make_loss(name: str, model: Any) -> Any:
     return getattr(losses, LOSSES[name])(model)
 
 
+def labelled_columns(pairs: list[LabelledPair]) -> dict[str, list[Any]]:
+    # A column named "label" is what the Trainer hands to the loss as the target.
+    return {
+        "sentence1": [p.sentence1 for p in pairs],
+        "sentence2": [p.sentence2 for p in pairs],
+        "label": [float(p.label) for p in pairs],
+    }
+
+
 def train_pairs(model: Any, train: list[LabelledPair], cfg: PairsConfig, work_dir: Path, device: str,
                 progress: Progress | None = None) -> dict[str, Any]:
     """Train `model` in place on labelled pairs; returns steps, seconds and final loss."""
     from .train import run_trainer
 
-    # A column named "label" is what the Trainer hands to the loss as the target.
-    columns = {
-        "sentence1": [p.sentence1 for p in train],
-        "sentence2": [p.sentence2 for p in train],
-        "label": [float(p.label) for p in train],
-    }
-    result = run_trainer(model, columns, make_loss(cfg.loss, model), cfg, work_dir, device, progress)
+    result = run_trainer(model, labelled_columns(train), make_loss(cfg.loss, model), cfg, work_dir, device, progress)
     shutil.rmtree(work_dir, ignore_errors=True)
     return {"steps": result.steps, "seconds": round(result.seconds, 2), "final_loss": result.final_loss,
             "device": device}

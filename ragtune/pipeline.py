@@ -19,7 +19,8 @@ from typing import Any, Callable, Protocol
 
 from . import __version__
 from .config import Config
-from .records import Chunk, Counter, Page, Pair, RunDirError, read_json, read_jsonl, write_json, write_jsonl
+from .records import (Chunk, Counter, LabelledPair, Page, Pair, RunDirError, read_json, read_jsonl, write_json,
+                      write_jsonl)
 
 MANIFEST_VERSION = 1
 STAGES = ("extract", "chunk", "theme", "generate", "split", "train", "evaluate", "save")
@@ -63,6 +64,13 @@ def _hash(*parts: Any) -> str:
         h.update(json.dumps(p, sort_keys=True, default=str).encode())
         h.update(b"\0")
     return h.hexdigest()[:20]
+
+
+def _file_digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return f"unreadable:{path}"
 
 
 def _docs_fingerprint(docs: Path) -> list[tuple[str, int, str]]:
@@ -165,7 +173,7 @@ class Pipeline:
         key = _hash(key, "split", cfg.eval_fraction, cfg.seed)
         split = self._stage(5, "split", key, [self.path("pairs_train.jsonl"), self.path("pairs_eval.jsonl")], self._split)
         train_params = (cfg.epochs, cfg.batch_size, cfg.learning_rate, cfg.warmup_ratio, cfg.weight_decay, cfg.max_steps,
-                        cfg.hard_negatives)
+                        cfg.hard_negatives, cfg.pairs_loss, [_file_digest(f) for f in cfg.pairs_files])
         key = _hash(key, "train", train_params)
         train = self._stage(6, "train", key, [self.path("model") / "config.json"], self._train)
         key = _hash(key, "evaluate", cfg.ks)
@@ -284,6 +292,7 @@ class Pipeline:
         import copy
 
         tuned = copy.deepcopy(model)
+        labelled = self._labelled_split()
         negatives = None
         if self.cfg.hard_negatives:
             from .train import mine_hard_negatives
@@ -297,6 +306,7 @@ class Pipeline:
             tuned, pairs, chunks, self.cfg, self.path("checkpoints"), pick_device(self.cfg.device),
             progress=lambda done, total: self.reporter.stage_progress("train", done, total),
             negatives=negatives,
+            labelled=labelled,
         )
         tuned.save(str(tmp), safe_serialization=True)
         shutil.rmtree(self.path("model"), ignore_errors=True)
@@ -311,6 +321,23 @@ class Pipeline:
             "final_loss": result.final_loss,
             "summary": f"{result.steps} steps on {result.device}{loss}",
         }
+
+    def _labelled_split(self) -> list[LabelledPair] | None:
+        """Read --pairs files, split them (seeded), write both sides; the training side is returned."""
+        if not self.cfg.pairs_files:
+            for name in ("labelled_train.jsonl", "labelled_eval.jsonl"):
+                self.path(name).unlink(missing_ok=True)
+            return None
+        from .pairs import dedupe, load_pairs_file, split_pairs
+
+        skipped = Counter()
+        pairs = dedupe([p for f in self.cfg.pairs_files for p in load_pairs_file(f)], skipped)
+        train, held = split_pairs(pairs, self.cfg.eval_fraction, self.cfg.seed)
+        if len(held) < 5:
+            raise NotEnoughDataError(f"only {len(held)} labelled pairs held out for evaluation; give at least 25 pairs")
+        write_jsonl(self.path("labelled_train.jsonl"), train, LabelledPair)
+        write_jsonl(self.path("labelled_eval.jsonl"), held, LabelledPair)
+        return train
 
     def _evaluate(self) -> dict[str, Any]:
         from .evaluate import evaluate_bm25, evaluate_model
@@ -333,8 +360,18 @@ class Pipeline:
             "n_chunks": len(chunks),
             "eval_set": "held-out synthetic questions (by chunk)",
         }
+        summary = f"hit@5 {before['hit@5']:.3f} -> {after['hit@5']:.3f} (BM25 {bm25['hit@5']:.3f})"
+        if self.path("labelled_eval.jsonl").exists():
+            from .similarity import evaluate_pairs
+
+            held_pairs = read_jsonl(self.path("labelled_eval.jsonl"), LabelledPair)
+            pb, pa = evaluate_pairs(self._model("base"), held_pairs), evaluate_pairs(self._model("tuned"), held_pairs)
+            metrics["pairs"] = {"before": pb, "after": pa, "n_pairs": len(held_pairs)}
+            # A mixed run must not trade one skill for the other.
+            metrics["improved"] = metrics["improved"] and pa["spearman"] > pb["spearman"]
+            summary += f"; labelled Spearman {pb['spearman']:.3f} -> {pa['spearman']:.3f}"
         write_json(self.path("metrics.json"), metrics)
-        return {"summary": f"hit@5 {before['hit@5']:.3f} -> {after['hit@5']:.3f} (BM25 {bm25['hit@5']:.3f})"}
+        return {"summary": summary}
 
     def _summary(self, extract: dict, chunk: dict, theme: dict, generate: dict, split: dict, train: dict) -> dict[str, Any]:
         themes = ", ".join(f"{t} ({n})" for t, n in sorted(theme["per_theme"].items(), key=lambda x: -x[1]) if n)

@@ -139,7 +139,7 @@ def _progress_callback(progress: Progress | None) -> Any:
 
 def run_trainer(
     model: Any,
-    columns: dict[str, list[Any]],
+    columns: dict[str, Any],
     loss: Any,
     cfg: Any,
     work_dir: Path,
@@ -151,7 +151,9 @@ def run_trainer(
 
     `cfg` supplies epochs, max_steps, batch_size, learning_rate, warmup_ratio,
     weight_decay and seed (Config and PairsConfig both do). Progress goes
-    through `progress(done, total)`, never to stdout.
+    through `progress(done, total)`, never to stdout. With several datasets,
+    `columns` and `loss` are dicts keyed by dataset name, and batches take
+    turns between them (round robin).
     """
     import time
 
@@ -165,19 +167,26 @@ def run_trainer(
     hf_logging.set_verbosity_error()
     datasets.disable_progress_bars()
     logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
-    dataset = Dataset.from_dict(columns)
+    from datasets import DatasetDict
+    from sentence_transformers.sentence_transformer.training_args import MultiDatasetBatchSamplers
+
+    multi = isinstance(loss, dict)
+    dataset: Any = (DatasetDict({k: Dataset.from_dict(v) for k, v in columns.items()}) if multi
+                    else Dataset.from_dict(columns))
+    rows = min(len(d) for d in dataset.values()) if multi else len(dataset)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(work_dir),
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
         # With few rows a full batch cannot be filled (without duplicates).
-        per_device_train_batch_size=max(2, min(cfg.batch_size, len(dataset))),
+        per_device_train_batch_size=max(2, min(cfg.batch_size, rows)),
         learning_rate=cfg.learning_rate,
         warmup_steps=cfg.warmup_ratio,
         weight_decay=cfg.weight_decay,
         seed=cfg.seed,
         data_seed=cfg.seed,
         batch_sampler=BatchSamplers.NO_DUPLICATES if no_duplicates else BatchSamplers.BATCH_SAMPLER,
+        multi_dataset_batch_sampler=MultiDatasetBatchSamplers.ROUND_ROBIN,
         save_strategy="no",
         logging_steps=10,
         report_to="none",
@@ -210,20 +219,20 @@ def fine_tune(
     device: str,
     progress: Progress | None = None,
     negatives: dict[str, str] | None = None,
+    labelled: list[Any] | None = None,
 ) -> TrainResult:
-    """Train `model` in place on question -> chunk pairs.
+    """Train `model` in place on question -> chunk pairs (and, given `labelled`
+    LabelledPairs, on those too with cfg.pairs_loss, taking turns by batch).
 
     In-batch negatives: the other chunks of a batch are negatives for each
     question, so a chunk that appears twice in one batch would be its own false
     negative; the NO_DUPLICATES sampler keeps every text in a batch unique.
     """
-    return run_trainer(
-        model,
-        training_rows(pairs, chunks, cfg.questions_per_chunk, negatives),
-        MultiQueryRankingLoss(model, with_negatives=negatives is not None),
-        cfg,
-        work_dir,
-        device,
-        progress,
-        no_duplicates=True,
-    )
+    columns: dict[str, Any] = training_rows(pairs, chunks, cfg.questions_per_chunk, negatives)
+    loss: Any = MultiQueryRankingLoss(model, with_negatives=negatives is not None)
+    if labelled:
+        from .pairs import labelled_columns, make_loss
+
+        columns = {"retrieval": columns, "labelled": labelled_columns(labelled)}
+        loss = {"retrieval": loss, "labelled": make_loss(cfg.pairs_loss, model)}
+    return run_trainer(model, columns, loss, cfg, work_dir, device, progress, no_duplicates=True)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from ragtune import Config, Pipeline, RunResult
-from ragtune.pipeline import STAGES, NotEnoughDataError
-from ragtune.records import Chunk, Page, Pair, RunDirError, read_jsonl
+from ragtune.pipeline import STAGES, NotEnoughDataError, is_improved
+from ragtune.records import Chunk, LabelledPair, Page, Pair, RunDirError, read_jsonl
 
 METRIC_KEYS = {"hit@1", "hit@3", "hit@5", "hit@10", "mrr@10"}
 
@@ -285,3 +285,29 @@ def test_too_little_text(tmp_path: Path, tiny_model_dir: Path) -> None:
         Pipeline(tiny_config(docs, out, tiny_model_dir)).run()
     assert "at least" in str(e.value)
     assert not (out / "model").exists()
+
+
+# --- mixed training with labelled pairs -----------------------------------------------
+
+
+def test_mixed_run_trains_on_labelled_pairs_and_reports_both(finished: Finished, tmp_path: Path) -> None:
+    from tests.conftest import REPO
+
+    pairs_csv = REPO / "tests" / "data" / "pairs" / "skills.csv"
+    cfg = copy_run(finished, tmp_path).replace(pairs_files=(pairs_csv,), max_steps=4)
+    rec = Recorder()
+    result = Pipeline(cfg, rec).run()
+    # Question generation is untouched; training and everything after it reruns.
+    assert [name for name, cached in rec.ended if cached] == ["extract", "chunk", "theme", "generate", "split"]
+    m = result.metrics
+    assert set(m["pairs"]["before"]) == {"pearson", "spearman"} and set(m["pairs"]["after"]) == {"pearson", "spearman"}
+    held = read_jsonl(cfg.out / "labelled_eval.jsonl", LabelledPair)
+    train = read_jsonl(cfg.out / "labelled_train.jsonl", LabelledPair)
+    assert m["pairs"]["n_pairs"] == len(held) > 5
+    assert not {(p.sentence1, p.sentence2) for p in held} & {(p.sentence1, p.sentence2) for p in train}
+    assert m["improved"] == (is_improved(m["before"], m["after"])
+                             and m["pairs"]["after"]["spearman"] > m["pairs"]["before"]["spearman"])
+    assert "held-out pairs" in (cfg.out / "model" / "README.md").read_text()
+    # Dropping the pairs again removes their split files instead of leaving stale ones.
+    Pipeline(cfg.replace(pairs_files=())).run()
+    assert not (cfg.out / "labelled_eval.jsonl").exists()
