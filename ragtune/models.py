@@ -62,9 +62,3 @@ def load_model(name_or_path: str, device: str = "cpu") -> Any:
             else f"the folder is not a sentence-transformers or transformers model ({str(e).splitlines()[0][:160]})"
         )
         raise ModelError(f"cannot load model {name_or_path!r}: {hint}") from None
-
-
-def load_tokenizer(name_or_path: str) -> tuple[Any, int]:
-    """The model's tokenizer and its max_seq_length, without loading the weights twice."""
-    model = load_model(name_or_path)
-    return model.tokenizer, int(model.max_seq_length)
