@@ -24,7 +24,7 @@ import warnings
 from collections import Counter as TallyCounter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from .records import Counter, Page
 
@@ -61,6 +61,33 @@ FILE_SKIPS = frozenset({
     SKIP_ENCRYPTED, SKIP_NEEDS_CRYPTO, SKIP_ZERO_PAGES, SKIP_NO_TEXT, SKIP_ALL_PAGES_FAILED,
     SKIP_BINARY_TEXT, SKIP_EMPTY_TEXT,
 })  # fmt: skip
+
+# How each reason is counted on the console and in report.md ("2 pages skipped").
+_SKIP_UNITS = {
+    SKIP_PAGE_FAILED: ("page", "skipped"), SKIP_EMPTY_PAGE: ("page", "skipped"),
+    SKIP_GARBLED_PAGE: ("page", "skipped"), SKIP_GARBLED_LINE: ("line", "dropped"),
+    SKIP_TRUNCATED_PARTIAL: ("file", "read in part"),
+}  # fmt: skip
+
+
+def describe_skips(skipped: dict[str, Any], names: int = 3) -> list[str]:
+    """One line per skip reason: the count, the reason, and the first few files or pages.
+
+    `skipped` is `Counter.to_dict()` (as kept in manifest.json).
+
+    >>> describe_skips({"counts": {SKIP_ZERO_PAGES: 2}, "examples": {SKIP_ZERO_PAGES: ["a.pdf", "b.pdf"]}})
+    ['2 files skipped: PDF with zero pages: a.pdf, b.pdf']
+    """
+    lines = []
+    for reason, n in skipped.get("counts", {}).items():
+        unit, verb = _SKIP_UNITS.get(reason, ("file", "skipped"))
+        examples = skipped.get("examples", {}).get(reason, [])
+        # An example may carry the parser's error after the file name; keep the line short.
+        shown = [e if len(e) <= 60 else e[:57] + "..." for e in examples[:names]]
+        if n > len(shown) and shown:
+            shown.append(f"and {n - len(shown)} more")
+        lines.append(f"{n} {unit}{'s' if n != 1 else ''} {verb}: {reason}" + (f": {', '.join(shown)}" if shown else ""))
+    return lines
 
 
 class ExtractError(Exception):
@@ -156,7 +183,8 @@ def vocabulary_of(text: str) -> set[str]:
     >>> sorted(vocabulary_of("the sys-\\ntem"))
     ['the']
     """
-    return set(words(_LINE_BREAK_HYPHEN.sub(" ", text)))
+    # A set built from an iterator: a long document never holds a list of all its words.
+    return {m.group().lower() for m in _WORD.finditer(_LINE_BREAK_HYPHEN.sub(" ", text))}
 
 
 def join_hyphenated(text: str, vocabulary: set[str]) -> str:
@@ -343,7 +371,15 @@ def pypdf_pages(data: bytes, name: str, skipped: Counter, mode: str = "plain") -
             except Exception as e:  # one bad page must not cost the rest of the file
                 skipped.add(SKIP_PAGE_FAILED, f"{name} p{i + 1}: {type(e).__name__}")
                 texts.append(None)
+            if i % _PAGES_PER_CACHE == _PAGES_PER_CACHE - 1:
+                # pypdf keeps every object it has parsed (decoded content streams
+                # included); dropping them now and then keeps memory for a
+                # 2,000-page file near that of a 32-page one. Fonts are re-read.
+                reader.resolved_objects.clear()
     return texts
+
+
+_PAGES_PER_CACHE = 32
 
 
 def pypdfium2_pages(data: bytes, name: str, skipped: Counter) -> list[str | None]:
@@ -512,8 +548,12 @@ def extract_folder(folder: Path, extractor: str = "pypdf") -> Extraction:
         raise ExtractError(f"unknown extractor {extractor!r}; use pypdf or pypdfium2")
     supported, other = list_documents(folder)
     if not supported:
-        what = "is empty" if not other else f"has no .pdf, .txt or .md files ({len(other)} other files)"
-        raise ExtractError(f"{folder} {what}")
+        if folder.is_file():
+            raise ExtractError(f"{folder} is not a .pdf, .txt or .md file")
+        if not other:
+            raise ExtractError(f"{folder} is empty; put the .pdf, .txt or .md files to train on in it")
+        names = ", ".join(p.name for p in other[:3]) + (", ..." if len(other) > 3 else "")
+        raise ExtractError(f"{folder} has no .pdf, .txt or .md files ({len(other)} other files: {names})")
     result = Extraction(pages=[])
     base = folder if folder.is_dir() else folder.parent
     for p in other:

@@ -76,9 +76,11 @@ def load_lexicon(path: Path) -> dict[str, list[str]]:
             raise ThemesError(f"themes file {path} must end in .yaml, .yml or .toml")
     except ThemesError:
         raise
-    except Exception as e:  # yaml and tomllib both carry a line number in their message
-        first = str(e).strip().splitlines()
-        raise ThemesError(f"themes file {path} is not valid {suffix[1:].upper()}: {' '.join(first)[:200]}") from None
+    except Exception as e:  # tomllib's message ends "(at line 2, column 1)"; yaml's marks the spot
+        mark = getattr(e, "problem_mark", None)
+        detail = f"line {mark.line + 1}, column {mark.column + 1}: {getattr(e, 'problem', '')}" if mark else str(e)
+        detail = " ".join(detail.split())[:200]
+        raise ThemesError(f"themes file {path} is not valid {suffix[1:].upper()}: {detail}") from None
     if not isinstance(data, dict) or not data:
         raise ThemesError(f"themes file {path} must map each theme to a list of keywords")
     lexicon: dict[str, list[str]] = {}

@@ -406,6 +406,65 @@ def test_binary_file_named_txt_is_skipped(tmp_path: Path) -> None:
     assert skips(extract_folder(tmp_path)) == {ex.SKIP_BINARY_TEXT: 1}
 
 
+def big_pdf(n_pages: int) -> bytes:
+    """A PDF of `n_pages` pages of four varied lines each, written with pypdf (compressed content streams)."""
+    from pypdf import PdfWriter
+    from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
+
+    n = NameObject
+    w = PdfWriter()
+    font = w._add_object(DictionaryObject({n("/Type"): n("/Font"), n("/Subtype"): n("/Type1"),
+                                           n("/BaseFont"): n("/Helvetica")}))
+    words = _NAMES + ["kappa", "sigma"]
+    for i in range(n_pages):
+        page = w.add_blank_page(612, 792)
+        page[n("/Resources")] = DictionaryObject({n("/Font"): DictionaryObject({n("/F1"): font})})
+        # Words vary from page to page so that no line looks like a running header.
+        lines = " ".join(f"({words[(i + j) % 11]} {words[i * j % 11]} section {i}.{j} covers {words[(i + 3 * j) % 11]} "
+                         "risk.) Tj T*" for j in range(4))
+        content = DecodedStreamObject()
+        content.set_data(f"BT /F1 10 Tf 12 TL 72 740 Td {lines} ET".encode())
+        page[n("/Contents")] = w._add_object(content)
+        page.compress_content_streams()
+    buf = io.BytesIO()
+    w.write(buf)
+    return buf.getvalue()
+
+
+def test_very_large_pdf_is_read_in_bounded_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tracemalloc
+
+    from pypdf import PageObject
+
+    from ragtune.records import Counter
+
+    data = big_pdf(2000)
+    cached: list[int] = []
+    original = PageObject.extract_text
+
+    def spy(self: PageObject, *args: object, **kwargs: object) -> str:
+        cached.append(len(self.pdf.resolved_objects))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(PageObject, "extract_text", spy)
+    raw = ex.pypdf_pages(data, "big.pdf", Counter())
+    assert len(raw) == 2000 and all(raw)
+    # pypdf's cache of parsed objects (content streams included) is emptied every
+    # few pages instead of growing with the file; it starts with the page tree.
+    assert max(cached[2 * ex._PAGES_PER_CACHE :]) <= 2 * ex._PAGES_PER_CACHE
+    # Cleaning works on the whole document but holds no per-word list of it: its
+    # peak stays a small multiple of the text (a list of all words made it ~19x).
+    size = sum(len(t or "") for t in raw)
+    tracemalloc.start()
+    try:
+        texts = ex.clean_document(raw, "big.pdf", Counter())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * size, (peak, size)
+    assert sum(map(bool, texts)) == 2000 and "section 1999.3 covers" in texts[-1]
+
+
 def test_duplicate_documents_are_read_once(tmp_path: Path) -> None:
     pdf = make_pdf(report_pages(3))
     write(tmp_path, "a.pdf", pdf)
