@@ -13,7 +13,7 @@ import random
 import re
 from collections import Counter as TallyCounter
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from .records import Chunk, Counter, Pair
 
@@ -42,6 +42,9 @@ IMPERATIVE_VERBS = frozenset(
 )
 
 
+_ASIDE = re.compile(r",? such as |,? including |,? e\.g\.|,? i\.e\.| \(|: |; | [–—] |, which |, while ")
+_CONNECTIVE = re.compile(r"^(?:Furthermore|Moreover|Additionally|However|Also|In addition|For example|For instance|"
+                         r"Similarly|Likewise|Therefore|Thus|Finally|In particular|Instead),\s+", re.I)
 _PASSIVE = re.compile(r"^(?:\w+ed|able|being|also|not|often|used|known|made|done|taken|given|seen)\b")
 _PRONOUNS = frozenset("i we you he she it they this these that there here one".split())
 
@@ -220,9 +223,30 @@ class OfflineGenerator:
             toks = [w for w in words(s) if w not in STOPWORDS]
             return sum(idf.get(w, 1.0) for w in toks) / math.sqrt(len(toks) + 1)
 
-        usable = [clean_query(s) for s in sentences(chunk.text)]
+        usable = [self.main_clause(clean_query(s)) for s in sentences(chunk.text)]
         usable = [s for s in usable if 6 <= len(s.split()) <= 60 and sum(c.isalpha() for c in s) > 0.7 * len(s)]
         return sorted(usable, key=score, reverse=True)
+
+    @staticmethod
+    def main_clause(sentence: str, min_words: int = 6, long: int = 20) -> str:
+        """The sentence without a leading connective and up to its first aside (a
+        list, an example, a parenthesis), or for a long sentence its first comma,
+        when that leaves enough words to stand alone: people ask short questions.
+
+        >>> OfflineGenerator.main_clause("Furthermore, establish incident response plans for GAI systems, such as audits.")
+        'establish incident response plans for GAI systems'
+        >>> OfflineGenerator.main_clause("Log events (e.g., logins).")
+        'Log events (e.g., logins).'
+        """
+        sentence = _CONNECTIVE.sub("", sentence)
+        cut = _ASIDE.search(sentence)
+        if cut and len(sentence[: cut.start()].split()) >= min_words:
+            sentence = sentence[: cut.start()].rstrip(" ,;:")
+        if len(sentence.split()) > long:
+            for m in re.finditer(r", ", sentence):
+                if len(sentence[: m.start()].split()) >= min_words:
+                    return sentence[: m.start()]
+        return sentence
 
     def _clip(self, text: str) -> str:
         toks = text.split()
@@ -289,11 +313,16 @@ class OfflineGenerator:
         return pairs
 
 
-def make_generator(name: str, questions_per_chunk: int) -> QuestionGenerator:
+def make_generator(name: str, questions_per_chunk: int, **llm: Any) -> QuestionGenerator:
+    """The generator called `name`; `llm` holds the LLM settings (see llm.make_llm_generator)."""
     if name == "template":
         return TemplateGenerator()
     if name == "offline":
         return OfflineGenerator(questions_per_chunk)
+    if name in ("openai", "local"):
+        from .llm import make_llm_generator
+
+        return make_llm_generator(name, questions_per_chunk, **llm)
     raise ValueError(f"unknown generator {name!r}")
 
 

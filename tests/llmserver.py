@@ -1,0 +1,158 @@
+"""An OpenAI-compatible chat-completions server for tests, served over real HTTP.
+
+    POST /v1/chat/completions -> {"choices": [{"message": {"content": ...}, "finish_reason": "stop"}], "usage": ...}
+
+Each test picks what it answers: `answer(prompt)` writes the message content
+from the user prompt, and `script(...)` queues replies (an HTTP status, a
+malformed body, a delay) that are served first, one per request, in order.
+
+>>> with LLMServer(lambda prompt: "What is zero trust?") as llm:
+...     llm.base_url.startswith("http://127.0.0.1:") and llm.base_url.endswith("/v1")
+True
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Self
+
+PATH = "/v1/chat/completions"
+
+
+@dataclass
+class Reply:
+    """One scripted reply. `body` (raw bytes) wins over `content`; None content means: use `answer`."""
+
+    status: int = 200
+    content: str | None = None
+    body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    finish_reason: str = "stop"
+
+
+@dataclass
+class Request:
+    """What the server was asked: the JSON payload, the Authorization header, and when."""
+
+    payload: dict[str, Any]
+    auth: str | None
+    at: float
+
+    @property
+    def prompt(self) -> str:
+        return self.payload["messages"][-1]["content"]
+
+
+def passage_of(prompt: str) -> str:
+    """The chunk text inside a ragtune prompt (between the triple quotes)."""
+    return prompt.split('"""')[1].strip()
+
+
+def completion(content: str, prompt: str, finish_reason: str = "stop") -> dict[str, Any]:
+    """A chat-completions reply; token counts are word counts, enough to check they are summed."""
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                     "finish_reason": finish_reason}],
+        "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": len(content.split())},
+    }
+
+
+class LLMState:
+    """The answer function, the scripted replies, and every request received."""
+
+    def __init__(self, answer: Callable[[str], str]) -> None:
+        self.answer = answer
+        self.replies: list[Reply] = []
+        self.requests: list[Request] = []
+        # Applied to every request that has no scripted reply (slow servers).
+        self.delay = 0.0
+        self.lock = threading.Lock()
+
+    @property
+    def count(self) -> int:
+        with self.lock:
+            return len(self.requests)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep pytest output clean
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path != PATH:
+            return self._send(404, json.dumps({"error": {"message": f"no route for {self.path}"}}).encode())
+        state = self.server.state
+        payload = json.loads(body)
+        with state.lock:
+            state.requests.append(Request(payload, self.headers.get("Authorization"), time.monotonic()))
+            reply = state.replies.pop(0) if state.replies else Reply(delay=state.delay)
+        time.sleep(reply.delay)
+        if reply.body is not None:
+            return self._send(reply.status, reply.body, reply.headers)
+        if reply.status != 200:
+            error = {"error": {"message": f"injected failure {reply.status}", "type": "test"}}
+            return self._send(reply.status, json.dumps(error).encode(), reply.headers)
+        prompt = payload["messages"][-1]["content"]
+        content = reply.content if reply.content is not None else state.answer(prompt)
+        self._send(200, json.dumps(completion(content, prompt, reply.finish_reason)).encode(), reply.headers)
+
+    def _send(self, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
+        try:
+            self.send_response(status)
+            for key, value in {"Content-Type": "application/json", **(headers or {})}.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout test); nothing left to tell it
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    state: LLMState
+
+
+class LLMServer:
+    """Runs the server on 127.0.0.1 at a free port, in a background thread."""
+
+    def __init__(self, answer: Callable[[str], str]) -> None:
+        self.state = LLMState(answer)
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.state = self.state
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        # A short poll interval keeps shutdown (and so each test's teardown) quick.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="llmserver", daemon=True
+        )
+
+    def script(self, *replies: Reply) -> None:
+        """Serve these replies first, one per request, before answering normally."""
+        with self.state.lock:
+            self.state.replies.extend(replies)
+
+    @property
+    def requests(self) -> list[Request]:
+        with self.state.lock:
+            return list(self.state.requests)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
