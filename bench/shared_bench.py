@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ragtune.evaluate import MRR_AT, bm25_rankings, build_index, dense_rankings, embed, rank_metrics  # noqa: E402
+from ragtune.evaluate import MRR_AT, bm25_rankings, build_index, dense_rankings, embed, rank_metrics, rrf  # noqa: E402
 from ragtune.models import load_model, resolve_base_model  # noqa: E402
 from ragtune.records import Chunk, read_jsonl  # noqa: E402
 
@@ -73,18 +73,6 @@ def relevant_sets(chunks: list[Chunk], bench: list[tuple[str, list[str]]]) -> li
     prepared = [(c.id, norm_words(c.text)) for c in chunks]
     prepared = [(cid, ws, _shingles(ws)) for cid, ws in prepared]
     return [{cid for cid, ws, sh in prepared if any(is_hit(ws, sh, ctx) for ctx in ctxs)} for _, ctxs in bench]
-
-
-def rrf(a: list[list[str]], b: list[list[str]], k: int = 60) -> list[list[str]]:
-    """Reciprocal-rank fusion of two rankings per query."""
-    fused = []
-    for ra, rb in zip(a, b):
-        score: dict[str, float] = {}
-        for r in (ra, rb):
-            for i, cid in enumerate(r):
-                score[cid] = score.get(cid, 0.0) + 1.0 / (k + i + 1)
-        fused.append(sorted(score, key=lambda c: -score[c]))
-    return fused
 
 
 def main() -> int:

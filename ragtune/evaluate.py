@@ -43,8 +43,10 @@ def rank_metrics(ranked: Sequence[Sequence[str]], relevant: Sequence[set[str] | 
     return out
 
 
-def embed(model: Any, texts: list[str], batch_size: int = 64) -> np.ndarray:
-    vecs = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+def embed(model: Any, texts: list[str], batch_size: int = 64, dim: int | None = None) -> np.ndarray:
+    """Normalised embeddings; with `dim`, of the first `dim` dimensions only (Matryoshka)."""
+    vecs = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                        show_progress_bar=False, truncate_dim=dim)
     return np.ascontiguousarray(vecs, dtype=np.float32)
 
 
@@ -71,8 +73,9 @@ def bm25_rankings(chunk_texts: list[str], chunk_ids: list[str], queries: list[st
     retriever = bm25s.BM25()
     retriever.index(bm25s.tokenize(chunk_texts, stopwords="en", show_progress=False), show_progress=False)
     tokens = bm25s.tokenize(queries, stopwords="en", show_progress=False)
-    docs, _ = retriever.retrieve(tokens, k=min(depth, len(chunk_ids)), show_progress=False, n_threads=1)
-    return [[chunk_ids[i] for i in row] for row in docs]
+    docs, scores = retriever.retrieve(tokens, k=min(depth, len(chunk_ids)), show_progress=False, n_threads=1)
+    # A chunk sharing no term with the query scores 0: BM25 did not find it, whatever its place in the list.
+    return [[chunk_ids[i] for i, score in zip(row, row_scores) if score > 0] for row, row_scores in zip(docs, scores)]
 
 
 def evaluate_model(
@@ -83,13 +86,39 @@ def evaluate_model(
     relevant: list[str],
     ks: Sequence[int],
     index_dir: Path | None = None,
+    dim: int | None = None,
 ) -> dict[str, float]:
-    """Metrics of `model` on the queries; with `index_dir`, also save the chunk index it built."""
-    index = build_index(embed(model, chunk_texts))
+    """Metrics of `model` on the queries; with `index_dir`, also save the chunk index it built;
+    with `dim`, on embeddings cut to that many dimensions."""
+    depth = max(max(ks), MRR_AT)
+    return rank_metrics(model_rankings(model, chunk_texts, chunk_ids, queries, depth, index_dir, dim), relevant, ks)
+
+
+def model_rankings(
+    model: Any, chunk_texts: list[str], chunk_ids: list[str], queries: list[str], depth: int,
+    index_dir: Path | None = None, dim: int | None = None,
+) -> list[list[str]]:
+    """The top `depth` chunk ids per query from an exact index of `model`'s chunk embeddings."""
+    index = build_index(embed(model, chunk_texts, dim=dim))
     if index_dir is not None:
         save_index(index, index_dir)
-    depth = max(max(ks), MRR_AT)
-    return rank_metrics(dense_rankings(index, embed(model, queries), chunk_ids, depth), relevant, ks)
+    return dense_rankings(index, embed(model, queries, dim=dim), chunk_ids, depth)
+
+
+def rrf(a: Sequence[Sequence[str]], b: Sequence[Sequence[str]], k: int = 60) -> list[list[str]]:
+    """Reciprocal-rank fusion of two rankings per query: score 1/(k + rank), summed.
+
+    >>> rrf([["x", "y"]], [["y", "z"]])
+    [['y', 'x', 'z']]
+    """
+    fused = []
+    for ra, rb in zip(a, b):
+        score: dict[str, float] = {}
+        for ranking in (ra, rb):
+            for i, cid in enumerate(ranking):
+                score[cid] = score.get(cid, 0.0) + 1.0 / (k + i + 1)
+        fused.append(sorted(score, key=lambda c: -score[c]))
+    return fused
 
 
 def evaluate_bm25(

@@ -177,15 +177,18 @@ def test_bm25_ranks_the_matching_document_first() -> None:
     ]
     rankings = bm25_rankings(BM25_DOCS, BM25_IDS, queries, depth=10)
     assert [r[0] for r in rankings] == BM25_IDS
-    assert all(len(r) == len(BM25_IDS) and sorted(r) == sorted(BM25_IDS) for r in rankings)
+    # Only documents sharing a term with the query are retrieved at all.
+    assert all(1 <= len(r) <= len(BM25_IDS) and len(set(r)) == len(r) for r in rankings)
     m = evaluate_bm25(BM25_DOCS, BM25_IDS, queries, BM25_IDS, ks=[1, 3])
     assert m == {"hit@1": 1.0, "hit@3": 1.0, "mrr@10": 1.0}
 
 
 def test_bm25_depth_limits_the_ranking() -> None:
     rankings = bm25_rankings(BM25_DOCS, BM25_IDS, ["zero trust", "confabulation"], depth=2)
-    assert [len(r) for r in rankings] == [2, 2]
-    assert rankings[0][0] == "zt" and rankings[1][0] == "conf"
+    assert [len(r) for r in rankings] == [1, 1]
+    assert rankings == [["zt"], ["conf"]]
+    # A query matching nothing retrieves nothing, rather than a list in arbitrary order.
+    assert bm25_rankings(BM25_DOCS, BM25_IDS, ["quantum gastronomy"], depth=5) == [[]]
 
 
 def test_bm25_with_a_misleading_query() -> None:
@@ -193,5 +196,5 @@ def test_bm25_with_a_misleading_query() -> None:
     queries = ["zero trust network", "red teaming harmful outputs"]
     m = evaluate_bm25(BM25_DOCS, BM25_IDS, queries, ["zt", "prov"], ks=[1])
     assert m["hit@1"] == 0.5
-    # The labelled answer shares no word with the query: it ranks 2nd or lower.
-    assert 0.5 < m["mrr@10"] <= 0.75
+    # The labelled answer shares no word with the query, so BM25 never retrieves it.
+    assert m["mrr@10"] == 0.5

@@ -1,0 +1,68 @@
+"""Question filters that need more than the question's own text: near-duplicates
+(by embedding) and round-trip consistency (by BM25 over all chunks).
+
+Each filter returns the pairs it keeps and counts what it drops, per rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .records import Chunk, Counter, Pair
+
+
+def drop_near_duplicates(pairs: list[Pair], vectors: np.ndarray, threshold: float, dropped: Counter) -> list[Pair]:
+    """Keep a question unless an earlier kept question of the same chunk has
+    cosine similarity of at least `threshold` with it (`vectors`: one
+    normalised row per pair). Near-copies teach the same thing twice and take a
+    question slot from a different one.
+
+    >>> v = np.array([[1, 0], [0.999, 0.045], [0, 1]], dtype=np.float32)
+    >>> v /= np.linalg.norm(v, axis=1, keepdims=True)
+    >>> d = Counter()
+    >>> [p.query for p in drop_near_duplicates([Pair("a", "c", "g"), Pair("b", "c", "g"), Pair("z", "c", "g")], v, 0.95, d)]
+    ['a', 'z']
+    >>> d.counts
+    {'near-duplicate question': 1}
+    """
+    kept: list[Pair] = []
+    kept_rows: dict[str, list[int]] = {}
+    for i, p in enumerate(pairs):
+        rows = kept_rows.setdefault(p.chunk_id, [])
+        if rows and float(np.max(vectors[rows] @ vectors[i])) >= threshold:
+            dropped.add("near-duplicate question", p.query)
+            continue
+        rows.append(i)
+        kept.append(p)
+    return kept
+
+
+def drop_round_trip_failures(pairs: list[Pair], chunks: list[Chunk], k: int, dropped: Counter) -> list[Pair]:
+    """Keep a question only if BM25 over all chunks ranks its own chunk in the top `k`.
+
+    A question that lexical search cannot tie to its chunk at all is usually
+    too generic to have one answer in the collection. BM25 rather than the base
+    model, so that the filter does not keep only what the base model already
+    gets right.
+    """
+    from .evaluate import bm25_rankings
+
+    if not pairs:
+        return []
+    ids = [c.id for c in chunks]
+    ranked = bm25_rankings([c.text for c in chunks], ids, [p.query for p in pairs], k)
+    kept = []
+    for p, top in zip(pairs, ranked):
+        if p.chunk_id in top:
+            kept.append(p)
+        else:
+            dropped.add(f"round trip: own chunk not in BM25 top {k}", p.query)
+    return kept
+
+
+def embed_questions(model: Any, pairs: list[Pair]) -> np.ndarray:
+    from .evaluate import embed
+
+    return embed(model, [p.query for p in pairs])
