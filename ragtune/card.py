@@ -33,13 +33,56 @@ def base_model_label(base_model: str) -> str:
 
 def metrics_table(metrics: dict[str, Any]) -> str:
     """A markdown table: one row per system, one column per metric."""
-    rows = [("base", "before"), ("fine-tuned", "after"), ("BM25", "bm25")]
+    rows = [("base", "before"), ("fine-tuned", "after"), ("BM25", "bm25"), ("hybrid (fine-tuned + BM25, RRF)", "hybrid")]
     keys = [k for k in METRIC_KEYS if k in metrics.get("after", {})]
     lines = ["| retriever | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
     for label, key in rows:
         if key in metrics:
             lines.append(f"| {label} | " + " | ".join(f"{metrics[key][k]:.3f}" for k in keys) + " |")
     return "\n".join(lines)
+
+
+def recommendation(metrics: dict[str, Any]) -> list[str]:
+    """What to retrieve with, going by the held-out figures (hit@5 and MRR@10 both count).
+
+    >>> recommendation({"after": {"hit@5": .7, "mrr@10": .5}, "hybrid": {"hit@5": .8, "mrr@10": .6}})[0][:40]
+    'Recommendation: use hybrid retrieval (fi'
+    """
+    from .pipeline import is_improved as beats
+
+    after, lines = metrics["after"], []
+    if "hybrid" in metrics and beats(after, metrics["hybrid"]):
+        lines.append("Recommendation: use hybrid retrieval (fine-tuned model + BM25, reciprocal-rank fusion); it beats "
+                     f"the fine-tuned model alone here (hit@5 {metrics['hybrid']['hit@5']:.3f} vs {after['hit@5']:.3f}, "
+                     f"MRR@10 {metrics['hybrid']['mrr@10']:.3f} vs {after['mrr@10']:.3f}).")
+    if "bm25" in metrics and beats(after, metrics["bm25"]):
+        lines.append("BM25 alone beats the fine-tuned model on these questions.")
+    return lines
+
+
+def _dims_section(metrics: dict[str, Any]) -> str:
+    """Held-out figures per truncated size, for a Matryoshka-trained model."""
+    if "dims" not in metrics:
+        return ""
+    rows = "\n".join(f"| {d} | {m['before']['hit@5']:.3f} | {m['after']['hit@5']:.3f} | {m['before']['mrr@10']:.3f} "
+                     f"| {m['after']['mrr@10']:.3f} |" for d, m in metrics["dims"].items())
+    return ("\nTrained with Matryoshka loss: embeddings may be cut to their first N dimensions "
+            "(`SentenceTransformer(path, truncate_dim=N)`).\n\n"
+            "| dimensions | hit@5 base | hit@5 fine-tuned | MRR@10 base | MRR@10 fine-tuned |\n"
+            f"|---:|---:|---:|---:|---:|\n{rows}\n")
+
+
+def _selection_section(summary: dict[str, Any]) -> str:
+    """How the shipped weights were chosen on validation questions."""
+    v = (summary.get("train") or {}).get("validation") or {}
+    if v.get("base_score") is None:
+        return ""
+    best = max((score for _, score in v["history"]), default=v["base_score"])
+    tried = ", ".join(f"{float(a):.0%}: {score:.3f}" for a, score in v["mix_scores"].items())
+    return (f"\n## Model selection\n\n{v['n_questions']} validation questions, from chunks kept out of both "
+            "training and the held-out test, scored every checkpoint (mean over question kinds of MRR@10). "
+            f"Base {v['base_score']:.3f}; best checkpoint {best:.3f} at step {v['best_step']}. "
+            f"The shipped weights keep {v['mix']:.0%} of the change from the base (WiSE-FT; tried {tried}).\n")
 
 
 def _pairs_section(metrics: dict[str, Any]) -> str:
@@ -108,7 +151,7 @@ Exact FAISS inner-product search over all {summary["n_chunks"]} chunks, the same
 {"The fine-tuned model beats the base model." if metrics.get("improved") else "**The fine-tuned model did not beat the base model on these questions.**"}
 
 {metrics_table(metrics)}
-{_pairs_section(metrics)}
+{_dims_section(metrics)}{_pairs_section(metrics)}{_selection_section(summary)}
 ## Training settings
 
 | setting | value |
@@ -162,15 +205,18 @@ def render_report(summary: dict[str, Any], metrics: dict[str, Any]) -> str:
         if metrics.get("improved")
         else "Verdict: NOT IMPROVED - the fine-tuned model is not better than the base; `ragtune push` refuses it without --force."
     )
-    if "bm25" in metrics and metrics["bm25"]["hit@5"] > metrics["after"]["hit@5"]:
-        lines.append("BM25 beats the fine-tuned model on hit@5 here; consider hybrid (BM25 + dense) retrieval.")
+    lines += recommendation(metrics)
     lines += ["", "## Counts", ""]
     for key in ("files", "n_pages", "n_chunks", "n_pairs", "n_train", "n_eval", "n_eval_chunks"):
         lines.append(f"- {key}: {summary[key] if key != 'files' else ', '.join(summary[key])}")
     lines += ["", "## Skipped or dropped", ""]
+    examples = summary.get("skipped_examples", {})
     for stage, counts in summary["skipped"].items():
         for reason, n in counts.items():
-            lines.append(f"- {stage}: {reason}: {n}")
+            which = examples.get(stage, {}).get(reason, [])
+            # Up to five files or pages are named; manifest.json keeps the same.
+            more = f", and {n - len(which)} more" if n > len(which) else ""
+            lines.append(f"- {stage}: {reason}: {n}" + (f" ({', '.join(which)}{more})" if which else ""))
     if not any(summary["skipped"].values()):
         lines.append("- nothing")
     return "\n".join(lines) + "\n"

@@ -62,3 +62,26 @@ def load_model(name_or_path: str, device: str = "cpu") -> Any:
             else f"the folder is not a sentence-transformers or transformers model ({str(e).splitlines()[0][:160]})"
         )
         raise ModelError(f"cannot load model {name_or_path!r}: {hint}") from None
+
+
+def max_positions(model: Any) -> int:
+    """How many tokens the model's position embeddings allow (its own
+    max_seq_length is often set lower, e.g. 256 of 512 for all-MiniLM-L6-v2).
+
+    The tokenizer's limit counts too: RoBERTa-style configs report 514
+    positions for 512 usable tokens.
+    """
+    config = getattr(getattr(model[0], "auto_model", None), "config", None)
+    limits = [getattr(config, "max_position_embeddings", None), getattr(model.tokenizer, "model_max_length", None)]
+    usable = [n for n in limits if isinstance(n, int) and 0 < n < 1_000_000]
+    return min(usable) if usable else int(model.max_seq_length)
+
+
+def seq_length_for(default: int, positions: int, longest_chunk: int) -> int:
+    """The max_seq_length that fits the longest chunk (plus [CLS] and [SEP]),
+    never below the model's own default and never beyond its positions.
+
+    >>> seq_length_for(256, 512, 254), seq_length_for(256, 512, 400), seq_length_for(256, 512, 900)
+    (256, 402, 512)
+    """
+    return min(positions, max(default, longest_chunk + 2))

@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from . import __version__
-from .config import Config
+from .config import LLM_GENERATORS, Config
 from .records import (Chunk, Counter, LabelledPair, Page, Pair, RunDirError, read_json, read_jsonl, write_json,
                       write_jsonl)
 
 MANIFEST_VERSION = 1
+# Chunks a validation check ranks among: enough distractors to tell models apart, few enough to be quick on a CPU.
+VALIDATION_CORPUS = 200
 STAGES = ("extract", "chunk", "theme", "generate", "split", "train", "evaluate", "save")
 
 
@@ -32,6 +34,10 @@ class Reporter(Protocol):
     def stage_start(self, name: str, index: int, total: int) -> None: ...
     def stage_progress(self, name: str, done: int, total: int) -> None: ...
     def stage_end(self, name: str, summary: str, seconds: float, cached: bool) -> None: ...
+
+    # Optional (the pipeline looks it up): the input files, pages or lines extraction
+    # skipped, as Counter.to_dict(); called after the extract stage, fresh or reused.
+    # def input_skipped(self, skipped: dict[str, Any]) -> None: ...
 
 
 class SilentReporter:
@@ -122,6 +128,7 @@ class Pipeline:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.manifest = Manifest(self.run_dir)
         self._models: dict[str, Any] = {}
+        self._default_lengths: dict[str, int] = {}
 
     # -- helpers -------------------------------------------------------------------------
     def path(self, name: str) -> Path:
@@ -134,7 +141,14 @@ class Pipeline:
         if which not in self._models:
             source = resolve_base_model(self.cfg.base_model) if which == "base" else str(self.path("model"))
             self._models[which] = load_model(source, pick_device(self.cfg.device))
-        return self._models[which]
+            self._default_lengths[which] = int(self._models[which].max_seq_length)
+        model = self._models[which]
+        # Once chunking has sized the chunks, every model reads them whole, the
+        # same way before and after training.
+        seq_length = self.manifest.info("chunk").get("seq_length")
+        if seq_length:
+            model.max_seq_length = seq_length
+        return model
 
     def _stage(
         self, index: int, name: str, key: str, outputs: list[Path], work: Callable[[], dict[str, Any]]
@@ -148,6 +162,7 @@ class Pipeline:
             self._cached.append(name)
             return info
         start = time.perf_counter()
+        self._key = key
         info = work()
         seconds = time.perf_counter() - start
         self.manifest.record(name, key, seconds, info)
@@ -164,16 +179,26 @@ class Pipeline:
 
         key = _hash("extract", __version__, cfg.extractor, _docs_fingerprint(cfg.docs))
         extract = self._stage(1, "extract", key, [self.path("pages.jsonl")], self._extract)
+        warn = getattr(self.reporter, "input_skipped", None)
+        if warn is not None and extract["skipped"]["counts"]:
+            warn(extract["skipped"])
         key = _hash(key, "chunk", cfg.base_model, cfg.chunk_tokens, cfg.chunk_overlap, cfg.min_chunk_tokens)
         chunk = self._stage(2, "chunk", key, [self.path("chunks_raw.jsonl")], self._chunk)
         key = _hash(key, "theme", self._lexicon())
         theme = self._stage(3, "theme", key, [self.path("chunks.jsonl")], self._theme)
-        key = _hash(key, "generate", cfg.generator, cfg.questions_per_chunk, cfg.seed)
+        # LLM settings (never the API key) join the key only for LLM generators, so offline runs keep theirs.
+        llm = ((cfg.llm_base_url, cfg.llm_model, cfg.llm_concurrency, cfg.llm_timeout, cfg.llm_retries)
+               if cfg.generator in LLM_GENERATORS else ())
+        key = _hash(key, "generate", cfg.generator, cfg.questions_per_chunk, cfg.seed, cfg.near_duplicate,
+                    cfg.round_trip_k, *llm)
         generate = self._stage(4, "generate", key, [self.path("pairs.jsonl")], self._generate)
         key = _hash(key, "split", cfg.eval_fraction, cfg.seed)
-        split = self._stage(5, "split", key, [self.path("pairs_train.jsonl"), self.path("pairs_eval.jsonl")], self._split)
+        key = _hash(key, cfg.val_fraction)
+        split = self._stage(5, "split", key, [self.path(f"pairs_{s}.jsonl") for s in ("train", "val", "eval")],
+                            self._split)
         train_params = (cfg.epochs, cfg.batch_size, cfg.learning_rate, cfg.warmup_ratio, cfg.weight_decay, cfg.max_steps,
-                        cfg.hard_negatives, cfg.pairs_loss, [_file_digest(f) for f in cfg.pairs_files])
+                        cfg.hard_negatives, cfg.pairs_loss, [_file_digest(f) for f in cfg.pairs_files], cfg.evals,
+                        cfg.patience, cfg.wise, cfg.matryoshka_dims, cfg.mini_batch_size)
         key = _hash(key, "train", train_params)
         train = self._stage(6, "train", key, [self.path("model") / "config.json"], self._train)
         key = _hash(key, "evaluate", cfg.ks)
@@ -187,9 +212,13 @@ class Pipeline:
 
     # -- stages --------------------------------------------------------------------------
     def _extract(self) -> dict[str, Any]:
-        from .extract import extract_folder
+        from .extract import ExtractError, describe_skips, extract_folder
 
         result = extract_folder(self.cfg.docs, self.cfg.extractor)
+        if not result.pages:
+            # Every file was skipped: say why now, not as "too few chunks" three stages later.
+            why = "; ".join(describe_skips(result.skipped.to_dict()))
+            raise ExtractError(f"no text to train on in {self.cfg.docs}: {why}")
         write_jsonl(self.path("pages.jsonl"), result.pages, Page)
         return {
             "files": result.files,
@@ -201,19 +230,26 @@ class Pipeline:
 
     def _chunk(self) -> dict[str, Any]:
         from .chunk import chunk_pages
+        from .models import max_positions, seq_length_for
 
         model = self._model("base")
         pages = read_jsonl(self.path("pages.jsonl"), Page)
-        # Leave room for the [CLS] and [SEP] tokens the model adds.
-        max_tokens = int(model.max_seq_length) - 2
+        # Chunks may use all the model's positions, leaving room for the [CLS]
+        # and [SEP] tokens the model adds; max_seq_length is then raised to fit.
+        default_length = self._default_lengths["base"]
+        max_tokens = max_positions(model) - 2
         result = chunk_pages(pages, model.tokenizer, self.cfg.chunk_tokens, self.cfg.chunk_overlap, max_tokens,
                              self.cfg.min_chunk_tokens)
         write_jsonl(self.path("chunks_raw.jsonl"), result.chunks, Chunk)
         lengths = sorted(c.n_tokens for c in result.chunks)
         median = lengths[len(lengths) // 2] if lengths else 0
+        seq_length = seq_length_for(default_length, max_tokens + 2, lengths[-1] if lengths else 0)
         return {
             "n_chunks": len(result.chunks),
-            "max_seq_length": int(model.max_seq_length),
+            "max_seq_length": seq_length,
+            "seq_length": seq_length,
+            # Chunks the model's own max_seq_length would have cut short.
+            "longer_than_default": sum(n + 2 > default_length for n in lengths),
             "tokens_median": median,
             "tokens_max": lengths[-1] if lengths else 0,
             "skipped": result.skipped.to_dict(),
@@ -239,22 +275,49 @@ class Pipeline:
     def _generate(self) -> dict[str, Any]:
         from .synth import filter_pairs, make_generator
 
+        cfg = self.cfg
         chunks = read_jsonl(self.path("chunks.jsonl"), Chunk)
-        gen = make_generator(self.cfg.generator, self.cfg.questions_per_chunk)
-        raw = gen.generate(chunks, random.Random(self.cfg.seed))
+        # LLM generators keep every answer in llm_cache/, so a rerun asks only for what is missing.
+        gen = make_generator(cfg.generator, cfg.questions_per_chunk, base_url=cfg.llm_base_url, model=cfg.llm_model,
+                             concurrency=cfg.llm_concurrency, timeout=cfg.llm_timeout, retries=cfg.llm_retries,
+                             seed=cfg.seed, cache_dir=self.path("llm_cache"), device=cfg.device)
+        raw = gen.generate(chunks, random.Random(cfg.seed))
         result = filter_pairs(raw, {c.id: c for c in chunks}, across_chunks=gen.name != "template")
+        result.pairs = self._filter_more(result.pairs, chunks, result.dropped, baseline=gen.name == "template")
         write_jsonl(self.path("pairs.jsonl"), result.pairs, Pair)
         kinds: dict[str, int] = {}
         for p in result.pairs:
             kinds[p.kind] = kinds.get(p.kind, 0) + 1
-        return {
-            "generator": gen.name,
+        skipped = result.dropped
+        summary = f"{len(result.pairs)} questions kept of {len(raw)} ({result.dropped.total()} dropped)"
+        info: dict[str, Any] = {"generator": gen.name}
+        stats = getattr(gen, "stats", None)  # LLM generators also count requests, tokens and unusable lines
+        if stats is not None:
+            llm_dropped: Counter = getattr(gen, "dropped")
+            skipped = Counter({**llm_dropped.counts, **skipped.counts}, {**llm_dropped.examples, **skipped.examples})
+            info["llm"] = stats.to_dict() | {"model": cfg.llm_model, "unusable_lines": llm_dropped.total()}
+            summary += f"; LLM: {llm_dropped.total()} unusable lines, {stats.summary()}"
+            if stats.failed_chunks:
+                summary += " (to retry the failed chunks, delete pairs.jsonl and rerun)"
+        return info | {
             "n_generated": len(raw),
             "n_pairs": len(result.pairs),
             "per_kind": kinds,
-            "skipped": result.dropped.to_dict(),
-            "summary": f"{len(result.pairs)} questions kept of {len(raw)} ({result.dropped.total()} dropped)",
+            "skipped": skipped.to_dict(),
+            "summary": summary,
         }
+
+    def _filter_more(self, pairs: list[Pair], chunks: list[Chunk], dropped: Counter, baseline: bool) -> list[Pair]:
+        """Near-duplicate and round-trip filters (counted in `dropped`); the template
+        baseline skips round trip, as its questions repeat across chunks by design."""
+        from .filters import drop_near_duplicates, drop_round_trip_failures, embed_questions
+
+        if self.cfg.near_duplicate < 1.0 and pairs:
+            vectors = embed_questions(self._model("base"), pairs)
+            pairs = drop_near_duplicates(pairs, vectors, self.cfg.near_duplicate, dropped)
+        if self.cfg.round_trip_k and not baseline:
+            pairs = drop_round_trip_failures(pairs, chunks, self.cfg.round_trip_k, dropped)
+        return pairs
 
     def _split(self) -> dict[str, Any]:
         from .synth import split_by_chunk
@@ -271,15 +334,40 @@ class Pipeline:
                 f"only {len({p.chunk_id for p in pairs})} chunks have questions; ragtune needs at least 10 "
                 f"(roughly 3,000 words of text) to train and hold some out: {why}"
             )
+        val: list[Pair] = []
+        if self.cfg.val_fraction:
+            # Validation chunks come out of the training side, never the held-out one.
+            rest, val = split_by_chunk(train, self.cfg.val_fraction / (1 - self.cfg.eval_fraction), self.cfg.seed + 1)
+            if len({p.chunk_id for p in val}) >= 3 and len({p.chunk_id for p in rest}) >= 8:
+                train = rest
+                val += self._other_style_questions({p.chunk_id for p in val})
+            else:
+                val = []
         write_jsonl(self.path("pairs_train.jsonl"), train, Pair)
+        write_jsonl(self.path("pairs_val.jsonl"), val, Pair)
         write_jsonl(self.path("pairs_eval.jsonl"), held, Pair)
         n_eval_chunks = len({p.chunk_id for p in held})
         return {
             "n_train": len(train),
+            "n_val": len(val),
             "n_eval": len(held),
             "n_eval_chunks": n_eval_chunks,
-            "summary": f"{len(train)} train / {len(held)} held-out questions ({n_eval_chunks} held-out chunks)",
+            "summary": f"{len(train)} train / {len(val)} validation / {len(held)} held-out questions "
+                       f"({n_eval_chunks} held-out chunks)",
         }
+
+    def _other_style_questions(self, chunk_ids: set[str]) -> list[Pair]:
+        """For an LLM run, the offline generator's questions on the validation
+        chunks: validating on a second style of question keeps the checkpoint and
+        the mix from rewarding a model that only learned the LLM's phrasing."""
+        if self.cfg.generator not in LLM_GENERATORS:
+            return []
+        from .synth import OfflineGenerator, filter_pairs
+
+        chunks = [c for c in read_jsonl(self.path("chunks.jsonl"), Chunk)]
+        made = OfflineGenerator(self.cfg.questions_per_chunk).generate(chunks, random.Random(self.cfg.seed))
+        mine = [p for p in made if p.chunk_id in chunk_ids]
+        return filter_pairs(mine, {c.id: c for c in chunks}).pairs
 
     def _train(self) -> dict[str, Any]:
         from .models import pick_device
@@ -293,34 +381,83 @@ class Pipeline:
 
         tuned = copy.deepcopy(model)
         labelled = self._labelled_split()
+        held = {p.chunk_id for p in read_jsonl(self.path("pairs_eval.jsonl"), Pair)}
+        val_pairs = read_jsonl(self.path("pairs_val.jsonl"), Pair)
         negatives = None
         if self.cfg.hard_negatives:
             from .train import mine_hard_negatives
 
-            # Held-out chunks never enter training, not even as negatives.
-            held = {p.chunk_id for p in read_jsonl(self.path("pairs_eval.jsonl"), Pair)}
-            negatives = mine_hard_negatives(model, pairs, chunks, set(chunks) - held)
+            # Held-out and validation chunks never enter training, not even as negatives.
+            negatives = mine_hard_negatives(model, pairs, chunks, set(chunks) - held - {p.chunk_id for p in val_pairs})
+        validation = None
+        if val_pairs:
+            from .train import Validation
+
+            # Validation ranks among chunks that are not held out (those stay unseen
+            # until the end): its own and, to keep each check quick, at most
+            # VALIDATION_CORPUS in all, the others a seeded sample.
+            own = {p.chunk_id for p in val_pairs}
+            others = sorted(cid for cid in chunks if cid not in held and cid not in own)
+            random.Random(self.cfg.seed).shuffle(others)
+            keep = own | set(others[: max(0, VALIDATION_CORPUS - len(own))])
+            corpus = [c for cid, c in chunks.items() if cid in keep]
+            validation = Validation([p.query for p in val_pairs], [p.kind or p.generator for p in val_pairs],
+                                    [p.chunk_id for p in val_pairs], [c.id for c in corpus], [c.text for c in corpus])
         tmp = self.path("model.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
+        resumed = self._checkpoints_to_resume()
         result = fine_tune(
             tuned, pairs, chunks, self.cfg, self.path("checkpoints"), pick_device(self.cfg.device),
             progress=lambda done, total: self.reporter.stage_progress("train", done, total),
             negatives=negatives,
             labelled=labelled,
+            validation=validation,
+            resume=resumed is not None,
         )
         tuned.save(str(tmp), safe_serialization=True)
         shutil.rmtree(self.path("model"), ignore_errors=True)
         tmp.replace(self.path("model"))
         shutil.rmtree(self.path("checkpoints"), ignore_errors=True)
         self._models["tuned"] = tuned
-        loss = f", final loss {result.final_loss:.3f}" if result.final_loss is not None else ""
+        summary = f"{result.steps} steps on {result.device}"
+        if resumed is not None:
+            summary += f" (resumed at step {resumed})"
+        if result.final_loss is not None:
+            summary += f", final loss {result.final_loss:.3f}"
+        if result.base_score is not None:
+            summary += (f"; validation {result.base_score:.3f} -> {max((s for _, s in result.val_history), default=result.base_score):.3f} "
+                        f"(step {result.best_step}), kept {result.mix:.0%} of the change")
         return {
             "steps": result.steps,
             "seconds": round(result.seconds, 1),
             "device": result.device,
             "final_loss": result.final_loss,
-            "summary": f"{result.steps} steps on {result.device}{loss}",
+            "resumed_at": resumed,
+            "validation": {
+                "n_questions": len(val_pairs),
+                "base_score": result.base_score,
+                "history": [list(h) for h in result.val_history],  # as JSON reads it back
+                "best_step": result.best_step,
+                "mix": result.mix,
+                "mix_scores": {str(a): round(v, 4) for a, v in result.mix_scores.items()},
+            },
+            "summary": summary,
         }
+
+    def _checkpoints_to_resume(self) -> int | None:
+        """The step of the newest checkpoint left by an interrupted run of this
+        same training stage, or None (and a clean checkpoint folder) otherwise."""
+        from transformers.trainer_utils import get_last_checkpoint
+
+        folder = self.path("checkpoints")
+        marker = folder / "ragtune_stage_key"
+        last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+        if last and marker.exists() and marker.read_text() == self._key:
+            return int(last.rsplit("-", 1)[1])
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        marker.write_text(self._key)
+        return None
 
     def _labelled_split(self) -> list[LabelledPair] | None:
         """Read --pairs files, split them (seeded), write both sides; the training side is returned."""
@@ -340,7 +477,7 @@ class Pipeline:
         return train
 
     def _evaluate(self) -> dict[str, Any]:
-        from .evaluate import evaluate_bm25, evaluate_model
+        from .evaluate import MRR_AT, bm25_rankings, evaluate_model, model_rankings, rank_metrics, rrf
 
         chunks = read_jsonl(self.path("chunks.jsonl"), Chunk)
         held = read_jsonl(self.path("pairs_eval.jsonl"), Pair)
@@ -349,17 +486,29 @@ class Pipeline:
         ks = self.cfg.ks
         before = evaluate_model(self._model("base"), texts, ids, queries, relevant, ks)
         # The tuned model's chunk index is the one a RAG app will use: keep it.
-        after = evaluate_model(self._model("tuned"), texts, ids, queries, relevant, ks, self.path("index"))
-        bm25 = evaluate_bm25(texts, ids, queries, relevant, ks)
+        # Fusion looks deeper than the metrics so that both lists can contribute.
+        depth = max(max(ks), MRR_AT)
+        dense = model_rankings(self._model("tuned"), texts, ids, queries, 10 * depth, self.path("index"))
+        lexical = bm25_rankings(texts, ids, queries, 10 * depth)
+        after = rank_metrics([r[:depth] for r in dense], relevant, ks)
+        bm25 = rank_metrics([r[:depth] for r in lexical], relevant, ks)
+        hybrid = rank_metrics([r[:depth] for r in rrf(dense, lexical)], relevant, ks)
         metrics = {
             "before": before,
             "after": after,
             "bm25": bm25,
+            "hybrid": hybrid,
             "improved": is_improved(before, after),
             "n_queries": len(queries),
             "n_chunks": len(chunks),
             "eval_set": "held-out synthetic questions (by chunk)",
         }
+        if self.cfg.matryoshka_dims:
+            metrics["dims"] = {
+                str(d): {which: evaluate_model(self._model(model), texts, ids, queries, relevant, ks, dim=d)
+                         for which, model in (("before", "base"), ("after", "tuned"))}
+                for d in sorted(self.cfg.matryoshka_dims, reverse=True)
+            }
         summary = f"hit@5 {before['hit@5']:.3f} -> {after['hit@5']:.3f} (BM25 {bm25['hit@5']:.3f})"
         if self.path("labelled_eval.jsonl").exists():
             from .similarity import evaluate_pairs
@@ -386,7 +535,10 @@ class Pipeline:
             "n_train": split["n_train"],
             "n_eval": split["n_eval"],
             "n_eval_chunks": split["n_eval_chunks"],
-            "train": {k: train[k] for k in ("steps", "device", "final_loss")},
+            "train": {k: train.get(k) for k in ("steps", "device", "final_loss", "validation")},
+            "n_val": split.get("n_val", 0),
+            # Which files or pages each extraction skip was, for report.md.
+            "skipped_examples": {"extract": extract["skipped"].get("examples", {})},
             "skipped": {
                 "extract": extract["skipped"]["counts"],
                 "chunk": chunk["skipped"]["counts"],

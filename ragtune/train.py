@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -21,6 +21,14 @@ class TrainResult:
     seconds: float
     final_loss: float | None
     device: str
+    # (step, validation score) at each checkpoint, and the step that was kept.
+    val_history: list[tuple[int, float]] = field(default_factory=list)
+    best_step: int | None = None
+    # Validation score of the starting weights; the share of the tuned weights
+    # kept (1.0: all of them, 0.0: the base model) and the score of each share tried.
+    base_score: float | None = None
+    mix: float = 1.0
+    mix_scores: dict[float, float] = field(default_factory=dict)
 
 
 def training_rows(
@@ -110,7 +118,12 @@ class MultiQueryRankingLoss(nn.Module):
         import torch
         import torch.nn.functional as F
 
-        embeddings = [self.model(f)["sentence_embedding"] for f in sentence_features]
+        return self.loss_from_embeddings([self.model(f)["sentence_embedding"] for f in sentence_features])
+
+    def loss_from_embeddings(self, embeddings: list[Any]) -> Any:
+        import torch
+        import torch.nn.functional as F
+
         # Columns: questions…, chunk[, hard_negative]. Hard negatives join the
         # candidate chunks; the targets stay the first len(positives) rows.
         n_queries = len(embeddings) - 1 - self.with_negatives
@@ -124,6 +137,173 @@ class MultiQueryRankingLoss(nn.Module):
     @property
     def citation(self) -> str:
         return ""
+
+
+def cached_ranking_loss(model: Any, mini_batch_size: int, with_negatives: bool = False) -> nn.Module:
+    """MultiQueryRankingLoss with gradient caching (GradCache, as in
+    CachedMultipleNegativesRankingLoss): texts are encoded `mini_batch_size` at a
+    time, so the batch, and with it the number of in-batch negatives, can grow
+    beyond what fits in memory at once. Same loss, same gradients.
+    """
+    try:
+        from sentence_transformers.base.losses.gradcache import CachedLossMixin
+    except ImportError:
+        from .config import ConfigError
+
+        raise ConfigError("mini_batch_size needs sentence-transformers>=6 (pip install -U sentence-transformers)") from None
+
+    class CachedMultiQueryRankingLoss(CachedLossMixin, MultiQueryRankingLoss):
+        def __init__(self) -> None:
+            MultiQueryRankingLoss.__init__(self, model, with_negatives=with_negatives)
+            self.mini_batch_size = mini_batch_size
+
+        def calculate_loss(self, reps: list[list[Any]], labels: Any = None, *, with_backward: bool = False) -> Any:
+            import torch
+
+            loss = self.loss_from_embeddings([torch.cat(column) for column in reps])
+            if with_backward:
+                loss.backward()
+                loss = loss.detach()
+            return loss
+
+        def forward(self, sentence_features: Iterable[dict[str, Any]], labels: Any = None) -> Any:
+            return self.forward_cached(sentence_features, labels)
+
+    return CachedMultiQueryRankingLoss()
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on SIGINT/SIGTERM after saving a checkpoint it can resume from."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"training stopped by signal {signum}; a checkpoint was saved")
+        self.signum = signum
+
+
+@dataclass
+class Validation:
+    """Validation questions and the corpus they are ranked against.
+
+    The score is the mean over question kinds of MRR@10, so that every
+    question style counts the same and a model that only learned one shape
+    of question cannot win the checkpoint or the mix.
+    """
+
+    queries: list[str]
+    kinds: list[str]
+    relevant: list[str]
+    corpus_ids: list[str]
+    corpus_texts: list[str]
+
+    def scores(self, model: Any) -> dict[str, float]:
+        from .evaluate import MRR_AT, build_index, dense_rankings, embed, rank_metrics
+
+        ranked = dense_rankings(build_index(embed(model, self.corpus_texts)), embed(model, self.queries),
+                                self.corpus_ids, MRR_AT)
+        out: dict[str, float] = {}
+        for kind in sorted(set(self.kinds)):
+            sel = [i for i, k in enumerate(self.kinds) if k == kind]
+            out[f"mrr@{MRR_AT}_{kind}"] = rank_metrics([ranked[i] for i in sel], [self.relevant[i] for i in sel],
+                                                       ks=(5,))[f"mrr@{MRR_AT}"]
+        out["score"] = sum(out.values()) / len(out)
+        return out
+
+
+def _evaluator(validation: Validation) -> Any:
+    try:
+        from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
+    except ImportError:  # sentence-transformers 5.x
+        from sentence_transformers.evaluation import SentenceEvaluator
+
+    class _Evaluator(SentenceEvaluator):
+        def __init__(self) -> None:
+            super().__init__()
+            self.primary_metric = "score"
+
+        def __call__(self, model: Any, output_path: str | None = None, epoch: int = -1, steps: int = -1) -> Any:
+            return self.prefix_name_to_metrics(validation.scores(model), "val")
+
+    return _Evaluator()
+
+
+def mix_with_base(model: Any, base_state: dict[str, Any], alpha: float) -> None:
+    """Set `model`'s weights to base + alpha * (tuned - base), in place (WiSE-FT).
+
+    The tuned weights are kept on the model as `_ragtune_tuned_state` so that
+    several mixes can be tried in turn.
+    """
+    import torch
+
+    tuned = getattr(model, "_ragtune_tuned_state", None)
+    if tuned is None:
+        tuned = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model._ragtune_tuned_state = tuned
+    with torch.no_grad():
+        mixed = {k: torch.lerp(base_state[k].to(v.device, v.dtype), v, alpha) if v.is_floating_point() else v
+                 for k, v in tuned.items()}
+    model.load_state_dict(mixed)
+
+
+def choose_mix(
+    model: Any, base_state: dict[str, Any], validation: Validation, base_score: float,
+    alphas: tuple[float, ...] = (0.5, 0.75, 1.0),
+) -> tuple[float, dict[float, float]]:
+    """Try each share of the tuned weights on the validation questions; leave the
+    model at the best one (the base itself, alpha 0, if nothing beats it).
+
+    Ties go to the larger share, the one training chose.
+    """
+    scores = {0.0: base_score}
+    for a in alphas:
+        mix_with_base(model, base_state, a)
+        scores[a] = validation.scores(model)["score"]
+    best = max(scores, key=lambda a: (round(scores[a], 6), a))
+    mix_with_base(model, base_state, best)
+    del model._ragtune_tuned_state
+    return best, scores
+
+
+class _StopOnSignal:
+    """While training: the first SIGINT/SIGTERM asks the Trainer to save a
+    checkpoint and stop after the current step; a second one stops at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopOnSignal":
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            # A second signal: stop now; a rerun resumes from the last checkpoint saved, if any.
+            raise TrainingInterrupted(signum)
+        self.signum = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def callback(self) -> Any:
+        from transformers import TrainerCallback
+
+        stopper = self
+
+        class _Stop(TrainerCallback):
+            def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+                if stopper.signum is not None:
+                    control.should_save = True
+                    control.should_training_stop = True
+
+        return _Stop()
 
 
 def _progress_callback(progress: Progress | None) -> Any:
@@ -146,6 +326,10 @@ def run_trainer(
     device: str,
     progress: Progress | None = None,
     no_duplicates: bool = False,
+    validation: Validation | None = None,
+    evals: int = 4,
+    patience: int = 0,
+    resume: bool = False,
 ) -> TrainResult:
     """Run sentence-transformers' Trainer quietly on `columns` with `loss`.
 
@@ -154,6 +338,13 @@ def run_trainer(
     through `progress(done, total)`, never to stdout. With several datasets,
     `columns` and `loss` are dicts keyed by dataset name, and batches take
     turns between them (round robin).
+
+    A checkpoint is saved to `work_dir` `evals` times over training; with
+    `resume`, training continues from the last one there. With `validation`,
+    each checkpoint is scored, the best is loaded at the end, and training
+    stops after `patience` scores without improvement (0: never). SIGINT or
+    SIGTERM saves a checkpoint after the current step and raises
+    TrainingInterrupted.
     """
     import time
 
@@ -187,27 +378,53 @@ def run_trainer(
         data_seed=cfg.seed,
         batch_sampler=BatchSamplers.NO_DUPLICATES if no_duplicates else BatchSamplers.BATCH_SAMPLER,
         multi_dataset_batch_sampler=MultiDatasetBatchSamplers.ROUND_ROBIN,
-        save_strategy="no",
+        # A ratio below 1 means a share of the total steps.
+        save_strategy="steps",
+        save_steps=1 / evals,
+        save_total_limit=2,
+        eval_strategy="steps" if validation else "no",
+        eval_steps=1 / evals,
+        load_best_model_at_end=validation is not None,
+        metric_for_best_model="eval_val_score" if validation else None,
+        greater_is_better=True,
         logging_steps=10,
         report_to="none",
         disable_tqdm=True,
         use_cpu=device == "cpu",
         dataloader_num_workers=0,
     )
+    stopper = _StopOnSignal()
+    callbacks = [_progress_callback(progress), stopper.callback()]
+    if validation and patience:
+        from transformers import EarlyStoppingCallback
+
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
     trainer = SentenceTransformerTrainer(
-        model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[_progress_callback(progress)]
+        model=model, args=args, train_dataset=dataset, loss=loss, callbacks=callbacks,
+        evaluator=_evaluator(validation) if validation else None,
     )
     # With disable_tqdm the Trainer prints raw log dicts; progress goes through our callback instead.
     trainer.remove_callback(PrinterCallback)
     start = time.perf_counter()
-    out = trainer.train()
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    with stopper:
+        out = trainer.train(resume_from_checkpoint=resume or None)
+    if stopper.signum is not None:
+        raise TrainingInterrupted(stopper.signum)
+    history = trainer.state.log_history
+    losses = [h["loss"] for h in history if "loss" in h]
     return TrainResult(
         steps=int(out.global_step),
         seconds=time.perf_counter() - start,
         final_loss=float(losses[-1]) if losses else float(out.training_loss),
         device=device,
+        val_history=[(int(h["step"]), float(h["eval_val_score"])) for h in history if "eval_val_score" in h],
+        best_step=_checkpoint_step(trainer.state.best_model_checkpoint),
     )
+
+
+def _checkpoint_step(path: str | None) -> int | None:
+    """`.../checkpoint-12` -> 12."""
+    return int(path.rsplit("-", 1)[1]) if path else None
 
 
 def fine_tune(
@@ -220,6 +437,8 @@ def fine_tune(
     progress: Progress | None = None,
     negatives: dict[str, str] | None = None,
     labelled: list[Any] | None = None,
+    validation: Validation | None = None,
+    resume: bool = False,
 ) -> TrainResult:
     """Train `model` in place on question -> chunk pairs (and, given `labelled`
     LabelledPairs, on those too with cfg.pairs_loss, taking turns by batch).
@@ -227,12 +446,32 @@ def fine_tune(
     In-batch negatives: the other chunks of a batch are negatives for each
     question, so a chunk that appears twice in one batch would be its own false
     negative; the NO_DUPLICATES sampler keeps every text in a batch unique.
+
+    With `validation`, the best checkpoint is kept and, with cfg.wise, mixed
+    with the starting weights in the share that scores best; the base itself
+    wins when training did not help.
     """
     columns: dict[str, Any] = training_rows(pairs, chunks, cfg.questions_per_chunk, negatives)
-    loss: Any = MultiQueryRankingLoss(model, with_negatives=negatives is not None)
+    loss: Any = (cached_ranking_loss(model, cfg.mini_batch_size, negatives is not None) if cfg.mini_batch_size
+                 else MultiQueryRankingLoss(model, with_negatives=negatives is not None))
+    if cfg.matryoshka_dims:
+        from sentence_transformers.sentence_transformer.losses import MatryoshkaLoss
+
+        full = model.get_embedding_dimension()
+        loss = MatryoshkaLoss(model, loss, sorted({full, *cfg.matryoshka_dims}, reverse=True))
     if labelled:
         from .pairs import labelled_columns, make_loss
 
         columns = {"retrieval": columns, "labelled": labelled_columns(labelled)}
         loss = {"retrieval": loss, "labelled": make_loss(cfg.pairs_loss, model)}
-    return run_trainer(model, columns, loss, cfg, work_dir, device, progress, no_duplicates=True)
+    base_state = base_score = None
+    if validation:
+        base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        base_score = validation.scores(model)["score"]
+    result = run_trainer(model, columns, loss, cfg, work_dir, device, progress, no_duplicates=True,
+                         validation=validation, evals=cfg.evals, patience=cfg.patience, resume=resume)
+    if validation and base_state is not None and base_score is not None:
+        result.base_score = base_score
+        if cfg.wise:
+            result.mix, result.mix_scores = choose_mix(model, base_state, validation, base_score)
+    return result

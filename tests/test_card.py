@@ -299,7 +299,20 @@ def test_report_with_nothing_skipped() -> None:
     assert "## Skipped or dropped\n\n- nothing\n" in render_report(summary, make_metrics(True))
 
 
-@pytest.mark.parametrize(("bm25_hit5", "hint"), [(0.9, True), (0.69466, False), (0.2, False)])
-def test_report_suggests_hybrid_only_when_bm25_wins(bm25_hit5: float, hint: bool) -> None:
-    report = render_report(make_summary(""), make_metrics(True, bm25_hit5=bm25_hit5))
-    assert ("BM25 beats the fine-tuned model on hit@5" in report) is hint
+@pytest.mark.parametrize(
+    ("hybrid", "recommended"),
+    [((0.75, 0.6), True), ((0.69466, 0.5321), False), ((0.75, 0.5), False), ((0.6, 0.6), False)],
+)
+def test_report_recommends_hybrid_only_when_it_wins_on_both_metrics(hybrid: tuple[float, float],
+                                                                    recommended: bool) -> None:
+    metrics = make_metrics(True)
+    metrics["hybrid"] = {"hit@1": 0.5, "hit@3": 0.6, "hit@5": hybrid[0], "hit@10": 0.8, "mrr@10": hybrid[1]}
+    report = render_report(make_summary(""), metrics)
+    assert "| hybrid (fine-tuned + BM25, RRF) |" in report
+    assert ("Recommendation: use hybrid retrieval" in report) is recommended
+
+
+def test_report_says_when_bm25_alone_wins() -> None:
+    report = render_report(make_summary(""), make_metrics(True, bm25_hit5=0.9) | {
+        "bm25": {"hit@1": 0.5, "hit@3": 0.8, "hit@5": 0.9, "hit@10": 0.95, "mrr@10": 0.7}})
+    assert "BM25 alone beats the fine-tuned model on these questions." in report

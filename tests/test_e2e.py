@@ -22,7 +22,8 @@ def e2e_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comple
     docs = tmp_path_factory.mktemp("docs")
     shutil.copy(NIST_PDF, docs / NIST_PDF.name)
     out = tmp_path_factory.mktemp("run") / "demo"
-    cmd = [sys.executable, "-m", "ragtune", "run", str(docs), "--out", str(out), "--max-steps", "3", "--batch-size", "8"]
+    cmd = [sys.executable, "-m", "ragtune", "run", str(docs), "--out", str(out), "--max-steps", "3", "--batch-size", "8",
+           "--evals", "1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc, out
@@ -67,7 +68,8 @@ def test_run_dir_holds_a_loadable_model_and_metrics(e2e_run) -> None:
 def test_rerun_reuses_every_stage(e2e_run) -> None:
     _, out = e2e_run
     docs = Path(json.loads((out / "config.json").read_text())["docs"])
-    cmd = [sys.executable, "-m", "ragtune", "run", str(docs), "--out", str(out), "--max-steps", "3", "--batch-size", "8"]
+    cmd = [sys.executable, "-m", "ragtune", "run", str(docs), "--out", str(out), "--max-steps", "3", "--batch-size", "8",
+           "--evals", "1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stderr.count("unchanged, reused") == 8
@@ -81,3 +83,31 @@ def test_push_dry_run_lists_the_model_without_network(e2e_run) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "model.safetensors" in proc.stdout and "README.md" in proc.stdout
+
+
+def test_guard_marks_a_harmful_run_not_improved_and_push_refuses_it(e2e_run, tmp_path: Path) -> None:
+    # The template questions with a learning rate 100x too high wreck the model;
+    # validation and the mix with the base are off, so the wrecked model is what gets saved.
+    _, first = e2e_run
+    out = tmp_path / "harmful"
+    shutil.copytree(first, out)
+    docs = json.loads((out / "config.json").read_text())["docs"]
+    cmd = [sys.executable, "-m", "ragtune", "run", docs, "--out", str(out), "--generator", "template", "--lr", "5e-3",
+           "--max-steps", "3", "--batch-size", "8", "--val-fraction", "0", "--no-wise"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["improved"] is False
+    assert metrics["after"]["mrr@10"] < metrics["before"]["mrr@10"]
+    assert "NOT IMPROVED" in proc.stdout
+    assert "NOT IMPROVED" in (out / "report.md").read_text()
+    push = subprocess.run(
+        [sys.executable, "-m", "ragtune", "push", str(out), "someone/harmful"],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+        env={"HF_ENDPOINT": "http://127.0.0.1:9", "HF_TOKEN": "hf_unused", "PATH": ""},
+    )
+    assert push.returncode == 1
+    assert push.stderr.strip().splitlines() == [
+        "ragtune: error: not pushing: metrics.json does not show the fine-tuned model beating the base model "
+        "(improved=false); pass --force to push anyway"
+    ]

@@ -55,7 +55,10 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> I
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HOME", str(root / "hf_home"))
         cfg = Config(docs=write_pdfs(root / "docs"), out=root / "run", base_model=str(tiny_model_dir), max_steps=2,
-                     batch_size=4, chunk_tokens=64, chunk_overlap=8, device="cpu")
+                     batch_size=4, chunk_tokens=64, chunk_overlap=8, device="cpu",
+                     # No validation: it would keep the base weights of this tiny model, and the tests
+                     # need a tuned model that differs from the base.
+                     val_fraction=0)
         Pipeline(cfg).run()
         yield cfg.out
 
@@ -325,7 +328,7 @@ def test_cli_run_with_eval_dataset_prints_a_second_table(run_dir: Path, tmp_path
     # The same settings as the fixture's run, so every stage is reused and only the dataset is new.
     args = ["run", str(run_dir.parent / "docs"), "--out", str(run), "--base-model", str(tiny_model_dir),
             "--max-steps", "2", "--batch-size", "4", "--chunk-tokens", "64", "--chunk-overlap", "8",
-            "--device", "cpu", "--eval-dataset", str(path)]
+            "--device", "cpu", "--val-fraction", "0", "--eval-dataset", str(path)]
 
     assert main(args) == 0
     captured = capsys.readouterr()

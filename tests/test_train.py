@@ -124,3 +124,80 @@ def test_rows_carry_the_negative_and_the_loss_uses_it() -> None:
     row1 = -math.log(math.e / (1 + math.e + 1 + 1))
     assert with_neg == pytest.approx((row0 + row1) / 2, rel=1e-6)
     assert with_neg > plain
+
+
+def test_validation_score_is_the_mean_over_question_kinds() -> None:
+    from ragtune.train import Validation
+
+    corpus = {"f": "firewall firewall", "r": "router router", "p": "policy policy"}
+    # Kind "a": one question ranked 1st (RR 1), one ranked 2nd (RR 1/2) -> 0.75.
+    # Kind "b": one question ranked 1st -> 1.0. The mean counts each kind once.
+    validation = Validation(
+        queries=["firewall", "router firewall firewall", "policy"],
+        kinds=["a", "a", "b"],
+        relevant=["f", "r", "p"],
+        corpus_ids=list(corpus),
+        corpus_texts=list(corpus.values()),
+    )
+    scores = validation.scores(_KeywordEncoder())
+    assert scores == {"mrr@10_a": 0.75, "mrr@10_b": 1.0, "score": pytest.approx(0.875)}
+
+
+class _DistanceToTarget:
+    """A validation whose score peaks when the model's weights equal `target`'s."""
+
+    def __init__(self, target: dict[str, torch.Tensor]) -> None:
+        self.target = target
+
+    def scores(self, model: torch.nn.Module) -> dict[str, float]:
+        state = model.state_dict()
+        return {"score": -sum(float((state[k] - v).abs().sum()) for k, v in self.target.items())}
+
+
+def _perturbed(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    return {k: v + 0.05 * torch.randn(v.shape, generator=gen) if v.is_floating_point() else v
+            for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("want", [0.75, 0.0])
+def test_choose_mix_keeps_the_share_validation_prefers(tiny_model, want: float) -> None:
+    import copy
+
+    from ragtune.train import choose_mix
+
+    model = copy.deepcopy(tiny_model)
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    tuned = _perturbed(model)
+    target = {k: torch.lerp(base[k], tuned[k], want) if base[k].is_floating_point() else base[k] for k in base}
+    model.load_state_dict(tuned)
+    validation = _DistanceToTarget(target)
+    alpha, scores = choose_mix(model, base, validation, validation.scores(tiny_model)["score"])  # type: ignore[arg-type]
+    assert alpha == want and set(scores) == {0.0, 0.5, 0.75, 1.0}
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, target[k], atol=1e-6, rtol=0)
+    if want == 0.0:
+        # Nothing beat the base: the model is the base, exactly.
+        assert all(torch.equal(v, base[k]) for k, v in model.state_dict().items())
+
+
+def test_cached_loss_gives_the_same_loss_and_gradients(tiny_model) -> None:
+    import copy
+
+    from ragtune.train import cached_ranking_loss
+
+    texts = [f"topic {w} is described in detail here" for w in ("alpha", "beta", "gamma", "delta", "epsilon")]
+    queries = [[f"what about {w}?", f"{w} details"] for w in ("alpha", "beta", "gamma", "delta", "epsilon")]
+    grads = []
+    for make in (lambda m: MultiQueryRankingLoss(m), lambda m: cached_ranking_loss(m, mini_batch_size=2)):
+        model = copy.deepcopy(tiny_model)
+        model.eval()  # no dropout, so both passes see the same network
+        features = [model.preprocess([q[i] for q in queries]) for i in range(2)] + [model.preprocess(texts)]
+        loss = make(model)(features)
+        loss.backward()
+        grads.append((loss.item(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    (plain_loss, plain), (cached_loss, cached) = grads
+    assert cached_loss == pytest.approx(plain_loss, rel=1e-5)
+    assert len(plain) == len(cached) > 0
+    for a, b in zip(plain, cached):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
