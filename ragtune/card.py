@@ -78,7 +78,8 @@ def _selection_section(summary: dict[str, Any]) -> str:
     if v.get("base_score") is None:
         return ""
     best = max((score for _, score in v["history"]), default=v["base_score"])
-    tried = ", ".join(f"{float(a):.0%}: {score:.3f}" for a, score in v["mix_scores"].items())
+    tried = ", ".join(f"{float(a):.0%}: {score:.3f}" for a, score in sorted(v["mix_scores"].items(),
+                                                                         key=lambda kv: float(kv[0])))
     return (f"\n## Model selection\n\n{v['n_questions']} validation questions, from chunks kept out of both "
             "training and the held-out test, scored every checkpoint (mean over question kinds of MRR@10). "
             f"Base {v['base_score']:.3f}; best checkpoint {best:.3f} at step {v['best_step']}. "

@@ -64,17 +64,20 @@ def load_model(name_or_path: str, device: str = "cpu") -> Any:
         raise ModelError(f"cannot load model {name_or_path!r}: {hint}") from None
 
 
-def max_positions(model: Any) -> int:
-    """How many tokens the model's position embeddings allow (its own
-    max_seq_length is often set lower, e.g. 256 of 512 for all-MiniLM-L6-v2).
+# Models whose position ids start after the padding index, so two positions are never used.
+_OFFSET_POSITIONS = frozenset({"roberta", "xlm-roberta", "camembert", "mpnet", "longformer", "xlm-roberta-xl"})
 
-    The tokenizer's limit counts too: RoBERTa-style configs report 514
-    positions for 512 usable tokens.
+
+def max_positions(model: Any) -> int:
+    """How many tokens the model's position embeddings allow. Its max_seq_length
+    (and the tokenizer's limit, which sentence-transformers sets to match) is
+    often lower: 256 of 512 for all-MiniLM-L6-v2.
     """
     config = getattr(getattr(model[0], "auto_model", None), "config", None)
-    limits = [getattr(config, "max_position_embeddings", None), getattr(model.tokenizer, "model_max_length", None)]
-    usable = [n for n in limits if isinstance(n, int) and 0 < n < 1_000_000]
-    return min(usable) if usable else int(model.max_seq_length)
+    n = getattr(config, "max_position_embeddings", None)
+    if not isinstance(n, int) or not 0 < n < 1_000_000:
+        return int(model.max_seq_length)
+    return n - 2 if getattr(config, "model_type", "") in _OFFSET_POSITIONS else n
 
 
 def seq_length_for(default: int, positions: int, longest_chunk: int) -> int:

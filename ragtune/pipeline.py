@@ -24,7 +24,7 @@ from .records import (Chunk, Counter, LabelledPair, Page, Pair, RunDirError, rea
 
 MANIFEST_VERSION = 1
 # Chunks a validation check ranks among: enough distractors to tell models apart, few enough to be quick on a CPU.
-VALIDATION_CORPUS = 200
+VALIDATION_CORPUS = 150
 STAGES = ("extract", "chunk", "theme", "generate", "split", "train", "evaluate", "save")
 
 

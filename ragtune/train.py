@@ -246,17 +246,25 @@ def mix_with_base(model: Any, base_state: dict[str, Any], alpha: float) -> None:
 
 def choose_mix(
     model: Any, base_state: dict[str, Any], validation: Validation, base_score: float,
-    alphas: tuple[float, ...] = (0.5, 0.75, 1.0),
+    tuned_score: float | None = None, alphas: tuple[float, ...] = (0.75, 0.5),
 ) -> tuple[float, dict[float, float]]:
-    """Try each share of the tuned weights on the validation questions; leave the
-    model at the best one (the base itself, alpha 0, if nothing beats it).
+    """Try shares of the tuned weights on the validation questions and leave the
+    model at the best one: the base itself (alpha 0) if nothing beats it.
 
-    Ties go to the larger share, the one training chose.
+    Shares are tried from all of the change (1.0, scored as `tuned_score` when
+    known) down through `alphas`, stopping at the first that scores lower than
+    the one before: validation scores along the path from base to tuned
+    rarely rise again once they fall, and each check costs a pass over the
+    validation corpus. Ties go to the larger share, the one training chose.
     """
     scores = {0.0: base_score}
+    previous = scores[1.0] = tuned_score if tuned_score is not None else validation.scores(model)["score"]
     for a in alphas:
         mix_with_base(model, base_state, a)
         scores[a] = validation.scores(model)["score"]
+        if scores[a] < previous:
+            break
+        previous = scores[a]
     best = max(scores, key=lambda a: (round(scores[a], 6), a))
     mix_with_base(model, base_state, best)
     del model._ragtune_tuned_state
@@ -473,5 +481,7 @@ def fine_tune(
     if validation and base_state is not None and base_score is not None:
         result.base_score = base_score
         if cfg.wise:
-            result.mix, result.mix_scores = choose_mix(model, base_state, validation, base_score)
+            # The model now holds the best checkpoint, whose score validation already knows.
+            best = max((score for _, score in result.val_history), default=None)
+            result.mix, result.mix_scores = choose_mix(model, base_state, validation, base_score, best)
     return result

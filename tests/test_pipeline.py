@@ -315,3 +315,47 @@ def test_mixed_run_trains_on_labelled_pairs_and_reports_both(finished: Finished,
     # Dropping the pairs again removes their split files instead of leaving stale ones.
     Pipeline(cfg.replace(pairs_files=())).run()
     assert not (cfg.out / "labelled_eval.jsonl").exists()
+
+
+def test_matryoshka_run_reports_each_size_and_cached_loss_trains(finished: Finished, tmp_path: Path) -> None:
+    cfg = copy_run(finished, tmp_path).replace(matryoshka_dims=(16, 8), mini_batch_size=2, max_steps=2)
+    rec = Recorder()
+    m = Pipeline(cfg, rec).run().metrics
+    assert [name for name, cached in rec.ended if cached] == ["extract", "chunk", "theme", "generate", "split"]
+    assert list(m["dims"]) == ["16", "8"]
+    for size in m["dims"].values():
+        assert set(size) == {"before", "after"} and set(size["after"]) == METRIC_KEYS
+    # Cut to 8 of 32 dimensions, the base model ranks differently than at full size.
+    assert m["dims"]["8"]["before"] != m["before"]
+    card = (cfg.out / "model" / "README.md").read_text()
+    assert "Trained with Matryoshka loss" in card and "| 8 |" in card
+
+
+def test_card_records_how_the_weights_were_chosen(finished: Finished) -> None:
+    card = (finished.cfg.out / "model" / "README.md").read_text()
+    v = json.loads((finished.cfg.out / "manifest.json").read_text())["stages"]["train"]["validation"]
+    assert v["n_questions"] > 0 and v["best_step"] is not None and v["mix"] in (0.0, 0.5, 0.75, 1.0)
+    assert {"0.0", "1.0"} <= set(v["mix_scores"]) <= {"0.0", "0.5", "0.75", "1.0"}
+    assert "## Model selection" in card
+    assert f"The shipped weights keep {v['mix']:.0%} of the change from the base" in card
+
+
+def test_long_chunks_raise_max_seq_length_instead_of_being_cut(finished: Finished, tiny_model_dir: Path,
+                                                               tmp_path: Path) -> None:
+    # The same tiny model, saved with max_seq_length 48 of its 130 positions.
+    short = tmp_path / "short_model"
+    shutil.copytree(tiny_model_dir, short)
+    settings = json.loads((short / "sentence_bert_config.json").read_text())
+    (short / "sentence_bert_config.json").write_text(json.dumps(settings | {"max_seq_length": 48}))
+    cfg = finished.cfg.replace(out=tmp_path / "run", base_model=str(short), chunk_tokens=100, chunk_overlap=10)
+    Pipeline(cfg).run()
+    chunks = read_jsonl(cfg.out / "chunks.jsonl", Chunk)
+    longest = max(c.n_tokens for c in chunks)
+    assert 46 < longest <= 100
+    info = json.loads((cfg.out / "manifest.json").read_text())["stages"]["chunk"]
+    assert info["seq_length"] == longest + 2
+    assert info["longer_than_default"] == sum(c.n_tokens + 2 > 48 for c in chunks) > 0
+    from sentence_transformers import SentenceTransformer
+
+    # The saved model reads chunks that long too, wherever it is loaded.
+    assert SentenceTransformer(str(cfg.out / "model"), device="cpu").max_seq_length == longest + 2

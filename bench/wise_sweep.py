@@ -1,0 +1,63 @@
+"""Retrieval as the tuned weights are mixed back toward the base (WiSE-FT), share by share.
+
+    python bench/wise_sweep.py RUN_DIR [--shares 0,0.3,0.5,0.7,0.85,1] [--bench ../shared/bench/nist_ragas_test100.csv]
+
+For each share a of the change, the weights are base + a * (tuned - base). Each
+mix is scored on the run's own held-out questions and, when the bench file
+exists, on the third-party questions (the same relevance rule as
+bench/shared_bench.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from shared_bench import DEFAULT_BENCH, load_bench, relevant_sets  # noqa: E402
+
+from ragtune.evaluate import MRR_AT, build_index, dense_rankings, embed, rank_metrics  # noqa: E402
+from ragtune.models import load_model, resolve_base_model  # noqa: E402
+from ragtune.records import Chunk, Pair, read_json, read_jsonl  # noqa: E402
+from ragtune.train import mix_with_base  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("--shares", default="0,0.3,0.5,0.7,0.85,1")
+    ap.add_argument("--bench", type=Path, default=DEFAULT_BENCH)
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    chunks = read_jsonl(args.run_dir / "chunks.jsonl", Chunk)
+    held = read_jsonl(args.run_dir / "pairs_eval.jsonl", Pair)
+    texts, ids = [c.text for c in chunks], [c.id for c in chunks]
+    suites = {"held-out": ([p.query for p in held], [p.chunk_id for p in held])}
+    if args.bench.exists():
+        bench = load_bench(args.bench)
+        rel = relevant_sets(chunks, bench)
+        keep = [i for i, r in enumerate(rel) if r]
+        suites["bench"] = ([bench[i][0] for i in keep], [rel[i] for i in keep])
+    base = load_model(resolve_base_model(read_json(args.run_dir / "config.json")["base_model"]))
+    base_state = {k: v.detach().clone() for k, v in base.state_dict().items()}
+    model = copy.deepcopy(base)
+    model.load_state_dict(load_model(str(args.run_dir / "model")).state_dict())
+    print(f"{'share':>6}" + "".join(f"{name + ' hit@5':>16}{name + ' MRR@10':>16}" for name in suites))
+    for share in (float(x) for x in args.shares.split(",")):
+        mix_with_base(model, base_state, share)
+        index = build_index(embed(model, texts))
+        row = f"{share:>6.2f}"
+        for queries, relevant in suites.values():
+            m = rank_metrics(dense_rankings(index, embed(model, queries), ids, MRR_AT), relevant, (5,))
+            row += f"{m['hit@5']:>16.3f}{m[f'mrr@{MRR_AT}']:>16.3f}"
+        print(row, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
