@@ -30,6 +30,8 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.loopback import send_json
 from typing import Any, Self
 
 _REPO = r"^/api/(?P<kind>models|datasets)/(?P<repo>[^/]+/[^/]+)"
@@ -236,16 +238,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(reply)
 
     def _send(self, reply: Reply) -> None:
-        data = json.dumps(reply.body).encode()
-        try:
-            self.send_response(reply.status)
-            for key, value in {"Content-Type": "application/json", **reply.headers}.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (a timeout test); nothing left to tell it
+        send_json(self, reply.status, json.dumps(reply.body).encode(), reply.headers)
 
 
 class _Server(ThreadingHTTPServer):

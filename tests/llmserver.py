@@ -18,6 +18,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.loopback import send_json
 from typing import Any, Callable, Self
 
 PATH = "/v1/chat/completions"
@@ -108,15 +110,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, json.dumps(completion(content, prompt, reply.finish_reason)).encode(), reply.headers)
 
     def _send(self, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
-        try:
-            self.send_response(status)
-            for key, value in {"Content-Type": "application/json", **(headers or {})}.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (a timeout test); nothing left to tell it
+        send_json(self, status, data, headers)
 
 
 class _Server(ThreadingHTTPServer):
