@@ -24,7 +24,8 @@ import pytest
 
 from tests.llmserver import LLMServer, Reply, passage_of
 from ragtune.config import Config, ConfigError
-from ragtune.llm import LLMError, LocalGenerator, OpenAIGenerator
+from ragtune.llm import LLMError, OpenAIGenerator
+from ragtune.llm_local import LocalGenerator
 from ragtune.pipeline import NotEnoughDataError, Pipeline
 from ragtune.records import Chunk, Page, read_json, write_jsonl
 from ragtune.synth import words
@@ -283,7 +284,8 @@ def test_interrupted_generation_keeps_its_answers(chunks: list[Chunk], tmp_path:
     write_jsonl(chunks_file, chunks, Chunk)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with LLMServer(many_formats) as server:
-        server.state.delay = 0.25
+        # Slow replies, so that the signal lands mid-run even when a loaded machine is slow to send it.
+        server.state.delay = 1.0
         proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(chunks_file), server.base_url, str(cache)],
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 30
