@@ -267,8 +267,10 @@ def test_rerun_makes_no_requests(chunks: list[Chunk], tmp_path: Path) -> None:
 
 
 SCRIPT = """
-import random, sys
+import random, signal, sys
 from pathlib import Path
+# A process started in the background by a shell inherits SIGINT ignored; Ctrl-C at a terminal is not.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from ragtune.llm import OpenAIGenerator
 from ragtune.records import Chunk, read_jsonl
 chunks = read_jsonl(Path(sys.argv[1]), Chunk)
