@@ -113,6 +113,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pairs-loss", choices=("cosine", "cosent", "angle"), default=d.pairs_loss)
     p.add_argument("--hard-negatives", action=argparse.BooleanOptionalAction, default=d.hard_negatives,
                    help="train with one mined hard negative per chunk")
+    p.add_argument("--same-theme-negatives", action=argparse.BooleanOptionalAction, default=d.same_theme_negatives,
+                   help="with --hard-negatives: prefer a negative on the same theme as the chunk")
     p.add_argument("--mini-batch-size", type=int, default=d.mini_batch_size,
                    help="encode this many texts at a time with gradient caching, for batches larger than memory "
                         "allows (0: off)")

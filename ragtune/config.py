@@ -73,6 +73,8 @@ class Config:
     pairs_loss: str = "cosine"
     # Add one hard negative per chunk, mined with the base model from other training chunks.
     hard_negatives: bool = False
+    # With hard_negatives: prefer a negative that shares a theme with the positive.
+    same_theme_negatives: bool = False
     # Validation runs this many times over training; training stops after
     # `patience` runs without a better score (0: never stop early).
     evals: int = 4

@@ -198,7 +198,7 @@ class Pipeline:
                             self._split)
         train_params = (cfg.epochs, cfg.batch_size, cfg.learning_rate, cfg.warmup_ratio, cfg.weight_decay, cfg.max_steps,
                         cfg.hard_negatives, cfg.pairs_loss, [_file_digest(f) for f in cfg.pairs_files], cfg.evals,
-                        cfg.patience, cfg.wise, cfg.matryoshka_dims, cfg.mini_batch_size)
+                        cfg.patience, cfg.wise, cfg.matryoshka_dims, cfg.mini_batch_size, cfg.same_theme_negatives)
         key = _hash(key, "train", train_params)
         train = self._stage(6, "train", key, [self.path("model") / "config.json"], self._train)
         key = _hash(key, "evaluate", cfg.ks)
@@ -385,10 +385,12 @@ class Pipeline:
         val_pairs = read_jsonl(self.path("pairs_val.jsonl"), Pair)
         negatives = None
         if self.cfg.hard_negatives:
-            from .train import mine_hard_negatives
+            from .train import fill_negatives, mine_hard_negatives
 
             # Held-out and validation chunks never enter training, not even as negatives.
-            negatives = mine_hard_negatives(model, pairs, chunks, set(chunks) - held - {p.chunk_id for p in val_pairs})
+            allowed = set(chunks) - held - {p.chunk_id for p in val_pairs}
+            mined = mine_hard_negatives(model, pairs, chunks, allowed, same_theme=self.cfg.same_theme_negatives)
+            negatives = fill_negatives(mined, pairs, allowed, self.cfg.seed)
         validation = None
         if val_pairs:
             from .train import Validation

@@ -359,3 +359,28 @@ def test_long_chunks_raise_max_seq_length_instead_of_being_cut(finished: Finishe
 
     # The saved model reads chunks that long too, wherever it is loaded.
     assert SentenceTransformer(str(cfg.out / "model"), device="cpu").max_seq_length == longest + 2
+
+
+def test_hard_negative_run_gives_every_training_chunk_a_negative_it_may_see(finished: Finished, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import ragtune.train as train
+
+    given: list[dict[str, str]] = []
+    real = train.fine_tune
+
+    def recording(*args: object, **kwargs: object) -> object:
+        given.append(kwargs["negatives"])  # type: ignore[arg-type]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(train, "fine_tune", recording)
+    cfg = copy_run(finished, tmp_path).replace(hard_negatives=True, same_theme_negatives=True)
+    rec = Recorder()
+    Pipeline(cfg, rec).run()
+    assert [name for name, cached in rec.ended if not cached] == ["train", "evaluate", "save"]
+    (negatives,) = given
+    # Every training chunk keeps its row (mining on the tiny model finds little; the rest are filled in) ...
+    assert set(negatives) == {p.chunk_id for p in read_jsonl(cfg.out / "pairs_train.jsonl", Pair)}
+    assert all(neg != cid for cid, neg in negatives.items())
+    # ... and negatives are training chunks: never a held-out or a validation chunk.
+    unseen = {p.chunk_id for name in ("pairs_eval.jsonl", "pairs_val.jsonl") for p in read_jsonl(cfg.out / name, Pair)}
+    assert not set(negatives.values()) & unseen

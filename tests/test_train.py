@@ -110,6 +110,27 @@ def test_likely_false_negatives_and_held_out_chunks_are_skipped() -> None:
     assert mine_hard_negatives(_KeywordEncoder(), pairs, chunks, {"fw", "rt"}, margin=0.5) == {}
 
 
+def test_same_theme_negatives_are_preferred_when_there_is_one() -> None:
+    from ragtune.train import mine_hard_negatives
+
+    chunks = _chunks({
+        "fw": "firewall router",
+        "rt": "router",            # ranked first for the question, but on another theme
+        "au": "audit firewall policy",  # ranked lower, same theme as the positive
+        "po": "policy",
+    })
+    chunks["fw"] = Chunk("fw", "d.pdf", (1,), "firewall router", 5, ("network",))
+    chunks["au"] = Chunk("au", "d.pdf", (1,), "audit firewall policy", 5, ("network", "governance"))
+    pairs = [Pair("firewall router", "fw", "g")]
+    assert mine_hard_negatives(_KeywordEncoder(), pairs, chunks, set(chunks), margin=1.0) == {"fw": "rt"}
+    preferred = mine_hard_negatives(_KeywordEncoder(), pairs, chunks, set(chunks), margin=1.0, same_theme=True)
+    assert preferred == {"fw": "au"}
+    # No candidate on the positive's theme: the best-ranked one is still taken.
+    no_theme = {**chunks, "au": Chunk("au", "d.pdf", (1,), "audit firewall policy", 5)}
+    fallback = mine_hard_negatives(_KeywordEncoder(), pairs, no_theme, set(chunks), margin=1.0, same_theme=True)
+    assert fallback == {"fw": "rt"}
+
+
 def test_rows_carry_the_negative_and_the_loss_uses_it() -> None:
     chunks = _chunks({"a": "text a", "b": "text b", "n": "text n"})
     rows = training_rows([Pair("qa", "a", "g"), Pair("qb", "b", "g")], chunks, 1, {"a": "n", "b": "a"})
