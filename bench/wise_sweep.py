@@ -24,7 +24,7 @@ from shared_bench import DEFAULT_BENCH, load_bench, relevant_sets  # noqa: E402
 from ragtune.evaluate import MRR_AT, build_index, dense_rankings, embed, rank_metrics  # noqa: E402
 from ragtune.models import load_model, resolve_base_model  # noqa: E402
 from ragtune.records import Chunk, Pair, read_json, read_jsonl  # noqa: E402
-from ragtune.train import mix_with_base  # noqa: E402
+from ragtune.train import mix_with_base, weights  # noqa: E402
 
 
 def main() -> int:
@@ -44,12 +44,12 @@ def main() -> int:
         keep = [i for i, r in enumerate(rel) if r]
         suites["bench"] = ([bench[i][0] for i in keep], [rel[i] for i in keep])
     base = load_model(resolve_base_model(read_json(args.run_dir / "config.json")["base_model"]))
-    base_state = {k: v.detach().clone() for k, v in base.state_dict().items()}
+    base_state = weights(base)
     model = copy.deepcopy(base)
-    model.load_state_dict(load_model(str(args.run_dir / "model")).state_dict())
+    tuned_state = weights(load_model(str(args.run_dir / "model")))
     print(f"{'share':>6}" + "".join(f"{name + ' hit@5':>16}{name + ' MRR@10':>16}" for name in suites))
     for share in (float(x) for x in args.shares.split(",")):
-        mix_with_base(model, base_state, share)
+        mix_with_base(model, base_state, tuned_state, share)
         index = build_index(embed(model, texts))
         row = f"{share:>6.2f}"
         for queries, relevant in suites.values():

@@ -77,7 +77,7 @@ def _selection_section(summary: dict[str, Any]) -> str:
     v = (summary.get("train") or {}).get("validation") or {}
     if v.get("base_score") is None:
         return ""
-    best = max((score for _, score in v["history"]), default=v["base_score"])
+    best = v["best_score"] if v.get("best_score") is not None else v["base_score"]
     tried = ", ".join(f"{float(a):.0%}: {score:.3f}" for a, score in sorted(v["mix_scores"].items(),
                                                                          key=lambda kv: float(kv[0])))
     return (f"\n## Model selection\n\n{v['n_questions']} validation questions, from chunks kept out of both "

@@ -121,13 +121,6 @@ def rrf(a: Sequence[Sequence[str]], b: Sequence[Sequence[str]], k: int = 60) -> 
     return fused
 
 
-def evaluate_bm25(
-    chunk_texts: list[str], chunk_ids: list[str], queries: list[str], relevant: list[str], ks: Sequence[int]
-) -> dict[str, float]:
-    depth = max(max(ks), MRR_AT)
-    return rank_metrics(bm25_rankings(chunk_texts, chunk_ids, queries, depth), relevant, ks)
-
-
 def save_index(index: Any, out_dir: Path) -> None:
     """Write `index.faiss` atomically (the caller writes the chunk JSONL beside it)."""
     import faiss

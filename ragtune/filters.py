@@ -6,8 +6,6 @@ Each filter returns the pairs it keeps and counts what it drops, per rule.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from .records import Chunk, Counter, Pair
@@ -61,8 +59,3 @@ def drop_round_trip_failures(pairs: list[Pair], chunks: list[Chunk], k: int, dro
             dropped.add(f"round trip: own chunk not in BM25 top {k}", p.query)
     return kept
 
-
-def embed_questions(model: Any, pairs: list[Pair]) -> np.ndarray:
-    from .evaluate import embed
-
-    return embed(model, [p.query for p in pairs])

@@ -145,7 +145,7 @@ class Pipeline:
         model = self._models[which]
         # Once chunking has sized the chunks, every model reads them whole, the
         # same way before and after training.
-        seq_length = self.manifest.info("chunk").get("seq_length")
+        seq_length = self.manifest.info("chunk").get("max_seq_length")
         if seq_length:
             model.max_seq_length = seq_length
         return model
@@ -247,7 +247,6 @@ class Pipeline:
         return {
             "n_chunks": len(result.chunks),
             "max_seq_length": seq_length,
-            "seq_length": seq_length,
             # Chunks the model's own max_seq_length would have cut short.
             "longer_than_default": sum(n + 2 > default_length for n in lengths),
             "tokens_median": median,
@@ -310,10 +309,11 @@ class Pipeline:
     def _filter_more(self, pairs: list[Pair], chunks: list[Chunk], dropped: Counter, baseline: bool) -> list[Pair]:
         """Near-duplicate and round-trip filters (counted in `dropped`); the template
         baseline skips round trip, as its questions repeat across chunks by design."""
-        from .filters import drop_near_duplicates, drop_round_trip_failures, embed_questions
+        from .evaluate import embed
+        from .filters import drop_near_duplicates, drop_round_trip_failures
 
         if self.cfg.near_duplicate < 1.0 and pairs:
-            vectors = embed_questions(self._model("base"), pairs)
+            vectors = embed(self._model("base"), [p.query for p in pairs])
             pairs = drop_near_duplicates(pairs, vectors, self.cfg.near_duplicate, dropped)
         if self.cfg.round_trip_k and not baseline:
             pairs = drop_round_trip_failures(pairs, chunks, self.cfg.round_trip_k, dropped)
@@ -364,7 +364,7 @@ class Pipeline:
             return []
         from .synth import OfflineGenerator, filter_pairs
 
-        chunks = [c for c in read_jsonl(self.path("chunks.jsonl"), Chunk)]
+        chunks = read_jsonl(self.path("chunks.jsonl"), Chunk)
         made = OfflineGenerator(self.cfg.questions_per_chunk).generate(chunks, random.Random(self.cfg.seed))
         mine = [p for p in made if p.chunk_id in chunk_ids]
         return filter_pairs(mine, {c.id: c for c in chunks}).pairs
@@ -427,8 +427,9 @@ class Pipeline:
         if result.final_loss is not None:
             summary += f", final loss {result.final_loss:.3f}"
         if result.base_score is not None:
-            summary += (f"; validation {result.base_score:.3f} -> {max((s for _, s in result.val_history), default=result.base_score):.3f} "
-                        f"(step {result.best_step}), kept {result.mix:.0%} of the change")
+            best = result.best_score if result.best_score is not None else result.base_score
+            summary += (f"; validation {result.base_score:.3f} -> {best:.3f} (step {result.best_step}), "
+                        f"kept {result.mix:.0%} of the change")
         return {
             "steps": result.steps,
             "seconds": round(result.seconds, 1),
@@ -440,6 +441,7 @@ class Pipeline:
                 "base_score": result.base_score,
                 "history": [list(h) for h in result.val_history],  # as JSON reads it back
                 "best_step": result.best_step,
+                "best_score": result.best_score,
                 "mix": result.mix,
                 "mix_scores": {str(a): round(v, 4) for a, v in result.mix_scores.items()},
             },
@@ -451,11 +453,13 @@ class Pipeline:
         same training stage, or None (and a clean checkpoint folder) otherwise."""
         from transformers.trainer_utils import get_last_checkpoint
 
+        from .train import checkpoint_step
+
         folder = self.path("checkpoints")
         marker = folder / "ragtune_stage_key"
         last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
         if last and marker.exists() and marker.read_text() == self._key:
-            return int(last.rsplit("-", 1)[1])
+            return checkpoint_step(last)
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         marker.write_text(self._key)

@@ -30,6 +30,11 @@ class TrainResult:
     mix: float = 1.0
     mix_scores: dict[float, float] = field(default_factory=dict)
 
+    @property
+    def best_score(self) -> float | None:
+        """The best validation score over training (the checkpoint that was kept)."""
+        return max((score for _, score in self.val_history), default=None)
+
 
 def training_rows(
     pairs: list[Pair], chunks: dict[str, Chunk], queries_per_row: int, negatives: dict[str, str] | None = None
@@ -75,8 +80,6 @@ def mine_hard_negatives(
     candidate sharing a theme with the positive is taken when there is one in
     the top `depth`: a negative on the same subject is harder to tell apart.
     """
-    import numpy as np
-
     from .evaluate import build_index, embed
 
     ids = sorted(allowed | {p.chunk_id for p in pairs})
@@ -141,9 +144,6 @@ class MultiQueryRankingLoss(nn.Module):
         self.with_negatives = int(with_negatives)
 
     def forward(self, sentence_features: Iterable[dict[str, Any]], labels: Any = None) -> Any:
-        import torch
-        import torch.nn.functional as F
-
         return self.loss_from_embeddings([self.model(f)["sentence_embedding"] for f in sentence_features])
 
     def loss_from_embeddings(self, embeddings: list[Any]) -> Any:
@@ -252,18 +252,15 @@ def _evaluator(validation: Validation) -> Any:
     return _Evaluator()
 
 
-def mix_with_base(model: Any, base_state: dict[str, Any], alpha: float) -> None:
-    """Set `model`'s weights to base + alpha * (tuned - base), in place (WiSE-FT).
+def weights(model: Any) -> dict[str, Any]:
+    """A copy of the model's weights, safe from later training or mixing."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
-    The tuned weights are kept on the model as `_ragtune_tuned_state` so that
-    several mixes can be tried in turn.
-    """
+
+def mix_with_base(model: Any, base_state: dict[str, Any], tuned: dict[str, Any], alpha: float) -> None:
+    """Set `model`'s weights to base + alpha * (tuned - base), in place (WiSE-FT)."""
     import torch
 
-    tuned = getattr(model, "_ragtune_tuned_state", None)
-    if tuned is None:
-        tuned = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        model._ragtune_tuned_state = tuned
     with torch.no_grad():
         mixed = {k: torch.lerp(base_state[k].to(v.device, v.dtype), v, alpha) if v.is_floating_point() else v
                  for k, v in tuned.items()}
@@ -283,17 +280,17 @@ def choose_mix(
     rarely rise again once they fall, and each check costs a pass over the
     validation corpus. Ties go to the larger share, the one training chose.
     """
+    tuned = weights(model)
     scores = {0.0: base_score}
     previous = scores[1.0] = tuned_score if tuned_score is not None else validation.scores(model)["score"]
     for a in alphas:
-        mix_with_base(model, base_state, a)
+        mix_with_base(model, base_state, tuned, a)
         scores[a] = validation.scores(model)["score"]
         if scores[a] < previous:
             break
         previous = scores[a]
     best = max(scores, key=lambda a: (round(scores[a], 6), a))
-    mix_with_base(model, base_state, best)
-    del model._ragtune_tuned_state
+    mix_with_base(model, base_state, tuned, best)
     return best, scores
 
 
@@ -452,12 +449,16 @@ def run_trainer(
         final_loss=float(losses[-1]) if losses else float(out.training_loss),
         device=device,
         val_history=[(int(h["step"]), float(h["eval_val_score"])) for h in history if "eval_val_score" in h],
-        best_step=_checkpoint_step(trainer.state.best_model_checkpoint),
+        best_step=checkpoint_step(trainer.state.best_model_checkpoint),
     )
 
 
-def _checkpoint_step(path: str | None) -> int | None:
-    """`.../checkpoint-12` -> 12."""
+def checkpoint_step(path: str | None) -> int | None:
+    """The step a Trainer checkpoint folder was saved at.
+
+    >>> checkpoint_step("runs/x/checkpoints/checkpoint-12"), checkpoint_step(None)
+    (12, None)
+    """
     return int(path.rsplit("-", 1)[1]) if path else None
 
 
@@ -500,7 +501,7 @@ def fine_tune(
         loss = {"retrieval": loss, "labelled": make_loss(cfg.pairs_loss, model)}
     base_state = base_score = None
     if validation:
-        base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        base_state = weights(model)
         base_score = validation.scores(model)["score"]
     result = run_trainer(model, columns, loss, cfg, work_dir, device, progress, no_duplicates=True,
                          validation=validation, evals=cfg.evals, patience=cfg.patience, resume=resume)
@@ -508,6 +509,5 @@ def fine_tune(
         result.base_score = base_score
         if cfg.wise:
             # The model now holds the best checkpoint, whose score validation already knows.
-            best = max((score for _, score in result.val_history), default=None)
-            result.mix, result.mix_scores = choose_mix(model, base_state, validation, base_score, best)
+            result.mix, result.mix_scores = choose_mix(model, base_state, validation, base_score, result.best_score)
     return result

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ragtune.evaluate import MRR_AT, bm25_rankings, evaluate_bm25, evaluate_model, rank_metrics
+from ragtune.evaluate import MRR_AT, bm25_rankings, evaluate_model, rank_metrics
 
 
 class KeywordEncoder:
@@ -179,7 +179,7 @@ def test_bm25_ranks_the_matching_document_first() -> None:
     assert [r[0] for r in rankings] == BM25_IDS
     # Only documents sharing a term with the query are retrieved at all.
     assert all(1 <= len(r) <= len(BM25_IDS) and len(set(r)) == len(r) for r in rankings)
-    m = evaluate_bm25(BM25_DOCS, BM25_IDS, queries, BM25_IDS, ks=[1, 3])
+    m = rank_metrics(bm25_rankings(BM25_DOCS, BM25_IDS, queries, depth=MRR_AT), BM25_IDS, ks=[1, 3])
     assert m == {"hit@1": 1.0, "hit@3": 1.0, "mrr@10": 1.0}
 
 
@@ -194,7 +194,7 @@ def test_bm25_depth_limits_the_ranking() -> None:
 def test_bm25_with_a_misleading_query() -> None:
     # The query's words belong to the red-teaming document, but the labelled answer is provenance.
     queries = ["zero trust network", "red teaming harmful outputs"]
-    m = evaluate_bm25(BM25_DOCS, BM25_IDS, queries, ["zt", "prov"], ks=[1])
+    m = rank_metrics(bm25_rankings(BM25_DOCS, BM25_IDS, queries, depth=MRR_AT), ["zt", "prov"], ks=[1])
     assert m["hit@1"] == 0.5
     # The labelled answer shares no word with the query, so BM25 never retrieves it.
     assert m["mrr@10"] == 0.5

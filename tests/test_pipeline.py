@@ -353,7 +353,7 @@ def test_long_chunks_raise_max_seq_length_instead_of_being_cut(finished: Finishe
     longest = max(c.n_tokens for c in chunks)
     assert 46 < longest <= 100
     info = json.loads((cfg.out / "manifest.json").read_text())["stages"]["chunk"]
-    assert info["seq_length"] == longest + 2
+    assert info["max_seq_length"] == longest + 2
     assert info["longer_than_default"] == sum(c.n_tokens + 2 > 48 for c in chunks) > 0
     from sentence_transformers import SentenceTransformer
 
