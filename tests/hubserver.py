@@ -29,9 +29,9 @@ import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
-from tests.loopback import send_json
+from tests.loopback import QuietJSONHandler
 from typing import Any, Self
 
 _REPO = r"^/api/(?P<kind>models|datasets)/(?P<repo>[^/]+/[^/]+)"
@@ -202,12 +202,8 @@ def _commit(state: HubState, repo_url: str, repo_id: str, repo: Repo, body: byte
     return Reply(200, {"commitUrl": f"{repo_url}/commit/{repo.sha}", "commitOid": repo.sha, "success": True})
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(QuietJSONHandler):
     server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # keep pytest output clean
 
     def do_GET(self) -> None:
         self._dispatch()
@@ -238,7 +234,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(reply)
 
     def _send(self, reply: Reply) -> None:
-        send_json(self, reply.status, json.dumps(reply.body).encode(), reply.headers)
+        self.send_json(reply.status, json.dumps(reply.body).encode(), reply.headers)
 
 
 class _Server(ThreadingHTTPServer):

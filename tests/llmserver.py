@@ -17,9 +17,9 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
-from tests.loopback import send_json
+from tests.loopback import QuietJSONHandler
 from typing import Any, Callable, Self
 
 PATH = "/v1/chat/completions"
@@ -83,17 +83,13 @@ class LLMState:
             return len(self.requests)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(QuietJSONHandler):
     server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # keep pytest output clean
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path != PATH:
-            return self._send(404, json.dumps({"error": {"message": f"no route for {self.path}"}}).encode())
+            return self.send_json(404, json.dumps({"error": {"message": f"no route for {self.path}"}}).encode())
         state = self.server.state
         payload = json.loads(body)
         with state.lock:
@@ -101,16 +97,13 @@ class _Handler(BaseHTTPRequestHandler):
             reply = state.replies.pop(0) if state.replies else Reply(delay=state.delay)
         time.sleep(reply.delay)
         if reply.body is not None:
-            return self._send(reply.status, reply.body, reply.headers)
+            return self.send_json(reply.status, reply.body, reply.headers)
         if reply.status != 200:
             error = {"error": {"message": f"injected failure {reply.status}", "type": "test"}}
-            return self._send(reply.status, json.dumps(error).encode(), reply.headers)
+            return self.send_json(reply.status, json.dumps(error).encode(), reply.headers)
         prompt = payload["messages"][-1]["content"]
         content = reply.content if reply.content is not None else state.answer(prompt)
-        self._send(200, json.dumps(completion(content, prompt, reply.finish_reason)).encode(), reply.headers)
-
-    def _send(self, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
-        send_json(self, status, data, headers)
+        self.send_json(200, json.dumps(completion(content, prompt, reply.finish_reason)).encode(), reply.headers)
 
 
 class _Server(ThreadingHTTPServer):

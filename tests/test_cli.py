@@ -32,30 +32,6 @@ def run_args(docs: Path, out: Path, model_dir: Path, *extra: str) -> list[str]:
     return ["run", str(docs), "--out", str(out), "--base-model", str(model_dir), *extra]
 
 
-def test_missing_folder(tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    missing = tmp_path / "no_such_folder"
-    code = main(run_args(missing, tmp_path / "run", tiny_model_dir))
-    assert code == 1
-    assert_one_error_line(capsys.readouterr().err, str(missing), "does not exist")
-
-
-def test_empty_folder(tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    assert main(run_args(empty, tmp_path / "run", tiny_model_dir)) == 1
-    assert_one_error_line(capsys.readouterr().err, str(empty), "is empty")
-
-
-def test_folder_with_only_unsupported_files(tmp_path: Path, tiny_model_dir: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "slides.pptx").write_bytes(b"PK\x03\x04 not really a deck")
-    (docs / "data.csv").write_text("a,b\n1,2\n", encoding="utf-8")
-    assert main(run_args(docs, tmp_path / "run", tiny_model_dir)) == 1
-    assert_one_error_line(capsys.readouterr().err, str(docs), "no .pdf, .txt or .md files", "2 other files")
-
-
 @pytest.mark.parametrize(
     ("flags", "setting"),
     [
