@@ -64,6 +64,19 @@ def load_model(name_or_path: str, device: str = "cpu") -> Any:
         raise ModelError(f"cannot load model {name_or_path!r}: {hint}") from None
 
 
+def word_vocabulary(tokenizer: Any, min_words: int = 5000) -> frozenset[str] | None:
+    """The whole English-looking words of a tokenizer's vocabulary (WordPiece, BPE or
+    SentencePiece markers stripped), or None when it has too few to serve as a word list.
+
+    >>> class T: vocab = {"risk": 0, "##s": 1, "Ġmodel": 2, "▁data": 3, "[CLS]": 4}
+    >>> sorted(word_vocabulary(T(), min_words=1))
+    ['data', 'model', 'risk']
+    """
+    vocab = getattr(tokenizer, "vocab", None) or (tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {})
+    out = frozenset(w.lower() for w in (t.lstrip("Ġ▁") for t in vocab if not t.startswith("##")) if w.isalpha())
+    return out if len(out) >= min_words else None
+
+
 # Models whose position ids start after the padding index, so two positions are never used.
 _OFFSET_POSITIONS = frozenset({"roberta", "xlm-roberta", "camembert", "mpnet", "longformer", "xlm-roberta-xl"})
 

@@ -42,11 +42,73 @@ IMPERATIVE_VERBS = frozenset(
 )
 
 
+# Words that cannot end a noun phrase (the head of a term is a noun): common verbs,
+# adjectives and determiners that keyphrase spans otherwise end on ("impacts due",
+# "every suggested action" -> "every suggested").
+NON_HEADS = frozenset(
+    """able about according across additional available based certain common current due every different
+    due early effective entire existing following general given good high important key large least less
+    likely low main many much necessary need needs new non numerous other overall particular possible potential
+    present previous prior public recent related relevant responsible several significant similar small
+    specific such suggested various whole wide likely known made make makes making take takes taken finds
+    find found said says say include includes included involve involves involved help helps provide provides
+    become becomes became set sets seen show shows shown inside outside within among upon toward towards
+    whether either neither across following various currently performs unique""".split()
+)
+_ADJECTIVE_END = re.compile(r"(?:[^e]ed|ous|ful|able|ible|less|ical|ing|ive|ly)$")
+# Nouns with those endings.
+_NOUNS_LIKE_ADJECTIVES = frozenset(
+    """supply family assembly anomaly reply italy july rally ally objective initiative archive directive
+    detective representative alternative executive incentive perspective collective motive native
+    relative derivative speed need seed feed bed red thing string ring king spring something anything
+    everything nothing meeting building training testing learning marketing accounting engineering
+    funding hearing briefing setting finding warning rating ranking reporting monitoring auditing
+    labeling labelling watermarking red-teaming computing processing tracking logging timing pricing
+    offering earnings""".split()
+)
+# Prepositions and verbs that open no term ("across various stages", "assist malicious actors").
+_NOT_FIRST = frozenset("""across following currently assist allow allows enable enables help helps lead leads
+make makes cause causes""".split())
+# Verbs of IMPERATIVE_VERBS that are nouns inside a term ("periodic review", "test plan").
+_VERB_NOUNS = frozenset("""audit check design document log map plan record report review share store support test
+track train update use""".split())
+# Link and file-name debris that PDF text leaves behind; never part of a question.
+_DEBRIS = frozenset("com www http https org gov pdf html htm doi url net edu".split())
+# Section labels such as "MEASURE 2.3:" or "GOVERN 1.6:" that open a line of a framework document.
+_SECTION_LABEL = re.compile(r"^(?:[A-Z]{2,}\s+)?\d+(?:\.\d+)*\s*[:.]\s+|^[A-Z]{3,}\s+\d+(?:\.\d+)*\s*[:.]?\s+")
+# A reference-list entry: "(2023) Title …", "Smith, J. et al.", a URL or a DOI.
+_REFERENCE = re.compile(r"\(\d{4}[a-z]?\)|^\d{4}[a-z]?\)|\bet al\b|https?://|\bdoi\b|www\.|\bNo\. \d", re.I)
+
 _ASIDE = re.compile(r",? such as |,? including |,? e\.g\.|,? i\.e\.| \(|: |; | [–—] |, which |, while ")
 _CONNECTIVE = re.compile(r"^(?:Furthermore|Moreover|Additionally|However|Also|In addition|For example|For instance|"
                          r"Similarly|Likewise|Therefore|Thus|Finally|In particular|Instead),\s+", re.I)
 _PASSIVE = re.compile(r"^(?:\w+ed|able|being|also|not|often|used|known|made|done|taken|given|seen)\b")
-_PRONOUNS = frozenset("i we you he she it they this these that there here one".split())
+_PRONOUNS = frozenset("i we you he she it they this these that those there here one such".split())
+_MODAL = re.compile(r"\s(?:can|may|might|could|will|would|must|is|are|was|were)\s")
+_DANGLING_END = re.compile(r"(?:\bsuch as|\be\.?g|\bi\.?e|\bincluding|\bfollowing|\bas follows|\bthe|\ba|"
+                           r"\ban|\bof|\bto|\band|\bor|\bfor|\bwith|\bin)$", re.I)
+
+
+_VERB_MARKERS = frozenset("to can may might could should must will would cannot".split())
+_DETERMINERS = frozenset("the a an this these that those its their our your his her each every any some no".split())
+# Words that point outside the question ("these labels", "the tables below"): it cannot stand alone.
+_CONTEXT_WORDS = re.compile(r"\b(?:this|these|those|below|above|aforementioned|former|latter)\b", re.I)
+_NOT_SUBJECT_STARTS = frozenset("""not no none each every all any some when if while although because as since where
+how what why whether once unless until after before""".split())
+
+
+def _standalone_subject(subject: str) -> bool:
+    """A subject a question can stand on: no pronoun, "this"/"these", negation or clause in it.
+
+    >>> [_standalone_subject(s) for s in ("Confabulation", "These risks", "Not every task", "Bias exists and")]
+    [True, False, False, False]
+    """
+    toks = subject.lower().split()
+    return (toks[0].strip("\"“(") not in _PRONOUNS | _NOT_SUBJECT_STARTS
+            and not (toks[0].endswith("ly") and toks[0] not in _NOUNS_LIKE_ADJECTIVES)
+            and toks[-1] not in {"and", "or", "but", "then"}
+            and not re.search(r" (?:that|which|who|where|when|if|because|exists?|has|have|had|is|are)\b|[:;,]",
+                              subject))
 
 
 class QuestionGenerator(Protocol):
@@ -75,6 +137,7 @@ def words(text: str) -> list[str]:
 _IDENTIFIER = re.compile(r"\b(?=[\w.-]*\d)(?=[\w.-]*[A-Z])[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)+\b")
 _CITATION = re.compile(r"(?<=[a-z.,;:)”\"])\d{1,3}(?:,\d{1,3})*(?=\s|$)")
 _LEADING_MARKER = re.compile(r"^(?:[\d•·▪◦*–-]+[.)]?\s+)+")
+_URL = re.compile(r"(?:https?://|www\.)\S+|\S+\.(?:com|gov|org|edu|net|pdf|html?)(?:/\S*)?\b|\S*/\S*/\S*")
 
 
 def clean_query(text: str) -> str:
@@ -83,6 +146,7 @@ def clean_query(text: str) -> str:
     >>> clean_query("5 These risks GV-1.3-003 occur across outputs.9,10 Later")
     'These risks occur across outputs. Later'
     """
+    text = _URL.sub(" ", text)
     text = _IDENTIFIER.sub(" ", text)
     text = _CITATION.sub("", text)
     text = _LEADING_MARKER.sub("", text.strip())
@@ -133,6 +197,12 @@ class TemplateGenerator:
         return pairs
 
 
+def _clean_lines(text: str) -> str:
+    """`clean_query` line by line, keeping the line breaks: a phrase never runs from a
+    table cell or heading into the next line ("Capabilities" + "Establish minimum …")."""
+    return "\n".join(clean_query(line) for line in text.split("\n"))
+
+
 def _phrases(text: str, max_len: int = 3) -> list[str]:
     """Candidate key phrases: runs of 1..max_len words with no stopword, within one clause.
 
@@ -167,24 +237,71 @@ class OfflineGenerator:
     # Question shapes people (and LLM question writers) use across domains; the
     # phrase makes each question specific to its chunk.
     KEYPHRASE_FRAMES = (
-        "What is {p}?",
+        "What {is_} {p}?",
         "What are the implications of {p}?",
         "What is the significance of {p}?",
         "What risks are associated with {p}?",
         "What measures can be taken to address {p}?",
-        "How does {p} relate to {q}?",
-        "What role does {p} play in {q}?",
-        "{p} {q}",
+        "How {does} {p} relate to {q}?",
+        "What role {does} {p} play in {q}?",
     )
 
-    def __init__(self, questions_per_chunk: int = 4, max_query_words: int = 32) -> None:
+    def __init__(self, questions_per_chunk: int = 4, max_query_words: int = 32,
+                 vocabulary: frozenset[str] | set[str] | None = None) -> None:
         self.questions_per_chunk = questions_per_chunk
         self.max_query_words = max_query_words
+        # Known English words (e.g. the base model's whole-word tokens): a word outside
+        # them must recur in the corpus to count, so "nited" from a broken "United" never
+        # becomes a term.
+        self.vocabulary = vocabulary
+        self._corpus_counts: TallyCounter[str] = TallyCounter()
+        # How often each word follows a determiner ("the", "a", "their" …), as nouns do, and
+        # "to" or a modal ("can", "should" …), as verbs do.
+        self._after_determiner: TallyCounter[str] = TallyCounter()
+        self._after_verb_marker: TallyCounter[str] = TallyCounter()
+        self._sentence_counts: TallyCounter[str] = TallyCounter()
+
+    def is_noun_phrase(self, phrase: str) -> bool:
+        """A key phrase must look like a term: whole words, not opening on a verb, ending on a noun.
+
+        >>> g = OfflineGenerator()
+        >>> [g.is_noun_phrase(p) for p in ("data provenance", "impacts due", "evaluate novel methods", "com graphics")]
+        [True, False, False, False]
+        """
+        toks = phrase.split()
+        head, first = toks[-1], toks[0]
+        if (any(w in _DEBRIS for w in toks) or head in NON_HEADS or first in _NOT_FIRST
+                or any(w in IMPERATIVE_VERBS and w not in _VERB_NOUNS for w in toks) or first in IMPERATIVE_VERBS):
+            return False
+        # Adverbs open or end no term ("easily access", "genuinely"), participles and adjectives
+        # end none ("damaged", "highly contextual"); "speed", "approval" and "objective" are nouns.
+        if (first.endswith("ly") and first not in _NOUNS_LIKE_ADJECTIVES) or (
+                _ADJECTIVE_END.search(head) and head not in _NOUNS_LIKE_ADJECTIVES):
+            return False
+        # A word the corpus uses as a verb more than as a noun ("surpass", "exacerbate",
+        # "acknowledges": its stem follows "to" or "can") makes the span a clause, not a term.
+        if any(w not in _VERB_NOUNS and self._verb_like(w) for w in toks):
+            return False
+        if self.vocabulary is not None:
+            return all(w in self.vocabulary or self._corpus_counts[w] >= 3 for w in toks)
+        return True
+
+    def _verb_like(self, word: str) -> bool:
+        stems = {word} | ({word[:-1], word[:-2]} if word.endswith("s") else set())
+        as_verb = sum(self._after_verb_marker[s] for s in stems)
+        return as_verb > 0 and as_verb >= self._after_determiner[word]
 
     def _idf(self, chunks: list[Chunk]) -> dict[str, float]:
         df: TallyCounter[str] = TallyCounter()
+        self._corpus_counts = TallyCounter()
+        self._after_determiner = TallyCounter()
+        self._after_verb_marker = TallyCounter()
         for c in chunks:
-            df.update(set(_phrases(clean_query(c.text))))
+            df.update(set(_phrases(_clean_lines(c.text))))
+            ws = words(c.text)
+            self._corpus_counts.update(ws)
+            self._after_determiner.update(w for prev, w in zip(ws, ws[1:]) if prev in _DETERMINERS)
+            self._after_verb_marker.update(w for prev, w in zip(ws, ws[1:]) if prev in _VERB_MARKERS)
         n = len(chunks)
         # A phrase seen in at least two chunks has idf below this: it is a term of the corpus.
         self._max_idf = math.log((1 + n) / 3) + 1.0 + 1e-9
@@ -197,11 +314,14 @@ class OfflineGenerator:
         in other chunks too (not a one-off word sequence), and a single word must
         be long and rare. Longer phrases are more specific, so they weigh more.
         """
-        tf = TallyCounter(_phrases(clean_query(chunk.text)))
+        tf = TallyCounter(_phrases(_clean_lines(chunk.text)))
 
         def termlike(p: str) -> bool:
+            if not self.is_noun_phrase(p):
+                return False
             if " " not in p:
-                return len(p) >= 6 and idf.get(p, 0.0) >= df_min_idf
+                # A lone word must be used as a noun somewhere ("the pipeline"), unlike "though" or "discover".
+                return len(p) >= 6 and idf.get(p, 0.0) >= df_min_idf and self._after_determiner[p] > 0
             return tf[p] >= 2 or idf.get(p, 99.0) < self._max_idf
 
         scored = sorted(
@@ -223,7 +343,8 @@ class OfflineGenerator:
             toks = [w for w in words(s) if w not in STOPWORDS]
             return sum(idf.get(w, 1.0) for w in toks) / math.sqrt(len(toks) + 1)
 
-        usable = [self.main_clause(clean_query(s)) for s in sentences(chunk.text)]
+        usable = [self.main_clause(_SECTION_LABEL.sub("", clean_query(s))) for s in sentences(chunk.text)
+                  if not _REFERENCE.search(s) and self._sentence_counts[s] < 3]
         usable = [s for s in usable if 6 <= len(s.split()) <= 60 and sum(c.isalpha() for c in s) > 0.7 * len(s)]
         return sorted(usable, key=score, reverse=True)
 
@@ -254,31 +375,44 @@ class OfflineGenerator:
 
     def _as_question(self, sentence: str) -> str | None:
         s = sentence.rstrip(" .;:")
+        # A sentence cut before its list ("… such as", "(e.g", "the following") asks nothing whole.
+        if _DANGLING_END.search(s) or s.count("(") != s.count(")") or _CONTEXT_WORDS.search(s):
+            return None
         toks = s.split()
         first = toks[0].lower().strip("\"“(")
-        if first in IMPERATIVE_VERBS:
+        # "Test datasets … can contain errors" opens on a noun that looks like a verb: an
+        # imperative has no modal of its own.
+        if first in IMPERATIVE_VERBS and not _MODAL.search(s):
             return self._clip("How should organizations " + first + " " + " ".join(toks[1:])) + "?"
         m = re.match(r"^(.{3,80}?)\s+(is|are|refers to|means|describes)\s+(.+)$", s)
         # "X are encouraged to …" is passive, not a definition of X.
         if m and _PASSIVE.match(m.group(3)):
             m = None
-        if m and len(m.group(1).split()) <= 8 and m.group(1).split()[0].lower() not in _PRONOUNS and not re.search(r" that |[:;]", m.group(1)):
-            subject = m.group(1)
-            subject = subject[0].lower() + subject[1:] if subject[:2].istitle() else subject
+        if m and len(m.group(1).split()) <= 8 and _standalone_subject(m.group(1)):
+            subject = _lower_first(m.group(1))
             verb = "are" if m.group(2) == "are" else "is"
             return f"What {verb} {subject}?"
         m = re.match(r"^(.{3,80}?)\s+(can|may|could|should|must|will)\s+(.+)$", s)
         if (m and len(m.group(1).split()) <= 10 and len(toks) <= self.max_query_words
-                and m.group(1).split()[0].lower() not in _PRONOUNS - {"this", "these"}):
-            return self._clip(f"How {m.group(2)} {m.group(1)[0].lower() + m.group(1)[1:]} {m.group(3)}") + "?"
+                and _standalone_subject(m.group(1))):
+            # Keep the first clause of the predicate: "be incorrect, or they may …" -> "be incorrect".
+            rest = re.split(r",\s+(?:or|and|but|which|while|as)\s+|;\s+", m.group(3))[0]
+            if len(rest.split()) >= 2:
+                return self._clip(f"How {m.group(2)} {_lower_first(m.group(1))} {rest}") + "?"
         return None
 
     def generate(self, chunks: list[Chunk], rng: random.Random) -> list[Pair]:
         idf = self._idf(chunks)
+        # A sentence found in three or more chunks is boilerplate (a running header, a
+        # disclaimer): no question about it has one answer.
+        self._sentence_counts = TallyCounter(s for c in chunks for s in set(sentences(c.text)))
         # Single words must be rarer than the median word to count as terms.
         word_idfs = sorted(v for p, v in idf.items() if " " not in p)
         min_idf = word_idfs[len(word_idfs) // 2] if word_idfs else 0.0
         pairs: list[Pair] = []
+        # Questions already asked of an earlier chunk: a common term would otherwise get the
+        # same question in several chunks, and the duplicate filter would throw them away.
+        asked: set[str] = set()
         for c in chunks:
             made: list[tuple[str, str]] = []
             salient = self._salient_sentences(c, idf)
@@ -292,12 +426,19 @@ class OfflineGenerator:
             phrases = self._keyphrases(c, idf, min_idf, want + 1)
             frames = list(self.KEYPHRASE_FRAMES)
             rng.shuffle(frames)
+            phrases = [_as_written(p, c.text) for p in phrases]
             for i, p in enumerate(phrases[:want]):
                 q = phrases[(i + 1) % len(phrases)] if len(phrases) > 1 else p
-                frame = frames[i % len(frames)]
-                if "{q}" in frame and q == p:
-                    frame = "What is {p}?"
-                made.append((frame.format(p=p, q=q), "keyphrase"))
+                plural = _is_plural(p.split()[-1])
+                # The frame this phrase's turn falls on, or the next one not yet asked.
+                for j in range(len(frames)):
+                    frame = frames[(i + j) % len(frames)]
+                    if "{q}" in frame and q == p:
+                        frame = "What {is_} {p}?"
+                    question = frame.format(p=p, q=q, is_="are" if plural else "is", does="do" if plural else "does")
+                    if _normalise(question) not in asked:
+                        made.append((question, "keyphrase"))
+                        break
             for s in salient[:want]:
                 made.append((self._clip(s), "cloze"))
             # Interleave kinds so that a small questions_per_chunk still mixes them.
@@ -310,15 +451,52 @@ class OfflineGenerator:
                     if by_kind.get(kind) and len(order) < self.questions_per_chunk:
                         order.append((by_kind[kind].pop(0), kind))
             pairs.extend(Pair(q, c.id, self.name, kind) for q, kind in order)
+            asked.update(_normalise(q) for q, _ in order)
         return pairs
+
+
+def _as_written(phrase: str, text: str) -> str:
+    """A lowercased key phrase with its acronyms cased as the text writes them.
+
+    >>> _as_written("gai systems", "Risks of GAI Systems differ."), _as_written("data provenance", "Data provenance")
+    ('GAI systems', 'data provenance')
+    """
+    pattern = r"(?<![\w-])" + r"\s+".join(re.escape(w) for w in phrase.split()) + r"(?![\w-])"
+    m = re.search(pattern, text.replace("’", "'"), re.I)
+    if not m:
+        return phrase
+    # Only acronyms and mixed case ("GAI", "LLMs") keep their capitals; a capital that opens a sentence does not.
+    return " ".join(w if any(ch.isupper() for ch in w[1:]) else w.lower() for w in m.group().split())
+
+
+_SINGULAR_S = frozenset("bias news series species lens chaos alias atlas canvas gas".split())
+
+
+def _is_plural(noun: str) -> bool:
+    """Whether a phrase's head noun reads as plural ("risks", not "analysis" or "access").
+
+    >>> [_is_plural(w) for w in ("risks", "analysis", "access", "status", "data", "llms")]
+    [True, False, False, False, False, True]
+    """
+    return noun.endswith("s") and not noun.endswith(("ss", "us", "is", "ics")) and noun not in _SINGULAR_S
+
+
+def _lower_first(text: str) -> str:
+    """Lowercase a capitalised first word, but leave an acronym as it is.
+
+    >>> _lower_first("The framework"), _lower_first("AI systems")
+    ('the framework', 'AI systems')
+    """
+    return text[0].lower() + text[1:] if text[:2].istitle() else text
 
 
 def make_generator(name: str, questions_per_chunk: int, **llm: Any) -> QuestionGenerator:
     """The generator called `name`; `llm` holds the LLM settings (see llm.make_llm_generator)."""
     if name == "template":
         return TemplateGenerator()
+    vocabulary = llm.pop("vocabulary", None)
     if name == "offline":
-        return OfflineGenerator(questions_per_chunk)
+        return OfflineGenerator(questions_per_chunk, vocabulary=vocabulary)
     if name in ("openai", "local"):
         from .llm import make_llm_generator
 
@@ -365,8 +543,10 @@ def filter_pairs(
     return out
 
 
-def split_by_chunk(pairs: list[Pair], eval_fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
-    """Hold out all questions of a seeded random subset of chunks.
+def split_by_chunk(pairs: list[Pair], eval_fraction: float, seed: int,
+                   max_chunks: int | None = None) -> tuple[list[Pair], list[Pair]]:
+    """Hold out all questions of a seeded random subset of chunks: `eval_fraction` of
+    them, but never more than `max_chunks`.
 
     No chunk has questions on both sides, so evaluation never rewards
     memorising a training chunk.
@@ -375,6 +555,8 @@ def split_by_chunk(pairs: list[Pair], eval_fraction: float, seed: int) -> tuple[
     rng = random.Random(seed)
     rng.shuffle(chunk_ids)
     n_eval = max(1, round(len(chunk_ids) * eval_fraction)) if len(chunk_ids) > 1 else 0
+    if max_chunks is not None:
+        n_eval = min(n_eval, max_chunks)
     held = set(chunk_ids[:n_eval])
     train = [p for p in pairs if p.chunk_id not in held]
     test = [p for p in pairs if p.chunk_id in held]
