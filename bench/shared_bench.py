@@ -1,6 +1,8 @@
-"""Retrieval on third-party questions: base vs fine-tuned vs BM25 over a run's own chunks.
+"""Retrieval on third-party questions: base vs fine-tuned vs BM25 vs hybrid, one vector per chunk and with passages.
 
     python bench/shared_bench.py RUN_DIR [--bench ../shared/bench/nist_ragas_test100.csv]
+                                 [--chunking run|chars1000|both] [--model MODEL_DIR] [--json OUT.json]
+                                 [--passage-words 20] [--chunk-weight 0.5] [--quick] [--no-base]
 
 The questions (RAGAS, written outside this project) come with the source
 passages ("contexts") they were written from. A chunk counts as relevant to a
@@ -8,6 +10,11 @@ question when, for one of its contexts, the chunk holds at least half of the
 context's word 5-grams, or shares a run of at least 30 consecutive words with
 it (about 200 characters). Words are NFKC-normalised, lowercased runs of
 letters and digits. The questions are only ever used for measurement.
+
+Two chunkings are scored: the run's own chunks (`run`), and a fixed chunking
+that does not depend on ragtune's settings (`chars1000`: the run's extracted
+pages, per document, through LangChain's RecursiveCharacterTextSplitter at
+1000 characters with 100 of overlap), as an outside harness would chunk.
 """
 
 from __future__ import annotations
@@ -22,16 +29,19 @@ import sys
 import time
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ragtune.evaluate import MRR_AT, bm25_rankings, build_index, dense_rankings, embed, rank_metrics, rrf  # noqa: E402
+from ragtune.evaluate import MRR_AT, rank_metrics, rrf  # noqa: E402
 from ragtune.models import load_model, resolve_base_model  # noqa: E402
-from ragtune.records import Chunk, read_jsonl  # noqa: E402
+from ragtune.records import Chunk, Page, read_jsonl  # noqa: E402
+from ragtune.retrieval import BM25Index, dense_index, embed, fuse, positions_to_ids  # noqa: E402
 
 KS = (1, 3, 5, 10)
 SHINGLE = 5
 MIN_RUN = 30
+DEPTH = 100
 DEFAULT_BENCH = Path(__file__).resolve().parents[2] / "shared" / "bench" / "nist_ragas_test100.csv"
 
 
@@ -75,43 +85,104 @@ def relevant_sets(chunks: list[Chunk], bench: list[tuple[str, list[str]]]) -> li
     return [{cid for cid, ws, sh in prepared if any(is_hit(ws, sh, ctx) for ctx in ctxs)} for _, ctxs in bench]
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("run_dir", type=Path)
-    ap.add_argument("--bench", type=Path, default=DEFAULT_BENCH)
-    ap.add_argument("--json", type=Path, help="also write the figures here")
-    args = ap.parse_args()
-    if not args.bench.exists():
-        print(f"shared_bench: {args.bench} not found; pass --bench PATH/TO/nist_ragas_test100.csv", file=sys.stderr)
-        return 2
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    chunks = read_jsonl(args.run_dir / "chunks.jsonl", Chunk)
-    cfg = json.loads((args.run_dir / "config.json").read_text())
-    bench = load_bench(args.bench)
+def chars1000_chunks(pages: list[Page]) -> list[Chunk]:
+    """The fixed outside chunking: 1000 characters, 100 overlap, per document."""
+    from itertools import groupby
+
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=100)
+    out = []
+    for source, group in groupby(pages, key=lambda p: p.source):
+        text = "\n\n".join(p.text for p in group)
+        out += [Chunk(f"{source}#{i}", source, (), t, 0) for i, t in enumerate(splitter.split_text(text))]
+    return out
+
+
+def dense(model: Any, texts: list[str], ids: list[str], questions: list[str], passage_words: int,
+          chunk_weight: float = 0.5) -> tuple[list[list[str]], Any]:
+    """Rankings of `model` over the chunks, one vector each (`passage_words` 0) or with passages, and the
+    (scores, positions) search result they come from."""
+    found = dense_index(model, texts, passage_words, chunk_weight).search(embed(model, questions), DEPTH)
+    return positions_to_ids(found[1], ids), found
+
+
+def score_bench(chunks: list[Chunk], bench: list[tuple[str, list[str]]], models: dict[str, Any],
+                passage_words: int, chunk_weight: float = 0.5,
+                hybrid_weight: float = 0.6) -> tuple[dict[str, dict[str, float]], int]:
+    """Metrics per retriever (`passage_words` 0: no passage rows). The hybrid rows are ragtune's
+    own (weighted score sum, the model's share `hybrid_weight`) and reciprocal-rank fusion."""
     rel = relevant_sets(chunks, bench)
     keep = [i for i, r in enumerate(rel) if r]
     questions = [bench[i][0] for i in keep]
     relevant = [rel[i] for i in keep]
     texts, ids = [c.text for c in chunks], [c.id for c in chunks]
     depth = max(max(KS), MRR_AT)
-    rankings = {"BM25": bm25_rankings(texts, ids, questions, 100)}
-    for label, source in (("base", resolve_base_model(cfg["base_model"])), ("fine-tuned", str(args.run_dir / "model"))):
-        model = load_model(source)
+    lexical = BM25Index.build(texts).search(questions, DEPTH)
+    rankings = {"BM25": positions_to_ids(lexical[1], ids)}
+    found = {}
+    for label, model in models.items():
         t = time.perf_counter()
-        rankings[label] = dense_rankings(build_index(embed(model, texts)), embed(model, questions), ids, 100)
-        print(f"# {label}: embedded {len(texts)} chunks + {len(questions)} questions in {time.perf_counter() - t:.0f}s",
-              file=sys.stderr)
-    rankings["hybrid (tuned+BM25 RRF)"] = rrf(rankings["fine-tuned"], rankings["BM25"])
-    results = {name: rank_metrics([r[:depth] for r in rk], relevant, KS) for name, rk in rankings.items()}
-    print(f"bench: {args.bench.name}, {len(bench)} questions, {len(questions)} with a relevant chunk "
-          f"({len(bench) - len(questions)} without: counted out); {len(chunks)} chunks from {args.run_dir}")
-    print(f"hit rule: >= half of a context's word {SHINGLE}-grams, or a shared run of >= {MIN_RUN} words")
+        rankings[label], found[label] = dense(model, texts, ids, questions, 0)
+        if passage_words:
+            rankings[f"{label}, passages"], found[f"{label}, passages"] = dense(model, texts, ids, questions,
+                                                                               passage_words, chunk_weight)
+        print(f"# {label}: {time.perf_counter() - t:.0f}s", file=sys.stderr)
+    if "fine-tuned" in models:
+        best = "fine-tuned, passages" if passage_words else "fine-tuned"
+        rankings[f"hybrid ({best} + BM25, {hybrid_weight:g}:{1 - hybrid_weight:g})"] = positions_to_ids(
+            fuse(found[best], lexical, hybrid_weight, DEPTH), ids)
+        rankings[f"hybrid ({best} + BM25, RRF)"] = rrf(rankings[best], rankings["BM25"])
+    return {name: rank_metrics([r[:depth] for r in rk], relevant, KS) for name, rk in rankings.items()}, len(keep)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("--bench", type=Path, default=DEFAULT_BENCH)
+    ap.add_argument("--chunking", choices=("run", "chars1000", "both"), default="both")
+    ap.add_argument("--model", type=Path, help="score this model folder as the fine-tuned one (default: RUN_DIR/model)")
+    ap.add_argument("--passage-words", type=int, default=20,
+                    help="passages of whole sentences, at least this many words")
+    ap.add_argument("--chunk-weight", type=float, default=0.5,
+                    help="a chunk scores (best passage + W * chunk) / (1 + W)")
+    ap.add_argument("--hybrid-weight", type=float, default=None,
+                    help="the model's share of the hybrid score (default: the run's own setting)")
+    ap.add_argument("--quick", action="store_true", help="passages on the run's own chunks only")
+    ap.add_argument("--no-base", action="store_true", help="skip the base model (faster)")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    args = ap.parse_args()
+    if not args.bench.exists():
+        print(f"shared_bench: {args.bench} not found; pass --bench PATH/TO/nist_ragas_test100.csv", file=sys.stderr)
+        return 2
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    cfg = json.loads((args.run_dir / "config.json").read_text())
+    bench = load_bench(args.bench)
+    models = {} if args.no_base else {"base": load_model(resolve_base_model(cfg["base_model"]))}
+    models["fine-tuned"] = load_model(str(args.model or args.run_dir / "model"))
+    chunkings = {"run": lambda: read_jsonl(args.run_dir / "chunks.jsonl", Chunk),
+                 "chars1000": lambda: chars1000_chunks(read_jsonl(args.run_dir / "pages.jsonl", Page))}
+    names = list(chunkings) if args.chunking == "both" else [args.chunking]
+    print(f"bench: {args.bench.name}, {len(bench)} questions; run {args.run_dir}"
+          + (f"; model {args.model}" if args.model else ""))
+    print(f"hit rule: >= half of a context's word {SHINGLE}-grams, or a shared run of >= {MIN_RUN} words; "
+          f"passages: >= {args.passage_words} words, a chunk scores (best passage + {args.chunk_weight} * chunk) / "
+          f"{1 + args.chunk_weight}")
+    out: dict[str, Any] = {}
     keys = [f"hit@{k}" for k in KS] + [f"mrr@{MRR_AT}"]
-    print(f"{'retriever':<26}" + "".join(f"{k:>9}" for k in keys))
-    for name, m in results.items():
-        print(f"{name:<26}" + "".join(f"{m[k]:>9.3f}" for k in keys))
+    for name in names:
+        chunks = chunkings[name]()
+        weight = args.hybrid_weight if args.hybrid_weight is not None else cfg.get("hybrid_weight", 0.6)
+        results, n = score_bench(chunks, bench, models, 0 if args.quick and name != "run" else args.passage_words,
+                                 args.chunk_weight, weight)
+        print(f"\n## chunking {name}: {len(chunks)} chunks, {n} questions with a relevant chunk "
+              f"({len(bench) - n} without: counted out)")
+        print(f"{'retriever':<44}" + "".join(f"{k:>9}" for k in keys))
+        for label, m in results.items():
+            print(f"{label:<44}" + "".join(f"{m[k]:>9.3f}" for k in keys))
+        out[name] = {"n_questions": n, "n_chunks": len(chunks), "results": results}
     if args.json:
-        args.json.write_text(json.dumps({"n_questions": len(questions), "results": results}, indent=2))
+        args.json.write_text(json.dumps(out, indent=2))
     return 0
 
 

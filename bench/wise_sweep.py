@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from shared_bench import DEFAULT_BENCH, load_bench, relevant_sets  # noqa: E402
 
-from ragtune.evaluate import MRR_AT, build_index, dense_rankings, embed, rank_metrics  # noqa: E402
+from ragtune.evaluate import MRR_AT, rank_metrics  # noqa: E402
+from ragtune.retrieval import dense_index, embed, positions_to_ids  # noqa: E402
 from ragtune.models import load_model, resolve_base_model  # noqa: E402
 from ragtune.records import Chunk, Pair, read_json, read_jsonl  # noqa: E402
 from ragtune.train import mix_with_base, weights  # noqa: E402
@@ -50,10 +51,10 @@ def main() -> int:
     print(f"{'share':>6}" + "".join(f"{name + ' hit@5':>16}{name + ' MRR@10':>16}" for name in suites))
     for share in (float(x) for x in args.shares.split(",")):
         mix_with_base(model, base_state, tuned_state, share)
-        index = build_index(embed(model, texts))
+        index = dense_index(model, texts, 0)
         row = f"{share:>6.2f}"
         for queries, relevant in suites.values():
-            m = rank_metrics(dense_rankings(index, embed(model, queries), ids, MRR_AT), relevant, (5,))
+            m = rank_metrics(positions_to_ids(index.search(embed(model, queries), MRR_AT)[1], ids), relevant, (5,))
             row += f"{m['hit@5']:>16.3f}{m[f'mrr@{MRR_AT}']:>16.3f}"
         print(row, flush=True)
     return 0

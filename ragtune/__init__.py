@@ -8,5 +8,6 @@ __version__ = "0.2.0"
 
 from .config import Config  # noqa: E402
 from .pipeline import Pipeline, RunResult  # noqa: E402
+from .search import Retriever  # noqa: E402
 
-__all__ = ["Config", "Pipeline", "RunResult", "__version__"]
+__all__ = ["Config", "Pipeline", "Retriever", "RunResult", "__version__"]

@@ -31,14 +31,26 @@ def base_model_label(base_model: str) -> str:
     return hub_id if hub_id else f"a local model ({Path(base_model).name})"
 
 
+def retriever_rows(metrics: dict[str, Any]) -> list[tuple[str, dict[str, float]]]:
+    """(label, metrics) for every retriever a run measured, in reading order.
+
+    >>> [label for label, _ in retriever_rows({"before": {}, "after": {}, "bm25": {}})]
+    ['base', 'fine-tuned', 'BM25']
+    """
+    weight = metrics.get("hybrid_weight")
+    labels = [("base", "before"), ("base, with passages", "before_passages"), ("fine-tuned", "after"),
+              ("fine-tuned, with passages", "after_passages"), ("BM25", "bm25"),
+              ("hybrid, fine-tuned + BM25" + (f" ({weight:.1f} : {1 - weight:.1f})" if weight is not None else ""),
+               "hybrid")]
+    return [(label, metrics[key]) for label, key in labels if key in metrics]
+
+
 def metrics_table(metrics: dict[str, Any]) -> str:
-    """A markdown table: one row per system, one column per metric."""
-    rows = [("base", "before"), ("fine-tuned", "after"), ("BM25", "bm25"), ("hybrid (fine-tuned + BM25, RRF)", "hybrid")]
+    """A markdown table: one row per retriever, one column per metric."""
     keys = [k for k in METRIC_KEYS if k in metrics.get("after", {})]
     lines = ["| retriever | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
-    for label, key in rows:
-        if key in metrics:
-            lines.append(f"| {label} | " + " | ".join(f"{metrics[key][k]:.3f}" for k in keys) + " |")
+    for label, m in retriever_rows(metrics):
+        lines.append(f"| {label} | " + " | ".join(f"{m[k]:.3f}" for k in keys) + " |")
     return "\n".join(lines)
 
 
@@ -50,13 +62,18 @@ def recommendation(metrics: dict[str, Any]) -> list[str]:
     """
     from .pipeline import is_improved as beats
 
-    after, lines = metrics["after"], []
+    # The dense retriever a RAG app gets from index/: with passages when the run built them.
+    after = metrics.get("after_passages", metrics["after"])
+    lines = []
     if "hybrid" in metrics and beats(after, metrics["hybrid"]):
-        lines.append("Recommendation: use hybrid retrieval (fine-tuned model + BM25, reciprocal-rank fusion); it beats "
+        lines.append("Recommendation: use hybrid retrieval (fine-tuned model + BM25, weighted score sum); it beats "
                      f"the fine-tuned model alone here (hit@5 {metrics['hybrid']['hit@5']:.3f} vs {after['hit@5']:.3f}, "
-                     f"MRR@10 {metrics['hybrid']['mrr@10']:.3f} vs {after['mrr@10']:.3f}).")
+                     f"MRR@10 {metrics['hybrid']['mrr@10']:.3f} vs {after['mrr@10']:.3f}). index/ holds both indexes: "
+                     "`ragtune search RUN QUERY --mode hybrid`, or `ragtune.Retriever` with mode=\"hybrid\".")
     if "bm25" in metrics and beats(after, metrics["bm25"]):
-        lines.append("BM25 alone beats the fine-tuned model on these questions.")
+        lines.append("BM25 alone beats the fine-tuned model on these held-out questions. They are written from the "
+                     "chunks' own words, which is what BM25 rewards; questions in other words favour the model less "
+                     "(see the README's third-party figures).")
     return lines
 
 
@@ -157,7 +174,8 @@ Exact FAISS inner-product search over all {summary["n_chunks"]} chunks, the same
 
 | setting | value |
 |---|---|
-| loss | MultipleNegativesRankingLoss over rows of one chunk and its {cfg["questions_per_chunk"]} questions (no-duplicates batches) |
+| loss | MultipleNegativesRankingLoss over rows of one chunk and {cfg.get("queries_per_row", cfg["questions_per_chunk"])} of its questions (no-duplicates batches) |
+| questions | {cfg["questions_per_chunk"]} per chunk from the `{cfg["generator"]}` generator, and {cfg.get("lexical_per_chunk", 0)} BM25-labelled spans per training chunk (lexical distillation) |
 | hard negatives | {"one per chunk, mined with the base model" if cfg.get("hard_negatives") else "none (in-batch negatives only)"} |
 | epochs | {cfg["epochs"]} |
 | batch size | {cfg["batch_size"]} chunks |

@@ -58,14 +58,13 @@ class ConsoleReporter:
 
 
 def _fmt_table(metrics: dict[str, Any]) -> str:
+    from .card import retriever_rows
+
     keys = [k for k in ("hit@1", "hit@3", "hit@5", "hit@10", "mrr@10") if k in metrics["after"]]
-    rows = [("base", metrics["before"]), ("fine-tuned", metrics["after"])]
-    if "bm25" in metrics:
-        rows.append(("BM25", metrics["bm25"]))
-    if "hybrid" in metrics:
-        rows.append(("hybrid", metrics["hybrid"]))
-    out = [f"{'':<12}" + "".join(f"{k:>9}" for k in keys)]
-    out += [f"{label:<12}" + "".join(f"{m[k]:>9.3f}" for k in keys) for label, m in rows]
+    rows = retriever_rows(metrics)
+    width = max(len(label) for label, _ in rows) + 2
+    out = [f"{'':<{width}}" + "".join(f"{k:>9}" for k in keys)]
+    out += [f"{label:<{width}}" + "".join(f"{m[k]:>9.3f}" for k in keys) for label, m in rows]
     return "\n".join(out)
 
 
@@ -89,6 +88,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--themes", type=Path, default=None, dest="themes_file", help="YAML or TOML: theme -> keywords")
     p.add_argument("--generator", choices=GENERATORS, default=d.generator)
     p.add_argument("--questions-per-chunk", type=int, default=d.questions_per_chunk)
+    p.add_argument("--lexical-per-chunk", type=int, default=d.lexical_per_chunk, metavar="N",
+                   help="BM25-labelled spans of each training chunk's sentences to train on as well (0: off)")
     p.add_argument("--near-duplicate", type=float, default=d.near_duplicate, metavar="COSINE",
                    help="drop a question this similar to another of its chunk (1.0: off)")
     p.add_argument("--round-trip-k", type=int, default=d.round_trip_k, metavar="K",
@@ -127,6 +128,13 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="mix the tuned weights with the base in the share validation prefers (WiSE-FT)")
     p.add_argument("--matryoshka-dims", type=_int_list, default=d.matryoshka_dims, metavar="D,D,...",
                    help="also train and report these truncated embedding sizes, e.g. 256,128,64")
+    p.add_argument("--passage-words", type=int, default=d.passage_words, metavar="N",
+                   help="also index each chunk as passages of whole sentences, N words or more (0: one vector per "
+                        "chunk)")
+    p.add_argument("--chunk-weight", type=float, default=d.chunk_weight, metavar="W",
+                   help="a chunk scores (best passage + W * its own vector) / (1 + W)")
+    p.add_argument("--hybrid-weight", type=float, default=d.hybrid_weight, metavar="W",
+                   help="the model's share of the hybrid score, BM25 taking the rest")
     p.add_argument("--max-steps", type=int, default=d.max_steps, help="cap on training steps (-1: none)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device, help="cpu, cuda, cuda:N (default: cuda if available)")

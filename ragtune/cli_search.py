@@ -37,6 +37,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("query", help="the question, in quotes")
     p.add_argument("-k", type=_positive_int, default=5, help="how many chunks to show (default: 5)")
     p.add_argument("--compare", action="store_true", help="show the base model's results beside the fine-tuned ones")
+    p.add_argument("--mode", choices=("dense", "hybrid", "bm25"), default=None,
+                   help="dense: the model alone; hybrid: the model and BM25 with the run's chosen weight; bm25: BM25 "
+                        "alone (default: what the run recommends, hybrid where it beat the model alone)")
     p.add_argument("--device", default="", help="cpu, cuda, cuda:N (default: cuda if available)")
 
     p = sub.add_parser("export", help="write a run's questions as a LlamaIndex EmbeddingQAFinetuneDataset JSON")
@@ -75,13 +78,13 @@ def _hit_lines(hit: Hit, width: int) -> list[str]:
 def cmd_search(args: argparse.Namespace) -> int:
     from .search import load_retriever
 
-    tuned = load_retriever(args.run_dir, "tuned", args.device).search(args.query, args.k)
+    tuned = load_retriever(args.run_dir, "tuned", args.device).search(args.query, args.k, args.mode)
     if not args.compare:
         for hit in tuned:
             print(f"{hit.rank:>2}. {hit.score:.3f}  {hit.source} {_pages(hit.pages)}  [{hit.chunk_id}]")
             print(f"    {_one_line(hit.text, 100)}")
         return 0
-    base = load_retriever(args.run_dir, "base", args.device).search(args.query, args.k)
+    base = load_retriever(args.run_dir, "base", args.device).search(args.query, args.k, args.mode)
     tuned_ids, base_ids = {h.chunk_id for h in tuned}, {h.chunk_id for h in base}
     print(f"{'':4}{'base':<{COLUMN}}  fine-tuned")
     for i in range(max(len(base), len(tuned))):

@@ -40,7 +40,15 @@ class Config:
     min_chunk_tokens: int = 24
     themes_file: Path | None = None
     generator: str = "offline"
-    questions_per_chunk: int = 4
+    # Questions written per chunk; a training row holds `queries_per_row` of them, so a
+    # chunk with more questions trains in several rows, each question once an epoch.
+    questions_per_chunk: int = 12
+    queries_per_row: int = 4
+    # Lexical distillation (SPAR): this many spans of each training chunk's sentences,
+    # labelled with the chunk BM25 ranks first after taking the span's sentence out of
+    # its chunks `lexical_remove` of the time (0: off).
+    lexical_per_chunk: int = 8
+    lexical_remove: float = 0.9
     # Drop a question whose cosine similarity (base model) to another question
     # of its chunk reaches this (1.0: off) ...
     near_duplicate: float = 0.95
@@ -55,15 +63,18 @@ class Config:
     # Seconds to wait for one reply, and how often to retry a timeout, 429 or 5xx.
     llm_timeout: float = 60.0
     llm_retries: int = 4
-    # Fraction of chunks whose questions are held out for evaluation.
+    # Fraction of chunks whose questions are held out for evaluation, up to a number of
+    # chunks that measures well enough; a large corpus then trains on nearly all of itself.
     eval_fraction: float = 0.2
+    eval_max_chunks: int = 100
     # A further fraction of chunks whose questions pick the checkpoint and the
     # mix with the base weights; never trained on and never in the final figures.
     val_fraction: float = 0.1
+    val_max_chunks: int = 50
     # Chosen on NIST AI 600-1 with third-party questions (README, "How well it
     # works"): 6e-5 beat 2e-5, and a third epoch did not pay for its time on CPU.
-    epochs: float = 2.0
-    # Chunks per batch; each chunk brings its questions_per_chunk questions.
+    epochs: float = 1.5
+    # Rows per batch: each row is one chunk with queries_per_row of its questions.
     batch_size: int = 32
     learning_rate: float = 6e-5
     warmup_ratio: float = 0.1
@@ -93,6 +104,16 @@ class Config:
     # "" picks cuda when available, else cpu.
     device: str = ""
     ks: tuple[int, ...] = (1, 3, 5, 10)
+    # Index each chunk also as passages of whole sentences, at least this many words each
+    # (0: one vector per chunk); a chunk then scores (best passage + chunk_weight * its
+    # own vector) / (1 + chunk_weight).
+    passage_words: int = 20
+    chunk_weight: float = 0.5
+    # The dense share of the hybrid score (the rest is BM25's). Fixed rather than chosen
+    # on the validation questions: those reuse the chunks' own words, so they always
+    # favour BM25 (they pick 0.3), while third-party questions, which do not, did best
+    # at 0.5-0.8 on two sets (README, "How well it works").
+    hybrid_weight: float = 0.6
     push_repo: str = ""
     private: bool = False
 
@@ -119,10 +140,16 @@ class Config:
         need(self.llm_timeout > 0, f"llm_timeout must be > 0 seconds, not {self.llm_timeout}")
         need(0 <= self.llm_retries <= 10, f"llm_retries must be 0..10, not {self.llm_retries}")
         need(0.5 <= self.near_duplicate <= 1.0, f"near_duplicate must be between 0.5 and 1.0, not {self.near_duplicate}")
+        need(0 <= self.lexical_per_chunk <= 50,
+             f"lexical_per_chunk must be 0..50 (0: off), not {self.lexical_per_chunk}")
+        need(0 <= self.lexical_remove <= 1, f"lexical_remove must be between 0 and 1, not {self.lexical_remove}")
         need(self.round_trip_k >= 0, f"round_trip_k must be >= 0 (0: off), not {self.round_trip_k}")
         need(1 <= self.questions_per_chunk <= 50, f"questions_per_chunk must be 1..50, not {self.questions_per_chunk}")
+        need(1 <= self.queries_per_row <= 16, f"queries_per_row must be 1..16, not {self.queries_per_row}")
         need(0.05 <= self.eval_fraction <= 0.5, f"eval_fraction must be between 0.05 and 0.5, not {self.eval_fraction}")
         need(0 <= self.val_fraction <= 0.3, f"val_fraction must be between 0 and 0.3, not {self.val_fraction}")
+        need(self.eval_max_chunks >= 10, f"eval_max_chunks must be >= 10, not {self.eval_max_chunks}")
+        need(self.val_max_chunks >= 3, f"val_max_chunks must be >= 3, not {self.val_max_chunks}")
         need(self.mini_batch_size >= 0, f"mini_batch_size must be >= 0 (0: off), not {self.mini_batch_size}")
         need(self.evals >= 1, f"evals must be >= 1, not {self.evals}")
         need(self.patience >= 0, f"patience must be >= 0, not {self.patience}")
@@ -137,6 +164,9 @@ class Config:
         need(self.device in ("", "cpu", "cuda", "mps") or self.device.startswith("cuda:"),
              f"device must be cpu, cuda, cuda:N or mps, not {self.device!r}")
         need(all(k > 0 for k in self.ks) and len(self.ks) > 0, "ks must be positive")
+        need(0 <= self.passage_words <= 200, f"passage_words must be 0..200 (0: off), not {self.passage_words}")
+        need(0 <= self.chunk_weight <= 10, f"chunk_weight must be between 0 and 10, not {self.chunk_weight}")
+        need(0 <= self.hybrid_weight <= 1, f"hybrid_weight must be between 0 and 1, not {self.hybrid_weight}")
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)

@@ -193,15 +193,17 @@ class Pipeline:
                     cfg.round_trip_k, *llm)
         generate = self._stage(4, "generate", key, [self.path("pairs.jsonl")], self._generate)
         key = _hash(key, "split", cfg.eval_fraction, cfg.seed)
-        key = _hash(key, cfg.val_fraction)
-        split = self._stage(5, "split", key, [self.path(f"pairs_{s}.jsonl") for s in ("train", "val", "eval")],
-                            self._split)
+        key = _hash(key, cfg.val_fraction, cfg.eval_max_chunks, cfg.val_max_chunks, cfg.lexical_per_chunk,
+                    cfg.lexical_remove)
+        split = self._stage(5, "split", key,
+                            [self.path(f"pairs_{s}.jsonl") for s in ("train", "val", "eval", "lexical")], self._split)
         train_params = (cfg.epochs, cfg.batch_size, cfg.learning_rate, cfg.warmup_ratio, cfg.weight_decay, cfg.max_steps,
                         cfg.hard_negatives, cfg.pairs_loss, [_file_digest(f) for f in cfg.pairs_files], cfg.evals,
-                        cfg.patience, cfg.wise, cfg.matryoshka_dims, cfg.mini_batch_size, cfg.same_theme_negatives)
+                        cfg.patience, cfg.wise, cfg.matryoshka_dims, cfg.mini_batch_size, cfg.same_theme_negatives,
+                        cfg.queries_per_row)
         key = _hash(key, "train", train_params)
         train = self._stage(6, "train", key, [self.path("model") / "config.json"], self._train)
-        key = _hash(key, "evaluate", cfg.ks)
+        key = _hash(key, "evaluate", cfg.ks, cfg.passage_words, cfg.chunk_weight, cfg.hybrid_weight)
         self._stage(7, "evaluate", key, [self.path("metrics.json"), self.path("index") / "index.faiss"], self._evaluate)
         metrics = read_json(self.path("metrics.json"))
         summary = self._summary(extract, chunk, theme, generate, split, train)
@@ -272,6 +274,7 @@ class Pipeline:
         }
 
     def _generate(self) -> dict[str, Any]:
+        from .models import word_vocabulary
         from .synth import filter_pairs, make_generator
 
         cfg = self.cfg
@@ -279,7 +282,8 @@ class Pipeline:
         # LLM generators keep every answer in llm_cache/, so a rerun asks only for what is missing.
         gen = make_generator(cfg.generator, cfg.questions_per_chunk, base_url=cfg.llm_base_url, model=cfg.llm_model,
                              concurrency=cfg.llm_concurrency, timeout=cfg.llm_timeout, retries=cfg.llm_retries,
-                             seed=cfg.seed, cache_dir=self.path("llm_cache"), device=cfg.device)
+                             seed=cfg.seed, cache_dir=self.path("llm_cache"), device=cfg.device,
+                             vocabulary=word_vocabulary(self._model("base").tokenizer))
         raw = gen.generate(chunks, random.Random(cfg.seed))
         result = filter_pairs(raw, {c.id: c for c in chunks}, across_chunks=gen.name != "template")
         result.pairs = self._filter_more(result.pairs, chunks, result.dropped, baseline=gen.name == "template")
@@ -309,8 +313,8 @@ class Pipeline:
     def _filter_more(self, pairs: list[Pair], chunks: list[Chunk], dropped: Counter, baseline: bool) -> list[Pair]:
         """Near-duplicate and round-trip filters (counted in `dropped`); the template
         baseline skips round trip, as its questions repeat across chunks by design."""
-        from .evaluate import embed
         from .filters import drop_near_duplicates, drop_round_trip_failures
+        from .retrieval import embed
 
         if self.cfg.near_duplicate < 1.0 and pairs:
             vectors = embed(self._model("base"), [p.query for p in pairs])
@@ -323,7 +327,7 @@ class Pipeline:
         from .synth import split_by_chunk
 
         pairs = read_jsonl(self.path("pairs.jsonl"), Pair)
-        train, held = split_by_chunk(pairs, self.cfg.eval_fraction, self.cfg.seed)
+        train, held = split_by_chunk(pairs, self.cfg.eval_fraction, self.cfg.seed, self.cfg.eval_max_chunks)
         n_train_chunks = len({p.chunk_id for p in train})
         if n_train_chunks < 8 or not held:
             n_chunks = len(read_jsonl(self.path("chunks.jsonl"), Chunk))
@@ -337,23 +341,31 @@ class Pipeline:
         val: list[Pair] = []
         if self.cfg.val_fraction:
             # Validation chunks come out of the training side, never the held-out one.
-            rest, val = split_by_chunk(train, self.cfg.val_fraction / (1 - self.cfg.eval_fraction), self.cfg.seed + 1)
+            rest, val = split_by_chunk(train, self.cfg.val_fraction / (1 - self.cfg.eval_fraction), self.cfg.seed + 1,
+                                       self.cfg.val_max_chunks)
             if len({p.chunk_id for p in val}) >= 3 and len({p.chunk_id for p in rest}) >= 8:
                 train = rest
                 val += self._other_style_questions({p.chunk_id for p in val})
             else:
                 val = []
+        from .lexical import lexical_pairs
+
+        # BM25-labelled pseudo-queries, from training chunks only and labelled with training chunks only.
+        lexical = lexical_pairs(read_jsonl(self.path("chunks.jsonl"), Chunk), {p.chunk_id for p in train},
+                                self.cfg.lexical_per_chunk, self.cfg.seed, self.cfg.lexical_remove)
         write_jsonl(self.path("pairs_train.jsonl"), train, Pair)
         write_jsonl(self.path("pairs_val.jsonl"), val, Pair)
         write_jsonl(self.path("pairs_eval.jsonl"), held, Pair)
+        write_jsonl(self.path("pairs_lexical.jsonl"), lexical, Pair)
         n_eval_chunks = len({p.chunk_id for p in held})
         return {
             "n_train": len(train),
             "n_val": len(val),
             "n_eval": len(held),
             "n_eval_chunks": n_eval_chunks,
+            "n_lexical": len(lexical),
             "summary": f"{len(train)} train / {len(val)} validation / {len(held)} held-out questions "
-                       f"({n_eval_chunks} held-out chunks)",
+                       f"({n_eval_chunks} held-out chunks); {len(lexical)} BM25-labelled spans",
         }
 
     def _other_style_questions(self, chunk_ids: set[str]) -> list[Pair]:
@@ -375,6 +387,8 @@ class Pipeline:
 
         chunks = {c.id: c for c in read_jsonl(self.path("chunks.jsonl"), Chunk)}
         pairs = read_jsonl(self.path("pairs_train.jsonl"), Pair)
+        lexical_path = self.path("pairs_lexical.jsonl")
+        pairs += read_jsonl(lexical_path, Pair) if lexical_path.exists() else []
         model = self._model("base")
         # Train a copy so the base stays available for the "before" numbers.
         import copy
@@ -483,50 +497,97 @@ class Pipeline:
         return train
 
     def _evaluate(self) -> dict[str, Any]:
-        from .evaluate import MRR_AT, bm25_rankings, evaluate_model, model_rankings, rank_metrics, rrf
+        from .evaluate import MRR_AT, evaluate_model, rank_metrics
+        from .retrieval import BM25Index, DenseIndex, embed, fuse, positions_to_ids, retrieval_units
 
+        cfg = self.cfg
         chunks = read_jsonl(self.path("chunks.jsonl"), Chunk)
         held = read_jsonl(self.path("pairs_eval.jsonl"), Pair)
         texts, ids = [c.text for c in chunks], [c.id for c in chunks]
         queries, relevant = [p.query for p in held], [p.chunk_id for p in held]
-        ks = self.cfg.ks
-        before = evaluate_model(self._model("base"), texts, ids, queries, relevant, ks)
-        # The tuned model's chunk index is the one a RAG app will use: keep it.
-        # Fusion looks deeper than the metrics so that both lists can contribute.
+        ks = cfg.ks
         depth = max(max(ks), MRR_AT)
-        dense = model_rankings(self._model("tuned"), texts, ids, queries, 10 * depth, self.path("index"))
-        lexical = bm25_rankings(texts, ids, queries, 10 * depth)
-        after = rank_metrics([r[:depth] for r in dense], relevant, ks)
-        bm25 = rank_metrics([r[:depth] for r in lexical], relevant, ks)
-        hybrid = rank_metrics([r[:depth] for r in rrf(dense, lexical)], relevant, ks)
-        metrics = {
-            "before": before,
-            "after": after,
-            "bm25": bm25,
-            "hybrid": hybrid,
-            "improved": is_improved(before, after),
+        # Fusion looks deeper than the metrics so that both lists can contribute.
+        pool = 10 * depth
+        units = retrieval_units(texts, cfg.passage_words)
+        n = len(chunks)
+        metrics: dict[str, Any] = {}
+        dense: dict[str, DenseIndex] = {}
+        for which, key in (("base", "before"), ("tuned", "after")):
+            model = self._model(which)
+            # The chunk vectors are the first rows of the units: one encoding serves both retrievers.
+            vectors = embed(model, units.texts)
+            one = DenseIndex.from_vectors(vectors[:n], units.owner[:n])
+            q = embed(model, queries)
+            metrics[key] = rank_metrics(positions_to_ids(one.search(q, depth)[1], ids), relevant, ks)
+            if cfg.passage_words:
+                dense[which] = DenseIndex.from_vectors(vectors, units.owner, cfg.chunk_weight)
+                metrics[f"{key}_passages"] = rank_metrics(positions_to_ids(dense[which].search(q, depth)[1], ids),
+                                                          relevant, ks)
+            else:
+                dense[which] = one
+        bm25 = BM25Index.build(texts)
+        metrics["bm25"] = rank_metrics(positions_to_ids(bm25.search(queries, depth)[1], ids), relevant, ks)
+        # The validation questions' view of the hybrid weight is recorded, not followed (see Config.hybrid_weight).
+        tuned = self._model("tuned")
+        weight = cfg.hybrid_weight
+        weight_scores = self._hybrid_weight_scores(tuned, dense["tuned"], bm25, ids, pool)
+        fused = fuse(dense["tuned"].search(embed(tuned, queries), pool), bm25.search(queries, pool), weight, depth)
+        metrics["hybrid"] = rank_metrics(positions_to_ids(fused, ids), relevant, ks)
+        metrics |= {
+            "hybrid_weight": weight,
+            "hybrid_weight_validation": weight_scores,
+            "passage_words": cfg.passage_words,
+            "improved": is_improved(metrics["before"], metrics["after"]),
             "n_queries": len(queries),
-            "n_chunks": len(chunks),
+            "n_chunks": n,
             "eval_set": "held-out synthetic questions (by chunk)",
         }
-        if self.cfg.matryoshka_dims:
+        # A RAG app serves the tuned model's index: every unit row, and BM25 beside it for the hybrid.
+        dense["tuned"].save(self.path("index"))
+        bm25.save(self.path("index") / "bm25")
+        from .retrieval import write_settings
+
+        dense_key = "after_passages" if cfg.passage_words else "after"
+        mode = "hybrid" if is_improved(metrics[dense_key], metrics["hybrid"]) else "dense"
+        metrics["recommended_mode"] = mode
+        write_settings(self.path("index"), {"passage_words": cfg.passage_words, "chunk_weight": cfg.chunk_weight,
+                                            "hybrid_weight": weight, "mode": mode})
+        if cfg.matryoshka_dims:
             metrics["dims"] = {
                 str(d): {which: evaluate_model(self._model(model), texts, ids, queries, relevant, ks, dim=d)
                          for which, model in (("before", "base"), ("after", "tuned"))}
-                for d in sorted(self.cfg.matryoshka_dims, reverse=True)
+                for d in sorted(cfg.matryoshka_dims, reverse=True)
             }
-        summary = f"hit@5 {before['hit@5']:.3f} -> {after['hit@5']:.3f} (BM25 {bm25['hit@5']:.3f})"
+        summary = f"hit@5 {metrics['before']['hit@5']:.3f} -> {metrics['after']['hit@5']:.3f}"
+        if cfg.passage_words:
+            summary += f" ({metrics['after_passages']['hit@5']:.3f} with passages)"
+        summary += f", BM25 {metrics['bm25']['hit@5']:.3f}, hybrid {metrics['hybrid']['hit@5']:.3f}"
         if self.path("labelled_eval.jsonl").exists():
             from .similarity import evaluate_pairs
 
             held_pairs = read_jsonl(self.path("labelled_eval.jsonl"), LabelledPair)
-            pb, pa = evaluate_pairs(self._model("base"), held_pairs), evaluate_pairs(self._model("tuned"), held_pairs)
+            pb, pa = evaluate_pairs(self._model("base"), held_pairs), evaluate_pairs(tuned, held_pairs)
             metrics["pairs"] = {"before": pb, "after": pa, "n_pairs": len(held_pairs)}
             # A mixed run must not trade one skill for the other.
             metrics["improved"] = metrics["improved"] and pa["spearman"] > pb["spearman"]
             summary += f"; labelled Spearman {pb['spearman']:.3f} -> {pa['spearman']:.3f}"
         write_json(self.path("metrics.json"), metrics)
         return {"summary": summary}
+
+    def _hybrid_weight_scores(self, model: Any, dense: Any, bm25: Any, ids: list[str], pool: int) -> dict[str, float]:
+        """MRR@10 of the validation questions over all chunks at each dense share of the
+        hybrid score: what they would choose, for the record (they favour BM25)."""
+        from .evaluate import MRR_AT, rank_metrics
+        from .retrieval import HYBRID_WEIGHTS, embed, fuse, positions_to_ids
+
+        val = read_jsonl(self.path("pairs_val.jsonl"), Pair)
+        if not val:
+            return {}
+        queries = [p.query for p in val]
+        d, b = dense.search(embed(model, queries), pool), bm25.search(queries, pool)
+        return {str(w): round(rank_metrics(positions_to_ids(fuse(d, b, w, MRR_AT), ids), [p.chunk_id for p in val],
+                                           (5,))[f"mrr@{MRR_AT}"], 4) for w in HYBRID_WEIGHTS}
 
     def _summary(self, extract: dict, chunk: dict, theme: dict, generate: dict, split: dict, train: dict) -> dict[str, Any]:
         themes = ", ".join(f"{t} ({n})" for t, n in sorted(theme["per_theme"].items(), key=lambda x: -x[1]) if n)

@@ -34,7 +34,8 @@ class DatasetError(Exception):
 
 @dataclass(frozen=True)
 class Hit:
-    """One retrieved chunk; `score` is the cosine similarity to the query."""
+    """One retrieved chunk. `score` is the cosine similarity to the query (dense search), the
+    BM25 score (bm25), or the fused score in [0, 1] (hybrid)."""
 
     rank: int
     score: float
@@ -44,27 +45,73 @@ class Hit:
     text: str
 
 
+Mode = Literal["dense", "hybrid", "bm25"]
+MODES = ("dense", "hybrid", "bm25")
+
+
 @dataclass
 class Retriever:
-    """A loaded model with its chunk index: load once, then `search` many queries."""
+    """A finished run's model and indexes: load once, then `search` many queries.
+
+        >>> from ragtune import Retriever
+        >>> r = Retriever.load("runs/demo")                          # doctest: +SKIP
+        >>> [(h.source, h.pages) for h in r.search("How are incidents escalated?", k=3)]  # doctest: +SKIP
+        [('nist_sp_800_61r2.pdf', (41, 42)), ...]
+
+    `mode` "dense" ranks chunks by the model alone (a chunk scores its best passage
+    blended with its own vector); "hybrid" adds BM25 with the weight the run chose on its
+    validation questions; "bm25" is BM25 alone. Without `mode`, `search` uses the
+    run's recommendation (`mode`): hybrid where it beat the model alone on the
+    held-out questions, dense otherwise.
+    """
 
     model: Any
-    index: Any
+    index: Any  # retrieval.DenseIndex
     chunks: list[Chunk]
+    bm25: Any = None  # retrieval.BM25Index, when the run saved one
+    hybrid_weight: float = 0.5
+    mode: Mode = "dense"
 
-    def search(self, query: str, k: int = 5) -> list[Hit]:
-        from .evaluate import embed
+    @classmethod
+    def load(cls, run_dir: str | Path, device: str = "") -> "Retriever":
+        """The tuned model and the indexes of a finished run (its --out folder)."""
+        return load_retriever(Path(run_dir), "tuned", device)
 
+    def as_langchain(self, k: int = 5, mode: Mode | None = None) -> Any:
+        """This retriever as a LangChain `BaseRetriever` (needs langchain-core)."""
+        from .integrations import langchain_retriever
+
+        return langchain_retriever(self, k, mode)
+
+    def as_llamaindex(self, k: int = 5, mode: Mode | None = None) -> Any:
+        """This retriever as a LlamaIndex `BaseRetriever` (needs llama-index-core)."""
+        from .integrations import llamaindex_retriever
+
+        return llamaindex_retriever(self, k, mode)
+
+    def search(self, query: str, k: int = 5, mode: Mode | None = None) -> list[Hit]:
+        from .retrieval import embed, fused_scores
+
+        mode = mode or self.mode
         if k < 1:
             raise ValueError(f"k must be >= 1, not {k}")
-        scores, idx = self.index.search(embed(self.model, [query]), min(k, len(self.chunks)))
-        hits = []
-        for score, i in zip(scores[0], idx[0]):
-            if i < 0:  # FAISS pads with -1 when it has fewer than k results
-                continue
-            c = self.chunks[i]
-            hits.append(Hit(len(hits) + 1, float(score), c.id, c.source, tuple(c.pages), c.text))
-        return hits
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if mode != "dense" and self.bm25 is None:
+            raise RunDirError("this run has no BM25 index (index/bm25/); rerun `ragtune run` to build it")
+        k = min(k, len(self.chunks))
+        if mode == "bm25":
+            scores, positions = self.bm25.search([query], k)
+            ranked = [(int(c), float(s)) for s, c in zip(scores[0], positions[0]) if c >= 0]
+        else:
+            dense = self.index.search(embed(self.model, [query]), k if mode == "dense" else max(10 * k, 100))
+            if mode == "dense":
+                ranked = [(int(c), float(s)) for s, c in zip(dense[0][0], dense[1][0]) if c >= 0]
+            else:
+                fused = fused_scores(dense, self.bm25.search([query], max(10 * k, 100)), self.hybrid_weight)[0]
+                ranked = sorted(fused.items(), key=lambda cs: -cs[1])[:k]
+        return [Hit(rank, score, self.chunks[c].id, self.chunks[c].source, tuple(self.chunks[c].pages),
+                    self.chunks[c].text) for rank, (c, score) in enumerate(ranked, start=1)]
 
 
 # --- search ---------------------------------------------------------------------------
@@ -94,11 +141,9 @@ def base_model_of(run_dir: Path) -> str:
 
 
 def load_retriever(run_dir: Path, which: Which = "tuned", device: str = "") -> Retriever:
-    """The saved index with the tuned model, or a fresh index built with the run's base model."""
-    import faiss
-
-    from .evaluate import build_index, embed
+    """The saved index with the tuned model, or an index built the same way with the run's base model."""
     from .models import load_model, pick_device
+    from .retrieval import BM25Index, DenseIndex, dense_index, read_settings
 
     if which not in ("tuned", "base"):
         raise ValueError(f"which must be 'tuned' or 'base', not {which!r}")
@@ -106,25 +151,31 @@ def load_retriever(run_dir: Path, which: Which = "tuned", device: str = "") -> R
     _require(run_dir, ["model/config.json", "index/index.faiss", "index/chunks.jsonl"]
              + (["config.json"] if which == "base" else []))
     chunks = read_jsonl(run_dir / "index" / "chunks.jsonl", Chunk)
+    settings = read_settings(run_dir / "index")
+    bm25 = BM25Index.load(run_dir / "index" / "bm25") if (run_dir / "index" / "bm25").is_dir() else None
+    weight = float(settings.get("hybrid_weight", 0.5))
+    mode = settings.get("mode", "dense") if bm25 is not None else "dense"
     if which == "tuned":
         model = load_model(str(run_dir / "model"), pick_device(device))
-        index = faiss.read_index(str(run_dir / "index" / "index.faiss"))
-        if index.ntotal != len(chunks) or index.d != model.get_embedding_dimension():
+        index = DenseIndex.load(run_dir / "index", float(settings.get("chunk_weight", 0.5)))
+        if index.n_chunks != len(chunks) or index.index.d != model.get_embedding_dimension():
             raise RunDirError(
-                f"{run_dir / 'index'} does not match its model or chunks ({index.ntotal} vectors of size {index.d}, "
-                f"{len(chunks)} chunks, model size {model.get_embedding_dimension()}); "
-                f"delete {run_dir / 'index'} and rerun `ragtune run` to rebuild it"
+                f"{run_dir / 'index'} does not match its model or chunks ({index.n_chunks} chunks of "
+                f"size {index.index.d} indexed, {len(chunks)} in chunks.jsonl, model size "
+                f"{model.get_embedding_dimension()}); delete {run_dir / 'index'} and rerun `ragtune run` to rebuild it"
             )
-    else:
-        # Same settings as the saved index (evaluate.build_index), so the comparison is fair.
-        model = load_model(base_model_of(run_dir), pick_device(device))
-        index = build_index(embed(model, [c.text for c in chunks]))
-    return Retriever(model, index, chunks)
+        return Retriever(model, index, chunks, bm25, weight, mode)
+    # Same settings as the saved index, so the comparison is fair.
+    model = load_model(base_model_of(run_dir), pick_device(device))
+    index = dense_index(model, [c.text for c in chunks], int(settings.get("passage_words", 0)),
+                        float(settings.get("chunk_weight", 0.5)))
+    return Retriever(model, index, chunks, bm25, weight, mode)
 
 
-def search(run_dir: Path, query: str, k: int = 5, which: Which = "tuned", device: str = "") -> list[Hit]:
+def search(run_dir: Path, query: str, k: int = 5, which: Which = "tuned", device: str = "",
+           mode: Mode | None = None) -> list[Hit]:
     """The `k` chunks closest to `query`, best first, from the tuned (or base) model's index."""
-    return load_retriever(Path(run_dir), which, device).search(query, k)
+    return load_retriever(Path(run_dir), which, device).search(query, k, mode)
 
 
 # --- LlamaIndex EmbeddingQAFinetuneDataset --------------------------------------------
@@ -225,12 +276,10 @@ def load_llamaindex_dataset(path: Path) -> tuple[dict[str, str], dict[str, str],
 def evaluate_dataset(model: Any, queries: dict[str, str], corpus: dict[str, str],
                      relevant: dict[str, list[str]], ks: Sequence[int] = DATASET_KS) -> dict[str, float]:
     """hit@k and MRR@10 of `model` retrieving from the whole corpus (same index settings as a run)."""
-    from .evaluate import MRR_AT, build_index, dense_rankings, embed, rank_metrics
+    from .evaluate import MRR_AT, model_rankings, rank_metrics
 
-    ids = list(corpus)
-    index = build_index(embed(model, list(corpus.values())))
-    qids = list(queries)
-    ranked = dense_rankings(index, embed(model, [queries[q] for q in qids]), ids, max(max(ks), MRR_AT))
+    ids, qids = list(corpus), list(queries)
+    ranked = model_rankings(model, list(corpus.values()), ids, [queries[q] for q in qids], max(max(ks), MRR_AT))
     return rank_metrics(ranked, [set(relevant[q]) for q in qids], ks)
 
 

@@ -120,7 +120,8 @@ Exact FAISS inner-product search over all 338 chunks, the same index settings be
 
 \| setting \| value \|
 \|---\|---\|
-\| loss \| MultipleNegativesRankingLoss over rows of one chunk and its \d+ questions \(no-duplicates batches\) \|
+\| loss \| MultipleNegativesRankingLoss over rows of one chunk and \d+ of its questions \(no-duplicates batches\) \|
+\| questions \| \d+ per chunk from the `\w+` generator, and \d+ BM25-labelled spans per training chunk \(lexical distillation\) \|
 \| hard negatives \| (?:one per chunk, mined with the base model|none \(in-batch negatives only\)) \|
 \| epochs \| 2\.0 \|
 \| batch size \| 16 chunks \|
@@ -308,11 +309,11 @@ def test_report_recommends_hybrid_only_when_it_wins_on_both_metrics(hybrid: tupl
     metrics = make_metrics(True)
     metrics["hybrid"] = {"hit@1": 0.5, "hit@3": 0.6, "hit@5": hybrid[0], "hit@10": 0.8, "mrr@10": hybrid[1]}
     report = render_report(make_summary(""), metrics)
-    assert "| hybrid (fine-tuned + BM25, RRF) |" in report
+    assert "| hybrid, fine-tuned + BM25 |" in report
     assert ("Recommendation: use hybrid retrieval" in report) is recommended
 
 
 def test_report_says_when_bm25_alone_wins() -> None:
     report = render_report(make_summary(""), make_metrics(True, bm25_hit5=0.9) | {
         "bm25": {"hit@1": 0.5, "hit@3": 0.8, "hit@5": 0.9, "hit@10": 0.95, "mrr@10": 0.7}})
-    assert "BM25 alone beats the fine-tuned model on these questions." in report
+    assert "BM25 alone beats the fine-tuned model on these held-out questions." in report

@@ -256,7 +256,8 @@ def config_run(tmp_path: Path, model_dir: Path, name: str, content: str, *flags:
     ("name", "content", "message"),
     [
         ("c.toml", "batch_sise = 8\n", "unknown key 'batch_sise'; did you mean batch_size or mini_batch_size?"),
-        ("c.yaml", "chunk-tokns: 64\n", "unknown key 'chunk-tokns'; did you mean chunk_tokens or min_chunk_tokens?"),
+        ("c.yaml", "chunk-tokns: 64\n",
+         "unknown key 'chunk-tokns'; did you mean chunk_tokens or min_chunk_tokens or chunk_weight?"),
         ("c.toml", "colour = 'red'\n", "unknown key 'colour'; see `ragtune run --help` for the settings"),
         ("c.toml", "batch_size = 'eight'\n", "batch_size must be a whole number, not 'eight'"),
         ("c.yaml", "hard-negatives: maybe\n", "hard-negatives must be true or false, not 'maybe'"),

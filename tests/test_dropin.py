@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ragtune.evaluate import build_index, embed
+from ragtune.retrieval import build_index, embed
 
 CHUNKS = [
     "Zero trust architecture assumes no implicit trust is granted to assets based on network location.",

@@ -115,13 +115,15 @@ def test_set_of_relevant_chunks_through_evaluate_model() -> None:
     assert m == {"hit@1": 0.0, "hit@2": 1.0, "mrr@10": 0.5}
 
 
-def test_evaluate_model_writes_a_readable_index(tmp_path: Path) -> None:
+def test_saved_dense_index_reads_back_with_its_rows(tmp_path: Path) -> None:
     import faiss
+
+    from ragtune.retrieval import DenseIndex, dense_index
 
     model = KeywordEncoder(KEYWORDS)
     index_dir = tmp_path / "run" / "index"
-    evaluate_model(model, TEXTS, IDS, ["cat"], ["d-cat"], ks=[1], index_dir=index_dir)
-    assert sorted(p.name for p in index_dir.iterdir()) == ["index.faiss"]
+    dense_index(model, TEXTS, min_words=0).save(index_dir)
+    assert sorted(p.name for p in index_dir.iterdir()) == ["index.faiss", "rows.npy"]
     index = faiss.read_index(str(index_dir / "index.faiss"))
     assert index.ntotal == len(TEXTS)
     assert index.d == len(KEYWORDS)
@@ -131,6 +133,7 @@ def test_evaluate_model_writes_a_readable_index(tmp_path: Path) -> None:
     np.testing.assert_allclose(stored, model.encode(TEXTS, normalize_embeddings=True), rtol=1e-6)
     # The cat document's vector: "cat" twice, nothing else.
     np.testing.assert_allclose(stored[0], [1, 0, 0, 0, 0])
+    assert DenseIndex.load(index_dir).owner.tolist() == list(range(len(TEXTS)))
 
 
 def test_evaluate_model_without_index_dir_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -29,4 +29,6 @@ def test_walkthrough_notebook_runs(tmp_path: Path, tiny_model_dir: Path, capsys)
     out = capsys.readouterr().out
     assert '"after"' in out and "hit@5" in out
     assert " -> nist_ai_600_1.pdf p(" in out
-    assert len(namespace["scores"][0]) == 3
+    # The Retriever cell and the plain-FAISS cell each print three chunks.
+    assert out.count("nist_ai_600_1.pdf p(") >= 5 + 3 + 3
+    assert len(namespace["best"]) == 3 and len(set(namespace["best"])) == 3

@@ -123,11 +123,20 @@ def test_model_loads_and_index_holds_its_embeddings(finished: Finished) -> None:
     chunks = read_jsonl(run / "chunks.jsonl", Chunk)
     vecs = tuned.encode([c.text for c in chunks], normalize_embeddings=True, convert_to_numpy=True)
     assert vecs.shape == (len(chunks), 32)
+    from ragtune.retrieval import retrieval_units
+
     index = faiss.read_index(str(run / "index" / "index.faiss"))
-    assert index.ntotal == len(chunks)
+    rows = np.load(run / "index" / "rows.npy")
+    # One row per chunk, then one per passage, each naming its chunk.
+    units = retrieval_units([c.text for c in chunks], finished.cfg.passage_words)
+    assert index.ntotal == len(rows) == len(units.texts) > len(chunks)
+    assert rows.tolist() == units.owner.tolist() and rows[: len(chunks)].tolist() == list(range(len(chunks)))
     # The saved index is the saved model's. (Whether that model differs from the
     # base is validation's call; tests/test_train.py covers the choice.)
-    np.testing.assert_allclose(index.reconstruct_n(0, index.ntotal), vecs, atol=1e-5)
+    stored = index.reconstruct_n(0, index.ntotal)
+    np.testing.assert_allclose(stored[: len(chunks)], vecs, atol=1e-5)
+    passages = tuned.encode(units.texts[len(chunks):], normalize_embeddings=True, convert_to_numpy=True)
+    np.testing.assert_allclose(stored[len(chunks):], passages, atol=1e-5)
 
 
 def test_card_and_report(finished: Finished, tiny_model_dir: Path) -> None:

@@ -103,16 +103,54 @@ def test_k_beyond_the_index_gives_every_chunk_once(tuned: Retriever, chunks: lis
 
 
 def test_chunk_text_as_query_finds_that_chunk(tuned: Retriever, chunks: list[Chunk]) -> None:
+    from ragtune.retrieval import embed, passages_of
+
     for c in chunks[::10]:
-        top = tuned.search(c.text, k=1)[0]
+        top = tuned.search(c.text, k=1, mode="dense")[0]
         assert top.chunk_id == c.id
-        assert top.score == pytest.approx(1.0, abs=1e-4)
+        # Its own vector scores 1; blended with its best passage: (best + w * 1) / (1 + w).
+        passages = passages_of(c.text, 20)
+        w = tuned.index.chunk_weight
+        best = float((embed(tuned.model, passages) @ embed(tuned.model, [c.text])[0]).max()) if passages else None
+        assert top.score == pytest.approx(1.0 if best is None else (best + w) / (1 + w), abs=1e-4)
 
 
-def test_base_index_is_built_with_the_base_model(base: Retriever, chunks: list[Chunk], tiny_model) -> None:
+def test_base_index_is_built_with_the_base_model(base: Retriever, run_dir: Path, chunks: list[Chunk],
+                                                 tiny_model) -> None:
     expected = tiny_model.encode([c.text for c in chunks], normalize_embeddings=True, convert_to_numpy=True)
-    np.testing.assert_allclose(base.index.reconstruct_n(0, base.index.ntotal), expected, atol=1e-5)
-    assert base.search(chunks[3].text, k=1)[0].chunk_id == chunks[3].id
+    np.testing.assert_allclose(base.index.index.reconstruct_n(0, len(chunks)), expected, atol=1e-5)
+    # Built like the saved index: chunk rows first, then the same passages.
+    assert base.index.owner.tolist() == np.load(run_dir / "index" / "rows.npy").tolist()
+    assert base.index.index.ntotal > len(chunks)
+    assert base.search(chunks[3].text, k=1, mode="dense")[0].chunk_id == chunks[3].id
+
+
+def test_modes_rank_by_model_bm25_or_both(tuned: Retriever, run_dir: Path, chunks: list[Chunk]) -> None:
+    from ragtune.evaluate import bm25_rankings
+
+    query = "human oversight of generative AI risks"
+    dense, lexical, hybrid = (tuned.search(query, k=5, mode=m) for m in ("dense", "bm25", "hybrid"))
+    texts, ids = [c.text for c in chunks], [c.id for c in chunks]
+    assert [h.chunk_id for h in lexical] == bm25_rankings(texts, ids, [query], 5)[0]
+    assert [h.rank for h in hybrid] == [1, 2, 3, 4, 5]
+    # The fused score runs from 0 to 1, best first, and the hybrid draws on both lists.
+    assert all(0 <= h.score <= 1 + 1e-9 for h in hybrid) and hybrid == sorted(hybrid, key=lambda h: -h.score)
+    assert {h.chunk_id for h in hybrid} <= {h.chunk_id for h in tuned.search(query, k=100, mode="dense")} | {
+        h.chunk_id for h in tuned.search(query, k=100, mode="bm25")}
+    settings = json.loads((run_dir / "index" / "retriever.json").read_text(encoding="utf-8"))
+    assert tuned.hybrid_weight == settings["hybrid_weight"] and tuned.mode == settings["mode"]
+    # Without a mode, search uses the run's recommendation.
+    assert [h.chunk_id for h in tuned.search(query, k=5)] == [h.chunk_id for h in tuned.search(query, k=5,
+                                                                                              mode=settings["mode"])]
+    with pytest.raises(ValueError, match="mode must be one of"):
+        tuned.search(query, mode="sparse")  # type: ignore[arg-type]
+
+
+def test_retriever_loads_from_the_package_root(run_dir: Path, tuned: Retriever) -> None:
+    import ragtune
+
+    r = ragtune.Retriever.load(run_dir, device="cpu")
+    assert [h.chunk_id for h in r.search(QUERY, k=3)] == [h.chunk_id for h in tuned.search(QUERY, k=3)]
 
 
 def copy_run(run_dir: Path, tmp_path: Path) -> Path:
@@ -354,3 +392,16 @@ def test_cli_run_with_a_malformed_eval_dataset_fails_before_running(
     captured = capsys.readouterr()
     assert_one_error_line(captured.err, str(path), "1 id not in the corpus")
     assert captured.out == "" and not out.exists()
+
+
+def test_as_langchain_and_llamaindex_retrievers_return_the_same_chunks(tuned: Retriever) -> None:
+    pytest.importorskip("langchain_core")
+    pytest.importorskip("llama_index.core")
+    hits = tuned.search(QUERY, k=4, mode="hybrid")
+    docs = tuned.as_langchain(k=4, mode="hybrid").invoke(QUERY)
+    nodes = tuned.as_llamaindex(k=4, mode="hybrid").retrieve(QUERY)
+    assert [d.metadata["chunk_id"] for d in docs] == [h.chunk_id for h in hits]
+    assert [d.page_content for d in docs] == [h.text for h in hits]
+    assert docs[0].metadata["source"] == hits[0].source and docs[0].metadata["pages"] == list(hits[0].pages)
+    assert [n.node.node_id for n in nodes] == [h.chunk_id for h in hits]
+    assert [n.score for n in nodes] == pytest.approx([h.score for h in hits])

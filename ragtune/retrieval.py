@@ -1,0 +1,296 @@
+"""Retrieval over chunks: multi-vector dense search, BM25, and their weighted hybrid.
+
+Mean pooling over a 256-token chunk dilutes the one phrase a question is about. A
+chunk is therefore also embedded as passages: runs of whole sentences of at least
+`min_words` words, cut without overlap. A chunk scores as its best passage blended
+with its own vector, (best passage + w * chunk) / (1 + w): the passage finds the
+phrase, the chunk vector keeps the context, so one matching sentence in an
+off-topic chunk does not win on its own. The dense index holds one row per unit
+(chunks first, then passages); `owner[row]` is the position of the row's chunk.
+
+>>> passages_of("One cat sat. Two dogs ran off fast. Three fish swim. Four birds.", min_words=5)
+['One cat sat. Two dogs ran off fast.', 'Three fish swim. Four birds.']
+>>> units = retrieval_units(["One two three. Four five six. Seven eight.", "Solo."], min_words=3)
+>>> units.texts, units.owner.tolist()
+(['One two three. Four five six. Seven eight.', 'Solo.', 'One two three.', 'Four five six. Seven eight.'], [0, 1, 0, 0])
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .synth import sentences
+
+# Hybrid weights tried on the validation questions: the dense share of the fused score.
+HYBRID_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
+
+
+def passages_of(text: str, min_words: int) -> list[str]:
+    """The chunk's sentences joined into runs of at least `min_words` words, in order and
+    without overlap (a short tail joins the last run); none when that leaves a single
+    run (the chunk vector already covers it) or `min_words` is 0."""
+    if min_words < 1:
+        return []
+    out: list[str] = []
+    current: list[str] = []
+    for s in sentences(text):
+        current.append(s)
+        if sum(len(x.split()) for x in current) >= min_words:
+            out.append(" ".join(current))
+            current = []
+    if current and out:
+        out[-1] += " " + " ".join(current)
+    return out if len(out) > 1 else []
+
+
+@dataclass(frozen=True)
+class Units:
+    """Texts to embed: the chunks first (row i is chunk i), then every chunk's passages."""
+
+    texts: list[str]
+    owner: np.ndarray  # int64, row -> chunk position
+    n_chunks: int
+
+
+def retrieval_units(chunk_texts: Sequence[str], min_words: int) -> Units:
+    """The chunk texts, followed by their passages (`min_words` 0: the chunks alone)."""
+    texts, owner = list(chunk_texts), list(range(len(chunk_texts)))
+    for i, text in enumerate(chunk_texts):
+        for passage in passages_of(text, min_words):
+            texts.append(passage)
+            owner.append(i)
+    return Units(texts, np.asarray(owner, dtype=np.int64), len(chunk_texts))
+
+
+def build_index(vectors: np.ndarray) -> Any:
+    """An exact inner-product FAISS index (cosine similarity on normalised vectors)."""
+    import faiss
+
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+@dataclass
+class DenseIndex:
+    """A FAISS index of unit vectors and the chunk each row belongs to.
+
+    A chunk with passages scores (best passage + w * chunk vector) / (1 + w), with
+    `chunk_weight` w; a chunk without passages scores its own vector.
+
+    >>> rows = np.array([[1, 0], [0, 1], [0.6, 0.8]], np.float32)   # chunk 0, chunk 1, a passage of chunk 0
+    >>> idx = DenseIndex(build_index(rows), np.array([0, 1, 0]), chunk_weight=1.0)
+    >>> s, c = idx.search(np.array([[0, 1]], np.float32), 2)
+    >>> c.tolist(), [round(float(x), 2) for x in s[0]]
+    ([[1, 0]], [1.0, 0.4])
+    """
+
+    index: Any
+    owner: np.ndarray
+    chunk_weight: float = 0.5
+    # Rows of each chunk's passages (filled in from `owner`).
+    _passages: list[np.ndarray] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.owner = np.asarray(self.owner, dtype=np.int64)
+        n = self.n_chunks
+        rows = np.arange(n, len(self.owner))
+        order = np.argsort(self.owner[n:], kind="stable")
+        bounds = np.searchsorted(self.owner[n:][order], np.arange(n + 1))
+        self._passages = [rows[order[bounds[j] : bounds[j + 1]]] for j in range(n)]
+
+    @classmethod
+    def from_vectors(cls, vectors: np.ndarray, owner: np.ndarray, chunk_weight: float = 0.5) -> "DenseIndex":
+        return cls(build_index(vectors), np.asarray(owner, dtype=np.int64), chunk_weight)
+
+    @property
+    def n_chunks(self) -> int:
+        return int(self.owner.max()) + 1 if len(self.owner) else 0
+
+    @property
+    def has_passages(self) -> bool:
+        return len(self.owner) > self.n_chunks
+
+    def _chunk_scores(self, q: np.ndarray, chunks: np.ndarray) -> np.ndarray:
+        """The blended score of each of `chunks` for one query vector `q`, computed exactly."""
+        rows = np.concatenate([chunks] + [self._passages[c] for c in chunks])
+        vecs = self.index.reconstruct_batch(rows)
+        by_row = dict(zip(rows.tolist(), (vecs @ q).tolist()))
+        out = np.empty(len(chunks), dtype=np.float32)
+        w = self.chunk_weight
+        for i, c in enumerate(chunks.tolist()):
+            own = by_row[c]
+            passages = self._passages[c]
+            out[i] = (max(by_row[r] for r in passages.tolist()) + w * own) / (1 + w) if len(passages) else own
+        return out
+
+    def search(self, query_vectors: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+        """The best `depth` chunks per query: (scores, chunk positions), best first.
+
+        Candidates are the chunks of the best rows FAISS returns; each is then scored
+        exactly. A blended score never exceeds the chunk's best row, so once the
+        last row fetched scores below the `depth`-th best candidate, no chunk left
+        out can rank higher; until then the search widens. Places left empty hold
+        -1 (score -inf).
+        """
+        query_vectors = np.ascontiguousarray(query_vectors, dtype=np.float32)
+        n_rows, depth = self.index.ntotal, min(depth, self.n_chunks)
+        out_c = np.full((len(query_vectors), depth), -1, dtype=np.int64)
+        out_s = np.full((len(query_vectors), depth), -np.inf, dtype=np.float32)
+        if not depth:
+            return out_s, out_c
+        if not self.has_passages:
+            scores, rows = self.index.search(query_vectors, depth)
+            return np.where(rows >= 0, scores, -np.inf).astype(np.float32), rows.astype(np.int64)
+        pending = np.arange(len(query_vectors))
+        k = min(n_rows, depth * 8)
+        while len(pending):
+            scores, rows = self.index.search(query_vectors[pending], k)
+            retry = []
+            for qi, srow, rrow in zip(pending, scores, rows):
+                valid = rrow >= 0
+                cands = np.unique(self.owner[rrow[valid]])
+                blended = self._chunk_scores(query_vectors[qi], cands)
+                order = np.argsort(-blended, kind="stable")[:depth]
+                complete = k >= n_rows or (len(order) == depth and srow[valid][-1] <= blended[order[-1]])
+                if not complete:
+                    retry.append(qi)
+                    continue
+                out_c[qi, : len(order)] = cands[order]
+                out_s[qi, : len(order)] = blended[order]
+            pending = np.asarray(retry, dtype=np.int64)
+            k = min(n_rows, k * 4)
+        return out_s, out_c
+
+    def save(self, folder: Path) -> None:
+        """`index.faiss` and `rows.npy` (row -> chunk position), each written atomically."""
+        import faiss
+
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / ".index.faiss.tmp"
+        faiss.write_index(self.index, str(tmp))
+        tmp.replace(folder / "index.faiss")
+        tmp = folder / ".rows.npy.tmp"
+        with open(tmp, "wb") as f:
+            np.save(f, self.owner.astype(np.int64))
+        tmp.replace(folder / "rows.npy")
+
+    @classmethod
+    def load(cls, folder: Path, chunk_weight: float = 0.5) -> "DenseIndex":
+        import faiss
+
+        index = faiss.read_index(str(folder / "index.faiss"))
+        rows = folder / "rows.npy"
+        # An index without rows.npy (ragtune 0.2) has one row per chunk.
+        owner = np.load(rows, allow_pickle=False) if rows.exists() else np.arange(index.ntotal, dtype=np.int64)
+        return cls(index, owner, chunk_weight)
+
+
+def embed(model: Any, texts: list[str], batch_size: int = 64, dim: int | None = None) -> np.ndarray:
+    """Normalised embeddings; with `dim`, of the first `dim` dimensions only (Matryoshka)."""
+    vecs = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                        show_progress_bar=False, truncate_dim=dim)
+    return np.ascontiguousarray(vecs, dtype=np.float32)
+
+
+def dense_index(model: Any, chunk_texts: Sequence[str], min_words: int, chunk_weight: float = 0.5,
+                dim: int | None = None) -> DenseIndex:
+    """Embed the chunks (and with `min_words`, their passages) and index them."""
+    units = retrieval_units(chunk_texts, min_words)
+    return DenseIndex.from_vectors(embed(model, units.texts, dim=dim), units.owner, chunk_weight)
+
+
+class BM25Index:
+    """BM25 (bm25s, English stopwords) over the chunk texts: the baseline a user would otherwise pick."""
+
+    def __init__(self, retriever: Any) -> None:
+        self.retriever = retriever
+
+    @classmethod
+    def build(cls, chunk_texts: Sequence[str]) -> "BM25Index":
+        bm25s = _bm25s()
+        retriever = bm25s.BM25()
+        retriever.index(bm25s.tokenize(list(chunk_texts), stopwords="en", show_progress=False), show_progress=False)
+        return cls(retriever)
+
+    def search(self, queries: Sequence[str], depth: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, chunk positions) of the top `depth` chunks per query. A chunk sharing no
+        term with the query scores 0 and is left out (position -1): BM25 did not find it."""
+        bm25s = _bm25s()
+        n = int(self.retriever.scores["num_docs"])
+        depth = min(depth, n)
+        tokens = bm25s.tokenize(list(queries), stopwords="en", show_progress=False)
+        docs, scores = self.retriever.retrieve(tokens, k=depth, show_progress=False, n_threads=1)
+        docs = np.where(scores > 0, docs, -1)
+        return np.where(docs >= 0, scores, 0.0).astype(np.float32), docs.astype(np.int64)
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.retriever.save(str(folder), show_progress=False)
+
+    @classmethod
+    def load(cls, folder: Path) -> "BM25Index":
+        return cls(_bm25s().BM25.load(str(folder), show_progress=False))
+
+
+def _bm25s() -> Any:
+    import bm25s
+
+    # bm25s sets its own logger to DEBUG when imported.
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
+def fused_scores(dense: tuple[np.ndarray, np.ndarray], lexical: tuple[np.ndarray, np.ndarray],
+                 weight: float) -> list[dict[int, float]]:
+    """Weighted score sum of a dense and a BM25 list, per query: `weight` * dense +
+    (1 - `weight`) * BM25, each list's scores first scaled to [0, 1] (min-max over the
+    list, as relative-score fusion does), and 0 where a list did not return the chunk.
+    Each argument is (scores, chunk positions) as `search` returns them.
+    """
+    out = []
+    for ds, dc, bs, bc in zip(dense[0], dense[1], lexical[0], lexical[1]):
+        score: dict[int, float] = {}
+        for scores, chunks, w in ((ds, dc, weight), (bs, bc, 1.0 - weight)):
+            ok = chunks >= 0
+            if not ok.any():
+                continue
+            lo, hi = float(scores[ok].min()), float(scores[ok].max())
+            for s, c in zip(scores[ok], chunks[ok]):
+                scaled = (float(s) - lo) / (hi - lo) if hi > lo else 1.0
+                score[int(c)] = score.get(int(c), 0.0) + w * scaled
+        out.append(score)
+    return out
+
+
+def fuse(dense: tuple[np.ndarray, np.ndarray], lexical: tuple[np.ndarray, np.ndarray], weight: float,
+         depth: int) -> list[list[int]]:
+    """The top `depth` chunk positions per query by `fused_scores`.
+
+    >>> d = (np.array([[0.9, 0.5, 0.1]]), np.array([[0, 1, 3]]))
+    >>> b = (np.array([[8.0, 6.0, 2.0]]), np.array([[2, 1, 0]]))
+    >>> fuse(d, b, 0.5, 3), fuse(d, b, 1.0, 2), fuse(d, b, 0.0, 2)
+    ([[1, 0, 2]], [[0, 1]], [[2, 1]])
+    """
+    return [sorted(score, key=lambda c: -score[c])[:depth] for score in fused_scores(dense, lexical, weight)]
+
+
+def positions_to_ids(positions: np.ndarray | list[list[int]], ids: Sequence[str]) -> list[list[str]]:
+    return [[ids[int(i)] for i in row if i >= 0] for row in positions]
+
+
+def write_settings(folder: Path, settings: dict[str, Any]) -> None:
+    from .records import write_json
+
+    write_json(folder / "retriever.json", settings)
+
+
+def read_settings(folder: Path) -> dict[str, Any]:
+    path = folder / "retriever.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
