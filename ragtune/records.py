@@ -1,11 +1,14 @@
-"""Typed records that flow between stages, and their versioned JSONL form.
+"""Typed records that flow between stages, and their JSONL form.
 
-Every JSONL file ragtune writes starts with a header line naming the record
-kind and the format version, so an old or foreign file fails with a clear
-message instead of a KeyError:
+A JSONL file holds one record per line and nothing else, so pandas
+(`read_json(lines=True)`) and datasets (`load_dataset("json")`) read it as it is:
 
-    {"ragtune": "chunk", "version": 1}
     {"id": "c-1a2b…", "source": "a.pdf", "pages": [3], "text": "…", "n_tokens": 211, "themes": []}
+
+The format version lives in the run's manifest.json (and index/retriever.json).
+Reading checks every record's fields, so a foreign file, or one written by
+ragtune 0.2 (whose first line was a `{"ragtune": kind, "version": 1}` header),
+fails with a clear message instead of a KeyError.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, TypeVar
 
-FORMAT_VERSION = 1
+# 2: records only (1 had a header line).
+FORMAT_VERSION = 2
 
 
 class RunDirError(Exception):
@@ -94,12 +98,20 @@ def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file 0600 whatever the umask; a run's files are for other users and servers too.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -129,39 +141,42 @@ def _from_json(cls: type[R], obj: dict[str, Any]) -> R:
 
 
 def write_jsonl(path: Path, records: Iterable[Any], cls: type) -> int:
-    """Write records of type `cls` with a version header; returns the count."""
-    lines = [json.dumps({"ragtune": _kind_of(cls), "version": FORMAT_VERSION})]
-    lines += [json.dumps(_to_json(r), ensure_ascii=False) for r in records]
-    atomic_write_text(path, "\n".join(lines) + "\n")
-    return len(lines) - 1
+    """Write records of type `cls`, one JSON object a line; returns the count."""
+    _kind_of(cls)
+    lines = [json.dumps(_to_json(r), ensure_ascii=False) for r in records]
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    return len(lines)
 
 
 def read_jsonl(path: Path, cls: type[R]) -> list[R]:
-    """Read records written by `write_jsonl`, checking kind and version."""
+    """Read records written by `write_jsonl`, checking that each has the fields of `cls`."""
     kind = _kind_of(cls)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise RunDirError(f"{path} is missing") from None
-    lines = text.splitlines()
-    try:
-        header = json.loads(lines[0]) if lines else {}
-    except json.JSONDecodeError:
-        header = {}
-    if not isinstance(header, dict) or header.get("ragtune") != kind:
-        raise RunDirError(f"{path} is not a ragtune {kind} file (bad or missing header line)")
-    if header.get("version") != FORMAT_VERSION:
-        raise RunDirError(
-            f"{path} was written in format version {header.get('version')!r}, this ragtune reads "
-            f"version {FORMAT_VERSION}; rerun with a fresh --out directory"
-        )
+    except UnicodeDecodeError:
+        raise RunDirError(f"{path} is not a ragtune {kind} file (not UTF-8 text)") from None
+    required = {f.name for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
     records = []
-    for n, line in enumerate(lines[1:], start=2):
+    for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            records.append(_from_json(cls, json.loads(line)))
-        except (json.JSONDecodeError, TypeError) as e:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise RunDirError(f"{path}:{n}: unreadable {kind} record ({e.msg})") from None
+        if n == 1 and isinstance(obj, dict) and "ragtune" in obj:
+            raise RunDirError(f"{path} was written in format version {obj.get('version')!r} (a header line); this "
+                              f"ragtune reads version {FORMAT_VERSION}; rerun with a fresh --out directory")
+        if not isinstance(obj, dict) or not required <= obj.keys():
+            missing = sorted(required - obj.keys()) if isinstance(obj, dict) else sorted(required)
+            what = f"not a ragtune {kind} file" if not records else f"unreadable {kind} record"
+            raise RunDirError(f"{path}:{n}: {what} (missing {', '.join(missing)})")
+        try:
+            records.append(_from_json(cls, obj))
+        except TypeError as e:
             raise RunDirError(f"{path}:{n}: unreadable {kind} record ({e})") from None
     return records
 

@@ -21,10 +21,11 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .progress import chunked
 from .synth import sentences
 
 # Hybrid weights tried on the validation questions: the dense share of the fused score.
@@ -192,11 +193,25 @@ class DenseIndex:
         return cls(index, owner, chunk_weight)
 
 
-def embed(model: Any, texts: list[str], batch_size: int = 64, dim: int | None = None) -> np.ndarray:
-    """Normalised embeddings; with `dim`, of the first `dim` dimensions only (Matryoshka)."""
-    vecs = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                        show_progress_bar=False, truncate_dim=dim)
-    return np.ascontiguousarray(vecs, dtype=np.float32)
+def embed(model: Any, texts: Sequence[str], batch_size: int = 64, dim: int | None = None,
+          progress: Callable[[int, int], None] | None = None, block: int = 2048) -> np.ndarray:
+    """Normalised embeddings; with `dim`, of the first `dim` dimensions only (Matryoshka).
+
+    With `progress`, the texts are encoded `block` at a time and `progress(done, total)` is called after each.
+    """
+    texts = list(texts)
+    if progress is None or len(texts) <= block:
+        parts = [model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                              show_progress_bar=False, truncate_dim=dim)]
+        if progress is not None:
+            progress(len(texts), len(texts))
+    else:
+        parts = []
+        for start, end in chunked(len(texts), progress, block):
+            parts.append(model.encode(texts[start:end], batch_size=batch_size, normalize_embeddings=True,
+                                      convert_to_numpy=True, show_progress_bar=False, truncate_dim=dim))
+            progress(end, len(texts))
+    return np.ascontiguousarray(np.concatenate(parts) if len(parts) > 1 else parts[0], dtype=np.float32)
 
 
 def dense_index(model: Any, chunk_texts: Sequence[str], min_words: int, chunk_weight: float = 0.5,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +12,8 @@ from pathlib import Path
 import pytest
 
 import ragtune
-from ragtune.cli import ConsoleReporter, main
+from ragtune.cli import main
+from ragtune.progress import ProgressReporter
 from ragtune.records import Page
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,7 +98,7 @@ def test_run_then_push_dry_run(tmp_path: Path, tiny_model_dir: Path, nist_pages:
 
 
 def test_stage_lines_go_to_the_current_stderr(capsys: pytest.CaptureFixture[str]) -> None:
-    reporter = ConsoleReporter()
+    reporter = ProgressReporter()
     reporter.stage_start("extract", 1, 8)
     reporter.stage_end("extract", "3 files, 3 pages with text", 0.25, cached=False)
     reporter.stage_start("chunk", 2, 8)
@@ -124,3 +127,78 @@ def test_version_in_a_subprocess(tmp_path: Path) -> None:
     assert proc.stdout.strip() == f"ragtune {ragtune.__version__}"
     assert proc.stderr == ""
     assert list(tmp_path.iterdir()) == []
+
+
+def test_pairs_flag_takes_one_file_and_leaves_the_docs_folder_alone() -> None:
+    from ragtune.cli import build_parser
+
+    args = build_parser().parse_args(["run", "--pairs", "a.csv", "resources/", "--out", "r", "--pairs", "b.jsonl"])
+    assert args.docs == Path("resources/")
+    assert args.pairs_files == [Path("a.csv"), Path("b.jsonl")]
+
+
+def test_every_run_flag_has_help_and_shows_its_default(capsys: pytest.CaptureFixture[str]) -> None:
+    from ragtune.cli import build_parser
+    from ragtune.config import Config
+
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    d = Config(docs=Path("."))
+    for flag, default in (("--chunk-tokens", d.chunk_tokens), ("--epochs", d.epochs), ("--lr", d.learning_rate),
+                          ("--questions-per-chunk", d.questions_per_chunk), ("--passage-words", d.passage_words),
+                          ("--hybrid-weight", d.hybrid_weight), ("--out", d.out)):
+        assert re.search(rf"{flag} \S+ .*?\(default: {re.escape(str(default))}\)", text), flag
+    # The flags come in groups, one per stage.
+    for group in ("input and chunking:", "questions:", "training:", "model selection:", "retrieval:", "publishing:"):
+        assert group in text
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in sub.choices.items():
+        for action in command._actions:
+            assert action.help, f"{name} {action.dest} has no help"
+
+
+def test_exclude_flags_add_to_the_files_always_left_out() -> None:
+    from ragtune.cli import _config_from_args, build_parser
+    from ragtune.config import DEFAULT_EXCLUDE
+
+    cfg = _config_from_args(build_parser().parse_args(["run", "docs", "--exclude", "drafts/*", "--include", "x.md"]))
+    assert cfg.exclude == (*DEFAULT_EXCLUDE, "drafts/*") and cfg.include == ("x.md",)
+    assert _config_from_args(build_parser().parse_args(["run", "docs"])).exclude == DEFAULT_EXCLUDE
+
+
+def test_progress_bar_shows_a_count_and_eta_then_gives_way_to_the_stage_line() -> None:
+    import io
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Tty()
+    reporter = ProgressReporter(stream, mininterval=0)
+    reporter.stage_start("train", 6, 8)
+    for step in range(0, 11):
+        reporter.stage_progress("train", step, 10)
+    reporter.stage_end("train", "10 steps", 12.5, cached=False)
+    text = stream.getvalue()
+    # The bar (its count, unit and time left) was drawn, then cleared for the stage line.
+    assert "[6/8] train" in text and "10/10" in text and "step" in text and "<" in text
+    assert text.rstrip().splitlines()[-1].startswith("[6/8] train") and text.rstrip().endswith("10 steps")
+
+
+def test_progress_in_a_log_is_a_plain_line_with_the_time_left() -> None:
+    import io
+
+    stream = io.StringIO()
+    reporter = ProgressReporter(stream, mininterval=0)
+    reporter.stage_start("evaluate", 7, 8)
+    for done in (0, 100, 200, 400):
+        reporter.stage_progress("evaluate", done, 400)
+    reporter.stage_end("evaluate", "hit@5 0.5 -> 0.7", 3.0, cached=False)
+    lines = stream.getvalue().splitlines()
+    # No carriage returns or bars in a log: one line per update, then the stage line.
+    assert "\r" not in stream.getvalue()
+    assert lines[0].startswith("[7/8] evaluate  100/400 texts,") and lines[0].endswith("left")
+    assert lines[1].startswith("[7/8] evaluate  200/400 texts,")
+    assert len(lines) == 3 and lines[2].endswith("hit@5 0.5 -> 0.7")

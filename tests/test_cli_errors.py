@@ -164,6 +164,8 @@ def test_missing_path(tmp_path: Path, tiny_model_dir: Path, capsys: pytest.Captu
     assert main(run_args(missing, tmp_path / "run", tiny_model_dir)) == 1
     line = assert_one_error_line(capsys.readouterr().err)
     assert line == f"ragtune: error: {missing} does not exist; pass the folder holding your .pdf, .txt or .md files"
+    # A typo leaves nothing behind: no half-made run folder.
+    assert not (tmp_path / "run").exists()
 
 
 def test_empty_folder(tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -171,6 +173,7 @@ def test_empty_folder(tmp_path: Path, tiny_model_dir: Path, capsys: pytest.Captu
     assert main(run_args(tmp_path / "docs", tmp_path / "run", tiny_model_dir)) == 1
     line = assert_one_error_line(capsys.readouterr().err)
     assert line == f"ragtune: error: {tmp_path / 'docs'} is empty; put the .pdf, .txt or .md files to train on in it"
+    assert not (tmp_path / "run").exists()
 
 
 def test_folder_with_no_supported_files(tmp_path: Path, tiny_model_dir: Path,

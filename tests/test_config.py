@@ -115,3 +115,20 @@ def test_to_dict_is_json_safe() -> None:
     assert d["themes_file"] == "t.yaml"
     assert d["ks"] == [1, 5]
     assert set(d) == {f.name for f in dataclasses.fields(Config)}
+
+
+def test_pick_device_prefers_cuda_then_apples_mps_then_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from ragtune.models import pick_device
+
+    assert pick_device("cuda:1") == "cuda:1"
+    # This machine has neither accelerator; what each would make pick_device choose:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert pick_device("") == "mps"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device("") == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert pick_device("") == "cpu"

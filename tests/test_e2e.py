@@ -53,16 +53,21 @@ def test_run_dir_holds_a_loadable_model_and_metrics(e2e_run) -> None:
     assert card.startswith("---\nbase_model: sentence-transformers/all-MiniLM-L6-v2\n")
     assert str(out) not in card and "/tmp" not in card
     model = SentenceTransformer(str(out / "model"), device="cpu")
-    chunks = [json.loads(line) for line in (out / "index" / "chunks.jsonl").read_text().splitlines()[1:]]
+    chunks = [json.loads(line) for line in (out / "index" / "chunks.jsonl").read_text().splitlines()]
     import faiss
+    import numpy as np
 
     index = faiss.read_index(str(out / "index" / "index.faiss"))
-    assert index.ntotal == len(chunks)
-    # The saved index answers a question about a passage with that passage's chunk.
+    owner = np.load(out / "index" / "rows.npy")
+    # A row per chunk first, then a row per passage, each mapped back to its chunk.
+    assert index.ntotal == len(owner) > len(chunks)
+    assert owner[: len(chunks)].tolist() == list(range(len(chunks)))
+    assert set(owner.tolist()) == set(range(len(chunks)))
+    # The saved index answers a question about a passage with that passage's chunk, as a plain FAISS user reads it.
     target = next(c for c in chunks if "confabulation" in c["text"].lower())
     query = model.encode([target["text"]], normalize_embeddings=True)
     _, ids = index.search(query, 1)
-    assert chunks[ids[0][0]]["id"] == target["id"]
+    assert chunks[owner[ids[0][0]]]["id"] == target["id"]
 
 
 def test_rerun_reuses_every_stage(e2e_run) -> None:

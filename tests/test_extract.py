@@ -544,3 +544,35 @@ def test_any_input_gives_a_documented_outcome(tmp_path_factory: pytest.TempPathF
     assert len(result.files) + file_skips == 2
     assert all(p.text.strip() and p.page >= 1 and p.source in result.files for p in result.pages)
     assert set(result.skipped.counts) <= {v for k, v in vars(ex).items() if k.startswith("SKIP_")}
+
+
+def test_a_folders_own_readme_and_sources_are_left_out_unless_included(tmp_path: Path) -> None:
+    from ragtune.extract import SKIP_EXCLUDED
+
+    (tmp_path / "sub").mkdir()
+    for name in ("README.md", "SOURCES.md", "report.txt", "sub/notes.md", "sub/draft.txt"):
+        (tmp_path / name).write_text(f"Words of {name} about zero trust networks.", encoding="utf-8")
+    read = lambda **kw: sorted({p.source for p in extract_folder(tmp_path, **kw).pages})  # noqa: E731
+    assert read() == ["report.txt", "sub/draft.txt", "sub/notes.md"]
+    result = extract_folder(tmp_path)
+    assert result.skipped.counts[SKIP_EXCLUDED] == 2
+    assert sorted(result.skipped.examples[SKIP_EXCLUDED]) == ["README.md", "SOURCES.md"]
+    # --exclude adds globs, on the path or the file name, in any case.
+    assert read(exclude=("sub/*",)) == ["README.md", "SOURCES.md", "report.txt"]
+    assert read(exclude=("DRAFT.TXT", "README*", "SOURCES*")) == ["report.txt", "sub/notes.md"]
+    # --include reads only what it names, and wins over an exclusion.
+    assert read(include=("SOURCES.md", "*.txt")) == ["SOURCES.md", "report.txt", "sub/draft.txt"]
+
+
+def test_excluding_every_file_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text("About this folder.", encoding="utf-8")
+    with pytest.raises(ExtractError, match=r"every supported file in .* is excluded \(README.md\); change --include"):
+        extract_folder(tmp_path)
+
+
+def test_progress_counts_the_files_read(tmp_path: Path) -> None:
+    for name in ("a.txt", "b.txt", "c.md"):
+        (tmp_path / name).write_text(f"Words of {name}.", encoding="utf-8")
+    calls: list[tuple[int, int]] = []
+    extract_folder(tmp_path, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(0, 3), (1, 3), (2, 3), (3, 3)]

@@ -65,12 +65,13 @@ class Recorder:
     def __init__(self) -> None:
         self.ended: list[tuple[str, bool]] = []
         self.started: list[tuple[str, int, int]] = []
+        self.progress: dict[str, list[tuple[int, int]]] = {}
 
     def stage_start(self, name: str, index: int, total: int) -> None:
         self.started.append((name, index, total))
 
     def stage_progress(self, name: str, done: int, total: int) -> None:
-        pass
+        self.progress.setdefault(name, []).append((done, total))
 
     def stage_end(self, name: str, summary: str, seconds: float, cached: bool) -> None:
         self.ended.append((name, cached))
@@ -312,6 +313,12 @@ def test_mixed_run_trains_on_labelled_pairs_and_reports_both(finished: Finished,
     result = Pipeline(cfg, rec).run()
     # Question generation is untouched; training and everything after it reruns.
     assert [name for name, cached in rec.ended if cached] == ["extract", "chunk", "theme", "generate", "split"]
+    # The stages that ran showed progress: steps, then texts encoded, counting up to their total.
+    assert set(rec.progress) == {"train", "evaluate"}
+    for calls in rec.progress.values():
+        done = [d for d, _ in calls]
+        assert done == sorted(done) and calls[-1][0] == calls[-1][1] > 0
+    assert rec.progress["train"][-1][1] == 4
     m = result.metrics
     assert set(m["pairs"]["before"]) == {"pearson", "spearman"} and set(m["pairs"]["after"]) == {"pearson", "spearman"}
     held = read_jsonl(cfg.out / "labelled_eval.jsonl", LabelledPair)
@@ -331,6 +338,12 @@ def test_matryoshka_run_reports_each_size_and_cached_loss_trains(finished: Finis
     rec = Recorder()
     m = Pipeline(cfg, rec).run().metrics
     assert [name for name, cached in rec.ended if cached] == ["extract", "chunk", "theme", "generate", "split"]
+    # The stages that ran showed progress: steps, then texts encoded, counting up to their total.
+    assert set(rec.progress) == {"train", "evaluate"}
+    for calls in rec.progress.values():
+        done = [d for d, _ in calls]
+        assert done == sorted(done) and calls[-1][0] == calls[-1][1] > 0
+    assert rec.progress["train"][-1][1] == 4
     assert list(m["dims"]) == ["16", "8"]
     for size in m["dims"].values():
         assert set(size) == {"before", "after"} and set(size["after"]) == METRIC_KEYS

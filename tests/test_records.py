@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -54,12 +55,24 @@ def test_jsonl_round_trip(tmp_path: Path, cls: type) -> None:
 
 
 @pytest.mark.parametrize("cls", list(SAMPLES), ids=lambda c: c.__name__)
-def test_jsonl_starts_with_a_versioned_header(tmp_path: Path, cls: type) -> None:
+def test_jsonl_is_one_record_a_line_and_nothing_else(tmp_path: Path, cls: type) -> None:
     path = tmp_path / "r.jsonl"
     write_jsonl(path, SAMPLES[cls], cls)
     lines = path.read_text(encoding="utf-8").splitlines()
-    assert json.loads(lines[0]) == {"ragtune": KINDS[cls], "version": FORMAT_VERSION}
-    assert len(lines) == 1 + len(SAMPLES[cls])
+    assert [json.loads(line) for line in lines] == [json.loads(json.dumps(dataclasses.asdict(r))) for r in SAMPLES[cls]]
+
+
+def test_pandas_and_datasets_read_the_files_as_they_are(tmp_path: Path) -> None:
+    import pandas as pd
+    from datasets import load_dataset
+
+    path = tmp_path / "pairs.jsonl"
+    write_jsonl(path, SAMPLES[Pair], Pair)
+    frame = pd.read_json(path, lines=True)
+    assert list(frame.columns) == ["query", "chunk_id", "generator", "kind"]
+    assert frame["query"].tolist() == [p.query for p in SAMPLES[Pair]]
+    data = load_dataset("json", data_files=str(path), split="train", cache_dir=str(tmp_path / "hf"))
+    assert data.column_names == ["query", "chunk_id", "generator", "kind"] and len(data) == len(SAMPLES[Pair])
 
 
 def test_round_trip_keeps_tuples_and_unicode(tmp_path: Path) -> None:
@@ -82,8 +95,7 @@ def test_unknown_fields_are_ignored_and_defaults_filled(tmp_path: Path) -> None:
     # A record from a newer writer with an extra field, and one without the optional `kind`.
     path = tmp_path / "p.jsonl"
     path.write_text(
-        json.dumps({"ragtune": "pair", "version": FORMAT_VERSION}) + "\n"
-        + json.dumps({"query": "q one", "chunk_id": "c", "generator": "g", "kind": "k", "extra": 1}) + "\n"
+        json.dumps({"query": "q one", "chunk_id": "c", "generator": "g", "kind": "k", "extra": 1}) + "\n"
         + json.dumps({"query": "q two", "chunk_id": "c", "generator": "g"}) + "\n\n",
         encoding="utf-8",
     )
@@ -99,31 +111,30 @@ def test_wrong_record_kind_is_a_clear_error(tmp_path: Path) -> None:
     assert "not a ragtune pair file" in str(e.value)
 
 
-@pytest.mark.parametrize("bad_version", [0, 2, None, "1"])
-def test_version_mismatch_is_a_clear_error(tmp_path: Path, bad_version: object) -> None:
+@pytest.mark.parametrize("version", [1, 0, None])
+def test_a_file_with_a_header_line_from_ragtune_0_2_is_a_clear_error(tmp_path: Path, version: object) -> None:
     path = tmp_path / "pairs.jsonl"
     write_jsonl(path, SAMPLES[Pair], Pair)
-    lines = path.read_text(encoding="utf-8").splitlines()
-    header = {"ragtune": "pair"} if bad_version is None else {"ragtune": "pair", "version": bad_version}
-    path.write_text("\n".join([json.dumps(header)] + lines[1:]) + "\n", encoding="utf-8")
+    header = {"ragtune": "pair"} if version is None else {"ragtune": "pair", "version": version}
+    path.write_text(json.dumps(header) + "\n" + path.read_text(encoding="utf-8"), encoding="utf-8")
     with pytest.raises(RunDirError) as e:
         read_jsonl(path, Pair)
     msg = str(e.value)
     assert str(path) in msg
-    assert f"format version {bad_version!r}" in msg
+    assert f"format version {version!r}" in msg
     assert f"reads version {FORMAT_VERSION}" in msg
     assert "--out" in msg  # says what to do
 
 
 @pytest.mark.parametrize(
     "content",
-    ["", "not json at all\n", '["ragtune", "pair"]\n', '{"query": "q", "chunk_id": "c", "generator": "g"}\n'],
-    ids=["empty", "garbage", "list-header", "headerless-records"],
+    ["not json at all\n", '["ragtune", "pair"]\n', '{"question": "q", "answer": "a"}\n', "\xff\xfe"],
+    ids=["garbage", "list", "foreign-records", "binary"],
 )
-def test_missing_or_bad_header_is_a_clear_error(tmp_path: Path, content: str) -> None:
+def test_a_foreign_file_is_a_clear_error(tmp_path: Path, content: str) -> None:
     path = tmp_path / "pairs.jsonl"
-    path.write_text(content, encoding="utf-8")
-    with pytest.raises(RunDirError, match="bad or missing header line") as e:
+    path.write_bytes(content.encode("latin-1"))
+    with pytest.raises(RunDirError, match="not a ragtune pair file|unreadable pair record") as e:
         read_jsonl(path, Pair)
     assert str(path) in str(e.value)
 
@@ -143,13 +154,9 @@ def test_missing_file_is_a_run_dir_error(tmp_path: Path) -> None:
 def test_unreadable_record_names_file_and_line(tmp_path: Path, bad_line: str) -> None:
     path = tmp_path / "pairs.jsonl"
     good = json.dumps({"query": "q", "chunk_id": "c", "generator": "g"})
-    path.write_text(
-        "\n".join([json.dumps({"ragtune": "pair", "version": FORMAT_VERSION}), good, good, bad_line]) + "\n",
-        encoding="utf-8",
-    )
+    path.write_text("\n".join([good, good, good, bad_line]) + "\n", encoding="utf-8")
     with pytest.raises(RunDirError) as e:
         read_jsonl(path, Pair)
-    # The bad record is on line 4 of the file (header is line 1).
     assert f"{path}:4:" in str(e.value)
     assert "unreadable pair record" in str(e.value)
 
@@ -219,3 +226,22 @@ def test_counter_to_dict_is_a_json_safe_copy() -> None:
     d["counts"]["dup"] = 99
     d["examples"]["dup"].append("mutated")
     assert c.counts == {"dup": 1} and c.examples == {"dup": ["e1"]}
+
+
+def test_written_files_follow_the_umask_like_any_other_file(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "m.json", {"a": 1})
+        write_jsonl(tmp_path / "p.jsonl", SAMPLES[Pair], Pair)
+        (tmp_path / "plain.txt").write_text("x")
+        expected = (tmp_path / "plain.txt").stat().st_mode & 0o777
+        assert expected == 0o644
+        assert (tmp_path / "m.json").stat().st_mode & 0o777 == expected
+        assert (tmp_path / "p.jsonl").stat().st_mode & 0o777 == expected
+        os.umask(0o077)
+        write_json(tmp_path / "private.json", {"a": 1})
+        assert (tmp_path / "private.json").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
