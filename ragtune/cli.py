@@ -163,6 +163,9 @@ def build_parser(run_defaults: dict[str, Any] | None = None) -> argparse.Argumen
     push.add_argument("--with-data", action="store_true",
                       help="also upload the run's question-chunk pairs as the dataset repo REPO_ID-pairs, linked "
                            "from the model card")
+    push.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                      help="give up on a Hub request (and retry it) after this many seconds without progress "
+                           "(default: $RAGTUNE_HUB_TIMEOUT, else 60)")
     cli_pairs.add_parsers(sub)
     cli_search.add_parsers(sub)
     for command in sub.choices.values():
@@ -260,7 +263,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _push(run_dir: Path, repo_id: str, private: bool, dry_run: bool, force: bool, with_data: bool = False) -> int:
+def _push(run_dir: Path, repo_id: str, private: bool, dry_run: bool, force: bool, with_data: bool = False,
+          timeout: float | None = None) -> int:
     from . import hub
 
     if dry_run:
@@ -277,7 +281,7 @@ def _push(run_dir: Path, repo_id: str, private: bool, dry_run: bool, force: bool
         for rel, size in plan.files:
             print(f"  {rel:<50} {size:>12,} bytes")
         return 0
-    url = hub.push(run_dir, repo_id, private=private, force=force, with_data=with_data)
+    url = hub.push(run_dir, repo_id, private=private, force=force, with_data=with_data, timeout=timeout)
     if with_data:
         print(f"Pushed the pairs of {run_dir} to dataset {hub.dataset_repo_id(repo_id)}")
     print(f"Pushed {run_dir / 'model'} to {url}")
@@ -285,7 +289,7 @@ def _push(run_dir: Path, repo_id: str, private: bool, dry_run: bool, force: bool
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    return _push(args.run_dir, args.repo_id, args.private, args.dry_run, args.force, args.with_data)
+    return _push(args.run_dir, args.repo_id, args.private, args.dry_run, args.force, args.with_data, args.timeout)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

@@ -9,6 +9,10 @@ With `with_data=True` the run's synthetic pairs go up first, as the dataset repo
 `REPO_ID-pairs` (train.jsonl, eval.jsonl and a README), and the model card that
 goes up names it under `datasets:`. The card on disk is left as it is.
 
+Every request to the Hub gives up after `timeout` seconds without progress (60 by
+default, or RAGTUNE_HUB_TIMEOUT), so a server that accepts and never answers ends a
+push instead of holding it forever.
+
 Every failure surfaces as a one-line `HubError` that says what to do next. The
 token is never part of a message or a log line.
 """
@@ -17,13 +21,15 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from huggingface_hub import CommitInfo, HfApi, RepoUrl
@@ -40,6 +46,10 @@ DATASET_SUFFIX = "-pairs"
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # Upper bound for one wait between attempts, so a push never stalls for minutes.
 MAX_BACKOFF_S = 30.0
+# Seconds one request may wait to connect, or between bytes sent or received, before it
+# times out (and is retried); RAGTUNE_HUB_TIMEOUT overrides it, --timeout overrides both.
+DEFAULT_TIMEOUT_S = 60.0
+TIMEOUT_ENV = "RAGTUNE_HUB_TIMEOUT"
 # Hub rules: letters, digits, '-', '_', '.'; no '--' or '..'; at most 96 characters.
 _REPO_PART = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?$")
 
@@ -115,11 +125,14 @@ def plan_push(run_dir: Path, repo_id: str, private: bool = False, with_data: boo
     """
     files = [(rel, path.stat().st_size) for rel, path in _model_files(run_dir, repo_id).items()]
     plan = PushPlan(repo_id=repo_id, private=private, files=files, total_bytes=0)
+    data_id = None
     if with_data:
         data_id = dataset_repo_id(repo_id)
         validate_repo_id(data_id)
-        card = _card_for_upload(run_dir, data_id)
+    card = _card_for_upload(run_dir, repo_id, data_id)
+    if card is not None:
         plan.files = sorted([(r, s) for r, s in files if r != "README.md"] + [("README.md", len(card))])
+    if with_data:
         plan.dataset_repo_id = data_id
         plan.dataset_files = [(name, len(data)) for name, data in dataset_files(run_dir, repo_id).items()]
     plan.total_bytes = sum(size for _, size in plan.files)
@@ -262,7 +275,20 @@ def card_with_dataset(card: str, dataset_id: str) -> str:
     return "---\n" + block + front + card[match.end(1):]
 
 
-def _card_for_upload(run_dir: Path, dataset_id: str) -> bytes:
+def _card_for_upload(run_dir: Path, repo_id: str, dataset_id: str | None) -> bytes | None:
+    """The card as uploaded: rendered again from RUN/card.json for the real repo id (its name and the
+    `SentenceTransformer("REPO_ID")` lines), and naming the pairs dataset; None to upload the card on disk."""
+    from .card import render_card
+
+    saved = Path(run_dir) / "card.json"
+    if saved.is_file():
+        try:
+            parts = json.loads(saved.read_text(encoding="utf-8"))
+            return render_card(parts["summary"], parts["metrics"], repo_id, dataset_id).encode()
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            logger.warning("%s does not parse; uploading model/README.md as it is", saved)
+    if dataset_id is None:
+        return None
     path = Path(run_dir) / "model" / "README.md"
     card = path.read_text(encoding="utf-8") if path.is_file() else ""
     return card_with_dataset(card, dataset_id).encode()
@@ -300,6 +326,64 @@ def resolve_token(token: str | None = None) -> str:
     return found
 
 
+def resolve_timeout(timeout: float | None = None) -> float:
+    """Seconds one Hub request may wait: `timeout`, else RAGTUNE_HUB_TIMEOUT, else 60.
+
+    >>> resolve_timeout(5)
+    5.0
+    >>> resolve_timeout(float("inf"))
+    Traceback (most recent call last):
+    ...
+    ragtune.hub.HubError: the Hub timeout must be a number of seconds > 0, not inf
+    """
+    name = "the Hub timeout"
+    if timeout is None:
+        raw = os.environ.get(TIMEOUT_ENV, "").strip()
+        if not raw:
+            return DEFAULT_TIMEOUT_S
+        name = TIMEOUT_ENV
+        try:
+            timeout = float(raw)
+        except ValueError:
+            raise HubError(f"{TIMEOUT_ENV} must be a number of seconds > 0, not {raw!r}") from None
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise HubError(f"{name} must be a number of seconds > 0, not {timeout:g}")
+    return float(timeout)
+
+
+@contextmanager
+def _request_timeouts(seconds: float) -> Iterator[None]:
+    """Give every request huggingface_hub sends meanwhile a timeout of `seconds`.
+
+    Its shared client is built with timeout=None and HfApi's upload methods take no
+    timeout, so the client factory is wrapped (keeping whatever proxy or certificate
+    settings it makes) and put back afterwards.
+    """
+    import huggingface_hub
+    from huggingface_hub.utils import _http
+
+    set_factory = getattr(huggingface_hub, "set_client_factory", None)
+    if set_factory is None:
+        # huggingface_hub < 1.0 talks through requests, which has no client-wide timeout.
+        logger.warning("huggingface_hub %s cannot give Hub requests a timeout; upgrade it "
+                       "(pip install -U huggingface_hub) so that a silent server cannot stall the push",
+                       huggingface_hub.__version__)
+        yield
+        return
+    previous = getattr(_http, "_GLOBAL_CLIENT_FACTORY", None) or _http.default_client_factory
+
+    def bounded() -> Any:
+        client = previous()
+        client.timeout = seconds  # httpx: connect, read, write and pool each
+        return client
+
+    set_factory(bounded)
+    try:
+        yield
+    finally:
+        set_factory(previous)
+
+
 def push(
     run_dir: Path,
     repo_id: str,
@@ -310,6 +394,7 @@ def push(
     with_data: bool = False,
     retries: int = 3,
     backoff: float = 1.0,
+    timeout: float | None = None,
     api: HfApi | None = None,
 ) -> str:
     """Create `repo_id` if needed and upload `run_dir/model` in one commit; return the commit URL.
@@ -317,32 +402,43 @@ def push(
     With `with_data`, the pairs dataset `repo_id + "-pairs"` (same visibility) is
     created and uploaded first, in one commit, and the uploaded card lists it.
     Transient failures (5xx, 429, connection errors, timeouts) are retried up to
-    `retries` times, waiting `backoff`, 2*`backoff`, ... seconds in between.
+    `retries` times, waiting `backoff`, 2*`backoff`, ... seconds in between. Each
+    request times out after `timeout` seconds without progress (see `resolve_timeout`).
 
     >>> push(Path("runs/latest"), "alice/minilm", private=True)  # doctest: +SKIP
     'https://huggingface.co/alice/minilm/commit/3f2a…'
     """
     plan = plan_push(run_dir, repo_id, private, with_data)
     check_metrics(run_dir, force)
+    seconds = resolve_timeout(timeout)
     secret = resolve_token(token)
     api = api if api is not None else get_api()
     contents: dict[str, Path | bytes] = dict(_model_files(run_dir, repo_id))
-    if plan.dataset_repo_id:
-        data = dataset_files(run_dir, repo_id)
-        _upload(api, plan.dataset_repo_id, "dataset", private, data, DATASET_COMMIT_MESSAGE, secret, retries, backoff)
-        logger.info("pushed %d files (%d bytes) to dataset %s", len(data), plan.dataset_bytes, plan.dataset_repo_id)
-        # The uploaded card names the dataset; model/README.md on disk stays as it is.
-        contents["README.md"] = _card_for_upload(run_dir, plan.dataset_repo_id)
-    # One commit holds the whole model, so a half-pushed model is never visible.
-    info = _upload(api, repo_id, "model", private, contents, COMMIT_MESSAGE, secret, retries, backoff)
+    context = _ErrorContext(repo_id=repo_id, endpoint=api.endpoint, token=secret, timeout=seconds)
+    with _request_timeouts(seconds):
+        if plan.dataset_repo_id:
+            data = dataset_files(run_dir, repo_id)
+            _upload(api, plan.dataset_repo_id, "dataset", private, data, DATASET_COMMIT_MESSAGE,
+                    context, retries, backoff)
+            logger.info("pushed %d files (%d bytes) to dataset %s", len(data), plan.dataset_bytes,
+                        plan.dataset_repo_id)
+        # The uploaded card names the repo (and the dataset); model/README.md on disk stays as it is.
+        card = _card_for_upload(run_dir, repo_id, plan.dataset_repo_id)
+        if card is not None:
+            contents["README.md"] = card
+        # One commit holds the whole model, so a half-pushed model is never visible.
+        info = _upload(api, repo_id, "model", private, contents, COMMIT_MESSAGE, context, retries, backoff)
     logger.info("pushed %d files (%d bytes) to %s", len(plan.files), plan.total_bytes, repo_id)
     return info.commit_url
 
 
 def _upload(api: HfApi, repo_id: str, repo_type: str, private: bool, contents: dict[str, Path | bytes],
-            message: str, secret: str, retries: int, backoff: float) -> CommitInfo:
+            message: str, context: _ErrorContext, retries: int, backoff: float) -> CommitInfo:
     """Create the repo if needed, then commit `contents` (path in repo -> file or bytes) in one commit."""
     from huggingface_hub import CommitOperationAdd
+
+    secret = context.token
+    context = replace(context, repo_id=repo_id)  # errors name the repo this call is about
 
     def create() -> RepoUrl:
         return api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, token=secret)
@@ -353,7 +449,6 @@ def _upload(api: HfApi, repo_id: str, repo_type: str, private: bool, contents: d
                       for rel, src in sorted(contents.items())]
         return api.create_commit(repo_id, operations, commit_message=message, repo_type=repo_type, token=secret)
 
-    context = _ErrorContext(repo_id=repo_id, endpoint=api.endpoint, token=secret)
     _call_hub(create, context, retries, backoff)
     return _call_hub(commit, context, retries, backoff)
 
@@ -363,6 +458,7 @@ class _ErrorContext:
     repo_id: str
     endpoint: str
     token: str
+    timeout: float = DEFAULT_TIMEOUT_S
 
     def __repr__(self) -> str:  # never show the token, even in a traceback's locals
         return f"_ErrorContext(repo_id={self.repo_id!r}, endpoint={self.endpoint!r})"
@@ -470,7 +566,8 @@ def _message_for(err: BaseException, ctx: _ErrorContext, attempts: int) -> str |
     if isinstance(err, OfflineModeIsEnabled):
         return "HF_HUB_OFFLINE is set, so the Hub cannot be reached: unset it to push"
     if isinstance(err, timeouts):
-        return f"timed out talking to {where} {tries}: check your network and push again"
+        return (f"timed out talking to {where} {tries} (no progress for {ctx.timeout:g} s): check your network "
+                f"and push again, or allow longer with --timeout or {TIMEOUT_ENV}")
     if isinstance(err, connects):
         return f"cannot reach {where} ({tries}): check your network connection and HF_ENDPOINT"
     if isinstance(err, transports):

@@ -11,12 +11,12 @@ import json
 import logging
 import os
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx2
-import huggingface_hub
 import pytest
 import yaml
 from huggingface_hub import constants
@@ -27,6 +27,7 @@ from ragtune.cli import main
 from ragtune.hub import HubError, card_with_dataset, plan_push, push
 from ragtune.records import Chunk, Pair, write_jsonl
 from tests.hubserver import HubServer
+from tests.test_cli import assert_one_error_line
 
 TOKEN = "hf_test_SECRET_0123456789"
 CARD = "---\nlibrary_name: sentence-transformers\ntags:\n- ragtune\n---\n\n# alice/minilm\n\nFine-tuned.\n"
@@ -206,15 +207,126 @@ def test_unreachable_endpoint(hubserver: HubServer, tmp_path: Path) -> None:
 
 def test_timeout_is_reported(hubserver: HubServer, tmp_path: Path) -> None:
     hubserver.state.delay["create"] = 1.0
-    # huggingface_hub's shared client has no timeout by default; give it a short one here.
-    huggingface_hub.set_client_factory(
-        lambda: httpx2.Client(event_hooks={"request": [_http.hf_request_event_hook]}, timeout=0.2)
-    )
-    try:
-        with pytest.raises(HubError, match=rf"^timed out talking to {hubserver.url} after 2 attempts"):
-            push(make_run(tmp_path), "alice/minilm", token=TOKEN, retries=1, backoff=0.01)
-    finally:
-        huggingface_hub.set_client_factory(_http.default_client_factory)
+
+    with pytest.raises(HubError, match=rf"^timed out talking to {hubserver.url} after 2 attempts \(no progress for "
+                                       r"0\.2 s\): .* --timeout or RAGTUNE_HUB_TIMEOUT$"):
+        push(make_run(tmp_path), "alice/minilm", token=TOKEN, retries=1, backoff=0.01, timeout=0.2)
+    assert hubserver.state.hits["create"] == 2
+
+
+# --- a server that accepts and never answers --------------------------------
+
+
+class SilentServer:
+    """Accepts connections on 127.0.0.1 and never sends a byte: a hung Hub or proxy."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        # Closing a socket does not wake a blocked accept(), so poll for the stop flag instead.
+        self._listener.settimeout(0.05)
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.accepted = 0
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="silentserver", daemon=True)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            self.accepted += 1
+            self._held.append(conn)  # kept open and unanswered until the test ends
+
+    def __enter__(self) -> "SilentServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._listener.close()
+        for conn in self._held:
+            conn.close()
+
+
+@pytest.fixture
+def silent(hubserver: HubServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[SilentServer]:
+    """The hubserver fixture's isolated environment, with HF_ENDPOINT at a server that never answers."""
+    with SilentServer() as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        monkeypatch.setenv("HF_TOKEN", TOKEN)
+        yield server
+
+
+# Generous: a push that hangs would take forever, one that times out takes about a second.
+BOUND_S = 30
+
+
+def test_push_to_a_server_that_never_answers_times_out(silent: SilentServer, tmp_path: Path) -> None:
+    start = time.monotonic()
+    with pytest.raises(HubError, match=rf"^timed out talking to {silent.url} after 2 attempts \(no progress for "
+                                       r"0\.3 s\)"):
+        push(make_run(tmp_path), "alice/minilm", retries=1, backoff=0.01, timeout=0.3)
+    assert time.monotonic() - start < BOUND_S
+    assert silent.accepted >= 1  # it really connected, then waited for a reply that never came
+
+
+def test_cli_push_to_a_silent_server_ends_with_one_error_line(
+    silent: SilentServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(hub, "MAX_BACKOFF_S", 0.01)  # the CLI's 4 attempts, without seconds of backoff between
+    start = time.monotonic()
+
+    assert main(["push", str(make_run(tmp_path)), "alice/minilm", "--timeout", "0.3"]) == 1
+
+    assert time.monotonic() - start < BOUND_S
+    assert_one_error_line(capsys.readouterr().err, f"timed out talking to {silent.url} after 4 attempts",
+                          "no progress for 0.3 s")
+
+
+def test_timeout_comes_from_the_environment(
+    silent: SilentServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAGTUNE_HUB_TIMEOUT", "0.3")
+    start = time.monotonic()
+    with pytest.raises(HubError, match=r"no progress for 0\.3 s"):
+        push(make_run(tmp_path), "alice/minilm", retries=0)
+    assert time.monotonic() - start < BOUND_S
+
+
+@pytest.mark.parametrize(
+    ("flag", "env", "expected"),
+    [
+        ("inf", None, "the Hub timeout must be a number of seconds > 0, not inf"),
+        ("nan", None, "the Hub timeout must be a number of seconds > 0, not nan"),
+        ("0", None, "the Hub timeout must be a number of seconds > 0, not 0"),
+        (None, "soon", "RAGTUNE_HUB_TIMEOUT must be a number of seconds > 0, not 'soon'"),
+        (None, "-5", "RAGTUNE_HUB_TIMEOUT must be a number of seconds > 0, not -5"),
+    ],
+)
+def test_bad_timeout_is_one_line_before_any_request(
+    silent: SilentServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    flag: str | None, env: str | None, expected: str,
+) -> None:
+    if env is not None:
+        monkeypatch.setenv("RAGTUNE_HUB_TIMEOUT", env)
+
+    assert main(["push", str(make_run(tmp_path)), "alice/minilm", *(["--timeout", flag] if flag else [])]) == 1
+
+    assert assert_one_error_line(capsys.readouterr().err) == f"ragtune: error: {expected}"
+    assert silent.accepted == 0
+
+
+def test_push_puts_huggingface_hubs_client_factory_back(hubserver: HubServer, tmp_path: Path) -> None:
+    before = _http._GLOBAL_CLIENT_FACTORY
+
+    push_fast(make_run(tmp_path), "alice/minilm", token=TOKEN, timeout=5)
+
+    assert _http._GLOBAL_CLIENT_FACTORY is before
+    # Other huggingface_hub users in this process get its own client again (timeout=None), not ours.
+    assert _http.get_session().timeout.read is None
 
 
 def test_refuses_a_model_that_did_not_improve(hubserver: HubServer, tmp_path: Path) -> None:
