@@ -572,6 +572,11 @@ def _message_for(err: BaseException, ctx: _ErrorContext, attempts: int) -> str |
         return f"cannot reach {where} ({tries}): check your network connection and HF_ENDPOINT"
     if isinstance(err, transports):
         return f"the connection to {where} failed ({type(err).__name__}) {tries}: push again"
+    if isinstance(err, json.JSONDecodeError):
+        # A 200 whose body is not JSON: a proxy's or captive portal's page, or a wrong HF_ENDPOINT.
+        what = "an HTML page" if err.doc.lstrip().startswith("<") else "something that is not JSON"
+        return (f"{where} answered with {what}, not the Hub API: check HF_ENDPOINT (or unset it for "
+                "huggingface.co) and any proxy or network login page in the way, then push again")
     if isinstance(err, ValueError) and str(err).startswith("Invalid metadata in README.md"):
         # huggingface_hub lists the problems one per line after this heading.
         return f"the Hub rejected the metadata in README.md: {str(err).partition(chr(10))[2] or 'no details'}"

@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from ragtune.cli import main
 from ragtune.hub import HubError, card_with_dataset, plan_push, push
 from ragtune.records import Chunk, Pair, write_jsonl
 from tests.hubserver import HubServer
+from tests.loopback import QuietJSONHandler
 from tests.test_cli import assert_one_error_line
 
 TOKEN = "hf_test_SECRET_0123456789"
@@ -214,7 +216,7 @@ def test_timeout_is_reported(hubserver: HubServer, tmp_path: Path) -> None:
     assert hubserver.state.hits["create"] == 2
 
 
-# --- a server that accepts and never answers --------------------------------
+# --- servers that are not the Hub: silent, or answering HTML --------------------------------
 
 
 class SilentServer:
@@ -327,6 +329,56 @@ def test_push_puts_huggingface_hubs_client_factory_back(hubserver: HubServer, tm
     assert _http._GLOBAL_CLIENT_FACTORY is before
     # Other huggingface_hub users in this process get its own client again (timeout=None), not ours.
     assert _http.get_session().timeout.read is None
+
+
+class _PortalHandler(QuietJSONHandler):
+    """Answers every request 200 with a login page, as a captive portal or a misrouted proxy does."""
+
+    hits = 0
+
+    def do_GET(self) -> None:
+        self._page()
+
+    def do_POST(self) -> None:
+        self._page()
+
+    def _page(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        type(self).hits += 1
+        page = b"<!DOCTYPE html>\n<html><body><h1>Sign in to Guest Wi-Fi</h1></body></html>\n"
+        self.send_json(200, page, {"Content-Type": "text/html; charset=utf-8"})
+
+
+@pytest.fixture
+def portal(hubserver: HubServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """HF_ENDPOINT at a server that answers HTML; yields its URL."""
+    handler = type("Handler", (_PortalHandler,), {"hits": 0})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    monkeypatch.setenv("HF_ENDPOINT", url)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    try:
+        yield url
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert handler.hits == 1  # not worth retrying: asking again gets the same page
+
+
+def test_html_reply_says_the_endpoint_is_not_the_hub(portal: str, tmp_path: Path) -> None:
+    with pytest.raises(HubError, match=rf"^{portal} answered with an HTML page, not the Hub API: check HF_ENDPOINT"):
+        push_fast(make_run(tmp_path), "alice/minilm")
+
+
+def test_cli_html_reply_is_one_error_line(portal: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["push", str(make_run(tmp_path)), "alice/minilm", "--timeout", "5"]) == 1
+
+    assert_one_error_line(capsys.readouterr().err, f"{portal} answered with an HTML page, not the Hub API",
+                          "HF_ENDPOINT", "proxy")
 
 
 def test_refuses_a_model_that_did_not_improve(hubserver: HubServer, tmp_path: Path) -> None:
