@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import io
 import logging
+import os
 import re
 import unicodedata
 import warnings
@@ -57,19 +58,26 @@ SKIP_GARBLED_PAGE = "page of undecodable glyph codes (font without a Unicode map
 SKIP_GARBLED_LINE = "line of undecodable glyph codes (font without a Unicode map) dropped"
 SKIP_BINARY_TEXT = "text file that looks binary (not readable as text)"
 SKIP_EMPTY_TEXT = "text file with no text"
+SKIP_STRAY_BYTES = "stray bytes that are not UTF-8 in a UTF-8 text file (check those lines; re-save the file as UTF-8)"
+# Found while listing the folder, before any file is read.
+SKIP_UNREADABLE_FOLDER = "unreadable folder (check permissions; nothing in it was read)"
+SKIP_BAD_LINK = "symbolic link that loops or points nowhere (not read)"
+SKIP_LINKED_FOLDER = "symbolic link to a folder (not followed; pass that folder itself, or copy its files in)"
+SKIP_SPECIAL_FILE = "not a regular file (a pipe, socket or device; not read)"
 
 # Reasons that skip a whole file (the others drop a page or a line of a kept file).
 FILE_SKIPS = frozenset({
     SKIP_DUPLICATE, SKIP_UNREADABLE_FILE, SKIP_EMPTY_FILE, SKIP_NOT_PDF, SKIP_DAMAGED, SKIP_TRUNCATED,
     SKIP_ENCRYPTED, SKIP_NEEDS_CRYPTO, SKIP_ZERO_PAGES, SKIP_NO_TEXT, SKIP_ALL_PAGES_FAILED,
-    SKIP_BINARY_TEXT, SKIP_EMPTY_TEXT, SKIP_EXCLUDED,
+    SKIP_BINARY_TEXT, SKIP_EMPTY_TEXT, SKIP_EXCLUDED, SKIP_BAD_LINK, SKIP_SPECIAL_FILE,
 })  # fmt: skip
 
 # How each reason is counted on the console and in report.md ("2 pages skipped").
 _SKIP_UNITS = {
     SKIP_PAGE_FAILED: ("page", "skipped"), SKIP_EMPTY_PAGE: ("page", "skipped"),
     SKIP_GARBLED_PAGE: ("page", "skipped"), SKIP_GARBLED_LINE: ("line", "dropped"),
-    SKIP_TRUNCATED_PARTIAL: ("file", "read in part"),
+    SKIP_TRUNCATED_PARTIAL: ("file", "read in part"), SKIP_STRAY_BYTES: ("file", "decoded in part as cp1252"),
+    SKIP_UNREADABLE_FOLDER: ("folder", "skipped"), SKIP_LINKED_FOLDER: ("link", "not followed"),
 }  # fmt: skip
 
 
@@ -449,23 +457,63 @@ def clean_document(
 def decode_text(raw: bytes) -> str:
     """Decode a .txt/.md file: BOMs first, then UTF-8, then cp1252 (latin-1 last).
 
+    A UTF-8 file with a few stray bytes that are not UTF-8 stays UTF-8; only the
+    stray bytes are read as cp1252 (`decode_text_counted` says where they were).
+
     >>> decode_text("caf\\u00e9".encode("utf-16")), decode_text(b"caf\\xe9 \\x93q\\x94")
     ('café', 'café “q”')
+    >>> decode_text("café ".encode() + b"\\x93q\\x94")
+    'café “q”'
+    """
+    return decode_text_counted(raw)[0]
+
+
+# A byte that is not UTF-8, as errors="surrogateescape" keeps it (U+DC80-U+DCFF).
+_STRAY_BYTE = re.compile(r"[\udc80-\udcff]")
+# A character that took several bytes of valid UTF-8.
+_UTF8_MULTIBYTE = re.compile(r"[^\x00-\x7f\udc80-\udcff]")
+
+
+def _cp1252_byte(m: re.Match[str]) -> str:
+    byte = bytes([ord(m.group()) - 0xDC00])
+    try:
+        return byte.decode("cp1252")
+    except UnicodeDecodeError:  # the five bytes cp1252 leaves undefined
+        return byte.decode("latin-1")
+
+
+def decode_text_counted(raw: bytes) -> tuple[str, dict[int, int]]:
+    """`decode_text`, and {line number: stray bytes} for the lines of a UTF-8 file whose
+    bytes that are not UTF-8 were read one by one as cp1252.
+
+    >>> decode_text_counted("naïve\\n".encode() + b"caf\\xe9 \\x93q\\x94\\n")
+    ('naïve\\ncafé “q”\\n', {2: 3})
     """
     boms = [(b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
             (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")]  # fmt: skip
     for bom, enc in boms:
         if raw.startswith(bom):
-            return raw.decode(enc, errors="replace")
+            return raw.decode(enc, errors="replace"), {}
     # UTF-16 without a BOM: every other byte of ASCII text is zero.
     if len(raw) >= 4 and raw.count(0) >= len(raw) // 3:
-        return raw.decode("utf-16-le" if raw[1] == 0 else "utf-16-be", errors="replace")
-    for enc in ("utf-8", "cp1252"):
+        return raw.decode("utf-16-le" if raw[1] == 0 else "utf-16-be", errors="replace"), {}
+    try:
+        return raw.decode("utf-8"), {}
+    except UnicodeDecodeError:
+        pass
+    text = raw.decode("utf-8", errors="surrogateescape")
+    if not _UTF8_MULTIBYTE.search(text):
+        # ASCII and bytes that are not UTF-8, nothing else: a single-byte encoding throughout.
         try:
-            return raw.decode(enc)
+            return raw.decode("cp1252"), {}
         except UnicodeDecodeError:
-            continue
-    return raw.decode("latin-1")
+            return raw.decode("latin-1"), {}
+    # Valid multi-byte UTF-8 too: a UTF-8 file with stray bytes (often cp1252 punctuation
+    # pasted in). Reading all of it as cp1252 would garble every accent ("café" ->
+    # "cafÃ©"), so only the stray bytes are; a cp1252 file decodes the same this way,
+    # except where two of its bytes happen to form a UTF-8 character.
+    stray = {n: k for n, line in enumerate(text.split("\n"), start=1) if (k := len(_STRAY_BYTE.findall(line)))}
+    return _STRAY_BYTE.sub(_cp1252_byte, text), stray
 
 
 def _looks_binary(text: str) -> bool:
@@ -476,23 +524,61 @@ def _looks_binary(text: str) -> bool:
 # --- the folder ---------------------------------------------------------------------
 
 
-def list_documents(folder: Path) -> tuple[list[Path], list[Path]]:
+def list_documents(folder: Path, skipped: Counter | None = None) -> tuple[list[Path], list[Path]]:
     """Supported files under `folder` (recursively, sorted) and the unsupported ones.
 
     Hidden files and folders (".git", ".DS_Store") are not documents and are left out.
+    What cannot be listed or is no file to read (an unreadable subfolder, a symbolic
+    link that loops, dangles or leads to a folder, a pipe) is counted in `skipped`.
     """
     if not folder.exists():
+        if folder.is_symlink():
+            raise ExtractError(f"{folder} is a symbolic link that loops or points nowhere; pass the folder itself")
         raise ExtractError(f"{folder} does not exist; pass the folder holding your .pdf, .txt or .md files")
     if folder.is_file():
         files = [folder]
     elif not folder.is_dir():
         raise ExtractError(f"{folder} is neither a file nor a folder")
     else:
-        hidden = lambda p: any(s.startswith(".") for s in p.relative_to(folder).parts)  # noqa: E731
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and not hidden(p))
+        files = _walk(folder, skipped if skipped is not None else Counter())
     supported = [p for p in files if p.suffix.lower() in PDF_SUFFIXES | TEXT_SUFFIXES]
     other = [p for p in files if p.suffix.lower() not in PDF_SUFFIXES | TEXT_SUFFIXES]
     return supported, other
+
+
+def _walk(folder: Path, skipped: Counter) -> list[Path]:
+    """Files under `folder`, sorted, hidden names left out; links to files are followed,
+    links to folders are not (they could loop). Whatever else is found is counted."""
+    files: list[Path] = []
+    todo = [folder]
+    while todo:
+        here = todo.pop()
+        try:
+            with os.scandir(here) as it:
+                entries = list(it)
+        except OSError as e:
+            if here == folder:
+                raise ExtractError(f"cannot list {folder} ({e.strerror or type(e).__name__}); "
+                                   "check its permissions") from None
+            skipped.add(SKIP_UNREADABLE_FOLDER, f"{here.relative_to(folder).as_posix()}/: {type(e).__name__}")
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = here / entry.name
+            if entry.is_dir(follow_symlinks=False):
+                todo.append(path)
+                continue
+            try:
+                is_file, is_dir = entry.is_file(), entry.is_dir()
+            except OSError:  # a link that loops ("Too many levels of symbolic links")
+                is_file = is_dir = False
+            if is_file:
+                files.append(path)
+                continue
+            reason = (SKIP_LINKED_FOLDER if is_dir else SKIP_BAD_LINK) if entry.is_symlink() else SKIP_SPECIAL_FILE
+            skipped.add(reason, path.relative_to(folder).as_posix())
+    return sorted(files)
 
 
 def _pdf_texts(data: bytes, name: str, extractor: str, skipped: Counter) -> list[str | None]:
@@ -508,13 +594,25 @@ def _pdf_texts(data: bytes, name: str, extractor: str, skipped: Counter) -> list
     return texts
 
 
-def _text_file_texts(data: bytes) -> list[str | None]:
-    text = decode_text(data)
+def _where_stray(stray: dict[int, int]) -> str:
+    """
+    >>> _where_stray({3: 1}), _where_stray({3: 2, 9: 1, 12: 1, 20: 4, 31: 1})
+    ('1 byte on line 3', '9 bytes on lines 3, 9, 12 and 2 more')
+    """
+    n, lines = sum(stray.values()), sorted(stray)
+    where = f"line {lines[0]}" if len(lines) == 1 else "lines " + ", ".join(map(str, lines[:3]))
+    return f"{n} byte{'s' if n != 1 else ''} on {where}" + (f" and {len(lines) - 3} more" if len(lines) > 3 else "")
+
+
+def _text_file_texts(data: bytes, name: str, skipped: Counter) -> list[str | None]:
+    text, stray = decode_text_counted(data)
     if _looks_binary(text):
         raise _SkipFile(SKIP_BINARY_TEXT)
     text = clean_text(text)
     if not text:
         raise _SkipFile(SKIP_EMPTY_TEXT)
+    if stray:
+        skipped.add(SKIP_STRAY_BYTES, f"{name}: {_where_stray(stray)}")
     return [text]
 
 
@@ -528,7 +626,8 @@ def _read_one(path: Path, name: str, extractor: str, result: Extraction, seen: d
         raise _SkipFile(SKIP_DUPLICATE, f"= {seen[digest]}")
     seen[digest] = name
     is_pdf = path.suffix.lower() in PDF_SUFFIXES
-    texts = _pdf_texts(data, name, extractor, result.skipped) if is_pdf else _text_file_texts(data)
+    texts = (_pdf_texts(data, name, extractor, result.skipped) if is_pdf
+             else _text_file_texts(data, name, result.skipped))
     for i, text in enumerate(texts, start=1):
         if text:
             result.pages.append(Page(source=name, page=i, text=text))
@@ -550,15 +649,17 @@ def matches(rel: str, patterns: tuple[str, ...] | list[str]) -> bool:
     return any(fnmatch.fnmatch(rel, p.lower()) or fnmatch.fnmatch(name, p.lower()) for p in patterns)
 
 
-def select_documents(folder: Path, include: tuple[str, ...] = (),
-                     exclude: tuple[str, ...] = DEFAULT_EXCLUDE) -> tuple[list[Path], list[Path], list[Path]]:
+def select_documents(folder: Path, include: tuple[str, ...] = (), exclude: tuple[str, ...] = DEFAULT_EXCLUDE,
+                     skipped: Counter | None = None) -> tuple[list[Path], list[Path], list[Path]]:
     """(supported, other, excluded) files under `folder`, or an ExtractError when the folder has
     nothing to read: missing, empty, no supported file, or every one excluded.
 
     With `include`, only supported files matching one of its globs are read; a file
-    matching `exclude` is not read unless `include` names it.
+    matching `exclude` is not read unless `include` names it. What the listing
+    skipped (see `list_documents`) is counted in `skipped`.
     """
-    supported, other = list_documents(folder)
+    listed = skipped if skipped is not None else Counter()
+    supported, other = list_documents(folder, listed)
     base = folder if folder.is_dir() else folder.parent
     rel = {p: p.relative_to(base).as_posix() for p in supported}
     keep = [p for p in supported if (matches(rel[p], include) if include else not matches(rel[p], exclude))]
@@ -569,10 +670,15 @@ def select_documents(folder: Path, include: tuple[str, ...] = (),
         if excluded:
             names = ", ".join(rel[p] for p in excluded[:3]) + (", ..." if len(excluded) > 3 else "")
             raise ExtractError(f"every supported file in {folder} is excluded ({names}); change --include or --exclude")
-        if not other:
+        # A folder whose documents all sit in unreadable subfolders is not empty.
+        found = "; ".join(describe_skips(listed.to_dict()))
+        if not other and not found:
             raise ExtractError(f"{folder} is empty; put the .pdf, .txt or .md files to train on in it")
+        if not other:
+            raise ExtractError(f"{folder} has no .pdf, .txt or .md file that can be read: {found}")
         names = ", ".join(p.name for p in other[:3]) + (", ..." if len(other) > 3 else "")
-        raise ExtractError(f"{folder} has no .pdf, .txt or .md files ({len(other)} other files: {names})")
+        raise ExtractError(f"{folder} has no .pdf, .txt or .md files ({len(other)} other files: {names})"
+                           + (f"; {found}" if found else ""))
     return keep, other, excluded
 
 
@@ -590,8 +696,8 @@ def extract_folder(folder: Path, extractor: str = "pypdf", include: tuple[str, .
     """
     if extractor not in ("pypdf", "pypdfium2"):
         raise ExtractError(f"unknown extractor {extractor!r}; use pypdf or pypdfium2")
-    supported, other, excluded = select_documents(folder, include, exclude)
     result = Extraction(pages=[])
+    supported, other, excluded = select_documents(folder, include, exclude, result.skipped)
     base = folder if folder.is_dir() else folder.parent
     for p in other:
         result.skipped.add(SKIP_UNSUPPORTED, p.relative_to(base).as_posix())

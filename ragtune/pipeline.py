@@ -88,10 +88,15 @@ def _docs_fingerprint(cfg: Config) -> list[tuple[str, int, str]]:
     when the folder has nothing to read, before the run directory is made."""
     from .extract import select_documents
 
+    # Unreadable subfolders and bad links are counted by extraction itself; here they only drop out.
     supported, other, excluded = select_documents(cfg.docs, cfg.include, cfg.exclude)
     out = []
     for p in supported + other + excluded:
-        out.append((p.name, p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest()[:16]))
+        try:
+            out.append((p.name, p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest()[:16]))
+        except OSError as e:
+            # Extraction skips and counts it; once it can be read, the key changes and extraction reruns.
+            out.append((p.name, -1, f"unreadable ({type(e).__name__})"))
     return out
 
 

@@ -26,6 +26,7 @@ from ragtune.cli import _config_from_args, _flag_aliases, _with_config_file, bui
 from ragtune.records import Page, read_jsonl
 from test_cli import assert_one_error_line
 from test_extract import _encrypted, make_pdf, report_pages
+from unprivileged import copy_for_unprivileged, run_unprivileged, shared_tmp_fixture  # noqa: F401 (shared_tmp)
 
 REPO = Path(__file__).resolve().parents[1]
 NIST_PDF = REPO / "resources" / "nist_ai_600_1.pdf"
@@ -154,6 +155,35 @@ def test_encrypted_with_empty_password_odd_encodings_and_control_characters_are_
     assert text["ctl.txt"] == "alpha beta gamma delta final café\nnext\npage"
     assert sorted(p.page for p in pages if p.source == "flaky.pdf") == [1, 3]
     assert not any(ch in p.text for p in pages for ch in "\x00\x07\x1b\ue000\u200b")
+
+
+def test_unreadable_inputs_and_stray_bytes_are_warnings_not_a_traceback(shared_tmp: Path, tiny_model_dir: Path,
+                                                                          nist_pages: list[Page]) -> None:
+    # Issue 16: one chmod 000 file (even of an unsupported type) crashed the run with PermissionError.
+    # As root nothing is unreadable, so the run is made by an unprivileged user (tests/unprivileged.py).
+    docs = good_docs(shared_tmp / "docs", nist_pages)
+    (docs / "secret.txt").write_text("Nobody may read this.", encoding="utf-8")
+    (docs / "deck.pptx").write_bytes(b"PK\x03\x04")
+    (docs / "locked").mkdir()
+    (docs / "locked" / "inner.txt").write_text("Hidden away.", encoding="utf-8")
+    for path in (docs / "secret.txt", docs / "deck.pptx", docs / "locked"):
+        path.chmod(0)
+    (docs / "x.pdf").symlink_to("x.pdf")
+    (docs / "mixed.txt").write_bytes("Zero trust café policies.\n".encode() + b"It \x93works\x94 well.\n")
+    model = copy_for_unprivileged(tiny_model_dir, shared_tmp / "model")
+    ran = run_unprivileged(["-m", "ragtune", *run_args(docs, shared_tmp / "run", model)], shared_tmp)
+    assert ran.returncode == 0, ran.stderr
+    assert "Traceback" not in ran.stderr
+    warnings = {line for line in ran.stderr.splitlines() if line.startswith("warning:")}
+    assert warnings == {
+        f"warning: 1 file skipped: {ex.SKIP_UNREADABLE_FILE}: secret.txt: PermissionError",
+        f"warning: 1 file skipped: {ex.SKIP_UNSUPPORTED}: deck.pptx",
+        f"warning: 1 folder skipped: {ex.SKIP_UNREADABLE_FOLDER}: locked/: PermissionError",
+        f"warning: 1 file skipped: {ex.SKIP_BAD_LINK}: x.pdf",
+        f"warning: 1 file decoded in part as cp1252: {ex.SKIP_STRAY_BYTES}: mixed.txt: 2 bytes on line 2",
+    }
+    text = {p.source: p.text for p in read_jsonl(shared_tmp / "run" / "pages.jsonl", Page)}
+    assert text["mixed.txt"] == "Zero trust café policies.\nIt “works” well."
 
 
 # --- errors: one line, exit 1 ------------------------------------------------------------

@@ -7,6 +7,7 @@ by `make_pdf` into tmp_path so each failure mode has a file of its own.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import re
 import sys
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 from ragtune import extract as ex
 from ragtune.extract import ExtractError, Extraction, clean_text, drop_running_lines, extract_folder, list_documents
+from unprivileged import run_unprivileged, shared_tmp_fixture  # noqa: F401 (the shared_tmp fixture)
 
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 NIST = "nist_ai_600_1.pdf"
@@ -157,6 +159,38 @@ def test_decode_text_handles_common_encodings(data: bytes) -> None:
     assert ex.decode_text(data) == "café “quoted” naïve"
 
 
+def test_utf8_with_stray_bytes_stays_utf8_and_says_where() -> None:
+    # Issue 16: four stray bytes used to make the whole file cp1252 ("café" -> "cafÃ©").
+    raw = "Le café est prêt.\n".encode() + b"Quote \x93this\x94 now\n" + "naïve\n".encode() + b"price 5\x80 \xe9t\xe9\n"
+    text, stray = ex.decode_text_counted(raw)
+    assert text == "Le café est prêt.\nQuote “this” now\nnaïve\nprice 5€ été\n"
+    assert stray == {2: 2, 4: 3}
+
+
+def test_text_without_any_utf8_stays_single_byte_and_quiet() -> None:
+    assert ex.decode_text_counted("Café “naïve” résumé\n".encode("cp1252")) == ("Café “naïve” résumé\n", {})
+    # 0x81 is undefined in cp1252, so the file is latin-1.
+    assert ex.decode_text_counted(b"caf\xe9 \x81") == ("café \x81", {})
+
+
+def test_stray_bytes_in_a_text_file_are_a_counted_warning(tmp_path: Path) -> None:
+    write(tmp_path, "notes.txt", "Zero trust café.\n".encode() + b"It \x93works\x94.\n")
+    write(tmp_path, "clean.md", "Résumé of the plan.".encode())
+    write(tmp_path, "windows.txt", "Naïve “plan” here.".encode("cp1252"))
+    result = extract_folder(tmp_path)
+    assert text_of(result, "notes.txt") == "Zero trust café.\nIt “works”."
+    assert skips(result) == {ex.SKIP_STRAY_BYTES: 1}
+    assert result.skipped.examples[ex.SKIP_STRAY_BYTES] == ["notes.txt: 2 bytes on line 2"]
+    assert ex.describe_skips(result.skipped.to_dict()) == [
+        f"1 file decoded in part as cp1252: {ex.SKIP_STRAY_BYTES}: notes.txt: 2 bytes on line 2"]
+
+
+def test_binary_file_with_stray_bytes_is_only_skipped_as_binary(tmp_path: Path) -> None:
+    write(tmp_path, "blob.txt", ("é".encode() + bytes(range(1, 32)) + b"\xff") * 40)
+    write(tmp_path, "ok.md", b"fine")
+    assert skips(extract_folder(tmp_path)) == {ex.SKIP_BINARY_TEXT: 1}
+
+
 # --- real PDFs ------------------------------------------------------------------------
 
 
@@ -168,7 +202,9 @@ def real() -> Extraction:
 def test_real_pdfs_are_all_read(real: Extraction) -> None:
     # resources/ also holds text files (SOURCES.md …); every PDF in it is read.
     assert sorted(f for f in real.files if f.endswith(".pdf")) == [BLUEPRINT, NIST]
-    assert not set(real.skipped.counts) & ex.FILE_SKIPS
+    # SOURCES.md is left out by the default --exclude; nothing else is skipped whole.
+    assert real.skipped.examples[ex.SKIP_EXCLUDED] == ["SOURCES.md"]
+    assert not set(real.skipped.counts) & (ex.FILE_SKIPS - {ex.SKIP_EXCLUDED})
 
 
 def test_fi_ligature_is_kept_as_fi(real: Extraction) -> None:
@@ -495,6 +531,74 @@ def test_unknown_extractor_is_an_extract_error(tmp_path: Path) -> None:
     write(tmp_path, "a.txt", b"text")
     with pytest.raises(ExtractError, match="unknown extractor"):
         extract_folder(tmp_path, extractor="tika")
+
+
+def test_unreadable_files_folders_and_bad_links_are_counted(shared_tmp: Path) -> None:
+    # As root every file is readable, so this runs as an unprivileged user (tests/unprivileged.py).
+    docs = shared_tmp / "docs"
+    write(docs, "good.txt", b"Zero trust networks verify every request.")
+    write(docs, "secret.txt", b"Nobody may read this.").chmod(0)
+    write(docs, "slides.pptx", b"PK\x03\x04").chmod(0)
+    write(docs, "locked/inner.txt", b"Hidden away.")
+    (docs / "locked").chmod(0)
+    write(docs, "elsewhere/more.md", b"Linked folder text.")
+    (docs / "x.pdf").symlink_to("x.pdf")  # a link to itself
+    (docs / "gone.md").symlink_to("missing.md")
+    (docs / "sub").mkdir()
+    (docs / "sub" / "linked").symlink_to("../elsewhere", target_is_directory=True)
+    code = f"""if True:
+        import json
+        from pathlib import Path
+        from ragtune.config import Config
+        from ragtune.extract import extract_folder
+        from ragtune.pipeline import _docs_fingerprint
+        result = extract_folder(Path({str(docs)!r}))
+        print(json.dumps({{"files": result.files, "skipped": result.skipped.to_dict(),
+                          "fingerprint": _docs_fingerprint(Config(docs=Path({str(docs)!r})))}}))
+    """
+    ran = run_unprivileged(["-c", code], shared_tmp)
+    assert ran.returncode == 0 and "Traceback" not in ran.stderr, ran.stderr
+    out = json.loads(ran.stdout)
+    assert out["files"] == ["elsewhere/more.md", "good.txt"]
+    assert out["skipped"]["counts"] == {
+        ex.SKIP_UNREADABLE_FOLDER: 1, ex.SKIP_BAD_LINK: 2, ex.SKIP_LINKED_FOLDER: 1, ex.SKIP_UNSUPPORTED: 1,
+        ex.SKIP_UNREADABLE_FILE: 1,
+    }
+    examples = out["skipped"]["examples"]
+    assert examples[ex.SKIP_UNREADABLE_FOLDER] == ["locked/: PermissionError"]
+    assert sorted(examples[ex.SKIP_BAD_LINK]) == ["gone.md", "x.pdf"]
+    assert examples[ex.SKIP_LINKED_FOLDER] == ["sub/linked"]
+    assert examples[ex.SKIP_UNREADABLE_FILE] == ["secret.txt: PermissionError"]
+    fingerprint = {name: digest for name, _, digest in out["fingerprint"]}
+    assert fingerprint["secret.txt"] == fingerprint["slides.pptx"] == "unreadable (PermissionError)"
+    assert len(fingerprint["good.txt"]) == 16
+    lines = ex.describe_skips(out["skipped"])
+    assert f"1 folder skipped: {ex.SKIP_UNREADABLE_FOLDER}: locked/: PermissionError" in lines
+    assert f"1 link not followed: {ex.SKIP_LINKED_FOLDER}: sub/linked" in lines
+
+
+def test_a_pipe_named_txt_is_counted_not_read(tmp_path: Path) -> None:
+    import os
+
+    write(tmp_path, "ok.txt", b"Some text.")
+    os.mkfifo(tmp_path / "pipe.txt")  # reading it would wait forever
+    result = extract_folder(tmp_path)
+    assert result.files == ["ok.txt"] and result.skipped.examples[ex.SKIP_SPECIAL_FILE] == ["pipe.txt"]
+
+
+def test_a_folder_whose_only_documents_are_unreadable_says_so(shared_tmp: Path) -> None:
+    docs = shared_tmp / "docs"
+    write(docs, "locked/inner.txt", b"Hidden away.")
+    (docs / "locked").chmod(0)
+    code = f"from pathlib import Path; from ragtune.extract import extract_folder; extract_folder(Path({str(docs)!r}))"
+    ran = run_unprivileged(["-c", code], shared_tmp)
+    assert ran.stderr.strip().splitlines()[-1] == (
+        f"ragtune.extract.ExtractError: {docs} has no .pdf, .txt or .md file that can be read: "
+        f"1 folder skipped: {ex.SKIP_UNREADABLE_FOLDER}: locked/: PermissionError")
+    docs.chmod(0)
+    ran = run_unprivileged(["-c", code], shared_tmp)
+    assert ran.stderr.strip().splitlines()[-1] == (
+        f"ragtune.extract.ExtractError: cannot list {docs} (Permission denied); check its permissions")
 
 
 def test_list_documents_splits_supported_from_other(tmp_path: Path) -> None:
