@@ -94,6 +94,59 @@ def test_dense_index_round_trip(tmp_path: Path) -> None:
     assert back.search(q, 2)[1].tolist() == index.search(q, 2)[1].tolist() == [[1, 0]]
 
 
+def _clustered(n_chunks: int, n_passages: int, dim: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors around 8 centres (chunks first, then passages) and each row's chunk."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(8, dim))
+    vecs = centres[rng.integers(0, 8, n_chunks + n_passages)] + 0.5 * rng.normal(size=(n_chunks + n_passages, dim))
+    vecs = (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
+    return vecs, np.concatenate([np.arange(n_chunks), rng.integers(0, n_chunks, n_passages)])
+
+
+def test_an_index_above_the_threshold_is_hnsw_and_below_it_exact() -> None:
+    vecs, owner = _clustered(150, 0)
+    assert type(DenseIndex.from_vectors(vecs, owner, approx_rows=150).index).__name__ == "IndexFlatIP"
+    assert type(DenseIndex.from_vectors(vecs, owner, approx_rows=149).index).__name__ == "IndexHNSWFlat"
+    assert type(DenseIndex.from_vectors(vecs, owner, approx_rows=None).index).__name__ == "IndexFlatIP"
+    # The default threshold keeps small indexes exact, as before.
+    assert type(DenseIndex.from_vectors(vecs, owner).index).__name__ == "IndexFlatIP"
+
+
+def test_hnsw_index_round_trips_and_finds_known_rows(tmp_path: Path) -> None:
+    vecs, owner = _clustered(2000, 0)
+    index = DenseIndex.from_vectors(vecs, owner, approx_rows=100)
+    index.save(tmp_path / "index")
+    back = DenseIndex.load(tmp_path / "index")
+    assert type(back.index).__name__ == "IndexHNSWFlat" and back.index.hnsw.efSearch == index.index.hnsw.efSearch
+    assert back.owner.tolist() == owner.tolist()
+    # Noisy copies of known rows come back as their row, before and after the round trip.
+    rng = np.random.default_rng(1)
+    targets = rng.choice(2000, 50, replace=False)
+    queries = vecs[targets] + 0.02 * rng.normal(size=(50, vecs.shape[1])).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    scores, chunks = back.search(queries, 10)
+    assert chunks[:, 0].tolist() == targets.tolist()
+    assert chunks.tolist() == index.search(queries, 10)[1].tolist()
+    np.testing.assert_allclose(scores, index.search(queries, 10)[0], rtol=1e-6)
+
+
+def test_hnsw_index_with_passages_rescores_exactly() -> None:
+    # Rescoring reads rows back with reconstruct_batch, which an HNSW index supports.
+    vecs, owner = _clustered(300, 600)
+    queries = _clustered(20, 0, seed=2)[0]
+    scores, chunks = DenseIndex.from_vectors(vecs, owner, 0.5, approx_rows=100).search(queries, 5)
+    exact_s, exact_c = DenseIndex.from_vectors(vecs, owner, 0.5, approx_rows=None).search(queries, 5)
+    # HNSW is approximate: nearly all of the exact top 5, and every score the exact blend.
+    assert np.mean([len(set(a) & set(b)) / 5 for a, b in zip(chunks.tolist(), exact_c.tolist())]) >= 0.95
+    all_scores = queries @ vecs.T
+    for qi, row in enumerate(chunks.tolist()):
+        for c, s in zip(row, scores[qi]):
+            passages = all_scores[qi, 300:][owner[300:] == c]
+            own = all_scores[qi, c]
+            expected = (passages.max() + 0.5 * own) / 1.5 if len(passages) else own
+            assert s == pytest.approx(float(expected), rel=1e-5)
+
+
 def test_bm25_finds_only_chunks_sharing_a_term(tmp_path: Path) -> None:
     texts = ["zero trust architecture", "incident response plan", "trust but verify incident"]
     bm25 = BM25Index.build(texts)
