@@ -198,6 +198,11 @@ class Pipeline:
 
     # -- the run -------------------------------------------------------------------------
     def run(self) -> RunResult:
+        from . import distributed
+
+        if distributed.rank() > 0:
+            # Under torchrun only rank 0 runs the stages; this rank trains beside it (ragtune.distributed).
+            return self._follow()
         cfg = self.cfg
         self.timings: dict[str, float] = {}
         self._cached: list[str] = []
@@ -239,7 +244,21 @@ class Pipeline:
         key = _hash(key, "save", summary)
         self._stage(8, "save", key, [self.path("model") / "README.md", self.path("index") / "chunks.jsonl"],
                     lambda: self._save(summary, metrics))
-        return RunResult(self.run_dir, metrics, summary, self.timings, self._cached)
+        # share: the other torchrun ranks (if any) return the same result.
+        return distributed.share(RunResult(self.run_dir, metrics, summary, self.timings, self._cached))
+
+    def _follow(self) -> RunResult:
+        """A torchrun rank other than 0: train each time rank 0 trains, write nothing, return rank 0's result."""
+        from . import distributed
+        from .models import load_model, pick_device, resolve_base_model
+        from .train import fine_tune
+
+        while isinstance(job := distributed.share(), dict):
+            device = pick_device(self.cfg.device)
+            model = load_model(resolve_base_model(self.cfg.base_model), device)
+            model.max_seq_length = job.pop("max_seq_length")
+            fine_tune(model, cfg=self.cfg, work_dir=self.path("checkpoints"), device=device, **job)
+        return job
 
     # -- stages --------------------------------------------------------------------------
     def _extract(self) -> dict[str, Any]:
@@ -452,14 +471,14 @@ class Pipeline:
         tmp = self.path("model.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         resumed = self._checkpoints_to_resume()
-        result = fine_tune(
-            tuned, pairs, chunks, self.cfg, self.path("checkpoints"), pick_device(self.cfg.device),
-            progress=self._progress("train"),
-            negatives=negatives,
-            labelled=labelled,
-            validation=validation,
-            resume=resumed is not None,
-        )
+        from . import distributed
+
+        job = {"pairs": pairs, "chunks": chunks, "negatives": negatives, "labelled": labelled,
+               "validation": validation, "resume": resumed is not None}
+        # Under torchrun the other ranks train beside this one on the same rows (ragtune.distributed).
+        distributed.share(job | {"max_seq_length": tuned.max_seq_length})
+        result = fine_tune(tuned, cfg=self.cfg, work_dir=self.path("checkpoints"), device=pick_device(self.cfg.device),
+                           progress=self._progress("train"), **job)
         tuned.save(str(tmp), safe_serialization=True)
         shutil.rmtree(self.path("model"), ignore_errors=True)
         tmp.replace(self.path("model"))
