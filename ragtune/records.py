@@ -14,8 +14,11 @@ fails with a clear message instead of a KeyError.
 from __future__ import annotations
 
 import dataclasses
+import errno
+import hashlib
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +30,70 @@ FORMAT_VERSION = 2
 
 class RunDirError(Exception):
     """A run directory or one of its files cannot be used; the message says why."""
+
+
+class DiskFullError(RunDirError):
+    """A write ran out of disk space (or quota); the message names the folder and the space needed."""
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Whether `exc`, or an exception it came from, is a full disk or quota.
+
+    Python raises OSError(ENOSPC); safetensors wraps the same error in its own
+    exception, whose message ends "No space left on device (os error 28)".
+
+    >>> is_disk_full(OSError(28, "No space left on device")), is_disk_full(OSError(2, "No such file"))
+    (True, False)
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(s in str(exc) for s in ("No space left on device", "os error 28", "Disk quota exceeded")):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def free_bytes(folder: Path) -> int | None:
+    """Free space on the disk holding `folder` (or its nearest existing parent); None when it cannot be told."""
+    folder = Path(folder).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def megabytes(n: int) -> str:
+    """
+    >>> megabytes(1_500_000), megabytes(2_500_000_000)
+    ('2 MB', '2.5 GB')
+    """
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{max(1, round(n / 1e6))} MB"
+
+
+def check_free_space(folder: Path, need: int, what: str) -> None:
+    """Raise DiskFullError when the disk holding `folder` has less than `need` bytes free for `what`."""
+    free = free_bytes(folder)
+    if free is not None and free < need:
+        raise DiskFullError(f"not enough disk space in {folder}: {what} needs about {megabytes(need)}, "
+                            f"{megabytes(free)} is free; free some space (or use --out on a bigger disk) "
+                            "and rerun the same command")
+
+
+def file_digest(path: Path) -> str:
+    """Size and BLAKE2b digest of a file's bytes, as recorded in the manifest for each stage output.
+
+    A file that changed after its stage wrote it (truncated, overwritten) no longer matches.
+    """
+    h = hashlib.blake2b(digest_size=16)
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return f"{path.stat().st_size}:{h.hexdigest()}"
 
 
 @dataclass(frozen=True)
@@ -123,6 +190,8 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RunDirError(f"{path} is missing") from None
+    except UnicodeDecodeError:
+        raise RunDirError(f"{path} is not valid JSON (not UTF-8 text)") from None
     except json.JSONDecodeError as e:
         raise RunDirError(f"{path} is not valid JSON ({e.msg}, line {e.lineno})") from None
 
