@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 import yaml
@@ -241,7 +241,7 @@ class SilentServer:
             self.accepted += 1
             self._held.append(conn)  # kept open and unanswered until the test ends
 
-    def __enter__(self) -> "SilentServer":
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -335,6 +335,7 @@ class _PortalHandler(QuietJSONHandler):
     """Answers every request 200 with a login page, as a captive portal or a misrouted proxy does."""
 
     hits = 0
+    url = ""
 
     def do_GET(self) -> None:
         self._page()
@@ -350,34 +351,37 @@ class _PortalHandler(QuietJSONHandler):
 
 
 @pytest.fixture
-def portal(hubserver: HubServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """HF_ENDPOINT at a server that answers HTML; yields its URL."""
+def portal(hubserver: HubServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_PortalHandler]]:
+    """HF_ENDPOINT at a server that answers HTML; yields its handler class (url, hits)."""
     handler = type("Handler", (_PortalHandler,), {"hits": 0})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    url = f"http://127.0.0.1:{server.server_address[1]}"
+    handler.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
-    monkeypatch.setenv("HF_ENDPOINT", url)
+    monkeypatch.setenv("HF_ENDPOINT", handler.url)
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     try:
-        yield url
+        yield handler
     finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
-    assert handler.hits == 1  # not worth retrying: asking again gets the same page
 
 
-def test_html_reply_says_the_endpoint_is_not_the_hub(portal: str, tmp_path: Path) -> None:
-    with pytest.raises(HubError, match=rf"^{portal} answered with an HTML page, not the Hub API: check HF_ENDPOINT"):
+def test_html_reply_says_the_endpoint_is_not_the_hub(portal: type[_PortalHandler], tmp_path: Path) -> None:
+    with pytest.raises(HubError, match=rf"^{portal.url} answered with an HTML page, not the Hub API: "
+                                       "check HF_ENDPOINT"):
         push_fast(make_run(tmp_path), "alice/minilm")
+    assert portal.hits == 1  # not retried: asking again gets the same page
 
 
-def test_cli_html_reply_is_one_error_line(portal: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_html_reply_is_one_error_line(
+    portal: type[_PortalHandler], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["push", str(make_run(tmp_path)), "alice/minilm", "--timeout", "5"]) == 1
 
-    assert_one_error_line(capsys.readouterr().err, f"{portal} answered with an HTML page, not the Hub API",
+    assert_one_error_line(capsys.readouterr().err, f"{portal.url} answered with an HTML page, not the Hub API",
                           "HF_ENDPOINT", "proxy")
 
 
