@@ -6,6 +6,7 @@ The CLI maps flags onto `Config`; library code never hides a second default.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,11 @@ class Config:
             if not ok:
                 raise ConfigError(msg)
 
+        # First, so that inf and nan get this message rather than a range's (inf passes "> 0").
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type == "float" and isinstance(value, (int, float)):
+                need(math.isfinite(value), f"{f.name} must be a finite number, not {value}")
         need(self.extractor in EXTRACTORS, f"extractor must be one of {', '.join(EXTRACTORS)}, not {self.extractor!r}")
         need(self.generator in GENERATORS, f"generator must be one of {', '.join(GENERATORS)}, not {self.generator!r}")
         need(16 <= self.chunk_tokens <= 8192, f"chunk_tokens must be between 16 and 8192, not {self.chunk_tokens}")

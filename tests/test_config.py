@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pytest
 
+from ragtune.cli import main
 from ragtune.config import Config, ConfigError
+from tests.test_cli import assert_one_error_line
 
 DOCS = Path("docs")
 
@@ -132,3 +135,47 @@ def test_pick_device_prefers_cuda_then_apples_mps_then_cpu(monkeypatch: pytest.M
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     assert pick_device("") == "cpu"
+
+
+# --- non-finite numbers ---------------------------------------------------------------------
+
+FLOATS = [f.name for f in dataclasses.fields(Config) if f.type == "float"]
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan], ids=["inf", "-inf", "nan"])
+@pytest.mark.parametrize("setting", FLOATS)
+def test_every_float_setting_must_be_finite(setting: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=rf"^{setting} must be a finite number, not -?(inf|nan)$"):
+        Config(docs=DOCS, **{setting: value})
+
+
+def test_float_settings_are_found() -> None:
+    # The check walks the fields typed float; a rename of that type would silently skip them all.
+    assert {"epochs", "learning_rate", "llm_timeout", "hybrid_weight"} <= set(FLOATS)
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--epochs", "inf"], "epochs must be a finite number, not inf"),
+        (["--lr", "nan"], "learning_rate must be a finite number, not nan"),
+        (["--llm-timeout", "inf"], "llm_timeout must be a finite number, not inf"),
+    ],
+)
+def test_cli_rejects_non_finite_numbers_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], expected: str
+) -> None:
+    assert main(["run", str(tmp_path), "--out", str(tmp_path / "run"), *flags]) == 1
+
+    assert assert_one_error_line(capsys.readouterr().err) == f"ragtune: error: {expected}"
+    assert not (tmp_path / "run").exists()
+
+
+def test_config_file_infinity_names_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = tmp_path / "settings.toml"
+    settings.write_text("epochs = inf\n")
+
+    assert main(["run", str(tmp_path), "--config", str(settings)]) == 1
+
+    assert_one_error_line(capsys.readouterr().err, f"config file {settings}: epochs must be a finite number, not inf")
+
