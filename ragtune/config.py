@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,8 +174,13 @@ class Config:
         need(0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), not {self.warmup_ratio}")
         need(self.pairs_loss in ("cosine", "cosent", "angle"), f"pairs_loss must be cosine, cosent or angle, not {self.pairs_loss!r}")
         need(self.max_steps == -1 or self.max_steps > 0, "max_steps must be -1 (no cap) or > 0")
-        need(self.device in ("", "cpu", "cuda", "mps") or self.device.startswith("cuda:"),
+        need(self.device in ("", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", self.device) is not None,
              f"device must be cpu, cuda, cuda:N or mps, not {self.device!r}")
+        if self.device not in ("", "cpu"):
+            from .models import device_problem  # imports torch, so only when a device is named
+
+            problem = device_problem(self.device)
+            need(problem is None, str(problem))
         need(all(k > 0 for k in self.ks) and len(self.ks) > 0, "ks must be positive")
         need(0 <= self.passage_words <= 200, f"passage_words must be 0..200 (0: off), not {self.passage_words}")
         need(0 <= self.chunk_weight <= 10, f"chunk_weight must be between 0 and 10, not {self.chunk_weight}")

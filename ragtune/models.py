@@ -49,10 +49,57 @@ def pick_device(device: str) -> str:
     return "cpu"
 
 
+def available_devices() -> list[str]:
+    """The devices the installed torch can run on, cpu first.
+
+    >>> available_devices()[0]
+    'cpu'
+    """
+    import torch
+
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    return found
+
+
+def device_problem(device: str) -> str | None:
+    """Why the installed torch cannot use `device` ('' and cpu always work), or None if it can.
+
+    Asking torch for a device it was not built for fails with an AssertionError deep
+    inside the first tensor move, so callers check first.
+
+    >>> device_problem("cpu") is None
+    True
+    """
+    if device in ("", "cpu"):
+        return None
+    import torch
+
+    available = available_devices()
+    if device in available:
+        return None
+    if device.startswith("cuda") and torch.version.cuda is None:
+        why = f"this torch ({torch.__version__}) was built without CUDA"
+    elif device.startswith("cuda") and torch.cuda.is_available():
+        why = f"this machine has {torch.cuda.device_count()} CUDA device(s)"
+    elif device.startswith("cuda"):
+        why = "torch finds no CUDA GPU or driver"
+    else:
+        why = "torch finds no Apple GPU (MPS)"
+    return f"device {device!r} is not available: {why}; available: {', '.join(available)} ('' picks the best)"
+
+
 def load_model(name_or_path: str, device: str = "cpu") -> Any:
     """Load a SentenceTransformer, with a one-line error instead of a traceback."""
     from sentence_transformers import SentenceTransformer
 
+    problem = device_problem(device)
+    if problem:
+        raise ModelError(f"cannot load model {name_or_path!r}: {problem}")
     local = Path(name_or_path).exists()
     if local:
         # A local folder needs no network; without this, transformers may still

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 from ragtune.cli import main
 from ragtune.config import Config, ConfigError
@@ -87,8 +88,7 @@ def test_config_error_is_a_value_error() -> None:
         {"eval_fraction": 0.05, "questions_per_chunk": 1},
         {"eval_fraction": 0.5, "questions_per_chunk": 50},
         {"batch_size": 2, "max_steps": 1, "warmup_ratio": 0.0},
-        {"device": "cuda:1"},
-        {"device": "mps", "extractor": "pypdfium2", "generator": "template"},
+        {"device": "cpu", "extractor": "pypdfium2", "generator": "template"},
         {"ks": (1,)},
     ],
 )
@@ -179,3 +179,34 @@ def test_config_file_infinity_names_the_file(tmp_path: Path, capsys: pytest.Capt
 
     assert_one_error_line(capsys.readouterr().err, f"config file {settings}: epochs must be a finite number, not inf")
 
+
+# --- devices the installed torch cannot use ---------------------------------------------------
+
+cpu_only = pytest.mark.skipif(torch.cuda.is_available() or torch.backends.mps.is_available(),
+                              reason="needs a torch that has neither CUDA nor MPS")
+
+
+@cpu_only
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", "cuda:9", "mps"])
+def test_device_this_torch_cannot_use_is_rejected(device: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^device '{device}' is not available: .*; available: cpu\b") as e:
+        Config(docs=DOCS, device=device)
+    reason = "built without CUDA" if device.startswith("cuda") and torch.version.cuda is None else "finds no"
+    assert reason in str(e.value)
+
+
+@cpu_only
+def test_cli_device_cuda_on_cpu_torch_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(tmp_path), "--out", str(tmp_path / "run"), "--device", "cuda:9"]) == 1
+
+    assert_one_error_line(capsys.readouterr().err, "device 'cuda:9' is not available", "available: cpu")
+
+
+@pytest.mark.parametrize("device", ["", "cpu"])
+def test_cpu_and_automatic_device_always_pass(device: str) -> None:
+    assert Config(docs=DOCS, device=device).device == device
+
+
+def test_cuda_index_must_be_a_number() -> None:
+    with pytest.raises(ConfigError, match=r"^device must be cpu, cuda, cuda:N or mps, not 'cuda:first'$"):
+        Config(docs=DOCS, device="cuda:first")
