@@ -2,14 +2,19 @@
 
 Each stage has a key: a hash of the previous stage's key, the stage's own
 settings and ragtune's version. A rerun skips a stage whose key matches the
-manifest and whose outputs exist; when a setting changes, that stage and
-everything after it run again.
+manifest and whose outputs are still the files it wrote (their size and digest
+are recorded); when a setting changes, or an output was truncated or replaced,
+that stage and everything after it run again.
+
+One run at a time: run.lock in the run directory names the run that holds it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import random
 import shutil
 import time
@@ -19,7 +24,8 @@ from typing import Any, Callable, Protocol
 
 from . import __version__
 from .config import LLM_GENERATORS, Config
-from .records import (FORMAT_VERSION, Chunk, Counter, LabelledPair, Page, Pair, RunDirError, read_json, read_jsonl,
+from .records import (FORMAT_VERSION, Chunk, Counter, DiskFullError, LabelledPair, Page, Pair, RunDirError,
+                      check_free_space, file_digest, free_bytes, is_disk_full, megabytes, read_json, read_jsonl,
                       write_json, write_jsonl)
 
 # 2: JSONL files without a header line (their format version is recorded here), passage index, BM25 index.
@@ -42,6 +48,10 @@ class Reporter(Protocol):
     # Optional (the pipeline looks it up): the input files, pages or lines extraction
     # skipped, as Counter.to_dict(); called after the extract stage, fresh or reused.
     # def input_skipped(self, skipped: dict[str, Any]) -> None: ...
+
+    # Optional (the pipeline looks it up; without it, a logging warning): one line about
+    # something the run repaired or redid, e.g. a checkpoint cut off mid-write it skipped.
+    # def note(self, message: str) -> None: ...
 
 
 class SilentReporter:
@@ -83,6 +93,11 @@ def _file_digest(path: Path) -> str:
         return f"unreadable:{path}"
 
 
+def _entry_check(entry: dict[str, Any]) -> str:
+    """A stage entry's own digest: an entry edited or damaged after it was written no longer matches it."""
+    return _hash({k: v for k, v in entry.items() if k != "check"})
+
+
 def _docs_fingerprint(cfg: Config) -> list[tuple[str, int, str]]:
     """Name, size and digest of every file extraction will look at; raises ExtractError
     when the folder has nothing to read, before the run directory is made."""
@@ -105,29 +120,161 @@ class Manifest:
 
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / "manifest.json"
+        self.run_dir = run_dir
         self.data: dict[str, Any] = {"ragtune_manifest": MANIFEST_VERSION, "ragtune_version": __version__,
                                      "jsonl_format": FORMAT_VERSION, "stages": {}}
         if self.path.exists():
-            old = read_json(self.path)
+            try:
+                old = read_json(self.path)
+            except RunDirError as e:
+                raise RunDirError(f"{e}; use a new --out directory or delete this one") from None
             if not isinstance(old, dict) or old.get("ragtune_manifest") != MANIFEST_VERSION:
-                raise RunDirError(
-                    f"{run_dir} was made by an incompatible ragtune version "
-                    f"({old.get('ragtune_version', 'unknown') if isinstance(old, dict) else 'unknown'}); "
-                    "use a new --out directory or delete this one"
-                )
-            self.data["stages"] = old.get("stages", {})
+                version = old.get("ragtune_version", "unknown") if isinstance(old, dict) else "unknown"
+                raise RunDirError(f"{run_dir} was made by an incompatible ragtune version ({version}); "
+                                  "use a new --out directory or delete this one")
+            stages = old.get("stages", {})
+            if not isinstance(stages, dict) or not all(
+                    isinstance(e, dict) and isinstance(e.get("key"), str) and isinstance(e.get("outputs", {}), dict)
+                    for e in stages.values()):
+                raise RunDirError(f"{self.path} is damaged (a stage entry is not what ragtune writes); "
+                                  "use a new --out directory or delete this one")
+            self.data["stages"] = stages
 
-    def is_current(self, stage: str, key: str, outputs: list[Path]) -> bool:
+    def stale_output(self, stage: str, key: str, outputs: list[Path]) -> str | None:
+        """Why the recorded `stage` cannot be reused ("" when it never ran or its
+        settings changed; a sentence when an output went missing or changed), or None."""
         entry = self.data["stages"].get(stage)
-        return bool(entry and entry.get("key") == key and all(p.exists() for p in outputs))
+        if not entry or entry.get("key") != key:
+            return ""
+        digests = entry.get("outputs", {})  # absent in manifests from before digests were recorded
+        if entry.get("check", _entry_check(entry)) != _entry_check(entry):
+            return f"its entry in {self.path.name} was changed since it was written"
+        for p in outputs:
+            rel = p.relative_to(self.run_dir).as_posix()
+            if not p.exists():
+                return f"{rel} is missing"
+            if rel in digests:
+                try:
+                    same = file_digest(p) == digests[rel]
+                except OSError as e:
+                    return f"{rel} cannot be read ({e.strerror or e})"
+                if not same:
+                    return f"{rel} changed since the {stage} stage wrote it"
+        return None
 
-    def record(self, stage: str, key: str, seconds: float, info: dict[str, Any]) -> None:
-        self.data["stages"][stage] = {"key": key, "seconds": round(seconds, 3), **info}
+    def record(self, stage: str, key: str, seconds: float, info: dict[str, Any], outputs: list[Path]) -> None:
+        digests = {p.relative_to(self.run_dir).as_posix(): file_digest(p) for p in outputs if p.is_file()}
+        entry = {"key": key, "seconds": round(seconds, 3), **info, "outputs": digests}
+        self.data["stages"][stage] = entry | {"check": _entry_check(entry)}
         self.data["ragtune_version"] = __version__
         write_json(self.path, self.data)
 
     def info(self, stage: str) -> dict[str, Any]:
         return self.data["stages"].get(stage, {})
+
+
+class RunLock:
+    """run_dir/run.lock: one ragtune run at a time in a run directory.
+
+    The file names its holder (pid, host, start time); the lock itself is an
+    flock on it, which the system drops however the holder ends, kill -9
+    included. A lock file left behind by a run that is gone is stale: the
+    next run takes it over and says so.
+
+    >>> import tempfile; lock = RunLock(Path(tempfile.mkdtemp()))
+    >>> lock.acquire(), lock.path.exists(), lock.release(), lock.path.exists()
+    (None, True, None, False)
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.path = run_dir / "run.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> str | None:
+        """Take the lock, or raise RunDirError naming the run that holds it; returns a
+        note when it took over a stale lock file, else None."""
+        import fcntl
+
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held = False
+            except BlockingIOError:
+                held = True
+            except OSError:
+                # No flock on this file system: the holder counts as alive while its pid runs on this host.
+                held = _holder_alive(_read_fd(fd))
+            if held:
+                # The holder writes its name just after it takes the lock: give it a moment.
+                for _ in range(50):
+                    if _read_fd(fd).strip():
+                        break
+                    time.sleep(0.02)
+                holder = self._describe(_read_fd(fd))
+                os.close(fd)
+                raise RunDirError(f"{self.run_dir} is in use by another ragtune run ({holder}); wait for it to "
+                                  "finish or use another --out directory")
+            # The holder before us removes the file as it lets go: lock the file that is there now.
+            try:
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        left = _read_fd(fd)
+        mine = json.dumps({"pid": os.getpid(), "host": _host(), "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, mine.encode() + b"\n", 0)
+        self._fd = fd
+        if not left.strip():
+            return None
+        return (f"took over a stale {self.path.name} left by a run that ended without releasing it "
+                f"({self._describe(left)})")
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        # Remove the file while still holding it, so that a waiting run sees it gone and retries.
+        self.path.unlink(missing_ok=True)
+        os.close(self._fd)
+        self._fd = None
+
+    def _describe(self, text: str) -> str:
+        try:
+            holder = json.loads(text)
+            return f"pid {int(holder['pid'])} on {holder['host']}, since {holder['started']}"
+        except (ValueError, KeyError, TypeError):
+            return f"see {self.path}"
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def _holder_alive(text: str) -> bool:
+    """Whether the lock file `text` names a process running on this host (not this one)."""
+    try:
+        holder = json.loads(text)
+        pid, host = int(holder["pid"]), holder["host"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    if host != _host() or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process: alive
+    return True
+
+
+def _read_fd(fd: int) -> str:
+    return os.pread(fd, 4096, 0).decode("utf-8", errors="replace")
 
 
 class Pipeline:
@@ -170,17 +317,34 @@ class Pipeline:
         """The callback a stage reports its progress through: `progress(done, total)`."""
         return lambda done, total: self.reporter.stage_progress(stage, done, total)
 
+    def _note(self, message: str) -> None:
+        note = getattr(self.reporter, "note", None)
+        if note is not None:
+            note(message)
+        else:
+            logging.getLogger(__name__).warning("%s", message)
+
     def _stage(
-        self, index: int, name: str, key: str, outputs: list[Path], work: Callable[[], dict[str, Any]]
+        self, index: int, name: str, key: str, outputs: list[Path], work: Callable[[], dict[str, Any]],
+        edited: tuple[Path, ...] = (),
     ) -> dict[str, Any]:
+        """Run `work` unless the manifest's entry for `name` has this `key` and its
+        `outputs` are the files it recorded; `edited` outputs (which the user or a
+        later command may change, such as the model card) only have to exist."""
         self.reporter.stage_start(name, index, len(STAGES))
         # Once a stage has run in this run, every later stage is stale too, even
         # if its key matches (e.g. a deleted model was retrained).
-        if not self.timings and self.manifest.is_current(name, key, outputs):
-            info = self.manifest.info(name)
-            self.reporter.stage_end(name, info.get("summary", ""), 0.0, cached=True)
-            self._cached.append(name)
-            return info
+        if not self.timings:
+            stale = self.manifest.stale_output(name, key, outputs)
+            if stale is None and not all(p.exists() for p in edited):
+                stale = f"{next(p for p in edited if not p.exists()).relative_to(self.run_dir).as_posix()} is missing"
+            if stale is None:
+                info = self.manifest.info(name)
+                self.reporter.stage_end(name, info.get("summary", ""), 0.0, cached=True)
+                self._cached.append(name)
+                return info
+            if stale:
+                self._note(f"{stale}; redoing the {name} stage")
         start = time.perf_counter()
         self._key = key
         try:
@@ -191,24 +355,74 @@ class Pipeline:
                 abort(name)
             raise
         seconds = time.perf_counter() - start
-        self.manifest.record(name, key, seconds, info)
+        self.manifest.record(name, key, seconds, info, outputs)
         self.timings[name] = seconds
         self.reporter.stage_end(name, info.get("summary", ""), seconds, cached=False)
         return info
 
     # -- the run -------------------------------------------------------------------------
     def run(self) -> RunResult:
+        """Run every stage whose inputs changed, holding run.lock; a full disk is a DiskFullError."""
         from . import distributed
 
         if distributed.rank() > 0:
             # Under torchrun only rank 0 runs the stages; this rank trains beside it (ragtune.distributed).
             return self._follow()
-        cfg = self.cfg
         self.timings: dict[str, float] = {}
         self._cached: list[str] = []
+        # What the train stage still has to write, once it knows: (what, bytes), for a disk-full message.
+        self._space: tuple[str, int] | None = None
         # A mistyped or empty docs folder fails here, before anything is written.
-        fingerprint = _docs_fingerprint(cfg)
+        fingerprint = _docs_fingerprint(self.cfg)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(self.run_dir)
+        taken_over = lock.acquire()
+        try:
+            if taken_over:
+                self._note(taken_over)
+            # Read again under the lock: a run that held it before may have recorded stages since.
+            self.manifest = Manifest(self.run_dir)
+            # share: the other torchrun ranks (if any) return the same result.
+            return distributed.share(self._run_stages(fingerprint))
+        except Exception as e:
+            if isinstance(e, DiskFullError) or not self._is_disk_full(e):
+                raise
+            raise DiskFullError(self._disk_full_message(e)) from None
+        finally:
+            lock.release()
+
+    def _follow(self) -> RunResult:
+        """A torchrun rank other than 0: train each time rank 0 trains, write nothing, return rank 0's result."""
+        from . import distributed
+        from .models import load_model, pick_device, resolve_base_model
+        from .train import fine_tune
+
+        while isinstance(job := distributed.share(), dict):
+            device = pick_device(self.cfg.device)
+            model = load_model(resolve_base_model(self.cfg.base_model), device)
+            model.max_seq_length = job.pop("max_seq_length")
+            fine_tune(model, cfg=self.cfg, work_dir=self.path("checkpoints"), device=device, **job)
+        return job
+
+    def _is_disk_full(self, e: Exception) -> bool:
+        if is_disk_full(e):
+            return True
+        # torch.save says only "unexpected pos …" or "file write failed" when the disk fills up.
+        free = free_bytes(self.run_dir)
+        return (isinstance(e, RuntimeError) and any(s in str(e) for s in ("inline_container", "PytorchStreamWriter"))
+                and self._space is not None and free is not None and free < self._space[1])
+
+    def _disk_full_message(self, e: Exception) -> str:
+        filename = getattr(e, "filename", None)
+        where = Path(filename).parent if filename else self.run_dir
+        free = free_bytes(self.run_dir)
+        need = f"{self._space[0]} needs about {megabytes(self._space[1])}, " if self._space else ""
+        have = f"{megabytes(free)} is free now" if free is not None else "the disk is full"
+        return (f"no space left on the disk of {where}: {need}{have}; free some space (or use --out on a bigger "
+                "disk) and rerun the same command, which continues where this one stopped")
+
+    def _run_stages(self, fingerprint: list[tuple[str, int, str]]) -> RunResult:
+        cfg = self.cfg
         write_json(self.path("config.json"), cfg.to_dict())
 
         key = _hash("extract", __version__, cfg.extractor, fingerprint, cfg.include, cfg.exclude)
@@ -236,29 +450,19 @@ class Pipeline:
                         cfg.patience, cfg.wise, cfg.matryoshka_dims, cfg.mini_batch_size, cfg.same_theme_negatives,
                         cfg.queries_per_row)
         key = _hash(key, "train", train_params)
-        train = self._stage(6, "train", key, [self.path("model") / "config.json"], self._train)
+        model = self.path("model")
+        train = self._stage(6, "train", key, [model / "config.json", model / "model.safetensors"], self._train)
         key = _hash(key, "evaluate", cfg.ks, cfg.passage_words, cfg.chunk_weight, cfg.hybrid_weight)
-        self._stage(7, "evaluate", key, [self.path("metrics.json"), self.path("index") / "index.faiss"], self._evaluate)
+        # `--eval-dataset` adds to metrics.json after a run: it only has to exist.
+        self._stage(7, "evaluate", key, [self.path("index") / "index.faiss"], self._evaluate,
+                    edited=(self.path("metrics.json"),))
         metrics = read_json(self.path("metrics.json"))
         summary = self._summary(extract, chunk, theme, generate, split, train)
         key = _hash(key, "save", summary)
-        self._stage(8, "save", key, [self.path("model") / "README.md", self.path("index") / "chunks.jsonl"],
-                    lambda: self._save(summary, metrics))
-        # share: the other torchrun ranks (if any) return the same result.
-        return distributed.share(RunResult(self.run_dir, metrics, summary, self.timings, self._cached))
-
-    def _follow(self) -> RunResult:
-        """A torchrun rank other than 0: train each time rank 0 trains, write nothing, return rank 0's result."""
-        from . import distributed
-        from .models import load_model, pick_device, resolve_base_model
-        from .train import fine_tune
-
-        while isinstance(job := distributed.share(), dict):
-            device = pick_device(self.cfg.device)
-            model = load_model(resolve_base_model(self.cfg.base_model), device)
-            model.max_seq_length = job.pop("max_seq_length")
-            fine_tune(model, cfg=self.cfg, work_dir=self.path("checkpoints"), device=device, **job)
-        return job
+        # The card may be edited by hand before a push.
+        self._stage(8, "save", key, [self.path("index") / "chunks.jsonl"], lambda: self._save(summary, metrics),
+                    edited=(self.path("model") / "README.md",))
+        return RunResult(self.run_dir, metrics, summary, self.timings, self._cached)
 
     # -- stages --------------------------------------------------------------------------
     def _extract(self) -> dict[str, Any]:
@@ -432,7 +636,7 @@ class Pipeline:
 
     def _train(self) -> dict[str, Any]:
         from .models import pick_device
-        from .train import fine_tune
+        from .train import checkpoint_step, fine_tune, scan_checkpoints
 
         chunks = {c.id: c for c in read_jsonl(self.path("chunks.jsonl"), Chunk)}
         pairs = read_jsonl(self.path("pairs_train.jsonl"), Pair)
@@ -470,16 +674,26 @@ class Pipeline:
                                     [p.chunk_id for p in val_pairs], [c.id for c in corpus], [c.text for c in corpus])
         tmp = self.path("model.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        resumed = self._checkpoints_to_resume()
-        from . import distributed
+        resume = self._checkpoints_to_resume()
+        resumed = checkpoint_step(str(resume)) if resume is not None else None
+        self._check_training_space(tuned)
+        try:
+            from . import distributed
 
-        job = {"pairs": pairs, "chunks": chunks, "negatives": negatives, "labelled": labelled,
-               "validation": validation, "resume": resumed is not None}
-        # Under torchrun the other ranks train beside this one on the same rows (ragtune.distributed).
-        distributed.share(job | {"max_seq_length": tuned.max_seq_length})
-        result = fine_tune(tuned, cfg=self.cfg, work_dir=self.path("checkpoints"), device=pick_device(self.cfg.device),
-                           progress=self._progress("train"), **job)
-        tuned.save(str(tmp), safe_serialization=True)
+            job = {"pairs": pairs, "chunks": chunks, "negatives": negatives, "labelled": labelled,
+                   "validation": validation, "resume": resume}
+            # Under torchrun the other ranks train beside this one on the same rows (ragtune.distributed).
+            distributed.share(job | {"max_seq_length": tuned.max_seq_length})
+            result = fine_tune(tuned, cfg=self.cfg, work_dir=self.path("checkpoints"),
+                               device=pick_device(self.cfg.device), progress=self._progress("train"), **job)
+            tuned.save(str(tmp), safe_serialization=True)
+        except Exception as e:
+            if self._is_disk_full(e):
+                # What was half written gives its space back now; complete checkpoints stay to resume from.
+                shutil.rmtree(tmp, ignore_errors=True)
+                for path, _ in scan_checkpoints(self.path("checkpoints"))[1]:
+                    shutil.rmtree(path, ignore_errors=True)
+            raise
         shutil.rmtree(self.path("model"), ignore_errors=True)
         tmp.replace(self.path("model"))
         shutil.rmtree(self.path("checkpoints"), ignore_errors=True)
@@ -511,22 +725,46 @@ class Pipeline:
             "summary": summary,
         }
 
-    def _checkpoints_to_resume(self) -> int | None:
-        """The step of the newest checkpoint left by an interrupted run of this
-        same training stage, or None (and a clean checkpoint folder) otherwise."""
-        from transformers.trainer_utils import get_last_checkpoint
+    def _checkpoints_to_resume(self) -> Path | None:
+        """The newest complete checkpoint left by an interrupted run of this same
+        training stage, or None (and a clean checkpoint folder) otherwise.
 
-        from .train import checkpoint_step
+        A checkpoint cut off mid-write, or left half deleted, is removed with a
+        note: the previous complete one is resumed from, or training starts again.
+        """
+        from .records import atomic_write_text
+        from .train import scan_checkpoints
 
         folder = self.path("checkpoints")
         marker = folder / "ragtune_stage_key"
-        last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
-        if last and marker.exists() and marker.read_text() == self._key:
-            return checkpoint_step(last)
+        if marker.is_file() and marker.read_text(encoding="utf-8", errors="replace") == self._key:
+            newest, broken = scan_checkpoints(folder)
+            for path, problem in broken:
+                shutil.rmtree(path, ignore_errors=True)
+                then = f"resuming from {newest.name}" if newest is not None else "training starts again"
+                self._note(f"{path.name} cannot be resumed from: {problem}; {then}")
+            if newest is not None:
+                return newest
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-        marker.write_text(self._key)
+        atomic_write_text(marker, self._key)
         return None
+
+    def _check_training_space(self, model: Any) -> None:
+        """Stop before training when the disk cannot hold its checkpoints and the model (estimated from the weights)."""
+        weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+        try:
+            extra = 2 * len(model.tokenizer.backend_tokenizer.to_str()) + 1_000_000  # tokenizer and config files
+        except AttributeError:
+            extra = 4_000_000
+        # A checkpoint holds the weights and AdamW's two moments; three exist while one is written.
+        checkpoint = 3 * weights + extra
+        held = len(list(self.path("checkpoints").glob("checkpoint-*")))
+        need = max(1, 3 - held) * checkpoint + weights + extra
+        what = (f"training (checkpoints of about {megabytes(checkpoint)}, up to 3 at a time, "
+                f"and the {megabytes(weights + extra)} model)")
+        self._space = (what, need)
+        check_free_space(self.run_dir, need, what)
 
     def _labelled_split(self) -> list[LabelledPair] | None:
         """Read --pairs files, split them (seeded), write both sides; the training side is returned."""

@@ -80,6 +80,11 @@ class ProgressReporter:
         for line in describe_skips(skipped):
             self.write(f"warning: {line}")
 
+    def note(self, message: str) -> None:
+        """One line about something the run repaired or redid (a skipped checkpoint, a changed file)."""
+        self._close()
+        self.write(f"note: {message}")
+
     def write(self, line: str) -> None:
         print(line, file=self.stream, flush=True)
 

@@ -365,6 +365,106 @@ class _StopOnSignal:
         return _Stop()
 
 
+# Written into a checkpoint folder once the Trainer has saved everything in it: the files and their
+# sizes. A folder without it (cut off mid-write), or whose files no longer match it (a half-finished
+# rotation), is never resumed from.
+CHECKPOINT_MARKER = "ragtune_checkpoint.json"
+
+
+def _checkpoint_files(folder: Path) -> dict[str, int]:
+    return {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != CHECKPOINT_MARKER}
+
+
+def _mark_complete_callback() -> Any:
+    from transformers import TrainerCallback
+
+    from .records import write_json
+
+    class _MarkComplete(TrainerCallback):
+        # on_save runs right after the Trainer has written (and rotated) a checkpoint.
+        def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.is_dir():
+                write_json(folder / CHECKPOINT_MARKER, {"step": state.global_step, "files": _checkpoint_files(folder)})
+
+    return _MarkComplete()
+
+
+def checkpoint_problem(folder: Path) -> str | None:
+    """Why a checkpoint folder cannot be resumed from, or None when it is complete.
+
+    >>> checkpoint_problem(Path("/nonexistent/checkpoint-3"))
+    'it was cut off mid-write (no ragtune_checkpoint.json)'
+    """
+    import json
+
+    try:
+        marker = json.loads((folder / CHECKPOINT_MARKER).read_text(encoding="utf-8"))
+        listed = marker["files"]
+        state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        return f"it was cut off mid-write (no {Path(str(e.filename)).name})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "its trainer_state.json or ragtune_checkpoint.json is unreadable"
+    if not isinstance(listed, dict) or not isinstance(state, dict) or "global_step" not in state:
+        return "its trainer_state.json or ragtune_checkpoint.json is unreadable"
+    if "model.safetensors" not in listed:
+        return "it has no model weights (model.safetensors)"
+    present = _checkpoint_files(folder)
+    damaged = sorted(name for name, size in listed.items() if present.get(name) != size)
+    if damaged:
+        return f"{', '.join(damaged[:3])}{' …' if len(damaged) > 3 else ''} missing or cut short"
+    return None
+
+
+def scan_checkpoints(folder: Path) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The newest complete checkpoint in `folder` (or None), and every incomplete one with what is wrong."""
+    found = sorted((p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
+                   key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    newest, broken = None, []
+    for path in found:
+        problem = checkpoint_problem(path)
+        if problem is not None:
+            broken.append((path, problem))
+        elif newest is None:
+            newest = path
+    return newest, broken
+
+
+def _finished_checkpoint(model: Any, checkpoint: Path, validation: Validation | None, device: str,
+                         progress: Progress | None) -> TrainResult | None:
+    """When `checkpoint` is the last step of training, load what training would have ended with
+    (the best checkpoint with validation, else the last) and return its result; else None.
+
+    Resuming the Trainer from its last step would train one step more than asked.
+    """
+    import json
+    import time
+
+    state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    step, total = int(state.get("global_step", 0)), int(state.get("max_steps") or 0)
+    if not total or step < total:
+        return None
+    start = time.perf_counter()
+    best = state.get("best_model_checkpoint")
+    # The path was recorded where the run directory was then; look for the same folder here.
+    best_path = checkpoint.parent / Path(best).name if best else None
+    keep = best_path if validation and best_path is not None and checkpoint_problem(best_path) is None else checkpoint
+    loaded = type(model)(str(keep), device=device)
+    model.load_state_dict(loaded.state_dict())
+    if progress:
+        progress(step, total)
+    history = state.get("log_history", [])
+    losses = [h["loss"] for h in history if "loss" in h]
+    return TrainResult(
+        steps=step, seconds=time.perf_counter() - start, final_loss=float(losses[-1]) if losses else None,
+        device=device,
+        val_history=[(int(h["step"]), float(h["eval_val_score"])) for h in history if "eval_val_score" in h],
+        best_step=checkpoint_step(str(keep)) if validation else None,
+    )
+
+
 def _progress_callback(progress: Progress | None) -> Any:
     from transformers import TrainerCallback
 
@@ -388,7 +488,7 @@ def run_trainer(
     validation: Validation | None = None,
     evals: int = 4,
     patience: int = 0,
-    resume: bool = False,
+    resume: Path | None = None,
     batch_sampler: Any = None,
 ) -> TrainResult:
     """Run sentence-transformers' Trainer quietly on `columns` with `loss`.
@@ -399,8 +499,10 @@ def run_trainer(
     `columns` and `loss` are dicts keyed by dataset name, and batches take
     turns between them (round robin).
 
-    A checkpoint is saved to `work_dir` `evals` times over training; with
-    `resume`, training continues from the last one there. With `validation`,
+    A checkpoint is saved to `work_dir` `evals` times over training, marked
+    complete once all of it is written (see `scan_checkpoints`); with `resume`
+    (a complete checkpoint), training continues from it, or, when it is the
+    last step, ends there without training again. With `validation`,
     each checkpoint is scored, the best is loaded at the end, and training
     stops after `patience` scores without improvement (0: never). SIGINT or
     SIGTERM saves a checkpoint after the current step and raises
@@ -418,6 +520,10 @@ def run_trainer(
     hf_logging.set_verbosity_error()
     datasets.disable_progress_bars()
     logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
+    if resume is not None:
+        finished = _finished_checkpoint(model, resume, validation, device, progress)
+        if finished is not None:
+            return finished
     from datasets import DatasetDict
     from sentence_transformers.sentence_transformer.training_args import MultiDatasetBatchSamplers
 
@@ -454,7 +560,7 @@ def run_trainer(
         dataloader_num_workers=0,
     )
     stopper = _StopOnSignal()
-    callbacks = [_progress_callback(progress), stopper.callback()]
+    callbacks = [_progress_callback(progress), stopper.callback(), _mark_complete_callback()]
     if validation and patience:
         from transformers import EarlyStoppingCallback
 
@@ -467,7 +573,7 @@ def run_trainer(
     trainer.remove_callback(PrinterCallback)
     start = time.perf_counter()
     with stopper:
-        out = trainer.train(resume_from_checkpoint=resume or None)
+        out = trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
     if stopper.signum is not None:
         raise TrainingInterrupted(stopper.signum)
     history = trainer.state.log_history
@@ -502,7 +608,7 @@ def fine_tune(
     negatives: dict[str, str] | None = None,
     labelled: list[Any] | None = None,
     validation: Validation | None = None,
-    resume: bool = False,
+    resume: Path | None = None,
 ) -> TrainResult:
     """Train `model` in place on question -> chunk pairs (and, given `labelled`
     LabelledPairs, on those too with cfg.pairs_loss, taking turns by batch).

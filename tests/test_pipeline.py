@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,8 +13,8 @@ import numpy as np
 import pytest
 
 from ragtune import Config, Pipeline, RunResult
-from ragtune.pipeline import STAGES, NotEnoughDataError, is_improved
-from ragtune.records import Chunk, LabelledPair, Page, Pair, RunDirError, read_jsonl
+from ragtune.pipeline import MANIFEST_VERSION, STAGES, NotEnoughDataError, is_improved
+from ragtune.records import Chunk, LabelledPair, Page, Pair, RunDirError, file_digest, read_jsonl
 
 METRIC_KEYS = {"hit@1", "hit@3", "hit@5", "hit@10", "mrr@10"}
 
@@ -66,6 +67,10 @@ class Recorder:
         self.ended: list[tuple[str, bool]] = []
         self.started: list[tuple[str, int, int]] = []
         self.progress: dict[str, list[tuple[int, int]]] = {}
+        self.notes: list[str] = []
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
 
     def stage_start(self, name: str, index: int, total: int) -> None:
         self.started.append((name, index, total))
@@ -175,9 +180,13 @@ def test_eval_and_train_chunks_are_disjoint(finished: Finished) -> None:
 
 def test_manifest_records_every_stage(finished: Finished) -> None:
     manifest = json.loads((finished.cfg.out / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["ragtune_manifest"] == 1
+    assert manifest["ragtune_manifest"] == MANIFEST_VERSION
     assert list(manifest["stages"]) == list(STAGES)
     assert all(entry["key"] for entry in manifest["stages"].values())
+    # Each stage's outputs are recorded by size and digest, so a changed file is noticed.
+    outputs = manifest["stages"]["generate"]["outputs"]
+    assert outputs == {"pairs.jsonl": file_digest(finished.cfg.out / "pairs.jsonl")}
+    assert set(manifest["stages"]["train"]["outputs"]) == {"model/config.json", "model/model.safetensors"}
     assert finished.result.cached == []
     assert set(finished.result.timings) == set(STAGES)
 
@@ -273,12 +282,42 @@ def test_corrupt_manifest_is_a_run_dir_error(tmp_path: Path, tiny_model_dir: Pat
         Pipeline(tiny_config(tmp_path / "docs", out, tiny_model_dir))
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\x89PNG\r\n\x1a\n\x00\xff\xfe binary",
+        json.dumps({"ragtune_manifest": MANIFEST_VERSION, "stages": ["extract"]}).encode(),
+        json.dumps({"ragtune_manifest": MANIFEST_VERSION, "stages": {"extract": "done"}}).encode(),
+        json.dumps({"ragtune_manifest": MANIFEST_VERSION, "stages": {"extract": {"key": 5}}}).encode(),
+        json.dumps({"ragtune_manifest": MANIFEST_VERSION, "stages": {"extract": {"key": "k", "outputs": 3}}}).encode(),
+    ],
+    ids=["binary", "stages-list", "entry-string", "key-number", "outputs-number"],
+)
+def test_damaged_manifest_is_one_line_telling_what_to_do(tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page],
+                                                         capsys: pytest.CaptureFixture[str], content: bytes) -> None:
+    from ragtune.cli import main
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "manifest.json").write_bytes(content)
+    docs = write_docs(tmp_path / "docs", nist_pages)
+    code = main(["run", str(docs), "--out", str(out), "--base-model", str(tiny_model_dir), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"ragtune: error: {out}") and "use a new --out directory or delete this one" in last, err
+
+
 def test_old_format_stage_file_is_a_run_dir_error(finished: Finished, tmp_path: Path) -> None:
     cfg = copy_run(finished, tmp_path).replace(chunk_tokens=48)
     pages = cfg.out / "pages.jsonl"
     lines = pages.read_text(encoding="utf-8").splitlines()
     pages.write_text("\n".join(['{"ragtune": "page", "version": 0}'] + lines[1:]) + "\n", encoding="utf-8")
-    # extract is reused, so chunking reads the old-format pages file.
+    # A manifest from before output digests were recorded: extract is reused, so chunking reads the old-format file.
+    manifest = json.loads((cfg.out / "manifest.json").read_text(encoding="utf-8"))
+    for name in ("outputs", "check"):
+        del manifest["stages"]["extract"][name]
+    (cfg.out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     with pytest.raises(RunDirError, match="format version 0"):
         Pipeline(cfg).run()
 
@@ -406,3 +445,141 @@ def test_hard_negative_run_gives_every_training_chunk_a_negative_it_may_see(fini
     # ... and negatives are training chunks: never a held-out or a validation chunk.
     unseen = {p.chunk_id for name in ("pairs_eval.jsonl", "pairs_val.jsonl") for p in read_jsonl(cfg.out / name, Pair)}
     assert not set(negatives.values()) & unseen
+
+
+# --- stale or damaged run-dir files ---------------------------------------------------
+
+
+def full_disk_at_model_save(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Make saving the final model (into model.tmp) fail as a full disk does, after training and
+    its checkpoints; returns the real SentenceTransformer.save, to put back."""
+    from sentence_transformers import SentenceTransformer
+
+    real_save = SentenceTransformer.save
+
+    def full_disk(self: SentenceTransformer, path: str, *args: object, **kwargs: object) -> None:
+        if Path(path).name == "model.tmp":
+            Path(path).mkdir()
+            (Path(path) / "model.safetensors").write_bytes(b"\0" * 1000)
+            raise OSError(28, "No space left on device")
+        real_save(self, path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SentenceTransformer, "save", full_disk)
+    return real_save
+
+
+@pytest.mark.parametrize("damage", ["truncate", "binary"])
+def test_changed_stage_output_is_noticed_and_its_stage_redone(finished: Finished, tmp_path: Path, damage: str) -> None:
+    cfg = copy_run(finished, tmp_path)
+    pairs = cfg.out / "pairs.jsonl"
+    good = pairs.read_bytes()
+    # Cut off mid-line, as a crash or a full disk would leave it, or overwritten with something else.
+    pairs.write_bytes(good[: len(good) // 2] if damage == "truncate" else b"\x00\xff\xfe" * 100)
+    rec = Recorder()
+    result = Pipeline(cfg, rec).run()
+    assert result.cached == ["extract", "chunk", "theme"]
+    assert rec.notes == ["pairs.jsonl changed since the generate stage wrote it; redoing the generate stage"]
+    # The same settings write the same questions again: nothing is lost.
+    assert pairs.read_bytes() == good
+    assert result.summary["n_pairs"] == finished.result.summary["n_pairs"]
+    assert Pipeline(cfg).run().cached == list(STAGES)
+
+
+def test_edited_manifest_entry_redoes_its_stage_instead_of_failing(finished: Finished, tmp_path: Path) -> None:
+    cfg = copy_run(finished, tmp_path)
+    path = cfg.out / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    # A wrong type where a later step reads the stage's record (the summary's theme list).
+    manifest["stages"]["theme"]["per_theme"] = "security"
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+    rec = Recorder()
+    result = Pipeline(cfg, rec).run()
+    assert result.cached == ["extract", "chunk"]
+    assert rec.notes == ["its entry in manifest.json was changed since it was written; redoing the theme stage"]
+    assert result.summary["themes"] == finished.result.summary["themes"]
+
+
+def test_interrupted_after_the_last_checkpoint_finishes_without_training_again(
+    finished: Finished, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from safetensors.torch import load_file
+    from sentence_transformers import SentenceTransformer
+
+    from ragtune.cli import _user_errors
+    from ragtune.records import DiskFullError
+
+    cfg = copy_run(finished, tmp_path)
+    shutil.rmtree(cfg.out / "model")
+    real_save = full_disk_at_model_save(monkeypatch)
+    with pytest.raises(DiskFullError) as e:
+        Pipeline(cfg).run()
+    assert isinstance(e.value, _user_errors())
+    msg = str(e.value)
+    assert "\n" not in msg and f"no space left on the disk of {cfg.out}: training (checkpoints of about" in msg
+    assert re.search(r"needs about \d+ MB, [\d.]+ [MG]B is free now", msg) and "rerun the same command" in msg
+    # The half-written model gave its space back; the last checkpoint (step 2 of 2) is kept.
+    assert not (cfg.out / "model.tmp").exists()
+    assert (cfg.out / "checkpoints" / "checkpoint-2" / "ragtune_checkpoint.json").is_file()
+    monkeypatch.setattr(SentenceTransformer, "save", real_save)
+    rec = Recorder()
+    again = Pipeline(cfg, rec).run()
+    # Training had ended: its result is taken as it was, with no step 3 of 2.
+    assert rec.progress["train"] == [(2, 2)]
+    train = json.loads((cfg.out / "manifest.json").read_text())["stages"]["train"]
+    assert train["steps"] == 2 and train["resumed_at"] == 2
+    assert train["validation"]["best_step"] == finished.result.summary["train"]["validation"]["best_step"]
+    # ... and the model is the one the uninterrupted run saved.
+    ours, theirs = load_file(cfg.out / "model" / "model.safetensors"), load_file(finished.cfg.out / "model" /
+                                                                                  "model.safetensors")
+    assert ours.keys() == theirs.keys() and all(np.allclose(ours[k], theirs[k], atol=1e-6) for k in ours)
+    assert again.metrics["after"] == finished.result.metrics["after"]
+
+
+def test_a_second_run_on_the_same_out_stops_at_once(finished: Finished, tmp_path: Path) -> None:
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    cfg = copy_run(finished, tmp_path)
+    # A real second process holds the run directory's lock.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from ragtune.pipeline import RunLock; "
+         "RunLock(Path(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(120)", str(cfg.out)],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        start = time.monotonic()
+        with pytest.raises(RunDirError) as e:
+            Pipeline(cfg).run()
+        assert time.monotonic() - start < 10
+        since = json.loads((cfg.out / "run.lock").read_text())["started"]
+        assert str(e.value) == (f"{cfg.out} is in use by another ragtune run (pid {holder.pid} on "
+                                f"{socket.gethostname()}, since {since}); wait for it to finish or use another "
+                                "--out directory")
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    # Killed, it left its lock file behind: stale now, the same command takes it over and completes.
+    assert json.loads((cfg.out / "run.lock").read_text())["pid"] == holder.pid
+    rec = Recorder()
+    assert Pipeline(cfg, rec).run().cached == list(STAGES)
+    assert len(rec.notes) == 1 and rec.notes[0].startswith(
+        f"took over a stale run.lock left by a run that ended without releasing it (pid {holder.pid} on ")
+    assert not (cfg.out / "run.lock").exists()
+
+
+def test_stale_lock_file_of_a_dead_process_is_taken_over(finished: Finished, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    cfg = copy_run(finished, tmp_path)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(gone.stdout)
+    (cfg.out / "run.lock").write_text(json.dumps({"pid": pid, "host": "elsewhere", "started": "yesterday"}))
+    rec = Recorder()
+    assert Pipeline(cfg, rec).run().cached == list(STAGES)
+    assert rec.notes == [f"took over a stale run.lock left by a run that ended without releasing it (pid {pid} on "
+                         "elsewhere, since yesterday)"]

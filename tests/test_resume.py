@@ -1,16 +1,21 @@
-"""A real training run killed with SIGTERM stops cleanly with a checkpoint, and the same command resumes it."""
+"""A real training run killed with SIGTERM stops cleanly with a checkpoint, and the same command resumes it;
+a checkpoint cut off mid-write or without weights is never resumed from."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from ragtune.records import Page
-from test_pipeline import write_docs
+import pytest
+
+from ragtune import Config, Pipeline
+from ragtune.records import DiskFullError, Page
+from test_pipeline import Recorder, full_disk_at_model_save, tiny_config, write_docs
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS = 60
@@ -64,3 +69,71 @@ def test_sigterm_during_training_saves_a_checkpoint_and_the_rerun_resumes(
     train = json.loads((out / "manifest.json").read_text())["stages"]["train"]
     assert train["steps"] == STEPS and train["resumed_at"] == stopped_at
     assert (out / "model" / "model.safetensors").is_file() and not (out / "checkpoints").exists()
+
+
+# --- damaged checkpoints ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, nist_pages: list[Page]) -> Config:
+    """A run whose training finished with checkpoints at steps 2 and 4 of 4, and whose final model save failed."""
+    root = tmp_path_factory.mktemp("stopped")
+    cfg = tiny_config(write_docs(root / "docs", nist_pages), root / "run", tiny_model_dir)
+    cfg = cfg.replace(max_steps=4, evals=2, patience=0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HOME", str(root / "hf_home"))
+        full_disk_at_model_save(mp)
+        with pytest.raises(DiskFullError):
+            Pipeline(cfg).run()
+    assert sorted(p.name for p in (cfg.out / "checkpoints").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    return cfg
+
+
+def _copy(cfg: Config, tmp_path: Path) -> Config:
+    out = tmp_path / cfg.out.name
+    shutil.copytree(cfg.out, out)
+    return cfg.replace(out=out)
+
+
+@pytest.mark.parametrize(
+    "damage, note",
+    [
+        # Killed while the Trainer was writing it: trainer_state.json, and the completion mark, never came.
+        ({"checkpoint-4": ["trainer_state.json", "ragtune_checkpoint.json"]},
+         "checkpoint-4 cannot be resumed from: it was cut off mid-write (no ragtune_checkpoint.json)"),
+        # A checkpoint without weights (a rotation killed half way through deleting it).
+        ({"checkpoint-4": ["model.safetensors"]},
+         "checkpoint-4 cannot be resumed from: model.safetensors missing or cut short"),
+    ],
+    ids=["cut-off", "no-weights"],
+)
+def test_incomplete_checkpoint_is_skipped_for_the_previous_complete_one(
+    stopped: Config, tmp_path: Path, damage: dict[str, list[str]], note: str
+) -> None:
+    cfg = _copy(stopped, tmp_path)
+    for folder, names in damage.items():
+        for name in names:
+            (cfg.out / "checkpoints" / folder / name).unlink()
+    rec = Recorder()
+    Pipeline(cfg, rec).run()
+    assert rec.notes == [f"{note}; resuming from checkpoint-2"]
+    assert [done for done, _ in rec.progress["train"]] == [3, 4]
+    train = json.loads((cfg.out / "manifest.json").read_text())["stages"]["train"]
+    assert train["steps"] == 4 and train["resumed_at"] == 2
+    assert (cfg.out / "model" / "model.safetensors").is_file() and not (cfg.out / "checkpoints").exists()
+
+
+def test_no_complete_checkpoint_starts_the_stage_again(stopped: Config, tmp_path: Path) -> None:
+    cfg = _copy(stopped, tmp_path)
+    weights = cfg.out / "checkpoints" / "checkpoint-2" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # cut short
+    (cfg.out / "checkpoints" / "checkpoint-4" / "trainer_state.json").unlink()
+    rec = Recorder()
+    Pipeline(cfg, rec).run()
+    assert rec.notes == [
+        "checkpoint-4 cannot be resumed from: it was cut off mid-write (no trainer_state.json); training starts again",
+        "checkpoint-2 cannot be resumed from: model.safetensors missing or cut short; training starts again",
+    ]
+    assert [done for done, _ in rec.progress["train"]][-1] == 4
+    train = json.loads((cfg.out / "manifest.json").read_text())["stages"]["train"]
+    assert train["steps"] == 4 and train["resumed_at"] is None
