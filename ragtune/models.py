@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +96,34 @@ def device_problem(device: str) -> str | None:
     return f"device {device!r} is not available: {why}; available: {', '.join(available)} ('' picks the best)"
 
 
+# A module class outside this package is someone else's code, run on import.
+_OWN_MODULES = "sentence_transformers."
+
+
+def _foreign_modules(folder: Path) -> list[str]:
+    """The module classes a local model's modules.json names from outside sentence-transformers."""
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []  # no readable modules.json: a plain transformers folder, or one SentenceTransformer rejects
+    if not isinstance(modules, list):
+        return []
+    types = [m.get("type") for m in modules if isinstance(m, dict)]
+    return [t for t in types if isinstance(t, str) and not t.startswith(_OWN_MODULES)]
+
+
+# Every refusal says this, then what to use instead.
+_REFUSED = "ragtune never runs a model's own code"
+_OWN_MODULES_HINT = (f"{_REFUSED}: use a model built from sentence-transformers' own modules, or rebuild this one "
+                     "from them where you trust its source")
+
+
 def load_model(name_or_path: str, device: str = "cpu") -> Any:
-    """Load a SentenceTransformer, with a one-line error instead of a traceback."""
+    """Load a SentenceTransformer, with a one-line error instead of a traceback.
+
+    Models that would run their own code (custom module classes, a custom architecture,
+    a weights pickle that asks for more than tensors) are refused, never run.
+    """
     from sentence_transformers import SentenceTransformer
 
     problem = device_problem(device)
@@ -105,8 +134,29 @@ def load_model(name_or_path: str, device: str = "cpu") -> Any:
         # A local folder needs no network; without this, transformers may still
         # try to reach the Hub for optional files and stall offline.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        # Checked here too, not only by sentence-transformers: older releases import such classes.
+        foreign = _foreign_modules(Path(name_or_path))
+        if foreign:
+            raise ModelError(f"refused to load model {name_or_path!r}: its modules.json names "
+                             f"{', '.join(map(repr, foreign))}, which is not part of sentence-transformers; "
+                             + _OWN_MODULES_HINT)
     try:
         return SentenceTransformer(name_or_path, device=device)
+    except ValueError as e:
+        if "trust_remote_code" not in str(e):
+            raise
+        named = re.search(r"module class '([^']+)'", str(e))
+        why = (f"its modules.json names {named[1]!r}, which is not part of sentence-transformers; {_OWN_MODULES_HINT}"
+               if named else f"it needs its own code to load (a custom architecture); {_REFUSED}: use a model of "
+                             "an architecture transformers ships (BERT, MPNet, XLM-RoBERTa, ...)")
+        raise ModelError(f"refused to load model {name_or_path!r}: {why}") from None
+    except pickle.UnpicklingError as e:
+        # torch.load(weights_only=True) refused a .bin whose pickle calls something besides tensor builders.
+        asked = re.search(r"GLOBAL ([\w.]+)", str(e))  # "unsupported GLOBAL posix.system", "GLOBAL io.open was"
+        what = f" (it calls {asked[1]})" if asked else ""
+        raise ModelError(f"refused to load model {name_or_path!r}: its weights are a pickle that would run code "
+                         f"when loaded{what}; {_REFUSED}: use a model with safetensors weights, or re-save these as "
+                         "model.safetensors where you trust their source") from None
     except OSError as e:
         hint = (
             "it is not a local folder and could not be fetched from the Hub (offline? set HF_HUB_OFFLINE=0 "
