@@ -224,6 +224,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .search import add_dataset_metrics, load_llamaindex_dataset
 
     cfg = _config_from_args(args)
+    cli_pairs.check_output(cfg.out, "--out")  # a bad --out fails now, not after training
     if args.eval_dataset is not None:
         load_llamaindex_dataset(args.eval_dataset)  # a malformed file fails now, not after training
     if cfg.pairs_files:
@@ -321,6 +322,15 @@ def _raise_terminated(signum: int, frame: Any) -> None:
     raise _Terminated()
 
 
+def _output_of(args: argparse.Namespace) -> tuple[str, Path] | None:
+    """The flag and path a command writes to, for error hints."""
+    if args.command in ("run", "pairs"):
+        return "--out", args.out
+    if args.command == "export":
+        return "--llamaindex", args.llamaindex
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_libraries()
@@ -342,6 +352,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + signum
     except _user_errors() + cli_pairs.USER_ERRORS + cli_search.USER_ERRORS as e:
         print(f"ragtune: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        # What no check caught (a full disk, a folder made read-only mid-run): one line, never a traceback.
+        print(f"ragtune: error: {cli_pairs.os_error_line(e, _output_of(args))}", file=sys.stderr)
         return 1
     finally:
         if in_main:

@@ -100,8 +100,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from .cli_pairs import check_output
     from .search import export_llamaindex
 
+    check_output(args.llamaindex, "--llamaindex", folder=False)
     e = export_llamaindex(args.run_dir, args.llamaindex, args.split)
     print(f"Wrote {e.n_queries} {e.split} questions and {e.n_corpus} corpus chunks to {e.path} "
           "(LlamaIndex EmbeddingQAFinetuneDataset JSON)")
