@@ -322,6 +322,25 @@ def _raise_terminated(signum: int, frame: Any) -> None:
     raise _Terminated()
 
 
+def _after_interrupt(args: argparse.Namespace, e: KeyboardInterrupt) -> str:
+    """What an interrupted command kept, and how to go on."""
+    # Training catches the signal itself, saves a checkpoint and says which signal it was.
+    checkpoint = hasattr(e, "signum") and not isinstance(e, _Terminated)
+    if args.command == "run":
+        where = "from the training checkpoint" if checkpoint else "from the last finished stage"
+        return f"rerun the same command to resume {where}."
+    if args.command == "pairs":
+        work = args.out / "trainer.tmp"
+        if checkpoint or any(work.glob("checkpoint-*")):
+            return f"the training checkpoint in {work} is kept; rerun the same command to resume from it."
+        return "nothing was kept; rerun the same command to start again."
+    if args.command == "push":
+        # hub.push updates each repo in one commit: a cut-off upload changes nothing that is visible.
+        return ("a repo changes on the Hub only when its upload finishes, so none is left half-pushed; "
+                "rerun the same command to push.")
+    return "nothing was changed." if args.command != "export" else "nothing was written."
+
+
 def _output_of(args: argparse.Namespace) -> tuple[str, Path] | None:
     """The flag and path a command writes to, for error hints."""
     if args.command in ("run", "pairs"):
@@ -343,12 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = _with_config_file(args, argv)
         return commands[args.command](args)
     except KeyboardInterrupt as e:
-        # Training catches the signal itself, saves a checkpoint and says which signal it was.
         signum = getattr(e, "signum", signal.SIGINT)
-        checkpoint = hasattr(e, "signum") and not isinstance(e, _Terminated)
-        where = "from the training checkpoint" if checkpoint else "from the last finished stage"
-        print(f"\nragtune: interrupted ({signal.Signals(signum).name}); rerun the same command to resume {where}.",
-              file=sys.stderr)
+        print(f"\nragtune: interrupted ({signal.Signals(signum).name}); {_after_interrupt(args, e)}", file=sys.stderr)
         return 128 + signum
     except _user_errors() + cli_pairs.USER_ERRORS + cli_search.USER_ERRORS as e:
         print(f"ragtune: error: {e}", file=sys.stderr)

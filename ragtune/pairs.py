@@ -391,14 +391,51 @@ def labelled_columns(pairs: list[LabelledPair]) -> dict[str, list[Any]]:
 
 
 def train_pairs(model: Any, train: list[LabelledPair], cfg: PairsConfig, work_dir: Path, device: str,
-                progress: Progress | None = None) -> dict[str, Any]:
-    """Train `model` in place on labelled pairs; returns steps, seconds and final loss."""
+                progress: Progress | None = None, resume: Path | None = None) -> dict[str, Any]:
+    """Train `model` in place on labelled pairs; returns steps, seconds and final loss.
+
+    Checkpoints go to `work_dir` (the caller removes it); given `resume` (a checkpoint
+    folder there), training continues from it. SIGINT or SIGTERM saves one and raises
+    train.TrainingInterrupted.
+    """
     from .train import run_trainer
 
-    result = run_trainer(model, labelled_columns(train), make_loss(cfg.loss, model), cfg, work_dir, device, progress)
-    shutil.rmtree(work_dir, ignore_errors=True)
+    result = run_trainer(model, labelled_columns(train), make_loss(cfg.loss, model), cfg, work_dir, device, progress,
+                         resume=resume)
     return {"steps": result.steps, "seconds": round(result.seconds, 2), "final_loss": result.final_loss,
             "device": device}
+
+
+def checkpoint_to_resume(work_dir: Path, key: str, log: Log | None = None) -> Path | None:
+    """The newest complete checkpoint an interrupted run with the same `key` left in
+    `work_dir`, or None, leaving an empty `work_dir` marked with `key` (a run with other
+    settings or inputs starts again, and its checkpoints are removed). A checkpoint cut
+    off mid-write is removed, with a note to `log`.
+    """
+    from .records import atomic_write_text
+    from .train import scan_checkpoints
+
+    marker = work_dir / "ragtune_pairs_key"
+    if marker.is_file() and marker.read_text(encoding="utf-8", errors="replace") == key:
+        newest, broken = scan_checkpoints(work_dir)
+        for path, problem in broken:
+            shutil.rmtree(path, ignore_errors=True)
+            if log is not None:
+                then = f"resuming from {newest.name}" if newest is not None else "training starts again"
+                log(f"{path.name} cannot be resumed from: {problem}; {then}")
+        if newest is not None:
+            return newest
+    shutil.rmtree(work_dir, ignore_errors=True)
+    work_dir.mkdir(parents=True)
+    atomic_write_text(marker, key)
+    return None
+
+
+def _run_key(cfg: PairsConfig, source: str) -> str:
+    """What training depends on: ragtune's version, every setting, the inputs' bytes and the model."""
+    inputs = {str(p): _sha(p) for p in (*cfg.pairs_files, *cfg.alternatives)}
+    parts = [__version__, cfg.to_dict(), inputs, source]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
 # ---------------------------------------------------------------- card and run
@@ -506,6 +543,7 @@ def run_pairs(cfg: PairsConfig, log: Log | None = None, progress: Progress | Non
     from .card import BUNDLED_HUB_ID
     from .models import load_model, pick_device
     from .similarity import evaluate_pairs
+    from .train import checkpoint_step
 
     say = log or (lambda msg: None)
     out = Path(cfg.out)
@@ -530,8 +568,14 @@ def run_pairs(cfg: PairsConfig, log: Log | None = None, progress: Progress | Non
     model = load_model(source, device)
     before = evaluate_pairs(model, held)
     say(f"before: pearson {before['pearson']:.4f}  spearman {before['spearman']:.4f}")
-    say(f"training: {LOSSES[cfg.loss]}, {cfg.epochs:g} epochs, batch {cfg.batch_size}, lr {cfg.learning_rate:g}")
-    trained = train_pairs(model, train, cfg, out / "trainer.tmp", device, progress)
+    # An interrupted run left its checkpoints here; the same command with the same inputs resumes from them.
+    work = out / "trainer.tmp"
+    checkpoint = checkpoint_to_resume(work, _run_key(cfg, source), say)
+    resumed = checkpoint_step(str(checkpoint)) if checkpoint is not None else None
+    say(f"training: {LOSSES[cfg.loss]}, {cfg.epochs:g} epochs, batch {cfg.batch_size}, lr {cfg.learning_rate:g}"
+        + (f" (resumed at step {resumed})" if resumed is not None else ""))
+    trained = train_pairs(model, train, cfg, work, device, progress, resume=checkpoint)
+    trained["resumed_at"] = resumed
     after = evaluate_pairs(model, held)
     metrics = {
         "before": before,
@@ -561,4 +605,6 @@ def run_pairs(cfg: PairsConfig, log: Log | None = None, progress: Progress | Non
         "train": trained,
     })
     write_json(out / "metrics.json", metrics)
+    # Kept until now, so an interrupt while evaluating or saving still resumes with training done.
+    shutil.rmtree(work, ignore_errors=True)
     return PairsResult(run_dir=out, metrics=metrics, train=trained)

@@ -390,6 +390,33 @@ def test_ctrl_c_stops_with_one_line_and_exit_130(tmp_path: Path, tiny_model_dir:
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+def test_ctrl_c_during_push_says_what_the_hub_kept(tmp_path: Path) -> None:
+    # Issue 16: Ctrl-C during `push` talked about resuming stages.
+    import time
+
+    from test_hub import TOKEN, SilentServer, make_run
+
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HUGGING_FACE_HUB_TOKEN")}
+    cmd = [sys.executable, "-m", "ragtune", "push", str(make_run(tmp_path)), "alice/minilm"]
+    with SilentServer() as hub:  # connects, then never answers: the upload is in flight when Ctrl-C comes
+        env |= {"HF_ENDPOINT": hub.url, "HF_TOKEN": TOKEN, "HF_HOME": str(tmp_path / "hf_home"),
+                "HF_HUB_DISABLE_TELEMETRY": "1",
+                "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        deadline = time.monotonic() + 120
+        while hub.accepted == 0 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert hub.accepted, proc.communicate()[1] if proc.poll() is not None else "push never connected"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        "ragtune: interrupted (SIGINT); a repo changes on the Hub only when its upload finishes, so none is left "
+        "half-pushed; rerun the same command to push.")
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_outside_training_stops_with_one_line(tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page],
                                                      sig: signal.Signals) -> None:

@@ -447,3 +447,91 @@ def test_bundled_resources_load() -> None:
     assert LabelledPair("poverty", "incarceration", 0.01) in pairs
     assert LabelledPair("No Skill", "No Skill", 1.0) in pairs
     assert all(0.0 <= p.label <= 1.0 for p in pairs)
+
+
+# ---------------------------------------------------------------- interrupting and resuming
+
+
+def test_ctrl_c_during_training_keeps_a_checkpoint_and_the_rerun_resumes(tmp_path: Path, tiny_model_dir: Path) -> None:
+    # Issue 16: the message said "rerun to resume from the training checkpoint", and the rerun began at step 1.
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    steps = 60  # still training when the signal lands, which the first step line triggers
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "ragtune", "pairs", str(labelled_csv(tmp_path)), "--out", str(out),
+           "--base-model", str(tiny_model_dir), "--max-steps", str(steps), "--batch-size", "4", "--device", "cpu"]
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    # A background job ignores SIGINT, and the child would inherit that; Ctrl-C reaches a foreground one.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if line.startswith("  step "):  # the Trainer is stepping
+            proc.send_signal(signal.SIGINT)
+            break
+    err = "".join(seen) + proc.stderr.read()
+    assert proc.wait(timeout=120) == 130, err
+    assert "Traceback" not in err
+    work = out / "trainer.tmp"
+    assert err.strip().splitlines()[-1] == (f"ragtune: interrupted (SIGINT); the training checkpoint in {work} is "
+                                            "kept; rerun the same command to resume from it.")
+    stopped_at = max(int(p.name.split("-")[1]) for p in work.glob("checkpoint-*"))
+    assert 0 < stopped_at < steps
+    assert not (out / "model").exists()
+
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert f"(resumed at step {stopped_at})" in again.stderr
+    run = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert (run["train"]["steps"], run["train"]["resumed_at"]) == (steps, stopped_at)
+    assert (out / "model" / "model.safetensors").is_file() and not work.exists()
+
+
+def test_a_checkpoint_is_resumed_only_by_the_same_run(tmp_path: Path) -> None:
+    from ragtune.pairs import checkpoint_to_resume
+
+    from ragtune.train import CHECKPOINT_MARKER
+
+    def checkpoint(step: int, complete: bool = True) -> None:
+        folder = work / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"weights")
+        (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}), encoding="utf-8")
+        if complete:
+            files = {"model.safetensors": 7, "trainer_state.json": len(json.dumps({"global_step": step}))}
+            (folder / CHECKPOINT_MARKER).write_text(json.dumps({"step": step, "files": files}), encoding="utf-8")
+
+    work = tmp_path / "trainer.tmp"
+    assert checkpoint_to_resume(work, "key-a") is None and work.is_dir()
+    checkpoint(4)
+    checkpoint(12)
+    checkpoint(16, complete=False)  # cut off mid-write by a second Ctrl-C
+    notes: list[str] = []
+    assert checkpoint_to_resume(work, "key-a", notes.append) == work / "checkpoint-12"
+    assert notes == ["checkpoint-16 cannot be resumed from: it was cut off mid-write (no ragtune_checkpoint.json); "
+                     "resuming from checkpoint-12"]
+    # Other settings or inputs: the checkpoints are of no use, and go.
+    assert checkpoint_to_resume(work, "key-b") is None
+    assert not list(work.glob("checkpoint-*"))
+
+
+def test_ctrl_c_before_training_says_nothing_was_kept(tmp_path: Path, tiny_model_dir: Path,
+                                                      capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragtune import similarity
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # Ctrl-C while the base model is evaluated
+
+    monkeypatch.setattr(similarity, "evaluate_pairs", interrupted)
+    code = main(["pairs", str(labelled_csv(tmp_path)), "--out", str(tmp_path / "run"), "--base-model",
+                 str(tiny_model_dir), "--max-steps", "1", "--device", "cpu"])
+    assert code == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "ragtune: interrupted (SIGINT); nothing was kept; rerun the same command to start again.")
