@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -114,62 +115,184 @@ def _pairs_section(metrics: dict[str, Any]) -> str:
             f"| model | Pearson | Spearman |\n|---|---:|---:|\n{rows}\n")
 
 
-def _yaml_list(items: list[str], indent: int = 0) -> str:
-    pad = " " * indent
-    return "\n".join(f"{pad}- {item}" for item in items)
+# Standard sentence-transformers names for the information-retrieval metrics (as its
+# InformationRetrievalEvaluator writes them), so the Hub reads them like any other model's.
+HUB_METRIC_NAMES = {"hit@1": "cosine_accuracy@1", "hit@3": "cosine_accuracy@3", "hit@5": "cosine_accuracy@5",
+                    "hit@10": "cosine_accuracy@10", "mrr@10": "cosine_mrr@10"}
+KIND_NAMES = {".pdf": "PDF", ".txt": "text", ".md": "Markdown"}
 
 
-def render_card(summary: dict[str, Any], metrics: dict[str, Any], repo_id: str | None = None) -> str:
-    """The model card. `summary` holds config, data counts and training facts from the run."""
+def base_license(base_model: str) -> str | None:
+    """The base model's license, read from its card's front matter when it is a local folder (the bundled one is)."""
+    from huggingface_hub import ModelCard
+
+    path = Path(base_model) if base_model else None
+    if path is None or not path.exists():
+        try:
+            path = bundled_model_path() if not base_model or base_model_id(base_model) == BUNDLED_HUB_ID else None
+        except Exception:  # the bundled package is absent
+            path = None
+    readme = path / "README.md" if path is not None else None
+    if readme is None or not readme.is_file():
+        return None
+    try:
+        return ModelCard.load(readme).data.license
+    except Exception:  # a card that does not parse has no license we can cite
+        return None
+
+
+# The commonest English function words: a chunk sample in which they are at least this share of
+# the words is English. Most other languages' texts score under 0.05.
+ENGLISH_WORDS = frozenset("the of and to a in is that for it as with be by on are this or not from at an which".split())
+
+
+def guess_language(texts: list[str]) -> str | None:
+    """ "en" when the text reads as English, else None (the card then names no language).
+
+    >>> guess_language(["The risk of the system is managed by the team and the board."])
+    'en'
+    >>> guess_language(["Der Schutz der Daten wird durch das Team sichergestellt."]) is None
+    True
+    """
+    words = [w for t in texts for w in re.findall(r"[a-z]+", t.lower())]
+    return "en" if words and sum(w in ENGLISH_WORDS for w in words) / len(words) >= 0.15 else None
+
+
+def card_widget(chunks: list[Any], held_out: list[Any], n_sentences: int = 3) -> dict[str, Any] | None:
+    """The Hub's sentence-similarity widget: a held-out question, the opening of its chunk and of two others."""
+    if not held_out or len(chunks) < n_sentences:
+        return None
+    by_id = {c.id: c for c in chunks}
+    question = held_out[0]
+    if question.chunk_id not in by_id:
+        return None
+    others = [c for c in chunks if c.id != question.chunk_id][:: max(1, len(chunks) // n_sentences)][: n_sentences - 1]
+    opening = lambda text: " ".join(text.split()[:40])  # noqa: E731
+    return {"source_sentence": question.query,
+            "sentences": [opening(by_id[question.chunk_id].text)] + [opening(c.text) for c in others]}
+
+
+def _documents(files: list[str], n_pages: int) -> str:
+    """ "3 files (2 PDF, 1 Markdown), 65 pages": the card never names the user's files."""
+    kinds: dict[str, int] = {}
+    for f in files:
+        kind = KIND_NAMES.get(Path(f).suffix.lower(), "other")
+        kinds[kind] = kinds.get(kind, 0) + 1
+    what = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+    return f"{len(files)} file{'s' if len(files) != 1 else ''} ({what}), {n_pages} pages"
+
+
+def card_data(summary: dict[str, Any], metrics: dict[str, Any], name: str, dataset_id: str | None = None) -> Any:
+    """The card's front matter as huggingface_hub's ModelCardData (what the Hub and `ModelCard.load` read)."""
+    from huggingface_hub import EvalResult, ModelCardData
+
     cfg = summary["config"]
-    hub_base = base_model_id(cfg["base_model"])
-    name = repo_id or "ragtune-model"
-    front = ["---"]
-    if hub_base:
-        front.append(f"base_model: {hub_base}")
-    front += [
-        "library_name: sentence-transformers",
-        "pipeline_tag: sentence-similarity",
-        "tags:",
-        _yaml_list(["sentence-transformers", "sentence-similarity", "feature-extraction", "ragtune", "retrieval"], 2),
-        "model-index:",
-        f"- name: {name}",
-        "  results:",
-        "  - task:",
-        "      type: information-retrieval",
-        "      name: Information Retrieval",
-        "    dataset:",
-        "      type: ragtune-synthetic-heldout",
-        "      name: held-out synthetic questions",
-        "    metrics:",
-    ]
-    for k in METRIC_KEYS:
-        if k in metrics["after"]:
-            front += [f"    - type: {k.replace('@', '_at_')}", f"      value: {metrics['after'][k]:.4f}", f"      name: {k}"]
-    front.append("---")
-    docs = ", ".join(summary["files"]) or "(none)"
-    load_path = repo_id or "path/to/run/model"
+    results = [EvalResult(task_type="information-retrieval", task_name="Information Retrieval",
+                          dataset_type="ragtune-synthetic-heldout", dataset_name="held-out synthetic questions",
+                          metric_type=HUB_METRIC_NAMES[k], metric_name=HUB_METRIC_NAMES[k],
+                          metric_value=round(metrics["after"][k], 4))
+               for k in METRIC_KEYS if k in metrics["after"]]
+    return ModelCardData(
+        base_model=base_model_id(cfg["base_model"]),
+        datasets=[dataset_id] if dataset_id else None,
+        language=summary.get("language") or None,
+        library_name="sentence-transformers",
+        license=summary.get("license") or base_license(cfg["base_model"]),
+        metrics=[HUB_METRIC_NAMES[k] for k in METRIC_KEYS if k in metrics["after"]],
+        model_name=name,
+        pipeline_tag="sentence-similarity",
+        tags=["sentence-transformers", "sentence-similarity", "feature-extraction", "ragtune", "retrieval"],
+        eval_results=results,
+        widget=[summary["widget"]] if summary.get("widget") else None,
+    )
+
+
+def _similarity_section(metrics: dict[str, Any]) -> str:
+    """A warning when the tuned model's scores sit lower than the base's: a fixed score cutoff would drop hits."""
+    sim = metrics.get("similarity")
+    if not sim or not sim.get("warn"):
+        return ""
+    b, a = sim["before"], sim["after"]
+    moved = ", ".join(f"{cut} -> about {new:.2f}" for cut, new in sim["cutoff_map"].items())
+    return (f"\n## Similarity scores moved\n\n**If your RAG app drops results below a fixed similarity score, "
+            f"re-tune that cutoff.** The cosine of each held-out question's best chunk has a median of "
+            f"{a['median']:.2f} with this model, against {b['median']:.2f} with the base model (10th percentile "
+            f"{a['p10']:.2f} vs {b['p10']:.2f}). The ranking is what improved; the scale is not the same."
+            + (f" A cutoff that kept the same share of questions: {moved}." if moved else "") + "\n")
+
+
+def load_path(summary: dict[str, Any], repo_id: str | None) -> str:
+    """What the card tells a user to load: the Hub id once pushed, else the run's model folder as the user named it."""
+    if repo_id:
+        return repo_id
+    out = summary["config"].get("out_as_given") or summary["config"]["out"]
+    return f"{out}/model" if not Path(out).is_absolute() else f"{Path(out).name}/model"
+
+
+def render_card(summary: dict[str, Any], metrics: dict[str, Any], repo_id: str | None = None,
+                dataset_id: str | None = None) -> str:
+    """The model card. `summary` holds config, data counts and training facts from the run;
+    `repo_id` is the Hub repo it is pushed to (the push renders the card again with it)."""
+    from huggingface_hub import ModelCard
+
+    cfg = summary["config"]
+    name = repo_id or f"ragtune-{cfg['out']}"
+    path = load_path(summary, repo_id)
+    verdict = ("The fine-tuned model beats the base model." if metrics.get("improved")
+               else "**The fine-tuned model did not beat the base model on these questions.**")
+    advice = "\n".join(recommendation(metrics))
     body = f"""
 # {name}
 
 A sentence-transformers embedding model fine-tuned by [ragtune](https://pypi.org/project/ragtune/) from
-{base_model_label(cfg["base_model"])} for retrieval over a specific document collection.
+{base_model_label(cfg["base_model"])} for retrieval over one document collection.
 
+## Usage
+
+sentence-transformers:
+
+```python
+from sentence_transformers import SentenceTransformer
+
+model = SentenceTransformer("{path}")
+embeddings = model.encode(["What does the framework say about incident response?"], normalize_embeddings=True)
+```
+
+LangChain (`pip install langchain-huggingface`):
+
+```python
+from langchain_huggingface import HuggingFaceEmbeddings
+
+embeddings = HuggingFaceEmbeddings(model_name="{path}", encode_kwargs={{"normalize_embeddings": True}})
+```
+
+LlamaIndex (`pip install llama-index-embeddings-huggingface`):
+
+```python
+from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+
+embed_model = HuggingFaceEmbedding(model_name="{path}")
+```
+
+Embeddings are meant to be normalised and compared by cosine (inner product).
+
+## Retrieval on held-out questions
+
+{metrics["n_queries"]} synthetic questions about {summary["n_eval_chunks"]} chunks that training never saw, each
+ranked against all {summary["n_chunks"]} chunks by exact FAISS inner-product search, the same settings before and
+after. "With passages" also indexes each chunk's sentence runs and scores a chunk by its best one.
+{verdict}
+
+{metrics_table(metrics)}
+{(chr(10) + advice + chr(10)) if advice else ""}{_similarity_section(metrics)}{_dims_section(metrics)}{_pairs_section(metrics)}{_selection_section(summary)}
 ## Training data
 
-- Documents: {docs} ({summary["n_pages"]} pages)
+- Documents: {_documents(summary["files"], summary["n_pages"])}
 - Chunks: {summary["n_chunks"]} (up to {cfg["chunk_tokens"]} tokens, overlap {cfg["chunk_overlap"]})
 - Themes: {summary["themes"]}
 - Questions: {summary["n_pairs"]} synthetic questions from the `{cfg["generator"]}` generator;
   {summary["n_train"]} for training, {summary["n_eval"]} held out (questions of {summary["n_eval_chunks"]} chunks that were never trained on)
 
-## Retrieval on held-out questions
-
-Exact FAISS inner-product search over all {summary["n_chunks"]} chunks, the same index settings before and after.
-{"The fine-tuned model beats the base model." if metrics.get("improved") else "**The fine-tuned model did not beat the base model on these questions.**"}
-
-{metrics_table(metrics)}
-{_dims_section(metrics)}{_pairs_section(metrics)}{_selection_section(summary)}
 ## Training settings
 
 | setting | value |
@@ -185,35 +308,8 @@ Exact FAISS inner-product search over all {summary["n_chunks"]} chunks, the same
 | steps | {summary["train"]["steps"]} |
 | seed | {cfg["seed"]} |
 | max sequence length | {summary["max_seq_length"]} |
-
-## Usage
-
-sentence-transformers:
-
-```python
-from sentence_transformers import SentenceTransformer
-
-model = SentenceTransformer("{load_path}")
-embeddings = model.encode(["What does the framework say about incident response?"], normalize_embeddings=True)
-```
-
-LangChain:
-
-```python
-from langchain_huggingface import HuggingFaceEmbeddings
-
-embeddings = HuggingFaceEmbeddings(model_name="{load_path}", encode_kwargs={{"normalize_embeddings": True}})
-```
-
-LlamaIndex:
-
-```python
-from llama_index.embeddings.huggingface import HuggingFaceEmbedding
-
-embed_model = HuggingFaceEmbedding(model_name="{load_path}")
-```
 """
-    return "\n".join(front) + "\n" + body
+    return str(ModelCard("---\n" + card_data(summary, metrics, name, dataset_id).to_yaml() + "\n---\n" + body))
 
 
 def render_report(summary: dict[str, Any], metrics: dict[str, Any]) -> str:

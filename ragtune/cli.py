@@ -35,6 +35,20 @@ def _fmt_table(metrics: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _print_advice(metrics: dict[str, Any]) -> None:
+    """The honest end of a run: which retriever did best here, what to use, and whether score cutoffs moved."""
+    from .card import recommendation, retriever_rows
+
+    label, best = max(retriever_rows(metrics), key=lambda row: (row[1]["hit@5"], row[1]["mrr@10"]))
+    print(f"Best on these held-out questions: {label} (hit@5 {best['hit@5']:.3f}, MRR@10 {best['mrr@10']:.3f}).")
+    for line in recommendation(metrics):
+        print(line)
+    sim = metrics.get("similarity") or {}
+    if sim.get("warn"):
+        print(f"Warning: similarity scores moved (best chunk's cosine, median {sim['before']['median']:.2f} -> "
+              f"{sim['after']['median']:.2f}); re-tune any fixed score cutoff in your RAG app (see the model card).")
+
+
 def _int_list(text: str) -> tuple[int, ...]:
     """ "256,128" -> (256, 128)."""
     try:
@@ -254,7 +268,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         print("\nNOT IMPROVED: the fine-tuned model is not better than the base model on held-out questions. "
               "It is saved but marked as not improved; `ragtune push` refuses it without --force.")
-    print(f"Model: {cfg.out / 'model'}   metrics: {cfg.out / 'metrics.json'}   ({time.perf_counter() - start:.0f}s)")
+    _print_advice(m)
+    print(f"Model: {cfg.out / 'model'}   metrics: {cfg.out / 'metrics.json'}   report: {cfg.out / 'report.html'}   "
+          f"({time.perf_counter() - start:.0f}s)")
     if args.eval_dataset is not None:
         d = add_dataset_metrics(cfg.out, args.eval_dataset, cfg.device)
         print(f"\nRetrieval on {d['n_queries']} questions from {d['file']} over {d['n_corpus']} corpus texts:")

@@ -460,7 +460,9 @@ class Pipeline:
         summary = self._summary(extract, chunk, theme, generate, split, train)
         key = _hash(key, "save", summary)
         # The card may be edited by hand before a push.
-        self._stage(8, "save", key, [self.path("index") / "chunks.jsonl"], lambda: self._save(summary, metrics),
+        self._stage(8, "save", key, [self.path("index") / "chunks.jsonl", self.path("card.json"),
+                                     self.path("report.html"), self.path("plots") / "retrievers.png"],
+                    lambda: self._save(summary, metrics),
                     edited=(self.path("model") / "README.md",))
         return RunResult(self.run_dir, metrics, summary, self.timings, self._cached)
 
@@ -802,19 +804,25 @@ class Pipeline:
         metrics: dict[str, Any] = {}
         dense: dict[str, DenseIndex] = {}
         parts = Parts(self._progress("evaluate"), 2 * (len(units.texts) + len(queries)))
+        top1: dict[str, Any] = {}
+        ranked: dict[str, list[list[str]]] = {}
         for which, key in (("base", "before"), ("tuned", "after")):
             model = self._model(which)
             # The chunk vectors are the first rows of the units: one encoding serves both retrievers.
             vectors = embed(model, units.texts, progress=parts.part())
             one = DenseIndex.from_vectors(vectors[:n], units.owner[:n])
             q = embed(model, queries, progress=parts.part())
-            metrics[key] = rank_metrics(positions_to_ids(one.search(q, depth)[1], ids), relevant, ks)
+            top, positions = one.search(q, depth)
+            metrics[key] = rank_metrics(positions_to_ids(positions, ids), relevant, ks)
+            # What a RAG app's score cutoff sees: the cosine of each question's best chunk.
+            top1[key] = top[:, 0]
             if cfg.passage_words:
                 dense[which] = DenseIndex.from_vectors(vectors, units.owner, cfg.chunk_weight)
-                metrics[f"{key}_passages"] = rank_metrics(positions_to_ids(dense[which].search(q, depth)[1], ids),
-                                                          relevant, ks)
+                ranked[key] = positions_to_ids(dense[which].search(q, depth)[1], ids)
+                metrics[f"{key}_passages"] = rank_metrics(ranked[key], relevant, ks)
             else:
                 dense[which] = one
+                ranked[key] = positions_to_ids(positions, ids)
         bm25 = BM25Index.build(texts)
         metrics["bm25"] = rank_metrics(positions_to_ids(bm25.search(queries, depth)[1], ids), relevant, ks)
         # The validation questions' view of the hybrid weight is recorded, not followed (see Config.hybrid_weight).
@@ -831,6 +839,8 @@ class Pipeline:
             "n_queries": len(queries),
             "n_chunks": n,
             "eval_set": "held-out synthetic questions (by chunk)",
+            "similarity": similarity_shift(top1["before"], top1["after"]),
+            "per_theme": per_theme_hits(ranked, relevant, {c.id: c.themes for c in chunks}),
         }
         # A RAG app serves the tuned model's index: every unit row, and BM25 beside it for the hybrid.
         dense["tuned"].save(self.path("index"))
@@ -879,9 +889,17 @@ class Pipeline:
                                            (5,))[f"mrr@{MRR_AT}"], 4) for w in HYBRID_WEIGHTS}
 
     def _summary(self, extract: dict, chunk: dict, theme: dict, generate: dict, split: dict, train: dict) -> dict[str, Any]:
+        from .card import card_widget, guess_language
+
         themes = ", ".join(f"{t} ({n})" for t, n in sorted(theme["per_theme"].items(), key=lambda x: -x[1]) if n)
+        chunks = read_jsonl(self.path("chunks.jsonl"), Chunk)
         return {
-            "config": self.cfg.to_dict() | {"docs": Path(self.cfg.docs).name, "out": Path(self.cfg.out).name},
+            # Folder names only: a card or report never shows where the user keeps their files.
+            "config": self.cfg.to_dict() | {"docs": Path(self.cfg.docs).name, "out": Path(self.cfg.out).name,
+                                            "out_as_given": "" if Path(self.cfg.out).is_absolute() else
+                                            Path(self.cfg.out).as_posix()},
+            "language": guess_language([c.text for c in chunks[:200]]),
+            "widget": card_widget(chunks, read_jsonl(self.path("pairs_eval.jsonl"), Pair)),
             "files": extract["files"],
             "n_pages": extract["n_pages"],
             "n_chunks": chunk["n_chunks"],
@@ -908,10 +926,57 @@ class Pipeline:
 
         model_dir = self.path("model")
         atomic_write_text(model_dir / "README.md", render_card(summary, metrics, self.cfg.push_repo or None))
+        # What the card is made of, so that `ragtune push` can render it again with the real repo id.
+        write_json(self.path("card.json"), {"summary": summary, "metrics": metrics})
         chunks = read_jsonl(self.path("chunks.jsonl"), Chunk)
         write_jsonl(self.path("index") / "chunks.jsonl", chunks, Chunk)
         atomic_write_text(self.path("report.md"), render_report(summary, metrics))
+        from .plots import write_report_html
+
+        write_report_html(self.run_dir, summary, metrics)
         return {"summary": f"model, card, index and report in {self.run_dir}"}
+
+
+def similarity_shift(before: Any, after: Any) -> dict[str, Any]:
+    """How the top-1 cosine of the held-out questions moved: a RAG app's fixed score cutoff breaks when it drops.
+
+    `warn` is set when the median fell by more than 0.05; `cutoff_map` maps a few base-model cutoffs to the
+    tuned-model score at the same quantile, a starting point for re-tuning one.
+
+    >>> out = similarity_shift([0.5, 0.6, 0.7], [0.3, 0.4, 0.5])
+    >>> out["before"]["median"], out["after"]["median"], out["warn"]
+    (0.6, 0.4, True)
+    """
+    import numpy as np
+
+    b, a = np.asarray(before, dtype=np.float64), np.asarray(after, dtype=np.float64)
+    stats = lambda x: {"median": round(float(np.median(x)), 4), "p10": round(float(np.quantile(x, 0.1)), 4),  # noqa: E731
+                       "p90": round(float(np.quantile(x, 0.9)), 4)}
+    cutoffs = {}
+    for cut in (0.3, 0.4, 0.5, 0.6):
+        share_below = float(np.mean(b < cut))
+        if 0.0 < share_below < 1.0:
+            cutoffs[f"{cut:.1f}"] = round(float(np.quantile(a, share_below)), 3)
+    return {"before": stats(b), "after": stats(a), "cutoff_map": cutoffs,
+            "warn": bool(np.median(a) < np.median(b) - 0.05)}
+
+
+def per_theme_hits(ranked: dict[str, list[list[str]]], relevant: list[str], themes: dict[str, list[str]],
+                   k: int = 5) -> dict[str, dict[str, Any]]:
+    """hit@k before and after for the held-out questions of each theme's chunks (a chunk may have several).
+
+    >>> per_theme_hits({"before": [["a"], ["x"]], "after": [["a"], ["b"]]}, ["a", "b"], {"a": ["t"], "b": ["t"]}, k=1)
+    {'t': {'n': 2, 'before': 0.5, 'after': 1.0}}
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for i, rel in enumerate(relevant):
+        for theme in themes.get(rel) or ["(unthemed)"]:
+            row = out.setdefault(theme, {"n": 0, "before": 0, "after": 0})
+            row["n"] += 1
+            for key in ("before", "after"):
+                row[key] += rel in ranked[key][i][:k]
+    return {t: {"n": r["n"], "before": round(r["before"] / r["n"], 4), "after": round(r["after"] / r["n"], 4)}
+            for t, r in sorted(out.items(), key=lambda kv: -kv[1]["n"])}
 
 
 def is_improved(before: dict[str, float], after: dict[str, float]) -> bool:

@@ -19,10 +19,11 @@ METRIC_KEYS = ["hit@1", "hit@3", "hit@5", "hit@10", "mrr@10"]
 
 def make_summary(base_model: str, themes_file: str | None = None) -> dict[str, Any]:
     """A summary shaped like Pipeline._summary's, for a run over the NIST PDF and a notes folder."""
-    cfg = Config(docs=Path("/home/alice/corpus/docs"), out=Path("/home/alice/runs/nist"), base_model=base_model,
+    cfg = Config(docs=Path("/home/alice/corpus/docs"), out=Path("runs/nist"), base_model=base_model,
                  batch_size=16, epochs=2.0, learning_rate=2e-5, max_steps=-1, themes_file=Path(themes_file) if themes_file else None)
     return {
-        "config": cfg.to_dict() | {"docs": "docs", "out": "nist"},
+        "config": cfg.to_dict() | {"docs": "docs", "out": "nist", "out_as_given": "runs/nist"},
+        "language": "en",
         "files": ["nist_ai_600_1.pdf", "notes/zero_trust.md"],
         "n_pages": 65,
         "n_chunks": 338,
@@ -65,101 +66,16 @@ def front_matter(card: str) -> dict[str, Any]:
     return data
 
 
-NUM = r"\d+\.\d{3}"
-VERDICTS = "|".join(re.escape(v) for v in [
-    "The fine-tuned model beats the base model.",
-    "**The fine-tuned model did not beat the base model on these questions.**",
-])
-CARD_PATTERN = re.compile(
-    r"""---
-(?:base_model: (?P<base>\S+)
-)?library_name: sentence-transformers
-pipeline_tag: sentence-similarity
-tags:
-(?:  - [\w-]+
-)+model-index:
-- name: (?P<name>\S+)
-  results:
-  - task:
-      type: information-retrieval
-      name: Information Retrieval
-    dataset:
-      type: ragtune-synthetic-heldout
-      name: held-out synthetic questions
-    metrics:
-(?:    - type: (?:hit|mrr)_at_\d+
-      value: \d\.\d{4}
-      name: (?:hit|mrr)@\d+
-){5}---
+SECTIONS = ["## Usage", "## Retrieval on held-out questions", "## Training data", "## Training settings"]
 
-# (?P=name)
 
-A sentence-transformers embedding model fine-tuned by \[ragtune\]\(https://pypi\.org/project/ragtune/\) from
-(?P<label>.+) for retrieval over a specific document collection\.
+def hub_card(text: str, tmp_path: Path) -> Any:
+    """The card as the Hub's own parser reads it."""
+    from huggingface_hub import ModelCard
 
-## Training data
+    (tmp_path / "README.md").write_text(text, encoding="utf-8")
+    return ModelCard.load(tmp_path / "README.md")
 
-- Documents: nist_ai_600_1\.pdf, notes/zero_trust\.md \(65 pages\)
-- Chunks: 338 \(up to \d+ tokens, overlap \d+\)
-- Themes: .+; \d+ chunks unthemed
-- Questions: 1311 synthetic questions from the `(?:offline|template)` generator;
-  1049 for training, 262 held out \(questions of 68 chunks that were never trained on\)
-
-## Retrieval on held-out questions
-
-Exact FAISS inner-product search over all 338 chunks, the same index settings before and after\.
-(?P<verdict>VERDICTS)
-
-\| retriever \| hit@1 \| hit@3 \| hit@5 \| hit@10 \| mrr@10 \|
-\|---\|(?:---:\|){5}
-\| base \|(?: NUM \|){5}
-\| fine-tuned \|(?: NUM \|){5}
-\| BM25 \|(?: NUM \|){5}
-
-## Training settings
-
-\| setting \| value \|
-\|---\|---\|
-\| loss \| MultipleNegativesRankingLoss over rows of one chunk and \d+ of its questions \(no-duplicates batches\) \|
-\| questions \| \d+ per chunk from the `\w+` generator, and \d+ BM25-labelled spans per training chunk \(lexical distillation\) \|
-\| hard negatives \| (?:one per chunk, mined with the base model|none \(in-batch negatives only\)) \|
-\| epochs \| 2\.0 \|
-\| batch size \| 16 chunks \|
-\| learning rate \| 2e-05 \|
-\| warmup ratio \| 0\.1 \|
-\| weight decay \| 0\.01 \|
-\| steps \| 132 \|
-\| seed \| 13 \|
-\| max sequence length \| 256 \|
-
-## Usage
-
-sentence-transformers:
-
-```python
-from sentence_transformers import SentenceTransformer
-
-model = SentenceTransformer\("(?P<load>[^"]+)"\)
-embeddings = model\.encode\(\[".+"\], normalize_embeddings=True\)
-```
-
-LangChain:
-
-```python
-from langchain_huggingface import HuggingFaceEmbeddings
-
-embeddings = HuggingFaceEmbeddings\(model_name="(?P=load)", encode_kwargs=\{"normalize_embeddings": True\}\)
-```
-
-LlamaIndex:
-
-```python
-from llama_index\.embeddings\.huggingface import HuggingFaceEmbedding
-
-embed_model = HuggingFaceEmbedding\(model_name="(?P=load)"\)
-```
-""".replace("NUM", NUM).replace("VERDICTS", VERDICTS)
-)
 
 # An absolute POSIX or Windows path anywhere in the text (URLs are fine).
 ABSOLUTE_PATH = re.compile(r"(?:^|[\s(\"'`=:])(?:/(?!/)[\w.-]+/|~/|[A-Za-z]:[\\/])", flags=re.MULTILINE)
@@ -174,59 +90,66 @@ def local_base(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("improved", [True, False])
 @pytest.mark.parametrize("repo_id", [None, "alice/nist-minilm"])
-def test_card_matches_the_template(improved: bool, repo_id: str | None) -> None:
+def test_card_reads_as_a_hub_card(improved: bool, repo_id: str | None, tmp_path: Path) -> None:
     card = render_card(make_summary(""), make_metrics(improved), repo_id)
-    m = CARD_PATTERN.fullmatch(card)
-    assert m, card
-    assert m["base"] == BUNDLED_ID
-    assert m["name"] == (repo_id or "ragtune-model")
-    assert m["load"] == (repo_id or "path/to/run/model")
-    assert m["label"] == BUNDLED_ID
-    assert ("did not beat" in m["verdict"]) is (not improved)
+    data = hub_card(card, tmp_path).data
+    assert data.base_model == BUNDLED_ID
+    # The bundled all-MiniLM-L6-v2's own card says apache-2.0; the chunks read as English.
+    assert data.license == "apache-2.0" and data.language == "en"
+    assert data.library_name == "sentence-transformers" and data.pipeline_tag == "sentence-similarity"
+    assert data.model_name == (repo_id or "ragtune-nist")
+    assert [m for m in data.metrics] == ["cosine_accuracy@1", "cosine_accuracy@3", "cosine_accuracy@5",
+                                         "cosine_accuracy@10", "cosine_mrr@10"]
+    body = card.split("\n---\n", 1)[1]
+    assert body.lstrip().startswith(f"# {repo_id or 'ragtune-nist'}\n")
+    assert [line for line in body.splitlines() if line in SECTIONS] == SECTIONS
+    load = repo_id or "runs/nist/model"
+    assert f'SentenceTransformer("{load}")' in card and f'HuggingFaceEmbeddings(model_name="{load}"' in card
+    assert f'HuggingFaceEmbedding(model_name="{load}")' in card
+    assert ("did not beat the base model" in card) is (not improved)
+    assert "path/to/run" not in card and "ragtune-model" not in card
 
 
-@pytest.mark.parametrize(
-    ("old", "new"),
-    [("pipeline_tag: sentence-similarity\n", ""), ("| seed | 13 |", "| seed |  |"), ("```\n", "```\nextra\n"),
-     ("(65 pages)", "(65 pages, 3 skipped)")],
-)
-def test_template_rejects_altered_cards(old: str, new: str) -> None:
-    # The whole-card pattern is strict enough to fail.
-    card = render_card(make_summary(""), make_metrics(True))
-    assert CARD_PATTERN.fullmatch(card)
-    assert old in card
-    assert not CARD_PATTERN.fullmatch(card.replace(old, new, 1))
-
-
-def test_front_matter_parses_with_the_hub_fields() -> None:
+def test_card_eval_results_are_the_fine_tuned_figures(tmp_path: Path) -> None:
     metrics = make_metrics(True)
-    data = front_matter(render_card(make_summary(""), metrics, "alice/nist-minilm"))
-    assert data["base_model"] == BUNDLED_ID
-    assert data["library_name"] == "sentence-transformers"
-    assert data["pipeline_tag"] == "sentence-similarity"
-    assert "ragtune" in data["tags"] and "sentence-transformers" in data["tags"]
-    [entry] = data["model-index"]
-    assert entry["name"] == "alice/nist-minilm"
-    [result] = entry["results"]
-    assert result["task"]["type"] == "information-retrieval"
-    # The reported numbers are the fine-tuned model's, to 4 decimals.
-    got = {m["name"]: m["value"] for m in result["metrics"]}
-    assert list(got) == METRIC_KEYS
-    for k in METRIC_KEYS:
-        assert got[k] == pytest.approx(metrics["after"][k], abs=5e-5)
-    assert {m["type"] for m in result["metrics"]} == {"hit_at_1", "hit_at_3", "hit_at_5", "hit_at_10", "mrr_at_10"}
+    data = hub_card(render_card(make_summary(""), metrics, "alice/nist-minilm"), tmp_path).data
+    got = {r.metric_type: r.metric_value for r in data.eval_results}
+    assert got == {f"cosine_accuracy@{k}": pytest.approx(metrics["after"][f"hit@{k}"], abs=5e-5) for k in (1, 3, 5, 10)} | {
+        "cosine_mrr@10": pytest.approx(metrics["after"]["mrr@10"], abs=5e-5)}
+    assert {r.task_type for r in data.eval_results} == {"information-retrieval"}
+
+
+def test_card_names_no_file_and_shows_a_widget(tmp_path: Path) -> None:
+    summary = make_summary("") | {"widget": {"source_sentence": "What is zero trust?",
+                                             "sentences": ["Zero trust moves defences", "Incident response", "x"]}}
+    card = render_card(summary, make_metrics(True), "alice/m", dataset_id="alice/m-pairs")
+    data = hub_card(card, tmp_path).data
+    assert data.widget == [summary["widget"]] and data.datasets == ["alice/m-pairs"]
+    assert "nist_ai_600_1" not in card and "zero_trust.md" not in card
+    assert "- Documents: 2 files (1 PDF, 1 Markdown), 65 pages" in card
+
+
+def test_card_warns_when_scores_drop_and_maps_a_cutoff() -> None:
+    from ragtune.pipeline import similarity_shift
+
+    metrics = make_metrics(True) | {"similarity": similarity_shift([0.5, 0.45, 0.6, 0.38, 0.7], [0.3, 0.28, 0.4, 0.2, 0.5])}
+    card = render_card(make_summary(""), metrics)
+    assert "## Similarity scores moved" in card and "re-tune that cutoff" in card
+    assert "median of 0.30 with this model, against 0.50 with the base model" in card
+    steady = make_metrics(True) | {"similarity": similarity_shift([0.5, 0.6], [0.52, 0.58])}
+    assert "Similarity scores moved" not in render_card(make_summary(""), steady)
 
 
 @pytest.mark.parametrize(
     ("base_model", "expected"),
     [("", BUNDLED_ID), ("BAAI/bge-small-en-v1.5", "BAAI/bge-small-en-v1.5"), ("bundled", BUNDLED_ID)],
 )
-def test_base_model_is_cited_by_hub_id(base_model: str, expected: str) -> None:
+def test_base_model_is_cited_by_hub_id(base_model: str, expected: str, tmp_path: Path) -> None:
     if base_model == "bundled":
         base_model = str(bundled_model_path())
     card = render_card(make_summary(base_model), make_metrics(True))
     assert front_matter(card)["base_model"] == expected
-    assert CARD_PATTERN.fullmatch(card)["label"] == expected  # type: ignore[index]
+    assert f"from\n{expected} for retrieval" in card
     assert not ABSOLUTE_PATH.search(card)
 
 
@@ -236,9 +159,7 @@ def test_local_base_model_is_not_leaked_as_a_path(local_base: Path, tmp_path: Pa
     report = render_report(summary, make_metrics(True))
     # A local folder has no Hub id: no base_model key rather than a path.
     assert "base_model" not in front_matter(card)
-    m = CARD_PATTERN.fullmatch(card)
-    assert m and m["base"] is None
-    assert m["label"] == "a local model (my-base)"
+    assert "from\na local model (my-base) for retrieval" in card
     for text in (card, report):
         assert str(tmp_path) not in text
         assert "/home/alice" not in text

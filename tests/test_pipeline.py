@@ -102,6 +102,31 @@ def test_all_artefacts_exist(finished: Finished) -> None:
     assert not (run / "model.tmp").exists() and not (run / "checkpoints").exists()
 
 
+def test_report_html_embeds_the_plots_and_push_can_render_the_card(finished: Finished) -> None:
+    import base64
+    import re
+
+    from huggingface_hub import ModelCard
+
+    run = finished.cfg.out
+    page = (run / "report.html").read_text(encoding="utf-8")
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    # Self-contained: the retrievers plot at least, each the same bytes as its PNG beside it, nothing fetched.
+    assert len(images) >= 2 and not re.search(r'(?:src|href)="(?:https?:)?//', page)
+    for data in images:
+        assert base64.b64decode(data) in {p.read_bytes() for p in (run / "plots").glob("*.png")}
+    assert (run / "plots" / "retrievers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    assert f"{metrics['after']['hit@5']:.3f}" in page
+    # Per-theme figures and the score shift are measured on the same held-out questions.
+    assert sum(r["n"] for r in metrics["per_theme"].values()) >= metrics["n_queries"]
+    assert set(metrics["similarity"]) == {"before", "after", "cutoff_map", "warn"}
+    card = ModelCard.load(run / "model" / "README.md")
+    assert card.data.library_name == "sentence-transformers" and card.data.model_name == f"ragtune-{run.name}"
+    saved = json.loads((run / "card.json").read_text(encoding="utf-8"))
+    assert saved["metrics"] == metrics
+
+
 def test_metrics_file(finished: Finished) -> None:
     run = finished.cfg.out
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
@@ -382,7 +407,7 @@ def test_matryoshka_run_reports_each_size_and_cached_loss_trains(finished: Finis
     for calls in rec.progress.values():
         done = [d for d, _ in calls]
         assert done == sorted(done) and calls[-1][0] == calls[-1][1] > 0
-    assert rec.progress["train"][-1][1] == 4
+    assert rec.progress["train"][-1][1] == cfg.max_steps
     assert list(m["dims"]) == ["16", "8"]
     for size in m["dims"].values():
         assert set(size) == {"before", "after"} and set(size["after"]) == METRIC_KEYS
