@@ -32,6 +32,7 @@ class ProgressReporter:
         self._bar: Any = None
         self._started: float | None = None
         self._last = 0.0
+        self._logged = False
         self.prefix = ""
 
     def stage_start(self, name: str, index: int, total: int) -> None:
@@ -54,11 +55,12 @@ class ProgressReporter:
         """Off a terminal (a CI log): a plain line with the rate and time left, at most every `mininterval` s."""
         now = time.monotonic()
         if self._started is None or done == 0:
-            self._started, self._last = now, now
+            self._started, self._last, self._logged = now, now, False
             return
-        if now - self._last < self.mininterval or done >= total:
+        # The first step is shown at once (the stage is moving), then one line every `mininterval` seconds.
+        if (self._logged and now - self._last < self.mininterval) or done >= total:
             return
-        self._last = now
+        self._last, self._logged = now, True
         elapsed = now - self._started
         left = elapsed / done * (total - done)
         self.write(f"{self.prefix} {done}/{total} {UNITS.get(name, 'it')}s, {_clock(elapsed)} elapsed, "

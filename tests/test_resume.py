@@ -45,7 +45,7 @@ def test_sigterm_during_training_saves_a_checkpoint_and_the_rerun_resumes(
     for line in proc.stderr:
         seen.append(line)
         # The first progress line means the Trainer is stepping.
-        if "train     step" in line:
+        if line.startswith("[6/8] train") and " steps, " in line:
             proc.send_signal(signal.SIGTERM)
             break
     rest = proc.stderr.read()
