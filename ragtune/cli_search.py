@@ -42,9 +42,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         "alone (default: what the run recommends, hybrid where it beat the model alone)")
     p.add_argument("--device", default="", help="cpu, cuda, cuda:N or mps ('': cuda or mps if available)")
 
-    p = sub.add_parser("export", help="write a run's questions as a LlamaIndex EmbeddingQAFinetuneDataset JSON")
+    p = sub.add_parser("export", help="write a run's questions as a LlamaIndex EmbeddingQAFinetuneDataset JSON, "
+                                      "or its model as ONNX")
     p.add_argument("run_dir", type=Path, help="the --out folder of a finished run")
-    p.add_argument("--llamaindex", type=Path, required=True, metavar="FILE", help="the JSON file to write")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--llamaindex", type=Path, metavar="FILE", help="the JSON file to write")
+    what.add_argument("--onnx", action="store_true",
+                      help="write RUN/model/onnx/model.onnx for CPU inference (needs pip install 'ragtune[onnx]')")
+    p.add_argument("--int8", action="store_true", help="with --onnx: also write a dynamic int8 model_qint8.onnx")
     p.add_argument("--split", choices=("eval", "train"), default="eval",
                    help="held-out questions (eval, default) or training questions")
 
@@ -99,10 +104,26 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_onnx(run_dir: Path, int8: bool) -> int:
+    from .onnx_export import export_onnx, require_onnx
+
+    require_onnx()  # the install hint comes before any check of the run
+    if not (run_dir / "model" / "modules.json").is_file():
+        raise RunDirError(f"{run_dir} has no model/modules.json: pass the --out folder of a finished `ragtune run`")
+    for path in export_onnx(run_dir / "model", quantize=int8):
+        print(f"Wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .cli_pairs import check_output
+    from .onnx_export import OnnxError
     from .search import export_llamaindex
 
+    if args.int8 and not args.onnx:
+        raise OnnxError("--int8 goes with --onnx: ragtune export RUN --onnx --int8")
+    if args.onnx:
+        return _export_onnx(args.run_dir, args.int8)
     check_output(args.llamaindex, "--llamaindex", folder=False)
     e = export_llamaindex(args.run_dir, args.llamaindex, args.split)
     print(f"Wrote {e.n_queries} {e.split} questions and {e.n_corpus} corpus chunks to {e.path} "
