@@ -4,7 +4,7 @@
 >>> Pipeline(Config(docs=Path("resources"), out=Path("runs/demo"))).run().metrics["after"]  # doctest: +SKIP
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 from .config import Config  # noqa: E402
 from .pipeline import Pipeline, RunResult  # noqa: E402

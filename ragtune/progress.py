@@ -39,7 +39,7 @@ class ProgressReporter:
         self.prefix = f"[{index}/{total}] {name:<9}"
 
     def stage_progress(self, name: str, done: int, total: int) -> None:
-        if not (self.tty or "ipykernel" in sys.modules):
+        if not (self.tty or _notebook_widgets()):
             self._log_line(name, done, total)
             return
         if self._bar is None or self._bar.total != total:
@@ -95,6 +95,15 @@ class ProgressReporter:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def _notebook_widgets() -> bool:
+    """In a Jupyter kernel with ipywidgets, tqdm.auto draws a live bar; without them it would only warn."""
+    if "ipykernel" not in sys.modules:
+        return False
+    import importlib.util
+
+    return importlib.util.find_spec("ipywidgets") is not None
 
 
 def _clock(seconds: float) -> str:
