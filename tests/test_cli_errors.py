@@ -431,8 +431,8 @@ def test_signal_outside_training_stops_with_one_line(tmp_path: Path, tiny_model_
     seen = []
     for line in proc.stderr:
         seen.append(line)
-        # Sent as chunking starts, while the model loads.
-        if line.startswith("[1/8] extract"):
+        # Sent as chunking starts, while the model loads (the extract stage's own line, not its progress lines).
+        if line.startswith("[1/8] extract") and "pages with text" in line:
             proc.send_signal(sig)
             break
     err = "".join(seen) + proc.stderr.read()
