@@ -1,0 +1,150 @@
+"""Encode speed and hit@5 of the ONNX export (fp32 and int8) against torch, side by side.
+
+    python bench/onnx_speed.py [RUN_DIR] [--rounds 3] [--threads 2] [--limit 0]
+                               [--bench ../shared/bench/nist_ragas_test100.csv]
+
+The model is RUN_DIR/model if given, else the bundled all-MiniLM-L6-v2. It is copied to a
+temporary folder and exported there (`export_onnx(..., quantize=True)`), so the run is only read.
+
+Speed: the same texts (the run's chunks.jsonl, else resources/*.pdf through ragtune's own
+extractor and chunker at the Config defaults) are encoded by sentence-transformers on torch
+(fp32, batch 32, normalised), by OnnxEncoder on model.onnx and on model_qint8.onnx, one after the
+other in each round, alternating over the rounds; the figure is the median texts/s, and the ratio
+is over torch in the same run. torch.set_num_threads and onnxruntime's intra-op threads are both
+set to --threads.
+
+Quality: hit@5 on the third-party RAGAS questions over NIST AI 600-1, with bench/shared_bench.py's
+relevance rule: the run's own chunks when the run is over that PDF, else the PDF chunked by
+ragtune. Exact cosine search, one vector per chunk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from shared_bench import DEFAULT_BENCH, load_bench, relevant_sets
+
+from ragtune.records import Chunk, read_jsonl
+
+REPO = Path(__file__).resolve().parents[1]
+NIST_PDF = Path("/work/shared/docs/nist_ai_600_1.pdf")
+KS = (1, 5, 10)
+
+
+def chunk_pdfs(pdfs: list[Path], model: Any) -> list[Chunk]:
+    """PDFs through ragtune's extractor and chunker, with the Config defaults."""
+    from ragtune.chunk import chunk_pages
+    from ragtune.config import Config
+    from ragtune.extract import extract_folder
+
+    defaults = {f: Config.__dataclass_fields__[f].default for f in ("chunk_tokens", "chunk_overlap", "min_chunk_tokens")}
+    pages = [p for pdf in pdfs for p in extract_folder(pdf).pages]
+    return chunk_pages(pages, model.tokenizer, defaults["chunk_tokens"], defaults["chunk_overlap"],
+                       model.max_seq_length - 2, defaults["min_chunk_tokens"]).chunks
+
+
+def hits(chunk_vecs: Any, chunk_ids: list[str], q_vecs: Any, relevant: list[set[str]]) -> dict[str, float]:
+    from ragtune.evaluate import rank_metrics
+
+    top = (-(q_vecs @ chunk_vecs.T)).argsort(axis=1)[:, :max(KS + (10,))]
+    return rank_metrics([[chunk_ids[i] for i in row] for row in top], relevant, KS)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run_dir", type=Path, nargs="?")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--limit", type=int, default=0, help="time only the first N texts (0: all)")
+    ap.add_argument("--bench", type=Path, default=DEFAULT_BENCH)
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    import numpy as np
+    import torch
+
+    from ragtune.models import bundled_model_path, load_model
+    from ragtune.onnx_export import INT8_FILE, OnnxEncoder, export_onnx
+
+    torch.set_num_threads(args.threads)
+    source = args.run_dir / "model" if args.run_dir else bundled_model_path()
+    work = Path(tempfile.mkdtemp(prefix="ragtune_onnx_bench_"))
+    try:
+        model_dir = work / "model"
+        shutil.copytree(source, model_dir, ignore=shutil.ignore_patterns("onnx"))
+        t = time.perf_counter()
+        written = export_onnx(model_dir, quantize=True)
+        export_s = time.perf_counter() - t
+        st = load_model(str(model_dir), "cpu")
+        engines: dict[str, Any] = {
+            "torch fp32": lambda texts: st.encode(texts, batch_size=32, normalize_embeddings=True,
+                                                  show_progress_bar=False),
+        }
+        for label, file in (("onnx fp32", "model.onnx"), ("onnx int8", INT8_FILE)):
+            enc = OnnxEncoder(model_dir, file, threads=args.threads)
+            engines[label] = lambda texts, enc=enc: enc.encode(texts, batch_size=32, normalize_embeddings=True)
+
+        run_chunks = read_jsonl(args.run_dir / "chunks.jsonl", Chunk) if args.run_dir else None
+        texts = ([c.text for c in run_chunks] if run_chunks
+                 else [c.text for c in chunk_pdfs(sorted((REPO / "resources").glob("*.pdf")), st)])
+        if args.limit:
+            texts = texts[: args.limit]
+        print(f"model: {source} ({'run' if args.run_dir else 'bundled base'}); export {export_s:.0f}s: "
+              + ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in written))
+        print(f"speed texts: {len(texts)} ({'the run chunks' if run_chunks else 'resources/*.pdf chunks'}), "
+              f"batch 32, {args.threads} threads for torch and onnxruntime alike, {args.rounds} rounds alternating, "
+              f"max_seq_length {st.max_seq_length}; torch {torch.__version__}, "
+              f"onnxruntime {__import__('onnxruntime').__version__}")
+
+        times: dict[str, list[float]] = {k: [] for k in engines}
+        vecs: dict[str, Any] = {}
+        for r in range(args.rounds):
+            # Alternate the order, so no engine always runs first (warm caches) or last.
+            for label in (list(engines) if r % 2 == 0 else list(engines)[::-1]):
+                t = time.perf_counter()
+                vecs[label] = engines[label](texts)
+                times[label].append(time.perf_counter() - t)
+        base = statistics.median(times["torch fp32"])
+        print(f"\n{'encoder':<12}{'texts/s':>9}{'x torch':>9}{'cos min':>9}{'cos mean':>9}   seconds per round")
+        for label, ts in times.items():
+            cos = (vecs[label] * vecs["torch fp32"]).sum(1)
+            print(f"{label:<12}{len(texts) / statistics.median(ts):>9.1f}{base / statistics.median(ts):>9.2f}"
+                  f"{cos.min():>9.4f}{cos.mean():>9.4f}   " + " ".join(f"{t:.1f}" for t in ts))
+
+        if not args.bench.exists() or not NIST_PDF.exists():
+            print(f"\nhit@5 skipped: {args.bench} or {NIST_PDF} not found")
+            return 0
+        sources = {c.source for c in run_chunks} if run_chunks else set()
+        corpus = run_chunks if sources == {NIST_PDF.name} else chunk_pdfs([NIST_PDF], st)
+        bench = load_bench(args.bench)
+        rel = relevant_sets(corpus, bench)
+        keep = [i for i, r in enumerate(rel) if r]
+        questions, relevant = [bench[i][0] for i in keep], [rel[i] for i in keep]
+        ids = [c.id for c in corpus]
+        same = [c.text for c in corpus] == texts
+        print(f"\nhit@k on {args.bench.name}: {len(keep)} of {len(bench)} questions with a relevant chunk, "
+              f"{len(corpus)} chunks of {NIST_PDF.name} ({'the run chunks' if corpus is run_chunks else 'ragtune chunking'})")
+        print(f"{'encoder':<12}" + "".join(f"{'hit@' + str(k):>9}" for k in KS) + f"{'mrr@10':>9}")
+        for label, encode in engines.items():
+            chunk_vecs = vecs[label] if same else encode([c.text for c in corpus])
+            m = hits(np.asarray(chunk_vecs), ids, np.asarray(encode(questions)), relevant)
+            print(f"{label:<12}" + "".join(f"{m[f'hit@{k}']:>9.3f}" for k in KS) + f"{m['mrr@10']:>9.3f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
