@@ -7,7 +7,8 @@
 __version__ = "0.3.0"
 
 from .config import Config  # noqa: E402
+from .errors import RagtuneError  # noqa: E402
 from .pipeline import Pipeline, RunResult  # noqa: E402
 from .search import Retriever  # noqa: E402
 
-__all__ = ["Config", "Pipeline", "Retriever", "RunResult", "__version__"]
+__all__ = ["Config", "Pipeline", "RagtuneError", "Retriever", "RunResult", "__version__"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import signal
 import sys
 import threading
@@ -20,7 +19,8 @@ from typing import Any, Sequence
 
 from . import __version__
 from . import cli_pairs, cli_search
-from .config import DEFAULT_EXCLUDE, GENERATORS, Config, ConfigError, load_config_file
+from .config import DEFAULT_EXCLUDE, GENERATORS, Config, load_config_file
+from .errors import ConfigError, RagtuneError
 from .progress import ProgressReporter
 
 
@@ -212,8 +212,7 @@ def _with_config_file(args: argparse.Namespace, argv: Sequence[str] | None) -> a
         _config_from_args(args)
     except ConfigError as e:
         # Name the file when the bad setting came from it rather than from a flag.
-        key = re.match(r"\w+", str(e))
-        if key and key.group() in values and getattr(args, key.group()) == values[key.group()]:
+        if e.setting in values and getattr(args, e.setting, None) == values[e.setting]:
             raise ConfigError(f"config file {args.config}: {e}") from None
         raise
     return args
@@ -309,25 +308,6 @@ def cmd_push(args: argparse.Namespace) -> int:
     return _push(args.run_dir, args.repo_id, args.private, args.dry_run, args.force, args.with_data, args.timeout)
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from .extract import ExtractError
-    from .llm import LLMError
-    from .models import ModelError
-    from .pipeline import NotEnoughDataError
-    from .records import RunDirError
-    from .themes import ThemesError
-
-    errors: list[type[BaseException]] = [ConfigError, ExtractError, LLMError, ModelError, NotEnoughDataError,
-                                         RunDirError, ThemesError]
-    try:
-        from .hub import HubError
-
-        errors.append(HubError)
-    except ImportError:
-        pass
-    return tuple(errors)
-
-
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread so that `kill` unwinds like Ctrl-C."""
 
@@ -381,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         signum = getattr(e, "signum", signal.SIGINT)
         print(f"\nragtune: interrupted ({signal.Signals(signum).name}); {_after_interrupt(args, e)}", file=sys.stderr)
         return 128 + signum
-    except _user_errors() + cli_pairs.USER_ERRORS + cli_search.USER_ERRORS as e:
+    except RagtuneError as e:
         print(f"ragtune: error: {e}", file=sys.stderr)
         return 1
     except OSError as e:

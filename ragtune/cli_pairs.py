@@ -14,19 +14,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 
-from .config import ConfigError
-from .models import ModelError
-from .pairs import LOSSES, PRESETS, PairsConfig, PairsError
-from .similarity import SimilarityError
-
-
-
-class OutputError(Exception):
-    """An output path cannot be written; the one-line message names it and what to do."""
-
-
-# cli.main turns these into one `ragtune: error: …` line and exit code 1.
-USER_ERRORS: tuple[type[BaseException], ...] = (PairsError, SimilarityError, ConfigError, ModelError, OutputError)
+from .errors import OutputError
+from .pairs import LOSSES, PRESETS, PairsConfig
 
 
 def _why_not_writable(folder: Path) -> str:

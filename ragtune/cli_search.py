@@ -1,7 +1,7 @@
 """`ragtune search`, `ragtune export` and `ragtune eval-dataset`: the drop-in commands.
 
-cli.py wires these in: `add_parsers(sub)` adds the subcommands, `COMMANDS` maps
-each name to its handler, and `USER_ERRORS` joins the errors that print one line.
+cli.py wires these in: `add_parsers(sub)` adds the subcommands and `COMMANDS` maps
+each name to its handler; cli.main prints any RagtuneError they raise in one line.
 Like cli.py, this is a printing layer; ragtune.search does the work.
 """
 
@@ -12,11 +12,9 @@ import textwrap
 from pathlib import Path
 from typing import Callable
 
-from .models import ModelError
 from .records import RunDirError
-from .search import DATASET_KS, DatasetError, Hit
+from .search import DATASET_KS, Hit
 
-USER_ERRORS: tuple[type[BaseException], ...] = (DatasetError, RunDirError, ModelError)
 COLUMN = 48  # width of one side of `search --compare`
 
 

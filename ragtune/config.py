@@ -12,16 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
+
 EXTRACTORS = ("pypdf", "pypdfium2")
 # Files about a folder rather than documents in it: not trained on or indexed unless `include` names them.
 DEFAULT_EXCLUDE = ("README*", "LICENSE*", "LICENCE*", "CHANGELOG*", "CONTRIBUTING*", "NOTICE*", "SOURCES*")
 GENERATORS = ("offline", "template", "openai", "local")
 LLM_GENERATORS = ("openai", "local")
 DEFAULT_BASE_MODEL = "all-MiniLM-L6-v2 (bundled)"
-
-
-class ConfigError(ValueError):
-    """A setting is invalid; the message names it and says what is allowed."""
 
 
 @dataclass(frozen=True)
@@ -126,65 +124,83 @@ class Config:
     private: bool = False
 
     def __post_init__(self) -> None:
-        def need(ok: bool, msg: str) -> None:
+        def need(setting: str, ok: bool, msg: str) -> None:
             if not ok:
-                raise ConfigError(msg)
+                raise ConfigError(msg, setting)
 
         # First, so that inf and nan get this message rather than a range's (inf passes "> 0").
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.type == "float" and isinstance(value, (int, float)):
-                need(math.isfinite(value), f"{f.name} must be a finite number, not {value}")
-        need(self.extractor in EXTRACTORS, f"extractor must be one of {', '.join(EXTRACTORS)}, not {self.extractor!r}")
-        need(self.generator in GENERATORS, f"generator must be one of {', '.join(GENERATORS)}, not {self.generator!r}")
-        need(16 <= self.chunk_tokens <= 8192, f"chunk_tokens must be between 16 and 8192, not {self.chunk_tokens}")
-        need(
+                need(f.name, math.isfinite(value), f"{f.name} must be a finite number, not {value}")
+        need("extractor", self.extractor in EXTRACTORS,
+             f"extractor must be one of {', '.join(EXTRACTORS)}, not {self.extractor!r}")
+        need("generator", self.generator in GENERATORS,
+             f"generator must be one of {', '.join(GENERATORS)}, not {self.generator!r}")
+        need("chunk_tokens", 16 <= self.chunk_tokens <= 8192,
+             f"chunk_tokens must be between 16 and 8192, not {self.chunk_tokens}")
+        need("chunk_overlap", 
             0 <= self.chunk_overlap < self.chunk_tokens // 2,
             f"chunk_overlap must be >= 0 and less than half of chunk_tokens ({self.chunk_tokens}), "
             f"not {self.chunk_overlap}",
         )
-        need(0 <= self.min_chunk_tokens < self.chunk_tokens, "min_chunk_tokens must be >= 0 and below chunk_tokens")
-        need(self.generator not in LLM_GENERATORS or bool(self.llm_model.strip()),
+        need("min_chunk_tokens", 0 <= self.min_chunk_tokens < self.chunk_tokens,
+             "min_chunk_tokens must be >= 0 and below chunk_tokens")
+        need("llm_model", self.generator not in LLM_GENERATORS or bool(self.llm_model.strip()),
              f"llm_model is required with generator {self.generator}: give --llm-model (a model name for openai; "
              "a model folder, a .gguf file or 'smollm2' for local)")
-        need(self.llm_base_url.startswith(("http://", "https://")),
+        need("llm_base_url", self.llm_base_url.startswith(("http://", "https://")),
              f"llm_base_url must start with http:// or https://, not {self.llm_base_url!r}")
-        need(1 <= self.llm_concurrency <= 64, f"llm_concurrency must be 1..64, not {self.llm_concurrency}")
-        need(self.llm_timeout > 0, f"llm_timeout must be > 0 seconds, not {self.llm_timeout}")
-        need(0 <= self.llm_retries <= 10, f"llm_retries must be 0..10, not {self.llm_retries}")
-        need(0.5 <= self.near_duplicate <= 1.0, f"near_duplicate must be between 0.5 and 1.0, not {self.near_duplicate}")
-        need(0 <= self.lexical_per_chunk <= 50,
+        need("llm_concurrency", 1 <= self.llm_concurrency <= 64,
+             f"llm_concurrency must be 1..64, not {self.llm_concurrency}")
+        need("llm_timeout", self.llm_timeout > 0, f"llm_timeout must be > 0 seconds, not {self.llm_timeout}")
+        need("llm_retries", 0 <= self.llm_retries <= 10, f"llm_retries must be 0..10, not {self.llm_retries}")
+        need("near_duplicate", 0.5 <= self.near_duplicate <= 1.0,
+             f"near_duplicate must be between 0.5 and 1.0, not {self.near_duplicate}")
+        need("lexical_per_chunk", 0 <= self.lexical_per_chunk <= 50,
              f"lexical_per_chunk must be 0..50 (0: off), not {self.lexical_per_chunk}")
-        need(0 <= self.lexical_remove <= 1, f"lexical_remove must be between 0 and 1, not {self.lexical_remove}")
-        need(self.round_trip_k >= 0, f"round_trip_k must be >= 0 (0: off), not {self.round_trip_k}")
-        need(1 <= self.questions_per_chunk <= 50, f"questions_per_chunk must be 1..50, not {self.questions_per_chunk}")
-        need(1 <= self.queries_per_row <= 16, f"queries_per_row must be 1..16, not {self.queries_per_row}")
-        need(0.05 <= self.eval_fraction <= 0.5, f"eval_fraction must be between 0.05 and 0.5, not {self.eval_fraction}")
-        need(0 <= self.val_fraction <= 0.3, f"val_fraction must be between 0 and 0.3, not {self.val_fraction}")
-        need(self.eval_max_chunks >= 10, f"eval_max_chunks must be >= 10, not {self.eval_max_chunks}")
-        need(self.val_max_chunks >= 3, f"val_max_chunks must be >= 3, not {self.val_max_chunks}")
-        need(self.mini_batch_size >= 0, f"mini_batch_size must be >= 0 (0: off), not {self.mini_batch_size}")
-        need(self.evals >= 1, f"evals must be >= 1, not {self.evals}")
-        need(self.patience >= 0, f"patience must be >= 0, not {self.patience}")
-        need(all(d >= 8 for d in self.matryoshka_dims),
+        need("lexical_remove", 0 <= self.lexical_remove <= 1,
+             f"lexical_remove must be between 0 and 1, not {self.lexical_remove}")
+        need("round_trip_k", self.round_trip_k >= 0, f"round_trip_k must be >= 0 (0: off), not {self.round_trip_k}")
+        need("questions_per_chunk", 1 <= self.questions_per_chunk <= 50,
+             f"questions_per_chunk must be 1..50, not {self.questions_per_chunk}")
+        need("queries_per_row", 1 <= self.queries_per_row <= 16,
+             f"queries_per_row must be 1..16, not {self.queries_per_row}")
+        need("eval_fraction", 0.05 <= self.eval_fraction <= 0.5,
+             f"eval_fraction must be between 0.05 and 0.5, not {self.eval_fraction}")
+        need("val_fraction", 0 <= self.val_fraction <= 0.3,
+             f"val_fraction must be between 0 and 0.3, not {self.val_fraction}")
+        need("eval_max_chunks", self.eval_max_chunks >= 10,
+             f"eval_max_chunks must be >= 10, not {self.eval_max_chunks}")
+        need("val_max_chunks", self.val_max_chunks >= 3, f"val_max_chunks must be >= 3, not {self.val_max_chunks}")
+        need("mini_batch_size", self.mini_batch_size >= 0,
+             f"mini_batch_size must be >= 0 (0: off), not {self.mini_batch_size}")
+        need("evals", self.evals >= 1, f"evals must be >= 1, not {self.evals}")
+        need("patience", self.patience >= 0, f"patience must be >= 0, not {self.patience}")
+        need("matryoshka_dims", all(d >= 8 for d in self.matryoshka_dims),
              f"matryoshka_dims must all be >= 8, not {list(self.matryoshka_dims)}")
-        need(self.epochs > 0, f"epochs must be > 0, not {self.epochs}")
-        need(self.batch_size >= 2, f"batch_size must be >= 2 (in-batch negatives need company), not {self.batch_size}")
-        need(0 < self.learning_rate < 1, f"learning_rate must be in (0, 1), not {self.learning_rate}")
-        need(0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), not {self.warmup_ratio}")
-        need(self.pairs_loss in ("cosine", "cosent", "angle"), f"pairs_loss must be cosine, cosent or angle, not {self.pairs_loss!r}")
-        need(self.max_steps == -1 or self.max_steps > 0, "max_steps must be -1 (no cap) or > 0")
-        need(self.device in ("", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", self.device) is not None,
+        need("epochs", self.epochs > 0, f"epochs must be > 0, not {self.epochs}")
+        need("batch_size", self.batch_size >= 2,
+             f"batch_size must be >= 2 (in-batch negatives need company), not {self.batch_size}")
+        need("learning_rate", 0 < self.learning_rate < 1, f"learning_rate must be in (0, 1), not {self.learning_rate}")
+        need("warmup_ratio", 0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), not {self.warmup_ratio}")
+        need("pairs_loss", self.pairs_loss in ("cosine", "cosent", "angle"),
+             f"pairs_loss must be cosine, cosent or angle, not {self.pairs_loss!r}")
+        need("max_steps", self.max_steps == -1 or self.max_steps > 0, "max_steps must be -1 (no cap) or > 0")
+        need("device", self.device in ("", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", self.device) is not None,
              f"device must be cpu, cuda, cuda:N or mps, not {self.device!r}")
         if self.device not in ("", "cpu"):
             from .models import device_problem  # imports torch, so only when a device is named
 
             problem = device_problem(self.device)
-            need(problem is None, str(problem))
-        need(all(k > 0 for k in self.ks) and len(self.ks) > 0, "ks must be positive")
-        need(0 <= self.passage_words <= 200, f"passage_words must be 0..200 (0: off), not {self.passage_words}")
-        need(0 <= self.chunk_weight <= 10, f"chunk_weight must be between 0 and 10, not {self.chunk_weight}")
-        need(0 <= self.hybrid_weight <= 1, f"hybrid_weight must be between 0 and 1, not {self.hybrid_weight}")
+            need("device", problem is None, str(problem))
+        need("ks", all(k > 0 for k in self.ks) and len(self.ks) > 0, "ks must be positive")
+        need("passage_words", 0 <= self.passage_words <= 200,
+             f"passage_words must be 0..200 (0: off), not {self.passage_words}")
+        need("chunk_weight", 0 <= self.chunk_weight <= 10,
+             f"chunk_weight must be between 0 and 10, not {self.chunk_weight}")
+        need("hybrid_weight", 0 <= self.hybrid_weight <= 1,
+             f"hybrid_weight must be between 0 and 1, not {self.hybrid_weight}")
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .config import DEFAULT_EXCLUDE
+from .errors import ExtractError
 from .records import Counter, Page
 
 PDF_SUFFIXES = {".pdf"}
@@ -99,10 +100,6 @@ def describe_skips(skipped: dict[str, Any], names: int = 3) -> list[str]:
             shown.append(f"and {n - len(shown)} more")
         lines.append(f"{n} {unit}{'s' if n != 1 else ''} {verb}: {reason}" + (f": {', '.join(shown)}" if shown else ""))
     return lines
-
-
-class ExtractError(Exception):
-    """The input folder cannot be used at all (missing, empty, nothing supported)."""
 
 
 @dataclass

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .errors import HubError
+
 if TYPE_CHECKING:
     from huggingface_hub import CommitInfo, HfApi, RepoUrl
 
@@ -52,10 +54,6 @@ DEFAULT_TIMEOUT_S = 60.0
 TIMEOUT_ENV = "RAGTUNE_HUB_TIMEOUT"
 # Hub rules: letters, digits, '-', '_', '.'; no '--' or '..'; at most 96 characters.
 _REPO_PART = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?$")
-
-
-class HubError(Exception):
-    """A push failed or was refused; the message is one line meant for the user."""
 
 
 @dataclass

@@ -31,6 +31,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Iterator
 
+from .errors import LLMError
 from .records import Chunk, Counter, Pair, atomic_write_text
 
 # Part of every cache key: a new prompt or sampling setting must not reuse old answers.
@@ -56,10 +57,6 @@ Passage:
 \"\"\"
 {text}
 \"\"\""""
-
-
-class LLMError(Exception):
-    """The LLM cannot be used (unreachable, refusing every request, or not loadable); one line says what to do."""
 
 
 class RequestFailed(Exception):

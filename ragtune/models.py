@@ -9,9 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-
-class ModelError(Exception):
-    """A model cannot be found or loaded; the message says what to do."""
+from .errors import ModelError
 
 
 def bundled_model_path() -> Path:

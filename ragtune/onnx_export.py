@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .models import ModelError
+from .errors import OnnxError
 
 INSTALL_HINT = "pip install 'ragtune[onnx]'"
 FP32_FILE = "model.onnx"
@@ -37,10 +37,6 @@ POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "
 _LEGACY_POOLING = {"pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max",
                    "pooling_mode_mean_tokens": "mean", "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
                    "pooling_mode_weightedmean_tokens": "weightedmean", "pooling_mode_lasttoken": "lasttoken"}
-
-
-class OnnxError(ModelError):
-    """ONNX export or inference cannot go ahead; the message says what to do."""
 
 
 def require_onnx() -> None:

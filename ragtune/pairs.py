@@ -32,6 +32,7 @@ from typing import Any, Callable
 
 from . import __version__
 from .config import ConfigError, settings_dict
+from .errors import PairsError
 from .records import Counter, LabelledPair, write_json, write_jsonl
 
 LOSSES = {"cosine": "CosineSimilarityLoss", "cosent": "CoSENTLoss", "angle": "AnglELoss"}
@@ -52,10 +53,6 @@ _BUCKETS = 5
 
 Log = Callable[[str], None]
 Progress = Callable[[int, int], None]
-
-
-class PairsError(Exception):
-    """An input file or run directory is unusable; the one-line message names the file and line."""
 
 
 @dataclass(frozen=True)

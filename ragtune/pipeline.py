@@ -24,6 +24,7 @@ from typing import Any, Callable, Protocol
 
 from . import __version__
 from .config import LLM_GENERATORS, Config
+from .errors import NotEnoughDataError
 from .records import (FORMAT_VERSION, Chunk, Counter, DiskFullError, LabelledPair, Page, Pair, RunDirError,
                       check_free_space, file_digest, free_bytes, is_disk_full, megabytes, read_json, read_jsonl,
                       write_json, write_jsonl)
@@ -63,10 +64,6 @@ class SilentReporter:
 
     def stage_end(self, name: str, summary: str, seconds: float, cached: bool) -> None:
         pass
-
-
-class NotEnoughDataError(Exception):
-    """Too little text to train on; the message says how much is needed."""
 
 
 @dataclass

@@ -24,16 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, TypeVar
 
+from .errors import DiskFullError, RunDirError
+
 # 2: records only (1 had a header line).
 FORMAT_VERSION = 2
-
-
-class RunDirError(Exception):
-    """A run directory or one of its files cannot be used; the message says why."""
-
-
-class DiskFullError(RunDirError):
-    """A write ran out of disk space (or quota); the message names the folder and the space needed."""
 
 
 def is_disk_full(exc: BaseException | None) -> bool:

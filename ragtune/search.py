@@ -22,14 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
+from .errors import DatasetError
 from .records import Chunk, Pair, RunDirError, read_json, read_jsonl, write_json
 
 Which = Literal["tuned", "base"]
 DATASET_KS = (1, 3, 5, 10)
-
-
-class DatasetError(Exception):
-    """A LlamaIndex dataset file is missing or malformed; the message says where and how."""
 
 
 @dataclass(frozen=True)

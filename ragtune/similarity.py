@@ -13,11 +13,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .errors import SimilarityError
 from .records import LabelledPair
-
-
-class SimilarityError(ValueError):
-    """The texts to compare are unusable; the message says why."""
 
 
 def resolve_model_arg(model: str) -> str:

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import ThemesError
 from .records import Chunk
 
 # A general lexicon for the policy, risk and technical documents RAG apps are
@@ -33,10 +34,6 @@ DEFAULT_LEXICON: dict[str, list[str]] = {
     "intellectual property": ["intellectual property", "copyright*", "trademark*", "licens*"],
     "network architecture": ["zero trust", "network*", "enterprise", "endpoint*", "policy engine", "micro-segment*"],
 }
-
-
-class ThemesError(ValueError):
-    """A themes file is unreadable or malformed; the message names file and key."""
 
 
 @dataclass

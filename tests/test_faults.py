@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 from ragtune import Pipeline
-from ragtune.cli import _user_errors, main
+from ragtune.cli import main
+from ragtune.errors import RagtuneError
 from ragtune.pipeline import STAGES
 from ragtune.records import DiskFullError, Page
 from test_pipeline import Recorder, tiny_config, write_docs
@@ -122,7 +123,7 @@ def test_disk_filling_up_during_training(small_disk: Disk, docs: Path, tiny_mode
 
     with pytest.raises(DiskFullError) as e:
         Pipeline(cfg, FillsTheDisk()).run()
-    assert isinstance(e.value, _user_errors())
+    assert isinstance(e.value, RagtuneError)
     msg = str(e.value)
     assert "\n" not in msg and msg.startswith(f"no space left on the disk of {cfg.out}"), msg
     assert "training (checkpoints of about" in msg and "needs about" in msg and "MB is free now" in msg

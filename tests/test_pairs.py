@@ -432,9 +432,10 @@ def test_similarity_unknown_hub_id_online(capsys: pytest.CaptureFixture[str], mo
 
 
 def test_similarity_error_type_is_user_error() -> None:
-    from ragtune.cli_pairs import COMMANDS, USER_ERRORS
+    from ragtune.cli_pairs import COMMANDS
+    from ragtune.errors import RagtuneError
 
-    assert SimilarityError in USER_ERRORS and PairsError in USER_ERRORS
+    assert issubclass(SimilarityError, RagtuneError) and issubclass(PairsError, RagtuneError)
     assert set(COMMANDS) == {"pairs", "similarity"}
 
 

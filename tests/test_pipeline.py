@@ -530,7 +530,7 @@ def test_interrupted_after_the_last_checkpoint_finishes_without_training_again(
     from safetensors.torch import load_file
     from sentence_transformers import SentenceTransformer
 
-    from ragtune.cli import _user_errors
+    from ragtune.errors import RagtuneError
     from ragtune.records import DiskFullError
 
     cfg = copy_run(finished, tmp_path)
@@ -538,7 +538,7 @@ def test_interrupted_after_the_last_checkpoint_finishes_without_training_again(
     real_save = full_disk_at_model_save(monkeypatch)
     with pytest.raises(DiskFullError) as e:
         Pipeline(cfg).run()
-    assert isinstance(e.value, _user_errors())
+    assert isinstance(e.value, RagtuneError)
     msg = str(e.value)
     assert "\n" not in msg and f"no space left on the disk of {cfg.out}: training (checkpoints of about" in msg
     assert re.search(r"needs about \d+ MB, [\d.]+ [MG]B is free now", msg) and "rerun the same command" in msg
