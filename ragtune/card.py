@@ -61,7 +61,7 @@ def recommendation(metrics: dict[str, Any]) -> list[str]:
     >>> recommendation({"after": {"hit@5": .7, "mrr@10": .5}, "hybrid": {"hit@5": .8, "mrr@10": .6}})[0][:40]
     'Recommendation: use hybrid retrieval (fi'
     """
-    from .pipeline import is_improved as beats
+    from .evaluate import is_improved as beats
 
     # The dense retriever a RAG app gets from index/: with passages when the run built them.
     after = metrics.get("after_passages", metrics["after"])

@@ -783,7 +783,7 @@ class Pipeline:
         return train
 
     def _evaluate(self) -> dict[str, Any]:
-        from .evaluate import MRR_AT, evaluate_model, rank_metrics
+        from .evaluate import MRR_AT, evaluate_model, is_improved, per_theme_hits, rank_metrics, similarity_shift
         from .progress import Parts
         from .retrieval import BM25Index, DenseIndex, embed, fuse, positions_to_ids, retrieval_units
 
@@ -933,56 +933,3 @@ class Pipeline:
         write_report_html(self.run_dir, summary, metrics)
         return {"summary": f"model, card, index and report in {self.run_dir}"}
 
-
-def similarity_shift(before: Any, after: Any) -> dict[str, Any]:
-    """How the top-1 cosine of the held-out questions moved: a RAG app's fixed score cutoff breaks when it drops.
-
-    `warn` is set when the median fell by more than 0.05; `cutoff_map` maps a few base-model cutoffs to the
-    tuned-model score at the same quantile, a starting point for re-tuning one.
-
-    >>> out = similarity_shift([0.5, 0.6, 0.7], [0.3, 0.4, 0.5])
-    >>> out["before"]["median"], out["after"]["median"], out["warn"]
-    (0.6, 0.4, True)
-    """
-    import numpy as np
-
-    b, a = np.asarray(before, dtype=np.float64), np.asarray(after, dtype=np.float64)
-    stats = lambda x: {"median": round(float(np.median(x)), 4), "p10": round(float(np.quantile(x, 0.1)), 4),  # noqa: E731
-                       "p90": round(float(np.quantile(x, 0.9)), 4)}
-    cutoffs = {}
-    for cut in (0.3, 0.4, 0.5, 0.6):
-        share_below = float(np.mean(b < cut))
-        if 0.0 < share_below < 1.0:
-            cutoffs[f"{cut:.1f}"] = round(float(np.quantile(a, share_below)), 3)
-    return {"before": stats(b), "after": stats(a), "cutoff_map": cutoffs,
-            "warn": bool(np.median(a) < np.median(b) - 0.05)}
-
-
-def per_theme_hits(ranked: dict[str, list[list[str]]], relevant: list[str], themes: dict[str, list[str]],
-                   k: int = 5) -> dict[str, dict[str, Any]]:
-    """hit@k before and after for the held-out questions of each theme's chunks (a chunk may have several).
-
-    >>> per_theme_hits({"before": [["a"], ["x"]], "after": [["a"], ["b"]]}, ["a", "b"], {"a": ["t"], "b": ["t"]}, k=1)
-    {'t': {'n': 2, 'before': 0.5, 'after': 1.0}}
-    """
-    out: dict[str, dict[str, Any]] = {}
-    for i, rel in enumerate(relevant):
-        for theme in themes.get(rel) or ["(unthemed)"]:
-            row = out.setdefault(theme, {"n": 0, "before": 0, "after": 0})
-            row["n"] += 1
-            for key in ("before", "after"):
-                row[key] += rel in ranked[key][i][:k]
-    return {t: {"n": r["n"], "before": round(r["before"] / r["n"], 4), "after": round(r["after"] / r["n"], 4)}
-            for t, r in sorted(out.items(), key=lambda kv: -kv[1]["n"])}
-
-
-def is_improved(before: dict[str, float], after: dict[str, float]) -> bool:
-    """The tuned model must not lose on hit@5 or MRR@10 and must gain on at least one.
-
-    >>> is_improved({"hit@5": .5, "mrr@10": .4}, {"hit@5": .6, "mrr@10": .4})
-    True
-    >>> is_improved({"hit@5": .5, "mrr@10": .4}, {"hit@5": .6, "mrr@10": .39})
-    False
-    """
-    keys = ("hit@5", "mrr@10")
-    return all(after[k] >= before[k] for k in keys) and any(after[k] > before[k] for k in keys)

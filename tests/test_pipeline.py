@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from ragtune import Config, Pipeline, RunResult
-from ragtune.pipeline import MANIFEST_VERSION, STAGES, NotEnoughDataError, is_improved
+from ragtune.evaluate import is_improved
+from ragtune.pipeline import MANIFEST_VERSION, STAGES, NotEnoughDataError
 from ragtune.records import Chunk, LabelledPair, Page, Pair, RunDirError, file_digest, read_jsonl
 
 METRIC_KEYS = {"hit@1", "hit@3", "hit@5", "hit@10", "mrr@10"}
