@@ -34,6 +34,30 @@ MANIFEST_VERSION = 2
 # Chunks a validation check ranks among: enough distractors to tell models apart, few enough to be quick on a CPU.
 VALIDATION_CORPUS = 150
 STAGES = ("extract", "chunk", "theme", "generate", "split", "train", "evaluate", "save")
+# The Config fields each stage's output depends on. A stage's cache key hashes these
+# with the key of the stage before it, so a change reruns that stage and every later
+# one. Three are hashed through what they name: docs as the digest of every file read,
+# themes_file as the lexicon it loads, pairs_files as their digests.
+# tests/test_pipeline.py checks that every Config field is here or in UNKEYED.
+STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
+    "extract": ("docs", "extractor", "include", "exclude"),
+    "chunk": ("base_model", "chunk_tokens", "chunk_overlap", "min_chunk_tokens"),
+    "theme": ("themes_file",),
+    "generate": ("generator", "questions_per_chunk", "seed", "near_duplicate", "round_trip_k",
+                 "llm_base_url", "llm_model", "llm_concurrency", "llm_timeout", "llm_retries"),
+    "split": ("eval_fraction", "val_fraction", "eval_max_chunks", "val_max_chunks", "lexical_per_chunk",
+              "lexical_remove"),
+    "train": ("epochs", "batch_size", "learning_rate", "warmup_ratio", "weight_decay", "max_steps", "hard_negatives",
+              "same_theme_negatives", "pairs_files", "pairs_loss", "evals", "patience", "wise", "matryoshka_dims",
+              "mini_batch_size", "queries_per_row"),
+    "evaluate": ("ks", "passage_words", "chunk_weight", "hybrid_weight"),
+    # save: the summary of the stages before it, nothing of its own.
+    "save": (),
+}
+# No output depends on these: where the run goes, where it trains, where it is pushed.
+UNKEYED = ("out", "device", "push_repo", "private")
+# Keyed only with an LLM generator, so that offline runs keep their key when these change.
+LLM_SETTINGS = ("llm_base_url", "llm_model", "llm_concurrency", "llm_timeout", "llm_retries")
 
 
 class Reporter(Protocol):
@@ -93,6 +117,29 @@ def _file_digest(path: Path) -> str:
 def _entry_check(entry: dict[str, Any]) -> str:
     """A stage entry's own digest: an entry edited or damaged after it was written no longer matches it."""
     return _hash({k: v for k, v in entry.items() if k != "check"})
+
+
+def stage_keys(cfg: Config, fingerprint: list[tuple[str, int, str]], lexicon: dict[str, list[str]]) -> dict[str, str]:
+    """The cache key of every stage but save (whose key adds the run summary to evaluate's).
+
+    `fingerprint` is `_docs_fingerprint(cfg)` and `lexicon` the themes the run tags with:
+    what `docs` and `themes_file` stand for in STAGE_SETTINGS.
+    """
+    def value(name: str) -> Any:
+        if name == "docs":
+            return fingerprint
+        if name == "themes_file":
+            return lexicon
+        if name == "pairs_files":
+            return [_file_digest(f) for f in cfg.pairs_files]
+        return getattr(cfg, name)
+
+    keys: dict[str, str] = {}
+    key = _hash(__version__)
+    for stage in STAGES[:-1]:
+        names = [n for n in STAGE_SETTINGS[stage] if n not in LLM_SETTINGS or cfg.generator in LLM_GENERATORS]
+        key = keys[stage] = _hash(key, stage, {n: value(n) for n in names})
+    return keys
 
 
 def _docs_fingerprint(cfg: Config) -> list[tuple[str, int, str]]:
@@ -422,40 +469,25 @@ class Pipeline:
         cfg = self.cfg
         write_json(self.path("config.json"), cfg.to_dict())
 
-        key = _hash("extract", __version__, cfg.extractor, fingerprint, cfg.include, cfg.exclude)
-        extract = self._stage(1, "extract", key, [self.path("pages.jsonl")], self._extract)
+        keys = stage_keys(cfg, fingerprint, self._lexicon())
+        extract = self._stage(1, "extract", keys["extract"], [self.path("pages.jsonl")], self._extract)
         warn = getattr(self.reporter, "input_skipped", None)
         if warn is not None and extract["skipped"]["counts"]:
             warn(extract["skipped"])
-        key = _hash(key, "chunk", cfg.base_model, cfg.chunk_tokens, cfg.chunk_overlap, cfg.min_chunk_tokens)
-        chunk = self._stage(2, "chunk", key, [self.path("chunks_raw.jsonl")], self._chunk)
-        key = _hash(key, "theme", self._lexicon())
-        theme = self._stage(3, "theme", key, [self.path("chunks.jsonl")], self._theme)
-        # LLM settings (never the API key) join the key only for LLM generators, so offline runs keep theirs.
-        llm = ((cfg.llm_base_url, cfg.llm_model, cfg.llm_concurrency, cfg.llm_timeout, cfg.llm_retries)
-               if cfg.generator in LLM_GENERATORS else ())
-        key = _hash(key, "generate", cfg.generator, cfg.questions_per_chunk, cfg.seed, cfg.near_duplicate,
-                    cfg.round_trip_k, *llm)
-        generate = self._stage(4, "generate", key, [self.path("pairs.jsonl")], self._generate)
-        key = _hash(key, "split", cfg.eval_fraction, cfg.seed)
-        key = _hash(key, cfg.val_fraction, cfg.eval_max_chunks, cfg.val_max_chunks, cfg.lexical_per_chunk,
-                    cfg.lexical_remove)
-        split = self._stage(5, "split", key,
+        chunk = self._stage(2, "chunk", keys["chunk"], [self.path("chunks_raw.jsonl")], self._chunk)
+        theme = self._stage(3, "theme", keys["theme"], [self.path("chunks.jsonl")], self._theme)
+        generate = self._stage(4, "generate", keys["generate"], [self.path("pairs.jsonl")], self._generate)
+        split = self._stage(5, "split", keys["split"],
                             [self.path(f"pairs_{s}.jsonl") for s in ("train", "val", "eval", "lexical")], self._split)
-        train_params = (cfg.epochs, cfg.batch_size, cfg.learning_rate, cfg.warmup_ratio, cfg.weight_decay, cfg.max_steps,
-                        cfg.hard_negatives, cfg.pairs_loss, [_file_digest(f) for f in cfg.pairs_files], cfg.evals,
-                        cfg.patience, cfg.wise, cfg.matryoshka_dims, cfg.mini_batch_size, cfg.same_theme_negatives,
-                        cfg.queries_per_row)
-        key = _hash(key, "train", train_params)
         model = self.path("model")
-        train = self._stage(6, "train", key, [model / "config.json", model / "model.safetensors"], self._train)
-        key = _hash(key, "evaluate", cfg.ks, cfg.passage_words, cfg.chunk_weight, cfg.hybrid_weight)
+        train = self._stage(6, "train", keys["train"], [model / "config.json", model / "model.safetensors"],
+                            self._train)
         # `--eval-dataset` adds to metrics.json after a run: it only has to exist.
-        self._stage(7, "evaluate", key, [self.path("index") / "index.faiss"], self._evaluate,
+        self._stage(7, "evaluate", keys["evaluate"], [self.path("index") / "index.faiss"], self._evaluate,
                     edited=(self.path("metrics.json"),))
         metrics = read_json(self.path("metrics.json"))
         summary = self._summary(extract, chunk, theme, generate, split, train)
-        key = _hash(key, "save", summary)
+        key = _hash(keys["evaluate"], "save", summary)
         # The card may be edited by hand before a push.
         self._stage(8, "save", key, [self.path("index") / "chunks.jsonl", self.path("card.json"),
                                      self.path("report.html"), self.path("plots") / "retrievers.png"],
