@@ -874,7 +874,9 @@ class Pipeline:
         # A RAG app serves the tuned model's index: every unit row, and BM25 beside it for the hybrid.
         dense["tuned"].save(self.path("index"))
         bm25.save(self.path("index") / "bm25")
-        from .retrieval import write_settings
+        from .retrieval import save_base_vectors, write_settings
+
+        save_base_vectors(self.run_dir, dense["base"], self._base_vectors_about(texts))
 
         dense_key = "after_passages" if cfg.passage_words else "after"
         mode = "hybrid" if is_improved(metrics[dense_key], metrics["hybrid"]) else "dense"
@@ -902,6 +904,15 @@ class Pipeline:
             summary += f"; labelled Spearman {pb['spearman']:.3f} -> {pa['spearman']:.3f}"
         write_json(self.path("metrics.json"), metrics)
         return {"summary": summary}
+
+    def _base_vectors_about(self, texts: list[str]) -> dict[str, Any]:
+        """What the saved base index was built from; search.load_retriever rebuilds it when any of it differs."""
+        from .models import resolve_base_model
+        from .retrieval import texts_digest
+
+        return {"format": FORMAT_VERSION, "base_model": resolve_base_model(self.cfg.base_model),
+                "max_seq_length": int(self._model("base").max_seq_length), "passage_words": self.cfg.passage_words,
+                "texts": texts_digest(texts)}
 
     def _hybrid_weight_scores(self, model: Any, dense: Any, bm25: Any, ids: list[str], pool: int) -> dict[str, float]:
         """MRR@10 of the validation questions over all chunks at each dense share of the

@@ -339,3 +339,46 @@ def write_settings(folder: Path, settings: dict[str, Any]) -> None:
 def read_settings(folder: Path) -> dict[str, Any]:
     path = folder / "retriever.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+# The base model's index of a run's retrieval units, written by the evaluate stage so that
+# `search --compare` (load_retriever(which="base")) does not encode the corpus a second time.
+BASE_VECTORS = Path("embeddings") / "base"
+
+
+def texts_digest(texts: Sequence[str]) -> str:
+    """A digest of texts in order: a saved index belongs to exactly these.
+
+    >>> texts_digest(["a", "b"]) == texts_digest(["a", "b"]) != texts_digest(["ab"])
+    True
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    for text in texts:
+        h.update(text.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()[:20]
+
+
+def save_base_vectors(run_dir: Path, index: DenseIndex, about: dict[str, Any]) -> None:
+    """`index` and what it was built from (`about`: base model, max_seq_length, passage settings, texts digest)."""
+    from .records import write_json
+
+    index.save(run_dir / BASE_VECTORS)
+    write_json(run_dir / BASE_VECTORS / "about.json", about)
+
+
+def load_base_vectors(run_dir: Path, about: dict[str, Any], chunk_weight: float) -> DenseIndex | None:
+    """The saved base index when it was built from what `about` says, else None (then encode again)."""
+    folder = run_dir / BASE_VECTORS
+    try:
+        saved = json.loads((folder / "about.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict) or any(saved.get(k) != v for k, v in about.items()):
+        return None
+    try:
+        return DenseIndex.load(folder, chunk_weight)
+    except (OSError, ValueError, RuntimeError):  # faiss raises RuntimeError for a damaged file
+        return None

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 from .errors import DatasetError
-from .records import Chunk, Pair, RunDirError, read_json, read_jsonl, write_json
+from .records import FORMAT_VERSION, Chunk, Pair, RunDirError, read_json, read_jsonl, write_json
 
 Which = Literal["tuned", "base"]
 DATASET_KS = (1, 3, 5, 10)
@@ -140,7 +140,7 @@ def base_model_of(run_dir: Path) -> str:
 def load_retriever(run_dir: Path, which: Which = "tuned", device: str = "") -> Retriever:
     """The saved index with the tuned model, or an index built the same way with the run's base model."""
     from .models import load_model, pick_device
-    from .retrieval import BM25Index, DenseIndex, dense_index, read_settings
+    from .retrieval import BM25Index, DenseIndex, dense_index, load_base_vectors, read_settings, texts_digest
 
     if which not in ("tuned", "base"):
         raise ValueError(f"which must be 'tuned' or 'base', not {which!r}")
@@ -163,10 +163,29 @@ def load_retriever(run_dir: Path, which: Which = "tuned", device: str = "") -> R
             )
         return Retriever(model, index, chunks, bm25, weight, mode)
     # Same settings as the saved index, so the comparison is fair.
-    model = load_model(base_model_of(run_dir), pick_device(device))
-    index = dense_index(model, [c.text for c in chunks], int(settings.get("passage_words", 0)),
-                        float(settings.get("chunk_weight", 0.5)))
+    source = base_model_of(run_dir)
+    model = load_model(source, pick_device(device))
+    # The tuned model reads whole chunks (its max_seq_length was raised to fit them): so does the base here.
+    tuned_length = _max_seq_length(run_dir / "model")
+    if tuned_length:
+        model.max_seq_length = tuned_length
+    texts = [c.text for c in chunks]
+    passage_words, chunk_weight = int(settings.get("passage_words", 0)), float(settings.get("chunk_weight", 0.5))
+    # The evaluate stage saved the base model's vectors of these units: reuse them, unless anything differs.
+    about = {"format": FORMAT_VERSION, "base_model": source, "max_seq_length": int(model.max_seq_length),
+             "passage_words": passage_words, "texts": texts_digest(texts)}
+    index = load_base_vectors(run_dir, about, chunk_weight)
+    if index is None or index.n_chunks != len(chunks) or index.index.d != model.get_embedding_dimension():
+        index = dense_index(model, texts, passage_words, chunk_weight)
     return Retriever(model, index, chunks, bm25, weight, mode)
+
+
+def _max_seq_length(model_dir: Path) -> int | None:
+    try:
+        value = json.loads((model_dir / "sentence_bert_config.json").read_text(encoding="utf-8")).get("max_seq_length")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and value > 0 else None
 
 
 def search(run_dir: Path, query: str, k: int = 5, which: Which = "tuned", device: str = "",

@@ -125,6 +125,69 @@ def test_base_index_is_built_with_the_base_model(base: Retriever, run_dir: Path,
     assert base.search(chunks[3].text, k=1, mode="dense")[0].chunk_id == chunks[3].id
 
 
+def encoded_texts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every text SentenceTransformer.encode is given from now on (it still encodes them)."""
+    from sentence_transformers import SentenceTransformer
+
+    seen: list[str] = []
+    real = SentenceTransformer.encode
+
+    def encode(self, sentences, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.extend([sentences] if isinstance(sentences, str) else sentences)
+        return real(self, sentences, *args, **kwargs)
+
+    monkeypatch.setattr(SentenceTransformer, "encode", encode)
+    return seen
+
+
+def test_base_index_reuses_the_vectors_of_the_evaluate_stage(run_dir: Path, base: Retriever, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragtune.retrieval import BASE_VECTORS
+
+    assert (run_dir / BASE_VECTORS / "index.faiss").is_file()
+    seen = encoded_texts(monkeypatch)
+    cached = load_retriever(run_dir, "base", device="cpu")
+    hits = cached.search(QUERY, k=5)
+    assert seen == [QUERY], "the corpus was encoded again"
+    assert [(h.chunk_id, round(h.score, 4)) for h in hits] == [(h.chunk_id, round(h.score, 4))
+                                                               for h in base.search(QUERY, k=5)]
+    # Built again, the same vectors: the cache holds what encoding would give.
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("base"))
+    seen.clear()
+    fresh = load_retriever(copy, "base", device="cpu")
+    assert len(seen) == fresh.index.index.ntotal
+    n = fresh.index.index.ntotal
+    np.testing.assert_allclose(fresh.index.index.reconstruct_n(0, n), cached.index.index.reconstruct_n(0, n),
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("change", ["chunk_text", "about", "damaged"])
+def test_stale_or_damaged_base_vectors_are_encoded_again(run_dir: Path, tmp_path: Path, change: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragtune.retrieval import BASE_VECTORS
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    if change == "chunk_text":
+        # A chunk edited after the run: its saved vector no longer belongs to it.
+        path = copy / "index" / "chunks.jsonl"
+        lines = path.read_text().splitlines()
+        first = json.loads(lines[0])
+        first["text"] = "Entirely different words about cooking pasta."
+        path.write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    elif change == "about":
+        about = json.loads((copy / BASE_VECTORS / "about.json").read_text())
+        (copy / BASE_VECTORS / "about.json").write_text(json.dumps(about | {"max_seq_length": 7}))
+    else:
+        (copy / BASE_VECTORS / "index.faiss").write_bytes(b"not an index")
+    seen = encoded_texts(monkeypatch)
+    retriever = load_retriever(copy, "base", device="cpu")
+    assert len(seen) == retriever.index.index.ntotal
+    if change == "chunk_text":
+        assert "Entirely different words about cooking pasta." in seen
+
+
 def test_modes_rank_by_model_bm25_or_both(tuned: Retriever, run_dir: Path, chunks: list[Chunk]) -> None:
     from ragtune.evaluate import bm25_rankings
 
