@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
 
+from .models import quiet_libraries
 from .records import Chunk, Counter, Page
 
 _PAGE_SEPARATOR = "\n\n"
@@ -48,6 +49,8 @@ def _hard_split(text: str, tokenizer: Any, max_tokens: int) -> list[str]:
     return pieces
 
 
+# Measuring a whole page in tokens is expected to exceed the model limit; the warning is noise.
+@quiet_libraries()
 def chunk_pages(
     pages: list[Page],
     tokenizer: Any,
@@ -62,10 +65,6 @@ def chunk_pages(
     are dropped and counted.
     """
     from langchain_text_splitters import RecursiveCharacterTextSplitter
-    from transformers.utils import logging as hf_logging
-
-    # Measuring a whole page in tokens is expected to exceed the model limit; the warning is noise.
-    hf_logging.set_verbosity_error()
 
     size = min(chunk_tokens, max_tokens)
 

@@ -209,6 +209,27 @@ class Config:
         return settings_dict(self)
 
 
+@dataclass(frozen=True)
+class TrainingArgs:
+    """What the training loop reads of a Config or a PairsConfig, which validate it.
+
+    >>> TrainingArgs.of(Config(docs=Path("d"), epochs=2.0)).epochs
+    2.0
+    """
+
+    epochs: float
+    batch_size: int
+    learning_rate: float
+    warmup_ratio: float
+    weight_decay: float
+    max_steps: int
+    seed: int
+
+    @classmethod
+    def of(cls, settings: Any) -> "TrainingArgs":
+        return cls(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(cls)})
+
+
 def settings_dict(settings: Any) -> dict[str, Any]:
     """A settings dataclass as JSON-ready values (paths as strings, tuples as lists).
 

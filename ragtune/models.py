@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
+import logging
 import pickle
 import re
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .errors import ModelError
 
@@ -129,9 +130,6 @@ def load_model(name_or_path: str, device: str = "cpu") -> Any:
         raise ModelError(f"cannot load model {name_or_path!r}: {problem}")
     local = Path(name_or_path).exists()
     if local:
-        # A local folder needs no network; without this, transformers may still
-        # try to reach the Hub for optional files and stall offline.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         # Checked here too, not only by sentence-transformers: older releases import such classes.
         foreign = _foreign_modules(Path(name_or_path))
         if foreign:
@@ -139,7 +137,9 @@ def load_model(name_or_path: str, device: str = "cpu") -> Any:
                              f"{', '.join(map(repr, foreign))}, which is not part of sentence-transformers; "
                              + _OWN_MODULES_HINT)
     try:
-        return SentenceTransformer(name_or_path, device=device)
+        # A local folder needs no network; without local_files_only, transformers may still try to
+        # reach the Hub for optional files and stall offline. (Not HF_HUB_OFFLINE: that is the caller's.)
+        return SentenceTransformer(name_or_path, device=device, local_files_only=local)
     except ValueError as e:
         if "trust_remote_code" not in str(e):
             raise
@@ -202,3 +202,26 @@ def seq_length_for(default: int, positions: int, longest_chunk: int) -> int:
     (256, 402, 512)
     """
     return min(positions, max(default, longest_chunk + 2))
+
+
+@contextmanager
+def quiet_libraries() -> Iterator[None]:
+    """transformers' warnings, datasets' progress bars and sentence-transformers' info lines off, for a block;
+    they are put back after, so a library user's own settings survive a ragtune call."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = datasets.is_progress_bar_enabled()
+    st_logger = logging.getLogger("sentence_transformers")
+    st_level = st_logger.level
+    hf_logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    st_logger.setLevel(max(st_level, logging.WARNING))
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            datasets.enable_progress_bars()
+        st_logger.setLevel(st_level)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__
-from .config import ConfigError, settings_dict
+from .config import ConfigError, TrainingArgs, settings_dict
 from .errors import PairsError
 from .records import Counter, LabelledPair, write_json, write_jsonl
 
@@ -397,8 +397,8 @@ def train_pairs(model: Any, train: list[LabelledPair], cfg: PairsConfig, work_di
     """
     from .train import run_trainer
 
-    result = run_trainer(model, labelled_columns(train), make_loss(cfg.loss, model), cfg, work_dir, device, progress,
-                         resume=resume)
+    result = run_trainer(model, labelled_columns(train), make_loss(cfg.loss, model), TrainingArgs.of(cfg), work_dir,
+                         device, progress, resume=resume)
     return {"steps": result.steps, "seconds": round(result.seconds, 2), "final_loss": result.final_loss,
             "device": device}
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from torch import nn
 
-from .config import Config
+from .config import Config, TrainingArgs
+from .models import quiet_libraries
 from .records import Chunk, Pair
 
 Progress = Callable[[int, int], None]
@@ -476,11 +476,12 @@ def _progress_callback(progress: Progress | None) -> Any:
     return _Report()
 
 
+@quiet_libraries()
 def run_trainer(
     model: Any,
     columns: dict[str, Any],
     loss: Any,
-    cfg: Any,
+    args: TrainingArgs,
     work_dir: Path,
     device: str,
     progress: Progress | None = None,
@@ -493,8 +494,8 @@ def run_trainer(
 ) -> TrainResult:
     """Run sentence-transformers' Trainer quietly on `columns` with `loss`.
 
-    `cfg` supplies epochs, max_steps, batch_size, learning_rate, warmup_ratio,
-    weight_decay and seed (Config and PairsConfig both do). Progress goes
+    `args` holds epochs, max_steps, batch_size, learning_rate, warmup_ratio,
+    weight_decay and seed (`TrainingArgs.of(cfg)` for a Config or a PairsConfig). Progress goes
     through `progress(done, total)`, never to stdout. With several datasets,
     `columns` and `loss` are dicts keyed by dataset name, and batches take
     turns between them (round robin).
@@ -510,16 +511,11 @@ def run_trainer(
     """
     import time
 
-    import datasets
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.training_args import BatchSamplers
     from transformers.trainer_callback import PrinterCallback
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    datasets.disable_progress_bars()
-    logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
     if resume is not None:
         finished = _finished_checkpoint(model, resume, validation, device, progress)
         if finished is not None:
@@ -531,17 +527,17 @@ def run_trainer(
     dataset: Any = (DatasetDict({k: Dataset.from_dict(v) for k, v in columns.items()}) if multi
                     else Dataset.from_dict(columns))
     rows = min(len(d) for d in dataset.values()) if multi else len(dataset)
-    args = SentenceTransformerTrainingArguments(
+    trainer_args = SentenceTransformerTrainingArguments(
         output_dir=str(work_dir),
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
+        num_train_epochs=args.epochs,
+        max_steps=args.max_steps,
         # With few rows a full batch cannot be filled (without duplicates).
-        per_device_train_batch_size=max(2, min(cfg.batch_size, rows)),
-        learning_rate=cfg.learning_rate,
-        warmup_steps=cfg.warmup_ratio,
-        weight_decay=cfg.weight_decay,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
+        per_device_train_batch_size=max(2, min(args.batch_size, rows)),
+        learning_rate=args.learning_rate,
+        warmup_steps=args.warmup_ratio,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        data_seed=args.seed,
         batch_sampler=batch_sampler or (BatchSamplers.NO_DUPLICATES if no_duplicates else BatchSamplers.BATCH_SAMPLER),
         multi_dataset_batch_sampler=MultiDatasetBatchSamplers.ROUND_ROBIN,
         # A ratio below 1 means a share of the total steps.
@@ -566,7 +562,7 @@ def run_trainer(
 
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
     trainer = SentenceTransformerTrainer(
-        model=model, args=args, train_dataset=dataset, loss=loss, callbacks=callbacks,
+        model=model, args=trainer_args, train_dataset=dataset, loss=loss, callbacks=callbacks,
         evaluator=_evaluator(validation) if validation else None,
     )
     # With disable_tqdm the Trainer prints raw log dicts; progress goes through our callback instead.
@@ -640,7 +636,7 @@ def fine_tune(
         base_score = validation.scores(model)["score"]
     restore = without_attention_dropout(model)
     try:
-        result = run_trainer(model, columns, loss, cfg, work_dir, device, progress, no_duplicates=True,
+        result = run_trainer(model, columns, loss, TrainingArgs.of(cfg), work_dir, device, progress, no_duplicates=True,
                              validation=validation, evals=cfg.evals, patience=cfg.patience, resume=resume)
     finally:
         restore()

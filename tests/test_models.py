@@ -137,3 +137,39 @@ def test_load_model_refuses_a_device_torch_cannot_use(tiny_model_dir: Path) -> N
 
 def test_cpu_is_always_available() -> None:
     assert device_problem("cpu") is None and device_problem("") is None
+
+
+def test_loading_a_local_model_leaves_the_environment_as_it_was(tiny_model_dir: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    # conftest sets HF_HUB_OFFLINE for the whole session; a library user may not have.
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    before = dict(os.environ)
+    model = load_model(str(tiny_model_dir), "cpu")
+    assert model.get_embedding_dimension() > 0
+    assert dict(os.environ) == before
+
+
+def test_quiet_libraries_puts_the_callers_levels_back() -> None:
+    import logging
+
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    from ragtune.models import quiet_libraries
+
+    verbosity, bars = hf_logging.get_verbosity(), datasets.is_progress_bar_enabled()
+    hf_logging.set_verbosity_info()
+    datasets.enable_progress_bars()
+    logging.getLogger("sentence_transformers").setLevel(logging.DEBUG)
+    try:
+        with quiet_libraries():
+            assert hf_logging.get_verbosity() == hf_logging.ERROR and not datasets.is_progress_bar_enabled()
+            assert logging.getLogger("sentence_transformers").level == logging.WARNING
+        assert hf_logging.get_verbosity() == hf_logging.INFO and datasets.is_progress_bar_enabled()
+        assert logging.getLogger("sentence_transformers").level == logging.DEBUG
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        (datasets.enable_progress_bars if bars else datasets.disable_progress_bars)()
+        logging.getLogger("sentence_transformers").setLevel(logging.NOTSET)
