@@ -578,9 +578,9 @@ class Pipeline:
         skipped = result.dropped
         summary = f"{len(result.pairs)} questions kept of {len(raw)} ({result.dropped.total()} dropped)"
         info: dict[str, Any] = {"generator": gen.name}
-        stats = getattr(gen, "stats", None)  # LLM generators also count requests, tokens and unusable lines
+        stats = gen.stats  # LLM generators also count requests, tokens and unusable lines
         if stats is not None:
-            llm_dropped: Counter = getattr(gen, "dropped")
+            llm_dropped = gen.dropped
             skipped = Counter({**llm_dropped.counts, **skipped.counts}, {**llm_dropped.examples, **skipped.examples})
             info["llm"] = stats.to_dict() | {"model": cfg.llm_model, "unusable_lines": llm_dropped.total()}
             summary += f"; LLM: {llm_dropped.total()} unusable lines, {stats.summary()}"

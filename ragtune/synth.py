@@ -13,9 +13,12 @@ import random
 import re
 from collections import Counter as TallyCounter
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .records import Chunk, Counter, Pair
+
+if TYPE_CHECKING:
+    from .llm import LLMStats
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’\-]*[A-Za-z0-9]|[A-Za-z]")
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+(?=[A-Z(\"“])")
@@ -112,9 +115,16 @@ def _standalone_subject(subject: str) -> bool:
 
 
 class QuestionGenerator(Protocol):
-    """Makes questions for chunks. `name` is recorded on every pair it makes."""
+    """Makes questions for chunks. `name` is recorded on every pair it makes.
+
+    After `generate`, `dropped` counts by reason what it made but could not use (an LLM's
+    unusable lines, failed chunks), and `stats` holds an LLM generator's requests, tokens
+    and time (None for the generators that need no LLM).
+    """
 
     name: str
+    dropped: Counter
+    stats: LLMStats | None
 
     def generate(self, chunks: list[Chunk], rng: random.Random) -> list[Pair]: ...
 
@@ -189,6 +199,10 @@ class TemplateGenerator:
 
     name = "template"
 
+    def __init__(self) -> None:
+        self.dropped = Counter()
+        self.stats: LLMStats | None = None
+
     def generate(self, chunks: list[Chunk], rng: random.Random) -> list[Pair]:
         pairs = []
         for c in chunks:
@@ -250,6 +264,8 @@ class OfflineGenerator:
                  vocabulary: frozenset[str] | set[str] | None = None) -> None:
         self.questions_per_chunk = questions_per_chunk
         self.max_query_words = max_query_words
+        self.dropped = Counter()
+        self.stats: LLMStats | None = None
         # Known English words (e.g. the base model's whole-word tokens): a word outside
         # them must recur in the corpus to count, so "nited" from a broken "United" never
         # becomes a term.
