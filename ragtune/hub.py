@@ -575,10 +575,26 @@ def _message_for(err: BaseException, ctx: _ErrorContext, attempts: int) -> str |
         what = "an HTML page" if err.doc.lstrip().startswith("<") else "something that is not JSON"
         return (f"{where} answered with {what}, not the Hub API: check HF_ENDPOINT (or unset it for "
                 "huggingface.co) and any proxy or network login page in the way, then push again")
+    if isinstance(err, (KeyError, TypeError, AttributeError, IndexError)) and _raised_in_hub_client(err):
+        # A 200 with JSON that is not the reply the client expects (a field missing, a list for an object):
+        # another service answering at HF_ENDPOINT, or a proxy rewriting replies.
+        return (f"{where} answered with JSON that is not a Hub API reply ({type(err).__name__}: "
+                f"{_first_line(str(err))}): check HF_ENDPOINT (or unset it for huggingface.co) and any proxy in "
+                "the way, then push again")
     if isinstance(err, ValueError) and str(err).startswith("Invalid metadata in README.md"):
         # huggingface_hub lists the problems one per line after this heading.
         return f"the Hub rejected the metadata in README.md: {str(err).partition(chr(10))[2] or 'no details'}"
     return None
+
+
+def _raised_in_hub_client(err: BaseException) -> bool:
+    """Whether `err` was raised by huggingface_hub's own code (reading a reply), not by ragtune's."""
+    tb = err.__traceback__
+    module = ""
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        tb = tb.tb_next
+    return module.startswith("huggingface_hub")
 
 
 def _first_line(text: str) -> str:

@@ -343,17 +343,35 @@ class _PortalHandler(QuietJSONHandler):
     def do_POST(self) -> None:
         self._page()
 
+    page = b"<!DOCTYPE html>\n<html><body><h1>Sign in to Guest Wi-Fi</h1></body></html>\n"
+    content_type = "text/html; charset=utf-8"
+
     def _page(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         type(self).hits += 1
-        page = b"<!DOCTYPE html>\n<html><body><h1>Sign in to Guest Wi-Fi</h1></body></html>\n"
-        self.send_json(200, page, {"Content-Type": "text/html; charset=utf-8"})
+        self.send_json(200, self.page, {"Content-Type": self.content_type})
 
 
 @pytest.fixture
 def portal(hubserver: HubServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_PortalHandler]]:
     """HF_ENDPOINT at a server that answers HTML; yields its handler class (url, hits)."""
-    handler = type("Handler", (_PortalHandler,), {"hits": 0})
+    yield from _serve(_PortalHandler, monkeypatch)
+
+
+class _WrongJSONHandler(_PortalHandler):
+    """Answers every request 200 with JSON of another service: an object without the fields the Hub sends."""
+
+    page = b'{"status": "ok", "items": []}'
+    content_type = "application/json"
+
+
+@pytest.fixture
+def wrong_json(hubserver: HubServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_PortalHandler]]:
+    yield from _serve(_WrongJSONHandler, monkeypatch)
+
+
+def _serve(base: type[_PortalHandler], monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_PortalHandler]]:
+    handler = type("Handler", (base,), {"hits": 0})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     handler.url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -374,6 +392,16 @@ def test_html_reply_says_the_endpoint_is_not_the_hub(portal: type[_PortalHandler
                                        "check HF_ENDPOINT"):
         push_fast(make_run(tmp_path), "alice/minilm")
     assert portal.hits == 1  # not retried: asking again gets the same page
+
+
+def test_json_of_another_service_is_one_error_line(wrong_json: type[_PortalHandler], tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(HubError, match=rf"^{wrong_json.url} answered with JSON that is not a Hub API reply \("):
+        push_fast(make_run(tmp_path), "alice/minilm")
+    assert wrong_json.hits == 1
+    assert main(["push", str(make_run(tmp_path / "again")), "alice/minilm", "--timeout", "5"]) == 1
+    assert_one_error_line(capsys.readouterr().err, f"{wrong_json.url} answered with JSON that is not a Hub API reply",
+                          "HF_ENDPOINT")
 
 
 def test_cli_html_reply_is_one_error_line(
