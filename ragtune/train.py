@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -376,17 +377,41 @@ def _checkpoint_files(folder: Path) -> dict[str, int]:
             if p.is_file() and p.name != CHECKPOINT_MARKER}
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def mark_complete(folder: Path, step: int) -> None:
+    """Record that checkpoint `folder` is whole: its files and their sizes, in CHECKPOINT_MARKER.
+
+    Its files are flushed to the disk first and the marker after them, so that after a power
+    cut a marker never vouches for data that was still only in the page cache.
+    """
+    from .records import write_json
+
+    files = _checkpoint_files(folder)
+    for rel in files:
+        _fsync(folder / rel)
+    for sub in sorted({(folder / rel).parent for rel in files}, key=lambda d: len(d.parts), reverse=True):
+        _fsync(sub)
+    write_json(folder / CHECKPOINT_MARKER, {"step": step, "files": files})
+    _fsync(folder / CHECKPOINT_MARKER)
+    _fsync(folder)
+
+
 def _mark_complete_callback() -> Any:
     from transformers import TrainerCallback
-
-    from .records import write_json
 
     class _MarkComplete(TrainerCallback):
         # on_save runs right after the Trainer has written (and rotated) a checkpoint.
         def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if folder.is_dir():
-                write_json(folder / CHECKPOINT_MARKER, {"step": state.global_step, "files": _checkpoint_files(folder)})
+                mark_complete(folder, state.global_step)
 
     return _MarkComplete()
 

@@ -224,3 +224,35 @@ def test_cached_loss_gives_the_same_loss_and_gradients(tiny_model) -> None:
     assert len(plain) == len(cached) > 0
     for a, b in zip(plain, cached):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_checkpoint_marker_is_written_after_its_files_reach_the_disk(tmp_path, monkeypatch) -> None:
+    import json
+    import os
+
+    from ragtune import train
+    from ragtune.train import CHECKPOINT_MARKER, checkpoint_problem, mark_complete
+
+    folder = tmp_path / "checkpoint-4"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"w" * 1000)
+    (folder / "sub" / "optimizer.pt").write_bytes(b"o" * 500)
+    (folder / "trainer_state.json").write_text('{"global_step": 4}')
+    order: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        order.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(train.os, "fsync", fsync)
+    mark_complete(folder, 4)
+    marker = str(folder / CHECKPOINT_MARKER)
+    assert order.index(marker) > max(order.index(str(folder / "model.safetensors")),
+                                     order.index(str(folder / "sub" / "optimizer.pt")), order.index(str(folder / "sub")))
+    assert order[-1] == str(folder)  # the marker's name is on the disk too
+    assert json.loads((folder / CHECKPOINT_MARKER).read_text()) == {
+        "step": 4, "files": {"model.safetensors": 1000, "sub/optimizer.pt": 500, "trainer_state.json": 18}}
+    assert checkpoint_problem(folder) is None
+    (folder / "model.safetensors").write_bytes(b"w" * 10)
+    assert checkpoint_problem(folder) is not None
