@@ -62,9 +62,9 @@ def plain_train(model: Any, pairs: list[Pair], chunks: dict[str, Chunk], epochs:
 
 
 def ragtune_train(model: Any, cfg: Config, pairs: list[Pair], chunks: dict[str, Chunk], run_dir: Path,
-                  work: Path) -> None:
-    """ragtune's train stage: the same call and validation set-up as Pipeline._train."""
-    from ragtune.pipeline import VALIDATION_CORPUS
+                  work: Path) -> Any:
+    """ragtune's train stage: the same call and validation set-up as ragtune.stages.train."""
+    from ragtune.stages.train import VALIDATION_CORPUS
     from ragtune.train import Validation, fine_tune
 
     val = read_jsonl(run_dir / "pairs_val.jsonl", Pair)

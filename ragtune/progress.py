@@ -4,7 +4,7 @@
 Jupyter notebook alike; `Pipeline(cfg, progress=True)` uses it, and so does the CLI.
 Off a terminal (a CI log, a file) it writes a plain line with the time left at most every 30 s instead.
 
-A stage reports progress through the callback `Pipeline._progress(stage)` hands its
+A stage reports progress through the callback `Pipeline.progress_for(stage)` hands its
 work: `progress(done, total)`, in any unit (files, chunks, steps, texts).
 """
 

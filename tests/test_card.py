@@ -18,7 +18,7 @@ METRIC_KEYS = ["hit@1", "hit@3", "hit@5", "hit@10", "mrr@10"]
 
 
 def make_summary(base_model: str, themes_file: str | None = None) -> dict[str, Any]:
-    """A summary shaped like Pipeline._summary's, for a run over the NIST PDF and a notes folder."""
+    """A summary shaped like ragtune.stages.save.summary's, for a run over the NIST PDF and a notes folder."""
     cfg = Config(docs=Path("/home/alice/corpus/docs"), out=Path("runs/nist"), base_model=base_model,
                  batch_size=16, epochs=2.0, learning_rate=2e-5, max_steps=-1, themes_file=Path(themes_file) if themes_file else None)
     return {

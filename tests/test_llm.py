@@ -22,13 +22,14 @@ from typing import Iterator
 
 import pytest
 
-from tests.llmserver import LLMServer, Reply, passage_of
 from ragtune.config import Config, ConfigError
+from ragtune.errors import NotEnoughDataError
 from ragtune.llm import LLMError, OpenAIGenerator
 from ragtune.llm_local import LocalGenerator
-from ragtune.pipeline import NotEnoughDataError, Pipeline
+from ragtune.pipeline import Pipeline
 from ragtune.records import Chunk, Page, read_json, write_jsonl
 from ragtune.synth import words
+from tests.llmserver import LLMServer, Reply, passage_of
 
 REPO = Path(__file__).resolve().parents[1]
 N = 3  # questions per chunk
@@ -430,14 +431,15 @@ def test_reply_shapes(reply: str, questions: list[str]) -> None:
 
 def test_llm_runs_validate_on_offline_questions_too(tmp_path: Path, chunks: list[Chunk]) -> None:
     from ragtune.records import write_jsonl
+    from ragtune.stages.split import other_style_questions
 
     cfg = Config(docs=tmp_path, out=tmp_path / "run", generator="openai", llm_model="test-model")
     pipeline = Pipeline(cfg)
     write_jsonl(cfg.out / "chunks.jsonl", chunks, Chunk)
     wanted = {chunks[0].id, chunks[1].id}
-    extra = pipeline._other_style_questions(wanted)
+    extra = other_style_questions(pipeline, wanted)
     # Offline-style questions, only for the validation chunks asked for.
     assert extra and {p.chunk_id for p in extra} <= wanted
     assert {p.generator for p in extra} == {"offline"}
     # An offline run already validates on offline questions: nothing is added.
-    assert Pipeline(cfg.replace(generator="offline"))._other_style_questions(wanted) == []
+    assert other_style_questions(Pipeline(cfg.replace(generator="offline")), wanted) == []

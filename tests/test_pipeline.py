@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 
 from ragtune import Config, Pipeline, RunResult
+from ragtune.errors import NotEnoughDataError
 from ragtune.evaluate import is_improved
-from ragtune.pipeline import MANIFEST_VERSION, STAGES, NotEnoughDataError
+from ragtune.pipeline import STAGES
 from ragtune.records import Chunk, LabelledPair, Page, Pair, RunDirError, file_digest, read_jsonl
+from ragtune.rundir import MANIFEST_VERSION
 
 METRIC_KEYS = {"hit@1", "hit@3", "hit@5", "hit@10", "mrr@10"}
 
@@ -571,7 +573,7 @@ def test_a_second_run_on_the_same_out_stops_at_once(finished: Finished, tmp_path
     cfg = copy_run(finished, tmp_path)
     # A real second process holds the run directory's lock.
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from ragtune.pipeline import RunLock; "
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from ragtune.rundir import RunLock; "
          "RunLock(Path(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(120)", str(cfg.out)],
         stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
     )

@@ -1,0 +1,36 @@
+"""Chunk stage: pages.jsonl -> chunks_raw.jsonl, sized in the base model's tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..records import Chunk, Page, read_jsonl, write_jsonl
+from . import Run
+
+
+def run_stage(run: Run) -> dict[str, Any]:
+    from ..chunk import chunk_pages
+    from ..models import max_positions, seq_length_for
+
+    model = run.model("base")
+    pages = read_jsonl(run.path("pages.jsonl"), Page)
+    # Chunks may use all the model's positions, leaving room for the [CLS]
+    # and [SEP] tokens the model adds; max_seq_length is then raised to fit.
+    default_length = run.default_lengths["base"]
+    max_tokens = max_positions(model) - 2
+    result = chunk_pages(pages, model.tokenizer, run.cfg.chunk_tokens, run.cfg.chunk_overlap, max_tokens,
+                         run.cfg.min_chunk_tokens)
+    write_jsonl(run.path("chunks_raw.jsonl"), result.chunks, Chunk)
+    lengths = sorted(c.n_tokens for c in result.chunks)
+    median = lengths[len(lengths) // 2] if lengths else 0
+    seq_length = seq_length_for(default_length, max_tokens + 2, lengths[-1] if lengths else 0)
+    return {
+        "n_chunks": len(result.chunks),
+        "max_seq_length": seq_length,
+        # Chunks the model's own max_seq_length would have cut short.
+        "longer_than_default": sum(n + 2 > default_length for n in lengths),
+        "tokens_median": median,
+        "tokens_max": lengths[-1] if lengths else 0,
+        "skipped": result.skipped.to_dict(),
+        "summary": f"{len(result.chunks)} chunks (median {median} tokens, max {lengths[-1] if lengths else 0})",
+    }

@@ -1,0 +1,126 @@
+"""Evaluate stage: base and tuned model, BM25 and the hybrid on the held-out questions -> metrics.json, index/."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..records import FORMAT_VERSION, Chunk, LabelledPair, Pair, read_jsonl, write_json
+from . import Run
+
+
+def run_stage(run: Run) -> dict[str, Any]:
+    from ..evaluate import MRR_AT, evaluate_model, is_improved, per_theme_hits, rank_metrics, similarity_shift
+    from ..progress import Parts
+    from ..retrieval import BM25Index, DenseIndex, embed, fuse, positions_to_ids, retrieval_units
+
+    cfg = run.cfg
+    chunks = read_jsonl(run.path("chunks.jsonl"), Chunk)
+    held = read_jsonl(run.path("pairs_eval.jsonl"), Pair)
+    texts, ids = [c.text for c in chunks], [c.id for c in chunks]
+    queries, relevant = [p.query for p in held], [p.chunk_id for p in held]
+    ks = cfg.ks
+    depth = max(max(ks), MRR_AT)
+    # Fusion looks deeper than the metrics so that both lists can contribute.
+    pool = 10 * depth
+    units = retrieval_units(texts, cfg.passage_words)
+    n = len(chunks)
+    metrics: dict[str, Any] = {}
+    dense: dict[str, DenseIndex] = {}
+    parts = Parts(run.progress_for("evaluate"), 2 * (len(units.texts) + len(queries)))
+    top1: dict[str, Any] = {}
+    ranked: dict[str, list[list[str]]] = {}
+    for which, key in (("base", "before"), ("tuned", "after")):
+        model = run.model(which)
+        # The chunk vectors are the first rows of the units: one encoding serves both retrievers.
+        vectors = embed(model, units.texts, progress=parts.part())
+        one = DenseIndex.from_vectors(vectors[:n], units.owner[:n])
+        q = embed(model, queries, progress=parts.part())
+        top, positions = one.search(q, depth)
+        metrics[key] = rank_metrics(positions_to_ids(positions, ids), relevant, ks)
+        # What a RAG app's score cutoff sees: the cosine of each question's best chunk.
+        top1[key] = top[:, 0]
+        if cfg.passage_words:
+            dense[which] = DenseIndex.from_vectors(vectors, units.owner, cfg.chunk_weight)
+            ranked[key] = positions_to_ids(dense[which].search(q, depth)[1], ids)
+            metrics[f"{key}_passages"] = rank_metrics(ranked[key], relevant, ks)
+        else:
+            dense[which] = one
+            ranked[key] = positions_to_ids(positions, ids)
+    bm25 = BM25Index.build(texts)
+    metrics["bm25"] = rank_metrics(positions_to_ids(bm25.search(queries, depth)[1], ids), relevant, ks)
+    # The validation questions' view of the hybrid weight is recorded, not followed (see Config.hybrid_weight).
+    tuned = run.model("tuned")
+    weight = cfg.hybrid_weight
+    weight_scores = _hybrid_weight_scores(run, tuned, dense["tuned"], bm25, ids, pool)
+    fused = fuse(dense["tuned"].search(embed(tuned, queries), pool), bm25.search(queries, pool), weight, depth)
+    metrics["hybrid"] = rank_metrics(positions_to_ids(fused, ids), relevant, ks)
+    metrics |= {
+        "hybrid_weight": weight,
+        "hybrid_weight_validation": weight_scores,
+        "passage_words": cfg.passage_words,
+        "improved": is_improved(metrics["before"], metrics["after"]),
+        "n_queries": len(queries),
+        "n_chunks": n,
+        "eval_set": "held-out synthetic questions (by chunk)",
+        "similarity": similarity_shift(top1["before"], top1["after"]),
+        "per_theme": per_theme_hits(ranked, relevant, {c.id: c.themes for c in chunks}),
+    }
+    # A RAG app serves the tuned model's index: every unit row, and BM25 beside it for the hybrid.
+    dense["tuned"].save(run.path("index"))
+    bm25.save(run.path("index") / "bm25")
+    from ..retrieval import save_base_vectors, write_settings
+
+    save_base_vectors(run.run_dir, dense["base"], _base_vectors_about(run, texts))
+
+    dense_key = "after_passages" if cfg.passage_words else "after"
+    mode = "hybrid" if is_improved(metrics[dense_key], metrics["hybrid"]) else "dense"
+    metrics["recommended_mode"] = mode
+    write_settings(run.path("index"), {"format": FORMAT_VERSION, "passage_words": cfg.passage_words,
+                                       "chunk_weight": cfg.chunk_weight, "hybrid_weight": weight, "mode": mode})
+    if cfg.matryoshka_dims:
+        metrics["dims"] = {
+            str(d): {which: evaluate_model(run.model(model), texts, ids, queries, relevant, ks, dim=d)
+                     for which, model in (("before", "base"), ("after", "tuned"))}
+            for d in sorted(cfg.matryoshka_dims, reverse=True)
+        }
+    summary = f"hit@5 {metrics['before']['hit@5']:.3f} -> {metrics['after']['hit@5']:.3f}"
+    if cfg.passage_words:
+        summary += f" ({metrics['after_passages']['hit@5']:.3f} with passages)"
+    summary += f", BM25 {metrics['bm25']['hit@5']:.3f}, hybrid {metrics['hybrid']['hit@5']:.3f}"
+    if run.path("labelled_eval.jsonl").exists():
+        from ..similarity import evaluate_pairs
+
+        held_pairs = read_jsonl(run.path("labelled_eval.jsonl"), LabelledPair)
+        pb, pa = evaluate_pairs(run.model("base"), held_pairs), evaluate_pairs(tuned, held_pairs)
+        metrics["pairs"] = {"before": pb, "after": pa, "n_pairs": len(held_pairs)}
+        # A mixed run must not trade one skill for the other.
+        metrics["improved"] = metrics["improved"] and pa["spearman"] > pb["spearman"]
+        summary += f"; labelled Spearman {pb['spearman']:.3f} -> {pa['spearman']:.3f}"
+    write_json(run.path("metrics.json"), metrics)
+    return {"summary": summary}
+
+
+def _base_vectors_about(run: Run, texts: list[str]) -> dict[str, Any]:
+    """What the saved base index was built from; search.load_retriever rebuilds it when any of it differs."""
+    from ..models import resolve_base_model
+    from ..retrieval import texts_digest
+
+    return {"format": FORMAT_VERSION, "base_model": resolve_base_model(run.cfg.base_model),
+            "max_seq_length": int(run.model("base").max_seq_length), "passage_words": run.cfg.passage_words,
+            "texts": texts_digest(texts)}
+
+
+def _hybrid_weight_scores(run: Run, model: Any, dense: Any, bm25: Any, ids: list[str],
+                          pool: int) -> dict[str, float]:
+    """MRR@10 of the validation questions over all chunks at each dense share of the
+    hybrid score: what they would choose, for the record (they favour BM25)."""
+    from ..evaluate import MRR_AT, rank_metrics
+    from ..retrieval import HYBRID_WEIGHTS, embed, fuse, positions_to_ids
+
+    val = read_jsonl(run.path("pairs_val.jsonl"), Pair)
+    if not val:
+        return {}
+    queries = [p.query for p in val]
+    d, b = dense.search(embed(model, queries), pool), bm25.search(queries, pool)
+    return {str(w): round(rank_metrics(positions_to_ids(fuse(d, b, w, MRR_AT), ids), [p.chunk_id for p in val],
+                                       (5,))[f"mrr@{MRR_AT}"], 4) for w in HYBRID_WEIGHTS}

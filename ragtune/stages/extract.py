@@ -1,0 +1,27 @@
+"""Extract stage: the folder's documents -> pages.jsonl (text and page numbers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..records import Page, write_jsonl
+from . import Run
+
+
+def run_stage(run: Run) -> dict[str, Any]:
+    from ..extract import ExtractError, describe_skips, extract_folder
+
+    result = extract_folder(run.cfg.docs, run.cfg.extractor, run.cfg.include, run.cfg.exclude,
+                            progress=run.progress_for("extract"))
+    if not result.pages:
+        # Every file was skipped: say why now, not as "too few chunks" three stages later.
+        why = "; ".join(describe_skips(result.skipped.to_dict()))
+        raise ExtractError(f"no text to train on in {run.cfg.docs}: {why}")
+    write_jsonl(run.path("pages.jsonl"), result.pages, Page)
+    return {
+        "files": result.files,
+        "n_pages": len(result.pages),
+        "skipped": result.skipped.to_dict(),
+        "summary": f"{len(result.files)} files, {len(result.pages)} pages with text"
+        + (f", {result.skipped.total()} skipped" if result.skipped.total() else ""),
+    }

@@ -1,0 +1,61 @@
+"""Generate stage: chunks.jsonl -> pairs.jsonl, questions written per chunk and filtered (drops are counted)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from ..records import Chunk, Counter, Pair, read_jsonl, write_jsonl
+from . import Run
+
+
+def run_stage(run: Run) -> dict[str, Any]:
+    from ..models import word_vocabulary
+    from ..synth import filter_pairs, make_generator
+
+    cfg = run.cfg
+    chunks = read_jsonl(run.path("chunks.jsonl"), Chunk)
+    # LLM generators keep every answer in llm_cache/, so a rerun asks only for what is missing.
+    gen = make_generator(cfg.generator, cfg.questions_per_chunk, base_url=cfg.llm_base_url, model=cfg.llm_model,
+                         concurrency=cfg.llm_concurrency, timeout=cfg.llm_timeout, retries=cfg.llm_retries,
+                         seed=cfg.seed, cache_dir=run.path("llm_cache"), device=cfg.device,
+                         vocabulary=word_vocabulary(run.model("base").tokenizer))
+    raw = gen.generate(chunks, random.Random(cfg.seed))
+    result = filter_pairs(raw, {c.id: c for c in chunks}, across_chunks=gen.name != "template")
+    result.pairs = _filter_more(run, result.pairs, chunks, result.dropped, baseline=gen.name == "template")
+    write_jsonl(run.path("pairs.jsonl"), result.pairs, Pair)
+    kinds: dict[str, int] = {}
+    for p in result.pairs:
+        kinds[p.kind] = kinds.get(p.kind, 0) + 1
+    skipped = result.dropped
+    summary = f"{len(result.pairs)} questions kept of {len(raw)} ({result.dropped.total()} dropped)"
+    info: dict[str, Any] = {"generator": gen.name}
+    stats = gen.stats  # LLM generators also count requests, tokens and unusable lines
+    if stats is not None:
+        llm_dropped = gen.dropped
+        skipped = Counter({**llm_dropped.counts, **skipped.counts}, {**llm_dropped.examples, **skipped.examples})
+        info["llm"] = stats.to_dict() | {"model": cfg.llm_model, "unusable_lines": llm_dropped.total()}
+        summary += f"; LLM: {llm_dropped.total()} unusable lines, {stats.summary()}"
+        if stats.failed_chunks:
+            summary += " (to retry the failed chunks, delete pairs.jsonl and rerun)"
+    return info | {
+        "n_generated": len(raw),
+        "n_pairs": len(result.pairs),
+        "per_kind": kinds,
+        "skipped": skipped.to_dict(),
+        "summary": summary,
+    }
+
+
+def _filter_more(run: Run, pairs: list[Pair], chunks: list[Chunk], dropped: Counter, baseline: bool) -> list[Pair]:
+    """Near-duplicate and round-trip filters (counted in `dropped`); the template
+    baseline skips round trip, as its questions repeat across chunks by design."""
+    from ..filters import drop_near_duplicates, drop_round_trip_failures
+    from ..retrieval import embed
+
+    if run.cfg.near_duplicate < 1.0 and pairs:
+        vectors = embed(run.model("base"), [p.query for p in pairs])
+        pairs = drop_near_duplicates(pairs, vectors, run.cfg.near_duplicate, dropped)
+    if run.cfg.round_trip_k and not baseline:
+        pairs = drop_round_trip_failures(pairs, chunks, run.cfg.round_trip_k, dropped)
+    return pairs

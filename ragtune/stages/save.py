@@ -1,0 +1,61 @@
+"""Save stage: the model card, card.json, report.md / report.html and index/chunks.jsonl."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..records import Chunk, Pair, read_jsonl, write_json, write_jsonl
+from . import Run
+
+
+def summary(run: Run, extract: dict, chunk: dict, theme: dict, generate: dict, split: dict,
+            train: dict) -> dict[str, Any]:
+    """What the card and the report are made of, from the stages' manifest records."""
+    from ..card import card_widget, guess_language
+
+    themes = ", ".join(f"{t} ({n})" for t, n in sorted(theme["per_theme"].items(), key=lambda x: -x[1]) if n)
+    chunks = read_jsonl(run.path("chunks.jsonl"), Chunk)
+    return {
+        # Folder names only: a card or report never shows where the user keeps their files.
+        "config": run.cfg.to_dict() | {"docs": Path(run.cfg.docs).name, "out": Path(run.cfg.out).name,
+                                       "out_as_given": "" if Path(run.cfg.out).is_absolute() else
+                                       Path(run.cfg.out).as_posix()},
+        "language": guess_language([c.text for c in chunks[:200]]),
+        "widget": card_widget(chunks, read_jsonl(run.path("pairs_eval.jsonl"), Pair)),
+        "files": extract["files"],
+        "n_pages": extract["n_pages"],
+        "n_chunks": chunk["n_chunks"],
+        "max_seq_length": chunk["max_seq_length"],
+        "themes": (themes or "none") + f"; {theme['unthemed']} chunks unthemed",
+        "n_pairs": generate["n_pairs"],
+        "n_train": split["n_train"],
+        "n_eval": split["n_eval"],
+        "n_eval_chunks": split["n_eval_chunks"],
+        "train": {k: train.get(k) for k in ("steps", "device", "final_loss", "validation")},
+        "n_val": split.get("n_val", 0),
+        # Which files or pages each extraction skip was, for report.md.
+        "skipped_examples": {"extract": extract["skipped"].get("examples", {})},
+        "skipped": {
+            "extract": extract["skipped"]["counts"],
+            "chunk": chunk["skipped"]["counts"],
+            "generate": generate["skipped"]["counts"],
+        },
+    }
+
+
+def run_stage(run: Run, summary: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    from ..card import render_card, render_report
+    from ..records import atomic_write_text
+
+    model_dir = run.path("model")
+    atomic_write_text(model_dir / "README.md", render_card(summary, metrics, run.cfg.push_repo or None))
+    # What the card is made of, so that `ragtune push` can render it again with the real repo id.
+    write_json(run.path("card.json"), {"summary": summary, "metrics": metrics})
+    chunks = read_jsonl(run.path("chunks.jsonl"), Chunk)
+    write_jsonl(run.path("index") / "chunks.jsonl", chunks, Chunk)
+    atomic_write_text(run.path("report.md"), render_report(summary, metrics))
+    from ..plots import write_report_html
+
+    write_report_html(run.run_dir, summary, metrics)
+    return {"summary": f"model, card, index and report in {run.run_dir}"}

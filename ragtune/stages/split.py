@@ -1,0 +1,71 @@
+"""Split stage: pairs.jsonl -> pairs_train / pairs_val / pairs_eval / pairs_lexical.jsonl, split by chunk."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from ..config import LLM_GENERATORS
+from ..errors import NotEnoughDataError
+from ..records import Chunk, Pair, read_jsonl, write_jsonl
+from . import Run
+
+
+def run_stage(run: Run) -> dict[str, Any]:
+    from ..synth import split_by_chunk
+
+    pairs = read_jsonl(run.path("pairs.jsonl"), Pair)
+    train, held = split_by_chunk(pairs, run.cfg.eval_fraction, run.cfg.seed, run.cfg.eval_max_chunks)
+    n_train_chunks = len({p.chunk_id for p in train})
+    if n_train_chunks < 8 or not held:
+        n_chunks = len(read_jsonl(run.path("chunks.jsonl"), Chunk))
+        why = (f"add documents or lower --chunk-tokens (there are {n_chunks} chunks)" if n_chunks < 10 else
+               f"the question filters left questions for only a few of the {n_chunks} chunks; "
+               "see the generate stage's drop counts in manifest.json")
+        raise NotEnoughDataError(
+            f"only {len({p.chunk_id for p in pairs})} chunks have questions; ragtune needs at least 10 "
+            f"(roughly 3,000 words of text) to train and hold some out: {why}"
+        )
+    val: list[Pair] = []
+    if run.cfg.val_fraction:
+        # Validation chunks come out of the training side, never the held-out one.
+        rest, val = split_by_chunk(train, run.cfg.val_fraction / (1 - run.cfg.eval_fraction), run.cfg.seed + 1,
+                                   run.cfg.val_max_chunks)
+        if len({p.chunk_id for p in val}) >= 3 and len({p.chunk_id for p in rest}) >= 8:
+            train = rest
+            val += other_style_questions(run, {p.chunk_id for p in val})
+        else:
+            val = []
+    from ..lexical import lexical_pairs
+
+    # BM25-labelled pseudo-queries, from training chunks only and labelled with training chunks only.
+    lexical = lexical_pairs(read_jsonl(run.path("chunks.jsonl"), Chunk), {p.chunk_id for p in train},
+                            run.cfg.lexical_per_chunk, run.cfg.seed, run.cfg.lexical_remove)
+    write_jsonl(run.path("pairs_train.jsonl"), train, Pair)
+    write_jsonl(run.path("pairs_val.jsonl"), val, Pair)
+    write_jsonl(run.path("pairs_eval.jsonl"), held, Pair)
+    write_jsonl(run.path("pairs_lexical.jsonl"), lexical, Pair)
+    n_eval_chunks = len({p.chunk_id for p in held})
+    return {
+        "n_train": len(train),
+        "n_val": len(val),
+        "n_eval": len(held),
+        "n_eval_chunks": n_eval_chunks,
+        "n_lexical": len(lexical),
+        "summary": f"{len(train)} train / {len(val)} validation / {len(held)} held-out questions "
+                   f"({n_eval_chunks} held-out chunks); {len(lexical)} BM25-labelled spans",
+    }
+
+
+def other_style_questions(run: Run, chunk_ids: set[str]) -> list[Pair]:
+    """For an LLM run, the offline generator's questions on the validation
+    chunks: validating on a second style of question keeps the checkpoint and
+    the mix from rewarding a model that only learned the LLM's phrasing."""
+    if run.cfg.generator not in LLM_GENERATORS:
+        return []
+    from ..synth import OfflineGenerator, filter_pairs
+
+    chunks = read_jsonl(run.path("chunks.jsonl"), Chunk)
+    made = OfflineGenerator(run.cfg.questions_per_chunk).generate(chunks, random.Random(run.cfg.seed))
+    mine = [p for p in made if p.chunk_id in chunk_ids]
+    return filter_pairs(mine, {c.id: c for c in chunks}).pairs

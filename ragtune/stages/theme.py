@@ -1,0 +1,20 @@
+"""Theme stage: chunks_raw.jsonl -> chunks.jsonl, each chunk tagged by keyword (unthemed ones are kept)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..records import Chunk, read_jsonl, write_jsonl
+from . import Run
+
+
+def run_stage(run: Run) -> dict[str, Any]:
+    from ..themes import tag_chunks
+
+    result = tag_chunks(read_jsonl(run.path("chunks_raw.jsonl"), Chunk), run.lexicon())
+    write_jsonl(run.path("chunks.jsonl"), result.chunks, Chunk)
+    return {
+        "per_theme": result.per_theme,
+        "unthemed": result.unthemed,
+        "summary": f"{len(result.chunks) - result.unthemed} themed, {result.unthemed} unthemed (kept)",
+    }
