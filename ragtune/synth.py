@@ -13,8 +13,10 @@ import random
 import re
 from collections import Counter as TallyCounter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
+from .config import DEFAULT_LLM_BASE_URL
 from .records import Chunk, Counter, Pair
 
 if TYPE_CHECKING:
@@ -506,17 +508,30 @@ def _lower_first(text: str) -> str:
     return text[0].lower() + text[1:] if text[:2].istitle() else text
 
 
-def make_generator(name: str, questions_per_chunk: int, **llm: Any) -> QuestionGenerator:
-    """The generator called `name`; `llm` holds the LLM settings (see llm.make_llm_generator)."""
+def make_generator(name: str, questions_per_chunk: int, *, base_url: str = DEFAULT_LLM_BASE_URL, model: str = "",
+                   concurrency: int = 4, timeout: float = 60.0, retries: int = 4, seed: int = 13,
+                   cache_dir: Path | None = None, device: str = "",
+                   vocabulary: frozenset[str] | None = None) -> QuestionGenerator:
+    """The generator called `name`, from the run's settings (the LLM ones matter only for
+    `openai` and `local`; the API key is read from OPENAI_API_KEY here, never from a setting)."""
     if name == "template":
         return TemplateGenerator()
-    vocabulary = llm.pop("vocabulary", None)
     if name == "offline":
         return OfflineGenerator(questions_per_chunk, vocabulary=vocabulary)
-    if name in ("openai", "local"):
-        from .llm import make_llm_generator
+    if name in ("openai", "local") and not model:
+        raise ValueError(f"the {name} generator needs a model")
+    if name == "openai":
+        import os
 
-        return make_llm_generator(name, questions_per_chunk, **llm)
+        from .llm import OpenAIGenerator
+
+        return OpenAIGenerator(base_url, model, questions_per_chunk, api_key=os.environ.get("OPENAI_API_KEY", ""),
+                               concurrency=concurrency, timeout=timeout, retries=retries, seed=seed,
+                               cache_dir=cache_dir)
+    if name == "local":
+        from .llm_local import LocalGenerator
+
+        return LocalGenerator(model, questions_per_chunk, seed=seed, cache_dir=cache_dir, device=device)
     raise ValueError(f"unknown generator {name!r}")
 
 

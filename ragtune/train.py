@@ -651,7 +651,7 @@ def fine_tune(
         full = model.get_embedding_dimension()
         loss = MatryoshkaLoss(model, loss, sorted({full, *cfg.matryoshka_dims}, reverse=True))
     if labelled:
-        from .pairs import labelled_columns, make_loss
+        from .losses import labelled_columns, make_loss
 
         columns = {"retrieval": columns, "labelled": labelled_columns(labelled)}
         loss = {"retrieval": loss, "labelled": make_loss(cfg.pairs_loss, model)}

@@ -220,6 +220,13 @@ def test_make_generator() -> None:
     assert gen.name == "offline" and gen.questions_per_chunk == 3  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="unknown generator 'llm'"):
         make_generator("llm", 3)
+    with pytest.raises(ValueError, match="the openai generator needs a model"):
+        make_generator("openai", 3)
+    # The same server as Config's default, when none is given.
+    from ragtune.config import Config
+
+    openai = make_generator("openai", 3, model="m", cache_dir=None)
+    assert openai.base_url == Config(docs=Path("d")).llm_base_url  # type: ignore[attr-defined]
 
 
 # --- filter_pairs ---------------------------------------------------------------------
