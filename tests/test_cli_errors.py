@@ -13,7 +13,6 @@ import io
 import json
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from ragtune.cli import _config_from_args, _flag_aliases, _with_config_file, bui
 from ragtune.records import Page, read_jsonl
 from test_cli import assert_one_error_line
 from test_extract import _encrypted, make_pdf, report_pages
+from tests.signals import ragtune_env, signal_when, start
 from unprivileged import copy_for_unprivileged, run_unprivileged, shared_tmp_fixture  # noqa: F401 (shared_tmp)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -402,8 +402,7 @@ def test_ctrl_c_during_push_says_what_the_hub_kept(tmp_path: Path) -> None:
         env |= {"HF_ENDPOINT": hub.url, "HF_TOKEN": TOKEN, "HF_HOME": str(tmp_path / "hf_home"),
                 "HF_HUB_DISABLE_TELEMETRY": "1",
                 "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
-                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        proc = start(cmd, env, tmp_path)
         deadline = time.monotonic() + 120
         while hub.accepted == 0 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -421,22 +420,11 @@ def test_ctrl_c_during_push_says_what_the_hub_kept(tmp_path: Path) -> None:
 def test_signal_outside_training_stops_with_one_line(tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page],
                                                      sig: signal.Signals) -> None:
     docs = good_docs(tmp_path / "docs", nist_pages)
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     cmd = [sys.executable, "-m", "ragtune", *run_args(docs, tmp_path / "run", tiny_model_dir)]
-    # A shell's background job ignores SIGINT, and the child would inherit that; Ctrl-C reaches a foreground one.
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    assert proc.stderr is not None
-    seen = []
-    for line in proc.stderr:
-        seen.append(line)
-        # Sent as chunking starts, while the model loads (the extract stage's own line, not its progress lines).
-        if line.startswith("[1/8] extract") and "pages with text" in line:
-            proc.send_signal(sig)
-            break
-    err = "".join(seen) + proc.stderr.read()
-    assert proc.wait(timeout=120) == 128 + sig, err
+    # Sent as chunking starts, while the model loads (the extract stage's own line, not its progress lines).
+    code, err = signal_when(cmd, ragtune_env(tmp_path), tmp_path, sig,
+                            lambda line: line.startswith("[1/8] extract") and "pages with text" in line)
+    assert code == 128 + sig, err
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == (f"ragtune: interrupted ({sig.name}); rerun the same command to resume "
                                             "from the last finished stage.")

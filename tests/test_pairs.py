@@ -455,29 +455,20 @@ def test_bundled_resources_load() -> None:
 
 def test_ctrl_c_during_training_keeps_a_checkpoint_and_the_rerun_resumes(tmp_path: Path, tiny_model_dir: Path) -> None:
     # Issue 16: the message said "rerun to resume from the training checkpoint", and the rerun began at step 1.
-    import os
     import signal
     import subprocess
     import sys
+
+    from tests.signals import ragtune_env, signal_when
 
     steps = 60  # still training when the signal lands, which the first step line triggers
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "ragtune", "pairs", str(labelled_csv(tmp_path)), "--out", str(out),
            "--base-model", str(tiny_model_dir), "--max-steps", str(steps), "--batch-size", "4", "--device", "cpu"]
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    # A background job ignores SIGINT, and the child would inherit that; Ctrl-C reaches a foreground one.
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    assert proc.stderr is not None
-    seen = []
-    for line in proc.stderr:
-        seen.append(line)
-        if line.startswith("  step "):  # the Trainer is stepping
-            proc.send_signal(signal.SIGINT)
-            break
-    err = "".join(seen) + proc.stderr.read()
-    assert proc.wait(timeout=120) == 130, err
+    env = ragtune_env(tmp_path)
+    # "  step …": the Trainer is stepping.
+    code, err = signal_when(cmd, env, tmp_path, signal.SIGINT, lambda line: line.startswith("  step "))
+    assert code == 130, err
     assert "Traceback" not in err
     work = out / "trainer.tmp"
     assert err.strip().splitlines()[-1] == (f"ragtune: interrupted (SIGINT); the training checkpoint in {work} is "

@@ -4,7 +4,6 @@ a checkpoint cut off mid-write or without weights is never resumed from."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -16,8 +15,8 @@ import pytest
 from ragtune import Config, Pipeline
 from ragtune.records import DiskFullError, Page
 from test_pipeline import Recorder, full_disk_at_model_save, tiny_config, write_docs
+from tests.signals import ragtune_env, signal_when
 
-REPO = Path(__file__).resolve().parents[1]
 STEPS = 60
 
 
@@ -28,8 +27,7 @@ def _command(docs: Path, out: Path, model_dir: Path) -> list[str]:
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1",
-            "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return ragtune_env(tmp_path)
 
 
 def test_sigterm_during_training_saves_a_checkpoint_and_the_rerun_resumes(
@@ -38,19 +36,9 @@ def test_sigterm_during_training_saves_a_checkpoint_and_the_rerun_resumes(
     docs = write_docs(tmp_path / "docs", nist_pages)
     out = tmp_path / "run"
     cmd = _command(docs, out, tiny_model_dir)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(tmp_path),
-                            cwd=tmp_path)
-    assert proc.stderr is not None
-    seen = []
-    for line in proc.stderr:
-        seen.append(line)
-        # The first progress line means the Trainer is stepping.
-        if line.startswith("[6/8] train") and " steps, " in line:
-            proc.send_signal(signal.SIGTERM)
-            break
-    rest = proc.stderr.read()
-    code = proc.wait(timeout=120)
-    err = "".join(seen) + rest
+    # The first progress line means the Trainer is stepping.
+    code, err = signal_when(cmd, _env(tmp_path), tmp_path, signal.SIGTERM,
+                            lambda line: line.startswith("[6/8] train") and " steps, " in line)
     assert code == 128 + signal.SIGTERM, err
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("ragtune: interrupted"), err
