@@ -225,3 +225,17 @@ def quiet_libraries() -> Iterator[None]:
         if bars:
             datasets.enable_progress_bars()
         st_logger.setLevel(st_level)
+
+
+def weights_digest(model: Any) -> str:
+    """A digest of a model's weights: a saved encoding is reused only by a model with the same weights,
+    whatever its name (a folder retrained in place, a new revision of a Hub id)."""
+    import hashlib
+
+    import torch
+
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    return h.hexdigest()[:20]

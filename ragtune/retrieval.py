@@ -365,6 +365,9 @@ def save_base_vectors(run_dir: Path, index: DenseIndex, about: dict[str, Any]) -
     """`index` and what it was built from (`about`: base model, max_seq_length, passage settings, texts digest)."""
     from .records import write_json
 
+    # about.json goes first and comes back last: a write cut off in between leaves no about.json,
+    # so the half-replaced index is never taken for the one it describes.
+    (run_dir / BASE_VECTORS / "about.json").unlink(missing_ok=True)
     index.save(run_dir / BASE_VECTORS)
     write_json(run_dir / BASE_VECTORS / "about.json", about)
 

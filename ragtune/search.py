@@ -139,7 +139,7 @@ def base_model_of(run_dir: Path) -> str:
 
 def load_retriever(run_dir: Path, which: Which = "tuned", device: str = "") -> Retriever:
     """The saved index with the tuned model, or an index built the same way with the run's base model."""
-    from .models import load_model, pick_device
+    from .models import load_model, pick_device, weights_digest
     from .retrieval import BM25Index, DenseIndex, dense_index, load_base_vectors, read_settings, texts_digest
 
     if which not in ("tuned", "base"):
@@ -172,8 +172,9 @@ def load_retriever(run_dir: Path, which: Which = "tuned", device: str = "") -> R
     texts = [c.text for c in chunks]
     passage_words, chunk_weight = int(settings.get("passage_words", 0)), float(settings.get("chunk_weight", 0.5))
     # The evaluate stage saved the base model's vectors of these units: reuse them, unless anything differs.
-    about = {"format": FORMAT_VERSION, "base_model": source, "max_seq_length": int(model.max_seq_length),
-             "passage_words": passage_words, "texts": texts_digest(texts)}
+    about = {"format": FORMAT_VERSION, "base_model": source, "weights": weights_digest(model),
+             "max_seq_length": int(model.max_seq_length), "passage_words": passage_words,
+             "texts": texts_digest(texts)}
     index = load_base_vectors(run_dir, about, chunk_weight)
     if index is None or index.n_chunks != len(chunks) or index.index.d != model.get_embedding_dimension():
         index = dense_index(model, texts, passage_words, chunk_weight)

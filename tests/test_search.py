@@ -162,7 +162,7 @@ def test_base_index_reuses_the_vectors_of_the_evaluate_stage(run_dir: Path, base
                                atol=1e-5)
 
 
-@pytest.mark.parametrize("change", ["chunk_text", "about", "damaged"])
+@pytest.mark.parametrize("change", ["chunk_text", "about", "weights", "damaged"])
 def test_stale_or_damaged_base_vectors_are_encoded_again(run_dir: Path, tmp_path: Path, change: str,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from ragtune.retrieval import BASE_VECTORS
@@ -179,6 +179,26 @@ def test_stale_or_damaged_base_vectors_are_encoded_again(run_dir: Path, tmp_path
     elif change == "about":
         about = json.loads((copy / BASE_VECTORS / "about.json").read_text())
         (copy / BASE_VECTORS / "about.json").write_text(json.dumps(about | {"max_seq_length": 7}))
+    elif change == "weights":
+        # The base model's folder retrained in place: the same name, other weights.
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        folder = tmp_path / "base"
+        shutil.copytree(json.loads((copy / "config.json").read_text())["base_model"], folder)
+        for name in ("config.json", BASE_VECTORS / "about.json"):
+            data = json.loads((copy / name).read_text())
+            (copy / name).write_text(json.dumps(data | {"base_model": str(folder)}))
+        # Same weights under the new name: the saved vectors are still these.
+        seen = encoded_texts(monkeypatch)
+        load_retriever(copy, "base", device="cpu")
+        assert len(seen) == 0
+        model = SentenceTransformer(str(folder), device="cpu")
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.01)
+        model.save(str(folder))
+        monkeypatch.undo()
     else:
         (copy / BASE_VECTORS / "index.faiss").write_bytes(b"not an index")
     seen = encoded_texts(monkeypatch)
