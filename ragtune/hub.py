@@ -575,7 +575,10 @@ def _message_for(err: BaseException, ctx: _ErrorContext, attempts: int) -> str |
         what = "an HTML page" if err.doc.lstrip().startswith("<") else "something that is not JSON"
         return (f"{where} answered with {what}, not the Hub API: check HF_ENDPOINT (or unset it for "
                 "huggingface.co) and any proxy or network login page in the way, then push again")
-    if isinstance(err, (KeyError, TypeError, AttributeError, IndexError)) and _raised_in_hub_client(err):
+    # A TypeError about arguments is a call ragtune got wrong, raised by huggingface_hub's argument checks: a bug.
+    wrong_call = isinstance(err, TypeError) and "argument" in str(err)
+    if (isinstance(err, (KeyError, TypeError, AttributeError, IndexError)) and not wrong_call
+            and _raised_in_hub_client(err)):
         # A 200 with JSON that is not the reply the client expects (a field missing, a list for an object):
         # another service answering at HF_ENDPOINT, or a proxy rewriting replies.
         return (f"{where} answered with JSON that is not a Hub API reply ({type(err).__name__}: "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -381,6 +382,10 @@ def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
+    except OSError as e:
+        # Some file systems (FUSE, CIFS, vboxsf) cannot sync a directory; its files are synced already.
+        if not (path.is_dir() and e.errno in (errno.EINVAL, errno.ENOTSUP, errno.EBADF)):
+            raise
     finally:
         os.close(fd)
 
@@ -410,7 +415,8 @@ def _mark_complete_callback() -> Any:
         # on_save runs right after the Trainer has written (and rotated) a checkpoint.
         def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if folder.is_dir():
+            # Under torchrun every rank gets on_save; only the one that wrote the checkpoint marks it.
+            if state.is_world_process_zero and folder.is_dir():
                 mark_complete(folder, state.global_step)
 
     return _MarkComplete()
