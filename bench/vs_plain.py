@@ -76,7 +76,7 @@ def ragtune_train(model: Any, cfg: Config, pairs: list[Pair], chunks: dict[str, 
     corpus = [c for cid, c in chunks.items() if cid in keep]
     validation = Validation([p.query for p in val], [p.kind or p.generator for p in val], [p.chunk_id for p in val],
                             [c.id for c in corpus], [c.text for c in corpus]) if val else None
-    fine_tune(model, pairs, chunks, cfg, work, "cpu", validation=validation)
+    return fine_tune(model, pairs, chunks, cfg, work, "cpu", validation=validation)
 
 
 def scores(model: Any, chunks: list[Chunk], suites: dict[str, tuple[list[str], list[Any]]]) -> dict[str, float]:
@@ -90,6 +90,28 @@ def scores(model: Any, chunks: list[Chunk], suites: dict[str, tuple[list[str], l
     return out
 
 
+Suites = dict[str, tuple[list[str], list[Any]]]
+
+
+def load_run(run: Path, bench_file: Path) -> tuple[Config, list[Chunk], list[Pair], Suites]:
+    """A finished run's Config, chunks and training pairs, and the question suites to score on."""
+    settings = read_json(run / "config.json")
+    cfg = Config(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in settings.items()
+                    if k not in ("docs", "out", "themes_file", "pairs_files")}, docs=Path(settings["docs"]))
+    chunk_list = read_jsonl(run / "chunks.jsonl", Chunk)
+    pairs = read_jsonl(run / "pairs_train.jsonl", Pair)
+    if (run / "pairs_lexical.jsonl").exists():
+        pairs += read_jsonl(run / "pairs_lexical.jsonl", Pair)
+    held = read_jsonl(run / "pairs_eval.jsonl", Pair)
+    suites: Suites = {"held-out": ([p.query for p in held], [p.chunk_id for p in held])}
+    if bench_file.exists():
+        bench = load_bench(bench_file)
+        rel = relevant_sets(chunk_list, bench)
+        keep = [i for i, r in enumerate(rel) if r]
+        suites["bench"] = ([bench[i][0] for i in keep], [rel[i] for i in keep])
+    return cfg, chunk_list, pairs, suites
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dir", type=Path)
@@ -99,21 +121,8 @@ def main() -> int:
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     run = args.run_dir
-    settings = read_json(run / "config.json")
-    cfg = Config(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in settings.items()
-                    if k not in ("docs", "out", "themes_file", "pairs_files")}, docs=Path(settings["docs"]))
-    chunk_list = read_jsonl(run / "chunks.jsonl", Chunk)
+    cfg, chunk_list, pairs, suites = load_run(run, args.bench)
     chunks = {c.id: c for c in chunk_list}
-    pairs = read_jsonl(run / "pairs_train.jsonl", Pair)
-    if (run / "pairs_lexical.jsonl").exists():
-        pairs += read_jsonl(run / "pairs_lexical.jsonl", Pair)
-    held = read_jsonl(run / "pairs_eval.jsonl", Pair)
-    suites: dict[str, tuple[list[str], list[Any]]] = {"held-out": ([p.query for p in held], [p.chunk_id for p in held])}
-    if args.bench.exists():
-        bench = load_bench(args.bench)
-        rel = relevant_sets(chunk_list, bench)
-        keep = [i for i, r in enumerate(rel) if r]
-        suites["bench"] = ([bench[i][0] for i in keep], [rel[i] for i in keep])
     base = load_model(resolve_base_model(cfg.base_model), "cpu")
     seq_length = read_json(run / "manifest.json")["stages"]["chunk"]["max_seq_length"]
     print(f"# {len(pairs)} pairs over {len({p.chunk_id for p in pairs})} chunks, {cfg.epochs} epochs; "

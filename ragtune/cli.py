@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from . import __version__
 from . import cli_pairs, cli_search
-from .config import DEFAULT_EXCLUDE, GENERATORS, Config, load_config_file
+from .config import DEFAULT_EXCLUDE, GENERATORS, PRECISIONS, Config, load_config_file
 from .errors import ConfigError, RagtuneError
 from .progress import ProgressReporter
 
@@ -121,6 +121,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-steps", type=int, default=d.max_steps, help="cap on training steps (-1: none)")
     g.add_argument("--seed", type=int, default=d.seed, help="seed of every random choice")
     g.add_argument("--device", default=d.device, help="cpu, cuda, cuda:N or mps ('': cuda or mps if available)")
+    g.add_argument("--precision", choices=PRECISIONS, default=d.precision,
+                   help="training arithmetic (auto: bf16 or fp16 on a GPU, fp32 on a CPU)")
 
     g = p.add_argument_group("model selection")
     g.add_argument("--eval-fraction", type=float, default=d.eval_fraction, help="share of chunks held out")

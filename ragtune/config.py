@@ -15,6 +15,7 @@ from typing import Any
 from .errors import ConfigError
 
 EXTRACTORS = ("pypdf", "pypdfium2")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # Files about a folder rather than documents in it: not trained on or indexed unless `include` names them.
 DEFAULT_EXCLUDE = ("README*", "LICENSE*", "LICENCE*", "CHANGELOG*", "CONTRIBUTING*", "NOTICE*", "SOURCES*")
 GENERATORS = ("offline", "template", "openai", "local")
@@ -110,6 +111,9 @@ class Config:
     seed: int = 13
     # "" picks cuda when available, else cpu.
     device: str = ""
+    # Training arithmetic. auto: bf16 on a GPU that has it (else fp16), fp32 on a CPU, where
+    # bf16 autocast has not been shown to pay for itself (bench/precision.py; README, Options).
+    precision: str = "auto"
     ks: tuple[int, ...] = (1, 3, 5, 10)
     # Index each chunk also as passages of whole sentences, at least this many words each
     # (0: one vector per chunk); a chunk then scores (best passage + chunk_weight * its
@@ -195,6 +199,10 @@ class Config:
 
             problem = device_problem(self.device)
             need("device", problem is None, str(problem))
+        need("precision", self.precision in PRECISIONS,
+             f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+        need("precision", self.precision != "fp16" or self.device == "" or self.device.startswith("cuda"),
+             f"precision fp16 needs a CUDA GPU (device is {self.device!r}); use bf16 or fp32")
         need("ks", all(k > 0 for k in self.ks) and len(self.ks) > 0, "ks must be positive")
         need("passage_words", 0 <= self.passage_words <= 200,
              f"passage_words must be 0..200 (0: off), not {self.passage_words}")
@@ -225,10 +233,12 @@ class TrainingArgs:
     weight_decay: float
     max_steps: int
     seed: int
+    # One of PRECISIONS; settings without the field (PairsConfig) train in fp32.
+    precision: str = "fp32"
 
     @classmethod
     def of(cls, settings: Any) -> "TrainingArgs":
-        return cls(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(cls)})
+        return cls(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(cls) if hasattr(settings, f.name)})
 
 
 def settings_dict(settings: Any) -> dict[str, Any]:

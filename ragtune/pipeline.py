@@ -42,7 +42,7 @@ STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
               "lexical_remove"),
     "train": ("epochs", "batch_size", "learning_rate", "warmup_ratio", "weight_decay", "max_steps", "hard_negatives",
               "same_theme_negatives", "pairs_files", "pairs_loss", "evals", "patience", "wise", "matryoshka_dims",
-              "mini_batch_size", "queries_per_row"),
+              "mini_batch_size", "queries_per_row", "precision"),
     "evaluate": ("ks", "passage_words", "chunk_weight", "hybrid_weight"),
     # save: the summary of the stages before it, nothing of its own.
     "save": (),

@@ -23,6 +23,8 @@ class TrainResult:
     seconds: float
     final_loss: float | None
     device: str
+    # The arithmetic training ran in: fp32, bf16 or fp16.
+    precision: str = "fp32"
     # (step, validation score) at each checkpoint, and the step that was kept.
     val_history: list[tuple[int, float]] = field(default_factory=list)
     best_step: int | None = None
@@ -464,7 +466,7 @@ def scan_checkpoints(folder: Path) -> tuple[Path | None, list[tuple[Path, str]]]
 
 
 def _finished_checkpoint(model: Any, checkpoint: Path, validation: Validation | None, device: str,
-                         progress: Progress | None) -> TrainResult | None:
+                         progress: Progress | None, precision: str = "fp32") -> TrainResult | None:
     """When `checkpoint` is the last step of training, load what training would have ended with
     (the best checkpoint with validation, else the last) and return its result; else None.
 
@@ -491,6 +493,7 @@ def _finished_checkpoint(model: Any, checkpoint: Path, validation: Validation | 
     return TrainResult(
         steps=step, seconds=time.perf_counter() - start, final_loss=float(losses[-1]) if losses else None,
         device=device,
+        precision=precision,
         val_history=[(int(h["step"]), float(h["eval_val_score"])) for h in history if "eval_val_score" in h],
         best_step=checkpoint_step(str(keep)) if validation else None,
     )
@@ -547,8 +550,9 @@ def run_trainer(
     from sentence_transformers.sentence_transformer.training_args import BatchSamplers
     from transformers.trainer_callback import PrinterCallback
 
+    precision = resolve_precision(args.precision, device)
     if resume is not None:
-        finished = _finished_checkpoint(model, resume, validation, device, progress)
+        finished = _finished_checkpoint(model, resume, validation, device, progress, precision)
         if finished is not None:
             return finished
     from datasets import DatasetDict
@@ -585,6 +589,8 @@ def run_trainer(
         disable_tqdm=True,
         use_cpu=device == "cpu",
         dataloader_num_workers=0,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
     )
     stopper = _StopOnSignal()
     callbacks = [_progress_callback(progress), stopper.callback(), _mark_complete_callback()]
@@ -610,9 +616,30 @@ def run_trainer(
         seconds=time.perf_counter() - start,
         final_loss=float(losses[-1]) if losses else float(out.training_loss),
         device=device,
+        precision=precision,
         val_history=[(int(h["step"]), float(h["eval_val_score"])) for h in history if "eval_val_score" in h],
         best_step=checkpoint_step(trainer.state.best_model_checkpoint),
     )
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """What `precision` trains in on `device`: auto is bf16 (or fp16) on a CUDA GPU and fp32 elsewhere.
+
+    >>> resolve_precision("auto", "cpu"), resolve_precision("bf16", "cpu")
+    ('fp32', 'bf16')
+    """
+    if precision == "fp16" and not device.startswith("cuda"):
+        from .config import ConfigError
+
+        raise ConfigError(f"precision fp16 needs a CUDA GPU, and training runs on {device}; use bf16 or fp32",
+                          "precision")
+    if precision != "auto":
+        return precision
+    if not device.startswith("cuda"):
+        return "fp32"
+    import torch
+
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
 def checkpoint_step(path: str | None) -> int | None:

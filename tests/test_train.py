@@ -248,11 +248,48 @@ def test_checkpoint_marker_is_written_after_its_files_reach_the_disk(tmp_path, m
     monkeypatch.setattr(train.os, "fsync", fsync)
     mark_complete(folder, 4)
     marker = str(folder / CHECKPOINT_MARKER)
-    assert order.index(marker) > max(order.index(str(folder / "model.safetensors")),
-                                     order.index(str(folder / "sub" / "optimizer.pt")), order.index(str(folder / "sub")))
+    synced_before = [str(folder / "model.safetensors"), str(folder / "sub" / "optimizer.pt"), str(folder / "sub")]
+    assert order.index(marker) > max(order.index(path) for path in synced_before)
     assert order[-1] == str(folder)  # the marker's name is on the disk too
     assert json.loads((folder / CHECKPOINT_MARKER).read_text()) == {
         "step": 4, "files": {"model.safetensors": 1000, "sub/optimizer.pt": 500, "trainer_state.json": 18}}
     assert checkpoint_problem(folder) is None
     (folder / "model.safetensors").write_bytes(b"w" * 10)
     assert checkpoint_problem(folder) is not None
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_precision_is_the_arithmetic_training_runs_in(tiny_model, tmp_path, precision: str) -> None:
+    from pathlib import Path
+
+    from ragtune.config import Config
+    from ragtune.train import fine_tune
+
+    chunks = _chunks({f"c{i}": f"section {i} covers the {w} control in detail" for i, w in
+                      enumerate(("firewall", "router", "policy", "audit", "backup", "logging"))})
+    pairs = [Pair(f"which section covers {c.text.split()[3]}?", cid, "offline") for cid, c in chunks.items()]
+    seen: set[torch.dtype] = set()
+    linear = next(m for m in tiny_model.modules() if isinstance(m, torch.nn.Linear))
+    hook = linear.register_forward_hook(lambda mod, args, out: seen.add(out.dtype) if torch.is_grad_enabled() else None)
+    cfg = Config(docs=Path("d"), max_steps=2, batch_size=2, precision=precision, device="cpu")
+    try:
+        result = fine_tune(tiny_model, pairs, chunks, cfg, tmp_path / "work", "cpu")
+    finally:
+        hook.remove()
+    assert result.precision == precision and result.steps == 2
+    # What the layers computed in while training: bf16 autocast casts the matmuls.
+    assert seen == {torch.bfloat16 if precision == "bf16" else torch.float32}
+
+
+def test_fp16_needs_a_gpu() -> None:
+    from pathlib import Path
+
+    from ragtune.config import Config, ConfigError
+    from ragtune.train import resolve_precision
+
+    with pytest.raises(ConfigError, match=r"^precision fp16 needs a CUDA GPU \(device is 'cpu'\)") as e:
+        Config(docs=Path("d"), precision="fp16", device="cpu")
+    assert e.value.setting == "precision"
+    with pytest.raises(ConfigError, match="training runs on cpu"):
+        resolve_precision("fp16", "cpu")
+    assert resolve_precision("auto", "cpu") == "fp32"

@@ -79,7 +79,7 @@ def run_stage(run: Run) -> dict[str, Any]:
     tmp.replace(run.path("model"))
     shutil.rmtree(run.path("checkpoints"), ignore_errors=True)
     run.models["tuned"] = tuned
-    summary = f"{result.steps} steps on {result.device}"
+    summary = f"{result.steps} steps on {result.device} ({result.precision})"
     if resumed is not None:
         summary += f" (resumed at step {resumed})"
     if result.final_loss is not None:
@@ -92,6 +92,7 @@ def run_stage(run: Run) -> dict[str, Any]:
         "steps": result.steps,
         "seconds": round(result.seconds, 1),
         "device": result.device,
+        "precision": result.precision,
         "final_loss": result.final_loss,
         "resumed_at": resumed,
         "validation": {
