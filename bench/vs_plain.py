@@ -104,7 +104,9 @@ def load_run(run: Path, bench_file: Path) -> tuple[Config, list[Chunk], list[Pai
         pairs += read_jsonl(run / "pairs_lexical.jsonl", Pair)
     held = read_jsonl(run / "pairs_eval.jsonl", Pair)
     suites: Suites = {"held-out": ([p.query for p in held], [p.chunk_id for p in held])}
-    if bench_file.exists():
+    if not bench_file.exists():
+        print(f"# {bench_file} not found: scoring the held-out questions only (give --bench)", file=sys.stderr)
+    else:
         bench = load_bench(bench_file)
         rel = relevant_sets(chunk_list, bench)
         keep = [i for i, r in enumerate(rel) if r]

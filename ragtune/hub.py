@@ -95,7 +95,7 @@ def validate_repo_id(repo_id: str) -> None:
     >>> validate_repo_id("ragtune-minilm")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ragtune.hub.HubError: repo id 'ragtune-minilm' must look like 'namespace/name' (...), e.g. 'alice/ragtune-minilm'
+    ragtune.errors.HubError: repo id 'ragtune-minilm' must look like 'namespace/name' (...), e.g. 'alice/ragtune-minilm'
     """
     parts = repo_id.split("/")
     if len(parts) != 2 or not all(_REPO_PART.match(p) and "--" not in p and ".." not in p for p in parts):
@@ -332,7 +332,7 @@ def resolve_timeout(timeout: float | None = None) -> float:
     >>> resolve_timeout(float("inf"))
     Traceback (most recent call last):
     ...
-    ragtune.hub.HubError: the Hub timeout must be a number of seconds > 0, not inf
+    ragtune.errors.HubError: the Hub timeout must be a number of seconds > 0, not inf
     """
     name = "the Hub timeout"
     if timeout is None:

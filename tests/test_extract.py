@@ -593,12 +593,12 @@ def test_a_folder_whose_only_documents_are_unreadable_says_so(shared_tmp: Path) 
     code = f"from pathlib import Path; from ragtune.extract import extract_folder; extract_folder(Path({str(docs)!r}))"
     ran = run_unprivileged(["-c", code], shared_tmp)
     assert ran.stderr.strip().splitlines()[-1] == (
-        f"ragtune.extract.ExtractError: {docs} has no .pdf, .txt or .md file that can be read: "
+        f"ragtune.errors.ExtractError: {docs} has no .pdf, .txt or .md file that can be read: "
         f"1 folder skipped: {ex.SKIP_UNREADABLE_FOLDER}: locked/: PermissionError")
     docs.chmod(0)
     ran = run_unprivileged(["-c", code], shared_tmp)
     assert ran.stderr.strip().splitlines()[-1] == (
-        f"ragtune.extract.ExtractError: cannot list {docs} (Permission denied); check its permissions")
+        f"ragtune.errors.ExtractError: cannot list {docs} (Permission denied); check its permissions")
 
 
 def test_list_documents_splits_supported_from_other(tmp_path: Path) -> None:
