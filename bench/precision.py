@@ -48,6 +48,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--max-steps", type=int, default=-1, help="stop each training after this many steps (-1: all)")
     ap.add_argument("--bench", type=Path, default=DEFAULT_BENCH)
+    ap.add_argument("--no-score", action="store_true", help="time only (scores of a few steps say little)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -71,12 +72,12 @@ def main() -> int:
             per_step[precision].append(seconds / max(result.steps, 1))
             print(f"round {r + 1}: {precision} {result.steps} steps in {seconds:.0f}s "
                   f"({per_step[precision][-1]:.2f} s/step, trained in {result.precision})", flush=True)
-            if r == 0:
+            if r == 0 and not args.no_score:
                 quality[precision] = scores(model, chunk_list, suites)
     fp32, bf16 = min(per_step["fp32"]), min(per_step["bf16"])
     print(f"\ns/step: fp32 {fp32:.2f}, bf16 {bf16:.2f} (best of {args.rounds}): bf16 / fp32 time = {bf16 / fp32:.2f}")
     print(f"{'':<26}{'fp32':>9}{'bf16':>9}")
-    for k in quality["fp32"]:
+    for k in quality.get("fp32", {}):
         print(f"{k:<26}{quality['fp32'][k]:>9.3f}{quality['bf16'][k]:>9.3f}")
     if args.json:
         args.json.write_text(json.dumps({"per_step": per_step, "quality": quality, "cpu": cpu_flags()}, indent=2))
