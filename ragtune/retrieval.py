@@ -346,21 +346,6 @@ def read_settings(folder: Path) -> dict[str, Any]:
 BASE_VECTORS = Path("embeddings") / "base"
 
 
-def texts_digest(texts: Sequence[str]) -> str:
-    """A digest of texts in order: a saved index belongs to exactly these.
-
-    >>> texts_digest(["a", "b"]) == texts_digest(["a", "b"]) != texts_digest(["ab"])
-    True
-    """
-    import hashlib
-
-    h = hashlib.sha256()
-    for text in texts:
-        h.update(text.encode("utf-8"))
-        h.update(b"\0")
-    return h.hexdigest()[:20]
-
-
 def save_base_vectors(run_dir: Path, index: DenseIndex, about: dict[str, Any]) -> None:
     """`index` and what it was built from (`about`: base model, max_seq_length, passage settings, texts digest)."""
     from .records import write_json

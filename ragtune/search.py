@@ -140,7 +140,8 @@ def base_model_of(run_dir: Path) -> str:
 def load_retriever(run_dir: Path, which: Which = "tuned", device: str = "") -> Retriever:
     """The saved index with the tuned model, or an index built the same way with the run's base model."""
     from .models import load_model, pick_device, weights_digest
-    from .retrieval import BM25Index, DenseIndex, dense_index, load_base_vectors, read_settings, texts_digest
+    from .retrieval import BM25Index, DenseIndex, dense_index, load_base_vectors, read_settings
+    from .rundir import hash_parts
 
     if which not in ("tuned", "base"):
         raise ValueError(f"which must be 'tuned' or 'base', not {which!r}")
@@ -174,7 +175,7 @@ def load_retriever(run_dir: Path, which: Which = "tuned", device: str = "") -> R
     # The evaluate stage saved the base model's vectors of these units: reuse them, unless anything differs.
     about = {"format": FORMAT_VERSION, "base_model": source, "weights": weights_digest(model),
              "max_seq_length": int(model.max_seq_length), "passage_words": passage_words,
-             "texts": texts_digest(texts)}
+             "texts": hash_parts(*texts)}
     index = load_base_vectors(run_dir, about, chunk_weight)
     if index is None or index.n_chunks != len(chunks) or index.index.d != model.get_embedding_dimension():
         index = dense_index(model, texts, passage_words, chunk_weight)

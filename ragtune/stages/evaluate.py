@@ -103,12 +103,12 @@ def run_stage(run: Run) -> dict[str, Any]:
 def _base_vectors_about(run: Run, texts: list[str]) -> dict[str, Any]:
     """What the saved base index was built from; search.load_retriever rebuilds it when any of it differs."""
     from ..models import resolve_base_model, weights_digest
-    from ..retrieval import texts_digest
+    from ..rundir import hash_parts
 
     base = run.model("base")
     return {"format": FORMAT_VERSION, "base_model": resolve_base_model(run.cfg.base_model),
             "weights": weights_digest(base), "max_seq_length": int(base.max_seq_length),
-            "passage_words": run.cfg.passage_words, "texts": texts_digest(texts)}
+            "passage_words": run.cfg.passage_words, "texts": hash_parts(*texts)}
 
 
 def _hybrid_weight_scores(run: Run, model: Any, dense: Any, bm25: Any, ids: list[str],
