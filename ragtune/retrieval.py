@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .progress import chunked
-from .synth import sentences
+from .text import sentences
 
 # Hybrid weights tried on the validation questions: the dense share of the fused score.
 HYBRID_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))

@@ -22,10 +22,11 @@ INTERNAL = {"RequestFailed", "_Transient", "_SkipFile"}
 def ragtune_exceptions() -> dict[str, type[Exception]]:
     # Interrupts (KeyboardInterrupt subclasses) are not errors: the CLI says what was kept instead.
     found: dict[str, type[Exception]] = {}
-    for info in pkgutil.iter_modules(ragtune.__path__):
-        if info.name == "__main__":
+    # walk_packages goes into the subpackages (stages/, generators/, ...) too.
+    for info in pkgutil.walk_packages(ragtune.__path__, "ragtune."):
+        if info.name == "ragtune.__main__":
             continue
-        module = importlib.import_module(f"ragtune.{info.name}")
+        module = importlib.import_module(info.name)
         for name, obj in vars(module).items():
             if inspect.isclass(obj) and issubclass(obj, Exception) and obj.__module__.startswith("ragtune"):
                 found[name] = obj

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ragtune.filters import drop_near_duplicates, drop_round_trip_failures
+from ragtune.generators.filters import drop_near_duplicates, drop_round_trip_failures
 from ragtune.records import Chunk, Counter, Pair
 
 CHUNKS = [

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from ragtune.lexical import BM25Counts, lexical_pairs, span_of, terms
+from ragtune.generators.lexical import BM25Counts, lexical_pairs, span_of, terms
 from ragtune.records import Chunk
 
 DOCS = ["zero trust architecture assumes breach", "incident response plan", "trust boundaries"]

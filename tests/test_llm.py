@@ -24,11 +24,11 @@ import pytest
 
 from ragtune.config import Config, ConfigError
 from ragtune.errors import NotEnoughDataError
-from ragtune.llm import LLMError, OpenAIGenerator
-from ragtune.llm_local import LocalGenerator
+from ragtune.generators.llm import LLMError, OpenAIGenerator
+from ragtune.generators.local import LocalGenerator
 from ragtune.pipeline import Pipeline
 from ragtune.records import Chunk, Page, read_json, write_jsonl
-from ragtune.synth import words
+from ragtune.text import words
 from tests.llmserver import LLMServer, Reply, passage_of
 
 REPO = Path(__file__).resolve().parents[1]
@@ -202,7 +202,7 @@ def test_some_chunks_failing_are_counted(chunks: list[Chunk]) -> None:
 
 
 def test_a_server_that_goes_away_stops_the_run(chunks: list[Chunk], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("ragtune.llm.STOP_AFTER_FAILURES", 3)
+    monkeypatch.setattr("ragtune.generators.llm.STOP_AFTER_FAILURES", 3)
     with LLMServer(many_formats) as server:
         server.script(Reply(), *[Reply(500)] * 10)
         with pytest.raises(LLMError, match=r"^stopped after 3 chunks in a row failed at .*HTTP 500.*then rerun$"):
@@ -272,7 +272,7 @@ import random, signal, sys
 from pathlib import Path
 # A process started in the background by a shell inherits SIGINT ignored; Ctrl-C at a terminal is not.
 signal.signal(signal.SIGINT, signal.default_int_handler)
-from ragtune.llm import OpenAIGenerator
+from ragtune.generators.llm import OpenAIGenerator
 from ragtune.records import Chunk, read_jsonl
 chunks = read_jsonl(Path(sys.argv[1]), Chunk)
 gen = OpenAIGenerator(sys.argv[2], "test-model", 3, concurrency=2, timeout=5, retries=0, seed=13,
@@ -421,7 +421,7 @@ def test_local_with_a_missing_model_is_one_line(tmp_path: Path) -> None:
     ('```\n"What is GAI?",\n"Why red-team models?"\n```', ["What is GAI?", "Why red-team models?"]),
 ])
 def test_reply_shapes(reply: str, questions: list[str]) -> None:
-    from ragtune.llm import select_questions
+    from ragtune.generators.llm import select_questions
     from ragtune.records import Counter
 
     dropped = Counter()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from ..generators import make_generator
+from ..generators.filters import drop_near_duplicates, drop_round_trip_failures, filter_pairs
 from ..records import Chunk, Counter, Pair, read_jsonl, write_jsonl
 from . import Run
 
 
 def run_stage(run: Run) -> dict[str, Any]:
     from ..models import word_vocabulary
-    from ..synth import filter_pairs, make_generator
 
     cfg = run.cfg
     chunks = read_jsonl(run.path("chunks.jsonl"), Chunk)
@@ -50,7 +51,6 @@ def run_stage(run: Run) -> dict[str, Any]:
 def _filter_more(run: Run, pairs: list[Pair], chunks: list[Chunk], dropped: Counter, baseline: bool) -> list[Pair]:
     """Near-duplicate and round-trip filters (counted in `dropped`); the template
     baseline skips round trip, as its questions repeat across chunks by design."""
-    from ..filters import drop_near_duplicates, drop_round_trip_failures
     from ..retrieval import embed
 
     if run.cfg.near_duplicate < 1.0 and pairs:

@@ -7,13 +7,14 @@ from typing import Any
 
 from ..config import LLM_GENERATORS
 from ..errors import NotEnoughDataError
+from ..generators import OfflineGenerator
+from ..generators.filters import filter_pairs
+from ..generators.lexical import lexical_pairs
 from ..records import Chunk, Pair, read_jsonl, write_jsonl
 from . import Run
 
 
 def run_stage(run: Run) -> dict[str, Any]:
-    from ..synth import split_by_chunk
-
     pairs = read_jsonl(run.path("pairs.jsonl"), Pair)
     train, held = split_by_chunk(pairs, run.cfg.eval_fraction, run.cfg.seed, run.cfg.eval_max_chunks)
     n_train_chunks = len({p.chunk_id for p in train})
@@ -36,8 +37,6 @@ def run_stage(run: Run) -> dict[str, Any]:
             val += other_style_questions(run, {p.chunk_id for p in val})
         else:
             val = []
-    from ..lexical import lexical_pairs
-
     # BM25-labelled pseudo-queries, from training chunks only and labelled with training chunks only.
     lexical = lexical_pairs(read_jsonl(run.path("chunks.jsonl"), Chunk), {p.chunk_id for p in train},
                             run.cfg.lexical_per_chunk, run.cfg.seed, run.cfg.lexical_remove)
@@ -63,9 +62,27 @@ def other_style_questions(run: Run, chunk_ids: set[str]) -> list[Pair]:
     the mix from rewarding a model that only learned the LLM's phrasing."""
     if run.cfg.generator not in LLM_GENERATORS:
         return []
-    from ..synth import OfflineGenerator, filter_pairs
-
     chunks = read_jsonl(run.path("chunks.jsonl"), Chunk)
     made = OfflineGenerator(run.cfg.questions_per_chunk).generate(chunks, random.Random(run.cfg.seed))
     mine = [p for p in made if p.chunk_id in chunk_ids]
     return filter_pairs(mine, {c.id: c for c in chunks}).pairs
+
+
+def split_by_chunk(pairs: list[Pair], eval_fraction: float, seed: int,
+                   max_chunks: int | None = None) -> tuple[list[Pair], list[Pair]]:
+    """Hold out all questions of a seeded random subset of chunks: `eval_fraction` of
+    them, but never more than `max_chunks`.
+
+    No chunk has questions on both sides, so evaluation never rewards
+    memorising a training chunk.
+    """
+    chunk_ids = sorted({p.chunk_id for p in pairs})
+    rng = random.Random(seed)
+    rng.shuffle(chunk_ids)
+    n_eval = max(1, round(len(chunk_ids) * eval_fraction)) if len(chunk_ids) > 1 else 0
+    if max_chunks is not None:
+        n_eval = min(n_eval, max_chunks)
+    held = set(chunk_ids[:n_eval])
+    train = [p for p in pairs if p.chunk_id not in held]
+    test = [p for p in pairs if p.chunk_id in held]
+    return train, test

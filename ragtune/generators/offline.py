@@ -1,10 +1,5 @@
-"""Chunks -> synthetic (question, chunk id) pairs, and the held-out split.
-
-Generators implement `QuestionGenerator`. `template` is the original recipe,
-kept only as a baseline: its question text repeats across chunks, which makes
-retrieval worse. `offline` (the default) writes questions specific to each
-chunk from the chunk's own content, with no LLM and no network.
-"""
+"""The default question generator: chunk-specific questions from the chunk's own content,
+with no LLM and no network (term, sentence and inverse-cloze questions)."""
 
 from __future__ import annotations
 
@@ -12,28 +7,13 @@ import math
 import random
 import re
 from collections import Counter as TallyCounter
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from .config import DEFAULT_LLM_BASE_URL
-from .records import Chunk, Counter, Pair
+from ..records import Chunk, Counter, Pair
+from ..text import STOPWORDS, clean_query, normalise, sentences, words
 
 if TYPE_CHECKING:
     from .llm import LLMStats
-
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’\-]*[A-Za-z0-9]|[A-Za-z]")
-_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+(?=[A-Z(\"“])")
-
-STOPWORDS = frozenset(
-    """a about above after again against all also am an and any are as at be because been before being below between
-    both but by can could did do does doing down during each either etc few for from further had has have having he her
-    here hers him his how however i if in into is it its itself may me might more most must my no nor not of off on once
-    only or other our ours out over own per same shall she should so some such than that the their theirs them then there
-    these they this those through thus to too under until up upon us very via was we were what when where which while who
-    whom why will with within without would you your e.g i.e. eg ie page section figure table see use used using based
-    well one two three new include includes including""".split()
-)
 
 # Verbs that open the imperative sentences common in guidance and standards
 # ("Establish procedures for …"); such a sentence reads naturally as "How should …?".
@@ -114,104 +94,6 @@ def _standalone_subject(subject: str) -> bool:
             and toks[-1] not in {"and", "or", "but", "then"}
             and not re.search(r" (?:that|which|who|where|when|if|because|exists?|has|have|had|is|are)\b|[:;,]",
                               subject))
-
-
-class QuestionGenerator(Protocol):
-    """Makes questions for chunks. `name` is recorded on every pair it makes.
-
-    After `generate`, `dropped` counts by reason what it made but could not use (an LLM's
-    unusable lines, failed chunks), and `stats` holds an LLM generator's requests, tokens
-    and time (None for the generators that need no LLM).
-    """
-
-    name: str
-    dropped: Counter
-    stats: LLMStats | None
-
-    def generate(self, chunks: list[Chunk], rng: random.Random) -> list[Pair]: ...
-
-
-@dataclass
-class Generation:
-    pairs: list[Pair]
-    dropped: Counter = field(default_factory=Counter)
-
-
-def words(text: str) -> list[str]:
-    """Lowercased word tokens.
-
-    >>> words("Zero-trust networks, e.g. ZTA!")
-    ['zero-trust', 'networks', 'e', 'g', 'zta']
-    """
-    return [w.lower().replace("’", "'") for w in _WORD.findall(text)]
-
-
-_IDENTIFIER = re.compile(r"\b(?=[\w.-]*\d)(?=[\w.-]*[A-Z])[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)+\b")
-_CITATION = re.compile(r"(?<=[a-z.,;:)”\"])\d{1,3}(?:,\d{1,3})*(?=\s|$)")
-_LEADING_MARKER = re.compile(r"^(?:[\d•·▪◦*–-]+[.)]?\s+)+")
-_URL = re.compile(r"(?:https?://|www\.)\S+|\S+\.(?:com|gov|org|edu|net|pdf|html?)(?:/\S*)?\b|\S*/\S*/\S*")
-
-
-def clean_query(text: str) -> str:
-    """Strip what no one types in a question: document ids, footnote marks, list bullets.
-
-    >>> clean_query("5 These risks GV-1.3-003 occur across outputs.9,10 Later")
-    'These risks occur across outputs. Later'
-    """
-    text = _URL.sub(" ", text)
-    text = _IDENTIFIER.sub(" ", text)
-    text = _CITATION.sub("", text)
-    text = _LEADING_MARKER.sub("", text.strip())
-    return re.sub(r"\s+", " ", text).strip()
-
-
-def _is_heading(line: str, next_line: str) -> bool:
-    # A short line with no closing punctuation, followed by a capitalised line,
-    # is a heading or a table cell, not part of a sentence.
-    line, next_line = line.strip(), next_line.strip()
-    return (
-        bool(line)
-        and len(line.split()) <= 8
-        and not line.endswith((".", ",", ";", ":", "?", "!", "-"))
-        and (not next_line or not next_line[0].islower())
-    )
-
-
-def sentences(text: str) -> list[str]:
-    """Split chunk text into sentences, rejoining the line breaks PDF text is full of.
-
-    >>> sentences("Incident Handling\\nTeams should log\\nevery event. Then act.")
-    ['Incident Handling', 'Teams should log every event.', 'Then act.']
-    """
-    blocks, current = [], []
-    lines = text.split("\n")
-    for line, next_line in zip(lines, lines[1:] + [""]):
-        if _is_heading(line, next_line) or not line.strip():
-            blocks += [" ".join(current)] if current else []
-            blocks += [line.strip()] if line.strip() else []
-            current = []
-        else:
-            current.append(line.strip())
-    blocks += [" ".join(current)] if current else []
-    return [s.strip() for b in blocks for s in _SENTENCE_END.split(re.sub(r"\s+", " ", b)) if s.strip()]
-
-
-class TemplateGenerator:
-    """The original recipe: "What does this text say about {theme}?" — a baseline only."""
-
-    name = "template"
-
-    def __init__(self) -> None:
-        self.dropped = Counter()
-        self.stats: LLMStats | None = None
-
-    def generate(self, chunks: list[Chunk], rng: random.Random) -> list[Pair]:
-        pairs = []
-        for c in chunks:
-            for theme in c.themes or ("this topic",):
-                pairs.append(Pair(f"What does this text say about {theme}?", c.id, self.name, "template"))
-        return pairs
-
 
 def _clean_lines(text: str) -> str:
     """`clean_query` line by line, keeping the line breaks: a phrase never runs from a
@@ -454,7 +336,7 @@ class OfflineGenerator:
                     if "{q}" in frame and q == p:
                         frame = "What {is_} {p}?"
                     question = frame.format(p=p, q=q, is_="are" if plural else "is", does="do" if plural else "does")
-                    if _normalise(question) not in asked:
+                    if normalise(question) not in asked:
                         made.append((question, "keyphrase"))
                         break
             for s in salient[:want]:
@@ -469,7 +351,7 @@ class OfflineGenerator:
                     if by_kind.get(kind) and len(order) < self.questions_per_chunk:
                         order.append((by_kind[kind].pop(0), kind))
             pairs.extend(Pair(q, c.id, self.name, kind) for q, kind in order)
-            asked.update(_normalise(q) for q, _ in order)
+            asked.update(normalise(q) for q, _ in order)
         return pairs
 
 
@@ -506,89 +388,3 @@ def _lower_first(text: str) -> str:
     ('the framework', 'AI systems')
     """
     return text[0].lower() + text[1:] if text[:2].istitle() else text
-
-
-def make_generator(name: str, questions_per_chunk: int, *, base_url: str = DEFAULT_LLM_BASE_URL, model: str = "",
-                   concurrency: int = 4, timeout: float = 60.0, retries: int = 4, seed: int = 13,
-                   cache_dir: Path | None = None, device: str = "",
-                   vocabulary: frozenset[str] | None = None) -> QuestionGenerator:
-    """The generator called `name`, from the run's settings (the LLM ones matter only for
-    `openai` and `local`; the API key is read from OPENAI_API_KEY here, never from a setting)."""
-    if name == "template":
-        return TemplateGenerator()
-    if name == "offline":
-        return OfflineGenerator(questions_per_chunk, vocabulary=vocabulary)
-    if name in ("openai", "local") and not model:
-        raise ValueError(f"the {name} generator needs a model")
-    if name == "openai":
-        import os
-
-        from .llm import OpenAIGenerator
-
-        return OpenAIGenerator(base_url, model, questions_per_chunk, api_key=os.environ.get("OPENAI_API_KEY", ""),
-                               concurrency=concurrency, timeout=timeout, retries=retries, seed=seed,
-                               cache_dir=cache_dir)
-    if name == "local":
-        from .llm_local import LocalGenerator
-
-        return LocalGenerator(model, questions_per_chunk, seed=seed, cache_dir=cache_dir, device=device)
-    raise ValueError(f"unknown generator {name!r}")
-
-
-def _normalise(q: str) -> str:
-    return " ".join(words(q))
-
-
-def filter_pairs(
-    pairs: list[Pair], chunks: dict[str, Chunk], min_words: int = 3, max_words: int = 64, across_chunks: bool = True
-) -> Generation:
-    """Drop unusable questions, counting each rule.
-
-    A question whose text was already asked (of any chunk, or with
-    `across_chunks=False` of the same chunk) is a duplicate. The template
-    baseline turns cross-chunk deduplication off, to reproduce the original
-    recipe where one question text points at many chunks.
-
-    >>> ch = {"c": Chunk("c", "a", (1,), "Zero trust assumes no implicit trust.", 7)}
-    >>> g = filter_pairs([Pair("What is zero trust?", "c", "x"), Pair("what is zero  TRUST", "c", "x"), Pair("Hi", "c", "x")], ch)
-    >>> len(g.pairs), g.dropped.counts
-    (1, {'duplicate question': 1, 'too short': 1})
-    """
-    out = Generation(pairs=[])
-    seen: set[str | tuple[str, str]] = set()
-    for p in pairs:
-        norm = _normalise(p.query)
-        key = norm if across_chunks else (norm, p.chunk_id)
-        n = len(norm.split())
-        if n < min_words:
-            out.dropped.add("too short", p.query)
-        elif n > max_words:
-            out.dropped.add("too long", p.query[:60])
-        elif key in seen:
-            out.dropped.add("duplicate question", p.query)
-        elif p.chunk_id in chunks and norm == _normalise(chunks[p.chunk_id].text):
-            out.dropped.add("copies the whole chunk", p.query[:60])
-        else:
-            seen.add(key)
-            out.pairs.append(p)
-    return out
-
-
-def split_by_chunk(pairs: list[Pair], eval_fraction: float, seed: int,
-                   max_chunks: int | None = None) -> tuple[list[Pair], list[Pair]]:
-    """Hold out all questions of a seeded random subset of chunks: `eval_fraction` of
-    them, but never more than `max_chunks`.
-
-    No chunk has questions on both sides, so evaluation never rewards
-    memorising a training chunk.
-    """
-    chunk_ids = sorted({p.chunk_id for p in pairs})
-    rng = random.Random(seed)
-    rng.shuffle(chunk_ids)
-    n_eval = max(1, round(len(chunk_ids) * eval_fraction)) if len(chunk_ids) > 1 else 0
-    if max_chunks is not None:
-        n_eval = min(n_eval, max_chunks)
-    held = set(chunk_ids[:n_eval])
-    train = [p for p in pairs if p.chunk_id not in held]
-    test = [p for p in pairs if p.chunk_id in held]
-    return train, test

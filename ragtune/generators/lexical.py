@@ -24,8 +24,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .records import Chunk, Pair
-from .synth import STOPWORDS, clean_query, sentences, words
+from ..records import Chunk, Pair
+from ..text import STOPWORDS, clean_query, sentences, words
 
 KIND = "lexical"
 

@@ -1,5 +1,5 @@
-"""Question filters that need more than the question's own text: near-duplicates
-(by embedding) and round-trip consistency (by BM25 over all chunks).
+"""Question filters: the rules on a question's own text (`filter_pairs`), and those that need
+more: near-duplicates (by embedding) and round-trip consistency (by BM25 over all chunks).
 
 Each filter returns the pairs it keeps and counts what it drops, per rule.
 """
@@ -8,8 +8,44 @@ from __future__ import annotations
 
 import numpy as np
 
-from .records import Chunk, Counter, Pair
+from ..records import Chunk, Counter, Pair
+from ..text import normalise
+from . import Generation
 
+
+def filter_pairs(
+    pairs: list[Pair], chunks: dict[str, Chunk], min_words: int = 3, max_words: int = 64, across_chunks: bool = True
+) -> Generation:
+    """Drop unusable questions, counting each rule.
+
+    A question whose text was already asked (of any chunk, or with
+    `across_chunks=False` of the same chunk) is a duplicate. The template
+    baseline turns cross-chunk deduplication off, to reproduce the original
+    recipe where one question text points at many chunks.
+
+    >>> ch = {"c": Chunk("c", "a", (1,), "Zero trust assumes no implicit trust.", 7)}
+    >>> g = filter_pairs([Pair("What is zero trust?", "c", "x"), Pair("what is zero  TRUST", "c", "x"), Pair("Hi", "c", "x")], ch)
+    >>> len(g.pairs), g.dropped.counts
+    (1, {'duplicate question': 1, 'too short': 1})
+    """
+    out = Generation(pairs=[])
+    seen: set[str | tuple[str, str]] = set()
+    for p in pairs:
+        norm = normalise(p.query)
+        key = norm if across_chunks else (norm, p.chunk_id)
+        n = len(norm.split())
+        if n < min_words:
+            out.dropped.add("too short", p.query)
+        elif n > max_words:
+            out.dropped.add("too long", p.query[:60])
+        elif key in seen:
+            out.dropped.add("duplicate question", p.query)
+        elif p.chunk_id in chunks and norm == normalise(chunks[p.chunk_id].text):
+            out.dropped.add("copies the whole chunk", p.query[:60])
+        else:
+            seen.add(key)
+            out.pairs.append(p)
+    return out
 
 def drop_near_duplicates(pairs: list[Pair], vectors: np.ndarray, threshold: float, dropped: Counter) -> list[Pair]:
     """Keep a question unless an earlier kept question of the same chunk has
@@ -45,7 +81,7 @@ def drop_round_trip_failures(pairs: list[Pair], chunks: list[Chunk], k: int, dro
     model, so that the filter does not keep only what the base model already
     gets right.
     """
-    from .evaluate import bm25_rankings
+    from ..evaluate import bm25_rankings
 
     if not pairs:
         return []
@@ -58,4 +94,3 @@ def drop_round_trip_failures(pairs: list[Pair], chunks: list[Chunk], k: int, dro
         else:
             dropped.add(f"round trip: own chunk not in BM25 top {k}", p.query)
     return kept
-

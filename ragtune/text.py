@@ -1,0 +1,86 @@
+"""Text helpers shared by the question generators, lexical distillation and passage indexing:
+word tokens, sentences (rejoining PDF line breaks), and the cleaning a typed question gets."""
+
+from __future__ import annotations
+
+import re
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’\-]*[A-Za-z0-9]|[A-Za-z]")
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+(?=[A-Z(\"“])")
+
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been before being below between
+    both but by can could did do does doing down during each either etc few for from further had has have having he her
+    here hers him his how however i if in into is it its itself may me might more most must my no nor not of off on once
+    only or other our ours out over own per same shall she should so some such than that the their theirs them then there
+    these they this those through thus to too under until up upon us very via was we were what when where which while who
+    whom why will with within without would you your e.g i.e. eg ie page section figure table see use used using based
+    well one two three new include includes including""".split()
+)
+
+def words(text: str) -> list[str]:
+    """Lowercased word tokens.
+
+    >>> words("Zero-trust networks, e.g. ZTA!")
+    ['zero-trust', 'networks', 'e', 'g', 'zta']
+    """
+    return [w.lower().replace("’", "'") for w in _WORD.findall(text)]
+
+
+_IDENTIFIER = re.compile(r"\b(?=[\w.-]*\d)(?=[\w.-]*[A-Z])[A-Za-z0-9]+(?:[-.][A-Za-z0-9]+)+\b")
+_CITATION = re.compile(r"(?<=[a-z.,;:)”\"])\d{1,3}(?:,\d{1,3})*(?=\s|$)")
+_LEADING_MARKER = re.compile(r"^(?:[\d•·▪◦*–-]+[.)]?\s+)+")
+_URL = re.compile(r"(?:https?://|www\.)\S+|\S+\.(?:com|gov|org|edu|net|pdf|html?)(?:/\S*)?\b|\S*/\S*/\S*")
+
+
+def clean_query(text: str) -> str:
+    """Strip what no one types in a question: document ids, footnote marks, list bullets.
+
+    >>> clean_query("5 These risks GV-1.3-003 occur across outputs.9,10 Later")
+    'These risks occur across outputs. Later'
+    """
+    text = _URL.sub(" ", text)
+    text = _IDENTIFIER.sub(" ", text)
+    text = _CITATION.sub("", text)
+    text = _LEADING_MARKER.sub("", text.strip())
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _is_heading(line: str, next_line: str) -> bool:
+    # A short line with no closing punctuation, followed by a capitalised line,
+    # is a heading or a table cell, not part of a sentence.
+    line, next_line = line.strip(), next_line.strip()
+    return (
+        bool(line)
+        and len(line.split()) <= 8
+        and not line.endswith((".", ",", ";", ":", "?", "!", "-"))
+        and (not next_line or not next_line[0].islower())
+    )
+
+
+def sentences(text: str) -> list[str]:
+    """Split chunk text into sentences, rejoining the line breaks PDF text is full of.
+
+    >>> sentences("Incident Handling\\nTeams should log\\nevery event. Then act.")
+    ['Incident Handling', 'Teams should log every event.', 'Then act.']
+    """
+    blocks, current = [], []
+    lines = text.split("\n")
+    for line, next_line in zip(lines, lines[1:] + [""]):
+        if _is_heading(line, next_line) or not line.strip():
+            blocks += [" ".join(current)] if current else []
+            blocks += [line.strip()] if line.strip() else []
+            current = []
+        else:
+            current.append(line.strip())
+    blocks += [" ".join(current)] if current else []
+    return [s.strip() for b in blocks for s in _SENTENCE_END.split(re.sub(r"\s+", " ", b)) if s.strip()]
+
+
+def normalise(text: str) -> str:
+    """The text as its lowercased words, for comparing questions.
+
+    >>> normalise("What is  Zero-Trust?")
+    'what is zero-trust'
+    """
+    return " ".join(words(text))
