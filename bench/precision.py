@@ -3,7 +3,7 @@
     python bench/precision.py RUN_DIR [--rounds 2] [--max-steps 12] [--bench ../shared/bench/nist_ragas_test100.csv]
 
 In one process, alternating fp32, bf16, fp32, bf16 …, each round trains a fresh copy of
-the run's base model with `ragtune.train.fine_tune` and the run's Config (as the train
+the run's base model with `ragtune.training.trainer.fine_tune` and the run's Config (as the train
 stage does: validation, best checkpoint, WiSE mix), changing only `precision`. With
 --max-steps the runs stop after that many steps, for a speed ratio in minutes; without
 it they train as the run did. The first round's models are scored on the held-out and

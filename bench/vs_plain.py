@@ -9,7 +9,7 @@ pairs_train.jsonl and pairs_lexical.jsonl) for the same number of epochs:
 - plain: one (question, chunk) row per pair, MultipleNegativesRankingLoss, NO_DUPLICATES
   batches of 32, fp32, the model's default max_seq_length, nothing else (the recipe of
   sentence-transformers' training examples);
-- ragtune: `ragtune.train.fine_tune` with the run's Config, as the train stage calls it
+- ragtune: `ragtune.training.trainer.fine_tune` with the run's Config, as the train stage calls it
   (rows of one chunk and 4 of its questions, no attention dropout, validation,
   best checkpoint and WiSE mix).
 
@@ -65,7 +65,7 @@ def ragtune_train(model: Any, cfg: Config, pairs: list[Pair], chunks: dict[str, 
                   work: Path) -> Any:
     """ragtune's train stage: the same call and validation set-up as ragtune.stages.train."""
     from ragtune.stages.train import VALIDATION_CORPUS
-    from ragtune.train import Validation, fine_tune
+    from ragtune.training.trainer import Validation, fine_tune
 
     val = read_jsonl(run_dir / "pairs_val.jsonl", Pair)
     held = {p.chunk_id for p in read_jsonl(run_dir / "pairs_eval.jsonl", Pair)}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .training.losses import LOSSES
 
 EXTRACTORS = ("pypdf", "pypdfium2")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -239,6 +240,70 @@ class TrainingArgs:
     @classmethod
     def of(cls, settings: Any) -> "TrainingArgs":
         return cls(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(cls) if hasattr(settings, f.name)})
+
+
+MEDIUM_MODEL = "sentence-transformers/all-mpnet-base-v2"
+# "" is the bundled all-MiniLM-L6-v2 (see models.resolve_base_model).
+PRESETS: dict[str, dict[str, Any]] = {
+    # Tuned on tests/data/pairs (bench/pairs_bench.py): 2 epochs at 6e-5 beat 4 at 3e-5 on every subset.
+    "small": {"base_model": "", "epochs": 2.0, "batch_size": 16, "learning_rate": 6e-5},
+    # Not measured here (no network to fetch the model): mpnet's usual fine-tuning settings.
+    "medium": {"base_model": MEDIUM_MODEL, "epochs": 2.0, "batch_size": 16, "learning_rate": 2e-5},
+}
+
+
+@dataclass(frozen=True)
+class PairsConfig:
+    """Settings of one `ragtune pairs` run. Unset (None) training settings come from the preset.
+
+    >>> PairsConfig(pairs_files=(Path("p.csv"),)).batch_size
+    16
+    """
+
+    pairs_files: tuple[Path, ...] = ()
+    alternatives: tuple[Path, ...] = ()
+    out: Path = Path("runs/pairs")
+    preset: str = "small"
+    base_model: str | None = None
+    loss: str = "cosine"
+    epochs: float | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    # Fraction of pairs held out for before/after evaluation.
+    eval_fraction: float = 0.2
+    # Stop after this many optimiser steps (-1: run all epochs). Tests use it.
+    max_steps: int = -1
+    seed: int = 13
+    # "" picks cuda when available, else cpu.
+    device: str = ""
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise ConfigError(msg)
+
+        need(self.preset in PRESETS, f"preset must be one of {', '.join(PRESETS)}, not {self.preset!r}")
+        # Frozen: fill preset values in place so every field is concrete after construction.
+        for name, value in PRESETS[self.preset].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        object.__setattr__(self, "pairs_files", tuple(Path(p) for p in self.pairs_files))
+        object.__setattr__(self, "alternatives", tuple(Path(p) for p in self.alternatives))
+        need(bool(self.pairs_files or self.alternatives), "give at least one pairs file or --alternatives file")
+        need(self.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
+        need(self.epochs > 0, f"epochs must be > 0, not {self.epochs}")
+        need(self.batch_size >= 2, f"batch_size must be >= 2, not {self.batch_size}")
+        need(0 < self.learning_rate < 1, f"learning_rate must be in (0, 1), not {self.learning_rate}")
+        need(0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), not {self.warmup_ratio}")
+        need(0 <= self.weight_decay < 1, f"weight_decay must be in [0, 1), not {self.weight_decay}")
+        need(0.05 <= self.eval_fraction <= 0.5, f"eval_fraction must be between 0.05 and 0.5, not {self.eval_fraction}")
+        need(self.max_steps == -1 or self.max_steps > 0, "max_steps must be -1 (no cap) or > 0")
+        need(self.device in ("", "cpu", "cuda", "mps") or self.device.startswith("cuda:"), f"unknown device {self.device!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return settings_dict(self)
 
 
 def settings_dict(settings: Any) -> dict[str, Any]:

@@ -233,7 +233,7 @@ class Pipeline:
     # -- the run -------------------------------------------------------------------------
     def run(self) -> RunResult:
         """Run every stage whose inputs changed, holding run.lock; a full disk is a DiskFullError."""
-        from . import distributed
+        from .training import distributed
 
         if distributed.rank() > 0:
             # Under torchrun only rank 0 runs the stages; this rank trains beside it (ragtune.distributed).
@@ -262,9 +262,9 @@ class Pipeline:
 
     def _follow(self) -> RunResult:
         """A torchrun rank other than 0: train each time rank 0 trains, write nothing, return rank 0's result."""
-        from . import distributed
+        from .training import distributed
         from .models import load_model, pick_device, resolve_base_model
-        from .train import fine_tune
+        from .training.trainer import fine_tune
 
         while isinstance(job := distributed.share(), dict):
             device = pick_device(self.cfg.device)

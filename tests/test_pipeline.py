@@ -452,7 +452,7 @@ def test_long_chunks_raise_max_seq_length_instead_of_being_cut(finished: Finishe
 
 def test_hard_negative_run_gives_every_training_chunk_a_negative_it_may_see(finished: Finished, tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    import ragtune.train as train
+    import ragtune.training.trainer as train
 
     given: list[dict[str, str]] = []
     real = train.fine_tune

@@ -5,12 +5,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 import pytest
 import torch
 
 from ragtune.records import Chunk, Pair
-from ragtune.train import MultiQueryRankingLoss, training_rows
+from ragtune.training.trainer import MultiQueryRankingLoss, training_rows
 
 
 class _FixedEncoder(torch.nn.Module):
@@ -81,7 +80,7 @@ def _chunks(texts: dict[str, str]) -> dict[str, Chunk]:
 
 
 def test_hard_negative_is_the_closest_wrong_chunk() -> None:
-    from ragtune.train import mine_hard_negatives
+    from ragtune.training.trainer import mine_hard_negatives
 
     chunks = _chunks({
         "fw": "firewall firewall router",
@@ -95,7 +94,7 @@ def test_hard_negative_is_the_closest_wrong_chunk() -> None:
 
 
 def test_likely_false_negatives_and_held_out_chunks_are_skipped() -> None:
-    from ragtune.train import mine_hard_negatives
+    from ragtune.training.trainer import mine_hard_negatives
 
     chunks = _chunks({
         "fw": "firewall router",
@@ -111,7 +110,7 @@ def test_likely_false_negatives_and_held_out_chunks_are_skipped() -> None:
 
 
 def test_same_theme_negatives_are_preferred_when_there_is_one() -> None:
-    from ragtune.train import mine_hard_negatives
+    from ragtune.training.trainer import mine_hard_negatives
 
     chunks = _chunks({
         "fw": "firewall router",
@@ -148,7 +147,7 @@ def test_rows_carry_the_negative_and_the_loss_uses_it() -> None:
 
 
 def test_validation_score_is_the_mean_over_question_kinds() -> None:
-    from ragtune.train import Validation
+    from ragtune.training.trainer import Validation
 
     corpus = {"f": "firewall firewall", "r": "router router", "p": "policy policy"}
     # Kind "a": one question ranked 1st (RR 1), one ranked 2nd (RR 1/2) -> 0.75.
@@ -186,7 +185,7 @@ def _perturbed(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def test_choose_mix_keeps_the_share_validation_prefers(tiny_model, want: float, tried: set[float]) -> None:
     import copy
 
-    from ragtune.train import choose_mix
+    from ragtune.training.trainer import choose_mix
 
     model = copy.deepcopy(tiny_model)
     base = {k: v.clone() for k, v in model.state_dict().items()}
@@ -207,7 +206,7 @@ def test_choose_mix_keeps_the_share_validation_prefers(tiny_model, want: float, 
 def test_cached_loss_gives_the_same_loss_and_gradients(tiny_model) -> None:
     import copy
 
-    from ragtune.train import cached_ranking_loss
+    from ragtune.training.trainer import cached_ranking_loss
 
     texts = [f"topic {w} is described in detail here" for w in ("alpha", "beta", "gamma", "delta", "epsilon")]
     queries = [[f"what about {w}?", f"{w} details"] for w in ("alpha", "beta", "gamma", "delta", "epsilon")]
@@ -230,8 +229,8 @@ def test_checkpoint_marker_is_written_after_its_files_reach_the_disk(tmp_path, m
     import json
     import os
 
-    from ragtune import train
-    from ragtune.train import CHECKPOINT_MARKER, checkpoint_problem, mark_complete
+    from ragtune.training import trainer as train
+    from ragtune.training.trainer import CHECKPOINT_MARKER, checkpoint_problem, mark_complete
 
     folder = tmp_path / "checkpoint-4"
     (folder / "sub").mkdir(parents=True)
@@ -263,7 +262,7 @@ def test_precision_is_the_arithmetic_training_runs_in(tiny_model, tmp_path, prec
     from pathlib import Path
 
     from ragtune.config import Config
-    from ragtune.train import fine_tune
+    from ragtune.training.trainer import fine_tune
 
     chunks = _chunks({f"c{i}": f"section {i} covers the {w} control in detail" for i, w in
                       enumerate(("firewall", "router", "policy", "audit", "backup", "logging"))})
@@ -285,7 +284,7 @@ def test_fp16_needs_a_gpu() -> None:
     from pathlib import Path
 
     from ragtune.config import Config, ConfigError
-    from ragtune.train import resolve_precision
+    from ragtune.training.trainer import resolve_precision
 
     with pytest.raises(ConfigError, match=r"^precision fp16 needs a CUDA GPU \(device is 'cpu'\)") as e:
         Config(docs=Path("d"), precision="fp16", device="cpu")

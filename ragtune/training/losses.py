@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .records import LabelledPair
+from ..records import LabelledPair
 
 LOSSES = {"cosine": "CosineSimilarityLoss", "cosent": "CoSENTLoss", "angle": "AnglELoss"}
 

@@ -10,9 +10,9 @@ from typing import Any, Callable, Iterable
 
 from torch import nn
 
-from .config import Config, TrainingArgs
-from .models import quiet_libraries
-from .records import Chunk, Pair
+from ..config import Config, TrainingArgs
+from ..models import quiet_libraries
+from ..records import Chunk, Pair
 
 Progress = Callable[[int, int], None]
 
@@ -113,7 +113,7 @@ def mine_hard_negatives(
     candidate sharing a theme with the positive is taken when there is one in
     the top `depth`: a negative on the same subject is harder to tell apart.
     """
-    from .retrieval import build_index, embed
+    from ..retrieval import build_index, embed
 
     ids = sorted(allowed | {p.chunk_id for p in pairs})
     pos_of = {cid: i for i, cid in enumerate(ids)}
@@ -207,7 +207,7 @@ def cached_ranking_loss(model: Any, mini_batch_size: int, with_negatives: bool =
     try:
         from sentence_transformers.base.losses.gradcache import CachedLossMixin
     except ImportError:
-        from .config import ConfigError
+        from ..config import ConfigError
 
         raise ConfigError("mini_batch_size needs sentence-transformers>=6 (pip install -U sentence-transformers)") from None
 
@@ -255,7 +255,7 @@ class Validation:
     corpus_texts: list[str]
 
     def scores(self, model: Any) -> dict[str, float]:
-        from .evaluate import MRR_AT, model_rankings, rank_metrics
+        from ..evaluate import MRR_AT, model_rankings, rank_metrics
 
         ranked = model_rankings(model, self.corpus_texts, self.corpus_ids, self.queries, MRR_AT)
         out: dict[str, float] = {}
@@ -398,7 +398,7 @@ def mark_complete(folder: Path, step: int) -> None:
     Its files are flushed to the disk first and the marker after them, so that after a power
     cut a marker never vouches for data that was still only in the page cache.
     """
-    from .records import write_json
+    from ..records import write_json
 
     files = _checkpoint_files(folder)
     for rel in files:
@@ -629,7 +629,7 @@ def resolve_precision(precision: str, device: str) -> str:
     ('fp32', 'bf16')
     """
     if precision == "fp16" and not device.startswith("cuda"):
-        from .config import ConfigError
+        from ..config import ConfigError
 
         raise ConfigError(f"precision fp16 needs a CUDA GPU, and training runs on {device}; use bf16 or fp32",
                           "precision")
