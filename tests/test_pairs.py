@@ -432,7 +432,7 @@ def test_similarity_unknown_hub_id_online(capsys: pytest.CaptureFixture[str], mo
 
 
 def test_similarity_error_type_is_user_error() -> None:
-    from ragtune.cli_pairs import COMMANDS
+    from ragtune.cli.pairs import COMMANDS
     from ragtune.errors import RagtuneError
 
     assert issubclass(SimilarityError, RagtuneError) and issubclass(PairsError, RagtuneError)

@@ -1,8 +1,8 @@
 """`ragtune search`, `ragtune export` and `ragtune eval-dataset`: the drop-in commands.
 
-cli.py wires these in: `add_parsers(sub)` adds the subcommands and `COMMANDS` maps
+The CLI entry (cli/__init__.py) wires these in: `add_parsers(sub)` adds the subcommands and `COMMANDS` maps
 each name to its handler; cli.main prints any RagtuneError they raise in one line.
-Like cli.py, this is a printing layer; ragtune.search does the work.
+Like the entry, this is a printing layer; ragtune.search does the work.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import textwrap
 from pathlib import Path
 from typing import Callable
 
-from .records import RunDirError
-from .search import DATASET_KS, Hit
+from ..records import RunDirError
+from ..search import DATASET_KS, Hit
 
 COLUMN = 48  # width of one side of `search --compare`
 
@@ -79,7 +79,7 @@ def _hit_lines(hit: Hit, width: int) -> list[str]:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .search import load_retriever
+    from ..search import load_retriever
 
     tuned = load_retriever(args.run_dir, "tuned", args.device).search(args.query, args.k, args.mode)
     if not args.compare:
@@ -103,7 +103,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def _export_onnx(run_dir: Path, int8: bool) -> int:
-    from .onnx_export import export_onnx, require_onnx
+    from ..onnx_export import export_onnx, require_onnx
 
     require_onnx()  # the install hint comes before any check of the run
     if not (run_dir / "model" / "modules.json").is_file():
@@ -114,9 +114,9 @@ def _export_onnx(run_dir: Path, int8: bool) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .cli_pairs import check_output
-    from .onnx_export import OnnxError
-    from .search import export_llamaindex
+    from ..onnx_export import OnnxError
+    from ..search import export_llamaindex
+    from .pairs import check_output
 
     if args.int8 and not args.onnx:
         raise OnnxError("--int8 goes with --onnx: ragtune export RUN --onnx --int8")
@@ -130,8 +130,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_dataset(args: argparse.Namespace) -> int:
-    from .models import load_model, pick_device
-    from .search import evaluate_dataset, load_llamaindex_dataset, model_source
+    from ..models import load_model, pick_device
+    from ..search import evaluate_dataset, load_llamaindex_dataset, model_source
 
     # Check the file before loading a model, so a typo fails fast.
     queries, corpus, relevant = load_llamaindex_dataset(args.dataset)

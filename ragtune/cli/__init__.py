@@ -1,4 +1,5 @@
-"""Command line: parses flags into a Config, runs, prints. The only module that prints.
+"""Command line: parses flags into a Config, runs, prints. With its pairs and search
+subcommands (cli/pairs.py, cli/search.py), the only code that prints.
 
 Exit codes: 0 success, 1 failure the user can fix (one line on stderr),
 130 interrupted by Ctrl-C, 143 stopped by SIGTERM.
@@ -17,15 +18,16 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import __version__
-from . import cli_pairs, cli_search
-from .config import DEFAULT_EXCLUDE, GENERATORS, PRECISIONS, Config, load_config_file
-from .errors import ConfigError, RagtuneError
-from .progress import ProgressReporter
+from .. import __version__
+from ..config import DEFAULT_EXCLUDE, GENERATORS, PRECISIONS, Config, load_config_file
+from ..errors import ConfigError, RagtuneError
+from ..progress import ProgressReporter
+from . import pairs as cli_pairs
+from . import search as cli_search
 
 
 def _fmt_table(metrics: dict[str, Any]) -> str:
-    from .card import retriever_rows
+    from ..card import retriever_rows
 
     keys = [k for k in ("hit@1", "hit@3", "hit@5", "hit@10", "mrr@10") if k in metrics["after"]]
     rows = retriever_rows(metrics)
@@ -37,7 +39,7 @@ def _fmt_table(metrics: dict[str, Any]) -> str:
 
 def _print_advice(metrics: dict[str, Any]) -> None:
     """The honest end of a run: which retriever did best here, what to use, and whether score cutoffs moved."""
-    from .card import recommendation, retriever_rows
+    from ..card import recommendation, retriever_rows
 
     label, best = max(retriever_rows(metrics), key=lambda row: (row[1]["hit@5"], row[1]["mrr@10"]))
     print(f"Best on these held-out questions: {label} (hit@5 {best['hit@5']:.3f}, MRR@10 {best['mrr@10']:.3f}).")
@@ -234,21 +236,20 @@ def _quiet_libraries() -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .pipeline import Pipeline
-
-    from .search import add_dataset_metrics, load_llamaindex_dataset
+    from ..pipeline import Pipeline
+    from ..search import add_dataset_metrics, load_llamaindex_dataset
 
     cfg = _config_from_args(args)
     cli_pairs.check_output(cfg.out, "--out")  # a bad --out fails now, not after training
     if args.eval_dataset is not None:
         load_llamaindex_dataset(args.eval_dataset)  # a malformed file fails now, not after training
     if cfg.pairs_files:
-        from .pairs import load_pairs_file
+        from ..pairs import load_pairs_file
 
         for f in cfg.pairs_files:
             load_pairs_file(f)  # likewise for a bad labelled-pairs file
     if cfg.themes_file is not None:
-        from .themes import load_lexicon
+        from ..themes import load_lexicon
 
         load_lexicon(cfg.themes_file)  # and for a bad themes file, before extraction
     start = time.perf_counter()
@@ -283,7 +284,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _push(run_dir: Path, repo_id: str, private: bool, dry_run: bool, force: bool, with_data: bool = False,
           timeout: float | None = None) -> int:
-    from . import hub
+    from .. import hub
 
     if dry_run:
         plan = hub.plan_push(run_dir, repo_id, private, with_data)

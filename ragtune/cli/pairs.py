@@ -1,6 +1,6 @@
-"""The `pairs` and `similarity` subcommands; cli.py adds them with `add_parsers` and `COMMANDS`.
+"""The `pairs` and `similarity` subcommands; the CLI entry (cli/__init__.py) adds them with `add_parsers` and `COMMANDS`.
 
-Like cli.py, this module prints and nothing under it does: progress goes to
+Like the entry, this module prints and nothing under it does: progress goes to
 stderr, results to stdout.
 """
 
@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 
-from .errors import OutputError
-from .pairs import LOSSES, PRESETS, PairsConfig
+from ..errors import OutputError
+from ..pairs import LOSSES, PRESETS, PairsConfig
 
 
 def _why_not_writable(folder: Path) -> str:
@@ -127,7 +127,7 @@ def _progress(stream: TextIO | None = None) -> Callable[[int, int], None]:
 
 
 def cmd_pairs(args: argparse.Namespace) -> int:
-    from .pairs import run_pairs
+    from ..pairs import run_pairs
 
     fields = {k: v for k, v in vars(args).items() if k != "command"}
     fields["pairs_files"] = tuple(fields["pairs_files"])
@@ -169,9 +169,9 @@ def format_matrix(texts: Sequence[str], sims: Any) -> str:
 
 
 def cmd_similarity(args: argparse.Namespace) -> int:
-    from .models import load_model, pick_device
-    from .pairs import resolve_pairs_model
-    from .similarity import check_texts, cosine_matrix, resolve_model_arg
+    from ..models import load_model, pick_device
+    from ..pairs import resolve_pairs_model
+    from ..similarity import check_texts, cosine_matrix, resolve_model_arg
 
     # Check the texts before spending seconds on loading the model.
     check_texts(args.texts)
