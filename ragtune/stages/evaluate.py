@@ -28,13 +28,14 @@ def run_stage(run: Run) -> dict[str, Any]:
     dense: dict[str, DenseIndex] = {}
     parts = Parts(run.progress_for("evaluate"), 2 * (len(units.texts) + len(queries)))
     top1: dict[str, Any] = {}
+    query_vectors: dict[str, Any] = {}
     ranked: dict[str, list[list[str]]] = {}
     for which, key in (("base", "before"), ("tuned", "after")):
         model = run.model(which)
         # The chunk vectors are the first rows of the units: one encoding serves both retrievers.
         vectors = embed(model, units.texts, progress=parts.part())
         one = DenseIndex.from_vectors(vectors[:n], units.owner[:n])
-        q = embed(model, queries, progress=parts.part())
+        q = query_vectors[which] = embed(model, queries, progress=parts.part())
         top, positions = one.search(q, depth)
         metrics[key] = rank_metrics(positions_to_ids(positions, ids), relevant, ks)
         # What a RAG app's score cutoff sees: the cosine of each question's best chunk.
@@ -52,7 +53,7 @@ def run_stage(run: Run) -> dict[str, Any]:
     tuned = run.model("tuned")
     weight = cfg.hybrid_weight
     weight_scores = _hybrid_weight_scores(run, tuned, dense["tuned"], bm25, ids, pool)
-    fused = fuse(dense["tuned"].search(embed(tuned, queries), pool), bm25.search(queries, pool), weight, depth)
+    fused = fuse(dense["tuned"].search(query_vectors["tuned"], pool), bm25.search(queries, pool), weight, depth)
     metrics["hybrid"] = rank_metrics(positions_to_ids(fused, ids), relevant, ks)
     metrics |= {
         "hybrid_weight": weight,
