@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -291,4 +292,13 @@ def test_fp16_needs_a_gpu() -> None:
     assert e.value.setting == "precision"
     with pytest.raises(ConfigError, match="training runs on cpu"):
         resolve_precision("fp16", "cpu")
-    assert resolve_precision("auto", "cpu") == "fp32"
+    assert resolve_precision("auto", "cpu", cpu_bf16=False) == "fp32"
+    assert resolve_precision("auto", "cpu", cpu_bf16=True) == "bf16"
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="reads the CPU flags from /proc/cpuinfo (Linux)")
+def test_cpu_bf16_probe_agrees_with_the_cpu_flags() -> None:
+    from ragtune.training.trainer import cpu_has_bf16
+
+    flags = set(Path("/proc/cpuinfo").read_text().split())
+    assert cpu_has_bf16() == bool(flags & {"avx512_bf16", "amx_bf16"})

@@ -124,7 +124,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=d.seed, help="seed of every random choice")
     g.add_argument("--device", default=d.device, help="cpu, cuda, cuda:N or mps ('': cuda or mps if available)")
     g.add_argument("--precision", choices=PRECISIONS, default=d.precision,
-                   help="training arithmetic (auto: bf16 or fp16 on a GPU, fp32 on a CPU)")
+                   help="training arithmetic (auto: bf16 or fp16 on a GPU, bf16 on a CPU that has it, else fp32)")
 
     g = p.add_argument_group("model selection")
     g.add_argument("--eval-fraction", type=float, default=d.eval_fraction, help="share of chunks held out")
