@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .training.losses import LOSSES
 
 EXTRACTORS = ("pypdf", "pypdfium2")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# The losses for labelled pairs, by name: the sentence-transformers class each one makes (training/losses.py).
+LOSSES = {"cosine": "CosineSimilarityLoss", "cosent": "CoSENTLoss", "angle": "AnglELoss"}
 # Files about a folder rather than documents in it: not trained on or indexed unless `include` names them.
 DEFAULT_EXCLUDE = ("README*", "LICENSE*", "LICENCE*", "CHANGELOG*", "CONTRIBUTING*", "NOTICE*", "SOURCES*")
 GENERATORS = ("offline", "template", "openai", "local")

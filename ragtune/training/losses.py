@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..config import LOSSES
 from ..records import LabelledPair
 
-LOSSES = {"cosine": "CosineSimilarityLoss", "cosent": "CoSENTLoss", "angle": "AnglELoss"}
+__all__ = ["LOSSES", "labelled_columns", "make_loss"]
 
 
 def make_loss(name: str, model: Any) -> Any:
