@@ -78,7 +78,9 @@ def run_stage(run: Run) -> dict[str, Any]:
     shutil.rmtree(run.path("model"), ignore_errors=True)
     tmp.replace(run.path("model"))
     shutil.rmtree(run.path("checkpoints"), ignore_errors=True)
-    run.models["tuned"] = tuned
+    # Later stages load what was saved: after mixed-precision training the Trainer can leave the model in
+    # memory wrapped for autocast, and the index must hold the vectors an app gets from the model folder.
+    run.models.pop("tuned", None)
     summary = f"{result.steps} steps on {result.device} ({result.precision})"
     if resumed is not None:
         summary += f" (resumed at step {resumed})"
