@@ -44,6 +44,7 @@ class Generation:
     pairs: list[Pair]
     dropped: Counter = field(default_factory=Counter)
 
+
 def make_generator(name: str, questions_per_chunk: int, *, base_url: str = DEFAULT_LLM_BASE_URL, model: str = "",
                    concurrency: int = 4, timeout: float = 60.0, retries: int = 4, seed: int = 13,
                    cache_dir: Path | None = None, device: str = "",
