@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from ragtune.generators import OfflineGenerator, TemplateGenerator, make_generat
 from ragtune.generators.filters import filter_pairs
 from ragtune.records import Chunk, Page, Pair
 from ragtune.stages.split import split_by_chunk
-from ragtune.text import words
+from ragtune.text import sentences, words
 from ragtune.themes import DEFAULT_LEXICON, tag_chunks
 
 # Glue words, and the words of the generator's own question frames: sharing these with a chunk proves nothing.
@@ -22,7 +23,7 @@ GLUE = set(
     to in on a an or be as by at not other than also such these those which""".split()
 )
 FRAME_WORDS = {w for frame in OfflineGenerator.KEYPHRASE_FRAMES for verb in (("is", "does"), ("are", "do"))
-               for w in words(frame.format(p="", q="", is_=verb[0], does=verb[1]))}
+               for w in words(frame.format(p="", q="", is_=verb[0], does=verb[1]))} | {"a", "an", "the"}  # articles
 GENERIC = GLUE | FRAME_WORDS
 
 
@@ -168,6 +169,31 @@ def test_kinds_have_their_shape(offline_pairs: list[Pair], nist_chunks: list[Chu
         else:
             # Every word outside the question frame is a word of the chunk.
             assert set(words(p.query)) - FRAME_WORDS <= chunk_words[p.chunk_id], p
+
+
+TWO_TERMS = re.compile(r"^(?:How (?:does|do) (.+) relate to|What role (?:does|do) (.+) play in) (.+)\?$")
+
+
+def test_keyphrase_questions_name_whole_terms(offline_pairs: list[Pair], nist_chunks: list[Chunk]) -> None:
+    kp = [p for p in offline_pairs if p.kind == "keyphrase"]
+    assert len(kp) >= 0.2 * len(offline_pairs)
+    # The profile writes these only inside longer terms ("AI Actor Tasks", "National Institute of
+    # Standards and Technology", "personally identifiable information"): no question asks about the part.
+    fragments = re.compile(r"(?<!ai )\bactor tasks?\b|\bnational institute\b|(?<!personally )\bidentifiable info", re.I)
+    assert not [p.query for p in kp if fragments.search(p.query)]
+    # A singular term the text writes after an article keeps one ("What is a GAI system?").
+    assert any(re.match(r"What is (?:a|an|the) ", p.query) for p in kp)
+    # "How does X relate to Y?" and "What role does X play in Y?" pair two terms of one sentence of the chunk.
+    text = {c.id: [" " + " ".join(words(s)) + " " for s in sentences(c.text)] for c in nist_chunks}
+    paired = 0
+    for p in kp:
+        m = TWO_TERMS.match(p.query)
+        if m:
+            paired += 1
+            x, y = (" " + " ".join(w for w in words(t) if w not in {"a", "an", "the"}) + " "
+                    for t in (m.group(1) or m.group(2), m.group(3)))
+            assert any(x in s and y in s for s in text[p.chunk_id]), p
+    assert paired >= 0.1 * len(kp)
 
 
 @pytest.mark.parametrize("n", [1, 2, 4])

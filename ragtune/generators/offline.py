@@ -40,6 +40,8 @@ NON_HEADS = frozenset(
     become becomes became set sets seen show shows shown inside outside within among upon toward towards
     whether either neither across following various currently performs unique""".split()
 )
+# A phrase whose occurrences share one neighbouring word this often is part of a longer term.
+FRAGMENT_SHARE = 0.7
 _ADJECTIVE_END = re.compile(r"(?:[^e]ed|ous|ful|able|ible|less|ical|ing|ive|ly)$")
 # Nouns with those endings.
 _NOUNS_LIKE_ADJECTIVES = frozenset(
@@ -101,11 +103,11 @@ def _clean_lines(text: str) -> str:
     return "\n".join(clean_query(line) for line in text.split("\n"))
 
 
-def _phrases(text: str, max_len: int = 3) -> list[str]:
-    """Candidate key phrases: runs of 1..max_len words with no stopword, within one clause.
+def _phrase_spans(text: str, max_len: int = 3) -> list[tuple[str, str | None, str | None]]:
+    """Candidate key phrases, each with the words just before and after it in its clause (None at an end).
 
-    >>> _phrases("Data provenance, for models.", 2)
-    ['data', 'provenance', 'data provenance', 'models']
+    >>> _phrase_spans("Use of data provenance.", 2)[-1]
+    ('data provenance', 'of', None)
     """
     out = []
     for clause in re.split(r"[.,;:()\[\]!?\n•“”\"]+", text):
@@ -115,8 +117,18 @@ def _phrases(text: str, max_len: int = 3) -> list[str]:
                 span = tokens[i : i + n]
                 if any(w in STOPWORDS or len(w) < 3 or not w[0].isalpha() for w in span):
                     continue
-                out.append(" ".join(span))
+                out.append((" ".join(span), tokens[i - 1] if i else None,
+                            tokens[i + n] if i + n < len(tokens) else None))
     return out
+
+
+def _phrases(text: str, max_len: int = 3) -> list[str]:
+    """Candidate key phrases: runs of 1..max_len words with no stopword, within one clause.
+
+    >>> _phrases("Data provenance, for models.", 2)
+    ['data', 'provenance', 'data provenance', 'models']
+    """
+    return [span for span, _, _ in _phrase_spans(text, max_len)]
 
 
 class OfflineGenerator:
@@ -160,6 +172,10 @@ class OfflineGenerator:
         self._after_determiner: TallyCounter[str] = TallyCounter()
         self._after_verb_marker: TallyCounter[str] = TallyCounter()
         self._sentence_counts: TallyCounter[str] = TallyCounter()
+        # Each candidate phrase's corpus occurrences and the words just before and after them.
+        self._occurrences: TallyCounter[str] = TallyCounter()
+        self._before: dict[str, TallyCounter[str | None]] = {}
+        self._after: dict[str, TallyCounter[str | None]] = {}
 
     def is_noun_phrase(self, phrase: str) -> bool:
         """A key phrase must look like a term: whole words, not opening on a verb, ending on a noun.
@@ -186,6 +202,46 @@ class OfflineGenerator:
             return all(w in self.vocabulary or self._corpus_counts[w] >= 3 for w in toks)
         return True
 
+    def is_fragment(self, phrase: str) -> bool:
+        """Whether the corpus nearly always writes `phrase` inside one longer term: the same content
+        word before it ("[personally] identifiable information", "[AI] actor tasks"), the same
+        content word or "of" after it ("national institute [of]"), or a content word after it every
+        time. A question about the fragment names no term of the text.
+
+        >>> g = OfflineGenerator()
+        >>> _ = g._idf([Chunk(str(i), "f", (1,), t, 9) for i, t in enumerate(
+        ...     ["AI actor tasks: data provenance.", "AI actor tasks and provenance.", "Our data provenance."])])
+        >>> [g.is_fragment(p) for p in ("actor tasks", "ai actor tasks", "data provenance", "provenance")]
+        [True, False, False, False]
+        """
+        n = self._occurrences[phrase]
+        after = self._after.get(phrase)
+        # Always followed by another content word, it only ever modifies one ("structural [barriers]").
+        if after and all(w is not None and w not in STOPWORDS for w in after):
+            return True
+        if n < 2:
+            return False
+        for side, binding in ((self._before.get(phrase), ()), (self._after.get(phrase), ("of",))):
+            if not side:
+                continue
+            word, count = max(((w, k) for w, k in side.items()
+                               if w is not None and (w not in STOPWORDS or w in binding)),
+                              key=lambda wk: wk[1], default=(None, 0))
+            if count >= FRAGMENT_SHARE * n:
+                return True
+        return False
+
+    def article(self, phrase: str) -> str:
+        """"a ", "an " or "the " when the corpus mostly writes a singular `phrase` after that
+        article ("a GAI model", "the workforce"), else "": "What is a GAI model?" reads as English,
+        "What is GAI model?" does not."""
+        n = self._occurrences[phrase]
+        before = self._before.get(phrase)
+        if n < 2 or not before or _is_plural(phrase.split()[-1]):
+            return ""
+        word, count = max(((w, before[w]) for w in ("a", "an", "the")), key=lambda wk: wk[1])
+        return f"{word} " if count >= 0.5 * n else ""
+
     def _verb_like(self, word: str) -> bool:
         stems = {word} | ({word[:-1], word[:-2]} if word.endswith("s") else set())
         as_verb = sum(self._after_verb_marker[s] for s in stems)
@@ -196,8 +252,15 @@ class OfflineGenerator:
         self._corpus_counts = TallyCounter()
         self._after_determiner = TallyCounter()
         self._after_verb_marker = TallyCounter()
+        self._occurrences = TallyCounter()
+        self._before, self._after = {}, {}
         for c in chunks:
-            df.update(set(_phrases(_clean_lines(c.text))))
+            spans = _phrase_spans(_clean_lines(c.text))
+            df.update({span for span, _, _ in spans})
+            for span, before, after in spans:
+                self._occurrences[span] += 1
+                self._before.setdefault(span, TallyCounter())[before] += 1
+                self._after.setdefault(span, TallyCounter())[after] += 1
             ws = words(c.text)
             self._corpus_counts.update(ws)
             self._after_determiner.update(w for prev, w in zip(ws, ws[1:]) if prev in _DETERMINERS)
@@ -217,7 +280,7 @@ class OfflineGenerator:
         tf = TallyCounter(_phrases(_clean_lines(chunk.text)))
 
         def termlike(p: str) -> bool:
-            if not self.is_noun_phrase(p):
+            if not self.is_noun_phrase(p) or self.is_fragment(p):
                 return False
             if " " not in p:
                 # A lone word must be used as a noun somewhere ("the pipeline"), unlike "though" or "discover".
@@ -326,15 +389,19 @@ class OfflineGenerator:
             phrases = self._keyphrases(c, idf, min_idf, want + 1)
             frames = list(self.KEYPHRASE_FRAMES)
             rng.shuffle(frames)
-            phrases = [_as_written(p, c.text) for p in phrases]
-            for i, p in enumerate(phrases[:want]):
-                q = phrases[(i + 1) % len(phrases)] if len(phrases) > 1 else p
-                plural = _is_plural(p.split()[-1])
+            written = {p: self.article(p) + _as_written(p, c.text) for p in phrases}
+            chunk_sentences = [" ".join(words(s)) for s in sentences(c.text)]
+            for i, key in enumerate(phrases[:want]):
+                p = written[key]
+                # A second term for "How does X relate to Y?": one the chunk names in the same sentence.
+                q = next((written[o] for o in phrases[i + 1:] + phrases[:i]
+                          if any(f" {key} " in f" {s} " and f" {o} " in f" {s} " for s in chunk_sentences)), None)
+                plural = _is_plural(key.split()[-1])
                 # The frame this phrase's turn falls on, or the next one not yet asked.
                 for j in range(len(frames)):
                     frame = frames[(i + j) % len(frames)]
-                    if "{q}" in frame and q == p:
-                        frame = "What {is_} {p}?"
+                    if "{q}" in frame and q is None:
+                        continue
                     question = frame.format(p=p, q=q, is_="are" if plural else "is", does="do" if plural else "does")
                     if normalise(question) not in asked:
                         made.append((question, "keyphrase"))
