@@ -100,10 +100,12 @@ def prose(chunks: list[Chunk]) -> list[Chunk]:
 
 
 def test_offline_questions_are_mostly_unique(offline_pairs: list[Pair], nist_chunks: list[Chunk]) -> None:
-    # Four questions for each chunk of running text; fewer for the contents and reference pages.
+    # Four questions for each chunk of running text; fewer for the contents and reference pages, and
+    # for the odd paragraph that repeats no term (the disclaimer).
     per_chunk = Counter(p.chunk_id for p in offline_pairs)
-    assert all(per_chunk[c.id] == 4 for c in prose(nist_chunks))
-    assert len(offline_pairs) >= 3.4 * len(nist_chunks)
+    counts = Counter(per_chunk[c.id] for c in prose(nist_chunks))
+    assert min(counts) >= 3 and counts[4] >= 0.97 * counts.total(), counts
+    assert len(offline_pairs) >= 3.3 * len(nist_chunks)
     unique = len({p.query.lower() for p in offline_pairs})
     assert unique >= 0.95 * len(offline_pairs)
     assert {p.generator for p in offline_pairs} == {"offline"}
@@ -181,6 +183,12 @@ def test_keyphrase_questions_name_whole_terms(offline_pairs: list[Pair], nist_ch
     # Standards and Technology", "personally identifiable information"): no question asks about the part.
     fragments = re.compile(r"(?<!ai )\bactor tasks?\b|\bnational institute\b|(?<!personally )\bidentifiable info", re.I)
     assert not [p.query for p in kp if fragments.search(p.query)]
+    # A question about one lone word asks about a word its chunk repeats, not one it says in passing.
+    chunk_words = {c.id: Counter(words(c.text)) for c in nist_chunks}
+    one_term = re.compile(r"^(?:What (?:is|are) (?:the (?:implications|significance) of )?|What risks are associated "
+                          r"with |What measures can be taken to address )(?:(?:a|an|the) )?([\w-]+)\?$")
+    lone = [(p, m.group(1).lower()) for p in kp if (m := one_term.match(p.query))]
+    assert lone and all(chunk_words[p.chunk_id][w] >= 2 for p, w in lone), [p.query for p, w in lone][:5]
     # A singular term the text writes after an article keeps one ("What is a GAI system?").
     assert any(re.match(r"What is (?:a|an|the) ", p.query) for p in kp)
     # "How does X relate to Y?" and "What role does X play in Y?" pair two terms of one sentence of the chunk.
@@ -232,7 +240,8 @@ def test_sentence_questions_on_a_hand_made_chunk() -> None:
         "What is confabulation?",
         "How may organizations retain logs of model outputs for later review?",
     }
-    assert {p.kind for p in pairs} == {"sentence", "keyphrase", "cloze"}
+    # The chunk says each of its terms once: none is a term question's subject.
+    assert {p.kind for p in pairs} == {"sentence", "cloze"}
 
 
 def test_passive_sentence_does_not_become_a_definition_question() -> None:

@@ -38,11 +38,11 @@ NON_HEADS = frozenset(
     specific such suggested various whole wide likely known made make makes making take takes taken finds
     find found said says say include includes included involve involves involved help helps provide provides
     become becomes became set sets seen show shows shown inside outside within among upon toward towards
-    whether either neither across following various currently performs unique""".split()
+    whether either neither across following various currently performs unique cannot actual broader""".split()
 )
 # A phrase whose occurrences share one neighbouring word this often is part of a longer term.
 FRAGMENT_SHARE = 0.7
-_ADJECTIVE_END = re.compile(r"(?:[^e]ed|ous|ful|able|ible|less|ical|ing|ive|ly)$")
+_ADJECTIVE_END = re.compile(r"(?:[^e]ed|ous|ful|able|ible|less|ical|ing|ive|ly|worthy)$")
 # Nouns with those endings.
 _NOUNS_LIKE_ADJECTIVES = frozenset(
     """supply family assembly anomaly reply italy july rally ally objective initiative archive directive
@@ -275,7 +275,8 @@ class OfflineGenerator:
 
         A candidate must look like a term: a phrase repeated in the chunk or used
         in other chunks too (not a one-off word sequence), and a single word must
-        be long and rare. Longer phrases are more specific, so they weigh more.
+        be long, rare and repeated in the chunk. Longer phrases are more specific,
+        so they weigh more.
         """
         tf = TallyCounter(_phrases(_clean_lines(chunk.text)))
 
@@ -283,8 +284,10 @@ class OfflineGenerator:
             if not self.is_noun_phrase(p) or self.is_fragment(p):
                 return False
             if " " not in p:
-                # A lone word must be used as a noun somewhere ("the pipeline"), unlike "though" or "discover".
-                return len(p) >= 6 and idf.get(p, 0.0) >= df_min_idf and self._after_determiner[p] > 0
+                # A lone word must be used as a noun somewhere ("the pipeline"), unlike "though" or "discover",
+                # and be what the chunk is about: said once, "structure" or "occurrence" asks nothing.
+                return (len(p) >= 6 and idf.get(p, 0.0) >= df_min_idf and self._after_determiner[p] > 0
+                        and tf[p] >= 2)
             return tf[p] >= 2 or idf.get(p, 99.0) < self._max_idf
 
         scored = sorted(
