@@ -281,14 +281,17 @@ class OfflineGenerator:
         tf = TallyCounter(_phrases(_clean_lines(chunk.text)))
 
         def termlike(p: str) -> bool:
-            if not self.is_noun_phrase(p) or self.is_fragment(p):
+            if not self.is_noun_phrase(p):
                 return False
             if " " not in p:
                 # A lone word must be used as a noun somewhere ("the pipeline"), unlike "though" or "discover",
                 # and be what the chunk is about: said once, "structure" or "occurrence" asks nothing.
-                return (len(p) >= 6 and idf.get(p, 0.0) >= df_min_idf and self._after_determiner[p] > 0
+                term = (len(p) >= 6 and idf.get(p, 0.0) >= df_min_idf and self._after_determiner[p] > 0
                         and tf[p] >= 2)
-            return tf[p] >= 2 or idf.get(p, 99.0) < self._max_idf
+            else:
+                term = tf[p] >= 2 or idf.get(p, 99.0) < self._max_idf
+            # The corpus-wide test last: it is the slow one.
+            return term and not self.is_fragment(p)
 
         scored = sorted(
             (p for p in tf if termlike(p)),
