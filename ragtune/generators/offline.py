@@ -172,8 +172,7 @@ class OfflineGenerator:
         self._after_determiner: TallyCounter[str] = TallyCounter()
         self._after_verb_marker: TallyCounter[str] = TallyCounter()
         self._sentence_counts: TallyCounter[str] = TallyCounter()
-        # Each candidate phrase's corpus occurrences and the words just before and after them.
-        self._occurrences: TallyCounter[str] = TallyCounter()
+        # The words just before and after each candidate phrase, over all its corpus occurrences.
         self._before: dict[str, TallyCounter[str | None]] = {}
         self._after: dict[str, TallyCounter[str | None]] = {}
 
@@ -214,19 +213,18 @@ class OfflineGenerator:
         >>> [g.is_fragment(p) for p in ("actor tasks", "ai actor tasks", "data provenance", "provenance")]
         [True, False, False, False]
         """
-        n = self._occurrences[phrase]
-        after = self._after.get(phrase)
+        before, after = self._before.get(phrase), self._after.get(phrase)
+        if not before or not after:
+            return False
         # Always followed by another content word, it only ever modifies one ("structural [barriers]").
-        if after and all(w is not None and w not in STOPWORDS for w in after):
+        if all(w is not None and w not in STOPWORDS for w in after):
             return True
+        n = before.total()
         if n < 2:
             return False
-        for side, binding in ((self._before.get(phrase), ()), (self._after.get(phrase), ("of",))):
-            if not side:
-                continue
-            word, count = max(((w, k) for w, k in side.items()
-                               if w is not None and (w not in STOPWORDS or w in binding)),
-                              key=lambda wk: wk[1], default=(None, 0))
+        for side, binding in ((before, ()), (after, ("of",))):
+            count = max((k for w, k in side.items() if w is not None and (w not in STOPWORDS or w in binding)),
+                        default=0)
             if count >= FRAGMENT_SHARE * n:
                 return True
         return False
@@ -235,12 +233,11 @@ class OfflineGenerator:
         """"a ", "an " or "the " when the corpus mostly writes a singular `phrase` after that
         article ("a GAI model", "the workforce"), else "": "What is a GAI model?" reads as English,
         "What is GAI model?" does not."""
-        n = self._occurrences[phrase]
         before = self._before.get(phrase)
-        if n < 2 or not before or _is_plural(phrase.split()[-1]):
+        if not before or before.total() < 2 or _is_plural(phrase.split()[-1]):
             return ""
         word, count = max(((w, before[w]) for w in ("a", "an", "the")), key=lambda wk: wk[1])
-        return f"{word} " if count >= 0.5 * n else ""
+        return f"{word} " if count >= 0.5 * before.total() else ""
 
     def _verb_like(self, word: str) -> bool:
         stems = {word} | ({word[:-1], word[:-2]} if word.endswith("s") else set())
@@ -252,13 +249,11 @@ class OfflineGenerator:
         self._corpus_counts = TallyCounter()
         self._after_determiner = TallyCounter()
         self._after_verb_marker = TallyCounter()
-        self._occurrences = TallyCounter()
         self._before, self._after = {}, {}
         for c in chunks:
             spans = _phrase_spans(_clean_lines(c.text))
             df.update({span for span, _, _ in spans})
             for span, before, after in spans:
-                self._occurrences[span] += 1
                 self._before.setdefault(span, TallyCounter())[before] += 1
                 self._after.setdefault(span, TallyCounter())[after] += 1
             ws = words(c.text)
