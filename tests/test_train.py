@@ -302,3 +302,39 @@ def test_cpu_bf16_probe_agrees_with_the_cpu_flags() -> None:
 
     flags = set(Path("/proc/cpuinfo").read_text().split())
     assert cpu_has_bf16() == bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def _misleading_run(tiny_model, tmp_path: Path, patience: int):
+    """Fine-tune on questions paired with the wrong chunk while validation asks for the right one: training can
+    only lower the validation score, so early stopping has something to stop."""
+    from ragtune.config import Config
+    from ragtune.training.trainer import Validation, fine_tune
+
+    words = ("firewall", "router", "policy", "audit", "backup", "logging", "vendor", "incident")
+    chunks = _chunks({f"c{i}": f"section {i} covers the {w} control in detail" for i, w in enumerate(words)})
+    ids = list(chunks)
+    # Each question is trained towards the next chunk over.
+    pairs = [Pair(f"which section covers the {w} control?", ids[(i + 1) % len(ids)], "offline")
+             for i, w in enumerate(words) for _ in range(4)]
+    validation = Validation(queries=[f"which section covers the {w} control?" for w in words],
+                            kinds=["term"] * len(words), relevant=ids, corpus_ids=ids,
+                            corpus_texts=[chunks[c].text for c in ids])
+    cfg = Config(docs=Path("d"), max_steps=8, evals=8, patience=patience, batch_size=4, learning_rate=5e-3,
+                 precision="fp32", device="cpu", wise=False)
+    return fine_tune(tiny_model, pairs, chunks, cfg, tmp_path / "work", "cpu", validation=validation)
+
+
+def test_early_stopping_ends_training_patience_checkpoints_after_the_best(tiny_model, tmp_path) -> None:
+    import copy
+
+    full = _misleading_run(copy.deepcopy(tiny_model), tmp_path / "full", patience=0)
+    # The control: without patience all 8 steps run, each one scored, and the score falls.
+    assert full.steps == 8 and [s for s, _ in full.val_history] == list(range(1, 9))
+    assert full.val_history[-1][1] < full.val_history[0][1]
+    stopped = _misleading_run(tiny_model, tmp_path / "stopped", patience=2)
+    scores = [s for _, s in stopped.val_history]
+    best = scores.index(max(scores))
+    # Stopped 2 checkpoints after the best one, none of them better, and the best one was kept.
+    assert stopped.steps == stopped.val_history[-1][0] < 8
+    assert len(scores) == best + 1 + 2 and max(scores[best + 1:]) <= scores[best]
+    assert stopped.best_step == stopped.val_history[best][0]
