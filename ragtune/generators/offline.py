@@ -250,9 +250,12 @@ class OfflineGenerator:
         self._after_determiner = TallyCounter()
         self._after_verb_marker = TallyCounter()
         self._before, self._after = {}, {}
+        # Per chunk text, its candidate phrases and how often it says each, for `_keyphrases`.
+        self._tf: dict[str, TallyCounter[str]] = {}
         for c in chunks:
             spans = _phrase_spans(_clean_lines(c.text))
-            df.update({span for span, _, _ in spans})
+            self._tf[c.text] = TallyCounter(span for span, _, _ in spans)
+            df.update(self._tf[c.text].keys())
             for span, before, after in spans:
                 self._before.setdefault(span, TallyCounter())[before] += 1
                 self._after.setdefault(span, TallyCounter())[after] += 1
@@ -273,7 +276,7 @@ class OfflineGenerator:
         be long, rare and repeated in the chunk. Longer phrases are more specific,
         so they weigh more.
         """
-        tf = TallyCounter(_phrases(_clean_lines(chunk.text)))
+        tf = self._tf.get(chunk.text) or TallyCounter(_phrases(_clean_lines(chunk.text)))
 
         def termlike(p: str) -> bool:
             if not self.is_noun_phrase(p):
