@@ -116,6 +116,7 @@ class Config:
     # Training arithmetic. auto: bf16 on a GPU that has it (else fp16), and on a CPU with bf16 in
     # hardware (AVX512-BF16 or AMX), where it halves the training time at the same retrieval
     # quality (bench/precision.py; README, Options); fp32 on other CPUs, which only emulate bf16.
+    # The run's validation and evaluation encode in it too (bench/encode_precision.py).
     precision: str = "auto"
     ks: tuple[int, ...] = (1, 3, 5, 10)
     # Index each chunk also as passages of whole sentences, at least this many words each

@@ -51,6 +51,23 @@ def pick_device(device: str) -> str:
     return "cpu"
 
 
+@contextmanager
+def encoding_in(precision: str, device: str) -> Iterator[None]:
+    """Run the forward passes inside under `precision` on `device`: bf16 or fp16 autocast, or as they are for fp32.
+
+    The run encodes its validation and evaluation corpora in the precision it trains in: on a CPU with bf16 in
+    hardware that is about 1.8x as fast as fp32, with cosines within 1e-4 of fp32's (README, bf16 on a CPU).
+    """
+    if precision == "fp32":
+        yield
+        return
+    import torch
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    with torch.autocast(device_type=device.split(":")[0], dtype=dtype):
+        yield
+
+
 def available_devices() -> list[str]:
     """The devices the installed torch can run on, cpu first.
 

@@ -173,3 +173,25 @@ def test_quiet_libraries_puts_the_callers_levels_back() -> None:
         hf_logging.set_verbosity(verbosity)
         (datasets.enable_progress_bars if bars else datasets.disable_progress_bars)()
         logging.getLogger("sentence_transformers").setLevel(logging.NOTSET)
+
+
+def test_encoding_in_bf16_autocasts_the_forward_pass_and_stays_close_to_fp32(tiny_model) -> None:
+    import numpy as np
+
+    from ragtune.models import encoding_in
+    from ragtune.retrieval import embed
+
+    texts = ["incident response playbooks", "zero trust architecture", "the firewall logs every denied packet"]
+    seen: list[torch.dtype] = []
+    linear = next(m for m in tiny_model.modules() if isinstance(m, torch.nn.Linear))
+    linear.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    plain = embed(tiny_model, texts)
+    with encoding_in("fp32", "cpu"):
+        same = embed(tiny_model, texts)
+    with encoding_in("bf16", "cpu"):
+        low = embed(tiny_model, texts)
+    after = embed(tiny_model, texts)
+    # fp32 leaves the arithmetic alone; bf16 runs the linear layers in bf16, and only inside the block.
+    assert np.array_equal(plain, same) and np.array_equal(plain, after)
+    assert set(seen) == {torch.float32, torch.bfloat16} and not np.array_equal(plain, low)
+    assert low.dtype == np.float32 and float((plain * low).sum(axis=1).min()) > 0.99

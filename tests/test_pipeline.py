@@ -165,12 +165,14 @@ def test_model_loads_and_index_holds_its_embeddings(finished: Finished) -> None:
     units = retrieval_units([c.text for c in chunks], finished.cfg.passage_words)
     assert index.ntotal == len(rows) == len(units.texts) > len(chunks)
     assert rows.tolist() == units.owner.tolist() and rows[: len(chunks)].tolist() == list(range(len(chunks)))
-    # The saved index is the saved model's. (Whether that model differs from the
-    # base is validation's call; tests/test_train.py covers the choice.)
+    # The saved index is the saved model's, encoded in the precision the run trained in: what an app gets from
+    # the model folder in fp32 to within bf16's rounding. (Whether that model differs from the base is
+    # validation's call; tests/test_train.py covers the choice.)
     stored = index.reconstruct_n(0, index.ntotal)
-    np.testing.assert_allclose(stored[: len(chunks)], vecs, atol=1e-5)
     passages = tuned.encode(units.texts[len(chunks):], normalize_embeddings=True, convert_to_numpy=True)
-    np.testing.assert_allclose(stored[len(chunks):], passages, atol=1e-5)
+    for saved, fresh in ((stored[: len(chunks)], vecs), (stored[len(chunks):], passages)):
+        assert saved.shape == fresh.shape and float((saved * fresh).sum(axis=1).min()) > 0.9999
+        np.testing.assert_allclose(saved, fresh, atol=2e-3)
 
 
 def test_card_and_report(finished: Finished, tiny_model_dir: Path) -> None:

@@ -118,7 +118,9 @@ def test_chunk_text_as_query_finds_that_chunk(tuned: Retriever, chunks: list[Chu
 def test_base_index_is_built_with_the_base_model(base: Retriever, run_dir: Path, chunks: list[Chunk],
                                                  tiny_model) -> None:
     expected = tiny_model.encode([c.text for c in chunks], normalize_embeddings=True, convert_to_numpy=True)
-    np.testing.assert_allclose(base.index.index.reconstruct_n(0, len(chunks)), expected, atol=1e-5)
+    # The evaluate stage encoded these in the run's training precision (bf16 on a CPU that has it): fp32's
+    # vectors to within its rounding.
+    np.testing.assert_allclose(base.index.index.reconstruct_n(0, len(chunks)), expected, atol=2e-3)
     # Built like the saved index: chunk rows first, then the same passages.
     assert base.index.owner.tolist() == np.load(run_dir / "index" / "rows.npy").tolist()
     assert base.index.index.ntotal > len(chunks)
@@ -151,7 +153,8 @@ def test_base_index_reuses_the_vectors_of_the_evaluate_stage(run_dir: Path, base
     assert seen == [QUERY], "the corpus was encoded again"
     assert [(h.chunk_id, round(h.score, 4)) for h in hits] == [(h.chunk_id, round(h.score, 4))
                                                                for h in base.search(QUERY, k=5)]
-    # Built again, the same vectors: the cache holds what encoding would give.
+    # Built again, the same vectors: the cache holds what encoding would give (the stage's bf16 within its
+    # rounding of search's fp32).
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("base"))
     seen.clear()
@@ -159,7 +162,7 @@ def test_base_index_reuses_the_vectors_of_the_evaluate_stage(run_dir: Path, base
     assert len(seen) == fresh.index.index.ntotal
     n = fresh.index.index.ntotal
     np.testing.assert_allclose(fresh.index.index.reconstruct_n(0, n), cached.index.index.reconstruct_n(0, n),
-                               atol=1e-5)
+                               atol=2e-3)
 
 
 @pytest.mark.parametrize("change", ["chunk_text", "about", "weights", "damaged"])

@@ -267,7 +267,7 @@ class Validation:
         return out
 
 
-def _evaluator(validation: Validation) -> Any:
+def _evaluator(validation: Validation, precision: str, device: str) -> Any:
     try:
         from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
     except ImportError:  # sentence-transformers 5.x
@@ -279,7 +279,10 @@ def _evaluator(validation: Validation) -> Any:
             self.primary_metric = "score"
 
         def __call__(self, model: Any, output_path: str | None = None, epoch: int = -1, steps: int = -1) -> Any:
-            return self.prefix_name_to_metrics(validation.scores(model), "val")
+            from ..models import encoding_in
+
+            with encoding_in(precision, device):
+                return self.prefix_name_to_metrics(validation.scores(model), "val")
 
     return _Evaluator()
 
@@ -600,7 +603,7 @@ def run_trainer(
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
     trainer = SentenceTransformerTrainer(
         model=model, args=trainer_args, train_dataset=dataset, loss=loss, callbacks=callbacks,
-        evaluator=_evaluator(validation) if validation else None,
+        evaluator=_evaluator(validation, precision, device) if validation else None,
     )
     # With disable_tqdm the Trainer prints raw log dicts; progress goes through our callback instead.
     trainer.remove_callback(PrinterCallback)
@@ -702,10 +705,15 @@ def fine_tune(
 
         columns = {"retrieval": columns, "labelled": labelled_columns(labelled)}
         loss = {"retrieval": loss, "labelled": make_loss(cfg.pairs_loss, model)}
+    from ..models import encoding_in
+
+    # Every validation score, before, during and after training, is taken in the precision training runs in.
+    precision = resolve_precision(cfg.precision, device)
     base_state = base_score = None
     if validation:
         base_state = weights(model)
-        base_score = validation.scores(model)["score"]
+        with encoding_in(precision, device):
+            base_score = validation.scores(model)["score"]
     restore = without_attention_dropout(model)
     try:
         result = run_trainer(model, columns, loss, TrainingArgs.of(cfg), work_dir, device, progress, no_duplicates=True,
@@ -716,5 +724,7 @@ def fine_tune(
         result.base_score = base_score
         if cfg.wise:
             # The model now holds the best checkpoint, whose score validation already knows.
-            result.mix, result.mix_scores = choose_mix(model, base_state, validation, base_score, result.best_score)
+            with encoding_in(precision, device):
+                result.mix, result.mix_scores = choose_mix(model, base_state, validation, base_score,
+                                                           result.best_score)
     return result
