@@ -2,7 +2,7 @@
 
     python bench/shared_bench.py RUN_DIR [--bench ../shared/bench/nist_ragas_test100.csv]
                                  [--chunking run|chars1000|both] [--model MODEL_DIR] [--json OUT.json]
-                                 [--passage-words 20] [--chunk-weight 0.5] [--quick] [--no-base]
+                                 [--passage-words 20] [--passage-stride S] [--chunk-weight 0.5] [--quick] [--no-base]
 
 The questions (RAGAS, written outside this project) come with the source
 passages ("contexts") they were written from. A chunk counts as relevant to a
@@ -100,16 +100,17 @@ def chars1000_chunks(pages: list[Page]) -> list[Chunk]:
 
 
 def dense(model: Any, texts: list[str], ids: list[str], questions: list[str], passage_words: int,
-          chunk_weight: float = 0.5) -> tuple[list[list[str]], Any]:
+          chunk_weight: float = 0.5, stride: int = 1) -> tuple[list[list[str]], Any]:
     """Rankings of `model` over the chunks, one vector each (`passage_words` 0) or with passages, and the
     (scores, positions) search result they come from."""
-    found = dense_index(model, texts, passage_words, chunk_weight).search(embed(model, questions), DEPTH)
+    found = dense_index(model, texts, passage_words, chunk_weight, stride=stride).search(embed(model, questions),
+                                                                                       DEPTH)
     return positions_to_ids(found[1], ids), found
 
 
 def score_bench(chunks: list[Chunk], bench: list[tuple[str, list[str]]], models: dict[str, Any],
                 passage_words: int, chunk_weight: float = 0.5,
-                hybrid_weight: float = 0.6) -> tuple[dict[str, dict[str, float]], int]:
+                hybrid_weight: float = 0.6, stride: int = 1) -> tuple[dict[str, dict[str, float]], int]:
     """Metrics per retriever (`passage_words` 0: no passage rows). The hybrid rows are ragtune's
     own (weighted score sum, the model's share `hybrid_weight`) and reciprocal-rank fusion."""
     rel = relevant_sets(chunks, bench)
@@ -126,7 +127,7 @@ def score_bench(chunks: list[Chunk], bench: list[tuple[str, list[str]]], models:
         rankings[label], found[label] = dense(model, texts, ids, questions, 0)
         if passage_words:
             rankings[f"{label}, passages"], found[f"{label}, passages"] = dense(model, texts, ids, questions,
-                                                                               passage_words, chunk_weight)
+                                                                               passage_words, chunk_weight, stride)
         print(f"# {label}: {time.perf_counter() - t:.0f}s", file=sys.stderr)
     if "fine-tuned" in models:
         best = "fine-tuned, passages" if passage_words else "fine-tuned"
@@ -144,6 +145,8 @@ def main() -> int:
     ap.add_argument("--model", type=Path, help="score this model folder as the fine-tuned one (default: RUN_DIR/model)")
     ap.add_argument("--passage-words", type=int, default=20,
                     help="passages of whole sentences, at least this many words")
+    ap.add_argument("--passage-stride", type=int, default=None,
+                    help="a passage starts at every S-th sentence; 0: no overlap (default: the run's own setting)")
     ap.add_argument("--chunk-weight", type=float, default=0.5,
                     help="a chunk scores (best passage + W * chunk) / (1 + W)")
     ap.add_argument("--hybrid-weight", type=float, default=None,
@@ -165,16 +168,19 @@ def main() -> int:
     names = list(chunkings) if args.chunking == "both" else [args.chunking]
     print(f"bench: {args.bench.name}, {len(bench)} questions; run {args.run_dir}"
           + (f"; model {args.model}" if args.model else ""))
+    # A run written before passages could overlap has no passage_stride: it cut them without overlap.
+    stride = args.passage_stride if args.passage_stride is not None else cfg.get("passage_stride", 0)
+    windows = f"one starting every {stride} sentence(s)" if stride else "without overlap"
     print(f"hit rule: >= half of a context's word {SHINGLE}-grams, or a shared run of >= {MIN_RUN} words; "
-          f"passages: >= {args.passage_words} words, a chunk scores (best passage + {args.chunk_weight} * chunk) / "
-          f"{1 + args.chunk_weight}")
+          f"passages: >= {args.passage_words} words, {windows}, a chunk scores (best passage + "
+          f"{args.chunk_weight} * chunk) / {1 + args.chunk_weight}")
     out: dict[str, Any] = {}
     keys = [f"hit@{k}" for k in KS] + [f"mrr@{MRR_AT}"]
     for name in names:
         chunks = chunkings[name]()
         weight = args.hybrid_weight if args.hybrid_weight is not None else cfg.get("hybrid_weight", 0.6)
         results, n = score_bench(chunks, bench, models, 0 if args.quick and name != "run" else args.passage_words,
-                                 args.chunk_weight, weight)
+                                 args.chunk_weight, weight, stride)
         print(f"\n## chunking {name}: {len(chunks)} chunks, {n} questions with a relevant chunk "
               f"({len(bench) - n} without: counted out)")
         print(f"{'retriever':<44}" + "".join(f"{k:>9}" for k in keys))

@@ -280,7 +280,7 @@ Embeddings are meant to be normalised and compared by cosine (inner product).
 
 {metrics["n_queries"]} synthetic questions about {summary["n_eval_chunks"]} chunks that training never saw, each
 ranked against all {summary["n_chunks"]} chunks by exact FAISS inner-product search, the same settings before and
-after. "With passages" also indexes each chunk's sentence runs and scores a chunk by its best one.
+after. "With passages" also indexes overlapping windows of each chunk's sentences and scores a chunk by its best one.
 {verdict}
 
 {metrics_table(metrics)}

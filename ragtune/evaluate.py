@@ -45,11 +45,11 @@ def rank_metrics(ranked: Sequence[Sequence[str]], relevant: Sequence[set[str] | 
 
 def model_rankings(
     model: Any, chunk_texts: list[str], chunk_ids: list[str], queries: list[str], depth: int,
-    passage_words: int = 0, chunk_weight: float = 0.5, dim: int | None = None,
+    passage_words: int = 0, chunk_weight: float = 0.5, dim: int | None = None, passage_stride: int = 1,
 ) -> list[list[str]]:
     """The top `depth` chunk ids per query from an exact index of `model`'s embeddings of
     the chunks (and with `passage_words`, of their passages)."""
-    index = dense_index(model, chunk_texts, passage_words, chunk_weight, dim)
+    index = dense_index(model, chunk_texts, passage_words, chunk_weight, dim, passage_stride)
     _, positions = index.search(embed(model, queries, dim=dim), depth)
     return positions_to_ids(positions, chunk_ids)
 

@@ -43,7 +43,7 @@ STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
     "train": ("epochs", "batch_size", "learning_rate", "warmup_ratio", "weight_decay", "max_steps", "hard_negatives",
               "same_theme_negatives", "pairs_files", "pairs_loss", "evals", "patience", "wise", "matryoshka_dims",
               "mini_batch_size", "queries_per_row", "precision"),
-    "evaluate": ("ks", "passage_words", "chunk_weight", "hybrid_weight"),
+    "evaluate": ("ks", "passage_words", "passage_stride", "chunk_weight", "hybrid_weight"),
     # save: the summary of the stages before it, nothing of its own.
     "save": (),
 }

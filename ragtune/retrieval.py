@@ -1,16 +1,20 @@
 """Retrieval over chunks: multi-vector dense search, BM25, and their weighted hybrid.
 
 Mean pooling over a 256-token chunk dilutes the one phrase a question is about. A
-chunk is therefore also embedded as passages: runs of whole sentences of at least
-`min_words` words, cut without overlap. A chunk scores as its best passage blended
+chunk is therefore also embedded as passages: windows of whole sentences of at least
+`min_words` words, one starting at every `stride`-th sentence (stride 0: cut without
+overlap), so that a phrase which straddles two sentences is whole in some window. A
+chunk scores as its best passage blended
 with its own vector, (best passage + w * chunk) / (1 + w): the passage finds the
 phrase, the chunk vector keeps the context, so one matching sentence in an
 off-topic chunk does not win on its own. The dense index holds one row per unit
 (chunks first, then passages); `owner[row]` is the position of the row's chunk.
 
 >>> passages_of("One cat sat. Two dogs ran off fast. Three fish swim. Four birds.", min_words=5)
+['One cat sat. Two dogs ran off fast.', 'Two dogs ran off fast.', 'Three fish swim. Four birds.']
+>>> passages_of("One cat sat. Two dogs ran off fast. Three fish swim. Four birds.", min_words=5, stride=0)
 ['One cat sat. Two dogs ran off fast.', 'Three fish swim. Four birds.']
->>> units = retrieval_units(["One two three. Four five six. Seven eight.", "Solo."], min_words=3)
+>>> units = retrieval_units(["One two three. Four five six. Seven eight.", "Solo."], min_words=3, stride=0)
 >>> units.texts, units.owner.tolist()
 (['One two three. Four five six. Seven eight.', 'Solo.', 'One two three.', 'Four five six. Seven eight.'], [0, 1, 0, 0])
 """
@@ -32,21 +36,43 @@ from .text import sentences
 HYBRID_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
 
 
-def passages_of(text: str, min_words: int) -> list[str]:
-    """The chunk's sentences joined into runs of at least `min_words` words, in order and
-    without overlap (a short tail joins the last run); none when that leaves a single
-    run (the chunk vector already covers it) or `min_words` is 0."""
+def passages_of(text: str, min_words: int, stride: int = 1) -> list[str]:
+    """Windows of the chunk's whole sentences, each at least `min_words` words, in order.
+
+    A window starts at every `stride`-th sentence, and never past the sentence after the
+    previous window, so every sentence is in one; once a window reaches the chunk's end
+    no later one is made, and the last is the shortest run of final sentences that is long
+    enough. Stride 0 cuts the sentences into runs without overlap (a short tail joins the
+    last run). None when that leaves a single window (the chunk vector already covers it)
+    or `min_words` is 0.
+    """
     if min_words < 1:
         return []
+    sents = sentences(text)
+    counts = [len(s.split()) for s in sents]
     out: list[str] = []
-    current: list[str] = []
-    for s in sentences(text):
-        current.append(s)
-        if sum(len(x.split()) for x in current) >= min_words:
-            out.append(" ".join(current))
-            current = []
-    if current and out:
-        out[-1] += " " + " ".join(current)
+    start = 0
+    while start < len(sents):
+        end, total = start, 0
+        while end < len(sents) and total < min_words:
+            total += counts[end]
+            end += 1
+        if total < min_words:
+            if not out:
+                break
+            if stride < 1:
+                out[-1] += " " + " ".join(sents[start:])
+            else:
+                # Too few words left from here: the last window reaches back until it has enough.
+                while start > 0 and total < min_words:
+                    start -= 1
+                    total += counts[start]
+                out.append(" ".join(sents[start:]))
+            break
+        out.append(" ".join(sents[start:end]))
+        start = end if stride < 1 else min(start + stride, end)
+        if end == len(sents):
+            break
     return out if len(out) > 1 else []
 
 
@@ -59,11 +85,11 @@ class Units:
     n_chunks: int
 
 
-def retrieval_units(chunk_texts: Sequence[str], min_words: int) -> Units:
+def retrieval_units(chunk_texts: Sequence[str], min_words: int, stride: int = 1) -> Units:
     """The chunk texts, followed by their passages (`min_words` 0: the chunks alone)."""
     texts, owner = list(chunk_texts), list(range(len(chunk_texts)))
     for i, text in enumerate(chunk_texts):
-        for passage in passages_of(text, min_words):
+        for passage in passages_of(text, min_words, stride):
             texts.append(passage)
             owner.append(i)
     return Units(texts, np.asarray(owner, dtype=np.int64), len(chunk_texts))
@@ -245,9 +271,9 @@ def embed(model: Any, texts: Sequence[str], batch_size: int = 64, dim: int | Non
 
 
 def dense_index(model: Any, chunk_texts: Sequence[str], min_words: int, chunk_weight: float = 0.5,
-                dim: int | None = None) -> DenseIndex:
+                dim: int | None = None, stride: int = 1) -> DenseIndex:
     """Embed the chunks (and with `min_words`, their passages) and index them."""
-    units = retrieval_units(chunk_texts, min_words)
+    units = retrieval_units(chunk_texts, min_words, stride)
     return DenseIndex.from_vectors(embed(model, units.texts, dim=dim), units.owner, chunk_weight)
 
 

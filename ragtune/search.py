@@ -172,13 +172,15 @@ def load_retriever(run_dir: Path, which: Which = "tuned", device: str = "") -> R
         model.max_seq_length = tuned_length
     texts = [c.text for c in chunks]
     passage_words, chunk_weight = int(settings.get("passage_words", 0)), float(settings.get("chunk_weight", 0.5))
+    # An index written before passages could overlap (no passage_stride) cut them without overlap.
+    stride = int(settings.get("passage_stride", 0))
     # The evaluate stage saved the base model's vectors of these units: reuse them, unless anything differs.
     about = {"format": FORMAT_VERSION, "base_model": source, "weights": weights_digest(model),
              "max_seq_length": int(model.max_seq_length), "passage_words": passage_words,
-             "texts": hash_parts(*texts)}
+             "passage_stride": stride, "texts": hash_parts(*texts)}
     index = load_base_vectors(run_dir, about, chunk_weight)
     if index is None or index.n_chunks != len(chunks) or index.index.d != model.get_embedding_dimension():
-        index = dense_index(model, texts, passage_words, chunk_weight)
+        index = dense_index(model, texts, passage_words, chunk_weight, stride=stride)
     return Retriever(model, index, chunks, bm25, weight, mode)
 
 

@@ -46,6 +46,8 @@ INVALID = [
     ("ks", (), {}),
     ("ks", (0, 5), {}),
     ("ks", (1, -3), {}),
+    ("passage_stride", -1, {}),
+    ("passage_stride", 21, {}),
 ]
 
 
@@ -90,6 +92,8 @@ def test_config_error_is_a_value_error() -> None:
         {"batch_size": 2, "max_steps": 1, "warmup_ratio": 0.0},
         {"device": "cpu", "extractor": "pypdfium2", "generator": "template"},
         {"ks": (1,)},
+        {"passage_stride": 0},
+        {"passage_stride": 20},
     ],
 )
 def test_boundary_values_are_accepted(settings: dict) -> None:

@@ -162,7 +162,7 @@ def test_model_loads_and_index_holds_its_embeddings(finished: Finished) -> None:
     index = faiss.read_index(str(run / "index" / "index.faiss"))
     rows = np.load(run / "index" / "rows.npy")
     # One row per chunk, then one per passage, each naming its chunk.
-    units = retrieval_units([c.text for c in chunks], finished.cfg.passage_words)
+    units = retrieval_units([c.text for c in chunks], finished.cfg.passage_words, finished.cfg.passage_stride)
     assert index.ntotal == len(rows) == len(units.texts) > len(chunks)
     assert rows.tolist() == units.owner.tolist() and rows[: len(chunks)].tolist() == list(range(len(chunks)))
     # The saved index is the saved model's, encoded in the precision the run trained in: what an app gets from

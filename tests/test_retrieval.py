@@ -13,19 +13,43 @@ from tests.test_evaluate import KeywordEncoder
 KEYWORDS = ["cat", "dog", "fish", "bird", "horse"]
 
 
-def test_passages_are_whole_sentences_of_enough_words_without_overlap() -> None:
+def test_passages_without_overlap_are_whole_sentences_of_enough_words() -> None:
     text = "One small cat. Two big dogs run. Three fish. Four birds sing loud songs. Five."
-    assert passages_of(text, min_words=5) == ["One small cat. Two big dogs run.",
-                                              "Three fish. Four birds sing loud songs. Five."]
+    assert passages_of(text, min_words=5, stride=0) == ["One small cat. Two big dogs run.",
+                                                        "Three fish. Four birds sing loud songs. Five."]
     # Every word of the chunk is in exactly one passage, in order.
-    assert " ".join(passages_of(text, 5)).split() == text.split()
+    assert " ".join(passages_of(text, 5, stride=0)).split() == text.split()
     # A chunk that would make a single passage is its own unit; 0 turns passages off.
-    assert passages_of("One small cat. Two big dogs.", min_words=20) == []
-    assert passages_of(text, min_words=0) == []
+    for stride in (0, 1, 2):
+        assert passages_of("One small cat. Two big dogs.", min_words=20, stride=stride) == []
+        assert passages_of(text, min_words=0, stride=stride) == []
+
+
+def test_overlapping_passages_start_at_every_stride_th_sentence_and_cover_every_sentence() -> None:
+    text = "One small cat. Two big dogs run. Three fish. Four birds sing loud songs. Five."
+    # A window from each sentence until it has 5 words; "Five." alone is too short, so the last window
+    # reaches back from the end until it has enough.
+    assert passages_of(text, min_words=5) == ["One small cat. Two big dogs run.", "Two big dogs run. Three fish.",
+                                              "Three fish. Four birds sing loud songs.",
+                                              "Four birds sing loud songs.", "Four birds sing loud songs. Five."]
+    # Once a window reaches the end, no later one is made.
+    assert passages_of("Aa bb cc dd. Ee ff gg hh. Ii.", min_words=4) == ["Aa bb cc dd.", "Ee ff gg hh.",
+                                                                      "Ee ff gg hh. Ii."]
+    # Stride 2 starts at every other sentence, but never past the sentence after the last window.
+    many = " ".join(f"S{i} a b." for i in range(8))  # eight sentences of 3 words
+    assert passages_of(many, min_words=5, stride=2) == ["S0 a b. S1 a b.", "S2 a b. S3 a b.", "S4 a b. S5 a b.",
+                                                        "S6 a b. S7 a b."]
+    assert passages_of(many, min_words=7, stride=2) == ["S0 a b. S1 a b. S2 a b.", "S2 a b. S3 a b. S4 a b.",
+                                                        "S4 a b. S5 a b. S6 a b.", "S5 a b. S6 a b. S7 a b."]
+    for stride in (1, 2, 3):
+        for min_words in (3, 5, 7, 9):
+            windows = passages_of(many, min_words, stride)
+            assert all(len(w.split()) >= min_words for w in windows)
+            assert {f"S{i}" for i in range(8)} <= {w for p in windows for w in p.split()}
 
 
 def test_units_put_chunks_first_then_their_passages() -> None:
-    units = retrieval_units(["Cats eat. Dogs run. Fish swim.", "Birds."], min_words=2)
+    units = retrieval_units(["Cats eat. Dogs run. Fish swim.", "Birds."], min_words=2, stride=0)
     assert units.texts == ["Cats eat. Dogs run. Fish swim.", "Birds.", "Cats eat.", "Dogs run.", "Fish swim."]
     assert units.owner.tolist() == [0, 1, 0, 0, 0] and units.n_chunks == 2
 

@@ -109,7 +109,7 @@ def test_chunk_text_as_query_finds_that_chunk(tuned: Retriever, chunks: list[Chu
         top = tuned.search(c.text, k=1, mode="dense")[0]
         assert top.chunk_id == c.id
         # Its own vector scores 1; blended with its best passage: (best + w * 1) / (1 + w).
-        passages = passages_of(c.text, 20)
+        passages = passages_of(c.text, 20, stride=1)
         w = tuned.index.chunk_weight
         best = float((embed(tuned.model, passages) @ embed(tuned.model, [c.text])[0]).max()) if passages else None
         assert top.score == pytest.approx(1.0 if best is None else (best + w) / (1 + w), abs=1e-4)

@@ -31,7 +31,7 @@ OTHER: dict[str, object] = {
     "batch_size": 16, "learning_rate": 2e-5, "warmup_ratio": 0.0, "weight_decay": 0.0, "max_steps": 5,
     "hard_negatives": True, "same_theme_negatives": True, "pairs_loss": "cosent", "evals": 2, "patience": 0,
     "wise": False, "precision": "bf16", "matryoshka_dims": (64,), "mini_batch_size": 8, "queries_per_row": 2, "ks": (1, 5),
-    "passage_words": 0, "chunk_weight": 1.0, "hybrid_weight": 0.5,
+    "passage_words": 0, "passage_stride": 0, "chunk_weight": 1.0, "hybrid_weight": 0.5,
 }
 THROUGH = {"docs", "themes_file", "pairs_files"}
 

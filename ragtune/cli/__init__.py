@@ -140,6 +140,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--passage-words", type=int, default=d.passage_words, metavar="N",
                    help="also index each chunk as passages of whole sentences, N words or more (0: one vector per "
                         "chunk)")
+    g.add_argument("--passage-stride", type=int, default=d.passage_stride, metavar="S",
+                   help="start a passage at every S-th sentence, so passages overlap (0: passages without overlap)")
     g.add_argument("--chunk-weight", type=float, default=d.chunk_weight, metavar="W",
                    help="a chunk scores (best passage + W * its own vector) / (1 + W)")
     g.add_argument("--hybrid-weight", type=float, default=d.hybrid_weight, metavar="W",

@@ -34,7 +34,7 @@ def _evaluate(run: Run, precision: str) -> dict[str, Any]:
     depth = max(max(ks), MRR_AT)
     # Fusion looks deeper than the metrics so that both lists can contribute.
     pool = 10 * depth
-    units = retrieval_units(texts, cfg.passage_words)
+    units = retrieval_units(texts, cfg.passage_words, cfg.passage_stride)
     n = len(chunks)
     metrics: dict[str, Any] = {}
     dense: dict[str, DenseIndex] = {}
@@ -71,6 +71,7 @@ def _evaluate(run: Run, precision: str) -> dict[str, Any]:
         "hybrid_weight": weight,
         "hybrid_weight_validation": weight_scores,
         "passage_words": cfg.passage_words,
+        "passage_stride": cfg.passage_stride,
         "encoding_precision": precision,
         "improved": is_improved(metrics["before"], metrics["after"]),
         "n_queries": len(queries),
@@ -90,7 +91,8 @@ def _evaluate(run: Run, precision: str) -> dict[str, Any]:
     mode = "hybrid" if is_improved(metrics[dense_key], metrics["hybrid"]) else "dense"
     metrics["recommended_mode"] = mode
     write_settings(run.path("index"), {"format": FORMAT_VERSION, "passage_words": cfg.passage_words,
-                                       "chunk_weight": cfg.chunk_weight, "hybrid_weight": weight, "mode": mode})
+                                       "passage_stride": cfg.passage_stride, "chunk_weight": cfg.chunk_weight,
+                                       "hybrid_weight": weight, "mode": mode})
     if cfg.matryoshka_dims:
         metrics["dims"] = {
             str(d): {which: evaluate_model(run.model(model), texts, ids, queries, relevant, ks, dim=d)
@@ -122,7 +124,8 @@ def _base_vectors_about(run: Run, texts: list[str]) -> dict[str, Any]:
     base = run.model("base")
     return {"format": FORMAT_VERSION, "base_model": resolve_base_model(run.cfg.base_model),
             "weights": weights_digest(base), "max_seq_length": int(base.max_seq_length),
-            "passage_words": run.cfg.passage_words, "texts": hash_parts(*texts)}
+            "passage_words": run.cfg.passage_words, "passage_stride": run.cfg.passage_stride,
+            "texts": hash_parts(*texts)}
 
 
 def _hybrid_weight_scores(run: Run, model: Any, dense: Any, bm25: Any, ids: list[str],
