@@ -211,6 +211,23 @@ def test_stale_or_damaged_base_vectors_are_encoded_again(run_dir: Path, tmp_path
         assert "Entirely different words about cooking pasta." in seen
 
 
+def test_an_index_from_before_overlapping_passages_compares_with_passages_cut_the_same_way(
+        run_dir: Path, tmp_path: Path, chunks: list[Chunk]) -> None:
+    from ragtune.retrieval import BASE_VECTORS, read_settings, retrieval_units, write_settings
+
+    texts = [c.text for c in chunks]
+    overlapping, cut = retrieval_units(texts, 20, stride=1), retrieval_units(texts, 20, stride=0)
+    assert len(overlapping.texts) > len(cut.texts), "the fixture's chunks must tell the two apart"
+    # ragtune 0.3 wrote no passage_stride and cut passages without overlap; its base vectors are not reused.
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("base"))
+    settings = read_settings(copy / "index")
+    write_settings(copy / "index", {k: v for k, v in settings.items() if k != "passage_stride"})
+    assert not (copy / BASE_VECTORS).exists()
+    assert load_retriever(copy, "base", device="cpu").index.owner.tolist() == cut.owner.tolist()
+    assert load_retriever(run_dir, "base", device="cpu").index.owner.tolist() == overlapping.owner.tolist()
+
+
 def test_modes_rank_by_model_bm25_or_both(tuned: Retriever, run_dir: Path, chunks: list[Chunk]) -> None:
     from ragtune.evaluate import bm25_rankings
 
