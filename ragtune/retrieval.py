@@ -6,8 +6,9 @@ chunk is therefore also embedded as passages: windows of whole sentences of at l
 overlap), so that a phrase which straddles two sentences is whole in some window. A
 chunk scores as its best passage blended with its own vector, (best passage + w *
 chunk) / (1 + w): the passage finds the phrase, the chunk vector keeps the context, so
-one matching sentence in an off-topic chunk does not win on its own. The dense index holds one row per unit
-(chunks first, then passages); `owner[row]` is the position of the row's chunk.
+one matching sentence in an off-topic chunk does not win on its own. The dense index
+holds one row per unit (chunks first, then passages); `owner[row]` is the position of
+the row's chunk.
 
 >>> passages_of("One cat sat. Two dogs ran off fast. Three fish swim. Four birds.", min_words=5)
 ['One cat sat. Two dogs ran off fast.', 'Two dogs ran off fast.', 'Three fish swim. Four birds.']
