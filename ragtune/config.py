@@ -62,7 +62,8 @@ class Config:
     # Drop a question whose cosine similarity (base model) to another question
     # of its chunk reaches this (1.0: off) ...
     near_duplicate: float = 0.95
-    # ... or whose chunk BM25 does not rank in the top round_trip_k of all chunks (0: off).
+    # A training question whose chunk BM25 does not rank in the top round_trip_k of all chunks is
+    # dropped too (0: off). Held-out and validation questions are never filtered by a retriever.
     round_trip_k: int = 10
     # --generator openai: an OpenAI-compatible server and model name (the key comes from
     # OPENAI_API_KEY, never from here). --generator local: llm_model is a Hugging Face

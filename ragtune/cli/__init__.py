@@ -88,7 +88,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--near-duplicate", type=float, default=d.near_duplicate, metavar="COSINE",
                    help="drop a question this similar to another of its chunk (1.0: off)")
     g.add_argument("--round-trip-k", type=int, default=d.round_trip_k, metavar="K",
-                   help="drop a question whose chunk BM25 does not rank in the top K (0: off)")
+                   help="drop a training question whose chunk BM25 does not rank in the top K (0: off); "
+                        "held-out and validation questions are never filtered")
 
     g = p.add_argument_group("LLM question generators (--generator openai or local)")
     g.add_argument("--llm-base-url", default=d.llm_base_url,

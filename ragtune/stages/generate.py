@@ -6,7 +6,7 @@ import random
 from typing import Any
 
 from ..generators import make_generator
-from ..generators.filters import drop_near_duplicates, drop_round_trip_failures, filter_pairs
+from ..generators.filters import drop_near_duplicates, filter_pairs
 from ..records import Chunk, Counter, Pair, read_jsonl, write_jsonl
 from . import Run
 
@@ -23,7 +23,7 @@ def run_stage(run: Run) -> dict[str, Any]:
                          vocabulary=word_vocabulary(run.model("base").tokenizer))
     raw = gen.generate(chunks, random.Random(cfg.seed))
     result = filter_pairs(raw, {c.id: c for c in chunks}, across_chunks=gen.name != "template")
-    result.pairs = _filter_more(run, result.pairs, chunks, result.dropped, baseline=gen.name == "template")
+    result.pairs = _drop_near_duplicates(run, result.pairs, result.dropped)
     write_jsonl(run.path("pairs.jsonl"), result.pairs, Pair)
     kinds: dict[str, int] = {}
     for p in result.pairs:
@@ -48,14 +48,13 @@ def run_stage(run: Run) -> dict[str, Any]:
     }
 
 
-def _filter_more(run: Run, pairs: list[Pair], chunks: list[Chunk], dropped: Counter, baseline: bool) -> list[Pair]:
-    """Near-duplicate and round-trip filters (counted in `dropped`); the template
-    baseline skips round trip, as its questions repeat across chunks by design."""
+def _drop_near_duplicates(run: Run, pairs: list[Pair], dropped: Counter) -> list[Pair]:
+    """The near-duplicate filter (counted in `dropped`). The round-trip filter is not here: it
+    runs in the split stage, on the training side only, so that no held-out or validation
+    question has first passed BM25 (which the run then compares against)."""
     from ..retrieval import embed
 
     if run.cfg.near_duplicate < 1.0 and pairs:
         vectors = embed(run.model("base"), [p.query for p in pairs])
         pairs = drop_near_duplicates(pairs, vectors, run.cfg.near_duplicate, dropped)
-    if run.cfg.round_trip_k and not baseline:
-        pairs = drop_round_trip_failures(pairs, chunks, run.cfg.round_trip_k, dropped)
     return pairs

@@ -40,6 +40,8 @@ def summary(run: Run, extract: dict, chunk: dict, theme: dict, generate: dict, s
             "extract": extract["skipped"]["counts"],
             "chunk": chunk["skipped"]["counts"],
             "generate": generate["skipped"]["counts"],
+            # Older manifests have no split skips: the round trip ran in the generate stage then.
+            "split": split.get("skipped", {}).get("counts", {}),
         },
     }
 

@@ -1,4 +1,9 @@
-"""Split stage: pairs.jsonl -> pairs_train / pairs_val / pairs_eval / pairs_lexical.jsonl, split by chunk."""
+"""Split stage: pairs.jsonl -> pairs_train / pairs_val / pairs_eval / pairs_lexical.jsonl, split by chunk.
+
+The round-trip filter (BM25 must rank a question's chunk in its top K) runs here, on the
+training side only. Held-out and validation questions pass no retriever's filter, so the
+run's own table can show BM25 losing as well as winning, and so can what validation picks.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +13,17 @@ from typing import Any
 from ..config import LLM_GENERATORS
 from ..errors import NotEnoughDataError
 from ..generators import OfflineGenerator
-from ..generators.filters import filter_pairs
+from ..generators.filters import drop_round_trip_failures, filter_pairs
 from ..generators.lexical import lexical_pairs
-from ..records import Chunk, Pair, read_jsonl, write_jsonl
+from ..records import Chunk, Counter, Pair, read_jsonl, write_jsonl
 from . import Run
 
 
 def run_stage(run: Run) -> dict[str, Any]:
     pairs = read_jsonl(run.path("pairs.jsonl"), Pair)
+    chunks = read_jsonl(run.path("chunks.jsonl"), Chunk)
     train, held = split_by_chunk(pairs, run.cfg.eval_fraction, run.cfg.seed, run.cfg.eval_max_chunks)
-    n_train_chunks = len({p.chunk_id for p in train})
-    if n_train_chunks < 8 or not held:
-        n_chunks = len(read_jsonl(run.path("chunks.jsonl"), Chunk))
-        why = (f"add documents or lower --chunk-tokens (there are {n_chunks} chunks)" if n_chunks < 10 else
-               f"the question filters left questions for only a few of the {n_chunks} chunks; "
-               "see the generate stage's drop counts in manifest.json")
-        raise NotEnoughDataError(
-            f"only {len({p.chunk_id for p in pairs})} chunks have questions; ragtune needs at least 10 "
-            f"(roughly 3,000 words of text) to train and hold some out: {why}"
-        )
+    _need_training_chunks(train, held, pairs, chunks)
     val: list[Pair] = []
     if run.cfg.val_fraction:
         # Validation chunks come out of the training side, never the held-out one.
@@ -37,23 +34,44 @@ def run_stage(run: Run) -> dict[str, Any]:
             val += other_style_questions(run, {p.chunk_id for p in val})
         else:
             val = []
+    dropped = Counter()
+    # The template baseline skips the round trip: its questions repeat across chunks by design.
+    if run.cfg.round_trip_k and run.cfg.generator != "template":
+        train = drop_round_trip_failures(train, chunks, run.cfg.round_trip_k, dropped)
+        _need_training_chunks(train, held, pairs, chunks)
     # BM25-labelled pseudo-queries, from training chunks only and labelled with training chunks only.
-    lexical = lexical_pairs(read_jsonl(run.path("chunks.jsonl"), Chunk), {p.chunk_id for p in train},
-                            run.cfg.lexical_per_chunk, run.cfg.seed, run.cfg.lexical_remove)
+    lexical = lexical_pairs(chunks, {p.chunk_id for p in train}, run.cfg.lexical_per_chunk, run.cfg.seed,
+                            run.cfg.lexical_remove)
     write_jsonl(run.path("pairs_train.jsonl"), train, Pair)
     write_jsonl(run.path("pairs_val.jsonl"), val, Pair)
     write_jsonl(run.path("pairs_eval.jsonl"), held, Pair)
     write_jsonl(run.path("pairs_lexical.jsonl"), lexical, Pair)
     n_eval_chunks = len({p.chunk_id for p in held})
+    filtered = f"; {dropped.total()} training questions failed the round trip" if dropped.total() else ""
     return {
         "n_train": len(train),
         "n_val": len(val),
         "n_eval": len(held),
         "n_eval_chunks": n_eval_chunks,
         "n_lexical": len(lexical),
+        "skipped": dropped.to_dict(),
         "summary": f"{len(train)} train / {len(val)} validation / {len(held)} held-out questions "
-                   f"({n_eval_chunks} held-out chunks); {len(lexical)} BM25-labelled spans",
+                   f"({n_eval_chunks} held-out chunks); {len(lexical)} BM25-labelled spans{filtered}",
     }
+
+
+def _need_training_chunks(train: list[Pair], held: list[Pair], pairs: list[Pair], chunks: list[Chunk]) -> None:
+    """Refuse a split that leaves too little to train on or nothing to hold out."""
+    if len({p.chunk_id for p in train}) >= 8 and held:
+        return
+    n_chunks = len(chunks)
+    why = (f"add documents or lower --chunk-tokens (there are {n_chunks} chunks)" if n_chunks < 10 else
+           f"the question filters left questions for only a few of the {n_chunks} chunks; "
+           "see the generate and split stages' drop counts in manifest.json")
+    raise NotEnoughDataError(
+        f"only {len({p.chunk_id for p in pairs})} chunks have questions; ragtune needs at least 10 "
+        f"(roughly 3,000 words of text) to train and hold some out: {why}"
+    )
 
 
 def other_style_questions(run: Run, chunk_ids: set[str]) -> list[Pair]:
