@@ -46,6 +46,20 @@ def retriever_rows(metrics: dict[str, Any]) -> list[tuple[str, dict[str, float]]
     return [(label, metrics[key]) for label, key in labels if key in metrics]
 
 
+def _served_line(served: dict[str, Any], weight: float | None, after: dict[str, float]) -> str:
+    """The one line that says what `ragtune.Retriever` serves for this run, and why."""
+    figures = f"held-out hit@5 {served['hit@5']:.3f}, MRR@10 {served['mrr@10']:.3f}"
+    if served["mode"] == "bm25":
+        return ("Served: BM25 alone. Neither the fine-tuned model nor its hybrid with BM25 beat BM25 on the "
+                f"validation questions, so ragtune.Retriever and `ragtune search` use BM25 for this run ({figures}; "
+                f"the fine-tuned model alone: hit@5 {after['hit@5']:.3f}, MRR@10 {after['mrr@10']:.3f}).")
+    if served["mode"] == "hybrid":
+        return (f"Served: the hybrid of the fine-tuned model and BM25 ({weight:.1f} : {1 - weight:.1f}), chosen on "
+                f"the validation questions; ragtune.Retriever and `ragtune search` use it by default ({figures}).")
+    return ("Served: the fine-tuned model alone, which did best on the validation questions; ragtune.Retriever "
+            f"and `ragtune search` use it by default ({figures}).")
+
+
 def metrics_table(metrics: dict[str, Any]) -> str:
     """A markdown table: one row per retriever, one column per metric."""
     keys = [k for k in METRIC_KEYS if k in metrics.get("after", {})]
@@ -65,6 +79,9 @@ def recommendation(metrics: dict[str, Any]) -> list[str]:
 
     # The dense retriever a RAG app gets from index/: with passages when the run built them.
     after = metrics.get("after_passages", metrics["after"])
+    served = metrics.get("served")
+    if served and served.get("chosen_on") == "validation questions":
+        return [_served_line(served, metrics.get("hybrid_weight"), after)]
     lines = []
     if "hybrid" in metrics and beats(after, metrics["hybrid"]):
         lines.append("Recommendation: use hybrid retrieval (fine-tuned model + BM25, weighted score sum); it beats "

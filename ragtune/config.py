@@ -129,11 +129,11 @@ class Config:
     # for the base and the tuned model, at about twice the passages (README, "Passages").
     passage_stride: int = 1
     chunk_weight: float = 0.5
-    # The dense share of the hybrid score (the rest is BM25's). Fixed rather than chosen
-    # on the validation questions: those reuse the chunks' own words, so they always
-    # favour BM25 (they pick 0.3), while third-party questions, which do not, did best
-    # at 0.5-0.8 on two sets (README, "How well it works").
-    hybrid_weight: float = 0.6
+    # The dense share of the hybrid score (the rest is BM25's). None: chosen on the
+    # validation questions, which no retriever filtered, among 0.0 (BM25 alone) to 1.0
+    # (the model alone), so the served retriever is never worse than BM25 there; 0.6
+    # when the run has no validation set. A number fixes it.
+    hybrid_weight: float | None = None
     push_repo: str = ""
     private: bool = False
 
@@ -145,7 +145,7 @@ class Config:
         # First, so that inf and nan get this message rather than a range's (inf passes "> 0").
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.type == "float" and isinstance(value, (int, float)):
+            if f.type in ("float", "float | None") and isinstance(value, (int, float)):
                 need(f.name, math.isfinite(value), f"{f.name} must be a finite number, not {value}")
         need("extractor", self.extractor in EXTRACTORS,
              f"extractor must be one of {', '.join(EXTRACTORS)}, not {self.extractor!r}")
@@ -219,8 +219,8 @@ class Config:
              f"passage_stride must be 0..20 (0: passages without overlap), not {self.passage_stride}")
         need("chunk_weight", 0 <= self.chunk_weight <= 10,
              f"chunk_weight must be between 0 and 10, not {self.chunk_weight}")
-        need("hybrid_weight", 0 <= self.hybrid_weight <= 1,
-             f"hybrid_weight must be between 0 and 1, not {self.hybrid_weight}")
+        need("hybrid_weight", self.hybrid_weight is None or 0 <= self.hybrid_weight <= 1,
+             f"hybrid_weight must be between 0 and 1, or auto, not {self.hybrid_weight}")
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -341,6 +341,8 @@ _KINDS = {
     "int": ("a whole number", lambda v: type(v) is int, lambda v: v),  # type(): True is not a number here
     # YAML reads 1e-4 (no dot) as a string; a number in quotes is still a number.
     "float": ("a number", lambda v: type(v) in (int, float) or _is_number(v), float),
+    "float | None": ("a number or auto", lambda v: v is None or v == "auto" or type(v) in (int, float) or _is_number(v),
+                     lambda v: None if v in (None, "auto") else float(v)),
     "str": ("a string", lambda v: isinstance(v, str), lambda v: v),
     "Path": ("a path (a string)", lambda v: isinstance(v, str), Path),
     "Path | None": ("a path (a string)", lambda v: v is None or isinstance(v, str),

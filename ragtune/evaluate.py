@@ -145,3 +145,25 @@ def is_improved(before: dict[str, float], after: dict[str, float]) -> bool:
     """
     keys = ("hit@5", "mrr@10")
     return all(after[k] >= before[k] for k in keys) and any(after[k] > before[k] for k in keys)
+
+
+def choose_served(scores: dict[float, dict[str, float]], fixed: float | None = None) -> tuple[str, float]:
+    """The retriever to serve and the hybrid's dense share, from validation scores per
+    share (0.0 is BM25 alone, 1.0 the model alone): best MRR@10, then hit@5; a tie goes
+    to the larger dense share. BM25 alone is a candidate, so the pick is never worse
+    than BM25 on validation. With `fixed`, the hybrid competes at that share only.
+
+    >>> s = {0.0: {"mrr@10": .5, "hit@5": .7}, 0.4: {"mrr@10": .6, "hit@5": .8}, 1.0: {"mrr@10": .55, "hit@5": .8}}
+    >>> choose_served(s)
+    ('hybrid', 0.4)
+    >>> choose_served({**s, 0.0: {"mrr@10": .7, "hit@5": .8}})
+    ('bm25', 0.4)
+    >>> choose_served({**s, 1.0: {"mrr@10": .6, "hit@5": .8}})
+    ('dense', 0.4)
+    """
+    key = lambda w: (scores[w]["mrr@10"], scores[w]["hit@5"], w)  # noqa: E731
+    inner = [w for w in scores if 0.0 < w < 1.0 and (fixed is None or w == fixed)]
+    weight = fixed if fixed is not None else max(inner, key=key)
+    best = max([w for w in scores if w in (0.0, 1.0)] + ([weight] if weight in scores else []), key=key)
+    return ("bm25" if best == 0.0 else "dense" if best == 1.0 else "hybrid"), weight
+

@@ -238,3 +238,18 @@ def test_report_says_when_bm25_alone_wins() -> None:
     report = render_report(make_summary(""), make_metrics(True, bm25_hit5=0.9) | {
         "bm25": {"hit@1": 0.5, "hit@3": 0.8, "hit@5": 0.9, "hit@10": 0.95, "mrr@10": 0.7}})
     assert "BM25 alone beats the fine-tuned model on these held-out questions." in report
+
+
+@pytest.mark.parametrize(("mode", "says"), [("bm25", "Served: BM25 alone"), ("hybrid", "Served: the hybrid"),
+                                            ("dense", "Served: the fine-tuned model alone")])
+def test_recommendation_names_the_served_retriever(mode: str, says: str) -> None:
+    from ragtune.card import recommendation
+
+    row = {"hit@5": 0.5, "mrr@10": 0.4}
+    metrics = {"after": row, "after_passages": row, "bm25": row, "hybrid": row, "hybrid_weight": 0.3,
+               "served": {"mode": mode, "chosen_on": "validation questions", **row}}
+    lines = recommendation(metrics)
+    assert len(lines) == 1 and lines[0].startswith(says)
+    if mode == "hybrid":
+        assert "(0.3 : 0.7)" in lines[0]
+

@@ -143,7 +143,7 @@ def test_pick_device_prefers_cuda_then_apples_mps_then_cpu(monkeypatch: pytest.M
 
 # --- non-finite numbers ---------------------------------------------------------------------
 
-FLOATS = [f.name for f in dataclasses.fields(Config) if f.type == "float"]
+FLOATS = [f.name for f in dataclasses.fields(Config) if f.type in ("float", "float | None")]
 
 
 @pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan], ids=["inf", "-inf", "nan"])

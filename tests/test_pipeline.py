@@ -238,6 +238,34 @@ def test_only_training_questions_pass_the_bm25_round_trip(finished: Finished) ->
          and p.chunk_id not in {q.chunk_id for q in read_jsonl(run / "pairs_val.jsonl", Pair)}])
 
 
+def test_served_retriever_is_chosen_on_validation_and_recorded_everywhere(finished: Finished) -> None:
+    from ragtune.evaluate import choose_served
+    from ragtune.search import Retriever
+
+    metrics = finished.result.metrics
+    scores = {float(w): m for w, m in metrics["hybrid_weight_validation"].items()}
+    assert 0.0 in scores and 1.0 in scores and len(scores) == 11
+    mode, weight = choose_served(scores)
+    assert (metrics["served"]["mode"], metrics["hybrid_weight"]) == (mode, weight)
+    assert metrics["recommended_mode"] == mode and metrics["served"]["chosen_on"] == "validation questions"
+    # Never worse than BM25 on validation, and the served row is the held-out row of that retriever.
+    best = max(scores.values(), key=lambda m: (m["mrr@10"], m["hit@5"]))
+    assert best["mrr@10"] >= scores[0.0]["mrr@10"]
+    row = {"dense": "after_passages", "hybrid": "hybrid", "bm25": "bm25"}[mode]
+    assert {k: metrics["served"][k] for k in metrics[row]} == metrics[row]
+    retriever = Retriever.load(finished.cfg.out)
+    assert (retriever.mode, retriever.hybrid_weight) == (mode, weight)
+    assert len(retriever.search("What are the risks of generative AI?", k=3)) == 3
+
+
+def test_a_fixed_hybrid_weight_is_kept(finished: Finished, tmp_path: Path) -> None:
+    cfg = copy_run(finished, tmp_path).replace(hybrid_weight=0.65)
+    again = Pipeline(cfg).run()
+    assert again.cached == ["extract", "chunk", "theme", "generate", "split", "train"]
+    assert again.metrics["hybrid_weight"] == 0.65 and "0.65" in again.metrics["hybrid_weight_validation"]
+    assert again.metrics["served"]["mode"] in ("dense", "hybrid", "bm25")
+
+
 def test_manifest_records_every_stage(finished: Finished) -> None:
     manifest = json.loads((finished.cfg.out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["ragtune_manifest"] == MANIFEST_VERSION

@@ -51,6 +51,16 @@ def _print_advice(metrics: dict[str, Any]) -> None:
               f"{sim['after']['median']:.2f}); re-tune any fixed score cutoff in your RAG app (see the model card).")
 
 
+def _weight_or_auto(text: str) -> float | None:
+    """ "auto" -> None (chosen on the validation questions); "0.6" -> 0.6."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, or auto, got {text!r}") from None
+
+
 def _int_list(text: str) -> tuple[int, ...]:
     """ "256,128" -> (256, 128)."""
     try:
@@ -145,8 +155,10 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="start a passage at every S-th sentence, so passages overlap (0: passages without overlap)")
     g.add_argument("--chunk-weight", type=float, default=d.chunk_weight, metavar="W",
                    help="a chunk scores (best passage + W * its own vector) / (1 + W)")
-    g.add_argument("--hybrid-weight", type=float, default=d.hybrid_weight, metavar="W",
-                   help="the model's share of the hybrid score, BM25 taking the rest")
+    g.add_argument("--hybrid-weight", type=_weight_or_auto, metavar="W",
+                   default="auto" if d.hybrid_weight is None else d.hybrid_weight,
+                   help="the model's share of the hybrid score, BM25 taking the rest (auto: chosen on the validation "
+                        "questions from 0 to 1, so that the served retriever is never worse than BM25 there)")
 
     g = p.add_argument_group("publishing")
     g.add_argument("--push", default="", dest="push_repo", metavar="REPO_ID", help="push the model to this Hub repo")

@@ -7,6 +7,10 @@ from typing import Any
 from ..records import FORMAT_VERSION, Chunk, LabelledPair, Pair, read_jsonl, write_json
 from . import Run
 
+# The hybrid's dense share when the run has no validation questions to choose it: third-party
+# questions did best at 0.5-0.8 on two sets (docs/benchmarks.md).
+DEFAULT_HYBRID_WEIGHT = 0.6
+
 
 def run_stage(run: Run) -> dict[str, Any]:
     from ..models import encoding_in, pick_device
@@ -21,7 +25,8 @@ def run_stage(run: Run) -> dict[str, Any]:
 
 
 def _evaluate(run: Run, precision: str) -> dict[str, Any]:
-    from ..evaluate import MRR_AT, evaluate_model, is_improved, per_theme_hits, rank_metrics, similarity_shift
+    from ..evaluate import (MRR_AT, choose_served, evaluate_model, is_improved, per_theme_hits, rank_metrics,
+                            similarity_shift)
     from ..progress import Parts
     from ..retrieval import BM25Index, DenseIndex, embed, fuse, positions_to_ids, retrieval_units
 
@@ -61,15 +66,19 @@ def _evaluate(run: Run, precision: str) -> dict[str, Any]:
             ranked[key] = positions_to_ids(positions, ids)
     bm25 = BM25Index.build(texts)
     metrics["bm25"] = rank_metrics(positions_to_ids(bm25.search(queries, depth)[1], ids), relevant, ks)
-    # The validation questions' view of the hybrid weight is recorded, not followed (see Config.hybrid_weight).
+    # The served retriever and the hybrid's weight are chosen on the validation questions, which no retriever
+    # filtered (the split stage's round trip is for training questions only); the held-out ones only measure.
     tuned = run.model("tuned")
-    weight = cfg.hybrid_weight
-    weight_scores = _hybrid_weight_scores(run, tuned, dense["tuned"], bm25, ids, pool)
+    weight_scores = _hybrid_weight_scores(run, tuned, dense["tuned"], bm25, ids, pool, cfg.hybrid_weight)
+    if weight_scores:
+        mode, weight = choose_served(weight_scores, cfg.hybrid_weight)
+    else:
+        mode, weight = "", DEFAULT_HYBRID_WEIGHT if cfg.hybrid_weight is None else cfg.hybrid_weight
     fused = fuse(dense["tuned"].search(query_vectors["tuned"], pool), bm25.search(queries, pool), weight, depth)
     metrics["hybrid"] = rank_metrics(positions_to_ids(fused, ids), relevant, ks)
     metrics |= {
         "hybrid_weight": weight,
-        "hybrid_weight_validation": weight_scores,
+        "hybrid_weight_validation": {str(w): m for w, m in weight_scores.items()},
         "passage_words": cfg.passage_words,
         "passage_stride": cfg.passage_stride,
         "encoding_precision": precision,
@@ -88,8 +97,14 @@ def _evaluate(run: Run, precision: str) -> dict[str, Any]:
     save_base_vectors(run.run_dir, dense["base"], _base_vectors_about(run, texts))
 
     dense_key = "after_passages" if cfg.passage_words else "after"
-    mode = "hybrid" if is_improved(metrics[dense_key], metrics["hybrid"]) else "dense"
+    chosen_on = "validation questions"
+    if not mode:
+        # No validation set: the hybrid when it beats the model alone on the held-out questions, as before.
+        mode = "hybrid" if is_improved(metrics[dense_key], metrics["hybrid"]) else "dense"
+        chosen_on = "held-out questions (no validation set)"
     metrics["recommended_mode"] = mode
+    metrics["served"] = {"mode": mode, "chosen_on": chosen_on,
+                         **metrics[{"dense": dense_key, "hybrid": "hybrid", "bm25": "bm25"}[mode]]}
     write_settings(run.path("index"), {"format": FORMAT_VERSION, "passage_words": cfg.passage_words,
                                        "passage_stride": cfg.passage_stride, "chunk_weight": cfg.chunk_weight,
                                        "hybrid_weight": weight, "mode": mode})
@@ -129,9 +144,9 @@ def _base_vectors_about(run: Run, texts: list[str]) -> dict[str, Any]:
 
 
 def _hybrid_weight_scores(run: Run, model: Any, dense: Any, bm25: Any, ids: list[str],
-                          pool: int) -> dict[str, float]:
-    """MRR@10 of the validation questions over all chunks at each dense share of the
-    hybrid score: what they would choose, for the record (they favour BM25)."""
+                          pool: int, fixed: float | None = None) -> dict[float, dict[str, float]]:
+    """hit@5 and MRR@10 of the validation questions over all chunks at each dense share of
+    the hybrid score, from 0.0 (BM25 alone) to 1.0 (the model alone); {} without them."""
     from ..evaluate import MRR_AT, rank_metrics
     from ..retrieval import HYBRID_WEIGHTS, embed, fuse, positions_to_ids
 
@@ -140,5 +155,7 @@ def _hybrid_weight_scores(run: Run, model: Any, dense: Any, bm25: Any, ids: list
         return {}
     queries = [p.query for p in val]
     d, b = dense.search(embed(model, queries), pool), bm25.search(queries, pool)
-    return {str(w): round(rank_metrics(positions_to_ids(fuse(d, b, w, MRR_AT), ids), [p.chunk_id for p in val],
-                                       (5,))[f"mrr@{MRR_AT}"], 4) for w in HYBRID_WEIGHTS}
+    # Rounded as metrics.json records them, so that the choice can be checked from that file.
+    return {w: {k: round(v, 4) for k, v in rank_metrics(positions_to_ids(fuse(d, b, w, MRR_AT), ids),
+                                                        [p.chunk_id for p in val], (5,)).items()}
+            for w in sorted({*HYBRID_WEIGHTS, *([fixed] if fixed is not None else [])})}
