@@ -301,7 +301,12 @@ def _push(run_dir: Path, repo_id: str, private: bool, dry_run: bool, force: bool
                                                       if plan.dataset_repo_id else ":"))
         for rel, size in plan.files:
             print(f"  {rel:<50} {size:>12,} bytes")
+        print(hub.what_leaves(run_dir, repo_id, with_data))
         return 0
+    # Before any upload, once the push is known to go ahead: the card quotes excerpts of the user's documents.
+    hub.plan_push(run_dir, repo_id, private, with_data)
+    hub.check_metrics(run_dir, force)
+    print(hub.what_leaves(run_dir, repo_id, with_data), flush=True)
     url = hub.push(run_dir, repo_id, private=private, force=force, with_data=with_data, timeout=timeout)
     if with_data:
         print(f"Pushed the pairs of {run_dir} to dataset {hub.dataset_repo_id(repo_id)}")
