@@ -61,7 +61,8 @@ def _stem_known(word: str, words: frozenset[str]) -> bool:
     for suffix in _SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             base = word[: -len(suffix)]
-            if (base in words or base + "e" in words or (base[-1] == base[-2] and base[:-1] in words)
+            if (base in words or base + "e" in words or base + "y" in words  # "equit|able": equity
+                    or (base[-1] == base[-2] and base[:-1] in words)
                     or (base.endswith("i") and base[:-1] + "y" in words)):
                 return True
     return False
