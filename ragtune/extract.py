@@ -106,6 +106,32 @@ def describe_skips(skipped: dict[str, Any], names: int = 3) -> list[str]:
     return lines
 
 
+def count_line(n_files: int, n_pages: int, skipped: dict[str, Any]) -> str:
+    """What extraction read and lost, counted per unit, for the extract stage's line.
+
+    >>> count_line(2, 119, {"counts": {SKIP_EXCLUDED: 1, SKIP_GARBLED_PAGE: 16, SKIP_GARBLED_LINE: 35}})
+    '2 files read, 1 excluded; 119 pages with text; 16 pages and 35 lines unreadable'
+    """
+    per_unit: dict[str, int] = {}
+    excluded = 0
+    for reason, n in skipped.get("counts", {}).items():
+        unit, verb = _SKIP_UNITS.get(reason, ("file", "skipped"))
+        if reason == SKIP_EXCLUDED:
+            excluded += n
+        elif verb in ("skipped", "dropped"):  # not "read in part": those files were read
+            per_unit[unit] = per_unit.get(unit, 0) + n
+    plural = lambda n, unit: f"{n} {unit}{'s' if n != 1 else ''}"  # noqa: E731
+    files = [plural(n_files, "file") + " read"] + ([f"{excluded} excluded"] if excluded else [])
+    files += [f"{per_unit.pop('file')} skipped"] if "file" in per_unit else []
+    parts = [", ".join(files), plural(n_pages, "page") + " with text"]
+    lost = [plural(per_unit.pop(u), u) for u in ("page", "line") if u in per_unit]
+    if lost:
+        parts.append(" and ".join(lost) + " unreadable")
+    if per_unit:  # folders and links that could not be read
+        parts.append(" and ".join(plural(n, u) for u, n in per_unit.items()) + " not read")
+    return "; ".join(parts)
+
+
 @dataclass
 class Extraction:
     """What extraction produced, and what it skipped and why."""

@@ -96,3 +96,45 @@ def test_a_typo_is_not_a_font_map() -> None:
     """One odd word explains nothing: a substitution needs several different words of the document."""
     assert substitutions([ENGLISH + " the 0ederal rules"]) == set()
     assert unknown_share("the 0ederal rules")[0] > 0
+
+
+# --- what the console says about it -------------------------------------------------------------------------------
+
+
+def test_the_extract_line_counts_per_unit() -> None:
+    from ragtune import extract as ex
+
+    skipped = {"counts": {ex.SKIP_EXCLUDED: 1, ex.SKIP_GARBLED_PAGE: 16, ex.SKIP_GARBLED_LINE: 35,
+                          SKIP_MISMAPPED_LINE: 56, ex.SKIP_UNSUPPORTED: 2, ex.SKIP_STRAY_BYTES: 1}}
+    assert ex.count_line(2, 119, skipped) == ("2 files read, 1 excluded, 2 skipped; 119 pages with text; "
+                                              "16 pages and 91 lines unreadable")
+    assert ex.count_line(1, 1, {"counts": {}}) == "1 file read; 1 page with text"
+
+
+def test_default_exclusions_are_listed_only_when_verbose() -> None:
+    import io
+
+    from ragtune import extract as ex
+    from ragtune.progress import ProgressReporter
+
+    skipped = {"counts": {ex.SKIP_EXCLUDED: 1, SKIP_MISMAPPED_LINE: 3},
+               "examples": {ex.SKIP_EXCLUDED: ["SOURCES.md"], SKIP_MISMAPPED_LINE: ["a.pdf p1"]}}
+    quiet, loud = io.StringIO(), io.StringIO()
+    ProgressReporter(stream=quiet).input_skipped(skipped)
+    ProgressReporter(stream=loud, verbose=True).input_skipped(skipped)
+    assert quiet.getvalue().splitlines() == [f"warning: 3 lines dropped: {SKIP_MISMAPPED_LINE}: a.pdf p1, and 2 more"]
+    assert "SOURCES.md" in loud.getvalue() and len(loud.getvalue().splitlines()) == 2
+
+
+def test_the_run_ends_with_one_recommendation_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from ragtune.cli import _print_advice, build_parser
+
+    row = {"hit@1": 0.5, "hit@3": 0.6, "hit@5": 0.7, "hit@10": 0.8, "mrr@10": 0.6}
+    metrics = {"before": row, "after": row, "after_passages": row | {"hit@5": 0.8},
+               "bm25": row | {"hit@5": 0.9, "mrr@10": 0.8}, "hybrid": row | {"hit@5": 0.95, "mrr@10": 0.85},
+               "recommended_mode": "hybrid"}
+    _print_advice(metrics, Path("runs/demo/report.html"))
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith("Best on these held-out questions: hybrid")
+    assert "ragtune.Retriever serves the hybrid" in line and line.endswith("runs/demo/report.html")
+    assert build_parser().parse_args(["run", "DOCS", "--verbose"]).verbose
