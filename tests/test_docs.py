@@ -81,7 +81,8 @@ def ragtune_commands(text: str) -> list[tuple[int, str]]:
     prose = FENCE.sub(lambda m: "\n" * m.group(0).count("\n"), text)
     for m in INLINE.finditer(prose):
         span = " ".join(m.group(1).split())
-        if re.match(r"^\S*python3?\s+-m\s+ragtune\s", span):
+        # Inline, only whole commands: "`ragtune push` refuses ..." in prose names a command, it does not run one.
+        if re.match(r"^(?:\S*python3?\s+-m\s+ragtune|torchrun\b.*?\s-m\s+ragtune)\s", span):
             found += [(prose.count("\n", 0, m.start()) + 1, call) for call in _ragtune_calls(span)]
     return sorted(found)
 
@@ -133,6 +134,8 @@ def test_the_docs_hold_commands_and_snippets_to_check() -> None:
     assert any(c.startswith(".venv/bin/python -m ragtune run resources/") for c in commands)  # the fresh-machine one
     assert any(" push " in f" {c} " for c in commands) and python_blocks(readme)
     assert len(_all(ragtune_commands)) >= 15
+    scale = (ROOT / "docs" / "scale.md").read_text(encoding="utf-8")
+    assert any(c.startswith("torchrun ") for _, c in ragtune_commands(scale))
 
 
 @pytest.mark.parametrize(("path", "line", "item"), _all(ragtune_commands))
