@@ -239,6 +239,17 @@ def card_widget(chunks: list[Any], held_out: list[Any], n_sentences: int = 3) ->
     return None
 
 
+def widget_reads_clean(widget: dict[str, Any] | None) -> bool:
+    """Whether a widget is what card_widget makes: a question that ends in "?" over texts that read clean."""
+    from .garbled import reads_clean
+
+    if not widget or not str(widget.get("source_sentence", "")).endswith("?"):
+        return False
+    # Short texts with no word to judge ("x") are not garbled; an old widget is only refused for what is.
+    texts = [widget["source_sentence"], *widget.get("sentences", [])]
+    return all(isinstance(t, str) and reads_clean(t, allow_unjudged=True) for t in texts)
+
+
 def _documents(files: list[str], n_pages: int) -> str:
     """ "3 files (2 PDF, 1 Markdown), 65 pages": the card never names the user's files."""
     kinds: dict[str, int] = {}
@@ -270,7 +281,8 @@ def card_data(summary: dict[str, Any], metrics: dict[str, Any], name: str, datas
         pipeline_tag="sentence-similarity",
         tags=["sentence-transformers", "sentence-similarity", "feature-extraction", "ragtune", "retrieval"],
         eval_results=results,
-        widget=[summary["widget"]] if summary.get("widget") else None,
+        # A run saved before the widget was checked (its card.json) may hold garbled or cut-off text: left out.
+        widget=[summary["widget"]] if widget_reads_clean(summary.get("widget")) else None,
     )
 
 

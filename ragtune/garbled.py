@@ -167,7 +167,7 @@ def mostly_not_words(text: str, min_judged: int = 6) -> bool:
     return judged >= min_judged and share >= MOSTLY
 
 
-def reads_clean(text: str, max_unknown: float = 0.1) -> bool:
+def reads_clean(text: str, max_unknown: float = 0.1, allow_unjudged: bool = False) -> bool:
     """The quality bar for text shown to people (the Hub card's widget): few unknown words, and none that one
     changed character would make a word ("ebisting", "0ederal"), as a broken font map does.
 
@@ -179,7 +179,7 @@ def reads_clean(text: str, max_unknown: float = 0.1) -> bool:
     False
     """
     share, judged = unknown_share(text)
-    if judged == 0 or share > max_unknown:
+    if (judged == 0 and not allow_unjudged) or share > max_unknown:  # no word to judge: not known to read clean
         return False
     return not any(_ONE_ODD.fullmatch(t) or (len(t) >= 5 and t.islower() and next(_candidates(t), None))
                    for t in _tokens(text))

@@ -139,3 +139,22 @@ def test_an_excerpt_is_whole_sentences_around_the_question() -> None:
     # Never a sentence cut in the middle: none at all when no whole sentence fits.
     assert excerpt("word " * 80 + ".", max_words=10) == ""
     assert excerpt("A heading without a stop\nThe end of a chunk cut off in the", max_words=30) == ""
+
+
+def test_an_old_runs_garbled_widget_is_left_off_the_card(run_dir: Path, tmp_path: Path) -> None:
+    """card.json of a run saved before the check: its widget (a cut-off sentence of garbled text) does not go up."""
+    import json
+
+    from ragtune.card import render_card
+
+    parts = json.loads((run_dir / "card.json").read_text(encoding="utf-8"))
+    parts["summary"]["widget"] = {"source_sentence": "prohibit or limit any lawful activity of a government agency",
+                                  "sentences": [GARBLED_TEXT, CLEAN[0], CLEAN[1]]}
+    card = _hub_card(render_card(parts["summary"], parts["metrics"], "alice/tuned"), tmp_path)
+    assert getattr(card.data, "widget", None) is None
+    parts["summary"]["widget"]["source_sentence"] = "Which activities does it limit?"
+    card = _hub_card(render_card(parts["summary"], parts["metrics"], "alice/tuned"), tmp_path)
+    assert getattr(card.data, "widget", None) is None
+    parts["summary"]["widget"]["sentences"][0] = CLEAN[2]
+    card = _hub_card(render_card(parts["summary"], parts["metrics"], "alice/tuned"), tmp_path)
+    assert card.data.widget == [parts["summary"]["widget"]]
