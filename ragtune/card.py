@@ -91,7 +91,7 @@ def recommendation(metrics: dict[str, Any]) -> list[str]:
     if "bm25" in metrics and beats(after, metrics["bm25"]):
         lines.append("BM25 alone beats the fine-tuned model on these held-out questions. They are written from the "
                      "chunks' own words, which is what BM25 rewards; questions in other words favour the model less "
-                     "(see the README's third-party figures).")
+                     "(ragtune's docs/benchmarks.md has figures on questions written outside ragtune).")
     return lines
 
 
@@ -175,18 +175,96 @@ def guess_language(texts: list[str]) -> str | None:
     return "en" if words and sum(w in ENGLISH_WORDS for w in words) / len(words) >= 0.15 else None
 
 
+def model_details(model_dir: Path) -> dict[str, Any]:
+    """Output dimensions, similarity and pooling of a saved sentence-transformers folder, read from its JSON files
+    (nothing is loaded). A value the files do not give is left out.
+
+    >>> model_details(bundled_model_path())["dimensions"]
+    384
+    """
+    import json
+
+    def read(rel: str) -> Any:
+        try:
+            return json.loads((model_dir / rel).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    details: dict[str, Any] = {}
+    st = read("config_sentence_transformers.json") or {}
+    details["similarity"] = st.get("similarity_fn_name") or "cosine"
+    for module in read("modules.json") or []:
+        config = read(f"{module.get('path', '')}/config.json".lstrip("/")) or {}
+        kind = str(module.get("type", "")).rsplit(".", 1)[-1]
+        # sentence-transformers 6 writes embedding_dimension and pooling_mode; older ones
+        # word_embedding_dimension and a pooling_mode_* flag per mode.
+        dimension = config.get("embedding_dimension", config.get("word_embedding_dimension"))
+        if kind == "Pooling" and dimension:
+            details["dimensions"] = dimension
+            modes = [k[len("pooling_mode_"):] for k, v in config.items() if k.startswith("pooling_mode_") and v]
+            details["pooling"] = config.get("pooling_mode") or ", ".join(modes)
+        elif kind == "Dense" and "out_features" in config:
+            details["dimensions"] = config["out_features"]
+    return details
+
+
+def excerpt(text: str, focus: str = "", max_words: int = 45) -> str:
+    """Whole sentences of `text`, at most `max_words` words: the sentence sharing most words with `focus` (else
+    the first), then those after it and before it while they fit. "" when no whole sentence fits.
+
+    >>> excerpt("Intro here. Logs must be kept for a year. Then more", focus="How long are logs kept?", max_words=9)
+    'Logs must be kept for a year.'
+    """
+    from .text import STOPWORDS, sentences, words
+
+    # A whole sentence ends in a full stop; a heading or the cut-off end of a chunk does not.
+    found = [t for t in sentences(text)
+             if 4 <= len(t.split()) <= max_words and re.search(r"[.!?][)\"”’']?$", t)]
+    if not found:
+        return ""
+    wanted = {w for w in words(focus) if w not in STOPWORDS}
+    best = max(range(len(found)), key=lambda i: (len(wanted & set(words(found[i]))), -i)) if wanted else 0
+    first, last = best, best
+    size = lambda a, b: sum(len(t.split()) for t in found[a:b + 1])  # noqa: E731
+    while last + 1 < len(found) and size(first, last + 1) <= max_words:
+        last += 1
+    while first > 0 and size(first - 1, last) <= max_words:
+        first -= 1
+    return " ".join(found[first:last + 1])
+
+
 def card_widget(chunks: list[Any], held_out: list[Any], n_sentences: int = 3) -> dict[str, Any] | None:
-    """The Hub's sentence-similarity widget: a held-out question, the opening of its chunk and of two others."""
-    if not held_out or len(chunks) < n_sentences:
-        return None
+    """The Hub's sentence-similarity widget: a held-out question (one that ends in "?"), an excerpt of its own
+    chunk and of two other chunks, whole sentences, all of text that reads clean (no garbled font text).
+    None when the run has no such question."""
+    from .garbled import reads_clean
+
     by_id = {c.id: c for c in chunks}
-    question = held_out[0]
-    if question.chunk_id not in by_id:
-        return None
-    others = [c for c in chunks if c.id != question.chunk_id][:: max(1, len(chunks) // n_sentences)][: n_sentences - 1]
-    opening = lambda text: " ".join(text.split()[:40])  # noqa: E731
-    return {"source_sentence": question.query,
-            "sentences": [opening(by_id[question.chunk_id].text)] + [opening(c.text) for c in others]}
+    clean = {c.id for c in chunks if reads_clean(c.text)}
+    for pair in held_out:
+        question = " ".join(pair.query.split())
+        if not (question.endswith("?") and 4 <= len(question.split()) <= 25 and pair.chunk_id in clean
+                and reads_clean(question)):
+            continue
+        own = excerpt(by_id[pair.chunk_id].text, focus=question)
+        # Others spread over the collection, so the widget does not show two neighbouring chunks.
+        pool = [c for c in chunks if c.id in clean and c.id != pair.chunk_id]
+        others = [excerpt(c.text) for c in pool[:: max(1, len(pool) // n_sentences)]]
+        texts = [own] + [t for t in others if t and t != own][: n_sentences - 1]
+        if len(texts) == n_sentences and all(reads_clean(t) for t in texts):
+            return {"source_sentence": question, "sentences": texts}
+    return None
+
+
+def widget_reads_clean(widget: dict[str, Any] | None) -> bool:
+    """Whether a widget is what card_widget makes: a question that ends in "?" over texts that read clean."""
+    from .garbled import reads_clean
+
+    if not widget or not str(widget.get("source_sentence", "")).endswith("?"):
+        return False
+    # Short texts with no word to judge ("x") are not garbled; an old widget is only refused for what is.
+    texts = [widget["source_sentence"], *widget.get("sentences", [])]
+    return all(isinstance(t, str) and reads_clean(t, allow_unjudged=True) for t in texts)
 
 
 def _documents(files: list[str], n_pages: int) -> str:
@@ -220,7 +298,8 @@ def card_data(summary: dict[str, Any], metrics: dict[str, Any], name: str, datas
         pipeline_tag="sentence-similarity",
         tags=["sentence-transformers", "sentence-similarity", "feature-extraction", "ragtune", "retrieval"],
         eval_results=results,
-        widget=[summary["widget"]] if summary.get("widget") else None,
+        # A run saved before the widget was checked (its card.json) may hold garbled or cut-off text: left out.
+        widget=[summary["widget"]] if widget_reads_clean(summary.get("widget")) else None,
     )
 
 
@@ -246,87 +325,101 @@ def load_path(summary: dict[str, Any], repo_id: str | None) -> str:
     return f"{out}/model" if not Path(out).is_absolute() else f"{Path(out).name}/model"
 
 
+TEMPLATE = Path(__file__).parent / "templates" / "model_card.md"
+# Packages whose versions the card records (as sentence-transformers' own cards do).
+VERSIONED = ("ragtune", "sentence-transformers", "transformers", "torch", "huggingface-hub", "tokenizers")
+
+
+def framework_versions() -> dict[str, str]:
+    """The versions of Python and the packages that trained the model, for the card.
+
+    >>> sorted(framework_versions())[:2]
+    ['huggingface-hub', 'python']
+    """
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:  # ragtune run from a source tree without being installed
+            from . import __version__
+
+            found[name] = __version__ if name == "ragtune" else "not installed"
+    return found
+
+
+def card_advice(metrics: dict[str, Any]) -> str:
+    """What the held-out figures say about retrieving with this model, naming nothing a Hub reader lacks."""
+    from .evaluate import is_improved as beats
+
+    after = metrics.get("after_passages", metrics["after"])
+    lines = []
+    if "hybrid" in metrics and beats(after, metrics["hybrid"]):
+        weight = metrics.get("hybrid_weight")
+        share = f", the model's share {weight:.1f}" if weight is not None else ""
+        lines.append("Combined with BM25 (a weighted sum of the two scores, each scaled to [0, 1] per query"
+                     f"{share}), this model did better than alone: hit@5 {metrics['hybrid']['hit@5']:.3f} against "
+                     f"{after['hit@5']:.3f}, MRR@10 {metrics['hybrid']['mrr@10']:.3f} against {after['mrr@10']:.3f}.")
+    if "bm25" in metrics and beats(after, metrics["bm25"]):
+        lines.append("BM25 alone beat this model on these questions. They borrow the documents' own words, which is "
+                     "what BM25 rewards; questions in other words favour the model more.")
+    return "".join(f"\n{line}\n" for line in lines)
+
+
+def _settings_table(summary: dict[str, Any]) -> str:
+    cfg = summary["config"]
+    rows = [
+        ("loss", "MultipleNegativesRankingLoss over rows of one chunk and "
+                 f"{cfg.get('queries_per_row', cfg['questions_per_chunk'])} of its questions (no-duplicates batches)"),
+        ("questions", f"{cfg['questions_per_chunk']} per chunk from the `{cfg['generator']}` generator, and "
+                      f"{cfg.get('lexical_per_chunk', 0)} BM25-labelled spans per training chunk (lexical distillation)"),
+        ("hard negatives", "one per chunk, mined with the base model" if cfg.get("hard_negatives")
+         else "none (in-batch negatives only)"),
+        ("epochs", cfg["epochs"]), ("batch size", f"{cfg['batch_size']} chunks"),
+        ("learning rate", cfg["learning_rate"]), ("warmup ratio", cfg["warmup_ratio"]),
+        ("weight decay", cfg["weight_decay"]), ("steps", summary["train"]["steps"]), ("seed", cfg["seed"]),
+    ]
+    return "| setting | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+
+
 def render_card(summary: dict[str, Any], metrics: dict[str, Any], repo_id: str | None = None,
                 dataset_id: str | None = None) -> str:
-    """The model card. `summary` holds config, data counts and training facts from the run;
-    `repo_id` is the Hub repo it is pushed to (the push renders the card again with it)."""
+    """The model card, rendered from templates/model_card.md. `summary` holds config, data counts and training
+    facts from the run; `repo_id` is the Hub repo it is pushed to (the push renders the card again with it).
+    The card names nothing that is not uploaded with the model: no run folder, index or local command."""
     from huggingface_hub import ModelCard
 
     cfg = summary["config"]
     name = repo_id or f"ragtune-{cfg['out']}"
-    path = load_path(summary, repo_id)
-    verdict = ("The fine-tuned model beats the base model." if metrics.get("improved")
-               else "**The fine-tuned model did not beat the base model on these questions.**")
-    advice = "\n".join(recommendation(metrics))
-    body = f"""
-# {name}
-
-A sentence-transformers embedding model fine-tuned by [ragtune](https://pypi.org/project/ragtune/) from
-{base_model_label(cfg["base_model"])} for retrieval over one document collection.
-
-## Usage
-
-sentence-transformers:
-
-```python
-from sentence_transformers import SentenceTransformer
-
-model = SentenceTransformer("{path}")
-embeddings = model.encode(["What does the framework say about incident response?"], normalize_embeddings=True)
-```
-
-LangChain (`pip install langchain-huggingface`):
-
-```python
-from langchain_huggingface import HuggingFaceEmbeddings
-
-embeddings = HuggingFaceEmbeddings(model_name="{path}", encode_kwargs={{"normalize_embeddings": True}})
-```
-
-LlamaIndex (`pip install llama-index-embeddings-huggingface`):
-
-```python
-from llama_index.embeddings.huggingface import HuggingFaceEmbedding
-
-embed_model = HuggingFaceEmbedding(model_name="{path}")
-```
-
-Embeddings are meant to be normalised and compared by cosine (inner product).
-
-## Retrieval on held-out questions
-
-{metrics["n_queries"]} synthetic questions about {summary["n_eval_chunks"]} chunks that training never saw, each
-ranked against all {summary["n_chunks"]} chunks by exact FAISS inner-product search, the same settings before and
-after. "With passages" also indexes overlapping windows of each chunk's sentences and scores a chunk by its best one.
-{verdict}
-
-{metrics_table(metrics)}
-{(chr(10) + advice + chr(10)) if advice else ""}{_similarity_section(metrics)}{_dims_section(metrics)}{_pairs_section(metrics)}{_selection_section(summary)}
-## Training data
-
-- Documents: {_documents(summary["files"], summary["n_pages"])}
-- Chunks: {summary["n_chunks"]} (up to {cfg["chunk_tokens"]} tokens, overlap {cfg["chunk_overlap"]})
-- Themes: {summary["themes"]}
-- Questions: {summary["n_pairs"]} synthetic questions from the `{cfg["generator"]}` generator;
-  {summary["n_train"]} for training, {summary["n_eval"]} held out (questions of {summary["n_eval_chunks"]} chunks that were never trained on)
-
-## Training settings
-
-| setting | value |
-|---|---|
-| loss | MultipleNegativesRankingLoss over rows of one chunk and {cfg.get("queries_per_row", cfg["questions_per_chunk"])} of its questions (no-duplicates batches) |
-| questions | {cfg["questions_per_chunk"]} per chunk from the `{cfg["generator"]}` generator, and {cfg.get("lexical_per_chunk", 0)} BM25-labelled spans per training chunk (lexical distillation) |
-| hard negatives | {"one per chunk, mined with the base model" if cfg.get("hard_negatives") else "none (in-batch negatives only)"} |
-| epochs | {cfg["epochs"]} |
-| batch size | {cfg["batch_size"]} chunks |
-| learning rate | {cfg["learning_rate"]} |
-| warmup ratio | {cfg["warmup_ratio"]} |
-| weight decay | {cfg["weight_decay"]} |
-| steps | {summary["train"]["steps"]} |
-| seed | {cfg["seed"]} |
-| max sequence length | {summary["max_seq_length"]} |
-"""
-    return str(ModelCard("---\n" + card_data(summary, metrics, name, dataset_id).to_yaml() + "\n---\n" + body))
+    language = summary.get("language")
+    card = ModelCard.from_template(
+        card_data(summary, metrics, name, dataset_id),
+        template_path=str(TEMPLATE),
+        name=name,
+        path=load_path(summary, repo_id),
+        base_label=base_model_label(cfg["base_model"]),
+        dimensions=summary.get("dimensions") or "see the model's config",
+        similarity=summary.get("similarity") or "cosine",
+        max_seq_length=summary["max_seq_length"],
+        language={"en": "English"}.get(language or "", language or "not determined"),
+        language_note=" in English" if language == "en" else "",
+        # Old runs' card.json has no versions: name ragtune's, the one thing known.
+        versions=summary.get("versions") or {"ragtune": cfg.get("version") or "unknown"},
+        verdict=("The fine-tuned model beats the base model." if metrics.get("improved")
+                 else "**The fine-tuned model did not beat the base model on these questions.**"),
+        metrics_table=metrics_table(metrics),
+        advice=card_advice(metrics),
+        extra_sections=(_similarity_section(metrics) + _dims_section(metrics) + _pairs_section(metrics)
+                        + _selection_section(summary)),
+        n_queries=metrics["n_queries"], n_eval_chunks=summary["n_eval_chunks"], n_chunks=summary["n_chunks"],
+        documents=_documents(summary["files"], summary["n_pages"]), chunk_tokens=cfg["chunk_tokens"],
+        chunk_overlap=cfg["chunk_overlap"], themes=summary["themes"], n_pairs=summary["n_pairs"],
+        generator=cfg["generator"], n_train=summary["n_train"], n_eval=summary["n_eval"],
+        settings_table=_settings_table(summary),
+    )
+    return str(card)
 
 
 def render_report(summary: dict[str, Any], metrics: dict[str, Any]) -> str:

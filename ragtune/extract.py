@@ -2,7 +2,8 @@
 
 Text is cleaned so that words come out whole: ligatures are expanded, words
 hyphenated across a line break rejoined, control characters and stray
-whitespace normalised, lines of undecodable glyph codes dropped, and running
+whitespace normalised, lines of undecodable glyph codes dropped, lines a font
+without a proper map garbled dropped (ragtune/garbled.py), and running
 headers/footers and bare page numbers removed. Nothing is dropped silently:
 every skipped file, page or line is counted in `Extraction.skipped`.
 
@@ -57,6 +58,8 @@ SKIP_ALL_PAGES_FAILED = "PDF whose pages all failed to extract (damaged? try re-
 SKIP_EMPTY_PAGE = "page with no text"
 SKIP_GARBLED_PAGE = "page of undecodable glyph codes (font without a Unicode map; OCR the PDF to recover it)"
 SKIP_GARBLED_LINE = "line of undecodable glyph codes (font without a Unicode map) dropped"
+SKIP_MISMAPPED_PAGE = "page of garbled text (font without a proper map): OCR the PDF"
+SKIP_MISMAPPED_LINE = "line of garbled text (font without a proper map): OCR the PDF"
 SKIP_BINARY_TEXT = "text file that looks binary (not readable as text)"
 SKIP_EMPTY_TEXT = "text file with no text"
 SKIP_STRAY_BYTES = "stray bytes that are not UTF-8 in a UTF-8 text file (check those lines; re-save the file as UTF-8)"
@@ -77,6 +80,7 @@ FILE_SKIPS = frozenset({
 _SKIP_UNITS = {
     SKIP_PAGE_FAILED: ("page", "skipped"), SKIP_EMPTY_PAGE: ("page", "skipped"),
     SKIP_GARBLED_PAGE: ("page", "skipped"), SKIP_GARBLED_LINE: ("line", "dropped"),
+    SKIP_MISMAPPED_PAGE: ("page", "skipped"), SKIP_MISMAPPED_LINE: ("line", "dropped"),
     SKIP_TRUNCATED_PARTIAL: ("file", "read in part"), SKIP_STRAY_BYTES: ("file", "decoded in part as cp1252"),
     SKIP_UNREADABLE_FOLDER: ("folder", "skipped"), SKIP_LINKED_FOLDER: ("link", "not followed"),
 }  # fmt: skip
@@ -100,6 +104,32 @@ def describe_skips(skipped: dict[str, Any], names: int = 3) -> list[str]:
             shown.append(f"and {n - len(shown)} more")
         lines.append(f"{n} {unit}{'s' if n != 1 else ''} {verb}: {reason}" + (f": {', '.join(shown)}" if shown else ""))
     return lines
+
+
+def count_line(n_files: int, n_pages: int, skipped: dict[str, Any]) -> str:
+    """What extraction read and lost, counted per unit, for the extract stage's line.
+
+    >>> count_line(2, 119, {"counts": {SKIP_EXCLUDED: 1, SKIP_GARBLED_PAGE: 16, SKIP_GARBLED_LINE: 35}})
+    '2 files read, 1 excluded; 119 pages with text; 16 pages and 35 lines unreadable'
+    """
+    per_unit: dict[str, int] = {}
+    excluded = 0
+    for reason, n in skipped.get("counts", {}).items():
+        unit, verb = _SKIP_UNITS.get(reason, ("file", "skipped"))
+        if reason == SKIP_EXCLUDED:
+            excluded += n
+        elif verb in ("skipped", "dropped"):  # not "read in part": those files were read
+            per_unit[unit] = per_unit.get(unit, 0) + n
+    plural = lambda n, unit: f"{n} {unit}{'s' if n != 1 else ''}"  # noqa: E731
+    files = [plural(n_files, "file") + " read"] + ([f"{excluded} excluded"] if excluded else [])
+    files += [f"{per_unit.pop('file')} skipped"] if "file" in per_unit else []
+    parts = [", ".join(files), plural(n_pages, "page") + " with text"]
+    lost = [plural(per_unit.pop(u), u) for u in ("page", "line") if u in per_unit]
+    if lost:
+        parts.append(" and ".join(lost) + " unreadable")
+    if per_unit:  # folders and links that could not be read
+        parts.append(" and ".join(plural(n, u) for u, n in per_unit.items()) + " not read")
+    return "; ".join(parts)
 
 
 @dataclass
@@ -275,6 +305,39 @@ def drop_garbled_lines(text: str, max_share: float = 0.3) -> tuple[str, int]:
     return "\n".join(kept), len(lines) - len(kept)
 
 
+def drop_mismapped(raw: list[str | None], texts: list[str], name: str,
+                   skipped: Counter) -> tuple[list[str | None], list[str]]:
+    """Drop the lines of one PDF that a font without a proper map garbled ("0ederal 1overnment", "ebisting"):
+    lines with a word the document's own substitution explains, or mostly not words of the language. A page
+    left with fewer than half its lines is dropped whole. English text only (see ragtune.garbled)."""
+    from . import garbled
+
+    if not garbled.is_english(" ".join(texts[:20])):
+        return raw, texts
+    pairs = garbled.substitutions(texts)
+
+    def is_bad(line: str) -> bool:
+        return bool(line.strip()) and (bool(pairs and garbled.garbled_words(line, pairs))
+                                       or garbled.mostly_not_words(line))
+
+    raw, out = list(raw), []
+    for i, text in enumerate(texts, start=1):
+        lines = text.split("\n")
+        bad = [is_bad(ln) for ln in lines]
+        if not any(bad):
+            out.append(text)
+            continue
+        kept = [ln for ln, b in zip(lines, bad) if not b]
+        if sum(bool(ln.strip()) for ln in kept) < sum(bad):
+            skipped.add(SKIP_MISMAPPED_PAGE, f"{name} p{i}")
+            raw[i - 1] = None
+            out.append("")
+        else:
+            skipped.add(SKIP_MISMAPPED_LINE, f"{name} p{i}", n=sum(bad))
+            out.append("\n".join(kept))
+    return raw, out
+
+
 # --- running headers and footers ------------------------------------------------
 
 
@@ -443,6 +506,7 @@ def clean_document(
         texts.append(t)
     # The vocabulary must see words as clean_text will ("speciﬁc" -> "specific").
     texts = [normalise_chars(t) for t in texts]
+    raw, texts = drop_mismapped(raw, texts, name, skipped)
     vocabulary = vocabulary_of("\n".join(texts))
     cleaned = drop_running_lines([clean_text(t, vocabulary) for t in texts])
     return [None if r is None else c for r, c in zip(raw, cleaned)]

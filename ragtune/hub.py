@@ -292,6 +292,38 @@ def _card_for_upload(run_dir: Path, repo_id: str, dataset_id: str | None) -> byt
     return card_with_dataset(card, dataset_id).encode()
 
 
+def what_leaves(run_dir: Path, repo_id: str, with_data: bool = False) -> str:
+    """One line that names what a push of `run_dir` takes off this machine, for the CLI to show before it
+    uploads: the weights, and the card with the excerpts of the user's documents its widget quotes.
+
+    ragtune's choice: the excerpts go up without a flag (the widget is what a Hub reader tries first), and this
+    line says so every time; they are a question and whole sentences of three chunks that read clean.
+    """
+    card = _card_for_upload(run_dir, repo_id, dataset_repo_id(repo_id) if with_data else None)
+    if card is None:
+        path = Path(run_dir) / "model" / "README.md"
+        card = path.read_bytes() if path.is_file() else b""
+    widget = _card_widget(card.decode("utf-8", errors="replace"))
+    quoted = sum(len(w.get("sentences") or []) for w in widget)
+    excerpts = (f"{quoted} excerpts of your documents and {len(widget)} question in its widget" if quoted
+                else "no excerpt of your documents")
+    data = f"; with --with-data, every question and chunk to {dataset_repo_id(repo_id)}" if with_data else ""
+    return (f"Leaving this machine for {repo_id}: the model weights and the model card (metrics, settings, "
+            f"{excerpts}){data}.")
+
+
+def _card_widget(card: str) -> list[dict[str, Any]]:
+    import yaml
+
+    match = re.match(r"---\n(.*?)^---[ \t]*\n", card, re.S | re.M)
+    try:
+        front = yaml.safe_load(match.group(1)) if match else None
+    except yaml.YAMLError:
+        return []
+    widget = front.get("widget") if isinstance(front, dict) else None
+    return [w for w in widget if isinstance(w, dict)] if isinstance(widget, list) else []
+
+
 def check_metrics(run_dir: Path, force: bool = False) -> None:
     """Refuse to publish a model that did not beat its base model, unless forced.
 

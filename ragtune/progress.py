@@ -24,9 +24,11 @@ UNITS = {"extract": "file", "chunk": "doc", "generate": "chunk", "split": "chunk
 class ProgressReporter:
     """One line per stage (its time and summary), and while it runs a tqdm bar with rate and ETA."""
 
-    def __init__(self, stream: Any = None, mininterval: float | None = None) -> None:
-        """`mininterval`: seconds between redraws (default 0.5 on a terminal, 30 in a log)."""
+    def __init__(self, stream: Any = None, mininterval: float | None = None, verbose: bool = False) -> None:
+        """`mininterval`: seconds between redraws (default 0.5 on a terminal, 30 in a log); `verbose`: also warn
+        about the files left out on purpose (excluded), which the extract stage's line only counts."""
         self.stream = stream if stream is not None else sys.stderr
+        self.verbose = verbose
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.mininterval = mininterval if mininterval is not None else (0.5 if self.tty else 30.0)
         self._bar: Any = None
@@ -76,9 +78,12 @@ class ProgressReporter:
         self.write(f"{self.prefix} {when:>18}  {summary}")
 
     def input_skipped(self, skipped: dict[str, Any]) -> None:
-        """One counted warning line per reason a file, page or line of the input was skipped."""
-        from .extract import describe_skips
+        """One counted warning line per reason a file, page or line of the input was skipped; the files left out
+        on purpose (excluded) only when verbose, since the extract stage's line counts them."""
+        from .extract import SKIP_EXCLUDED, describe_skips
 
+        if not self.verbose:
+            skipped = {**skipped, "counts": {r: n for r, n in skipped.get("counts", {}).items() if r != SKIP_EXCLUDED}}
         for line in describe_skips(skipped):
             self.write(f"warning: {line}")
 

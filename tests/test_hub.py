@@ -591,7 +591,8 @@ def test_cli_dry_run_with_data_lists_both_repos(tmp_path: Path, capsys: pytest.C
     assert [line.split()[0] for line in out[1:4]] == ["README.md", "train.jsonl", "eval.jsonl"]
     assert out[4].startswith(f"Would upload {len(model_files(run))} files (")
     assert out[4].endswith(" to private model repo alice/minilm, its card listing alice/minilm-pairs:")
-    assert sorted(line.split()[0] for line in out[5:]) == sorted(model_files(run))
+    assert sorted(line.split()[0] for line in out[5:-1]) == sorted(model_files(run))
+    assert out[-1].startswith("Leaving this machine for alice/minilm: the model weights")
 
 
 @pytest.mark.parametrize(

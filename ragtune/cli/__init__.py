@@ -37,14 +37,16 @@ def _fmt_table(metrics: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _print_advice(metrics: dict[str, Any]) -> None:
-    """The honest end of a run: which retriever did best here, what to use, and whether score cutoffs moved."""
-    from ..card import recommendation, retriever_rows
+def _print_advice(metrics: dict[str, Any], report: Path) -> None:
+    """The honest end of a run in one line: which retriever did best here, what `Retriever` serves, where to
+    read more; and a warning when score cutoffs moved."""
+    from ..card import retriever_rows
 
     label, best = max(retriever_rows(metrics), key=lambda row: (row[1]["hit@5"], row[1]["mrr@10"]))
-    print(f"Best on these held-out questions: {label} (hit@5 {best['hit@5']:.3f}, MRR@10 {best['mrr@10']:.3f}).")
-    for line in recommendation(metrics):
-        print(line)
+    served = {"hybrid": "the hybrid of the model and BM25", "dense": "the fine-tuned model"}.get(
+        metrics.get("recommended_mode", ""), "the fine-tuned model")
+    print(f"Best on these held-out questions: {label} (hit@5 {best['hit@5']:.3f}, MRR@10 {best['mrr@10']:.3f}); "
+          f"ragtune.Retriever serves {served}. Why, and what to use: {report}")
     sim = metrics.get("similarity") or {}
     if sim.get("warn"):
         print(f"Warning: similarity scores moved (best chunk's cosine, median {sim['before']['median']:.2f} -> "
@@ -185,6 +187,8 @@ def build_parser(run_defaults: dict[str, Any] | None = None) -> argparse.Argumen
     if run_defaults:
         run.set_defaults(**run_defaults)
     # Not a Config field: it only adds a table and a metrics.json entry after the run.
+    run.add_argument("--verbose", action="store_true",
+                     help="also list the files left out by the default exclusions (README, LICENSE, SOURCES ...)")
     run.add_argument("--eval-dataset", type=Path, default=None, metavar="FILE",
                      help="also evaluate base and fine-tuned models on this LlamaIndex EmbeddingQAFinetuneDataset JSON")
     push = sub.add_parser("push", help="upload a run's model to the Hugging Face Hub")
@@ -208,7 +212,7 @@ def build_parser(run_defaults: dict[str, Any] | None = None) -> argparse.Argumen
 
 def _config_from_args(args: argparse.Namespace) -> Config:
     fields = {k: tuple(v) if isinstance(v, list) else v
-              for k, v in vars(args).items() if k not in ("command", "eval_dataset", "config")}
+              for k, v in vars(args).items() if k not in ("command", "eval_dataset", "config", "verbose")}
     # --exclude adds to the files always left out (a folder's README, LICENSE …); --include reads one anyway.
     fields["exclude"] = tuple(dict.fromkeys(DEFAULT_EXCLUDE + fields.get("exclude", ())))
     return Config(**fields)
@@ -269,7 +273,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         load_lexicon(cfg.themes_file)  # and for a bad themes file, before extraction
     start = time.perf_counter()
     print(f"ragtune {__version__}: {cfg.docs} -> {cfg.out}", file=sys.stderr)
-    result = Pipeline(cfg, ProgressReporter()).run()
+    result = Pipeline(cfg, ProgressReporter(verbose=args.verbose)).run()
     m = result.metrics
     print(f"\nRetrieval on {m['n_queries']} held-out questions over {m['n_chunks']} chunks:")
     print(_fmt_table(m))
@@ -285,7 +289,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         print("\nNOT IMPROVED: the fine-tuned model is not better than the base model on held-out questions. "
               "It is saved but marked as not improved; `ragtune push` refuses it without --force.")
-    _print_advice(m)
+    _print_advice(m, cfg.out / "report.html")
     print(f"Model: {cfg.out / 'model'}   metrics: {cfg.out / 'metrics.json'}   report: {cfg.out / 'report.html'}   "
           f"({time.perf_counter() - start:.0f}s)")
     if args.eval_dataset is not None:
@@ -314,7 +318,12 @@ def _push(run_dir: Path, repo_id: str, private: bool, dry_run: bool, force: bool
                                                       if plan.dataset_repo_id else ":"))
         for rel, size in plan.files:
             print(f"  {rel:<50} {size:>12,} bytes")
+        print(hub.what_leaves(run_dir, repo_id, with_data))
         return 0
+    # Before any upload, once the push is known to go ahead: the card quotes excerpts of the user's documents.
+    hub.plan_push(run_dir, repo_id, private, with_data)
+    hub.check_metrics(run_dir, force)
+    print(hub.what_leaves(run_dir, repo_id, with_data), flush=True)
     url = hub.push(run_dir, repo_id, private=private, force=force, with_data=with_data, timeout=timeout)
     if with_data:
         print(f"Pushed the pairs of {run_dir} to dataset {hub.dataset_repo_id(repo_id)}")

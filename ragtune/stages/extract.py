@@ -9,7 +9,7 @@ from . import Run
 
 
 def run_stage(run: Run) -> dict[str, Any]:
-    from ..extract import ExtractError, describe_skips, extract_folder
+    from ..extract import ExtractError, count_line, describe_skips, extract_folder
 
     result = extract_folder(run.cfg.docs, run.cfg.extractor, run.cfg.include, run.cfg.exclude,
                             progress=run.progress_for("extract"))
@@ -22,6 +22,5 @@ def run_stage(run: Run) -> dict[str, Any]:
         "files": result.files,
         "n_pages": len(result.pages),
         "skipped": result.skipped.to_dict(),
-        "summary": f"{len(result.files)} files, {len(result.pages)} pages with text"
-        + (f", {result.skipped.total()} skipped" if result.skipped.total() else ""),
+        "summary": count_line(len(result.files), len(result.pages), result.skipped.to_dict()),
     }

@@ -12,7 +12,7 @@ from . import Run
 def summary(run: Run, extract: dict, chunk: dict, theme: dict, generate: dict, split: dict,
             train: dict) -> dict[str, Any]:
     """What the card and the report are made of, from the stages' manifest records."""
-    from ..card import card_widget, guess_language
+    from ..card import card_widget, framework_versions, guess_language, model_details
 
     themes = ", ".join(f"{t} ({n})" for t, n in sorted(theme["per_theme"].items(), key=lambda x: -x[1]) if n)
     chunks = read_jsonl(run.path("chunks.jsonl"), Chunk)
@@ -27,6 +27,8 @@ def summary(run: Run, extract: dict, chunk: dict, theme: dict, generate: dict, s
         "n_pages": extract["n_pages"],
         "n_chunks": chunk["n_chunks"],
         "max_seq_length": chunk["max_seq_length"],
+        **model_details(run.path("model")),  # dimensions, similarity, pooling
+        "versions": framework_versions(),
         "themes": (themes or "none") + f"; {theme['unthemed']} chunks unthemed",
         "n_pairs": generate["n_pairs"],
         "n_train": split["n_train"],
