@@ -138,3 +138,6 @@ def test_the_run_ends_with_one_recommendation_line(capsys: pytest.CaptureFixture
     assert line.startswith("Best on these held-out questions: hybrid")
     assert "ragtune.Retriever serves the hybrid" in line and line.endswith("runs/demo/report.html")
     assert build_parser().parse_args(["run", "DOCS", "--verbose"]).verbose
+    # A run whose validation questions no retriever beat BM25 on serves BM25, and the line says so.
+    _print_advice(metrics | {"recommended_mode": "bm25"}, Path("runs/demo/report.html"))
+    assert "ragtune.Retriever serves BM25 alone, since neither" in capsys.readouterr().out

@@ -43,7 +43,10 @@ def _print_advice(metrics: dict[str, Any], report: Path) -> None:
     from ..card import retriever_rows
 
     label, best = max(retriever_rows(metrics), key=lambda row: (row[1]["hit@5"], row[1]["mrr@10"]))
-    served = {"hybrid": "the hybrid of the model and BM25", "dense": "the fine-tuned model"}.get(
+    w = metrics.get("hybrid_weight")
+    share = f" ({w:.1f} : {1 - w:.1f})" if isinstance(w, (int, float)) else ""
+    served = {"hybrid": f"the hybrid of the model and BM25{share}", "dense": "the fine-tuned model",
+              "bm25": "BM25 alone, since neither the model nor the hybrid beat it on the validation questions"}.get(
         metrics.get("recommended_mode", ""), "the fine-tuned model")
     print(f"Best on these held-out questions: {label} (hit@5 {best['hit@5']:.3f}, MRR@10 {best['mrr@10']:.3f}); "
           f"ragtune.Retriever serves {served}. Why, and what to use: {report}")
