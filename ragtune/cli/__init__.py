@@ -22,6 +22,7 @@ from .. import __version__
 from ..config import DEFAULT_EXCLUDE, GENERATORS, PRECISIONS, Config, load_config_file
 from ..errors import ConfigError, RagtuneError
 from ..progress import ProgressReporter
+from ..redact import redact, url_secrets
 from . import pairs as cli_pairs
 from . import search as cli_search
 
@@ -239,10 +240,12 @@ def _quiet_libraries() -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ..pipeline import Pipeline
+    from ..rundir import check_out_dir
     from ..search import add_dataset_metrics, load_llamaindex_dataset
 
     cfg = _config_from_args(args)
     cli_pairs.check_output(cfg.out, "--out")  # a bad --out fails now, not after training
+    check_out_dir(cfg.out, "run", cfg.docs)  # and so does one that is not this run's to write
     if args.eval_dataset is not None:
         load_llamaindex_dataset(args.eval_dataset)  # a malformed file fails now, not after training
     if cfg.pairs_files:
@@ -280,16 +283,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"\nRetrieval on {d['n_queries']} questions from {d['file']} over {d['n_corpus']} corpus texts:")
         print(_fmt_table(d))
     if cfg.push_repo:
-        return _push(cfg.out, cfg.push_repo, private=cfg.private, dry_run=False, force=False)
+        return _push(cfg.out, cfg.push_repo, private=cfg.private, dry_run=False, force=False, from_run=True)
     return 0
 
 
+def _warn(line: str) -> None:
+    print(f"Warning: {line}", file=sys.stderr)
+
+
 def _push(run_dir: Path, repo_id: str, private: bool, dry_run: bool, force: bool, with_data: bool = False,
-          timeout: float | None = None) -> int:
+          timeout: float | None = None, from_run: bool = False) -> int:
+    """`ragtune push`, or the push at the end of `ragtune run --push` (`from_run`, which has no --force)."""
     from .. import hub
 
     if dry_run:
         plan = hub.plan_push(run_dir, repo_id, private, with_data)
+        if plan.left_out:
+            _warn(hub.left_out_line(plan.left_out))
         visibility = "private" if private else "public"
         if plan.dataset_repo_id:
             print(f"Would upload {len(plan.dataset_files)} files ({plan.dataset_bytes / 1e6:.1f} MB) to "
@@ -302,7 +312,10 @@ def _push(run_dir: Path, repo_id: str, private: bool, dry_run: bool, force: bool
         for rel, size in plan.files:
             print(f"  {rel:<50} {size:>12,} bytes")
         return 0
-    url = hub.push(run_dir, repo_id, private=private, force=force, with_data=with_data, timeout=timeout)
+    force_hint = (f"push it anyway with `ragtune push {run_dir} {repo_id} --force`" if from_run
+                  else "pass --force to push anyway")
+    url = hub.push(run_dir, repo_id, private=private, force=force, with_data=with_data, timeout=timeout,
+                   force_hint=force_hint, warn=_warn)
     if with_data:
         print(f"Pushed the pairs of {run_dir} to dataset {hub.dataset_repo_id(repo_id)}")
     print(f"Pushed {run_dir / 'model'} to {url}")
@@ -351,6 +364,12 @@ def _output_of(args: argparse.Namespace) -> tuple[str, Path] | None:
     return None
 
 
+def _secrets(args: argparse.Namespace) -> list[str]:
+    """What must never be printed: the credentials in --llm-base-url and the tokens in the environment."""
+    found = url_secrets(getattr(args, "llm_base_url", "") or "")
+    return found + [os.environ.get(name, "") for name in ("HF_TOKEN", "OPENAI_API_KEY")]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_libraries()
@@ -367,11 +386,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nragtune: interrupted ({signal.Signals(signum).name}); {_after_interrupt(args, e)}", file=sys.stderr)
         return 128 + signum
     except RagtuneError as e:
-        print(f"ragtune: error: {e}", file=sys.stderr)
+        # Whatever the error quotes (a URL, a server's reply), credentials in it are masked.
+        print(f"ragtune: error: {redact(str(e), *_secrets(args))}", file=sys.stderr)
         return 1
     except OSError as e:
         # What no check caught (a full disk, a folder made read-only mid-run): one line, never a traceback.
-        print(f"ragtune: error: {cli_pairs.os_error_line(e, _output_of(args))}", file=sys.stderr)
+        print(f"ragtune: error: {redact(cli_pairs.os_error_line(e, _output_of(args)), *_secrets(args))}",
+              file=sys.stderr)
         return 1
     finally:
         if in_main:

@@ -33,6 +33,7 @@ from typing import Any, Iterator
 
 from ..errors import LLMError
 from ..records import Chunk, Counter, Pair, atomic_write_text
+from ..redact import redact, redact_url, url_secrets
 
 # Part of every cache key: a new prompt or sampling setting must not reuse old answers.
 PROMPT_VERSION = 1
@@ -441,7 +442,7 @@ class OpenAIGenerator(LLMGenerator):
         self.backoff, self.max_wait = backoff, max_wait
 
     def _where(self) -> str:
-        return self.base_url
+        return redact_url(self.base_url)  # never the credentials a URL may carry (user:PASSWORD@, ?key=)
 
     def _cache_key(self, prompt: str) -> str:
         return self.cache.key(PROMPT_VERSION, self.model, SYSTEM_PROMPT, prompt, self.questions_per_chunk,
@@ -475,12 +476,12 @@ class OpenAIGenerator(LLMGenerator):
                 if attempt < self.retries:
                     # An interruptible sleep: Ctrl-C elsewhere sets _stop.
                     self._stop.wait(min(wait_s, self.max_wait))
-        raise RequestFailed(f"{reason} ({self.retries + 1} tries)" if self.retries else reason)
+        raise RequestFailed(self._redact(f"{reason} ({self.retries + 1} tries)" if self.retries else reason))
 
     def _redact(self, message: str) -> str:
-        """Servers echo (part of) a bad key in their 401 message; it must not reach a terminal or a log."""
-        if self.api_key:
-            message = message.replace(self.api_key, "***")
+        """Servers echo (part of) a bad key in their 401 message; it must not reach a terminal or a log,
+        and neither may the credentials in the URL."""
+        message = redact(message, self.api_key, *url_secrets(self.base_url))
         return _KEYLIKE.sub("sk-***", message)
 
     def _post(self, data: bytes) -> Completion:
