@@ -40,17 +40,21 @@ def _small_json(path: Path) -> Any:
 
 def _has_marker(folder: Path, kind: str, strict: bool = True) -> bool:
     """Whether `folder` holds the marker of a `kind` run. Not `strict`, any manifest.json counts
-    (Manifest then says whether it can be used: damaged, or from another version)."""
-    if kind == "run":
-        path = folder / "manifest.json"
-        if not strict:
-            return path.exists() or path.is_symlink()
-        data = _small_json(path)
-        return isinstance(data, dict) and ("ragtune_manifest" in data or {"ragtune_version", "stages"} <= data.keys())
-    data = _small_json(folder / PAIRS_MARKER)
-    # A pairs run cut off before its end (before this marker was written early) left only its trainer folder.
-    return (isinstance(data, dict) and data.get("ragtune") == "pairs-run") or \
-        (folder / "trainer.tmp" / "ragtune_pairs_key").is_file()
+    (Manifest then says whether it can be used: damaged, or from another version). A folder
+    that cannot be read holds none."""
+    try:
+        if kind == "run":
+            path = folder / "manifest.json"
+            if not strict:
+                return path.exists() or path.is_symlink()
+            data = _small_json(path)
+            return isinstance(data, dict) and ("ragtune_manifest" in data or {"ragtune_version", "stages"} <= data.keys())
+        data = _small_json(folder / PAIRS_MARKER)
+        # A pairs run cut off before its end (before this marker was written early) left only its trainer folder.
+        return (isinstance(data, dict) and data.get("ragtune") == "pairs-run") or \
+            (folder / "trainer.tmp" / "ragtune_pairs_key").is_file()
+    except OSError:
+        return False
 
 
 def run_kind(folder: Path) -> str | None:
@@ -76,7 +80,7 @@ def check_out_dir(out: Path, kind: str, docs: Path | None = None) -> None:
         return  # new (or a file, which check_output and mkdir refuse in their own words)
     if _has_marker(out, kind, strict=False):
         return
-    other = next((k for k in RUN_COMMANDS if k != kind and _has_marker(out, k)), None)
+    other = next((k for k in RUN_COMMANDS if k != kind and _has_marker(out, k, strict=False)), None)
     if other is not None:
         raise RunDirError(f"{out} holds a {RUN_COMMANDS[other]} directory; choose another --out for "
                           f"{RUN_COMMANDS[kind]}")
