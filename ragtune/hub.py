@@ -173,6 +173,9 @@ def _model_files(run_dir: Path, repo_id: str) -> tuple[dict[str, Path], list[str
     model_dir = Path(run_dir) / "model"
     if not model_dir.is_dir():
         raise HubError(f"no model to push: {model_dir} does not exist (train one with `ragtune run` first)")
+    if model_dir.is_symlink():
+        raise HubError(f"not pushing: {model_dir} is a symbolic link, and a push uploads only what lies inside the "
+                       "run; copy the model folder into the run instead")
     on_disk, left_out = _regular_files(model_dir)
     # Same filter upload_folder applies (.git, .cache/huggingface), so the plan matches the upload.
     kept = filter_repo_objects(on_disk, ignore_patterns=list(DEFAULT_IGNORE_PATTERNS))
@@ -185,7 +188,6 @@ def _model_files(run_dir: Path, repo_id: str) -> tuple[dict[str, Path], list[str
 def _regular_files(model_dir: Path) -> tuple[dict[str, Path], list[str]]:
     """The regular files under `model_dir` (sorted, by relative path) and the symbolic links
     or special files that are not uploaded; linked folders are never entered."""
-    root = model_dir.resolve()
     files: dict[str, Path] = {}
     left_out: list[str] = []
     for here, dirs, names in os.walk(model_dir):  # os.walk does not follow links to folders
@@ -196,14 +198,18 @@ def _regular_files(model_dir: Path) -> tuple[dict[str, Path], list[str]]:
         for name in sorted(names):
             path = base / name
             rel = path.relative_to(model_dir).as_posix()
-            target = path.resolve() if path.is_symlink() else path
-            if path.is_symlink() and not target.is_relative_to(root):
+            if not _inside(path, model_dir):
                 left_out.append(rel)
-            elif target.is_file():
+            elif path.is_file():
                 files[rel] = path
             else:  # a pipe, socket or device, or a link to nothing
                 left_out.append(rel)
     return dict(sorted(files.items())), sorted(left_out)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether `path`, its links followed, stays inside `folder`."""
+    return path.resolve().is_relative_to(folder.resolve())
 
 
 def left_out_line(left_out: list[str]) -> str:
@@ -351,8 +357,10 @@ def _card_for_upload(run_dir: Path, repo_id: str, dataset_id: str | None) -> byt
             logger.warning("%s does not parse; uploading model/README.md as it is", saved)
     if dataset_id is None:
         return None
-    path = Path(run_dir) / "model" / "README.md"
-    card = path.read_text(encoding="utf-8") if path.is_file() else ""
+    model_dir = Path(run_dir) / "model"
+    path = model_dir / "README.md"
+    # A README.md that links out of model/ is not uploaded (see _regular_files), nor read into the card.
+    card = path.read_text(encoding="utf-8") if path.is_file() and _inside(path, model_dir) else ""
     return card_with_dataset(card, dataset_id).encode()
 
 

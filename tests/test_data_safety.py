@@ -15,7 +15,7 @@ from ragtune.cli import main
 from ragtune.records import Page
 from tests.hubserver import HubServer
 from tests.test_cli import assert_one_error_line, run_args
-from tests.test_hub import TOKEN, hubserver, make_run, model_files  # noqa: F401  (hubserver is a fixture)
+from tests.test_hub import TOKEN, add_pairs, hubserver, make_run, model_files  # noqa: F401  (hubserver is a fixture)
 from tests.test_pairs import labelled_csv
 
 SECRET = "s3cret-Passw0rd-42"
@@ -186,6 +186,35 @@ def test_push_never_follows_a_symlink_out_of_the_model_folder(
     assert "id_ed25519" not in uploaded and not any(name.startswith("dotssh") for name in uploaded)
     assert {"config.json", "model.safetensors", "1_Pooling/config.json"} <= set(uploaded)
     assert "2 symbolic links" in pushed.err
+
+
+def test_a_card_linked_out_of_the_model_folder_is_not_read_into_the_upload(
+        hubserver: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    # Issue 29, item 3, by another road: with --with-data and no card.json, model/README.md was read
+    # through its link and uploaded as the card.
+    run = add_pairs(make_run(tmp_path))
+    secret = tmp_path / "notes.md"
+    secret.write_text("my private notes: the safe's code is 4711\n", encoding="utf-8")
+    (run / "model" / "README.md").unlink()
+    (run / "model" / "README.md").symlink_to(secret)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    assert main(["push", str(run), "alice/minilm", "--with-data"]) == 0
+    uploaded = hubserver.state.repos["alice/minilm"].files
+    assert b"4711" not in uploaded["README.md"]
+    assert b"alice/minilm-pairs" in uploaded["README.md"]
+
+
+def test_a_model_folder_that_is_itself_a_link_is_refused(hubserver: HubServer, tmp_path: Path,  # noqa: F811
+                                                         capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    run = make_run(tmp_path)
+    home = tmp_path / "home"
+    (run / "model").rename(home)
+    (run / "model").symlink_to(home, target_is_directory=True)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    assert main(["push", str(run), "alice/minilm"]) == 1
+    assert_one_error_line(capsys.readouterr().err, "symbolic link", "copy the model folder")
+    assert sum(hubserver.state.hits.values()) == 0
 
 
 @pytest.mark.parametrize("repo_id", [f"alice/{FAKE_TOKEN}", FAKE_TOKEN, f"{FAKE_TOKEN}/minilm"])
