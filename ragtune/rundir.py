@@ -109,6 +109,18 @@ def _check_apart(out: Path, docs: Path) -> None:
                           "an --out that does not hold DOCS")
 
 
+def check_out_file(path: Path, flag: str, keys: frozenset[str]) -> None:
+    """Raise RunDirError when `path` is a file ragtune would overwrite but did not write: one
+    that is not a JSON object with all of `keys` (the shape of what ragtune writes there)."""
+    path = Path(path)
+    if not (path.exists() or path.is_symlink()) or path.is_dir():
+        return  # new, or a folder, which the caller refuses in its own words
+    data = _small_json(path)
+    if not (isinstance(data, dict) and keys <= data.keys()):
+        raise RunDirError(f"{flag} {path} is a file ragtune did not write; choose a new file name, so that it is "
+                          "not overwritten")
+
+
 def claim_out_dir(out: Path, kind: str, docs: Path | None = None) -> None:
     """Check `out` (see `check_out_dir`), make it, and mark it as a `kind` run before anything
     else is written, so that a run cut off before its end can be rerun into it."""

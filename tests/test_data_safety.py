@@ -160,6 +160,23 @@ def test_reading_docs_skips_ragtune_run_folders_inside_it(tmp_path: Path, nist_p
     assert any("skills-model" in item for item in listed), skipped
 
 
+def test_export_never_overwrites_a_file_it_did_not_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The same rule for the one file a command writes where the user says: `export --llamaindex FILE`
+    # replaced whatever FILE was.
+    run = add_pairs(make_run(tmp_path))
+    mine = tmp_path / "settings.json"
+    mine.write_text('{"theme": "dark"}', encoding="utf-8")
+    assert main(["export", str(run), "--llamaindex", str(mine)]) == 1
+    assert_one_error_line(capsys.readouterr().err, str(mine), "ragtune did not write", "new file name")
+    assert mine.read_text(encoding="utf-8") == '{"theme": "dark"}'
+    # An earlier export is replaced, as a rerun should.
+    earlier = tmp_path / "dataset.json"
+    assert main(["export", str(run), "--llamaindex", str(earlier)]) == 0
+    earlier.write_text(earlier.read_text(encoding="utf-8").replace("zero trust", "ZT"), encoding="utf-8")
+    assert main(["export", str(run), "--llamaindex", str(earlier)]) == 0
+    assert "zero trust" in earlier.read_text(encoding="utf-8")
+
+
 # ---------------------------------------------------------------- push: only the model folder, no secrets
 
 
