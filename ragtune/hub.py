@@ -484,6 +484,7 @@ def push(
     timeout: float | None = None,
     api: HfApi | None = None,
     force_hint: str = "pass --force to push anyway",
+    timeout_hint: str = f"--timeout or {TIMEOUT_ENV}",
     warn: Callable[[str], None] | None = None,
 ) -> str:
     """Create `repo_id` if needed and upload `run_dir/model` in one commit; return the commit URL.
@@ -493,7 +494,8 @@ def push(
     Transient failures (5xx, 429, connection errors, timeouts) are retried up to
     `retries` times, waiting `backoff`, 2*`backoff`, ... seconds in between. Each
     request times out after `timeout` seconds without progress (see `resolve_timeout`).
-    A model that did not improve is refused with `force_hint` as the advice; what the
+    A model that did not improve is refused with `force_hint` as the advice, and a timeout
+    names `timeout_hint` as what allows longer (`run --push` has neither flag); what the
     model folder holds that does not go up is told to `warn` (default: a logging warning).
 
     >>> push(Path("runs/latest"), "alice/minilm", private=True)  # doctest: +SKIP
@@ -508,7 +510,8 @@ def push(
     contents: dict[str, Path | bytes] = dict(sources)
     if left_out:
         (warn or (lambda line: logger.warning("%s", line)))(left_out_line(left_out))
-    context = _ErrorContext(repo_id=repo_id, endpoint=api.endpoint, token=secret, timeout=seconds)
+    context = _ErrorContext(repo_id=repo_id, endpoint=api.endpoint, token=secret, timeout=seconds,
+                            timeout_hint=timeout_hint)
     with _request_timeouts(seconds):
         if plan.dataset_repo_id:
             data = dataset_files(run_dir, repo_id)
@@ -553,6 +556,7 @@ class _ErrorContext:
     endpoint: str
     token: str
     timeout: float = DEFAULT_TIMEOUT_S
+    timeout_hint: str = f"--timeout or {TIMEOUT_ENV}"
 
     def __repr__(self) -> str:  # never show the token, even in a traceback's locals
         return f"_ErrorContext(repo_id={self.repo_id!r}, endpoint={self.endpoint!r})"
@@ -661,7 +665,7 @@ def _message_for(err: BaseException, ctx: _ErrorContext, attempts: int) -> str |
         return "HF_HUB_OFFLINE is set, so the Hub cannot be reached: unset it to push"
     if isinstance(err, timeouts):
         return (f"timed out talking to {where} {tries} (no progress for {ctx.timeout:g} s): check your network "
-                f"and push again, or allow longer with --timeout or {TIMEOUT_ENV}")
+                f"and push again, or allow longer with {ctx.timeout_hint}")
     if isinstance(err, connects):
         return f"cannot reach {where} ({tries}): check your network connection and HF_ENDPOINT"
     if isinstance(err, transports):

@@ -15,7 +15,8 @@ from ragtune.cli import main
 from ragtune.records import Page
 from tests.hubserver import HubServer
 from tests.test_cli import assert_one_error_line, run_args
-from tests.test_hub import TOKEN, add_pairs, hubserver, make_run, model_files  # noqa: F401  (hubserver is a fixture)
+from tests.test_hub import (  # noqa: F401  (hubserver and silent are fixtures)
+    TOKEN, SilentServer, add_pairs, hubserver, make_run, model_files, silent)
 from tests.test_pairs import labelled_csv
 
 SECRET = "s3cret-Passw0rd-42"
@@ -278,6 +279,20 @@ def test_run_push_of_a_model_that_did_not_improve_names_a_command_that_exists(
         _push(run, "alice/minilm", private=False, dry_run=False, force=False, from_run=True)
     assert f"ragtune push {run} alice/minilm --force" in str(caught.value)
     assert sum(hubserver.state.hits.values()) == 0
+
+
+def test_run_push_to_a_silent_hub_advises_no_flag_run_lacks(silent: SilentServer, tmp_path: Path,  # noqa: F811
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 29, item 21, the same for the timeout: `run` has no --timeout, so its push says RAGTUNE_HUB_TIMEOUT only.
+    from ragtune import hub
+    from ragtune.cli import _push
+
+    monkeypatch.setattr(hub, "MAX_BACKOFF_S", 0.01)
+    monkeypatch.setenv("RAGTUNE_HUB_TIMEOUT", "0.3")
+    with pytest.raises(hub.HubError) as caught:
+        _push(make_run(tmp_path), "alice/minilm", private=False, dry_run=False, force=False, from_run=True)
+    assert "no progress for 0.3 s" in str(caught.value)
+    assert "RAGTUNE_HUB_TIMEOUT" in str(caught.value) and "--timeout" not in str(caught.value)
 
 
 # ---------------------------------------------------------------- credentials: redacted everywhere

@@ -312,10 +312,11 @@ def _push(run_dir: Path, repo_id: str, private: bool, dry_run: bool, force: bool
         for rel, size in plan.files:
             print(f"  {rel:<50} {size:>12,} bytes")
         return 0
-    force_hint = (f"push it anyway with `ragtune push {run_dir} {repo_id} --force`" if from_run
-                  else "pass --force to push anyway")
-    url = hub.push(run_dir, repo_id, private=private, force=force, with_data=with_data, timeout=timeout,
-                   force_hint=force_hint, warn=_warn)
+    # `run` has neither --force nor --timeout: its advice names what it has.
+    hints = ({"force_hint": f"push it anyway with `ragtune push {run_dir} {repo_id} --force`",
+              "timeout_hint": hub.TIMEOUT_ENV} if from_run else {})
+    url = hub.push(run_dir, repo_id, private=private, force=force, with_data=with_data, timeout=timeout, warn=_warn,
+                   **hints)
     if with_data:
         print(f"Pushed the pairs of {run_dir} to dataset {hub.dataset_repo_id(repo_id)}")
     print(f"Pushed {run_dir / 'model'} to {url}")
