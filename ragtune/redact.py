@@ -20,8 +20,8 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 MASK = "***"
 # Query parameters whose value is a credential (key, api_key, token, access_token, sig, password ...).
 _SECRET_PARAM = re.compile(r"key|token|secret|passw|pwd|auth|sig|credential|session", re.I)
-# Hugging Face and OpenAI-style access tokens.
-_TOKEN_WORD = re.compile(r"\b(?:(hf)(_)[A-Za-z0-9]{16,}|(sk)(-)[A-Za-z0-9_-]{16,})")
+# Hugging Face access tokens, and OpenAI-style keys (also as servers echo them, partly starred: sk-pro****abcd).
+_TOKEN_WORDS = ((re.compile(r"\bhf_[A-Za-z0-9]{16,}"), "hf_"), (re.compile(r"\bsk-[\w*.-]{4,}"), "sk-"))
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()]+")
 # A secret shorter than this cannot be masked in free text without mangling ordinary words;
 # it is still masked where it sits in a URL.
@@ -69,4 +69,6 @@ def redact(text: str, *secrets: str) -> str:
         # The same secret as it appears once quoted into a URL or a repr.
         if secret.strip() != secret:
             text = text.replace(secret.strip(), MASK)
-    return _TOKEN_WORD.sub(lambda m: f"{m[1] or m[3]}{m[2] or m[4]}{MASK}", text)
+    for pattern, prefix in _TOKEN_WORDS:
+        text = pattern.sub(prefix + MASK, text)
+    return text

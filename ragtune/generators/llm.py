@@ -406,9 +406,6 @@ def _retry_after(headers: Any) -> float | None:
     return None
 
 
-_KEYLIKE = re.compile(r"\bsk-[\w*.-]{4,}")
-
-
 def _error_message(body: bytes) -> str:
     """The server's own error message, from {"error": {"message": ...}} or the start of the body."""
     try:
@@ -481,8 +478,7 @@ class OpenAIGenerator(LLMGenerator):
     def _redact(self, message: str) -> str:
         """Servers echo (part of) a bad key in their 401 message; it must not reach a terminal or a log,
         and neither may the credentials in the URL."""
-        message = redact(message, self.api_key, *url_secrets(self.base_url))
-        return _KEYLIKE.sub("sk-***", message)
+        return redact(message, self.api_key, *url_secrets(self.base_url))
 
     def _post(self, data: bytes) -> Completion:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
