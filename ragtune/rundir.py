@@ -48,7 +48,8 @@ def _has_marker(folder: Path, kind: str, strict: bool = True) -> bool:
             if not strict:
                 return path.exists() or path.is_symlink()
             data = _small_json(path)
-            return isinstance(data, dict) and ("ragtune_manifest" in data or {"ragtune_version", "stages"} <= data.keys())
+            return isinstance(data, dict) and ("ragtune_manifest" in data
+                                               or {"ragtune_version", "stages"} <= data.keys())
         data = _small_json(folder / PAIRS_MARKER)
         # A pairs run cut off before its end (before this marker was written early) left only its trainer folder.
         return (isinstance(data, dict) and data.get("ragtune") == "pairs-run") or \

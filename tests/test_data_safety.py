@@ -15,8 +15,7 @@ from ragtune.cli import main
 from ragtune.records import Page
 from tests.hubserver import HubServer
 from tests.test_cli import assert_one_error_line, run_args
-from tests.test_hub import (  # noqa: F401  (hubserver and silent are fixtures)
-    TOKEN, SilentServer, add_pairs, hubserver, make_run, model_files, silent)
+from tests.test_hub import TOKEN, SilentServer, add_pairs, hubserver, make_run, model_files, silent  # noqa: F401
 from tests.test_pairs import labelled_csv
 
 SECRET = "s3cret-Passw0rd-42"
@@ -192,6 +191,8 @@ def test_push_never_follows_a_symlink_out_of_the_model_folder(
     (private / "id_ed25519").write_bytes(key)
     (run / "model" / "id_ed25519").symlink_to(private / "id_ed25519")
     (run / "model" / "dotssh").symlink_to(private, target_is_directory=True)
+    # A link that stays inside model/ goes up as the file it names.
+    (run / "model" / "alias.json").symlink_to(run / "model" / "config.json")
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     assert main(["push", str(run), "alice/minilm", "--dry-run"]) == 0
     dry = capsys.readouterr()
@@ -203,6 +204,7 @@ def test_push_never_follows_a_symlink_out_of_the_model_folder(
     assert not any(key in data for data in uploaded.values())
     assert "id_ed25519" not in uploaded and not any(name.startswith("dotssh") for name in uploaded)
     assert {"config.json", "model.safetensors", "1_Pooling/config.json"} <= set(uploaded)
+    assert uploaded["alias.json"] == (run / "model" / "config.json").read_bytes()
     assert "2 symbolic links" in pushed.err
 
 
