@@ -269,6 +269,22 @@ def test_run_push_with_a_bad_repo_id_fails_before_any_work(tmp_path: Path, tiny_
     assert not out.exists()
 
 
+@pytest.mark.parametrize(("token", "says"), [(None, "no Hugging Face token"), (TOKEN + "\n", "line break")])
+def test_run_push_without_a_usable_token_fails_before_any_work(
+        hubserver: HubServer, tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page],  # noqa: F811
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, token: str | None, says: str) -> None:
+    # Issue 29, item 21, for the token: a push that cannot happen must not wait for the whole run to say so.
+    if token is not None:
+        monkeypatch.setenv("HF_TOKEN", token)
+    docs = docs_folder(tmp_path / "docs", nist_pages)
+    out = tmp_path / "run"
+    assert main(run_args(docs, out, tiny_model_dir, "--push", "alice/minilm", "--max-steps", "1")) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert_one_error_line(err, says)
+    assert not out.exists()
+
+
 def test_run_push_of_a_model_that_did_not_improve_names_a_command_that_exists(
         hubserver: HubServer, tmp_path: Path, capsys: pytest.CaptureFixture[str],  # noqa: F811
         monkeypatch: pytest.MonkeyPatch) -> None:

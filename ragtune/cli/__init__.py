@@ -246,6 +246,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _config_from_args(args)
     cli_pairs.check_output(cfg.out, "--out")  # a bad --out fails now, not after training
     check_out_dir(cfg.out, "run", cfg.docs)  # and so does one that is not this run's to write
+    if cfg.push_repo:
+        from ..hub import resolve_token
+
+        resolve_token()  # a push that cannot happen (no token, or a malformed one) fails before the run
     if args.eval_dataset is not None:
         load_llamaindex_dataset(args.eval_dataset)  # a malformed file fails now, not after training
     if cfg.pairs_files:
