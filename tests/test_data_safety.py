@@ -7,6 +7,7 @@ tiny model, the real CLI, and pushes over real HTTP to the loopback Hub (tests/h
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from ragtune.cli import main
 from ragtune.records import Page
 from tests.hubserver import HubServer
-from tests.test_cli import assert_one_error_line, run_args
+from tests.test_cli import REPO, assert_one_error_line, run_args
 from tests.test_hub import TOKEN, SilentServer, add_pairs, hubserver, make_run, model_files, silent  # noqa: F401
 from tests.test_pairs import labelled_csv
 
@@ -373,3 +374,23 @@ def test_redaction_masks_credentials_and_never_plain_spaces() -> None:
     assert SECRET not in masked and FAKE_TOKEN not in masked
     assert masked.startswith("cannot reach http://bob:***@llm.example/v1 (token ")
     assert redact("one two three", " ", "") == "one two three"
+
+
+def test_log_lines_printed_by_the_cli_mask_credentials_too() -> None:
+    # "Every printed line": a library's warning that quotes the URL it requested is printed as well.
+    import subprocess
+    import sys
+
+    script = (
+        "import logging\n"
+        "from ragtune.cli import _quiet_libraries\n"
+        "_quiet_libraries(['tok-SECRETVALUE'])\n"
+        "logging.getLogger('huggingface_hub').warning('retrying POST %s', 'http://bob:pw-SECRET@127.0.0.1/api')\n"
+        "logging.getLogger('ragtune').warning('the token tok-SECRETVALUE was refused')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
+                         check=False)
+    assert ran.returncode == 0, ran.stderr
+    assert "pw-SECRET" not in ran.stderr and "tok-SECRETVALUE" not in ran.stderr
+    assert "http://bob:***@127.0.0.1/api" in ran.stderr and "the token *** was refused" in ran.stderr

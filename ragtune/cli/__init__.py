@@ -225,7 +225,23 @@ def _with_config_file(args: argparse.Namespace, argv: Sequence[str] | None) -> a
     return args
 
 
-def _quiet_libraries() -> None:
+class _RedactingFilter(logging.Filter):
+    """Log lines are printed lines too: a library may log the URL it requested, credentials and all."""
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        super().__init__()
+        self.secrets = tuple(secrets)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = redact(message, *self.secrets)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+def _quiet_libraries(secrets: Sequence[str] = ()) -> None:
+    """Quiet the libraries' chatter, and mask `secrets` and URL credentials in every log line printed."""
     # Library chatter (progress bars, deprecation notices) would drown the stage lines.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -233,7 +249,12 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*pin_memory.*")
+    root = logging.getLogger()
+    before = set(root.handlers)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Only on the handler made here: one a caller installed (a test's, an app's) stays as it is.
+    for handler in set(root.handlers) - before:
+        handler.addFilter(_RedactingFilter(secrets))
     for name in ("pypdf", "transformers", "sentence_transformers", "datasets", "bm25s", "httpx"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
@@ -377,7 +398,7 @@ def _secrets(args: argparse.Namespace) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _quiet_libraries()
+    _quiet_libraries(_secrets(args))
     commands = {"run": cmd_run, "push": cmd_push, **cli_pairs.COMMANDS, **cli_search.COMMANDS}
     # Handlers can only be set from the main thread (not when main() runs in a worker).
     in_main = threading.current_thread() is threading.main_thread()
