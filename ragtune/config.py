@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .redact import redact
 
 EXTRACTORS = ("pypdf", "pypdfium2")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -164,7 +165,7 @@ class Config:
              f"llm_model is required with generator {self.generator}: give --llm-model (a model name for openai; "
              "a model folder, a .gguf file or 'smollm2' for local)")
         need("llm_base_url", self.llm_base_url.startswith(("http://", "https://")),
-             f"llm_base_url must start with http:// or https://, not {self.llm_base_url!r}")
+             f"llm_base_url must start with http:// or https://, not {redact(self.llm_base_url)!r}")
         need("llm_concurrency", 1 <= self.llm_concurrency <= 64,
              f"llm_concurrency must be 1..64, not {self.llm_concurrency}")
         need("llm_timeout", self.llm_timeout > 0, f"llm_timeout must be > 0 seconds, not {self.llm_timeout}")
@@ -221,6 +222,12 @@ class Config:
              f"chunk_weight must be between 0 and 10, not {self.chunk_weight}")
         need("hybrid_weight", self.hybrid_weight is None or 0 <= self.hybrid_weight <= 1,
              f"hybrid_weight must be between 0 and 1, or auto, not {self.hybrid_weight}")
+        if self.push_repo:
+            from .hub import repo_id_problem  # light: the Hub client is imported only to push
+
+            # Now, not after the whole run; the problem never repeats a token pasted as the repo id.
+            problem = repo_id_problem(self.push_repo)
+            need("push_repo", problem is None, f"push_repo (--push): {problem}")
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -317,13 +324,14 @@ class PairsConfig:
 
 
 def settings_dict(settings: Any) -> dict[str, Any]:
-    """A settings dataclass as JSON-ready values (paths as strings, tuples as lists).
+    """A settings dataclass as JSON-ready values (paths as strings, tuples as lists, credentials masked).
 
     >>> settings_dict(Config(docs=Path("d"), ks=(1, 5)))["ks"]
     [1, 5]
     """
     def plain(v: Any) -> Any:
-        return str(v) if isinstance(v, Path) else v
+        # Credentials in a URL (--llm-base-url http://user:PASSWORD@host) never reach config.json or a card.
+        return str(v) if isinstance(v, Path) else redact(v) if isinstance(v, str) else v
 
     return {k: [plain(x) for x in v] if isinstance(v, tuple) else plain(v) for k, v in dataclasses.asdict(settings).items()}
 

@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterator
 from .config import DEFAULT_EXCLUDE
 from .errors import ExtractError
 from .records import Counter, Page
+from .rundir import run_kind
 
 PDF_SUFFIXES = {".pdf"}
 TEXT_SUFFIXES = {".txt", ".md"}
@@ -68,6 +69,7 @@ SKIP_UNREADABLE_FOLDER = "unreadable folder (check permissions; nothing in it wa
 SKIP_BAD_LINK = "symbolic link that loops or points nowhere (not read)"
 SKIP_LINKED_FOLDER = "symbolic link to a folder (not followed; pass that folder itself, or copy its files in)"
 SKIP_SPECIAL_FILE = "not a regular file (a pipe, socket or device; not read)"
+SKIP_RUN_FOLDER = "ragtune run folder (its reports and pairs are not documents; not read)"
 
 # Reasons that skip a whole file (the others drop a page or a line of a kept file).
 FILE_SKIPS = frozenset({
@@ -83,6 +85,7 @@ _SKIP_UNITS = {
     SKIP_MISMAPPED_PAGE: ("page", "skipped"), SKIP_MISMAPPED_LINE: ("line", "dropped"),
     SKIP_TRUNCATED_PARTIAL: ("file", "read in part"), SKIP_STRAY_BYTES: ("file", "decoded in part as cp1252"),
     SKIP_UNREADABLE_FOLDER: ("folder", "skipped"), SKIP_LINKED_FOLDER: ("link", "not followed"),
+    SKIP_RUN_FOLDER: ("folder", "skipped"),
 }  # fmt: skip
 
 
@@ -609,7 +612,8 @@ def list_documents(folder: Path, skipped: Counter | None = None) -> tuple[list[P
 
 def _walk(folder: Path, skipped: Counter) -> list[Path]:
     """Files under `folder`, sorted, hidden names left out; links to files are followed,
-    links to folders are not (they could loop). Whatever else is found is counted."""
+    links to folders are not (they could loop), ragtune's own run folders are not read.
+    Whatever else is found is counted."""
     files: list[Path] = []
     todo = [folder]
     while todo:
@@ -628,7 +632,10 @@ def _walk(folder: Path, skipped: Counter) -> list[Path]:
                 continue
             path = here / entry.name
             if entry.is_dir(follow_symlinks=False):
-                todo.append(path)
+                if run_kind(path) is not None:
+                    skipped.add(SKIP_RUN_FOLDER, f"{path.relative_to(folder).as_posix()}/")
+                else:
+                    todo.append(path)
                 continue
             try:
                 is_file, is_dir = entry.is_file(), entry.is_dir()

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import HubError
+from .redact import redact
 
 if TYPE_CHECKING:
     from huggingface_hub import CommitInfo, HfApi, RepoUrl
@@ -54,6 +55,8 @@ DEFAULT_TIMEOUT_S = 60.0
 TIMEOUT_ENV = "RAGTUNE_HUB_TIMEOUT"
 # Hub rules: letters, digits, '-', '_', '.'; no '--' or '..'; at most 96 characters.
 _REPO_PART = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?$")
+# A Hugging Face access token ("hf_" and 30-odd letters and digits), pasted where the repo id goes.
+_TOKEN_LIKE = re.compile(r"hf_[A-Za-z0-9]{16,}")
 
 
 @dataclass
@@ -70,6 +73,8 @@ class PushPlan:
     total_bytes: int
     dataset_repo_id: str | None = None
     dataset_files: list[tuple[str, int]] = field(default_factory=list)
+    # Symbolic links and special files in the model folder that are not uploaded (see `left_out_line`).
+    left_out: list[str] = field(default_factory=list)
 
     @property
     def dataset_bytes(self) -> int:
@@ -88,8 +93,27 @@ def get_api(endpoint: str | None = None) -> HfApi:
     return HfApi(endpoint=chosen.rstrip("/"), library_name="ragtune")
 
 
+def repo_id_problem(repo_id: str) -> str | None:
+    """Why `repo_id` cannot be pushed to, in one line that never repeats a secret; None when it can.
+
+    >>> repo_id_problem("alice/hf_AbCdEfGhIjKlMnOpQrStUv")[:64]
+    'the repo id looks like a Hugging Face access token (hf_...), so '
+    >>> repo_id_problem("alice/minilm") is None
+    True
+    """
+    if _TOKEN_LIKE.search(repo_id):
+        return ("the repo id looks like a Hugging Face access token (hf_...), so it is not shown; give the repo as "
+                "namespace/name, e.g. alice/ragtune-minilm, and revoke that token at huggingface.co/settings/tokens "
+                "if it was shared")
+    parts = repo_id.split("/")
+    if len(parts) != 2 or not all(_REPO_PART.match(p) and "--" not in p and ".." not in p for p in parts):
+        return (f"repo id {repo_id!r} must look like 'namespace/name' (letters, digits, '-', '_', '.'; "
+                "at most 96 characters each), e.g. 'alice/ragtune-minilm'")
+    return None
+
+
 def validate_repo_id(repo_id: str) -> None:
-    """Raise HubError unless `repo_id` looks like 'namespace/name'.
+    """Raise HubError unless `repo_id` looks like 'namespace/name' (and not like a token pasted in its place).
 
     >>> validate_repo_id("alice/ragtune-minilm")
     >>> validate_repo_id("ragtune-minilm")  # doctest: +ELLIPSIS
@@ -97,12 +121,9 @@ def validate_repo_id(repo_id: str) -> None:
     ...
     ragtune.errors.HubError: repo id 'ragtune-minilm' must look like 'namespace/name' (...), e.g. 'alice/ragtune-minilm'
     """
-    parts = repo_id.split("/")
-    if len(parts) != 2 or not all(_REPO_PART.match(p) and "--" not in p and ".." not in p for p in parts):
-        raise HubError(
-            f"repo id {repo_id!r} must look like 'namespace/name' (letters, digits, '-', '_', '.'; "
-            "at most 96 characters each), e.g. 'alice/ragtune-minilm'"
-        )
+    problem = repo_id_problem(repo_id)
+    if problem is not None:
+        raise HubError(problem)
 
 
 def dataset_repo_id(repo_id: str) -> str:
@@ -121,8 +142,9 @@ def plan_push(run_dir: Path, repo_id: str, private: bool = False, with_data: boo
     >>> plan.files[:2]  # doctest: +SKIP
     [('README.md', 2048), ('config.json', 612)]
     """
-    files = [(rel, path.stat().st_size) for rel, path in _model_files(run_dir, repo_id).items()]
-    plan = PushPlan(repo_id=repo_id, private=private, files=files, total_bytes=0)
+    sources, left_out = _model_files(run_dir, repo_id)
+    files = [(rel, path.stat().st_size) for rel, path in sources.items()]
+    plan = PushPlan(repo_id=repo_id, private=private, files=files, total_bytes=0, left_out=left_out)
     data_id = None
     if with_data:
         data_id = dataset_repo_id(repo_id)
@@ -137,21 +159,69 @@ def plan_push(run_dir: Path, repo_id: str, private: bool = False, with_data: boo
     return plan
 
 
-def _model_files(run_dir: Path, repo_id: str) -> dict[str, Path]:
-    """Relative path -> file of everything in `run_dir/model` that goes up, sorted."""
+def _model_files(run_dir: Path, repo_id: str) -> tuple[dict[str, Path], list[str]]:
+    """Relative path -> file of everything in `run_dir/model` that goes up, sorted; and what was left out.
+
+    Only regular files inside the model folder go up: a symbolic link is never followed
+    out of it (a link to ~/.ssh would publish a key), nor into a linked folder; links
+    that stay inside go up as the file they name. What is left out is listed, so the
+    caller can say so.
+    """
     from huggingface_hub.utils._paths import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 
     validate_repo_id(repo_id)
     model_dir = Path(run_dir) / "model"
     if not model_dir.is_dir():
         raise HubError(f"no model to push: {model_dir} does not exist (train one with `ragtune run` first)")
-    on_disk = {p.relative_to(model_dir).as_posix(): p for p in sorted(model_dir.glob("**/*")) if p.is_file()}
+    if model_dir.is_symlink():
+        raise HubError(f"not pushing: {model_dir} is a symbolic link, and a push uploads only what lies inside the "
+                       "run; copy the model folder into the run instead")
+    on_disk, left_out = _regular_files(model_dir)
     # Same filter upload_folder applies (.git, .cache/huggingface), so the plan matches the upload.
     kept = filter_repo_objects(on_disk, ignore_patterns=list(DEFAULT_IGNORE_PATTERNS))
     files = {rel: on_disk[rel] for rel in kept}
     if not files:
         raise HubError(f"nothing to push: {model_dir} is empty")
-    return files
+    return files, left_out
+
+
+def _regular_files(model_dir: Path) -> tuple[dict[str, Path], list[str]]:
+    """The regular files under `model_dir` (sorted, by relative path) and the symbolic links
+    or special files that are not uploaded; linked folders are never entered."""
+    files: dict[str, Path] = {}
+    left_out: list[str] = []
+    for here, dirs, names in os.walk(model_dir):  # os.walk does not follow links to folders
+        base = Path(here)
+        for name in sorted(dirs):
+            if (base / name).is_symlink():
+                left_out.append((base / name).relative_to(model_dir).as_posix() + "/")
+        for name in sorted(names):
+            path = base / name
+            rel = path.relative_to(model_dir).as_posix()
+            if not _inside(path, model_dir):
+                left_out.append(rel)
+            elif path.is_file():
+                files[rel] = path
+            else:  # a pipe, socket or device, or a link to nothing
+                left_out.append(rel)
+    return dict(sorted(files.items())), sorted(left_out)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether `path`, its links followed, stays inside `folder`."""
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def left_out_line(left_out: list[str]) -> str:
+    """One line naming what a push leaves out of the model folder.
+
+    >>> left_out_line(["id_rsa", "ssh/"])
+    'not uploading 2 symbolic links or special files in model/ that lead out of it or are no regular file: id_rsa, ssh/'
+    """
+    n = len(left_out)
+    shown = ", ".join(left_out[:5]) + (f" and {n - 5} more" if n > 5 else "")
+    return (f"not uploading {n} symbolic link{'s' if n != 1 else ''} or special file{'s' if n != 1 else ''} in "
+            f"model/ that lead out of it or are no regular file: {shown}")
 
 
 # --- the pairs dataset ------------------------------------------------------------------
@@ -287,8 +357,10 @@ def _card_for_upload(run_dir: Path, repo_id: str, dataset_id: str | None) -> byt
             logger.warning("%s does not parse; uploading model/README.md as it is", saved)
     if dataset_id is None:
         return None
-    path = Path(run_dir) / "model" / "README.md"
-    card = path.read_text(encoding="utf-8") if path.is_file() else ""
+    model_dir = Path(run_dir) / "model"
+    path = model_dir / "README.md"
+    # A README.md that links out of model/ is not uploaded (see _regular_files), nor read into the card.
+    card = path.read_text(encoding="utf-8") if path.is_file() and _inside(path, model_dir) else ""
     return card_with_dataset(card, dataset_id).encode()
 
 
@@ -324,35 +396,52 @@ def _card_widget(card: str) -> list[dict[str, Any]]:
     return [w for w in widget if isinstance(w, dict)] if isinstance(widget, list) else []
 
 
-def check_metrics(run_dir: Path, force: bool = False) -> None:
+def check_metrics(run_dir: Path, force: bool = False, force_hint: str = "pass --force to push anyway") -> None:
     """Refuse to publish a model that did not beat its base model, unless forced.
 
     A run without metrics.json is refused too: nobody has checked that it helps.
+    `force_hint` says how to push anyway (`ragtune run --push` has no --force).
     """
     if force:
         return
     path = Path(run_dir) / "metrics.json"
     if not path.is_file():
-        raise HubError(f"not pushing: {path} is missing, so the model was never evaluated; pass --force to push anyway")
+        raise HubError(f"not pushing: {path} is missing, so the model was never evaluated; {force_hint}")
     try:
         improved = json.loads(path.read_text(encoding="utf-8")).get("improved")
     except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
-        raise HubError(f"not pushing: {path} is not a JSON object; rerun the evaluation or pass --force") from None
+        raise HubError(f"not pushing: {path} is not a JSON object; rerun the evaluation, or {force_hint}") from None
     if improved is not True:
         # json.dumps so the message shows the file's spelling: false, null.
         raise HubError(
             f"not pushing: {path.name} does not show the fine-tuned model beating the base model "
-            f"(improved={json.dumps(improved)}); pass --force to push anyway"
+            f"(improved={json.dumps(improved)}); {force_hint}"
         )
 
 
 def resolve_token(token: str | None = None) -> str:
-    """The token to push with: the argument, else HF_TOKEN, else the `hf auth login` cache."""
+    """The token to push with: the argument, else HF_TOKEN, else the `hf auth login` cache.
+
+    A token with a line break or of blanks only is refused in one line that never shows it
+    (a line break would otherwise fail as "connection failed"). Set but blank, HF_TOKEN is
+    an error rather than a reason to fall back on the login cache: it was meant to be used.
+    """
     from huggingface_hub import get_token
 
-    found = token or os.environ.get("HF_TOKEN") or get_token()
+    source = "the token"
+    found = token
+    if not found and os.environ.get("HF_TOKEN"):
+        found, source = os.environ["HF_TOKEN"], "HF_TOKEN"
+    if not found:
+        found, source = get_token(), "the token of `hf auth login`"
     if not found:
         raise HubError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
+    if not found.strip():
+        raise HubError(f"{source} is blank (only spaces or tabs); set it to your access token (hf_...), or unset "
+                       "it and run `hf auth login`")
+    if "\r" in found or "\n" in found:
+        raise HubError(f"{source} holds a line break (CR or LF), e.g. copied with the end of its line; set it to the "
+                       "token alone, e.g. export HF_TOKEN=\"$(tr -d '\\r\\n' < token.txt)\"")
     return found
 
 
@@ -426,6 +515,9 @@ def push(
     backoff: float = 1.0,
     timeout: float | None = None,
     api: HfApi | None = None,
+    force_hint: str = "pass --force to push anyway",
+    timeout_hint: str = f"--timeout or {TIMEOUT_ENV}",
+    warn: Callable[[str], None] | None = None,
 ) -> str:
     """Create `repo_id` if needed and upload `run_dir/model` in one commit; return the commit URL.
 
@@ -434,17 +526,24 @@ def push(
     Transient failures (5xx, 429, connection errors, timeouts) are retried up to
     `retries` times, waiting `backoff`, 2*`backoff`, ... seconds in between. Each
     request times out after `timeout` seconds without progress (see `resolve_timeout`).
+    A model that did not improve is refused with `force_hint` as the advice, and a timeout
+    names `timeout_hint` as what allows longer (`run --push` has neither flag); what the
+    model folder holds that does not go up is told to `warn` (default: a logging warning).
 
     >>> push(Path("runs/latest"), "alice/minilm", private=True)  # doctest: +SKIP
     'https://huggingface.co/alice/minilm/commit/3f2a…'
     """
     plan = plan_push(run_dir, repo_id, private, with_data)
-    check_metrics(run_dir, force)
+    check_metrics(run_dir, force, force_hint)
     seconds = resolve_timeout(timeout)
     secret = resolve_token(token)
     api = api if api is not None else get_api()
-    contents: dict[str, Path | bytes] = dict(_model_files(run_dir, repo_id))
-    context = _ErrorContext(repo_id=repo_id, endpoint=api.endpoint, token=secret, timeout=seconds)
+    sources, left_out = _model_files(run_dir, repo_id)
+    contents: dict[str, Path | bytes] = dict(sources)
+    if left_out:
+        (warn or (lambda line: logger.warning("%s", line)))(left_out_line(left_out))
+    context = _ErrorContext(repo_id=repo_id, endpoint=api.endpoint, token=secret, timeout=seconds,
+                            timeout_hint=timeout_hint)
     with _request_timeouts(seconds):
         if plan.dataset_repo_id:
             data = dataset_files(run_dir, repo_id)
@@ -489,6 +588,7 @@ class _ErrorContext:
     endpoint: str
     token: str
     timeout: float = DEFAULT_TIMEOUT_S
+    timeout_hint: str = f"--timeout or {TIMEOUT_ENV}"
 
     def __repr__(self) -> str:  # never show the token, even in a traceback's locals
         return f"_ErrorContext(repo_id={self.repo_id!r}, endpoint={self.endpoint!r})"
@@ -516,7 +616,7 @@ def _call_hub(call: Callable[[], T], context: _ErrorContext, retries: int, backo
             if message is None:
                 raise  # not a failure we can explain: a bug to see in full, not a user mistake
             # One line, and the token masked even if a server echoed it back.
-            raise HubError(" ".join(message.split()).replace(context.token, "***")) from err
+            raise HubError(redact(" ".join(message.split()), context.token)) from err
     raise AssertionError("unreachable: the loop returns or raises")
 
 
@@ -597,7 +697,7 @@ def _message_for(err: BaseException, ctx: _ErrorContext, attempts: int) -> str |
         return "HF_HUB_OFFLINE is set, so the Hub cannot be reached: unset it to push"
     if isinstance(err, timeouts):
         return (f"timed out talking to {where} {tries} (no progress for {ctx.timeout:g} s): check your network "
-                f"and push again, or allow longer with --timeout or {TIMEOUT_ENV}")
+                f"and push again, or allow longer with {ctx.timeout_hint}")
     if isinstance(err, connects):
         return f"cannot reach {where} ({tries}): check your network connection and HF_ENDPOINT"
     if isinstance(err, transports):

@@ -24,7 +24,7 @@ from . import __version__
 from .config import LLM_GENERATORS, Config
 from .errors import NotEnoughDataError  # noqa: F401  (importable from here, as before the stages moved)
 from .records import DiskFullError, free_bytes, is_disk_full, megabytes, read_json, write_json
-from .rundir import MANIFEST_VERSION, Manifest, RunLock, hash_parts  # noqa: F401
+from .rundir import MANIFEST_VERSION, Manifest, RunLock, check_out_dir, claim_out_dir, hash_parts  # noqa: F401
 
 STAGES = ("extract", "chunk", "theme", "generate", "split", "train", "evaluate", "save")
 # The Config fields each stage's output depends on. A stage's cache key hashes these
@@ -241,9 +241,11 @@ class Pipeline:
         self.timings: dict[str, float] = {}
         self._cached: list[str] = []
         self.space = None
-        # A mistyped or empty docs folder fails here, before anything is written.
+        # An --out that is not this run's to write, or a mistyped or empty docs folder, fails
+        # here, before anything is written.
+        check_out_dir(self.run_dir, "run", self.cfg.docs)
         fingerprint = _docs_fingerprint(self.cfg)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        claim_out_dir(self.run_dir, "run", self.cfg.docs)
         lock = RunLock(self.run_dir)
         taken_over = lock.acquire()
         try:

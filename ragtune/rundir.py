@@ -1,4 +1,5 @@
-"""The run directory's own files: manifest.json (what each stage recorded) and run.lock (one run at a time).
+"""The run directory's own files: manifest.json (what each stage recorded) and run.lock (one run at a time),
+and the rule that guards every --out: ragtune deletes or overwrites only what it wrote itself.
 
 Each stage's entry in the manifest holds its key, its timing, what it reported and
 the digest of every output it wrote, so a rerun can tell a stage whose outputs are
@@ -19,6 +20,117 @@ from .records import FORMAT_VERSION, RunDirError, file_digest, read_json, write_
 
 # 2: JSONL files without a header line (their format version is recorded here), passage index, BM25 index.
 MANIFEST_VERSION = 2
+# The commands that write a run directory, by kind; each kind's marker file is written as the run claims the folder.
+RUN_COMMANDS = {"run": "`ragtune run`", "pairs": "`ragtune pairs`"}
+PAIRS_MARKER = "run.json"
+# What a file manager drops into any folder it shows; such a folder still counts as empty.
+_CLUTTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+# A marker is a small JSON file; anything bigger is not one of ragtune's.
+_MARKER_MAX_BYTES = 4 << 20
+
+
+def _small_json(path: Path) -> Any:
+    try:
+        if not path.is_file() or path.stat().st_size > _MARKER_MAX_BYTES:
+            return None
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+def _has_marker(folder: Path, kind: str, strict: bool = True) -> bool:
+    """Whether `folder` holds the marker of a `kind` run. Not `strict`, any manifest.json counts
+    (Manifest then says whether it can be used: damaged, or from another version). A folder
+    that cannot be read holds none."""
+    try:
+        if kind == "run":
+            path = folder / "manifest.json"
+            if not strict:
+                return path.exists() or path.is_symlink()
+            data = _small_json(path)
+            return isinstance(data, dict) and ("ragtune_manifest" in data
+                                               or {"ragtune_version", "stages"} <= data.keys())
+        data = _small_json(folder / PAIRS_MARKER)
+        # A pairs run cut off before its end (before this marker was written early) left only its trainer folder.
+        return (isinstance(data, dict) and data.get("ragtune") == "pairs-run") or \
+            (folder / "trainer.tmp" / "ragtune_pairs_key").is_file()
+    except OSError:
+        return False
+
+
+def run_kind(folder: Path) -> str | None:
+    """"run" or "pairs" when `folder` is a run directory ragtune wrote, else None.
+
+    Extraction skips such folders inside DOCS, so a run never reads another run's reports.
+    """
+    return next((kind for kind in RUN_COMMANDS if _has_marker(folder, kind)), None)
+
+
+def check_out_dir(out: Path, kind: str, docs: Path | None = None) -> None:
+    """Raise RunDirError unless a `kind` run ("run" or "pairs") may write into `out`.
+
+    ragtune deletes or overwrites only what it wrote itself, so `out` must be new,
+    empty, or a run of the same kind (one that holds that kind's marker); and it may
+    be neither DOCS, nor inside DOCS, nor hold DOCS. Called before any work, and
+    again by `claim_out_dir` as the run starts writing.
+    """
+    out = Path(out)
+    if docs is not None:
+        _check_apart(out, Path(docs))
+    if not out.is_dir():
+        return  # new (or a file, which check_output and mkdir refuse in their own words)
+    if _has_marker(out, kind, strict=False):
+        return
+    other = next((k for k in RUN_COMMANDS if k != kind and _has_marker(out, k, strict=False)), None)
+    if other is not None:
+        raise RunDirError(f"{out} holds a {RUN_COMMANDS[other]} directory; choose another --out for "
+                          f"{RUN_COMMANDS[kind]}")
+    try:
+        found = sorted(name for name in os.listdir(out) if name not in _CLUTTER)
+    except OSError as e:
+        raise RunDirError(f"cannot list --out {out} ({e.strerror or type(e).__name__}); choose another --out") from None
+    if found:
+        shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+        raise RunDirError(f"--out {out} holds files ragtune did not write ({shown}); choose a new or empty folder "
+                          "for --out, so that none of them is overwritten or deleted")
+
+
+def _check_apart(out: Path, docs: Path) -> None:
+    """--out may not be DOCS, lie inside it, or hold it: a run would delete the user's files, or read its own."""
+    o, d = out.resolve(), docs.resolve()
+    outside = f"choose an --out outside DOCS, e.g. {d.parent / 'ragtune-run'}"
+    if o == d:
+        raise RunDirError(f"--out {out} is DOCS itself, where ragtune would replace model/, checkpoints/ and its "
+                          f"reports; {outside}")
+    if o.is_relative_to(d):
+        raise RunDirError(f"--out {out} lies inside DOCS ({docs}), so every later run would read its reports as "
+                          f"documents; {outside}")
+    if d.is_relative_to(o):
+        raise RunDirError(f"DOCS ({docs}) lies inside --out {out}, where ragtune replaces files of its own; choose "
+                          "an --out that does not hold DOCS")
+
+
+def check_out_file(path: Path, flag: str, keys: frozenset[str]) -> None:
+    """Raise RunDirError when `path` is a file ragtune would overwrite but did not write: one
+    that is not a JSON object with all of `keys` (the shape of what ragtune writes there)."""
+    path = Path(path)
+    if not (path.exists() or path.is_symlink()) or path.is_dir():
+        return  # new, or a folder, which the caller refuses in its own words
+    data = _small_json(path)
+    if not (isinstance(data, dict) and keys <= data.keys()):
+        raise RunDirError(f"{flag} {path} is a file ragtune did not write; choose a new file name, so that it is "
+                          "not overwritten")
+
+
+def claim_out_dir(out: Path, kind: str, docs: Path | None = None) -> None:
+    """Check `out` (see `check_out_dir`), make it, and mark it as a `kind` run before anything
+    else is written, so that a run cut off before its end can be rerun into it."""
+    check_out_dir(out, kind, docs)
+    out.mkdir(parents=True, exist_ok=True)
+    if kind == "run" and not _has_marker(out, "run", strict=False):
+        Manifest(out).save()
+    elif kind == "pairs" and not _has_marker(out, "pairs"):
+        write_json(out / PAIRS_MARKER, {"ragtune": "pairs-run", "ragtune_version": __version__})
 
 
 def hash_parts(*parts: Any) -> str:
@@ -86,6 +198,9 @@ class Manifest:
         digests = {p.relative_to(self.run_dir).as_posix(): file_digest(p) for p in outputs if p.is_file()}
         entry = {"key": key, "seconds": round(seconds, 3), **info, "outputs": digests}
         self.data["stages"][stage] = entry | {"check": _entry_check(entry)}
+        self.save()
+
+    def save(self) -> None:
         self.data["ragtune_version"] = __version__
         write_json(self.path, self.data)
 

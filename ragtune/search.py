@@ -24,9 +24,12 @@ from typing import Any, Literal, Sequence
 
 from .errors import DatasetError
 from .records import FORMAT_VERSION, Chunk, Pair, RunDirError, read_json, read_jsonl, write_json
+from .rundir import check_out_file
 
 Which = Literal["tuned", "base"]
 DATASET_KS = (1, 3, 5, 10)
+# The keys of a LlamaIndex EmbeddingQAFinetuneDataset JSON, as `export --llamaindex` writes it.
+LLAMAINDEX_KEYS = frozenset({"queries", "corpus", "relevant_docs"})
 
 
 @dataclass(frozen=True)
@@ -218,6 +221,8 @@ def export_llamaindex(run_dir: Path, path: Path, split: str = "eval") -> Export:
     if split not in ("eval", "train"):
         raise ValueError(f"split must be 'eval' or 'train', not {split!r}")
     run_dir = Path(run_dir)
+    # Overwrite only an earlier export (or another dataset of its kind), never a file of the user's.
+    check_out_file(Path(path), "--llamaindex", LLAMAINDEX_KEYS)
     _require(run_dir, ["chunks.jsonl", f"pairs_{split}.jsonl"])
     chunks = read_jsonl(run_dir / "chunks.jsonl", Chunk)
     pairs = read_jsonl(run_dir / f"pairs_{split}.jsonl", Pair)

@@ -22,6 +22,7 @@ from .. import __version__
 from ..config import DEFAULT_EXCLUDE, GENERATORS, PRECISIONS, Config, load_config_file
 from ..errors import ConfigError, RagtuneError
 from ..progress import ProgressReporter
+from ..redact import redact, url_secrets
 from . import pairs as cli_pairs
 from . import search as cli_search
 
@@ -244,7 +245,23 @@ def _with_config_file(args: argparse.Namespace, argv: Sequence[str] | None) -> a
     return args
 
 
-def _quiet_libraries() -> None:
+class _RedactingFilter(logging.Filter):
+    """Log lines are printed lines too: a library may log the URL it requested, credentials and all."""
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        super().__init__()
+        self.secrets = tuple(secrets)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = redact(message, *self.secrets)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+def _quiet_libraries(secrets: Sequence[str] = ()) -> None:
+    """Quiet the libraries' chatter, and mask `secrets` and URL credentials in every log line printed."""
     # Library chatter (progress bars, deprecation notices) would drown the stage lines.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -252,17 +269,28 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*pin_memory.*")
+    root = logging.getLogger()
+    before = set(root.handlers)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Only on the handler made here: one a caller installed (a test's, an app's) stays as it is.
+    for handler in set(root.handlers) - before:
+        handler.addFilter(_RedactingFilter(secrets))
     for name in ("pypdf", "transformers", "sentence_transformers", "datasets", "bm25s", "httpx"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ..pipeline import Pipeline
+    from ..rundir import check_out_dir
     from ..search import add_dataset_metrics, load_llamaindex_dataset
 
     cfg = _config_from_args(args)
     cli_pairs.check_output(cfg.out, "--out")  # a bad --out fails now, not after training
+    check_out_dir(cfg.out, "run", cfg.docs)  # and so does one that is not this run's to write
+    if cfg.push_repo:
+        from ..hub import resolve_token
+
+        resolve_token()  # a push that cannot happen (no token, or a malformed one) fails before the run
     if args.eval_dataset is not None:
         load_llamaindex_dataset(args.eval_dataset)  # a malformed file fails now, not after training
     if cfg.pairs_files:
@@ -300,16 +328,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"\nRetrieval on {d['n_queries']} questions from {d['file']} over {d['n_corpus']} corpus texts:")
         print(_fmt_table(d))
     if cfg.push_repo:
-        return _push(cfg.out, cfg.push_repo, private=cfg.private, dry_run=False, force=False)
+        return _push(cfg.out, cfg.push_repo, private=cfg.private, dry_run=False, force=False, from_run=True)
     return 0
 
 
+def _warn(line: str) -> None:
+    print(f"Warning: {line}", file=sys.stderr)
+
+
 def _push(run_dir: Path, repo_id: str, private: bool, dry_run: bool, force: bool, with_data: bool = False,
-          timeout: float | None = None) -> int:
+          timeout: float | None = None, from_run: bool = False) -> int:
+    """`ragtune push`, or the push at the end of `ragtune run --push` (`from_run`, which has no --force)."""
     from .. import hub
 
     if dry_run:
         plan = hub.plan_push(run_dir, repo_id, private, with_data)
+        if plan.left_out:
+            _warn(hub.left_out_line(plan.left_out))
         visibility = "private" if private else "public"
         if plan.dataset_repo_id:
             print(f"Would upload {len(plan.dataset_files)} files ({plan.dataset_bytes / 1e6:.1f} MB) to "
@@ -323,11 +358,15 @@ def _push(run_dir: Path, repo_id: str, private: bool, dry_run: bool, force: bool
             print(f"  {rel:<50} {size:>12,} bytes")
         print(hub.what_leaves(run_dir, repo_id, with_data))
         return 0
+    # `run` has neither --force nor --timeout: its advice names what it has.
+    hints = ({"force_hint": f"push it anyway with `ragtune push {run_dir} {repo_id} --force`",
+              "timeout_hint": hub.TIMEOUT_ENV} if from_run else {})
     # Before any upload, once the push is known to go ahead: the card quotes excerpts of the user's documents.
     hub.plan_push(run_dir, repo_id, private, with_data)
-    hub.check_metrics(run_dir, force)
+    hub.check_metrics(run_dir, force, **{k: v for k, v in hints.items() if k == "force_hint"})
     print(hub.what_leaves(run_dir, repo_id, with_data), flush=True)
-    url = hub.push(run_dir, repo_id, private=private, force=force, with_data=with_data, timeout=timeout)
+    url = hub.push(run_dir, repo_id, private=private, force=force, with_data=with_data, timeout=timeout, warn=_warn,
+                   **hints)
     if with_data:
         print(f"Pushed the pairs of {run_dir} to dataset {hub.dataset_repo_id(repo_id)}")
     print(f"Pushed {run_dir / 'model'} to {url}")
@@ -376,9 +415,15 @@ def _output_of(args: argparse.Namespace) -> tuple[str, Path] | None:
     return None
 
 
+def _secrets(args: argparse.Namespace) -> list[str]:
+    """What must never be printed: the credentials in --llm-base-url and the tokens in the environment."""
+    found = url_secrets(getattr(args, "llm_base_url", "") or "")
+    return found + [os.environ.get(name, "") for name in ("HF_TOKEN", "OPENAI_API_KEY")]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _quiet_libraries()
+    _quiet_libraries(_secrets(args))
     commands = {"run": cmd_run, "push": cmd_push, **cli_pairs.COMMANDS, **cli_search.COMMANDS}
     # Handlers can only be set from the main thread (not when main() runs in a worker).
     in_main = threading.current_thread() is threading.main_thread()
@@ -392,11 +437,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nragtune: interrupted ({signal.Signals(signum).name}); {_after_interrupt(args, e)}", file=sys.stderr)
         return 128 + signum
     except RagtuneError as e:
-        print(f"ragtune: error: {e}", file=sys.stderr)
+        # Whatever the error quotes (a URL, a server's reply), credentials in it are masked.
+        print(f"ragtune: error: {redact(str(e), *_secrets(args))}", file=sys.stderr)
         return 1
     except OSError as e:
         # What no check caught (a full disk, a folder made read-only mid-run): one line, never a traceback.
-        print(f"ragtune: error: {cli_pairs.os_error_line(e, _output_of(args))}", file=sys.stderr)
+        print(f"ragtune: error: {redact(cli_pairs.os_error_line(e, _output_of(args)), *_secrets(args))}",
+              file=sys.stderr)
         return 1
     finally:
         if in_main:

@@ -128,12 +128,14 @@ def _progress(stream: TextIO | None = None) -> Callable[[int, int], None]:
 
 def cmd_pairs(args: argparse.Namespace) -> int:
     from ..pairs import run_pairs
+    from ..rundir import check_out_dir
 
     fields = {k: v for k, v in vars(args).items() if k != "command"}
     fields["pairs_files"] = tuple(fields["pairs_files"])
     fields["alternatives"] = tuple(fields["alternatives"])
     cfg = PairsConfig(**fields)
     check_output(cfg.out, "--out")  # before training, not after it
+    check_out_dir(cfg.out, "pairs")  # ragtune deletes or overwrites only what it wrote itself
     start = time.perf_counter()
     result = run_pairs(cfg, log=lambda msg: print(msg, file=sys.stderr, flush=True), progress=_progress())
     m = result.metrics

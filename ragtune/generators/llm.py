@@ -33,6 +33,7 @@ from typing import Any, Iterator
 
 from ..errors import LLMError
 from ..records import Chunk, Counter, Pair, atomic_write_text
+from ..redact import redact, redact_url, url_secrets
 
 # Part of every cache key: a new prompt or sampling setting must not reuse old answers.
 PROMPT_VERSION = 1
@@ -405,9 +406,6 @@ def _retry_after(headers: Any) -> float | None:
     return None
 
 
-_KEYLIKE = re.compile(r"\bsk-[\w*.-]{4,}")
-
-
 def _error_message(body: bytes) -> str:
     """The server's own error message, from {"error": {"message": ...}} or the start of the body."""
     try:
@@ -441,7 +439,7 @@ class OpenAIGenerator(LLMGenerator):
         self.backoff, self.max_wait = backoff, max_wait
 
     def _where(self) -> str:
-        return self.base_url
+        return redact_url(self.base_url)  # never the credentials a URL may carry (user:PASSWORD@, ?key=)
 
     def _cache_key(self, prompt: str) -> str:
         return self.cache.key(PROMPT_VERSION, self.model, SYSTEM_PROMPT, prompt, self.questions_per_chunk,
@@ -475,13 +473,12 @@ class OpenAIGenerator(LLMGenerator):
                 if attempt < self.retries:
                     # An interruptible sleep: Ctrl-C elsewhere sets _stop.
                     self._stop.wait(min(wait_s, self.max_wait))
-        raise RequestFailed(f"{reason} ({self.retries + 1} tries)" if self.retries else reason)
+        raise RequestFailed(self._redact(f"{reason} ({self.retries + 1} tries)" if self.retries else reason))
 
     def _redact(self, message: str) -> str:
-        """Servers echo (part of) a bad key in their 401 message; it must not reach a terminal or a log."""
-        if self.api_key:
-            message = message.replace(self.api_key, "***")
-        return _KEYLIKE.sub("sk-***", message)
+        """Servers echo (part of) a bad key in their 401 message; it must not reach a terminal or a log,
+        and neither may the credentials in the URL."""
+        return redact(message, self.api_key, *url_secrets(self.base_url))
 
     def _post(self, data: bytes) -> Completion:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}

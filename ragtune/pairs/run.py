@@ -15,6 +15,7 @@ from .. import __version__
 from ..config import PairsConfig, TrainingArgs
 from ..errors import PairsError
 from ..records import LabelledPair, write_json, write_jsonl
+from ..rundir import check_out_dir, claim_out_dir
 from ..training.losses import LOSSES, labelled_columns, make_loss
 from .data import gather, split_pairs
 
@@ -230,8 +231,8 @@ def run_pairs(cfg: PairsConfig, log: Log | None = None, progress: Progress | Non
 
     say = log or (lambda msg: None)
     out = Path(cfg.out)
-    if (out / "manifest.json").exists():
-        raise PairsError(f"{out} holds a `ragtune run` directory; choose another --out for `ragtune pairs`")
+    # ragtune deletes or overwrites only what it wrote itself (ragtune.rundir).
+    check_out_dir(out, "pairs")
     pairs, skipped, counts = gather(cfg)
     train, held = split_pairs(pairs, cfg.eval_fraction, cfg.seed)
     if len(pairs) < MIN_PAIRS:
@@ -253,6 +254,7 @@ def run_pairs(cfg: PairsConfig, log: Log | None = None, progress: Progress | Non
     say(f"before: pearson {before['pearson']:.4f}  spearman {before['spearman']:.4f}")
     # An interrupted run left its checkpoints here; the same command with the same inputs resumes from them.
     work = out / "trainer.tmp"
+    claim_out_dir(out, "pairs")
     checkpoint = checkpoint_to_resume(work, _run_key(cfg, source), say)
     resumed = checkpoint_step(str(checkpoint)) if checkpoint is not None else None
     say(f"training: {LOSSES[cfg.loss]}, {cfg.epochs:g} epochs, batch {cfg.batch_size}, lr {cfg.learning_rate:g}"
