@@ -122,6 +122,17 @@ def stage_keys(cfg: Config, fingerprint: list[tuple[str, int, str]], lexicon: di
     return keys
 
 
+def _check_matryoshka_dims(dims: tuple[int, ...], model: Any) -> None:
+    """Raise when a Matryoshka size exceeds the base model's own: the loss would fail deep in training."""
+    from .errors import ConfigError
+
+    full = model.get_embedding_dimension()
+    too_big = sorted(d for d in dims if full and d > full)
+    if too_big:
+        raise ConfigError(f"matryoshka_dims must be at most the base model's dimension ({full}), not "
+                          f"{', '.join(map(str, too_big))}; lower --matryoshka-dims", "matryoshka_dims")
+
+
 def _docs_fingerprint(cfg: Config) -> list[tuple[str, int, str]]:
     """Name, size and digest of every file extraction will look at; raises ExtractError
     when the folder has nothing to read, before the run directory is made."""
@@ -173,6 +184,8 @@ class Pipeline:
         if which not in self.models:
             source = resolve_base_model(self.cfg.base_model) if which == "base" else str(self.path("model"))
             self.models[which] = load_model(source, pick_device(self.cfg.device))
+            if which == "base":
+                _check_matryoshka_dims(self.cfg.matryoshka_dims, self.models[which])
             self.default_lengths[which] = int(self.models[which].max_seq_length)
         model = self.models[which]
         # Once chunking has sized the chunks, every model reads them whole, the

@@ -100,3 +100,80 @@ def test_usage_that_is_not_a_token_count_is_counted_not_a_traceback(usage: bytes
     assert "1 replies without token counts" in gen.stats.summary()
     # The readable counts are summed (the second reply's: its 4 words), the unreadable one is not.
     assert gen.stats.completion_tokens == completion_tokens
+
+
+# --- the config file: no alias expansion, a size cap ----------------------------------------
+
+
+def _alias_bomb(depth: int) -> str:
+    """`depth` levels of lists of 9 aliases each: 9**depth items from a few hundred bytes."""
+    names = "abcdefghij"[:depth]
+    levels = ["&a [" + ",".join(['"lol"'] * 9) + "]"]
+    levels += [f"&{n} [" + ",".join([f"*{prev}"] * 9) + "]" for prev, n in zip(names, names[1:])]
+    return "matryoshka_dims: [" + ", ".join(levels) + "]\n"
+
+
+def test_yaml_alias_bomb_in_config_is_one_short_line(tmp_path: Path, tiny_model_dir: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    # Depth 7 (4.8 million items) is enough to show the bug without exhausting the machine.
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_alias_bomb(7), encoding="utf-8")
+    assert path.stat().st_size < 400
+    code = main(run_args(tmp_path / "docs", tmp_path / "run", tiny_model_dir, "--config", str(path)))
+    err = capsys.readouterr().err
+    assert code == 1
+    assert len(err) < 400, f"{len(err):,} characters"
+    assert_one_error_line(err, f"config file {path}: not valid YAML: line 1, column ",
+                          "aliases (*name) are not allowed here; write the value out")
+
+
+def test_a_huge_config_file_is_refused_before_it_is_read(tmp_path: Path, tiny_model_dir: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "big.toml"
+    path.write_text("# padding\n" * 200_000, encoding="utf-8")  # 2 MB of comments: valid, and empty
+    code = main(run_args(tmp_path / "docs", tmp_path / "run", tiny_model_dir, "--config", str(path)))
+    assert code == 1
+    assert_one_error_line(capsys.readouterr().err,
+                          f"config file {path}: is 2,000,000 bytes; a settings file is at most 1,048,576")
+
+
+def test_a_long_wrong_value_in_a_config_file_is_cut_short(tmp_path: Path, tiny_model_dir: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("ks = [" + ", ".join(['"x"'] * 50_000) + "]\n", encoding="utf-8")
+    assert main(run_args(tmp_path / "docs", tmp_path / "run", tiny_model_dir, "--config", str(path))) == 1
+    line = assert_one_error_line(capsys.readouterr().err, "ks must be a list of whole numbers, not ['x', ")
+    assert len(line) < 300
+
+
+# --- flags out of range -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), [
+    ("--seed", "-1", "seed must be 0..4294967295"),
+    ("--seed", str(2**32), "seed must be 0..4294967295"),
+])
+def test_seed_out_of_numpys_range_is_one_line(tmp_path: Path, tiny_model_dir: Path,
+                                              capsys: pytest.CaptureFixture[str], flag: str, value: str,
+                                              message: str) -> None:
+    assert main(run_args(tmp_path / "docs", tmp_path / "run", tiny_model_dir, flag, value)) == 1
+    assert_one_error_line(capsys.readouterr().err, message)
+
+
+def test_matryoshka_dims_above_the_models_dimension_is_one_line(tmp_path: Path, tiny_model_dir: Path,
+                                                                nist_pages: list[Page],
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    docs = good_docs(tmp_path / "docs", nist_pages)
+    assert main(run_args(docs, tmp_path / "run", tiny_model_dir, "--matryoshka-dims", "64,16")) == 1
+    assert_one_error_line(capsys.readouterr().err,
+                          "matryoshka_dims must be at most the base model's dimension (32), not 64")
+
+
+@pytest.mark.parametrize("flag", ["--epochs", "--lr"])
+def test_pairs_refuses_an_infinite_number(tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str) -> None:
+    rows = "\n".join(f"question {i},answer {i},1" for i in range(30))
+    (tmp_path / "p.csv").write_text(f"sentence1,sentence2,label\n{rows}\n", encoding="utf-8")
+    assert main(["pairs", str(tmp_path / "p.csv"), "--out", str(tmp_path / "out"), flag, "inf",
+                 "--max-steps", "1", "--device", "cpu"]) == 1
+    name = {"--epochs": "epochs", "--lr": "learning_rate"}[flag]
+    assert_one_error_line(capsys.readouterr().err, f"{name} must be a finite number, not inf")
