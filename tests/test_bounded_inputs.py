@@ -146,6 +146,44 @@ def test_a_long_wrong_value_in_a_config_file_is_cut_short(tmp_path: Path, tiny_m
     assert len(line) < 300
 
 
+# --- fingerprints: files ragtune does not read are not read -----------------------------------
+
+_PEAK = """
+import resource, sys
+from pathlib import Path
+from ragtune.config import Config
+from ragtune.pipeline import _docs_fingerprint
+cfg = Config(docs=Path(sys.argv[1]))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+fingerprint = _docs_fingerprint(cfg)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print((after - before) // 1024, fingerprint)
+"""
+
+
+def _fingerprint_growth(docs: Path) -> tuple[int, str]:
+    """How many MB the peak memory grew while fingerprinting `docs`, in a fresh process, and the fingerprint."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", _PEAK, str(docs)], capture_output=True, text=True, env=env,
+                         check=True).stdout
+    grown, fingerprint = out.split(" ", 1)
+    return int(grown), fingerprint
+
+
+def test_a_huge_unsupported_file_is_fingerprinted_without_reading_it(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "notes.txt").write_text("Zero trust checks every request. " * 50, encoding="utf-8")
+    video = docs / "talk.mp4"
+    with video.open("wb") as f:  # sparse: 512 MB on paper, nothing on disk
+        f.truncate(512 << 20)
+    grown, fingerprint = _fingerprint_growth(docs)
+    assert grown < 64, f"peak memory grew {grown} MB"
+    # A changed video still changes the fingerprint (by its size and modification time).
+    os.utime(video, ns=(1, 1))
+    assert _fingerprint_growth(docs)[1] != fingerprint
+
+
 # --- flags out of range -----------------------------------------------------------------------
 
 
