@@ -184,6 +184,83 @@ def test_a_huge_unsupported_file_is_fingerprinted_without_reading_it(tmp_path: P
     assert _fingerprint_growth(docs)[1] != fingerprint
 
 
+# --- extraction: junk "words", names that are not text, links to devices ------------------------
+
+
+def test_a_megabyte_run_of_base64_is_dropped_with_a_counted_warning(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    prose = "Zero trust architecture checks every request before it reaches a resource. " * 20
+    blob = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg" * 20_000
+    (docs / "page.txt").write_text(f"{prose}\n\n![image](data:image/png;base64,{blob})\n\n{prose}", encoding="utf-8")
+    result = extract_folder(docs)
+    text = " ".join(p.text for p in result.pages)
+    assert len(text) < 4 * len(prose)
+    assert "Zero trust architecture" in text
+    assert result.skipped.counts[ex.SKIP_JUNK_WORD] == 1
+    lines = describe_skips(result.skipped.to_dict())
+    assert f"1 run dropped: {ex.SKIP_JUNK_WORD}: page.txt: {len(blob):,} characters" in lines
+
+
+def test_chinese_text_without_spaces_is_not_junk(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    chinese = "零信任架构在每个请求到达资源之前都会对其进行检查和验证" * 20
+    (docs / "zh.txt").write_text(chinese, encoding="utf-8")
+    result = extract_folder(docs)
+    assert result.pages[0].text == chinese
+    assert ex.SKIP_JUNK_WORD not in result.skipped.counts
+
+
+def test_a_link_to_a_device_is_reported_as_one(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Zero trust checks every request. " * 50, encoding="utf-8")
+    (docs / "zero.txt").symlink_to("/dev/zero")
+    (docs / "gone.txt").symlink_to(tmp_path / "nowhere")
+    result = extract_folder(docs)
+    assert result.skipped.examples[ex.SKIP_LINKED_SPECIAL] == ["zero.txt"]
+    assert result.skipped.counts[ex.SKIP_LINKED_SPECIAL] == 1
+    assert [p.source for p in result.pages] == ["a.txt"]
+
+
+@pytest.fixture(scope="module")
+def odd_names_run(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path,
+                  nist_pages: list[Page]) -> tuple[int, str, Path]:
+    """One run over a folder holding a name that is not UTF-8, a name with a newline and a link to /dev/zero."""
+    root = tmp_path_factory.mktemp("odd")
+    docs = good_docs(root / "docs", nist_pages)
+    text = "Risk management profiles describe how organisations govern generative AI systems. " * 30
+    (Path(os.fsdecode(bytes(docs) + b"/caf\xe9 notes.txt"))).write_text(text, encoding="utf-8")
+    (docs / "two\nragtune: error: lines.txt").write_text(text.replace("Risk", "Safety"), encoding="utf-8")
+    (docs / "zero.txt").symlink_to("/dev/zero")
+    out = root / "run"
+    result = subprocess.run([sys.executable, "-m", "ragtune", *run_args(docs, out, tiny_model_dir)],
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            timeout=600)
+    return result.returncode, result.stderr, out
+
+
+def test_odd_file_names_and_a_device_link_are_one_line_each_and_the_run_goes_on(
+        odd_names_run: tuple[int, str, Path]) -> None:
+    code, err, out = odd_names_run
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert not [line for line in err.splitlines() if line.startswith("ragtune: error:")], err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert any(ex.SKIP_LINKED_SPECIAL in w and "zero.txt" in w for w in warnings), warnings
+    sources = {p.source for p in read_jsonl(out / "pages.jsonl", Page)}
+    assert {"caf\\xe9 notes.txt", "two\\nragtune: error: lines.txt"} <= sources
+
+
+def test_a_rerun_over_odd_file_names_reuses_the_run(odd_names_run: tuple[int, str, Path], tiny_model_dir: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    _, _, out = odd_names_run
+    docs = out.parent / "docs"
+    assert main(run_args(docs, out, tiny_model_dir)) == 0
+    assert "Traceback" not in capsys.readouterr().err
+
+
 # --- flags out of range -----------------------------------------------------------------------
 
 
