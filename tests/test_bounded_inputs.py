@@ -292,3 +292,42 @@ def test_pairs_refuses_an_infinite_number(tmp_path: Path, capsys: pytest.Capture
                  "--max-steps", "1", "--device", "cpu"]) == 1
     name = {"--epochs": "epochs", "--lr": "learning_rate"}[flag]
     assert_one_error_line(capsys.readouterr().err, f"{name} must be a finite number, not inf")
+
+
+# --- text without spaces between words (issue 29, item 19) ---------------------------------------
+
+
+def chinese_docs(folder: Path) -> Path:
+    """Three .txt files of Chinese prose (about 8,000 characters), no spaces between words."""
+    subjects = ["零信任架构", "风险管理框架", "数据隐私政策", "人工智能系统", "访问控制策略", "网络安全团队",
+                "供应链安全", "身份验证机制", "日志审计流程", "模型评估方法"]
+    verbs = ["要求", "检查", "记录", "评估", "限制", "保护", "监控", "验证", "更新", "描述"]
+    objects = ["每一个网络请求", "用户的个人数据", "系统的运行状态", "第三方供应商", "训练数据的来源",
+               "模型输出的质量", "员工的访问权限", "安全事件的响应", "外部攻击的风险", "内部文件的版本"]
+    rng = random.Random(0)
+    folder.mkdir(parents=True)
+    for f in range(3):
+        paragraphs = ["".join(f"{rng.choice(subjects)}{rng.choice(verbs)}{rng.choice(objects)}，"
+                              f"并且{rng.choice(verbs)}{rng.choice(objects)}。" for _ in range(8)) for _ in range(12)]
+        (folder / f"doc{f}.txt").write_text("\n\n".join(paragraphs), encoding="utf-8")
+    return folder
+
+
+def test_a_chinese_corpus_says_the_offline_generator_needs_spaces(tmp_path: Path, tiny_model_dir: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    docs = chinese_docs(tmp_path / "docs")
+    assert main(run_args(docs, tmp_path / "run", tiny_model_dir)) == 1
+    line = assert_one_error_line(capsys.readouterr().err,
+                                 "the offline generator needs text with spaces between words",
+                                 "of this text is Chinese, Japanese, Korean or Thai script",
+                                 "use --generator openai with a model that writes questions in the documents' language")
+    assert "question filters" not in line
+
+
+def test_questions_an_llm_writes_in_chinese_are_kept() -> None:
+    reply = "1. 零信任架构要求检查什么？\n2. 为什么要记录日志？\n3. 这是一个答案。"
+    with LLMServer(lambda prompt: reply) as llm:
+        gen = openai(llm.base_url)
+        pairs = gen.generate(CHUNKS[:1], random.Random(0))
+    assert [p.query for p in pairs] == ["零信任架构要求检查什么？", "为什么要记录日志？"]
+    assert gen.dropped.counts == {"not a question": 1}

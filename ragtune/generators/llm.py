@@ -192,12 +192,13 @@ def check_question(line: str) -> tuple[str, str]:
         return "an answer, not a question", line
     if len(words) > MAX_QUESTION_WORDS:
         return "over-long", line
-    if not (line.endswith("?") or _INTERROGATIVE.match(line)):
+    # "？" is the question mark of Chinese and Japanese text.
+    if not (line.endswith(("?", "？")) or _INTERROGATIVE.match(line)):
         # A whole sentence is the model answering; anything else (a heading, "Here are 5 questions:") is noise.
         return ("an answer, not a question" if line.endswith(".") and len(words) >= 4 else "not a question"), line
     if _MENTIONS_PASSAGE.search(line):
         return "mentions the passage", line
-    return "", line if line.endswith("?") else line.rstrip(".:;") + "?"
+    return "", line if line.endswith(("?", "？")) else line.rstrip(".:;") + "?"
 
 
 def select_questions(reply: str, n: int, dropped: Counter, cut_off: bool = False) -> list[str]:

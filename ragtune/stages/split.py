@@ -11,6 +11,7 @@ from ..generators import OfflineGenerator
 from ..generators.filters import filter_pairs
 from ..generators.lexical import lexical_pairs
 from ..records import Chunk, Pair, read_jsonl, write_jsonl
+from ..text import unspaced_share
 from . import Run
 
 
@@ -19,10 +20,16 @@ def run_stage(run: Run) -> dict[str, Any]:
     train, held = split_by_chunk(pairs, run.cfg.eval_fraction, run.cfg.seed, run.cfg.eval_max_chunks)
     n_train_chunks = len({p.chunk_id for p in train})
     if n_train_chunks < 8 or not held:
-        n_chunks = len(read_jsonl(run.path("chunks.jsonl"), Chunk))
+        chunks = read_jsonl(run.path("chunks.jsonl"), Chunk)
+        n_chunks = len(chunks)
         why = (f"add documents or lower --chunk-tokens (there are {n_chunks} chunks)" if n_chunks < 10 else
                f"the question filters left questions for only a few of the {n_chunks} chunks; "
                "see the generate stage's drop counts in manifest.json")
+        share = unspaced_share([c.text for c in chunks])
+        if n_chunks >= 10 and run.cfg.generator not in LLM_GENERATORS and share > 0.5:
+            why = (f"the {run.cfg.generator} generator needs text with spaces between words, and "
+                   f"{share:.0%} of this text is Chinese, Japanese, Korean or Thai script without them; use "
+                   "--generator openai with a model that writes questions in the documents' language")
         raise NotEnoughDataError(
             f"only {len({p.chunk_id for p in pairs})} chunks have questions; ragtune needs at least 10 "
             f"(roughly 3,000 words of text) to train and hold some out: {why}"
