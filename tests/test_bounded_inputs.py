@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
+import ssl
 import subprocess
 import sys
 import threading
@@ -68,13 +70,32 @@ class _Trickle(QuietJSONHandler):
             pass  # the client hung up: what the test wants
 
 
-def test_llm_timeout_bounds_the_whole_reply_of_a_server_that_trickles() -> None:
+def _tls_context(tmp_path: Path) -> ssl.SSLContext:
+    """A server context with a self-signed certificate for 127.0.0.1 (made by the openssl command)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_llm_timeout_bounds_the_whole_reply_of_a_server_that_trickles(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scheme: str) -> None:
+    _Trickle.sent_all.clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
     server.daemon_threads = True
+    if scheme == "https":
+        server.socket = _tls_context(tmp_path).wrap_socket(server.socket, server_side=True)
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))  # the client trusts the test certificate
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
-        gen = openai(f"http://127.0.0.1:{server.server_address[1]}/v1", timeout=1.0)
+        gen = openai(f"{scheme}://127.0.0.1:{server.server_address[1]}/v1", timeout=1.0)
         with pytest.raises(Exception) as raised:
             gen.generate(CHUNKS[:1], random.Random(0))
     finally:

@@ -502,7 +502,7 @@ class OpenAIGenerator(LLMGenerator):
         with deadline:
             try:
                 body = self._send(request, deadline)
-            except (_Transient, RequestFailed, http.client.HTTPException, OSError):
+            except (_Transient, RequestFailed, http.client.HTTPException, OSError, ValueError):
                 # Cut off at the deadline, the reply breaks off in whatever way it happens to.
                 if deadline.expired:
                     raise _Transient(self._too_slow()) from None
@@ -594,9 +594,13 @@ class _Deadline:
 
 
 def _shut(sock: socket.socket) -> None:
-    """End the socket's reads and writes, so that a thread blocked on it returns at once."""
+    """End the socket's reads and writes, so that a thread blocked on it returns at once.
+
+    socket.socket's own shutdown, also for a TLS socket: SSLSocket.shutdown would unwrap
+    the TLS state under the reading thread's feet; this way that thread just reads an EOF.
+    """
     try:
-        sock.shutdown(socket.SHUT_RDWR)
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
     except OSError:
         pass  # already closed by its own thread: nothing left to cut
 
