@@ -66,9 +66,10 @@ SKIP_BAD_LINK = "symbolic link that loops or points nowhere (not read)"
 SKIP_LINKED_FOLDER = "symbolic link to a folder (not followed; pass that folder itself, or copy its files in)"
 SKIP_SPECIAL_FILE = "not a regular file (a pipe, socket or device; not read)"
 SKIP_LINKED_SPECIAL = "symbolic link to something that is not a regular file (a device, pipe or socket; not read)"
-# A "word" this long of letters, digits and base64 punctuation is data (an embedded image, a hash
-# list), not text: kept, a 2 MB one became 45,000 junk chunks. The longest real words and hex
-# digests stay well under it. Text without spaces in other scripts (Chinese, Thai) never matches.
+# A "word" this long of letters, digits and base64's +/= is data (an embedded image, a hash list),
+# not text: kept, a 2 MB one became 45,000 junk chunks. The longest real words and hex digests
+# stay well under it; links are left alone; text in scripts written without spaces (Chinese,
+# Thai) never matches.
 MAX_WORD_CHARS = 100
 SKIP_JUNK_WORD = (f"run of over {MAX_WORD_CHARS} letters and digits with no space "
                   "(embedded base64 or encoded data, not text)")
@@ -619,20 +620,31 @@ def _link_reason(path: Path, is_dir: bool) -> str:
     return SKIP_LINKED_SPECIAL  # /dev/zero, a pipe, a socket
 
 
-_JUNK_WORD = re.compile(rf"[A-Za-z0-9+/=_-]{{{MAX_WORD_CHARS + 1},}}")
+_LONG_TOKEN = re.compile(rf"\S{{{MAX_WORD_CHARS + 1},}}")
+_JUNK_RUN = re.compile(rf"[A-Za-z0-9+/=]{{{MAX_WORD_CHARS + 1},}}")
 
 
 def drop_junk_words(text: str, name: str, skipped: Counter) -> str:
     """`text` without runs of letters and digits too long to be words, each counted in `skipped`.
 
+    A link is left whole, however long: reference lists hold links with 100-character slugs.
+
     >>> c = Counter(); drop_junk_words("see " + "QUJD" * 40 + " here", "a.txt", c), c.counts[SKIP_JUNK_WORD]
     ('see   here', 1)
+    >>> drop_junk_words("https://example.org/" + "a" * 120, "a.txt", c) == "https://example.org/" + "a" * 120
+    True
     """
     def drop(m: re.Match[str]) -> str:
         skipped.add(SKIP_JUNK_WORD, f"{name}: {len(m.group()):,} characters")
         return " "
 
-    return _JUNK_WORD.sub(drop, text)
+    def clean(m: re.Match[str]) -> str:
+        token = m.group()
+        if "://" in token or token.lower().startswith("www."):
+            return token
+        return _JUNK_RUN.sub(drop, token)
+
+    return _LONG_TOKEN.sub(clean, text)
 
 
 def _pdf_texts(data: bytes, name: str, extractor: str, skipped: Counter) -> list[str | None]:

@@ -213,11 +213,14 @@ def test_a_megabyte_run_of_base64_is_dropped_with_a_counted_warning(tmp_path: Pa
     docs.mkdir()
     prose = "Zero trust architecture checks every request before it reaches a resource. " * 20
     blob = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg" * 20_000
-    (docs / "page.txt").write_text(f"{prose}\n\n![image](data:image/png;base64,{blob})\n\n{prose}", encoding="utf-8")
+    # A reference's link with a long slug, as in NIST AI 600-1's: text, kept whole.
+    link = "https://www.researchgate.net/publication/374505266_" + "Ethical_Tensions_in_Human" * 5
+    (docs / "page.txt").write_text(f"{prose}\n\n![image](data:image/png;base64,{blob})\n\n{prose}\n\nSee {link}",
+                                   encoding="utf-8")
     result = extract_folder(docs)
     text = " ".join(p.text for p in result.pages)
     assert len(text) < 4 * len(prose)
-    assert "Zero trust architecture" in text
+    assert "Zero trust architecture" in text and link in text
     assert result.skipped.counts[ex.SKIP_JUNK_WORD] == 1
     lines = describe_skips(result.skipped.to_dict())
     assert f"1 run dropped: {ex.SKIP_JUNK_WORD}: page.txt: {len(blob):,} characters" in lines
