@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import reprlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,10 @@ GENERATORS = ("offline", "template", "openai", "local")
 LLM_GENERATORS = ("openai", "local")
 DEFAULT_BASE_MODEL = "all-MiniLM-L6-v2 (bundled)"
 DEFAULT_LLM_BASE_URL = "https://api.openai.com/v1"
+# numpy's and torch's seeders take 0..2**32-1; outside it they raise deep inside training.
+MAX_SEED = 2**32 - 1
+# A settings file holds a few hundred bytes; the cap keeps a huge one from being read into memory.
+MAX_CONFIG_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -195,6 +200,7 @@ class Config:
         need("matryoshka_dims", all(d >= 8 for d in self.matryoshka_dims),
              f"matryoshka_dims must all be >= 8, not {list(self.matryoshka_dims)}")
         need("epochs", self.epochs > 0, f"epochs must be > 0, not {self.epochs}")
+        need("seed", 0 <= self.seed <= MAX_SEED, f"seed must be 0..{MAX_SEED} (what numpy accepts), not {self.seed}")
         need("batch_size", self.batch_size >= 2,
              f"batch_size must be >= 2 (in-batch negatives need company), not {self.batch_size}")
         need("learning_rate", 0 < self.learning_rate < 1, f"learning_rate must be in (0, 1), not {self.learning_rate}")
@@ -310,7 +316,11 @@ class PairsConfig:
         object.__setattr__(self, "alternatives", tuple(Path(p) for p in self.alternatives))
         need(bool(self.pairs_files or self.alternatives), "give at least one pairs file or --alternatives file")
         need(self.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
+        for name in ("epochs", "learning_rate", "warmup_ratio", "weight_decay", "eval_fraction"):
+            # First, so that inf and nan get this message rather than a range's (inf passes "> 0").
+            need(math.isfinite(getattr(self, name)), f"{name} must be a finite number, not {getattr(self, name)}")
         need(self.epochs > 0, f"epochs must be > 0, not {self.epochs}")
+        need(0 <= self.seed <= MAX_SEED, f"seed must be 0..{MAX_SEED} (what numpy accepts), not {self.seed}")
         need(self.batch_size >= 2, f"batch_size must be >= 2, not {self.batch_size}")
         need(0 < self.learning_rate < 1, f"learning_rate must be in (0, 1), not {self.learning_rate}")
         need(0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), not {self.warmup_ratio}")
@@ -367,6 +377,48 @@ _KINDS = {
 }  # fmt: skip
 
 
+def _short_repr(value: Any, limit: int = 80) -> str:
+    """repr(value), cut to one short line: the value may be a list of a million items.
+
+    >>> _short_repr(list(range(100)), 20)
+    '[0, 1, 2, 3, 4, 5...'
+    """
+    short = reprlib.Repr()  # keyword arguments only from Python 3.12
+    short.maxlist, short.maxlevel, short.maxstring, short.maxother = 20, 3, limit, limit
+    text = short.repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def load_yaml_without_aliases(text: str) -> Any:
+    """YAML as plain data, refusing aliases (`*name`): nested aliases turn a few hundred bytes
+    into billions of list items (a "billion laughs"), and a settings file never needs one.
+
+    Raises yaml.YAMLError, with the alias's line and column, on the first alias.
+
+    >>> load_yaml_without_aliases("ks: [1, 3]")
+    {'ks': [1, 3]}
+    >>> load_yaml_without_aliases("a: &x [1]\\nb: *x")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    yaml.composer.ComposerError: ...aliases (*name) are not allowed...
+    """
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(
+                    None, None, "aliases (*name) are not allowed here; write the value out", mark)
+            return super().compose_node(parent, index)
+
+    loader = NoAliasLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def load_config_file(path: Path, aliases: dict[str, str] | None = None) -> dict[str, Any]:
     """Settings from a TOML or YAML file, keyed by Config field name and typed like the field.
 
@@ -381,6 +433,9 @@ def load_config_file(path: Path, aliases: dict[str, str] | None = None) -> dict[
         return ConfigError(f"config file {path}: {msg}")
 
     try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise fail(f"is {size:,} bytes; a settings file is at most {MAX_CONFIG_BYTES:,} (is it the right file?)")
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
@@ -398,7 +453,7 @@ def load_config_file(path: Path, aliases: dict[str, str] | None = None) -> dict[
         import yaml
 
         try:
-            data = yaml.safe_load(text) or {}
+            data = load_yaml_without_aliases(text) or {}
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -422,7 +477,7 @@ def load_config_file(path: Path, aliases: dict[str, str] | None = None) -> dict[
         # A field of a type not listed above passes through; Config checks it.
         what, ok, convert = _KINDS.get(kinds[name], ("", lambda v: True, lambda v: v))
         if not ok(value):
-            raise fail(f"{key} must be {what}, not {value!r}")
+            raise fail(f"{key} must be {what}, not {_short_repr(value)}")
         settings[name] = convert(value)
     return settings
 

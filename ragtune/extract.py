@@ -70,12 +70,20 @@ SKIP_BAD_LINK = "symbolic link that loops or points nowhere (not read)"
 SKIP_LINKED_FOLDER = "symbolic link to a folder (not followed; pass that folder itself, or copy its files in)"
 SKIP_SPECIAL_FILE = "not a regular file (a pipe, socket or device; not read)"
 SKIP_RUN_FOLDER = "ragtune run folder (its reports and pairs are not documents; not read)"
+SKIP_LINKED_SPECIAL = "symbolic link to something that is not a regular file (a device, pipe or socket; not read)"
+# A "word" this long of letters, digits and base64's +/= is data (an embedded image, a hash list),
+# not text: kept, a 2 MB one became 45,000 junk chunks. The longest real words and hex digests
+# stay well under it; links are left alone; text in scripts written without spaces (Chinese,
+# Thai) never matches.
+MAX_WORD_CHARS = 100
+SKIP_JUNK_WORD = (f"run of over {MAX_WORD_CHARS} letters and digits with no space "
+                  "(embedded base64 or encoded data, not text)")
 
 # Reasons that skip a whole file (the others drop a page or a line of a kept file).
 FILE_SKIPS = frozenset({
     SKIP_DUPLICATE, SKIP_UNREADABLE_FILE, SKIP_EMPTY_FILE, SKIP_NOT_PDF, SKIP_DAMAGED, SKIP_TRUNCATED,
     SKIP_ENCRYPTED, SKIP_NEEDS_CRYPTO, SKIP_ZERO_PAGES, SKIP_NO_TEXT, SKIP_ALL_PAGES_FAILED,
-    SKIP_BINARY_TEXT, SKIP_EMPTY_TEXT, SKIP_EXCLUDED, SKIP_BAD_LINK, SKIP_SPECIAL_FILE,
+    SKIP_BINARY_TEXT, SKIP_EMPTY_TEXT, SKIP_EXCLUDED, SKIP_BAD_LINK, SKIP_SPECIAL_FILE, SKIP_LINKED_SPECIAL,
 })  # fmt: skip
 
 # How each reason is counted on the console and in report.md ("2 pages skipped").
@@ -86,7 +94,29 @@ _SKIP_UNITS = {
     SKIP_TRUNCATED_PARTIAL: ("file", "read in part"), SKIP_STRAY_BYTES: ("file", "decoded in part as cp1252"),
     SKIP_UNREADABLE_FOLDER: ("folder", "skipped"), SKIP_LINKED_FOLDER: ("link", "not followed"),
     SKIP_RUN_FOLDER: ("folder", "skipped"),
+    SKIP_LINKED_SPECIAL: ("link", "not followed"), SKIP_JUNK_WORD: ("run", "dropped"),
 }  # fmt: skip
+
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def display_name(name: str) -> str:
+    r"""A file name as one line of valid UTF-8 text: bytes that are not UTF-8 (kept by Python as
+    surrogates) and control characters such as a newline are written as escapes.
+
+    The name labels pages, chunks and report lines; the file itself is still read by its path.
+
+    >>> display_name("caf\udce9.txt"), display_name("two\nlines.txt"), display_name("café.txt")
+    ('caf\\xe9.txt', 'two\\nlines.txt', 'café.txt')
+    """
+    def escape(m: re.Match[str]) -> str:
+        c = m.group()
+        if "\udc80" <= c <= "\udcff":  # a byte that was not UTF-8 (os.fsdecode's surrogateescape)
+            return f"\\x{ord(c) - 0xDC00:02x}"
+        return c.encode("unicode_escape").decode("ascii") if ord(c) < 0xD800 else f"\\u{ord(c):04x}"
+
+    return _UNPRINTABLE.sub(escape, name)
 
 
 def describe_skips(skipped: dict[str, Any], names: int = 3) -> list[str]:
@@ -625,7 +655,8 @@ def _walk(folder: Path, skipped: Counter) -> list[Path]:
             if here == folder:
                 raise ExtractError(f"cannot list {folder} ({e.strerror or type(e).__name__}); "
                                    "check its permissions") from None
-            skipped.add(SKIP_UNREADABLE_FOLDER, f"{here.relative_to(folder).as_posix()}/: {type(e).__name__}")
+            skipped.add(SKIP_UNREADABLE_FOLDER,
+                        f"{display_name(here.relative_to(folder).as_posix())}/: {type(e).__name__}")
             continue
         for entry in entries:
             if entry.name.startswith("."):
@@ -644,9 +675,47 @@ def _walk(folder: Path, skipped: Counter) -> list[Path]:
             if is_file:
                 files.append(path)
                 continue
-            reason = (SKIP_LINKED_FOLDER if is_dir else SKIP_BAD_LINK) if entry.is_symlink() else SKIP_SPECIAL_FILE
-            skipped.add(reason, path.relative_to(folder).as_posix())
+            reason = _link_reason(path, is_dir) if entry.is_symlink() else SKIP_SPECIAL_FILE
+            skipped.add(reason, display_name(path.relative_to(folder).as_posix()))
     return sorted(files)
+
+
+def _link_reason(path: Path, is_dir: bool) -> str:
+    """Why a symbolic link that leads to no regular file is not read: a folder, a device or pipe, or nothing."""
+    if is_dir:
+        return SKIP_LINKED_FOLDER
+    try:
+        path.stat()
+    except OSError:  # dangling, or a loop ("Too many levels of symbolic links")
+        return SKIP_BAD_LINK
+    return SKIP_LINKED_SPECIAL  # /dev/zero, a pipe, a socket
+
+
+_LONG_TOKEN = re.compile(rf"\S{{{MAX_WORD_CHARS + 1},}}")
+_JUNK_RUN = re.compile(rf"[A-Za-z0-9+/=]{{{MAX_WORD_CHARS + 1},}}")
+
+
+def drop_junk_words(text: str, name: str, skipped: Counter) -> str:
+    """`text` without runs of letters and digits too long to be words, each counted in `skipped`.
+
+    A link is left whole, however long: reference lists hold links with 100-character slugs.
+
+    >>> c = Counter(); drop_junk_words("see " + "QUJD" * 40 + " here", "a.txt", c), c.counts[SKIP_JUNK_WORD]
+    ('see   here', 1)
+    >>> drop_junk_words("https://example.org/" + "a" * 120, "a.txt", c) == "https://example.org/" + "a" * 120
+    True
+    """
+    def drop(m: re.Match[str]) -> str:
+        skipped.add(SKIP_JUNK_WORD, f"{name}: {len(m.group()):,} characters")
+        return " "
+
+    def clean(m: re.Match[str]) -> str:
+        token = m.group()
+        if "://" in token or token.lower().startswith("www."):
+            return token
+        return _JUNK_RUN.sub(drop, token)
+
+    return _LONG_TOKEN.sub(clean, text)
 
 
 def _pdf_texts(data: bytes, name: str, extractor: str, skipped: Counter) -> list[str | None]:
@@ -654,7 +723,7 @@ def _pdf_texts(data: bytes, name: str, extractor: str, skipped: Counter) -> list
     raw = pypdfium2_pages(data, name, skipped) if extractor == "pypdfium2" else pypdf_pages(data, name, skipped)
     if not raw:
         raise _SkipFile(SKIP_ZERO_PAGES)
-    texts = clean_document(raw, name, skipped)
+    texts = [t if t is None else drop_junk_words(t, name, skipped) for t in clean_document(raw, name, skipped)]
     if not any(texts):
         raise _SkipFile(SKIP_ALL_PAGES_FAILED if all(t is None for t in raw) else SKIP_NO_TEXT)
     if _is_truncated(data):
@@ -676,7 +745,7 @@ def _text_file_texts(data: bytes, name: str, skipped: Counter) -> list[str | Non
     text, stray = decode_text_counted(data)
     if _looks_binary(text):
         raise _SkipFile(SKIP_BINARY_TEXT)
-    text = clean_text(text)
+    text = clean_text(drop_junk_words(text, name, skipped)).strip()
     if not text:
         raise _SkipFile(SKIP_EMPTY_TEXT)
     if stray:
@@ -736,7 +805,7 @@ def select_documents(folder: Path, include: tuple[str, ...] = (), exclude: tuple
         if folder.is_file() and not supported:
             raise ExtractError(f"{folder} is not a .pdf, .txt or .md file")
         if excluded:
-            names = ", ".join(rel[p] for p in excluded[:3]) + (", ..." if len(excluded) > 3 else "")
+            names = ", ".join(display_name(rel[p]) for p in excluded[:3]) + (", ..." if len(excluded) > 3 else "")
             raise ExtractError(f"every supported file in {folder} is excluded ({names}); change --include or --exclude")
         # A folder whose documents all sit in unreadable subfolders is not empty.
         found = "; ".join(describe_skips(listed.to_dict()))
@@ -744,7 +813,7 @@ def select_documents(folder: Path, include: tuple[str, ...] = (), exclude: tuple
             raise ExtractError(f"{folder} is empty; put the .pdf, .txt or .md files to train on in it")
         if not other:
             raise ExtractError(f"{folder} has no .pdf, .txt or .md file that can be read: {found}")
-        names = ", ".join(p.name for p in other[:3]) + (", ..." if len(other) > 3 else "")
+        names = ", ".join(display_name(p.name) for p in other[:3]) + (", ..." if len(other) > 3 else "")
         raise ExtractError(f"{folder} has no .pdf, .txt or .md files ({len(other)} other files: {names})"
                            + (f"; {found}" if found else ""))
     return keep, other, excluded
@@ -768,14 +837,14 @@ def extract_folder(folder: Path, extractor: str = "pypdf", include: tuple[str, .
     supported, other, excluded = select_documents(folder, include, exclude, result.skipped)
     base = folder if folder.is_dir() else folder.parent
     for p in other:
-        result.skipped.add(SKIP_UNSUPPORTED, p.relative_to(base).as_posix())
+        result.skipped.add(SKIP_UNSUPPORTED, display_name(p.relative_to(base).as_posix()))
     for p in excluded:
-        result.skipped.add(SKIP_EXCLUDED, p.relative_to(base).as_posix())
+        result.skipped.add(SKIP_EXCLUDED, display_name(p.relative_to(base).as_posix()))
     seen: dict[str, str] = {}
     for done, path in enumerate(supported):
         if progress is not None:
             progress(done, len(supported))
-        name = path.relative_to(base).as_posix()
+        name = display_name(path.relative_to(base).as_posix())
         try:
             _read_one(path, name, extractor, result, seen)
         except _SkipFile as s:

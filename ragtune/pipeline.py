@@ -92,9 +92,18 @@ class RunResult:
     cached: list[str] = field(default_factory=list)
 
 
+def _sha256(path: Path) -> str:
+    """The start of a file's sha256, read a block at a time: a file may be larger than memory."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
 def _file_digest(path: Path) -> str:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        return _sha256(path)
     except OSError:
         return f"unreadable:{path}"
 
@@ -122,17 +131,32 @@ def stage_keys(cfg: Config, fingerprint: list[tuple[str, int, str]], lexicon: di
     return keys
 
 
+def _check_matryoshka_dims(dims: tuple[int, ...], model: Any) -> None:
+    """Raise when a Matryoshka size exceeds the base model's own: the loss would fail deep in training."""
+    from .errors import ConfigError
+
+    full = model.get_embedding_dimension()
+    too_big = sorted(d for d in dims if full and d > full)
+    if too_big:
+        raise ConfigError(f"matryoshka_dims must be at most the base model's dimension ({full}), not "
+                          f"{', '.join(map(str, too_big))}; lower --matryoshka-dims", "matryoshka_dims")
+
+
 def _docs_fingerprint(cfg: Config) -> list[tuple[str, int, str]]:
-    """Name, size and digest of every file extraction will look at; raises ExtractError
-    when the folder has nothing to read, before the run directory is made."""
+    """Name, size and digest of every file extraction will read, and name, size and
+    modification time of those it only lists (unsupported or excluded: a 3 GB video
+    is never read); raises ExtractError when the folder has nothing to read, before
+    the run directory is made."""
     from .extract import select_documents
 
     # Unreadable subfolders and bad links are counted by extraction itself; here they only drop out.
     supported, other, excluded = select_documents(cfg.docs, cfg.include, cfg.exclude)
-    out = []
+    out, to_read = [], set(supported)
     for p in supported + other + excluded:
         try:
-            out.append((p.name, p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest()[:16]))
+            stat = p.stat()
+            seen = _sha256(p) if p in to_read else f"mtime:{stat.st_mtime_ns}"
+            out.append((p.name, stat.st_size, seen))
         except OSError as e:
             # Extraction skips and counts it; once it can be read, the key changes and extraction reruns.
             out.append((p.name, -1, f"unreadable ({type(e).__name__})"))
@@ -173,6 +197,8 @@ class Pipeline:
         if which not in self.models:
             source = resolve_base_model(self.cfg.base_model) if which == "base" else str(self.path("model"))
             self.models[which] = load_model(source, pick_device(self.cfg.device))
+            if which == "base":
+                _check_matryoshka_dims(self.cfg.matryoshka_dims, self.models[which])
             self.default_lengths[which] = int(self.models[which].max_seq_length)
         model = self.models[which]
         # Once chunking has sized the chunks, every model reads them whole, the

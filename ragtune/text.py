@@ -18,6 +18,23 @@ STOPWORDS = frozenset(
     well one two three new include includes including""".split()
 )
 
+# Scripts written without spaces between words: CJK ideographs, kana, Hangul syllables, Thai, Lao, Khmer, Myanmar.
+_UNSPACED = re.compile(r"[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
+                       r"\uac00-\ud7af\uf900-\ufaff]")
+
+
+def unspaced_share(texts: list[str]) -> float:
+    """The share of the non-space characters of `texts` in scripts written without spaces between words.
+
+    The offline generator finds terms and sentences by their spaces, so it makes no question from such text.
+
+    >>> round(unspaced_share(["零信任架构检查每一个请求。", "Zero trust"]), 2), unspaced_share(["Zero trust"])
+    (0.55, 0.0)
+    """
+    total = sum(len(t) - sum(c.isspace() for c in t) for t in texts)
+    return sum(len(_UNSPACED.findall(t)) for t in texts) / total if total else 0.0
+
+
 def words(text: str) -> list[str]:
     """Lowercased word tokens.
 

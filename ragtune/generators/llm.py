@@ -81,6 +81,8 @@ class Completion:
     completion_tokens: int = 0
     # The model ran out of tokens: its last line is probably cut off mid-question.
     cut_off: bool = False
+    # The reply's `usage` held something other than token counts (counted as 0).
+    bad_usage: bool = False
 
 
 @dataclass
@@ -93,6 +95,8 @@ class LLMStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
+    # Replies whose `usage` held no token counts (a string, Infinity): their tokens are not in the sums.
+    unreadable_usage: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self) | {"seconds": round(self.seconds, 1)}
@@ -103,8 +107,10 @@ class LLMStats:
         >>> LLMStats(3, 1, 0, 1200, 300, 2.5).summary()
         '3 requests, 1 cached, 0 failed chunks, 1,200 prompt + 300 completion tokens, 2.5s'
         """
+        unread = f" ({self.unreadable_usage} replies without token counts)" if self.unreadable_usage else ""
         return (f"{self.requests} requests, {self.cache_hits} cached, {self.failed_chunks} failed chunks, "
-                f"{self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion tokens, {self.seconds:.1f}s")
+                f"{self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion tokens{unread}, "
+                f"{self.seconds:.1f}s")
 
 
 def build_prompt(text: str, n: int) -> str:
@@ -187,12 +193,13 @@ def check_question(line: str) -> tuple[str, str]:
         return "an answer, not a question", line
     if len(words) > MAX_QUESTION_WORDS:
         return "over-long", line
-    if not (line.endswith("?") or _INTERROGATIVE.match(line)):
+    # "？" is the question mark of Chinese and Japanese text.
+    if not (line.endswith(("?", "？")) or _INTERROGATIVE.match(line)):
         # A whole sentence is the model answering; anything else (a heading, "Here are 5 questions:") is noise.
         return ("an answer, not a question" if line.endswith(".") and len(words) >= 4 else "not a question"), line
     if _MENTIONS_PASSAGE.search(line):
         return "mentions the passage", line
-    return "", line if line.endswith("?") else line.rstrip(".:;") + "?"
+    return "", line if line.endswith(("?", "？")) else line.rstrip(".:;") + "?"
 
 
 def select_questions(reply: str, n: int, dropped: Counter, cut_off: bool = False) -> list[str]:
@@ -249,8 +256,8 @@ class ResponseCache:
             return None  # not cached (or unreadable): ask again
         if not isinstance(entry, dict) or entry.get("ragtune") != "llm_cache" or entry.get("version") != CACHE_VERSION:
             return None
-        return Completion(str(entry.get("text", "")), int(entry.get("prompt_tokens", 0)),
-                          int(entry.get("completion_tokens", 0)), bool(entry.get("cut_off", False)))
+        return Completion(str(entry.get("text", "")), max(_token_count(entry.get("prompt_tokens")), 0),
+                          max(_token_count(entry.get("completion_tokens")), 0), bool(entry.get("cut_off", False)))
 
     def put(self, key: str, completion: Completion) -> None:
         if self.folder is not None:
@@ -328,6 +335,7 @@ class LLMGenerator:
         with self._lock:
             self.stats.prompt_tokens += completion.prompt_tokens
             self.stats.completion_tokens += completion.completion_tokens
+            self.stats.unreadable_usage += completion.bad_usage
         return completion
 
     def _ask_all(self, todo: list[tuple[Chunk, str, str]], answers: dict[str, Completion]) -> None:
@@ -485,9 +493,28 @@ class OpenAIGenerator(LLMGenerator):
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
+        # urlopen's timeout bounds each read, not the reply: a server that sends a byte
+        # now and then would hold a request for ever. The deadline bounds the whole of it.
+        deadline = _Deadline(self.timeout)
+        with deadline:
+            try:
+                body = self._send(request, deadline)
+            except (_Transient, RequestFailed, http.client.HTTPException, OSError, ValueError):
+                # Cut off at the deadline, the reply breaks off in whatever way it happens to.
+                if deadline.expired:
+                    raise _Transient(self._too_slow()) from None
+                raise
+        if deadline.expired:  # a reply without Content-Length just ends at the cut: it is not whole
+            raise _Transient(self._too_slow())
+        return _read_completion(body)
+
+    def _too_slow(self) -> str:
+        return f"no complete reply within {self.timeout:g}s (--llm-timeout)"
+
+    def _send(self, request: urllib.request.Request, deadline: "_Deadline") -> bytes:
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                body = response.read()
+            with deadline.opener().open(request, timeout=self.timeout) as response:
+                return response.read()
         except urllib.error.HTTPError as e:
             reason = f"HTTP {e.code} ({self._redact(_error_message(e.read()))})"
             if e.code in (408, 409, 429) or e.code >= 500:
@@ -503,14 +530,83 @@ class OpenAIGenerator(LLMGenerator):
             raise _Transient(f"no reply within {self.timeout:g}s (--llm-timeout)") from None
         except (http.client.HTTPException, OSError) as e:
             raise _Transient(f"the connection broke ({e.__class__.__name__}: {e})") from None
-        return _read_completion(body)
+
+
+class _Deadline:
+    """Shuts a request's connection down once `seconds` have passed since it started.
+
+    Used as a context manager around one request; `opener()` gives a urllib opener
+    (proxies and HTTPS as urlopen's) whose connections register their socket here.
+    A blocked read then ends at once, and `expired` tells why it ended.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> "_Deadline":
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def opener(self) -> urllib.request.OpenerDirector:
+        deadline = self
+
+        class Connection(http.client.HTTPConnection):
+            def connect(self) -> None:
+                super().connect()
+                deadline.watch(self.sock)
+
+        class SecureConnection(http.client.HTTPSConnection):
+            def connect(self) -> None:
+                super().connect()
+                deadline.watch(self.sock)
+
+        class Handler(urllib.request.HTTPHandler):
+            def http_open(self, req: urllib.request.Request) -> Any:
+                return self.do_open(Connection, req)
+
+        class SecureHandler(urllib.request.HTTPSHandler):
+            def https_open(self, req: urllib.request.Request) -> Any:
+                return self.do_open(SecureConnection, req, context=self._context)
+
+        return urllib.request.build_opener(Handler, SecureHandler)
+
+
+def _shut(sock: socket.socket) -> None:
+    """End the socket's reads and writes, so that a thread blocked on it returns at once.
+
+    socket.socket's own shutdown, also for a TLS socket: SSLSocket.shutdown would unwrap
+    the TLS state under the reading thread's feet; this way that thread just reads an EOF.
+    """
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed by its own thread: nothing left to cut
 
 
 def _read_completion(body: bytes) -> Completion:
     """The message text and token usage of a chat-completions reply.
 
     >>> _read_completion(b'{"choices": [{"message": {"content": "Why?"}}], "usage": {"prompt_tokens": 9}}')
-    Completion(text='Why?', prompt_tokens=9, completion_tokens=0, cut_off=False)
+    Completion(text='Why?', prompt_tokens=9, completion_tokens=0, cut_off=False, bad_usage=False)
     """
     try:
         data = json.loads(body)
@@ -521,5 +617,19 @@ def _read_completion(body: bytes) -> Completion:
     except (KeyError, IndexError, TypeError, AttributeError):
         raise _Transient(f"the reply has no choices[0].message: {body[:80]!r}") from None
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-    return Completion(str(content), int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
-                      choice.get("finish_reason") == "length")
+    prompt_tokens, completion_tokens = (_token_count(usage.get(k)) for k in ("prompt_tokens", "completion_tokens"))
+    return Completion(str(content), max(prompt_tokens, 0), max(completion_tokens, 0),
+                      choice.get("finish_reason") == "length", bad_usage=min(prompt_tokens, completion_tokens) < 0)
+
+
+def _token_count(value: Any) -> int:
+    """A token count from a reply's `usage`; -1 for one that is no count (a string, Infinity, NaN, a fraction).
+
+    >>> _token_count(12), _token_count(None), _token_count("12"), _token_count(float("inf")), _token_count(True)
+    (12, 0, -1, -1, -1)
+    """
+    if value is None:
+        return 0
+    if type(value) is float and value.is_integer():
+        value = int(value)
+    return value if type(value) is int and value >= 0 else -1

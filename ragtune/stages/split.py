@@ -16,6 +16,7 @@ from ..generators import OfflineGenerator
 from ..generators.filters import drop_round_trip_failures, filter_pairs
 from ..generators.lexical import lexical_pairs
 from ..records import Chunk, Counter, Pair, read_jsonl, write_jsonl
+from ..text import unspaced_share
 from . import Run
 
 
@@ -23,7 +24,7 @@ def run_stage(run: Run) -> dict[str, Any]:
     pairs = read_jsonl(run.path("pairs.jsonl"), Pair)
     chunks = read_jsonl(run.path("chunks.jsonl"), Chunk)
     train, held = split_by_chunk(pairs, run.cfg.eval_fraction, run.cfg.seed, run.cfg.eval_max_chunks)
-    _need_training_chunks(train, held, pairs, chunks)
+    _need_training_chunks(run, train, held, pairs, chunks)
     val: list[Pair] = []
     if run.cfg.val_fraction:
         # Validation chunks come out of the training side, never the held-out one.
@@ -38,7 +39,7 @@ def run_stage(run: Run) -> dict[str, Any]:
     # The template baseline skips the round trip: its questions repeat across chunks by design.
     if run.cfg.round_trip_k and run.cfg.generator != "template":
         train = drop_round_trip_failures(train, chunks, run.cfg.round_trip_k, dropped)
-        _need_training_chunks(train, held, pairs, chunks)
+        _need_training_chunks(run, train, held, pairs, chunks)
     # BM25-labelled pseudo-queries, from training chunks only and labelled with training chunks only.
     lexical = lexical_pairs(chunks, {p.chunk_id for p in train}, run.cfg.lexical_per_chunk, run.cfg.seed,
                             run.cfg.lexical_remove)
@@ -60,7 +61,8 @@ def run_stage(run: Run) -> dict[str, Any]:
     }
 
 
-def _need_training_chunks(train: list[Pair], held: list[Pair], pairs: list[Pair], chunks: list[Chunk]) -> None:
+def _need_training_chunks(run: Run, train: list[Pair], held: list[Pair], pairs: list[Pair],
+                          chunks: list[Chunk]) -> None:
     """Refuse a split that leaves too little to train on or nothing to hold out."""
     if len({p.chunk_id for p in train}) >= 8 and held:
         return
@@ -68,6 +70,11 @@ def _need_training_chunks(train: list[Pair], held: list[Pair], pairs: list[Pair]
     why = (f"add documents or lower --chunk-tokens (there are {n_chunks} chunks)" if n_chunks < 10 else
            f"the question filters left questions for only a few of the {n_chunks} chunks; "
            "see the generate and split stages' drop counts in manifest.json")
+    share = unspaced_share([c.text for c in chunks])
+    if n_chunks >= 10 and run.cfg.generator not in LLM_GENERATORS and share > 0.5:
+        why = (f"the {run.cfg.generator} generator needs text with spaces between words, and "
+               f"{share:.0%} of this text is Chinese, Japanese, Korean or Thai script without them; use "
+               "--generator openai with a model that writes questions in the documents' language")
     raise NotEnoughDataError(
         f"only {len({p.chunk_id for p in pairs})} chunks have questions; ragtune needs at least 10 "
         f"(roughly 3,000 words of text) to train and hold some out: {why}"
