@@ -1,0 +1,145 @@
+"""A damaged run folder, model folder or Hub reply ends in one line that says what to do, and a rerun repairs it.
+
+Issue 29, items 12, 13, 14, 17 and 20. Each damaged file is built from a real tiny run (the
+fixtures of test_search and test_pipeline), real FAISS and bm25s files, and a real Hub look-alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from ragtune import Pipeline, Retriever
+from ragtune.cli import main
+from ragtune.errors import HubError, ModelError, RagtuneError, RunDirError
+from ragtune.models import load_model
+from ragtune.pipeline import STAGES
+from ragtune.search import search
+from tests.test_cli import assert_one_error_line
+from tests.test_hub import TOKEN, hubserver, make_run, push_fast  # noqa: F401  (hubserver is a fixture)
+from tests.test_pipeline import Finished, Recorder, finished  # noqa: F401  (finished is a fixture)
+from tests.test_pipeline import copy_run as copy_finished
+from tests.test_search import QUERY, copy_run, run_dir  # noqa: F401  (run_dir is a fixture)
+
+
+def _cut(path: Path) -> None:
+    """Cut a file to half its size, as a crash or a full disk leaves it."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _garbage(path: Path) -> None:
+    path.write_bytes(b"\x00\xff\xfe garbage \x89PNG" * 40)
+
+
+# What to damage in a finished run, and how: (relative path, damage).
+SEARCH_DAMAGE: dict[str, tuple[str, Callable[[Path], None]]] = {
+    "retriever-json-cut": ("index/retriever.json", _cut),
+    "retriever-json-list": ("index/retriever.json", lambda p: p.write_text("[1, 2]", encoding="utf-8")),
+    "retriever-json-wrong-type": ("index/retriever.json",
+                                  lambda p: p.write_text('{"chunk_weight": "heavy"}', encoding="utf-8")),
+    "faiss-cut": ("index/index.faiss", _cut),
+    "rows-garbage": ("index/rows.npy", _garbage),
+    "bm25-params-cut": ("index/bm25/params.index.json", _cut),
+    "bm25-vocab-garbage": ("index/bm25/vocab.index.json", _garbage),
+    "bm25-array-garbage": ("index/bm25/data.csc.index.npy", _garbage),
+    "safetensors-cut": ("model/model.safetensors", _cut),
+}
+
+
+# --- item 14: damaged base-model folders ---------------------------------------------------
+
+
+def _model_copy(tiny_model_dir: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    return folder
+
+
+def _weights(folder: Path) -> Path:
+    return next(folder.rglob("model.safetensors"))
+
+
+def _config(folder: Path) -> Path:
+    return next(p for p in folder.rglob("config.json") if "model_type" in p.read_text(encoding="utf-8"))
+
+
+def _set_model_type(folder: Path) -> None:
+    path = _config(folder)
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["model_type"] = "no-such-architecture"
+    path.write_text(json.dumps(config), encoding="utf-8")
+
+
+def _bad_tokenizer(folder: Path) -> None:
+    for p in folder.rglob("tokenizer.json"):
+        p.write_text('{"version": "1.0", "model": {"type": "Nonsense"}}', encoding="utf-8")
+    for p in folder.rglob("vocab.txt"):
+        p.write_bytes(b"")
+
+
+def _climb_out(folder: Path) -> None:
+    modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+    modules[-1]["path"] = "../../../outside"
+    (folder / "modules.json").write_text(json.dumps(modules), encoding="utf-8")
+    (folder.parent / "outside").mkdir(exist_ok=True)
+
+
+def _empty(folder: Path) -> None:
+    shutil.rmtree(folder)
+    folder.mkdir()
+
+
+MODEL_DAMAGE: dict[str, tuple[Callable[[Path], None], str]] = {
+    "garbage-weights": (lambda f: _garbage(_weights(f)), "model.safetensors"),
+    "cut-weights": (lambda f: _cut(_weights(f)), "model.safetensors"),
+    "unknown-model-type": (_set_model_type, "no-such-architecture"),
+    "bad-tokenizer": (_bad_tokenizer, "tokenizer"),
+    "dotdot-in-modules": (_climb_out, ".."),
+    "empty-folder": (_empty, "empty"),
+}
+
+
+@pytest.mark.parametrize("case", list(MODEL_DAMAGE))
+def test_a_damaged_base_model_folder_is_one_line(tiny_model_dir: Path, tmp_path: Path, case: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    damage, named = MODEL_DAMAGE[case]
+    folder = _model_copy(tiny_model_dir, tmp_path)
+    damage(folder)
+    with pytest.raises(ModelError, match=f"model '{folder}'") as e:
+        load_model(str(folder), "cpu")
+    assert named in str(e.value) and "\n" not in str(e.value)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Risk management for generative AI systems. " * 200, encoding="utf-8")
+    assert main(["run", str(docs), "--out", str(tmp_path / "run"), "--base-model", str(folder), "--device", "cpu",
+                 "--max-steps", "1"]) == 1
+    assert_one_error_line(capsys.readouterr().err, str(folder), named)
+
+
+def test_modules_json_that_climbs_out_of_the_folder_is_refused_before_anything_loads(
+        tiny_model_dir: Path, tmp_path: Path) -> None:
+    folder = _model_copy(tiny_model_dir, tmp_path)
+    _climb_out(folder)
+    with pytest.raises(ModelError, match=r"refused to load model .*modules\.json.*outside the model folder"):
+        load_model(str(folder), "cpu")
+
+
+def test_base_model_pointing_at_a_finished_run_suggests_its_model_folder(
+        run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ModelError, match=re.escape(f"ragtune run folder, not a model") + ".*"
+                       + re.escape(f"--base-model {run_dir / 'model'}")):
+        load_model(str(run_dir), "cpu")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Risk management for generative AI systems. " * 200, encoding="utf-8")
+    assert main(["run", str(docs), "--out", str(tmp_path / "run"), "--base-model", str(run_dir), "--device", "cpu",
+                 "--max-steps", "1"]) == 1
+    assert_one_error_line(capsys.readouterr().err, "ragtune run folder", f"--base-model {run_dir / 'model'}")
