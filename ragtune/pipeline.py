@@ -316,7 +316,10 @@ class Pipeline:
         done["train"] = self._stage(6, "train", keys["train"], [model / "config.json", model / "model.safetensors"],
                                     lambda: train.run_stage(self))
         # `--eval-dataset` adds to metrics.json after a run: it only has to exist.
-        self._stage(7, "evaluate", keys["evaluate"], [self.path("index") / "index.faiss"],
+        # bm25/ is a folder: its digest covers every file in it.
+        index = self.path("index")
+        self._stage(7, "evaluate", keys["evaluate"],
+                    [index / "index.faiss", index / "rows.npy", index / "retriever.json", index / "bm25"],
                     lambda: evaluate.run_stage(self), edited=(self.path("metrics.json"),))
         metrics = read_json(self.path("metrics.json"))
         summary = save.summary(self, **done)

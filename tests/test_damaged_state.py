@@ -54,6 +54,52 @@ SEARCH_DAMAGE: dict[str, tuple[str, Callable[[Path], None]]] = {
 }
 
 
+# --- item 12: search on a damaged index or model ---------------------------------------
+
+
+@pytest.mark.parametrize("case", list(SEARCH_DAMAGE))
+def test_search_on_a_damaged_run_is_one_line_that_says_to_rerun(run_dir: Path, tmp_path: Path, case: str,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    rel, damage = SEARCH_DAMAGE[case]
+    broken = copy_run(run_dir, tmp_path)
+    damage(broken / rel)
+    with pytest.raises(RagtuneError, match="ragtune run"):
+        Retriever.load(broken, device="cpu")
+    assert main(["search", str(broken), QUERY, "--device", "cpu"]) == 1
+    assert_one_error_line(capsys.readouterr().err, Path(rel).name if "bm25" not in rel else "bm25",
+                          f"ragtune run {run_dir.parent / 'docs'} --out {broken}")
+
+
+# --- item 12: a rerun repairs a damaged index ------------------------------------------
+
+
+@pytest.mark.parametrize("rel", ["index/bm25/vocab.index.json", "index/bm25/data.csc.index.npy",
+                                 "index/rows.npy", "index/retriever.json"])
+def test_a_rerun_repairs_a_damaged_index_instead_of_trusting_it(finished: Finished, tmp_path: Path,
+                                                                rel: str) -> None:
+    cfg = copy_finished(finished, tmp_path)
+    good = (cfg.out / rel).read_bytes()
+    _garbage(cfg.out / rel)
+    rec = Recorder()
+    result = Pipeline(cfg, rec).run()
+    assert "evaluate" not in result.cached and result.cached == list(STAGES[:6])
+    # bm25/ is recorded as one folder.
+    changed = "index/bm25" if "bm25" in rel else rel
+    assert rec.notes == [f"{changed} changed since the evaluate stage wrote it; redoing the evaluate stage"]
+    assert (cfg.out / rel).read_bytes() == good
+    assert [h.chunk_id for h in search(cfg.out, QUERY, k=3, device="cpu", mode="hybrid")]
+    assert Pipeline(cfg).run().cached == list(STAGES)
+
+
+def test_a_rerun_rebuilds_a_deleted_bm25_folder(finished: Finished, tmp_path: Path) -> None:
+    cfg = copy_finished(finished, tmp_path)
+    shutil.rmtree(cfg.out / "index" / "bm25")
+    rec = Recorder()
+    result = Pipeline(cfg, rec).run()
+    assert result.cached == list(STAGES[:6])
+    assert (cfg.out / "index" / "bm25" / "params.index.json").is_file()
+
+
 # --- item 14: damaged base-model folders ---------------------------------------------------
 
 
