@@ -302,10 +302,15 @@ def check_metrics(run_dir: Path, force: bool = False) -> None:
     path = Path(run_dir) / "metrics.json"
     if not path.is_file():
         raise HubError(f"not pushing: {path} is missing, so the model was never evaluated; pass --force to push anyway")
-    try:
-        improved = json.loads(path.read_text(encoding="utf-8")).get("improved")
-    except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
-        raise HubError(f"not pushing: {path} is not a JSON object; rerun the evaluation or pass --force") from None
+    from .pipeline import metrics_problem
+    from .rundir import rerun_command
+
+    # What the push and the uploaded card read: the figures before and after, and the verdict.
+    problem = metrics_problem(path, tables=("before", "after"), fields=("improved",))
+    if problem:
+        raise HubError(f"not pushing: {path}{problem.removeprefix(path.name)}; rerun {rerun_command(Path(run_dir))} to evaluate "
+                       "the model again (or pass --force)")
+    improved = json.loads(path.read_text(encoding="utf-8")).get("improved")
     if improved is not True:
         # json.dumps so the message shows the file's spelling: false, null.
         raise HubError(

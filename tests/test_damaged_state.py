@@ -100,6 +100,33 @@ def test_a_rerun_rebuilds_a_deleted_bm25_folder(finished: Finished, tmp_path: Pa
     assert (cfg.out / "index" / "bm25" / "params.index.json").is_file()
 
 
+# --- item 13: metrics.json empty or cut short --------------------------------------------
+
+
+@pytest.mark.parametrize("content", [b"{}", b'{"before": {"hit@1": 0.5', b"[]", b'{"before": 1, "after": "x"}'],
+                         ids=["empty-object", "truncated", "list", "wrong-types"])
+def test_a_rerun_repairs_a_damaged_metrics_file(finished: Finished, tmp_path: Path, content: bytes) -> None:
+    cfg = copy_finished(finished, tmp_path)
+    good = json.loads((cfg.out / "metrics.json").read_text(encoding="utf-8"))
+    (cfg.out / "metrics.json").write_bytes(content)
+    rec = Recorder()
+    result = Pipeline(cfg, rec).run()
+    assert result.cached == list(STAGES[:6])
+    assert len(rec.notes) == 1 and rec.notes[0].startswith("metrics.json is damaged (")
+    assert rec.notes[0].endswith("); redoing the evaluate stage")
+    assert result.metrics["after"] == good["after"]
+    assert json.loads((cfg.out / "metrics.json").read_text(encoding="utf-8"))["after"] == good["after"]
+
+
+@pytest.mark.parametrize("content", [b"{}", b'{"before": {"hit@1": 0.5'], ids=["empty-object", "truncated"])
+def test_commands_reading_a_damaged_metrics_file_say_how_to_fix_it(run_dir: Path, tmp_path: Path, content: bytes,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    broken = copy_run(run_dir, tmp_path)
+    (broken / "metrics.json").write_bytes(content)
+    assert main(["push", str(broken), "alice/tiny", "--timeout", "1"]) == 1
+    assert_one_error_line(capsys.readouterr().err, "metrics.json", f"ragtune run {run_dir.parent / 'docs'} --out {broken}")
+
+
 # --- item 14: damaged base-model folders ---------------------------------------------------
 
 
