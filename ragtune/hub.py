@@ -326,6 +326,13 @@ def resolve_token(token: str | None = None) -> str:
     found = token or os.environ.get("HF_TOKEN") or get_token()
     if not found:
         raise HubError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
+    if not found.isascii():
+        # HTTP headers are ASCII: such a token fails deep in the HTTP client. Its position, never the token.
+        where = ("the token passed" if token else "HF_TOKEN" if os.environ.get("HF_TOKEN") else "the saved login token")
+        at = next(i for i, c in enumerate(found) if not c.isascii())
+        raise HubError(f"{where} holds a character that is not ASCII (at position {at + 1}), so it is not a Hugging "
+                       "Face token: copy the token again from https://huggingface.co/settings/tokens "
+                       "(a word processor or chat may have changed a character)")
     return found
 
 
@@ -589,6 +596,10 @@ def _message_for(err: BaseException, ctx: _ErrorContext, attempts: int) -> str |
         return (f"{where} answered with JSON that is not a Hub API reply ({type(err).__name__}: "
                 f"{_first_line(str(err))}): check HF_ENDPOINT (or unset it for huggingface.co) and any proxy in "
                 "the way, then push again")
+    if isinstance(err, ValueError) and "improperly formatted" in str(err) and _raised_in_hub_client(err):
+        # huggingface_hub checks the preupload reply's shape itself and raises a ValueError.
+        return (f"{where} answered with JSON that is not a Hub API reply (ValueError: {_first_line(str(err))}): "
+                "check HF_ENDPOINT (or unset it for huggingface.co) and any proxy in the way, then push again")
     if isinstance(err, ValueError) and str(err).startswith("Invalid metadata in README.md"):
         # huggingface_hub lists the problems one per line after this heading.
         return f"the Hub rejected the metadata in README.md: {str(err).partition(chr(10))[2] or 'no details'}"

@@ -216,3 +216,38 @@ def test_base_model_pointing_at_a_finished_run_suggests_its_model_folder(
     assert main(["run", str(docs), "--out", str(tmp_path / "run"), "--base-model", str(run_dir), "--device", "cpu",
                  "--max-steps", "1"]) == 1
     assert_one_error_line(capsys.readouterr().err, "ragtune run folder", f"--base-model {run_dir / 'model'}")
+
+
+# --- item 17: Hub replies, tokens and manifest entries -------------------------------------
+
+
+@pytest.mark.parametrize("entry", [
+    lambda info: [info["path"]],
+    lambda info: {"path": info["path"], "uploadMode": 5, "shouldIgnore": False, "oid": None},
+    lambda info: {"uploadMode": "regular"},
+], ids=["list", "mode-number", "no-path"])
+def test_a_wrong_shape_preupload_reply_is_one_line(hubserver: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+                                                   capsys: pytest.CaptureFixture[str], entry: Callable) -> None:
+    import tests.hubserver
+
+    monkeypatch.setattr(tests.hubserver, "_preupload_entry", lambda repo, info: entry(info))
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    with pytest.raises(HubError, match=rf"^{hubserver.url} answered with JSON that is not a Hub API reply"):
+        push_fast(make_run(tmp_path), "alice/minilm")
+    assert main(["push", str(make_run(tmp_path / "again")), "alice/minilm", "--timeout", "5"]) == 1
+    assert_one_error_line(capsys.readouterr().err, "not a Hub API reply", "HF_ENDPOINT")
+    assert hubserver.state.repos["alice/minilm"].files == {}
+
+
+@pytest.mark.parametrize("token", ["hf_abcé123", "hf_abc\u201d", "\ufeffhf_abc123"])
+def test_a_non_ascii_token_is_one_line_that_never_shows_it(hubserver: Any, tmp_path: Path,  # noqa: F811
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str], token: str) -> None:
+    monkeypatch.setenv("HF_TOKEN", token)
+    with pytest.raises(HubError, match="HF_TOKEN holds a character that is not ASCII"):
+        push_fast(make_run(tmp_path), "alice/minilm")
+    assert main(["push", str(make_run(tmp_path / "again")), "alice/minilm", "--timeout", "5"]) == 1
+    err = capsys.readouterr().err
+    assert_one_error_line(err, "HF_TOKEN", "copy the token again")
+    assert token not in err and token[3:] not in err
+    assert not hubserver.state.repos
