@@ -252,6 +252,9 @@ class Pipeline:
                 return info
             if stale:
                 self.note(f"{stale}; redoing the {name} stage")
+        # The old entry is stale: nothing may read it while the stage runs again (e.g. a damaged
+        # max_seq_length of the chunk stage, which Pipeline.model reads).
+        self.manifest.data["stages"].pop(name, None)
         start = time.perf_counter()
         self.key = key
         try:

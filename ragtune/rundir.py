@@ -88,7 +88,11 @@ class Manifest:
         if not entry or entry.get("key") != key:
             return ""
         digests = entry.get("outputs", {})  # absent in manifests from before digests were recorded
-        if entry.get("check", _entry_check(entry)) != _entry_check(entry):
+        # Without its check nothing vouches for the entry (an edit that dropped it, or a ragtune from
+        # before checks): redo the stage rather than trust what a later step reads from it.
+        if "check" not in entry:
+            return f"its entry in {self.path.name} has no check digest"
+        if entry["check"] != _entry_check(entry):
             return f"its entry in {self.path.name} was changed since it was written"
         for p in outputs:
             rel = p.relative_to(self.run_dir).as_posix()

@@ -251,3 +251,38 @@ def test_a_non_ascii_token_is_one_line_that_never_shows_it(hubserver: Any, tmp_p
     assert_one_error_line(err, "HF_TOKEN", "copy the token again")
     assert token not in err and token[3:] not in err
     assert not hubserver.state.repos
+
+
+def _edit_entry(cfg_out: Path, stage: str, edit: Callable[[dict[str, Any]], None]) -> None:
+    path = cfg_out / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    edit(manifest["stages"][stage])
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def test_a_manifest_entry_without_its_check_is_redone(finished: Finished, tmp_path: Path) -> None:
+    cfg = copy_finished(finished, tmp_path)
+    # Without its check nothing vouches for the entry: here, a wrong type where the summary reads it.
+    _edit_entry(cfg.out, "theme", lambda e: (e.pop("check"), e.update(per_theme="security")))
+    rec = Recorder()
+    result = Pipeline(cfg, rec).run()
+    assert result.cached == ["extract", "chunk"]
+    assert len(rec.notes) == 1 and rec.notes[0].endswith("; redoing the theme stage") and "manifest.json" in rec.notes[0]
+    assert result.summary["themes"] == finished.result.summary["themes"]
+
+
+@pytest.mark.parametrize(("stage", "edit"), [
+    ("chunk", lambda e: e.update(max_seq_length="long")),
+    ("chunk", lambda e: e.update(max_seq_length="long", check=5)),
+], ids=["seq-length-string", "check-number"])
+def test_a_manifest_entry_with_a_wrong_type_is_one_line_or_redone(finished: Finished, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str],
+                                                                  stage: str,
+                                                                  edit: Callable[[dict[str, Any]], None]) -> None:
+    cfg = copy_finished(finished, tmp_path)
+    _edit_entry(cfg.out, stage, edit)
+    code = main(["run", str(cfg.docs), "--out", str(cfg.out), "--base-model", cfg.base_model, "--device", "cpu",
+                 "--max-steps", "2", "--batch-size", "4", "--chunk-tokens", "64", "--chunk-overlap", "8"])
+    err = capsys.readouterr().err
+    assert code == 0 and "Traceback" not in err, err
+    assert f"redoing the {stage} stage" in err
