@@ -286,3 +286,29 @@ def test_a_manifest_entry_with_a_wrong_type_is_one_line_or_redone(finished: Fini
     err = capsys.readouterr().err
     assert code == 0 and "Traceback" not in err, err
     assert f"redoing the {stage} stage" in err
+
+
+# --- item 20: a second Ctrl-C in training ---------------------------------------------------
+
+
+class _DoubleInterrupt(Recorder):
+    """Sends this process two SIGINTs at the first training step, before any checkpoint is written."""
+
+    def stage_progress(self, name: str, done: int, total: int) -> None:
+        super().stage_progress(name, done, total)
+        if name == "train" and done >= 1:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_second_ctrl_c_before_any_checkpoint_does_not_promise_one(finished: Finished, tmp_path: Path) -> None:
+    from ragtune.cli import _after_interrupt, build_parser
+
+    cfg = copy_finished(finished, tmp_path).replace(max_steps=3)
+    with pytest.raises(KeyboardInterrupt) as e:
+        Pipeline(cfg, _DoubleInterrupt()).run()
+    assert not any(p.name.startswith("checkpoint-") for p in (cfg.out / "checkpoints").rglob("checkpoint-*"))
+    args = build_parser().parse_args(["run", str(cfg.docs), "--out", str(cfg.out)])
+    message = _after_interrupt(args, e.value)
+    assert "checkpoint" not in message and "last finished stage" in message, message
+    assert "no checkpoint was saved" in str(e.value)
