@@ -241,8 +241,11 @@ def _damaged(name: str, e: BaseException) -> str:
         what = "its tokenizer files are damaged"
     else:
         what = "its files are damaged"
-    return (f"cannot load model {name!r}: {what} ({text[:200] or type(e).__name__}); fetch or copy the model "
-            "again, or pass another --base-model")
+    return f"cannot load model {name!r}: {what} ({text[:200] or type(e).__name__}){FETCH_AGAIN}"
+
+
+# What to do about a damaged model someone else made (a run's own model is trained again instead).
+FETCH_AGAIN = "; fetch or copy the model again, or pass another --base-model"
 
 
 def word_vocabulary(tokenizer: Any, min_words: int = 5000) -> frozenset[str] | None:

@@ -417,7 +417,7 @@ def read_settings(folder: Path) -> dict[str, Any]:
     except json.JSONDecodeError as e:
         raise ValueError(f"not valid JSON: {e.msg}, line {e.lineno}") from None
     if not isinstance(settings, dict):
-        raise ValueError("not a JSON object")
+        raise ValueError("not a JSON object")  # noqa: TRY004  (a damaged file, not a wrong argument)
     for name, types in SETTING_TYPES.items():
         value = settings.get(name)
         if value is not None and (not isinstance(value, types) or isinstance(value, bool)):

@@ -201,6 +201,8 @@ def _loaded(run_dir: Path, path: Path, load: Callable[[], T]) -> T:
         return load()
     except _DAMAGED as e:
         why = " ".join(str(e).split())[:160] or type(e).__name__
+        if "pickled" in why:  # numpy's words for a .npy file that holds something else
+            why = "not a NumPy array file"
         # Deleting index/ makes the rerun rebuild it even for a run that recorded no digest of this file.
         # A DenseIndex names which of its two files is damaged.
         raise RunDirError(f"{getattr(e, 'path', path)} is damaged ({why}); delete {run_dir / 'index'} and rerun "
@@ -210,13 +212,13 @@ def _loaded(run_dir: Path, path: Path, load: Callable[[], T]) -> T:
 def _tuned_model(run_dir: Path, device: str) -> Any:
     """The run's fine-tuned model; a damaged model/ folder says which rerun trains it again."""
     from .errors import ModelError
-    from .models import load_model
+    from .models import FETCH_AGAIN, load_model
     from .rundir import rerun_command
 
     try:
         return load_model(str(run_dir / "model"), device)
     except ModelError as e:
-        raise ModelError(f"{e}; rerun {rerun_command(run_dir)} to train it again") from None
+        raise ModelError(f"{str(e).removesuffix(FETCH_AGAIN)}; rerun {rerun_command(run_dir)} to train it again") from None
 
 
 def _max_seq_length(model_dir: Path) -> int | None:

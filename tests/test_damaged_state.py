@@ -11,22 +11,29 @@ import os
 import re
 import shutil
 import signal
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
 from ragtune import Pipeline, Retriever
 from ragtune.cli import main
-from ragtune.errors import HubError, ModelError, RagtuneError, RunDirError
+from ragtune.errors import HubError, ModelError, RagtuneError
 from ragtune.models import load_model
 from ragtune.pipeline import STAGES
 from ragtune.search import search
+from tests import test_hub, test_pipeline, test_search
 from tests.test_cli import assert_one_error_line
-from tests.test_hub import TOKEN, hubserver, make_run, push_fast  # noqa: F401  (hubserver is a fixture)
-from tests.test_pipeline import Finished, Recorder, finished  # noqa: F401  (finished is a fixture)
+from tests.test_hub import TOKEN, make_run, push_fast
+from tests.test_pipeline import Finished, Recorder
 from tests.test_pipeline import copy_run as copy_finished
-from tests.test_search import QUERY, copy_run, run_dir  # noqa: F401  (run_dir is a fixture)
+from tests.test_search import QUERY, copy_run
+
+# Their fixtures, used here too: a fake Hub, and the finished tiny runs of test_pipeline and test_search.
+hubserver = test_hub.hubserver
+finished = test_pipeline.finished
+run_dir = test_search.run_dir
 
 
 def _cut(path: Path) -> None:
@@ -207,7 +214,7 @@ def test_modules_json_that_climbs_out_of_the_folder_is_refused_before_anything_l
 
 def test_base_model_pointing_at_a_finished_run_suggests_its_model_folder(
         run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(ModelError, match=re.escape(f"ragtune run folder, not a model") + ".*"
+    with pytest.raises(ModelError, match=re.escape("ragtune run folder, not a model") + ".*"
                        + re.escape(f"--base-model {run_dir / 'model'}")):
         load_model(str(run_dir), "cpu")
     docs = tmp_path / "docs"
@@ -226,7 +233,7 @@ def test_base_model_pointing_at_a_finished_run_suggests_its_model_folder(
     lambda info: {"path": info["path"], "uploadMode": 5, "shouldIgnore": False, "oid": None},
     lambda info: {"uploadMode": "regular"},
 ], ids=["list", "mode-number", "no-path"])
-def test_a_wrong_shape_preupload_reply_is_one_line(hubserver: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+def test_a_wrong_shape_preupload_reply_is_one_line(hubserver: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str], entry: Callable) -> None:
     import tests.hubserver
 
@@ -240,7 +247,7 @@ def test_a_wrong_shape_preupload_reply_is_one_line(hubserver: Any, tmp_path: Pat
 
 
 @pytest.mark.parametrize("token", ["hf_abcé123", "hf_abc\u201d", "\ufeffhf_abc123"])
-def test_a_non_ascii_token_is_one_line_that_never_shows_it(hubserver: Any, tmp_path: Path,  # noqa: F811
+def test_a_non_ascii_token_is_one_line_that_never_shows_it(hubserver: Any, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch,
                                                           capsys: pytest.CaptureFixture[str], token: str) -> None:
     monkeypatch.setenv("HF_TOKEN", token)
