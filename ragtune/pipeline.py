@@ -231,11 +231,13 @@ class Pipeline:
     def _stage(
         self, index: int, name: str, key: str, outputs: list[Path], work: Callable[[], dict[str, Any]],
         edited: tuple[Path, ...] = (), problem: Callable[[], str | None] = lambda: None,
+        written: Callable[[], list[Path]] = list,
     ) -> dict[str, Any]:
         """Run `work` unless the manifest's entry for `name` has this `key` and its
         `outputs` are the files it recorded; `edited` outputs (which the user or a
         later command may change, such as the model card) only have to exist, and
-        `problem()`, what is wrong with them (None: nothing)."""
+        `problem()`, what is wrong with them (None: nothing). `written()`, called after
+        `work`, names more files it wrote: their digests are recorded and checked too."""
         self.reporter.stage_start(name, index, len(STAGES))
         # Once a stage has run in this run, every later stage is stale too, even
         # if its key matches (e.g. a deleted model was retrained).
@@ -265,7 +267,7 @@ class Pipeline:
                 abort(name)
             raise
         seconds = time.perf_counter() - start
-        self.manifest.record(name, key, seconds, info, outputs)
+        self.manifest.record(name, key, seconds, info, outputs + [p for p in written() if p not in outputs])
         self.timings[name] = seconds
         self.reporter.stage_end(name, info.get("summary", ""), seconds, cached=False)
         return info
@@ -354,7 +356,7 @@ class Pipeline:
                                     lambda: split.run_stage(self))
         model = self.path("model")
         done["train"] = self._stage(6, "train", keys["train"], [model / "config.json", model / "model.safetensors"],
-                                    lambda: train.run_stage(self))
+                                    lambda: train.run_stage(self), written=self._model_files)
         # `--eval-dataset` adds to metrics.json after a run: it only has to hold the evaluation's figures.
         # bm25/ is a folder: its digest covers every file in it.
         index = self.path("index")
@@ -370,6 +372,13 @@ class Pipeline:
                      self.path("plots") / "retrievers.png"],
                     lambda: save.run_stage(self, summary, metrics), edited=(self.path("model") / "README.md",))
         return RunResult(self.run_dir, metrics, summary, self.timings, self._cached)
+
+    def _model_files(self) -> list[Path]:
+        """Every file training wrote into model/ (tokenizer, modules, pooling): all but the card, which
+        the save stage writes and a user may edit, and onnx/, which `ragtune export --onnx` adds."""
+        model = self.path("model")
+        return sorted(p for p in model.rglob("*")
+                      if p.is_file() and p.relative_to(model).parts[0] not in ("README.md", "onnx"))
 
     def lexicon(self) -> dict[str, list[str]]:
         """The themes the run tags chunks with: --themes FILE, or the built-in lexicon."""

@@ -94,8 +94,10 @@ class Manifest:
             return f"its entry in {self.path.name} has no check digest"
         if entry["check"] != _entry_check(entry):
             return f"its entry in {self.path.name} was changed since it was written"
-        for p in outputs:
-            rel = p.relative_to(self.run_dir).as_posix()
+        # The declared outputs, then any other file the stage recorded (such as the model folder's tokenizer).
+        named = [p.relative_to(self.run_dir).as_posix() for p in outputs]
+        for rel in named + [r for r in digests if r not in named]:
+            p = self.run_dir / rel
             if not p.exists():
                 return f"{rel} is missing"
             if rel in digests:

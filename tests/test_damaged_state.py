@@ -98,6 +98,21 @@ def test_a_rerun_repairs_a_damaged_index_instead_of_trusting_it(finished: Finish
     assert Pipeline(cfg).run().cached == list(STAGES)
 
 
+@pytest.mark.parametrize("rel", ["model/tokenizer.json", "model/modules.json", "model/1_Pooling/config.json"])
+def test_a_rerun_retrains_a_model_whose_other_files_were_damaged(finished: Finished, tmp_path: Path,
+                                                                 rel: str) -> None:
+    cfg = copy_finished(finished, tmp_path)
+    _garbage(cfg.out / rel)
+    rec = Recorder()
+    result = Pipeline(cfg, rec).run()
+    assert result.cached == list(STAGES[:5])
+    assert rec.notes == [f"{rel} changed since the train stage wrote it; redoing the train stage"]
+    assert [h.chunk_id for h in search(cfg.out, QUERY, k=3, device="cpu")]
+    # The card (the save stage's, which a user may edit) is not the train stage's to check.
+    (cfg.out / "model" / "README.md").write_text("my own card\n", encoding="utf-8")
+    assert Pipeline(cfg).run().cached == list(STAGES)
+
+
 def test_a_rerun_rebuilds_a_deleted_bm25_folder(finished: Finished, tmp_path: Path) -> None:
     cfg = copy_finished(finished, tmp_path)
     shutil.rmtree(cfg.out / "index" / "bm25")
