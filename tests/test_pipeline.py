@@ -216,7 +216,15 @@ def test_manifest_records_every_stage(finished: Finished) -> None:
     # Each stage's outputs are recorded by size and digest, so a changed file is noticed.
     outputs = manifest["stages"]["generate"]["outputs"]
     assert outputs == {"pairs.jsonl": file_digest(finished.cfg.out / "pairs.jsonl")}
-    assert set(manifest["stages"]["train"]["outputs"]) == {"model/config.json", "model/model.safetensors"}
+    # Every file training wrote into model/ but the card, which the save stage writes and a user may edit.
+    model = finished.cfg.out / "model"
+    trained = {f"model/{p.relative_to(model).as_posix()}" for p in model.rglob("*")
+               if p.is_file() and p.relative_to(model).as_posix() != "README.md"}
+    assert set(manifest["stages"]["train"]["outputs"]) == trained
+    assert {"model/config.json", "model/model.safetensors", "model/modules.json"} <= trained
+    # The index: bm25/ is one folder digest.
+    assert set(manifest["stages"]["evaluate"]["outputs"]) == {"index/index.faiss", "index/rows.npy",
+                                                               "index/retriever.json", "index/bm25"}
     assert finished.result.cached == []
     assert set(finished.result.timings) == set(STAGES)
 
