@@ -149,8 +149,13 @@ def load_retriever(run_dir: Path, which: Which = "tuned", device: str = "") -> R
     run_dir = Path(run_dir)
     _require(run_dir, ["model/config.json", "index/index.faiss", "index/chunks.jsonl"]
              + (["config.json"] if which == "base" else []))
-    chunks = read_jsonl(run_dir / "index" / "chunks.jsonl", Chunk)
     index_dir = run_dir / "index"
+    try:
+        chunks = read_jsonl(index_dir / "chunks.jsonl", Chunk)
+    except RunDirError as e:
+        from .rundir import rerun_command
+
+        raise RunDirError(f"{e}; rerun {rerun_command(run_dir)} to write it again") from None
     settings = _loaded(run_dir, index_dir / "retriever.json", lambda: read_settings(index_dir))
     bm25 = (_loaded(run_dir, index_dir / "bm25", lambda: BM25Index.load(index_dir / "bm25"))
             if (index_dir / "bm25").is_dir() else None)

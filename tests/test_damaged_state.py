@@ -58,6 +58,7 @@ SEARCH_DAMAGE: dict[str, tuple[str, Callable[[Path], None]]] = {
     "bm25-vocab-garbage": ("index/bm25/vocab.index.json", _garbage),
     "bm25-array-garbage": ("index/bm25/data.csc.index.npy", _garbage),
     "safetensors-cut": ("model/model.safetensors", _cut),
+    "chunks-cut": ("index/chunks.jsonl", _cut),
 }
 
 
