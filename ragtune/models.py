@@ -179,7 +179,8 @@ def load_model(name_or_path: str, device: str = "cpu") -> Any:
                          f"when loaded{what}; {_REFUSED}: use a model with safetensors weights, or re-save these as "
                          "model.safetensors where you trust their source") from None
     except _damaged_errors() as e:
-        if not local:
+        # Out of memory is a RuntimeError too, and no sign of damaged files.
+        if not local or "out of memory" in str(e).lower():
             raise
         raise ModelError(_damaged(name_or_path, e)) from None
     except OSError as e:
