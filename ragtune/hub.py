@@ -407,10 +407,15 @@ def check_metrics(run_dir: Path, force: bool = False, force_hint: str = "pass --
     path = Path(run_dir) / "metrics.json"
     if not path.is_file():
         raise HubError(f"not pushing: {path} is missing, so the model was never evaluated; {force_hint}")
-    try:
-        improved = json.loads(path.read_text(encoding="utf-8")).get("improved")
-    except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
-        raise HubError(f"not pushing: {path} is not a JSON object; rerun the evaluation, or {force_hint}") from None
+    from .pipeline import metrics_problem
+    from .rundir import rerun_command
+
+    # What the push and the uploaded card read: the figures before and after, and the verdict.
+    problem = metrics_problem(path, tables=("before", "after"), fields=("improved",))
+    if problem:
+        raise HubError(f"not pushing: {path}{problem.removeprefix(path.name)}; rerun {rerun_command(Path(run_dir))} "
+                       f"to evaluate the model again (or {force_hint})")
+    improved = json.loads(path.read_text(encoding="utf-8")).get("improved")
     if improved is not True:
         # json.dumps so the message shows the file's spelling: false, null.
         raise HubError(
@@ -442,6 +447,13 @@ def resolve_token(token: str | None = None) -> str:
     if "\r" in found or "\n" in found:
         raise HubError(f"{source} holds a line break (CR or LF), e.g. copied with the end of its line; set it to the "
                        "token alone, e.g. export HF_TOKEN=\"$(tr -d '\\r\\n' < token.txt)\"")
+    if not found.isascii():
+        # HTTP headers are ASCII: such a token fails deep in the HTTP client. Its position, never the token.
+        where = source
+        at = next(i for i, c in enumerate(found) if not c.isascii())
+        raise HubError(f"{where} holds a character that is not ASCII (at position {at + 1}), so it is not a Hugging "
+                       "Face token: copy the token again from https://huggingface.co/settings/tokens "
+                       "(a word processor or chat may have changed a character)")
     return found
 
 
@@ -716,6 +728,10 @@ def _message_for(err: BaseException, ctx: _ErrorContext, attempts: int) -> str |
         return (f"{where} answered with JSON that is not a Hub API reply ({type(err).__name__}: "
                 f"{_first_line(str(err))}): check HF_ENDPOINT (or unset it for huggingface.co) and any proxy in "
                 "the way, then push again")
+    if isinstance(err, ValueError) and "improperly formatted" in str(err) and _raised_in_hub_client(err):
+        # huggingface_hub checks the preupload reply's shape itself and raises a ValueError.
+        return (f"{where} answered with JSON that is not a Hub API reply (ValueError: {_first_line(str(err))}): "
+                "check HF_ENDPOINT (or unset it for huggingface.co) and any proxy in the way, then push again")
     if isinstance(err, ValueError) and str(err).startswith("Invalid metadata in README.md"):
         # huggingface_hub lists the problems one per line after this heading.
         return f"the Hub rejected the metadata in README.md: {str(err).partition(chr(10))[2] or 'no details'}"

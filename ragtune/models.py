@@ -147,6 +147,10 @@ def load_model(name_or_path: str, device: str = "cpu") -> Any:
         raise ModelError(f"cannot load model {name_or_path!r}: {problem}")
     local = Path(name_or_path).exists()
     if local:
+        problem = folder_problem(Path(name_or_path))
+        if problem:
+            raise ModelError(f"{'refused to load' if _REFUSED in problem else 'cannot load'} model "
+                             f"{name_or_path!r}: {problem}")
         # Checked here too, not only by sentence-transformers: older releases import such classes.
         foreign = _foreign_modules(Path(name_or_path))
         if foreign:
@@ -159,6 +163,8 @@ def load_model(name_or_path: str, device: str = "cpu") -> Any:
         return SentenceTransformer(name_or_path, device=device, local_files_only=local)
     except ValueError as e:
         if "trust_remote_code" not in str(e):
+            if local:
+                raise ModelError(_damaged(name_or_path, e)) from None
             raise
         named = re.search(r"module class '([^']+)'", str(e))
         why = (f"its modules.json names {named[1]!r}, which is not part of sentence-transformers; {_OWN_MODULES_HINT}"
@@ -172,6 +178,11 @@ def load_model(name_or_path: str, device: str = "cpu") -> Any:
         raise ModelError(f"refused to load model {name_or_path!r}: its weights are a pickle that would run code "
                          f"when loaded{what}; {_REFUSED}: use a model with safetensors weights, or re-save these as "
                          "model.safetensors where you trust their source") from None
+    except _damaged_errors() as e:
+        # Out of memory is a RuntimeError too, and no sign of damaged files.
+        if not local or "out of memory" in str(e).lower():
+            raise
+        raise ModelError(_damaged(name_or_path, e)) from None
     except OSError as e:
         hint = (
             "it is not a local folder and could not be fetched from the Hub (offline? set HF_HUB_OFFLINE=0 "
@@ -180,6 +191,62 @@ def load_model(name_or_path: str, device: str = "cpu") -> Any:
             else f"the folder is not a sentence-transformers or transformers model ({str(e).splitlines()[0][:160]})"
         )
         raise ModelError(f"cannot load model {name_or_path!r}: {hint}") from None
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why a local model folder cannot be a model, found before anything in it is loaded, or None.
+
+    A ragtune run folder (its model is in model/), an empty folder or a file, and a modules.json
+    whose module paths leave the folder (sentence-transformers would load whatever they point at).
+    """
+    if not folder.is_dir():
+        return None  # a file: SentenceTransformer says what is wrong with it
+    if (folder / "manifest.json").is_file() and (folder / "model" / "config.json").is_file():
+        return (f"{folder} is a ragtune run folder, not a model; to start from its fine-tuned model use its model "
+                f"folder: --base-model {folder / 'model'}")
+    if not any(folder.iterdir()):
+        return ("the folder is empty: pass a sentence-transformers model folder (or a Hub id); a download cut "
+                "short leaves an empty folder, fetch it again")
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    paths = [m.get("path") for m in modules if isinstance(m, dict)] if isinstance(modules, list) else []
+    root = folder.resolve()
+    for rel in paths:
+        if isinstance(rel, str) and rel and (Path(rel).is_absolute() or ".." in Path(rel).parts
+                                             or not (root / rel).resolve().is_relative_to(root)):
+            return (f"its modules.json names a module path {rel!r} outside the model folder; {_REFUSED} and "
+                    "loads only files inside the folder it is given: fix modules.json or fetch the model again")
+    return None
+
+
+def _damaged_errors() -> tuple[type[BaseException], ...]:
+    """What loading a model's damaged files raises: safetensors' own error, and the ones Python's readers raise."""
+    readers: tuple[type[BaseException], ...] = (KeyError, RuntimeError, EOFError)
+    try:
+        from safetensors import SafetensorError
+    except ImportError:  # an older safetensors: its errors are among the ones above
+        return readers
+    return (SafetensorError, *readers)
+
+
+def _damaged(name: str, e: BaseException) -> str:
+    """The one line for a local model folder whose files cannot be read."""
+    text = " ".join(str(e).split())
+    if "safetensor" in type(e).__name__.lower() or "safetensors" in text:
+        what = "its weights (model.safetensors) are damaged or cut short"
+    elif "model type" in text or "model_type" in text or "Unrecognized model" in text:
+        what = "its config.json names a model type this transformers does not know"
+    elif "token" in text.lower() or "processing class" in text:
+        what = "its tokenizer files are damaged"
+    else:
+        what = "its files are damaged"
+    return f"cannot load model {name!r}: {what} ({text[:200] or type(e).__name__}){FETCH_AGAIN}"
+
+
+# What to do about a damaged model someone else made (a run's own model is trained again instead).
+FETCH_AGAIN = "; fetch or copy the model again, or pass another --base-model"
 
 
 def word_vocabulary(tokenizer: Any, min_words: int = 5000) -> frozenset[str] | None:

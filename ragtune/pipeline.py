@@ -163,6 +163,40 @@ def _docs_fingerprint(cfg: Config) -> list[tuple[str, int, str]]:
     return out
 
 
+# The figures of metrics.json that the summary, card, report and CLI read.
+METRIC_TABLES = ("before", "after", "bm25", "hybrid")
+
+
+def metrics_problem(path: Path, tables: tuple[str, ...] = METRIC_TABLES,
+                    fields: tuple[str, ...] = ("improved", "n_queries")) -> str | None:
+    """What is wrong with a run's metrics.json (a sentence starting with its name), or None.
+
+    It must hold a table of figures for each of `tables`, and each of `fields` ("improved" a bool, others ints).
+
+    >>> import tempfile; p = Path(tempfile.mkdtemp()) / "metrics.json"; _ = p.write_text("{}")
+    >>> metrics_problem(p)
+    'metrics.json is damaged (no "before" figures)'
+    """
+    from .records import RunDirError
+
+    try:
+        metrics = read_json(path)
+    except RunDirError as e:
+        return f"{path.name} is damaged ({str(e).removeprefix(f'{path} is ')})"
+    if not isinstance(metrics, dict):
+        return f"{path.name} is damaged (not a JSON object)"
+    for table in tables:
+        figures = metrics.get(table)
+        if not isinstance(figures, dict) or not figures or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in figures.values()):
+            return f"{path.name} is damaged (no \"{table}\" figures)"
+    for name in fields:
+        value = metrics.get(name)
+        if not isinstance(value, bool) if name == "improved" else (not isinstance(value, int) or isinstance(value, bool)):
+            return f"{path.name} is damaged (no \"{name}\")"
+    return None
+
+
 class Pipeline:
     """One run of ragtune over a folder of documents."""
 
@@ -222,11 +256,14 @@ class Pipeline:
 
     def _stage(
         self, index: int, name: str, key: str, outputs: list[Path], work: Callable[[], dict[str, Any]],
-        edited: tuple[Path, ...] = (),
+        edited: tuple[Path, ...] = (), problem: Callable[[], str | None] = lambda: None,
+        written: Callable[[], list[Path]] = list,
     ) -> dict[str, Any]:
         """Run `work` unless the manifest's entry for `name` has this `key` and its
         `outputs` are the files it recorded; `edited` outputs (which the user or a
-        later command may change, such as the model card) only have to exist."""
+        later command may change, such as the model card) only have to exist, and
+        `problem()`, what is wrong with them (None: nothing). `written()`, called after
+        `work`, names more files it wrote: their digests are recorded and checked too."""
         self.reporter.stage_start(name, index, len(STAGES))
         # Once a stage has run in this run, every later stage is stale too, even
         # if its key matches (e.g. a deleted model was retrained).
@@ -235,12 +272,17 @@ class Pipeline:
             if stale is None and not all(p.exists() for p in edited):
                 stale = f"{next(p for p in edited if not p.exists()).relative_to(self.run_dir).as_posix()} is missing"
             if stale is None:
+                stale = problem()
+            if stale is None:
                 info = self.manifest.info(name)
                 self.reporter.stage_end(name, info.get("summary", ""), 0.0, cached=True)
                 self._cached.append(name)
                 return info
             if stale:
                 self.note(f"{stale}; redoing the {name} stage")
+        # The old entry is stale: nothing may read it while the stage runs again (e.g. a damaged
+        # max_seq_length of the chunk stage, which Pipeline.model reads).
+        self.manifest.data["stages"].pop(name, None)
         start = time.perf_counter()
         self.key = key
         try:
@@ -251,7 +293,7 @@ class Pipeline:
                 abort(name)
             raise
         seconds = time.perf_counter() - start
-        self.manifest.record(name, key, seconds, info, outputs)
+        self.manifest.record(name, key, seconds, info, outputs + [p for p in written() if p not in outputs])
         self.timings[name] = seconds
         self.reporter.stage_end(name, info.get("summary", ""), seconds, cached=False)
         return info
@@ -342,10 +384,14 @@ class Pipeline:
                                     lambda: split.run_stage(self))
         model = self.path("model")
         done["train"] = self._stage(6, "train", keys["train"], [model / "config.json", model / "model.safetensors"],
-                                    lambda: train.run_stage(self))
-        # `--eval-dataset` adds to metrics.json after a run: it only has to exist.
-        self._stage(7, "evaluate", keys["evaluate"], [self.path("index") / "index.faiss"],
-                    lambda: evaluate.run_stage(self), edited=(self.path("metrics.json"),))
+                                    lambda: train.run_stage(self), written=self._model_files)
+        # `--eval-dataset` adds to metrics.json after a run: it only has to hold the evaluation's figures.
+        # bm25/ is a folder: its digest covers every file in it.
+        index = self.path("index")
+        self._stage(7, "evaluate", keys["evaluate"],
+                    [index / "index.faiss", index / "rows.npy", index / "retriever.json", index / "bm25"],
+                    lambda: evaluate.run_stage(self), edited=(self.path("metrics.json"),),
+                    problem=lambda: metrics_problem(self.path("metrics.json")))
         metrics = read_json(self.path("metrics.json"))
         summary = save.summary(self, **done)
         # The card may be edited by hand before a push.
@@ -354,6 +400,13 @@ class Pipeline:
                      self.path("plots") / "retrievers.png"],
                     lambda: save.run_stage(self, summary, metrics), edited=(self.path("model") / "README.md",))
         return RunResult(self.run_dir, metrics, summary, self.timings, self._cached)
+
+    def _model_files(self) -> list[Path]:
+        """Every file training wrote into model/ (tokenizer, modules, pooling): all but the card, which
+        the save stage writes and a user may edit, and onnx/, which `ragtune export --onnx` adds."""
+        model = self.path("model")
+        return sorted(p for p in model.rglob("*")
+                      if p.is_file() and p.relative_to(model).parts[0] not in ("README.md", "onnx"))
 
     def lexicon(self) -> dict[str, list[str]]:
         """The themes the run tags chunks with: --themes FILE, or the built-in lexicon."""

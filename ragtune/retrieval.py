@@ -76,6 +76,14 @@ def passages_of(text: str, min_words: int, stride: int = 1) -> list[str]:
     return out if len(out) > 1 else []
 
 
+class DamagedFile(ValueError):
+    """A saved index file that cannot be read; `path` names it (the message says why)."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(why)
+        self.path = path
+
+
 @dataclass(frozen=True)
 class Units:
     """Texts to embed: the chunks first (row i is chunk i), then every chunk's passages."""
@@ -242,10 +250,21 @@ class DenseIndex:
     def load(cls, folder: Path, chunk_weight: float = 0.5) -> "DenseIndex":
         import faiss
 
-        index = faiss.read_index(str(folder / "index.faiss"))
+        try:
+            index = faiss.read_index(str(folder / "index.faiss"))
+        except RuntimeError as e:  # faiss's only error, with a C++ trace in the message
+            raise DamagedFile(folder / "index.faiss", str(e).split("failed:")[-1].strip()) from None
         rows = folder / "rows.npy"
         # An index without rows.npy (ragtune 0.2) has one row per chunk.
-        owner = np.load(rows, allow_pickle=False) if rows.exists() else np.arange(index.ntotal, dtype=np.int64)
+        try:
+            owner = np.load(rows, allow_pickle=False) if rows.exists() else np.arange(index.ntotal, dtype=np.int64)
+        except (OSError, ValueError, EOFError) as e:
+            raise DamagedFile(rows, str(e)) from None
+        # A damaged rows.npy may still parse: it must name a chunk for every row, chunks first.
+        if (owner.ndim != 1 or owner.dtype.kind not in "iu" or len(owner) != index.ntotal
+                or (len(owner) and (owner.min() < 0 or not np.array_equal(owner[: owner.max() + 1],
+                                                                          np.arange(owner.max() + 1))))):
+            raise DamagedFile(rows, f"it does not list the chunk of each of the {index.ntotal} index rows")
         return cls(index, owner, chunk_weight)
 
 
@@ -307,7 +326,18 @@ class BM25Index:
 
     @classmethod
     def load(cls, folder: Path) -> "BM25Index":
-        return cls(_bm25s().BM25.load(str(folder), show_progress=False))
+        """The saved index; ValueError when its files do not fit together (bm25s itself checks little)."""
+        retriever = _bm25s().BM25.load(str(folder), show_progress=False)
+        scores, vocab = retriever.scores, retriever.vocab_dict
+        n = scores.get("num_docs") if isinstance(scores, dict) else None
+        parts = [scores.get(k) for k in ("data", "indices", "indptr")] if isinstance(scores, dict) else []
+        if (not isinstance(n, int) or n < 1 or not isinstance(vocab, dict) or len(parts) != 3
+                or any(getattr(p, "ndim", 0) != 1 for p in parts)
+                # indptr has a row per term plus one (bm25s counts an empty "" term in the vocabulary)
+                or len(parts[2]) not in (len(vocab), len(vocab) + 1) or len(parts[0]) != len(parts[1]) or parts[2][-1] != len(parts[0])
+                or (len(parts[1]) and (parts[1].min() < 0 or parts[1].max() >= n))):
+            raise ValueError("its files do not fit together (vocabulary, postings and document count differ)")
+        return cls(retriever)
 
 
 def _bm25s() -> Any:
@@ -362,9 +392,37 @@ def write_settings(folder: Path, settings: dict[str, Any]) -> None:
     write_json(folder / "retriever.json", settings)
 
 
+# What retriever.json holds, and the type each setting must have.
+SETTING_TYPES: dict[str, tuple[type, ...]] = {"format": (int,), "passage_words": (int,), "passage_stride": (int,),
+                                              "chunk_weight": (int, float), "hybrid_weight": (int, float),
+                                              "mode": (str,)}
+
+
 def read_settings(folder: Path) -> dict[str, Any]:
+    """retriever.json's settings ({} when there is none); ValueError says what is wrong with a damaged one.
+
+    >>> import tempfile; d = Path(tempfile.mkdtemp()); _ = (d / "retriever.json").write_text('{"chunk_weight": "x"}')
+    >>> read_settings(d)
+    Traceback (most recent call last):
+    ...
+    ValueError: "chunk_weight" is 'x', not a number
+    """
     path = folder / "retriever.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    if not path.exists():
+        return {}
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not valid JSON: {e.msg}, line {e.lineno}") from None
+    if not isinstance(settings, dict):
+        raise ValueError("not a JSON object")  # noqa: TRY004  (a damaged file, not a wrong argument)
+    for name, types in SETTING_TYPES.items():
+        value = settings.get(name)
+        if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
+            raise ValueError(f"\"{name}\" is {value!r}, not {'a number' if float in types else types[0].__name__}")
+    return settings
 
 
 # The base model's index of a run's retrieval units, written by the evaluate stage so that

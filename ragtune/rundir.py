@@ -142,6 +142,27 @@ def hash_parts(*parts: Any) -> str:
     return h.hexdigest()[:20]
 
 
+def output_digest(path: Path) -> str:
+    """file_digest of a file; of a folder (such as index/bm25/), a digest of every file's name and file_digest."""
+    if not path.is_dir():
+        return file_digest(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    return hash_parts(*[(p.relative_to(path).as_posix(), file_digest(p)) for p in files])
+
+
+def rerun_command(run_dir: Path) -> str:
+    """The `ragtune run` command that redoes `run_dir`, with its DOCS folder when config.json names one.
+
+    >>> rerun_command(Path("/nonexistent/run"))
+    '`ragtune run DOCS --out /nonexistent/run`'
+    """
+    try:
+        docs = json.loads((run_dir / "config.json").read_text(encoding="utf-8")).get("docs")
+    except (OSError, ValueError, AttributeError):
+        docs = None
+    return f"`ragtune run {docs if isinstance(docs, str) and docs else 'DOCS'} --out {run_dir}`"
+
+
 def _entry_check(entry: dict[str, Any]) -> str:
     """A stage entry's own digest: an entry edited or damaged after it was written no longer matches it."""
     return hash_parts({k: v for k, v in entry.items() if k != "check"})
@@ -179,15 +200,21 @@ class Manifest:
         if not entry or entry.get("key") != key:
             return ""
         digests = entry.get("outputs", {})  # absent in manifests from before digests were recorded
-        if entry.get("check", _entry_check(entry)) != _entry_check(entry):
+        # Without its check nothing vouches for the entry (an edit that dropped it, or a ragtune from
+        # before checks): redo the stage rather than trust what a later step reads from it.
+        if "check" not in entry:
+            return f"its entry in {self.path.name} has no check digest"
+        if entry["check"] != _entry_check(entry):
             return f"its entry in {self.path.name} was changed since it was written"
-        for p in outputs:
-            rel = p.relative_to(self.run_dir).as_posix()
+        # The declared outputs, then any other file the stage recorded (such as the model folder's tokenizer).
+        named = [p.relative_to(self.run_dir).as_posix() for p in outputs]
+        for rel in named + [r for r in digests if r not in named]:
+            p = self.run_dir / rel
             if not p.exists():
                 return f"{rel} is missing"
             if rel in digests:
                 try:
-                    same = file_digest(p) == digests[rel]
+                    same = output_digest(p) == digests[rel]
                 except OSError as e:
                     return f"{rel} cannot be read ({e.strerror or e})"
                 if not same:
@@ -195,7 +222,7 @@ class Manifest:
         return None
 
     def record(self, stage: str, key: str, seconds: float, info: dict[str, Any], outputs: list[Path]) -> None:
-        digests = {p.relative_to(self.run_dir).as_posix(): file_digest(p) for p in outputs if p.is_file()}
+        digests = {p.relative_to(self.run_dir).as_posix(): output_digest(p) for p in outputs if p.exists()}
         entry = {"key": key, "seconds": round(seconds, 3), **info, "outputs": digests}
         self.data["stages"][stage] = entry | {"check": _entry_check(entry)}
         self.save()

@@ -20,13 +20,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence, TypeVar
 
 from .errors import DatasetError
 from .records import FORMAT_VERSION, Chunk, Pair, RunDirError, read_json, read_jsonl, write_json
 from .rundir import check_out_file
 
 Which = Literal["tuned", "base"]
+T = TypeVar("T")
 DATASET_KS = (1, 3, 5, 10)
 # The keys of a LlamaIndex EmbeddingQAFinetuneDataset JSON, as `export --llamaindex` writes it.
 LLAMAINDEX_KEYS = frozenset({"queries", "corpus", "relevant_docs"})
@@ -151,14 +152,22 @@ def load_retriever(run_dir: Path, which: Which = "tuned", device: str = "") -> R
     run_dir = Path(run_dir)
     _require(run_dir, ["model/config.json", "index/index.faiss", "index/chunks.jsonl"]
              + (["config.json"] if which == "base" else []))
-    chunks = read_jsonl(run_dir / "index" / "chunks.jsonl", Chunk)
-    settings = read_settings(run_dir / "index")
-    bm25 = BM25Index.load(run_dir / "index" / "bm25") if (run_dir / "index" / "bm25").is_dir() else None
+    index_dir = run_dir / "index"
+    try:
+        chunks = read_jsonl(index_dir / "chunks.jsonl", Chunk)
+    except RunDirError as e:
+        from .rundir import rerun_command
+
+        raise RunDirError(f"{e}; rerun {rerun_command(run_dir)} to write it again") from None
+    settings = _loaded(run_dir, index_dir / "retriever.json", lambda: read_settings(index_dir))
+    bm25 = (_loaded(run_dir, index_dir / "bm25", lambda: BM25Index.load(index_dir / "bm25"))
+            if (index_dir / "bm25").is_dir() else None)
     weight = float(settings.get("hybrid_weight", 0.5))
     mode = settings.get("mode", "dense") if bm25 is not None else "dense"
     if which == "tuned":
-        model = load_model(str(run_dir / "model"), pick_device(device))
-        index = DenseIndex.load(run_dir / "index", float(settings.get("chunk_weight", 0.5)))
+        model = _tuned_model(run_dir, pick_device(device))
+        index = _loaded(run_dir, index_dir / "index.faiss",
+                        lambda: DenseIndex.load(index_dir, float(settings.get("chunk_weight", 0.5))))
         if index.n_chunks != len(chunks) or index.index.d != model.get_embedding_dimension():
             raise RunDirError(
                 f"{run_dir / 'index'} does not match its model or chunks ({index.n_chunks} chunks of "
@@ -185,6 +194,39 @@ def load_retriever(run_dir: Path, which: Which = "tuned", device: str = "") -> R
     if index is None or index.n_chunks != len(chunks) or index.index.d != model.get_embedding_dimension():
         index = dense_index(model, texts, passage_words, chunk_weight, stride=stride)
     return Retriever(model, index, chunks, bm25, weight, mode)
+
+
+# What loading a damaged index file raises: faiss a RuntimeError, numpy and bm25s a ValueError
+# (UnicodeDecodeError and JSON errors included), a missing part an OSError, a short .npy an EOFError.
+_DAMAGED = (OSError, ValueError, RuntimeError, EOFError, KeyError, TypeError)
+
+
+def _loaded(run_dir: Path, path: Path, load: Callable[[], T]) -> T:
+    """`load()`, or a RunDirError naming `path` and the rerun that rebuilds it when the file is damaged."""
+    from .rundir import rerun_command
+
+    try:
+        return load()
+    except _DAMAGED as e:
+        why = " ".join(str(e).split())[:160] or type(e).__name__
+        if "pickled" in why:  # numpy's words for a .npy file that holds something else
+            why = "not a NumPy array file"
+        # Deleting index/ makes the rerun rebuild it even for a run that recorded no digest of this file.
+        # A DenseIndex names which of its two files is damaged.
+        raise RunDirError(f"{getattr(e, 'path', path)} is damaged ({why}); delete {run_dir / 'index'} and rerun "
+                          f"{rerun_command(run_dir)} to rebuild it") from None
+
+
+def _tuned_model(run_dir: Path, device: str) -> Any:
+    """The run's fine-tuned model; a damaged model/ folder says which rerun trains it again."""
+    from .errors import ModelError
+    from .models import FETCH_AGAIN, load_model
+    from .rundir import rerun_command
+
+    try:
+        return load_model(str(run_dir / "model"), device)
+    except ModelError as e:
+        raise ModelError(f"{str(e).removesuffix(FETCH_AGAIN)}; rerun {rerun_command(run_dir)} to train it again") from None
 
 
 def _max_seq_length(model_dir: Path) -> int | None:

@@ -274,7 +274,15 @@ def test_manifest_records_every_stage(finished: Finished) -> None:
     # Each stage's outputs are recorded by size and digest, so a changed file is noticed.
     outputs = manifest["stages"]["generate"]["outputs"]
     assert outputs == {"pairs.jsonl": file_digest(finished.cfg.out / "pairs.jsonl")}
-    assert set(manifest["stages"]["train"]["outputs"]) == {"model/config.json", "model/model.safetensors"}
+    # Every file training wrote into model/ but the card, which the save stage writes and a user may edit.
+    model = finished.cfg.out / "model"
+    trained = {f"model/{p.relative_to(model).as_posix()}" for p in model.rglob("*")
+               if p.is_file() and p.relative_to(model).as_posix() != "README.md"}
+    assert set(manifest["stages"]["train"]["outputs"]) == trained
+    assert {"model/config.json", "model/model.safetensors", "model/modules.json"} <= trained
+    # The index: bm25/ is one folder digest.
+    assert set(manifest["stages"]["evaluate"]["outputs"]) == {"index/index.faiss", "index/rows.npy",
+                                                               "index/retriever.json", "index/bm25"}
     assert finished.result.cached == []
     assert set(finished.result.timings) == set(STAGES)
 
@@ -402,9 +410,14 @@ def test_old_format_stage_file_is_a_run_dir_error(finished: Finished, tmp_path: 
     lines = pages.read_text(encoding="utf-8").splitlines()
     pages.write_text("\n".join(['{"ragtune": "page", "version": 0}'] + lines[1:]) + "\n", encoding="utf-8")
     # A manifest from before output digests were recorded: extract is reused, so chunking reads the old-format file.
+    # (An entry without its check is redone, so the check is computed again over what is left.)
+    from ragtune.rundir import _entry_check
+
     manifest = json.loads((cfg.out / "manifest.json").read_text(encoding="utf-8"))
+    entry = manifest["stages"]["extract"]
     for name in ("outputs", "check"):
-        del manifest["stages"]["extract"][name]
+        del entry[name]
+    entry["check"] = _entry_check(entry)
     (cfg.out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     with pytest.raises(RunDirError, match="format version 0"):
         Pipeline(cfg).run()

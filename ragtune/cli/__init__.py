@@ -389,8 +389,9 @@ def _raise_terminated(signum: int, frame: Any) -> None:
 
 def _after_interrupt(args: argparse.Namespace, e: KeyboardInterrupt) -> str:
     """What an interrupted command kept, and how to go on."""
-    # Training catches the signal itself, saves a checkpoint and says which signal it was.
-    checkpoint = hasattr(e, "signum") and not isinstance(e, _Terminated)
+    # Training catches the signal itself, saves a checkpoint and says which signal it was; after a
+    # second signal it stops at once, and says whether any checkpoint was written before.
+    checkpoint = hasattr(e, "signum") and not isinstance(e, _Terminated) and getattr(e, "saved", True)
     if args.command == "run":
         where = "from the training checkpoint" if checkpoint else "from the last finished stage"
         return f"rerun the same command to resume {where}."

@@ -232,11 +232,14 @@ def cached_ranking_loss(model: Any, mini_batch_size: int, with_negatives: bool =
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Training stopped on SIGINT/SIGTERM after saving a checkpoint it can resume from."""
+    """Training stopped on SIGINT/SIGTERM; `saved` says whether a complete checkpoint is there to resume from
+    (a second signal stops at once, possibly before any was written)."""
 
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"training stopped by signal {signum}; a checkpoint was saved")
+    def __init__(self, signum: int, saved: bool = True) -> None:
+        super().__init__(f"training stopped by signal {signum}; "
+                         + ("a checkpoint was saved" if saved else "no checkpoint was saved"))
         self.signum = signum
+        self.saved = saved
 
 
 @dataclass
@@ -333,9 +336,11 @@ class _StopOnSignal:
     """While training: the first SIGINT/SIGTERM asks the Trainer to save a
     checkpoint and stop after the current step; a second one stops at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, work_dir: Path | None = None) -> None:
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
+        # Where the checkpoints go: a second signal says whether one is there to resume from.
+        self.work_dir = work_dir
 
     def __enter__(self) -> "_StopOnSignal":
         import signal
@@ -349,7 +354,8 @@ class _StopOnSignal:
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signum is not None:
             # A second signal: stop now; a rerun resumes from the last checkpoint saved, if any.
-            raise TrainingInterrupted(signum)
+            saved = self.work_dir is not None and scan_checkpoints(self.work_dir)[0] is not None
+            raise TrainingInterrupted(signum, saved=saved)
         self.signum = signum
 
     def __exit__(self, *exc: Any) -> None:
@@ -595,7 +601,7 @@ def run_trainer(
         bf16=precision == "bf16",
         fp16=precision == "fp16",
     )
-    stopper = _StopOnSignal()
+    stopper = _StopOnSignal(Path(work_dir))
     callbacks = [_progress_callback(progress), stopper.callback(), _mark_complete_callback()]
     if validation and patience:
         from transformers import EarlyStoppingCallback
@@ -611,7 +617,7 @@ def run_trainer(
     with stopper:
         out = trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
     if stopper.signum is not None:
-        raise TrainingInterrupted(stopper.signum)
+        raise TrainingInterrupted(stopper.signum, saved=scan_checkpoints(Path(work_dir))[0] is not None)
     history = trainer.state.log_history
     losses = [h["loss"] for h in history if "loss" in h]
     return TrainResult(
