@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 from .errors import DatasetError
-from .records import FORMAT_VERSION, Chunk, Pair, RunDirError, read_json, read_jsonl, write_json
+from .records import Chunk, Pair, RunDirError, read_json, read_jsonl, write_json
+from .retrieval import base_vectors_about
 
 Which = Literal["tuned", "base"]
 DATASET_KS = (1, 3, 5, 10)
@@ -139,9 +140,8 @@ def base_model_of(run_dir: Path) -> str:
 
 def load_retriever(run_dir: Path, which: Which = "tuned", device: str = "") -> Retriever:
     """The saved index with the tuned model, or an index built the same way with the run's base model."""
-    from .models import load_model, pick_device, weights_digest
+    from .models import load_model, pick_device
     from .retrieval import BM25Index, DenseIndex, dense_index, load_base_vectors, read_settings
-    from .rundir import hash_parts
 
     if which not in ("tuned", "base"):
         raise ValueError(f"which must be 'tuned' or 'base', not {which!r}")
@@ -167,7 +167,7 @@ def load_retriever(run_dir: Path, which: Which = "tuned", device: str = "") -> R
     source = base_model_of(run_dir)
     model = load_model(source, pick_device(device))
     # The tuned model reads whole chunks (its max_seq_length was raised to fit them): so does the base here.
-    tuned_length = _max_seq_length(run_dir / "model")
+    tuned_length = _positive_int(settings.get("max_seq_length")) or _max_seq_length(run_dir / "model")
     if tuned_length:
         model.max_seq_length = tuned_length
     texts = [c.text for c in chunks]
@@ -175,21 +175,28 @@ def load_retriever(run_dir: Path, which: Which = "tuned", device: str = "") -> R
     # An index written before passages could overlap (no passage_stride) cut them without overlap.
     stride = int(settings.get("passage_stride", 0))
     # The evaluate stage saved the base model's vectors of these units: reuse them, unless anything differs.
-    about = {"format": FORMAT_VERSION, "base_model": source, "weights": weights_digest(model),
-             "max_seq_length": int(model.max_seq_length), "passage_words": passage_words,
-             "passage_stride": stride, "texts": hash_parts(*texts)}
+    about = base_vectors_about(source, model, texts, passage_words, stride)
     index = load_base_vectors(run_dir, about, chunk_weight)
     if index is None or index.n_chunks != len(chunks) or index.index.d != model.get_embedding_dimension():
         index = dense_index(model, texts, passage_words, chunk_weight, stride=stride)
     return Retriever(model, index, chunks, bm25, weight, mode)
 
 
+def _positive_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 def _max_seq_length(model_dir: Path) -> int | None:
-    try:
-        value = json.loads((model_dir / "sentence_bert_config.json").read_text(encoding="utf-8")).get("max_seq_length")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return value if isinstance(value, int) and value > 0 else None
+    """The length a saved model encodes with, for runs whose index did not record it: sentence-transformers 5
+    wrote it to sentence_bert_config.json, 6 leaves it to the tokenizer's model_max_length."""
+    for name, key in (("sentence_bert_config.json", "max_seq_length"), ("tokenizer_config.json", "model_max_length")):
+        try:
+            value = json.loads((model_dir / name).read_text(encoding="utf-8")).get(key)
+        except (OSError, ValueError, AttributeError):
+            continue
+        if _positive_int(value):
+            return value
+    return None
 
 
 def search(run_dir: Path, query: str, k: int = 5, which: Which = "tuned", device: str = "",
