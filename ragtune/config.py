@@ -26,6 +26,11 @@ DEFAULT_BASE_MODEL = "all-MiniLM-L6-v2 (bundled)"
 DEFAULT_LLM_BASE_URL = "https://api.openai.com/v1"
 
 
+def _plain(value: Any) -> Any:
+    """A path as the string the user typed (repr shows 'docs', not PosixPath('docs'))."""
+    return str(value) if isinstance(value, Path) else value
+
+
 @dataclass(frozen=True)
 class Config:
     """Settings of one `ragtune run`.
@@ -135,6 +140,12 @@ class Config:
     hybrid_weight: float = 0.6
     push_repo: str = ""
     private: bool = False
+
+    def __repr__(self) -> str:
+        # The where, then only what differs from the defaults: the dataclass repr is one 1 KB line.
+        changed = [f"{f.name}={_plain(getattr(self, f.name))!r}" for f in dataclasses.fields(self)
+                   if f.name in ("docs", "out") or getattr(self, f.name) != f.default]
+        return f"Config({', '.join(changed)})"
 
     def __post_init__(self) -> None:
         def need(setting: str, ok: bool, msg: str) -> None:

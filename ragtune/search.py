@@ -30,10 +30,26 @@ Which = Literal["tuned", "base"]
 DATASET_KS = (1, 3, 5, 10)
 
 
+ScoreKind = Literal["cosine", "bm25", "hybrid"]
+# What each kind of score is, for printing beside it.
+SCORE_KINDS: dict[str, str] = {
+    "cosine": "cosine similarity of query and chunk (dense); comparable across queries",
+    "bm25": "raw BM25 score; grows with query length and rare words, comparable only within one query",
+    "hybrid": "weighted sum of the dense and BM25 scores, each scaled to [0, 1] within this query's results: "
+              "it ranks within one query only (the top hit is near 1), so it takes no fixed cutoff",
+}
+
+
 @dataclass(frozen=True)
 class Hit:
-    """One retrieved chunk. `score` is the cosine similarity to the query (dense search), the
-    BM25 score (bm25), or the fused score in [0, 1] (hybrid)."""
+    """One retrieved chunk. What `score` is depends on `kind` (see SCORE_KINDS): "cosine" (dense search),
+    "bm25" (raw BM25 score) or "hybrid" (a score that ranks within one query only). `dense` and `bm25`
+    are the raw cosine and BM25 score that went into it, None where that retriever did not return the chunk.
+
+    >>> print(Hit(1, 0.8123, "c-1", "a.pdf", (3, 4), "Zero trust assumes no implicit trust."))
+     1. 0.812 cosine  a.pdf pp. 3-4  [c-1]
+        Zero trust assumes no implicit trust.
+    """
 
     rank: int
     score: float
@@ -41,6 +57,35 @@ class Hit:
     source: str
     pages: tuple[int, ...]
     text: str
+    kind: ScoreKind = "cosine"
+    dense: float | None = None
+    bm25: float | None = None
+
+    def __str__(self) -> str:
+        import textwrap
+
+        head = f"{self.rank:>2}. {self.score:.3f} {self.kind}  {self.source} {pages_label(self.pages)}  [{self.chunk_id}]"
+        body = textwrap.wrap(" ".join(self.text.split()), width=76, max_lines=2, placeholder=" …")
+        return "\n".join([head, *("    " + line for line in body)])
+
+    def __repr__(self) -> str:
+        words = " ".join(self.text.split())
+        start = words if len(words) <= 40 else words[:40].rstrip() + "…"
+        parts = "".join(f", {name}={value:.4f}" for name, value in (("dense", self.dense), ("bm25", self.bm25))
+                        if value is not None and self.kind == "hybrid")
+        return (f"Hit(rank={self.rank}, score={self.score:.4f}, kind={self.kind!r}{parts}, source={self.source!r}, "
+                f"pages={self.pages!r}, chunk_id={self.chunk_id!r}, text={start!r})")
+
+
+def pages_label(pages: Sequence[int]) -> str:
+    """Page numbers as a reader would write them.
+
+    >>> pages_label((3,)), pages_label((3, 4, 5)), pages_label(())
+    ('p. 3', 'pp. 3-5', '')
+    """
+    if not pages:
+        return ""
+    return f"p. {pages[0]}" if len(pages) == 1 else f"pp. {pages[0]}-{pages[-1]}"
 
 
 Mode = Literal["dense", "hybrid", "bm25"]
@@ -69,6 +114,15 @@ class Retriever:
     bm25: Any = None  # retrieval.BM25Index, when the run saved one
     hybrid_weight: float = 0.5
     mode: Mode = "dense"
+    run_dir: Path | None = None
+    model_source: str = ""
+
+    def __repr__(self) -> str:
+        # Not the dataclass repr: that prints every chunk's text, the model and a FAISS proxy (hundreds of KB).
+        run = str(self.run_dir) if self.run_dir is not None else None
+        rows = getattr(getattr(self.index, "index", None), "ntotal", None)
+        return (f"Retriever(run={run!r}, mode={self.mode!r}, chunks={len(self.chunks)}, rows={rows}, "
+                f"model={self.model_source or type(self.model).__name__!r})")
 
     @classmethod
     def load(cls, run_dir: str | Path, device: str = "") -> "Retriever":
@@ -98,18 +152,30 @@ class Retriever:
         if mode != "dense" and self.bm25 is None:
             raise RunDirError("this run has no BM25 index (index/bm25/); rerun `ragtune run` to build it")
         k = min(k, len(self.chunks))
+        raw: dict[str, dict[int, float]] = {}
         if mode == "bm25":
-            scores, positions = self.bm25.search([query], k)
-            ranked = [(int(c), float(s)) for s, c in zip(scores[0], positions[0]) if c >= 0]
+            lexical = self.bm25.search([query], k)
+            raw["bm25"] = _scores_by_position(lexical)
+            ranked = list(raw["bm25"].items())
         else:
             dense = self.index.search(embed(self.model, [query]), k if mode == "dense" else max(10 * k, 100))
+            raw["dense"] = _scores_by_position(dense)
             if mode == "dense":
-                ranked = [(int(c), float(s)) for s, c in zip(dense[0][0], dense[1][0]) if c >= 0]
+                ranked = list(raw["dense"].items())
             else:
-                fused = fused_scores(dense, self.bm25.search([query], max(10 * k, 100)), self.hybrid_weight)[0]
+                lexical = self.bm25.search([query], max(10 * k, 100))
+                raw["bm25"] = _scores_by_position(lexical)
+                fused = fused_scores(dense, lexical, self.hybrid_weight)[0]
                 ranked = sorted(fused.items(), key=lambda cs: -cs[1])[:k]
+        kind: ScoreKind = {"dense": "cosine", "bm25": "bm25", "hybrid": "hybrid"}[mode]  # type: ignore[assignment]
         return [Hit(rank, score, self.chunks[c].id, self.chunks[c].source, tuple(self.chunks[c].pages),
-                    self.chunks[c].text) for rank, (c, score) in enumerate(ranked, start=1)]
+                    self.chunks[c].text, kind, raw.get("dense", {}).get(c), raw.get("bm25", {}).get(c))
+                for rank, (c, score) in enumerate(ranked, start=1)]
+
+
+def _scores_by_position(result: tuple[Any, Any]) -> dict[int, float]:
+    """{chunk position: score} of the first query of a (scores, positions) search result, best first."""
+    return {int(c): float(s) for s, c in zip(result[0][0], result[1][0]) if c >= 0}
 
 
 # --- search ---------------------------------------------------------------------------
@@ -162,7 +228,7 @@ def load_retriever(run_dir: Path, which: Which = "tuned", device: str = "") -> R
                 f"size {index.index.d} indexed, {len(chunks)} in chunks.jsonl, model size "
                 f"{model.get_embedding_dimension()}); delete {run_dir / 'index'} and rerun `ragtune run` to rebuild it"
             )
-        return Retriever(model, index, chunks, bm25, weight, mode)
+        return Retriever(model, index, chunks, bm25, weight, mode, run_dir, str(run_dir / "model"))
     # Same settings as the saved index, so the comparison is fair.
     source = base_model_of(run_dir)
     model = load_model(source, pick_device(device))
@@ -179,7 +245,7 @@ def load_retriever(run_dir: Path, which: Which = "tuned", device: str = "") -> R
     index = load_base_vectors(run_dir, about, chunk_weight)
     if index is None or index.n_chunks != len(chunks) or index.index.d != model.get_embedding_dimension():
         index = dense_index(model, texts, passage_words, chunk_weight, stride=stride)
-    return Retriever(model, index, chunks, bm25, weight, mode)
+    return Retriever(model, index, chunks, bm25, weight, mode, run_dir, source)
 
 
 def _positive_int(value: Any) -> int | None:

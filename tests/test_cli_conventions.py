@@ -70,3 +70,81 @@ def test_a_run_whose_index_did_not_record_the_length_reads_it_from_the_saved_mod
     seen = encoded_texts(monkeypatch)
     base = load_retriever(copy, "base", device="cpu")
     assert base.model.max_seq_length == 130 and seen == []
+
+
+# --- 2. readable objects, scores that say what they are ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def retriever(long_run: Path):
+    from ragtune.search import load_retriever
+
+    return load_retriever(long_run, "tuned", device="cpu")
+
+
+def test_hits_say_what_their_score_is(retriever) -> None:
+    dense = {h.chunk_id: h for h in retriever.search(QUERY, k=len(retriever.chunks), mode="dense")}
+    bm25 = {h.chunk_id: h for h in retriever.search(QUERY, k=len(retriever.chunks), mode="bm25")}
+    assert {h.kind for h in dense.values()} == {"cosine"} and {h.kind for h in bm25.values()} == {"bm25"}
+    # A dense hit is all model, a BM25 hit all BM25.
+    assert all(h.dense == h.score and h.bm25 is None for h in dense.values())
+    assert all(h.bm25 == h.score and h.dense is None for h in bm25.values())
+    hybrid = retriever.search(QUERY, k=5, mode="hybrid")
+    assert {h.kind for h in hybrid} == {"hybrid"}
+    assert hybrid[0].score == pytest.approx(1.0, abs=0.51), "the hybrid score is a within-query rank score"
+    for h in hybrid:
+        # Its parts are the raw cosine and BM25 score of the same chunk, where that list returned it.
+        assert h.dense is None or h.dense == pytest.approx(dense[h.chunk_id].score, abs=1e-5)
+        assert h.bm25 is None or h.bm25 == pytest.approx(bm25[h.chunk_id].score, abs=1e-5)
+        assert h.dense is not None or h.bm25 is not None
+
+
+def test_hit_prints_like_the_cli_and_reprs_without_its_text(retriever) -> None:
+    from ragtune.search import Hit
+
+    hit = retriever.search(QUERY, k=1, mode="dense")[0]
+    lines = str(hit).splitlines()
+    assert lines[0].startswith(f" 1. {hit.score:.3f} cosine  {hit.source} p") and 2 <= len(lines) <= 3
+    assert all(len(line) <= 80 for line in lines), lines
+    r = repr(hit)
+    assert len(r) <= 200 and r.startswith("Hit(rank=1, ") and hit.text not in r and "kind='cosine'" in r
+    long = Hit(1, 0.5, "c-1", "a.pdf", (1,), "word " * 400)
+    assert len(repr(long)) <= 200 and len(str(long)) <= 3 * 81
+
+
+def test_retriever_repr_is_one_short_line(retriever, long_run: Path) -> None:
+    r = repr(retriever)
+    assert r == (f"Retriever(run={str(long_run)!r}, mode={retriever.mode!r}, chunks={len(retriever.chunks)}, "
+                 f"rows={retriever.index.index.ntotal}, model={str(long_run / 'model')!r})")
+
+
+def test_config_repr_names_only_what_differs_from_the_defaults() -> None:
+    r = repr(Config(docs=Path("docs"), epochs=3, chunk_tokens=128))
+    assert r == "Config(docs='docs', out='runs/latest', chunk_tokens=128, epochs=3)"
+    assert repr(Config(docs=Path("docs"))) == "Config(docs='docs', out='runs/latest')"
+
+
+def test_run_result_prints_its_metrics_as_a_table(long_run: Path) -> None:
+    from ragtune.pipeline import RunResult
+
+    metrics = json.loads((long_run / "metrics.json").read_text())
+    table = RunResult(long_run, metrics, {}).table().splitlines()
+    assert table[0].split() == ["hit@1", "hit@3", "hit@5", "hit@10", "mrr@10"]
+    row = next(line for line in table if line.startswith("fine-tuned "))
+    assert row.split()[-1] == f"{metrics['after']['mrr@10']:.3f}"
+    assert any(line.startswith("base ") for line in table) and any(line.startswith("hybrid") for line in table)
+
+
+SIM = {"warn": True, "before": {"median": 0.6, "p10": 0.4}, "after": {"median": 0.4, "p10": 0.2},
+       "cutoff_map": {"0.5": 0.3}}
+
+
+def test_cutoff_advice_speaks_of_cosine_cutoffs_only_for_dense_vectors(capsys: pytest.CaptureFixture[str]) -> None:
+    from ragtune.card import _similarity_section
+    from ragtune.cli import _print_advice
+
+    m = {"after": {"hit@5": 0.5, "mrr@10": 0.4}, "before": {"hit@5": 0.4, "mrr@10": 0.3}, "similarity": SIM}
+    _print_advice(m)
+    for text in (capsys.readouterr().out, _similarity_section(m)):
+        assert "dense" in text and "vector store" in text, text
+        assert "hybrid" in text.lower() and "within one query" in text, text

@@ -27,14 +27,9 @@ from . import search as cli_search
 
 
 def _fmt_table(metrics: dict[str, Any]) -> str:
-    from ..card import retriever_rows
+    from ..evaluate import metrics_text_table
 
-    keys = [k for k in ("hit@1", "hit@3", "hit@5", "hit@10", "mrr@10") if k in metrics["after"]]
-    rows = retriever_rows(metrics)
-    width = max(len(label) for label, _ in rows) + 2
-    out = [f"{'':<{width}}" + "".join(f"{k:>9}" for k in keys)]
-    out += [f"{label:<{width}}" + "".join(f"{m[k]:>9.3f}" for k in keys) for label, m in rows]
-    return "\n".join(out)
+    return metrics_text_table(metrics)
 
 
 def _print_advice(metrics: dict[str, Any]) -> None:
@@ -47,8 +42,9 @@ def _print_advice(metrics: dict[str, Any]) -> None:
         print(line)
     sim = metrics.get("similarity") or {}
     if sim.get("warn"):
-        print(f"Warning: similarity scores moved (best chunk's cosine, median {sim['before']['median']:.2f} -> "
-              f"{sim['after']['median']:.2f}); re-tune any fixed score cutoff in your RAG app (see the model card).")
+        from ..evaluate import cutoff_advice
+
+        print(f"Warning: {cutoff_advice(sim['before']['median'], sim['after']['median'])} (See the model card.)")
 
 
 def _int_list(text: str) -> tuple[int, ...]:
