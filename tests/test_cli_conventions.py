@@ -148,3 +148,49 @@ def test_cutoff_advice_speaks_of_cosine_cutoffs_only_for_dense_vectors(capsys: p
     for text in (capsys.readouterr().out, _similarity_section(m)):
         assert "dense" in text and "vector store" in text, text
         assert "hybrid" in text.lower() and "within one query" in text, text
+
+
+# --- 3. search output in 80 columns, and --json -----------------------------------------
+
+
+def test_search_output_fits_80_columns_and_heads_its_scale(long_run: Path, retriever,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    for mode, scale in (("dense", "cosine"), ("hybrid", "within one query"), ("bm25", "BM25")):
+        assert main(["search", str(long_run), QUERY, "-k", "3", "--mode", mode, "--device", "cpu"]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert all(len(line) <= 80 for line in out), "\n".join(out)
+        assert mode in out[0] and scale in out[0], out[0]
+        hits = retriever.search(QUERY, k=3, mode=mode)
+        starts = [i for i, line in enumerate(out) if line[:4] in (" 1. ", " 2. ", " 3. ")]
+        assert len(starts) == 3
+        for i, hit in zip(starts, hits):
+            assert out[i].startswith(f"{hit.rank:>2}. {hit.score:.3f}") and hit.source in out[i]
+        # Two to three lines a hit, the text wrapped rather than cut at 45 characters.
+        assert all(2 <= b - a <= 3 for a, b in zip(starts, starts[1:] + [len(out)]))
+        assert all(len(out[i + 1].strip()) > 50 for i in starts)
+
+
+def test_search_compare_fits_80_columns_with_each_column_headed(long_run: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", str(long_run), QUERY, "-k", "3", "--compare", "--mode", "dense", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert all(len(line) <= 80 for line in out), "\n".join(out)
+    head = next(line for line in out if "fine-tuned" in line)
+    assert head.count("dense") == 2 and head.count("cosine") == 2, head
+    starts = [i for i, line in enumerate(out) if line[:4] in (" 1. ", " 2. ", " 3. ")]
+    assert len(starts) == 3 and all(b - a == 3 for a, b in zip(starts, starts[1:]))
+
+
+def test_search_json(long_run: Path, retriever, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", str(long_run), QUERY, "-k", "3", "--mode", "hybrid", "--json", "--device", "cpu"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["query"] == QUERY and data["mode"] == "hybrid"
+    hits = retriever.search(QUERY, k=3, mode="hybrid")
+    got = data["results"]["fine-tuned"]
+    assert [(h["rank"], h["chunk_id"], h["kind"], h["pages"]) for h in got] == [
+        (h.rank, h.chunk_id, "hybrid", list(h.pages)) for h in hits]
+    assert got[0]["score"] == pytest.approx(hits[0].score) and got[0]["text"] == hits[0].text
+    assert "within one query" in data["score"]
+    assert main(["search", str(long_run), QUERY, "-k", "2", "--json", "--compare", "--device", "cpu"]) == 0
+    both = json.loads(capsys.readouterr().out)["results"]
+    assert set(both) == {"base", "fine-tuned"} and all(len(v) == 2 for v in both.values())
