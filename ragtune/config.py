@@ -23,6 +23,8 @@ DEFAULT_EXCLUDE = ("README*", "LICENSE*", "LICENCE*", "CHANGELOG*", "CONTRIBUTIN
 GENERATORS = ("offline", "template", "openai", "local")
 LLM_GENERATORS = ("openai", "local")
 DEFAULT_BASE_MODEL = "all-MiniLM-L6-v2 (bundled)"
+# The user-facing word for "choose for me" (--base-model, --device); the same as "".
+AUTO = "auto"
 DEFAULT_LLM_BASE_URL = "https://api.openai.com/v1"
 
 
@@ -152,6 +154,11 @@ class Config:
             if not ok:
                 raise ConfigError(msg, setting)
 
+        # "auto" (what the CLI shows) and "" (what older code and config files pass) mean the same: stored
+        # as "", so a run's stage keys do not change with the spelling.
+        for name in ("base_model", "device"):
+            if getattr(self, name) == AUTO:
+                object.__setattr__(self, name, "")
         # First, so that inf and nan get this message rather than a range's (inf passes "> 0").
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -300,6 +307,10 @@ class PairsConfig:
     device: str = ""
 
     def __post_init__(self) -> None:
+        if self.device == AUTO:
+            object.__setattr__(self, "device", "")
+        if self.base_model == AUTO:
+            object.__setattr__(self, "base_model", None)
         def need(ok: bool, msg: str) -> None:
             if not ok:
                 raise ConfigError(msg)

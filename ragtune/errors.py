@@ -81,3 +81,22 @@ class DatasetError(RagtuneError):
 
 class OutputError(RagtuneError):
     """An output path cannot be written; the one-line message names it and what to do."""
+
+
+def did_you_mean_path(path: "Path | str") -> str:
+    """ "; did you mean SIBLING?" for the existing entry beside a missing `path` whose name is closest to it,
+    or "" when none is close (or its folder cannot be listed): for errors about a mistyped folder.
+
+    >>> did_you_mean_path("/no/such/place")
+    ''
+    """
+    import difflib
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        names = [p.name for p in path.parent.iterdir()]
+    except OSError:
+        return ""
+    close = difflib.get_close_matches(path.name, names, n=1, cutoff=0.6)
+    return f"; did you mean {path.parent / close[0]}?" if close else ""

@@ -531,7 +531,10 @@ def list_documents(folder: Path, skipped: Counter | None = None) -> tuple[list[P
     if not folder.exists():
         if folder.is_symlink():
             raise ExtractError(f"{folder} is a symbolic link that loops or points nowhere; pass the folder itself")
-        raise ExtractError(f"{folder} does not exist; pass the folder holding your .pdf, .txt or .md files")
+        from .errors import did_you_mean_path
+
+        raise ExtractError(f"{folder} does not exist{did_you_mean_path(folder)}; pass the folder holding your "
+                           ".pdf, .txt or .md files")
     if folder.is_file():
         files = [folder]
     elif not folder.is_dir():

@@ -184,7 +184,10 @@ def _scores_by_position(result: tuple[Any, Any]) -> dict[int, float]:
 def _require(run_dir: Path, rels: Sequence[str]) -> None:
     """Raise one RunDirError naming everything missing, so the user fixes it in one go."""
     if not run_dir.is_dir():
-        raise RunDirError(f"{run_dir} does not exist: pass the --out folder of a finished `ragtune run`")
+        from .errors import did_you_mean_path
+
+        raise RunDirError(f"{run_dir} does not exist{did_you_mean_path(run_dir)}: pass the --out folder of a "
+                          "finished `ragtune run`")
     missing = [rel for rel in rels if not (run_dir / rel).exists()]
     if missing:
         raise RunDirError(

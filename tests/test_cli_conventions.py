@@ -194,3 +194,110 @@ def test_search_json(long_run: Path, retriever, capsys: pytest.CaptureFixture[st
     assert main(["search", str(long_run), QUERY, "-k", "2", "--json", "--compare", "--device", "cpu"]) == 0
     both = json.loads(capsys.readouterr().out)["results"]
     assert set(both) == {"base", "fine-tuned"} and all(len(v) == 2 for v in both.values())
+
+
+# --- 4. CLI conventions ------------------------------------------------------------------
+
+COMMANDS = ["run", "search", "eval-dataset", "export", "push", "pairs", "similarity"]
+
+
+def subparsers() -> dict:
+    import argparse
+
+    from ragtune.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return parser, sub.choices
+
+
+def test_bare_ragtune_prints_the_help_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: ragtune") and "search" in out and "error" not in out
+
+
+def test_top_level_help_lists_commands_in_workflow_order_and_the_exit_codes(capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith("    ") and line.split()
+              and line.split()[0] in COMMANDS]
+    assert listed == COMMANDS, out
+    assert "exit codes" in out.lower()
+    for code in ("0", "1", "2", "130", "143"):
+        assert any(line.strip().startswith(code + " ") for line in out.splitlines()), code
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_subcommand_help_has_an_example_one_default_each_and_explicit_metavars(
+        command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    example = out.split("example", 1)[-1] if "example" in out.lower() else ""
+    assert f"ragtune {command} " in example, out
+    import re
+
+    assert not re.search(r"\(default: [^)]*\)\s*\(default:", " ".join(out.split())), out
+    assert "''" not in out, "'' is no value a user should type"
+    _, parsers = subparsers()
+    for action in parsers[command]._actions:
+        if action.option_strings and action.nargs != 0 and action.choices is None:
+            assert action.metavar is not None, f"{command} {action.option_strings[0]} has no explicit metavar"
+
+
+def test_defaults_are_shown_once(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: 5)" in out and "(default: 5) (default: 5)" not in out
+
+
+def test_auto_for_base_model_and_device_and_the_config_takes_both() -> None:
+    _, parsers = subparsers()
+    run = {a.dest: a for a in parsers["run"]._actions}
+    assert run["base_model"].default == "auto" and run["device"].default == "auto"
+    for command in ("search", "eval-dataset", "pairs", "similarity"):
+        device = next(a for a in parsers[command]._actions if a.dest == "device")
+        assert device.default == "auto", command
+    assert Config(docs=Path("d"), base_model="auto", device="auto") == Config(docs=Path("d"))
+    from ragtune.models import pick_device, resolve_base_model
+
+    assert pick_device("auto") == pick_device("") and resolve_base_model("auto") == resolve_base_model("")
+
+
+def test_abbreviated_flags_are_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["run", str(tmp_path), "--epoch", "3"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --epoch" in err and "did you mean --epochs?" in err
+
+
+def test_a_bad_flag_prints_the_subcommands_own_usage(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["search", str(tmp_path), "q", "--modes", "dense"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: ragtune search ") and "did you mean --mode?" in err
+
+
+def test_a_mistyped_subcommand_gets_a_did_you_mean(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["serch", "runs/x", "q"])
+    assert e.value.code == 2
+    assert "did you mean 'search'?" in capsys.readouterr().err
+
+
+def test_a_mistyped_folder_gets_a_did_you_mean(tmp_path: Path, long_run: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.test_cli import assert_one_error_line
+
+    (tmp_path / "documents").mkdir()
+    (tmp_path / "documents" / "a.txt").write_text("Some words about zero trust. " * 20)
+    assert main(["run", str(tmp_path / "documnets"), "--out", str(tmp_path / "run")]) == 1
+    assert_one_error_line(capsys.readouterr().err, f"did you mean {tmp_path / 'documents'}?")
+    assert main(["search", str(long_run.parent / "rnu"), QUERY]) == 1
+    assert_one_error_line(capsys.readouterr().err, f"did you mean {long_run}?")

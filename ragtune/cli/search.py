@@ -27,35 +27,39 @@ def _positive_int(text: str) -> int:
     return value
 
 
+DEVICE_HELP = "cpu, cuda, cuda:N or mps (auto: cuda or mps if available)"
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """Add the drop-in subcommands to ragtune's subparsers."""
+    """Add the drop-in subcommands to ragtune's subparsers, in workflow order: search, eval-dataset, export."""
     p = sub.add_parser("search", help="search a run's index with its fine-tuned model")
-    p.add_argument("run_dir", type=Path, help="the --out folder of a finished run")
-    p.add_argument("query", help="the question, in quotes")
-    p.add_argument("-k", type=_positive_int, default=5, help="how many chunks to show (default: 5)")
+    p.add_argument("run_dir", type=Path, metavar="RUN", help="the --out folder of a finished run")
+    p.add_argument("query", metavar="QUERY", help="the question, in quotes")
+    p.add_argument("-k", type=_positive_int, default=5, metavar="N", help="how many chunks to show")
     p.add_argument("--compare", action="store_true", help="show the base model's results beside the fine-tuned ones")
     p.add_argument("--mode", choices=("dense", "hybrid", "bm25"), default=None,
-                   help="dense: the model alone; hybrid: the model and BM25 with the run's chosen weight; bm25: BM25 "
-                        "alone (default: what the run recommends, hybrid where it beat the model alone)")
+                   help="dense: the model alone (cosine scores); hybrid: the model and BM25 with the run's chosen "
+                        "weight (scores rank within one query only); bm25: BM25 alone (raw BM25 scores) "
+                        "(default: what the run recommends, hybrid where it beat the model alone)")
     p.add_argument("--json", action="store_true",
                    help="print the hits as JSON (rank, score, kind, dense and BM25 parts, source, pages, text)")
-    p.add_argument("--device", default="", help="cpu, cuda, cuda:N or mps ('': cuda or mps if available)")
+    p.add_argument("--device", default="auto", metavar="DEVICE", help=DEVICE_HELP)
+
+    p = sub.add_parser("eval-dataset", help="hit@k and MRR@10 of a model on a LlamaIndex dataset JSON")
+    p.add_argument("model", metavar="MODEL_OR_RUN", help="a run folder (its tuned model), a model folder or Hub id")
+    p.add_argument("dataset", type=Path, metavar="FILE", help="a LlamaIndex EmbeddingQAFinetuneDataset JSON file")
+    p.add_argument("--device", default="auto", metavar="DEVICE", help=DEVICE_HELP)
 
     p = sub.add_parser("export", help="write a run's questions as a LlamaIndex EmbeddingQAFinetuneDataset JSON, "
                                       "or its model as ONNX")
-    p.add_argument("run_dir", type=Path, help="the --out folder of a finished run")
+    p.add_argument("run_dir", type=Path, metavar="RUN", help="the --out folder of a finished run")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--llamaindex", type=Path, metavar="FILE", help="the JSON file to write")
     what.add_argument("--onnx", action="store_true",
                       help="write RUN/model/onnx/model.onnx for CPU inference (needs pip install 'ragtune[onnx]')")
     p.add_argument("--int8", action="store_true", help="with --onnx: also write a dynamic int8 model_qint8.onnx")
     p.add_argument("--split", choices=("eval", "train"), default="eval",
-                   help="held-out questions (eval, default) or training questions")
-
-    p = sub.add_parser("eval-dataset", help="hit@k and MRR@10 of a model on a LlamaIndex dataset JSON")
-    p.add_argument("model", metavar="MODEL_OR_RUN_DIR", help="a run folder (its tuned model), a model folder or Hub id")
-    p.add_argument("dataset", type=Path, metavar="FILE", help="a LlamaIndex EmbeddingQAFinetuneDataset JSON file")
-    p.add_argument("--device", default="", help="cpu, cuda, cuda:N or mps ('': cuda or mps if available)")
+                   help="held-out questions (eval) or training questions")
 
 
 WIDTH = 80  # the terminal a user may have: every line of `search` fits it
