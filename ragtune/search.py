@@ -189,11 +189,30 @@ def _require(run_dir: Path, rels: Sequence[str]) -> None:
         raise RunDirError(f"{run_dir} does not exist{did_you_mean_path(run_dir)}: pass the --out folder of a "
                           "finished `ragtune run`")
     missing = [rel for rel in rels if not (run_dir / rel).exists()]
+    if missing and _holds_documents(run_dir):
+        # Not `ragtune run DOCS --out {run_dir}`: that would write a run into the user's documents.
+        raise RunDirError(f"{run_dir} holds documents, not a ragtune run: first `ragtune run {run_dir} --out "
+                          "runs/NAME`, then pass runs/NAME here")
     if missing:
         raise RunDirError(
             f"{run_dir} is not a finished ragtune run (missing {', '.join(missing)}); "
             f"run `ragtune run DOCS --out {run_dir}` to finish it"
         )
+
+
+# Files a user's documents folder holds, and a run directory never holds at its top.
+DOCUMENT_SUFFIXES = frozenset({".pdf", ".txt", ".md", ".docx", ".doc", ".pptx", ".ppt", ".htm", ".html", ".odt",
+                               ".rtf", ".epub"})
+
+
+def _holds_documents(folder: Path) -> bool:
+    """True for a folder of documents rather than a run (which has manifest.json or config.json)."""
+    if (folder / "manifest.json").exists() or (folder / "config.json").exists():
+        return False
+    try:
+        return any(p.suffix.lower() in DOCUMENT_SUFFIXES and p.name != "report.html" for p in folder.iterdir())
+    except OSError:
+        return False
 
 
 def base_model_of(run_dir: Path) -> str:

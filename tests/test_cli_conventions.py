@@ -11,6 +11,7 @@ import pytest
 
 from ragtune import Config, Pipeline
 from ragtune.cli import main
+from tests.test_hub import TOKEN, hubserver, make_run  # noqa: F401  (hubserver: the fake Hub, a fixture)
 from tests.test_search import QUERY, encoded_texts, write_pdfs
 
 
@@ -301,3 +302,65 @@ def test_a_mistyped_folder_gets_a_did_you_mean(tmp_path: Path, long_run: Path,
     assert_one_error_line(capsys.readouterr().err, f"did you mean {tmp_path / 'documents'}?")
     assert main(["search", str(long_run.parent / "rnu"), QUERY]) == 1
     assert_one_error_line(capsys.readouterr().err, f"did you mean {long_run}?")
+
+
+# --- 5. errors in the words the user typed ------------------------------------------------
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--hybrid-weight", "1.5"], "--hybrid-weight must be between 0 and 1"),
+    (["--chunk-overlap", "200"], "--chunk-overlap must be >= 0 and less than half of --chunk-tokens"),
+])
+def test_run_errors_name_the_flag_typed(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
+                                        words: str) -> None:
+    from tests.test_cli import assert_one_error_line
+
+    assert main(["run", str(tmp_path), "--out", str(tmp_path / "run"), *argv]) == 1
+    line = assert_one_error_line(capsys.readouterr().err, words)
+    assert "hybrid_weight" not in line and "chunk_overlap" not in line
+
+
+def test_pairs_errors_name_the_flag_typed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.test_cli import assert_one_error_line
+
+    (tmp_path / "p.csv").write_text("sentence1,sentence2,label\na,b,1\n")
+    assert main(["pairs", str(tmp_path / "p.csv"), "--out", str(tmp_path / "r"), "--eval-fraction", "2"]) == 1
+    line = assert_one_error_line(capsys.readouterr().err, "--eval-fraction")
+    assert "eval_fraction" not in line
+
+
+def test_a_documents_folder_given_as_a_run_gets_the_right_advice(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.test_cli import assert_one_error_line
+
+    docs = write_pdfs(tmp_path / "docs")
+    assert main(["search", str(docs), QUERY]) == 1
+    line = assert_one_error_line(capsys.readouterr().err, f"{docs} holds documents, not a ragtune run",
+                                 f"ragtune run {docs} --out ")
+    assert f"--out {docs}" not in line, "advice to write a run into the user's documents"
+
+
+def test_a_folder_of_word_html_and_powerpoint_files_gets_a_way_forward(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.test_cli import assert_one_error_line
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("a.docx", "b.html", "c.pptx"):
+        (docs / name).write_bytes(b"PK\x03\x04 not really")
+    assert main(["run", str(docs), "--out", str(tmp_path / "run")]) == 1
+    assert_one_error_line(capsys.readouterr().err, "convert", "PDF", "soffice --headless --convert-to pdf")
+
+
+def test_hub_retry_lines_look_like_every_other_line(hubserver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from ragtune import hub
+
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.setattr(hub, "MAX_BACKOFF_S", 0.01)
+    hubserver.state.fail_next("create", 503)
+    assert main(["push", str(make_run(tmp_path, improved=True)), "alice/minilm"]) == 0
+    err = capsys.readouterr().err
+    retry = [line for line in err.splitlines() if "retrying" in line]
+    assert retry and all(line.startswith("ragtune: Hub call failed") for line in retry), err
+    assert "WARNING" not in err

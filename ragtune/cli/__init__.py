@@ -22,7 +22,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .. import __version__
 from ..config import AUTO, DEFAULT_EXCLUDE, GENERATORS, PRECISIONS, Config, load_config_file
@@ -428,6 +428,50 @@ def _output_of(args: argparse.Namespace) -> tuple[str, Path] | None:
     return None
 
 
+def _in_flag_words(message: str, command: str) -> str:
+    """A setting's error in the words the user typed: "--hybrid-weight must be ...", not "hybrid_weight must be ...".
+
+    >>> _in_flag_words("chunk_overlap must be less than half of chunk_tokens (256), not 200", "run")
+    '--chunk-overlap must be less than half of --chunk-tokens (256), not 200'
+    >>> _in_flag_words("epochs must be > 0, not 0", "run"), _in_flag_words("learning_rate must be > 0", "pairs")
+    ('--epochs must be > 0, not 0', '--lr must be > 0')
+    """
+    import re
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if command not in sub.choices:
+        return message
+    for action in sub.choices[command]._actions:
+        flag = next((o for o in action.option_strings if o.startswith("--")), None)
+        if flag is None or action.dest == "help":
+            continue
+        if "_" in action.dest:
+            message = re.sub(rf"\b{action.dest}\b", flag, message)
+        elif message.startswith(action.dest + " "):
+            # A one-word name ("epochs", "device") only where it leads: elsewhere it may be a plain word.
+            message = flag + message[len(action.dest):]
+    return message
+
+
+def _ragtune_log_lines() -> Callable[[], None]:
+    """Print ragtune's own log lines (the Hub's retries) like every other line, "ragtune: …" on stderr, not in
+    Python's logging format; returns the function that undoes it, so a library caller's logging is left as it was."""
+    logger = logging.getLogger("ragtune")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("ragtune: %(message)s"))
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+
+    def undo() -> None:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+    return undo
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:
@@ -440,6 +484,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Handlers can only be set from the main thread (not when main() runs in a worker).
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
+    lines = _ragtune_log_lines()
     try:
         if getattr(args, "config", None) is not None:
             args = _with_config_file(args, argv)
@@ -449,12 +494,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nragtune: interrupted ({signal.Signals(signum).name}); {_after_interrupt(args, e)}", file=sys.stderr)
         return 128 + signum
     except RagtuneError as e:
-        print(f"ragtune: error: {e}", file=sys.stderr)
+        message = str(e)
+        if isinstance(e, ConfigError) and not message.startswith("config file"):
+            message = _in_flag_words(message, args.command)
+        print(f"ragtune: error: {message}", file=sys.stderr)
         return 1
     except OSError as e:
         # What no check caught (a full disk, a folder made read-only mid-run): one line, never a traceback.
         print(f"ragtune: error: {cli_pairs.os_error_line(e, _output_of(args))}", file=sys.stderr)
         return 1
     finally:
+        lines()
         if in_main:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
