@@ -14,6 +14,8 @@ Each error stays importable from the module that raises it (`ragtune.config.Conf
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class RagtuneError(Exception):
     """Something the user can fix; the one-line message says what was wrong and what to do."""
@@ -83,7 +85,7 @@ class OutputError(RagtuneError):
     """An output path cannot be written; the one-line message names it and what to do."""
 
 
-def did_you_mean_path(path: "Path | str") -> str:
+def did_you_mean_path(path: Path | str) -> str:
     """ "; did you mean SIBLING?" for the existing entry beside a missing `path` whose name is closest to it,
     or "" when none is close (or its folder cannot be listed): for errors about a mistyped folder.
 
@@ -91,7 +93,6 @@ def did_you_mean_path(path: "Path | str") -> str:
     ''
     """
     import difflib
-    from pathlib import Path
 
     path = Path(path)
     try:

@@ -324,8 +324,8 @@ def test_pairs_errors_name_the_flag_typed(tmp_path: Path, capsys: pytest.Capture
     from tests.test_cli import assert_one_error_line
 
     (tmp_path / "p.csv").write_text("sentence1,sentence2,label\na,b,1\n")
-    assert main(["pairs", str(tmp_path / "p.csv"), "--out", str(tmp_path / "r"), "--eval-fraction", "2"]) == 1
-    line = assert_one_error_line(capsys.readouterr().err, "--eval-fraction")
+    assert main(["pairs", str(tmp_path / "p.csv"), "--out", str(tmp_path / "r"), "--test-fraction", "2"]) == 1
+    line = assert_one_error_line(capsys.readouterr().err, "--test-fraction")
     assert "eval_fraction" not in line
 
 
@@ -352,7 +352,8 @@ def test_a_folder_of_word_html_and_powerpoint_files_gets_a_way_forward(tmp_path:
     assert_one_error_line(capsys.readouterr().err, "convert", "PDF", "soffice --headless --convert-to pdf")
 
 
-def test_hub_retry_lines_look_like_every_other_line(hubserver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_hub_retry_lines_look_like_every_other_line(hubserver, tmp_path: Path,  # noqa: F811
+                                                    monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     from ragtune import hub
 
@@ -364,3 +365,49 @@ def test_hub_retry_lines_look_like_every_other_line(hubserver, tmp_path: Path, m
     retry = [line for line in err.splitlines() if "retrying" in line]
     assert retry and all(line.startswith("ragtune: Hub call failed") for line in retry), err
     assert "WARNING" not in err
+
+
+# --- 6. one name per idea -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("argv", "new", "dest", "value"), [
+    (["run", "docs", "--evals", "3"], "--validations", "evals", 3),
+    (["run", "docs", "--eval-fraction=0.3"], "--test-fraction", "eval_fraction", 0.3),
+    (["pairs", "p.csv", "--eval-fraction", "0.3"], "--test-fraction", "eval_fraction", 0.3),
+    (["pairs", "p.csv", "--loss", "cosent"], "--pairs-loss", "loss", "cosent"),
+])
+def test_old_flag_names_still_work_with_a_deprecation_line(argv: list[str], new: str, dest: str, value: object,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from ragtune.cli import parse_command_line
+
+    args = parse_command_line(argv)
+    assert getattr(args, dest) == value
+    err = capsys.readouterr().err
+    old = argv[2].split("=")[0]
+    assert err.strip() == f"ragtune: {old} is deprecated and will go in the next release; use {new}"
+    renamed = [new + ("=" + argv[2].split("=")[1] if "=" in argv[2] else ""), *argv[3:]]
+    assert getattr(parse_command_line([*argv[:2], *renamed]), dest) == value
+    assert capsys.readouterr().err == ""
+
+
+def test_run_push_takes_the_publish_flags_of_push() -> None:
+    from ragtune.cli import parse_command_line
+
+    run = parse_command_line(["run", "docs", "--push", "me/m", "--with-data", "--force-push", "--timeout", "5"])
+    push = parse_command_line(["push", "runs/x", "me/m", "--with-data", "--force-push", "--timeout", "5"])
+    for args in (run, push):
+        assert (args.with_data, args.force, args.timeout) == (True, True, 5.0)
+    assert parse_command_line(["push", "runs/x", "me/m", "--force"]).force
+
+
+def test_multi_file_flags_repeat_like_every_other(capsys: pytest.CaptureFixture[str]) -> None:
+    from ragtune.cli import parse_command_line
+
+    # (PAIRS files go before it: for one release the flag still takes every file that follows it.)
+    args = parse_command_line(["pairs", "p.csv", "--alternatives", "a.csv", "--alternatives", "b.csv"])
+    assert args.alternatives == [Path("a.csv"), Path("b.csv")] and args.pairs_files == [Path("p.csv")]
+    assert capsys.readouterr().err == ""
+    # The old form, several files after one flag, still reads, with a deprecation line.
+    args = parse_command_line(["pairs", "--alternatives", "a.csv", "b.csv"])
+    assert args.alternatives == [Path("a.csv"), Path("b.csv")]
+    assert "repeat the flag" in capsys.readouterr().err

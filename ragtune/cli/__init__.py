@@ -129,10 +129,12 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="training arithmetic (auto: bf16 or fp16 on a GPU, bf16 on a CPU that has it, else fp32)")
 
     g = p.add_argument_group("model selection")
-    g.add_argument("--eval-fraction", type=float, default=d.eval_fraction, metavar="X", help="share of chunks held out")
+    g.add_argument("--test-fraction", type=float, default=d.eval_fraction, dest="eval_fraction", metavar="X",
+                   help="share of chunks whose questions are held out as the test set")
     g.add_argument("--val-fraction", type=float, default=d.val_fraction, metavar="X",
                    help="share of chunks whose questions pick the checkpoint and the mix (0: no validation)")
-    g.add_argument("--evals", type=int, default=d.evals, metavar="N", help="validations (and checkpoints) over training")
+    g.add_argument("--validations", type=int, default=d.evals, dest="evals", metavar="N",
+                   help="validations (and checkpoints) over training")
     g.add_argument("--patience", type=int, default=d.patience, metavar="N",
                    help="stop after this many validations without improvement (0: never stop early)")
     g.add_argument("--wise", action=argparse.BooleanOptionalAction, default=d.wise,
@@ -152,6 +154,14 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("publishing")
     g.add_argument("--push", default="", dest="push_repo", metavar="REPO_ID", help="push the model to this Hub repo")
     g.add_argument("--private", action="store_true", help="with --push: create a private repo")
+    # The same publish flags as `ragtune push`; not Config fields, they only steer the push after the run.
+    g.add_argument("--with-data", action="store_true",
+                   help="with --push: also upload the question-chunk pairs as the dataset repo REPO_ID-pairs")
+    g.add_argument("--force-push", action="store_true", dest="force",
+                   help="with --push: push even if the run did not beat the base model")
+    g.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="with --push: give up on a Hub request (and retry it) after this many seconds without "
+                        "progress (default: $RAGTUNE_HUB_TIMEOUT, else 60)")
 
 
 DEVICE_HELP = "cpu, cuda, cuda:N or mps (auto: cuda or mps if available)"
@@ -168,7 +178,7 @@ EXAMPLES = {
     "eval-dataset": "ragtune eval-dataset runs/demo qa.json",
     "export": "ragtune export runs/demo --llamaindex held_out.json\n  ragtune export runs/demo --onnx --int8",
     "push": "ragtune push runs/demo you/demo-embed --dry-run",
-    "pairs": "ragtune pairs pairs.csv --out runs/pairs --loss cosent",
+    "pairs": "ragtune pairs pairs.csv --out runs/pairs --pairs-loss cosent",
     "similarity": 'ragtune similarity runs/demo "zero trust" "never trust, always verify"',
 }
 
@@ -256,7 +266,8 @@ def build_parser(run_defaults: dict[str, Any] | None = None) -> argparse.Argumen
     push.add_argument("repo_id", metavar="REPO_ID", help="the Hub repo to create or update, as user/name or org/name")
     push.add_argument("--private", action="store_true", help="create the repo as private")
     push.add_argument("--dry-run", action="store_true", help="list what would be uploaded; no network")
-    push.add_argument("--force", action="store_true", help="push even if the run did not beat the base model")
+    push.add_argument("--force", "--force-push", action="store_true", dest="force",
+                      help="push even if the run did not beat the base model")
     push.add_argument("--with-data", action="store_true",
                       help="also upload the run's question-chunk pairs as the dataset repo REPO_ID-pairs, linked "
                            "from the model card")
@@ -270,9 +281,42 @@ def build_parser(run_defaults: dict[str, Any] | None = None) -> argparse.Argumen
     return parser
 
 
+# `run` flags that steer its --push and are no Config field.
+PUSH_ONLY = ("with_data", "force", "timeout")
+# Old flag names, per command, still read for one release: one name per idea (test split, validations, the
+# labelled-pairs loss), the same in `run` and `pairs`.
+RENAMED = {
+    "run": {"--eval-fraction": "--test-fraction", "--evals": "--validations"},
+    "pairs": {"--eval-fraction": "--test-fraction", "--loss": "--pairs-loss"},
+}
+
+
+def _renamed(argv: Sequence[str]) -> list[str]:
+    """`argv` with old flag names replaced by the new, and a deprecation line on stderr for each."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    renames = RENAMED.get(command or "", {})
+    out = []
+    for arg in argv:
+        if arg == "--":
+            out += argv[len(out):]
+            break
+        name, eq, value = arg.partition("=")
+        if name in renames:
+            print(f"ragtune: {name} is deprecated and will go in the next release; use {renames[name]}",
+                  file=sys.stderr)
+            arg = renames[name] + eq + value
+        out.append(arg)
+    return out
+
+
+def parse_command_line(argv: Sequence[str]) -> argparse.Namespace:
+    """`argv` parsed, old flag names included (with a deprecation line each)."""
+    return build_parser().parse_args(_renamed(argv))
+
+
 def _config_from_args(args: argparse.Namespace) -> Config:
     fields = {k: tuple(v) if isinstance(v, list) else v
-              for k, v in vars(args).items() if k not in ("command", "eval_dataset", "config")}
+              for k, v in vars(args).items() if k not in ("command", "eval_dataset", "config", *PUSH_ONLY)}
     # --exclude adds to the files always left out (a folder's README, LICENSE …); --include reads one anyway.
     fields["exclude"] = tuple(dict.fromkeys(DEFAULT_EXCLUDE + fields.get("exclude", ())))
     return Config(**fields)
@@ -357,7 +401,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"\nRetrieval on {d['n_queries']} questions from {d['file']} over {d['n_corpus']} corpus texts:")
         print(_fmt_table(d))
     if cfg.push_repo:
-        return _push(cfg.out, cfg.push_repo, private=cfg.private, dry_run=False, force=False)
+        return _push(cfg.out, cfg.push_repo, private=cfg.private, dry_run=False, force=args.force,
+                     with_data=args.with_data, timeout=args.timeout)
     return 0
 
 
@@ -478,6 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Bare `ragtune`: what it can do, not an error.
         build_parser().print_help()
         return 0
+    argv = _renamed(argv)
     args = build_parser().parse_args(argv)
     _quiet_libraries()
     commands = {"run": cmd_run, "push": cmd_push, **cli_pairs.COMMANDS, **cli_search.COMMANDS}
