@@ -106,6 +106,10 @@ class Retriever:
     validation questions; "bm25" is BM25 alone. Without `mode`, `search` uses the
     run's recommendation (`mode`): hybrid where it beat the model alone on the
     held-out questions, dense otherwise.
+
+    Each mode scores on its own scale (`Hit.kind`): dense gives cosines, comparable across queries; bm25 raw
+    BM25 scores; hybrid a weighted sum of both lists scaled within one query, which ranks within that query
+    only (its top hit is near 1 whatever the match). A fixed score cutoff makes sense for dense cosines only.
     """
 
     model: Any

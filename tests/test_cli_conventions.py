@@ -275,6 +275,9 @@ def test_abbreviated_flags_are_refused(capsys: pytest.CaptureFixture[str], tmp_p
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "unrecognized arguments: --epoch" in err and "did you mean --epochs?" in err
+    with pytest.raises(SystemExit):
+        main(["run", str(tmp_path), "--epoch", "3", "--hard"])
+    assert "did you mean --epochs for --epoch, --hard-negatives for --hard?" in capsys.readouterr().err
 
 
 def test_a_bad_flag_prints_the_subcommands_own_usage(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -224,9 +224,29 @@ class _Parser(argparse.ArgumentParser):
             parser = next((a.choices[command] for a in self._actions
                            if isinstance(a, argparse._SubParsersAction) and command in a.choices), self)
             flags = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
-            hints = "".join(_did_you_mean(e.split("=")[0], flags) for e in extras if e.startswith("-"))
-            parser.error(f"unrecognized arguments: {' '.join(extras)}{hints}")
+            guesses = {e: _closest_flag(e.split("=")[0], flags) for e in extras if e.startswith("-")}
+            hints = [f"{guess} for {typed}" for typed, guess in guesses.items() if guess]
+            if len(hints) == 1:
+                hints = [next(guess for guess in guesses.values() if guess)]
+            parser.error(f"unrecognized arguments: {' '.join(extras)}"
+                         + (f"; did you mean {', '.join(hints)}?" if hints else ""))
         return parsed
+
+
+def _closest_flag(typed: str, flags: Sequence[str]) -> str | None:
+    """The flag a mistyped or abbreviated one was meant to be: the one flag it begins (abbreviations are refused,
+    but named), else the closest spelling.
+
+    >>> _closest_flag("--hard", ["--pairs", "--hard-negatives"]), _closest_flag("--epoch", ["--epochs", "--evals"])
+    ('--hard-negatives', '--epochs')
+    """
+    import difflib
+
+    starts = [f for f in flags if f.startswith(typed)]
+    if len(starts) == 1:
+        return starts[0]
+    close = difflib.get_close_matches(typed, flags, n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 def _did_you_mean(word: str, choices: Sequence[str], quote: bool = False) -> str:
