@@ -414,3 +414,10 @@ def test_multi_file_flags_repeat_like_every_other(capsys: pytest.CaptureFixture[
     args = parse_command_line(["pairs", "--alternatives", "a.csv", "b.csv"])
     assert args.alternatives == [Path("a.csv"), Path("b.csv")]
     assert "repeat the flag" in capsys.readouterr().err
+
+
+def test_framework_documents_carry_the_score_kind(retriever) -> None:
+    pytest.importorskip("langchain_core")
+    docs = retriever.as_langchain(k=2, mode="hybrid").invoke(QUERY)
+    assert [d.metadata["score_kind"] for d in docs] == ["hybrid", "hybrid"]
+    assert docs[0].metadata["score"] == pytest.approx(retriever.search(QUERY, k=1, mode="hybrid")[0].score)
