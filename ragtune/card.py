@@ -310,11 +310,13 @@ def _similarity_section(metrics: dict[str, Any]) -> str:
         return ""
     b, a = sim["before"], sim["after"]
     moved = ", ".join(f"{cut} -> about {new:.2f}" for cut, new in sim["cutoff_map"].items())
-    return (f"\n## Similarity scores moved\n\n**If your RAG app drops results below a fixed similarity score, "
-            f"re-tune that cutoff.** The cosine of each held-out question's best chunk has a median of "
+    return (f"\n## Similarity scores moved\n\n**If your RAG app drops dense results below a fixed cosine "
+            f"score in a vector store, re-tune that cutoff.** The cosine of each held-out question's best chunk has a median of "
             f"{a['median']:.2f} with this model, against {b['median']:.2f} with the base model (10th percentile "
             f"{a['p10']:.2f} vs {b['p10']:.2f}). The ranking is what improved; the scale is not the same."
-            + (f" A cutoff that kept the same share of questions: {moved}." if moved else "") + "\n")
+            + (f" A cutoff that kept the same share of questions: {moved}." if moved else "")
+            + " Hybrid scores (ragtune's `--mode hybrid`) rank within one query only, the top hit near 1, and BM25 "
+              "scores grow with the query: neither takes a fixed cutoff.\n")
 
 
 def load_path(summary: dict[str, Any], repo_id: str | None) -> str:

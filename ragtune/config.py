@@ -25,11 +25,18 @@ DEFAULT_EXCLUDE = ("README*", "LICENSE*", "LICENCE*", "CHANGELOG*", "CONTRIBUTIN
 GENERATORS = ("offline", "template", "openai", "local")
 LLM_GENERATORS = ("openai", "local")
 DEFAULT_BASE_MODEL = "all-MiniLM-L6-v2 (bundled)"
+# The user-facing word for "choose for me" (--base-model, --device); the same as "".
+AUTO = "auto"
 DEFAULT_LLM_BASE_URL = "https://api.openai.com/v1"
 # numpy's and torch's seeders take 0..2**32-1; outside it they raise deep inside training.
 MAX_SEED = 2**32 - 1
 # A settings file holds a few hundred bytes; the cap keeps a huge one from being read into memory.
 MAX_CONFIG_BYTES = 1 << 20
+
+
+def _plain(value: Any) -> Any:
+    """A path as the string the user typed (repr shows 'docs', not PosixPath('docs'))."""
+    return str(value) if isinstance(value, Path) else value
 
 
 @dataclass(frozen=True)
@@ -143,11 +150,22 @@ class Config:
     push_repo: str = ""
     private: bool = False
 
+    def __repr__(self) -> str:
+        # The where, then only what differs from the defaults: the dataclass repr is one 1 KB line.
+        changed = [f"{f.name}={_plain(getattr(self, f.name))!r}" for f in dataclasses.fields(self)
+                   if f.name in ("docs", "out") or getattr(self, f.name) != f.default]
+        return f"Config({', '.join(changed)})"
+
     def __post_init__(self) -> None:
         def need(setting: str, ok: bool, msg: str) -> None:
             if not ok:
                 raise ConfigError(msg, setting)
 
+        # "auto" (what the CLI shows) and "" (what older code and config files pass) mean the same: stored
+        # as "", so a run's stage keys do not change with the spelling.
+        for name in ("base_model", "device"):
+            if getattr(self, name) == AUTO:
+                object.__setattr__(self, name, "")
         # First, so that inf and nan get this message rather than a range's (inf passes "> 0").
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -303,6 +321,10 @@ class PairsConfig:
     device: str = ""
 
     def __post_init__(self) -> None:
+        if self.device == AUTO:
+            object.__setattr__(self, "device", "")
+        if self.base_model == AUTO:
+            object.__setattr__(self, "base_model", None)
         def need(ok: bool, msg: str) -> None:
             if not ok:
                 raise ConfigError(msg)

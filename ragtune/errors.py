@@ -14,6 +14,8 @@ Each error stays importable from the module that raises it (`ragtune.config.Conf
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class RagtuneError(Exception):
     """Something the user can fix; the one-line message says what was wrong and what to do."""
@@ -81,3 +83,21 @@ class DatasetError(RagtuneError):
 
 class OutputError(RagtuneError):
     """An output path cannot be written; the one-line message names it and what to do."""
+
+
+def did_you_mean_path(path: Path | str) -> str:
+    """ "; did you mean SIBLING?" for the existing entry beside a missing `path` whose name is closest to it,
+    or "" when none is close (or its folder cannot be listed): for errors about a mistyped folder.
+
+    >>> did_you_mean_path("/no/such/place")
+    ''
+    """
+    import difflib
+
+    path = Path(path)
+    try:
+        names = [p.name for p in path.parent.iterdir()]
+    except OSError:
+        return ""
+    close = difflib.get_close_matches(path.name, names, n=1, cutoff=0.6)
+    return f"; did you mean {path.parent / close[0]}?" if close else ""

@@ -16,6 +16,28 @@ from .retrieval import BM25Index, dense_index, embed, positions_to_ids
 MRR_AT = 10
 
 
+def metrics_text_table(metrics: dict[str, Any]) -> str:
+    """A plain-text table of a run's metrics (or an eval_dataset entry): one row per retriever, one column
+    per metric, as `ragtune run` prints it."""
+    from .card import retriever_rows
+
+    keys = [k for k in ("hit@1", "hit@3", "hit@5", "hit@10", "mrr@10") if k in metrics["after"]]
+    rows = retriever_rows(metrics)
+    width = max(len(label) for label, _ in rows) + 2
+    out = [f"{'':<{width}}" + "".join(f"{k:>9}" for k in keys)]
+    out += [f"{label:<{width}}" + "".join(f"{m[k]:>9.3f}" for k in keys) for label, m in rows]
+    return "\n".join(out)
+
+
+def cutoff_advice(before_median: float, after_median: float) -> str:
+    """What moved scores mean for a RAG app, said only where it is true: a fixed cutoff on cosine scores of dense
+    vectors in a vector store. Hybrid scores are rescaled within each query and BM25's grow with the query."""
+    return (f"the best chunk's cosine moved (median {before_median:.2f} -> {after_median:.2f}): if your RAG app "
+            "drops dense results below a fixed cosine cutoff in a vector store, re-tune that cutoff. "
+            "Hybrid scores rank within one query only (the top hit is near 1) and BM25 scores grow with the "
+            "query, so neither takes a fixed cutoff.")
+
+
 def rank_metrics(ranked: Sequence[Sequence[str]], relevant: Sequence[set[str] | str], ks: Sequence[int]) -> dict[str, float]:
     """hit@k and MRR@10 from ranked id lists and the relevant id(s) per query.
 

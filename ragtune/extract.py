@@ -628,7 +628,10 @@ def list_documents(folder: Path, skipped: Counter | None = None) -> tuple[list[P
     if not folder.exists():
         if folder.is_symlink():
             raise ExtractError(f"{folder} is a symbolic link that loops or points nowhere; pass the folder itself")
-        raise ExtractError(f"{folder} does not exist; pass the folder holding your .pdf, .txt or .md files")
+        from .errors import did_you_mean_path
+
+        raise ExtractError(f"{folder} does not exist{did_you_mean_path(folder)}; pass the folder holding your "
+                           ".pdf, .txt or .md files")
     if folder.is_file():
         files = [folder]
     elif not folder.is_dir():
@@ -815,8 +818,29 @@ def select_documents(folder: Path, include: tuple[str, ...] = (), exclude: tuple
             raise ExtractError(f"{folder} has no .pdf, .txt or .md file that can be read: {found}")
         names = ", ".join(display_name(p.name) for p in other[:3]) + (", ..." if len(other) > 3 else "")
         raise ExtractError(f"{folder} has no .pdf, .txt or .md files ({len(other)} other files: {names})"
-                           + (f"; {found}" if found else ""))
+                           + (f"; {found}" if found else "") + _convert_hint(other))
     return keep, other, excluded
+
+
+# Office and web files ragtune does not read, and a one-line way to turn them into files it does.
+CONVERTIBLE = {".docx": "Word", ".doc": "Word", ".odt": "Word", ".rtf": "Word", ".pptx": "PowerPoint",
+               ".ppt": "PowerPoint", ".odp": "PowerPoint", ".html": "HTML", ".htm": "HTML"}
+
+
+def _convert_hint(other: list[Path]) -> str:
+    """How to read Word, PowerPoint or HTML files: convert them to PDF first (pages then become locations).
+
+    >>> _convert_hint([Path("a.docx"), Path("b.DOCX"), Path("c.htm")])
+    '; ragtune reads no HTML or Word files: convert them to PDF first, e.g. `soffice --headless --convert-to pdf --outdir DOCS *.docx *.htm` (LibreOffice)'
+    >>> _convert_hint([Path("a.xlsx")])
+    ''
+    """
+    suffixes = sorted({p.suffix.lower() for p in other if p.suffix.lower() in CONVERTIBLE})
+    if not suffixes:
+        return ""
+    kinds = sorted({CONVERTIBLE[suffix] for suffix in suffixes})
+    return (f"; ragtune reads no {' or '.join(kinds)} files: convert them to PDF first, e.g. "
+            f"`soffice --headless --convert-to pdf --outdir DOCS {' '.join('*' + x for x in suffixes)}` (LibreOffice)")
 
 
 def extract_folder(folder: Path, extractor: str = "pypdf", include: tuple[str, ...] = (),

@@ -18,8 +18,10 @@ from typing import Any
 
 
 def _hit_metadata(hit: Any) -> dict[str, Any]:
+    # score_kind says what the score is: a cosine, a raw BM25 score, or a hybrid score that ranks within one
+    # query only (ragtune.search.SCORE_KINDS); a framework's score cutoff fits the first alone.
     return {"source": hit.source, "pages": list(hit.pages), "chunk_id": hit.chunk_id, "score": hit.score,
-            "rank": hit.rank}
+            "score_kind": hit.kind, "rank": hit.rank}
 
 
 def langchain_retriever(retriever: Any, k: int = 5, mode: str | None = None) -> Any:

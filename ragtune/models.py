@@ -27,10 +27,10 @@ def bundled_model_path() -> Path:
 def resolve_base_model(name: str) -> str:
     """Map the configured base model to something SentenceTransformer can load.
 
-    "" means the bundled all-MiniLM-L6-v2; a path that exists is used as is;
+    "" (or "auto") means the bundled all-MiniLM-L6-v2; a path that exists is used as is;
     anything else is treated as a Hub id.
     """
-    if not name:
+    if not name or name == "auto":
         return str(bundled_model_path())
     if Path(name).expanduser().exists():
         return str(Path(name).expanduser().resolve())
@@ -38,8 +38,8 @@ def resolve_base_model(name: str) -> str:
 
 
 def pick_device(device: str) -> str:
-    """`device` as given, or the best this machine has: cuda, then Apple's mps, then cpu."""
-    if device:
+    """`device` as given, or ("" or "auto") the best this machine has: cuda, then Apple's mps, then cpu."""
+    if device and device != "auto":
         return device
     import torch
 

@@ -91,6 +91,18 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
     cached: list[str] = field(default_factory=list)
 
+    def table(self) -> str:
+        """The held-out metrics, one row per retriever (as `ragtune run` prints them)."""
+        from .evaluate import metrics_text_table
+
+        return metrics_text_table(self.metrics)
+
+    def __repr__(self) -> str:
+        hit5 = [self.metrics.get(key, {}).get("hit@5") for key in ("before", "after")]
+        moved = " -> ".join(f"{v:.3f}" if isinstance(v, float) else "?" for v in hit5)
+        return (f"RunResult(run_dir={str(self.run_dir)!r}, improved={self.metrics.get('improved')!r}, "
+                f"hit@5={moved!r})")
+
 
 def _sha256(path: Path) -> str:
     """The start of a file's sha256, read a block at a time: a file may be larger than memory."""

@@ -142,9 +142,10 @@ def render_html(summary: dict[str, Any], metrics: dict[str, Any], images: dict[s
         parts.append(f"<p>{html.escape(line)}</p>")
     sim = metrics.get("similarity") or {}
     if sim.get("warn"):
-        parts.append(f"<p class=warn>Similarity scores moved: the best chunk's cosine has a median of "
-                     f"{sim['after']['median']:.2f} after tuning against {sim['before']['median']:.2f} before. "
-                     "Re-tune any fixed score cutoff in your RAG app.</p>")
+        from .evaluate import cutoff_advice
+
+        advice = cutoff_advice(sim["before"]["median"], sim["after"]["median"])
+        parts.append(f"<p class=warn>Similarity scores moved: {html.escape(advice)}</p>")
     parts += ["<h2>Retrieval on held-out questions</h2>", _md_table_html(metrics_table(metrics))]
     captions = {"retrievers": "Every retriever on every metric", "validation": "Validation during training",
                 "themes": "hit@5 per theme"}

@@ -441,6 +441,23 @@ def save_base_vectors(run_dir: Path, index: DenseIndex, about: dict[str, Any]) -
     write_json(run_dir / BASE_VECTORS / "about.json", about)
 
 
+def base_vectors_about(base_model: str, model: Any, texts: Sequence[str], passage_words: int,
+                       passage_stride: int) -> dict[str, Any]:
+    """What a base index of `texts` is built from, as saved beside it and compared on reuse: the one key
+    for the evaluate stage (which writes the vectors) and `search --compare` (which reads them).
+
+    `model` is the loaded base model with the max_seq_length it encodes with: read from the model itself,
+    never from sentence_bert_config.json, which sentence-transformers 6 no longer fills.
+    """
+    from .models import weights_digest
+    from .records import FORMAT_VERSION
+    from .rundir import hash_parts
+
+    return {"format": FORMAT_VERSION, "base_model": base_model, "weights": weights_digest(model),
+            "max_seq_length": int(model.max_seq_length), "passage_words": int(passage_words),
+            "passage_stride": int(passage_stride), "texts": hash_parts(*texts)}
+
+
 def load_base_vectors(run_dir: Path, about: dict[str, Any], chunk_weight: float) -> DenseIndex | None:
     """The saved base index when it was built from what `about` says, else None (then encode again)."""
     folder = run_dir / BASE_VECTORS

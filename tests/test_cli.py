@@ -39,9 +39,9 @@ def run_args(docs: Path, out: Path, model_dir: Path, *extra: str) -> list[str]:
 @pytest.mark.parametrize(
     ("flags", "setting"),
     [
-        (["--chunk-overlap", "200"], "chunk_overlap"),
-        (["--chunk-overlap", "-5"], "chunk_overlap"),
-        (["--chunk-tokens", "100", "--chunk-overlap", "50"], "chunk_overlap"),
+        (["--chunk-overlap", "200"], "--chunk-overlap"),
+        (["--chunk-overlap", "-5"], "--chunk-overlap"),
+        (["--chunk-tokens", "100", "--chunk-overlap", "50"], "--chunk-overlap"),
     ],
 )
 def test_bad_chunk_overlap(tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str],

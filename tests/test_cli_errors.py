@@ -110,7 +110,8 @@ def test_bad_files_do_not_stop_the_run(bad_run: Ran) -> None:
     lines = bad_run.err.splitlines()
     # The warnings come right after the extract stage's line, which counts them.
     first = lines.index(bad_run.warnings[0])
-    assert lines[first - 1].startswith("[1/8] extract") and lines[first - 1].endswith("9 skipped")
+    assert lines[first - 1].startswith("[1/8] extract")
+    assert lines[first - 1].endswith("8 files read, 8 skipped; 9 pages with text; 1 page unreadable")
     assert lines[first : first + len(bad_run.warnings)] == bad_run.warnings
     # ... and the run goes on to the end.
     assert [line[:5] for line in lines if line.startswith("[")][-1] == "[8/8]"
@@ -214,7 +215,9 @@ def test_folder_with_no_supported_files(tmp_path: Path, tiny_model_dir: Path,
     (docs / "data.csv").write_text("a,b\n", encoding="utf-8")
     assert main(run_args(docs, tmp_path / "run", tiny_model_dir)) == 1
     line = assert_one_error_line(capsys.readouterr().err)
-    assert line == f"ragtune: error: {docs} has no .pdf, .txt or .md files (2 other files: data.csv, slides.pptx)"
+    assert line == (f"ragtune: error: {docs} has no .pdf, .txt or .md files (2 other files: data.csv, slides.pptx); "
+                    "ragtune reads no PowerPoint files: convert them to PDF first, e.g. "
+                    "`soffice --headless --convert-to pdf --outdir DOCS *.pptx` (LibreOffice)")
 
 
 def test_folder_whose_every_file_is_skipped(tmp_path: Path, tiny_model_dir: Path,
@@ -335,7 +338,7 @@ def test_a_flag_fixes_a_bad_config_value_and_a_flag_error_does_not_blame_the_fil
     assert code == 1 and "does not exist" in capsys.readouterr().err
     code, _ = config_run(tmp_path, tiny_model_dir, "c.toml", "epochs = 1\n", "--batch-size", "1")
     line = assert_one_error_line(capsys.readouterr().err)
-    assert line == "ragtune: error: batch_size must be >= 2 (in-batch negatives need company), not 1"
+    assert line == "ragtune: error: --batch-size must be >= 2 (in-batch negatives need company), not 1"
 
 
 @pytest.mark.parametrize("name", ["c.toml", "c.yaml"])

@@ -161,9 +161,9 @@ def test_float_settings_are_found() -> None:
 @pytest.mark.parametrize(
     ("flags", "expected"),
     [
-        (["--epochs", "inf"], "epochs must be a finite number, not inf"),
-        (["--lr", "nan"], "learning_rate must be a finite number, not nan"),
-        (["--llm-timeout", "inf"], "llm_timeout must be a finite number, not inf"),
+        (["--epochs", "inf"], "--epochs must be a finite number, not inf"),
+        (["--lr", "nan"], "--lr must be a finite number, not nan"),
+        (["--llm-timeout", "inf"], "--llm-timeout must be a finite number, not inf"),
     ],
 )
 def test_cli_rejects_non_finite_numbers_in_one_line(

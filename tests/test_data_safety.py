@@ -342,7 +342,7 @@ def test_credentials_in_a_rejected_llm_url_are_not_echoed(capsys: pytest.Capture
                                                           tmp_path: Path) -> None:
     assert main(["run", str(tmp_path), "--llm-base-url", f"ftp://alice:{SECRET}@example.org/v1"]) == 1
     captured = capsys.readouterr()
-    assert_one_error_line(captured.err, "llm_base_url", "ftp://")
+    assert_one_error_line(captured.err, "--llm-base-url", "ftp://")
     assert SECRET not in captured.err
 
 

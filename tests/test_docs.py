@@ -160,11 +160,11 @@ def test_a_flag_given_once_for_several_files_fails_the_check() -> None:
 def test_placeholders_and_chains_are_read_as_a_user_would() -> None:
     text = ("Run `python -m ragtune run /tmp/x --out r && python bench/shared_bench.py r`, or\n"
             "```\nmkdir -p d && python -m ragtune push RUN you/m [--private] [--force]   # comment\n"
-            "python -m ragtune pairs P.csv --out o [--loss cosine|cosent|angle]\n```\n")
+            "python -m ragtune pairs P.csv --out o [--pairs-loss cosine|cosent|angle]\n```\n")
     commands = [c for _, c in ragtune_commands(text)]
     assert commands == ["python -m ragtune run /tmp/x --out r", "python -m ragtune push RUN you/m '[--private]' "
-                        "'[--force]'", "python -m ragtune pairs P.csv --out o '[--loss' 'cosine|cosent|angle]'"]
-    assert command_arguments(commands[2])[-2:] == ["--loss", "cosine"]
+                        "'[--force]'", "python -m ragtune pairs P.csv --out o '[--pairs-loss' 'cosine|cosent|angle]'"]
+    assert command_arguments(commands[2])[-2:] == ["--pairs-loss", "cosine"]
     assert all(parse_error(c) is None for c in commands)
     assert parse_error("python -m ragtune run DOCS --no-such-flag") is not None
 

@@ -23,7 +23,7 @@ def e2e_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comple
     shutil.copy(NIST_PDF, docs / NIST_PDF.name)
     out = tmp_path_factory.mktemp("run") / "demo"
     cmd = [sys.executable, "-m", "ragtune", "run", str(docs), "--out", str(out), "--max-steps", "3", "--batch-size", "8",
-           "--evals", "1"]
+           "--validations", "1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc, out
@@ -74,7 +74,7 @@ def test_rerun_reuses_every_stage(e2e_run) -> None:
     _, out = e2e_run
     docs = Path(json.loads((out / "config.json").read_text())["docs"])
     cmd = [sys.executable, "-m", "ragtune", "run", str(docs), "--out", str(out), "--max-steps", "3", "--batch-size", "8",
-           "--evals", "1"]
+           "--validations", "1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stderr.count("unchanged, reused") == 8

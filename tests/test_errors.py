@@ -16,7 +16,8 @@ from ragtune.config import Config
 from ragtune.errors import ConfigError, RagtuneError
 
 # Raised and caught inside ragtune, never seen by a user.
-INTERNAL = {"RequestFailed", "_Transient", "_SkipFile"}
+# DamagedFile: a saved index file that cannot be read; search turns it into a RunDirError naming the rerun.
+INTERNAL = {"RequestFailed", "_Transient", "_SkipFile", "DamagedFile"}
 
 
 def ragtune_exceptions() -> dict[str, type[Exception]]:
@@ -68,7 +69,7 @@ def test_flag_that_matches_a_file_setting_is_blamed_on_the_flag(tmp_path: Path,
     assert main(["run", str(tmp_path), "--config", str(settings), "--epochs", "1"]) == 1
     assert capsys.readouterr().err.strip() == (
         f"ragtune: error: config file {settings}: batch_size must be >= 2 (in-batch negatives need company), not 1")
-    # Same bad value from a flag: no file named.
+    # Same bad value from a flag: no file named, and the flag as typed.
     assert main(["run", str(tmp_path), "--batch-size", "1"]) == 1
     assert capsys.readouterr().err.strip() == (
-        "ragtune: error: batch_size must be >= 2 (in-batch negatives need company), not 1")
+        "ragtune: error: --batch-size must be >= 2 (in-batch negatives need company), not 1")

@@ -35,7 +35,7 @@ SEED = 20240615
 
 def _args(docs: Path, out: Path, model_dir: Path, steps: int = 4) -> list[str]:
     return ["run", str(docs), "--out", str(out), "--base-model", str(model_dir), "--max-steps", str(steps),
-            "--evals", str(steps), "--batch-size", "4", "--chunk-tokens", "64", "--chunk-overlap", "8",
+            "--validations", str(steps), "--batch-size", "4", "--chunk-tokens", "64", "--chunk-overlap", "8",
             "--device", "cpu", "--patience", "0"]
 
 

@@ -110,9 +110,9 @@ def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 @pytest.mark.parametrize(("flags", "message"), [
     ([], "give at least one pairs file or --alternatives file"),
-    (["x.csv", "--eval-fraction", "0.9"], "eval_fraction must be between 0.05 and 0.5, not 0.9"),
-    (["x.csv", "--batch-size", "1"], "batch_size must be >= 2, not 1"),
-    (["x.csv", "--lr", "0"], "learning_rate must be in (0, 1), not 0.0"),
+    (["x.csv", "--test-fraction", "0.9"], "--test-fraction must be between 0.05 and 0.5, not 0.9"),
+    (["x.csv", "--batch-size", "1"], "--batch-size must be >= 2, not 1"),
+    (["x.csv", "--lr", "0"], "--lr must be in (0, 1), not 0.0"),
 ])
 def test_bad_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str) -> None:
     assert main(["pairs", *flags, "--out", str(tmp_path / "run")]) == 1
@@ -366,7 +366,7 @@ def test_cli_pairs_then_similarity(tmp_path: Path, tiny_model_dir: Path, capsys:
 
     out = tmp_path / "run"
     code = main(["pairs", str(labelled_csv(tmp_path)), "--out", str(out), "--base-model", str(tiny_model_dir),
-                 "--max-steps", "2", "--loss", "cosent", "--device", "cpu"])
+                 "--max-steps", "2", "--pairs-loss", "cosent", "--device", "cpu"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "Cosine similarity vs labels on 6 held-out pairs:" in captured.out

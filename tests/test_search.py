@@ -288,29 +288,33 @@ def test_index_that_does_not_match_its_chunks(run_dir: Path, tmp_path: Path) -> 
 
 # --- the CLI --------------------------------------------------------------------------
 
-ROW = re.compile(r"^ ?(\d+)\. [ *](\d\.\d{3})  (\S+) pp?\. [\d-]+ +[ *](\d\.\d{3})  (\S+) pp?\. [\d-]+$")
+ROW = re.compile(r"^ ?(\d+)\.  ?[ *](\d\.\d{3}) (\S+) pp?\. [\d-]+ +[ *](\d\.\d{3}) (\S+) pp?\. [\d-]+$")
 
 
 def test_cli_search(run_dir: Path, tuned: Retriever, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["search", str(run_dir), QUERY, "-k", "3", "--device", "cpu"]) == 0
     out = capsys.readouterr().out.splitlines()
     hits = tuned.search(QUERY, k=3)
-    assert len(out) == 6
-    for line, hit in zip(out[::2], hits):
-        assert line.startswith(f" {hit.rank}. {hit.score:.3f}  {hit.source} p") and line.endswith(f"[{hit.chunk_id}]")
+    assert out[0].startswith(f"fine-tuned model, {tuned.mode} mode; score: ")
+    # Each hit prints as str(Hit): a heading line, then its wrapped text.
+    assert "\n".join(out[1:]) == "\n".join(str(hit) for hit in hits)
+    for hit in hits:
+        assert str(hit).startswith(f"{hit.rank:>2}. {hit.score:.3f} {hit.kind}  {hit.source} p")
+        assert str(hit).splitlines()[0].endswith(f"[{hit.chunk_id}]")
 
 
 def test_cli_search_compare_shows_both_models_side_by_side(run_dir: Path, base: Retriever, tuned: Retriever,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["search", str(run_dir), QUERY, "-k", "4", "--compare", "--device", "cpu"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert re.match(r"^ +base +fine-tuned$", out[0])
-    rows = [ROW.match(line) for line in out[1:9:2]]
+    mode = tuned.mode
+    assert re.match(rf"^ +base, {mode} \(.+\) +fine-tuned, {mode} \(.+\)$", out[0]), out[0]
+    rows = [ROW.match(line) for line in out[1:13:3]]
     assert all(rows), "\n".join(out)
     assert [int(r[1]) for r in rows] == [1, 2, 3, 4]
     assert [(r[2], r[3]) for r in rows] == [(f"{h.score:.3f}", h.source) for h in base.search(QUERY, k=4)]
     assert [(r[4], r[5]) for r in rows] == [(f"{h.score:.3f}", h.source) for h in tuned.search(QUERY, k=4)]
-    assert out[-1] == "* = not in the other model's top 4"
+    assert out[-1].startswith("* = not in the other model's top 4; score: ")
 
 
 # --- LlamaIndex datasets --------------------------------------------------------------

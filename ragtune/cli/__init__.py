@@ -1,8 +1,14 @@
 """Command line: parses flags into a Config, runs, prints. With its pairs and search
 subcommands (cli/pairs.py, cli/search.py), the only code that prints.
 
-Exit codes: 0 success, 1 failure the user can fix (one line on stderr),
-130 interrupted by Ctrl-C, 143 stopped by SIGTERM.
+Exit codes: 0 success, 1 failure the user can fix (one line on stderr), 2 a command line argparse
+could not read, 130 interrupted by Ctrl-C, 143 stopped by SIGTERM.
+
+Conventions (argparse, kept: the standard library, already what every flag, test and README line uses; click
+or typer would add a dependency and change the usage lines for no gain here): help when run bare, an example in
+every subcommand's help, each default shown once, explicit metavars (N a whole number, X a number, FILE, DIR,
+GLOB), `auto` for "choose for me", no abbreviated flags, "did you mean" for a mistyped subcommand, flag or folder,
+and the subcommand's own usage on a bad flag (after git's and the GNU coding standards' command-line habits).
 """
 
 from __future__ import annotations
@@ -16,10 +22,10 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .. import __version__
-from ..config import DEFAULT_EXCLUDE, GENERATORS, PRECISIONS, Config, load_config_file
+from ..config import AUTO, DEFAULT_EXCLUDE, GENERATORS, PRECISIONS, Config, load_config_file
 from ..errors import ConfigError, RagtuneError
 from ..progress import ProgressReporter
 from ..redact import redact, url_secrets
@@ -28,14 +34,9 @@ from . import search as cli_search
 
 
 def _fmt_table(metrics: dict[str, Any]) -> str:
-    from ..card import retriever_rows
+    from ..evaluate import metrics_text_table
 
-    keys = [k for k in ("hit@1", "hit@3", "hit@5", "hit@10", "mrr@10") if k in metrics["after"]]
-    rows = retriever_rows(metrics)
-    width = max(len(label) for label, _ in rows) + 2
-    out = [f"{'':<{width}}" + "".join(f"{k:>9}" for k in keys)]
-    out += [f"{label:<{width}}" + "".join(f"{m[k]:>9.3f}" for k in keys) for label, m in rows]
-    return "\n".join(out)
+    return metrics_text_table(metrics)
 
 
 def _print_advice(metrics: dict[str, Any], report: Path) -> None:
@@ -53,8 +54,9 @@ def _print_advice(metrics: dict[str, Any], report: Path) -> None:
           f"ragtune.Retriever serves {served}. Why, and what to use: {report}")
     sim = metrics.get("similarity") or {}
     if sim.get("warn"):
-        print(f"Warning: similarity scores moved (best chunk's cosine, median {sim['before']['median']:.2f} -> "
-              f"{sim['after']['median']:.2f}); re-tune any fixed score cutoff in your RAG app (see the model card).")
+        from ..evaluate import cutoff_advice
+
+        print(f"Warning: {cutoff_advice(sim['before']['median'], sim['after']['median'])} (See the model card.)")
 
 
 def _weight_or_auto(text: str) -> float | None:
@@ -78,12 +80,12 @@ def _int_list(text: str) -> tuple[int, ...]:
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     """The `run` flags, grouped by stage; every one has help, and the help shows its default."""
     d = Config(docs=Path("."))
-    p.add_argument("docs", type=Path, help="folder of PDF, .txt and .md files (or one file)")
-    p.add_argument("--out", type=Path, default=d.out, help="run directory")
+    p.add_argument("docs", type=Path, metavar="DOCS", help="folder of PDF, .txt and .md files (or one file)")
+    p.add_argument("--out", type=Path, default=d.out, metavar="DIR", help="run directory")
 
     g = p.add_argument_group("input and chunking")
-    g.add_argument("--base-model", default=d.base_model,
-                   help="local path or Hub id of a sentence-transformers model ('': the bundled all-MiniLM-L6-v2)")
+    g.add_argument("--base-model", default=AUTO, metavar="MODEL",
+                   help="local path or Hub id of a sentence-transformers model (auto: the bundled all-MiniLM-L6-v2)")
     g.add_argument("--extractor", choices=("pypdf", "pypdfium2"), default=d.extractor, help="PDF text extractor")
     g.add_argument("--include", action="append", default=[], metavar="GLOB",
                    help="read only the files matching this glob (path under DOCS or file name, any case); repeat for "
@@ -91,38 +93,38 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                    help=f"also leave out files matching this glob; repeat for more (left out unless included: "
                         f"{', '.join(d.exclude)})")
-    g.add_argument("--chunk-tokens", type=int, default=d.chunk_tokens, help="chunk size in model tokens")
-    g.add_argument("--chunk-overlap", type=int, default=d.chunk_overlap, help="overlap in model tokens")
-    g.add_argument("--themes", type=Path, default=None, dest="themes_file",
+    g.add_argument("--chunk-tokens", type=int, default=d.chunk_tokens, metavar="N", help="chunk size in model tokens")
+    g.add_argument("--chunk-overlap", type=int, default=d.chunk_overlap, metavar="N", help="overlap in model tokens")
+    g.add_argument("--themes", type=Path, default=None, dest="themes_file", metavar="FILE",
                    help="YAML or TOML: theme -> keywords (default: the built-in lexicon)")
 
     g = p.add_argument_group("questions")
     g.add_argument("--generator", choices=GENERATORS, default=d.generator, help="how questions are written")
-    g.add_argument("--questions-per-chunk", type=int, default=d.questions_per_chunk, help="questions written per chunk")
+    g.add_argument("--questions-per-chunk", type=int, default=d.questions_per_chunk, metavar="N", help="questions written per chunk")
     g.add_argument("--lexical-per-chunk", type=int, default=d.lexical_per_chunk, metavar="N",
                    help="BM25-labelled spans of each training chunk's sentences to train on as well (0: off)")
-    g.add_argument("--near-duplicate", type=float, default=d.near_duplicate, metavar="COSINE",
+    g.add_argument("--near-duplicate", type=float, default=d.near_duplicate, metavar="X",
                    help="drop a question this similar to another of its chunk (1.0: off)")
-    g.add_argument("--round-trip-k", type=int, default=d.round_trip_k, metavar="K",
-                   help="drop a training question whose chunk BM25 does not rank in the top K (0: off); "
+    g.add_argument("--round-trip-k", type=int, default=d.round_trip_k, metavar="N",
+                   help="drop a training question whose chunk BM25 does not rank in the top N (0: off); "
                         "held-out and validation questions are never filtered")
 
     g = p.add_argument_group("LLM question generators (--generator openai or local)")
-    g.add_argument("--llm-base-url", default=d.llm_base_url,
+    g.add_argument("--llm-base-url", default=d.llm_base_url, metavar="URL",
                    help="any OpenAI-compatible server (vLLM, Ollama, llama.cpp: http://host:port/v1); the key comes "
                         "from OPENAI_API_KEY")
-    g.add_argument("--llm-model", default=d.llm_model,
+    g.add_argument("--llm-model", default=d.llm_model, metavar="MODEL",
                    help="openai: the model name; local: a model folder, a .gguf file, or smollm2")
-    g.add_argument("--llm-concurrency", type=int, default=d.llm_concurrency, help="requests in flight at once")
-    g.add_argument("--llm-timeout", type=float, default=d.llm_timeout, help="seconds to wait for one reply")
-    g.add_argument("--llm-retries", type=int, default=d.llm_retries,
+    g.add_argument("--llm-concurrency", type=int, default=d.llm_concurrency, metavar="N", help="requests in flight at once")
+    g.add_argument("--llm-timeout", type=float, default=d.llm_timeout, metavar="SECONDS", help="seconds to wait for one reply")
+    g.add_argument("--llm-retries", type=int, default=d.llm_retries, metavar="N",
                    help="retries of a timeout, dropped connection, 429 or 5xx (exponential backoff)")
 
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=float, default=d.epochs, help="passes over the training questions")
-    g.add_argument("--batch-size", type=int, default=d.batch_size, help="rows per batch, each one chunk with 4 questions")
-    g.add_argument("--lr", type=float, default=d.learning_rate, dest="learning_rate", help="learning rate")
-    g.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio, help="share of the steps spent warming up")
+    g.add_argument("--epochs", type=float, default=d.epochs, metavar="X", help="passes over the training questions")
+    g.add_argument("--batch-size", type=int, default=d.batch_size, metavar="N", help="rows per batch, each one chunk with 4 questions")
+    g.add_argument("--lr", type=float, default=d.learning_rate, dest="learning_rate", metavar="X", help="learning rate")
+    g.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio, metavar="X", help="share of the steps spent warming up")
     g.add_argument("--pairs", type=Path, action="append", default=[], dest="pairs_files", metavar="FILE",
                    help="labelled pairs (CSV/JSONL: sentence1,sentence2,label) to train on alongside the questions; "
                         "repeat for more files")
@@ -132,23 +134,25 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="train with one mined hard negative per chunk")
     g.add_argument("--same-theme-negatives", action=argparse.BooleanOptionalAction, default=d.same_theme_negatives,
                    help="with --hard-negatives: prefer a negative on the same theme as the chunk")
-    g.add_argument("--mini-batch-size", type=int, default=d.mini_batch_size,
+    g.add_argument("--mini-batch-size", type=int, default=d.mini_batch_size, metavar="N",
                    help="encode this many texts at a time with gradient caching, for batches larger than memory "
                         "allows (0: off)")
-    g.add_argument("--matryoshka-dims", type=_int_list, default=d.matryoshka_dims, metavar="D,D,...",
+    g.add_argument("--matryoshka-dims", type=_int_list, default=d.matryoshka_dims, metavar="N,N,...",
                    help="also train and report these truncated embedding sizes, e.g. 256,128,64")
-    g.add_argument("--max-steps", type=int, default=d.max_steps, help="cap on training steps (-1: none)")
-    g.add_argument("--seed", type=int, default=d.seed, help="seed of every random choice")
-    g.add_argument("--device", default=d.device, help="cpu, cuda, cuda:N or mps ('': cuda or mps if available)")
+    g.add_argument("--max-steps", type=int, default=d.max_steps, metavar="N", help="cap on training steps (-1: none)")
+    g.add_argument("--seed", type=int, default=d.seed, metavar="N", help="seed of every random choice")
+    g.add_argument("--device", default=AUTO, metavar="DEVICE", help=DEVICE_HELP)
     g.add_argument("--precision", choices=PRECISIONS, default=d.precision,
                    help="training arithmetic (auto: bf16 or fp16 on a GPU, bf16 on a CPU that has it, else fp32)")
 
     g = p.add_argument_group("model selection")
-    g.add_argument("--eval-fraction", type=float, default=d.eval_fraction, help="share of chunks held out")
-    g.add_argument("--val-fraction", type=float, default=d.val_fraction,
+    g.add_argument("--test-fraction", type=float, default=d.eval_fraction, dest="eval_fraction", metavar="X",
+                   help="share of chunks whose questions are held out as the test set")
+    g.add_argument("--val-fraction", type=float, default=d.val_fraction, metavar="X",
                    help="share of chunks whose questions pick the checkpoint and the mix (0: no validation)")
-    g.add_argument("--evals", type=int, default=d.evals, help="validations (and checkpoints) over training")
-    g.add_argument("--patience", type=int, default=d.patience,
+    g.add_argument("--validations", type=int, default=d.evals, dest="evals", metavar="N",
+                   help="validations (and checkpoints) over training")
+    g.add_argument("--patience", type=int, default=d.patience, metavar="N",
                    help="stop after this many validations without improvement (0: never stop early)")
     g.add_argument("--wise", action=argparse.BooleanOptionalAction, default=d.wise,
                    help="mix the tuned weights with the base in the share validation prefers (WiSE-FT)")
@@ -157,11 +161,11 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--passage-words", type=int, default=d.passage_words, metavar="N",
                    help="also index each chunk as passages of whole sentences, N words or more (0: one vector per "
                         "chunk)")
-    g.add_argument("--passage-stride", type=int, default=d.passage_stride, metavar="S",
-                   help="start a passage at every S-th sentence, so passages overlap (0: passages without overlap)")
-    g.add_argument("--chunk-weight", type=float, default=d.chunk_weight, metavar="W",
-                   help="a chunk scores (best passage + W * its own vector) / (1 + W)")
-    g.add_argument("--hybrid-weight", type=_weight_or_auto, metavar="W",
+    g.add_argument("--passage-stride", type=int, default=d.passage_stride, metavar="N",
+                   help="start a passage at every N-th sentence, so passages overlap (0: passages without overlap)")
+    g.add_argument("--chunk-weight", type=float, default=d.chunk_weight, metavar="X",
+                   help="a chunk scores (best passage + X * its own vector) / (1 + X)")
+    g.add_argument("--hybrid-weight", type=_weight_or_auto, metavar="X",
                    default="auto" if d.hybrid_weight is None else d.hybrid_weight,
                    help="the model's share of the hybrid score, BM25 taking the rest (auto: chosen on the validation "
                         "questions from 0 to 1, so that the served retriever is never worse than BM25 there)")
@@ -169,21 +173,123 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("publishing")
     g.add_argument("--push", default="", dest="push_repo", metavar="REPO_ID", help="push the model to this Hub repo")
     g.add_argument("--private", action="store_true", help="with --push: create a private repo")
+    # The same publish flags as `ragtune push`; not Config fields, they only steer the push after the run.
+    g.add_argument("--with-data", action="store_true",
+                   help="with --push: also upload the question-chunk pairs as the dataset repo REPO_ID-pairs")
+    g.add_argument("--force-push", action="store_true", dest="force",
+                   help="with --push: push even if the run did not beat the base model")
+    g.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="with --push: give up on a Hub request (and retry it) after this many seconds without "
+                        "progress (default: $RAGTUNE_HUB_TIMEOUT, else 60)")
 
 
-class _Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows "(default: X)" after a flag's help, unless there is no default worth showing."""
+DEVICE_HELP = "cpu, cuda, cuda:N or mps (auto: cuda or mps if available)"
+EXIT_CODES = """exit codes:
+  0    success
+  1    a failure you can fix, said in one line on stderr
+  2    a command line that could not be read (usage on stderr)
+  130  interrupted by Ctrl-C (rerun the same command to resume a run)
+  143  stopped by SIGTERM (likewise)"""
+# One example per subcommand, shown at the end of its --help.
+EXAMPLES = {
+    "run": "ragtune run docs/ --out runs/demo\n  ragtune run docs/ --out runs/demo --epochs 2 --push you/demo-embed",
+    "search": 'ragtune search runs/demo "How are incidents escalated?" -k 3 --compare',
+    "eval-dataset": "ragtune eval-dataset runs/demo qa.json",
+    "export": "ragtune export runs/demo --llamaindex held_out.json\n  ragtune export runs/demo --onnx --int8",
+    "push": "ragtune push runs/demo you/demo-embed --dry-run",
+    "pairs": "ragtune pairs pairs.csv --out runs/pairs --pairs-loss cosent",
+    "similarity": 'ragtune similarity runs/demo "zero trust" "never trust, always verify"',
+}
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows "(default: X)" after a flag's help, once, unless there is no default worth showing; keeps the
+    line breaks of the examples."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, "", [], (), False, argparse.SUPPRESS) or "%(default)" in (action.help or ""):
+        text = action.help or ""
+        if action.default in (None, "", [], (), False, argparse.SUPPRESS) or "default" in text:
             return action.help
         return super()._get_help_string(action)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with ragtune's conventions: no abbreviated flags (a script's `--epoch` must not break when a
+    flag is added), and "did you mean" for a mistyped subcommand or flag."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        import re
+
+        bad = re.match(r"argument (?:COMMAND|command): invalid choice: '([^']*)'", message)
+        if bad:
+            names = self._subcommands()
+            message = (f"unknown command {bad[1]!r}{_did_you_mean(bad[1], names, quote=True)} "
+                       f"(commands: {', '.join(names)})")
+        super().error(message)
+
+    def _subcommands(self) -> list[str]:
+        return [name for a in self._actions if isinstance(a, argparse._SubParsersAction) for name in a.choices]
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            # The subcommand's own usage and flags, not the top level's.
+            command = getattr(parsed, "command", None)
+            parser = next((a.choices[command] for a in self._actions
+                           if isinstance(a, argparse._SubParsersAction) and command in a.choices), self)
+            flags = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
+            guesses = {e: _closest_flag(e.split("=")[0], flags) for e in extras if e.startswith("-")}
+            hints = [f"{guess} for {typed}" for typed, guess in guesses.items() if guess]
+            if len(hints) == 1:
+                hints = [next(guess for guess in guesses.values() if guess)]
+            parser.error(f"unrecognized arguments: {' '.join(extras)}"
+                         + (f"; did you mean {', '.join(hints)}?" if hints else ""))
+        return parsed
+
+
+def _closest_flag(typed: str, flags: Sequence[str]) -> str | None:
+    """The flag a mistyped or abbreviated one was meant to be: the one flag it begins (abbreviations are refused,
+    but named), else the closest spelling.
+
+    >>> _closest_flag("--hard", ["--pairs", "--hard-negatives"]), _closest_flag("--epoch", ["--epochs", "--evals"])
+    ('--hard-negatives', '--epochs')
+    """
+    import difflib
+
+    starts = [f for f in flags if f.startswith(typed)]
+    if len(starts) == 1:
+        return starts[0]
+    close = difflib.get_close_matches(typed, flags, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _did_you_mean(word: str, choices: Sequence[str], quote: bool = False) -> str:
+    """ "; did you mean X?" for the closest choice, or "" when none is close.
+
+    >>> _did_you_mean("--epoch", ["--epochs", "--seed"]), _did_you_mean("serch", ["search"], quote=True)
+    ('; did you mean --epochs?', "; did you mean 'search'?")
+    """
+    import difflib
+
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if not close:
+        return ""
+    return f"; did you mean {repr(close[0]) if quote else close[0]}?"
+
+
 def build_parser(run_defaults: dict[str, Any] | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ragtune", description="Fine-tune an embedding model on your documents.")
+    parser = _Parser(prog="ragtune", description="Fine-tune an embedding model on your documents.",
+                     epilog=EXIT_CODES + "\n\nexample:\n  " + EXAMPLES["run"] + "\n  " + EXAMPLES["search"]
+                     + "\n\nragtune COMMAND --help shows each command's flags.")
     parser.add_argument("--version", action="version", version=f"ragtune {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    # Listed in the order of the work: run, then use and check the result, then publish; pairs apart.
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                title="commands, in workflow order")
     run = sub.add_parser("run", help="extract, chunk, generate questions, fine-tune, evaluate, save")
     _add_run_args(run)
     run.add_argument("--config", type=Path, default=None, metavar="FILE",
@@ -195,12 +301,14 @@ def build_parser(run_defaults: dict[str, Any] | None = None) -> argparse.Argumen
                      help="also list the files left out by the default exclusions (README, LICENSE, SOURCES ...)")
     run.add_argument("--eval-dataset", type=Path, default=None, metavar="FILE",
                      help="also evaluate base and fine-tuned models on this LlamaIndex EmbeddingQAFinetuneDataset JSON")
+    cli_search.add_parsers(sub)
     push = sub.add_parser("push", help="upload a run's model to the Hugging Face Hub")
-    push.add_argument("run_dir", type=Path, help="the --out folder of a finished `ragtune run`")
-    push.add_argument("repo_id", help="the Hub repo to create or update, as user/name or org/name")
+    push.add_argument("run_dir", type=Path, metavar="RUN", help="the --out folder of a finished `ragtune run`")
+    push.add_argument("repo_id", metavar="REPO_ID", help="the Hub repo to create or update, as user/name or org/name")
     push.add_argument("--private", action="store_true", help="create the repo as private")
     push.add_argument("--dry-run", action="store_true", help="list what would be uploaded; no network")
-    push.add_argument("--force", action="store_true", help="push even if the run did not beat the base model")
+    push.add_argument("--force", "--force-push", action="store_true", dest="force",
+                      help="push even if the run did not beat the base model")
     push.add_argument("--with-data", action="store_true",
                       help="also upload the run's question-chunk pairs as the dataset repo REPO_ID-pairs, linked "
                            "from the model card")
@@ -208,15 +316,48 @@ def build_parser(run_defaults: dict[str, Any] | None = None) -> argparse.Argumen
                       help="give up on a Hub request (and retry it) after this many seconds without progress "
                            "(default: $RAGTUNE_HUB_TIMEOUT, else 60)")
     cli_pairs.add_parsers(sub)
-    cli_search.add_parsers(sub)
-    for command in sub.choices.values():
+    for name, command in sub.choices.items():
         command.formatter_class = _Help
+        command.epilog = f"example:\n  {EXAMPLES[name]}"
     return parser
+
+
+# `run` flags that steer its --push and are no Config field.
+PUSH_ONLY = ("with_data", "force", "timeout")
+# Old flag names, per command, still read for one release: one name per idea (test split, validations, the
+# labelled-pairs loss), the same in `run` and `pairs`.
+RENAMED = {
+    "run": {"--eval-fraction": "--test-fraction", "--evals": "--validations"},
+    "pairs": {"--eval-fraction": "--test-fraction", "--loss": "--pairs-loss"},
+}
+
+
+def _renamed(argv: Sequence[str]) -> list[str]:
+    """`argv` with old flag names replaced by the new, and a deprecation line on stderr for each."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    renames = RENAMED.get(command or "", {})
+    out = []
+    for arg in argv:
+        if arg == "--":
+            out += argv[len(out):]
+            break
+        name, eq, value = arg.partition("=")
+        if name in renames:
+            print(f"ragtune: {name} is deprecated and will go in the next release; use {renames[name]}",
+                  file=sys.stderr)
+            arg = renames[name] + eq + value
+        out.append(arg)
+    return out
+
+
+def parse_command_line(argv: Sequence[str]) -> argparse.Namespace:
+    """`argv` parsed, old flag names included (with a deprecation line each)."""
+    return build_parser().parse_args(_renamed(argv))
 
 
 def _config_from_args(args: argparse.Namespace) -> Config:
     fields = {k: tuple(v) if isinstance(v, list) else v
-              for k, v in vars(args).items() if k not in ("command", "eval_dataset", "config", "verbose")}
+              for k, v in vars(args).items() if k not in ("command", "eval_dataset", "config", "verbose", *PUSH_ONLY)}
     # --exclude adds to the files always left out (a folder's README, LICENSE …); --include reads one anyway.
     fields["exclude"] = tuple(dict.fromkeys(DEFAULT_EXCLUDE + fields.get("exclude", ())))
     return Config(**fields)
@@ -328,7 +469,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"\nRetrieval on {d['n_queries']} questions from {d['file']} over {d['n_corpus']} corpus texts:")
         print(_fmt_table(d))
     if cfg.push_repo:
-        return _push(cfg.out, cfg.push_repo, private=cfg.private, dry_run=False, force=False, from_run=True)
+        return _push(cfg.out, cfg.push_repo, private=cfg.private, dry_run=False, force=args.force,
+                     with_data=args.with_data, timeout=args.timeout, from_run=True)
     return 0
 
 
@@ -338,7 +480,7 @@ def _warn(line: str) -> None:
 
 def _push(run_dir: Path, repo_id: str, private: bool, dry_run: bool, force: bool, with_data: bool = False,
           timeout: float | None = None, from_run: bool = False) -> int:
-    """`ragtune push`, or the push at the end of `ragtune run --push` (`from_run`, which has no --force)."""
+    """`ragtune push`, or the push at the end of `ragtune run --push` (`from_run`: its advice names `ragtune push`)."""
     from .. import hub
 
     if dry_run:
@@ -422,13 +564,64 @@ def _secrets(args: argparse.Namespace) -> list[str]:
     return found + [os.environ.get(name, "") for name in ("HF_TOKEN", "OPENAI_API_KEY")]
 
 
+def _in_flag_words(message: str, command: str) -> str:
+    """A setting's error in the words the user typed: "--hybrid-weight must be ...", not "hybrid_weight must be ...".
+
+    >>> _in_flag_words("chunk_overlap must be less than half of chunk_tokens (256), not 200", "run")
+    '--chunk-overlap must be less than half of --chunk-tokens (256), not 200'
+    >>> _in_flag_words("epochs must be > 0, not 0", "run"), _in_flag_words("learning_rate must be > 0", "pairs")
+    ('--epochs must be > 0, not 0', '--lr must be > 0')
+    """
+    import re
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if command not in sub.choices:
+        return message
+    for action in sub.choices[command]._actions:
+        flag = next((o for o in action.option_strings if o.startswith("--")), None)
+        if flag is None or action.dest == "help":
+            continue
+        if "_" in action.dest:
+            message = re.sub(rf"\b{action.dest}\b", flag, message)
+        elif message.startswith(action.dest + " "):
+            # A one-word name ("epochs", "device") only where it leads: elsewhere it may be a plain word.
+            message = flag + message[len(action.dest):]
+    return message
+
+
+def _ragtune_log_lines() -> Callable[[], None]:
+    """Print ragtune's own log lines (the Hub's retries) like every other line, "ragtune: …" on stderr, not in
+    Python's logging format; returns the function that undoes it, so a library caller's logging is left as it was."""
+    logger = logging.getLogger("ragtune")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("ragtune: %(message)s"))
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+
+    def undo() -> None:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+    return undo
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        # Bare `ragtune`: what it can do, not an error.
+        build_parser().print_help()
+        return 0
+    argv = _renamed(argv)
     args = build_parser().parse_args(argv)
     _quiet_libraries(_secrets(args))
     commands = {"run": cmd_run, "push": cmd_push, **cli_pairs.COMMANDS, **cli_search.COMMANDS}
     # Handlers can only be set from the main thread (not when main() runs in a worker).
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
+    lines = _ragtune_log_lines()
     try:
         if getattr(args, "config", None) is not None:
             args = _with_config_file(args, argv)
@@ -439,7 +632,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + signum
     except RagtuneError as e:
         # Whatever the error quotes (a URL, a server's reply), credentials in it are masked.
-        print(f"ragtune: error: {redact(str(e), *_secrets(args))}", file=sys.stderr)
+        message = str(e)
+        if isinstance(e, ConfigError) and not message.startswith("config file"):
+            message = _in_flag_words(message, args.command)
+        print(f"ragtune: error: {redact(message, *_secrets(args))}", file=sys.stderr)
         return 1
     except OSError as e:
         # What no check caught (a full disk, a folder made read-only mid-run): one line, never a traceback.
@@ -447,5 +643,6 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     finally:
+        lines()
         if in_main:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

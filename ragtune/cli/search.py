@@ -8,14 +8,13 @@ Like the entry, this is a printing layer; ragtune.search does the work.
 from __future__ import annotations
 
 import argparse
+import json
 import textwrap
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ..records import RunDirError
-from ..search import DATASET_KS, Hit
-
-COLUMN = 48  # width of one side of `search --compare`
+from ..search import DATASET_KS, Hit, pages_label
 
 
 def _positive_int(text: str) -> int:
@@ -28,77 +27,96 @@ def _positive_int(text: str) -> int:
     return value
 
 
+DEVICE_HELP = "cpu, cuda, cuda:N or mps (auto: cuda or mps if available)"
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """Add the drop-in subcommands to ragtune's subparsers."""
+    """Add the drop-in subcommands to ragtune's subparsers, in workflow order: search, eval-dataset, export."""
     p = sub.add_parser("search", help="search a run's index with its fine-tuned model")
-    p.add_argument("run_dir", type=Path, help="the --out folder of a finished run")
-    p.add_argument("query", help="the question, in quotes")
-    p.add_argument("-k", type=_positive_int, default=5, help="how many chunks to show (default: 5)")
+    p.add_argument("run_dir", type=Path, metavar="RUN", help="the --out folder of a finished run")
+    p.add_argument("query", metavar="QUERY", help="the question, in quotes")
+    p.add_argument("-k", type=_positive_int, default=5, metavar="N", help="how many chunks to show")
     p.add_argument("--compare", action="store_true", help="show the base model's results beside the fine-tuned ones")
     p.add_argument("--mode", choices=("dense", "hybrid", "bm25"), default=None,
-                   help="dense: the model alone; hybrid: the model and BM25 with the run's chosen weight; bm25: BM25 "
-                        "alone (default: what the run recommends, hybrid where it beat the model alone)")
-    p.add_argument("--device", default="", help="cpu, cuda, cuda:N or mps ('': cuda or mps if available)")
+                   help="dense: the model alone (cosine scores); hybrid: the model and BM25 with the run's chosen "
+                        "weight (scores rank within one query only); bm25: BM25 alone (raw BM25 scores) "
+                        "(default: what the run recommends, hybrid where it beat the model alone)")
+    p.add_argument("--json", action="store_true",
+                   help="print the hits as JSON (rank, score, kind, dense and BM25 parts, source, pages, text)")
+    p.add_argument("--device", default="auto", metavar="DEVICE", help=DEVICE_HELP)
+
+    p = sub.add_parser("eval-dataset", help="hit@k and MRR@10 of a model on a LlamaIndex dataset JSON")
+    p.add_argument("model", metavar="MODEL_OR_RUN", help="a run folder (its tuned model), a model folder or Hub id")
+    p.add_argument("dataset", type=Path, metavar="FILE", help="a LlamaIndex EmbeddingQAFinetuneDataset JSON file")
+    p.add_argument("--device", default="auto", metavar="DEVICE", help=DEVICE_HELP)
 
     p = sub.add_parser("export", help="write a run's questions as a LlamaIndex EmbeddingQAFinetuneDataset JSON, "
                                       "or its model as ONNX")
-    p.add_argument("run_dir", type=Path, help="the --out folder of a finished run")
+    p.add_argument("run_dir", type=Path, metavar="RUN", help="the --out folder of a finished run")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--llamaindex", type=Path, metavar="FILE", help="the JSON file to write")
     what.add_argument("--onnx", action="store_true",
                       help="write RUN/model/onnx/model.onnx for CPU inference (needs pip install 'ragtune[onnx]')")
     p.add_argument("--int8", action="store_true", help="with --onnx: also write a dynamic int8 model_qint8.onnx")
     p.add_argument("--split", choices=("eval", "train"), default="eval",
-                   help="held-out questions (eval, default) or training questions")
-
-    p = sub.add_parser("eval-dataset", help="hit@k and MRR@10 of a model on a LlamaIndex dataset JSON")
-    p.add_argument("model", metavar="MODEL_OR_RUN_DIR", help="a run folder (its tuned model), a model folder or Hub id")
-    p.add_argument("dataset", type=Path, metavar="FILE", help="a LlamaIndex EmbeddingQAFinetuneDataset JSON file")
-    p.add_argument("--device", default="", help="cpu, cuda, cuda:N or mps ('': cuda or mps if available)")
+                   help="held-out questions (eval) or training questions")
 
 
-def _pages(pages: tuple[int, ...]) -> str:
-    """Page numbers as a reader would write them.
-
-    >>> _pages((3,)), _pages((3, 4, 5))
-    ('p. 3', 'pp. 3-5')
-    """
-    if not pages:
-        return ""
-    return f"p. {pages[0]}" if len(pages) == 1 else f"pp. {pages[0]}-{pages[-1]}"
+WIDTH = 80  # the terminal a user may have: every line of `search` fits it
+# The scale of each mode's score, as a column heading.
+SCALES = {"dense": "cosine", "bm25": "raw BM25", "hybrid": "rank score within one query"}
+SHORT_SCALES = {"dense": "cosine", "bm25": "raw BM25", "hybrid": "per-query"}
 
 
-def _one_line(text: str, width: int) -> str:
-    return textwrap.shorten(" ".join(text.split()), width=width, placeholder=" …")
+def _column(hit: Hit | None, mark: str, width: int) -> list[str]:
+    """Three lines of one side of `search --compare`: score, source and pages; then two lines of text."""
+    if hit is None:
+        return [""] * 3
+    head = f"{mark}{hit.score:.3f} {hit.source} {pages_label(hit.pages)}"
+    body = textwrap.wrap(" ".join(hit.text.split()), width=width - 1, max_lines=2, placeholder=" …")
+    return [head[:width], *(" " + line for line in body + [""] * (2 - len(body)))]
 
 
-def _hit_lines(hit: Hit, width: int) -> list[str]:
-    """Two lines per hit: score, source and pages; then the start of the text."""
-    head = f"{hit.score:.3f}  {hit.source} {_pages(hit.pages)}"
-    return [head[:width], _one_line(hit.text, width)]
+def _hit_json(hit: Hit) -> dict[str, Any]:
+    return {"rank": hit.rank, "score": hit.score, "kind": hit.kind, "dense": hit.dense, "bm25": hit.bm25,
+            "chunk_id": hit.chunk_id, "source": hit.source, "pages": list(hit.pages), "text": hit.text}
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from ..search import load_retriever
+    from ..search import SCORE_KINDS, load_retriever
 
-    tuned = load_retriever(args.run_dir, "tuned", args.device).search(args.query, args.k, args.mode)
-    if not args.compare:
-        for hit in tuned:
-            print(f"{hit.rank:>2}. {hit.score:.3f}  {hit.source} {_pages(hit.pages)}  [{hit.chunk_id}]")
-            print(f"    {_one_line(hit.text, 100)}")
+    retriever = load_retriever(args.run_dir, "tuned", args.device)
+    mode = args.mode or retriever.mode
+    results = {"fine-tuned": retriever.search(args.query, args.k, mode)}
+    if args.compare:
+        results = {"base": load_retriever(args.run_dir, "base", args.device).search(args.query, args.k, mode),
+                   **results}
+    if args.json:
+        kind = results["fine-tuned"][0].kind if results["fine-tuned"] else "cosine"
+        print(json.dumps({"query": args.query, "mode": mode, "score": SCORE_KINDS[kind],
+                          "results": {name: [_hit_json(h) for h in hits] for name, hits in results.items()}},
+                         ensure_ascii=False, indent=2))
         return 0
-    base = load_retriever(args.run_dir, "base", args.device).search(args.query, args.k, args.mode)
+    if not args.compare:
+        print(f"fine-tuned model, {mode} mode; score: {SCALES[mode]}")
+        for hit in results["fine-tuned"]:
+            lines = str(hit).splitlines()
+            print("\n".join([lines[0][:WIDTH], *lines[1:]]))
+        return 0
+    base, tuned = results["base"], results["fine-tuned"]
+    side = (WIDTH - 5) // 2  # "NN. " + left + " " + right
     tuned_ids, base_ids = {h.chunk_id for h in tuned}, {h.chunk_id for h in base}
-    print(f"{'':4}{'base':<{COLUMN}}  fine-tuned")
+    heads = [f"{name}, {mode} ({SHORT_SCALES[mode]})" for name in ("base", "fine-tuned")]
+    print(f"{'':4}{heads[0]:<{side}} {heads[1]}")
     for i in range(max(len(base), len(tuned))):
-        left = _hit_lines(base[i], COLUMN - 2) if i < len(base) else ["", ""]
-        right = _hit_lines(tuned[i], COLUMN - 2) if i < len(tuned) else ["", ""]
         # "*" marks a chunk only one of the two models found in its top k.
-        lmark = "*" if i < len(base) and base[i].chunk_id not in tuned_ids else " "
-        rmark = "*" if i < len(tuned) and tuned[i].chunk_id not in base_ids else " "
-        print(f"{i + 1:>2}. {lmark}{left[0]:<{COLUMN - 1}}  {rmark}{right[0]}")
-        print(f"{'':4} {left[1]:<{COLUMN - 1}}   {right[1]}".rstrip())
-    print(f"\n* = not in the other model's top {args.k}")
+        left = _column(base[i] if i < len(base) else None,
+                       "*" if i < len(base) and base[i].chunk_id not in tuned_ids else " ", side)
+        right = _column(tuned[i] if i < len(tuned) else None,
+                        "*" if i < len(tuned) and tuned[i].chunk_id not in base_ids else " ", side)
+        for n, (l, r) in enumerate(zip(left, right)):
+            print(f"{f'{i + 1:>2}. ' if n == 0 else '':4}{l:<{side}} {r}".rstrip())
+    print(f"\n* = not in the other model's top {args.k}; score: {SCALES[mode]}")
     return 0
 
 

@@ -238,7 +238,7 @@ def run_pairs(cfg: PairsConfig, log: Log | None = None, progress: Progress | Non
     if len(pairs) < MIN_PAIRS:
         raise PairsError(f"too few pairs: {len(pairs)} after removing duplicates; give at least {MIN_PAIRS}")
     if len(held) < 3:
-        raise PairsError(f"only {len(held)} pairs held out for evaluation; raise --eval-fraction "
+        raise PairsError(f"only {len(held)} pairs held out for evaluation; raise --test-fraction "
                          f"(now {cfg.eval_fraction}) or add pairs")
     if len({p.label for p in held}) < 2:
         raise PairsError("all held-out pairs have the same label, so correlation is undefined; "

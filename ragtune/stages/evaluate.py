@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..records import FORMAT_VERSION, Chunk, LabelledPair, Pair, read_jsonl, write_json
+from ..retrieval import base_vectors_about
 from . import Run
 
 # The hybrid's dense share when the run has no validation questions to choose it: third-party
@@ -92,9 +93,12 @@ def _evaluate(run: Run, precision: str) -> dict[str, Any]:
     # A RAG app serves the tuned model's index: every unit row, and BM25 beside it for the hybrid.
     dense["tuned"].save(run.path("index"))
     bm25.save(run.path("index") / "bm25")
+    from ..models import resolve_base_model
     from ..retrieval import save_base_vectors, write_settings
 
-    save_base_vectors(run.run_dir, dense["base"], _base_vectors_about(run, texts))
+    save_base_vectors(run.run_dir, dense["base"],
+                      base_vectors_about(resolve_base_model(cfg.base_model), run.model("base"), texts,
+                                         cfg.passage_words, cfg.passage_stride))
 
     dense_key = "after_passages" if cfg.passage_words else "after"
     chosen_on = "validation questions"
@@ -107,7 +111,10 @@ def _evaluate(run: Run, precision: str) -> dict[str, Any]:
                          **metrics[{"dense": dense_key, "hybrid": "hybrid", "bm25": "bm25"}[mode]]}
     write_settings(run.path("index"), {"format": FORMAT_VERSION, "passage_words": cfg.passage_words,
                                        "passage_stride": cfg.passage_stride, "chunk_weight": cfg.chunk_weight,
-                                       "hybrid_weight": weight, "mode": mode})
+                                       "hybrid_weight": weight, "mode": mode,
+                                       # The length the models encode chunks with: `search --compare` sets the
+                                       # base model to it, so it builds (and finds) the same base vectors.
+                                       "max_seq_length": int(tuned.max_seq_length)})
     if cfg.matryoshka_dims:
         metrics["dims"] = {
             str(d): {which: evaluate_model(run.model(model), texts, ids, queries, relevant, ks, dim=d)
@@ -129,18 +136,6 @@ def _evaluate(run: Run, precision: str) -> dict[str, Any]:
         summary += f"; labelled Spearman {pb['spearman']:.3f} -> {pa['spearman']:.3f}"
     write_json(run.path("metrics.json"), metrics)
     return {"summary": summary}
-
-
-def _base_vectors_about(run: Run, texts: list[str]) -> dict[str, Any]:
-    """What the saved base index was built from; search.load_retriever rebuilds it when any of it differs."""
-    from ..models import resolve_base_model, weights_digest
-    from ..rundir import hash_parts
-
-    base = run.model("base")
-    return {"format": FORMAT_VERSION, "base_model": resolve_base_model(run.cfg.base_model),
-            "weights": weights_digest(base), "max_seq_length": int(base.max_seq_length),
-            "passage_words": run.cfg.passage_words, "passage_stride": run.cfg.passage_stride,
-            "texts": hash_parts(*texts)}
 
 
 def _hybrid_weight_scores(run: Run, model: Any, dense: Any, bm25: Any, ids: list[str],
