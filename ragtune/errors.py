@@ -81,3 +81,7 @@ class DatasetError(RagtuneError):
 
 class OutputError(RagtuneError):
     """An output path cannot be written; the one-line message names it and what to do."""
+
+
+class StoreError(RagtuneError):
+    """A vector store (Qdrant, Chroma, LanceDB) cannot be written or reindexed; the message says what to do."""

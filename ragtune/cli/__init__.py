@@ -24,6 +24,7 @@ from ..errors import ConfigError, RagtuneError
 from ..progress import ProgressReporter
 from . import pairs as cli_pairs
 from . import search as cli_search
+from . import stores as cli_stores
 
 
 def _fmt_table(metrics: dict[str, Any]) -> str:
@@ -188,6 +189,7 @@ def build_parser(run_defaults: dict[str, Any] | None = None) -> argparse.Argumen
                            "(default: $RAGTUNE_HUB_TIMEOUT, else 60)")
     cli_pairs.add_parsers(sub)
     cli_search.add_parsers(sub)
+    cli_stores.add_parsers(sub)
     for command in sub.choices.values():
         command.formatter_class = _Help
     return parser
@@ -339,6 +341,9 @@ def _after_interrupt(args: argparse.Namespace, e: KeyboardInterrupt) -> str:
         # hub.push updates each repo in one commit: a cut-off upload changes nothing that is visible.
         return ("a repo changes on the Hub only when its upload finishes, so none is left half-pushed; "
                 "rerun the same command to push.")
+    if args.command == "reindex":
+        return ("the old collection is untouched and nothing was switched; rerun the same command to go on "
+                "without re-encoding the records already written.")
     return "nothing was changed." if args.command != "export" else "nothing was written."
 
 
@@ -354,7 +359,8 @@ def _output_of(args: argparse.Namespace) -> tuple[str, Path] | None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_libraries()
-    commands = {"run": cmd_run, "push": cmd_push, **cli_pairs.COMMANDS, **cli_search.COMMANDS}
+    commands = {"run": cmd_run, "push": cmd_push, **cli_pairs.COMMANDS, **cli_search.COMMANDS,
+                **cli_stores.COMMANDS}
     # Handlers can only be set from the main thread (not when main() runs in a worker).
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
