@@ -174,3 +174,60 @@ def test_a_missing_store_client_says_what_to_install(monkeypatch: pytest.MonkeyP
     monkeypatch.setitem(sys.modules, "lancedb", None)  # as if it were not installed
     with pytest.raises(StoreError, match=r"pip install 'ragtune\[lancedb\]'"):
         open_store("lancedb", "anywhere")
+
+
+# --- hybrid in Qdrant -----------------------------------------------------------------
+
+
+def overlap(a: list[list[str]], b: list[list[str]]) -> float:
+    """Mean share of one list's top K found in the other's."""
+    return float(np.mean([len(set(x) & set(y)) / max(len(x), 1) for x, y in zip(a, b)]))
+
+
+def test_qdrant_sparse_vector_is_ragtunes_bm25(run_dir: Path, tuned: Retriever, questions: list[str],
+                                               tmp_path: Path) -> None:
+    from qdrant_client import models
+
+    from ragtune.stores.base import sparse_query
+    from ragtune.stores.qdrant import SPARSE
+
+    export(run_dir, "qdrant", tmp_path / "q")
+    client = qdrant_client.QdrantClient(path=str(tmp_path / "q"))
+    try:
+        got, want = [], []
+        for q in questions:
+            indices, values = sparse_query(q)
+            points = client.query_points("docs", query=models.SparseVector(indices=indices, values=values),
+                                         using=SPARSE, limit=K, with_payload=True).points
+            got.append([(p.payload["chunk_id"], round(p.score, 3)) for p in points])
+            want.append([(h.chunk_id, round(h.score, 3)) for h in tuned.search(q, K, mode="bm25")])
+    finally:
+        client.close()
+    # Same words, same IDF, same length normalisation: the server's sparse scores are bm25s's own.
+    # Chunks with equal scores may come in either order, and a tie at rank K either one.
+    for g, w in zip(got, want):
+        assert [s for _, s in g] == [s for _, s in w]
+        assert {c for c, s in g if s > g[-1][1]} == {c for c, s in w if s > w[-1][1]}
+
+
+def test_qdrant_server_side_hybrid_ranks_like_ragtunes_hybrid(run_dir: Path, tuned: Retriever, questions: list[str],
+                                                             tmp_path: Path) -> None:
+    from ragtune.retrieval import embed
+    from ragtune.stores.qdrant import hybrid_search
+
+    export(run_dir, "qdrant", tmp_path / "q")
+    client = qdrant_client.QdrantClient(path=str(tmp_path / "q"))
+    try:
+        vectors = embed(tuned.model, questions)
+        got = {fusion: [[p.payload["chunk_id"] for p in hybrid_search(client, "docs", v, q, K, tuned.hybrid_weight,
+                                                                     fusion=fusion)]
+                        for q, v in zip(questions, vectors)] for fusion in ("rrf", "dbsf")}
+    finally:
+        client.close()
+    want = [[h.chunk_id for h in tuned.search(q, K, mode="hybrid")] for q in questions]
+    for fusion, ranked in got.items():
+        agreement = overlap(ranked, want)
+        print(f"\nQdrant hybrid ({fusion}, weight {tuned.hybrid_weight}) vs ragtune hybrid: top-{K} overlap "
+              f"{agreement:.3f}, same top 1 on {sum(g[0] == w[0] for g, w in zip(ranked, want))}/{len(questions)}")
+        # Qdrant's fusions and ragtune's min-max score fusion differ in detail: most of the top 5 must agree.
+        assert agreement >= 0.6

@@ -98,9 +98,17 @@ def term_id(term: str) -> int:
 
 
 def sparse_query(text: str) -> tuple[list[int], list[float]]:
-    """(indices, values) of a query's sparse vector: each distinct word once (the store applies IDF)."""
-    ids = sorted({term_id(t) for t in lexical_terms(text)})
-    return ids, [1.0] * len(ids)
+    """(indices, values) of a query's sparse vector: how often each word occurs (the store applies IDF).
+
+    >>> sparse_query("public feedback, public groups")[1]
+    [2.0, 1.0, 1.0]
+    """
+    counts: dict[int, float] = {}
+    for t in lexical_terms(text):
+        # A repeated word counts again, as in ragtune's BM25.
+        counts[term_id(t)] = counts.get(term_id(t), 0.0) + 1.0
+    ids = sorted(counts)
+    return ids, [counts[i] for i in ids]
 
 
 def sparse_documents(texts: Sequence[str]) -> list[tuple[list[int], list[float]]]:
@@ -114,7 +122,8 @@ def sparse_documents(texts: Sequence[str]) -> list[tuple[list[int], list[float]]
             counts[term_id(t)] = counts.get(term_id(t), 0) + 1
         norm = BM25_K1 * (1 - BM25_B + BM25_B * len(terms) / avg)
         ids = sorted(counts)
-        out.append((ids, [counts[i] * (BM25_K1 + 1) / (counts[i] + norm) for i in ids]))
+        # Lucene's BM25 as bm25s scores it: tf / (tf + k1 * (1 - b + b * length / average)), no (k1 + 1) factor.
+        out.append((ids, [counts[i] / (counts[i] + norm) for i in ids]))
     return out
 
 

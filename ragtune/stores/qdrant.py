@@ -155,8 +155,12 @@ class QdrantStore(Store):
 
 
 def hybrid_search(client: Any, collection: str, query_vector: Sequence[float], query_text: str, k: int = 5,
-                  weight: float = 0.5, depth: int = 100) -> list[Any]:
-    """The server-side hybrid: the dense and the BM25 sparse lists, fused by Qdrant (weighted RRF)."""
+                  weight: float = 0.5, depth: int = 100, fusion: str = "rrf") -> list[Any]:
+    """The server-side hybrid: the dense and the BM25 sparse lists, fused by Qdrant.
+
+    `fusion` "rrf": reciprocal rank fusion weighted `weight` : 1 - `weight` (the run's hybrid weight);
+    "dbsf": Qdrant's distribution-based score fusion, unweighted, closer to ragtune's own score fusion at rank 1.
+    """
     from qdrant_client import models
 
     from .base import sparse_query
@@ -167,4 +171,5 @@ def hybrid_search(client: Any, collection: str, query_vector: Sequence[float], q
         prefetch=[models.Prefetch(query=list(query_vector), limit=depth),
                   models.Prefetch(query=models.SparseVector(indices=indices, values=values), using=SPARSE,
                                   limit=depth)],
-        query=models.RrfQuery(rrf=models.Rrf(weights=[weight, 1.0 - weight])), limit=k, with_payload=True).points
+        query=models.RrfQuery(rrf=models.Rrf(weights=[weight, 1.0 - weight])) if fusion == "rrf"
+        else models.FusionQuery(fusion=models.Fusion.DBSF), limit=k, with_payload=True).points
