@@ -21,6 +21,7 @@ from ragtune import Config, Pipeline
 from ragtune.cli import main
 from ragtune.records import Chunk, Pair, read_jsonl
 from ragtune.search import Retriever, load_retriever
+from tests.test_cli import assert_one_error_line
 from tests.test_search import write_pdfs
 
 qdrant_client = pytest.importorskip("qdrant_client", reason="pip install 'ragtune[qdrant]'")
@@ -161,8 +162,7 @@ def test_export_refuses_an_existing_collection(run_dir: Path, tmp_path: Path,
     export(run_dir, "qdrant", tmp_path / "q")
     capsys.readouterr()
     assert main(["export", str(run_dir), "--to", "qdrant", str(tmp_path / "q"), "--collection", "docs"]) == 1
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "already exists" in err and "ragtune reindex" in err
+    assert_one_error_line(capsys.readouterr().err, "already exists", "ragtune reindex")
     assert main(["export", str(run_dir), "--to", "pinecone", str(tmp_path / "p")]) == 1
     assert "qdrant, chroma or lancedb" in capsys.readouterr().err
 
@@ -231,3 +231,190 @@ def test_qdrant_server_side_hybrid_ranks_like_ragtunes_hybrid(run_dir: Path, tun
               f"{agreement:.3f}, same top 1 on {sum(g[0] == w[0] for g, w in zip(ranked, want))}/{len(questions)}")
         # Qdrant's fusions and ragtune's min-max score fusion differ in detail: most of the top 5 must agree.
         assert agreement >= 0.6
+
+
+# --- reindex --------------------------------------------------------------------------
+
+
+def app_metadata(c: Chunk) -> dict:
+    """What an app might keep beside its text: its own keys, not ragtune's."""
+    return {"chunk_id": c.id, "file": c.source, "page": c.pages[0]}
+
+
+def app_ids(chunks: list[Chunk]) -> list[str]:
+    import uuid
+
+    return [str(uuid.uuid5(uuid.NAMESPACE_URL, f"app/{c.id}")) for c in chunks]
+
+
+def qdrant_app_collection(path: Path, name: str, chunks: list[Chunk], model_dir: Path) -> dict:
+    """A collection as a LangChain app builds it with the base model; returns {id: payload}."""
+    from langchain_qdrant import QdrantVectorStore
+
+    store = QdrantVectorStore.from_texts([c.text for c in chunks], lc_embeddings(model_dir),
+                                         metadatas=[app_metadata(c) for c in chunks], ids=app_ids(chunks),
+                                         path=str(path), collection_name=name)
+    store.client.close()
+    return qdrant_payloads(path, name)
+
+
+def qdrant_payloads(path: Path, name: str) -> dict:
+    client = qdrant_client.QdrantClient(path=str(path))
+    try:
+        points, _ = client.scroll(name, limit=10_000, with_payload=True)
+        return {str(p.id): p.payload for p in points}
+    finally:
+        client.close()
+
+
+def langchain_qdrant_top(path: Path, name: str, model_dir: Path, questions: list[str]) -> list[list[str]]:
+    from langchain_qdrant import QdrantVectorStore
+
+    app = QdrantVectorStore.from_existing_collection(collection_name=name, path=str(path),
+                                                     embedding=lc_embeddings(model_dir))
+    try:
+        return [[d.metadata["chunk_id"] for d in app.similarity_search(q, k=K)] for q in questions]
+    finally:
+        app.client.close()
+
+
+def test_qdrant_reindex_keeps_every_record_and_ranks_like_ragtune(
+        run_dir: Path, tuned: Retriever, chunks: list[Chunk], questions: list[str], tiny_model_dir: Path,
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = qdrant_app_collection(tmp_path / "q", "app", chunks, tiny_model_dir)
+    old_top = langchain_qdrant_top(tmp_path / "q", "app", tiny_model_dir, questions)
+    assert main(["reindex", str(run_dir), "--qdrant", str(tmp_path / "q"), "--collection", "app"]) == 0
+    out = capsys.readouterr().out.strip()
+    new = out.split('collection_name="')[1].split('"')[0]
+    assert out.count("\n") == 0 and new.startswith("app-ragtune-")
+    # Every id and payload made it; the old collection is untouched and still answers as before.
+    assert qdrant_payloads(tmp_path / "q", new) == before
+    assert qdrant_payloads(tmp_path / "q", "app") == before
+    assert langchain_qdrant_top(tmp_path / "q", "app", tiny_model_dir, questions) == old_top
+    assert langchain_qdrant_top(tmp_path / "q", new, run_dir / "model", questions) == dense_top(tuned, questions)
+
+
+def test_qdrant_reindex_moves_an_alias_and_drop_old_makes_one(
+        run_dir: Path, tuned: Retriever, chunks: list[Chunk], questions: list[str], tiny_model_dir: Path,
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from qdrant_client import models
+
+    before = qdrant_app_collection(tmp_path / "q", "app_v1", chunks, tiny_model_dir)
+    qdrant_app_collection(tmp_path / "q", "other", chunks[:5], tiny_model_dir)
+    client = qdrant_client.QdrantClient(path=str(tmp_path / "q"))
+    client.update_collection_aliases(change_aliases_operations=[models.CreateAliasOperation(
+        create_alias=models.CreateAlias(collection_name="app_v1", alias_name="app"))])
+    client.close()
+    assert main(["reindex", str(run_dir), "--qdrant", str(tmp_path / "q"), "--collection", "app"]) == 0
+    assert "alias app now points at app_v1-ragtune-" in capsys.readouterr().out
+    # The app's name now answers with the tuned vectors; the old collection is kept.
+    assert langchain_qdrant_top(tmp_path / "q", "app", run_dir / "model", questions) == dense_top(tuned, questions)
+    assert qdrant_payloads(tmp_path / "q", "app_v1") == before
+    # A plain collection name becomes an alias only with --drop-old.
+    assert main(["reindex", str(run_dir), "--qdrant", str(tmp_path / "q"), "--collection", "other",
+                 "--drop-old"]) == 0
+    assert "deleted collection other; other is now an alias of other-ragtune-" in capsys.readouterr().out
+    client = qdrant_client.QdrantClient(path=str(tmp_path / "q"))
+    names = {c.name for c in client.get_collections().collections}
+    client.close()
+    assert "other" not in names and len(qdrant_payloads(tmp_path / "q", "other")) == 5
+
+
+def test_reindex_interrupted_halfway_resumes_without_duplicates(
+        run_dir: Path, tuned: Retriever, chunks: list[Chunk], questions: list[str], tiny_model_dir: Path,
+        tmp_path: Path) -> None:
+    from ragtune.models import load_model, weights_digest
+    from ragtune.stores import close, open_store, reindex
+
+    before = qdrant_app_collection(tmp_path / "q", "app", chunks, tiny_model_dir)
+    model = load_model(str(run_dir / "model"), "cpu")
+    digest = weights_digest(model)
+
+    def stop_halfway(done: int, total: int) -> None:
+        if done >= total // 2:
+            raise KeyboardInterrupt
+
+    store = open_store("qdrant", tmp_path / "q")
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            reindex(store, "app", model, digest, batch_size=8, progress=stop_halfway)
+        partial = store.count(f"app-ragtune-{digest[:12]}")
+        assert 0 < partial < len(chunks)
+        result = reindex(store, "app", model, digest, batch_size=8)
+    finally:
+        close(store)
+    assert result.n_encoded == len(chunks) - partial  # the finished records were not encoded again
+    after = qdrant_payloads(tmp_path / "q", result.new)
+    assert after == before and len(after) == len(chunks)
+    assert langchain_qdrant_top(tmp_path / "q", result.new, run_dir / "model", questions) == dense_top(tuned, questions)
+
+
+def test_reindex_refuses_a_collection_the_base_model_did_not_embed(
+        run_dir: Path, chunks: list[Chunk], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from qdrant_client import models
+
+    client = qdrant_client.QdrantClient(path=str(tmp_path / "q"))
+    rng = np.random.default_rng(0)
+    for name, dim in (("small", 8), ("other_model", 32)):
+        client.create_collection(name, vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE))
+        client.upsert(name, points=[models.PointStruct(id=i, vector=rng.normal(size=dim).tolist(),
+                                                       payload={"page_content": c.text})
+                                    for i, c in enumerate(chunks[:20])])
+    client.close()
+    for name, says in (("small", "holds vectors of size 8, the tuned model makes 32"),
+                       ("other_model", "was not embedded by this run's base model")):
+        assert main(["reindex", str(run_dir), "--qdrant", str(tmp_path / "q"), "--collection", name]) == 1
+        assert_one_error_line(capsys.readouterr().err, says)
+    client = qdrant_client.QdrantClient(path=str(tmp_path / "q"))
+    assert sorted(c.name for c in client.get_collections().collections) == ["other_model", "small"]
+    client.close()
+
+
+def test_chroma_reindex_keeps_every_record_and_ranks_like_ragtune(
+        run_dir: Path, tuned: Retriever, chunks: list[Chunk], questions: list[str], tiny_model_dir: Path,
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    chromadb = pytest.importorskip("chromadb", reason="pip install 'ragtune[chroma]'")
+    from langchain_chroma import Chroma
+
+    Chroma.from_texts([c.text for c in chunks], lc_embeddings(tiny_model_dir),
+                      metadatas=[app_metadata(c) for c in chunks], ids=app_ids(chunks),
+                      persist_directory=str(tmp_path / "c"), collection_name="app")
+    before = chromadb.PersistentClient(path=str(tmp_path / "c")).get_collection("app").get()
+    assert main(["reindex", str(run_dir), "--chroma", str(tmp_path / "c"), "--collection", "app"]) == 0
+    new = capsys.readouterr().out.split('collection_name="')[1].split('"')[0]
+    client = chromadb.PersistentClient(path=str(tmp_path / "c"))
+    for name in ("app", new):
+        got = client.get_collection(name).get()
+        assert {i: (d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])} == \
+            {i: (d, m) for i, d, m in zip(before["ids"], before["documents"], before["metadatas"])}
+    app = Chroma(collection_name=new, embedding_function=lc_embeddings(run_dir / "model"),
+                 persist_directory=str(tmp_path / "c"))
+    assert [[d.metadata["chunk_id"] for d in app.similarity_search(q, k=K)] for q in questions] == \
+        dense_top(tuned, questions)
+
+
+def test_lancedb_reindex_keeps_every_record_and_ranks_like_ragtune(
+        run_dir: Path, tuned: Retriever, chunks: list[Chunk], questions: list[str], tiny_model_dir: Path,
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lancedb = pytest.importorskip("lancedb", reason="pip install 'ragtune[lancedb]'")
+    from llama_index.core import StorageContext, VectorStoreIndex
+    from llama_index.core.schema import TextNode
+    from llama_index.vector_stores.lancedb import LanceDBVectorStore
+
+    # The app: a LlamaIndex index of its own nodes in LanceDB, embedded by the base model.
+    nodes = [TextNode(text=c.text, id_=i, metadata=app_metadata(c)) for c, i in zip(chunks, app_ids(chunks))]
+    store = LanceDBVectorStore(uri=str(tmp_path / "l"), table_name="app")
+    VectorStoreIndex(nodes, storage_context=StorageContext.from_defaults(vector_store=store),
+                     embed_model=li_embeddings(tiny_model_dir))
+    db = lancedb.connect(str(tmp_path / "l"))
+    before = db.open_table("app").to_arrow().drop_columns(["vector"]).to_pylist()
+    assert main(["reindex", str(run_dir), "--lancedb", str(tmp_path / "l"), "--collection", "app"]) == 0
+    new = capsys.readouterr().out.split('open_table("')[1].split('"')[0]
+    for name in ("app", new):
+        rows = db.open_table(name).to_arrow().drop_columns(["vector"]).to_pylist()
+        assert sorted(rows, key=lambda r: r["id"]) == sorted(before, key=lambda r: r["id"])
+    retriever = VectorStoreIndex.from_vector_store(LanceDBVectorStore(uri=str(tmp_path / "l"), table_name=new),
+                                                   embed_model=li_embeddings(run_dir / "model")) \
+        .as_retriever(similarity_top_k=K)
+    assert [[n.node.metadata["chunk_id"] for n in retriever.retrieve(q)] for q in questions] == \
+        dense_top(tuned, questions)
