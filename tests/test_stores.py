@@ -418,3 +418,63 @@ def test_lancedb_reindex_keeps_every_record_and_ranks_like_ragtune(
         .as_retriever(similarity_top_k=K)
     assert [[n.node.metadata["chunk_id"] for n in retriever.retrieve(q)] for q in questions] == \
         dense_top(tuned, questions)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path) -> Iterator[str]:
+    """`chroma run` on a loopback port, as an app's Chroma server; its URL."""
+    pytest.importorskip("chromadb", reason="pip install 'ragtune[chroma]'")
+    import urllib.request
+
+    chroma = Path(sys.executable).with_name("chroma")
+    if not chroma.exists():
+        pytest.skip("the chromadb package installed no `chroma` command")
+    port = free_port()
+    proc = subprocess.Popen([str(chroma), "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1).read()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail(f"chroma run exited with {proc.returncode}")
+                time.sleep(0.1)
+        else:
+            pytest.fail("chroma run did not answer within 30 s")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_chroma_server_export_and_reindex_over_http(run_dir: Path, tuned: Retriever, chunks: list[Chunk],
+                                                    questions: list[str], tiny_model_dir: Path, chroma_server: str,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import chromadb
+    from langchain_chroma import Chroma
+
+    port = int(chroma_server.rsplit(":", 1)[1])
+    client = chromadb.HttpClient(host="127.0.0.1", port=port)
+    export(run_dir, "chroma", chroma_server)
+    app = Chroma(collection_name="docs", embedding_function=lc_embeddings(run_dir / "model"), client=client)
+    assert [[d.metadata["chunk_id"] for d in app.similarity_search(q, k=K)] for q in questions] == \
+        dense_top(tuned, questions)
+    # An app's own collection on the server, embedded by the base model, re-embedded over HTTP.
+    Chroma.from_texts([c.text for c in chunks], lc_embeddings(tiny_model_dir), ids=app_ids(chunks),
+                      metadatas=[app_metadata(c) for c in chunks], client=client, collection_name="app")
+    capsys.readouterr()
+    assert main(["reindex", str(run_dir), "--chroma", chroma_server, "--collection", "app"]) == 0
+    new = capsys.readouterr().out.split('collection_name="')[1].split('"')[0]
+    assert sorted(client.get_collection(new).get(include=[])["ids"]) == sorted(app_ids(chunks))
+    app = Chroma(collection_name=new, embedding_function=lc_embeddings(run_dir / "model"), client=client)
+    assert [[d.metadata["chunk_id"] for d in app.similarity_search(q, k=K)] for q in questions] == \
+        dense_top(tuned, questions)
