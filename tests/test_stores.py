@@ -320,6 +320,26 @@ def test_qdrant_reindex_moves_an_alias_and_drop_old_makes_one(
     assert "other" not in names and len(qdrant_payloads(tmp_path / "q", "other")) == 5
 
 
+def test_qdrant_reindex_with_a_second_model_starts_again_from_the_original(
+        run_dir: Path, chunks: list[Chunk], tiny_model_dir: Path, tmp_path: Path) -> None:
+    from ragtune.models import load_model, weights_digest
+    from ragtune.stores import close, open_store, reindex
+
+    before = qdrant_app_collection(tmp_path / "q", "app", chunks, tiny_model_dir)
+    tuned_model, base_model = load_model(str(run_dir / "model"), "cpu"), load_model(str(tiny_model_dir), "cpu")
+    store = open_store("qdrant", tmp_path / "q")
+    try:
+        first = reindex(store, "app", tuned_model, weights_digest(tuned_model), drop_old=True)
+        # "app" is now an alias of the first reindex and the original is gone: a second model re-embeds
+        # the first reindex, named after the original, not "app-ragtune-a-ragtune-b".
+        second = reindex(store, "app", base_model, "b" * 20, base_model=base_model)
+        assert store.resolve("app") == second.new == "app-ragtune-bbbbbbbbbbbb"
+        assert second.old == first.new and second.n_encoded == len(chunks)
+    finally:
+        close(store)
+    assert qdrant_payloads(tmp_path / "q", "app") == before
+
+
 def test_reindex_interrupted_halfway_resumes_without_duplicates(
         run_dir: Path, tuned: Retriever, chunks: list[Chunk], questions: list[str], tiny_model_dir: Path,
         tmp_path: Path) -> None:

@@ -59,7 +59,7 @@ def export_run(run_dir: str | Path, kind: str, target: str | Path, collection: s
     store = open_store(kind, target)
     try:
         _require(run_dir, ["model/config.json", "index/chunks.jsonl"])
-        if store.exists(collection):
+        if store.exists(store.resolve(collection)):
             raise_exists(kind, target, collection)
         records = [chunk_record(c) for c in read_jsonl(run_dir / "index" / "chunks.jsonl", Chunk)]
         model = load_model(str(run_dir / "model"), pick_device(device))

@@ -42,7 +42,8 @@ class QdrantStore(Store):
         return self._aliases().get(name, name)
 
     def exists(self, name: str) -> bool:
-        return self.client.collection_exists(name)
+        """A collection by that name (collection_exists also answers True for an alias)."""
+        return name in {c.name for c in self.client.get_collections().collections}
 
     def count(self, name: str) -> int:
         return self.client.count(name, exact=True).count
@@ -137,7 +138,7 @@ class QdrantStore(Store):
     def export(self, name: str, records: Sequence[Record], vectors: Any, about: dict[str, Any]) -> None:
         from qdrant_client import models
 
-        if self.exists(name):
+        if self.exists(name) or name in self._aliases():
             raise StoreError(f"collection {name} already exists in {self.target}; pick another --collection, or "
                              f"use `ragtune reindex` to re-embed it")
         self.client.create_collection(

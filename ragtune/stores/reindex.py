@@ -80,11 +80,16 @@ def reindex(store: Store, name: str, model: Any, digest: str, text_key: str | No
     if old_dim is not None and old_dim != dim:
         raise StoreError(f"collection {old} holds vectors of size {old_dim}, the tuned model makes {dim}: it was "
                          "embedded by another model; reindex it with a run tuned from that model")
-    about = store.about(old)
-    if about.get("source"):
-        raise StoreError(f"collection {old} was itself written by ragtune reindex from {about['source']}; "
-                         f"reindex {about['source']} instead")
-    new = new_name(old, digest)
+    source = store.about(old).get("source")
+    if source and store.exists(source):
+        # The name points at an earlier reindex: re-embed the app's original collection again, so the
+        # base-model check means something and names do not pile up ("docs-ragtune-a-ragtune-b").
+        old = source
+    elif source:
+        # The original was dropped (--drop-old): re-embed the earlier reindex; its vectors come from
+        # an earlier tuned model, so the base-model check cannot apply.
+        base_model = None
+    new = new_name(source or old, digest)
     total = store.count(old)
     if store.exists(new):
         mine = store.about(new)
