@@ -498,3 +498,14 @@ def test_chroma_server_export_and_reindex_over_http(run_dir: Path, tuned: Retrie
     app = Chroma(collection_name=new, embedding_function=lc_embeddings(run_dir / "model"), client=client)
     assert [[d.metadata["chunk_id"] for d in app.similarity_search(q, k=K)] for q in questions] == \
         dense_top(tuned, questions)
+
+
+def test_reindex_refuses_a_missing_store_or_collection_without_creating_either(
+        run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reindex", str(run_dir), "--qdrant", str(tmp_path / "nowhere"), "--collection", "app"]) == 1
+    assert_one_error_line(capsys.readouterr().err, "nowhere does not exist")
+    assert not (tmp_path / "nowhere").exists()
+    client = qdrant_client.QdrantClient(path=str(tmp_path / "q"))
+    client.close()
+    assert main(["reindex", str(run_dir), "--qdrant", str(tmp_path / "q"), "--collection", "app"]) == 1
+    assert_one_error_line(capsys.readouterr().err, "has no collection app")

@@ -37,7 +37,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="delete the old collection once the new one is complete and checked")
     p.add_argument("--any-model", action="store_true",
                    help="skip the check that the run's base model embedded the collection")
-    p.add_argument("--batch-size", type=int, default=256, help="records read, encoded and written at a time")
+    from .search import _positive_int
+
+    p.add_argument("--batch-size", type=_positive_int, default=256, help="records read, encoded and written at a time")
     p.add_argument("--device", default="", help="cpu, cuda, cuda:N or mps ('': cuda or mps if available)")
 
 
@@ -66,9 +68,15 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     from ..search import _require, base_model_of
     from ..stores import close, open_store, reindex
 
+    from ..errors import StoreError
+
     kind = next(k for k in STORE_CHOICES if getattr(args, k))
+    target = getattr(args, kind)
     _require(args.run_dir, ["model/config.json"])
-    store = open_store(kind, getattr(args, kind))
+    if not target.startswith(("http://", "https://")) and not Path(target).is_dir():
+        # Opening a missing folder would create an empty store there; the app's store is elsewhere.
+        raise StoreError(f"{target} does not exist: pass the folder (or URL) your app's {kind} store is in")
+    store = open_store(kind, target)
     try:
         device = pick_device(args.device)
         model = load_model(str(args.run_dir / "model"), device)
