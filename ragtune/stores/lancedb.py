@@ -29,8 +29,15 @@ class LanceStore(Store):
         pass
 
     def _names(self) -> set[str]:
-        listed = self.db.list_tables()
-        return set(getattr(listed, "tables", listed))
+        """Every table name: list_tables answers a page at a time."""
+        names: set[str] = set()
+        token = None
+        while True:
+            listed = self.db.list_tables(page_token=token)
+            names.update(listed.tables)
+            token = listed.page_token
+            if not token:
+                return names
 
     def exists(self, name: str) -> bool:
         return name in self._names()
