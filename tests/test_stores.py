@@ -509,3 +509,32 @@ def test_reindex_refuses_a_missing_store_or_collection_without_creating_either(
     client.close()
     assert main(["reindex", str(run_dir), "--qdrant", str(tmp_path / "q"), "--collection", "app"]) == 1
     assert_one_error_line(capsys.readouterr().err, "has no collection app")
+
+
+def test_qdrant_reindex_of_a_llamaindex_collection(
+        run_dir: Path, tuned: Retriever, chunks: list[Chunk], questions: list[str], tiny_model_dir: Path,
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from llama_index.core import StorageContext, VectorStoreIndex
+    from llama_index.core.schema import TextNode
+    from llama_index.vector_stores.qdrant import QdrantVectorStore
+
+    # LlamaIndex keeps the text inside "_node_content", and its own keys beside the metadata.
+    client = qdrant_client.QdrantClient(path=str(tmp_path / "q"))
+    nodes = [TextNode(text=c.text, id_=i, metadata=app_metadata(c)) for c, i in zip(chunks, app_ids(chunks))]
+    VectorStoreIndex(nodes, storage_context=StorageContext.from_defaults(
+        vector_store=QdrantVectorStore(collection_name="app", client=client)), embed_model=li_embeddings(tiny_model_dir))
+    client.close()
+    before = qdrant_payloads(tmp_path / "q", "app")
+    assert "page_content" not in next(iter(before.values()))
+    assert main(["reindex", str(run_dir), "--qdrant", str(tmp_path / "q"), "--collection", "app"]) == 0
+    new = capsys.readouterr().out.split('collection_name="')[1].split('"')[0]
+    assert qdrant_payloads(tmp_path / "q", new) == before
+    client = qdrant_client.QdrantClient(path=str(tmp_path / "q"))
+    try:
+        retriever = VectorStoreIndex.from_vector_store(QdrantVectorStore(collection_name=new, client=client),
+                                                       embed_model=li_embeddings(run_dir / "model")) \
+            .as_retriever(similarity_top_k=K)
+        got = [[n.node.metadata["chunk_id"] for n in retriever.retrieve(q)] for q in questions]
+    finally:
+        client.close()
+    assert got == dense_top(tuned, questions)
