@@ -538,3 +538,35 @@ def test_qdrant_reindex_of_a_llamaindex_collection(
     finally:
         client.close()
     assert got == dense_top(tuned, questions)
+
+
+def test_qdrant_reindex_writes_a_named_dense_vector_and_keeps_sparse_ones(
+        run_dir: Path, tuned: Retriever, chunks: list[Chunk], questions: list[str], tiny_model_dir: Path,
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from qdrant_client import models
+
+    from ragtune.models import load_model
+    from ragtune.retrieval import embed
+
+    client = qdrant_client.QdrantClient(path=str(tmp_path / "q"))
+    client.create_collection("app", vectors_config={"dense": models.VectorParams(size=32,
+                                                                                 distance=models.Distance.COSINE)},
+                             sparse_vectors_config={"words": models.SparseVectorParams()})
+    base = embed(load_model(str(tiny_model_dir), "cpu"), [c.text for c in chunks])
+    client.upsert("app", points=[models.PointStruct(
+        id=i, vector={"dense": v.tolist(), "words": models.SparseVector(indices=[i, 1000 + i], values=[1.0, 0.5])},
+        payload={"text": c.text, "chunk_id": c.id}) for i, (c, v) in enumerate(zip(chunks, base))])
+    client.close()
+    assert main(["reindex", str(run_dir), "--qdrant", str(tmp_path / "q"), "--collection", "app"]) == 0
+    new = capsys.readouterr().out.split('collection_name="')[1].split('"')[0]
+    client = qdrant_client.QdrantClient(path=str(tmp_path / "q"))
+    try:
+        points, _ = client.scroll(new, limit=10_000, with_vectors=True)
+        assert sorted(p.id for p in points) == list(range(len(chunks)))
+        assert all(p.vector["words"].indices == [p.id, 1000 + p.id] for p in points)
+        vectors = embed(tuned.model, questions)
+        got = [[p.payload["chunk_id"] for p in client.query_points(new, query=v.tolist(), using="dense", limit=K).points]
+               for v in vectors]
+    finally:
+        client.close()
+    assert got == dense_top(tuned, questions)
