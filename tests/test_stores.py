@@ -6,7 +6,6 @@ framework's own store class; its top 5 must be ragtune's dense top 5.
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys
@@ -522,7 +521,8 @@ def test_qdrant_reindex_of_a_llamaindex_collection(
     client = qdrant_client.QdrantClient(path=str(tmp_path / "q"))
     nodes = [TextNode(text=c.text, id_=i, metadata=app_metadata(c)) for c, i in zip(chunks, app_ids(chunks))]
     VectorStoreIndex(nodes, storage_context=StorageContext.from_defaults(
-        vector_store=QdrantVectorStore(collection_name="app", client=client)), embed_model=li_embeddings(tiny_model_dir))
+        vector_store=QdrantVectorStore(collection_name="app", client=client)),
+        embed_model=li_embeddings(tiny_model_dir))
     client.close()
     before = qdrant_payloads(tmp_path / "q", "app")
     assert "page_content" not in next(iter(before.values()))
@@ -565,8 +565,8 @@ def test_qdrant_reindex_writes_a_named_dense_vector_and_keeps_sparse_ones(
         assert sorted(p.id for p in points) == list(range(len(chunks)))
         assert all(p.vector["words"].indices == [p.id, 1000 + p.id] for p in points)
         vectors = embed(tuned.model, questions)
-        got = [[p.payload["chunk_id"] for p in client.query_points(new, query=v.tolist(), using="dense", limit=K).points]
-               for v in vectors]
+        got = [[p.payload["chunk_id"]
+                for p in client.query_points(new, query=v.tolist(), using="dense", limit=K).points] for v in vectors]
     finally:
         client.close()
     assert got == dense_top(tuned, questions)

@@ -63,12 +63,11 @@ def export_to_store(args: argparse.Namespace) -> int:
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
+    from ..errors import StoreError
     from ..models import load_model, pick_device, weights_digest
     from ..progress import ProgressReporter
     from ..search import _require, base_model_of
     from ..stores import close, open_store, reindex
-
-    from ..errors import StoreError
 
     kind = next(k for k in STORE_CHOICES if getattr(args, k))
     target = getattr(args, kind)
