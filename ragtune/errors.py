@@ -101,3 +101,7 @@ def did_you_mean_path(path: Path | str) -> str:
         return ""
     close = difflib.get_close_matches(path.name, names, n=1, cutoff=0.6)
     return f"; did you mean {path.parent / close[0]}?" if close else ""
+
+
+class StoreError(RagtuneError):
+    """A vector store (Qdrant, Chroma, LanceDB) cannot be written or reindexed; the message says what to do."""

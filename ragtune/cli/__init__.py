@@ -31,6 +31,7 @@ from ..progress import ProgressReporter
 from ..redact import redact, url_secrets
 from . import pairs as cli_pairs
 from . import search as cli_search
+from . import stores as cli_stores
 
 
 def _fmt_table(metrics: dict[str, Any]) -> str:
@@ -195,7 +196,9 @@ EXAMPLES = {
     "run": "ragtune run docs/ --out runs/demo\n  ragtune run docs/ --out runs/demo --epochs 2 --push you/demo-embed",
     "search": 'ragtune search runs/demo "How are incidents escalated?" -k 3 --compare',
     "eval-dataset": "ragtune eval-dataset runs/demo qa.json",
-    "export": "ragtune export runs/demo --llamaindex held_out.json\n  ragtune export runs/demo --onnx --int8",
+    "export": "ragtune export runs/demo --llamaindex held_out.json\n  ragtune export runs/demo --onnx --int8\n"
+              "  ragtune export runs/demo --to qdrant ./qdrant_data --collection docs",
+    "reindex": "ragtune reindex runs/demo --qdrant ./qdrant_data --collection docs",
     "push": "ragtune push runs/demo you/demo-embed --dry-run",
     "pairs": "ragtune pairs pairs.csv --out runs/pairs --pairs-loss cosent",
     "similarity": 'ragtune similarity runs/demo "zero trust" "never trust, always verify"',
@@ -302,6 +305,7 @@ def build_parser(run_defaults: dict[str, Any] | None = None) -> argparse.Argumen
     run.add_argument("--eval-dataset", type=Path, default=None, metavar="FILE",
                      help="also evaluate base and fine-tuned models on this LlamaIndex EmbeddingQAFinetuneDataset JSON")
     cli_search.add_parsers(sub)
+    cli_stores.add_parsers(sub)
     push = sub.add_parser("push", help="upload a run's model to the Hugging Face Hub")
     push.add_argument("run_dir", type=Path, metavar="RUN", help="the --out folder of a finished `ragtune run`")
     push.add_argument("repo_id", metavar="REPO_ID", help="the Hub repo to create or update, as user/name or org/name")
@@ -546,6 +550,9 @@ def _after_interrupt(args: argparse.Namespace, e: KeyboardInterrupt) -> str:
         # hub.push updates each repo in one commit: a cut-off upload changes nothing that is visible.
         return ("a repo changes on the Hub only when its upload finishes, so none is left half-pushed; "
                 "rerun the same command to push.")
+    if args.command == "reindex":
+        return ("the old collection is untouched and nothing was switched; rerun the same command to go on "
+                "without re-encoding the records already written.")
     return "nothing was changed." if args.command != "export" else "nothing was written."
 
 
@@ -617,7 +624,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = _renamed(argv)
     args = build_parser().parse_args(argv)
     _quiet_libraries(_secrets(args))
-    commands = {"run": cmd_run, "push": cmd_push, **cli_pairs.COMMANDS, **cli_search.COMMANDS}
+    commands = {"run": cmd_run, "push": cmd_push, **cli_pairs.COMMANDS, **cli_search.COMMANDS,
+                **cli_stores.COMMANDS}
     # Handlers can only be set from the main thread (not when main() runs in a worker).
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None

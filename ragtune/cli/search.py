@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from ..records import RunDirError
 from ..search import DATASET_KS, Hit, pages_label
+from . import stores as cli_stores
 
 
 def _positive_int(text: str) -> int:
@@ -51,12 +52,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", metavar="DEVICE", help=DEVICE_HELP)
 
     p = sub.add_parser("export", help="write a run's questions as a LlamaIndex EmbeddingQAFinetuneDataset JSON, "
-                                      "or its model as ONNX")
+                                      "its model as ONNX, or its chunks into a vector store")
     p.add_argument("run_dir", type=Path, metavar="RUN", help="the --out folder of a finished run")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--llamaindex", type=Path, metavar="FILE", help="the JSON file to write")
     what.add_argument("--onnx", action="store_true",
                       help="write RUN/model/onnx/model.onnx for CPU inference (needs pip install 'ragtune[onnx]')")
+    cli_stores.add_export_args(p, what)
     p.add_argument("--int8", action="store_true", help="with --onnx: also write a dynamic int8 model_qint8.onnx")
     p.add_argument("--split", choices=("eval", "train"), default="eval",
                    help="held-out questions (eval) or training questions")
@@ -140,6 +142,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise OnnxError("--int8 goes with --onnx: ragtune export RUN --onnx --int8")
     if args.onnx:
         return _export_onnx(args.run_dir, args.int8)
+    if args.to:
+        return cli_stores.export_to_store(args)
     check_output(args.llamaindex, "--llamaindex", folder=False)
     e = export_llamaindex(args.run_dir, args.llamaindex, args.split)
     print(f"Wrote {e.n_queries} {e.split} questions and {e.n_corpus} corpus chunks to {e.path} "
