@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import ModelError
+from .errors import ConfigError, ModelError
 
 
 def bundled_model_path() -> Path:
@@ -66,6 +66,38 @@ def encoding_in(precision: str, device: str) -> Iterator[None]:
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     with torch.autocast(device_type=device.split(":")[0], dtype=dtype):
         yield
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU does bf16 arithmetic in hardware (AVX512-BF16 or AMX). There bf16
+    autocast trains in about half the time of fp32 (bench/precision.py); elsewhere it is emulated."""
+    import torch
+
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(bool(probe()) for probe in probes if probe is not None)
+
+
+def resolve_precision(precision: str, device: str, cpu_bf16: bool | None = None) -> str:
+    """What `precision` trains in on `device`: auto is bf16 (or fp16) on a CUDA GPU, bf16 on a CPU
+    with bf16 in hardware (`cpu_bf16`, probed when None), and fp32 elsewhere.
+
+    >>> resolve_precision("auto", "cpu", cpu_bf16=False), resolve_precision("auto", "cpu", cpu_bf16=True)
+    ('fp32', 'bf16')
+    >>> resolve_precision("fp32", "cpu", cpu_bf16=True), resolve_precision("auto", "mps")
+    ('fp32', 'fp32')
+    """
+    if precision == "fp16" and not device.startswith("cuda"):
+        raise ConfigError(f"precision fp16 needs a CUDA GPU, and training runs on {device}; use bf16 or fp32",
+                          "precision")
+    if precision != "auto":
+        return precision
+    if device == "cpu":
+        return "bf16" if (cpu_has_bf16() if cpu_bf16 is None else cpu_bf16) else "fp32"
+    if not device.startswith("cuda"):
+        return "fp32"
+    import torch
+
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
 def available_devices() -> list[str]:

@@ -285,7 +285,7 @@ def test_fp16_needs_a_gpu() -> None:
     from pathlib import Path
 
     from ragtune.config import Config, ConfigError
-    from ragtune.training.trainer import resolve_precision
+    from ragtune.models import resolve_precision
 
     with pytest.raises(ConfigError, match=r"^precision fp16 needs a CUDA GPU \(device is 'cpu'\)") as e:
         Config(docs=Path("d"), precision="fp16", device="cpu")
@@ -298,7 +298,7 @@ def test_fp16_needs_a_gpu() -> None:
 
 @pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="reads the CPU flags from /proc/cpuinfo (Linux)")
 def test_cpu_bf16_probe_agrees_with_the_cpu_flags() -> None:
-    from ragtune.training.trainer import cpu_has_bf16
+    from ragtune.models import cpu_has_bf16
 
     flags = set(Path("/proc/cpuinfo").read_text().split())
     assert cpu_has_bf16() == bool(flags & {"avx512_bf16", "amx_bf16"})

@@ -14,8 +14,7 @@ DEFAULT_HYBRID_WEIGHT = 0.6
 
 
 def run_stage(run: Run) -> dict[str, Any]:
-    from ..models import encoding_in, pick_device
-    from ..training.trainer import resolve_precision
+    from ..models import encoding_in, pick_device, resolve_precision
 
     device = pick_device(run.cfg.device)
     # Encoded in the precision training ran in: bf16 on a CPU that has it is about 1.8x as fast, and the

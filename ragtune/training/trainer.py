@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable
 from torch import nn
 
 from ..config import Config, TrainingArgs
-from ..models import quiet_libraries
+from ..models import quiet_libraries, resolve_precision
 from ..records import Chunk, Pair
 
 Progress = Callable[[int, int], None]
@@ -629,40 +629,6 @@ def run_trainer(
         val_history=[(int(h["step"]), float(h["eval_val_score"])) for h in history if "eval_val_score" in h],
         best_step=checkpoint_step(trainer.state.best_model_checkpoint),
     )
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU does bf16 arithmetic in hardware (AVX512-BF16 or AMX). There bf16
-    autocast trains in about half the time of fp32 (bench/precision.py); elsewhere it is emulated."""
-    import torch
-
-    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    return any(bool(probe()) for probe in probes if probe is not None)
-
-
-def resolve_precision(precision: str, device: str, cpu_bf16: bool | None = None) -> str:
-    """What `precision` trains in on `device`: auto is bf16 (or fp16) on a CUDA GPU, bf16 on a CPU
-    with bf16 in hardware (`cpu_bf16`, probed when None), and fp32 elsewhere.
-
-    >>> resolve_precision("auto", "cpu", cpu_bf16=False), resolve_precision("auto", "cpu", cpu_bf16=True)
-    ('fp32', 'bf16')
-    >>> resolve_precision("fp32", "cpu", cpu_bf16=True), resolve_precision("auto", "mps")
-    ('fp32', 'fp32')
-    """
-    if precision == "fp16" and not device.startswith("cuda"):
-        from ..config import ConfigError
-
-        raise ConfigError(f"precision fp16 needs a CUDA GPU, and training runs on {device}; use bf16 or fp32",
-                          "precision")
-    if precision != "auto":
-        return precision
-    if device == "cpu":
-        return "bf16" if (cpu_has_bf16() if cpu_bf16 is None else cpu_bf16) else "fp32"
-    if not device.startswith("cuda"):
-        return "fp32"
-    import torch
-
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
 def checkpoint_step(path: str | None) -> int | None:
