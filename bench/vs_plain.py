@@ -65,7 +65,8 @@ def ragtune_train(model: Any, cfg: Config, pairs: list[Pair], chunks: dict[str, 
                   work: Path) -> Any:
     """ragtune's train stage: the same call and validation set-up as ragtune.stages.train."""
     from ragtune.stages.train import VALIDATION_CORPUS
-    from ragtune.training.trainer import Validation, fine_tune
+    from ragtune.training.trainer import fine_tune
+    from ragtune.training.validation import Validation
 
     val = read_jsonl(run_dir / "pairs_val.jsonl", Pair)
     held = {p.chunk_id for p in read_jsonl(run_dir / "pairs_eval.jsonl", Pair)}

@@ -25,7 +25,7 @@ from ragtune.evaluate import MRR_AT, rank_metrics  # noqa: E402
 from ragtune.retrieval import dense_index, embed, positions_to_ids  # noqa: E402
 from ragtune.models import load_model, resolve_base_model  # noqa: E402
 from ragtune.records import Chunk, Pair, read_json, read_jsonl  # noqa: E402
-from ragtune.training.trainer import mix_with_base, weights  # noqa: E402
+from ragtune.training.validation import mix_with_base, weights  # noqa: E402
 
 
 def main() -> int:

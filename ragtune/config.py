@@ -18,7 +18,7 @@ from .redact import redact
 
 EXTRACTORS = ("pypdf", "pypdfium2")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-# The losses for labelled pairs, by name: the sentence-transformers class each one makes (training/losses.py).
+# The losses for labelled pairs, by name: the sentence-transformers class each one makes (training/losses/).
 LOSSES = {"cosine": "CosineSimilarityLoss", "cosent": "CoSENTLoss", "angle": "AnglELoss"}
 # Files about a folder rather than documents in it: not trained on or indexed unless `include` names them.
 DEFAULT_EXCLUDE = ("README*", "LICENSE*", "LICENCE*", "CHANGELOG*", "CONTRIBUTING*", "NOTICE*", "SOURCES*")

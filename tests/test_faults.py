@@ -128,7 +128,7 @@ def test_disk_filling_up_during_training(small_disk: Disk, docs: Path, tiny_mode
     assert "\n" not in msg and msg.startswith(f"no space left on the disk of {cfg.out}"), msg
     assert "training (checkpoints of about" in msg and "needs about" in msg and "MB is free now" in msg
     # The checkpoint it was writing gave its space back: only complete ones, if any, are left.
-    from ragtune.training.trainer import scan_checkpoints
+    from ragtune.training.checkpoints import scan_checkpoints
 
     assert scan_checkpoints(cfg.out / "checkpoints")[1] == []
     filled[0].unlink()

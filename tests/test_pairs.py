@@ -488,7 +488,7 @@ def test_ctrl_c_during_training_keeps_a_checkpoint_and_the_rerun_resumes(tmp_pat
 def test_a_checkpoint_is_resumed_only_by_the_same_run(tmp_path: Path) -> None:
     from ragtune.pairs import checkpoint_to_resume
 
-    from ragtune.training.trainer import CHECKPOINT_MARKER
+    from ragtune.training.checkpoints import CHECKPOINT_MARKER
 
     def checkpoint(step: int, complete: bool = True) -> None:
         folder = work / f"checkpoint-{step}"

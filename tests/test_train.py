@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from ragtune.records import Chunk, Pair
-from ragtune.training.trainer import MultiQueryRankingLoss, training_rows
+from ragtune.training.losses.ranking import MultiQueryRankingLoss
+from ragtune.training.trainer import training_rows
 
 
 class _FixedEncoder(torch.nn.Module):
@@ -81,7 +82,7 @@ def _chunks(texts: dict[str, str]) -> dict[str, Chunk]:
 
 
 def test_hard_negative_is_the_closest_wrong_chunk() -> None:
-    from ragtune.training.trainer import mine_hard_negatives
+    from ragtune.training.negatives import mine_hard_negatives
 
     chunks = _chunks({
         "fw": "firewall firewall router",
@@ -95,7 +96,7 @@ def test_hard_negative_is_the_closest_wrong_chunk() -> None:
 
 
 def test_likely_false_negatives_and_held_out_chunks_are_skipped() -> None:
-    from ragtune.training.trainer import mine_hard_negatives
+    from ragtune.training.negatives import mine_hard_negatives
 
     chunks = _chunks({
         "fw": "firewall router",
@@ -111,7 +112,7 @@ def test_likely_false_negatives_and_held_out_chunks_are_skipped() -> None:
 
 
 def test_same_theme_negatives_are_preferred_when_there_is_one() -> None:
-    from ragtune.training.trainer import mine_hard_negatives
+    from ragtune.training.negatives import mine_hard_negatives
 
     chunks = _chunks({
         "fw": "firewall router",
@@ -148,7 +149,7 @@ def test_rows_carry_the_negative_and_the_loss_uses_it() -> None:
 
 
 def test_validation_score_is_the_mean_over_question_kinds() -> None:
-    from ragtune.training.trainer import Validation
+    from ragtune.training.validation import Validation
 
     corpus = {"f": "firewall firewall", "r": "router router", "p": "policy policy"}
     # Kind "a": one question ranked 1st (RR 1), one ranked 2nd (RR 1/2) -> 0.75.
@@ -186,7 +187,7 @@ def _perturbed(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def test_choose_mix_keeps_the_share_validation_prefers(tiny_model, want: float, tried: set[float]) -> None:
     import copy
 
-    from ragtune.training.trainer import choose_mix
+    from ragtune.training.validation import choose_mix
 
     model = copy.deepcopy(tiny_model)
     base = {k: v.clone() for k, v in model.state_dict().items()}
@@ -207,7 +208,7 @@ def test_choose_mix_keeps_the_share_validation_prefers(tiny_model, want: float, 
 def test_cached_loss_gives_the_same_loss_and_gradients(tiny_model) -> None:
     import copy
 
-    from ragtune.training.trainer import cached_ranking_loss
+    from ragtune.training.losses import cached_ranking_loss
 
     texts = [f"topic {w} is described in detail here" for w in ("alpha", "beta", "gamma", "delta", "epsilon")]
     queries = [[f"what about {w}?", f"{w} details"] for w in ("alpha", "beta", "gamma", "delta", "epsilon")]
@@ -230,8 +231,8 @@ def test_checkpoint_marker_is_written_after_its_files_reach_the_disk(tmp_path, m
     import json
     import os
 
-    from ragtune.training import trainer as train
-    from ragtune.training.trainer import CHECKPOINT_MARKER, checkpoint_problem, mark_complete
+    from ragtune.training import checkpoints as train
+    from ragtune.training.checkpoints import CHECKPOINT_MARKER, checkpoint_problem, mark_complete
 
     folder = tmp_path / "checkpoint-4"
     (folder / "sub").mkdir(parents=True)
@@ -308,7 +309,8 @@ def _misleading_run(tiny_model, tmp_path: Path, patience: int):
     """Fine-tune on questions paired with the wrong chunk while validation asks for the right one: training can
     only lower the validation score, so early stopping has something to stop."""
     from ragtune.config import Config
-    from ragtune.training.trainer import Validation, fine_tune
+    from ragtune.training.trainer import fine_tune
+    from ragtune.training.validation import Validation
 
     words = ("firewall", "router", "policy", "audit", "backup", "logging", "vendor", "incident")
     chunks = _chunks({f"c{i}": f"section {i} covers the {w} control in detail" for i, w in enumerate(words)})

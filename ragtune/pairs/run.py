@@ -80,7 +80,7 @@ def train_pairs(model: Any, train: list[LabelledPair], cfg: PairsConfig, work_di
 
     Checkpoints go to `work_dir` (the caller removes it); given `resume` (a checkpoint
     folder there), training continues from it. SIGINT or SIGTERM saves one and raises
-    train.TrainingInterrupted.
+    TrainingInterrupted (ragtune.training.callbacks).
     """
     from ..training.trainer import run_trainer
 
@@ -97,7 +97,7 @@ def checkpoint_to_resume(work_dir: Path, key: str, log: Log | None = None) -> Pa
     off mid-write is removed, with a note to `log`.
     """
     from ..records import atomic_write_text
-    from ..training.trainer import scan_checkpoints
+    from ..training.checkpoints import scan_checkpoints
 
     marker = work_dir / "ragtune_pairs_key"
     if marker.is_file() and marker.read_text(encoding="utf-8", errors="replace") == key:
@@ -227,7 +227,7 @@ def run_pairs(cfg: PairsConfig, log: Log | None = None, progress: Progress | Non
     from ..card import BUNDLED_HUB_ID
     from ..models import load_model, pick_device
     from ..similarity import evaluate_pairs
-    from ..training.trainer import checkpoint_step
+    from ..training.checkpoints import checkpoint_step
 
     say = log or (lambda msg: None)
     out = Path(cfg.out)

@@ -17,7 +17,8 @@ VALIDATION_CORPUS = 150
 
 def run_stage(run: Run) -> dict[str, Any]:
     from ..models import pick_device
-    from ..training.trainer import checkpoint_step, fine_tune, scan_checkpoints
+    from ..training.checkpoints import checkpoint_step, scan_checkpoints
+    from ..training.trainer import fine_tune
 
     chunks = {c.id: c for c in read_jsonl(run.path("chunks.jsonl"), Chunk)}
     pairs = read_jsonl(run.path("pairs_train.jsonl"), Pair)
@@ -33,7 +34,7 @@ def run_stage(run: Run) -> dict[str, Any]:
     val_pairs = read_jsonl(run.path("pairs_val.jsonl"), Pair)
     negatives = None
     if run.cfg.hard_negatives:
-        from ..training.trainer import fill_negatives, mine_hard_negatives
+        from ..training.negatives import fill_negatives, mine_hard_negatives
 
         # Held-out and validation chunks never enter training, not even as negatives.
         allowed = set(chunks) - held - {p.chunk_id for p in val_pairs}
@@ -41,7 +42,7 @@ def run_stage(run: Run) -> dict[str, Any]:
         negatives = fill_negatives(mined, pairs, allowed, run.cfg.seed)
     validation = None
     if val_pairs:
-        from ..training.trainer import Validation
+        from ..training.validation import Validation
 
         # Validation ranks among chunks that are not held out (those stay unseen
         # until the end): its own and, to keep each check quick, at most
@@ -118,7 +119,7 @@ def _checkpoints_to_resume(run: Run) -> Path | None:
     note: the previous complete one is resumed from, or training starts again.
     """
     from ..records import atomic_write_text
-    from ..training.trainer import scan_checkpoints
+    from ..training.checkpoints import scan_checkpoints
 
     folder = run.path("checkpoints")
     marker = folder / "ragtune_stage_key"

@@ -1,20 +1,27 @@
-"""Pairs -> fine-tuned model, with sentence-transformers' Trainer and MultipleNegativesRankingLoss."""
+"""Pairs -> fine-tuned model, with sentence-transformers' Trainer: the training rows, the Trainer's
+arguments and callbacks put together (run_trainer), and the run mode's training (fine_tune).
+
+The parts live beside it: losses/ (every loss), negatives.py (hard-negative mining), validation.py
+(score, evaluator, WiSE-FT mix), checkpoints.py (marking, scanning, resuming), callbacks.py."""
 
 from __future__ import annotations
 
-import errno
-import os
+import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from torch import nn
 
 from ..config import Config, TrainingArgs
-from ..models import quiet_libraries, resolve_precision
+from ..models import encoding_in, quiet_libraries, resolve_precision
 from ..records import Chunk, Pair
-
-Progress = Callable[[int, int], None]
+from .callbacks import MarkComplete, Progress, ReportProgress, StopOnSignal, TrainingInterrupted
+from .checkpoints import checkpoint_problem, checkpoint_step, scan_checkpoints
+from .losses import cached_ranking_loss, labelled_columns, make_loss
+from .losses.ranking import MultiQueryRankingLoss
+from .validation import Validation, ValidationEvaluator, choose_mix, weights
 
 
 @dataclass
@@ -100,380 +107,6 @@ def without_attention_dropout(model: Any) -> Callable[[], None]:
     return restore
 
 
-def mine_hard_negatives(
-    model: Any, pairs: list[Pair], chunks: dict[str, Chunk], allowed: set[str], margin: float = 0.95,
-    max_chunk_similarity: float = 0.9, depth: int = 20, same_theme: bool = False,
-) -> dict[str, str]:
-    """For each chunk with questions, the chunk (among `allowed`) the base model ranks highest
-    for its questions without being the answer.
-
-    A candidate is skipped as a likely false negative when it scores above
-    `margin` times the positive's score, or is a near-duplicate of the positive
-    (cosine above `max_chunk_similarity`). With `same_theme`, the highest-ranked
-    candidate sharing a theme with the positive is taken when there is one in
-    the top `depth`: a negative on the same subject is harder to tell apart.
-    """
-    from ..retrieval import build_index, embed
-
-    ids = sorted(allowed | {p.chunk_id for p in pairs})
-    pos_of = {cid: i for i, cid in enumerate(ids)}
-    chunk_vecs = embed(model, [chunks[c].text for c in ids])
-    query_vecs = embed(model, [p.query for p in pairs])
-    scores, idx = build_index(chunk_vecs).search(query_vecs, min(depth, len(ids)))
-    votes: dict[str, dict[str, float]] = {}
-    for p, q_vec, row_scores, row_idx in zip(pairs, query_vecs, scores, idx):
-        positive = pos_of[p.chunk_id]
-        pos_score = float(q_vec @ chunk_vecs[positive])
-        usable = [(float(score), ids[j]) for score, j in zip(row_scores, row_idx)
-                  if j != positive and ids[j] in allowed and score <= margin * pos_score
-                  and float(chunk_vecs[j] @ chunk_vecs[positive]) <= max_chunk_similarity]
-        if same_theme:
-            themes = set(chunks[p.chunk_id].themes)
-            usable = [u for u in usable if themes & set(chunks[u[1]].themes)] or usable
-        if usable:
-            score, cid = usable[0]
-            tally = votes.setdefault(p.chunk_id, {})
-            tally[cid] = tally.get(cid, 0.0) + score
-    return {cid: max(t, key=lambda c: t[c]) for cid, t in votes.items() if t} if votes else {}
-
-
-def fill_negatives(negatives: dict[str, str], pairs: list[Pair], allowed: set[str], seed: int) -> dict[str, str]:
-    """Give every chunk with questions a negative: where mining found none (all
-    candidates looked like false negatives), a seeded random other chunk of
-    `allowed`. Rows need a negative each, and a chunk without one would
-    otherwise drop out of training.
-
-    >>> fill_negatives({"a": "b"}, [Pair("q", "a", "g"), Pair("q2", "c", "g")], {"a", "b", "c"}, 0)["a"]
-    'b'
-    >>> fill_negatives({}, [Pair("q", "c", "g")], {"c", "d"}, 0)
-    {'c': 'd'}
-    """
-    import random
-
-    rng = random.Random(seed)
-    pool = sorted(allowed)
-    out = dict(negatives)
-    for cid in sorted({p.chunk_id for p in pairs} - set(negatives)):
-        others = [c for c in pool if c != cid]
-        if others:
-            out[cid] = rng.choice(others)
-    return out
-
-
-class MultiQueryRankingLoss(nn.Module):
-    """MultipleNegativesRankingLoss for several questions sharing one positive chunk.
-
-    Columns are (query_0, …, query_{n-1}, chunk[, hard_negative]). Every question is scored
-    against all chunks in the batch; the other chunks are its negatives. Each
-    chunk is encoded once per step for all of its questions, so an epoch costs
-    about 1/n of plain MNRL over (question, chunk) rows, where chunks dominate
-    the compute.
-    """
-
-    def __init__(self, model: Any, scale: float = 20.0, with_negatives: bool = False) -> None:
-        super().__init__()
-        self.model = model
-        self.scale = scale
-        self.with_negatives = int(with_negatives)
-
-    def forward(self, sentence_features: Iterable[dict[str, Any]], labels: Any = None) -> Any:
-        return self.loss_from_embeddings([self.model(f)["sentence_embedding"] for f in sentence_features])
-
-    def loss_from_embeddings(self, embeddings: list[Any]) -> Any:
-        import torch
-        import torch.nn.functional as F
-
-        # Columns: questions…, chunk[, hard_negative]. Hard negatives join the
-        # candidate chunks; the targets stay the first len(positives) rows.
-        n_queries = len(embeddings) - 1 - self.with_negatives
-        queries, positives = embeddings[:n_queries], embeddings[n_queries]
-        candidates = torch.cat(embeddings[n_queries:]) if self.with_negatives else positives
-        candidates = F.normalize(candidates, dim=-1)
-        target = torch.arange(len(positives), device=positives.device)
-        losses = [F.cross_entropy(self.scale * F.normalize(q, dim=-1) @ candidates.T, target) for q in queries]
-        return torch.stack(losses).mean()
-
-    @property
-    def citation(self) -> str:
-        return ""
-
-
-def cached_ranking_loss(model: Any, mini_batch_size: int, with_negatives: bool = False) -> nn.Module:
-    """MultiQueryRankingLoss with gradient caching (GradCache, as in
-    CachedMultipleNegativesRankingLoss): texts are encoded `mini_batch_size` at a
-    time, so the batch, and with it the number of in-batch negatives, can grow
-    beyond what fits in memory at once. Same loss, same gradients.
-    """
-    try:
-        from sentence_transformers.base.losses.gradcache import CachedLossMixin
-    except ImportError:
-        from ..config import ConfigError
-
-        raise ConfigError("mini_batch_size needs sentence-transformers>=6 (pip install -U sentence-transformers)") from None
-
-    class CachedMultiQueryRankingLoss(CachedLossMixin, MultiQueryRankingLoss):
-        def __init__(self) -> None:
-            MultiQueryRankingLoss.__init__(self, model, with_negatives=with_negatives)
-            self.mini_batch_size = mini_batch_size
-
-        def calculate_loss(self, reps: list[list[Any]], labels: Any = None, *, with_backward: bool = False) -> Any:
-            import torch
-
-            loss = self.loss_from_embeddings([torch.cat(column) for column in reps])
-            if with_backward:
-                loss.backward()
-                loss = loss.detach()
-            return loss
-
-        def forward(self, sentence_features: Iterable[dict[str, Any]], labels: Any = None) -> Any:
-            return self.forward_cached(sentence_features, labels)
-
-    return CachedMultiQueryRankingLoss()
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Training stopped on SIGINT/SIGTERM; `saved` says whether a complete checkpoint is there to resume from
-    (a second signal stops at once, possibly before any was written)."""
-
-    def __init__(self, signum: int, saved: bool = True) -> None:
-        super().__init__(f"training stopped by signal {signum}; "
-                         + ("a checkpoint was saved" if saved else "no checkpoint was saved"))
-        self.signum = signum
-        self.saved = saved
-
-
-@dataclass
-class Validation:
-    """Validation questions and the corpus they are ranked against.
-
-    The score is the mean over question kinds of MRR@10, so that every
-    question style counts the same and a model that only learned one shape
-    of question cannot win the checkpoint or the mix.
-    """
-
-    queries: list[str]
-    kinds: list[str]
-    relevant: list[str]
-    corpus_ids: list[str]
-    corpus_texts: list[str]
-
-    def scores(self, model: Any) -> dict[str, float]:
-        from ..evaluate import MRR_AT, model_rankings, rank_metrics
-
-        ranked = model_rankings(model, self.corpus_texts, self.corpus_ids, self.queries, MRR_AT)
-        out: dict[str, float] = {}
-        for kind in sorted(set(self.kinds)):
-            sel = [i for i, k in enumerate(self.kinds) if k == kind]
-            out[f"mrr@{MRR_AT}_{kind}"] = rank_metrics([ranked[i] for i in sel], [self.relevant[i] for i in sel],
-                                                       ks=(5,))[f"mrr@{MRR_AT}"]
-        out["score"] = sum(out.values()) / len(out)
-        return out
-
-
-def _evaluator(validation: Validation, precision: str, device: str) -> Any:
-    try:
-        from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
-    except ImportError:  # sentence-transformers 5.x
-        from sentence_transformers.evaluation import SentenceEvaluator
-
-    class _Evaluator(SentenceEvaluator):
-        def __init__(self) -> None:
-            super().__init__()
-            self.primary_metric = "score"
-
-        def __call__(self, model: Any, output_path: str | None = None, epoch: int = -1, steps: int = -1) -> Any:
-            from ..models import encoding_in
-
-            with encoding_in(precision, device):
-                return self.prefix_name_to_metrics(validation.scores(model), "val")
-
-    return _Evaluator()
-
-
-def weights(model: Any) -> dict[str, Any]:
-    """A copy of the model's weights, safe from later training or mixing."""
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def mix_with_base(model: Any, base_state: dict[str, Any], tuned: dict[str, Any], alpha: float) -> None:
-    """Set `model`'s weights to base + alpha * (tuned - base), in place (WiSE-FT)."""
-    import torch
-
-    with torch.no_grad():
-        mixed = {k: torch.lerp(base_state[k].to(v.device, v.dtype), v, alpha) if v.is_floating_point() else v
-                 for k, v in tuned.items()}
-    model.load_state_dict(mixed)
-
-
-def choose_mix(
-    model: Any, base_state: dict[str, Any], validation: Validation, base_score: float,
-    tuned_score: float | None = None, alphas: tuple[float, ...] = (0.75, 0.5),
-) -> tuple[float, dict[float, float]]:
-    """Try shares of the tuned weights on the validation questions and leave the
-    model at the best one: the base itself (alpha 0) if nothing beats it.
-
-    Shares are tried from all of the change (1.0, scored as `tuned_score` when
-    known) down through `alphas`, stopping at the first that scores lower than
-    the one before: validation scores along the path from base to tuned
-    rarely rise again once they fall, and each check costs a pass over the
-    validation corpus. Ties go to the larger share, the one training chose.
-    """
-    tuned = weights(model)
-    scores = {0.0: base_score}
-    previous = scores[1.0] = tuned_score if tuned_score is not None else validation.scores(model)["score"]
-    for a in alphas:
-        mix_with_base(model, base_state, tuned, a)
-        scores[a] = validation.scores(model)["score"]
-        if scores[a] < previous:
-            break
-        previous = scores[a]
-    best = max(scores, key=lambda a: (round(scores[a], 6), a))
-    mix_with_base(model, base_state, tuned, best)
-    return best, scores
-
-
-class _StopOnSignal:
-    """While training: the first SIGINT/SIGTERM asks the Trainer to save a
-    checkpoint and stop after the current step; a second one stops at once."""
-
-    def __init__(self, work_dir: Path | None = None) -> None:
-        self.signum: int | None = None
-        self._previous: dict[int, Any] = {}
-        # Where the checkpoints go: a second signal says whether one is there to resume from.
-        self.work_dir = work_dir
-
-    def __enter__(self) -> "_StopOnSignal":
-        import signal
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.signum is not None:
-            # A second signal: stop now; a rerun resumes from the last checkpoint saved, if any.
-            saved = self.work_dir is not None and scan_checkpoints(self.work_dir)[0] is not None
-            raise TrainingInterrupted(signum, saved=saved)
-        self.signum = signum
-
-    def __exit__(self, *exc: Any) -> None:
-        import signal
-
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-    def callback(self) -> Any:
-        from transformers import TrainerCallback
-
-        stopper = self
-
-        class _Stop(TrainerCallback):
-            def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-                if stopper.signum is not None:
-                    control.should_save = True
-                    control.should_training_stop = True
-
-        return _Stop()
-
-
-# Written into a checkpoint folder once the Trainer has saved everything in it: the files and their
-# sizes. A folder without it (cut off mid-write), or whose files no longer match it (a half-finished
-# rotation), is never resumed from.
-CHECKPOINT_MARKER = "ragtune_checkpoint.json"
-
-
-def _checkpoint_files(folder: Path) -> dict[str, int]:
-    return {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name != CHECKPOINT_MARKER}
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError as e:
-        # Some file systems (FUSE, CIFS, vboxsf) cannot sync a directory; its files are synced already.
-        if not (path.is_dir() and e.errno in (errno.EINVAL, errno.ENOTSUP, errno.EBADF)):
-            raise
-    finally:
-        os.close(fd)
-
-
-def mark_complete(folder: Path, step: int) -> None:
-    """Record that checkpoint `folder` is whole: its files and their sizes, in CHECKPOINT_MARKER.
-
-    Its files are flushed to the disk first and the marker after them, so that after a power
-    cut a marker never vouches for data that was still only in the page cache.
-    """
-    from ..records import write_json
-
-    files = _checkpoint_files(folder)
-    for rel in files:
-        _fsync(folder / rel)
-    for sub in sorted({(folder / rel).parent for rel in files}, key=lambda d: len(d.parts), reverse=True):
-        _fsync(sub)
-    write_json(folder / CHECKPOINT_MARKER, {"step": step, "files": files})
-    _fsync(folder / CHECKPOINT_MARKER)
-    _fsync(folder)
-
-
-def _mark_complete_callback() -> Any:
-    from transformers import TrainerCallback
-
-    class _MarkComplete(TrainerCallback):
-        # on_save runs right after the Trainer has written (and rotated) a checkpoint.
-        def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            # Under torchrun every rank gets on_save; only the one that wrote the checkpoint marks it.
-            if state.is_world_process_zero and folder.is_dir():
-                mark_complete(folder, state.global_step)
-
-    return _MarkComplete()
-
-
-def checkpoint_problem(folder: Path) -> str | None:
-    """Why a checkpoint folder cannot be resumed from, or None when it is complete.
-
-    >>> checkpoint_problem(Path("/nonexistent/checkpoint-3"))
-    'it was cut off mid-write (no ragtune_checkpoint.json)'
-    """
-    import json
-
-    try:
-        marker = json.loads((folder / CHECKPOINT_MARKER).read_text(encoding="utf-8"))
-        listed = marker["files"]
-        state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        return f"it was cut off mid-write (no {Path(str(e.filename)).name})"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "its trainer_state.json or ragtune_checkpoint.json is unreadable"
-    if not isinstance(listed, dict) or not isinstance(state, dict) or "global_step" not in state:
-        return "its trainer_state.json or ragtune_checkpoint.json is unreadable"
-    if "model.safetensors" not in listed:
-        return "it has no model weights (model.safetensors)"
-    present = _checkpoint_files(folder)
-    damaged = sorted(name for name, size in listed.items() if present.get(name) != size)
-    if damaged:
-        return f"{', '.join(damaged[:3])}{' …' if len(damaged) > 3 else ''} missing or cut short"
-    return None
-
-
-def scan_checkpoints(folder: Path) -> tuple[Path | None, list[tuple[Path, str]]]:
-    """The newest complete checkpoint in `folder` (or None), and every incomplete one with what is wrong."""
-    found = sorted((p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
-                   key=lambda p: int(p.name.split("-")[-1]), reverse=True)
-    newest, broken = None, []
-    for path in found:
-        problem = checkpoint_problem(path)
-        if problem is not None:
-            broken.append((path, problem))
-        elif newest is None:
-            newest = path
-    return newest, broken
-
-
 def _finished_checkpoint(model: Any, checkpoint: Path, validation: Validation | None, device: str,
                          progress: Progress | None, precision: str = "fp32") -> TrainResult | None:
     """When `checkpoint` is the last step of training, load what training would have ended with
@@ -481,9 +114,6 @@ def _finished_checkpoint(model: Any, checkpoint: Path, validation: Validation | 
 
     Resuming the Trainer from its last step would train one step more than asked.
     """
-    import json
-    import time
-
     state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
     step, total = int(state.get("global_step", 0)), int(state.get("max_steps") or 0)
     if not total or step < total:
@@ -497,26 +127,85 @@ def _finished_checkpoint(model: Any, checkpoint: Path, validation: Validation | 
     model.load_state_dict(loaded.state_dict())
     if progress:
         progress(step, total)
-    history = state.get("log_history", [])
+    return _result(state.get("log_history", []), step, time.perf_counter() - start, device, precision,
+                   best_step=checkpoint_step(str(keep)) if validation else None)
+
+
+def _result(history: list[dict[str, Any]], steps: int, seconds: float, device: str, precision: str,
+            best_step: int | None, last_loss: float | None = None) -> TrainResult:
+    """The TrainResult the Trainer's log history tells: the last logged loss (else `last_loss`) and
+    the validation score at each checkpoint."""
     losses = [h["loss"] for h in history if "loss" in h]
     return TrainResult(
-        steps=step, seconds=time.perf_counter() - start, final_loss=float(losses[-1]) if losses else None,
+        steps=steps,
+        seconds=seconds,
+        final_loss=float(losses[-1]) if losses else last_loss,
         device=device,
         precision=precision,
         val_history=[(int(h["step"]), float(h["eval_val_score"])) for h in history if "eval_val_score" in h],
-        best_step=checkpoint_step(str(keep)) if validation else None,
+        best_step=best_step,
     )
 
 
-def _progress_callback(progress: Progress | None) -> Any:
-    from transformers import TrainerCallback
+def _dataset(columns: dict[str, Any], multi: bool) -> tuple[Any, int]:
+    """The Trainer's dataset, one or with `multi` one per name of `columns` (then batches take turns),
+    and the rows of the smallest (a batch cannot hold more)."""
+    from datasets import Dataset, DatasetDict
 
-    class _Report(TrainerCallback):
-        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            if progress:
-                progress(state.global_step, state.max_steps)
+    if multi:
+        datasets = DatasetDict({k: Dataset.from_dict(v) for k, v in columns.items()})
+        return datasets, min(len(d) for d in datasets.values())
+    dataset = Dataset.from_dict(columns)
+    return dataset, len(dataset)
 
-    return _Report()
+
+def _training_arguments(args: TrainingArgs, work_dir: Path, device: str, precision: str, rows: int,
+                        batch_sampler: Any, validated: bool, evals: int) -> Any:
+    """sentence-transformers' training arguments for `args`, with `evals` checkpoints over training,
+    each scored when `validated`."""
+    from sentence_transformers import SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.training_args import MultiDatasetBatchSamplers
+
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(work_dir),
+        num_train_epochs=args.epochs,
+        max_steps=args.max_steps,
+        # With few rows a full batch cannot be filled (without duplicates).
+        per_device_train_batch_size=max(2, min(args.batch_size, rows)),
+        learning_rate=args.learning_rate,
+        warmup_steps=args.warmup_ratio,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        data_seed=args.seed,
+        batch_sampler=batch_sampler,
+        multi_dataset_batch_sampler=MultiDatasetBatchSamplers.ROUND_ROBIN,
+        # A ratio below 1 means a share of the total steps.
+        save_strategy="steps",
+        save_steps=1 / evals,
+        save_total_limit=2,
+        eval_strategy="steps" if validated else "no",
+        eval_steps=1 / evals,
+        load_best_model_at_end=validated,
+        metric_for_best_model="eval_val_score" if validated else None,
+        greater_is_better=True,
+        logging_steps=10,
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=device == "cpu",
+        dataloader_num_workers=0,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+    )
+
+
+def _callbacks(progress: Progress | None, stopper: StopOnSignal, patience: int) -> list[Any]:
+    """Progress, stop on a signal, mark each checkpoint complete, and with `patience` stop early."""
+    callbacks = [ReportProgress(progress), stopper.callback(), MarkComplete()]
+    if patience:
+        from transformers import EarlyStoppingCallback
+
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
+    return callbacks
 
 
 @quiet_libraries()
@@ -552,10 +241,7 @@ def run_trainer(
     SIGTERM saves a checkpoint after the current step and raises
     TrainingInterrupted.
     """
-    import time
-
-    from datasets import Dataset
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.training_args import BatchSamplers
     from transformers.trainer_callback import PrinterCallback
 
@@ -564,52 +250,14 @@ def run_trainer(
         finished = _finished_checkpoint(model, resume, validation, device, progress, precision)
         if finished is not None:
             return finished
-    from datasets import DatasetDict
-    from sentence_transformers.sentence_transformer.training_args import MultiDatasetBatchSamplers
-
-    multi = isinstance(loss, dict)
-    dataset: Any = (DatasetDict({k: Dataset.from_dict(v) for k, v in columns.items()}) if multi
-                    else Dataset.from_dict(columns))
-    rows = min(len(d) for d in dataset.values()) if multi else len(dataset)
-    trainer_args = SentenceTransformerTrainingArguments(
-        output_dir=str(work_dir),
-        num_train_epochs=args.epochs,
-        max_steps=args.max_steps,
-        # With few rows a full batch cannot be filled (without duplicates).
-        per_device_train_batch_size=max(2, min(args.batch_size, rows)),
-        learning_rate=args.learning_rate,
-        warmup_steps=args.warmup_ratio,
-        weight_decay=args.weight_decay,
-        seed=args.seed,
-        data_seed=args.seed,
-        batch_sampler=batch_sampler or (BatchSamplers.NO_DUPLICATES if no_duplicates else BatchSamplers.BATCH_SAMPLER),
-        multi_dataset_batch_sampler=MultiDatasetBatchSamplers.ROUND_ROBIN,
-        # A ratio below 1 means a share of the total steps.
-        save_strategy="steps",
-        save_steps=1 / evals,
-        save_total_limit=2,
-        eval_strategy="steps" if validation else "no",
-        eval_steps=1 / evals,
-        load_best_model_at_end=validation is not None,
-        metric_for_best_model="eval_val_score" if validation else None,
-        greater_is_better=True,
-        logging_steps=10,
-        report_to="none",
-        disable_tqdm=True,
-        use_cpu=device == "cpu",
-        dataloader_num_workers=0,
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-    )
-    stopper = _StopOnSignal(Path(work_dir))
-    callbacks = [_progress_callback(progress), stopper.callback(), _mark_complete_callback()]
-    if validation and patience:
-        from transformers import EarlyStoppingCallback
-
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
+    dataset, rows = _dataset(columns, multi=isinstance(loss, dict))
+    sampler = batch_sampler or (BatchSamplers.NO_DUPLICATES if no_duplicates else BatchSamplers.BATCH_SAMPLER)
+    trainer_args = _training_arguments(args, work_dir, device, precision, rows, sampler, validation is not None, evals)
+    stopper = StopOnSignal(Path(work_dir))
     trainer = SentenceTransformerTrainer(
-        model=model, args=trainer_args, train_dataset=dataset, loss=loss, callbacks=callbacks,
-        evaluator=_evaluator(validation, precision, device) if validation else None,
+        model=model, args=trainer_args, train_dataset=dataset, loss=loss,
+        callbacks=_callbacks(progress, stopper, patience if validation else 0),
+        evaluator=ValidationEvaluator(validation, precision, device) if validation else None,
     )
     # With disable_tqdm the Trainer prints raw log dicts; progress goes through our callback instead.
     trainer.remove_callback(PrinterCallback)
@@ -618,26 +266,21 @@ def run_trainer(
         out = trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
     if stopper.signum is not None:
         raise TrainingInterrupted(stopper.signum, saved=scan_checkpoints(Path(work_dir))[0] is not None)
-    history = trainer.state.log_history
-    losses = [h["loss"] for h in history if "loss" in h]
-    return TrainResult(
-        steps=int(out.global_step),
-        seconds=time.perf_counter() - start,
-        final_loss=float(losses[-1]) if losses else float(out.training_loss),
-        device=device,
-        precision=precision,
-        val_history=[(int(h["step"]), float(h["eval_val_score"])) for h in history if "eval_val_score" in h],
-        best_step=checkpoint_step(trainer.state.best_model_checkpoint),
-    )
+    return _result(trainer.state.log_history, int(out.global_step), time.perf_counter() - start, device, precision,
+                   checkpoint_step(trainer.state.best_model_checkpoint), float(out.training_loss))
 
 
-def checkpoint_step(path: str | None) -> int | None:
-    """The step a Trainer checkpoint folder was saved at.
+def _ranking_loss(model: Any, cfg: Config, with_negatives: bool) -> Any:
+    """The loss for generated questions: MultiQueryRankingLoss (gradient-cached with cfg.mini_batch_size),
+    wrapped in MatryoshkaLoss with cfg.matryoshka_dims."""
+    loss: Any = (cached_ranking_loss(model, cfg.mini_batch_size, with_negatives) if cfg.mini_batch_size
+                 else MultiQueryRankingLoss(model, with_negatives=with_negatives))
+    if cfg.matryoshka_dims:
+        from sentence_transformers.sentence_transformer.losses import MatryoshkaLoss
 
-    >>> checkpoint_step("runs/x/checkpoints/checkpoint-12"), checkpoint_step(None)
-    (12, None)
-    """
-    return int(path.rsplit("-", 1)[1]) if path else None
+        full = model.get_embedding_dimension()
+        loss = MatryoshkaLoss(model, loss, sorted({full, *cfg.matryoshka_dims}, reverse=True))
+    return loss
 
 
 def fine_tune(
@@ -665,20 +308,10 @@ def fine_tune(
     wins when training did not help.
     """
     columns: dict[str, Any] = training_rows(pairs, chunks, cfg.queries_per_row, negatives)
-    loss: Any = (cached_ranking_loss(model, cfg.mini_batch_size, negatives is not None) if cfg.mini_batch_size
-                 else MultiQueryRankingLoss(model, with_negatives=negatives is not None))
-    if cfg.matryoshka_dims:
-        from sentence_transformers.sentence_transformer.losses import MatryoshkaLoss
-
-        full = model.get_embedding_dimension()
-        loss = MatryoshkaLoss(model, loss, sorted({full, *cfg.matryoshka_dims}, reverse=True))
+    loss: Any = _ranking_loss(model, cfg, with_negatives=negatives is not None)
     if labelled:
-        from .losses import labelled_columns, make_loss
-
         columns = {"retrieval": columns, "labelled": labelled_columns(labelled)}
         loss = {"retrieval": loss, "labelled": make_loss(cfg.pairs_loss, model)}
-    from ..models import encoding_in
-
     # Every validation score, before, during and after training, is taken in the precision training runs in.
     precision = resolve_precision(cfg.precision, device)
     base_state = base_score = None
