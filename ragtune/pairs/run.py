@@ -96,23 +96,9 @@ def checkpoint_to_resume(work_dir: Path, key: str, log: Log | None = None) -> Pa
     settings or inputs starts again, and its checkpoints are removed). A checkpoint cut
     off mid-write is removed, with a note to `log`.
     """
-    from ..records import atomic_write_text
-    from ..training.checkpoints import scan_checkpoints
+    from ..training import checkpoints
 
-    marker = work_dir / "ragtune_pairs_key"
-    if marker.is_file() and marker.read_text(encoding="utf-8", errors="replace") == key:
-        newest, broken = scan_checkpoints(work_dir)
-        for path, problem in broken:
-            shutil.rmtree(path, ignore_errors=True)
-            if log is not None:
-                then = f"resuming from {newest.name}" if newest is not None else "training starts again"
-                log(f"{path.name} cannot be resumed from: {problem}; {then}")
-        if newest is not None:
-            return newest
-    shutil.rmtree(work_dir, ignore_errors=True)
-    work_dir.mkdir(parents=True)
-    atomic_write_text(marker, key)
-    return None
+    return checkpoints.checkpoint_to_resume(work_dir, key, "ragtune_pairs_key", log)
 
 
 def _run_key(cfg: PairsConfig, source: str) -> str:

@@ -112,29 +112,11 @@ def run_stage(run: Run) -> dict[str, Any]:
 
 
 def _checkpoints_to_resume(run: Run) -> Path | None:
-    """The newest complete checkpoint left by an interrupted run of this same
-    training stage, or None (and a clean checkpoint folder) otherwise.
+    """The newest complete checkpoint left by an interrupted run of this same training stage (same key),
+    or None and a clean checkpoint folder (see `checkpoints.checkpoint_to_resume`)."""
+    from ..training.checkpoints import checkpoint_to_resume
 
-    A checkpoint cut off mid-write, or left half deleted, is removed with a
-    note: the previous complete one is resumed from, or training starts again.
-    """
-    from ..records import atomic_write_text
-    from ..training.checkpoints import scan_checkpoints
-
-    folder = run.path("checkpoints")
-    marker = folder / "ragtune_stage_key"
-    if marker.is_file() and marker.read_text(encoding="utf-8", errors="replace") == run.key:
-        newest, broken = scan_checkpoints(folder)
-        for path, problem in broken:
-            shutil.rmtree(path, ignore_errors=True)
-            then = f"resuming from {newest.name}" if newest is not None else "training starts again"
-            run.note(f"{path.name} cannot be resumed from: {problem}; {then}")
-        if newest is not None:
-            return newest
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    atomic_write_text(marker, run.key)
-    return None
+    return checkpoint_to_resume(run.path("checkpoints"), run.key, "ragtune_stage_key", run.note)
 
 
 def _check_training_space(run: Run, model: Any) -> None:

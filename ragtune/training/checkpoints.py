@@ -1,14 +1,16 @@
-"""Trainer checkpoints: marking one complete once all of it is on the disk, and finding the newest
-complete one to resume from."""
+"""Trainer checkpoints: marking one complete once all of it is on the disk, finding the newest
+complete one, and choosing where a rerun resumes (shared by `ragtune run` and `ragtune pairs`)."""
 
 from __future__ import annotations
 
 import errno
 import json
 import os
+import shutil
 from pathlib import Path
+from typing import Callable
 
-from ..records import write_json
+from ..records import atomic_write_text, write_json
 
 # Written into a checkpoint folder once the Trainer has saved everything in it: the files and their
 # sizes. A folder without it (cut off mid-write), or whose files no longer match it (a half-finished
@@ -95,3 +97,27 @@ def checkpoint_step(path: str | None) -> int | None:
     (12, None)
     """
     return int(path.rsplit("-", 1)[1]) if path else None
+
+
+def checkpoint_to_resume(folder: Path, key: str, marker: str, note: Callable[[str], None] | None = None) -> Path | None:
+    """The newest complete checkpoint an interrupted run with the same `key` left in `folder`,
+    or None, leaving an empty `folder` marked with `key` in the file `marker` (a run with other
+    settings or inputs starts again, and its checkpoints are removed).
+
+    A checkpoint cut off mid-write, or left half deleted, is removed with a note: the previous
+    complete one is resumed from, or training starts again.
+    """
+    marker_path = folder / marker
+    if marker_path.is_file() and marker_path.read_text(encoding="utf-8", errors="replace") == key:
+        newest, broken = scan_checkpoints(folder)
+        for path, problem in broken:
+            shutil.rmtree(path, ignore_errors=True)
+            if note is not None:
+                then = f"resuming from {newest.name}" if newest is not None else "training starts again"
+                note(f"{path.name} cannot be resumed from: {problem}; {then}")
+        if newest is not None:
+            return newest
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    atomic_write_text(marker_path, key)
+    return None
