@@ -25,6 +25,7 @@ from .config import LLM_GENERATORS, Config
 from .errors import NotEnoughDataError  # noqa: F401  (importable from here, as before the stages moved)
 from .records import DiskFullError, free_bytes, is_disk_full, megabytes, read_json, write_json
 from .rundir import MANIFEST_VERSION, Manifest, RunLock, check_out_dir, claim_out_dir, hash_parts  # noqa: F401
+from .runfiles import METRIC_TABLES, metrics_problem  # noqa: F401  (importable from here, as before)
 
 STAGES = ("extract", "chunk", "theme", "generate", "split", "train", "evaluate", "save")
 # The Config fields each stage's output depends on. A stage's cache key hashes these
@@ -173,40 +174,6 @@ def _docs_fingerprint(cfg: Config) -> list[tuple[str, int, str]]:
             # Extraction skips and counts it; once it can be read, the key changes and extraction reruns.
             out.append((p.name, -1, f"unreadable ({type(e).__name__})"))
     return out
-
-
-# The figures of metrics.json that the summary, card, report and CLI read.
-METRIC_TABLES = ("before", "after", "bm25", "hybrid")
-
-
-def metrics_problem(path: Path, tables: tuple[str, ...] = METRIC_TABLES,
-                    fields: tuple[str, ...] = ("improved", "n_queries")) -> str | None:
-    """What is wrong with a run's metrics.json (a sentence starting with its name), or None.
-
-    It must hold a table of figures for each of `tables`, and each of `fields` ("improved" a bool, others ints).
-
-    >>> import tempfile; p = Path(tempfile.mkdtemp()) / "metrics.json"; _ = p.write_text("{}")
-    >>> metrics_problem(p)
-    'metrics.json is damaged (no "before" figures)'
-    """
-    from .records import RunDirError
-
-    try:
-        metrics = read_json(path)
-    except RunDirError as e:
-        return f"{path.name} is damaged ({str(e).removeprefix(f'{path} is ')})"
-    if not isinstance(metrics, dict):
-        return f"{path.name} is damaged (not a JSON object)"
-    for table in tables:
-        figures = metrics.get(table)
-        if not isinstance(figures, dict) or not figures or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in figures.values()):
-            return f"{path.name} is damaged (no \"{table}\" figures)"
-    for name in fields:
-        value = metrics.get(name)
-        if not isinstance(value, bool) if name == "improved" else (not isinstance(value, int) or isinstance(value, bool)):
-            return f"{path.name} is damaged (no \"{name}\")"
-    return None
 
 
 class Pipeline:
