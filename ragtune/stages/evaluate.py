@@ -6,7 +6,8 @@ from typing import Any
 
 from ..records import FORMAT_VERSION, Chunk, LabelledPair, Pair, read_jsonl, write_json
 from ..retrieval import base_vectors_about
-from . import Run
+from ..runfiles import metrics_problem
+from .base import Run, Stage
 
 # The hybrid's dense share when the run has no validation questions to choose it: third-party
 # questions did best at 0.5-0.8 on two sets (docs/benchmarks.md).
@@ -32,8 +33,8 @@ def _evaluate(run: Run, precision: str) -> dict[str, Any]:
     from ..retrieval import BM25Index, DenseIndex, embed, fuse, positions_to_ids, retrieval_units
 
     cfg = run.cfg
-    chunks = read_jsonl(run.path("chunks.jsonl"), Chunk)
-    held = read_jsonl(run.path("pairs_eval.jsonl"), Pair)
+    chunks = read_jsonl(run.files.chunks, Chunk)
+    held = read_jsonl(run.files.split("eval"), Pair)
     texts, ids = [c.text for c in chunks], [c.id for c in chunks]
     queries, relevant = [p.query for p in held], [p.chunk_id for p in held]
     ks = cfg.ks
@@ -91,8 +92,8 @@ def _evaluate(run: Run, precision: str) -> dict[str, Any]:
         "per_theme": per_theme_hits(ranked, relevant, {c.id: c.themes for c in chunks}),
     }
     # A RAG app serves the tuned model's index: every unit row, and BM25 beside it for the hybrid.
-    dense["tuned"].save(run.path("index"))
-    bm25.save(run.path("index") / "bm25")
+    dense["tuned"].save(run.files.index)
+    bm25.save(run.files.index / "bm25")
     from ..models import resolve_base_model
     from ..retrieval import save_base_vectors, write_settings
 
@@ -109,7 +110,7 @@ def _evaluate(run: Run, precision: str) -> dict[str, Any]:
     metrics["recommended_mode"] = mode
     metrics["served"] = {"mode": mode, "chosen_on": chosen_on,
                          **metrics[{"dense": dense_key, "hybrid": "hybrid", "bm25": "bm25"}[mode]]}
-    write_settings(run.path("index"), {"format": FORMAT_VERSION, "passage_words": cfg.passage_words,
+    write_settings(run.files.index, {"format": FORMAT_VERSION, "passage_words": cfg.passage_words,
                                        "passage_stride": cfg.passage_stride, "chunk_weight": cfg.chunk_weight,
                                        "hybrid_weight": weight, "mode": mode,
                                        # The length the models encode chunks with: `search --compare` sets the
@@ -125,16 +126,16 @@ def _evaluate(run: Run, precision: str) -> dict[str, Any]:
     if cfg.passage_words:
         summary += f" ({metrics['after_passages']['hit@5']:.3f} with passages)"
     summary += f", BM25 {metrics['bm25']['hit@5']:.3f}, hybrid {metrics['hybrid']['hit@5']:.3f}"
-    if run.path("labelled_eval.jsonl").exists():
+    if run.files.labelled("eval").exists():
         from ..similarity import evaluate_pairs
 
-        held_pairs = read_jsonl(run.path("labelled_eval.jsonl"), LabelledPair)
+        held_pairs = read_jsonl(run.files.labelled("eval"), LabelledPair)
         pb, pa = evaluate_pairs(run.model("base"), held_pairs), evaluate_pairs(tuned, held_pairs)
         metrics["pairs"] = {"before": pb, "after": pa, "n_pairs": len(held_pairs)}
         # A mixed run must not trade one skill for the other.
         metrics["improved"] = metrics["improved"] and pa["spearman"] > pb["spearman"]
         summary += f"; labelled Spearman {pb['spearman']:.3f} -> {pa['spearman']:.3f}"
-    write_json(run.path("metrics.json"), metrics)
+    write_json(run.files.metrics, metrics)
     return {"summary": summary}
 
 
@@ -145,7 +146,7 @@ def _hybrid_weight_scores(run: Run, model: Any, dense: Any, bm25: Any, ids: list
     from ..evaluate import MRR_AT, rank_metrics
     from ..retrieval import HYBRID_WEIGHTS, embed, fuse, positions_to_ids
 
-    val = read_jsonl(run.path("pairs_val.jsonl"), Pair)
+    val = read_jsonl(run.files.split("val"), Pair)
     if not val:
         return {}
     queries = [p.query for p in val]
@@ -154,3 +155,12 @@ def _hybrid_weight_scores(run: Run, model: Any, dense: Any, bm25: Any, ids: list
     return {w: {k: round(v, 4) for k, v in rank_metrics(positions_to_ids(fuse(d, b, w, MRR_AT), ids),
                                                         [p.chunk_id for p in val], (5,)).items()}
             for w in sorted({*HYBRID_WEIGHTS, *([fixed] if fixed is not None else [])})}
+
+
+# bm25/ is a folder: its digest covers every file in it. `--eval-dataset` adds to metrics.json after a
+# run: it only has to hold the evaluation's figures.
+STAGE = Stage("evaluate", ("ks", "passage_words", "passage_stride", "chunk_weight", "hybrid_weight"),
+              lambda files: [files.index / "index.faiss", files.index / "rows.npy", files.index / "retriever.json",
+                             files.index / "bm25"],
+              lambda run, records: run_stage(run), edited=lambda files: [files.metrics],
+              problem=lambda files: metrics_problem(files.metrics))

@@ -9,7 +9,8 @@ from typing import Any
 
 from ..errors import NotEnoughDataError
 from ..records import Chunk, Counter, LabelledPair, Pair, check_free_space, megabytes, read_jsonl, write_jsonl
-from . import Run
+from ..runfiles import RunFiles
+from .base import Run, Stage
 
 # Chunks a validation check ranks among: enough distractors to tell models apart, few enough to be quick on a CPU.
 VALIDATION_CORPUS = 150
@@ -19,9 +20,9 @@ def run_stage(run: Run) -> dict[str, Any]:
     from ..models import pick_device
     from ..training.trainer import checkpoint_step, fine_tune, scan_checkpoints
 
-    chunks = {c.id: c for c in read_jsonl(run.path("chunks.jsonl"), Chunk)}
-    pairs = read_jsonl(run.path("pairs_train.jsonl"), Pair)
-    lexical_path = run.path("pairs_lexical.jsonl")
+    chunks = {c.id: c for c in read_jsonl(run.files.chunks, Chunk)}
+    pairs = read_jsonl(run.files.split("train"), Pair)
+    lexical_path = run.files.split("lexical")
     pairs += read_jsonl(lexical_path, Pair) if lexical_path.exists() else []
     model = run.model("base")
     # Train a copy so the base stays available for the "before" numbers.
@@ -29,8 +30,8 @@ def run_stage(run: Run) -> dict[str, Any]:
 
     tuned = copy.deepcopy(model)
     labelled = _labelled_split(run)
-    held = {p.chunk_id for p in read_jsonl(run.path("pairs_eval.jsonl"), Pair)}
-    val_pairs = read_jsonl(run.path("pairs_val.jsonl"), Pair)
+    held = {p.chunk_id for p in read_jsonl(run.files.split("eval"), Pair)}
+    val_pairs = read_jsonl(run.files.split("val"), Pair)
     negatives = None
     if run.cfg.hard_negatives:
         from ..training.trainer import fill_negatives, mine_hard_negatives
@@ -53,7 +54,7 @@ def run_stage(run: Run) -> dict[str, Any]:
         corpus = [c for cid, c in chunks.items() if cid in keep]
         validation = Validation([p.query for p in val_pairs], [p.kind or p.generator for p in val_pairs],
                                 [p.chunk_id for p in val_pairs], [c.id for c in corpus], [c.text for c in corpus])
-    tmp = run.path("model.tmp")
+    tmp = run.files.model_tmp
     shutil.rmtree(tmp, ignore_errors=True)
     resume = _checkpoints_to_resume(run)
     resumed = checkpoint_step(str(resume)) if resume is not None else None
@@ -65,19 +66,19 @@ def run_stage(run: Run) -> dict[str, Any]:
                "validation": validation, "resume": resume}
         # Under torchrun the other ranks train beside this one on the same rows (ragtune.distributed).
         distributed.share(job | {"max_seq_length": tuned.max_seq_length})
-        result = fine_tune(tuned, cfg=run.cfg, work_dir=run.path("checkpoints"),
+        result = fine_tune(tuned, cfg=run.cfg, work_dir=run.files.checkpoints,
                            device=pick_device(run.cfg.device), progress=run.progress_for("train"), **job)
         tuned.save(str(tmp), safe_serialization=True)
     except Exception as e:
         if run.is_disk_full(e):
             # What was half written gives its space back now; complete checkpoints stay to resume from.
             shutil.rmtree(tmp, ignore_errors=True)
-            for path, _ in scan_checkpoints(run.path("checkpoints"))[1]:
+            for path, _ in scan_checkpoints(run.files.checkpoints)[1]:
                 shutil.rmtree(path, ignore_errors=True)
         raise
-    shutil.rmtree(run.path("model"), ignore_errors=True)
-    tmp.replace(run.path("model"))
-    shutil.rmtree(run.path("checkpoints"), ignore_errors=True)
+    shutil.rmtree(run.files.model, ignore_errors=True)
+    tmp.replace(run.files.model)
+    shutil.rmtree(run.files.checkpoints, ignore_errors=True)
     # Later stages load what was saved: after mixed-precision training the Trainer can leave the model in
     # memory wrapped for autocast, and the index must hold the vectors an app gets from the model folder.
     run.models.pop("tuned", None)
@@ -120,7 +121,7 @@ def _checkpoints_to_resume(run: Run) -> Path | None:
     from ..records import atomic_write_text
     from ..training.trainer import scan_checkpoints
 
-    folder = run.path("checkpoints")
+    folder = run.files.checkpoints
     marker = folder / "ragtune_stage_key"
     if marker.is_file() and marker.read_text(encoding="utf-8", errors="replace") == run.key:
         newest, broken = scan_checkpoints(folder)
@@ -145,7 +146,7 @@ def _check_training_space(run: Run, model: Any) -> None:
         extra = 4_000_000
     # A checkpoint holds the weights and AdamW's two moments; three exist while one is written.
     checkpoint = 3 * weights + extra
-    held = len(list(run.path("checkpoints").glob("checkpoint-*")))
+    held = len(list(run.files.checkpoints.glob("checkpoint-*")))
     need = max(1, 3 - held) * checkpoint + weights + extra
     what = (f"training (checkpoints of about {megabytes(checkpoint)}, up to 3 at a time, "
             f"and the {megabytes(weights + extra)} model)")
@@ -156,8 +157,8 @@ def _check_training_space(run: Run, model: Any) -> None:
 def _labelled_split(run: Run) -> list[LabelledPair] | None:
     """Read --pairs files, split them (seeded), write both sides; the training side is returned."""
     if not run.cfg.pairs_files:
-        for name in ("labelled_train.jsonl", "labelled_eval.jsonl"):
-            run.path(name).unlink(missing_ok=True)
+        for side in ("train", "eval"):
+            run.files.labelled(side).unlink(missing_ok=True)
         return None
     from ..pairs import dedupe, load_pairs_file, split_pairs
 
@@ -166,6 +167,21 @@ def _labelled_split(run: Run) -> list[LabelledPair] | None:
     train, held = split_pairs(pairs, run.cfg.eval_fraction, run.cfg.seed)
     if len(held) < 5:
         raise NotEnoughDataError(f"only {len(held)} labelled pairs held out for evaluation; give at least 25 pairs")
-    write_jsonl(run.path("labelled_train.jsonl"), train, LabelledPair)
-    write_jsonl(run.path("labelled_eval.jsonl"), held, LabelledPair)
+    write_jsonl(run.files.labelled("train"), train, LabelledPair)
+    write_jsonl(run.files.labelled("eval"), held, LabelledPair)
     return train
+
+
+def model_files(files: RunFiles) -> list[Path]:
+    """Every file training wrote into model/ (tokenizer, modules, pooling): all but the card, which
+    the save stage writes and a user may edit, and onnx/, which `ragtune export --onnx` adds."""
+    model = files.model
+    return sorted(p for p in model.rglob("*")
+                  if p.is_file() and p.relative_to(model).parts[0] not in ("README.md", "onnx"))
+
+
+STAGE = Stage("train", ("epochs", "batch_size", "learning_rate", "warmup_ratio", "weight_decay", "max_steps",
+                        "hard_negatives", "same_theme_negatives", "pairs_files", "pairs_loss", "evals", "patience",
+                        "wise", "matryoshka_dims", "mini_batch_size", "queries_per_row", "precision"),
+              lambda files: [files.model / "config.json", files.model / "model.safetensors"],
+              lambda run, records: run_stage(run), written=model_files)
