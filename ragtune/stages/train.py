@@ -17,8 +17,7 @@ VALIDATION_CORPUS = 150
 
 
 def run_stage(run: Run) -> dict[str, Any]:
-    from ..models import pick_device
-    from ..training.trainer import checkpoint_step, fine_tune, scan_checkpoints
+    from ..training.trainer import checkpoint_step
 
     chunks = {c.id: c for c in read_jsonl(run.files.chunks, Chunk)}
     pairs = read_jsonl(run.files.split("train"), Pair)
@@ -32,38 +31,58 @@ def run_stage(run: Run) -> dict[str, Any]:
     labelled = _labelled_split(run)
     held = {p.chunk_id for p in read_jsonl(run.files.split("eval"), Pair)}
     val_pairs = read_jsonl(run.files.split("val"), Pair)
-    negatives = None
-    if run.cfg.hard_negatives:
-        from ..training.trainer import fill_negatives, mine_hard_negatives
-
-        # Held-out and validation chunks never enter training, not even as negatives.
-        allowed = set(chunks) - held - {p.chunk_id for p in val_pairs}
-        mined = mine_hard_negatives(model, pairs, chunks, allowed, same_theme=run.cfg.same_theme_negatives)
-        negatives = fill_negatives(mined, pairs, allowed, run.cfg.seed)
-    validation = None
-    if val_pairs:
-        from ..training.trainer import Validation
-
-        # Validation ranks among chunks that are not held out (those stay unseen
-        # until the end): its own and, to keep each check quick, at most
-        # VALIDATION_CORPUS in all, the others a seeded sample.
-        own = {p.chunk_id for p in val_pairs}
-        others = sorted(cid for cid in chunks if cid not in held and cid not in own)
-        random.Random(run.cfg.seed).shuffle(others)
-        keep = own | set(others[: max(0, VALIDATION_CORPUS - len(own))])
-        corpus = [c for cid, c in chunks.items() if cid in keep]
-        validation = Validation([p.query for p in val_pairs], [p.kind or p.generator for p in val_pairs],
-                                [p.chunk_id for p in val_pairs], [c.id for c in corpus], [c.text for c in corpus])
-    tmp = run.files.model_tmp
-    shutil.rmtree(tmp, ignore_errors=True)
+    # Held-out and validation chunks never enter training, not even as negatives.
+    negatives = _negatives(run, model, pairs, chunks, set(chunks) - held - {p.chunk_id for p in val_pairs})
+    validation = _validation(run, chunks, held, val_pairs) if val_pairs else None
+    shutil.rmtree(run.files.model_tmp, ignore_errors=True)
     resume = _checkpoints_to_resume(run)
     resumed = checkpoint_step(str(resume)) if resume is not None else None
     _check_training_space(run, tuned)
+    job = {"pairs": pairs, "chunks": chunks, "negatives": negatives, "labelled": labelled,
+           "validation": validation, "resume": resume}
+    result = _train_and_save(run, tuned, job)
+    # Later stages load what was saved: after mixed-precision training the Trainer can leave the model in
+    # memory wrapped for autocast, and the index must hold the vectors an app gets from the model folder.
+    run.models.pop("tuned", None)
+    return _record(result, resumed, len(val_pairs))
+
+
+def _negatives(run: Run, model: Any, pairs: list[Pair], chunks: dict[str, Chunk],
+               allowed: set[str]) -> Any:
+    """With --hard-negatives, a mined negative (from the `allowed` chunks) for each pair; else None."""
+    if not run.cfg.hard_negatives:
+        return None
+    from ..training.trainer import fill_negatives, mine_hard_negatives
+
+    mined = mine_hard_negatives(model, pairs, chunks, allowed, same_theme=run.cfg.same_theme_negatives)
+    return fill_negatives(mined, pairs, allowed, run.cfg.seed)
+
+
+def _validation(run: Run, chunks: dict[str, Chunk], held: set[str], val_pairs: list[Pair]) -> Any:
+    """The validation questions and the chunks they rank among."""
+    from ..training.trainer import Validation
+
+    # Validation ranks among chunks that are not held out (those stay unseen
+    # until the end): its own and, to keep each check quick, at most
+    # VALIDATION_CORPUS in all, the others a seeded sample.
+    own = {p.chunk_id for p in val_pairs}
+    others = sorted(cid for cid in chunks if cid not in held and cid not in own)
+    random.Random(run.cfg.seed).shuffle(others)
+    keep = own | set(others[: max(0, VALIDATION_CORPUS - len(own))])
+    corpus = [c for cid, c in chunks.items() if cid in keep]
+    return Validation([p.query for p in val_pairs], [p.kind or p.generator for p in val_pairs],
+                      [p.chunk_id for p in val_pairs], [c.id for c in corpus], [c.text for c in corpus])
+
+
+def _train_and_save(run: Run, tuned: Any, job: dict[str, Any]) -> Any:
+    """Fine-tune `tuned` and put it in model/ (through model.tmp/, so a crash never leaves half a model)."""
+    from ..models import pick_device
+    from ..training.trainer import fine_tune, scan_checkpoints
+
+    tmp = run.files.model_tmp
     try:
         from ..training import distributed
 
-        job = {"pairs": pairs, "chunks": chunks, "negatives": negatives, "labelled": labelled,
-               "validation": validation, "resume": resume}
         # Under torchrun the other ranks train beside this one on the same rows (ragtune.distributed).
         distributed.share(job | {"max_seq_length": tuned.max_seq_length})
         result = fine_tune(tuned, cfg=run.cfg, work_dir=run.files.checkpoints,
@@ -79,9 +98,11 @@ def run_stage(run: Run) -> dict[str, Any]:
     shutil.rmtree(run.files.model, ignore_errors=True)
     tmp.replace(run.files.model)
     shutil.rmtree(run.files.checkpoints, ignore_errors=True)
-    # Later stages load what was saved: after mixed-precision training the Trainer can leave the model in
-    # memory wrapped for autocast, and the index must hold the vectors an app gets from the model folder.
-    run.models.pop("tuned", None)
+    return result
+
+
+def _record(result: Any, resumed: int | None, n_val: int) -> dict[str, Any]:
+    """What the manifest records of a training run, with its summary line."""
     summary = f"{result.steps} steps on {result.device} ({result.precision})"
     if resumed is not None:
         summary += f" (resumed at step {resumed})"
@@ -99,7 +120,7 @@ def run_stage(run: Run) -> dict[str, Any]:
         "final_loss": result.final_loss,
         "resumed_at": resumed,
         "validation": {
-            "n_questions": len(val_pairs),
+            "n_questions": n_val,
             "base_score": result.base_score,
             "history": [list(h) for h in result.val_history],  # as JSON reads it back
             "best_step": result.best_step,
