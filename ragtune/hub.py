@@ -407,7 +407,7 @@ def check_metrics(run_dir: Path, force: bool = False, force_hint: str = "pass --
     path = Path(run_dir) / "metrics.json"
     if not path.is_file():
         raise HubError(f"not pushing: {path} is missing, so the model was never evaluated; {force_hint}")
-    from .pipeline import metrics_problem
+    from .runfiles import metrics_problem
     from .rundir import rerun_command
 
     # What the push and the uploaded card read: the figures before and after, and the verdict.

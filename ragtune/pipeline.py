@@ -1,8 +1,9 @@
 """Runs the stages in order, keeping all state in the run directory.
 
-The stages' work is in ragtune/stages/, one module each; this module only runs
-them. Each stage has a key: a hash of the previous stage's key, the Config fields
-the stage declares in STAGE_SETTINGS and ragtune's version. A rerun skips a stage
+The stages are in ragtune/stages/, one module each, and declare themselves
+(`STAGE`: name, settings, outputs, work); this module only numbers, keys and runs
+them. Each stage has a key: a hash of the previous stage's key (the first stage's:
+ragtune's version) and the Config fields the stage declares. A rerun skips a stage
 whose key matches the manifest and whose outputs are still the files it wrote
 (their size and digest are recorded); when a setting changes, or an output was
 truncated or replaced, that stage and everything after it run again.
@@ -25,28 +26,16 @@ from .config import LLM_GENERATORS, Config
 from .errors import NotEnoughDataError  # noqa: F401  (importable from here, as before the stages moved)
 from .records import DiskFullError, free_bytes, is_disk_full, megabytes, read_json, write_json
 from .rundir import MANIFEST_VERSION, Manifest, RunLock, check_out_dir, claim_out_dir, hash_parts  # noqa: F401
+from .runfiles import METRIC_TABLES, RunFiles, metrics_problem  # noqa: F401  (importable from here, as before)
+from .stages import PIPELINE, Records, Stage
 
-STAGES = ("extract", "chunk", "theme", "generate", "split", "train", "evaluate", "save")
-# The Config fields each stage's output depends on. A stage's cache key hashes these
-# with the key of the stage before it, so a change reruns that stage and every later
-# one. Three are hashed through what they name: docs as the digest of every file read,
+# The Config fields each stage's output depends on, as the stages declare them (ragtune.stages). A
+# stage's cache key hashes these with the key of the stage before it, so a change reruns that stage and
+# every later one. Three are hashed through what they name: docs as the digest of every file read,
 # themes_file as the lexicon it loads, pairs_files as their digests.
 # tests/test_stage_keys.py checks that every Config field is here or in UNKEYED.
-STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
-    "extract": ("docs", "extractor", "include", "exclude"),
-    "chunk": ("base_model", "chunk_tokens", "chunk_overlap", "min_chunk_tokens"),
-    "theme": ("themes_file",),
-    "generate": ("generator", "questions_per_chunk", "seed", "near_duplicate",
-                 "llm_base_url", "llm_model", "llm_concurrency", "llm_timeout", "llm_retries"),
-    "split": ("round_trip_k", "eval_fraction", "val_fraction", "eval_max_chunks", "val_max_chunks", "lexical_per_chunk",
-              "lexical_remove"),
-    "train": ("epochs", "batch_size", "learning_rate", "warmup_ratio", "weight_decay", "max_steps", "hard_negatives",
-              "same_theme_negatives", "pairs_files", "pairs_loss", "evals", "patience", "wise", "matryoshka_dims",
-              "mini_batch_size", "queries_per_row", "precision"),
-    "evaluate": ("ks", "passage_words", "passage_stride", "chunk_weight", "hybrid_weight"),
-    # save: the summary of the stages before it, nothing of its own.
-    "save": (),
-}
+STAGES = tuple(stage.name for stage in PIPELINE)
+STAGE_SETTINGS: dict[str, tuple[str, ...]] = {stage.name: stage.settings for stage in PIPELINE}
 # No output depends on these: where the run goes, where it trains, where it is pushed.
 UNKEYED = ("out", "device", "push_repo", "private")
 # Keyed only with an LLM generator, so that offline runs keep their key when these change.
@@ -120,12 +109,26 @@ def _file_digest(path: Path) -> str:
         return f"unreadable:{path}"
 
 
-def stage_keys(cfg: Config, fingerprint: list[tuple[str, int, str]], lexicon: dict[str, list[str]]) -> dict[str, str]:
-    """The cache key of every stage but save (whose key adds the run summary to evaluate's).
+def stage_keys(cfg: Config, fingerprint: list[tuple[str, int, str]], lexicon: dict[str, list[str]],
+               stages: tuple[Stage, ...] = PIPELINE) -> dict[str, str]:
+    """The cache keys of the stages keyed by their settings, up to the first keyed by what the stages
+    before it made (save: the run summary), which is known only once they ran.
 
     `fingerprint` is `_docs_fingerprint(cfg)` and `lexicon` the themes the run tags with:
     what `docs` and `themes_file` stand for in STAGE_SETTINGS.
     """
+    keys: dict[str, str] = {}
+    key = hash_parts(__version__)
+    for stage in stages:
+        if stage.inputs is not None:
+            break
+        key = keys[stage.name] = hash_parts(key, stage.name, _settings_part(cfg, stage, fingerprint, lexicon))
+    return keys
+
+
+def _settings_part(cfg: Config, stage: Stage, fingerprint: list[tuple[str, int, str]],
+                   lexicon: dict[str, list[str]]) -> dict[str, Any]:
+    """What a stage's key hashes of its settings: their values, or for three of them what they name."""
     def value(name: str) -> Any:
         if name == "docs":
             return fingerprint
@@ -135,12 +138,8 @@ def stage_keys(cfg: Config, fingerprint: list[tuple[str, int, str]], lexicon: di
             return [_file_digest(f) for f in cfg.pairs_files]
         return getattr(cfg, name)
 
-    keys: dict[str, str] = {}
-    key = hash_parts(__version__)
-    for stage in STAGES[:-1]:
-        names = [n for n in STAGE_SETTINGS[stage] if n not in LLM_SETTINGS or cfg.generator in LLM_GENERATORS]
-        key = keys[stage] = hash_parts(key, stage, {n: value(n) for n in names})
-    return keys
+    names = [n for n in stage.settings if n not in LLM_SETTINGS or cfg.generator in LLM_GENERATORS]
+    return {n: value(n) for n in names}
 
 
 def _check_matryoshka_dims(dims: tuple[int, ...], model: Any) -> None:
@@ -175,47 +174,17 @@ def _docs_fingerprint(cfg: Config) -> list[tuple[str, int, str]]:
     return out
 
 
-# The figures of metrics.json that the summary, card, report and CLI read.
-METRIC_TABLES = ("before", "after", "bm25", "hybrid")
-
-
-def metrics_problem(path: Path, tables: tuple[str, ...] = METRIC_TABLES,
-                    fields: tuple[str, ...] = ("improved", "n_queries")) -> str | None:
-    """What is wrong with a run's metrics.json (a sentence starting with its name), or None.
-
-    It must hold a table of figures for each of `tables`, and each of `fields` ("improved" a bool, others ints).
-
-    >>> import tempfile; p = Path(tempfile.mkdtemp()) / "metrics.json"; _ = p.write_text("{}")
-    >>> metrics_problem(p)
-    'metrics.json is damaged (no "before" figures)'
-    """
-    from .records import RunDirError
-
-    try:
-        metrics = read_json(path)
-    except RunDirError as e:
-        return f"{path.name} is damaged ({str(e).removeprefix(f'{path} is ')})"
-    if not isinstance(metrics, dict):
-        return f"{path.name} is damaged (not a JSON object)"
-    for table in tables:
-        figures = metrics.get(table)
-        if not isinstance(figures, dict) or not figures or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in figures.values()):
-            return f"{path.name} is damaged (no \"{table}\" figures)"
-    for name in fields:
-        value = metrics.get(name)
-        if not isinstance(value, bool) if name == "improved" else (not isinstance(value, int) or isinstance(value, bool)):
-            return f"{path.name} is damaged (no \"{name}\")"
-    return None
-
-
 class Pipeline:
     """One run of ragtune over a folder of documents."""
 
-    def __init__(self, cfg: Config, reporter: Reporter | None = None, progress: bool = False) -> None:
-        """`progress=True` (and no `reporter`) shows a line per stage and progress bars, in a terminal or notebook."""
+    def __init__(self, cfg: Config, reporter: Reporter | None = None, progress: bool = False,
+                 stages: tuple[Stage, ...] = PIPELINE) -> None:
+        """`progress=True` (and no `reporter`) shows a line per stage and progress bars, in a terminal or notebook.
+        `stages` are run in order (ragtune.stages.PIPELINE, unless a caller adds its own)."""
         self.cfg = cfg
         self.run_dir = cfg.out
+        self.files = RunFiles(cfg.out)
+        self.stages = stages
         if reporter is None and progress:
             from .progress import ProgressReporter
 
@@ -241,7 +210,7 @@ class Pipeline:
         from .models import load_model, pick_device, resolve_base_model
 
         if which not in self.models:
-            source = resolve_base_model(self.cfg.base_model) if which == "base" else str(self.path("model"))
+            source = resolve_base_model(self.cfg.base_model) if which == "base" else str(self.files.model)
             self.models[which] = load_model(source, pick_device(self.cfg.device))
             if which == "base":
                 _check_matryoshka_dims(self.cfg.matryoshka_dims, self.models[which])
@@ -266,49 +235,53 @@ class Pipeline:
         else:
             logging.getLogger(__name__).warning("%s", message)
 
-    def _stage(
-        self, index: int, name: str, key: str, outputs: list[Path], work: Callable[[], dict[str, Any]],
-        edited: tuple[Path, ...] = (), problem: Callable[[], str | None] = lambda: None,
-        written: Callable[[], list[Path]] = list,
-    ) -> dict[str, Any]:
-        """Run `work` unless the manifest's entry for `name` has this `key` and its
-        `outputs` are the files it recorded; `edited` outputs (which the user or a
-        later command may change, such as the model card) only have to exist, and
-        `problem()`, what is wrong with them (None: nothing). `written()`, called after
-        `work`, names more files it wrote: their digests are recorded and checked too."""
-        self.reporter.stage_start(name, index, len(STAGES))
+    def _stage(self, index: int, stage: Stage, key: str, records: Records) -> dict[str, Any]:
+        """Run `stage` unless the manifest's entry for it has this `key` and its outputs are the files it
+        recorded (its `edited` outputs only have to exist, and its `problem` must find nothing)."""
+        name = stage.name
+        self.reporter.stage_start(name, index, len(self.stages))
         # Once a stage has run in this run, every later stage is stale too, even
         # if its key matches (e.g. a deleted model was retrained).
         if not self.timings:
-            stale = self.manifest.stale_output(name, key, outputs)
-            if stale is None and not all(p.exists() for p in edited):
-                stale = f"{next(p for p in edited if not p.exists()).relative_to(self.run_dir).as_posix()} is missing"
-            if stale is None:
-                stale = problem()
-            if stale is None:
-                info = self.manifest.info(name)
-                self.reporter.stage_end(name, info.get("summary", ""), 0.0, cached=True)
-                self._cached.append(name)
-                return info
-            if stale:
-                self.note(f"{stale}; redoing the {name} stage")
+            reused = self._reusable(stage, key)
+            if reused is not None:
+                return reused
         # The old entry is stale: nothing may read it while the stage runs again (e.g. a damaged
         # max_seq_length of the chunk stage, which Pipeline.model reads).
         self.manifest.data["stages"].pop(name, None)
         start = time.perf_counter()
         self.key = key
         try:
-            info = work()
+            info = stage.run(self, records)
         except BaseException:
             abort = getattr(self.reporter, "stage_abort", None)
             if abort is not None:
                 abort(name)
             raise
         seconds = time.perf_counter() - start
-        self.manifest.record(name, key, seconds, info, outputs + [p for p in written() if p not in outputs])
+        outputs = stage.outputs(self.files)
+        self.manifest.record(name, key, seconds, info, outputs + [p for p in stage.written(self.files)
+                                                                   if p not in outputs])
         self.timings[name] = seconds
         self.reporter.stage_end(name, info.get("summary", ""), seconds, cached=False)
         return info
+
+    def _reusable(self, stage: Stage, key: str) -> dict[str, Any] | None:
+        """The manifest record of `stage` when its key and outputs still hold (reported as cached), else None."""
+        stale = self.manifest.stale_output(stage.name, key, stage.outputs(self.files))
+        edited = stage.edited(self.files)
+        if stale is None and not all(p.exists() for p in edited):
+            stale = f"{next(p for p in edited if not p.exists()).relative_to(self.run_dir).as_posix()} is missing"
+        if stale is None:
+            stale = stage.problem(self.files)
+        if stale is None:
+            info = self.manifest.info(stage.name)
+            self.reporter.stage_end(stage.name, info.get("summary", ""), 0.0, cached=True)
+            self._cached.append(stage.name)
+            return info
+        if stale:
+            self.note(f"{stale}; redoing the {stage.name} stage")
+        return None
 
     # -- the run -------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -352,7 +325,7 @@ class Pipeline:
             device = pick_device(self.cfg.device)
             model = load_model(resolve_base_model(self.cfg.base_model), device)
             model.max_seq_length = job.pop("max_seq_length")
-            fine_tune(model, cfg=self.cfg, work_dir=self.path("checkpoints"), device=device, **job)
+            fine_tune(model, cfg=self.cfg, work_dir=self.files.checkpoints, device=device, **job)
         return job
 
     def is_disk_full(self, e: Exception) -> bool:
@@ -374,51 +347,25 @@ class Pipeline:
                 "disk) and rerun the same command, which continues where this one stopped")
 
     def _run_stages(self, fingerprint: list[tuple[str, int, str]]) -> RunResult:
-        from .stages import chunk, evaluate, extract, generate, save, split, theme, train
-
-        cfg = self.cfg
-        write_json(self.path("config.json"), cfg.to_dict())
-        keys = stage_keys(cfg, fingerprint, self.lexicon())
-        done: dict[str, dict[str, Any]] = {}
-        done["extract"] = self._stage(1, "extract", keys["extract"], [self.path("pages.jsonl")],
-                                      lambda: extract.run_stage(self))
-        warn = getattr(self.reporter, "input_skipped", None)
-        if warn is not None and done["extract"]["skipped"]["counts"]:
-            warn(done["extract"]["skipped"])
-        done["chunk"] = self._stage(2, "chunk", keys["chunk"], [self.path("chunks_raw.jsonl")],
-                                    lambda: chunk.run_stage(self))
-        done["theme"] = self._stage(3, "theme", keys["theme"], [self.path("chunks.jsonl")],
-                                    lambda: theme.run_stage(self))
-        done["generate"] = self._stage(4, "generate", keys["generate"], [self.path("pairs.jsonl")],
-                                       lambda: generate.run_stage(self))
-        done["split"] = self._stage(5, "split", keys["split"],
-                                    [self.path(f"pairs_{s}.jsonl") for s in ("train", "val", "eval", "lexical")],
-                                    lambda: split.run_stage(self))
-        model = self.path("model")
-        done["train"] = self._stage(6, "train", keys["train"], [model / "config.json", model / "model.safetensors"],
-                                    lambda: train.run_stage(self), written=self._model_files)
-        # `--eval-dataset` adds to metrics.json after a run: it only has to hold the evaluation's figures.
-        # bm25/ is a folder: its digest covers every file in it.
-        index = self.path("index")
-        self._stage(7, "evaluate", keys["evaluate"],
-                    [index / "index.faiss", index / "rows.npy", index / "retriever.json", index / "bm25"],
-                    lambda: evaluate.run_stage(self), edited=(self.path("metrics.json"),),
-                    problem=lambda: metrics_problem(self.path("metrics.json")))
-        metrics = read_json(self.path("metrics.json"))
-        summary = save.summary(self, **done)
-        # The card may be edited by hand before a push.
-        self._stage(8, "save", hash_parts(keys["evaluate"], "save", summary),
-                    [self.path("index") / "chunks.jsonl", self.path("card.json"), self.path("report.html"),
-                     self.path("plots") / "retrievers.png"],
-                    lambda: save.run_stage(self, summary, metrics), edited=(self.path("model") / "README.md",))
-        return RunResult(self.run_dir, metrics, summary, self.timings, self._cached)
-
-    def _model_files(self) -> list[Path]:
-        """Every file training wrote into model/ (tokenizer, modules, pooling): all but the card, which
-        the save stage writes and a user may edit, and onnx/, which `ragtune export --onnx` adds."""
-        model = self.path("model")
-        return sorted(p for p in model.rglob("*")
-                      if p.is_file() and p.relative_to(model).parts[0] not in ("README.md", "onnx"))
+        """Key and run (or reuse) each stage in order, each keyed with the key of the one before."""
+        write_json(self.files.config, self.cfg.to_dict())
+        lexicon = self.lexicon()
+        records: Records = {}
+        # What the stages keyed by earlier stages' records were made of (save: the run summary).
+        made: dict[str, Any] = {}
+        key = hash_parts(__version__)
+        for index, stage in enumerate(self.stages, 1):
+            if stage.inputs is not None:
+                records[stage.name] = made[stage.name] = stage.inputs(self, records)
+                key = hash_parts(key, stage.name, made[stage.name])
+            else:
+                key = hash_parts(key, stage.name, _settings_part(self.cfg, stage, fingerprint, lexicon))
+            records[stage.name] = self._stage(index, stage, key, records)
+            warn = getattr(self.reporter, "input_skipped", None)
+            if stage.input_skips and warn is not None and records[stage.name]["skipped"]["counts"]:
+                warn(records[stage.name]["skipped"])
+        return RunResult(self.run_dir, read_json(self.files.metrics), made.get("save", {}), self.timings,
+                         self._cached)
 
     def lexicon(self) -> dict[str, list[str]]:
         """The themes the run tags chunks with: --themes FILE, or the built-in lexicon."""

@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 
 from ragtune.config import Config
-from ragtune.pipeline import LLM_SETTINGS, STAGE_SETTINGS, STAGES, UNKEYED, stage_keys
+from ragtune.pipeline import LLM_SETTINGS, STAGES, UNKEYED, stage_keys
+from ragtune.stages import PIPELINE
+
+# The settings as each stage module declares them (ragtune.stages.*.STAGE).
+STAGE_SETTINGS = {stage.name: stage.settings for stage in PIPELINE}
 
 FINGERPRINT = [("a.pdf", 10, "d1")]
 LEXICON = {"privacy": ["privacy"]}

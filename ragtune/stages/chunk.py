@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..records import Chunk, Page, read_jsonl, write_jsonl
-from . import Run
+from .base import Run, Stage
 
 
 def run_stage(run: Run) -> dict[str, Any]:
@@ -13,14 +13,14 @@ def run_stage(run: Run) -> dict[str, Any]:
     from ..models import max_positions, seq_length_for
 
     model = run.model("base")
-    pages = read_jsonl(run.path("pages.jsonl"), Page)
+    pages = read_jsonl(run.files.pages, Page)
     # Chunks may use all the model's positions, leaving room for the [CLS]
     # and [SEP] tokens the model adds; max_seq_length is then raised to fit.
     default_length = run.default_lengths["base"]
     max_tokens = max_positions(model) - 2
     result = chunk_pages(pages, model.tokenizer, run.cfg.chunk_tokens, run.cfg.chunk_overlap, max_tokens,
                          run.cfg.min_chunk_tokens)
-    write_jsonl(run.path("chunks_raw.jsonl"), result.chunks, Chunk)
+    write_jsonl(run.files.chunks_raw, result.chunks, Chunk)
     lengths = sorted(c.n_tokens for c in result.chunks)
     median = lengths[len(lengths) // 2] if lengths else 0
     seq_length = seq_length_for(default_length, max_tokens + 2, lengths[-1] if lengths else 0)
@@ -34,3 +34,7 @@ def run_stage(run: Run) -> dict[str, Any]:
         "skipped": result.skipped.to_dict(),
         "summary": f"{len(result.chunks)} chunks (median {median} tokens, max {lengths[-1] if lengths else 0})",
     }
+
+
+STAGE = Stage("chunk", ("base_model", "chunk_tokens", "chunk_overlap", "min_chunk_tokens"),
+              lambda files: [files.chunks_raw], lambda run, records: run_stage(run))

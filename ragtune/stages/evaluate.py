@@ -6,7 +6,8 @@ from typing import Any
 
 from ..records import FORMAT_VERSION, Chunk, LabelledPair, Pair, read_jsonl, write_json
 from ..retrieval import base_vectors_about
-from . import Run
+from ..runfiles import metrics_problem
+from .base import Run, Stage
 
 # The hybrid's dense share when the run has no validation questions to choose it: third-party
 # questions did best at 0.5-0.8 on two sets (docs/benchmarks.md).
@@ -25,14 +26,13 @@ def run_stage(run: Run) -> dict[str, Any]:
 
 
 def _evaluate(run: Run, precision: str) -> dict[str, Any]:
-    from ..evaluate import (MRR_AT, choose_served, evaluate_model, is_improved, per_theme_hits, rank_metrics,
-                            similarity_shift)
+    from ..evaluate import MRR_AT, choose_served, rank_metrics
     from ..progress import Parts
     from ..retrieval import BM25Index, DenseIndex, embed, fuse, positions_to_ids, retrieval_units
 
     cfg = run.cfg
-    chunks = read_jsonl(run.path("chunks.jsonl"), Chunk)
-    held = read_jsonl(run.path("pairs_eval.jsonl"), Pair)
+    chunks = read_jsonl(run.files.chunks, Chunk)
+    held = read_jsonl(run.files.split("eval"), Pair)
     texts, ids = [c.text for c in chunks], [c.id for c in chunks]
     queries, relevant = [p.query for p in held], [p.chunk_id for p in held]
     ks = cfg.ks
@@ -76,6 +76,23 @@ def _evaluate(run: Run, precision: str) -> dict[str, Any]:
         mode, weight = "", DEFAULT_HYBRID_WEIGHT if cfg.hybrid_weight is None else cfg.hybrid_weight
     fused = fuse(dense["tuned"].search(query_vectors["tuned"], pool), bm25.search(queries, pool), weight, depth)
     metrics["hybrid"] = rank_metrics(positions_to_ids(fused, ids), relevant, ks)
+    _record_figures(run, metrics, weight, weight_scores, precision, top1, ranked, chunks, relevant)
+    _save_index(run, dense, bm25, texts)
+    _choose_served(run, metrics, mode, weight, tuned)
+    if cfg.matryoshka_dims:
+        metrics["dims"] = _dims_figures(run, texts, ids, queries, relevant)
+    summary = _summary_line(run, metrics, tuned)
+    write_json(run.files.metrics, metrics)
+    return {"summary": summary}
+
+
+def _record_figures(run: Run, metrics: dict[str, Any], weight: float, weight_scores: dict[float, dict[str, float]],
+                    precision: str, top1: dict[str, Any], ranked: dict[str, list[list[str]]],
+                    chunks: list[Chunk], relevant: list[str]) -> None:
+    """Adds to `metrics` how the hybrid was weighed, what was encoded how, and the shifts it measured."""
+    from ..evaluate import is_improved, per_theme_hits, similarity_shift
+
+    cfg = run.cfg
     metrics |= {
         "hybrid_weight": weight,
         "hybrid_weight_validation": {str(w): m for w, m in weight_scores.items()},
@@ -83,22 +100,47 @@ def _evaluate(run: Run, precision: str) -> dict[str, Any]:
         "passage_stride": cfg.passage_stride,
         "encoding_precision": precision,
         "improved": is_improved(metrics["before"], metrics["after"]),
-        "n_queries": len(queries),
-        "n_chunks": n,
+        "n_queries": len(relevant),
+        "n_chunks": len(chunks),
         "eval_set": "held-out synthetic questions (by chunk)",
         "similarity": similarity_shift(top1["before"], top1["after"]),
         "per_theme": per_theme_hits(ranked, relevant, {c.id: c.themes for c in chunks}),
     }
-    # A RAG app serves the tuned model's index: every unit row, and BM25 beside it for the hybrid.
-    dense["tuned"].save(run.path("index"))
-    bm25.save(run.path("index") / "bm25")
-    from ..models import resolve_base_model
-    from ..retrieval import save_base_vectors, write_settings
 
+
+def _dims_figures(run: Run, texts: list[str], ids: list[str], queries: list[str],
+                  relevant: list[str]) -> dict[str, Any]:
+    """Both models' figures at each --matryoshka-dims size, largest first."""
+    from ..evaluate import evaluate_model
+
+    return {
+        str(d): {which: evaluate_model(run.model(model), texts, ids, queries, relevant, run.cfg.ks, dim=d)
+                 for which, model in (("before", "base"), ("after", "tuned"))}
+        for d in sorted(run.cfg.matryoshka_dims, reverse=True)
+    }
+
+
+def _save_index(run: Run, dense: dict[str, Any], bm25: Any, texts: list[str]) -> None:
+    """index/: the tuned model's vectors and BM25, and the base model's vectors for `search --compare`."""
+    from ..models import resolve_base_model
+    from ..retrieval import save_base_vectors
+
+    cfg = run.cfg
+    # A RAG app serves the tuned model's index: every unit row, and BM25 beside it for the hybrid.
+    dense["tuned"].save(run.files.index)
+    bm25.save(run.files.index / "bm25")
     save_base_vectors(run.run_dir, dense["base"],
                       base_vectors_about(resolve_base_model(cfg.base_model), run.model("base"), texts,
                                          cfg.passage_words, cfg.passage_stride))
 
+
+def _choose_served(run: Run, metrics: dict[str, Any], mode: str, weight: float, tuned: Any) -> None:
+    """The retriever the index serves (chosen on the validation questions, else on the held-out ones),
+    recorded in `metrics` and in index/'s settings."""
+    from ..evaluate import is_improved
+    from ..retrieval import write_settings
+
+    cfg = run.cfg
     dense_key = "after_passages" if cfg.passage_words else "after"
     chosen_on = "validation questions"
     if not mode:
@@ -108,33 +150,31 @@ def _evaluate(run: Run, precision: str) -> dict[str, Any]:
     metrics["recommended_mode"] = mode
     metrics["served"] = {"mode": mode, "chosen_on": chosen_on,
                          **metrics[{"dense": dense_key, "hybrid": "hybrid", "bm25": "bm25"}[mode]]}
-    write_settings(run.path("index"), {"format": FORMAT_VERSION, "passage_words": cfg.passage_words,
+    write_settings(run.files.index, {"format": FORMAT_VERSION, "passage_words": cfg.passage_words,
                                        "passage_stride": cfg.passage_stride, "chunk_weight": cfg.chunk_weight,
                                        "hybrid_weight": weight, "mode": mode,
                                        # The length the models encode chunks with: `search --compare` sets the
                                        # base model to it, so it builds (and finds) the same base vectors.
                                        "max_seq_length": int(tuned.max_seq_length)})
-    if cfg.matryoshka_dims:
-        metrics["dims"] = {
-            str(d): {which: evaluate_model(run.model(model), texts, ids, queries, relevant, ks, dim=d)
-                     for which, model in (("before", "base"), ("after", "tuned"))}
-            for d in sorted(cfg.matryoshka_dims, reverse=True)
-        }
+
+
+def _summary_line(run: Run, metrics: dict[str, Any], tuned: Any) -> str:
+    """The stage's summary line; with --pairs, the labelled pairs' figures are measured and added to `metrics`."""
+    cfg = run.cfg
     summary = f"hit@5 {metrics['before']['hit@5']:.3f} -> {metrics['after']['hit@5']:.3f}"
     if cfg.passage_words:
         summary += f" ({metrics['after_passages']['hit@5']:.3f} with passages)"
     summary += f", BM25 {metrics['bm25']['hit@5']:.3f}, hybrid {metrics['hybrid']['hit@5']:.3f}"
-    if run.path("labelled_eval.jsonl").exists():
+    if run.files.labelled("eval").exists():
         from ..similarity import evaluate_pairs
 
-        held_pairs = read_jsonl(run.path("labelled_eval.jsonl"), LabelledPair)
+        held_pairs = read_jsonl(run.files.labelled("eval"), LabelledPair)
         pb, pa = evaluate_pairs(run.model("base"), held_pairs), evaluate_pairs(tuned, held_pairs)
         metrics["pairs"] = {"before": pb, "after": pa, "n_pairs": len(held_pairs)}
         # A mixed run must not trade one skill for the other.
         metrics["improved"] = metrics["improved"] and pa["spearman"] > pb["spearman"]
         summary += f"; labelled Spearman {pb['spearman']:.3f} -> {pa['spearman']:.3f}"
-    write_json(run.path("metrics.json"), metrics)
-    return {"summary": summary}
+    return summary
 
 
 def _hybrid_weight_scores(run: Run, model: Any, dense: Any, bm25: Any, ids: list[str],
@@ -144,7 +184,7 @@ def _hybrid_weight_scores(run: Run, model: Any, dense: Any, bm25: Any, ids: list
     from ..evaluate import MRR_AT, rank_metrics
     from ..retrieval import HYBRID_WEIGHTS, embed, fuse, positions_to_ids
 
-    val = read_jsonl(run.path("pairs_val.jsonl"), Pair)
+    val = read_jsonl(run.files.split("val"), Pair)
     if not val:
         return {}
     queries = [p.query for p in val]
@@ -153,3 +193,12 @@ def _hybrid_weight_scores(run: Run, model: Any, dense: Any, bm25: Any, ids: list
     return {w: {k: round(v, 4) for k, v in rank_metrics(positions_to_ids(fuse(d, b, w, MRR_AT), ids),
                                                         [p.chunk_id for p in val], (5,)).items()}
             for w in sorted({*HYBRID_WEIGHTS, *([fixed] if fixed is not None else [])})}
+
+
+# bm25/ is a folder: its digest covers every file in it. `--eval-dataset` adds to metrics.json after a
+# run: it only has to hold the evaluation's figures.
+STAGE = Stage("evaluate", ("ks", "passage_words", "passage_stride", "chunk_weight", "hybrid_weight"),
+              lambda files: [files.index / "index.faiss", files.index / "rows.npy", files.index / "retriever.json",
+                             files.index / "bm25"],
+              lambda run, records: run_stage(run), edited=lambda files: [files.metrics],
+              problem=lambda files: metrics_problem(files.metrics))

@@ -8,23 +8,23 @@ from typing import Any
 from ..generators import make_generator
 from ..generators.filters import drop_near_duplicates, filter_pairs
 from ..records import Chunk, Counter, Pair, read_jsonl, write_jsonl
-from . import Run
+from .base import Run, Stage
 
 
 def run_stage(run: Run) -> dict[str, Any]:
     from ..models import word_vocabulary
 
     cfg = run.cfg
-    chunks = read_jsonl(run.path("chunks.jsonl"), Chunk)
+    chunks = read_jsonl(run.files.chunks, Chunk)
     # LLM generators keep every answer in llm_cache/, so a rerun asks only for what is missing.
     gen = make_generator(cfg.generator, cfg.questions_per_chunk, base_url=cfg.llm_base_url, model=cfg.llm_model,
                          concurrency=cfg.llm_concurrency, timeout=cfg.llm_timeout, retries=cfg.llm_retries,
-                         seed=cfg.seed, cache_dir=run.path("llm_cache"), device=cfg.device,
+                         seed=cfg.seed, cache_dir=run.files.llm_cache, device=cfg.device,
                          vocabulary=word_vocabulary(run.model("base").tokenizer))
     raw = gen.generate(chunks, random.Random(cfg.seed))
     result = filter_pairs(raw, {c.id: c for c in chunks}, across_chunks=gen.name != "template")
     result.pairs = _drop_near_duplicates(run, result.pairs, result.dropped)
-    write_jsonl(run.path("pairs.jsonl"), result.pairs, Pair)
+    write_jsonl(run.files.pairs, result.pairs, Pair)
     kinds: dict[str, int] = {}
     for p in result.pairs:
         kinds[p.kind] = kinds.get(p.kind, 0) + 1
@@ -58,3 +58,9 @@ def _drop_near_duplicates(run: Run, pairs: list[Pair], dropped: Counter) -> list
         vectors = embed(run.model("base"), [p.query for p in pairs])
         pairs = drop_near_duplicates(pairs, vectors, run.cfg.near_duplicate, dropped)
     return pairs
+
+
+# The llm_* settings are keyed only with an LLM generator (pipeline.LLM_SETTINGS).
+STAGE = Stage("generate", ("generator", "questions_per_chunk", "seed", "near_duplicate", "llm_base_url", "llm_model",
+                           "llm_concurrency", "llm_timeout", "llm_retries"),
+              lambda files: [files.pairs], lambda run, records: run_stage(run))

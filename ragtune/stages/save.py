@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..records import Chunk, Pair, read_jsonl, write_json, write_jsonl
-from . import Run
+from ..records import Chunk, Pair, read_json, read_jsonl, write_json, write_jsonl
+from .base import Run, Stage
+
+# The stages whose records the summary shows.
+RECORDS_SHOWN = ("extract", "chunk", "theme", "generate", "split", "train")
 
 
 def summary(run: Run, extract: dict, chunk: dict, theme: dict, generate: dict, split: dict,
@@ -15,19 +18,19 @@ def summary(run: Run, extract: dict, chunk: dict, theme: dict, generate: dict, s
     from ..card import card_widget, framework_versions, guess_language, model_details
 
     themes = ", ".join(f"{t} ({n})" for t, n in sorted(theme["per_theme"].items(), key=lambda x: -x[1]) if n)
-    chunks = read_jsonl(run.path("chunks.jsonl"), Chunk)
+    chunks = read_jsonl(run.files.chunks, Chunk)
     return {
         # Folder names only: a card or report never shows where the user keeps their files.
         "config": run.cfg.to_dict() | {"docs": Path(run.cfg.docs).name, "out": Path(run.cfg.out).name,
                                        "out_as_given": "" if Path(run.cfg.out).is_absolute() else
                                        Path(run.cfg.out).as_posix()},
         "language": guess_language([c.text for c in chunks[:200]]),
-        "widget": card_widget(chunks, read_jsonl(run.path("pairs_eval.jsonl"), Pair)),
+        "widget": card_widget(chunks, read_jsonl(run.files.split("eval"), Pair)),
         "files": extract["files"],
         "n_pages": extract["n_pages"],
         "n_chunks": chunk["n_chunks"],
         "max_seq_length": chunk["max_seq_length"],
-        **model_details(run.path("model")),  # dimensions, similarity, pooling
+        **model_details(run.files.model),  # dimensions, similarity, pooling
         "versions": framework_versions(),
         "themes": (themes or "none") + f"; {theme['unthemed']} chunks unthemed",
         "n_pairs": generate["n_pairs"],
@@ -52,14 +55,20 @@ def run_stage(run: Run, summary: dict[str, Any], metrics: dict[str, Any]) -> dic
     from ..card import render_card, render_report
     from ..records import atomic_write_text
 
-    model_dir = run.path("model")
-    atomic_write_text(model_dir / "README.md", render_card(summary, metrics, run.cfg.push_repo or None))
+    atomic_write_text(run.files.model_card, render_card(summary, metrics, run.cfg.push_repo or None))
     # What the card is made of, so that `ragtune push` can render it again with the real repo id.
-    write_json(run.path("card.json"), {"summary": summary, "metrics": metrics})
-    chunks = read_jsonl(run.path("chunks.jsonl"), Chunk)
-    write_jsonl(run.path("index") / "chunks.jsonl", chunks, Chunk)
-    atomic_write_text(run.path("report.md"), render_report(summary, metrics))
+    write_json(run.files.card_json, {"summary": summary, "metrics": metrics})
+    chunks = read_jsonl(run.files.chunks, Chunk)
+    write_jsonl(run.files.index_chunks, chunks, Chunk)
+    atomic_write_text(run.files.report_md, render_report(summary, metrics))
     from ..plots import write_report_html
 
     write_report_html(run.run_dir, summary, metrics)
     return {"summary": f"model, card, index and report in {run.run_dir}"}
+
+
+# Keyed by the summary of the stages before it, nothing of its own. The card may be edited by hand before a push.
+STAGE = Stage("save", (), lambda files: [files.index_chunks, files.card_json, files.report_html, files.retrievers_plot],
+              lambda run, records: run_stage(run, records["save"], read_json(run.files.metrics)),
+              edited=lambda files: [files.model_card],
+              inputs=lambda run, records: summary(run, **{n: records[n] for n in RECORDS_SHOWN}))

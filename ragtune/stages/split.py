@@ -16,13 +16,14 @@ from ..generators import OfflineGenerator
 from ..generators.filters import drop_round_trip_failures, filter_pairs
 from ..generators.lexical import lexical_pairs
 from ..records import Chunk, Counter, Pair, read_jsonl, write_jsonl
+from ..runfiles import SPLIT_SIDES
 from ..text import unspaced_share
-from . import Run
+from .base import Run, Stage
 
 
 def run_stage(run: Run) -> dict[str, Any]:
-    pairs = read_jsonl(run.path("pairs.jsonl"), Pair)
-    chunks = read_jsonl(run.path("chunks.jsonl"), Chunk)
+    pairs = read_jsonl(run.files.pairs, Pair)
+    chunks = read_jsonl(run.files.chunks, Chunk)
     train, held = split_by_chunk(pairs, run.cfg.eval_fraction, run.cfg.seed, run.cfg.eval_max_chunks)
     _need_training_chunks(run, train, held, pairs, chunks)
     val: list[Pair] = []
@@ -43,10 +44,10 @@ def run_stage(run: Run) -> dict[str, Any]:
     # BM25-labelled pseudo-queries, from training chunks only and labelled with training chunks only.
     lexical = lexical_pairs(chunks, {p.chunk_id for p in train}, run.cfg.lexical_per_chunk, run.cfg.seed,
                             run.cfg.lexical_remove)
-    write_jsonl(run.path("pairs_train.jsonl"), train, Pair)
-    write_jsonl(run.path("pairs_val.jsonl"), val, Pair)
-    write_jsonl(run.path("pairs_eval.jsonl"), held, Pair)
-    write_jsonl(run.path("pairs_lexical.jsonl"), lexical, Pair)
+    write_jsonl(run.files.split("train"), train, Pair)
+    write_jsonl(run.files.split("val"), val, Pair)
+    write_jsonl(run.files.split("eval"), held, Pair)
+    write_jsonl(run.files.split("lexical"), lexical, Pair)
     n_eval_chunks = len({p.chunk_id for p in held})
     filtered = f"; {dropped.total()} training questions failed the round trip" if dropped.total() else ""
     return {
@@ -87,7 +88,7 @@ def other_style_questions(run: Run, chunk_ids: set[str]) -> list[Pair]:
     the mix from rewarding a model that only learned the LLM's phrasing."""
     if run.cfg.generator not in LLM_GENERATORS:
         return []
-    chunks = read_jsonl(run.path("chunks.jsonl"), Chunk)
+    chunks = read_jsonl(run.files.chunks, Chunk)
     made = OfflineGenerator(run.cfg.questions_per_chunk).generate(chunks, random.Random(run.cfg.seed))
     mine = [p for p in made if p.chunk_id in chunk_ids]
     return filter_pairs(mine, {c.id: c for c in chunks}).pairs
@@ -111,3 +112,8 @@ def split_by_chunk(pairs: list[Pair], eval_fraction: float, seed: int,
     train = [p for p in pairs if p.chunk_id not in held]
     test = [p for p in pairs if p.chunk_id in held]
     return train, test
+
+
+STAGE = Stage("split", ("round_trip_k", "eval_fraction", "val_fraction", "eval_max_chunks", "val_max_chunks",
+                        "lexical_per_chunk", "lexical_remove"),
+              lambda files: [files.split(side) for side in SPLIT_SIDES], lambda run, records: run_stage(run))

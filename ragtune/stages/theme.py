@@ -5,16 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from ..records import Chunk, read_jsonl, write_jsonl
-from . import Run
+from .base import Run, Stage
 
 
 def run_stage(run: Run) -> dict[str, Any]:
     from ..themes import tag_chunks
 
-    result = tag_chunks(read_jsonl(run.path("chunks_raw.jsonl"), Chunk), run.lexicon())
-    write_jsonl(run.path("chunks.jsonl"), result.chunks, Chunk)
+    result = tag_chunks(read_jsonl(run.files.chunks_raw, Chunk), run.lexicon())
+    write_jsonl(run.files.chunks, result.chunks, Chunk)
     return {
         "per_theme": result.per_theme,
         "unthemed": result.unthemed,
         "summary": f"{len(result.chunks) - result.unthemed} themed, {result.unthemed} unthemed (kept)",
     }
+
+
+STAGE = Stage("theme", ("themes_file",), lambda files: [files.chunks], lambda run, records: run_stage(run))

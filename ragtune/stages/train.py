@@ -9,20 +9,19 @@ from typing import Any
 
 from ..errors import NotEnoughDataError
 from ..records import Chunk, Counter, LabelledPair, Pair, check_free_space, megabytes, read_jsonl, write_jsonl
-from . import Run
+from ..runfiles import RunFiles
+from .base import Run, Stage
 
 # Chunks a validation check ranks among: enough distractors to tell models apart, few enough to be quick on a CPU.
 VALIDATION_CORPUS = 150
 
 
 def run_stage(run: Run) -> dict[str, Any]:
-    from ..models import pick_device
-    from ..training.checkpoints import checkpoint_step, scan_checkpoints
-    from ..training.trainer import fine_tune
+    from ..training.checkpoints import checkpoint_step
 
-    chunks = {c.id: c for c in read_jsonl(run.path("chunks.jsonl"), Chunk)}
-    pairs = read_jsonl(run.path("pairs_train.jsonl"), Pair)
-    lexical_path = run.path("pairs_lexical.jsonl")
+    chunks = {c.id: c for c in read_jsonl(run.files.chunks, Chunk)}
+    pairs = read_jsonl(run.files.split("train"), Pair)
+    lexical_path = run.files.split("lexical")
     pairs += read_jsonl(lexical_path, Pair) if lexical_path.exists() else []
     model = run.model("base")
     # Train a copy so the base stays available for the "before" numbers.
@@ -30,58 +29,81 @@ def run_stage(run: Run) -> dict[str, Any]:
 
     tuned = copy.deepcopy(model)
     labelled = _labelled_split(run)
-    held = {p.chunk_id for p in read_jsonl(run.path("pairs_eval.jsonl"), Pair)}
-    val_pairs = read_jsonl(run.path("pairs_val.jsonl"), Pair)
-    negatives = None
-    if run.cfg.hard_negatives:
-        from ..training.negatives import fill_negatives, mine_hard_negatives
-
-        # Held-out and validation chunks never enter training, not even as negatives.
-        allowed = set(chunks) - held - {p.chunk_id for p in val_pairs}
-        mined = mine_hard_negatives(model, pairs, chunks, allowed, same_theme=run.cfg.same_theme_negatives)
-        negatives = fill_negatives(mined, pairs, allowed, run.cfg.seed)
-    validation = None
-    if val_pairs:
-        from ..training.validation import Validation
-
-        # Validation ranks among chunks that are not held out (those stay unseen
-        # until the end): its own and, to keep each check quick, at most
-        # VALIDATION_CORPUS in all, the others a seeded sample.
-        own = {p.chunk_id for p in val_pairs}
-        others = sorted(cid for cid in chunks if cid not in held and cid not in own)
-        random.Random(run.cfg.seed).shuffle(others)
-        keep = own | set(others[: max(0, VALIDATION_CORPUS - len(own))])
-        corpus = [c for cid, c in chunks.items() if cid in keep]
-        validation = Validation([p.query for p in val_pairs], [p.kind or p.generator for p in val_pairs],
-                                [p.chunk_id for p in val_pairs], [c.id for c in corpus], [c.text for c in corpus])
-    tmp = run.path("model.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    held = {p.chunk_id for p in read_jsonl(run.files.split("eval"), Pair)}
+    val_pairs = read_jsonl(run.files.split("val"), Pair)
+    # Held-out and validation chunks never enter training, not even as negatives.
+    negatives = _negatives(run, model, pairs, chunks, set(chunks) - held - {p.chunk_id for p in val_pairs})
+    validation = _validation(run, chunks, held, val_pairs) if val_pairs else None
+    shutil.rmtree(run.files.model_tmp, ignore_errors=True)
     resume = _checkpoints_to_resume(run)
     resumed = checkpoint_step(str(resume)) if resume is not None else None
     _check_training_space(run, tuned)
+    job = {"pairs": pairs, "chunks": chunks, "negatives": negatives, "labelled": labelled,
+           "validation": validation, "resume": resume}
+    result = _train_and_save(run, tuned, job)
+    # Later stages load what was saved: after mixed-precision training the Trainer can leave the model in
+    # memory wrapped for autocast, and the index must hold the vectors an app gets from the model folder.
+    run.models.pop("tuned", None)
+    return _record(result, resumed, len(val_pairs))
+
+
+def _negatives(run: Run, model: Any, pairs: list[Pair], chunks: dict[str, Chunk],
+               allowed: set[str]) -> Any:
+    """With --hard-negatives, a mined negative (from the `allowed` chunks) for each pair; else None."""
+    if not run.cfg.hard_negatives:
+        return None
+    from ..training.negatives import fill_negatives, mine_hard_negatives
+
+    mined = mine_hard_negatives(model, pairs, chunks, allowed, same_theme=run.cfg.same_theme_negatives)
+    return fill_negatives(mined, pairs, allowed, run.cfg.seed)
+
+
+def _validation(run: Run, chunks: dict[str, Chunk], held: set[str], val_pairs: list[Pair]) -> Any:
+    """The validation questions and the chunks they rank among."""
+    from ..training.validation import Validation
+
+    # Validation ranks among chunks that are not held out (those stay unseen
+    # until the end): its own and, to keep each check quick, at most
+    # VALIDATION_CORPUS in all, the others a seeded sample.
+    own = {p.chunk_id for p in val_pairs}
+    others = sorted(cid for cid in chunks if cid not in held and cid not in own)
+    random.Random(run.cfg.seed).shuffle(others)
+    keep = own | set(others[: max(0, VALIDATION_CORPUS - len(own))])
+    corpus = [c for cid, c in chunks.items() if cid in keep]
+    return Validation([p.query for p in val_pairs], [p.kind or p.generator for p in val_pairs],
+                      [p.chunk_id for p in val_pairs], [c.id for c in corpus], [c.text for c in corpus])
+
+
+def _train_and_save(run: Run, tuned: Any, job: dict[str, Any]) -> Any:
+    """Fine-tune `tuned` and put it in model/ (through model.tmp/, so a crash never leaves half a model)."""
+    from ..models import pick_device
+    from ..training.checkpoints import scan_checkpoints
+    from ..training.trainer import fine_tune
+
+    tmp = run.files.model_tmp
     try:
         from ..training import distributed
 
-        job = {"pairs": pairs, "chunks": chunks, "negatives": negatives, "labelled": labelled,
-               "validation": validation, "resume": resume}
         # Under torchrun the other ranks train beside this one on the same rows (ragtune.distributed).
         distributed.share(job | {"max_seq_length": tuned.max_seq_length})
-        result = fine_tune(tuned, cfg=run.cfg, work_dir=run.path("checkpoints"),
+        result = fine_tune(tuned, cfg=run.cfg, work_dir=run.files.checkpoints,
                            device=pick_device(run.cfg.device), progress=run.progress_for("train"), **job)
         tuned.save(str(tmp), safe_serialization=True)
     except Exception as e:
         if run.is_disk_full(e):
             # What was half written gives its space back now; complete checkpoints stay to resume from.
             shutil.rmtree(tmp, ignore_errors=True)
-            for path, _ in scan_checkpoints(run.path("checkpoints"))[1]:
+            for path, _ in scan_checkpoints(run.files.checkpoints)[1]:
                 shutil.rmtree(path, ignore_errors=True)
         raise
-    shutil.rmtree(run.path("model"), ignore_errors=True)
-    tmp.replace(run.path("model"))
-    shutil.rmtree(run.path("checkpoints"), ignore_errors=True)
-    # Later stages load what was saved: after mixed-precision training the Trainer can leave the model in
-    # memory wrapped for autocast, and the index must hold the vectors an app gets from the model folder.
-    run.models.pop("tuned", None)
+    shutil.rmtree(run.files.model, ignore_errors=True)
+    tmp.replace(run.files.model)
+    shutil.rmtree(run.files.checkpoints, ignore_errors=True)
+    return result
+
+
+def _record(result: Any, resumed: int | None, n_val: int) -> dict[str, Any]:
+    """What the manifest records of a training run, with its summary line."""
     summary = f"{result.steps} steps on {result.device} ({result.precision})"
     if resumed is not None:
         summary += f" (resumed at step {resumed})"
@@ -99,7 +121,7 @@ def run_stage(run: Run) -> dict[str, Any]:
         "final_loss": result.final_loss,
         "resumed_at": resumed,
         "validation": {
-            "n_questions": len(val_pairs),
+            "n_questions": n_val,
             "base_score": result.base_score,
             "history": [list(h) for h in result.val_history],  # as JSON reads it back
             "best_step": result.best_step,
@@ -116,7 +138,7 @@ def _checkpoints_to_resume(run: Run) -> Path | None:
     or None and a clean checkpoint folder (see `checkpoints.checkpoint_to_resume`)."""
     from ..training.checkpoints import checkpoint_to_resume
 
-    return checkpoint_to_resume(run.path("checkpoints"), run.key, "ragtune_stage_key", run.note)
+    return checkpoint_to_resume(run.files.checkpoints, run.key, "ragtune_stage_key", run.note)
 
 
 def _check_training_space(run: Run, model: Any) -> None:
@@ -128,7 +150,7 @@ def _check_training_space(run: Run, model: Any) -> None:
         extra = 4_000_000
     # A checkpoint holds the weights and AdamW's two moments; three exist while one is written.
     checkpoint = 3 * weights + extra
-    held = len(list(run.path("checkpoints").glob("checkpoint-*")))
+    held = len(list(run.files.checkpoints.glob("checkpoint-*")))
     need = max(1, 3 - held) * checkpoint + weights + extra
     what = (f"training (checkpoints of about {megabytes(checkpoint)}, up to 3 at a time, "
             f"and the {megabytes(weights + extra)} model)")
@@ -139,8 +161,8 @@ def _check_training_space(run: Run, model: Any) -> None:
 def _labelled_split(run: Run) -> list[LabelledPair] | None:
     """Read --pairs files, split them (seeded), write both sides; the training side is returned."""
     if not run.cfg.pairs_files:
-        for name in ("labelled_train.jsonl", "labelled_eval.jsonl"):
-            run.path(name).unlink(missing_ok=True)
+        for side in ("train", "eval"):
+            run.files.labelled(side).unlink(missing_ok=True)
         return None
     from ..pairs import dedupe, load_pairs_file, split_pairs
 
@@ -149,6 +171,21 @@ def _labelled_split(run: Run) -> list[LabelledPair] | None:
     train, held = split_pairs(pairs, run.cfg.eval_fraction, run.cfg.seed)
     if len(held) < 5:
         raise NotEnoughDataError(f"only {len(held)} labelled pairs held out for evaluation; give at least 25 pairs")
-    write_jsonl(run.path("labelled_train.jsonl"), train, LabelledPair)
-    write_jsonl(run.path("labelled_eval.jsonl"), held, LabelledPair)
+    write_jsonl(run.files.labelled("train"), train, LabelledPair)
+    write_jsonl(run.files.labelled("eval"), held, LabelledPair)
     return train
+
+
+def model_files(files: RunFiles) -> list[Path]:
+    """Every file training wrote into model/ (tokenizer, modules, pooling): all but the card, which
+    the save stage writes and a user may edit, and onnx/, which `ragtune export --onnx` adds."""
+    model = files.model
+    return sorted(p for p in model.rglob("*")
+                  if p.is_file() and p.relative_to(model).parts[0] not in ("README.md", "onnx"))
+
+
+STAGE = Stage("train", ("epochs", "batch_size", "learning_rate", "warmup_ratio", "weight_decay", "max_steps",
+                        "hard_negatives", "same_theme_negatives", "pairs_files", "pairs_loss", "evals", "patience",
+                        "wise", "matryoshka_dims", "mini_batch_size", "queries_per_row", "precision"),
+              lambda files: [files.model / "config.json", files.model / "model.safetensors"],
+              lambda run, records: run_stage(run), written=model_files)

@@ -1,0 +1,70 @@
+"""What a stage is (`Stage`) and what it may use of the run it is part of (`Run`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from ..config import Config
+from ..runfiles import RunFiles
+
+# The manifest records of the stages that ran (or were reused) before, by stage name.
+Records = dict[str, dict[str, Any]]
+
+
+class Run(Protocol):
+    cfg: Config
+    run_dir: Path
+    files: RunFiles
+    # The models loaded so far ("base", and "tuned" once the train stage has set it) and the
+    # max_seq_length each had before the run raised it to fit the chunks.
+    models: dict[str, Any]
+    default_lengths: dict[str, int]
+    # The key of the stage now running (training checkpoints carry it, to be resumed only by the same stage).
+    key: str
+    # What the train stage still has to write, (what, bytes), for a disk-full message.
+    space: tuple[str, int] | None
+
+    def path(self, name: str) -> Path: ...
+    def model(self, which: str) -> Any: ...
+    def progress_for(self, stage: str) -> Callable[[int, int], None]: ...
+    def note(self, message: str) -> None: ...
+    def is_disk_full(self, e: Exception) -> bool: ...
+    def lexicon(self) -> dict[str, list[str]]: ...
+
+
+def _none(files: RunFiles) -> list[Path]:
+    return []
+
+
+def _no_problem(files: RunFiles) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of `ragtune run`, as the runner (ragtune.pipeline) needs to know it.
+
+    The runner keys the stage with the key of the stage before it and `settings` (the Config fields its
+    output depends on), and reuses its record while `outputs` are still the files it wrote.
+    """
+
+    name: str
+    settings: tuple[str, ...]
+    # The files whose size and digest the manifest records: a rerun redoes the stage when one changed.
+    outputs: Callable[[RunFiles], list[Path]]
+    # Does the work: returns what the manifest records (a "summary" line and its figures). Records are the
+    # earlier stages'; under this stage's own name, what `inputs` made, when it has that hook.
+    run: Callable[[Run, Records], dict[str, Any]]
+    # Outputs the user or a later command may change (the model card): they only have to exist.
+    edited: Callable[[RunFiles], list[Path]] = _none
+    # What is wrong with the outputs besides their digests (None: nothing).
+    problem: Callable[[RunFiles], str | None] = _no_problem
+    # More files `run` wrote, named after it ran: their digests are recorded and checked too.
+    written: Callable[[RunFiles], list[Path]] = _none
+    # What the key hashes in place of the settings, made from the earlier stages' records (the save
+    # stage: the run summary); None keys the stage by its settings.
+    inputs: Callable[[Run, Records], Any] | None = None
+    # Its record's "skipped" counts the user's input files: the reporter's input_skipped hears of them.
+    input_skips: bool = False
