@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -29,9 +28,9 @@ from ragtune.extract import describe_skips, extract_folder
 from ragtune.generators.llm import OpenAIGenerator
 from ragtune.records import Chunk, Page, read_jsonl
 from test_cli import assert_one_error_line
-from test_cli_errors import FAST, good_docs, run_args
-from tests.llmserver import LLMServer, Reply
-from tests.loopback import QuietJSONHandler
+from tests.support.runs import FAST, good_docs, run_args
+from tests.support.llmserver import LLMServer, Reply
+from tests.support.loopback import LoopbackServer, QuietJSONHandler
 
 REPO = Path(__file__).resolve().parents[1]
 CHUNKS = [Chunk(f"c{i}", "a.txt", (1,), f"Zero trust architecture number {i} checks every request.", 9)
@@ -87,20 +86,14 @@ def _tls_context(tmp_path: Path) -> ssl.SSLContext:
 def test_llm_timeout_bounds_the_whole_reply_of_a_server_that_trickles(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scheme: str) -> None:
     _Trickle.sent_all.clear()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
-    server.daemon_threads = True
+    server = LoopbackServer(_Trickle)
     if scheme == "https":
-        server.socket = _tls_context(tmp_path).wrap_socket(server.socket, server_side=True)
+        server.httpd.socket = _tls_context(tmp_path).wrap_socket(server.httpd.socket, server_side=True)
         monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))  # the client trusts the test certificate
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
-        gen = openai(f"{scheme}://127.0.0.1:{server.server_address[1]}/v1", timeout=1.0)
+    with server:
+        gen = openai(f"{scheme}://127.0.0.1:{server.httpd.server_address[1]}/v1", timeout=1.0)
         with pytest.raises(Exception) as raised:
             gen.generate(CHUNKS[:1], random.Random(0))
-    finally:
-        server.shutdown()
-        server.server_close()
     assert "no complete reply within 1s (--llm-timeout)" in str(raised.value)
     # Cut off before the server got its last byte out, not after a read finally timed out.
     assert not _Trickle.sent_all.is_set()

@@ -1,6 +1,6 @@
 """ragtune.hub against a local Hub look-alike, through the real huggingface_hub client.
 
-Every push goes over real HTTP to tests/hubserver.py on 127.0.0.1; nothing here
+Every push goes over real HTTP to tests/support/hubserver.py on 127.0.0.1; nothing here
 can reach the real Hub (HF_ENDPOINT, HF_HOME and the token path all point at
 the test's own server and tmp_path).
 """
@@ -14,7 +14,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
 
@@ -27,8 +26,8 @@ from ragtune import hub
 from ragtune.cli import main
 from ragtune.hub import HubError, card_with_dataset, plan_push, push
 from ragtune.records import Chunk, Pair, write_jsonl
-from tests.hubserver import HubServer
-from tests.loopback import QuietJSONHandler
+from tests.support.hubserver import HubServer
+from tests.support.loopback import LoopbackServer, QuietJSONHandler
 from tests.test_cli import assert_one_error_line
 
 TOKEN = "hf_test_SECRET_0123456789"
@@ -372,19 +371,11 @@ def wrong_json(hubserver: HubServer, monkeypatch: pytest.MonkeyPatch) -> Iterato
 
 def _serve(base: type[_PortalHandler], monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_PortalHandler]]:
     handler = type("Handler", (base,), {"hits": 0})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    handler.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    monkeypatch.setenv("HF_ENDPOINT", handler.url)
-    monkeypatch.setenv("HF_TOKEN", TOKEN)
-    try:
+    with LoopbackServer(handler) as server:
+        handler.url = server.url
+        monkeypatch.setenv("HF_ENDPOINT", handler.url)
+        monkeypatch.setenv("HF_TOKEN", TOKEN)
         yield handler
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def test_html_reply_says_the_endpoint_is_not_the_hub(portal: type[_PortalHandler], tmp_path: Path) -> None:
