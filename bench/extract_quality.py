@@ -28,6 +28,7 @@ them as disagreement, not absolute error.
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 import time
@@ -147,7 +148,10 @@ def top_disagreements(rows: list[Row], n: int = 8) -> str:
 
 
 def main(argv: list[str]) -> int:
-    folder = Path(argv[1]) if len(argv) > 1 else _default_dir()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("pdf_dir", type=Path, nargs="?", help="default: the shared docs, else resources/")
+    args = ap.parse_args(argv[1:])
+    folder = args.pdf_dir or _default_dir()
     pdfs = sorted(folder.glob("*.pdf"))
     if not pdfs:
         print(f"no .pdf files in {folder}", file=sys.stderr)
