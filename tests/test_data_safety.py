@@ -15,8 +15,9 @@ import pytest
 from ragtune.cli import main
 from ragtune.records import Page
 from tests.support.hubserver import HubServer
+from tests.support.loopback import SilentServer
 from tests.test_cli import REPO, assert_one_error_line, run_args
-from tests.test_hub import TOKEN, SilentServer, add_pairs, hubserver, make_run, model_files, silent  # noqa: F401
+from tests.test_hub import TOKEN, add_pairs, hubserver, make_run, model_files, silent  # noqa: F401
 from tests.test_pairs import labelled_csv
 
 SECRET = "s3cret-Passw0rd-42"

@@ -11,11 +11,10 @@ import json
 import logging
 import os
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import pytest
 import yaml
@@ -27,7 +26,7 @@ from ragtune.cli import main
 from ragtune.hub import HubError, card_with_dataset, plan_push, push
 from ragtune.records import Chunk, Pair, write_jsonl
 from tests.support.hubserver import HubServer
-from tests.support.loopback import LoopbackServer, QuietJSONHandler
+from tests.support.loopback import LoopbackServer, QuietJSONHandler, SilentServer
 from tests.test_cli import assert_one_error_line
 
 TOKEN = "hf_test_SECRET_0123456789"
@@ -216,40 +215,6 @@ def test_timeout_is_reported(hubserver: HubServer, tmp_path: Path) -> None:
 
 
 # --- servers that are not the Hub: silent, or answering HTML --------------------------------
-
-
-class SilentServer:
-    """Accepts connections on 127.0.0.1 and never sends a byte: a hung Hub or proxy."""
-
-    def __init__(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        # Closing a socket does not wake a blocked accept(), so poll for the stop flag instead.
-        self._listener.settimeout(0.05)
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        self.accepted = 0
-        self._held: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, name="silentserver", daemon=True)
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            self.accepted += 1
-            self._held.append(conn)  # kept open and unanswered until the test ends
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._listener.close()
-        for conn in self._held:
-            conn.close()
 
 
 @pytest.fixture

@@ -242,7 +242,9 @@ def test_ctrl_c_during_push_says_what_the_hub_kept(tmp_path: Path) -> None:
     # Issue 16: Ctrl-C during `push` talked about resuming stages.
     import time
 
-    from test_hub import TOKEN, SilentServer, make_run
+    from test_hub import TOKEN, make_run
+
+    from tests.support.loopback import SilentServer
 
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HUGGING_FACE_HUB_TOKEN")}
     cmd = [sys.executable, "-m", "ragtune", "push", str(make_run(tmp_path)), "alice/minilm"]
