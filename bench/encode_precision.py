@@ -1,12 +1,12 @@
 """A run's own encoding in fp32 against bf16 autocast, side by side: what the evaluate stage spends and measures.
 
-    python bench/encode_precision.py RUN_DIR [--rounds 3] [--bench ../shared/bench/nist_ragas_test100.csv]
+    python -m bench.encode_precision RUN_DIR [--rounds 3] [--bench ../shared/bench/nist_ragas_test100.csv]
 
 In one process, alternating fp32, bf16, fp32, bf16 …, each round encodes the run's retrieval units
 (every chunk and its passages, as the evaluate stage and `index/` do) with the run's fine-tuned model,
 inside `ragtune.models.encoding_in`. Prints the best time of each, the ratio bf16 / fp32, how far the
 bf16 vectors are from the fp32 ones (cosine), and hit@5 / MRR@10 on the held-out and third-party
-questions with both (bench/vs_plain.py's `scores`), so that a speed-up that moves a figure shows.
+questions with both (bench/common.py's `scores`), so that a speed-up that moves a figure shows.
 """
 
 from __future__ import annotations
@@ -17,16 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from precision import cpu_flags  # noqa: E402
-from shared_bench import DEFAULT_BENCH  # noqa: E402
-from vs_plain import load_run, scores  # noqa: E402
-
-from ragtune.models import encoding_in, load_model  # noqa: E402
-from ragtune.records import read_json  # noqa: E402
-from ragtune.retrieval import embed, retrieval_units  # noqa: E402
+from bench.common import DEFAULT_BENCH, alternate, cpu_flags, load_run, scores
+from ragtune.models import encoding_in, load_model
+from ragtune.records import read_json
+from ragtune.retrieval import embed, retrieval_units
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -47,13 +41,12 @@ def main() -> int:
           f"max_seq_length {model.max_seq_length}", file=sys.stderr)
     seconds: dict[str, list[float]] = {p: [] for p in PRECISIONS}
     vectors = {}
-    for r in range(args.rounds):
-        for precision in PRECISIONS:
-            start = time.perf_counter()
-            with encoding_in(precision, "cpu"):
-                vectors[precision] = embed(model, units.texts)
-            seconds[precision].append(time.perf_counter() - start)
-            print(f"round {r + 1}: {precision} {seconds[precision][-1]:.1f}s", flush=True)
+    for r, precision in alternate(args.rounds, PRECISIONS):
+        start = time.perf_counter()
+        with encoding_in(precision, "cpu"):
+            vectors[precision] = embed(model, units.texts)
+        seconds[precision].append(time.perf_counter() - start)
+        print(f"round {r + 1}: {precision} {seconds[precision][-1]:.1f}s", flush=True)
     fp32, bf16 = min(seconds["fp32"]), min(seconds["bf16"])
     cos = (vectors["fp32"] * vectors["bf16"]).sum(axis=1)
     print(f"\nencode {len(units.texts)} units: fp32 {fp32:.1f}s, bf16 {bf16:.1f}s (best of {args.rounds}): "

@@ -1,6 +1,6 @@
 """Compare PDF text extractors on word quality and speed.
 
-    python bench/extract_quality.py [PDF_DIR]
+    python -m bench.extract_quality [PDF_DIR]
 
 For each PDF and backend (pypdf default "plain" mode, pypdf "layout" mode,
 pypdfium2), before ("raw") and after ragtune's cleaning ("clean"), prints:
@@ -28,6 +28,7 @@ them as disagreement, not absolute error.
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 import time
@@ -36,17 +37,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from ragtune.extract import (  # noqa: E402
+from ragtune.extract import (
     clean_document,
     garbled_share,
     pypdf_pages,
     pypdfium2_pages,
     words,
 )
-from ragtune.records import Counter as SkipCounter  # noqa: E402
+from ragtune.records import Counter as SkipCounter
+
+REPO = Path(__file__).resolve().parents[1]
 
 # Word endings left behind when an extractor drops a ligature glyph.
 _LIGATURE_FRAGMENTS = re.compile(r"(?:guration|nancial|cient|ective|ection|uence)s?$")
@@ -68,7 +68,7 @@ def _default_dir() -> Path:
     for d in (Path("/work/shared/docs"), REPO.parent / "shared" / "docs", REPO / "resources"):
         if d.is_dir() and any(d.glob("*.pdf")):
             return d
-    raise SystemExit("no PDF folder found; pass one: python bench/extract_quality.py PDF_DIR")
+    raise SystemExit("no PDF folder found; pass one: python -m bench.extract_quality PDF_DIR")
 
 
 def _backends() -> dict[str, Callable[[bytes, str, SkipCounter], list[str | None]]]:
@@ -148,7 +148,10 @@ def top_disagreements(rows: list[Row], n: int = 8) -> str:
 
 
 def main(argv: list[str]) -> int:
-    folder = Path(argv[1]) if len(argv) > 1 else _default_dir()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("pdf_dir", type=Path, nargs="?", help="default: the shared docs, else resources/")
+    args = ap.parse_args(argv[1:])
+    folder = args.pdf_dir or _default_dir()
     pdfs = sorted(folder.glob("*.pdf"))
     if not pdfs:
         print(f"no .pdf files in {folder}", file=sys.stderr)

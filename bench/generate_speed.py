@@ -1,6 +1,6 @@
 """Time the offline question generator on a run's chunks, for two checkouts side by side.
 
-    python bench/generate_speed.py RUN_DIR [--repo CHECKOUT] [--rounds 3]
+    python -m bench.generate_speed RUN_DIR [--repo CHECKOUT] [--rounds 3]
 
 Each round runs `OfflineGenerator.generate` on RUN_DIR/chunks.jsonl in a fresh
 process with this checkout's ragtune, then (with --repo) with CHECKOUT's, in

@@ -1,6 +1,6 @@
 """Exact (IndexFlatIP) against approximate (HNSW) search at 100k rows: build time, memory, query time, recall.
 
-    python bench/index_scale.py [--rows 100000] [--dim 384] [--queries 500] [--rounds 5]
+    python -m bench.index_scale [--rows 100000] [--dim 384] [--queries 500] [--rounds 5]
 
 The corpus is synthetic: unit vectors around 1,000 centres (a clustered
 structure like real chunk embeddings, where a topic holds many near chunks).
@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ragtune.retrieval import DenseIndex
 
-from ragtune.retrieval import DenseIndex  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 CENTRES = 1000
 K = 10
@@ -81,8 +81,8 @@ def child(kind: str, rows: int, dim: int) -> None:
 def memory(rows: int, dim: int) -> dict[str, dict]:
     out = {}
     for kind in KINDS:
-        done = subprocess.run([sys.executable, __file__, "--child", kind, "--rows", str(rows), "--dim", str(dim)],
-                              capture_output=True, text=True, check=True)
+        done = subprocess.run([sys.executable, "-m", __spec__.name, "--child", kind, "--rows", str(rows),
+                               "--dim", str(dim)], cwd=REPO, capture_output=True, text=True, check=True)
         out[kind] = json.loads(done.stdout.strip().splitlines()[-1])
     return out
 

@@ -1,7 +1,7 @@
 """Encode speed and hit@5 of the ONNX export (fp32 and int8) against torch, side by side.
 
-    python bench/onnx_speed.py [RUN_DIR] [--rounds 3] [--threads 2] [--limit 0]
-                               [--bench ../shared/bench/nist_ragas_test100.csv]
+    python -m bench.onnx_speed [RUN_DIR] [--rounds 3] [--threads 2] [--limit 0]
+                                  [--bench ../shared/bench/nist_ragas_test100.csv]
 
 The model is RUN_DIR/model if given, else the bundled all-MiniLM-L6-v2. It is copied to a
 temporary folder and exported there (`export_onnx(..., quantize=True)`), so the run is only read.
@@ -13,7 +13,7 @@ other in each round, alternating over the rounds; the figure is the median texts
 is over torch in the same run. torch.set_num_threads and onnxruntime's intra-op threads are both
 set to --threads.
 
-Quality: hit@5 on the third-party RAGAS questions over NIST AI 600-1, with bench/shared_bench.py's
+Quality: hit@5 on the third-party RAGAS questions over NIST AI 600-1, with bench/common.py's
 relevance rule: the run's own chunks when the run is over that PDF, else the PDF chunked by
 ragtune. Exact cosine search, one vector per chunk.
 """
@@ -30,11 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from shared_bench import DEFAULT_BENCH, load_bench, relevant_sets
-
+from bench.common import DEFAULT_BENCH, load_bench, relevant_sets
 from ragtune.records import Chunk, read_jsonl
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 """Labelled pairs with the real bundled all-MiniLM-L6-v2: before/after correlation on held-out pairs.
 
-    python bench/pairs_bench.py [--out runs/pairs-bench] [--loss cosine|cosent|angle] [--epochs N] [--lr X]
+    python -m bench.pairs_bench [--out runs/pairs-bench] [--loss cosine|cosent|angle] [--epochs N] [--lr X]
 
 Trains on tests/data/pairs (skills.csv, resumes_jobs.csv, vocabulary_pairs.csv,
 plus vocabulary.csv as --alternatives) exactly as `ragtune pairs` does, then
@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Set before ragtune is imported: huggingface_hub and tqdm read these when they are first imported.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -1,13 +1,13 @@
 """ragtune's training in fp32 against bf16 autocast, side by side on the same pairs.
 
-    python bench/precision.py RUN_DIR [--rounds 2] [--max-steps 12] [--bench ../shared/bench/nist_ragas_test100.csv]
+    python -m bench.precision RUN_DIR [--rounds 2] [--max-steps 12] [--bench ../shared/bench/nist_ragas_test100.csv]
 
 In one process, alternating fp32, bf16, fp32, bf16 …, each round trains a fresh copy of
 the run's base model with `ragtune.training.trainer.fine_tune` and the run's Config (as the train
 stage does: validation, best checkpoint, WiSE mix), changing only `precision`. With
 --max-steps the runs stop after that many steps, for a speed ratio in minutes; without
 it they train as the run did. The first round's models are scored on the held-out and
-third-party questions (bench/vs_plain.py's `scores`). Prints seconds per step for each,
+third-party questions (bench/common.py's `scores`). Prints seconds per step for each,
 the ratio bf16 / fp32, and both qualities. Whether this CPU has native bf16 (AMX or
 AVX512-BF16) decides the answer, so the flags it reports are printed too.
 """
@@ -23,23 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from shared_bench import DEFAULT_BENCH  # noqa: E402
-from vs_plain import load_run, ragtune_train, scores  # noqa: E402
-
-from ragtune.models import load_model, resolve_base_model  # noqa: E402
-from ragtune.records import read_json  # noqa: E402
-
-
-def cpu_flags() -> str:
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        return "unknown"
-    have = [f for f in ("avx512_bf16", "amx_bf16", "amx_tile", "avx512f") if f" {f}" in flags]
-    return ", ".join(have) or "none of avx512f, avx512_bf16, amx_bf16"
+from bench.common import DEFAULT_BENCH, alternate, cpu_flags, load_run, ragtune_train, scores
+from ragtune.models import load_model, resolve_base_model
+from ragtune.records import read_json
 
 
 def main() -> int:
@@ -60,20 +46,19 @@ def main() -> int:
     print(f"# CPU flags: {cpu_flags()}; {len(pairs)} pairs, max_steps {args.max_steps}", file=sys.stderr)
     per_step: dict[str, list[float]] = {"fp32": [], "bf16": []}
     quality: dict[str, dict[str, float]] = {}
-    for r in range(args.rounds):
-        for precision in ("fp32", "bf16"):
-            model = copy.deepcopy(base)
-            model.max_seq_length = seq_length
-            settings = cfg.replace(precision=precision, max_steps=args.max_steps, device="cpu")
-            with tempfile.TemporaryDirectory() as work:
-                start = time.perf_counter()
-                result = ragtune_train(model, settings, pairs, chunks, run, Path(work))
-                seconds = time.perf_counter() - start
-            per_step[precision].append(seconds / max(result.steps, 1))
-            print(f"round {r + 1}: {precision} {result.steps} steps in {seconds:.0f}s "
-                  f"({per_step[precision][-1]:.2f} s/step, trained in {result.precision})", flush=True)
-            if r == 0 and not args.no_score:
-                quality[precision] = scores(model, chunk_list, suites)
+    for r, precision in alternate(args.rounds, ("fp32", "bf16")):
+        model = copy.deepcopy(base)
+        model.max_seq_length = seq_length
+        settings = cfg.replace(precision=precision, max_steps=args.max_steps, device="cpu")
+        with tempfile.TemporaryDirectory() as work:
+            start = time.perf_counter()
+            result = ragtune_train(model, settings, pairs, chunks, run, Path(work))
+            seconds = time.perf_counter() - start
+        per_step[precision].append(seconds / max(result.steps, 1))
+        print(f"round {r + 1}: {precision} {result.steps} steps in {seconds:.0f}s "
+              f"({per_step[precision][-1]:.2f} s/step, trained in {result.precision})", flush=True)
+        if r == 0 and not args.no_score:
+            quality[precision] = scores(model, chunk_list, suites)
     fp32, bf16 = min(per_step["fp32"]), min(per_step["bf16"])
     print(f"\ns/step: fp32 {fp32:.2f}, bf16 {bf16:.2f} (best of {args.rounds}): bf16 / fp32 time = {bf16 / fp32:.2f}")
     print(f"{'':<26}{'fp32':>9}{'bf16':>9}")

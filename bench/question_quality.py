@@ -1,7 +1,7 @@
 """Share of well-formed offline questions, on a seeded sample labelled by hand.
 
-    python bench/question_quality.py sample RUN_DIR [--n 100] [--seed 7]   # print a sample to label
-    python bench/question_quality.py score [--labels bench/data/question_labels.csv]
+    python -m bench.question_quality sample RUN_DIR [--n 100] [--seed 7]   # print a sample to label
+    python -m bench.question_quality score [--labels bench/data/question_labels.csv]
 
 `sample` draws term ("keyphrase") and sentence questions from RUN_DIR/pairs.jsonl
 (cloze queries are sentences of the chunk, not questions, and are left out) and
@@ -20,9 +20,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ragtune.records import Pair, read_jsonl  # noqa: E402
+from ragtune.records import Pair, read_jsonl
 
 DEFAULT_LABELS = Path(__file__).resolve().parent / "data" / "question_labels.csv"
 FIELDS = ["version", "kind", "question", "well_formed"]

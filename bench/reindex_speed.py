@@ -1,6 +1,6 @@
 """Records per second and peak memory of `ragtune reindex` (ragtune.stores.reindex) on an embedded store.
 
-    python bench/reindex_speed.py [--records 0] [--model bundled|tiny] [--store qdrant|chroma|lancedb]
+    python -m bench.reindex_speed [--records 0] [--model bundled|tiny] [--store qdrant|chroma|lancedb]
 
 The records are the demo's chunks (resources/*.pdf, cut as `ragtune run` cuts them: 256 tokens, 32
 overlap); --records N replicates them to N records (each copy gets its own id). The app's collection
@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def _status_mb(field: str) -> float:
@@ -150,8 +149,8 @@ def main() -> None:
         build(args.store, root / "store", texts, dim)
         print(f"{args.store}: {len(texts)} records ({n_demo} demo chunks{' replicated' if args.records else ''}), "
               f"{args.model} model ({dim} dims), collection built in {time.perf_counter() - t0:.0f}s", flush=True)
-        out = subprocess.run([sys.executable, __file__, "--child", args.store, str(root / "store"), model_dir,
-                              "--batch-size", str(args.batch_size)], check=True, capture_output=True, text=True)
+        out = subprocess.run([sys.executable, "-m", __spec__.name, "--child", args.store, str(root / "store"), model_dir,
+                              "--batch-size", str(args.batch_size)], cwd=REPO, check=True, capture_output=True, text=True)
         print(out.stdout.strip().splitlines()[-1])
 
 

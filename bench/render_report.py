@@ -1,6 +1,6 @@
 """Render a run's report.html in headless Chromium and save a screenshot, to look at it as a person would.
 
-    python bench/render_report.py RUN_DIR [--out report.png] [--chromium /usr/bin/chromium]
+    python -m bench.render_report RUN_DIR [--out report.png] [--chromium /usr/bin/chromium]
 
 Prints the screenshot's path and size, and how many of the page's images decoded (naturalWidth > 0,
 read back through Chromium's --dump-dom after a script marks them). Needs Debian's chromium

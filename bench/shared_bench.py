@@ -1,8 +1,8 @@
 """Retrieval on third-party questions: base vs fine-tuned vs BM25 vs hybrid, one vector per chunk and with passages.
 
-    python bench/shared_bench.py RUN_DIR [--bench ../shared/bench/nist_ragas_test100.csv]
-                                 [--chunking run|chars1000|both] [--model MODEL_DIR] [--json OUT.json]
-                                 [--passage-words 20] [--passage-stride S] [--chunk-weight 0.5] [--quick] [--no-base]
+    python -m bench.shared_bench RUN_DIR [--bench ../shared/bench/nist_ragas_test100.csv]
+                                    [--chunking run|chars1000|both] [--model MODEL_DIR] [--json OUT.json]
+                                    [--passage-words 20] [--passage-stride S] [--chunk-weight 0.5] [--quick] [--no-base]
 
 The questions (RAGAS, written outside this project) come with the source
 passages ("contexts") they were written from. A chunk counts as relevant to a
@@ -20,69 +20,21 @@ pages, per document, through LangChain's RecursiveCharacterTextSplitter at
 from __future__ import annotations
 
 import argparse
-import ast
-import csv
 import json
 import os
-import re
 import sys
 import time
-import unicodedata
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ragtune.evaluate import MRR_AT, rank_metrics, rrf  # noqa: E402
-from ragtune.models import load_model, resolve_base_model  # noqa: E402
-from ragtune.records import Chunk, Page, read_jsonl  # noqa: E402
-from ragtune.retrieval import BM25Index, dense_index, embed, fuse, positions_to_ids  # noqa: E402
+from bench.common import DEFAULT_BENCH, MIN_RUN, SHINGLE, load_bench, relevant_sets
+from ragtune.evaluate import MRR_AT, rank_metrics, rrf
+from ragtune.models import load_model, resolve_base_model
+from ragtune.records import Chunk, Page, read_jsonl
+from ragtune.retrieval import BM25Index, dense_index, embed, fuse, positions_to_ids
 
 KS = (1, 3, 5, 10)
-SHINGLE = 5
-MIN_RUN = 30
 DEPTH = 100
-DEFAULT_BENCH = Path(__file__).resolve().parents[2] / "shared" / "bench" / "nist_ragas_test100.csv"
-
-
-def norm_words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+", unicodedata.normalize("NFKC", text).lower())
-
-
-def _shingles(ws: list[str]) -> set[tuple[str, ...]]:
-    return {tuple(ws[i : i + SHINGLE]) for i in range(len(ws) - SHINGLE + 1)}
-
-
-def _longest_run(a: list[str], b: list[str]) -> int:
-    # Longest common substring over words (dynamic programming, small inputs).
-    best, prev = 0, [0] * (len(b) + 1)
-    for x in a:
-        cur = [0] * (len(b) + 1)
-        for j, y in enumerate(b, 1):
-            if x == y:
-                cur[j] = prev[j - 1] + 1
-                best = max(best, cur[j])
-        prev = cur
-    return best
-
-
-def is_hit(chunk_words: list[str], chunk_sh: set, context: str) -> bool:
-    cw = norm_words(context)
-    sh = _shingles(cw)
-    if sh and len(sh & chunk_sh) >= 0.5 * len(sh):
-        return True
-    return bool(sh & chunk_sh) and _longest_run(cw, chunk_words) >= min(MIN_RUN, len(cw))
-
-
-def load_bench(path: Path) -> list[tuple[str, list[str]]]:
-    with path.open(encoding="utf-8") as f:
-        return [(r["question"], list(ast.literal_eval(r["contexts"]))) for r in csv.DictReader(f)]
-
-
-def relevant_sets(chunks: list[Chunk], bench: list[tuple[str, list[str]]]) -> list[set[str]]:
-    prepared = [(c.id, norm_words(c.text)) for c in chunks]
-    prepared = [(cid, ws, _shingles(ws)) for cid, ws in prepared]
-    return [{cid for cid, ws, sh in prepared if any(is_hit(ws, sh, ctx) for ctx in ctxs)} for _, ctxs in bench]
 
 
 def chars1000_chunks(pages: list[Page]) -> list[Chunk]:

@@ -1,6 +1,6 @@
 """Time each stage of a full `ragtune run` and print the figures.
 
-    python bench/stage_times.py [DOCS_DIR] [--out RUN_DIR] [ragtune run flags…]
+    python -m bench.stage_times [DOCS_DIR] [--out RUN_DIR] [ragtune run flags…]
 
 Defaults to resources/ and a fresh temporary run directory, so every stage
 runs (nothing is reused from an earlier run).
@@ -15,10 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ragtune.cli import _config_from_args, _quiet_libraries, build_parser  # noqa: E402
-from ragtune.pipeline import Pipeline, SilentReporter  # noqa: E402
+from ragtune.cli import _config_from_args, _quiet_libraries, build_parser
+from ragtune.pipeline import Pipeline, SilentReporter
 
 
 class TimingReporter(SilentReporter):

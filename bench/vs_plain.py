@@ -1,6 +1,6 @@
 """ragtune's training against a plain sentence-transformers script on the same pairs, side by side.
 
-    python bench/vs_plain.py RUN_DIR [--rounds 1] [--bench ../shared/bench/nist_ragas_test100.csv]
+    python -m bench.vs_plain RUN_DIR [--rounds 1] [--bench ../shared/bench/nist_ragas_test100.csv]
 
 In one process, alternating plain, ragtune, plain, ragtune …, both start from the
 run's base model and train on the same (question, chunk) pairs (the run's
@@ -14,7 +14,7 @@ pairs_train.jsonl and pairs_lexical.jsonl) for the same number of epochs:
   best checkpoint and WiSE mix).
 
 Each model is then scored on the run's held-out questions and, when the file exists,
-on the third-party questions (bench/shared_bench.py's relevance rule), one vector per
+on the third-party questions (bench/common.py's relevance rule), one vector per
 chunk and with passages. The script prints every time, the ratio ragtune / plain, and
 both qualities.
 """
@@ -25,22 +25,15 @@ import argparse
 import copy
 import json
 import os
-import random
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from shared_bench import DEFAULT_BENCH, load_bench, relevant_sets  # noqa: E402
-
-from ragtune.config import Config  # noqa: E402
-from ragtune.evaluate import MRR_AT, model_rankings, rank_metrics  # noqa: E402
-from ragtune.models import load_model, resolve_base_model  # noqa: E402
-from ragtune.records import Chunk, Pair, read_json, read_jsonl  # noqa: E402
+from bench.common import DEFAULT_BENCH, alternate, load_run, ragtune_train, scores
+from ragtune.models import load_model, resolve_base_model
+from ragtune.records import Chunk, Pair, read_json
 
 
 def plain_train(model: Any, pairs: list[Pair], chunks: dict[str, Chunk], epochs: float, lr: float, seed: int,
@@ -61,60 +54,6 @@ def plain_train(model: Any, pairs: list[Pair], chunks: dict[str, Chunk], epochs:
                                loss=MultipleNegativesRankingLoss(model)).train()
 
 
-def ragtune_train(model: Any, cfg: Config, pairs: list[Pair], chunks: dict[str, Chunk], run_dir: Path,
-                  work: Path) -> Any:
-    """ragtune's train stage: the same call and validation set-up as ragtune.stages.train."""
-    from ragtune.stages.train import VALIDATION_CORPUS
-    from ragtune.training.trainer import fine_tune
-    from ragtune.training.validation import Validation
-
-    val = read_jsonl(run_dir / "pairs_val.jsonl", Pair)
-    held = {p.chunk_id for p in read_jsonl(run_dir / "pairs_eval.jsonl", Pair)}
-    own = {p.chunk_id for p in val}
-    others = sorted(cid for cid in chunks if cid not in held and cid not in own)
-    random.Random(cfg.seed).shuffle(others)
-    keep = own | set(others[: max(0, VALIDATION_CORPUS - len(own))])
-    corpus = [c for cid, c in chunks.items() if cid in keep]
-    validation = Validation([p.query for p in val], [p.kind or p.generator for p in val], [p.chunk_id for p in val],
-                            [c.id for c in corpus], [c.text for c in corpus]) if val else None
-    return fine_tune(model, pairs, chunks, cfg, work, "cpu", validation=validation)
-
-
-def scores(model: Any, chunks: list[Chunk], suites: dict[str, tuple[list[str], list[Any]]]) -> dict[str, float]:
-    texts, ids = [c.text for c in chunks], [c.id for c in chunks]
-    out = {}
-    for name, (queries, relevant) in suites.items():
-        for label, words in (("", 0), (" passages", 20)):
-            m = rank_metrics(model_rankings(model, texts, ids, queries, MRR_AT, words), relevant, (5,))
-            out[f"{name}{label} hit@5"] = m["hit@5"]
-            out[f"{name}{label} mrr@10"] = m[f"mrr@{MRR_AT}"]
-    return out
-
-
-Suites = dict[str, tuple[list[str], list[Any]]]
-
-
-def load_run(run: Path, bench_file: Path) -> tuple[Config, list[Chunk], list[Pair], Suites]:
-    """A finished run's Config, chunks and training pairs, and the question suites to score on."""
-    settings = read_json(run / "config.json")
-    cfg = Config(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in settings.items()
-                    if k not in ("docs", "out", "themes_file", "pairs_files")}, docs=Path(settings["docs"]))
-    chunk_list = read_jsonl(run / "chunks.jsonl", Chunk)
-    pairs = read_jsonl(run / "pairs_train.jsonl", Pair)
-    if (run / "pairs_lexical.jsonl").exists():
-        pairs += read_jsonl(run / "pairs_lexical.jsonl", Pair)
-    held = read_jsonl(run / "pairs_eval.jsonl", Pair)
-    suites: Suites = {"held-out": ([p.query for p in held], [p.chunk_id for p in held])}
-    if not bench_file.exists():
-        print(f"# {bench_file} not found: scoring the held-out questions only (give --bench)", file=sys.stderr)
-    else:
-        bench = load_bench(bench_file)
-        rel = relevant_sets(chunk_list, bench)
-        keep = [i for i, r in enumerate(rel) if r]
-        suites["bench"] = ([bench[i][0] for i in keep], [rel[i] for i in keep])
-    return cfg, chunk_list, pairs, suites
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dir", type=Path)
@@ -132,21 +71,20 @@ def main() -> int:
           f"base max_seq_length {base.max_seq_length}, ragtune's {seq_length}", file=sys.stderr)
     times: dict[str, list[float]] = {"plain": [], "ragtune": []}
     quality: dict[str, dict[str, float]] = {}
-    for r in range(args.rounds):
-        for name in ("plain", "ragtune"):
-            model = copy.deepcopy(base)
-            with tempfile.TemporaryDirectory() as work:
-                start = time.perf_counter()
-                if name == "plain":
-                    plain_train(model, pairs, chunks, cfg.epochs, cfg.learning_rate, cfg.seed, Path(work))
-                else:
-                    model.max_seq_length = seq_length
-                    ragtune_train(model, cfg, pairs, chunks, run, Path(work))
-                times[name].append(time.perf_counter() - start)
-            print(f"round {r + 1}: {name} trained in {times[name][-1]:.0f}s", flush=True)
-            if r == 0:
-                model.max_seq_length = seq_length  # score both models on whole chunks
-                quality[name] = scores(model, chunk_list, suites)
+    for r, name in alternate(args.rounds, ("plain", "ragtune")):
+        model = copy.deepcopy(base)
+        with tempfile.TemporaryDirectory() as work:
+            start = time.perf_counter()
+            if name == "plain":
+                plain_train(model, pairs, chunks, cfg.epochs, cfg.learning_rate, cfg.seed, Path(work))
+            else:
+                model.max_seq_length = seq_length
+                ragtune_train(model, cfg, pairs, chunks, run, Path(work))
+            times[name].append(time.perf_counter() - start)
+        print(f"round {r + 1}: {name} trained in {times[name][-1]:.0f}s", flush=True)
+        if r == 0:
+            model.max_seq_length = seq_length  # score both models on whole chunks
+            quality[name] = scores(model, chunk_list, suites)
     plain, ours = min(times["plain"]), min(times["ragtune"])
     print(f"\ntime: plain {plain:.0f}s, ragtune {ours:.0f}s (best of {args.rounds}): ragtune / plain = {ours / plain:.2f}")
     keys = list(quality["plain"])

@@ -1,11 +1,11 @@
 """Retrieval as the tuned weights are mixed back toward the base (WiSE-FT), share by share.
 
-    python bench/wise_sweep.py RUN_DIR [--shares 0,0.3,0.5,0.7,0.85,1] [--bench ../shared/bench/nist_ragas_test100.csv]
+    python -m bench.wise_sweep RUN_DIR [--shares 0,0.3,0.5,0.7,0.85,1] [--bench ../shared/bench/nist_ragas_test100.csv]
 
 For each share a of the change, the weights are base + a * (tuned - base). Each
 mix is scored on the run's own held-out questions and, when the bench file
 exists, on the third-party questions (the same relevance rule as
-bench/shared_bench.py).
+bench/common.py).
 """
 
 from __future__ import annotations
@@ -16,16 +16,12 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from shared_bench import DEFAULT_BENCH, load_bench, relevant_sets  # noqa: E402
-
-from ragtune.evaluate import MRR_AT, rank_metrics  # noqa: E402
-from ragtune.retrieval import dense_index, embed, positions_to_ids  # noqa: E402
-from ragtune.models import load_model, resolve_base_model  # noqa: E402
-from ragtune.records import Chunk, Pair, read_json, read_jsonl  # noqa: E402
-from ragtune.training.validation import mix_with_base, weights  # noqa: E402
+from bench.common import DEFAULT_BENCH, question_suites
+from ragtune.evaluate import MRR_AT, rank_metrics
+from ragtune.models import load_model, resolve_base_model
+from ragtune.records import Chunk, Pair, read_json, read_jsonl
+from ragtune.retrieval import dense_index, embed, positions_to_ids
+from ragtune.training.validation import mix_with_base, weights
 
 
 def main() -> int:
@@ -38,12 +34,7 @@ def main() -> int:
     chunks = read_jsonl(args.run_dir / "chunks.jsonl", Chunk)
     held = read_jsonl(args.run_dir / "pairs_eval.jsonl", Pair)
     texts, ids = [c.text for c in chunks], [c.id for c in chunks]
-    suites = {"held-out": ([p.query for p in held], [p.chunk_id for p in held])}
-    if args.bench.exists():
-        bench = load_bench(args.bench)
-        rel = relevant_sets(chunks, bench)
-        keep = [i for i, r in enumerate(rel) if r]
-        suites["bench"] = ([bench[i][0] for i in keep], [rel[i] for i in keep])
+    suites = question_suites(chunks, held, args.bench)
     base = load_model(resolve_base_model(read_json(args.run_dir / "config.json")["base_model"]))
     base_state = weights(base)
     model = copy.deepcopy(base)

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -29,9 +28,9 @@ from ragtune.extract import describe_skips, extract_folder
 from ragtune.generators.llm import OpenAIGenerator
 from ragtune.records import Chunk, Page, read_jsonl
 from test_cli import assert_one_error_line
-from test_cli_errors import FAST, good_docs, run_args
-from tests.llmserver import LLMServer, Reply
-from tests.loopback import QuietJSONHandler
+from tests.support.runs import FAST, good_docs, run_args
+from tests.support.llmserver import LLMServer, Reply
+from tests.support.loopback import LoopbackServer, QuietJSONHandler
 
 REPO = Path(__file__).resolve().parents[1]
 CHUNKS = [Chunk(f"c{i}", "a.txt", (1,), f"Zero trust architecture number {i} checks every request.", 9)
@@ -87,20 +86,14 @@ def _tls_context(tmp_path: Path) -> ssl.SSLContext:
 def test_llm_timeout_bounds_the_whole_reply_of_a_server_that_trickles(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scheme: str) -> None:
     _Trickle.sent_all.clear()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
-    server.daemon_threads = True
+    server = LoopbackServer(_Trickle)
     if scheme == "https":
-        server.socket = _tls_context(tmp_path).wrap_socket(server.socket, server_side=True)
+        server.httpd.socket = _tls_context(tmp_path).wrap_socket(server.httpd.socket, server_side=True)
         monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))  # the client trusts the test certificate
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
-        gen = openai(f"{scheme}://127.0.0.1:{server.server_address[1]}/v1", timeout=1.0)
+    with server:
+        gen = openai(f"{scheme}://127.0.0.1:{server.httpd.server_address[1]}/v1", timeout=1.0)
         with pytest.raises(Exception) as raised:
             gen.generate(CHUNKS[:1], random.Random(0))
-    finally:
-        server.shutdown()
-        server.server_close()
     assert "no complete reply within 1s (--llm-timeout)" in str(raised.value)
     # Cut off before the server got its last byte out, not after a read finally timed out.
     assert not _Trickle.sent_all.is_set()
@@ -305,7 +298,7 @@ def test_matryoshka_dims_above_the_models_dimension_is_one_line(tmp_path: Path, 
     docs = good_docs(tmp_path / "docs", nist_pages)
     assert main(run_args(docs, tmp_path / "run", tiny_model_dir, "--matryoshka-dims", "64,16")) == 1
     assert_one_error_line(capsys.readouterr().err,
-                          "matryoshka_dims must be at most the base model's dimension (32), not 64")
+                          "--matryoshka-dims must be at most the base model's dimension (32), not 64")
 
 
 @pytest.mark.parametrize("flag", ["--epochs", "--lr"])
@@ -314,8 +307,8 @@ def test_pairs_refuses_an_infinite_number(tmp_path: Path, capsys: pytest.Capture
     (tmp_path / "p.csv").write_text(f"sentence1,sentence2,label\n{rows}\n", encoding="utf-8")
     assert main(["pairs", str(tmp_path / "p.csv"), "--out", str(tmp_path / "out"), flag, "inf",
                  "--max-steps", "1", "--device", "cpu"]) == 1
-    name = {"--epochs": "epochs", "--lr": "learning_rate"}[flag]
-    assert_one_error_line(capsys.readouterr().err, f"{name} must be a finite number, not inf")
+    # The error names the flag the user typed (issue 31).
+    assert_one_error_line(capsys.readouterr().err, f"{flag} must be a finite number, not inf")
 
 
 # --- text without spaces between words (issue 29, item 19) ---------------------------------------

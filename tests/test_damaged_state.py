@@ -251,9 +251,9 @@ def test_base_model_pointing_at_a_finished_run_suggests_its_model_folder(
 ], ids=["list", "mode-number", "no-path"])
 def test_a_wrong_shape_preupload_reply_is_one_line(hubserver: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str], entry: Callable) -> None:
-    import tests.hubserver
+    import tests.support.hubserver
 
-    monkeypatch.setattr(tests.hubserver, "_preupload_entry", lambda repo, info: entry(info))
+    monkeypatch.setattr(tests.support.hubserver, "_preupload_entry", lambda repo, info: entry(info))
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     with pytest.raises(HubError, match=rf"^{hubserver.url} answered with JSON that is not a Hub API reply"):
         push_fast(make_run(tmp_path), "alice/minilm")

@@ -1,7 +1,7 @@
 """Nothing of the user's is deleted, overwritten or published by accident (issue 29, part A).
 
 Each case is rebuilt from the issue's description: real folders under tmp_path, the
-tiny model, the real CLI, and pushes over real HTTP to the loopback Hub (tests/hubserver.py).
+tiny model, the real CLI, and pushes over real HTTP to the loopback Hub (tests/support/hubserver.py).
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import pytest
 
 from ragtune.cli import main
 from ragtune.records import Page
-from tests.hubserver import HubServer
+from tests.support.hubserver import HubServer
+from tests.support.loopback import SilentServer
 from tests.test_cli import REPO, assert_one_error_line, run_args
-from tests.test_hub import TOKEN, SilentServer, add_pairs, hubserver, make_run, model_files, silent  # noqa: F401
+from tests.test_hub import TOKEN, add_pairs, hubserver, make_run, model_files, silent  # noqa: F401
 from tests.test_pairs import labelled_csv
 
 SECRET = "s3cret-Passw0rd-42"

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from ragtune import extract as ex
 from ragtune.extract import ExtractError, Extraction, clean_text, drop_running_lines, extract_folder, list_documents
-from unprivileged import run_unprivileged, shared_tmp_fixture  # noqa: F401 (the shared_tmp fixture)
+from tests.support.unprivileged import run_unprivileged, shared_tmp_fixture  # noqa: F401 (the shared_tmp fixture)
 
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 NIST = "nist_ai_600_1.pdf"
@@ -534,7 +534,7 @@ def test_unknown_extractor_is_an_extract_error(tmp_path: Path) -> None:
 
 
 def test_unreadable_files_folders_and_bad_links_are_counted(shared_tmp: Path) -> None:
-    # As root every file is readable, so this runs as an unprivileged user (tests/unprivileged.py).
+    # As root every file is readable, so this runs as an unprivileged user (tests/support/unprivileged.py).
     docs = shared_tmp / "docs"
     write(docs, "good.txt", b"Zero trust networks verify every request.")
     write(docs, "secret.txt", b"Nobody may read this.").chmod(0)

@@ -1,6 +1,6 @@
 """ragtune.hub against a local Hub look-alike, through the real huggingface_hub client.
 
-Every push goes over real HTTP to tests/hubserver.py on 127.0.0.1; nothing here
+Every push goes over real HTTP to tests/support/hubserver.py on 127.0.0.1; nothing here
 can reach the real Hub (HF_ENDPOINT, HF_HOME and the token path all point at
 the test's own server and tmp_path).
 """
@@ -11,12 +11,10 @@ import json
 import logging
 import os
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import pytest
 import yaml
@@ -27,8 +25,8 @@ from ragtune import hub
 from ragtune.cli import main
 from ragtune.hub import HubError, card_with_dataset, plan_push, push
 from ragtune.records import Chunk, Pair, write_jsonl
-from tests.hubserver import HubServer
-from tests.loopback import QuietJSONHandler
+from tests.support.hubserver import HubServer
+from tests.support.loopback import LoopbackServer, QuietJSONHandler, SilentServer
 from tests.test_cli import assert_one_error_line
 
 TOKEN = "hf_test_SECRET_0123456789"
@@ -219,40 +217,6 @@ def test_timeout_is_reported(hubserver: HubServer, tmp_path: Path) -> None:
 # --- servers that are not the Hub: silent, or answering HTML --------------------------------
 
 
-class SilentServer:
-    """Accepts connections on 127.0.0.1 and never sends a byte: a hung Hub or proxy."""
-
-    def __init__(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        # Closing a socket does not wake a blocked accept(), so poll for the stop flag instead.
-        self._listener.settimeout(0.05)
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        self.accepted = 0
-        self._held: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, name="silentserver", daemon=True)
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            self.accepted += 1
-            self._held.append(conn)  # kept open and unanswered until the test ends
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._listener.close()
-        for conn in self._held:
-            conn.close()
-
-
 @pytest.fixture
 def silent(hubserver: HubServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[SilentServer]:
     """The hubserver fixture's isolated environment, with HF_ENDPOINT at a server that never answers."""
@@ -372,19 +336,11 @@ def wrong_json(hubserver: HubServer, monkeypatch: pytest.MonkeyPatch) -> Iterato
 
 def _serve(base: type[_PortalHandler], monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_PortalHandler]]:
     handler = type("Handler", (base,), {"hits": 0})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    handler.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    monkeypatch.setenv("HF_ENDPOINT", handler.url)
-    monkeypatch.setenv("HF_TOKEN", TOKEN)
-    try:
+    with LoopbackServer(handler) as server:
+        handler.url = server.url
+        monkeypatch.setenv("HF_ENDPOINT", handler.url)
+        monkeypatch.setenv("HF_TOKEN", TOKEN)
         yield handler
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def test_html_reply_says_the_endpoint_is_not_the_hub(portal: type[_PortalHandler], tmp_path: Path) -> None:

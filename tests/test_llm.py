@@ -1,7 +1,7 @@
 """The `openai` and `local` question generators, on real NIST chunks.
 
 `openai` runs against a real OpenAI-compatible HTTP server on 127.0.0.1
-(tests/llmserver.py) that answers what each test chooses; retries use a tiny
+(tests/support/llmserver.py) that answers what each test chooses; retries use a tiny
 backoff so the failure tests stay fast.
 """
 
@@ -29,7 +29,7 @@ from ragtune.generators.local import LocalGenerator
 from ragtune.pipeline import Pipeline
 from ragtune.records import Chunk, Page, read_json, write_jsonl
 from ragtune.text import words
-from tests.llmserver import LLMServer, Reply, passage_of
+from tests.support.llmserver import LLMServer, Reply, passage_of
 
 REPO = Path(__file__).resolve().parents[1]
 N = 3  # questions per chunk

@@ -459,7 +459,7 @@ def test_ctrl_c_during_training_keeps_a_checkpoint_and_the_rerun_resumes(tmp_pat
     import subprocess
     import sys
 
-    from tests.signals import ragtune_env, signal_when
+    from tests.support.signals import ragtune_env, signal_when
 
     steps = 60  # still training when the signal lands, which the first step line triggers
     out = tmp_path / "run"

@@ -15,7 +15,7 @@ import pytest
 from ragtune import Config, Pipeline
 from ragtune.records import DiskFullError, Page
 from test_pipeline import Recorder, full_disk_at_model_save, tiny_config, write_docs
-from tests.signals import ragtune_env, signal_when
+from tests.support.signals import ragtune_env, signal_when
 
 STEPS = 60
 

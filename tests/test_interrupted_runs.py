@@ -1,4 +1,4 @@
-"""Faults a run has to survive: a full disk, kill -9 during training, two runs on one --out.
+"""Faults a run has to survive: Ctrl-C or a signal, a full disk, kill -9 during training, two runs on one --out.
 
 Each ends in one clear line (or a note), nothing already done is lost, and the
 same command then completes. The disk is a real small tmpfs where this user
@@ -28,6 +28,8 @@ from ragtune.errors import RagtuneError
 from ragtune.pipeline import STAGES
 from ragtune.records import DiskFullError, Page
 from test_pipeline import Recorder, tiny_config, write_docs
+from tests.support.runs import good_docs, run_args
+from tests.support.signals import ragtune_env, signal_when, start
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 20240615
@@ -212,3 +214,69 @@ def test_concurrent_runs_on_one_out_one_stops_at_once(
     # The loser wrote nothing: the winner's run is whole, and the same command reuses all of it.
     assert main(args) == 0
     assert _reused(capsys.readouterr().err) == list(STAGES)
+
+
+# --- Ctrl-C and signals -----------------------------------------------------------------------
+
+
+def test_ctrl_c_stops_with_one_line_and_exit_130(tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page],
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from ragtune.pipeline import Pipeline
+
+    def interrupted(self: Pipeline) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Pipeline, "run", interrupted)
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(run_args(good_docs(tmp_path / "docs", nist_pages), tmp_path / "run", tiny_model_dir)) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == ("ragtune: interrupted (SIGINT); rerun the same command to resume from "
+                                            "the last finished stage.")
+    # main() puts back the SIGTERM handler it found.
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_ctrl_c_during_push_says_what_the_hub_kept(tmp_path: Path) -> None:
+    # Issue 16: Ctrl-C during `push` talked about resuming stages.
+    import time
+
+    from test_hub import TOKEN, make_run
+
+    from tests.support.loopback import SilentServer
+
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HUGGING_FACE_HUB_TOKEN")}
+    cmd = [sys.executable, "-m", "ragtune", "push", str(make_run(tmp_path)), "alice/minilm"]
+    with SilentServer() as hub:  # connects, then never answers: the upload is in flight when Ctrl-C comes
+        env |= {"HF_ENDPOINT": hub.url, "HF_TOKEN": TOKEN, "HF_HOME": str(tmp_path / "hf_home"),
+                "HF_HUB_DISABLE_TELEMETRY": "1",
+                "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        proc = start(cmd, env, tmp_path)
+        deadline = time.monotonic() + 120
+        while hub.accepted == 0 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert hub.accepted, proc.communicate()[1] if proc.poll() is not None else "push never connected"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        "ragtune: interrupted (SIGINT); a repo changes on the Hub only when its upload finishes, so none is left "
+        "half-pushed; rerun the same command to push.")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_outside_training_stops_with_one_line(tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page],
+                                                     sig: signal.Signals) -> None:
+    docs = good_docs(tmp_path / "docs", nist_pages)
+    cmd = [sys.executable, "-m", "ragtune", *run_args(docs, tmp_path / "run", tiny_model_dir)]
+    # Sent as chunking starts, while the model loads (the extract stage's own line, not its progress lines).
+    code, err = signal_when(cmd, ragtune_env(tmp_path), tmp_path, sig,
+                            lambda line: line.startswith("[1/8] extract") and "pages with text" in line)
+    assert code == 128 + sig, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (f"ragtune: interrupted ({sig.name}); rerun the same command to resume "
+                                            "from the last finished stage.")
+    # The finished stage is kept for the rerun.
+    assert "extract" in json.loads((tmp_path / "run" / "manifest.json").read_text())["stages"]

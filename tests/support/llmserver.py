@@ -18,9 +18,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
+from typing import Any, Callable
 
-from tests.loopback import QuietJSONHandler
-from typing import Any, Callable, Self
+from tests.support.loopback import LoopbackServer, QuietJSONHandler
 
 PATH = "/v1/chat/completions"
 
@@ -107,23 +107,19 @@ class _Handler(QuietJSONHandler):
 
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
     state: LLMState
 
 
-class LLMServer:
+class LLMServer(LoopbackServer):
     """Runs the server on 127.0.0.1 at a free port, in a background thread."""
+
+    httpd: _Server
 
     def __init__(self, answer: Callable[[str], str]) -> None:
         self.state = LLMState(answer)
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.state = self.state
-        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-        # A short poll interval keeps shutdown (and so each test's teardown) quick.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="llmserver", daemon=True
-        )
+        super().__init__(_Handler, "llmserver", _Server)
+        self.httpd.state = self.state
+        self.base_url = f"{self.url}/v1"
 
     def script(self, *replies: Reply) -> None:
         """Serve these replies first, one per request, before answering normally."""
@@ -134,12 +130,3 @@ class LLMServer:
     def requests(self) -> list[Request]:
         with self.state.lock:
             return list(self.state.requests)
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)

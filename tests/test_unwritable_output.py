@@ -1,10 +1,10 @@
-"""Issue 16: an output path that cannot be written is one `ragtune: error:` line naming it and what to do.
+"""An output path that cannot be written is one `ragtune: error:` line naming it and what to do.
 
 `run --out`, `pairs --out` and `export --llamaindex` are checked before any work
 (so no training is lost to a bad path); an OSError that no check foresees, such
 as a full disk, still ends in one line from cli.main. Tests run as root, which
 writes into read-only folders, so the read-only cases run as `nobody`
-(tests/unprivileged.py); the full disk is a real 4 KiB tmpfs where mounting is
+(tests/support/unprivileged.py); the full disk is a real 4 KiB tmpfs where mounting is
 allowed.
 """
 
@@ -19,9 +19,9 @@ import pytest
 from ragtune.cli import main
 from ragtune.records import Chunk, Page, Pair, write_jsonl
 from test_cli import assert_one_error_line
-from test_cli_errors import good_docs, run_args
+from tests.support.runs import good_docs, run_args
 from test_pairs import labelled_csv
-from unprivileged import run_unprivileged, shared_tmp_fixture  # noqa: F401 (the shared_tmp fixture)
+from tests.support.unprivileged import run_unprivileged, shared_tmp_fixture  # noqa: F401 (the shared_tmp fixture)
 
 
 def finished_run(folder: Path, n: int = 40) -> Path:
@@ -88,9 +88,12 @@ def test_export_onto_a_folder_or_under_a_file(tmp_path: Path, capsys: pytest.Cap
     assert assert_one_error_line(capsys.readouterr().err) == (
         f"ragtune: error: --llamaindex {target}: {run / 'chunks.jsonl'} is a file, so nothing can be written under "
         "it; choose another --llamaindex")
-    # An existing file is simply replaced.
-    (tmp_path / "old.json").write_text("{}", encoding="utf-8")
+    # An earlier export is simply replaced; a file ragtune did not write is not (tests/test_data_safety.py).
     assert main(["export", str(run), "--llamaindex", str(tmp_path / "old.json")]) == 0
+    assert main(["export", str(run), "--llamaindex", str(tmp_path / "old.json")]) == 0
+    (tmp_path / "mine.json").write_text("{}", encoding="utf-8")
+    assert main(["export", str(run), "--llamaindex", str(tmp_path / "mine.json")]) == 1
+    assert (tmp_path / "mine.json").read_text(encoding="utf-8") == "{}"
 
 
 # --- read-only folders (as nobody) -------------------------------------------------------

@@ -1,6 +1,6 @@
 """Writes tests/data/pairs/*.csv from the hand-written lists below (all written for ragtune).
 
-    python bench/make_pairs_data.py
+    python -m tests.support.make_pairs_data
 
 Deterministic (seeded); rerunning rewrites the same files. Labels follow the
 rules next to each list, so they can be checked and changed in one place.
@@ -13,7 +13,7 @@ import itertools
 import random
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "pairs"
+OUT = Path(__file__).resolve().parents[1] / "data" / "pairs"
 
 # ---------------------------------------------------------------- skills
 # domain -> concept -> phrasings. Same concept: 0.9; same domain: 0.6;

@@ -30,9 +30,9 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
+from typing import Any
 
-from tests.loopback import QuietJSONHandler
-from typing import Any, Self
+from tests.support.loopback import LoopbackServer, QuietJSONHandler
 
 _REPO = r"^/api/(?P<kind>models|datasets)/(?P<repo>[^/]+/[^/]+)"
 # Route name -> path pattern. Failure injection and request counts use these names
@@ -238,31 +238,17 @@ class _Handler(QuietJSONHandler):
 
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
     state: HubState
     url: str
 
 
-class HubServer:
+class HubServer(LoopbackServer):
     """Runs the fake Hub on 127.0.0.1 at a free port, in a background thread."""
+
+    httpd: _Server
 
     def __init__(self, tokens: dict[str, str], orgs: dict[str, list[str]] | None = None) -> None:
         self.state = HubState(tokens, orgs)
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._server.state = self.state
-        self._server.url = self.url
-        # A short poll interval keeps shutdown (and so each test's teardown) quick.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="hubserver", daemon=True
-        )
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        super().__init__(_Handler, "hubserver", _Server)
+        self.httpd.state = self.state
+        self.httpd.url = self.url

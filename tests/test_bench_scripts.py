@@ -1,0 +1,41 @@
+"""The bench scripts run as `python -m bench.NAME`: every such command in the docs names a script that exists, and
+no script sets up sys.path or imports another script (what they share is in bench/common.py)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "bench"
+SCRIPTS = sorted(p for p in BENCH.glob("*.py") if p.name not in ("__init__.py", "common.py"))
+DOCS = [REPO / "README.md", REPO / "CONTRIBUTING.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+def test_every_bench_command_in_the_docs_names_a_script() -> None:
+    commands = [(doc.name, name) for doc in DOCS
+                for name in re.findall(r"python3? -m bench\.([a-z_]+)", doc.read_text(encoding="utf-8"))]
+    assert commands, "no `python -m bench.NAME` command found in the docs"
+    missing = [(doc, name) for doc, name in commands if not (BENCH / f"{name}.py").is_file()]
+    assert missing == []
+
+
+def test_no_doc_runs_a_bench_script_by_its_path() -> None:
+    # `python bench/x.py` would import ragtune from wherever Python finds it, not from this checkout.
+    by_path = [(doc.name, m) for doc in DOCS for m in re.findall(r"python3? bench/\w+\.py", doc.read_text("utf-8"))]
+    assert by_path == []
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
+def test_a_bench_script_imports_only_common_and_touches_no_sys_path(script: Path) -> None:
+    tree = ast.parse(script.read_text(encoding="utf-8"))
+    siblings = {p.stem for p in SCRIPTS} | {"common"}
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    assert not imported & siblings, "import bench.common, never a script by its bare name"
+    assert not {m for m in imported if m.startswith("bench.")} - {"bench.common"}
+    assert "sys.path" not in script.read_text(encoding="utf-8")
