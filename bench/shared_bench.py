@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ragtune.evaluate import MRR_AT, rank_metrics, rrf  # noqa: E402
+from ragtune.metrics import MRR_AT, rank_metrics, rrf  # noqa: E402
 from ragtune.models import load_model, resolve_base_model  # noqa: E402
 from ragtune.records import Chunk, Page, read_jsonl  # noqa: E402
 from ragtune.retrieval import BM25Index, dense_index, embed, fuse, positions_to_ids  # noqa: E402

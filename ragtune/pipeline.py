@@ -93,7 +93,7 @@ class RunResult:
 
     def table(self) -> str:
         """The held-out metrics, one row per retriever (as `ragtune run` prints them)."""
-        from .evaluate import metrics_text_table
+        from .metrics import metrics_text_table
 
         return metrics_text_table(self.metrics)
 

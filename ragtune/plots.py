@@ -142,7 +142,7 @@ def render_html(summary: dict[str, Any], metrics: dict[str, Any], images: dict[s
         parts.append(f"<p>{html.escape(line)}</p>")
     sim = metrics.get("similarity") or {}
     if sim.get("warn"):
-        from .evaluate import cutoff_advice
+        from .metrics import cutoff_advice
 
         advice = cutoff_advice(sim["before"]["median"], sim["after"]["median"])
         parts.append(f"<p class=warn>Similarity scores moved: {html.escape(advice)}</p>")

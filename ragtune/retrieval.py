@@ -386,6 +386,12 @@ def positions_to_ids(positions: np.ndarray | list[list[int]], ids: Sequence[str]
     return [[ids[int(i)] for i in row if i >= 0] for row in positions]
 
 
+def bm25_rankings(chunk_texts: list[str], chunk_ids: list[str], queries: list[str], depth: int) -> list[list[str]]:
+    """BM25 (bm25s, English stopwords) over the same chunks: the baseline a user would otherwise pick."""
+    _, positions = BM25Index.build(chunk_texts).search(queries, depth)
+    return positions_to_ids(positions, chunk_ids)
+
+
 def write_settings(folder: Path, settings: dict[str, Any]) -> None:
     from .records import write_json
 

@@ -442,7 +442,7 @@ def load_llamaindex_dataset(path: Path) -> tuple[dict[str, str], dict[str, str],
 def evaluate_dataset(model: Any, queries: dict[str, str], corpus: dict[str, str],
                      relevant: dict[str, list[str]], ks: Sequence[int] = DATASET_KS) -> dict[str, float]:
     """hit@k and MRR@10 of `model` retrieving from the whole corpus (same index settings as a run)."""
-    from .evaluate import MRR_AT, model_rankings, rank_metrics
+    from .metrics import MRR_AT, model_rankings, rank_metrics
 
     ids, qids = list(corpus), list(queries)
     ranked = model_rankings(model, list(corpus.values()), ids, [queries[q] for q in qids], max(max(ks), MRR_AT))

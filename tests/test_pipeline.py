@@ -14,7 +14,7 @@ import pytest
 
 from ragtune import Config, Pipeline, RunResult
 from ragtune.errors import NotEnoughDataError
-from ragtune.evaluate import is_improved
+from ragtune.metrics import is_improved
 from ragtune.pipeline import STAGES
 from ragtune.records import Chunk, LabelledPair, Page, Pair, RunDirError, file_digest, read_jsonl
 from ragtune.rundir import MANIFEST_VERSION
@@ -215,7 +215,7 @@ def test_eval_and_train_chunks_are_disjoint(finished: Finished) -> None:
 def test_only_training_questions_pass_the_bm25_round_trip(finished: Finished) -> None:
     """Held-out and validation questions pass no retriever's filter, so BM25 is not favoured by
     construction in the run's own table; every training question's chunk is in BM25's top K."""
-    from ragtune.evaluate import bm25_rankings
+    from ragtune.retrieval import bm25_rankings
 
     run = finished.cfg.out
     chunks = read_jsonl(run / "chunks.jsonl", Chunk)
@@ -239,7 +239,7 @@ def test_only_training_questions_pass_the_bm25_round_trip(finished: Finished) ->
 
 
 def test_served_retriever_is_chosen_on_validation_and_recorded_everywhere(finished: Finished) -> None:
-    from ragtune.evaluate import choose_served
+    from ragtune.metrics import choose_served
     from ragtune.search import Retriever
 
     metrics = finished.result.metrics

@@ -229,7 +229,7 @@ def test_an_index_from_before_overlapping_passages_compares_with_passages_cut_th
 
 
 def test_modes_rank_by_model_bm25_or_both(tuned: Retriever, run_dir: Path, chunks: list[Chunk]) -> None:
-    from ragtune.evaluate import bm25_rankings
+    from ragtune.retrieval import bm25_rankings
 
     query = "human oversight of generative AI risks"
     dense, lexical, hybrid = (tuned.search(query, k=5, mode=m) for m in ("dense", "bm25", "hybrid"))

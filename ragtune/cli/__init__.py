@@ -35,7 +35,7 @@ from . import stores as cli_stores
 
 
 def _fmt_table(metrics: dict[str, Any]) -> str:
-    from ..evaluate import metrics_text_table
+    from ..metrics import metrics_text_table
 
     return metrics_text_table(metrics)
 
@@ -55,7 +55,7 @@ def _print_advice(metrics: dict[str, Any], report: Path) -> None:
           f"ragtune.Retriever serves {served}. Why, and what to use: {report}")
     sim = metrics.get("similarity") or {}
     if sim.get("warn"):
-        from ..evaluate import cutoff_advice
+        from ..metrics import cutoff_advice
 
         print(f"Warning: {cutoff_advice(sim['before']['median'], sim['after']['median'])} (See the model card.)")
 

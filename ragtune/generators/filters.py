@@ -81,7 +81,7 @@ def drop_round_trip_failures(pairs: list[Pair], chunks: list[Chunk], k: int, dro
     model, so that the filter does not keep only what the base model already
     gets right.
     """
-    from ..evaluate import bm25_rankings
+    from ..retrieval import bm25_rankings
 
     if not pairs:
         return []

@@ -258,7 +258,7 @@ class Validation:
     corpus_texts: list[str]
 
     def scores(self, model: Any) -> dict[str, float]:
-        from ..evaluate import MRR_AT, model_rankings, rank_metrics
+        from ..metrics import MRR_AT, model_rankings, rank_metrics
 
         ranked = model_rankings(model, self.corpus_texts, self.corpus_ids, self.queries, MRR_AT)
         out: dict[str, float] = {}
