@@ -46,7 +46,7 @@ from ragtune.extract import (  # noqa: E402
     pypdfium2_pages,
     words,
 )
-from ragtune.records import Counter as SkipCounter  # noqa: E402
+from ragtune.records import SkipCounter  # noqa: E402
 
 # Word endings left behind when an extractor drops a ligature glyph.
 _LIGATURE_FRAGMENTS = re.compile(r"(?:guration|nancial|cient|ective|ection|uence)s?$")

@@ -64,7 +64,7 @@ class Reporter(Protocol):
     # def stage_abort(self, name: str) -> None: ...
 
     # Optional (the pipeline looks it up): the input files, pages or lines extraction
-    # skipped, as Counter.to_dict(); called after the extract stage, fresh or reused.
+    # skipped, as SkipCounter.to_dict(); called after the extract stage, fresh or reused.
     # def input_skipped(self, skipped: dict[str, Any]) -> None: ...
 
     # Optional (the pipeline looks it up; without it, a logging warning): one line about

@@ -259,12 +259,12 @@ def read_jsonl(path: Path, cls: type[R]) -> list[R]:
 
 
 @dataclass
-class Counter:
+class SkipCounter:
     """Counts of things skipped or dropped, keyed by reason, with examples.
 
     Stages return one of these so nothing is dropped silently:
 
-    >>> c = Counter(); c.add("empty page", "a.pdf p3"); c.counts
+    >>> c = SkipCounter(); c.add("empty page", "a.pdf p3"); c.counts
     {'empty page': 1}
     """
 

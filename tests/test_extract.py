@@ -472,7 +472,7 @@ def test_very_large_pdf_is_read_in_bounded_memory(monkeypatch: pytest.MonkeyPatc
 
     from pypdf import PageObject
 
-    from ragtune.records import Counter
+    from ragtune.records import SkipCounter
 
     data = big_pdf(2000)
     cached: list[int] = []
@@ -483,7 +483,7 @@ def test_very_large_pdf_is_read_in_bounded_memory(monkeypatch: pytest.MonkeyPatc
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(PageObject, "extract_text", spy)
-    raw = ex.pypdf_pages(data, "big.pdf", Counter())
+    raw = ex.pypdf_pages(data, "big.pdf", SkipCounter())
     assert len(raw) == 2000 and all(raw)
     # pypdf's cache of parsed objects (content streams included) is emptied every
     # few pages instead of growing with the file; it starts with the page tree.
@@ -493,7 +493,7 @@ def test_very_large_pdf_is_read_in_bounded_memory(monkeypatch: pytest.MonkeyPatc
     size = sum(len(t or "") for t in raw)
     tracemalloc.start()
     try:
-        texts = ex.clean_document(raw, "big.pdf", Counter())
+        texts = ex.clean_document(raw, "big.pdf", SkipCounter())
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -422,9 +422,9 @@ def test_local_with_a_missing_model_is_one_line(tmp_path: Path) -> None:
 ])
 def test_reply_shapes(reply: str, questions: list[str]) -> None:
     from ragtune.generators.llm import select_questions
-    from ragtune.records import Counter
+    from ragtune.records import SkipCounter
 
-    dropped = Counter()
+    dropped = SkipCounter()
     assert select_questions(reply, 3, dropped) == questions
     assert dropped.counts == {}
 

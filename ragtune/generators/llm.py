@@ -9,7 +9,7 @@ Both send one prompt per chunk asking for `questions_per_chunk` questions, keep
 every answer in RUN/llm_cache/ (one JSON file per prompt, written atomically),
 and count each line they cannot use with a reason. After `generate`, the
 pipeline reads the two attributes of synth.QuestionGenerator: `stats` (requests,
-cache hits, tokens, seconds) and `dropped` (a Counter of bad output and failed chunks).
+cache hits, tokens, seconds) and `dropped` (a SkipCounter of bad output and failed chunks).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import LLMError
-from ..records import Chunk, Counter, Pair, atomic_write_text
+from ..records import Chunk, Pair, SkipCounter, atomic_write_text
 from ..redact import redact, redact_url, url_secrets
 
 # Part of every cache key: a new prompt or sampling setting must not reuse old answers.
@@ -202,12 +202,12 @@ def check_question(line: str) -> tuple[str, str]:
     return "", line if line.endswith(("?", "？")) else line.rstrip(".:;") + "?"
 
 
-def select_questions(reply: str, n: int, dropped: Counter, cut_off: bool = False) -> list[str]:
+def select_questions(reply: str, n: int, dropped: SkipCounter, cut_off: bool = False) -> list[str]:
     """Up to `n` usable questions from one reply, counting every line left out in `dropped`.
 
     With `cut_off` (the model hit its token limit) the last line is dropped too.
 
-    >>> d = Counter(); select_questions("1. What is MFA?\\n2. As an AI, I cannot.\\n3. Why rotate keys?", 1, d)
+    >>> d = SkipCounter(); select_questions("1. What is MFA?\\n2. As an AI, I cannot.\\n3. Why rotate keys?", 1, d)
     ['What is MFA?']
     >>> d.counts
     {'refusal': 1, 'beyond questions_per_chunk': 1}
@@ -280,7 +280,7 @@ class LLMGenerator:
         self.cache = ResponseCache(cache_dir)
         self.concurrency = concurrency
         self.stats = LLMStats()
-        self.dropped = Counter()
+        self.dropped = SkipCounter()
         self._lock = threading.Lock()
         self._stop = threading.Event()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NotEnoughDataError
-from ..records import Chunk, Counter, LabelledPair, Pair, check_free_space, megabytes, read_jsonl, write_jsonl
+from ..records import Chunk, LabelledPair, Pair, SkipCounter, check_free_space, megabytes, read_jsonl, write_jsonl
 from . import Run
 
 # Chunks a validation check ranks among: enough distractors to tell models apart, few enough to be quick on a CPU.
@@ -161,7 +161,7 @@ def _labelled_split(run: Run) -> list[LabelledPair] | None:
         return None
     from ..pairs import dedupe, load_pairs_file, split_pairs
 
-    skipped = Counter()
+    skipped = SkipCounter()
     pairs = dedupe([p for f in run.cfg.pairs_files for p in load_pairs_file(f)], skipped)
     train, held = split_pairs(pairs, run.cfg.eval_fraction, run.cfg.seed)
     if len(held) < 5:
