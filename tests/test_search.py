@@ -13,18 +13,16 @@ import pytest
 
 from ragtune import Config, Pipeline
 from ragtune.cli import main
-from ragtune.records import Chunk, Page, Pair, RunDirError, read_jsonl
-from ragtune.search import (
-    DatasetError,
-    Retriever,
+from ragtune.errors import DatasetError
+from ragtune.llamaindex_dataset import (
     add_dataset_metrics,
     evaluate_dataset,
     evaluate_on_dataset,
     export_llamaindex,
     load_llamaindex_dataset,
-    load_retriever,
-    search,
 )
+from ragtune.records import Chunk, Page, Pair, RunDirError, read_jsonl
+from ragtune.search import Retriever, load_retriever, search
 from tests.conftest import NIST_PDF
 from tests.test_cli import assert_one_error_line
 from tests.test_evaluate import KeywordEncoder

@@ -425,9 +425,9 @@ def _quiet_libraries(secrets: Sequence[str] = ()) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from ..llamaindex_dataset import add_dataset_metrics, load_llamaindex_dataset
     from ..pipeline import Pipeline
     from ..rundir import check_out_dir
-    from ..search import add_dataset_metrics, load_llamaindex_dataset
 
     cfg = _config_from_args(args)
     cli_pairs.check_output(cfg.out, "--out")  # a bad --out fails now, not after training

@@ -13,8 +13,9 @@ import textwrap
 from pathlib import Path
 from typing import Any, Callable
 
+from ..llamaindex_dataset import DATASET_KS
 from ..records import RunDirError
-from ..search import DATASET_KS, Hit, pages_label
+from ..search import Hit, pages_label
 from . import stores as cli_stores
 
 
@@ -134,8 +135,8 @@ def _export_onnx(run_dir: Path, int8: bool) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from ..llamaindex_dataset import export_llamaindex
     from ..onnx_export import OnnxError
-    from ..search import export_llamaindex
     from .pairs import check_output
 
     if args.int8 and not args.onnx:
@@ -152,8 +153,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_dataset(args: argparse.Namespace) -> int:
+    from ..llamaindex_dataset import evaluate_dataset, load_llamaindex_dataset, model_source
     from ..models import load_model, pick_device
-    from ..search import evaluate_dataset, load_llamaindex_dataset, model_source
 
     # Check the file before loading a model, so a typo fails fast.
     queries, corpus, relevant = load_llamaindex_dataset(args.dataset)
