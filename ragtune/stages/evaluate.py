@@ -26,7 +26,7 @@ def run_stage(run: Run) -> dict[str, Any]:
 
 
 def _evaluate(run: Run, precision: str) -> dict[str, Any]:
-    from ..evaluate import (MRR_AT, choose_served, evaluate_model, is_improved, per_theme_hits, rank_metrics,
+    from ..metrics import (MRR_AT, choose_served, evaluate_model, is_improved, per_theme_hits, rank_metrics,
                             similarity_shift)
     from ..progress import Parts
     from ..retrieval import BM25Index, DenseIndex, embed, fuse, positions_to_ids, retrieval_units
@@ -142,7 +142,7 @@ def _hybrid_weight_scores(run: Run, model: Any, dense: Any, bm25: Any, ids: list
                           pool: int, fixed: float | None = None) -> dict[float, dict[str, float]]:
     """hit@5 and MRR@10 of the validation questions over all chunks at each dense share of
     the hybrid score, from 0.0 (BM25 alone) to 1.0 (the model alone); {} without them."""
-    from ..evaluate import MRR_AT, rank_metrics
+    from ..metrics import MRR_AT, rank_metrics
     from ..retrieval import HYBRID_WEIGHTS, embed, fuse, positions_to_ids
 
     val = read_jsonl(run.path("pairs_val.jsonl"), Pair)
