@@ -24,8 +24,8 @@ from precision import cpu_flags  # noqa: E402
 from shared_bench import DEFAULT_BENCH  # noqa: E402
 from vs_plain import load_run, scores  # noqa: E402
 
+from ragtune.fileio import read_json  # noqa: E402
 from ragtune.models import encoding_in, load_model  # noqa: E402
-from ragtune.records import read_json  # noqa: E402
 from ragtune.retrieval import embed, retrieval_units  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16")

@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from shared_bench import DEFAULT_BENCH  # noqa: E402
 from vs_plain import load_run, ragtune_train, scores  # noqa: E402
 
+from ragtune.fileio import read_json  # noqa: E402
 from ragtune.models import load_model, resolve_base_model  # noqa: E402
-from ragtune.records import read_json  # noqa: E402
 
 
 def cpu_flags() -> str:

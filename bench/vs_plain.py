@@ -38,9 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from shared_bench import DEFAULT_BENCH, load_bench, relevant_sets  # noqa: E402
 
 from ragtune.config import Config  # noqa: E402
+from ragtune.fileio import read_json  # noqa: E402
 from ragtune.metrics import MRR_AT, model_rankings, rank_metrics  # noqa: E402
 from ragtune.models import load_model, resolve_base_model  # noqa: E402
-from ragtune.records import Chunk, Pair, read_json, read_jsonl  # noqa: E402
+from ragtune.records import Chunk, Pair, read_jsonl  # noqa: E402
 
 
 def plain_train(model: Any, pairs: list[Pair], chunks: dict[str, Chunk], epochs: float, lr: float, seed: int,

@@ -21,10 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from shared_bench import DEFAULT_BENCH, load_bench, relevant_sets  # noqa: E402
 
+from ragtune.fileio import read_json  # noqa: E402
 from ragtune.metrics import MRR_AT, rank_metrics  # noqa: E402
-from ragtune.retrieval import dense_index, embed, positions_to_ids  # noqa: E402
 from ragtune.models import load_model, resolve_base_model  # noqa: E402
-from ragtune.records import Chunk, Pair, read_json, read_jsonl  # noqa: E402
+from ragtune.records import Chunk, Pair, read_jsonl  # noqa: E402
+from ragtune.retrieval import dense_index, embed, positions_to_ids  # noqa: E402
 from ragtune.training.trainer import mix_with_base, weights  # noqa: E402
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import DatasetError
-from .records import Chunk, Pair, RunDirError, read_json, read_jsonl, write_json
+from .fileio import read_json, write_json
+from .records import Chunk, Pair, RunDirError, read_jsonl
 from .rundir import check_out_file
 from .search import _require, base_model_of
 

@@ -13,7 +13,6 @@ One run at a time: run.lock in the run directory names the run that holds it
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -22,8 +21,11 @@ from typing import Any, Callable, Protocol
 
 from . import __version__
 from .config import LLM_GENERATORS, Config
-from .errors import NotEnoughDataError  # noqa: F401  (importable from here, as before the stages moved)
-from .records import DiskFullError, free_bytes, is_disk_full, megabytes, read_json, write_json
+from .errors import (
+    DiskFullError,
+    NotEnoughDataError,  # noqa: F401  (importable from here, as before the stages moved)
+)
+from .fileio import free_bytes, is_disk_full, megabytes, read_json, sha256_digest, write_json
 from .rundir import MANIFEST_VERSION, Manifest, RunLock, check_out_dir, claim_out_dir, hash_parts  # noqa: F401
 
 STAGES = ("extract", "chunk", "theme", "generate", "split", "train", "evaluate", "save")
@@ -104,18 +106,9 @@ class RunResult:
                 f"hit@5={moved!r})")
 
 
-def _sha256(path: Path) -> str:
-    """The start of a file's sha256, read a block at a time: a file may be larger than memory."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
-
-
 def _file_digest(path: Path) -> str:
     try:
-        return _sha256(path)
+        return sha256_digest(path)
     except OSError:
         return f"unreadable:{path}"
 
@@ -167,7 +160,7 @@ def _docs_fingerprint(cfg: Config) -> list[tuple[str, int, str]]:
     for p in supported + other + excluded:
         try:
             stat = p.stat()
-            seen = _sha256(p) if p in to_read else f"mtime:{stat.st_mtime_ns}"
+            seen = sha256_digest(p) if p in to_read else f"mtime:{stat.st_mtime_ns}"
             out.append((p.name, stat.st_size, seen))
         except OSError as e:
             # Extraction skips and counts it; once it can be read, the key changes and extraction reruns.

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .card import METRIC_KEYS, metrics_table, recommendation, retriever_rows
-from .records import atomic_write_bytes, atomic_write_text
+from .fileio import atomic_write_bytes, atomic_write_text
 
 # One colour per retriever, the same in every plot (matplotlib's tab10, colour-blind friendlier than its default).
 COLOURS = ["#9e9e9e", "#c7c7c7", "#1f77b4", "#aec7e8", "#ff7f0e", "#2ca02c"]

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence, TypeVar
 
-from .records import Chunk, RunDirError, read_json, read_jsonl
+from .fileio import read_json
+from .records import Chunk, RunDirError, read_jsonl
 from .retrieval import base_vectors_about
 
 Which = Literal["tuned", "base"]

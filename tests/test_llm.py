@@ -24,10 +24,11 @@ import pytest
 
 from ragtune.config import Config, ConfigError
 from ragtune.errors import NotEnoughDataError
+from ragtune.fileio import read_json
 from ragtune.generators.llm import LLMError, OpenAIGenerator
 from ragtune.generators.local import LocalGenerator
 from ragtune.pipeline import Pipeline
-from ragtune.records import Chunk, Page, read_json, write_jsonl
+from ragtune.records import Chunk, Page, write_jsonl
 from ragtune.text import words
 from tests.llmserver import LLMServer, Reply, passage_of
 

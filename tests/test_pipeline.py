@@ -14,9 +14,10 @@ import pytest
 
 from ragtune import Config, Pipeline, RunResult
 from ragtune.errors import NotEnoughDataError
+from ragtune.fileio import file_digest
 from ragtune.metrics import is_improved
 from ragtune.pipeline import STAGES
-from ragtune.records import Chunk, LabelledPair, Page, Pair, RunDirError, file_digest, read_jsonl
+from ragtune.records import Chunk, LabelledPair, Page, Pair, RunDirError, read_jsonl
 from ragtune.rundir import MANIFEST_VERSION
 
 METRIC_KEYS = {"hit@1", "hit@3", "hit@5", "hit@10", "mrr@10"}
@@ -608,8 +609,7 @@ def test_interrupted_after_the_last_checkpoint_finishes_without_training_again(
     from safetensors.torch import load_file
     from sentence_transformers import SentenceTransformer
 
-    from ragtune.errors import RagtuneError
-    from ragtune.records import DiskFullError
+    from ragtune.errors import DiskFullError, RagtuneError
 
     cfg = copy_run(finished, tmp_path)
     shutil.rmtree(cfg.out / "model")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ragtune.fileio import atomic_write_text, read_json, write_json
 from ragtune.records import (
     FORMAT_VERSION,
     Chunk,
@@ -16,10 +17,7 @@ from ragtune.records import (
     Pair,
     RunDirError,
     SkipCounter,
-    atomic_write_text,
-    read_json,
     read_jsonl,
-    write_json,
     write_jsonl,
 )
 

@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import LLMError
-from ..records import Chunk, Pair, SkipCounter, atomic_write_text
+from ..fileio import atomic_write_text
+from ..records import Chunk, Pair, SkipCounter
 from ..redact import redact, redact_url, url_secrets
 
 # Part of every cache key: a new prompt or sampling setting must not reuse old answers.

@@ -14,7 +14,8 @@ from typing import Any, Callable
 from .. import __version__
 from ..config import PairsConfig, TrainingArgs
 from ..errors import PairsError
-from ..records import LabelledPair, write_json, write_jsonl
+from ..fileio import sha256_digest, write_json
+from ..records import LabelledPair, write_jsonl
 from ..rundir import check_out_dir, claim_out_dir
 from ..training.losses import LOSSES, labelled_columns, make_loss
 from .data import gather, split_pairs
@@ -96,7 +97,7 @@ def checkpoint_to_resume(work_dir: Path, key: str, log: Log | None = None) -> Pa
     settings or inputs starts again, and its checkpoints are removed). A checkpoint cut
     off mid-write is removed, with a note to `log`.
     """
-    from ..records import atomic_write_text
+    from ..fileio import atomic_write_text
     from ..training.trainer import scan_checkpoints
 
     marker = work_dir / "ragtune_pairs_key"
@@ -117,7 +118,7 @@ def checkpoint_to_resume(work_dir: Path, key: str, log: Log | None = None) -> Pa
 
 def _run_key(cfg: PairsConfig, source: str) -> str:
     """What training depends on: ragtune's version, every setting, the inputs' bytes and the model."""
-    inputs = {str(p): _sha(p) for p in (*cfg.pairs_files, *cfg.alternatives)}
+    inputs = {str(p): sha256_digest(p) for p in (*cfg.pairs_files, *cfg.alternatives)}
     parts = [__version__, cfg.to_dict(), inputs, source]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
@@ -218,10 +219,6 @@ class PairsResult:
     train: dict[str, Any] = field(default_factory=dict)
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
 def run_pairs(cfg: PairsConfig, log: Log | None = None, progress: Progress | None = None) -> PairsResult:
     """Read, split, evaluate the base model, train, evaluate again, and write the run directory."""
     from ..card import BUNDLED_HUB_ID
@@ -286,7 +283,7 @@ def run_pairs(cfg: PairsConfig, log: Log | None = None, progress: Progress | Non
     write_json(out / "run.json", {
         "ragtune": "pairs-run", "version": RUN_VERSION, "ragtune_version": __version__,
         "config": cfg.to_dict(),
-        "inputs": {str(p): _sha(p) for p in (*cfg.pairs_files, *cfg.alternatives)},
+        "inputs": {str(p): sha256_digest(p) for p in (*cfg.pairs_files, *cfg.alternatives)},
         "train": trained,
     })
     write_json(out / "metrics.json", metrics)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..records import FORMAT_VERSION, Chunk, LabelledPair, Pair, read_jsonl, write_json
+from ..fileio import write_json
+from ..records import FORMAT_VERSION, Chunk, LabelledPair, Pair, read_jsonl
 from ..retrieval import base_vectors_about
 from . import Run
 
@@ -26,8 +27,15 @@ def run_stage(run: Run) -> dict[str, Any]:
 
 
 def _evaluate(run: Run, precision: str) -> dict[str, Any]:
-    from ..metrics import (MRR_AT, choose_served, evaluate_model, is_improved, per_theme_hits, rank_metrics,
-                            similarity_shift)
+    from ..metrics import (
+        MRR_AT,
+        choose_served,
+        evaluate_model,
+        is_improved,
+        per_theme_hits,
+        rank_metrics,
+        similarity_shift,
+    )
     from ..progress import Parts
     from ..retrieval import BM25Index, DenseIndex, embed, fuse, positions_to_ids, retrieval_units
 

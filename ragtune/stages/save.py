@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..records import Chunk, Pair, read_jsonl, write_json, write_jsonl
+from ..fileio import write_json
+from ..records import Chunk, Pair, read_jsonl, write_jsonl
 from . import Run
 
 
@@ -50,7 +51,7 @@ def summary(run: Run, extract: dict, chunk: dict, theme: dict, generate: dict, s
 
 def run_stage(run: Run, summary: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
     from ..card import render_card, render_report
-    from ..records import atomic_write_text
+    from ..fileio import atomic_write_text
 
     model_dir = run.path("model")
     atomic_write_text(model_dir / "README.md", render_card(summary, metrics, run.cfg.push_repo or None))

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NotEnoughDataError
-from ..records import Chunk, LabelledPair, Pair, SkipCounter, check_free_space, megabytes, read_jsonl, write_jsonl
+from ..fileio import check_free_space, megabytes
+from ..records import Chunk, LabelledPair, Pair, SkipCounter, read_jsonl, write_jsonl
 from . import Run
 
 # Chunks a validation check ranks among: enough distractors to tell models apart, few enough to be quick on a CPU.
@@ -117,7 +118,7 @@ def _checkpoints_to_resume(run: Run) -> Path | None:
     A checkpoint cut off mid-write, or left half deleted, is removed with a
     note: the previous complete one is resumed from, or training starts again.
     """
-    from ..records import atomic_write_text
+    from ..fileio import atomic_write_text
     from ..training.trainer import scan_checkpoints
 
     folder = run.path("checkpoints")

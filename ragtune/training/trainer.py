@@ -407,7 +407,7 @@ def mark_complete(folder: Path, step: int) -> None:
     Its files are flushed to the disk first and the marker after them, so that after a power
     cut a marker never vouches for data that was still only in the page cache.
     """
-    from ..records import write_json
+    from ..fileio import write_json
 
     files = _checkpoint_files(folder)
     for rel in files:
