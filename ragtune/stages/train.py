@@ -64,7 +64,7 @@ def run_stage(run: Run) -> dict[str, Any]:
 
         job = {"pairs": pairs, "chunks": chunks, "negatives": negatives, "labelled": labelled,
                "validation": validation, "resume": resume}
-        # Under torchrun the other ranks train beside this one on the same rows (ragtune.distributed).
+        # Under torchrun the other ranks train beside this one on the same rows (ragtune.training.distributed).
         distributed.share(job | {"max_seq_length": tuned.max_seq_length})
         result = fine_tune(tuned, cfg=run.cfg, work_dir=run.path("checkpoints"),
                            device=pick_device(run.cfg.device), progress=run.progress_for("train"), **job)
