@@ -26,7 +26,7 @@ import pytest
 from ragtune.cli import main
 from ragtune import extract as ex
 from ragtune.extract import describe_skips, extract_folder
-from ragtune.generators.llm import OpenAIGenerator
+from ragtune.generators.openai import OpenAIGenerator
 from ragtune.records import Chunk, Page, read_jsonl
 from test_cli import assert_one_error_line
 from test_cli_errors import FAST, good_docs, run_args

@@ -25,8 +25,9 @@ import pytest
 from ragtune.config import Config, ConfigError
 from ragtune.errors import NotEnoughDataError
 from ragtune.fileio import read_json
-from ragtune.generators.llm import LLMError, OpenAIGenerator
+from ragtune.generators.llm import LLMError
 from ragtune.generators.local import LocalGenerator
+from ragtune.generators.openai import OpenAIGenerator
 from ragtune.pipeline import Pipeline
 from ragtune.records import Chunk, Page, write_jsonl
 from ragtune.text import words
@@ -273,7 +274,7 @@ import random, signal, sys
 from pathlib import Path
 # A process started in the background by a shell inherits SIGINT ignored; Ctrl-C at a terminal is not.
 signal.signal(signal.SIGINT, signal.default_int_handler)
-from ragtune.generators.llm import OpenAIGenerator
+from ragtune.generators.openai import OpenAIGenerator
 from ragtune.records import Chunk, read_jsonl
 chunks = read_jsonl(Path(sys.argv[1]), Chunk)
 gen = OpenAIGenerator(sys.argv[2], "test-model", 3, concurrency=2, timeout=5, retries=0, seed=13,

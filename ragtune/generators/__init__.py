@@ -60,7 +60,7 @@ def make_generator(name: str, questions_per_chunk: int, *, base_url: str = DEFAU
     if name == "openai":
         import os
 
-        from .llm import OpenAIGenerator
+        from .openai import OpenAIGenerator
 
         return OpenAIGenerator(base_url, model, questions_per_chunk, api_key=os.environ.get("OPENAI_API_KEY", ""),
                                concurrency=concurrency, timeout=timeout, retries=retries, seed=seed,
