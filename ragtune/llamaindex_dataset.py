@@ -126,18 +126,12 @@ def evaluate_dataset(model: Any, queries: dict[str, str], corpus: dict[str, str]
     return rank_metrics(ranked, [set(relevant[q]) for q in qids], ks)
 
 
-def model_source(model_path_or_run_dir: str | Path) -> str:
-    """A run directory means its model/ folder; anything else is a model path or Hub id."""
-    p = Path(model_path_or_run_dir).expanduser()
-    return str(p / "model") if (p / "model" / "config.json").is_file() else str(model_path_or_run_dir)
-
-
 def evaluate_on_dataset(model_path_or_run_dir: str | Path, dataset_path: Path, device: str = "") -> dict[str, float]:
     """Metrics (hit@1/3/5/10, MRR@10) of a model, or a run's tuned model, on a LlamaIndex dataset file."""
-    from .models import load_model, pick_device
+    from .models import load_model, pick_device, resolve_base_model
 
     queries, corpus, relevant = load_llamaindex_dataset(Path(dataset_path))
-    model = load_model(model_source(model_path_or_run_dir), pick_device(device))
+    model = load_model(resolve_base_model(model_path_or_run_dir), pick_device(device))
     return evaluate_dataset(model, queries, corpus, relevant)
 
 

@@ -125,13 +125,13 @@ def format_matrix(texts: Sequence[str], sims: Any) -> str:
 
 
 def cmd_similarity(args: argparse.Namespace) -> int:
+    from ..hub import resolve_pairs_model
     from ..models import load_model, pick_device
-    from ..pairs import resolve_pairs_model
-    from ..similarity import check_texts, cosine_matrix, resolve_model_arg
+    from ..similarity import check_texts, cosine_matrix
 
     # Check the texts before spending seconds on loading the model.
     check_texts(args.texts)
-    source = resolve_pairs_model(resolve_model_arg(args.model), hint="download it once with network access, "
+    source = resolve_pairs_model(args.model, hint="download it once with network access, "
                                  "or pass a local model folder or a ragtune run directory")
     model = load_model(source, pick_device(args.device))
     sims = cosine_matrix(model, args.texts)

@@ -140,12 +140,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_dataset(args: argparse.Namespace) -> int:
-    from ..llamaindex_dataset import evaluate_dataset, load_llamaindex_dataset, model_source
-    from ..models import load_model, pick_device
+    from ..llamaindex_dataset import evaluate_dataset, load_llamaindex_dataset
+    from ..models import load_model, pick_device, resolve_base_model
 
     # Check the file before loading a model, so a typo fails fast.
     queries, corpus, relevant = load_llamaindex_dataset(args.dataset)
-    source = model_source(args.model)
+    source = resolve_base_model(args.model)
     metrics = evaluate_dataset(load_model(source, pick_device(args.device)), queries, corpus, relevant)
     keys = [f"hit@{k}" for k in DATASET_KS] + ["mrr@10"]
     print(f"{source} on {len(queries)} queries over {len(corpus)} corpus texts ({args.dataset}):")
