@@ -205,15 +205,6 @@ _BARE_PAGE_NUMBER = re.compile(
 )
 
 
-def words(text: str) -> list[str]:
-    """Lower-cased words of `text` (letters, with inner hyphens or apostrophes).
-
-    >>> words("Human-AI Configuration, 2024: it's")
-    ['human-ai', 'configuration', "it's"]
-    """
-    return [w.lower() for w in _WORD.findall(text)]
-
-
 def clean_text(text: str, vocabulary: set[str] | None = None) -> str:
     """Normalise one page of extracted text.
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’\-]*[A-Za-z0-9]|[A-Za-z]")
+# A letter (any script), then letters, digits, hyphens or apostrophes, ending on a letter or digit: the
+# generators must not split "Qualität" where an ASCII class would.
+_WORD = re.compile(r"[^\W\d_](?:[^\W_]|['’\-])*[^\W_]|[^\W\d_]")
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+(?=[A-Z(\"“])")
 
 STOPWORDS = frozenset(
@@ -40,6 +42,8 @@ def words(text: str) -> list[str]:
 
     >>> words("Zero-trust networks, e.g. ZTA!")
     ['zero-trust', 'networks', 'e', 'g', 'zta']
+    >>> words("Qualität der Daten")
+    ['qualität', 'der', 'daten']
     """
     return [w.lower().replace("’", "'") for w in _WORD.findall(text)]
 
