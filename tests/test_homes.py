@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from ragtune.config import Config
+from ragtune.errors import NotEnoughDataError
 from ragtune.generators.lexical import terms
 from ragtune.generators.offline import _phrases
+from ragtune.records import LabelledPair, read_jsonl
 from ragtune.text import words
 
 
@@ -21,3 +28,48 @@ def test_generators_see_qualitaet_as_one_word() -> None:
     assert "qualit" not in terms("Die Qualität der Datenverarbeitung")
     assert "qualität datenverarbeitung" in _phrases("Qualität Datenverarbeitung.")
 
+
+class _LabelledRun:
+    """What the train stage's labelled split reads of a run: its config and where its files go."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg, self.run_dir = cfg, cfg.out
+
+    def path(self, name: str) -> Path:
+        return self.run_dir / name
+
+
+def _pairs_csv(path: Path, n: int) -> Path:
+    rows = [f"topic {i} is about {WORDS[i % len(WORDS)]},a note on {WORDS[(i * 7) % len(WORDS)]} {i},{(i % 5) / 4}"
+            for i in range(n)]
+    path.write_text("sentence1,sentence2,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+WORDS = ["access control", "audit logs", "key rotation", "backups", "phishing", "patching", "encryption"]
+
+
+def test_run_and_pairs_modes_hold_out_the_same_minimum(tmp_path: Path) -> None:
+    # 20 pairs at eval_fraction 0.2 hold out 4: `ragtune pairs` has always taken that, `run --pairs` refused it.
+    from ragtune.pairs import split_pairs
+    from ragtune.pairs.data import load_pairs_file
+    from ragtune.stages.train import _labelled_split
+
+    csv = _pairs_csv(tmp_path / "pairs.csv", 20)
+    _, held = split_pairs(load_pairs_file(csv), 0.2, 13)
+    assert len(held) == 4
+    cfg = Config(docs=tmp_path, out=tmp_path / "run", pairs_files=(csv,), eval_fraction=0.2, seed=13)
+    (tmp_path / "run").mkdir()
+    train = _labelled_split(_LabelledRun(cfg))
+    assert train is not None and len(train) == 16
+    assert len(read_jsonl(tmp_path / "run" / "labelled_eval.jsonl", LabelledPair)) == 4
+
+
+def test_too_few_held_out_labelled_pairs_is_one_clear_error(tmp_path: Path) -> None:
+    from ragtune.stages.train import _labelled_split
+
+    csv = _pairs_csv(tmp_path / "pairs.csv", 8)  # 0.2 of 8 holds out 2
+    cfg = Config(docs=tmp_path, out=tmp_path / "run", pairs_files=(csv,), eval_fraction=0.2, seed=13)
+    (tmp_path / "run").mkdir()
+    with pytest.raises(NotEnoughDataError, match="only 2 labelled pairs held out"):
+        _labelled_split(_LabelledRun(cfg))

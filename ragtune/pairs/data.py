@@ -18,6 +18,9 @@ from ..errors import PairsError
 from ..records import LabelledPair, SkipCounter
 
 PAIR_COLUMNS = ("sentence1", "sentence2", "label")
+# Fewer held-out labelled pairs than this give no correlation worth reporting; `ragtune pairs` and
+# `ragtune run --pairs` both check it (they used to need 3 and 5).
+MIN_HELD_OUT = 3
 # Labels are bucketed by this width for the stratified split.
 _BUCKETS = 5
 

@@ -18,7 +18,7 @@ from ..hub import resolve_pairs_model
 from ..records import LabelledPair, write_jsonl
 from ..rundir import check_out_dir, claim_out_dir
 from ..training.losses import LOSSES, labelled_columns, make_loss
-from .data import gather, split_pairs
+from .data import MIN_HELD_OUT, gather, split_pairs
 
 RUN_VERSION = 1
 # Fewer pairs than this cannot give a meaningful held-out correlation.
@@ -189,7 +189,7 @@ def run_pairs(cfg: PairsConfig, log: Log | None = None, progress: Progress | Non
     train, held = split_pairs(pairs, cfg.eval_fraction, cfg.seed)
     if len(pairs) < MIN_PAIRS:
         raise PairsError(f"too few pairs: {len(pairs)} after removing duplicates; give at least {MIN_PAIRS}")
-    if len(held) < 3:
+    if len(held) < MIN_HELD_OUT:
         raise PairsError(f"only {len(held)} pairs held out for evaluation; raise --test-fraction "
                          f"(now {cfg.eval_fraction}) or add pairs")
     if len({p.label for p in held}) < 2:

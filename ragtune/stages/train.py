@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import shutil
 from pathlib import Path
@@ -160,13 +161,14 @@ def _labelled_split(run: Run) -> list[LabelledPair] | None:
         for name in ("labelled_train.jsonl", "labelled_eval.jsonl"):
             run.path(name).unlink(missing_ok=True)
         return None
-    from ..pairs import dedupe, load_pairs_file, split_pairs
+    from ..pairs.data import MIN_HELD_OUT, dedupe, load_pairs_file, split_pairs
 
     skipped = SkipCounter()
     pairs = dedupe([p for f in run.cfg.pairs_files for p in load_pairs_file(f)], skipped)
     train, held = split_pairs(pairs, run.cfg.eval_fraction, run.cfg.seed)
-    if len(held) < 5:
-        raise NotEnoughDataError(f"only {len(held)} labelled pairs held out for evaluation; give at least 25 pairs")
+    if len(held) < MIN_HELD_OUT:
+        need = math.ceil(MIN_HELD_OUT / run.cfg.eval_fraction)
+        raise NotEnoughDataError(f"only {len(held)} labelled pairs held out for evaluation; give at least {need} pairs")
     write_jsonl(run.path("labelled_train.jsonl"), train, LabelledPair)
     write_jsonl(run.path("labelled_eval.jsonl"), held, LabelledPair)
     return train
