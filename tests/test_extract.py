@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from ragtune import extract as ex
 from ragtune.extract import ExtractError, Extraction, clean_text, drop_running_lines, extract_folder, list_documents
+from ragtune.text import words
 from unprivileged import run_unprivileged, shared_tmp_fixture  # noqa: F401 (the shared_tmp fixture)
 
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
@@ -287,7 +288,7 @@ def test_pypdfium2_backend_gives_the_same_words(tmp_path: Path) -> None:
     pytest.importorskip("pypdfium2")  # an optional extra
     write(tmp_path, "report.pdf", make_pdf(report_pages(4)))
     a, b = extract_folder(tmp_path), extract_folder(tmp_path, extractor="pypdfium2")
-    assert ex.words(text_of(a)) == ex.words(text_of(b))
+    assert words(text_of(a)) == words(text_of(b))
 
 
 def test_missing_pypdfium2_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
