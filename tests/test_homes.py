@@ -29,6 +29,11 @@ def test_generators_see_qualitaet_as_one_word() -> None:
     assert "qualität datenverarbeitung" in _phrases("Qualität Datenverarbeitung.")
 
 
+def test_scripts_without_spaces_give_no_words() -> None:
+    # A CJK sentence is no term: the split stage then says the offline generator needs spaces.
+    assert words("零信任架构检查每一个请求。") == [] and terms("零信任架构 Zero trust") == ["zero", "trust"]
+
+
 class _LabelledRun:
     """What the train stage's labelled split reads of a run: its config and where its files go."""
 
