@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.config import Config
-from ragtune.evaluate import MRR_AT, model_rankings, rank_metrics
-from ragtune.records import Chunk, Pair, read_json, read_jsonl
+from ragtune.metrics import MRR_AT, model_rankings, rank_metrics
+from ragtune.fileio import read_json
+from ragtune.records import Chunk, Pair, read_jsonl
 
 SHINGLE = 5
 MIN_RUN = 30

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench.common import DEFAULT_BENCH, alternate, cpu_flags, load_run, scores
 from ragtune.models import encoding_in, load_model
-from ragtune.records import read_json
+from ragtune.fileio import read_json
 from ragtune.retrieval import embed, retrieval_units
 
 PRECISIONS = ("fp32", "bf16")

@@ -44,7 +44,7 @@ from ragtune.extract import (
     pypdfium2_pages,
     words,
 )
-from ragtune.records import Counter as SkipCounter
+from ragtune.records import SkipCounter
 
 REPO = Path(__file__).resolve().parents[1]
 

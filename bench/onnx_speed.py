@@ -51,7 +51,7 @@ def chunk_pdfs(pdfs: list[Path], model: Any) -> list[Chunk]:
 
 
 def hits(chunk_vecs: Any, chunk_ids: list[str], q_vecs: Any, relevant: list[set[str]]) -> dict[str, float]:
-    from ragtune.evaluate import rank_metrics
+    from ragtune.metrics import rank_metrics
 
     top = (-(q_vecs @ chunk_vecs.T)).argsort(axis=1)[:, :max(KS + (10,))]
     return rank_metrics([[chunk_ids[i] for i in row] for row in top], relevant, KS)

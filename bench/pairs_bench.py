@@ -25,7 +25,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 from ragtune.models import load_model, resolve_base_model  # noqa: E402
 from ragtune.pairs import PairsConfig, load_alternatives_file, load_pairs_file, run_pairs  # noqa: E402
-from ragtune.records import Counter, LabelledPair, read_jsonl  # noqa: E402
+from ragtune.records import LabelledPair, SkipCounter, read_jsonl  # noqa: E402
 from ragtune.similarity import evaluate_pairs  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "pairs"
@@ -59,7 +59,7 @@ def main() -> int:
     # Per source file: which held-out pairs came from where (alternatives by their expansion).
     held = read_jsonl(cfg.out / "eval.jsonl", LabelledPair)
     sources = {f: {_key(p) for p in load_pairs_file(DATA / f)} for f in PAIRS}
-    sources.update({f: {_key(p) for p in load_alternatives_file(DATA / f, Counter())} for f in ALTERNATIVES})
+    sources.update({f: {_key(p) for p in load_alternatives_file(DATA / f, SkipCounter())} for f in ALTERNATIVES})
     base = load_model(resolve_base_model(""), "cpu")
     tuned = load_model(str(cfg.out / "model"), "cpu")
     print(f"\n{'source':<22}{'n':>4}{'base P':>9}{'base S':>9}{'tuned P':>9}{'tuned S':>9}")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bench.common import DEFAULT_BENCH, alternate, cpu_flags, load_run, ragtune_train, scores
 from ragtune.models import load_model, resolve_base_model
-from ragtune.records import read_json
+from ragtune.fileio import read_json
 
 
 def main() -> int:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import DEFAULT_BENCH, MIN_RUN, SHINGLE, load_bench, relevant_sets
-from ragtune.evaluate import MRR_AT, rank_metrics, rrf
+from ragtune.metrics import MRR_AT, rank_metrics, rrf
 from ragtune.models import load_model, resolve_base_model
 from ragtune.records import Chunk, Page, read_jsonl
 from ragtune.retrieval import BM25Index, dense_index, embed, fuse, positions_to_ids

@@ -33,7 +33,8 @@ from typing import Any
 
 from bench.common import DEFAULT_BENCH, alternate, load_run, ragtune_train, scores
 from ragtune.models import load_model, resolve_base_model
-from ragtune.records import Chunk, Pair, read_json
+from ragtune.fileio import read_json
+from ragtune.records import Chunk, Pair
 
 
 def plain_train(model: Any, pairs: list[Pair], chunks: dict[str, Chunk], epochs: float, lr: float, seed: int,

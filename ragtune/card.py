@@ -75,7 +75,7 @@ def recommendation(metrics: dict[str, Any]) -> list[str]:
     >>> recommendation({"after": {"hit@5": .7, "mrr@10": .5}, "hybrid": {"hit@5": .8, "mrr@10": .6}})[0][:40]
     'Recommendation: use hybrid retrieval (fi'
     """
-    from .evaluate import is_improved as beats
+    from .metrics import is_improved as beats
 
     # The dense retriever a RAG app gets from index/: with passages when the run built them.
     after = metrics.get("after_passages", metrics["after"])
@@ -354,7 +354,7 @@ def framework_versions() -> dict[str, str]:
 
 def card_advice(metrics: dict[str, Any]) -> str:
     """What the held-out figures say about retrieving with this model, naming nothing a Hub reader lacks."""
-    from .evaluate import is_improved as beats
+    from .metrics import is_improved as beats
 
     after = metrics.get("after_passages", metrics["after"])
     lines = []

@@ -13,7 +13,7 @@ from itertools import groupby
 from typing import Any
 
 from .models import quiet_libraries
-from .records import Chunk, Counter, Page
+from .records import Chunk, Page, SkipCounter
 
 _PAGE_SEPARATOR = "\n\n"
 
@@ -21,7 +21,7 @@ _PAGE_SEPARATOR = "\n\n"
 @dataclass
 class Chunking:
     chunks: list[Chunk]
-    skipped: Counter = field(default_factory=Counter)
+    skipped: SkipCounter = field(default_factory=SkipCounter)
 
 
 def chunk_id(source: str, text: str) -> str:

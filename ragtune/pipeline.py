@@ -14,7 +14,6 @@ One run at a time: run.lock in the run directory names the run that holds it
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -23,8 +22,11 @@ from typing import Any, Callable, Protocol
 
 from . import __version__
 from .config import LLM_GENERATORS, Config
-from .errors import NotEnoughDataError  # noqa: F401  (importable from here, as before the stages moved)
-from .records import DiskFullError, free_bytes, is_disk_full, megabytes, read_json, write_json
+from .errors import (
+    DiskFullError,
+    NotEnoughDataError,  # noqa: F401  (importable from here, as before the stages moved)
+)
+from .fileio import free_bytes, is_disk_full, megabytes, read_json, sha256_digest, write_json
 from .rundir import MANIFEST_VERSION, Manifest, RunLock, check_out_dir, claim_out_dir, hash_parts  # noqa: F401
 from .runfiles import METRIC_TABLES, RunFiles, metrics_problem  # noqa: F401  (importable from here, as before)
 from .stages import PIPELINE, Records, Stage
@@ -53,7 +55,7 @@ class Reporter(Protocol):
     # def stage_abort(self, name: str) -> None: ...
 
     # Optional (the pipeline looks it up): the input files, pages or lines extraction
-    # skipped, as Counter.to_dict(); called after the extract stage, fresh or reused.
+    # skipped, as SkipCounter.to_dict(); called after the extract stage, fresh or reused.
     # def input_skipped(self, skipped: dict[str, Any]) -> None: ...
 
     # Optional (the pipeline looks it up; without it, a logging warning): one line about
@@ -82,7 +84,7 @@ class RunResult:
 
     def table(self) -> str:
         """The held-out metrics, one row per retriever (as `ragtune run` prints them)."""
-        from .evaluate import metrics_text_table
+        from .metrics import metrics_text_table
 
         return metrics_text_table(self.metrics)
 
@@ -93,18 +95,9 @@ class RunResult:
                 f"hit@5={moved!r})")
 
 
-def _sha256(path: Path) -> str:
-    """The start of a file's sha256, read a block at a time: a file may be larger than memory."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
-
-
 def _file_digest(path: Path) -> str:
     try:
-        return _sha256(path)
+        return sha256_digest(path)
     except OSError:
         return f"unreadable:{path}"
 
@@ -166,7 +159,7 @@ def _docs_fingerprint(cfg: Config) -> list[tuple[str, int, str]]:
     for p in supported + other + excluded:
         try:
             stat = p.stat()
-            seen = _sha256(p) if p in to_read else f"mtime:{stat.st_mtime_ns}"
+            seen = sha256_digest(p) if p in to_read else f"mtime:{stat.st_mtime_ns}"
             out.append((p.name, stat.st_size, seen))
         except OSError as e:
             # Extraction skips and counts it; once it can be read, the key changes and extraction reruns.
@@ -289,7 +282,7 @@ class Pipeline:
         from .training import distributed
 
         if distributed.rank() > 0:
-            # Under torchrun only rank 0 runs the stages; this rank trains beside it (ragtune.distributed).
+            # Under torchrun only rank 0 runs the stages; this rank trains beside it (ragtune.training.distributed).
             return self._follow()
         self.timings: dict[str, float] = {}
         self._cached: list[str] = []

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .card import METRIC_KEYS, metrics_table, recommendation, retriever_rows
-from .records import atomic_write_bytes, atomic_write_text
+from .fileio import atomic_write_bytes, atomic_write_text
 
 # One colour per retriever, the same in every plot (matplotlib's tab10, colour-blind friendlier than its default).
 COLOURS = ["#9e9e9e", "#c7c7c7", "#1f77b4", "#aec7e8", "#ff7f0e", "#2ca02c"]
@@ -142,7 +142,7 @@ def render_html(summary: dict[str, Any], metrics: dict[str, Any], images: dict[s
         parts.append(f"<p>{html.escape(line)}</p>")
     sim = metrics.get("similarity") or {}
     if sim.get("warn"):
-        from .evaluate import cutoff_advice
+        from .metrics import cutoff_advice
 
         advice = cutoff_advice(sim["before"]["median"], sim["after"]["median"])
         parts.append(f"<p class=warn>Similarity scores moved: {html.escape(advice)}</p>")

@@ -386,8 +386,14 @@ def positions_to_ids(positions: np.ndarray | list[list[int]], ids: Sequence[str]
     return [[ids[int(i)] for i in row if i >= 0] for row in positions]
 
 
+def bm25_rankings(chunk_texts: list[str], chunk_ids: list[str], queries: list[str], depth: int) -> list[list[str]]:
+    """BM25 (bm25s, English stopwords) over the same chunks: the baseline a user would otherwise pick."""
+    _, positions = BM25Index.build(chunk_texts).search(queries, depth)
+    return positions_to_ids(positions, chunk_ids)
+
+
 def write_settings(folder: Path, settings: dict[str, Any]) -> None:
-    from .records import write_json
+    from .fileio import write_json
 
     write_json(folder / "retriever.json", settings)
 
@@ -432,7 +438,7 @@ BASE_VECTORS = Path("embeddings") / "base"
 
 def save_base_vectors(run_dir: Path, index: DenseIndex, about: dict[str, Any]) -> None:
     """`index` and what it was built from (`about`: base model, max_seq_length, passage settings, texts digest)."""
-    from .records import write_json
+    from .fileio import write_json
 
     # about.json goes first and comes back last: a write cut off in between leaves no about.json,
     # so the half-replaced index is never taken for the one it describes.

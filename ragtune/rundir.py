@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .records import FORMAT_VERSION, RunDirError, file_digest, read_json, write_json
+from .fileio import file_digest, read_json, write_json
+from .records import FORMAT_VERSION, RunDirError
 
 # 2: JSONL files without a header line (their format version is recorded here), passage index, BM25 index.
 MANIFEST_VERSION = 2

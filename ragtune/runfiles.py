@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .records import RunDirError, read_json
+from .fileio import read_json
+from .records import RunDirError
 
 
 @dataclass(frozen=True)

@@ -8,27 +8,12 @@ reports as pearson_cosine and spearman_cosine).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from .errors import SimilarityError
 from .records import LabelledPair
-
-
-def resolve_model_arg(model: str) -> str:
-    """A path, a Hub id, or a ragtune run directory (whose model/ is used).
-
-    >>> resolve_model_arg("sentence-transformers/all-MiniLM-L6-v2")
-    'sentence-transformers/all-MiniLM-L6-v2'
-    """
-    path = Path(model).expanduser()
-    if (path / "model" / "modules.json").is_file() or (path / "model" / "config.json").is_file():
-        return str((path / "model").resolve())
-    if path.exists():
-        return str(path.resolve())
-    return model
 
 
 def _encode(model: Any, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’\-]*[A-Za-z0-9]|[A-Za-z]")
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+(?=[A-Z(\"“])")
 
 STOPWORDS = frozenset(
@@ -21,6 +20,13 @@ STOPWORDS = frozenset(
 # Scripts written without spaces between words: CJK ideographs, kana, Hangul syllables, Thai, Lao, Khmer, Myanmar.
 _UNSPACED = re.compile(r"[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
                        r"\uac00-\ud7af\uf900-\ufaff]")
+
+# A letter (any script written with spaces), then letters, digits, hyphens or apostrophes, ending on a letter or
+# digit: the generators must not split "Qualität" where an ASCII class would. Scripts without spaces give no
+# words (a whole CJK sentence is no term), as the split stage's unspaced_share check expects.
+_UNSPACED_RANGES = _UNSPACED.pattern[1:-1]
+_WORD = re.compile(rf"[^\W\d_{_UNSPACED_RANGES}](?:[^\W_{_UNSPACED_RANGES}]|['’\-])*[^\W_{_UNSPACED_RANGES}]"
+                   rf"|[^\W\d_{_UNSPACED_RANGES}]")
 
 
 def unspaced_share(texts: list[str]) -> float:
@@ -40,6 +46,8 @@ def words(text: str) -> list[str]:
 
     >>> words("Zero-trust networks, e.g. ZTA!")
     ['zero-trust', 'networks', 'e', 'g', 'zta']
+    >>> words("Qualität der Daten"), words("零信任架构")
+    (['qualität', 'der', 'daten'], [])
     """
     return [w.lower().replace("’", "'") for w in _WORD.findall(text)]
 

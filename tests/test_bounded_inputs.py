@@ -25,10 +25,10 @@ import pytest
 from ragtune.cli import main
 from ragtune import extract as ex
 from ragtune.extract import describe_skips, extract_folder
-from ragtune.generators.llm import OpenAIGenerator
+from ragtune.generators.openai import OpenAIGenerator
 from ragtune.records import Chunk, Page, read_jsonl
 from test_cli import assert_one_error_line
-from tests.support.runs import FAST, good_docs, run_args
+from tests.support.runs import good_docs, run_args
 from tests.support.llmserver import LLMServer, Reply
 from tests.support.loopback import LoopbackServer, QuietJSONHandler
 

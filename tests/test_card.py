@@ -130,7 +130,7 @@ def test_card_names_no_file_and_shows_a_widget(tmp_path: Path) -> None:
 
 
 def test_card_warns_when_scores_drop_and_maps_a_cutoff() -> None:
-    from ragtune.evaluate import similarity_shift
+    from ragtune.metrics import similarity_shift
 
     metrics = make_metrics(True) | {"similarity": similarity_shift([0.5, 0.45, 0.6, 0.38, 0.7], [0.3, 0.28, 0.4, 0.2, 0.5])}
     card = render_card(make_summary(""), metrics)

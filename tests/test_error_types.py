@@ -44,7 +44,8 @@ def test_every_user_error_is_a_ragtune_error() -> None:
 
 def test_errors_stay_importable_where_they_are_raised() -> None:
     from ragtune.extract import ExtractError
-    from ragtune.records import DiskFullError, RunDirError
+    from ragtune.fileio import DiskFullError
+    from ragtune.records import RunDirError
 
     assert issubclass(DiskFullError, RunDirError) and issubclass(ExtractError, RagtuneError)
     # ValueError too, for library code that caught the old type.

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ragtune.evaluate import MRR_AT, bm25_rankings, evaluate_model, rank_metrics
+from ragtune.metrics import MRR_AT, evaluate_model, rank_metrics
+from ragtune.retrieval import bm25_rankings
 
 
 class KeywordEncoder:

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from ragtune import extract as ex
 from ragtune.extract import ExtractError, Extraction, clean_text, drop_running_lines, extract_folder, list_documents
+from ragtune.text import words
 from tests.support.unprivileged import run_unprivileged, shared_tmp_fixture  # noqa: F401 (the shared_tmp fixture)
 
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
@@ -287,7 +288,7 @@ def test_pypdfium2_backend_gives_the_same_words(tmp_path: Path) -> None:
     pytest.importorskip("pypdfium2")  # an optional extra
     write(tmp_path, "report.pdf", make_pdf(report_pages(4)))
     a, b = extract_folder(tmp_path), extract_folder(tmp_path, extractor="pypdfium2")
-    assert ex.words(text_of(a)) == ex.words(text_of(b))
+    assert words(text_of(a)) == words(text_of(b))
 
 
 def test_missing_pypdfium2_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -472,7 +473,7 @@ def test_very_large_pdf_is_read_in_bounded_memory(monkeypatch: pytest.MonkeyPatc
 
     from pypdf import PageObject
 
-    from ragtune.records import Counter
+    from ragtune.records import SkipCounter
 
     data = big_pdf(2000)
     cached: list[int] = []
@@ -483,7 +484,7 @@ def test_very_large_pdf_is_read_in_bounded_memory(monkeypatch: pytest.MonkeyPatc
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(PageObject, "extract_text", spy)
-    raw = ex.pypdf_pages(data, "big.pdf", Counter())
+    raw = ex.pypdf_pages(data, "big.pdf", SkipCounter())
     assert len(raw) == 2000 and all(raw)
     # pypdf's cache of parsed objects (content streams included) is emptied every
     # few pages instead of growing with the file; it starts with the page tree.
@@ -493,7 +494,7 @@ def test_very_large_pdf_is_read_in_bounded_memory(monkeypatch: pytest.MonkeyPatc
     size = sum(len(t or "") for t in raw)
     tracemalloc.start()
     try:
-        texts = ex.clean_document(raw, "big.pdf", Counter())
+        texts = ex.clean_document(raw, "big.pdf", SkipCounter())
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -10,7 +10,7 @@ import pytest
 
 from ragtune.extract import SKIP_MISMAPPED_LINE, SKIP_MISMAPPED_PAGE, drop_mismapped, extract_folder
 from ragtune.garbled import is_known, mostly_not_words, substitutions, unknown_share
-from ragtune.records import Counter
+from ragtune.records import SkipCounter
 from tests.conftest import BLUEPRINT_PDF, NIST_PDF
 
 # Words of the Blueprint's broken font, each seen several times in its pypdf text. (A word with two changed
@@ -58,7 +58,7 @@ ENGLISH = ("The agency reviews the policies of the department every year and rep
 def test_a_page_mostly_of_words_that_are_not_words_goes_whole() -> None:
     junk = "\n".join(["qzxv blorf wuggle tramvik snorple fribbit gorkle"] * 6)
     raw: list[str | None] = [ENGLISH, junk + "\n" + "A short clean line of the report."]
-    skipped = Counter()
+    skipped = SkipCounter()
     raw, texts = drop_mismapped(raw, [t or "" for t in raw], "a.pdf", skipped)
     assert raw[1] is None and texts[1] == "" and texts[0] == ENGLISH
     assert skipped.to_dict()["counts"] == {SKIP_MISMAPPED_PAGE: 1}
@@ -68,7 +68,7 @@ def test_a_line_of_the_documents_substitution_goes_the_rest_stays() -> None:
     lines = ["the 0ederal rules for ebisting 0unds", "a 0ramework, for ebample", "this ebpert 0orm"]
     clean = "\n".join([ENGLISH] * 4)
     page = clean + "\n" + "\n".join(lines)
-    skipped = Counter()
+    skipped = SkipCounter()
     _, texts = drop_mismapped([page], [page], "a.pdf", skipped)
     assert texts[0] == clean
     assert skipped.to_dict()["counts"] == {SKIP_MISMAPPED_LINE: 3}
@@ -77,7 +77,7 @@ def test_a_line_of_the_documents_substitution_goes_the_rest_stays() -> None:
 def test_text_in_another_language_is_never_judged() -> None:
     german = ("Die Behörde prüft jedes Jahr die Richtlinien der Abteilung und berichtet dem Vorstand. Es ist "
               "die Pflicht der Mitarbeiter, die Unterlagen jeder Prüfung für die Öffentlichkeit aufzubewahren.")
-    skipped = Counter()
+    skipped = SkipCounter()
     raw, texts = drop_mismapped([german], [german], "de.pdf", skipped)
     assert texts == [german] and raw == [german] and skipped.total() == 0
 

@@ -24,9 +24,9 @@ import pytest
 
 from ragtune import Pipeline
 from ragtune.cli import main
-from ragtune.errors import RagtuneError
+from ragtune.errors import DiskFullError, RagtuneError
 from ragtune.pipeline import STAGES
-from ragtune.records import DiskFullError, Page
+from ragtune.records import Page
 from test_pipeline import Recorder, tiny_config, write_docs
 from tests.support.runs import good_docs, run_args
 from tests.support.signals import ragtune_env, signal_when, start

@@ -24,10 +24,12 @@ import pytest
 
 from ragtune.config import Config, ConfigError
 from ragtune.errors import NotEnoughDataError
-from ragtune.generators.llm import LLMError, OpenAIGenerator
+from ragtune.fileio import read_json
+from ragtune.generators.llm import LLMError
 from ragtune.generators.local import LocalGenerator
+from ragtune.generators.openai import OpenAIGenerator
 from ragtune.pipeline import Pipeline
-from ragtune.records import Chunk, Page, read_json, write_jsonl
+from ragtune.records import Chunk, Page, write_jsonl
 from ragtune.text import words
 from tests.support.llmserver import LLMServer, Reply, passage_of
 
@@ -272,7 +274,7 @@ import random, signal, sys
 from pathlib import Path
 # A process started in the background by a shell inherits SIGINT ignored; Ctrl-C at a terminal is not.
 signal.signal(signal.SIGINT, signal.default_int_handler)
-from ragtune.generators.llm import OpenAIGenerator
+from ragtune.generators.openai import OpenAIGenerator
 from ragtune.records import Chunk, read_jsonl
 chunks = read_jsonl(Path(sys.argv[1]), Chunk)
 gen = OpenAIGenerator(sys.argv[2], "test-model", 3, concurrency=2, timeout=5, retries=0, seed=13,
@@ -422,9 +424,9 @@ def test_local_with_a_missing_model_is_one_line(tmp_path: Path) -> None:
 ])
 def test_reply_shapes(reply: str, questions: list[str]) -> None:
     from ragtune.generators.llm import select_questions
-    from ragtune.records import Counter
+    from ragtune.records import SkipCounter
 
-    dropped = Counter()
+    dropped = SkipCounter()
     assert select_questions(reply, 3, dropped) == questions
     assert dropped.counts == {}
 

@@ -24,7 +24,7 @@ from ragtune.pairs import (
     split_pairs,
     train_pairs,
 )
-from ragtune.records import Counter, LabelledPair, write_jsonl
+from ragtune.records import LabelledPair, SkipCounter, write_jsonl
 from ragtune.similarity import SimilarityError, correlations, evaluate_pairs, pearson, rank, spearman
 
 REPO = Path(__file__).resolve().parents[1]
@@ -145,7 +145,7 @@ def test_alternatives_expand_every_pair_within_a_row(tmp_path: Path) -> None:
                  "Appium,mobile test automation,Appium testing; mobile automation|Appium,\n"
                  "Poverty,,,low income\n"
                  "Lonely,,,\n")
-    skipped = Counter()
+    skipped = SkipCounter()
     pairs = load_alternatives_file(path, skipped)
     appium = ["Appium", "mobile test automation", "Appium testing", "mobile automation"]
     expected = [LabelledPair(appium[i], appium[j], 1.0) for i in range(4) for j in range(i + 1, 4)]
@@ -158,11 +158,11 @@ def test_alternatives_expand_every_pair_within_a_row(tmp_path: Path) -> None:
 def test_alternatives_errors(tmp_path: Path) -> None:
     no_name = write(tmp_path, "a.csv", "title,alternatives\nx,y\n")
     with pytest.raises(PairsError) as info:
-        load_alternatives_file(no_name, Counter())
+        load_alternatives_file(no_name, SkipCounter())
     assert str(info.value) == f"{no_name}: missing column(s) name; expected name (found: title,alternatives)"
     empty_name = write(tmp_path, "b.csv", "name,alternatives\nx,y\n ,z\n")
     with pytest.raises(PairsError) as info:
-        load_alternatives_file(empty_name, Counter())
+        load_alternatives_file(empty_name, SkipCounter())
     assert str(info.value) == f"{empty_name}:3: name is empty"
 
 
@@ -174,7 +174,7 @@ def test_dedupe_keeps_first_label_in_either_order(tmp_path: Path) -> None:
     assert pairs == [LabelledPair("Appium", "Appium testing", 0.8), LabelledPair("b", "a", 0.3)]
     assert skipped.counts == {"duplicate pair": 2}
     assert counts == {"n_labelled": 3, "n_from_alternatives": 1}
-    assert dedupe([LabelledPair("x", "x", 1.0)], Counter()) == [LabelledPair("x", "x", 1.0)]
+    assert dedupe([LabelledPair("x", "x", 1.0)], SkipCounter()) == [LabelledPair("x", "x", 1.0)]
 
 
 # ---------------------------------------------------------------- split

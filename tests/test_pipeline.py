@@ -14,9 +14,10 @@ import pytest
 
 from ragtune import Config, Pipeline, RunResult
 from ragtune.errors import NotEnoughDataError
-from ragtune.evaluate import is_improved
+from ragtune.fileio import file_digest
+from ragtune.metrics import is_improved
 from ragtune.pipeline import STAGES
-from ragtune.records import Chunk, LabelledPair, Page, Pair, RunDirError, file_digest, read_jsonl
+from ragtune.records import Chunk, LabelledPair, Page, Pair, RunDirError, read_jsonl
 from ragtune.rundir import MANIFEST_VERSION
 
 METRIC_KEYS = {"hit@1", "hit@3", "hit@5", "hit@10", "mrr@10"}
@@ -215,7 +216,7 @@ def test_eval_and_train_chunks_are_disjoint(finished: Finished) -> None:
 def test_only_training_questions_pass_the_bm25_round_trip(finished: Finished) -> None:
     """Held-out and validation questions pass no retriever's filter, so BM25 is not favoured by
     construction in the run's own table; every training question's chunk is in BM25's top K."""
-    from ragtune.evaluate import bm25_rankings
+    from ragtune.retrieval import bm25_rankings
 
     run = finished.cfg.out
     chunks = read_jsonl(run / "chunks.jsonl", Chunk)
@@ -239,7 +240,7 @@ def test_only_training_questions_pass_the_bm25_round_trip(finished: Finished) ->
 
 
 def test_served_retriever_is_chosen_on_validation_and_recorded_everywhere(finished: Finished) -> None:
-    from ragtune.evaluate import choose_served
+    from ragtune.metrics import choose_served
     from ragtune.search import Retriever
 
     metrics = finished.result.metrics
@@ -608,8 +609,7 @@ def test_interrupted_after_the_last_checkpoint_finishes_without_training_again(
     from safetensors.torch import load_file
     from sentence_transformers import SentenceTransformer
 
-    from ragtune.errors import RagtuneError
-    from ragtune.records import DiskFullError
+    from ragtune.errors import DiskFullError, RagtuneError
 
     cfg = copy_run(finished, tmp_path)
     shutil.rmtree(cfg.out / "model")

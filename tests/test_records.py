@@ -1,4 +1,4 @@
-"""Records and their versioned JSONL form; atomic writes; the skip Counter."""
+"""Records and their versioned JSONL form; atomic writes; the skip SkipCounter."""
 
 from __future__ import annotations
 
@@ -8,18 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from ragtune.fileio import atomic_write_text, read_json, write_json
 from ragtune.records import (
     FORMAT_VERSION,
     Chunk,
-    Counter,
     LabelledPair,
     Page,
     Pair,
     RunDirError,
-    atomic_write_text,
-    read_json,
+    SkipCounter,
     read_jsonl,
-    write_json,
     write_jsonl,
 )
 
@@ -206,7 +204,7 @@ def test_write_jsonl_rejects_non_record_class(tmp_path: Path) -> None:
 
 
 def test_counter_counts_reasons_and_caps_examples() -> None:
-    c = Counter()
+    c = SkipCounter()
     assert c.total() == 0 and c.to_dict() == {"counts": {}, "examples": {}}
     for i in range(7):
         c.add("empty page", f"a.pdf p{i}")
@@ -219,7 +217,7 @@ def test_counter_counts_reasons_and_caps_examples() -> None:
 
 
 def test_counter_to_dict_is_a_json_safe_copy() -> None:
-    c = Counter()
+    c = SkipCounter()
     c.add("dup", "e1")
     d = c.to_dict()
     assert json.loads(json.dumps(d)) == {"counts": {"dup": 1}, "examples": {"dup": ["e1"]}}

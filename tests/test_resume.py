@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from ragtune import Config, Pipeline
-from ragtune.records import DiskFullError, Page
+from ragtune.errors import DiskFullError
+from ragtune.records import Page
 from test_pipeline import Recorder, full_disk_at_model_save, tiny_config, write_docs
 from tests.support.signals import ragtune_env, signal_when
 

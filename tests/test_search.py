@@ -13,18 +13,16 @@ import pytest
 
 from ragtune import Config, Pipeline
 from ragtune.cli import main
-from ragtune.records import Chunk, Page, Pair, RunDirError, read_jsonl
-from ragtune.search import (
-    DatasetError,
-    Retriever,
+from ragtune.errors import DatasetError
+from ragtune.llamaindex_dataset import (
     add_dataset_metrics,
     evaluate_dataset,
     evaluate_on_dataset,
     export_llamaindex,
     load_llamaindex_dataset,
-    load_retriever,
-    search,
 )
+from ragtune.records import Chunk, Page, Pair, RunDirError, read_jsonl
+from ragtune.search import Retriever, load_retriever, search
 from tests.conftest import NIST_PDF
 from tests.test_cli import assert_one_error_line
 from tests.test_evaluate import KeywordEncoder
@@ -229,7 +227,7 @@ def test_an_index_from_before_overlapping_passages_compares_with_passages_cut_th
 
 
 def test_modes_rank_by_model_bm25_or_both(tuned: Retriever, run_dir: Path, chunks: list[Chunk]) -> None:
-    from ragtune.evaluate import bm25_rankings
+    from ragtune.retrieval import bm25_rankings
 
     query = "human oversight of generative AI risks"
     dense, lexical, hybrid = (tuned.search(query, k=5, mode=m) for m in ("dense", "bm25", "hybrid"))

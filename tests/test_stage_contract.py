@@ -14,7 +14,8 @@ import ragtune.stages
 from ragtune import Pipeline
 from ragtune.config import Config
 from ragtune.pipeline import STAGE_SETTINGS, STAGES, stage_keys
-from ragtune.records import Page, write_json
+from ragtune.fileio import write_json
+from ragtune.records import Page
 from ragtune.runfiles import RunFiles
 from ragtune.stages import PIPELINE, Records, Run, Stage
 

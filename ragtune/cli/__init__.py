@@ -32,10 +32,11 @@ from ..redact import redact, url_secrets
 from . import pairs as cli_pairs
 from . import search as cli_search
 from . import stores as cli_stores
+from .console import DEVICE_HELP, check_output, os_error_line
 
 
 def _fmt_table(metrics: dict[str, Any]) -> str:
-    from ..evaluate import metrics_text_table
+    from ..metrics import metrics_text_table
 
     return metrics_text_table(metrics)
 
@@ -55,7 +56,7 @@ def _print_advice(metrics: dict[str, Any], report: Path) -> None:
           f"ragtune.Retriever serves {served}. Why, and what to use: {report}")
     sim = metrics.get("similarity") or {}
     if sim.get("warn"):
-        from ..evaluate import cutoff_advice
+        from ..metrics import cutoff_advice
 
         print(f"Warning: {cutoff_advice(sim['before']['median'], sim['after']['median'])} (See the model card.)")
 
@@ -184,7 +185,6 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                         "progress (default: $RAGTUNE_HUB_TIMEOUT, else 60)")
 
 
-DEVICE_HELP = "cpu, cuda, cuda:N or mps (auto: cuda or mps if available)"
 EXIT_CODES = """exit codes:
   0    success
   1    a failure you can fix, said in one line on stderr
@@ -425,12 +425,12 @@ def _quiet_libraries(secrets: Sequence[str] = ()) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from ..llamaindex_dataset import add_dataset_metrics, load_llamaindex_dataset
     from ..pipeline import Pipeline
     from ..rundir import check_out_dir
-    from ..search import add_dataset_metrics, load_llamaindex_dataset
 
     cfg = _config_from_args(args)
-    cli_pairs.check_output(cfg.out, "--out")  # a bad --out fails now, not after training
+    check_output(cfg.out, "--out")  # a bad --out fails now, not after training
     check_out_dir(cfg.out, "run", cfg.docs)  # and so does one that is not this run's to write
     if cfg.push_repo:
         from ..hub import resolve_token
@@ -647,7 +647,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except OSError as e:
         # What no check caught (a full disk, a folder made read-only mid-run): one line, never a traceback.
-        print(f"ragtune: error: {redact(cli_pairs.os_error_line(e, _output_of(args)), *_secrets(args))}",
+        print(f"ragtune: error: {redact(os_error_line(e, _output_of(args)), *_secrets(args))}",
               file=sys.stderr)
         return 1
     finally:

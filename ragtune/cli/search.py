@@ -13,22 +13,11 @@ import textwrap
 from pathlib import Path
 from typing import Any, Callable
 
+from ..llamaindex_dataset import DATASET_KS
 from ..records import RunDirError
-from ..search import DATASET_KS, Hit, pages_label
+from ..search import Hit, pages_label
 from . import stores as cli_stores
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-DEVICE_HELP = "cpu, cuda, cuda:N or mps (auto: cuda or mps if available)"
+from .console import DEVICE_HELP, check_output, positive_int
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -36,7 +25,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="search a run's index with its fine-tuned model")
     p.add_argument("run_dir", type=Path, metavar="RUN", help="the --out folder of a finished run")
     p.add_argument("query", metavar="QUERY", help="the question, in quotes")
-    p.add_argument("-k", type=_positive_int, default=5, metavar="N", help="how many chunks to show")
+    p.add_argument("-k", type=positive_int, default=5, metavar="N", help="how many chunks to show")
     p.add_argument("--compare", action="store_true", help="show the base model's results beside the fine-tuned ones")
     p.add_argument("--mode", choices=("dense", "hybrid", "bm25"), default=None,
                    help="dense: the model alone (cosine scores); hybrid: the model and BM25 with the run's chosen "
@@ -134,9 +123,8 @@ def _export_onnx(run_dir: Path, int8: bool) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from ..llamaindex_dataset import export_llamaindex
     from ..onnx_export import OnnxError
-    from ..search import export_llamaindex
-    from .pairs import check_output
 
     if args.int8 and not args.onnx:
         raise OnnxError("--int8 goes with --onnx: ragtune export RUN --onnx --int8")
@@ -152,12 +140,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_dataset(args: argparse.Namespace) -> int:
-    from ..models import load_model, pick_device
-    from ..search import evaluate_dataset, load_llamaindex_dataset, model_source
+    from ..llamaindex_dataset import evaluate_dataset, load_llamaindex_dataset
+    from ..models import load_model, pick_device, resolve_base_model
 
     # Check the file before loading a model, so a typo fails fast.
     queries, corpus, relevant = load_llamaindex_dataset(args.dataset)
-    source = model_source(args.model)
+    source = resolve_base_model(args.model)
     metrics = evaluate_dataset(load_model(source, pick_device(args.device)), queries, corpus, relevant)
     keys = [f"hit@{k}" for k in DATASET_KS] + ["mrr@10"]
     print(f"{source} on {len(queries)} queries over {len(corpus)} corpus texts ({args.dataset}):")

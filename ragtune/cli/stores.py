@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from .console import DEVICE_HELP, positive_int
+
 STORE_CHOICES = ("qdrant", "chroma", "lancedb")
 
 
@@ -37,9 +39,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="delete the old collection once the new one is complete and checked")
     p.add_argument("--any-model", action="store_true",
                    help="skip the check that the run's base model embedded the collection")
-    from .search import DEVICE_HELP, _positive_int
-
-    p.add_argument("--batch-size", type=_positive_int, default=256, metavar="N",
+    p.add_argument("--batch-size", type=positive_int, default=256, metavar="N",
                    help="records read, encoded and written at a time")
     p.add_argument("--device", default="auto", metavar="DEVICE", help=DEVICE_HELP)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from ..config import DEFAULT_LLM_BASE_URL
-from ..records import Chunk, Counter, Pair
+from ..records import Chunk, Pair, SkipCounter
 from .offline import OfflineGenerator
 from .template import TemplateGenerator
 
@@ -33,7 +33,7 @@ class QuestionGenerator(Protocol):
     """
 
     name: str
-    dropped: Counter
+    dropped: SkipCounter
     stats: LLMStats | None
 
     def generate(self, chunks: list[Chunk], rng: random.Random) -> list[Pair]: ...
@@ -42,7 +42,7 @@ class QuestionGenerator(Protocol):
 @dataclass
 class Generation:
     pairs: list[Pair]
-    dropped: Counter = field(default_factory=Counter)
+    dropped: SkipCounter = field(default_factory=SkipCounter)
 
 
 def make_generator(name: str, questions_per_chunk: int, *, base_url: str = DEFAULT_LLM_BASE_URL, model: str = "",
@@ -60,7 +60,7 @@ def make_generator(name: str, questions_per_chunk: int, *, base_url: str = DEFAU
     if name == "openai":
         import os
 
-        from .llm import OpenAIGenerator
+        from .openai import OpenAIGenerator
 
         return OpenAIGenerator(base_url, model, questions_per_chunk, api_key=os.environ.get("OPENAI_API_KEY", ""),
                                concurrency=concurrency, timeout=timeout, retries=retries, seed=seed,

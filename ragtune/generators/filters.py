@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..records import Chunk, Counter, Pair
+from ..records import Chunk, Pair, SkipCounter
 from ..text import normalise
 from . import Generation
 
@@ -47,7 +47,7 @@ def filter_pairs(
             out.pairs.append(p)
     return out
 
-def drop_near_duplicates(pairs: list[Pair], vectors: np.ndarray, threshold: float, dropped: Counter) -> list[Pair]:
+def drop_near_duplicates(pairs: list[Pair], vectors: np.ndarray, threshold: float, dropped: SkipCounter) -> list[Pair]:
     """Keep a question unless an earlier kept question of the same chunk has
     cosine similarity of at least `threshold` with it (`vectors`: one
     normalised row per pair). Near-copies teach the same thing twice and take a
@@ -55,7 +55,7 @@ def drop_near_duplicates(pairs: list[Pair], vectors: np.ndarray, threshold: floa
 
     >>> v = np.array([[1, 0], [0.999, 0.045], [0, 1]], dtype=np.float32)
     >>> v /= np.linalg.norm(v, axis=1, keepdims=True)
-    >>> d = Counter()
+    >>> d = SkipCounter()
     >>> [p.query for p in drop_near_duplicates([Pair("a", "c", "g"), Pair("b", "c", "g"), Pair("z", "c", "g")], v, 0.95, d)]
     ['a', 'z']
     >>> d.counts
@@ -73,7 +73,7 @@ def drop_near_duplicates(pairs: list[Pair], vectors: np.ndarray, threshold: floa
     return kept
 
 
-def drop_round_trip_failures(pairs: list[Pair], chunks: list[Chunk], k: int, dropped: Counter) -> list[Pair]:
+def drop_round_trip_failures(pairs: list[Pair], chunks: list[Chunk], k: int, dropped: SkipCounter) -> list[Pair]:
     """Keep a question only if BM25 over all chunks ranks its own chunk in the top `k`.
 
     A question that lexical search cannot tie to its chunk at all is usually
@@ -81,7 +81,7 @@ def drop_round_trip_failures(pairs: list[Pair], chunks: list[Chunk], k: int, dro
     model, so that the filter does not keep only what the base model already
     gets right.
     """
-    from ..evaluate import bm25_rankings
+    from ..retrieval import bm25_rankings
 
     if not pairs:
         return []

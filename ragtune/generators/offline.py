@@ -6,10 +6,10 @@ from __future__ import annotations
 import math
 import random
 import re
-from collections import Counter as TallyCounter
+from collections import Counter
 from typing import TYPE_CHECKING
 
-from ..records import Chunk, Counter, Pair
+from ..records import Chunk, Pair, SkipCounter
 from ..text import STOPWORDS, clean_query, normalise, sentences, words
 
 if TYPE_CHECKING:
@@ -160,21 +160,21 @@ class OfflineGenerator:
                  vocabulary: frozenset[str] | set[str] | None = None) -> None:
         self.questions_per_chunk = questions_per_chunk
         self.max_query_words = max_query_words
-        self.dropped = Counter()
+        self.dropped = SkipCounter()
         self.stats: LLMStats | None = None
         # Known English words (e.g. the base model's whole-word tokens): a word outside
         # them must recur in the corpus to count, so "nited" from a broken "United" never
         # becomes a term.
         self.vocabulary = vocabulary
-        self._corpus_counts: TallyCounter[str] = TallyCounter()
+        self._corpus_counts: Counter[str] = Counter()
         # How often each word follows a determiner ("the", "a", "their" …), as nouns do, and
         # "to" or a modal ("can", "should" …), as verbs do.
-        self._after_determiner: TallyCounter[str] = TallyCounter()
-        self._after_verb_marker: TallyCounter[str] = TallyCounter()
-        self._sentence_counts: TallyCounter[str] = TallyCounter()
+        self._after_determiner: Counter[str] = Counter()
+        self._after_verb_marker: Counter[str] = Counter()
+        self._sentence_counts: Counter[str] = Counter()
         # The words just before and after each candidate phrase, over all its corpus occurrences.
-        self._before: dict[str, TallyCounter[str | None]] = {}
-        self._after: dict[str, TallyCounter[str | None]] = {}
+        self._before: dict[str, Counter[str | None]] = {}
+        self._after: dict[str, Counter[str | None]] = {}
 
     def is_noun_phrase(self, phrase: str) -> bool:
         """A key phrase must look like a term: whole words, not opening on a verb, ending on a noun.
@@ -245,20 +245,20 @@ class OfflineGenerator:
         return as_verb > 0 and as_verb >= self._after_determiner[word]
 
     def _idf(self, chunks: list[Chunk]) -> dict[str, float]:
-        df: TallyCounter[str] = TallyCounter()
-        self._corpus_counts = TallyCounter()
-        self._after_determiner = TallyCounter()
-        self._after_verb_marker = TallyCounter()
+        df: Counter[str] = Counter()
+        self._corpus_counts = Counter()
+        self._after_determiner = Counter()
+        self._after_verb_marker = Counter()
         self._before, self._after = {}, {}
         # Per chunk text, its candidate phrases and how often it says each, for `_keyphrases`.
-        self._tf: dict[str, TallyCounter[str]] = {}
+        self._tf: dict[str, Counter[str]] = {}
         for c in chunks:
             spans = _phrase_spans(_clean_lines(c.text))
-            self._tf[c.text] = TallyCounter(span for span, _, _ in spans)
+            self._tf[c.text] = Counter(span for span, _, _ in spans)
             df.update(self._tf[c.text].keys())
             for span, before, after in spans:
-                self._before.setdefault(span, TallyCounter())[before] += 1
-                self._after.setdefault(span, TallyCounter())[after] += 1
+                self._before.setdefault(span, Counter())[before] += 1
+                self._after.setdefault(span, Counter())[after] += 1
             ws = words(c.text)
             self._corpus_counts.update(ws)
             self._after_determiner.update(w for prev, w in zip(ws, ws[1:]) if prev in _DETERMINERS)
@@ -276,7 +276,7 @@ class OfflineGenerator:
         be long, rare and repeated in the chunk. Longer phrases are more specific,
         so they weigh more.
         """
-        tf = self._tf.get(chunk.text) or TallyCounter(_phrases(_clean_lines(chunk.text)))
+        tf = self._tf.get(chunk.text) or Counter(_phrases(_clean_lines(chunk.text)))
 
         def termlike(p: str) -> bool:
             if not self.is_noun_phrase(p):
@@ -372,7 +372,7 @@ class OfflineGenerator:
         idf = self._idf(chunks)
         # A sentence found in three or more chunks is boilerplate (a running header, a
         # disclaimer): no question about it has one answer.
-        self._sentence_counts = TallyCounter(s for c in chunks for s in set(sentences(c.text)))
+        self._sentence_counts = Counter(s for c in chunks for s in set(sentences(c.text)))
         # Single words must be rarer than the median word to count as terms.
         word_idfs = sorted(v for p, v in idf.items() if " " not in p)
         min_idf = word_idfs[len(word_idfs) // 2] if word_idfs else 0.0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
-from ..records import Chunk, Counter, Pair
+from ..records import Chunk, Pair, SkipCounter
 
 if TYPE_CHECKING:
     from .llm import LLMStats
@@ -18,7 +18,7 @@ class TemplateGenerator:
     name = "template"
 
     def __init__(self) -> None:
-        self.dropped = Counter()
+        self.dropped = SkipCounter()
         self.stats: LLMStats | None = None
 
     def generate(self, chunks: list[Chunk], rng: random.Random) -> list[Pair]:

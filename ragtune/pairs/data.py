@@ -15,9 +15,12 @@ from typing import Any
 
 from ..config import PairsConfig
 from ..errors import PairsError
-from ..records import Counter, LabelledPair
+from ..records import LabelledPair, SkipCounter
 
 PAIR_COLUMNS = ("sentence1", "sentence2", "label")
+# Fewer held-out labelled pairs than this give no correlation worth reporting; `ragtune pairs` and
+# `ragtune run --pairs` both check it (they used to need 3 and 5).
+MIN_HELD_OUT = 3
 # Labels are bucketed by this width for the stratified split.
 _BUCKETS = 5
 
@@ -154,7 +157,7 @@ def expand_alternatives(phrases: list[str]) -> list[LabelledPair]:
     return [LabelledPair(a, b, 1.0) for a, b in itertools.combinations(phrases, 2)]
 
 
-def load_alternatives_file(path: Path, skipped: Counter) -> list[LabelledPair]:
+def load_alternatives_file(path: Path, skipped: SkipCounter) -> list[LabelledPair]:
     """Positive pairs from a CSV with columns name, description, alternatives (and any extra columns).
 
     A row with fewer than two phrasings yields no pair and is counted in `skipped`.
@@ -177,7 +180,7 @@ def load_alternatives_file(path: Path, skipped: Counter) -> list[LabelledPair]:
     return pairs
 
 
-def dedupe(pairs: list[LabelledPair], skipped: Counter) -> list[LabelledPair]:
+def dedupe(pairs: list[LabelledPair], skipped: SkipCounter) -> list[LabelledPair]:
     """Keep the first pair of each unordered text couple, so a pair is never in both train and eval.
 
     Pairs files are read before alternatives, so their labels win.
@@ -226,9 +229,9 @@ def split_pairs(pairs: list[LabelledPair], eval_fraction: float, seed: int) -> t
     return train, [p for i, p in enumerate(pairs) if i in held]
 
 
-def gather(cfg: PairsConfig) -> tuple[list[LabelledPair], Counter, dict[str, int]]:
+def gather(cfg: PairsConfig) -> tuple[list[LabelledPair], SkipCounter, dict[str, int]]:
     """All pairs of the run (deduplicated), what was skipped, and counts by source."""
-    skipped = Counter()
+    skipped = SkipCounter()
     explicit = [p for f in cfg.pairs_files for p in load_pairs_file(f)]
     alternative = [p for f in cfg.alternatives for p in load_alternatives_file(f, skipped)]
     pairs = dedupe(explicit + alternative, skipped)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,10 +13,12 @@ from typing import Any, Callable
 from .. import __version__
 from ..config import PairsConfig, TrainingArgs
 from ..errors import PairsError
-from ..records import LabelledPair, write_json, write_jsonl
+from ..fileio import sha256_digest, write_json
+from ..hub import resolve_pairs_model
+from ..records import LabelledPair, write_jsonl
 from ..rundir import check_out_dir, claim_out_dir
 from ..training.losses import LOSSES, labelled_columns, make_loss
-from .data import gather, split_pairs
+from .data import MIN_HELD_OUT, gather, split_pairs
 
 RUN_VERSION = 1
 # Fewer pairs than this cannot give a meaningful held-out correlation.
@@ -27,51 +28,6 @@ MIN_PAIRS = 20
 Log = Callable[[str], None]
 Progress = Callable[[int, int], None]
 
-
-
-def _hf_offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
-
-
-PRESET_HINT = "download it once with network access, pass --base-model PATH to a local copy, or use --preset small"
-
-
-def resolve_pairs_model(base_model: str, hint: str = PRESET_HINT) -> str:
-    """Something `load_model` can open without a long stall: a path, or a Hub id known to be reachable.
-
-    A Hub id already in the local cache is used from there; otherwise, offline
-    or when the Hub cannot be reached, a one-line PairsError says what to do
-    (transformers would otherwise retry for over a minute).
-    """
-    from ..models import resolve_base_model
-
-    source = resolve_base_model(base_model)
-    if not base_model or Path(source).exists():
-        return source
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    try:
-        return snapshot_download(source, local_files_only=True)
-    except (LocalEntryNotFoundError, OSError, ValueError):
-        pass
-    if _hf_offline():
-        raise PairsError(f"{source} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; {hint}")
-    from huggingface_hub.errors import RepositoryNotFoundError
-
-    from ..hub import get_api
-
-    try:
-        get_api().model_info(source, timeout=10)
-    except RepositoryNotFoundError:
-        raise PairsError(f"{source} is neither a local folder nor a model on the Hugging Face Hub (or it is "
-                         "private); check the name or pass a local path") from None
-    except Exception as e:  # any failure here means the download below would fail too
-        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
-        raise PairsError(f"{source} is not downloaded and the Hub cannot be reached ({reason}); {hint}") from None
-    return source
 
 
 def train_pairs(model: Any, train: list[LabelledPair], cfg: PairsConfig, work_dir: Path, device: str,
@@ -103,7 +59,7 @@ def checkpoint_to_resume(work_dir: Path, key: str, log: Log | None = None) -> Pa
 
 def _run_key(cfg: PairsConfig, source: str) -> str:
     """What training depends on: ragtune's version, every setting, the inputs' bytes and the model."""
-    inputs = {str(p): _sha(p) for p in (*cfg.pairs_files, *cfg.alternatives)}
+    inputs = {str(p): sha256_digest(p) for p in (*cfg.pairs_files, *cfg.alternatives)}
     parts = [__version__, cfg.to_dict(), inputs, source]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
@@ -204,10 +160,6 @@ class PairsResult:
     train: dict[str, Any] = field(default_factory=dict)
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
 def run_pairs(cfg: PairsConfig, log: Log | None = None, progress: Progress | None = None) -> PairsResult:
     """Read, split, evaluate the base model, train, evaluate again, and write the run directory."""
     from ..card import BUNDLED_HUB_ID
@@ -223,7 +175,7 @@ def run_pairs(cfg: PairsConfig, log: Log | None = None, progress: Progress | Non
     train, held = split_pairs(pairs, cfg.eval_fraction, cfg.seed)
     if len(pairs) < MIN_PAIRS:
         raise PairsError(f"too few pairs: {len(pairs)} after removing duplicates; give at least {MIN_PAIRS}")
-    if len(held) < 3:
+    if len(held) < MIN_HELD_OUT:
         raise PairsError(f"only {len(held)} pairs held out for evaluation; raise --test-fraction "
                          f"(now {cfg.eval_fraction}) or add pairs")
     if len({p.label for p in held}) < 2:
@@ -272,7 +224,7 @@ def run_pairs(cfg: PairsConfig, log: Log | None = None, progress: Progress | Non
     write_json(out / "run.json", {
         "ragtune": "pairs-run", "version": RUN_VERSION, "ragtune_version": __version__,
         "config": cfg.to_dict(),
-        "inputs": {str(p): _sha(p) for p in (*cfg.pairs_files, *cfg.alternatives)},
+        "inputs": {str(p): sha256_digest(p) for p in (*cfg.pairs_files, *cfg.alternatives)},
         "train": trained,
     })
     write_json(out / "metrics.json", metrics)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..records import FORMAT_VERSION, Chunk, LabelledPair, Pair, read_jsonl, write_json
+from ..fileio import write_json
+from ..records import FORMAT_VERSION, Chunk, LabelledPair, Pair, read_jsonl
 from ..retrieval import base_vectors_about
 from ..runfiles import metrics_problem
 from .base import Run, Stage
@@ -26,7 +27,7 @@ def run_stage(run: Run) -> dict[str, Any]:
 
 
 def _evaluate(run: Run, precision: str) -> dict[str, Any]:
-    from ..evaluate import MRR_AT, choose_served, rank_metrics
+    from ..metrics import MRR_AT, choose_served, rank_metrics
     from ..progress import Parts
     from ..retrieval import BM25Index, DenseIndex, embed, fuse, positions_to_ids, retrieval_units
 
@@ -90,7 +91,7 @@ def _record_figures(run: Run, metrics: dict[str, Any], weight: float, weight_sco
                     precision: str, top1: dict[str, Any], ranked: dict[str, list[list[str]]],
                     chunks: list[Chunk], relevant: list[str]) -> None:
     """Adds to `metrics` how the hybrid was weighed, what was encoded how, and the shifts it measured."""
-    from ..evaluate import is_improved, per_theme_hits, similarity_shift
+    from ..metrics import is_improved, per_theme_hits, similarity_shift
 
     cfg = run.cfg
     metrics |= {
@@ -111,7 +112,7 @@ def _record_figures(run: Run, metrics: dict[str, Any], weight: float, weight_sco
 def _dims_figures(run: Run, texts: list[str], ids: list[str], queries: list[str],
                   relevant: list[str]) -> dict[str, Any]:
     """Both models' figures at each --matryoshka-dims size, largest first."""
-    from ..evaluate import evaluate_model
+    from ..metrics import evaluate_model
 
     return {
         str(d): {which: evaluate_model(run.model(model), texts, ids, queries, relevant, run.cfg.ks, dim=d)
@@ -137,7 +138,7 @@ def _save_index(run: Run, dense: dict[str, Any], bm25: Any, texts: list[str]) ->
 def _choose_served(run: Run, metrics: dict[str, Any], mode: str, weight: float, tuned: Any) -> None:
     """The retriever the index serves (chosen on the validation questions, else on the held-out ones),
     recorded in `metrics` and in index/'s settings."""
-    from ..evaluate import is_improved
+    from ..metrics import is_improved
     from ..retrieval import write_settings
 
     cfg = run.cfg
@@ -181,7 +182,7 @@ def _hybrid_weight_scores(run: Run, model: Any, dense: Any, bm25: Any, ids: list
                           pool: int, fixed: float | None = None) -> dict[float, dict[str, float]]:
     """hit@5 and MRR@10 of the validation questions over all chunks at each dense share of
     the hybrid score, from 0.0 (BM25 alone) to 1.0 (the model alone); {} without them."""
-    from ..evaluate import MRR_AT, rank_metrics
+    from ..metrics import MRR_AT, rank_metrics
     from ..retrieval import HYBRID_WEIGHTS, embed, fuse, positions_to_ids
 
     val = read_jsonl(run.files.split("val"), Pair)

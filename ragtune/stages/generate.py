@@ -7,7 +7,7 @@ from typing import Any
 
 from ..generators import make_generator
 from ..generators.filters import drop_near_duplicates, filter_pairs
-from ..records import Chunk, Counter, Pair, read_jsonl, write_jsonl
+from ..records import Chunk, Pair, SkipCounter, read_jsonl, write_jsonl
 from .base import Run, Stage
 
 
@@ -34,7 +34,7 @@ def run_stage(run: Run) -> dict[str, Any]:
     stats = gen.stats  # LLM generators also count requests, tokens and unusable lines
     if stats is not None:
         llm_dropped = gen.dropped
-        skipped = Counter({**llm_dropped.counts, **skipped.counts}, {**llm_dropped.examples, **skipped.examples})
+        skipped = SkipCounter({**llm_dropped.counts, **skipped.counts}, {**llm_dropped.examples, **skipped.examples})
         info["llm"] = stats.to_dict() | {"model": cfg.llm_model, "unusable_lines": llm_dropped.total()}
         summary += f"; LLM: {llm_dropped.total()} unusable lines, {stats.summary()}"
         if stats.failed_chunks:
@@ -48,7 +48,7 @@ def run_stage(run: Run) -> dict[str, Any]:
     }
 
 
-def _drop_near_duplicates(run: Run, pairs: list[Pair], dropped: Counter) -> list[Pair]:
+def _drop_near_duplicates(run: Run, pairs: list[Pair], dropped: SkipCounter) -> list[Pair]:
     """The near-duplicate filter (counted in `dropped`). The round-trip filter is not here: it
     runs in the split stage, on the training side only, so that no held-out or validation
     question has first passed BM25 (which the run then compares against)."""

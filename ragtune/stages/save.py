@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..records import Chunk, Pair, read_json, read_jsonl, write_json, write_jsonl
+from ..fileio import read_json, write_json
+from ..records import Chunk, Pair, read_jsonl, write_jsonl
 from .base import Run, Stage
 
 # The stages whose records the summary shows.
@@ -53,7 +54,7 @@ def summary(run: Run, extract: dict, chunk: dict, theme: dict, generate: dict, s
 
 def run_stage(run: Run, summary: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
     from ..card import render_card, render_report
-    from ..records import atomic_write_text
+    from ..fileio import atomic_write_text
 
     atomic_write_text(run.files.model_card, render_card(summary, metrics, run.cfg.push_repo or None))
     # What the card is made of, so that `ragtune push` can render it again with the real repo id.

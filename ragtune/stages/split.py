@@ -15,7 +15,7 @@ from ..errors import NotEnoughDataError
 from ..generators import OfflineGenerator
 from ..generators.filters import drop_round_trip_failures, filter_pairs
 from ..generators.lexical import lexical_pairs
-from ..records import Chunk, Counter, Pair, read_jsonl, write_jsonl
+from ..records import Chunk, Pair, SkipCounter, read_jsonl, write_jsonl
 from ..runfiles import SPLIT_SIDES
 from ..text import unspaced_share
 from .base import Run, Stage
@@ -36,7 +36,7 @@ def run_stage(run: Run) -> dict[str, Any]:
             val += other_style_questions(run, {p.chunk_id for p in val})
         else:
             val = []
-    dropped = Counter()
+    dropped = SkipCounter()
     # The template baseline skips the round trip: its questions repeat across chunks by design.
     if run.cfg.round_trip_k and run.cfg.generator != "template":
         train = drop_round_trip_failures(train, chunks, run.cfg.round_trip_k, dropped)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import random
 import shutil
 from pathlib import Path
 from typing import Any
 
 from ..errors import NotEnoughDataError
-from ..records import Chunk, Counter, LabelledPair, Pair, check_free_space, megabytes, read_jsonl, write_jsonl
+from ..fileio import check_free_space, megabytes
+from ..records import Chunk, LabelledPair, Pair, SkipCounter, read_jsonl, write_jsonl
 from ..runfiles import RunFiles
 from .base import Run, Stage
 
@@ -84,7 +86,7 @@ def _train_and_save(run: Run, tuned: Any, job: dict[str, Any]) -> Any:
     try:
         from ..training import distributed
 
-        # Under torchrun the other ranks train beside this one on the same rows (ragtune.distributed).
+        # Under torchrun the other ranks train beside this one on the same rows (ragtune.training.distributed).
         distributed.share(job | {"max_seq_length": tuned.max_seq_length})
         result = fine_tune(tuned, cfg=run.cfg, work_dir=run.files.checkpoints,
                            device=pick_device(run.cfg.device), progress=run.progress_for("train"), **job)
@@ -164,13 +166,14 @@ def _labelled_split(run: Run) -> list[LabelledPair] | None:
         for side in ("train", "eval"):
             run.files.labelled(side).unlink(missing_ok=True)
         return None
-    from ..pairs import dedupe, load_pairs_file, split_pairs
+    from ..pairs.data import MIN_HELD_OUT, dedupe, load_pairs_file, split_pairs
 
-    skipped = Counter()
+    skipped = SkipCounter()
     pairs = dedupe([p for f in run.cfg.pairs_files for p in load_pairs_file(f)], skipped)
     train, held = split_pairs(pairs, run.cfg.eval_fraction, run.cfg.seed)
-    if len(held) < 5:
-        raise NotEnoughDataError(f"only {len(held)} labelled pairs held out for evaluation; give at least 25 pairs")
+    if len(held) < MIN_HELD_OUT:
+        need = math.ceil(MIN_HELD_OUT / run.cfg.eval_fraction)
+        raise NotEnoughDataError(f"only {len(held)} labelled pairs held out for evaluation; give at least {need} pairs")
     write_jsonl(run.files.labelled("train"), train, LabelledPair)
     write_jsonl(run.files.labelled("eval"), held, LabelledPair)
     return train

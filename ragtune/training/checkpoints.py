@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from ..records import atomic_write_text, write_json
+from ..fileio import atomic_write_text, write_json
 
 # Written into a checkpoint folder once the Trainer has saved everything in it: the files and their
 # sizes. A folder without it (cut off mid-write), or whose files no longer match it (a half-finished

@@ -11,7 +11,7 @@ try:
 except ImportError:  # sentence-transformers 5.x
     from sentence_transformers.evaluation import SentenceEvaluator
 
-from ..evaluate import MRR_AT, model_rankings, rank_metrics
+from ..metrics import MRR_AT, model_rankings, rank_metrics
 from ..models import encoding_in
 
 

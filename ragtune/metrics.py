@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .retrieval import BM25Index, dense_index, embed, positions_to_ids
+from .retrieval import dense_index, embed, positions_to_ids
 
 MRR_AT = 10
 
@@ -91,12 +91,6 @@ def evaluate_model(
     depth = max(max(ks), MRR_AT)
     return rank_metrics(model_rankings(model, chunk_texts, chunk_ids, queries, depth, passage_words, dim=dim),
                         relevant, ks)
-
-
-def bm25_rankings(chunk_texts: list[str], chunk_ids: list[str], queries: list[str], depth: int) -> list[list[str]]:
-    """BM25 (bm25s, English stopwords) over the same chunks: the baseline a user would otherwise pick."""
-    _, positions = BM25Index.build(chunk_texts).search(queries, depth)
-    return positions_to_ids(positions, chunk_ids)
 
 
 def rrf(a: Sequence[Sequence[str]], b: Sequence[Sequence[str]], k: int = 60) -> list[list[str]]:
