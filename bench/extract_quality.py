@@ -42,9 +42,9 @@ from ragtune.extract import (
     garbled_share,
     pypdf_pages,
     pypdfium2_pages,
-    words,
 )
 from ragtune.records import SkipCounter
+from ragtune.text import words
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -39,3 +39,12 @@ def test_a_bench_script_imports_only_common_and_touches_no_sys_path(script: Path
     assert not imported & siblings, "import bench.common, never a script by its bare name"
     assert not {m for m in imported if m.startswith("bench.")} - {"bench.common"}
     assert "sys.path" not in script.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
+def test_a_bench_script_imports(script: Path) -> None:
+    # A module of ragtune renamed or moved must not leave a bench script that fails at its first line.
+    import importlib
+
+    module = importlib.import_module(f"bench.{script.stem}")
+    assert callable(getattr(module, "main", None))
