@@ -163,7 +163,7 @@ def test_every_run_flag_has_help_and_shows_its_default(capsys: pytest.CaptureFix
     d = Config(docs=Path("."))
     for flag, default in (("--chunk-tokens", d.chunk_tokens), ("--epochs", d.epochs), ("--lr", d.learning_rate),
                           ("--questions-per-chunk", d.questions_per_chunk), ("--passage-words", d.passage_words),
-                          ("--hybrid-weight", "auto"), ("--out", d.out)):
+                          ("--hybrid-weight", d.hybrid_weight), ("--out", d.out)):
         assert re.search(rf"{flag} \S+ .*?\(default: {re.escape(str(default))}\)", text), flag
     # The flags come in groups, one per stage.
     for group in ("input and chunking:", "questions:", "training:", "model selection:", "retrieval:", "publishing:"):

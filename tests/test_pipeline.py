@@ -246,7 +246,8 @@ def test_served_retriever_is_chosen_on_validation_and_recorded_everywhere(finish
     metrics = finished.result.metrics
     scores = {float(w): m for w, m in metrics["hybrid_weight_validation"].items()}
     assert 0.0 in scores and 1.0 in scores and len(scores) == 11
-    mode, weight = choose_served(scores)
+    mode, weight = choose_served(scores, finished.cfg.hybrid_weight)
+    assert weight == finished.cfg.hybrid_weight == 0.6
     assert (metrics["served"]["mode"], metrics["hybrid_weight"]) == (mode, weight)
     assert metrics["recommended_mode"] == mode and metrics["served"]["chosen_on"] == "validation questions"
     # Never worse than BM25 on validation, and the served row is the held-out row of that retriever.
@@ -259,12 +260,23 @@ def test_served_retriever_is_chosen_on_validation_and_recorded_everywhere(finish
     assert len(retriever.search("What are the risks of generative AI?", k=3)) == 3
 
 
-def test_a_fixed_hybrid_weight_is_kept(finished: Finished, tmp_path: Path) -> None:
-    cfg = copy_run(finished, tmp_path).replace(hybrid_weight=0.65)
+@pytest.mark.parametrize("weight", [0.65, None], ids=["fixed", "auto"])
+def test_the_hybrid_weight_is_kept_or_chosen_on_validation(finished: Finished, tmp_path: Path,
+                                                           weight: float | None) -> None:
+    from ragtune.metrics import choose_served
+
+    cfg = copy_run(finished, tmp_path).replace(hybrid_weight=weight)
     again = Pipeline(cfg).run()
     assert again.cached == ["extract", "chunk", "theme", "generate", "split", "train"]
-    assert again.metrics["hybrid_weight"] == 0.65 and "0.65" in again.metrics["hybrid_weight_validation"]
-    assert again.metrics["served"]["mode"] in ("dense", "hybrid", "bm25")
+    scores = {float(w): m for w, m in again.metrics["hybrid_weight_validation"].items()}
+    if weight is not None:
+        assert again.metrics["hybrid_weight"] == 0.65 and 0.65 in scores
+    else:
+        # auto: the best dense share strictly between BM25 alone and the model alone.
+        inner = {w: m for w, m in scores.items() if 0 < w < 1}
+        best = max(inner, key=lambda w: (inner[w]["mrr@10"], inner[w]["hit@5"], w))
+        assert again.metrics["hybrid_weight"] == best
+    assert (again.metrics["served"]["mode"], again.metrics["hybrid_weight"]) == choose_served(scores, weight)
 
 
 def test_manifest_records_every_stage(finished: Finished) -> None:

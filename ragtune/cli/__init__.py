@@ -170,7 +170,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--hybrid-weight", type=_weight_or_auto, metavar="X",
                    default="auto" if d.hybrid_weight is None else d.hybrid_weight,
                    help="the model's share of the hybrid score, BM25 taking the rest (auto: chosen on the validation "
-                        "questions from 0 to 1, so that the served retriever is never worse than BM25 there)")
+                        "questions too; which retriever is served is always chosen there)")
 
     g = p.add_argument_group("publishing")
     g.add_argument("--push", default="", dest="push_repo", metavar="REPO_ID", help="push the model to this Hub repo")

@@ -10,8 +10,8 @@ from ..retrieval import base_vectors_about
 from ..runfiles import metrics_problem
 from .base import Run, Stage
 
-# The hybrid's dense share when the run has no validation questions to choose it: third-party
-# questions did best at 0.5-0.8 on two sets (docs/benchmarks.md).
+# The hybrid's dense share under `--hybrid-weight auto` when the run has no validation questions
+# to choose it: third-party questions did best at 0.5-0.8 on two sets (docs/benchmarks.md).
 DEFAULT_HYBRID_WEIGHT = 0.6
 
 
