@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.config import Config
-from ragtune.metrics import MRR_AT, model_rankings, rank_metrics
 from ragtune.fileio import read_json
+from ragtune.metrics import MRR_AT, model_rankings, rank_metrics
 from ragtune.records import Chunk, Pair, read_jsonl
 
 SHINGLE = 5
@@ -84,8 +84,14 @@ def question_suites(chunks: list[Chunk], held: list[Pair], bench_file: Path) -> 
 def load_run(run: Path, bench_file: Path) -> tuple[Config, list[Chunk], list[Pair], Suites]:
     """A finished run's Config, chunks and training pairs, and the question suites to score on."""
     settings = read_json(run / "config.json")
-    cfg = Config(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in settings.items()
-                    if k not in ("docs", "out", "themes_file", "pairs_files")}, docs=Path(settings["docs"]))
+    cfg = Config(
+        **{
+            k: (tuple(v) if isinstance(v, list) else v)
+            for k, v in settings.items()
+            if k not in ("docs", "out", "themes_file", "pairs_files")
+        },
+        docs=Path(settings["docs"]),
+    )
     chunk_list = read_jsonl(run / "chunks.jsonl", Chunk)
     pairs = read_jsonl(run / "pairs_train.jsonl", Pair)
     if (run / "pairs_lexical.jsonl").exists():
@@ -108,8 +114,9 @@ def scores(model: Any, chunks: list[Chunk], suites: Suites) -> dict[str, float]:
     return out
 
 
-def ragtune_train(model: Any, cfg: Config, pairs: list[Pair], chunks: dict[str, Chunk], run_dir: Path,
-                  work: Path) -> Any:
+def ragtune_train(
+    model: Any, cfg: Config, pairs: list[Pair], chunks: dict[str, Chunk], run_dir: Path, work: Path
+) -> Any:
     """ragtune's train stage: the same call and validation set-up as ragtune.stages.train."""
     # Imported here: the scripts that only score never pay for the trainer's imports.
     from ragtune.stages.train import VALIDATION_CORPUS
@@ -123,8 +130,17 @@ def ragtune_train(model: Any, cfg: Config, pairs: list[Pair], chunks: dict[str, 
     random.Random(cfg.seed).shuffle(others)
     keep = own | set(others[: max(0, VALIDATION_CORPUS - len(own))])
     corpus = [c for cid, c in chunks.items() if cid in keep]
-    validation = Validation([p.query for p in val], [p.kind or p.generator for p in val], [p.chunk_id for p in val],
-                            [c.id for c in corpus], [c.text for c in corpus]) if val else None
+    validation = (
+        Validation(
+            [p.query for p in val],
+            [p.kind or p.generator for p in val],
+            [p.chunk_id for p in val],
+            [c.id for c in corpus],
+            [c.text for c in corpus],
+        )
+        if val
+        else None
+    )
     return fine_tune(model, pairs, chunks, cfg, work, "cpu", validation=validation)
 
 

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from bench.common import DEFAULT_BENCH, alternate, cpu_flags, load_run, scores
-from ragtune.models import encoding_in, load_model
 from ragtune.fileio import read_json
+from ragtune.models import encoding_in, load_model
 from ragtune.retrieval import embed, retrieval_units
 
 PRECISIONS = ("fp32", "bf16")
@@ -37,8 +37,11 @@ def main() -> int:
     model = load_model(str(run / "model"), "cpu")
     model.max_seq_length = read_json(run / "manifest.json")["stages"]["chunk"]["max_seq_length"]
     units = retrieval_units([c.text for c in chunk_list], cfg.passage_words, cfg.passage_stride)
-    print(f"# CPU flags: {cpu_flags()}; {len(units.texts)} units ({len(chunk_list)} chunks), "
-          f"max_seq_length {model.max_seq_length}", file=sys.stderr)
+    print(
+        f"# CPU flags: {cpu_flags()}; {len(units.texts)} units ({len(chunk_list)} chunks), "
+        f"max_seq_length {model.max_seq_length}",
+        file=sys.stderr,
+    )
     seconds: dict[str, list[float]] = {p: [] for p in PRECISIONS}
     vectors = {}
     for r, precision in alternate(args.rounds, PRECISIONS):
@@ -49,8 +52,10 @@ def main() -> int:
         print(f"round {r + 1}: {precision} {seconds[precision][-1]:.1f}s", flush=True)
     fp32, bf16 = min(seconds["fp32"]), min(seconds["bf16"])
     cos = (vectors["fp32"] * vectors["bf16"]).sum(axis=1)
-    print(f"\nencode {len(units.texts)} units: fp32 {fp32:.1f}s, bf16 {bf16:.1f}s (best of {args.rounds}): "
-          f"bf16 / fp32 time = {bf16 / fp32:.2f}")
+    print(
+        f"\nencode {len(units.texts)} units: fp32 {fp32:.1f}s, bf16 {bf16:.1f}s (best of {args.rounds}): "
+        f"bf16 / fp32 time = {bf16 / fp32:.2f}"
+    )
     print(f"cosine bf16 vs fp32 vector: min {cos.min():.5f}, mean {cos.mean():.5f}")
     quality = {}
     for precision in PRECISIONS:

@@ -127,7 +127,9 @@ def table(rows: list[Row]) -> str:
             oov = sum(1 for t in r.tokens if t not in ref_set) / n
             miss = sum(1 for t in ref if t not in own_set) / max(1, len(ref))
             joins, splits = _joins_and_splits(r.tokens, ref_set)
-            frag = sum(1 for t in r.tokens if _LIGATURE.search(t) or (t not in ref_set and _LIGATURE_FRAGMENTS.match(t)))
+            frag = sum(
+                1 for t in r.tokens if _LIGATURE.search(t) or (t not in ref_set and _LIGATURE_FRAGMENTS.match(t))
+            )
             out.append(
                 f"{pdf[:34]:<34} {r.backend:<13} {r.stage:<6} {len(r.tokens):>7} {100 * oov:>6.2f} "
                 f"{100 * miss:>6.2f} {joins:>5} {splits:>5} {frag:>5} {100 * r.garbled_share:>6.2f} {r.seconds:>6.2f}"

@@ -32,8 +32,9 @@ print(time.perf_counter() - t, len(pairs), len(chunks))
 
 def time_once(repo: Path, run_dir: Path) -> tuple[float, int, int]:
     env = {**os.environ, "PYTHONPATH": str(repo)}
-    out = subprocess.run([sys.executable, "-c", CHILD, str(run_dir)], env=env, cwd=repo,
-                         capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(run_dir)], env=env, cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.split()
     return float(out[0]), int(out[1]), int(out[2])
 
 

@@ -74,15 +74,30 @@ def child(kind: str, rows: int, dim: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         index.save(Path(tmp))
         size = (Path(tmp) / "index.faiss").stat().st_size
-    print(json.dumps({"kind": kind, "build_s": build_s, "vectors_mb": vecs.nbytes / 2**20,
-                      "peak_rise_mb": peak, "kept_mb": kept, "file_mb": size / 2**20}))
+    print(
+        json.dumps(
+            {
+                "kind": kind,
+                "build_s": build_s,
+                "vectors_mb": vecs.nbytes / 2**20,
+                "peak_rise_mb": peak,
+                "kept_mb": kept,
+                "file_mb": size / 2**20,
+            }
+        )
+    )
 
 
 def memory(rows: int, dim: int) -> dict[str, dict]:
     out = {}
     for kind in KINDS:
-        done = subprocess.run([sys.executable, "-m", __spec__.name, "--child", kind, "--rows", str(rows),
-                               "--dim", str(dim)], cwd=REPO, capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [sys.executable, "-m", __spec__.name, "--child", kind, "--rows", str(rows), "--dim", str(dim)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         out[kind] = json.loads(done.stdout.strip().splitlines()[-1])
     return out
 
@@ -100,8 +115,10 @@ def main() -> None:
         return
 
     vecs, queries, targets = corpus(args.rows, args.dim, args.queries)
-    print(f"{args.rows} rows x {args.dim} dims around {CENTRES} centres, {args.queries} queries "
-          f"(noisy copies of known rows), top {K}")
+    print(
+        f"{args.rows} rows x {args.dim} dims around {CENTRES} centres, {args.queries} queries "
+        f"(noisy copies of known rows), top {K}"
+    )
     indexes, build = {}, {}
     for kind, approx in KINDS.items():
         t = time.perf_counter()
@@ -124,16 +141,22 @@ def main() -> None:
         same = back.search(queries, K)[1].tolist() == found["hnsw"].tolist()
 
     mem = memory(args.rows, args.dim)
-    print(f"{'index':<6}{'build s':>9}{'ms/query':>10}{'found@10':>10}{'recall@10':>11}"
-          f"{'build peak MB':>15}{'kept MB':>9}{'file MB':>9}")
+    print(
+        f"{'index':<6}{'build s':>9}{'ms/query':>10}{'found@10':>10}{'recall@10':>11}"
+        f"{'build peak MB':>15}{'kept MB':>9}{'file MB':>9}"
+    )
     for kind in KINDS:
         hit = np.mean([t in row for t, row in zip(targets.tolist(), found[kind].tolist())])
         r = 1.0 if kind == "flat" else recall
-        print(f"{kind:<6}{build[kind]:>9.1f}{1000 * statistics.median(times[kind]):>10.3f}{hit:>10.3f}{r:>11.3f}"
-              f"{mem[kind]['peak_rise_mb']:>15.0f}{mem[kind]['kept_mb']:>9.0f}{mem[kind]['file_mb']:>9.0f}")
+        print(
+            f"{kind:<6}{build[kind]:>9.1f}{1000 * statistics.median(times[kind]):>10.3f}{hit:>10.3f}{r:>11.3f}"
+            f"{mem[kind]['peak_rise_mb']:>15.0f}{mem[kind]['kept_mb']:>9.0f}{mem[kind]['file_mb']:>9.0f}"
+        )
     ratio = statistics.median(times["flat"]) / statistics.median(times["hnsw"])
     print(f"query speed, HNSW over flat (median of {args.rounds} alternating rounds): {ratio:.1f}x")
-    print(f"vectors alone: {mem['flat']['vectors_mb']:.0f} MB; HNSW save/load round trip gives the same results: {same}")
+    print(
+        f"vectors alone: {mem['flat']['vectors_mb']:.0f} MB; HNSW save/load round trip gives the same results: {same}"
+    )
 
 
 if __name__ == "__main__":

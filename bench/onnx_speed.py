@@ -44,16 +44,24 @@ def chunk_pdfs(pdfs: list[Path], model: Any) -> list[Chunk]:
     from ragtune.config import Config
     from ragtune.extract import extract_folder
 
-    defaults = {f: Config.__dataclass_fields__[f].default for f in ("chunk_tokens", "chunk_overlap", "min_chunk_tokens")}
+    defaults = {
+        f: Config.__dataclass_fields__[f].default for f in ("chunk_tokens", "chunk_overlap", "min_chunk_tokens")
+    }
     pages = [p for pdf in pdfs for p in extract_folder(pdf).pages]
-    return chunk_pages(pages, model.tokenizer, defaults["chunk_tokens"], defaults["chunk_overlap"],
-                       model.max_seq_length - 2, defaults["min_chunk_tokens"]).chunks
+    return chunk_pages(
+        pages,
+        model.tokenizer,
+        defaults["chunk_tokens"],
+        defaults["chunk_overlap"],
+        model.max_seq_length - 2,
+        defaults["min_chunk_tokens"],
+    ).chunks
 
 
 def hits(chunk_vecs: Any, chunk_ids: list[str], q_vecs: Any, relevant: list[set[str]]) -> dict[str, float]:
     from ragtune.metrics import rank_metrics
 
-    top = (-(q_vecs @ chunk_vecs.T)).argsort(axis=1)[:, :max(KS + (10,))]
+    top = (-(q_vecs @ chunk_vecs.T)).argsort(axis=1)[:, : max(KS + (10,))]
     return rank_metrics([[chunk_ids[i] for i in row] for row in top], relevant, KS)
 
 
@@ -85,30 +93,38 @@ def main() -> int:
         export_s = time.perf_counter() - t
         st = load_model(str(model_dir), "cpu")
         engines: dict[str, Any] = {
-            "torch fp32": lambda texts: st.encode(texts, batch_size=32, normalize_embeddings=True,
-                                                  show_progress_bar=False),
+            "torch fp32": lambda texts: st.encode(
+                texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False
+            ),
         }
         for label, file in (("onnx fp32", "model.onnx"), ("onnx int8", INT8_FILE)):
             enc = OnnxEncoder(model_dir, file, threads=args.threads)
             engines[label] = lambda texts, enc=enc: enc.encode(texts, batch_size=32, normalize_embeddings=True)
 
         run_chunks = read_jsonl(args.run_dir / "chunks.jsonl", Chunk) if args.run_dir else None
-        texts = ([c.text for c in run_chunks] if run_chunks
-                 else [c.text for c in chunk_pdfs(sorted((REPO / "resources").glob("*.pdf")), st)])
+        texts = (
+            [c.text for c in run_chunks]
+            if run_chunks
+            else [c.text for c in chunk_pdfs(sorted((REPO / "resources").glob("*.pdf")), st)]
+        )
         if args.limit:
             texts = texts[: args.limit]
-        print(f"model: {source} ({'run' if args.run_dir else 'bundled base'}); export {export_s:.0f}s: "
-              + ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in written))
-        print(f"speed texts: {len(texts)} ({'the run chunks' if run_chunks else 'resources/*.pdf chunks'}), "
-              f"batch 32, {args.threads} threads for torch and onnxruntime alike, {args.rounds} rounds alternating, "
-              f"max_seq_length {st.max_seq_length}; torch {torch.__version__}, "
-              f"onnxruntime {__import__('onnxruntime').__version__}")
+        print(
+            f"model: {source} ({'run' if args.run_dir else 'bundled base'}); export {export_s:.0f}s: "
+            + ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in written)
+        )
+        print(
+            f"speed texts: {len(texts)} ({'the run chunks' if run_chunks else 'resources/*.pdf chunks'}), "
+            f"batch 32, {args.threads} threads for torch and onnxruntime alike, {args.rounds} rounds alternating, "
+            f"max_seq_length {st.max_seq_length}; torch {torch.__version__}, "
+            f"onnxruntime {__import__('onnxruntime').__version__}"
+        )
 
         times: dict[str, list[float]] = {k: [] for k in engines}
         vecs: dict[str, Any] = {}
         for r in range(args.rounds):
             # Alternate the order, so no engine always runs first (warm caches) or last.
-            for label in (list(engines) if r % 2 == 0 else list(engines)[::-1]):
+            for label in list(engines) if r % 2 == 0 else list(engines)[::-1]:
                 t = time.perf_counter()
                 vecs[label] = engines[label](texts)
                 times[label].append(time.perf_counter() - t)
@@ -116,8 +132,10 @@ def main() -> int:
         print(f"\n{'encoder':<12}{'texts/s':>9}{'x torch':>9}{'cos min':>9}{'cos mean':>9}   seconds per round")
         for label, ts in times.items():
             cos = (vecs[label] * vecs["torch fp32"]).sum(1)
-            print(f"{label:<12}{len(texts) / statistics.median(ts):>9.1f}{base / statistics.median(ts):>9.2f}"
-                  f"{cos.min():>9.4f}{cos.mean():>9.4f}   " + " ".join(f"{t:.1f}" for t in ts))
+            print(
+                f"{label:<12}{len(texts) / statistics.median(ts):>9.1f}{base / statistics.median(ts):>9.2f}"
+                f"{cos.min():>9.4f}{cos.mean():>9.4f}   " + " ".join(f"{t:.1f}" for t in ts)
+            )
 
         if not args.bench.exists() or not NIST_PDF.exists():
             print(f"\nhit@5 skipped: {args.bench} or {NIST_PDF} not found")
@@ -130,8 +148,10 @@ def main() -> int:
         questions, relevant = [bench[i][0] for i in keep], [rel[i] for i in keep]
         ids = [c.id for c in corpus]
         same = [c.text for c in corpus] == texts
-        print(f"\nhit@k on {args.bench.name}: {len(keep)} of {len(bench)} questions with a relevant chunk, "
-              f"{len(corpus)} chunks of {NIST_PDF.name} ({'the run chunks' if corpus is run_chunks else 'ragtune chunking'})")
+        print(
+            f"\nhit@k on {args.bench.name}: {len(keep)} of {len(bench)} questions with a relevant chunk, "
+            f"{len(corpus)} chunks of {NIST_PDF.name} ({'the run chunks' if corpus is run_chunks else 'ragtune chunking'})"
+        )
         print(f"{'encoder':<12}" + "".join(f"{'hit@' + str(k):>9}" for k in KS) + f"{'mrr@10':>9}")
         for label, encode in engines.items():
             chunk_vecs = vecs[label] if same else encode([c.text for c in corpus])

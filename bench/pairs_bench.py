@@ -45,12 +45,21 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=None, help="default: the small preset's")
     args = ap.parse_args()
 
-    cfg = PairsConfig(pairs_files=tuple(DATA / f for f in PAIRS), alternatives=tuple(DATA / f for f in ALTERNATIVES),
-                      out=args.out, loss=args.loss, epochs=args.epochs, learning_rate=args.lr, device="cpu")
+    cfg = PairsConfig(
+        pairs_files=tuple(DATA / f for f in PAIRS),
+        alternatives=tuple(DATA / f for f in ALTERNATIVES),
+        out=args.out,
+        loss=args.loss,
+        epochs=args.epochs,
+        learning_rate=args.lr,
+        device="cpu",
+    )
     start = time.perf_counter()
     result = run_pairs(cfg, log=lambda msg: print(msg, flush=True))
     m = result.metrics
-    print(f"\n{time.perf_counter() - start:.0f}s total, {result.train['steps']} steps in {result.train['seconds']:.0f}s")
+    print(
+        f"\n{time.perf_counter() - start:.0f}s total, {result.train['steps']} steps in {result.train['seconds']:.0f}s"
+    )
     print(f"\nAll {m['n_eval']} held-out pairs ({m['n_train']} trained on):")
     print(f"{'':<12}{'pearson':>10}{'spearman':>10}")
     for label, key in (("base", "before"), ("fine-tuned", "after")):
@@ -69,8 +78,10 @@ def main() -> int:
             print(f"{name:<22}{len(subset):>4}   (one label only: correlation undefined)")
             continue
         b, t = evaluate_pairs(base, subset), evaluate_pairs(tuned, subset)
-        print(f"{name:<22}{len(subset):>4}{b['pearson']:>9.4f}{b['spearman']:>9.4f}"
-              f"{t['pearson']:>9.4f}{t['spearman']:>9.4f}")
+        print(
+            f"{name:<22}{len(subset):>4}{b['pearson']:>9.4f}{b['spearman']:>9.4f}"
+            f"{t['pearson']:>9.4f}{t['spearman']:>9.4f}"
+        )
     return 0
 
 

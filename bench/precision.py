@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 from bench.common import DEFAULT_BENCH, alternate, cpu_flags, load_run, ragtune_train, scores
-from ragtune.models import load_model, resolve_base_model
 from ragtune.fileio import read_json
+from ragtune.models import load_model, resolve_base_model
 
 
 def main() -> int:
@@ -55,8 +55,11 @@ def main() -> int:
             result = ragtune_train(model, settings, pairs, chunks, run, Path(work))
             seconds = time.perf_counter() - start
         per_step[precision].append(seconds / max(result.steps, 1))
-        print(f"round {r + 1}: {precision} {result.steps} steps in {seconds:.0f}s "
-              f"({per_step[precision][-1]:.2f} s/step, trained in {result.precision})", flush=True)
+        print(
+            f"round {r + 1}: {precision} {result.steps} steps in {seconds:.0f}s "
+            f"({per_step[precision][-1]:.2f} s/step, trained in {result.precision})",
+            flush=True,
+        )
         if r == 0 and not args.no_score:
             quality[precision] = scores(model, chunk_list, suites)
     fp32, bf16 = min(per_step["fp32"]), min(per_step["bf16"])

@@ -45,13 +45,20 @@ def tiny_model(folder: Path) -> Path:
 
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(str(bundled_model_path()))
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=300)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=300,
+    )
     BertModel(config).save_pretrained(folder / "hf")
     tokenizer.save_pretrained(folder / "hf")
     transformer = Transformer(str(folder / "hf"), max_seq_length=256)
-    SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), "mean")]) \
-        .save(str(folder / "st"))
+    SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), "mean")]).save(
+        str(folder / "st")
+    )
     return folder / "st"
 
 
@@ -78,28 +85,41 @@ def build(store_kind: str, target: Path, texts: list[str], dim: int) -> None:
 
             client = QdrantClient(path=str(target))
             if not client.collection_exists("app"):
-                client.create_collection("app", vectors_config=models.VectorParams(size=dim,
-                                                                                   distance=models.Distance.COSINE))
-            client.upsert("app", points=[models.PointStruct(id=i, vector=v.tolist(),
-                                                            payload={"page_content": t, "metadata": {"n": n}})
-                                         for n, (i, t, v) in enumerate(zip(ids[part], texts[part], vecs), start)])
+                client.create_collection(
+                    "app", vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE)
+                )
+            client.upsert(
+                "app",
+                points=[
+                    models.PointStruct(id=i, vector=v.tolist(), payload={"page_content": t, "metadata": {"n": n}})
+                    for n, (i, t, v) in enumerate(zip(ids[part], texts[part], vecs), start)
+                ],
+            )
             client.close()
         elif store_kind == "chroma":
             import chromadb
 
             col = chromadb.PersistentClient(path=str(target)).get_or_create_collection(
-                "app", metadata={"hnsw:space": "cosine"}, embedding_function=None)
-            col.add(ids=ids[part], embeddings=vecs, documents=texts[part],
-                    metadatas=[{"n": n} for n in range(start, start + len(vecs))])
+                "app", metadata={"hnsw:space": "cosine"}, embedding_function=None
+            )
+            col.add(
+                ids=ids[part],
+                embeddings=vecs,
+                documents=texts[part],
+                metadatas=[{"n": n} for n in range(start, start + len(vecs))],
+            )
         else:
             import lancedb
             import pyarrow as pa
 
             db = lancedb.connect(str(target))
-            rows = [{"id": i, "text": t, "vector": v.tolist(), "n": n}
-                    for n, (i, t, v) in enumerate(zip(ids[part], texts[part], vecs), start)]
-            schema = pa.schema([("id", pa.string()), ("text", pa.string()), ("vector", pa.list_(pa.float32(), dim)),
-                                ("n", pa.int64())])
+            rows = [
+                {"id": i, "text": t, "vector": v.tolist(), "n": n}
+                for n, (i, t, v) in enumerate(zip(ids[part], texts[part], vecs), start)
+            ]
+            schema = pa.schema(
+                [("id", pa.string()), ("text", pa.string()), ("vector", pa.list_(pa.float32(), dim)), ("n", pa.int64())]
+            )
             table = pa.Table.from_pylist(rows, schema=schema)
             if "app" in set(getattr(db.list_tables(), "tables", [])):
                 db.open_table("app").add(table)
@@ -119,9 +139,17 @@ def child(store_kind: str, target: str, model_dir: str, batch: int) -> None:
     result = reindex(store, "app", model, weights_digest(model), batch_size=batch)
     seconds = time.perf_counter() - start
     close(store)
-    print(json.dumps({"records": result.n_records, "seconds": round(seconds, 1),
-                      "records_per_s": round(result.n_records / seconds, 1), "rss_before_mb": round(rss),
-                      "peak_rss_mb": round(_status_mb("VmHWM"))}))
+    print(
+        json.dumps(
+            {
+                "records": result.n_records,
+                "seconds": round(seconds, 1),
+                "records_per_s": round(result.n_records / seconds, 1),
+                "rss_before_mb": round(rss),
+                "peak_rss_mb": round(_status_mb("VmHWM")),
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -147,10 +175,28 @@ def main() -> None:
         dim = load_model(model_dir, "cpu").get_embedding_dimension()
         t0 = time.perf_counter()
         build(args.store, root / "store", texts, dim)
-        print(f"{args.store}: {len(texts)} records ({n_demo} demo chunks{' replicated' if args.records else ''}), "
-              f"{args.model} model ({dim} dims), collection built in {time.perf_counter() - t0:.0f}s", flush=True)
-        out = subprocess.run([sys.executable, "-m", __spec__.name, "--child", args.store, str(root / "store"), model_dir,
-                              "--batch-size", str(args.batch_size)], cwd=REPO, check=True, capture_output=True, text=True)
+        print(
+            f"{args.store}: {len(texts)} records ({n_demo} demo chunks{' replicated' if args.records else ''}), "
+            f"{args.model} model ({dim} dims), collection built in {time.perf_counter() - t0:.0f}s",
+            flush=True,
+        )
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                __spec__.name,
+                "--child",
+                args.store,
+                str(root / "store"),
+                model_dir,
+                "--batch-size",
+                str(args.batch_size),
+            ],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         print(out.stdout.strip().splitlines()[-1])
 
 

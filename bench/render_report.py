@@ -17,8 +17,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
 # Appended to a copy of the page: stamps each image's decoded width into the DOM for --dump-dom.
 PROBE = """<script>window.addEventListener('load', () => { document.body.setAttribute('data-decoded',
 [...document.images].filter(i => i.complete && i.naturalWidth > 0).length + '/' + document.images.length); });
@@ -26,8 +35,9 @@ PROBE = """<script>window.addEventListener('load', () => { document.body.setAttr
 
 
 def chromium(binary: str, profile: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([binary, *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [binary, *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,8 +56,13 @@ def main(argv: list[str] | None = None) -> int:
         probe = Path(tmp) / "probe.html"
         probe.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
         dom = chromium(args.chromium, f"{tmp}/p1", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
-        shot = chromium(args.chromium, f"{tmp}/p2", f"--screenshot={out.resolve()}",
-                        f"--window-size=1100,{args.height}", page.resolve().as_uri())
+        shot = chromium(
+            args.chromium,
+            f"{tmp}/p2",
+            f"--screenshot={out.resolve()}",
+            f"--window-size=1100,{args.height}",
+            page.resolve().as_uri(),
+        )
     decoded = re.search(r'data-decoded="(\d+)/(\d+)"', dom.stdout)
     if shot.returncode != 0 or not out.is_file():
         print(f"render_report: chromium failed: {shot.stderr[-500:]}", file=sys.stderr)

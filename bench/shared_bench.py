@@ -51,18 +51,30 @@ def chars1000_chunks(pages: list[Page]) -> list[Chunk]:
     return out
 
 
-def dense(model: Any, texts: list[str], ids: list[str], questions: list[str], passage_words: int,
-          chunk_weight: float = 0.5, stride: int = 1) -> tuple[list[list[str]], Any]:
+def dense(
+    model: Any,
+    texts: list[str],
+    ids: list[str],
+    questions: list[str],
+    passage_words: int,
+    chunk_weight: float = 0.5,
+    stride: int = 1,
+) -> tuple[list[list[str]], Any]:
     """Rankings of `model` over the chunks, one vector each (`passage_words` 0) or with passages, and the
     (scores, positions) search result they come from."""
-    found = dense_index(model, texts, passage_words, chunk_weight, stride=stride).search(embed(model, questions),
-                                                                                       DEPTH)
+    found = dense_index(model, texts, passage_words, chunk_weight, stride=stride).search(embed(model, questions), DEPTH)
     return positions_to_ids(found[1], ids), found
 
 
-def score_bench(chunks: list[Chunk], bench: list[tuple[str, list[str]]], models: dict[str, Any],
-                passage_words: int, chunk_weight: float = 0.5,
-                hybrid_weight: float = 0.6, stride: int = 1) -> tuple[dict[str, dict[str, float]], int]:
+def score_bench(
+    chunks: list[Chunk],
+    bench: list[tuple[str, list[str]]],
+    models: dict[str, Any],
+    passage_words: int,
+    chunk_weight: float = 0.5,
+    hybrid_weight: float = 0.6,
+    stride: int = 1,
+) -> tuple[dict[str, dict[str, float]], int]:
     """Metrics per retriever (`passage_words` 0: no passage rows). The hybrid rows are ragtune's
     own (weighted score sum, the model's share `hybrid_weight`) and reciprocal-rank fusion."""
     rel = relevant_sets(chunks, bench)
@@ -78,13 +90,15 @@ def score_bench(chunks: list[Chunk], bench: list[tuple[str, list[str]]], models:
         t = time.perf_counter()
         rankings[label], found[label] = dense(model, texts, ids, questions, 0)
         if passage_words:
-            rankings[f"{label}, passages"], found[f"{label}, passages"] = dense(model, texts, ids, questions,
-                                                                               passage_words, chunk_weight, stride)
+            rankings[f"{label}, passages"], found[f"{label}, passages"] = dense(
+                model, texts, ids, questions, passage_words, chunk_weight, stride
+            )
         print(f"# {label}: {time.perf_counter() - t:.0f}s", file=sys.stderr)
     if "fine-tuned" in models:
         best = "fine-tuned, passages" if passage_words else "fine-tuned"
         rankings[f"hybrid ({best} + BM25, {hybrid_weight:g}:{1 - hybrid_weight:g})"] = positions_to_ids(
-            fuse(found[best], lexical, hybrid_weight, DEPTH), ids)
+            fuse(found[best], lexical, hybrid_weight, DEPTH), ids
+        )
         rankings[f"hybrid ({best} + BM25, RRF)"] = rrf(rankings[best], rankings["BM25"])
     return {name: rank_metrics([r[:depth] for r in rk], relevant, KS) for name, rk in rankings.items()}, len(keep)
 
@@ -95,14 +109,24 @@ def main() -> int:
     ap.add_argument("--bench", type=Path, default=DEFAULT_BENCH)
     ap.add_argument("--chunking", choices=("run", "chars1000", "both"), default="both")
     ap.add_argument("--model", type=Path, help="score this model folder as the fine-tuned one (default: RUN_DIR/model)")
-    ap.add_argument("--passage-words", type=int, default=20,
-                    help="passages of whole sentences, at least this many words")
-    ap.add_argument("--passage-stride", type=int, default=None,
-                    help="a passage starts at every S-th sentence; 0: no overlap (default: the run's own setting)")
-    ap.add_argument("--chunk-weight", type=float, default=0.5,
-                    help="a chunk scores (best passage + W * chunk) / (1 + W)")
-    ap.add_argument("--hybrid-weight", type=float, default=None,
-                    help="the model's share of the hybrid score (default: the run's own setting)")
+    ap.add_argument(
+        "--passage-words", type=int, default=20, help="passages of whole sentences, at least this many words"
+    )
+    ap.add_argument(
+        "--passage-stride",
+        type=int,
+        default=None,
+        help="a passage starts at every S-th sentence; 0: no overlap (default: the run's own setting)",
+    )
+    ap.add_argument(
+        "--chunk-weight", type=float, default=0.5, help="a chunk scores (best passage + W * chunk) / (1 + W)"
+    )
+    ap.add_argument(
+        "--hybrid-weight",
+        type=float,
+        default=None,
+        help="the model's share of the hybrid score (default: the run's own setting)",
+    )
     ap.add_argument("--quick", action="store_true", help="passages on the run's own chunks only")
     ap.add_argument("--no-base", action="store_true", help="skip the base model (faster)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
@@ -115,26 +139,41 @@ def main() -> int:
     bench = load_bench(args.bench)
     models = {} if args.no_base else {"base": load_model(resolve_base_model(cfg["base_model"]))}
     models["fine-tuned"] = load_model(str(args.model or args.run_dir / "model"))
-    chunkings = {"run": lambda: read_jsonl(args.run_dir / "chunks.jsonl", Chunk),
-                 "chars1000": lambda: chars1000_chunks(read_jsonl(args.run_dir / "pages.jsonl", Page))}
+    chunkings = {
+        "run": lambda: read_jsonl(args.run_dir / "chunks.jsonl", Chunk),
+        "chars1000": lambda: chars1000_chunks(read_jsonl(args.run_dir / "pages.jsonl", Page)),
+    }
     names = list(chunkings) if args.chunking == "both" else [args.chunking]
-    print(f"bench: {args.bench.name}, {len(bench)} questions; run {args.run_dir}"
-          + (f"; model {args.model}" if args.model else ""))
+    print(
+        f"bench: {args.bench.name}, {len(bench)} questions; run {args.run_dir}"
+        + (f"; model {args.model}" if args.model else "")
+    )
     # A run written before passages could overlap has no passage_stride: it cut them without overlap.
     stride = args.passage_stride if args.passage_stride is not None else cfg.get("passage_stride", 0)
     windows = f"one starting every {stride} sentence(s)" if stride else "without overlap"
-    print(f"hit rule: >= half of a context's word {SHINGLE}-grams, or a shared run of >= {MIN_RUN} words; "
-          f"passages: >= {args.passage_words} words, {windows}, a chunk scores (best passage + "
-          f"{args.chunk_weight} * chunk) / {1 + args.chunk_weight}")
+    print(
+        f"hit rule: >= half of a context's word {SHINGLE}-grams, or a shared run of >= {MIN_RUN} words; "
+        f"passages: >= {args.passage_words} words, {windows}, a chunk scores (best passage + "
+        f"{args.chunk_weight} * chunk) / {1 + args.chunk_weight}"
+    )
     out: dict[str, Any] = {}
     keys = [f"hit@{k}" for k in KS] + [f"mrr@{MRR_AT}"]
     for name in names:
         chunks = chunkings[name]()
         weight = args.hybrid_weight if args.hybrid_weight is not None else cfg.get("hybrid_weight", 0.6)
-        results, n = score_bench(chunks, bench, models, 0 if args.quick and name != "run" else args.passage_words,
-                                 args.chunk_weight, weight, stride)
-        print(f"\n## chunking {name}: {len(chunks)} chunks, {n} questions with a relevant chunk "
-              f"({len(bench) - n} without: counted out)")
+        results, n = score_bench(
+            chunks,
+            bench,
+            models,
+            0 if args.quick and name != "run" else args.passage_words,
+            args.chunk_weight,
+            weight,
+            stride,
+        )
+        print(
+            f"\n## chunking {name}: {len(chunks)} chunks, {n} questions with a relevant chunk "
+            f"({len(bench) - n} without: counted out)"
+        )
         print(f"{'retriever':<44}" + "".join(f"{k:>9}" for k in keys))
         for label, m in results.items():
             print(f"{label:<44}" + "".join(f"{m[k]:>9.3f}" for k in keys))

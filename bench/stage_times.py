@@ -39,8 +39,11 @@ def main() -> int:
     cfg = _config_from_args(args)
     import torch
 
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; docs {cfg.docs}", file=sys.stderr)
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; docs {cfg.docs}",
+        file=sys.stderr,
+    )
     reporter = TimingReporter()
     start = time.perf_counter()
     result = Pipeline(cfg, reporter).run()
@@ -50,8 +53,10 @@ def main() -> int:
         print(f"{name:<10}{seconds:>9.1f}  {summary}")
     print(f"{'total':<10}{total:>9.1f}")
     m = result.metrics
-    print(f"held-out hit@5 {m['before']['hit@5']:.3f} -> {m['after']['hit@5']:.3f}, "
-          f"MRR@10 {m['before']['mrr@10']:.3f} -> {m['after']['mrr@10']:.3f} (BM25 hit@5 {m['bm25']['hit@5']:.3f})")
+    print(
+        f"held-out hit@5 {m['before']['hit@5']:.3f} -> {m['after']['hit@5']:.3f}, "
+        f"MRR@10 {m['before']['mrr@10']:.3f} -> {m['after']['mrr@10']:.3f} (BM25 hit@5 {m['bm25']['hit@5']:.3f})"
+    )
     return 0
 
 

@@ -32,13 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import DEFAULT_BENCH, alternate, load_run, ragtune_train, scores
-from ragtune.models import load_model, resolve_base_model
 from ragtune.fileio import read_json
+from ragtune.models import load_model, resolve_base_model
 from ragtune.records import Chunk, Pair
 
 
-def plain_train(model: Any, pairs: list[Pair], chunks: dict[str, Chunk], epochs: float, lr: float, seed: int,
-                work: Path) -> None:
+def plain_train(
+    model: Any, pairs: list[Pair], chunks: dict[str, Chunk], epochs: float, lr: float, seed: int, work: Path
+) -> None:
     """The textbook recipe: one row per pair, MNRL, no-duplicates batches of 32."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
@@ -47,12 +48,22 @@ def plain_train(model: Any, pairs: list[Pair], chunks: dict[str, Chunk], epochs:
 
     data = Dataset.from_dict({"anchor": [p.query for p in pairs], "positive": [chunks[p.chunk_id].text for p in pairs]})
     args = SentenceTransformerTrainingArguments(
-        output_dir=str(work), num_train_epochs=epochs, per_device_train_batch_size=32, learning_rate=lr,
-        warmup_steps=0.1, seed=seed, batch_sampler=BatchSamplers.NO_DUPLICATES, save_strategy="no",
-        report_to="none", disable_tqdm=True, use_cpu=True, logging_steps=50,
+        output_dir=str(work),
+        num_train_epochs=epochs,
+        per_device_train_batch_size=32,
+        learning_rate=lr,
+        warmup_steps=0.1,
+        seed=seed,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=True,
+        logging_steps=50,
     )
-    SentenceTransformerTrainer(model=model, args=args, train_dataset=data,
-                               loss=MultipleNegativesRankingLoss(model)).train()
+    SentenceTransformerTrainer(
+        model=model, args=args, train_dataset=data, loss=MultipleNegativesRankingLoss(model)
+    ).train()
 
 
 def main() -> int:
@@ -68,8 +79,11 @@ def main() -> int:
     chunks = {c.id: c for c in chunk_list}
     base = load_model(resolve_base_model(cfg.base_model), "cpu")
     seq_length = read_json(run / "manifest.json")["stages"]["chunk"]["max_seq_length"]
-    print(f"# {len(pairs)} pairs over {len({p.chunk_id for p in pairs})} chunks, {cfg.epochs} epochs; "
-          f"base max_seq_length {base.max_seq_length}, ragtune's {seq_length}", file=sys.stderr)
+    print(
+        f"# {len(pairs)} pairs over {len({p.chunk_id for p in pairs})} chunks, {cfg.epochs} epochs; "
+        f"base max_seq_length {base.max_seq_length}, ragtune's {seq_length}",
+        file=sys.stderr,
+    )
     times: dict[str, list[float]] = {"plain": [], "ragtune": []}
     quality: dict[str, dict[str, float]] = {}
     for r, name in alternate(args.rounds, ("plain", "ragtune")):
@@ -87,7 +101,9 @@ def main() -> int:
             model.max_seq_length = seq_length  # score both models on whole chunks
             quality[name] = scores(model, chunk_list, suites)
     plain, ours = min(times["plain"]), min(times["ragtune"])
-    print(f"\ntime: plain {plain:.0f}s, ragtune {ours:.0f}s (best of {args.rounds}): ragtune / plain = {ours / plain:.2f}")
+    print(
+        f"\ntime: plain {plain:.0f}s, ragtune {ours:.0f}s (best of {args.rounds}): ragtune / plain = {ours / plain:.2f}"
+    )
     keys = list(quality["plain"])
     print(f"{'':<26}{'plain':>9}{'ragtune':>9}")
     for k in keys:

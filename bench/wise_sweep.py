@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 
 from bench.common import DEFAULT_BENCH, question_suites
+from ragtune.fileio import read_json
 from ragtune.metrics import MRR_AT, rank_metrics
 from ragtune.models import load_model, resolve_base_model
-from ragtune.fileio import read_json
 from ragtune.records import Chunk, Pair, read_jsonl
 from ragtune.retrieval import dense_index, embed, positions_to_ids
 from ragtune.training.validation import mix_with_base, weights

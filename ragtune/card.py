@@ -39,10 +39,14 @@ def retriever_rows(metrics: dict[str, Any]) -> list[tuple[str, dict[str, float]]
     ['base', 'fine-tuned', 'BM25']
     """
     weight = metrics.get("hybrid_weight")
-    labels = [("base", "before"), ("base, with passages", "before_passages"), ("fine-tuned", "after"),
-              ("fine-tuned, with passages", "after_passages"), ("BM25", "bm25"),
-              ("hybrid, fine-tuned + BM25" + (f" ({weight:.1f} : {1 - weight:.1f})" if weight is not None else ""),
-               "hybrid")]
+    labels = [
+        ("base", "before"),
+        ("base, with passages", "before_passages"),
+        ("fine-tuned", "after"),
+        ("fine-tuned, with passages", "after_passages"),
+        ("BM25", "bm25"),
+        ("hybrid, fine-tuned + BM25" + (f" ({weight:.1f} : {1 - weight:.1f})" if weight is not None else ""), "hybrid"),
+    ]
     return [(label, metrics[key]) for label, key in labels if key in metrics]
 
 
@@ -50,14 +54,20 @@ def _served_line(served: dict[str, Any], weight: float | None, after: dict[str, 
     """The one line that says what `ragtune.Retriever` serves for this run, and why."""
     figures = f"held-out hit@5 {served['hit@5']:.3f}, MRR@10 {served['mrr@10']:.3f}"
     if served["mode"] == "bm25":
-        return ("Served: BM25 alone. Neither the fine-tuned model nor its hybrid with BM25 beat BM25 on the "
-                f"validation questions, so ragtune.Retriever and `ragtune search` use BM25 for this run ({figures}; "
-                f"the fine-tuned model alone: hit@5 {after['hit@5']:.3f}, MRR@10 {after['mrr@10']:.3f}).")
+        return (
+            "Served: BM25 alone. Neither the fine-tuned model nor its hybrid with BM25 beat BM25 on the "
+            f"validation questions, so ragtune.Retriever and `ragtune search` use BM25 for this run ({figures}; "
+            f"the fine-tuned model alone: hit@5 {after['hit@5']:.3f}, MRR@10 {after['mrr@10']:.3f})."
+        )
     if served["mode"] == "hybrid":
-        return (f"Served: the hybrid of the fine-tuned model and BM25 ({weight:.1f} : {1 - weight:.1f}), chosen on "
-                f"the validation questions; ragtune.Retriever and `ragtune search` use it by default ({figures}).")
-    return ("Served: the fine-tuned model alone, which did best on the validation questions; ragtune.Retriever "
-            f"and `ragtune search` use it by default ({figures}).")
+        return (
+            f"Served: the hybrid of the fine-tuned model and BM25 ({weight:.1f} : {1 - weight:.1f}), chosen on "
+            f"the validation questions; ragtune.Retriever and `ragtune search` use it by default ({figures})."
+        )
+    return (
+        "Served: the fine-tuned model alone, which did best on the validation questions; ragtune.Retriever "
+        f"and `ragtune search` use it by default ({figures})."
+    )
 
 
 def metrics_table(metrics: dict[str, Any]) -> str:
@@ -84,14 +94,18 @@ def recommendation(metrics: dict[str, Any]) -> list[str]:
         return [_served_line(served, metrics.get("hybrid_weight"), after)]
     lines = []
     if "hybrid" in metrics and beats(after, metrics["hybrid"]):
-        lines.append("Recommendation: use hybrid retrieval (fine-tuned model + BM25, weighted score sum); it beats "
-                     f"the fine-tuned model alone here (hit@5 {metrics['hybrid']['hit@5']:.3f} vs {after['hit@5']:.3f}, "
-                     f"MRR@10 {metrics['hybrid']['mrr@10']:.3f} vs {after['mrr@10']:.3f}). index/ holds both indexes: "
-                     "`ragtune search RUN QUERY --mode hybrid`, or `ragtune.Retriever` with mode=\"hybrid\".")
+        lines.append(
+            "Recommendation: use hybrid retrieval (fine-tuned model + BM25, weighted score sum); it beats "
+            f"the fine-tuned model alone here (hit@5 {metrics['hybrid']['hit@5']:.3f} vs {after['hit@5']:.3f}, "
+            f"MRR@10 {metrics['hybrid']['mrr@10']:.3f} vs {after['mrr@10']:.3f}). index/ holds both indexes: "
+            '`ragtune search RUN QUERY --mode hybrid`, or `ragtune.Retriever` with mode="hybrid".'
+        )
     if "bm25" in metrics and beats(after, metrics["bm25"]):
-        lines.append("BM25 alone beats the fine-tuned model on these held-out questions. They are written from the "
-                     "chunks' own words, which is what BM25 rewards; questions in other words favour the model less "
-                     "(ragtune's docs/benchmarks.md has figures on questions written outside ragtune).")
+        lines.append(
+            "BM25 alone beats the fine-tuned model on these held-out questions. They are written from the "
+            "chunks' own words, which is what BM25 rewards; questions in other words favour the model less "
+            "(ragtune's docs/benchmarks.md has figures on questions written outside ragtune)."
+        )
     return lines
 
 
@@ -99,12 +113,17 @@ def _dims_section(metrics: dict[str, Any]) -> str:
     """Held-out figures per truncated size, for a Matryoshka-trained model."""
     if "dims" not in metrics:
         return ""
-    rows = "\n".join(f"| {d} | {m['before']['hit@5']:.3f} | {m['after']['hit@5']:.3f} | {m['before']['mrr@10']:.3f} "
-                     f"| {m['after']['mrr@10']:.3f} |" for d, m in metrics["dims"].items())
-    return ("\nTrained with Matryoshka loss: embeddings may be cut to their first N dimensions "
-            "(`SentenceTransformer(path, truncate_dim=N)`).\n\n"
-            "| dimensions | hit@5 base | hit@5 fine-tuned | MRR@10 base | MRR@10 fine-tuned |\n"
-            f"|---:|---:|---:|---:|---:|\n{rows}\n")
+    rows = "\n".join(
+        f"| {d} | {m['before']['hit@5']:.3f} | {m['after']['hit@5']:.3f} | {m['before']['mrr@10']:.3f} "
+        f"| {m['after']['mrr@10']:.3f} |"
+        for d, m in metrics["dims"].items()
+    )
+    return (
+        "\nTrained with Matryoshka loss: embeddings may be cut to their first N dimensions "
+        "(`SentenceTransformer(path, truncate_dim=N)`).\n\n"
+        "| dimensions | hit@5 base | hit@5 fine-tuned | MRR@10 base | MRR@10 fine-tuned |\n"
+        f"|---:|---:|---:|---:|---:|\n{rows}\n"
+    )
 
 
 def _selection_section(summary: dict[str, Any]) -> str:
@@ -113,29 +132,41 @@ def _selection_section(summary: dict[str, Any]) -> str:
     if v.get("base_score") is None:
         return ""
     best = v["best_score"] if v.get("best_score") is not None else v["base_score"]
-    tried = ", ".join(f"{float(a):.0%}: {score:.3f}" for a, score in sorted(v["mix_scores"].items(),
-                                                                         key=lambda kv: float(kv[0])))
-    return (f"\n## Model selection\n\n{v['n_questions']} validation questions, from chunks kept out of both "
-            "training and the held-out test, scored every checkpoint (mean over question kinds of MRR@10). "
-            f"Base {v['base_score']:.3f}; best checkpoint {best:.3f} at step {v['best_step']}. "
-            f"The shipped weights keep {v['mix']:.0%} of the change from the base (WiSE-FT; tried {tried}).\n")
+    tried = ", ".join(
+        f"{float(a):.0%}: {score:.3f}" for a, score in sorted(v["mix_scores"].items(), key=lambda kv: float(kv[0]))
+    )
+    return (
+        f"\n## Model selection\n\n{v['n_questions']} validation questions, from chunks kept out of both "
+        "training and the held-out test, scored every checkpoint (mean over question kinds of MRR@10). "
+        f"Base {v['base_score']:.3f}; best checkpoint {best:.3f} at step {v['best_step']}. "
+        f"The shipped weights keep {v['mix']:.0%} of the change from the base (WiSE-FT; tried {tried}).\n"
+    )
 
 
 def _pairs_section(metrics: dict[str, Any]) -> str:
     if "pairs" not in metrics:
         return ""
     lp = metrics["pairs"]
-    rows = "\n".join(f"| {label} | {lp[key]['pearson']:.3f} | {lp[key]['spearman']:.3f} |"
-                     for label, key in (("base", "before"), ("fine-tuned", "after")))
-    return (f"\nAlso trained on labelled pairs (CosineSimilarityLoss family, round-robin with the questions); "
-            f"cosine similarity against the labels of {lp['n_pairs']} held-out pairs:\n\n"
-            f"| model | Pearson | Spearman |\n|---|---:|---:|\n{rows}\n")
+    rows = "\n".join(
+        f"| {label} | {lp[key]['pearson']:.3f} | {lp[key]['spearman']:.3f} |"
+        for label, key in (("base", "before"), ("fine-tuned", "after"))
+    )
+    return (
+        f"\nAlso trained on labelled pairs (CosineSimilarityLoss family, round-robin with the questions); "
+        f"cosine similarity against the labels of {lp['n_pairs']} held-out pairs:\n\n"
+        f"| model | Pearson | Spearman |\n|---|---:|---:|\n{rows}\n"
+    )
 
 
 # Standard sentence-transformers names for the information-retrieval metrics (as its
 # InformationRetrievalEvaluator writes them), so the Hub reads them like any other model's.
-HUB_METRIC_NAMES = {"hit@1": "cosine_accuracy@1", "hit@3": "cosine_accuracy@3", "hit@5": "cosine_accuracy@5",
-                    "hit@10": "cosine_accuracy@10", "mrr@10": "cosine_mrr@10"}
+HUB_METRIC_NAMES = {
+    "hit@1": "cosine_accuracy@1",
+    "hit@3": "cosine_accuracy@3",
+    "hit@5": "cosine_accuracy@5",
+    "hit@10": "cosine_accuracy@10",
+    "mrr@10": "cosine_mrr@10",
+}
 KIND_NAMES = {".pdf": "PDF", ".txt": "text", ".md": "Markdown"}
 
 
@@ -201,7 +232,7 @@ def model_details(model_dir: Path) -> dict[str, Any]:
         dimension = config.get("embedding_dimension", config.get("word_embedding_dimension"))
         if kind == "Pooling" and dimension:
             details["dimensions"] = dimension
-            modes = [k[len("pooling_mode_"):] for k, v in config.items() if k.startswith("pooling_mode_") and v]
+            modes = [k[len("pooling_mode_") :] for k, v in config.items() if k.startswith("pooling_mode_") and v]
             details["pooling"] = config.get("pooling_mode") or ", ".join(modes)
         elif kind == "Dense" and "out_features" in config:
             details["dimensions"] = config["out_features"]
@@ -218,19 +249,18 @@ def excerpt(text: str, focus: str = "", max_words: int = 45) -> str:
     from .text import STOPWORDS, sentences, words
 
     # A whole sentence ends in a full stop; a heading or the cut-off end of a chunk does not.
-    found = [t for t in sentences(text)
-             if 4 <= len(t.split()) <= max_words and re.search(r"[.!?][)\"”’']?$", t)]
+    found = [t for t in sentences(text) if 4 <= len(t.split()) <= max_words and re.search(r"[.!?][)\"”’']?$", t)]
     if not found:
         return ""
     wanted = {w for w in words(focus) if w not in STOPWORDS}
     best = max(range(len(found)), key=lambda i: (len(wanted & set(words(found[i]))), -i)) if wanted else 0
     first, last = best, best
-    size = lambda a, b: sum(len(t.split()) for t in found[a:b + 1])  # noqa: E731
+    size = lambda a, b: sum(len(t.split()) for t in found[a : b + 1])  # noqa: E731
     while last + 1 < len(found) and size(first, last + 1) <= max_words:
         last += 1
     while first > 0 and size(first - 1, last) <= max_words:
         first -= 1
-    return " ".join(found[first:last + 1])
+    return " ".join(found[first : last + 1])
 
 
 def card_widget(chunks: list[Any], held_out: list[Any], n_sentences: int = 3) -> dict[str, Any] | None:
@@ -243,8 +273,12 @@ def card_widget(chunks: list[Any], held_out: list[Any], n_sentences: int = 3) ->
     clean = {c.id for c in chunks if reads_clean(c.text)}
     for pair in held_out:
         question = " ".join(pair.query.split())
-        if not (question.endswith("?") and 4 <= len(question.split()) <= 25 and pair.chunk_id in clean
-                and reads_clean(question)):
+        if not (
+            question.endswith("?")
+            and 4 <= len(question.split()) <= 25
+            and pair.chunk_id in clean
+            and reads_clean(question)
+        ):
             continue
         own = excerpt(by_id[pair.chunk_id].text, focus=question)
         # Others spread over the collection, so the widget does not show two neighbouring chunks.
@@ -282,11 +316,19 @@ def card_data(summary: dict[str, Any], metrics: dict[str, Any], name: str, datas
     from huggingface_hub import EvalResult, ModelCardData
 
     cfg = summary["config"]
-    results = [EvalResult(task_type="information-retrieval", task_name="Information Retrieval",
-                          dataset_type="ragtune-synthetic-heldout", dataset_name="held-out synthetic questions",
-                          metric_type=HUB_METRIC_NAMES[k], metric_name=HUB_METRIC_NAMES[k],
-                          metric_value=round(metrics["after"][k], 4))
-               for k in METRIC_KEYS if k in metrics["after"]]
+    results = [
+        EvalResult(
+            task_type="information-retrieval",
+            task_name="Information Retrieval",
+            dataset_type="ragtune-synthetic-heldout",
+            dataset_name="held-out synthetic questions",
+            metric_type=HUB_METRIC_NAMES[k],
+            metric_name=HUB_METRIC_NAMES[k],
+            metric_value=round(metrics["after"][k], 4),
+        )
+        for k in METRIC_KEYS
+        if k in metrics["after"]
+    ]
     return ModelCardData(
         base_model=base_model_id(cfg["base_model"]),
         datasets=[dataset_id] if dataset_id else None,
@@ -310,13 +352,15 @@ def _similarity_section(metrics: dict[str, Any]) -> str:
         return ""
     b, a = sim["before"], sim["after"]
     moved = ", ".join(f"{cut} -> about {new:.2f}" for cut, new in sim["cutoff_map"].items())
-    return (f"\n## Similarity scores moved\n\n**If your RAG app drops dense results below a fixed cosine "
-            f"score in a vector store, re-tune that cutoff.** The cosine of each held-out question's best chunk has a median of "
-            f"{a['median']:.2f} with this model, against {b['median']:.2f} with the base model (10th percentile "
-            f"{a['p10']:.2f} vs {b['p10']:.2f}). The ranking is what improved; the scale is not the same."
-            + (f" A cutoff that kept the same share of questions: {moved}." if moved else "")
-            + " Hybrid scores (ragtune's `--mode hybrid`) rank within one query only, the top hit near 1, and BM25 "
-              "scores grow with the query: neither takes a fixed cutoff.\n")
+    return (
+        f"\n## Similarity scores moved\n\n**If your RAG app drops dense results below a fixed cosine "
+        f"score in a vector store, re-tune that cutoff.** The cosine of each held-out question's best chunk has a median of "
+        f"{a['median']:.2f} with this model, against {b['median']:.2f} with the base model (10th percentile "
+        f"{a['p10']:.2f} vs {b['p10']:.2f}). The ranking is what improved; the scale is not the same."
+        + (f" A cutoff that kept the same share of questions: {moved}." if moved else "")
+        + " Hybrid scores (ragtune's `--mode hybrid`) rank within one query only, the top hit near 1, and BM25 "
+        "scores grow with the query: neither takes a fixed cutoff.\n"
+    )
 
 
 def load_path(summary: dict[str, Any], repo_id: str | None) -> str:
@@ -361,33 +405,52 @@ def card_advice(metrics: dict[str, Any]) -> str:
     if "hybrid" in metrics and beats(after, metrics["hybrid"]):
         weight = metrics.get("hybrid_weight")
         share = f", the model's share {weight:.1f}" if weight is not None else ""
-        lines.append("Combined with BM25 (a weighted sum of the two scores, each scaled to [0, 1] per query"
-                     f"{share}), this model did better than alone: hit@5 {metrics['hybrid']['hit@5']:.3f} against "
-                     f"{after['hit@5']:.3f}, MRR@10 {metrics['hybrid']['mrr@10']:.3f} against {after['mrr@10']:.3f}.")
+        lines.append(
+            "Combined with BM25 (a weighted sum of the two scores, each scaled to [0, 1] per query"
+            f"{share}), this model did better than alone: hit@5 {metrics['hybrid']['hit@5']:.3f} against "
+            f"{after['hit@5']:.3f}, MRR@10 {metrics['hybrid']['mrr@10']:.3f} against {after['mrr@10']:.3f}."
+        )
     if "bm25" in metrics and beats(after, metrics["bm25"]):
-        lines.append("BM25 alone beat this model on these questions. They borrow the documents' own words, which is "
-                     "what BM25 rewards; questions in other words favour the model more.")
+        lines.append(
+            "BM25 alone beat this model on these questions. They borrow the documents' own words, which is "
+            "what BM25 rewards; questions in other words favour the model more."
+        )
     return "".join(f"\n{line}\n" for line in lines)
 
 
 def _settings_table(summary: dict[str, Any]) -> str:
     cfg = summary["config"]
     rows = [
-        ("loss", "MultipleNegativesRankingLoss over rows of one chunk and "
-                 f"{cfg.get('queries_per_row', cfg['questions_per_chunk'])} of its questions (no-duplicates batches)"),
-        ("questions", f"{cfg['questions_per_chunk']} per chunk from the `{cfg['generator']}` generator, and "
-                      f"{cfg.get('lexical_per_chunk', 0)} BM25-labelled spans per training chunk (lexical distillation)"),
-        ("hard negatives", "one per chunk, mined with the base model" if cfg.get("hard_negatives")
-         else "none (in-batch negatives only)"),
-        ("epochs", cfg["epochs"]), ("batch size", f"{cfg['batch_size']} chunks"),
-        ("learning rate", cfg["learning_rate"]), ("warmup ratio", cfg["warmup_ratio"]),
-        ("weight decay", cfg["weight_decay"]), ("steps", summary["train"]["steps"]), ("seed", cfg["seed"]),
+        (
+            "loss",
+            "MultipleNegativesRankingLoss over rows of one chunk and "
+            f"{cfg.get('queries_per_row', cfg['questions_per_chunk'])} of its questions (no-duplicates batches)",
+        ),
+        (
+            "questions",
+            f"{cfg['questions_per_chunk']} per chunk from the `{cfg['generator']}` generator, and "
+            f"{cfg.get('lexical_per_chunk', 0)} BM25-labelled spans per training chunk (lexical distillation)",
+        ),
+        (
+            "hard negatives",
+            "one per chunk, mined with the base model"
+            if cfg.get("hard_negatives")
+            else "none (in-batch negatives only)",
+        ),
+        ("epochs", cfg["epochs"]),
+        ("batch size", f"{cfg['batch_size']} chunks"),
+        ("learning rate", cfg["learning_rate"]),
+        ("warmup ratio", cfg["warmup_ratio"]),
+        ("weight decay", cfg["weight_decay"]),
+        ("steps", summary["train"]["steps"]),
+        ("seed", cfg["seed"]),
     ]
     return "| setting | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
 
 
-def render_card(summary: dict[str, Any], metrics: dict[str, Any], repo_id: str | None = None,
-                dataset_id: str | None = None) -> str:
+def render_card(
+    summary: dict[str, Any], metrics: dict[str, Any], repo_id: str | None = None, dataset_id: str | None = None
+) -> str:
     """The model card, rendered from templates/model_card.md. `summary` holds config, data counts and training
     facts from the run; `repo_id` is the Hub repo it is pushed to (the push renders the card again with it).
     The card names nothing that is not uploaded with the model: no run folder, index or local command."""
@@ -409,16 +472,30 @@ def render_card(summary: dict[str, Any], metrics: dict[str, Any], repo_id: str |
         language_note=" in English" if language == "en" else "",
         # Old runs' card.json has no versions: name ragtune's, the one thing known.
         versions=summary.get("versions") or {"ragtune": cfg.get("version") or "unknown"},
-        verdict=("The fine-tuned model beats the base model." if metrics.get("improved")
-                 else "**The fine-tuned model did not beat the base model on these questions.**"),
+        verdict=(
+            "The fine-tuned model beats the base model."
+            if metrics.get("improved")
+            else "**The fine-tuned model did not beat the base model on these questions.**"
+        ),
         metrics_table=metrics_table(metrics),
         advice=card_advice(metrics),
-        extra_sections=(_similarity_section(metrics) + _dims_section(metrics) + _pairs_section(metrics)
-                        + _selection_section(summary)),
-        n_queries=metrics["n_queries"], n_eval_chunks=summary["n_eval_chunks"], n_chunks=summary["n_chunks"],
-        documents=_documents(summary["files"], summary["n_pages"]), chunk_tokens=cfg["chunk_tokens"],
-        chunk_overlap=cfg["chunk_overlap"], themes=summary["themes"], n_pairs=summary["n_pairs"],
-        generator=cfg["generator"], n_train=summary["n_train"], n_eval=summary["n_eval"],
+        extra_sections=(
+            _similarity_section(metrics)
+            + _dims_section(metrics)
+            + _pairs_section(metrics)
+            + _selection_section(summary)
+        ),
+        n_queries=metrics["n_queries"],
+        n_eval_chunks=summary["n_eval_chunks"],
+        n_chunks=summary["n_chunks"],
+        documents=_documents(summary["files"], summary["n_pages"]),
+        chunk_tokens=cfg["chunk_tokens"],
+        chunk_overlap=cfg["chunk_overlap"],
+        themes=summary["themes"],
+        n_pairs=summary["n_pairs"],
+        generator=cfg["generator"],
+        n_train=summary["n_train"],
+        n_eval=summary["n_eval"],
         settings_table=_settings_table(summary),
     )
     return str(card)

@@ -35,7 +35,9 @@ def chunk_id(source: str, text: str) -> str:
 
 def _pages_spanned(starts: list[int], start: int, end: int, numbers: list[int]) -> tuple[int, ...]:
     # starts[i] is the character offset of page numbers[i] in the joined text.
-    return tuple(n for i, n in enumerate(numbers) if starts[i] < end and (i + 1 == len(starts) or starts[i + 1] > start))
+    return tuple(
+        n for i, n in enumerate(numbers) if starts[i] < end and (i + 1 == len(starts) or starts[i + 1] > start)
+    )
 
 
 def _hard_split(text: str, tokenizer: Any, max_tokens: int) -> list[str]:

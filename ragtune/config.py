@@ -154,8 +154,11 @@ class Config:
 
     def __repr__(self) -> str:
         # The where, then only what differs from the defaults: the dataclass repr is one 1 KB line.
-        changed = [f"{f.name}={_plain(getattr(self, f.name))!r}" for f in dataclasses.fields(self)
-                   if f.name in ("docs", "out") or getattr(self, f.name) != f.default]
+        changed = [
+            f"{f.name}={_plain(getattr(self, f.name))!r}"
+            for f in dataclasses.fields(self)
+            if f.name in ("docs", "out") or getattr(self, f.name) != f.default
+        ]
         return f"Config({', '.join(changed)})"
 
     def __post_init__(self) -> None:
@@ -173,81 +176,158 @@ class Config:
             value = getattr(self, f.name)
             if f.type in ("float", "float | None") and isinstance(value, (int, float)):
                 need(f.name, math.isfinite(value), f"{f.name} must be a finite number, not {value}")
-        need("extractor", self.extractor in EXTRACTORS,
-             f"extractor must be one of {', '.join(EXTRACTORS)}, not {self.extractor!r}")
-        need("generator", self.generator in GENERATORS,
-             f"generator must be one of {', '.join(GENERATORS)}, not {self.generator!r}")
-        need("chunk_tokens", 16 <= self.chunk_tokens <= 8192,
-             f"chunk_tokens must be between 16 and 8192, not {self.chunk_tokens}")
-        need("chunk_overlap", 
+        need(
+            "extractor",
+            self.extractor in EXTRACTORS,
+            f"extractor must be one of {', '.join(EXTRACTORS)}, not {self.extractor!r}",
+        )
+        need(
+            "generator",
+            self.generator in GENERATORS,
+            f"generator must be one of {', '.join(GENERATORS)}, not {self.generator!r}",
+        )
+        need(
+            "chunk_tokens",
+            16 <= self.chunk_tokens <= 8192,
+            f"chunk_tokens must be between 16 and 8192, not {self.chunk_tokens}",
+        )
+        need(
+            "chunk_overlap",
             0 <= self.chunk_overlap < self.chunk_tokens // 2,
             f"chunk_overlap must be >= 0 and less than half of chunk_tokens ({self.chunk_tokens}), "
             f"not {self.chunk_overlap}",
         )
-        need("min_chunk_tokens", 0 <= self.min_chunk_tokens < self.chunk_tokens,
-             "min_chunk_tokens must be >= 0 and below chunk_tokens")
-        need("llm_model", self.generator not in LLM_GENERATORS or bool(self.llm_model.strip()),
-             f"llm_model is required with generator {self.generator}: give --llm-model (a model name for openai; "
-             "a model folder, a .gguf file or 'smollm2' for local)")
-        need("llm_base_url", self.llm_base_url.startswith(("http://", "https://")),
-             f"llm_base_url must start with http:// or https://, not {redact(self.llm_base_url)!r}")
-        need("llm_concurrency", 1 <= self.llm_concurrency <= 64,
-             f"llm_concurrency must be 1..64, not {self.llm_concurrency}")
+        need(
+            "min_chunk_tokens",
+            0 <= self.min_chunk_tokens < self.chunk_tokens,
+            "min_chunk_tokens must be >= 0 and below chunk_tokens",
+        )
+        need(
+            "llm_model",
+            self.generator not in LLM_GENERATORS or bool(self.llm_model.strip()),
+            f"llm_model is required with generator {self.generator}: give --llm-model (a model name for openai; "
+            "a model folder, a .gguf file or 'smollm2' for local)",
+        )
+        need(
+            "llm_base_url",
+            self.llm_base_url.startswith(("http://", "https://")),
+            f"llm_base_url must start with http:// or https://, not {redact(self.llm_base_url)!r}",
+        )
+        need(
+            "llm_concurrency",
+            1 <= self.llm_concurrency <= 64,
+            f"llm_concurrency must be 1..64, not {self.llm_concurrency}",
+        )
         need("llm_timeout", self.llm_timeout > 0, f"llm_timeout must be > 0 seconds, not {self.llm_timeout}")
         need("llm_retries", 0 <= self.llm_retries <= 10, f"llm_retries must be 0..10, not {self.llm_retries}")
-        need("near_duplicate", 0.5 <= self.near_duplicate <= 1.0,
-             f"near_duplicate must be between 0.5 and 1.0, not {self.near_duplicate}")
-        need("lexical_per_chunk", 0 <= self.lexical_per_chunk <= 50,
-             f"lexical_per_chunk must be 0..50 (0: off), not {self.lexical_per_chunk}")
-        need("lexical_remove", 0 <= self.lexical_remove <= 1,
-             f"lexical_remove must be between 0 and 1, not {self.lexical_remove}")
+        need(
+            "near_duplicate",
+            0.5 <= self.near_duplicate <= 1.0,
+            f"near_duplicate must be between 0.5 and 1.0, not {self.near_duplicate}",
+        )
+        need(
+            "lexical_per_chunk",
+            0 <= self.lexical_per_chunk <= 50,
+            f"lexical_per_chunk must be 0..50 (0: off), not {self.lexical_per_chunk}",
+        )
+        need(
+            "lexical_remove",
+            0 <= self.lexical_remove <= 1,
+            f"lexical_remove must be between 0 and 1, not {self.lexical_remove}",
+        )
         need("round_trip_k", self.round_trip_k >= 0, f"round_trip_k must be >= 0 (0: off), not {self.round_trip_k}")
-        need("questions_per_chunk", 1 <= self.questions_per_chunk <= 50,
-             f"questions_per_chunk must be 1..50, not {self.questions_per_chunk}")
-        need("queries_per_row", 1 <= self.queries_per_row <= 16,
-             f"queries_per_row must be 1..16, not {self.queries_per_row}")
-        need("eval_fraction", 0.05 <= self.eval_fraction <= 0.5,
-             f"eval_fraction must be between 0.05 and 0.5, not {self.eval_fraction}")
-        need("val_fraction", 0 <= self.val_fraction <= 0.3,
-             f"val_fraction must be between 0 and 0.3, not {self.val_fraction}")
-        need("eval_max_chunks", self.eval_max_chunks >= 10,
-             f"eval_max_chunks must be >= 10, not {self.eval_max_chunks}")
+        need(
+            "questions_per_chunk",
+            1 <= self.questions_per_chunk <= 50,
+            f"questions_per_chunk must be 1..50, not {self.questions_per_chunk}",
+        )
+        need(
+            "queries_per_row",
+            1 <= self.queries_per_row <= 16,
+            f"queries_per_row must be 1..16, not {self.queries_per_row}",
+        )
+        need(
+            "eval_fraction",
+            0.05 <= self.eval_fraction <= 0.5,
+            f"eval_fraction must be between 0.05 and 0.5, not {self.eval_fraction}",
+        )
+        need(
+            "val_fraction",
+            0 <= self.val_fraction <= 0.3,
+            f"val_fraction must be between 0 and 0.3, not {self.val_fraction}",
+        )
+        need(
+            "eval_max_chunks", self.eval_max_chunks >= 10, f"eval_max_chunks must be >= 10, not {self.eval_max_chunks}"
+        )
         need("val_max_chunks", self.val_max_chunks >= 3, f"val_max_chunks must be >= 3, not {self.val_max_chunks}")
-        need("mini_batch_size", self.mini_batch_size >= 0,
-             f"mini_batch_size must be >= 0 (0: off), not {self.mini_batch_size}")
+        need(
+            "mini_batch_size",
+            self.mini_batch_size >= 0,
+            f"mini_batch_size must be >= 0 (0: off), not {self.mini_batch_size}",
+        )
         need("evals", self.evals >= 1, f"evals must be >= 1, not {self.evals}")
         need("patience", self.patience >= 0, f"patience must be >= 0, not {self.patience}")
-        need("matryoshka_dims", all(d >= 8 for d in self.matryoshka_dims),
-             f"matryoshka_dims must all be >= 8, not {list(self.matryoshka_dims)}")
+        need(
+            "matryoshka_dims",
+            all(d >= 8 for d in self.matryoshka_dims),
+            f"matryoshka_dims must all be >= 8, not {list(self.matryoshka_dims)}",
+        )
         need("epochs", self.epochs > 0, f"epochs must be > 0, not {self.epochs}")
         need("seed", 0 <= self.seed <= MAX_SEED, f"seed must be 0..{MAX_SEED} (what numpy accepts), not {self.seed}")
-        need("batch_size", self.batch_size >= 2,
-             f"batch_size must be >= 2 (in-batch negatives need company), not {self.batch_size}")
+        need(
+            "batch_size",
+            self.batch_size >= 2,
+            f"batch_size must be >= 2 (in-batch negatives need company), not {self.batch_size}",
+        )
         need("learning_rate", 0 < self.learning_rate < 1, f"learning_rate must be in (0, 1), not {self.learning_rate}")
         need("warmup_ratio", 0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), not {self.warmup_ratio}")
-        need("pairs_loss", self.pairs_loss in ("cosine", "cosent", "angle"),
-             f"pairs_loss must be cosine, cosent or angle, not {self.pairs_loss!r}")
+        need(
+            "pairs_loss",
+            self.pairs_loss in ("cosine", "cosent", "angle"),
+            f"pairs_loss must be cosine, cosent or angle, not {self.pairs_loss!r}",
+        )
         need("max_steps", self.max_steps == -1 or self.max_steps > 0, "max_steps must be -1 (no cap) or > 0")
-        need("device", self.device in ("", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", self.device) is not None,
-             f"device must be cpu, cuda, cuda:N or mps, not {self.device!r}")
+        need(
+            "device",
+            self.device in ("", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", self.device) is not None,
+            f"device must be cpu, cuda, cuda:N or mps, not {self.device!r}",
+        )
         if self.device not in ("", "cpu"):
             from .models import device_problem  # imports torch, so only when a device is named
 
             problem = device_problem(self.device)
             need("device", problem is None, str(problem))
-        need("precision", self.precision in PRECISIONS,
-             f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
-        need("precision", self.precision != "fp16" or self.device == "" or self.device.startswith("cuda"),
-             f"precision fp16 needs a CUDA GPU (device is {self.device!r}); use bf16 or fp32")
+        need(
+            "precision",
+            self.precision in PRECISIONS,
+            f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}",
+        )
+        need(
+            "precision",
+            self.precision != "fp16" or self.device == "" or self.device.startswith("cuda"),
+            f"precision fp16 needs a CUDA GPU (device is {self.device!r}); use bf16 or fp32",
+        )
         need("ks", all(k > 0 for k in self.ks) and len(self.ks) > 0, "ks must be positive")
-        need("passage_words", 0 <= self.passage_words <= 200,
-             f"passage_words must be 0..200 (0: off), not {self.passage_words}")
-        need("passage_stride", 0 <= self.passage_stride <= 20,
-             f"passage_stride must be 0..20 (0: passages without overlap), not {self.passage_stride}")
-        need("chunk_weight", 0 <= self.chunk_weight <= 10,
-             f"chunk_weight must be between 0 and 10, not {self.chunk_weight}")
-        need("hybrid_weight", self.hybrid_weight is None or 0 <= self.hybrid_weight <= 1,
-             f"hybrid_weight must be between 0 and 1, or auto, not {self.hybrid_weight}")
+        need(
+            "passage_words",
+            0 <= self.passage_words <= 200,
+            f"passage_words must be 0..200 (0: off), not {self.passage_words}",
+        )
+        need(
+            "passage_stride",
+            0 <= self.passage_stride <= 20,
+            f"passage_stride must be 0..20 (0: passages without overlap), not {self.passage_stride}",
+        )
+        need(
+            "chunk_weight",
+            0 <= self.chunk_weight <= 10,
+            f"chunk_weight must be between 0 and 10, not {self.chunk_weight}",
+        )
+        need(
+            "hybrid_weight",
+            self.hybrid_weight is None or 0 <= self.hybrid_weight <= 1,
+            f"hybrid_weight must be between 0 and 1, or auto, not {self.hybrid_weight}",
+        )
         if self.push_repo:
             from .hub import repo_id_problem  # light: the Hub client is imported only to push
 
@@ -327,6 +407,7 @@ class PairsConfig:
             object.__setattr__(self, "device", "")
         if self.base_model == AUTO:
             object.__setattr__(self, "base_model", None)
+
         def need(ok: bool, msg: str) -> None:
             if not ok:
                 raise ConfigError(msg)
@@ -351,7 +432,10 @@ class PairsConfig:
         need(0 <= self.weight_decay < 1, f"weight_decay must be in [0, 1), not {self.weight_decay}")
         need(0.05 <= self.eval_fraction <= 0.5, f"eval_fraction must be between 0.05 and 0.5, not {self.eval_fraction}")
         need(self.max_steps == -1 or self.max_steps > 0, "max_steps must be -1 (no cap) or > 0")
-        need(self.device in ("", "cpu", "cuda", "mps") or self.device.startswith("cuda:"), f"unknown device {self.device!r}")
+        need(
+            self.device in ("", "cpu", "cuda", "mps") or self.device.startswith("cuda:"),
+            f"unknown device {self.device!r}",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return settings_dict(self)
@@ -363,11 +447,14 @@ def settings_dict(settings: Any) -> dict[str, Any]:
     >>> settings_dict(Config(docs=Path("d"), ks=(1, 5)))["ks"]
     [1, 5]
     """
+
     def plain(v: Any) -> Any:
         # Credentials in a URL (--llm-base-url http://user:PASSWORD@host) never reach config.json or a card.
         return str(v) if isinstance(v, Path) else redact(v) if isinstance(v, str) else v
 
-    return {k: [plain(x) for x in v] if isinstance(v, tuple) else plain(v) for k, v in dataclasses.asdict(settings).items()}
+    return {
+        k: [plain(x) for x in v] if isinstance(v, tuple) else plain(v) for k, v in dataclasses.asdict(settings).items()
+    }
 
 
 def _is_number(value: Any) -> bool:
@@ -410,7 +497,7 @@ def _short_repr(value: Any, limit: int = 80) -> str:
     short = reprlib.Repr()  # keyword arguments only from Python 3.12
     short.maxlist, short.maxlevel, short.maxstring, short.maxother = 20, 3, limit, limit
     text = short.repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def load_yaml_without_aliases(text: str) -> Any:
@@ -433,7 +520,8 @@ def load_yaml_without_aliases(text: str) -> Any:
             if self.check_event(yaml.AliasEvent):
                 mark = self.peek_event().start_mark
                 raise yaml.composer.ComposerError(
-                    None, None, "aliases (*name) are not allowed here; write the value out", mark)
+                    None, None, "aliases (*name) are not allowed here; write the value out", mark
+                )
             return super().compose_node(parent, index)
 
     loader = NoAliasLoader(text)
@@ -504,4 +592,3 @@ def load_config_file(path: Path, aliases: dict[str, str] | None = None) -> dict[
             raise fail(f"{key} must be {what}, not {_short_repr(value)}")
         settings[name] = convert(value)
     return settings
-

@@ -76,8 +76,9 @@ SKIP_LINKED_SPECIAL = "symbolic link to something that is not a regular file (a 
 # stay well under it; links are left alone; text in scripts written without spaces (Chinese,
 # Thai) never matches.
 MAX_WORD_CHARS = 100
-SKIP_JUNK_WORD = (f"run of over {MAX_WORD_CHARS} letters and digits with no space "
-                  "(embedded base64 or encoded data, not text)")
+SKIP_JUNK_WORD = (
+    f"run of over {MAX_WORD_CHARS} letters and digits with no space (embedded base64 or encoded data, not text)"
+)
 
 # Reasons that skip a whole file (the others drop a page or a line of a kept file).
 FILE_SKIPS = frozenset({
@@ -110,6 +111,7 @@ def display_name(name: str) -> str:
     >>> display_name("caf\udce9.txt"), display_name("two\nlines.txt"), display_name("café.txt")
     ('caf\\xe9.txt', 'two\\nlines.txt', 'café.txt')
     """
+
     def escape(m: re.Match[str]) -> str:
         c = m.group()
         if "\udc80" <= c <= "\udcff":  # a byte that was not UTF-8 (os.fsdecode's surrogateescape)
@@ -329,8 +331,9 @@ def drop_garbled_lines(text: str, max_share: float = 0.3) -> tuple[str, int]:
     return "\n".join(kept), len(lines) - len(kept)
 
 
-def drop_mismapped(raw: list[str | None], texts: list[str], name: str,
-                   skipped: SkipCounter) -> tuple[list[str | None], list[str]]:
+def drop_mismapped(
+    raw: list[str | None], texts: list[str], name: str, skipped: SkipCounter
+) -> tuple[list[str | None], list[str]]:
     """Drop the lines of one PDF that a font without a proper map garbled ("0ederal 1overnment", "ebisting"):
     lines with a word the document's own substitution explains, or mostly not words of the language. A page
     left with fewer than half its lines is dropped whole. English text only (see ragtune.garbled)."""
@@ -341,8 +344,9 @@ def drop_mismapped(raw: list[str | None], texts: list[str], name: str,
     pairs = garbled.substitutions(texts)
 
     def is_bad(line: str) -> bool:
-        return bool(line.strip()) and (bool(pairs and garbled.garbled_words(line, pairs))
-                                       or garbled.mostly_not_words(line))
+        return bool(line.strip()) and (
+            bool(pairs and garbled.garbled_words(line, pairs)) or garbled.mostly_not_words(line)
+        )
 
     raw, out = list(raw), []
     for i, text in enumerate(texts, start=1):
@@ -621,8 +625,9 @@ def list_documents(folder: Path, skipped: SkipCounter | None = None) -> tuple[li
             raise ExtractError(f"{folder} is a symbolic link that loops or points nowhere; pass the folder itself")
         from .errors import did_you_mean_path
 
-        raise ExtractError(f"{folder} does not exist{did_you_mean_path(folder)}; pass the folder holding your "
-                           ".pdf, .txt or .md files")
+        raise ExtractError(
+            f"{folder} does not exist{did_you_mean_path(folder)}; pass the folder holding your .pdf, .txt or .md files"
+        )
     if folder.is_file():
         files = [folder]
     elif not folder.is_dir():
@@ -647,10 +652,12 @@ def _walk(folder: Path, skipped: SkipCounter) -> list[Path]:
                 entries = list(it)
         except OSError as e:
             if here == folder:
-                raise ExtractError(f"cannot list {folder} ({e.strerror or type(e).__name__}); "
-                                   "check its permissions") from None
-            skipped.add(SKIP_UNREADABLE_FOLDER,
-                        f"{display_name(here.relative_to(folder).as_posix())}/: {type(e).__name__}")
+                raise ExtractError(
+                    f"cannot list {folder} ({e.strerror or type(e).__name__}); check its permissions"
+                ) from None
+            skipped.add(
+                SKIP_UNREADABLE_FOLDER, f"{display_name(here.relative_to(folder).as_posix())}/: {type(e).__name__}"
+            )
             continue
         for entry in entries:
             if entry.name.startswith("."):
@@ -699,6 +706,7 @@ def drop_junk_words(text: str, name: str, skipped: SkipCounter) -> str:
     >>> drop_junk_words("https://example.org/" + "a" * 120, "a.txt", c) == "https://example.org/" + "a" * 120
     True
     """
+
     def drop(m: re.Match[str]) -> str:
         skipped.add(SKIP_JUNK_WORD, f"{name}: {len(m.group()):,} characters")
         return " "
@@ -757,8 +765,9 @@ def _read_one(path: Path, name: str, extractor: str, result: Extraction, seen: d
         raise _SkipFile(SKIP_DUPLICATE, f"= {seen[digest]}")
     seen[digest] = name
     is_pdf = path.suffix.lower() in PDF_SUFFIXES
-    texts = (_pdf_texts(data, name, extractor, result.skipped) if is_pdf
-             else _text_file_texts(data, name, result.skipped))
+    texts = (
+        _pdf_texts(data, name, extractor, result.skipped) if is_pdf else _text_file_texts(data, name, result.skipped)
+    )
     for i, text in enumerate(texts, start=1):
         if text:
             result.pages.append(Page(source=name, page=i, text=text))
@@ -780,8 +789,12 @@ def matches(rel: str, patterns: tuple[str, ...] | list[str]) -> bool:
     return any(fnmatch.fnmatch(rel, p.lower()) or fnmatch.fnmatch(name, p.lower()) for p in patterns)
 
 
-def select_documents(folder: Path, include: tuple[str, ...] = (), exclude: tuple[str, ...] = DEFAULT_EXCLUDE,
-                     skipped: SkipCounter | None = None) -> tuple[list[Path], list[Path], list[Path]]:
+def select_documents(
+    folder: Path,
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE,
+    skipped: SkipCounter | None = None,
+) -> tuple[list[Path], list[Path], list[Path]]:
     """(supported, other, excluded) files under `folder`, or an ExtractError when the folder has
     nothing to read: missing, empty, no supported file, or every one excluded.
 
@@ -808,14 +821,26 @@ def select_documents(folder: Path, include: tuple[str, ...] = (), exclude: tuple
         if not other:
             raise ExtractError(f"{folder} has no .pdf, .txt or .md file that can be read: {found}")
         names = ", ".join(display_name(p.name) for p in other[:3]) + (", ..." if len(other) > 3 else "")
-        raise ExtractError(f"{folder} has no .pdf, .txt or .md files ({len(other)} other files: {names})"
-                           + (f"; {found}" if found else "") + _convert_hint(other))
+        raise ExtractError(
+            f"{folder} has no .pdf, .txt or .md files ({len(other)} other files: {names})"
+            + (f"; {found}" if found else "")
+            + _convert_hint(other)
+        )
     return keep, other, excluded
 
 
 # Office and web files ragtune does not read, and a one-line way to turn them into files it does.
-CONVERTIBLE = {".docx": "Word", ".doc": "Word", ".odt": "Word", ".rtf": "Word", ".pptx": "PowerPoint",
-               ".ppt": "PowerPoint", ".odp": "PowerPoint", ".html": "HTML", ".htm": "HTML"}
+CONVERTIBLE = {
+    ".docx": "Word",
+    ".doc": "Word",
+    ".odt": "Word",
+    ".rtf": "Word",
+    ".pptx": "PowerPoint",
+    ".ppt": "PowerPoint",
+    ".odp": "PowerPoint",
+    ".html": "HTML",
+    ".htm": "HTML",
+}
 
 
 def _convert_hint(other: list[Path]) -> str:
@@ -830,13 +855,19 @@ def _convert_hint(other: list[Path]) -> str:
     if not suffixes:
         return ""
     kinds = sorted({CONVERTIBLE[suffix] for suffix in suffixes})
-    return (f"; ragtune reads no {' or '.join(kinds)} files: convert them to PDF first, e.g. "
-            f"`soffice --headless --convert-to pdf --outdir DOCS {' '.join('*' + x for x in suffixes)}` (LibreOffice)")
+    return (
+        f"; ragtune reads no {' or '.join(kinds)} files: convert them to PDF first, e.g. "
+        f"`soffice --headless --convert-to pdf --outdir DOCS {' '.join('*' + x for x in suffixes)}` (LibreOffice)"
+    )
 
 
-def extract_folder(folder: Path, extractor: str = "pypdf", include: tuple[str, ...] = (),
-                   exclude: tuple[str, ...] = DEFAULT_EXCLUDE,
-                   progress: Callable[[int, int], None] | None = None) -> Extraction:
+def extract_folder(
+    folder: Path,
+    extractor: str = "pypdf",
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE,
+    progress: Callable[[int, int], None] | None = None,
+) -> Extraction:
     """Read every supported file under `folder` into pages (page numbers start at 1).
 
     A file that cannot be read is skipped and counted with the reason, never

@@ -61,9 +61,11 @@ def check_free_space(folder: Path, need: int, what: str) -> None:
     """Raise DiskFullError when the disk holding `folder` has less than `need` bytes free for `what`."""
     free = free_bytes(folder)
     if free is not None and free < need:
-        raise DiskFullError(f"not enough disk space in {folder}: {what} needs about {megabytes(need)}, "
-                            f"{megabytes(free)} is free; free some space (or use --out on a bigger disk) "
-                            "and rerun the same command")
+        raise DiskFullError(
+            f"not enough disk space in {folder}: {what} needs about {megabytes(need)}, "
+            f"{megabytes(free)} is free; free some space (or use --out on a bigger disk) "
+            "and rerun the same command"
+        )
 
 
 def file_digest(path: Path) -> str:

@@ -29,11 +29,68 @@ MIN_WORDS_PER_SUBSTITUTION = 3
 # A text is "mostly not words" from this share of its judged words on (lines and pages).
 MOSTLY = 0.5
 
-_SUFFIXES = ("s", "es", "ed", "d", "ing", "ly", "er", "ers", "ment", "ments", "ness", "ity", "ities", "ation",
-             "ations", "al", "ally", "ize", "izes", "ized", "ise", "ised", "ization", "able", "ible", "ic", "ical",
-             "ist", "ists", "ive", "ism", "ful", "less", "ous", "ings", "ness")
-_PREFIXES = ("un", "re", "non", "pre", "co", "de", "dis", "in", "im", "over", "under", "sub", "inter", "multi",
-             "cyber", "self", "anti", "mis", "post", "cross", "micro", "meta")
+_SUFFIXES = (
+    "s",
+    "es",
+    "ed",
+    "d",
+    "ing",
+    "ly",
+    "er",
+    "ers",
+    "ment",
+    "ments",
+    "ness",
+    "ity",
+    "ities",
+    "ation",
+    "ations",
+    "al",
+    "ally",
+    "ize",
+    "izes",
+    "ized",
+    "ise",
+    "ised",
+    "ization",
+    "able",
+    "ible",
+    "ic",
+    "ical",
+    "ist",
+    "ists",
+    "ive",
+    "ism",
+    "ful",
+    "less",
+    "ous",
+    "ings",
+    "ness",
+)
+_PREFIXES = (
+    "un",
+    "re",
+    "non",
+    "pre",
+    "co",
+    "de",
+    "dis",
+    "in",
+    "im",
+    "over",
+    "under",
+    "sub",
+    "inter",
+    "multi",
+    "cyber",
+    "self",
+    "anti",
+    "mis",
+    "post",
+    "cross",
+    "micro",
+    "meta",
+)
 _EDGE = "()[]{}\"'“”‘’,.;:!?*"
 # A lower-case word, or one with a capital first: only these are judged (acronyms, numbers, codes are not).
 _PLAIN = re.compile(r"[a-z]{4,}|[A-Z][a-z]{3,}")
@@ -61,9 +118,13 @@ def _stem_known(word: str, words: frozenset[str]) -> bool:
     for suffix in _SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             base = word[: -len(suffix)]
-            if (base in words or base + "e" in words or base + "y" in words  # "equit|able": equity
-                    or (base[-1] == base[-2] and base[:-1] in words)
-                    or (base.endswith("i") and base[:-1] + "y" in words)):
+            if (
+                base in words
+                or base + "e" in words
+                or base + "y" in words  # "equit|able": equity
+                or (base[-1] == base[-2] and base[:-1] in words)
+                or (base.endswith("i") and base[:-1] + "y" in words)
+            ):
                 return True
     return False
 
@@ -78,8 +139,7 @@ def is_known(word: str) -> bool:
     words = lexicon()
     if _stem_known(word, words):
         return True
-    return any(word.startswith(p) and len(word) - len(p) >= 4 and _stem_known(word[len(p):], words)
-               for p in _PREFIXES)
+    return any(word.startswith(p) and len(word) - len(p) >= 4 and _stem_known(word[len(p) :], words) for p in _PREFIXES)
 
 
 def _tokens(text: str) -> list[str]:
@@ -96,7 +156,7 @@ def _candidates(token: str) -> Iterable[tuple[str, str, str]]:
     """(original character, shown character, shown word) for each known word one substitution away."""
     odd = _ONE_ODD.fullmatch(token)
     if odd:  # the odd character stands for a letter ("0ederal": F)
-        head, char, tail = (("", odd.group(1), odd.group(2)) if odd.group(1) else odd.group(3, 4, 5))
+        head, char, tail = ("", odd.group(1), odd.group(2)) if odd.group(1) else odd.group(3, 4, 5)
         for c in "abcdefghijklmnopqrstuvwxyz":
             if is_known(head + c + tail):
                 yield c, char, token
@@ -106,7 +166,7 @@ def _candidates(token: str) -> Iterable[tuple[str, str, str]]:
         return
     for i, shown in enumerate(word):
         for c in "abcdefghijklmnopqrstuvwxyz":
-            if c != shown and is_known(word[:i] + c + word[i + 1:]):
+            if c != shown and is_known(word[:i] + c + word[i + 1 :]):
                 yield c, shown, word
 
 
@@ -129,13 +189,17 @@ def substitutions(texts: Iterable[str]) -> set[tuple[str, str]]:
     different words of five letters or more on the lines that the signs already showed to be in the broken font.
     """
     texts = list(texts)
-    strong = {pair for pair, found in _explained(texts, odd_only=True).items()
-              if len(found) >= MIN_WORDS_PER_SUBSTITUTION}
+    strong = {
+        pair for pair, found in _explained(texts, odd_only=True).items() if len(found) >= MIN_WORDS_PER_SUBSTITUTION
+    }
     if not strong:
         return set()
     font_lines = [t for text in texts for t in text.split("\n") if garbled_words(t, strong)]
-    weak = {pair for pair, found in _explained(font_lines, odd_only=False).items()
-            if sum(len(w) >= 5 for w in found) >= MIN_WORDS_PER_SUBSTITUTION}
+    weak = {
+        pair
+        for pair, found in _explained(font_lines, odd_only=False).items()
+        if sum(len(w) >= 5 for w in found) >= MIN_WORDS_PER_SUBSTITUTION
+    }
     return strong | weak
 
 
@@ -181,5 +245,6 @@ def reads_clean(text: str, max_unknown: float = 0.1, allow_unjudged: bool = Fals
     share, judged = unknown_share(text)
     if (judged == 0 and not allow_unjudged) or share > max_unknown:  # no word to judge: not known to read clean
         return False
-    return not any(_ONE_ODD.fullmatch(t) or (len(t) >= 5 and t.islower() and next(_candidates(t), None))
-                   for t in _tokens(text))
+    return not any(
+        _ONE_ODD.fullmatch(t) or (len(t) >= 5 and t.islower() and next(_candidates(t), None)) for t in _tokens(text)
+    )

@@ -102,13 +102,17 @@ def repo_id_problem(repo_id: str) -> str | None:
     True
     """
     if _TOKEN_LIKE.search(repo_id):
-        return ("the repo id looks like a Hugging Face access token (hf_...), so it is not shown; give the repo as "
-                "namespace/name, e.g. alice/ragtune-minilm, and revoke that token at huggingface.co/settings/tokens "
-                "if it was shared")
+        return (
+            "the repo id looks like a Hugging Face access token (hf_...), so it is not shown; give the repo as "
+            "namespace/name, e.g. alice/ragtune-minilm, and revoke that token at huggingface.co/settings/tokens "
+            "if it was shared"
+        )
     parts = repo_id.split("/")
     if len(parts) != 2 or not all(_REPO_PART.match(p) and "--" not in p and ".." not in p for p in parts):
-        return (f"repo id {repo_id!r} must look like 'namespace/name' (letters, digits, '-', '_', '.'; "
-                "at most 96 characters each), e.g. 'alice/ragtune-minilm'")
+        return (
+            f"repo id {repo_id!r} must look like 'namespace/name' (letters, digits, '-', '_', '.'; "
+            "at most 96 characters each), e.g. 'alice/ragtune-minilm'"
+        )
     return None
 
 
@@ -174,8 +178,10 @@ def _model_files(run_dir: Path, repo_id: str) -> tuple[dict[str, Path], list[str
     if not model_dir.is_dir():
         raise HubError(f"no model to push: {model_dir} does not exist (train one with `ragtune run` first)")
     if model_dir.is_symlink():
-        raise HubError(f"not pushing: {model_dir} is a symbolic link, and a push uploads only what lies inside the "
-                       "run; copy the model folder into the run instead")
+        raise HubError(
+            f"not pushing: {model_dir} is a symbolic link, and a push uploads only what lies inside the "
+            "run; copy the model folder into the run instead"
+        )
     on_disk, left_out = _regular_files(model_dir)
     # Same filter upload_folder applies (.git, .cache/huggingface), so the plan matches the upload.
     kept = filter_repo_objects(on_disk, ignore_patterns=list(DEFAULT_IGNORE_PATTERNS))
@@ -220,8 +226,10 @@ def left_out_line(left_out: list[str]) -> str:
     """
     n = len(left_out)
     shown = ", ".join(left_out[:5]) + (f" and {n - 5} more" if n > 5 else "")
-    return (f"not uploading {n} symbolic link{'s' if n != 1 else ''} or special file{'s' if n != 1 else ''} in "
-            f"model/ that lead out of it or are no regular file: {shown}")
+    return (
+        f"not uploading {n} symbolic link{'s' if n != 1 else ''} or special file{'s' if n != 1 else ''} in "
+        f"model/ that lead out of it or are no regular file: {shown}"
+    )
 
 
 # --- the pairs dataset ------------------------------------------------------------------
@@ -239,8 +247,10 @@ def dataset_files(run_dir: Path, repo_id: str) -> dict[str, bytes]:
     names = ("chunks.jsonl", "pairs_train.jsonl", "pairs_eval.jsonl")
     missing = [n for n in names if not (run_dir / n).is_file()]
     if missing:
-        raise HubError(f"--with-data needs {', '.join(missing)} in {run_dir}: rerun `ragtune run` into it, "
-                       "or push without --with-data")
+        raise HubError(
+            f"--with-data needs {', '.join(missing)} in {run_dir}: rerun `ragtune run` into it, "
+            "or push without --with-data"
+        )
     try:
         chunks = {c.id: c for c in read_jsonl(run_dir / "chunks.jsonl", Chunk)}
         splits = {s: read_jsonl(run_dir / f"pairs_{s}.jsonl", Pair) for s in ("train", "eval")}
@@ -250,12 +260,22 @@ def dataset_files(run_dir: Path, repo_id: str) -> dict[str, bytes]:
     for split, pairs in splits.items():
         dangling = sorted({p.chunk_id for p in pairs} - chunks.keys())
         if dangling:
-            raise HubError(f"cannot push the pairs: {run_dir / f'pairs_{split}.jsonl'} points at "
-                           f"{len(dangling)} chunk id(s) missing from chunks.jsonl (e.g. {dangling[0]!r}); "
-                           f"rerun `ragtune run` into {run_dir}")
-        rows = [{"query": p.query, "chunk_id": p.chunk_id, "chunk_text": chunks[p.chunk_id].text,
-                 "source": chunks[p.chunk_id].source, "pages": list(chunks[p.chunk_id].pages), "kind": p.kind}
-                for p in pairs]
+            raise HubError(
+                f"cannot push the pairs: {run_dir / f'pairs_{split}.jsonl'} points at "
+                f"{len(dangling)} chunk id(s) missing from chunks.jsonl (e.g. {dangling[0]!r}); "
+                f"rerun `ragtune run` into {run_dir}"
+            )
+        rows = [
+            {
+                "query": p.query,
+                "chunk_id": p.chunk_id,
+                "chunk_text": chunks[p.chunk_id].text,
+                "source": chunks[p.chunk_id].source,
+                "pages": list(chunks[p.chunk_id].pages),
+                "kind": p.kind,
+            }
+            for p in pairs
+        ]
         out[f"{split}.jsonl"] = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
     readme = _dataset_card(repo_id, splits, sorted({c.source for c in chunks.values()}))
     return {"README.md": readme.encode(), **out}
@@ -332,15 +352,16 @@ def card_with_dataset(card: str, dataset_id: str) -> str:
     try:
         meta = yaml.safe_load(front) or {}
     except yaml.YAMLError:
-        raise HubError("the model card's YAML front matter does not parse; fix model/README.md or push without "
-                       "--with-data") from None
+        raise HubError(
+            "the model card's YAML front matter does not parse; fix model/README.md or push without --with-data"
+        ) from None
     existing = meta.get("datasets") if isinstance(meta, dict) else None
     listed = [existing] if isinstance(existing, str) else list(existing or [])
     # Drop a top-level datasets: block (inline or as a list), then write the merged list first.
     front = re.sub(r"^datasets:[^\n]*\n(?:[ \t-][^\n]*\n)*", "", front, flags=re.M)
     listed += [dataset_id] if dataset_id not in listed else []
     block = "datasets:\n" + "".join(f"- {d}\n" for d in listed)
-    return "---\n" + block + front + card[match.end(1):]
+    return "---\n" + block + front + card[match.end(1) :]
 
 
 def _card_for_upload(run_dir: Path, repo_id: str, dataset_id: str | None) -> bytes | None:
@@ -377,11 +398,16 @@ def what_leaves(run_dir: Path, repo_id: str, with_data: bool = False) -> str:
         card = path.read_bytes() if path.is_file() else b""
     widget = _card_widget(card.decode("utf-8", errors="replace"))
     quoted = sum(len(w.get("sentences") or []) for w in widget)
-    excerpts = (f"{quoted} excerpts of your documents and {len(widget)} question in its widget" if quoted
-                else "no excerpt of your documents")
+    excerpts = (
+        f"{quoted} excerpts of your documents and {len(widget)} question in its widget"
+        if quoted
+        else "no excerpt of your documents"
+    )
     data = f"; with --with-data, every question and chunk to {dataset_repo_id(repo_id)}" if with_data else ""
-    return (f"Leaving this machine for {repo_id}: the model weights and the model card (metrics, settings, "
-            f"{excerpts}){data}.")
+    return (
+        f"Leaving this machine for {repo_id}: the model weights and the model card (metrics, settings, "
+        f"{excerpts}){data}."
+    )
 
 
 def _card_widget(card: str) -> list[dict[str, Any]]:
@@ -407,14 +433,16 @@ def check_metrics(run_dir: Path, force: bool = False, force_hint: str = "pass --
     path = Path(run_dir) / "metrics.json"
     if not path.is_file():
         raise HubError(f"not pushing: {path} is missing, so the model was never evaluated; {force_hint}")
-    from .runfiles import metrics_problem
     from .rundir import rerun_command
+    from .runfiles import metrics_problem
 
     # What the push and the uploaded card read: the figures before and after, and the verdict.
     problem = metrics_problem(path, tables=("before", "after"), fields=("improved",))
     if problem:
-        raise HubError(f"not pushing: {path}{problem.removeprefix(path.name)}; rerun {rerun_command(Path(run_dir))} "
-                       f"to evaluate the model again (or {force_hint})")
+        raise HubError(
+            f"not pushing: {path}{problem.removeprefix(path.name)}; rerun {rerun_command(Path(run_dir))} "
+            f"to evaluate the model again (or {force_hint})"
+        )
     improved = json.loads(path.read_text(encoding="utf-8")).get("improved")
     if improved is not True:
         # json.dumps so the message shows the file's spelling: false, null.
@@ -442,18 +470,24 @@ def resolve_token(token: str | None = None) -> str:
     if not found:
         raise HubError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
     if not found.strip():
-        raise HubError(f"{source} is blank (only spaces or tabs); set it to your access token (hf_...), or unset "
-                       "it and run `hf auth login`")
+        raise HubError(
+            f"{source} is blank (only spaces or tabs); set it to your access token (hf_...), or unset "
+            "it and run `hf auth login`"
+        )
     if "\r" in found or "\n" in found:
-        raise HubError(f"{source} holds a line break (CR or LF), e.g. copied with the end of its line; set it to the "
-                       "token alone, e.g. export HF_TOKEN=\"$(tr -d '\\r\\n' < token.txt)\"")
+        raise HubError(
+            f"{source} holds a line break (CR or LF), e.g. copied with the end of its line; set it to the "
+            "token alone, e.g. export HF_TOKEN=\"$(tr -d '\\r\\n' < token.txt)\""
+        )
     if not found.isascii():
         # HTTP headers are ASCII: such a token fails deep in the HTTP client. Its position, never the token.
         where = source
         at = next(i for i, c in enumerate(found) if not c.isascii())
-        raise HubError(f"{where} holds a character that is not ASCII (at position {at + 1}), so it is not a Hugging "
-                       "Face token: copy the token again from https://huggingface.co/settings/tokens "
-                       "(a word processor or chat may have changed a character)")
+        raise HubError(
+            f"{where} holds a character that is not ASCII (at position {at + 1}), so it is not a Hugging "
+            "Face token: copy the token again from https://huggingface.co/settings/tokens "
+            "(a word processor or chat may have changed a character)"
+        )
     return found
 
 
@@ -496,9 +530,11 @@ def _request_timeouts(seconds: float) -> Iterator[None]:
     set_factory = getattr(huggingface_hub, "set_client_factory", None)
     if set_factory is None:
         # huggingface_hub < 1.0 talks through requests, which has no client-wide timeout.
-        logger.warning("huggingface_hub %s cannot give Hub requests a timeout; upgrade it "
-                       "(pip install -U huggingface_hub) so that a silent server cannot stall the push",
-                       huggingface_hub.__version__)
+        logger.warning(
+            "huggingface_hub %s cannot give Hub requests a timeout; upgrade it "
+            "(pip install -U huggingface_hub) so that a silent server cannot stall the push",
+            huggingface_hub.__version__,
+        )
         yield
         return
     previous = getattr(_http, "_GLOBAL_CLIENT_FACTORY", None) or _http.default_client_factory
@@ -554,15 +590,16 @@ def push(
     contents: dict[str, Path | bytes] = dict(sources)
     if left_out:
         (warn or (lambda line: logger.warning("%s", line)))(left_out_line(left_out))
-    context = _ErrorContext(repo_id=repo_id, endpoint=api.endpoint, token=secret, timeout=seconds,
-                            timeout_hint=timeout_hint)
+    context = _ErrorContext(
+        repo_id=repo_id, endpoint=api.endpoint, token=secret, timeout=seconds, timeout_hint=timeout_hint
+    )
     with _request_timeouts(seconds):
         if plan.dataset_repo_id:
             data = dataset_files(run_dir, repo_id)
-            _upload(api, plan.dataset_repo_id, "dataset", private, data, DATASET_COMMIT_MESSAGE,
-                    context, retries, backoff)
-            logger.info("pushed %d files (%d bytes) to dataset %s", len(data), plan.dataset_bytes,
-                        plan.dataset_repo_id)
+            _upload(
+                api, plan.dataset_repo_id, "dataset", private, data, DATASET_COMMIT_MESSAGE, context, retries, backoff
+            )
+            logger.info("pushed %d files (%d bytes) to dataset %s", len(data), plan.dataset_bytes, plan.dataset_repo_id)
         # The uploaded card names the repo (and the dataset); model/README.md on disk stays as it is.
         card = _card_for_upload(run_dir, repo_id, plan.dataset_repo_id)
         if card is not None:
@@ -573,8 +610,17 @@ def push(
     return info.commit_url
 
 
-def _upload(api: HfApi, repo_id: str, repo_type: str, private: bool, contents: dict[str, Path | bytes],
-            message: str, context: _ErrorContext, retries: int, backoff: float) -> CommitInfo:
+def _upload(
+    api: HfApi,
+    repo_id: str,
+    repo_type: str,
+    private: bool,
+    contents: dict[str, Path | bytes],
+    message: str,
+    context: _ErrorContext,
+    retries: int,
+    backoff: float,
+) -> CommitInfo:
     """Create the repo if needed, then commit `contents` (path in repo -> file or bytes) in one commit."""
     from huggingface_hub import CommitOperationAdd
 
@@ -586,8 +632,10 @@ def _upload(api: HfApi, repo_id: str, repo_type: str, private: bool, contents: d
 
     def commit() -> CommitInfo:
         # Fresh operations each attempt: a failed attempt leaves upload state on the old ones.
-        operations = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=src if isinstance(src, bytes) else str(src))
-                      for rel, src in sorted(contents.items())]
+        operations = [
+            CommitOperationAdd(path_in_repo=rel, path_or_fileobj=src if isinstance(src, bytes) else str(src))
+            for rel, src in sorted(contents.items())
+        ]
         return api.create_commit(repo_id, operations, commit_message=message, repo_type=repo_type, token=secret)
 
     _call_hub(create, context, retries, backoff)
@@ -708,8 +756,10 @@ def _message_for(err: BaseException, ctx: _ErrorContext, attempts: int) -> str |
     if isinstance(err, OfflineModeIsEnabled):
         return "HF_HUB_OFFLINE is set, so the Hub cannot be reached: unset it to push"
     if isinstance(err, timeouts):
-        return (f"timed out talking to {where} {tries} (no progress for {ctx.timeout:g} s): check your network "
-                f"and push again, or allow longer with {ctx.timeout_hint}")
+        return (
+            f"timed out talking to {where} {tries} (no progress for {ctx.timeout:g} s): check your network "
+            f"and push again, or allow longer with {ctx.timeout_hint}"
+        )
     if isinstance(err, connects):
         return f"cannot reach {where} ({tries}): check your network connection and HF_ENDPOINT"
     if isinstance(err, transports):
@@ -717,21 +767,30 @@ def _message_for(err: BaseException, ctx: _ErrorContext, attempts: int) -> str |
     if isinstance(err, json.JSONDecodeError):
         # A 200 whose body is not JSON: a proxy's or captive portal's page, or a wrong HF_ENDPOINT.
         what = "an HTML page" if err.doc.lstrip().startswith("<") else "something that is not JSON"
-        return (f"{where} answered with {what}, not the Hub API: check HF_ENDPOINT (or unset it for "
-                "huggingface.co) and any proxy or network login page in the way, then push again")
+        return (
+            f"{where} answered with {what}, not the Hub API: check HF_ENDPOINT (or unset it for "
+            "huggingface.co) and any proxy or network login page in the way, then push again"
+        )
     # A TypeError about arguments is a call ragtune got wrong, raised by huggingface_hub's argument checks: a bug.
     wrong_call = isinstance(err, TypeError) and "argument" in str(err)
-    if (isinstance(err, (KeyError, TypeError, AttributeError, IndexError)) and not wrong_call
-            and _raised_in_hub_client(err)):
+    if (
+        isinstance(err, (KeyError, TypeError, AttributeError, IndexError))
+        and not wrong_call
+        and _raised_in_hub_client(err)
+    ):
         # A 200 with JSON that is not the reply the client expects (a field missing, a list for an object):
         # another service answering at HF_ENDPOINT, or a proxy rewriting replies.
-        return (f"{where} answered with JSON that is not a Hub API reply ({type(err).__name__}: "
-                f"{_first_line(str(err))}): check HF_ENDPOINT (or unset it for huggingface.co) and any proxy in "
-                "the way, then push again")
+        return (
+            f"{where} answered with JSON that is not a Hub API reply ({type(err).__name__}: "
+            f"{_first_line(str(err))}): check HF_ENDPOINT (or unset it for huggingface.co) and any proxy in "
+            "the way, then push again"
+        )
     if isinstance(err, ValueError) and "improperly formatted" in str(err) and _raised_in_hub_client(err):
         # huggingface_hub checks the preupload reply's shape itself and raises a ValueError.
-        return (f"{where} answered with JSON that is not a Hub API reply (ValueError: {_first_line(str(err))}): "
-                "check HF_ENDPOINT (or unset it for huggingface.co) and any proxy in the way, then push again")
+        return (
+            f"{where} answered with JSON that is not a Hub API reply (ValueError: {_first_line(str(err))}): "
+            "check HF_ENDPOINT (or unset it for huggingface.co) and any proxy in the way, then push again"
+        )
     if isinstance(err, ValueError) and str(err).startswith("Invalid metadata in README.md"):
         # huggingface_hub lists the problems one per line after this heading.
         return f"the Hub rejected the metadata in README.md: {str(err).partition(chr(10))[2] or 'no details'}"
@@ -791,8 +850,10 @@ def resolve_pairs_model(base_model: str, hint: str = PRESET_HINT) -> str:
     try:
         get_api().model_info(source, timeout=10)
     except RepositoryNotFoundError:
-        raise PairsError(f"{source} is neither a local folder nor a model on the Hugging Face Hub (or it is "
-                         "private); check the name or pass a local path") from None
+        raise PairsError(
+            f"{source} is neither a local folder nor a model on the Hugging Face Hub (or it is "
+            "private); check the name or pass a local path"
+        ) from None
     except Exception as e:  # any failure here means the download below would fail too
         reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
         raise PairsError(f"{source} is not downloaded and the Hub cannot be reached ({reason}); {hint}") from None

@@ -20,8 +20,14 @@ from typing import Any
 def _hit_metadata(hit: Any) -> dict[str, Any]:
     # score_kind says what the score is: a cosine, a raw BM25 score, or a hybrid score that ranks within one
     # query only (ragtune.search.SCORE_KINDS); a framework's score cutoff fits the first alone.
-    return {"source": hit.source, "pages": list(hit.pages), "chunk_id": hit.chunk_id, "score": hit.score,
-            "score_kind": hit.kind, "rank": hit.rank}
+    return {
+        "source": hit.source,
+        "pages": list(hit.pages),
+        "chunk_id": hit.chunk_id,
+        "score": hit.score,
+        "score_kind": hit.kind,
+        "rank": hit.rank,
+    }
 
 
 def langchain_retriever(retriever: Any, k: int = 5, mode: str | None = None) -> Any:
@@ -41,8 +47,10 @@ def langchain_retriever(retriever: Any, k: int = 5, mode: str | None = None) -> 
         mode: str | None = None
 
         def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Any]:
-            return [Document(page_content=h.text, metadata=_hit_metadata(h))
-                    for h in self.ragtune.search(query, self.k, self.mode)]
+            return [
+                Document(page_content=h.text, metadata=_hit_metadata(h))
+                for h in self.ragtune.search(query, self.k, self.mode)
+            ]
 
     return RagtuneRetriever(ragtune=retriever, k=k, mode=mode)
 
@@ -62,7 +70,9 @@ def llamaindex_retriever(retriever: Any, k: int = 5, mode: str | None = None) ->
             super().__init__()
 
         def _retrieve(self, query_bundle: QueryBundle) -> list[Any]:
-            return [NodeWithScore(node=TextNode(text=h.text, id_=h.chunk_id, metadata=_hit_metadata(h)), score=h.score)
-                    for h in retriever.search(query_bundle.query_str, k, mode)]
+            return [
+                NodeWithScore(node=TextNode(text=h.text, id_=h.chunk_id, metadata=_hit_metadata(h)), score=h.score)
+                for h in retriever.search(query_bundle.query_str, k, mode)
+            ]
 
     return RagtuneRetriever()

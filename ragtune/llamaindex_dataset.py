@@ -47,8 +47,10 @@ def export_llamaindex(run_dir: Path, path: Path, split: str = "eval") -> Export:
     used = {p.chunk_id for p in pairs}
     corpus = {c.id: c.text for c in chunks if split == "eval" or c.id in used}
     if not used <= corpus.keys():
-        raise RunDirError(f"{run_dir / f'pairs_{split}.jsonl'} points at chunks missing from chunks.jsonl; "
-                          "rerun `ragtune run` into this folder")
+        raise RunDirError(
+            f"{run_dir / f'pairs_{split}.jsonl'} points at chunks missing from chunks.jsonl; "
+            "rerun `ragtune run` into this folder"
+        )
     queries = {f"{split}-{n}": p.query for n, p in enumerate(pairs)}
     relevant = {f"{split}-{n}": [p.chunk_id] for n, p in enumerate(pairs)}
     write_json(Path(path), {"queries": queries, "corpus": corpus, "relevant_docs": relevant, "mode": "text"})
@@ -67,7 +69,7 @@ def _count(n: int, noun: str, plural: str = "") -> str:
 def _str_map(obj: Any, key: str, path: Path) -> dict[str, str]:
     value = obj[key]
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise DatasetError(f"{path}: \"{key}\" must be an object mapping ids to strings")
+        raise DatasetError(f'{path}: "{key}" must be an object mapping ids to strings')
     return value
 
 
@@ -88,36 +90,45 @@ def load_llamaindex_dataset(path: Path) -> tuple[dict[str, str], dict[str, str],
         raise DatasetError(f"{path} is not valid JSON ({e.msg}, line {e.lineno})") from None
     keys = ("queries", "corpus", "relevant_docs")
     if not isinstance(obj, dict) or not all(k in obj for k in keys):
-        raise DatasetError(f"{path} is not a LlamaIndex EmbeddingQAFinetuneDataset: "
-                           "expected an object with \"queries\", \"corpus\" and \"relevant_docs\"")
+        raise DatasetError(
+            f"{path} is not a LlamaIndex EmbeddingQAFinetuneDataset: "
+            'expected an object with "queries", "corpus" and "relevant_docs"'
+        )
     if obj.get("mode", "text") != "text":
-        raise DatasetError(f"{path} has mode {obj['mode']!r}; only text datasets (\"mode\": \"text\") are supported")
+        raise DatasetError(f'{path} has mode {obj["mode"]!r}; only text datasets ("mode": "text") are supported')
     queries, corpus = _str_map(obj, "queries", path), _str_map(obj, "corpus", path)
     relevant = obj["relevant_docs"]
     if not isinstance(relevant, dict) or not all(
         isinstance(v, list) and all(isinstance(d, str) for d in v) for v in relevant.values()
     ):
-        raise DatasetError(f"{path}: \"relevant_docs\" must be an object mapping query ids to lists of corpus ids")
+        raise DatasetError(f'{path}: "relevant_docs" must be an object mapping query ids to lists of corpus ids')
     if not queries or not corpus:
         counts = f"{_count(len(queries), 'query', 'queries')} and {_count(len(corpus), 'corpus text')}"
         raise DatasetError(f"{path} has {counts}; it needs both")
     # Every query needs an answer in the corpus, or its metrics would be 0 for no reason.
     unanswered = [q for q in queries if not relevant.get(q)]
     if unanswered:
-        raise DatasetError(f"{path}: {_count(len(unanswered), 'query id')} without relevant_docs "
-                           f"(e.g. {unanswered[0]!r})")
+        raise DatasetError(
+            f"{path}: {_count(len(unanswered), 'query id')} without relevant_docs (e.g. {unanswered[0]!r})"
+        )
     stray = [q for q in relevant if q not in queries]
     if stray:
         raise DatasetError(f"{path}: relevant_docs names {_count(len(stray), 'unknown query id')} (e.g. {stray[0]!r})")
     dangling = sorted({d for docs in relevant.values() for d in docs if d not in corpus})
     if dangling:
-        raise DatasetError(f"{path}: relevant_docs points at {_count(len(dangling), 'id')} not in the corpus "
-                           f"(e.g. {dangling[0]!r})")
+        raise DatasetError(
+            f"{path}: relevant_docs points at {_count(len(dangling), 'id')} not in the corpus (e.g. {dangling[0]!r})"
+        )
     return queries, corpus, {q: list(relevant[q]) for q in queries}
 
 
-def evaluate_dataset(model: Any, queries: dict[str, str], corpus: dict[str, str],
-                     relevant: dict[str, list[str]], ks: Sequence[int] = DATASET_KS) -> dict[str, float]:
+def evaluate_dataset(
+    model: Any,
+    queries: dict[str, str],
+    corpus: dict[str, str],
+    relevant: dict[str, list[str]],
+    ks: Sequence[int] = DATASET_KS,
+) -> dict[str, float]:
     """hit@k and MRR@10 of `model` retrieving from the whole corpus (same index settings as a run)."""
     from .metrics import MRR_AT, model_rankings, rank_metrics
 

@@ -32,13 +32,17 @@ def metrics_text_table(metrics: dict[str, Any]) -> str:
 def cutoff_advice(before_median: float, after_median: float) -> str:
     """What moved scores mean for a RAG app, said only where it is true: a fixed cutoff on cosine scores of dense
     vectors in a vector store. Hybrid scores are rescaled within each query and BM25's grow with the query."""
-    return (f"the best chunk's cosine moved (median {before_median:.2f} -> {after_median:.2f}): if your RAG app "
-            "drops dense results below a fixed cosine cutoff in a vector store, re-tune that cutoff. "
-            "Hybrid scores rank within one query only (the top hit is near 1) and BM25 scores grow with the "
-            "query, so neither takes a fixed cutoff.")
+    return (
+        f"the best chunk's cosine moved (median {before_median:.2f} -> {after_median:.2f}): if your RAG app "
+        "drops dense results below a fixed cosine cutoff in a vector store, re-tune that cutoff. "
+        "Hybrid scores rank within one query only (the top hit is near 1) and BM25 scores grow with the "
+        "query, so neither takes a fixed cutoff."
+    )
 
 
-def rank_metrics(ranked: Sequence[Sequence[str]], relevant: Sequence[set[str] | str], ks: Sequence[int]) -> dict[str, float]:
+def rank_metrics(
+    ranked: Sequence[Sequence[str]], relevant: Sequence[set[str] | str], ks: Sequence[int]
+) -> dict[str, float]:
     """hit@k and MRR@10 from ranked id lists and the relevant id(s) per query.
 
     >>> rank_metrics([["a", "b"], ["c", "b"]], ["b", "x"], ks=[1, 2])
@@ -66,8 +70,15 @@ def rank_metrics(ranked: Sequence[Sequence[str]], relevant: Sequence[set[str] | 
 
 
 def model_rankings(
-    model: Any, chunk_texts: list[str], chunk_ids: list[str], queries: list[str], depth: int,
-    passage_words: int = 0, chunk_weight: float = 0.5, dim: int | None = None, passage_stride: int = 1,
+    model: Any,
+    chunk_texts: list[str],
+    chunk_ids: list[str],
+    queries: list[str],
+    depth: int,
+    passage_words: int = 0,
+    chunk_weight: float = 0.5,
+    dim: int | None = None,
+    passage_stride: int = 1,
 ) -> list[list[str]]:
     """The top `depth` chunk ids per query from an exact index of `model`'s embeddings of
     the chunks (and with `passage_words`, of their passages)."""
@@ -89,8 +100,9 @@ def evaluate_model(
     """Metrics of `model` on the queries; with `dim`, on embeddings cut to that many
     dimensions; with `passage_words`, over chunks and their passages."""
     depth = max(max(ks), MRR_AT)
-    return rank_metrics(model_rankings(model, chunk_texts, chunk_ids, queries, depth, passage_words, dim=dim),
-                        relevant, ks)
+    return rank_metrics(
+        model_rankings(model, chunk_texts, chunk_ids, queries, depth, passage_words, dim=dim), relevant, ks
+    )
 
 
 def rrf(a: Sequence[Sequence[str]], b: Sequence[Sequence[str]], k: int = 60) -> list[list[str]]:
@@ -122,19 +134,30 @@ def similarity_shift(before: Any, after: Any) -> dict[str, Any]:
     import numpy as np
 
     b, a = np.asarray(before, dtype=np.float64), np.asarray(after, dtype=np.float64)
-    stats = lambda x: {"median": round(float(np.median(x)), 4), "p10": round(float(np.quantile(x, 0.1)), 4),  # noqa: E731
-                       "p90": round(float(np.quantile(x, 0.9)), 4)}
+
+    def stats(x: Any) -> dict[str, float]:
+        return {
+            "median": round(float(np.median(x)), 4),
+            "p10": round(float(np.quantile(x, 0.1)), 4),
+            "p90": round(float(np.quantile(x, 0.9)), 4),
+        }
+
     cutoffs = {}
     for cut in (0.3, 0.4, 0.5, 0.6):
         share_below = float(np.mean(b < cut))
         if 0.0 < share_below < 1.0:
             cutoffs[f"{cut:.1f}"] = round(float(np.quantile(a, share_below)), 3)
-    return {"before": stats(b), "after": stats(a), "cutoff_map": cutoffs,
-            "warn": bool(np.median(a) < np.median(b) - 0.05)}
+    return {
+        "before": stats(b),
+        "after": stats(a),
+        "cutoff_map": cutoffs,
+        "warn": bool(np.median(a) < np.median(b) - 0.05),
+    }
 
 
-def per_theme_hits(ranked: dict[str, list[list[str]]], relevant: list[str], themes: dict[str, list[str]],
-                   k: int = 5) -> dict[str, dict[str, Any]]:
+def per_theme_hits(
+    ranked: dict[str, list[list[str]]], relevant: list[str], themes: dict[str, list[str]], k: int = 5
+) -> dict[str, dict[str, Any]]:
     """hit@k before and after for the held-out questions of each theme's chunks (a chunk may have several).
 
     >>> per_theme_hits({"before": [["a"], ["x"]], "after": [["a"], ["b"]]}, ["a", "b"], {"a": ["t"], "b": ["t"]}, k=1)
@@ -147,8 +170,10 @@ def per_theme_hits(ranked: dict[str, list[list[str]]], relevant: list[str], them
             row["n"] += 1
             for key in ("before", "after"):
                 row[key] += rel in ranked[key][i][:k]
-    return {t: {"n": r["n"], "before": round(r["before"] / r["n"], 4), "after": round(r["after"] / r["n"], 4)}
-            for t, r in sorted(out.items(), key=lambda kv: -kv[1]["n"])}
+    return {
+        t: {"n": r["n"], "before": round(r["before"] / r["n"], 4), "after": round(r["after"] / r["n"], 4)}
+        for t, r in sorted(out.items(), key=lambda kv: -kv[1]["n"])
+    }
 
 
 def is_improved(before: dict[str, float], after: dict[str, float]) -> bool:
@@ -182,4 +207,3 @@ def choose_served(scores: dict[float, dict[str, float]], fixed: float | None = N
     weight = fixed if fixed is not None else max(inner, key=key)
     best = max([w for w in scores if w in (0.0, 1.0)] + ([weight] if weight in scores else []), key=key)
     return ("bm25" if best == 0.0 else "dense" if best == 1.0 else "hybrid"), weight
-

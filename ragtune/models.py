@@ -96,8 +96,9 @@ def resolve_precision(precision: str, device: str, cpu_bf16: bool | None = None)
     ('fp32', 'fp32')
     """
     if precision == "fp16" and not device.startswith("cuda"):
-        raise ConfigError(f"precision fp16 needs a CUDA GPU, and training runs on {device}; use bf16 or fp32",
-                          "precision")
+        raise ConfigError(
+            f"precision fp16 needs a CUDA GPU, and training runs on {device}; use bf16 or fp32", "precision"
+        )
     if precision != "auto":
         return precision
     if device == "cpu":
@@ -171,8 +172,10 @@ def _foreign_modules(folder: Path) -> list[str]:
 
 # Every refusal says this, then what to use instead.
 _REFUSED = "ragtune never runs a model's own code"
-_OWN_MODULES_HINT = (f"{_REFUSED}: use a model built from sentence-transformers' own modules, or rebuild this one "
-                     "from them where you trust its source")
+_OWN_MODULES_HINT = (
+    f"{_REFUSED}: use a model built from sentence-transformers' own modules, or rebuild this one "
+    "from them where you trust its source"
+)
 
 
 def load_model(name_or_path: str, device: str = "cpu") -> Any:
@@ -190,14 +193,16 @@ def load_model(name_or_path: str, device: str = "cpu") -> Any:
     if local:
         problem = folder_problem(Path(name_or_path))
         if problem:
-            raise ModelError(f"{'refused to load' if _REFUSED in problem else 'cannot load'} model "
-                             f"{name_or_path!r}: {problem}")
+            raise ModelError(
+                f"{'refused to load' if _REFUSED in problem else 'cannot load'} model {name_or_path!r}: {problem}"
+            )
         # Checked here too, not only by sentence-transformers: older releases import such classes.
         foreign = _foreign_modules(Path(name_or_path))
         if foreign:
-            raise ModelError(f"refused to load model {name_or_path!r}: its modules.json names "
-                             f"{', '.join(map(repr, foreign))}, which is not part of sentence-transformers; "
-                             + _OWN_MODULES_HINT)
+            raise ModelError(
+                f"refused to load model {name_or_path!r}: its modules.json names "
+                f"{', '.join(map(repr, foreign))}, which is not part of sentence-transformers; " + _OWN_MODULES_HINT
+            )
     try:
         # A local folder needs no network; without local_files_only, transformers may still try to
         # reach the Hub for optional files and stall offline. (Not HF_HUB_OFFLINE: that is the caller's.)
@@ -208,17 +213,22 @@ def load_model(name_or_path: str, device: str = "cpu") -> Any:
                 raise ModelError(_damaged(name_or_path, e)) from None
             raise
         named = re.search(r"module class '([^']+)'", str(e))
-        why = (f"its modules.json names {named[1]!r}, which is not part of sentence-transformers; {_OWN_MODULES_HINT}"
-               if named else f"it needs its own code to load (a custom architecture); {_REFUSED}: use a model of "
-                             "an architecture transformers ships (BERT, MPNet, XLM-RoBERTa, ...)")
+        why = (
+            f"its modules.json names {named[1]!r}, which is not part of sentence-transformers; {_OWN_MODULES_HINT}"
+            if named
+            else f"it needs its own code to load (a custom architecture); {_REFUSED}: use a model of "
+            "an architecture transformers ships (BERT, MPNet, XLM-RoBERTa, ...)"
+        )
         raise ModelError(f"refused to load model {name_or_path!r}: {why}") from None
     except pickle.UnpicklingError as e:
         # torch.load(weights_only=True) refused a .bin whose pickle calls something besides tensor builders.
         asked = re.search(r"GLOBAL ([\w.]+)", str(e))  # "unsupported GLOBAL posix.system", "GLOBAL io.open was"
         what = f" (it calls {asked[1]})" if asked else ""
-        raise ModelError(f"refused to load model {name_or_path!r}: its weights are a pickle that would run code "
-                         f"when loaded{what}; {_REFUSED}: use a model with safetensors weights, or re-save these as "
-                         "model.safetensors where you trust their source") from None
+        raise ModelError(
+            f"refused to load model {name_or_path!r}: its weights are a pickle that would run code "
+            f"when loaded{what}; {_REFUSED}: use a model with safetensors weights, or re-save these as "
+            "model.safetensors where you trust their source"
+        ) from None
     except _damaged_errors() as e:
         # Out of memory is a RuntimeError too, and no sign of damaged files.
         if not local or "out of memory" in str(e).lower():
@@ -243,11 +253,15 @@ def folder_problem(folder: Path) -> str | None:
     if not folder.is_dir():
         return None  # a file: SentenceTransformer says what is wrong with it
     if (folder / "manifest.json").is_file() and (folder / "model" / "config.json").is_file():
-        return (f"{folder} is a ragtune run folder, not a model; to start from its fine-tuned model use its model "
-                f"folder: --base-model {folder / 'model'}")
+        return (
+            f"{folder} is a ragtune run folder, not a model; to start from its fine-tuned model use its model "
+            f"folder: --base-model {folder / 'model'}"
+        )
     if not any(folder.iterdir()):
-        return ("the folder is empty: pass a sentence-transformers model folder (or a Hub id); a download cut "
-                "short leaves an empty folder, fetch it again")
+        return (
+            "the folder is empty: pass a sentence-transformers model folder (or a Hub id); a download cut "
+            "short leaves an empty folder, fetch it again"
+        )
     try:
         modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -255,10 +269,15 @@ def folder_problem(folder: Path) -> str | None:
     paths = [m.get("path") for m in modules if isinstance(m, dict)] if isinstance(modules, list) else []
     root = folder.resolve()
     for rel in paths:
-        if isinstance(rel, str) and rel and (Path(rel).is_absolute() or ".." in Path(rel).parts
-                                             or not (root / rel).resolve().is_relative_to(root)):
-            return (f"its modules.json names a module path {rel!r} outside the model folder; {_REFUSED} and "
-                    "loads only files inside the folder it is given: fix modules.json or fetch the model again")
+        if (
+            isinstance(rel, str)
+            and rel
+            and (Path(rel).is_absolute() or ".." in Path(rel).parts or not (root / rel).resolve().is_relative_to(root))
+        ):
+            return (
+                f"its modules.json names a module path {rel!r} outside the model folder; {_REFUSED} and "
+                "loads only files inside the folder it is given: fix modules.json or fetch the model again"
+            )
     return None
 
 

@@ -34,9 +34,14 @@ INT8_FILE = "model_qint8.onnx"  # plain name: per-channel int8 weights, not tune
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
 # The pre-v6 sentence-transformers pooling config: one boolean per mode.
-_LEGACY_POOLING = {"pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max",
-                   "pooling_mode_mean_tokens": "mean", "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
-                   "pooling_mode_weightedmean_tokens": "weightedmean", "pooling_mode_lasttoken": "lasttoken"}
+_LEGACY_POOLING = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
 
 
 def require_onnx() -> None:
@@ -45,8 +50,9 @@ def require_onnx() -> None:
         try:
             __import__(name)
         except ImportError:
-            raise OnnxError(f"ONNX export needs onnxruntime, onnx and onnxscript ({name} is missing): "
-                            f"{INSTALL_HINT}") from None
+            raise OnnxError(
+                f"ONNX export needs onnxruntime, onnx and onnxscript ({name} is missing): {INSTALL_HINT}"
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -100,18 +106,22 @@ def read_layout(model_dir: Path) -> Layout:
         raise OnnxError(f"{model_dir} is not a Transformer + Pooling model (modules: {', '.join(kinds) or 'none'})")
     other = [k for k in kinds if k not in ("Transformer", "Pooling", "Normalize")]
     if other or kinds.count("Transformer") > 1 or kinds.count("Pooling") > 1:
-        raise OnnxError(f"{model_dir} has modules ONNX export does not cover ({', '.join(kinds)}); "
-                        "it exports Transformer, Pooling and Normalize only")
+        raise OnnxError(
+            f"{model_dir} has modules ONNX export does not cover ({', '.join(kinds)}); "
+            "it exports Transformer, Pooling and Normalize only"
+        )
     transformer_dir = model_dir / str(modules[0].get("path", ""))
     pooling_dir = model_dir / str(modules[kinds.index("Pooling")].get("path", ""))
     st_config = transformer_dir / "sentence_bert_config.json"
     st = _read_json(st_config) if st_config.is_file() else {}
     max_len = st.get("max_seq_length") if isinstance(st, dict) else None
-    return Layout(transformer_dir=transformer_dir,
-                  pooling=_pooling_modes(_read_json(pooling_dir / "config.json"), pooling_dir / "config.json"),
-                  normalize="Normalize" in kinds,
-                  max_seq_length=max_len if isinstance(max_len, int) and max_len > 0 else None,
-                  do_lower_case=bool(isinstance(st, dict) and st.get("do_lower_case")))
+    return Layout(
+        transformer_dir=transformer_dir,
+        pooling=_pooling_modes(_read_json(pooling_dir / "config.json"), pooling_dir / "config.json"),
+        normalize="Normalize" in kinds,
+        max_seq_length=max_len if isinstance(max_len, int) and max_len > 0 else None,
+        do_lower_case=bool(isinstance(st, dict) and st.get("do_lower_case")),
+    )
 
 
 def _load_tokenizer(layout: Layout) -> tuple[Any, int]:
@@ -132,8 +142,9 @@ def _load_tokenizer(layout: Layout) -> tuple[Any, int]:
         from tokenizers.normalizers import Sequence as NormalizerSequence
 
         backend = tokenizer.backend_tokenizer
-        backend.normalizer = (NormalizerSequence([Lowercase(), backend.normalizer]) if backend.normalizer
-                              else Lowercase())
+        backend.normalizer = (
+            NormalizerSequence([Lowercase(), backend.normalizer]) if backend.normalizer else Lowercase()
+        )
     return tokenizer, int(max_len)
 
 
@@ -146,8 +157,9 @@ def _last_hidden(model: Any) -> Any:
             super().__init__()
             self.model = model
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                    token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        def forward(
+            self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+        ) -> torch.Tensor:
             extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
             return self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
 
@@ -200,9 +212,18 @@ def export_onnx(model_dir: str | Path, quantize: bool = False) -> list[Path]:
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
     try:
         with torch.no_grad(), _quiet():
-            torch.onnx.export(_last_hidden(model), (), str(fp32), kwargs=inputs, input_names=names,
-                              output_names=["last_hidden_state"], dynamo=True, external_data=False, verbose=False,
-                              dynamic_shapes={n: {0: batch, 1: sequence} for n in names})
+            torch.onnx.export(
+                _last_hidden(model),
+                (),
+                str(fp32),
+                kwargs=inputs,
+                input_names=names,
+                output_names=["last_hidden_state"],
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+                dynamic_shapes={n: {0: batch, 1: sequence} for n in names},
+            )
     except Exception as e:  # torch.export raises many unrelated types for a model it cannot trace
         reason = (str(e).strip().splitlines() or [""])[0][:300]
         raise OnnxError(f"torch.onnx cannot export {layout.transformer_dir} ({type(e).__name__}: {reason})") from e
@@ -257,8 +278,9 @@ class OnnxEncoder:
         self.layout = read_layout(Path(model_dir))
         path = self.layout.transformer_dir / "onnx" / file
         if not path.is_file():
-            raise OnnxError(f"{path} does not exist: run `ragtune export RUN --onnx"
-                            f"{' --int8' if file == INT8_FILE else ''}` first")
+            raise OnnxError(
+                f"{path} does not exist: run `ragtune export RUN --onnx{' --int8' if file == INT8_FILE else ''}` first"
+            )
         self.tokenizer, self.max_seq_length = _load_tokenizer(self.layout)
         options = ort.SessionOptions()
         if threads:
@@ -271,8 +293,7 @@ class OnnxEncoder:
         self.input_names = [i.name for i in self.session.get_inputs()]
 
     def _batch(self, texts: list[str]) -> np.ndarray:
-        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_seq_length,
-                             return_tensors="np")
+        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="np")
         mask = enc["attention_mask"].astype(np.int64)
         feed = {n: (enc[n] if n in enc else np.zeros_like(mask)).astype(np.int64) for n in self.input_names}
         (hidden,) = self.session.run(["last_hidden_state"], feed)
@@ -286,7 +307,7 @@ class OnnxEncoder:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
         # Longest first, so each batch pads to texts of about its own length; the order is put back below.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        parts = [self._batch([texts[i] for i in order[s:s + batch_size]]) for s in range(0, len(order), batch_size)]
+        parts = [self._batch([texts[i] for i in order[s : s + batch_size]]) for s in range(0, len(order), batch_size)]
         if not parts:
             return np.zeros((0, 0), dtype=np.float32)
         out = np.empty((len(texts), parts[0].shape[1]), dtype=np.float32)

@@ -91,8 +91,7 @@ class RunResult:
     def __repr__(self) -> str:
         hit5 = [self.metrics.get(key, {}).get("hit@5") for key in ("before", "after")]
         moved = " -> ".join(f"{v:.3f}" if isinstance(v, float) else "?" for v in hit5)
-        return (f"RunResult(run_dir={str(self.run_dir)!r}, improved={self.metrics.get('improved')!r}, "
-                f"hit@5={moved!r})")
+        return f"RunResult(run_dir={str(self.run_dir)!r}, improved={self.metrics.get('improved')!r}, hit@5={moved!r})"
 
 
 def _file_digest(path: Path) -> str:
@@ -102,8 +101,12 @@ def _file_digest(path: Path) -> str:
         return f"unreadable:{path}"
 
 
-def stage_keys(cfg: Config, fingerprint: list[tuple[str, int, str]], lexicon: dict[str, list[str]],
-               stages: tuple[Stage, ...] = PIPELINE) -> dict[str, str]:
+def stage_keys(
+    cfg: Config,
+    fingerprint: list[tuple[str, int, str]],
+    lexicon: dict[str, list[str]],
+    stages: tuple[Stage, ...] = PIPELINE,
+) -> dict[str, str]:
     """The cache keys of the stages keyed by their settings, up to the first keyed by what the stages
     before it made (save: the run summary), which is known only once they ran.
 
@@ -119,9 +122,11 @@ def stage_keys(cfg: Config, fingerprint: list[tuple[str, int, str]], lexicon: di
     return keys
 
 
-def _settings_part(cfg: Config, stage: Stage, fingerprint: list[tuple[str, int, str]],
-                   lexicon: dict[str, list[str]]) -> dict[str, Any]:
+def _settings_part(
+    cfg: Config, stage: Stage, fingerprint: list[tuple[str, int, str]], lexicon: dict[str, list[str]]
+) -> dict[str, Any]:
     """What a stage's key hashes of its settings: their values, or for three of them what they name."""
+
     def value(name: str) -> Any:
         if name == "docs":
             return fingerprint
@@ -142,8 +147,11 @@ def _check_matryoshka_dims(dims: tuple[int, ...], model: Any) -> None:
     full = model.get_embedding_dimension()
     too_big = sorted(d for d in dims if full and d > full)
     if too_big:
-        raise ConfigError(f"matryoshka_dims must be at most the base model's dimension ({full}), not "
-                          f"{', '.join(map(str, too_big))}; lower --matryoshka-dims", "matryoshka_dims")
+        raise ConfigError(
+            f"matryoshka_dims must be at most the base model's dimension ({full}), not "
+            f"{', '.join(map(str, too_big))}; lower --matryoshka-dims",
+            "matryoshka_dims",
+        )
 
 
 def _docs_fingerprint(cfg: Config) -> list[tuple[str, int, str]]:
@@ -170,8 +178,13 @@ def _docs_fingerprint(cfg: Config) -> list[tuple[str, int, str]]:
 class Pipeline:
     """One run of ragtune over a folder of documents."""
 
-    def __init__(self, cfg: Config, reporter: Reporter | None = None, progress: bool = False,
-                 stages: tuple[Stage, ...] = PIPELINE) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        reporter: Reporter | None = None,
+        progress: bool = False,
+        stages: tuple[Stage, ...] = PIPELINE,
+    ) -> None:
         """`progress=True` (and no `reporter`) shows a line per stage and progress bars, in a terminal or notebook.
         `stages` are run in order (ragtune.stages.PIPELINE, unless a caller adds its own)."""
         self.cfg = cfg
@@ -253,8 +266,9 @@ class Pipeline:
             raise
         seconds = time.perf_counter() - start
         outputs = stage.outputs(self.files)
-        self.manifest.record(name, key, seconds, info, outputs + [p for p in stage.written(self.files)
-                                                                   if p not in outputs])
+        self.manifest.record(
+            name, key, seconds, info, outputs + [p for p in stage.written(self.files) if p not in outputs]
+        )
         self.timings[name] = seconds
         self.reporter.stage_end(name, info.get("summary", ""), seconds, cached=False)
         return info
@@ -310,8 +324,8 @@ class Pipeline:
 
     def _follow(self) -> RunResult:
         """A torchrun rank other than 0: train each time rank 0 trains, write nothing, return rank 0's result."""
-        from .training import distributed
         from .models import load_model, pick_device, resolve_base_model
+        from .training import distributed
         from .training.trainer import fine_tune
 
         while isinstance(job := distributed.share(), dict):
@@ -327,8 +341,13 @@ class Pipeline:
             return True
         # torch.save says only "unexpected pos …" or "file write failed" when the disk fills up.
         free = free_bytes(self.run_dir)
-        return (isinstance(e, RuntimeError) and any(s in str(e) for s in ("inline_container", "PytorchStreamWriter"))
-                and self.space is not None and free is not None and free < self.space[1])
+        return (
+            isinstance(e, RuntimeError)
+            and any(s in str(e) for s in ("inline_container", "PytorchStreamWriter"))
+            and self.space is not None
+            and free is not None
+            and free < self.space[1]
+        )
 
     def _disk_full_message(self, e: Exception) -> str:
         filename = getattr(e, "filename", None)
@@ -336,8 +355,10 @@ class Pipeline:
         free = free_bytes(self.run_dir)
         need = f"{self.space[0]} needs about {megabytes(self.space[1])}, " if self.space else ""
         have = f"{megabytes(free)} is free now" if free is not None else "the disk is full"
-        return (f"no space left on the disk of {where}: {need}{have}; free some space (or use --out on a bigger "
-                "disk) and rerun the same command, which continues where this one stopped")
+        return (
+            f"no space left on the disk of {where}: {need}{have}; free some space (or use --out on a bigger "
+            "disk) and rerun the same command, which continues where this one stopped"
+        )
 
     def _run_stages(self, fingerprint: list[tuple[str, int, str]]) -> RunResult:
         """Key and run (or reuse) each stage in order, each keyed with the key of the one before."""
@@ -357,8 +378,7 @@ class Pipeline:
             warn = getattr(self.reporter, "input_skipped", None)
             if stage.input_skips and warn is not None and records[stage.name]["skipped"]["counts"]:
                 warn(records[stage.name]["skipped"])
-        return RunResult(self.run_dir, read_json(self.files.metrics), made.get("save", {}), self.timings,
-                         self._cached)
+        return RunResult(self.run_dir, read_json(self.files.metrics), made.get("save", {}), self.timings, self._cached)
 
     def lexicon(self) -> dict[str, list[str]]:
         """The themes the run tags chunks with: --themes FILE, or the built-in lexicon."""

@@ -1,9 +1,9 @@
 """The run's pictures: PNG plots (matplotlib) and report.html, one self-contained page that embeds them.
 
-    RUN/report.html            verdict, tables and the three plots, nothing fetched from elsewhere
-    RUN/plots/retrievers.png   every metric for every retriever measured, base to hybrid
-    RUN/plots/validation.png   the validation score at each checkpoint, against the base model's
-    RUN/plots/themes.png       hit@5 before and after for the held-out questions of each theme
+RUN/report.html            verdict, tables and the three plots, nothing fetched from elsewhere
+RUN/plots/retrievers.png   every metric for every retriever measured, base to hybrid
+RUN/plots/validation.png   the validation score at each checkpoint, against the base model's
+RUN/plots/themes.png       hit@5 before and after for the held-out questions of each theme
 """
 
 from __future__ import annotations
@@ -62,8 +62,9 @@ def retrievers_plot(metrics: dict[str, Any]) -> bytes:
     ax.set_ylim(0, 1.32)
     ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
     ax.set_ylabel("share of held-out questions")
-    ax.set_title(f"Retrieval on {metrics['n_queries']} held-out questions over {metrics['n_chunks']} chunks",
-                 fontsize=10)
+    ax.set_title(
+        f"Retrieval on {metrics['n_queries']} held-out questions over {metrics['n_chunks']} chunks", fontsize=10
+    )
     ax.legend(fontsize=7, ncol=3, loc="upper left", frameon=False)
     return _png(fig)
 
@@ -80,8 +81,15 @@ def validation_plot(validation: dict[str, Any]) -> bytes | None:
     if validation.get("best_step") is not None:
         best = dict(zip(steps, scores)).get(int(validation["best_step"]))
         if best is not None:
-            ax.plot([validation["best_step"]], [best], marker="*", markersize=14, color=COLOURS[4], linestyle="",
-                    label=f"kept (step {validation['best_step']})")
+            ax.plot(
+                [validation["best_step"]],
+                [best],
+                marker="*",
+                markersize=14,
+                color=COLOURS[4],
+                linestyle="",
+                label=f"kept (step {validation['best_step']})",
+            )
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -131,13 +139,18 @@ code{background:#f4f4f4;padding:0 .2em}"""
 def render_html(summary: dict[str, Any], metrics: dict[str, Any], images: dict[str, bytes]) -> str:
     """report.html: everything inline (styles and PNGs as data URIs), so it opens anywhere, offline."""
     improved = bool(metrics.get("improved"))
-    verdict = ("The fine-tuned model beats the base model on held-out questions." if improved else
-               "NOT IMPROVED: the fine-tuned model is not better than the base model; `ragtune push` refuses it "
-               "without --force.")
-    parts = [f"<!doctype html><html lang=en><meta charset=utf-8><title>ragtune run report: "
-             f"{html.escape(summary['config']['out'])}</title><style>{STYLE}</style><body>",
-             f"<h1>ragtune run report: {html.escape(summary['config']['out'])}</h1>",
-             f"<p class=\"verdict{'' if improved else ' bad'}\">{html.escape(verdict)}</p>"]
+    verdict = (
+        "The fine-tuned model beats the base model on held-out questions."
+        if improved
+        else "NOT IMPROVED: the fine-tuned model is not better than the base model; `ragtune push` refuses it "
+        "without --force."
+    )
+    parts = [
+        f"<!doctype html><html lang=en><meta charset=utf-8><title>ragtune run report: "
+        f"{html.escape(summary['config']['out'])}</title><style>{STYLE}</style><body>",
+        f"<h1>ragtune run report: {html.escape(summary['config']['out'])}</h1>",
+        f'<p class="verdict{"" if improved else " bad"}">{html.escape(verdict)}</p>',
+    ]
     for line in recommendation(metrics):
         parts.append(f"<p>{html.escape(line)}</p>")
     sim = metrics.get("similarity") or {}
@@ -147,18 +160,30 @@ def render_html(summary: dict[str, Any], metrics: dict[str, Any], images: dict[s
         advice = cutoff_advice(sim["before"]["median"], sim["after"]["median"])
         parts.append(f"<p class=warn>Similarity scores moved: {html.escape(advice)}</p>")
     parts += ["<h2>Retrieval on held-out questions</h2>", _md_table_html(metrics_table(metrics))]
-    captions = {"retrievers": "Every retriever on every metric", "validation": "Validation during training",
-                "themes": "hit@5 per theme"}
+    captions = {
+        "retrievers": "Every retriever on every metric",
+        "validation": "Validation during training",
+        "themes": "hit@5 per theme",
+    }
     for name, data in images.items():
-        parts.append(f"<h2>{captions[name]}</h2><img alt=\"{captions[name]}\" "
-                     f"src=\"data:image/png;base64,{base64.b64encode(data).decode()}\">")
+        parts.append(
+            f'<h2>{captions[name]}</h2><img alt="{captions[name]}" '
+            f'src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+        )
     parts += ["<h2>Counts</h2><table>"]
-    for key, label in (("n_pages", "pages"), ("n_chunks", "chunks"), ("n_pairs", "questions kept"),
-                       ("n_train", "training questions"), ("n_eval", "held-out questions")):
+    for key, label in (
+        ("n_pages", "pages"),
+        ("n_chunks", "chunks"),
+        ("n_pairs", "questions kept"),
+        ("n_train", "training questions"),
+        ("n_eval", "held-out questions"),
+    ):
         parts.append(f"<tr><td>{label}</td><td>{summary[key]}</td></tr>")
     parts.append(f"<tr><td>files</td><td>{len(summary['files'])}</td></tr></table>")
-    parts.append("<p>Details: <code>report.md</code>, <code>metrics.json</code>, the model card "
-                 "<code>model/README.md</code>.</p></body></html>")
+    parts.append(
+        "<p>Details: <code>report.md</code>, <code>metrics.json</code>, the model card "
+        "<code>model/README.md</code>.</p></body></html>"
+    )
     return "\n".join(parts) + "\n"
 
 

@@ -17,8 +17,15 @@ from typing import Any, Callable
 Progress = Callable[[int, int], None]
 
 # The unit each stage counts its progress in, for the bar.
-UNITS = {"extract": "file", "chunk": "doc", "generate": "chunk", "split": "chunk", "train": "step",
-         "evaluate": "text", "save": "file"}
+UNITS = {
+    "extract": "file",
+    "chunk": "doc",
+    "generate": "chunk",
+    "split": "chunk",
+    "train": "step",
+    "evaluate": "text",
+    "save": "file",
+}
 
 
 class ProgressReporter:
@@ -49,8 +56,16 @@ class ProgressReporter:
             from tqdm.auto import tqdm
 
             # tqdm is off when TQDM_DISABLE is set (the CLI quiets other libraries' bars that way): this one is ours.
-            self._bar = tqdm(total=total, desc=self.prefix.rstrip(), unit=UNITS.get(name, "it"), file=self.stream,
-                             leave=False, dynamic_ncols=True, disable=False, mininterval=self.mininterval)
+            self._bar = tqdm(
+                total=total,
+                desc=self.prefix.rstrip(),
+                unit=UNITS.get(name, "it"),
+                file=self.stream,
+                leave=False,
+                dynamic_ncols=True,
+                disable=False,
+                mininterval=self.mininterval,
+            )
         self._bar.update(done - self._bar.n)
 
     def _log_line(self, name: str, done: int, total: int) -> None:
@@ -65,8 +80,10 @@ class ProgressReporter:
         self._last, self._logged = now, True
         elapsed = now - self._started
         left = elapsed / done * (total - done)
-        self.write(f"{self.prefix} {done}/{total} {UNITS.get(name, 'it')}s, {_clock(elapsed)} elapsed, "
-                   f"about {_clock(left)} left")
+        self.write(
+            f"{self.prefix} {done}/{total} {UNITS.get(name, 'it')}s, {_clock(elapsed)} elapsed, "
+            f"about {_clock(left)} left"
+        )
 
     def stage_abort(self, name: str) -> None:
         """The stage raised: clear its bar so the error line stands alone."""

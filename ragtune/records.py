@@ -117,8 +117,11 @@ def read_jsonl(path: Path, cls: type[R]) -> list[R]:
         raise RunDirError(f"{path} is missing") from None
     except UnicodeDecodeError:
         raise RunDirError(f"{path} is not a ragtune {kind} file (not UTF-8 text)") from None
-    required = {f.name for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    required = {
+        f.name
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
     records = []
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -128,8 +131,10 @@ def read_jsonl(path: Path, cls: type[R]) -> list[R]:
         except json.JSONDecodeError as e:
             raise RunDirError(f"{path}:{n}: unreadable {kind} record ({e.msg})") from None
         if n == 1 and isinstance(obj, dict) and "ragtune" in obj:
-            raise RunDirError(f"{path} was written in format version {obj.get('version')!r} (a header line); this "
-                              f"ragtune reads version {FORMAT_VERSION}; rerun with a fresh --out directory")
+            raise RunDirError(
+                f"{path} was written in format version {obj.get('version')!r} (a header line); this "
+                f"ragtune reads version {FORMAT_VERSION}; rerun with a fresh --out directory"
+            )
         if not isinstance(obj, dict) or not required <= obj.keys():
             missing = sorted(required - obj.keys()) if isinstance(obj, dict) else sorted(required)
             what = f"not a ragtune {kind} file" if not records else f"unreadable {kind} record"

@@ -40,10 +40,14 @@ def redact_url(url: str) -> str:
         user, _, host = netloc.rpartition("@")
         # user:password keeps the user name; a user name alone is often a token (https://TOKEN@host).
         netloc = f"{user.partition(':')[0]}:{MASK}@{host}" if password is not None else f"{MASK}@{host}"
-    query = "&".join(
-        f"{name}={MASK}" if value and _SECRET_PARAM.search(name) else (f"{name}={value}" if sep else name)
-        for name, sep, value in (pair.partition("=") for pair in parts.query.split("&") if pair)
-    ) if parts.query else ""
+    query = (
+        "&".join(
+            f"{name}={MASK}" if value and _SECRET_PARAM.search(name) else (f"{name}={value}" if sep else name)
+            for name, sep, value in (pair.partition("=") for pair in parts.query.split("&") if pair)
+        )
+        if parts.query
+        else ""
+    )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

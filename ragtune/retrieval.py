@@ -170,8 +170,9 @@ class DenseIndex:
         self._passages = [rows[order[bounds[j] : bounds[j + 1]]] for j in range(n)]
 
     @classmethod
-    def from_vectors(cls, vectors: np.ndarray, owner: np.ndarray, chunk_weight: float = 0.5,
-                     approx_rows: int | None = APPROX_ROWS) -> "DenseIndex":
+    def from_vectors(
+        cls, vectors: np.ndarray, owner: np.ndarray, chunk_weight: float = 0.5, approx_rows: int | None = APPROX_ROWS
+    ) -> "DenseIndex":
         return cls(build_index(vectors, approx_rows), np.asarray(owner, dtype=np.int64), chunk_weight)
 
     @property
@@ -261,36 +262,70 @@ class DenseIndex:
         except (OSError, ValueError, EOFError) as e:
             raise DamagedFile(rows, str(e)) from None
         # A damaged rows.npy may still parse: it must name a chunk for every row, chunks first.
-        if (owner.ndim != 1 or owner.dtype.kind not in "iu" or len(owner) != index.ntotal
-                or (len(owner) and (owner.min() < 0 or not np.array_equal(owner[: owner.max() + 1],
-                                                                          np.arange(owner.max() + 1))))):
+        if (
+            owner.ndim != 1
+            or owner.dtype.kind not in "iu"
+            or len(owner) != index.ntotal
+            or (
+                len(owner)
+                and (owner.min() < 0 or not np.array_equal(owner[: owner.max() + 1], np.arange(owner.max() + 1)))
+            )
+        ):
             raise DamagedFile(rows, f"it does not list the chunk of each of the {index.ntotal} index rows")
         return cls(index, owner, chunk_weight)
 
 
-def embed(model: Any, texts: Sequence[str], batch_size: int = 64, dim: int | None = None,
-          progress: Callable[[int, int], None] | None = None, block: int = 2048) -> np.ndarray:
+def embed(
+    model: Any,
+    texts: Sequence[str],
+    batch_size: int = 64,
+    dim: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    block: int = 2048,
+) -> np.ndarray:
     """Normalised embeddings; with `dim`, of the first `dim` dimensions only (Matryoshka).
 
     With `progress`, the texts are encoded `block` at a time and `progress(done, total)` is called after each.
     """
     texts = list(texts)
     if progress is None or len(texts) <= block:
-        parts = [model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                              show_progress_bar=False, truncate_dim=dim)]
+        parts = [
+            model.encode(
+                texts,
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+                truncate_dim=dim,
+            )
+        ]
         if progress is not None:
             progress(len(texts), len(texts))
     else:
         parts = []
         for start, end in chunked(len(texts), progress, block):
-            parts.append(model.encode(texts[start:end], batch_size=batch_size, normalize_embeddings=True,
-                                      convert_to_numpy=True, show_progress_bar=False, truncate_dim=dim))
+            parts.append(
+                model.encode(
+                    texts[start:end],
+                    batch_size=batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                    truncate_dim=dim,
+                )
+            )
             progress(end, len(texts))
     return np.ascontiguousarray(np.concatenate(parts) if len(parts) > 1 else parts[0], dtype=np.float32)
 
 
-def dense_index(model: Any, chunk_texts: Sequence[str], min_words: int, chunk_weight: float = 0.5,
-                dim: int | None = None, stride: int = 1) -> DenseIndex:
+def dense_index(
+    model: Any,
+    chunk_texts: Sequence[str],
+    min_words: int,
+    chunk_weight: float = 0.5,
+    dim: int | None = None,
+    stride: int = 1,
+) -> DenseIndex:
     """Embed the chunks (and with `min_words`, their passages) and index them."""
     units = retrieval_units(chunk_texts, min_words, stride)
     return DenseIndex.from_vectors(embed(model, units.texts, dim=dim), units.owner, chunk_weight)
@@ -331,11 +366,18 @@ class BM25Index:
         scores, vocab = retriever.scores, retriever.vocab_dict
         n = scores.get("num_docs") if isinstance(scores, dict) else None
         parts = [scores.get(k) for k in ("data", "indices", "indptr")] if isinstance(scores, dict) else []
-        if (not isinstance(n, int) or n < 1 or not isinstance(vocab, dict) or len(parts) != 3
-                or any(getattr(p, "ndim", 0) != 1 for p in parts)
-                # indptr has a row per term plus one (bm25s counts an empty "" term in the vocabulary)
-                or len(parts[2]) not in (len(vocab), len(vocab) + 1) or len(parts[0]) != len(parts[1]) or parts[2][-1] != len(parts[0])
-                or (len(parts[1]) and (parts[1].min() < 0 or parts[1].max() >= n))):
+        if (
+            not isinstance(n, int)
+            or n < 1
+            or not isinstance(vocab, dict)
+            or len(parts) != 3
+            or any(getattr(p, "ndim", 0) != 1 for p in parts)
+            # indptr has a row per term plus one (bm25s counts an empty "" term in the vocabulary)
+            or len(parts[2]) not in (len(vocab), len(vocab) + 1)
+            or len(parts[0]) != len(parts[1])
+            or parts[2][-1] != len(parts[0])
+            or (len(parts[1]) and (parts[1].min() < 0 or parts[1].max() >= n))
+        ):
             raise ValueError("its files do not fit together (vocabulary, postings and document count differ)")
         return cls(retriever)
 
@@ -348,8 +390,9 @@ def _bm25s() -> Any:
     return bm25s
 
 
-def fused_scores(dense: tuple[np.ndarray, np.ndarray], lexical: tuple[np.ndarray, np.ndarray],
-                 weight: float) -> list[dict[int, float]]:
+def fused_scores(
+    dense: tuple[np.ndarray, np.ndarray], lexical: tuple[np.ndarray, np.ndarray], weight: float
+) -> list[dict[int, float]]:
     """Weighted score sum of a dense and a BM25 list, per query: `weight` * dense +
     (1 - `weight`) * BM25, each list's scores first scaled to [0, 1] (min-max over the
     list, as relative-score fusion does), and 0 where a list did not return the chunk.
@@ -370,8 +413,9 @@ def fused_scores(dense: tuple[np.ndarray, np.ndarray], lexical: tuple[np.ndarray
     return out
 
 
-def fuse(dense: tuple[np.ndarray, np.ndarray], lexical: tuple[np.ndarray, np.ndarray], weight: float,
-         depth: int) -> list[list[int]]:
+def fuse(
+    dense: tuple[np.ndarray, np.ndarray], lexical: tuple[np.ndarray, np.ndarray], weight: float, depth: int
+) -> list[list[int]]:
     """The top `depth` chunk positions per query by `fused_scores`.
 
     >>> d = (np.array([[0.9, 0.5, 0.1]]), np.array([[0, 1, 3]]))
@@ -399,9 +443,14 @@ def write_settings(folder: Path, settings: dict[str, Any]) -> None:
 
 
 # What retriever.json holds, and the type each setting must have.
-SETTING_TYPES: dict[str, tuple[type, ...]] = {"format": (int,), "passage_words": (int,), "passage_stride": (int,),
-                                              "chunk_weight": (int, float), "hybrid_weight": (int, float),
-                                              "mode": (str,)}
+SETTING_TYPES: dict[str, tuple[type, ...]] = {
+    "format": (int,),
+    "passage_words": (int,),
+    "passage_stride": (int,),
+    "chunk_weight": (int, float),
+    "hybrid_weight": (int, float),
+    "mode": (str,),
+}
 
 
 def read_settings(folder: Path) -> dict[str, Any]:
@@ -427,7 +476,7 @@ def read_settings(folder: Path) -> dict[str, Any]:
     for name, types in SETTING_TYPES.items():
         value = settings.get(name)
         if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
-            raise ValueError(f"\"{name}\" is {value!r}, not {'a number' if float in types else types[0].__name__}")
+            raise ValueError(f'"{name}" is {value!r}, not {"a number" if float in types else types[0].__name__}')
     return settings
 
 
@@ -447,8 +496,9 @@ def save_base_vectors(run_dir: Path, index: DenseIndex, about: dict[str, Any]) -
     write_json(run_dir / BASE_VECTORS / "about.json", about)
 
 
-def base_vectors_about(base_model: str, model: Any, texts: Sequence[str], passage_words: int,
-                       passage_stride: int) -> dict[str, Any]:
+def base_vectors_about(
+    base_model: str, model: Any, texts: Sequence[str], passage_words: int, passage_stride: int
+) -> dict[str, Any]:
     """What a base index of `texts` is built from, as saved beside it and compared on reuse: the one key
     for the evaluate stage (which writes the vectors) and `search --compare` (which reads them).
 
@@ -459,9 +509,15 @@ def base_vectors_about(base_model: str, model: Any, texts: Sequence[str], passag
     from .records import FORMAT_VERSION
     from .rundir import hash_parts
 
-    return {"format": FORMAT_VERSION, "base_model": base_model, "weights": weights_digest(model),
-            "max_seq_length": int(model.max_seq_length), "passage_words": int(passage_words),
-            "passage_stride": int(passage_stride), "texts": hash_parts(*texts)}
+    return {
+        "format": FORMAT_VERSION,
+        "base_model": base_model,
+        "weights": weights_digest(model),
+        "max_seq_length": int(model.max_seq_length),
+        "passage_words": int(passage_words),
+        "passage_stride": int(passage_stride),
+        "texts": hash_parts(*texts),
+    }
 
 
 def load_base_vectors(run_dir: Path, about: dict[str, Any], chunk_weight: float) -> DenseIndex | None:

@@ -49,18 +49,20 @@ def _has_marker(folder: Path, kind: str, strict: bool = True) -> bool:
             if not strict:
                 return path.exists() or path.is_symlink()
             data = _small_json(path)
-            return isinstance(data, dict) and ("ragtune_manifest" in data
-                                               or {"ragtune_version", "stages"} <= data.keys())
+            return isinstance(data, dict) and (
+                "ragtune_manifest" in data or {"ragtune_version", "stages"} <= data.keys()
+            )
         data = _small_json(folder / PAIRS_MARKER)
         # A pairs run cut off before its end (before this marker was written early) left only its trainer folder.
-        return (isinstance(data, dict) and data.get("ragtune") == "pairs-run") or \
-            (folder / "trainer.tmp" / "ragtune_pairs_key").is_file()
+        return (isinstance(data, dict) and data.get("ragtune") == "pairs-run") or (
+            folder / "trainer.tmp" / "ragtune_pairs_key"
+        ).is_file()
     except OSError:
         return False
 
 
 def run_kind(folder: Path) -> str | None:
-    """"run" or "pairs" when `folder` is a run directory ragtune wrote, else None.
+    """ "run" or "pairs" when `folder` is a run directory ragtune wrote, else None.
 
     Extraction skips such folders inside DOCS, so a run never reads another run's reports.
     """
@@ -84,16 +86,19 @@ def check_out_dir(out: Path, kind: str, docs: Path | None = None) -> None:
         return
     other = next((k for k in RUN_COMMANDS if k != kind and _has_marker(out, k, strict=False)), None)
     if other is not None:
-        raise RunDirError(f"{out} holds a {RUN_COMMANDS[other]} directory; choose another --out for "
-                          f"{RUN_COMMANDS[kind]}")
+        raise RunDirError(
+            f"{out} holds a {RUN_COMMANDS[other]} directory; choose another --out for {RUN_COMMANDS[kind]}"
+        )
     try:
         found = sorted(name for name in os.listdir(out) if name not in _CLUTTER)
     except OSError as e:
         raise RunDirError(f"cannot list --out {out} ({e.strerror or type(e).__name__}); choose another --out") from None
     if found:
         shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
-        raise RunDirError(f"--out {out} holds files ragtune did not write ({shown}); choose a new or empty folder "
-                          "for --out, so that none of them is overwritten or deleted")
+        raise RunDirError(
+            f"--out {out} holds files ragtune did not write ({shown}); choose a new or empty folder "
+            "for --out, so that none of them is overwritten or deleted"
+        )
 
 
 def _check_apart(out: Path, docs: Path) -> None:
@@ -101,14 +106,18 @@ def _check_apart(out: Path, docs: Path) -> None:
     o, d = out.resolve(), docs.resolve()
     outside = f"choose an --out outside DOCS, e.g. {d.parent / 'ragtune-run'}"
     if o == d:
-        raise RunDirError(f"--out {out} is DOCS itself, where ragtune would replace model/, checkpoints/ and its "
-                          f"reports; {outside}")
+        raise RunDirError(
+            f"--out {out} is DOCS itself, where ragtune would replace model/, checkpoints/ and its reports; {outside}"
+        )
     if o.is_relative_to(d):
-        raise RunDirError(f"--out {out} lies inside DOCS ({docs}), so every later run would read its reports as "
-                          f"documents; {outside}")
+        raise RunDirError(
+            f"--out {out} lies inside DOCS ({docs}), so every later run would read its reports as documents; {outside}"
+        )
     if d.is_relative_to(o):
-        raise RunDirError(f"DOCS ({docs}) lies inside --out {out}, where ragtune replaces files of its own; choose "
-                          "an --out that does not hold DOCS")
+        raise RunDirError(
+            f"DOCS ({docs}) lies inside --out {out}, where ragtune replaces files of its own; choose "
+            "an --out that does not hold DOCS"
+        )
 
 
 def check_out_file(path: Path, flag: str, keys: frozenset[str]) -> None:
@@ -119,8 +128,9 @@ def check_out_file(path: Path, flag: str, keys: frozenset[str]) -> None:
         return  # new, or a folder, which the caller refuses in its own words
     data = _small_json(path)
     if not (isinstance(data, dict) and keys <= data.keys()):
-        raise RunDirError(f"{flag} {path} is a file ragtune did not write; choose a new file name, so that it is "
-                          "not overwritten")
+        raise RunDirError(
+            f"{flag} {path} is a file ragtune did not write; choose a new file name, so that it is not overwritten"
+        )
 
 
 def claim_out_dir(out: Path, kind: str, docs: Path | None = None) -> None:
@@ -175,8 +185,12 @@ class Manifest:
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / "manifest.json"
         self.run_dir = run_dir
-        self.data: dict[str, Any] = {"ragtune_manifest": MANIFEST_VERSION, "ragtune_version": __version__,
-                                     "jsonl_format": FORMAT_VERSION, "stages": {}}
+        self.data: dict[str, Any] = {
+            "ragtune_manifest": MANIFEST_VERSION,
+            "ragtune_version": __version__,
+            "jsonl_format": FORMAT_VERSION,
+            "stages": {},
+        }
         if self.path.exists():
             try:
                 old = read_json(self.path)
@@ -184,14 +198,19 @@ class Manifest:
                 raise RunDirError(f"{e}; use a new --out directory or delete this one") from None
             if not isinstance(old, dict) or old.get("ragtune_manifest") != MANIFEST_VERSION:
                 version = old.get("ragtune_version", "unknown") if isinstance(old, dict) else "unknown"
-                raise RunDirError(f"{run_dir} was made by an incompatible ragtune version ({version}); "
-                                  "use a new --out directory or delete this one")
+                raise RunDirError(
+                    f"{run_dir} was made by an incompatible ragtune version ({version}); "
+                    "use a new --out directory or delete this one"
+                )
             stages = old.get("stages", {})
             if not isinstance(stages, dict) or not all(
-                    isinstance(e, dict) and isinstance(e.get("key"), str) and isinstance(e.get("outputs", {}), dict)
-                    for e in stages.values()):
-                raise RunDirError(f"{self.path} is damaged (a stage entry is not what ragtune writes); "
-                                  "use a new --out directory or delete this one")
+                isinstance(e, dict) and isinstance(e.get("key"), str) and isinstance(e.get("outputs", {}), dict)
+                for e in stages.values()
+            ):
+                raise RunDirError(
+                    f"{self.path} is damaged (a stage entry is not what ragtune writes); "
+                    "use a new --out directory or delete this one"
+                )
             self.data["stages"] = stages
 
     def stale_output(self, stage: str, key: str, outputs: list[Path]) -> str | None:
@@ -277,8 +296,10 @@ class RunLock:
                     time.sleep(0.02)
                 holder = self._describe(_read_fd(fd))
                 os.close(fd)
-                raise RunDirError(f"{self.run_dir} is in use by another ragtune run ({holder}); wait for it to "
-                                  "finish or use another --out directory")
+                raise RunDirError(
+                    f"{self.run_dir} is in use by another ragtune run ({holder}); wait for it to "
+                    "finish or use another --out directory"
+                )
             # The holder before us removes the file as it lets go: lock the file that is there now.
             try:
                 if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
@@ -293,8 +314,9 @@ class RunLock:
         self._fd = fd
         if not left.strip():
             return None
-        return (f"took over a stale {self.path.name} left by a run that ended without releasing it "
-                f"({self._describe(left)})")
+        return (
+            f"took over a stale {self.path.name} left by a run that ended without releasing it ({self._describe(left)})"
+        )
 
     def release(self) -> None:
         if self._fd is None:

@@ -102,8 +102,9 @@ SPLIT_SIDES = ("train", "val", "eval", "lexical")
 METRIC_TABLES = ("before", "after", "bm25", "hybrid")
 
 
-def metrics_problem(path: Path, tables: tuple[str, ...] = METRIC_TABLES,
-                    fields: tuple[str, ...] = ("improved", "n_queries")) -> str | None:
+def metrics_problem(
+    path: Path, tables: tuple[str, ...] = METRIC_TABLES, fields: tuple[str, ...] = ("improved", "n_queries")
+) -> str | None:
     """What is wrong with a run's metrics.json (a sentence starting with its name), or None.
 
     It must hold a table of figures for each of `tables`, and each of `fields` ("improved" a bool, others ints).
@@ -120,11 +121,18 @@ def metrics_problem(path: Path, tables: tuple[str, ...] = METRIC_TABLES,
         return f"{path.name} is damaged (not a JSON object)"
     for table in tables:
         figures = metrics.get(table)
-        if not isinstance(figures, dict) or not figures or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in figures.values()):
-            return f"{path.name} is damaged (no \"{table}\" figures)"
+        if (
+            not isinstance(figures, dict)
+            or not figures
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in figures.values())
+        ):
+            return f'{path.name} is damaged (no "{table}" figures)'
     for name in fields:
         value = metrics.get(name)
-        if not isinstance(value, bool) if name == "improved" else (not isinstance(value, int) or isinstance(value, bool)):
-            return f"{path.name} is damaged (no \"{name}\")"
+        if (
+            not isinstance(value, bool)
+            if name == "improved"
+            else (not isinstance(value, int) or isinstance(value, bool))
+        ):
+            return f'{path.name} is damaged (no "{name}")'
     return None

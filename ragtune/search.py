@@ -31,7 +31,7 @@ SCORE_KINDS: dict[str, str] = {
     "cosine": "cosine similarity of query and chunk (dense); comparable across queries",
     "bm25": "raw BM25 score; grows with query length and rare words, comparable only within one query",
     "hybrid": "weighted sum of the dense and BM25 scores, each scaled to [0, 1] within this query's results: "
-              "it ranks within one query only (the top hit is near 1), so it takes no fixed cutoff",
+    "it ranks within one query only (the top hit is near 1), so it takes no fixed cutoff",
 }
 
 
@@ -59,17 +59,24 @@ class Hit:
     def __str__(self) -> str:
         import textwrap
 
-        head = f"{self.rank:>2}. {self.score:.3f} {self.kind}  {self.source} {pages_label(self.pages)}  [{self.chunk_id}]"
+        head = (
+            f"{self.rank:>2}. {self.score:.3f} {self.kind}  {self.source} {pages_label(self.pages)}  [{self.chunk_id}]"
+        )
         body = textwrap.wrap(" ".join(self.text.split()), width=76, max_lines=2, placeholder=" …")
         return "\n".join([head, *("    " + line for line in body)])
 
     def __repr__(self) -> str:
         words = " ".join(self.text.split())
         start = words if len(words) <= 40 else words[:40].rstrip() + "…"
-        parts = "".join(f", {name}={value:.4f}" for name, value in (("dense", self.dense), ("bm25", self.bm25))
-                        if value is not None and self.kind == "hybrid")
-        return (f"Hit(rank={self.rank}, score={self.score:.4f}, kind={self.kind!r}{parts}, source={self.source!r}, "
-                f"pages={self.pages!r}, chunk_id={self.chunk_id!r}, text={start!r})")
+        parts = "".join(
+            f", {name}={value:.4f}"
+            for name, value in (("dense", self.dense), ("bm25", self.bm25))
+            if value is not None and self.kind == "hybrid"
+        )
+        return (
+            f"Hit(rank={self.rank}, score={self.score:.4f}, kind={self.kind!r}{parts}, source={self.source!r}, "
+            f"pages={self.pages!r}, chunk_id={self.chunk_id!r}, text={start!r})"
+        )
 
 
 def pages_label(pages: Sequence[int]) -> str:
@@ -120,8 +127,10 @@ class Retriever:
         # Not the dataclass repr: that prints every chunk's text, the model and a FAISS proxy (hundreds of KB).
         run = str(self.run_dir) if self.run_dir is not None else None
         rows = getattr(getattr(self.index, "index", None), "ntotal", None)
-        return (f"Retriever(run={run!r}, mode={self.mode!r}, chunks={len(self.chunks)}, rows={rows}, "
-                f"model={self.model_source or type(self.model).__name__!r})")
+        return (
+            f"Retriever(run={run!r}, mode={self.mode!r}, chunks={len(self.chunks)}, rows={rows}, "
+            f"model={self.model_source or type(self.model).__name__!r})"
+        )
 
     @classmethod
     def load(cls, run_dir: str | Path, device: str = "") -> "Retriever":
@@ -167,9 +176,20 @@ class Retriever:
                 fused = fused_scores(dense, lexical, self.hybrid_weight)[0]
                 ranked = sorted(fused.items(), key=lambda cs: -cs[1])[:k]
         kind: ScoreKind = {"dense": "cosine", "bm25": "bm25", "hybrid": "hybrid"}[mode]  # type: ignore[assignment]
-        return [Hit(rank, score, self.chunks[c].id, self.chunks[c].source, tuple(self.chunks[c].pages),
-                    self.chunks[c].text, kind, raw.get("dense", {}).get(c), raw.get("bm25", {}).get(c))
-                for rank, (c, score) in enumerate(ranked, start=1)]
+        return [
+            Hit(
+                rank,
+                score,
+                self.chunks[c].id,
+                self.chunks[c].source,
+                tuple(self.chunks[c].pages),
+                self.chunks[c].text,
+                kind,
+                raw.get("dense", {}).get(c),
+                raw.get("bm25", {}).get(c),
+            )
+            for rank, (c, score) in enumerate(ranked, start=1)
+        ]
 
 
 def _scores_by_position(result: tuple[Any, Any]) -> dict[int, float]:
@@ -185,13 +205,16 @@ def _require(run_dir: Path, rels: Sequence[str]) -> None:
     if not run_dir.is_dir():
         from .errors import did_you_mean_path
 
-        raise RunDirError(f"{run_dir} does not exist{did_you_mean_path(run_dir)}: pass the --out folder of a "
-                          "finished `ragtune run`")
+        raise RunDirError(
+            f"{run_dir} does not exist{did_you_mean_path(run_dir)}: pass the --out folder of a finished `ragtune run`"
+        )
     missing = [rel for rel in rels if not (run_dir / rel).exists()]
     if missing and _holds_documents(run_dir):
         # Not `ragtune run DOCS --out {run_dir}`: that would write a run into the user's documents.
-        raise RunDirError(f"{run_dir} holds documents, not a ragtune run: first `ragtune run {run_dir} --out "
-                          "runs/NAME`, then pass runs/NAME here")
+        raise RunDirError(
+            f"{run_dir} holds documents, not a ragtune run: first `ragtune run {run_dir} --out "
+            "runs/NAME`, then pass runs/NAME here"
+        )
     if missing:
         raise RunDirError(
             f"{run_dir} is not a finished ragtune run (missing {', '.join(missing)}); "
@@ -200,8 +223,9 @@ def _require(run_dir: Path, rels: Sequence[str]) -> None:
 
 
 # Files a user's documents folder holds, and a run directory never holds at its top.
-DOCUMENT_SUFFIXES = frozenset({".pdf", ".txt", ".md", ".docx", ".doc", ".pptx", ".ppt", ".htm", ".html", ".odt",
-                               ".rtf", ".epub"})
+DOCUMENT_SUFFIXES = frozenset(
+    {".pdf", ".txt", ".md", ".docx", ".doc", ".pptx", ".ppt", ".htm", ".html", ".odt", ".rtf", ".epub"}
+)
 
 
 def _holds_documents(folder: Path) -> bool:
@@ -221,7 +245,7 @@ def base_model_of(run_dir: Path) -> str:
     _require(run_dir, ["config.json"])
     cfg = read_json(run_dir / "config.json")
     if not isinstance(cfg, dict) or not isinstance(cfg.get("base_model"), str):
-        raise RunDirError(f"{run_dir / 'config.json'} has no \"base_model\"; rerun `ragtune run` into this folder")
+        raise RunDirError(f'{run_dir / "config.json"} has no "base_model"; rerun `ragtune run` into this folder')
     return resolve_base_model(cfg["base_model"])
 
 
@@ -233,8 +257,10 @@ def load_retriever(run_dir: Path, which: Which = "tuned", device: str = "") -> R
     if which not in ("tuned", "base"):
         raise ValueError(f"which must be 'tuned' or 'base', not {which!r}")
     run_dir = Path(run_dir)
-    _require(run_dir, ["model/config.json", "index/index.faiss", "index/chunks.jsonl"]
-             + (["config.json"] if which == "base" else []))
+    _require(
+        run_dir,
+        ["model/config.json", "index/index.faiss", "index/chunks.jsonl"] + (["config.json"] if which == "base" else []),
+    )
     index_dir = run_dir / "index"
     try:
         chunks = read_jsonl(index_dir / "chunks.jsonl", Chunk)
@@ -243,14 +269,20 @@ def load_retriever(run_dir: Path, which: Which = "tuned", device: str = "") -> R
 
         raise RunDirError(f"{e}; rerun {rerun_command(run_dir)} to write it again") from None
     settings = _loaded(run_dir, index_dir / "retriever.json", lambda: read_settings(index_dir))
-    bm25 = (_loaded(run_dir, index_dir / "bm25", lambda: BM25Index.load(index_dir / "bm25"))
-            if (index_dir / "bm25").is_dir() else None)
+    bm25 = (
+        _loaded(run_dir, index_dir / "bm25", lambda: BM25Index.load(index_dir / "bm25"))
+        if (index_dir / "bm25").is_dir()
+        else None
+    )
     weight = float(settings.get("hybrid_weight", 0.5))
     mode = settings.get("mode", "dense") if bm25 is not None else "dense"
     if which == "tuned":
         model = _tuned_model(run_dir, pick_device(device))
-        index = _loaded(run_dir, index_dir / "index.faiss",
-                        lambda: DenseIndex.load(index_dir, float(settings.get("chunk_weight", 0.5))))
+        index = _loaded(
+            run_dir,
+            index_dir / "index.faiss",
+            lambda: DenseIndex.load(index_dir, float(settings.get("chunk_weight", 0.5))),
+        )
         if index.n_chunks != len(chunks) or index.index.d != model.get_embedding_dimension():
             raise RunDirError(
                 f"{run_dir / 'index'} does not match its model or chunks ({index.n_chunks} chunks of "
@@ -298,8 +330,10 @@ def _loaded(run_dir: Path, path: Path, load: Callable[[], T]) -> T:
             why = "not a NumPy array file"
         # Deleting index/ makes the rerun rebuild it even for a run that recorded no digest of this file.
         # A DenseIndex names which of its two files is damaged.
-        raise RunDirError(f"{getattr(e, 'path', path)} is damaged ({why}); delete {run_dir / 'index'} and rerun "
-                          f"{rerun_command(run_dir)} to rebuild it") from None
+        raise RunDirError(
+            f"{getattr(e, 'path', path)} is damaged ({why}); delete {run_dir / 'index'} and rerun "
+            f"{rerun_command(run_dir)} to rebuild it"
+        ) from None
 
 
 def _tuned_model(run_dir: Path, device: str) -> Any:
@@ -311,7 +345,9 @@ def _tuned_model(run_dir: Path, device: str) -> Any:
     try:
         return load_model(str(run_dir / "model"), device)
     except ModelError as e:
-        raise ModelError(f"{str(e).removesuffix(FETCH_AGAIN)}; rerun {rerun_command(run_dir)} to train it again") from None
+        raise ModelError(
+            f"{str(e).removesuffix(FETCH_AGAIN)}; rerun {rerun_command(run_dir)} to train it again"
+        ) from None
 
 
 def _max_seq_length(model_dir: Path) -> int | None:
@@ -327,7 +363,8 @@ def _max_seq_length(model_dir: Path) -> int | None:
     return None
 
 
-def search(run_dir: Path, query: str, k: int = 5, which: Which = "tuned", device: str = "",
-           mode: Mode | None = None) -> list[Hit]:
+def search(
+    run_dir: Path, query: str, k: int = 5, which: Which = "tuned", device: str = "", mode: Mode | None = None
+) -> list[Hit]:
     """The `k` chunks closest to `query`, best first, from the tuned (or base) model's index."""
     return load_retriever(Path(run_dir), which, device).search(query, k, mode)

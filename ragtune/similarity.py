@@ -17,8 +17,9 @@ from .records import LabelledPair
 
 
 def _encode(model: Any, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-    emb = model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                       show_progress_bar=False)
+    emb = model.encode(
+        list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
     return np.asarray(emb, dtype=np.float64)
 
 

@@ -18,15 +18,19 @@ STOPWORDS = frozenset(
 )
 
 # Scripts written without spaces between words: CJK ideographs, kana, Hangul syllables, Thai, Lao, Khmer, Myanmar.
-_UNSPACED = re.compile(r"[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
-                       r"\uac00-\ud7af\uf900-\ufaff]")
+_UNSPACED = re.compile(
+    r"[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
+    r"\uac00-\ud7af\uf900-\ufaff]"
+)
 
 # A letter (any script written with spaces), then letters, digits, hyphens or apostrophes, ending on a letter or
 # digit: the generators must not split "Qualität" where an ASCII class would. Scripts without spaces give no
 # words (a whole CJK sentence is no term), as the split stage's unspaced_share check expects.
 _UNSPACED_RANGES = _UNSPACED.pattern[1:-1]
-_WORD = re.compile(rf"[^\W\d_{_UNSPACED_RANGES}](?:[^\W_{_UNSPACED_RANGES}]|['’\-])*[^\W_{_UNSPACED_RANGES}]"
-                   rf"|[^\W\d_{_UNSPACED_RANGES}]")
+_WORD = re.compile(
+    rf"[^\W\d_{_UNSPACED_RANGES}](?:[^\W_{_UNSPACED_RANGES}]|['’\-])*[^\W_{_UNSPACED_RANGES}]"
+    rf"|[^\W\d_{_UNSPACED_RANGES}]"
+)
 
 
 def unspaced_share(texts: list[str]) -> float:

@@ -18,8 +18,28 @@ from .records import Chunk
 # A general lexicon for the policy, risk and technical documents RAG apps are
 # often built on. Users with another domain pass --themes FILE.
 DEFAULT_LEXICON: dict[str, list[str]] = {
-    "privacy": ["privacy", "personal data", "personal information", "PII", "consent", "surveillance", "anonymiz*", "de-identif*"],
-    "security": ["security", "cyber*", "attack*", "vulnerabilit*", "threat*", "malware", "adversar*", "encrypt*", "authenticat*", "access control"],
+    "privacy": [
+        "privacy",
+        "personal data",
+        "personal information",
+        "PII",
+        "consent",
+        "surveillance",
+        "anonymiz*",
+        "de-identif*",
+    ],
+    "security": [
+        "security",
+        "cyber*",
+        "attack*",
+        "vulnerabilit*",
+        "threat*",
+        "malware",
+        "adversar*",
+        "encrypt*",
+        "authenticat*",
+        "access control",
+    ],
     "fairness": ["bias*", "discriminat*", "fairness", "equit*", "disparit*", "protected class*", "civil rights"],
     "safety": ["safety", "safe", "harm*", "hazard*", "dangerous", "misuse"],
     "transparency": ["transparen*", "explainab*", "explanation*", "disclos*", "notice", "interpretab*", "provenance"],
@@ -28,9 +48,32 @@ DEFAULT_LEXICON: dict[str, list[str]] = {
     "data": ["data", "dataset*", "training data", "data quality", "data collection"],
     "evaluation": ["evaluat*", "test*", "measur*", "benchmark*", "validat*", "monitor*", "red-team*", "red team*"],
     "incident response": ["incident*", "breach*", "response", "recovery", "forensic*", "escalat*"],
-    "human oversight": ["human oversight", "human review", "human alternative*", "fallback", "human-AI", "human in the loop", "opt out"],
-    "generative AI": ["generative", "GAI", "large language model*", "LLM*", "foundation model*", "chatbot*", "synthetic content", "deepfake*"],
-    "information integrity": ["misinformation", "disinformation", "confabulat*", "hallucinat*", "information integrity"],
+    "human oversight": [
+        "human oversight",
+        "human review",
+        "human alternative*",
+        "fallback",
+        "human-AI",
+        "human in the loop",
+        "opt out",
+    ],
+    "generative AI": [
+        "generative",
+        "GAI",
+        "large language model*",
+        "LLM*",
+        "foundation model*",
+        "chatbot*",
+        "synthetic content",
+        "deepfake*",
+    ],
+    "information integrity": [
+        "misinformation",
+        "disinformation",
+        "confabulat*",
+        "hallucinat*",
+        "information integrity",
+    ],
     "intellectual property": ["intellectual property", "copyright*", "trademark*", "licens*"],
     "network architecture": ["zero trust", "network*", "enterprise", "endpoint*", "policy engine", "micro-segment*"],
 }
@@ -84,7 +127,11 @@ def load_lexicon(path: Path) -> dict[str, list[str]]:
     for theme, keywords in data.items():
         if isinstance(keywords, str):
             keywords = [keywords]
-        if not isinstance(keywords, list) or not keywords or not all(isinstance(k, str) and k.strip() for k in keywords):
+        if (
+            not isinstance(keywords, list)
+            or not keywords
+            or not all(isinstance(k, str) and k.strip() for k in keywords)
+        ):
             raise ThemesError(f"themes file {path}: theme {theme!r} must have a non-empty list of keyword strings")
         lexicon[str(theme)] = [k.strip() for k in keywords]
     return lexicon

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 from pypdf import PageObject, PdfWriter
+from test_cli import assert_one_error_line
+from test_extract import _encrypted, make_pdf, report_pages
 
 from ragtune import extract as ex
 from ragtune.cli import main
 from ragtune.records import Page, read_jsonl
-from test_cli import assert_one_error_line
-from test_extract import _encrypted, make_pdf, report_pages
 from tests.support.runs import good_docs, run_args
 from tests.support.unprivileged import copy_for_unprivileged, run_unprivileged, shared_tmp_fixture  # noqa: F401 (shared_tmp)
 
@@ -114,8 +114,9 @@ WARNING_ROWS = [
 
 
 @pytest.mark.parametrize(("row", "reason", "counted", "which"), WARNING_ROWS, ids=[r[0] for r in WARNING_ROWS])
-def test_each_skip_is_a_counted_warning_and_a_report_line(bad_run: Ran, row: str, reason: str, counted: str,
-                                                          which: str) -> None:
+def test_each_skip_is_a_counted_warning_and_a_report_line(
+    bad_run: Ran, row: str, reason: str, counted: str, which: str
+) -> None:
     assert f"warning: {counted}: {reason}: {which}" in bad_run.warnings
     report = (bad_run.run_dir / "report.md").read_text(encoding="utf-8").splitlines()
     name = which.split(":")[0].split(" p")[0]
@@ -140,8 +141,9 @@ def test_encrypted_with_empty_password_odd_encodings_and_control_characters_are_
     assert not any(ch in p.text for p in pages for ch in "\x00\x07\x1b\ue000\u200b")
 
 
-def test_unreadable_inputs_and_stray_bytes_are_warnings_not_a_traceback(shared_tmp: Path, tiny_model_dir: Path,
-                                                                          nist_pages: list[Page]) -> None:
+def test_unreadable_inputs_and_stray_bytes_are_warnings_not_a_traceback(
+    shared_tmp: Path, tiny_model_dir: Path, nist_pages: list[Page]
+) -> None:
     # Issue 16: one chmod 000 file (even of an unsupported type) crashed the run with PermissionError.
     # As root nothing is unreadable, so the run is made by an unprivileged user (tests/support/unprivileged.py).
     docs = good_docs(shared_tmp / "docs", nist_pages)
@@ -189,21 +191,25 @@ def test_empty_folder(tmp_path: Path, tiny_model_dir: Path, capsys: pytest.Captu
     assert not (tmp_path / "run").exists()
 
 
-def test_folder_with_no_supported_files(tmp_path: Path, tiny_model_dir: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_folder_with_no_supported_files(
+    tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "slides.pptx").write_bytes(b"PK\x03\x04")
     (docs / "data.csv").write_text("a,b\n", encoding="utf-8")
     assert main(run_args(docs, tmp_path / "run", tiny_model_dir)) == 1
     line = assert_one_error_line(capsys.readouterr().err)
-    assert line == (f"ragtune: error: {docs} has no .pdf, .txt or .md files (2 other files: data.csv, slides.pptx); "
-                    "ragtune reads no PowerPoint files: convert them to PDF first, e.g. "
-                    "`soffice --headless --convert-to pdf --outdir DOCS *.pptx` (LibreOffice)")
+    assert line == (
+        f"ragtune: error: {docs} has no .pdf, .txt or .md files (2 other files: data.csv, slides.pptx); "
+        "ragtune reads no PowerPoint files: convert them to PDF first, e.g. "
+        "`soffice --headless --convert-to pdf --outdir DOCS *.pptx` (LibreOffice)"
+    )
 
 
-def test_folder_whose_every_file_is_skipped(tmp_path: Path, tiny_model_dir: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_folder_whose_every_file_is_skipped(
+    tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "locked.pdf").write_bytes(_encrypted("hunter2"))
@@ -212,32 +218,48 @@ def test_folder_whose_every_file_is_skipped(tmp_path: Path, tiny_model_dir: Path
     assert line == f"ragtune: error: no text to train on in {docs}: 1 file skipped: {ex.SKIP_ENCRYPTED}: locked.pdf"
 
 
-def test_too_little_text_says_how_much_is_needed(tmp_path: Path, tiny_model_dir: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_too_little_text_says_how_much_is_needed(
+    tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
-    (docs / "note.txt").write_text("Zero trust architecture moves defences from static perimeters to users and "
-                                   "assets. " * 3, encoding="utf-8")
+    (docs / "note.txt").write_text(
+        "Zero trust architecture moves defences from static perimeters to users and assets. " * 3, encoding="utf-8"
+    )
     assert main(run_args(docs, tmp_path / "run", tiny_model_dir)) == 1
     line = assert_one_error_line(capsys.readouterr().err)
-    assert line == ("ragtune: error: only 1 chunks have questions; ragtune needs at least 10 (roughly 3,000 words of "
-                    "text) to train and hold some out: add documents or lower --chunk-tokens (there are 1 chunks)")
+    assert line == (
+        "ragtune: error: only 1 chunks have questions; ragtune needs at least 10 (roughly 3,000 words of "
+        "text) to train and hold some out: add documents or lower --chunk-tokens (there are 1 chunks)"
+    )
 
 
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("themes.yaml", "security: [attack*\nprivacy: [consent]\n",
-         " is not valid YAML: line 2, column 8: expected ',' or ']', but got ':'"),
-        ("themes.toml", "security = [\"attack*\"\nprivacy = 3\n",
-         " is not valid TOML: Unclosed array (at line 2, column 1)"),
+        (
+            "themes.yaml",
+            "security: [attack*\nprivacy: [consent]\n",
+            " is not valid YAML: line 2, column 8: expected ',' or ']', but got ':'",
+        ),
+        (
+            "themes.toml",
+            'security = ["attack*"\nprivacy = 3\n',
+            " is not valid TOML: Unclosed array (at line 2, column 1)",
+        ),
         ("themes.yaml", "security: []\n", ": theme 'security' must have a non-empty list of keyword strings"),
     ],
     ids=["yaml_syntax", "toml_syntax", "empty_theme"],
 )
-def test_themes_file_errors_name_file_and_line(tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page],
-                                               capsys: pytest.CaptureFixture[str], name: str, content: str,
-                                               message: str) -> None:
+def test_themes_file_errors_name_file_and_line(
+    tmp_path: Path,
+    tiny_model_dir: Path,
+    nist_pages: list[Page],
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    content: str,
+    message: str,
+) -> None:
     themes = tmp_path / name
     themes.write_text(content, encoding="utf-8")
     out = tmp_path / "run"
@@ -248,12 +270,15 @@ def test_themes_file_errors_name_file_and_line(tmp_path: Path, tiny_model_dir: P
     assert not out.exists()
 
 
-def test_run_dir_of_an_incompatible_version(tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page],
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_dir_of_an_incompatible_version(
+    tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page], capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "run"
     out.mkdir()
     (out / "manifest.json").write_text(json.dumps({"ragtune_version": "0.0.1", "stages": {"extract": {}}}))
     assert main(run_args(good_docs(tmp_path / "docs", nist_pages), out, tiny_model_dir)) == 1
     line = assert_one_error_line(capsys.readouterr().err)
-    assert line == (f"ragtune: error: {out} was made by an incompatible ragtune version (0.0.1); "
-                    "use a new --out directory or delete this one")
+    assert line == (
+        f"ragtune: error: {out} was made by an incompatible ragtune version (0.0.1); "
+        "use a new --out directory or delete this one"
+    )

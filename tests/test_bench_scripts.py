@@ -16,8 +16,11 @@ DOCS = [REPO / "README.md", REPO / "CONTRIBUTING.md", *sorted((REPO / "docs").gl
 
 
 def test_every_bench_command_in_the_docs_names_a_script() -> None:
-    commands = [(doc.name, name) for doc in DOCS
-                for name in re.findall(r"python3? -m bench\.([a-z_]+)", doc.read_text(encoding="utf-8"))]
+    commands = [
+        (doc.name, name)
+        for doc in DOCS
+        for name in re.findall(r"python3? -m bench\.([a-z_]+)", doc.read_text(encoding="utf-8"))
+    ]
     assert commands, "no `python -m bench.NAME` command found in the docs"
     missing = [(doc, name) for doc, name in commands if not (BENCH / f"{name}.py").is_file()]
     assert missing == []
@@ -33,8 +36,9 @@ def test_no_doc_runs_a_bench_script_by_its_path() -> None:
 def test_a_bench_script_imports_only_common_and_touches_no_sys_path(script: Path) -> None:
     tree = ast.parse(script.read_text(encoding="utf-8"))
     siblings = {p.stem for p in SCRIPTS} | {"common"}
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                for alias in node.names}
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert not imported & siblings, "import bench.common, never a script by its bare name"
     assert not {m for m in imported if m.startswith("bench.")} - {"bench.common"}

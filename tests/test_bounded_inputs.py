@@ -21,25 +21,27 @@ import time
 from pathlib import Path
 
 import pytest
+from test_cli import assert_one_error_line
 
-from ragtune.cli import main
 from ragtune import extract as ex
+from ragtune.cli import main
 from ragtune.extract import describe_skips, extract_folder
 from ragtune.generators.openai import OpenAIGenerator
 from ragtune.records import Chunk, Page, read_jsonl
-from test_cli import assert_one_error_line
-from tests.support.runs import good_docs, run_args
 from tests.support.llmserver import LLMServer, Reply
 from tests.support.loopback import LoopbackServer, QuietJSONHandler
+from tests.support.runs import good_docs, run_args
 
 REPO = Path(__file__).resolve().parents[1]
-CHUNKS = [Chunk(f"c{i}", "a.txt", (1,), f"Zero trust architecture number {i} checks every request.", 9)
-          for i in range(2)]
+CHUNKS = [
+    Chunk(f"c{i}", "a.txt", (1,), f"Zero trust architecture number {i} checks every request.", 9) for i in range(2)
+]
 
 
 def openai(base_url: str, timeout: float = 5.0) -> OpenAIGenerator:
-    return OpenAIGenerator(base_url, "m", 2, concurrency=1, timeout=timeout, retries=0, seed=1, cache_dir=None,
-                           backoff=0.01)
+    return OpenAIGenerator(
+        base_url, "m", 2, concurrency=1, timeout=timeout, retries=0, seed=1, cache_dir=None, backoff=0.01
+    )
 
 
 # --- the LLM client: a total deadline, and token counts that are not numbers ----------------
@@ -52,8 +54,10 @@ class _Trickle(QuietJSONHandler):
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        reply = {"choices": [{"message": {"content": "What is zero trust?"}, "finish_reason": "stop"}],
-                 "usage": {"prompt_tokens": 3, "completion_tokens": 4}}
+        reply = {
+            "choices": [{"message": {"content": "What is zero trust?"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 4},
+        }
         body = json.dumps(reply).encode().ljust(100)
         try:
             self.send_response(200)
@@ -61,7 +65,7 @@ class _Trickle(QuietJSONHandler):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             for i in range(len(body)):
-                self.wfile.write(body[i:i + 1])
+                self.wfile.write(body[i : i + 1])
                 self.wfile.flush()
                 time.sleep(0.05)
             self.sent_all.set()
@@ -74,9 +78,28 @@ def _tls_context(tmp_path: Path) -> ssl.SSLContext:
     if shutil.which("openssl") is None:
         pytest.skip("needs the openssl command to make a certificate")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     return context
@@ -84,7 +107,8 @@ def _tls_context(tmp_path: Path) -> ssl.SSLContext:
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
 def test_llm_timeout_bounds_the_whole_reply_of_a_server_that_trickles(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scheme: str) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scheme: str
+) -> None:
     _Trickle.sent_all.clear()
     server = LoopbackServer(_Trickle)
     if scheme == "https":
@@ -99,12 +123,20 @@ def test_llm_timeout_bounds_the_whole_reply_of_a_server_that_trickles(
     assert not _Trickle.sent_all.is_set()
 
 
-@pytest.mark.parametrize(("usage", "completion_tokens"), [
-    (b'{"prompt_tokens": "many", "completion_tokens": 4}', 4 + 4),
-    (b'{"prompt_tokens": 3, "completion_tokens": Infinity}', 0 + 4),
-], ids=["string", "infinity"])
+@pytest.mark.parametrize(
+    ("usage", "completion_tokens"),
+    [
+        (b'{"prompt_tokens": "many", "completion_tokens": 4}', 4 + 4),
+        (b'{"prompt_tokens": 3, "completion_tokens": Infinity}', 0 + 4),
+    ],
+    ids=["string", "infinity"],
+)
 def test_usage_that_is_not_a_token_count_is_counted_not_a_traceback(usage: bytes, completion_tokens: int) -> None:
-    body = b'{"choices": [{"message": {"content": "What is zero trust?"}, "finish_reason": "stop"}], "usage": ' + usage + b"}"
+    body = (
+        b'{"choices": [{"message": {"content": "What is zero trust?"}, "finish_reason": "stop"}], "usage": '
+        + usage
+        + b"}"
+    )
     with LLMServer(lambda prompt: "Why check every request?") as llm:
         llm.script(Reply(body=body))
         gen = openai(llm.base_url)
@@ -127,8 +159,9 @@ def _alias_bomb(depth: int) -> str:
     return "matryoshka_dims: [" + ", ".join(levels) + "]\n"
 
 
-def test_yaml_alias_bomb_in_config_is_one_short_line(tmp_path: Path, tiny_model_dir: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_yaml_alias_bomb_in_config_is_one_short_line(
+    tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Depth 7 (4.8 million items) is enough to show the bug without exhausting the machine.
     path = tmp_path / "bomb.yaml"
     path.write_text(_alias_bomb(7), encoding="utf-8")
@@ -137,22 +170,28 @@ def test_yaml_alias_bomb_in_config_is_one_short_line(tmp_path: Path, tiny_model_
     err = capsys.readouterr().err
     assert code == 1
     assert len(err) < 400, f"{len(err):,} characters"
-    assert_one_error_line(err, f"config file {path}: not valid YAML: line 1, column ",
-                          "aliases (*name) are not allowed here; write the value out")
+    assert_one_error_line(
+        err,
+        f"config file {path}: not valid YAML: line 1, column ",
+        "aliases (*name) are not allowed here; write the value out",
+    )
 
 
-def test_a_huge_config_file_is_refused_before_it_is_read(tmp_path: Path, tiny_model_dir: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_huge_config_file_is_refused_before_it_is_read(
+    tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "big.toml"
     path.write_text("# padding\n" * 200_000, encoding="utf-8")  # 2 MB of comments: valid, and empty
     code = main(run_args(tmp_path / "docs", tmp_path / "run", tiny_model_dir, "--config", str(path)))
     assert code == 1
-    assert_one_error_line(capsys.readouterr().err,
-                          f"config file {path}: is 2,000,000 bytes; a settings file is at most 1,048,576")
+    assert_one_error_line(
+        capsys.readouterr().err, f"config file {path}: is 2,000,000 bytes; a settings file is at most 1,048,576"
+    )
 
 
-def test_a_long_wrong_value_in_a_config_file_is_cut_short(tmp_path: Path, tiny_model_dir: Path,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_long_wrong_value_in_a_config_file_is_cut_short(
+    tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "c.toml"
     path.write_text("ks = [" + ", ".join(['"x"'] * 50_000) + "]\n", encoding="utf-8")
     assert main(run_args(tmp_path / "docs", tmp_path / "run", tiny_model_dir, "--config", str(path))) == 1
@@ -178,8 +217,9 @@ print((after - before) // 1024, fingerprint)
 def _fingerprint_growth(docs: Path) -> tuple[int, str]:
     """How many MB the peak memory grew while fingerprinting `docs`, in a fresh process, and the fingerprint."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", _PEAK, str(docs)], capture_output=True, text=True, env=env,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", _PEAK, str(docs)], capture_output=True, text=True, env=env, check=True
+    ).stdout
     grown, fingerprint = out.split(" ", 1)
     return int(grown), fingerprint
 
@@ -208,8 +248,9 @@ def test_a_megabyte_run_of_base64_is_dropped_with_a_counted_warning(tmp_path: Pa
     blob = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg" * 20_000
     # A reference's link with a long slug, as in NIST AI 600-1's: text, kept whole.
     link = "https://www.researchgate.net/publication/374505266_" + "Ethical_Tensions_in_Human" * 5
-    (docs / "page.txt").write_text(f"{prose}\n\n![image](data:image/png;base64,{blob})\n\n{prose}\n\nSee {link}",
-                                   encoding="utf-8")
+    (docs / "page.txt").write_text(
+        f"{prose}\n\n![image](data:image/png;base64,{blob})\n\n{prose}\n\nSee {link}", encoding="utf-8"
+    )
     result = extract_folder(docs)
     text = " ".join(p.text for p in result.pages)
     assert len(text) < 4 * len(prose)
@@ -242,8 +283,9 @@ def test_a_link_to_a_device_is_reported_as_one(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def odd_names_run(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path,
-                  nist_pages: list[Page]) -> tuple[int, str, Path]:
+def odd_names_run(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, nist_pages: list[Page]
+) -> tuple[int, str, Path]:
     """One run over a folder holding a name that is not UTF-8, a name with a newline and a link to /dev/zero."""
     root = tmp_path_factory.mktemp("odd")
     docs = good_docs(root / "docs", nist_pages)
@@ -252,14 +294,19 @@ def odd_names_run(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path
     (docs / "two\nragtune: error: lines.txt").write_text(text.replace("Risk", "Safety"), encoding="utf-8")
     (docs / "zero.txt").symlink_to("/dev/zero")
     out = root / "run"
-    result = subprocess.run([sys.executable, "-m", "ragtune", *run_args(docs, out, tiny_model_dir)],
-                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "ragtune", *run_args(docs, out, tiny_model_dir)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=600,
+    )
     return result.returncode, result.stderr, out
 
 
 def test_odd_file_names_and_a_device_link_are_one_line_each_and_the_run_goes_on(
-        odd_names_run: tuple[int, str, Path]) -> None:
+    odd_names_run: tuple[int, str, Path],
+) -> None:
     code, err, out = odd_names_run
     assert code == 0, err
     assert "Traceback" not in err
@@ -270,8 +317,9 @@ def test_odd_file_names_and_a_device_link_are_one_line_each_and_the_run_goes_on(
     assert {"caf\\xe9 notes.txt", "two\\nragtune: error: lines.txt"} <= sources
 
 
-def test_a_rerun_over_odd_file_names_reuses_the_run(odd_names_run: tuple[int, str, Path], tiny_model_dir: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_rerun_over_odd_file_names_reuses_the_run(
+    odd_names_run: tuple[int, str, Path], tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _, _, out = odd_names_run
     docs = out.parent / "docs"
     assert main(run_args(docs, out, tiny_model_dir)) == 0
@@ -281,32 +329,51 @@ def test_a_rerun_over_odd_file_names_reuses_the_run(odd_names_run: tuple[int, st
 # --- flags out of range -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("flag", "value", "message"), [
-    ("--seed", "-1", "seed must be 0..4294967295"),
-    ("--seed", str(2**32), "seed must be 0..4294967295"),
-])
-def test_seed_out_of_numpys_range_is_one_line(tmp_path: Path, tiny_model_dir: Path,
-                                              capsys: pytest.CaptureFixture[str], flag: str, value: str,
-                                              message: str) -> None:
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--seed", "-1", "seed must be 0..4294967295"),
+        ("--seed", str(2**32), "seed must be 0..4294967295"),
+    ],
+)
+def test_seed_out_of_numpys_range_is_one_line(
+    tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str, message: str
+) -> None:
     assert main(run_args(tmp_path / "docs", tmp_path / "run", tiny_model_dir, flag, value)) == 1
     assert_one_error_line(capsys.readouterr().err, message)
 
 
-def test_matryoshka_dims_above_the_models_dimension_is_one_line(tmp_path: Path, tiny_model_dir: Path,
-                                                                nist_pages: list[Page],
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_matryoshka_dims_above_the_models_dimension_is_one_line(
+    tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page], capsys: pytest.CaptureFixture[str]
+) -> None:
     docs = good_docs(tmp_path / "docs", nist_pages)
     assert main(run_args(docs, tmp_path / "run", tiny_model_dir, "--matryoshka-dims", "64,16")) == 1
-    assert_one_error_line(capsys.readouterr().err,
-                          "--matryoshka-dims must be at most the base model's dimension (32), not 64")
+    assert_one_error_line(
+        capsys.readouterr().err, "--matryoshka-dims must be at most the base model's dimension (32), not 64"
+    )
 
 
 @pytest.mark.parametrize("flag", ["--epochs", "--lr"])
 def test_pairs_refuses_an_infinite_number(tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str) -> None:
     rows = "\n".join(f"question {i},answer {i},1" for i in range(30))
     (tmp_path / "p.csv").write_text(f"sentence1,sentence2,label\n{rows}\n", encoding="utf-8")
-    assert main(["pairs", str(tmp_path / "p.csv"), "--out", str(tmp_path / "out"), flag, "inf",
-                 "--max-steps", "1", "--device", "cpu"]) == 1
+    assert (
+        main(
+            [
+                "pairs",
+                str(tmp_path / "p.csv"),
+                "--out",
+                str(tmp_path / "out"),
+                flag,
+                "inf",
+                "--max-steps",
+                "1",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 1
+    )
     # The error names the flag the user typed (issue 31).
     assert_one_error_line(capsys.readouterr().err, f"{flag} must be a finite number, not inf")
 
@@ -316,28 +383,57 @@ def test_pairs_refuses_an_infinite_number(tmp_path: Path, capsys: pytest.Capture
 
 def chinese_docs(folder: Path) -> Path:
     """Three .txt files of Chinese prose (about 8,000 characters), no spaces between words."""
-    subjects = ["零信任架构", "风险管理框架", "数据隐私政策", "人工智能系统", "访问控制策略", "网络安全团队",
-                "供应链安全", "身份验证机制", "日志审计流程", "模型评估方法"]
+    subjects = [
+        "零信任架构",
+        "风险管理框架",
+        "数据隐私政策",
+        "人工智能系统",
+        "访问控制策略",
+        "网络安全团队",
+        "供应链安全",
+        "身份验证机制",
+        "日志审计流程",
+        "模型评估方法",
+    ]
     verbs = ["要求", "检查", "记录", "评估", "限制", "保护", "监控", "验证", "更新", "描述"]
-    objects = ["每一个网络请求", "用户的个人数据", "系统的运行状态", "第三方供应商", "训练数据的来源",
-               "模型输出的质量", "员工的访问权限", "安全事件的响应", "外部攻击的风险", "内部文件的版本"]
+    objects = [
+        "每一个网络请求",
+        "用户的个人数据",
+        "系统的运行状态",
+        "第三方供应商",
+        "训练数据的来源",
+        "模型输出的质量",
+        "员工的访问权限",
+        "安全事件的响应",
+        "外部攻击的风险",
+        "内部文件的版本",
+    ]
     rng = random.Random(0)
     folder.mkdir(parents=True)
     for f in range(3):
-        paragraphs = ["".join(f"{rng.choice(subjects)}{rng.choice(verbs)}{rng.choice(objects)}，"
-                              f"并且{rng.choice(verbs)}{rng.choice(objects)}。" for _ in range(8)) for _ in range(12)]
+        paragraphs = [
+            "".join(
+                f"{rng.choice(subjects)}{rng.choice(verbs)}{rng.choice(objects)}，"
+                f"并且{rng.choice(verbs)}{rng.choice(objects)}。"
+                for _ in range(8)
+            )
+            for _ in range(12)
+        ]
         (folder / f"doc{f}.txt").write_text("\n\n".join(paragraphs), encoding="utf-8")
     return folder
 
 
-def test_a_chinese_corpus_says_the_offline_generator_needs_spaces(tmp_path: Path, tiny_model_dir: Path,
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_chinese_corpus_says_the_offline_generator_needs_spaces(
+    tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     docs = chinese_docs(tmp_path / "docs")
     assert main(run_args(docs, tmp_path / "run", tiny_model_dir)) == 1
-    line = assert_one_error_line(capsys.readouterr().err,
-                                 "the offline generator needs text with spaces between words",
-                                 "of this text is Chinese, Japanese, Korean or Thai script",
-                                 "use --generator openai with a model that writes questions in the documents' language")
+    line = assert_one_error_line(
+        capsys.readouterr().err,
+        "the offline generator needs text with spaces between words",
+        "of this text is Chinese, Japanese, Korean or Thai script",
+        "use --generator openai with a model that writes questions in the documents' language",
+    )
     assert "question filters" not in line
 
 

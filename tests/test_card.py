@@ -19,8 +19,16 @@ METRIC_KEYS = ["hit@1", "hit@3", "hit@5", "hit@10", "mrr@10"]
 
 def make_summary(base_model: str, themes_file: str | None = None) -> dict[str, Any]:
     """A summary shaped like ragtune.stages.save.summary's, for a run over the NIST PDF and a notes folder."""
-    cfg = Config(docs=Path("/home/alice/corpus/docs"), out=Path("runs/nist"), base_model=base_model,
-                 batch_size=16, epochs=2.0, learning_rate=2e-5, max_steps=-1, themes_file=Path(themes_file) if themes_file else None)
+    cfg = Config(
+        docs=Path("/home/alice/corpus/docs"),
+        out=Path("runs/nist"),
+        base_model=base_model,
+        batch_size=16,
+        epochs=2.0,
+        learning_rate=2e-5,
+        max_steps=-1,
+        themes_file=Path(themes_file) if themes_file else None,
+    )
     return {
         "config": cfg.to_dict() | {"docs": "docs", "out": "nist", "out_as_given": "runs/nist"},
         "language": "en",
@@ -98,8 +106,13 @@ def test_card_reads_as_a_hub_card(improved: bool, repo_id: str | None, tmp_path:
     assert data.license == "apache-2.0" and data.language == "en"
     assert data.library_name == "sentence-transformers" and data.pipeline_tag == "sentence-similarity"
     assert data.model_name == (repo_id or "ragtune-nist")
-    assert [m for m in data.metrics] == ["cosine_accuracy@1", "cosine_accuracy@3", "cosine_accuracy@5",
-                                         "cosine_accuracy@10", "cosine_mrr@10"]
+    assert [m for m in data.metrics] == [
+        "cosine_accuracy@1",
+        "cosine_accuracy@3",
+        "cosine_accuracy@5",
+        "cosine_accuracy@10",
+        "cosine_mrr@10",
+    ]
     body = card.split("\n---\n", 1)[1]
     assert body.lstrip().startswith(f"# {repo_id or 'ragtune-nist'}\n")
     assert [line for line in body.splitlines() if line in SECTIONS] == SECTIONS
@@ -114,14 +127,19 @@ def test_card_eval_results_are_the_fine_tuned_figures(tmp_path: Path) -> None:
     metrics = make_metrics(True)
     data = hub_card(render_card(make_summary(""), metrics, "alice/nist-minilm"), tmp_path).data
     got = {r.metric_type: r.metric_value for r in data.eval_results}
-    assert got == {f"cosine_accuracy@{k}": pytest.approx(metrics["after"][f"hit@{k}"], abs=5e-5) for k in (1, 3, 5, 10)} | {
-        "cosine_mrr@10": pytest.approx(metrics["after"]["mrr@10"], abs=5e-5)}
+    assert got == {
+        f"cosine_accuracy@{k}": pytest.approx(metrics["after"][f"hit@{k}"], abs=5e-5) for k in (1, 3, 5, 10)
+    } | {"cosine_mrr@10": pytest.approx(metrics["after"]["mrr@10"], abs=5e-5)}
     assert {r.task_type for r in data.eval_results} == {"information-retrieval"}
 
 
 def test_card_names_no_file_and_shows_a_widget(tmp_path: Path) -> None:
-    summary = make_summary("") | {"widget": {"source_sentence": "What is zero trust?",
-                                             "sentences": ["Zero trust moves defences", "Incident response", "x"]}}
+    summary = make_summary("") | {
+        "widget": {
+            "source_sentence": "What is zero trust?",
+            "sentences": ["Zero trust moves defences", "Incident response", "x"],
+        }
+    }
     card = render_card(summary, make_metrics(True), "alice/m", dataset_id="alice/m-pairs")
     data = hub_card(card, tmp_path).data
     assert data.widget == [summary["widget"]] and data.datasets == ["alice/m-pairs"]
@@ -132,7 +150,9 @@ def test_card_names_no_file_and_shows_a_widget(tmp_path: Path) -> None:
 def test_card_warns_when_scores_drop_and_maps_a_cutoff() -> None:
     from ragtune.metrics import similarity_shift
 
-    metrics = make_metrics(True) | {"similarity": similarity_shift([0.5, 0.45, 0.6, 0.38, 0.7], [0.3, 0.28, 0.4, 0.2, 0.5])}
+    metrics = make_metrics(True) | {
+        "similarity": similarity_shift([0.5, 0.45, 0.6, 0.38, 0.7], [0.3, 0.28, 0.4, 0.2, 0.5])
+    }
     card = render_card(make_summary(""), metrics)
     assert "## Similarity scores moved" in card and "re-tune that cutoff" in card
     assert "median of 0.30 with this model, against 0.50 with the base model" in card
@@ -225,8 +245,9 @@ def test_report_with_nothing_skipped() -> None:
     ("hybrid", "recommended"),
     [((0.75, 0.6), True), ((0.69466, 0.5321), False), ((0.75, 0.5), False), ((0.6, 0.6), False)],
 )
-def test_report_recommends_hybrid_only_when_it_wins_on_both_metrics(hybrid: tuple[float, float],
-                                                                    recommended: bool) -> None:
+def test_report_recommends_hybrid_only_when_it_wins_on_both_metrics(
+    hybrid: tuple[float, float], recommended: bool
+) -> None:
     metrics = make_metrics(True)
     metrics["hybrid"] = {"hit@1": 0.5, "hit@3": 0.6, "hit@5": hybrid[0], "hit@10": 0.8, "mrr@10": hybrid[1]}
     report = render_report(make_summary(""), metrics)
@@ -235,21 +256,31 @@ def test_report_recommends_hybrid_only_when_it_wins_on_both_metrics(hybrid: tupl
 
 
 def test_report_says_when_bm25_alone_wins() -> None:
-    report = render_report(make_summary(""), make_metrics(True, bm25_hit5=0.9) | {
-        "bm25": {"hit@1": 0.5, "hit@3": 0.8, "hit@5": 0.9, "hit@10": 0.95, "mrr@10": 0.7}})
+    report = render_report(
+        make_summary(""),
+        make_metrics(True, bm25_hit5=0.9)
+        | {"bm25": {"hit@1": 0.5, "hit@3": 0.8, "hit@5": 0.9, "hit@10": 0.95, "mrr@10": 0.7}},
+    )
     assert "BM25 alone beats the fine-tuned model on these held-out questions." in report
 
 
-@pytest.mark.parametrize(("mode", "says"), [("bm25", "Served: BM25 alone"), ("hybrid", "Served: the hybrid"),
-                                            ("dense", "Served: the fine-tuned model alone")])
+@pytest.mark.parametrize(
+    ("mode", "says"),
+    [("bm25", "Served: BM25 alone"), ("hybrid", "Served: the hybrid"), ("dense", "Served: the fine-tuned model alone")],
+)
 def test_recommendation_names_the_served_retriever(mode: str, says: str) -> None:
     from ragtune.card import recommendation
 
     row = {"hit@5": 0.5, "mrr@10": 0.4}
-    metrics = {"after": row, "after_passages": row, "bm25": row, "hybrid": row, "hybrid_weight": 0.3,
-               "served": {"mode": mode, "chosen_on": "validation questions", **row}}
+    metrics = {
+        "after": row,
+        "after_passages": row,
+        "bm25": row,
+        "hybrid": row,
+        "hybrid_weight": 0.3,
+        "served": {"mode": mode, "chosen_on": "validation questions", **row},
+    }
     lines = recommendation(metrics)
     assert len(lines) == 1 and lines[0].startswith(says)
     if mode == "hybrid":
         assert "(0.3 : 0.7)" in lines[0]
-

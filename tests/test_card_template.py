@@ -40,8 +40,17 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> I
     root = tmp_path_factory.mktemp("card")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HOME", str(root / "hf_home"))
-        cfg = Config(docs=_write_pdfs(root / "docs"), out=root / "run", base_model=str(tiny_model_dir), max_steps=2,
-                     batch_size=4, chunk_tokens=64, chunk_overlap=8, device="cpu", val_fraction=0)
+        cfg = Config(
+            docs=_write_pdfs(root / "docs"),
+            out=root / "run",
+            base_model=str(tiny_model_dir),
+            max_steps=2,
+            batch_size=4,
+            chunk_tokens=64,
+            chunk_overlap=8,
+            device="cpu",
+            val_fraction=0,
+        )
         Pipeline(cfg).run()
         yield cfg.out
 
@@ -54,7 +63,8 @@ def _hub_card(text: str, tmp_path: Path):  # noqa: ANN202 - huggingface_hub.Mode
 
 
 def test_the_card_of_a_run_parses_and_its_widget_is_a_real_question_over_clean_sentences(
-        run_dir: Path, tmp_path: Path) -> None:
+    run_dir: Path, tmp_path: Path
+) -> None:
     card = _hub_card((run_dir / "model" / "README.md").read_text(encoding="utf-8"), tmp_path)
     (widget,) = card.data.widget
     assert widget["source_sentence"].endswith("?")
@@ -63,7 +73,7 @@ def test_the_card_of_a_run_parses_and_its_widget_is_a_real_question_over_clean_s
         assert reads_clean(text), text
         assert not GARBLED.search(text), text
     for text in widget["sentences"]:  # whole sentences, not a cut-off run of words
-        assert text[-1] in ".!?:;)\"”", text
+        assert text[-1] in '.!?:;)"”', text
 
 
 def test_the_card_has_model_details_limitations_versions_and_citation(run_dir: Path, tmp_path: Path) -> None:
@@ -96,8 +106,10 @@ def test_the_uploaded_card_names_nothing_that_is_not_uploaded(run_dir: Path, tmp
 def test_push_says_what_leaves_the_machine(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["push", str(run_dir), "alice/tuned", "--dry-run"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert last == ("Leaving this machine for alice/tuned: the model weights and the model card (metrics, settings, "
-                    "3 excerpts of your documents and 1 question in its widget).")
+    assert last == (
+        "Leaving this machine for alice/tuned: the model weights and the model card (metrics, settings, "
+        "3 excerpts of your documents and 1 question in its widget)."
+    )
 
 
 def _chunk(i: int, text: str) -> Chunk:
@@ -110,15 +122,19 @@ CLEAN = [
     "Privacy controls limit the personal information a system collects. Users can ask for their data to be deleted.",
     "Testing should measure the accuracy of the system. The results are published for the public to read.",
 ]
-GARBLED_TEXT = ("ebisting policies and safeguards that govern automated systems including for ebample /becutive "
-                "Order Promoting the ?se of Trustworthy Artificial Intelligence in the 0ederal 1overnment.")
+GARBLED_TEXT = (
+    "ebisting policies and safeguards that govern automated systems including for ebample /becutive "
+    "Order Promoting the ?se of Trustworthy Artificial Intelligence in the 0ederal 1overnment."
+)
 
 
 def test_the_widget_skips_garbled_chunks_and_questions_without_a_question_mark() -> None:
     chunks = [_chunk(0, GARBLED_TEXT), *(_chunk(i + 1, t) for i, t in enumerate(CLEAN))]
-    held_out = [Pair(query="What policies govern automated systems?", chunk_id="c0", generator="offline"),
-                Pair(query="Incident response teams should document every event", chunk_id="c1", generator="offline"),
-                Pair(query="How often are the logs reviewed?", chunk_id="c1", generator="offline")]
+    held_out = [
+        Pair(query="What policies govern automated systems?", chunk_id="c0", generator="offline"),
+        Pair(query="Incident response teams should document every event", chunk_id="c1", generator="offline"),
+        Pair(query="How often are the logs reviewed?", chunk_id="c1", generator="offline"),
+    ]
     widget = card_widget(chunks, held_out)
     assert widget is not None
     assert widget["source_sentence"] == "How often are the logs reviewed?"
@@ -135,7 +151,8 @@ def test_no_widget_when_no_question_qualifies() -> None:
 def test_an_excerpt_is_whole_sentences_around_the_question() -> None:
     text = " ".join(CLEAN)
     assert excerpt(text, focus="Can users ask for their data to be deleted?", max_words=20) == (
-        "Users can ask for their data to be deleted. Testing should measure the accuracy of the system.")
+        "Users can ask for their data to be deleted. Testing should measure the accuracy of the system."
+    )
     # Never a sentence cut in the middle: none at all when no whole sentence fits.
     assert excerpt("word " * 80 + ".", max_words=10) == ""
     assert excerpt("A heading without a stop\nThe end of a chunk cut off in the", max_words=30) == ""
@@ -148,8 +165,10 @@ def test_an_old_runs_garbled_widget_is_left_off_the_card(run_dir: Path, tmp_path
     from ragtune.card import render_card
 
     parts = json.loads((run_dir / "card.json").read_text(encoding="utf-8"))
-    parts["summary"]["widget"] = {"source_sentence": "prohibit or limit any lawful activity of a government agency",
-                                  "sentences": [GARBLED_TEXT, CLEAN[0], CLEAN[1]]}
+    parts["summary"]["widget"] = {
+        "source_sentence": "prohibit or limit any lawful activity of a government agency",
+        "sentences": [GARBLED_TEXT, CLEAN[0], CLEAN[1]],
+    }
     card = _hub_card(render_card(parts["summary"], parts["metrics"], "alice/tuned"), tmp_path)
     assert getattr(card.data, "widget", None) is None
     parts["summary"]["widget"]["source_sentence"] = "Which activities does it limit?"

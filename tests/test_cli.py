@@ -44,8 +44,9 @@ def run_args(docs: Path, out: Path, model_dir: Path, *extra: str) -> list[str]:
         (["--chunk-tokens", "100", "--chunk-overlap", "50"], "--chunk-overlap"),
     ],
 )
-def test_bad_chunk_overlap(tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str],
-                           flags: list[str], setting: str) -> None:
+def test_bad_chunk_overlap(
+    tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str], flags: list[str], setting: str
+) -> None:
     out = tmp_path / "run"
     assert main(run_args(tmp_path, out, tiny_model_dir, *flags)) == 1
     err = capsys.readouterr().err
@@ -55,8 +56,9 @@ def test_bad_chunk_overlap(tmp_path: Path, tiny_model_dir: Path, capsys: pytest.
     assert not out.exists()
 
 
-def test_bad_themes_file(tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str],
-                         nist_pages: list[Page]) -> None:
+def test_bad_themes_file(
+    tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str], nist_pages: list[Page]
+) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "a.txt").write_text(nist_pages[5].text, encoding="utf-8")
@@ -66,16 +68,32 @@ def test_bad_themes_file(tmp_path: Path, tiny_model_dir: Path, capsys: pytest.Ca
     assert_one_error_line(capsys.readouterr().err, str(themes))
 
 
-def test_run_then_push_dry_run(tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page],
-                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_then_push_dry_run(
+    tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page], capsys: pytest.CaptureFixture[str]
+) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
     text = {p.page: p.text for p in nist_pages}
     for i, numbers in enumerate([(5, 6), (7, 8), (9, 10)]):
         (docs / f"part{i}.txt").write_text("\n\n".join(text[n] for n in numbers), encoding="utf-8")
     out = tmp_path / "run"
-    code = main(run_args(docs, out, tiny_model_dir, "--max-steps", "2", "--batch-size", "4", "--chunk-tokens", "64",
-                         "--chunk-overlap", "8", "--device", "cpu"))
+    code = main(
+        run_args(
+            docs,
+            out,
+            tiny_model_dir,
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--chunk-tokens",
+            "64",
+            "--chunk-overlap",
+            "8",
+            "--device",
+            "cpu",
+        )
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "ragtune: error" not in captured.err
@@ -136,8 +154,14 @@ def test_push_with_a_bad_repo_id(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 def test_version_in_a_subprocess(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.run([sys.executable, "-m", "ragtune", "--version"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ragtune", "--version"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"ragtune {ragtune.__version__}"
     assert proc.stderr == ""
@@ -161,9 +185,15 @@ def test_every_run_flag_has_help_and_shows_its_default(capsys: pytest.CaptureFix
         parser.parse_args(["run", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     d = Config(docs=Path("."))
-    for flag, default in (("--chunk-tokens", d.chunk_tokens), ("--epochs", d.epochs), ("--lr", d.learning_rate),
-                          ("--questions-per-chunk", d.questions_per_chunk), ("--passage-words", d.passage_words),
-                          ("--hybrid-weight", d.hybrid_weight), ("--out", d.out)):
+    for flag, default in (
+        ("--chunk-tokens", d.chunk_tokens),
+        ("--epochs", d.epochs),
+        ("--lr", d.learning_rate),
+        ("--questions-per-chunk", d.questions_per_chunk),
+        ("--passage-words", d.passage_words),
+        ("--hybrid-weight", d.hybrid_weight),
+        ("--out", d.out),
+    ):
         assert re.search(rf"{flag} \S+ .*?\(default: {re.escape(str(default))}\)", text), flag
     # The flags come in groups, one per stage.
     for group in ("input and chunking:", "questions:", "training:", "model selection:", "retrieval:", "publishing:"):

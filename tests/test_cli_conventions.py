@@ -22,8 +22,17 @@ def long_run(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> 
     root = tmp_path_factory.mktemp("conventions")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HOME", str(root / "hf_home"))
-        cfg = Config(docs=write_pdfs(root / "docs"), out=root / "run", base_model=str(tiny_model_dir), max_steps=2,
-                     batch_size=4, chunk_tokens=128, chunk_overlap=8, device="cpu", val_fraction=0)
+        cfg = Config(
+            docs=write_pdfs(root / "docs"),
+            out=root / "run",
+            base_model=str(tiny_model_dir),
+            max_steps=2,
+            batch_size=4,
+            chunk_tokens=128,
+            chunk_overlap=8,
+            device="cpu",
+            val_fraction=0,
+        )
         Pipeline(cfg).run()
         yield cfg.out
 
@@ -32,7 +41,8 @@ def long_run(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> 
 
 
 def test_search_compare_reuses_the_saved_base_vectors_after_a_raised_max_seq_length(
-        long_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    long_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from ragtune.retrieval import BASE_VECTORS
 
     about = json.loads((long_run / BASE_VECTORS / "about.json").read_text())
@@ -58,7 +68,8 @@ def test_both_stages_key_the_base_vectors_with_one_function() -> None:
 
 
 def test_a_run_whose_index_did_not_record_the_length_reads_it_from_the_saved_model(
-        long_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    long_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import shutil
 
     from ragtune.search import load_retriever
@@ -66,8 +77,9 @@ def test_a_run_whose_index_did_not_record_the_length_reads_it_from_the_saved_mod
     copy = tmp_path / "run"
     shutil.copytree(long_run, copy)
     settings = json.loads((copy / "index" / "retriever.json").read_text())
-    (copy / "index" / "retriever.json").write_text(json.dumps({k: v for k, v in settings.items()
-                                                               if k != "max_seq_length"}))
+    (copy / "index" / "retriever.json").write_text(
+        json.dumps({k: v for k, v in settings.items() if k != "max_seq_length"})
+    )
     seen = encoded_texts(monkeypatch)
     base = load_retriever(copy, "base", device="cpu")
     assert base.model.max_seq_length == 130 and seen == []
@@ -115,8 +127,10 @@ def test_hit_prints_like_the_cli_and_reprs_without_its_text(retriever) -> None:
 
 def test_retriever_repr_is_one_short_line(retriever, long_run: Path) -> None:
     r = repr(retriever)
-    assert r == (f"Retriever(run={str(long_run)!r}, mode={retriever.mode!r}, chunks={len(retriever.chunks)}, "
-                 f"rows={retriever.index.index.ntotal}, model={str(long_run / 'model')!r})")
+    assert r == (
+        f"Retriever(run={str(long_run)!r}, mode={retriever.mode!r}, chunks={len(retriever.chunks)}, "
+        f"rows={retriever.index.index.ntotal}, model={str(long_run / 'model')!r})"
+    )
 
 
 def test_config_repr_names_only_what_differs_from_the_defaults() -> None:
@@ -136,8 +150,12 @@ def test_run_result_prints_its_metrics_as_a_table(long_run: Path) -> None:
     assert any(line.startswith("base ") for line in table) and any(line.startswith("hybrid") for line in table)
 
 
-SIM = {"warn": True, "before": {"median": 0.6, "p10": 0.4}, "after": {"median": 0.4, "p10": 0.2},
-       "cutoff_map": {"0.5": 0.3}}
+SIM = {
+    "warn": True,
+    "before": {"median": 0.6, "p10": 0.4},
+    "after": {"median": 0.4, "p10": 0.2},
+    "cutoff_map": {"0.5": 0.3},
+}
 
 
 def test_cutoff_advice_speaks_of_cosine_cutoffs_only_for_dense_vectors(capsys: pytest.CaptureFixture[str]) -> None:
@@ -154,8 +172,9 @@ def test_cutoff_advice_speaks_of_cosine_cutoffs_only_for_dense_vectors(capsys: p
 # --- 3. search output in 80 columns, and --json -----------------------------------------
 
 
-def test_search_output_fits_80_columns_and_heads_its_scale(long_run: Path, retriever,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_search_output_fits_80_columns_and_heads_its_scale(
+    long_run: Path, retriever, capsys: pytest.CaptureFixture[str]
+) -> None:
     for mode, scale in (("dense", "cosine"), ("hybrid", "within one query"), ("bm25", "BM25")):
         assert main(["search", str(long_run), QUERY, "-k", "3", "--mode", mode, "--device", "cpu"]) == 0
         out = capsys.readouterr().out.splitlines()
@@ -171,8 +190,9 @@ def test_search_output_fits_80_columns_and_heads_its_scale(long_run: Path, retri
         assert all(len(out[i + 1].strip()) > 50 for i in starts)
 
 
-def test_search_compare_fits_80_columns_with_each_column_headed(long_run: Path,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_search_compare_fits_80_columns_with_each_column_headed(
+    long_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["search", str(long_run), QUERY, "-k", "3", "--compare", "--mode", "dense", "--device", "cpu"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert all(len(line) <= 80 for line in out), "\n".join(out)
@@ -189,7 +209,8 @@ def test_search_json(long_run: Path, retriever, capsys: pytest.CaptureFixture[st
     hits = retriever.search(QUERY, k=3, mode="hybrid")
     got = data["results"]["fine-tuned"]
     assert [(h["rank"], h["chunk_id"], h["kind"], h["pages"]) for h in got] == [
-        (h.rank, h.chunk_id, "hybrid", list(h.pages)) for h in hits]
+        (h.rank, h.chunk_id, "hybrid", list(h.pages)) for h in hits
+    ]
     assert got[0]["score"] == pytest.approx(hits[0].score) and got[0]["text"] == hits[0].text
     assert "within one query" in data["score"]
     assert main(["search", str(long_run), QUERY, "-k", "2", "--json", "--compare", "--device", "cpu"]) == 0
@@ -223,8 +244,11 @@ def test_top_level_help_lists_commands_in_workflow_order_and_the_exit_codes(caps
         main(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    listed = [line.split()[0] for line in out.splitlines() if line.startswith("    ") and line.split()
-              and line.split()[0] in COMMANDS]
+    listed = [
+        line.split()[0]
+        for line in out.splitlines()
+        if line.startswith("    ") and line.split() and line.split()[0] in COMMANDS
+    ]
     assert listed == COMMANDS, out
     assert "exit codes" in out.lower()
     for code in ("0", "1", "2", "130", "143"):
@@ -233,7 +257,8 @@ def test_top_level_help_lists_commands_in_workflow_order_and_the_exit_codes(caps
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_subcommand_help_has_an_example_one_default_each_and_explicit_metavars(
-        command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit):
         main([command, "--help"])
     out = capsys.readouterr().out
@@ -295,8 +320,9 @@ def test_a_mistyped_subcommand_gets_a_did_you_mean(capsys: pytest.CaptureFixture
     assert "did you mean 'search'?" in capsys.readouterr().err
 
 
-def test_a_mistyped_folder_gets_a_did_you_mean(tmp_path: Path, long_run: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_mistyped_folder_gets_a_did_you_mean(
+    tmp_path: Path, long_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from tests.test_cli import assert_one_error_line
 
     (tmp_path / "documents").mkdir()
@@ -310,12 +336,16 @@ def test_a_mistyped_folder_gets_a_did_you_mean(tmp_path: Path, long_run: Path,
 # --- 5. errors in the words the user typed ------------------------------------------------
 
 
-@pytest.mark.parametrize(("argv", "words"), [
-    (["--hybrid-weight", "1.5"], "--hybrid-weight must be between 0 and 1"),
-    (["--chunk-overlap", "200"], "--chunk-overlap must be >= 0 and less than half of --chunk-tokens"),
-])
-def test_run_errors_name_the_flag_typed(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
-                                        words: str) -> None:
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--hybrid-weight", "1.5"], "--hybrid-weight must be between 0 and 1"),
+        (["--chunk-overlap", "200"], "--chunk-overlap must be >= 0 and less than half of --chunk-tokens"),
+    ],
+)
+def test_run_errors_name_the_flag_typed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], words: str
+) -> None:
     from tests.test_cli import assert_one_error_line
 
     assert main(["run", str(tmp_path), "--out", str(tmp_path / "run"), *argv]) == 1
@@ -332,19 +362,22 @@ def test_pairs_errors_name_the_flag_typed(tmp_path: Path, capsys: pytest.Capture
     assert "eval_fraction" not in line
 
 
-def test_a_documents_folder_given_as_a_run_gets_the_right_advice(tmp_path: Path,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_documents_folder_given_as_a_run_gets_the_right_advice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from tests.test_cli import assert_one_error_line
 
     docs = write_pdfs(tmp_path / "docs")
     assert main(["search", str(docs), QUERY]) == 1
-    line = assert_one_error_line(capsys.readouterr().err, f"{docs} holds documents, not a ragtune run",
-                                 f"ragtune run {docs} --out ")
+    line = assert_one_error_line(
+        capsys.readouterr().err, f"{docs} holds documents, not a ragtune run", f"ragtune run {docs} --out "
+    )
     assert f"--out {docs}" not in line, "advice to write a run into the user's documents"
 
 
-def test_a_folder_of_word_html_and_powerpoint_files_gets_a_way_forward(tmp_path: Path,
-                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_folder_of_word_html_and_powerpoint_files_gets_a_way_forward(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from tests.test_cli import assert_one_error_line
 
     docs = tmp_path / "docs"
@@ -355,9 +388,12 @@ def test_a_folder_of_word_html_and_powerpoint_files_gets_a_way_forward(tmp_path:
     assert_one_error_line(capsys.readouterr().err, "convert", "PDF", "soffice --headless --convert-to pdf")
 
 
-def test_hub_retry_lines_look_like_every_other_line(hubserver, tmp_path: Path,  # noqa: F811
-                                                    monkeypatch: pytest.MonkeyPatch,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_hub_retry_lines_look_like_every_other_line(
+    hubserver,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from ragtune import hub
 
     monkeypatch.setenv("HF_TOKEN", TOKEN)
@@ -373,14 +409,18 @@ def test_hub_retry_lines_look_like_every_other_line(hubserver, tmp_path: Path,  
 # --- 6. one name per idea -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("argv", "new", "dest", "value"), [
-    (["run", "docs", "--evals", "3"], "--validations", "evals", 3),
-    (["run", "docs", "--eval-fraction=0.3"], "--test-fraction", "eval_fraction", 0.3),
-    (["pairs", "p.csv", "--eval-fraction", "0.3"], "--test-fraction", "eval_fraction", 0.3),
-    (["pairs", "p.csv", "--loss", "cosent"], "--pairs-loss", "loss", "cosent"),
-])
-def test_old_flag_names_still_work_with_a_deprecation_line(argv: list[str], new: str, dest: str, value: object,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("argv", "new", "dest", "value"),
+    [
+        (["run", "docs", "--evals", "3"], "--validations", "evals", 3),
+        (["run", "docs", "--eval-fraction=0.3"], "--test-fraction", "eval_fraction", 0.3),
+        (["pairs", "p.csv", "--eval-fraction", "0.3"], "--test-fraction", "eval_fraction", 0.3),
+        (["pairs", "p.csv", "--loss", "cosent"], "--pairs-loss", "loss", "cosent"),
+    ],
+)
+def test_old_flag_names_still_work_with_a_deprecation_line(
+    argv: list[str], new: str, dest: str, value: object, capsys: pytest.CaptureFixture[str]
+) -> None:
     from ragtune.cli import parse_command_line
 
     args = parse_command_line(argv)

@@ -62,8 +62,14 @@ def test_invalid_setting_raises_config_error_naming_it(setting: str, value: obje
 
 @pytest.mark.parametrize(
     ("setting", "value"),
-    [("extractor", "pdfminer"), ("generator", "gpt"), ("chunk_tokens", 8193), ("questions_per_chunk", 51),
-     ("eval_fraction", 0.9), ("batch_size", 1)],
+    [
+        ("extractor", "pdfminer"),
+        ("generator", "gpt"),
+        ("chunk_tokens", 8193),
+        ("questions_per_chunk", 51),
+        ("eval_fraction", 0.9),
+        ("batch_size", 1),
+    ],
 )
 def test_error_message_shows_the_bad_value(setting: str, value: object) -> None:
     with pytest.raises(ConfigError) as e:
@@ -186,8 +192,9 @@ def test_config_file_infinity_names_the_file(tmp_path: Path, capsys: pytest.Capt
 
 # --- devices the installed torch cannot use ---------------------------------------------------
 
-cpu_only = pytest.mark.skipif(torch.cuda.is_available() or torch.backends.mps.is_available(),
-                              reason="needs a torch that has neither CUDA nor MPS")
+cpu_only = pytest.mark.skipif(
+    torch.cuda.is_available() or torch.backends.mps.is_available(), reason="needs a torch that has neither CUDA nor MPS"
+)
 
 
 @cpu_only

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_cli import assert_one_error_line
 
 from ragtune.cli import _config_from_args, _flag_aliases, _with_config_file, build_parser, main
-from test_cli import assert_one_error_line
 from tests.support.runs import run_args
 
 
@@ -24,27 +24,53 @@ def config_run(tmp_path: Path, model_dir: Path, name: str, content: str, *flags:
     ("name", "content", "message"),
     [
         ("c.toml", "batch_sise = 8\n", "unknown key 'batch_sise'; did you mean batch_size or mini_batch_size?"),
-        ("c.yaml", "chunk-tokns: 64\n",
-         "unknown key 'chunk-tokns'; did you mean chunk_tokens or min_chunk_tokens or chunk_weight?"),
+        (
+            "c.yaml",
+            "chunk-tokns: 64\n",
+            "unknown key 'chunk-tokns'; did you mean chunk_tokens or min_chunk_tokens or chunk_weight?",
+        ),
         ("c.toml", "colour = 'red'\n", "unknown key 'colour'; see `ragtune run --help` for the settings"),
         ("c.toml", "batch_size = 'eight'\n", "batch_size must be a whole number, not 'eight'"),
         ("c.yaml", "hard-negatives: maybe\n", "hard-negatives must be true or false, not 'maybe'"),
         ("c.toml", "matryoshka_dims = [256, 'x']\n", "matryoshka_dims must be a list of whole numbers, not [256, 'x']"),
-        ("c.toml", "epochs = 2\nbatch_size = 8 8\n", "not valid TOML: Expected newline or end of document after a "
-                                                     "statement (at line 2, column 16)"),
-        ("c.yaml", "epochs: 2\nbatch_size: [8\n", "not valid YAML: line 3, column 1: expected ',' or ']', but got "
-                                                  "'<stream end>'"),
+        (
+            "c.toml",
+            "epochs = 2\nbatch_size = 8 8\n",
+            "not valid TOML: Expected newline or end of document after a statement (at line 2, column 16)",
+        ),
+        (
+            "c.yaml",
+            "epochs: 2\nbatch_size: [8\n",
+            "not valid YAML: line 3, column 1: expected ',' or ']', but got '<stream end>'",
+        ),
         ("c.toml", "epochs = 0\n", "epochs must be > 0, not 0.0"),
         ("c.toml", "docs = 'elsewhere'\n", "docs is the folder given on the command line"),
         ("c.toml", "[train]\nepochs = 1\n", "unknown key 'train'"),
         ("c.json", "{}", None),
     ],
-    ids=["close_match", "hyphen_close_match", "no_match", "type", "bool", "list", "toml_line", "yaml_line", "range",
-         "docs", "table", "suffix"],
+    ids=[
+        "close_match",
+        "hyphen_close_match",
+        "no_match",
+        "type",
+        "bool",
+        "list",
+        "toml_line",
+        "yaml_line",
+        "range",
+        "docs",
+        "table",
+        "suffix",
+    ],
 )
-def test_config_file_errors_name_file_and_key(tmp_path: Path, tiny_model_dir: Path,
-                                              capsys: pytest.CaptureFixture[str], name: str, content: str,
-                                              message: str | None) -> None:
+def test_config_file_errors_name_file_and_key(
+    tmp_path: Path,
+    tiny_model_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    content: str,
+    message: str | None,
+) -> None:
     code, path = config_run(tmp_path, tiny_model_dir, name, content)
     assert code == 1
     err = capsys.readouterr().err
@@ -75,8 +101,10 @@ def test_a_flag_fixes_a_bad_config_value_and_a_flag_error_does_not_blame_the_fil
 
 @pytest.mark.parametrize("name", ["c.toml", "c.yaml"])
 def test_config_file_sets_fields_and_flags_override_it(tmp_path: Path, name: str) -> None:
-    toml = ("chunk-tokens = 64\nchunk_overlap = 8\nlr = 1e-4\nbatch_size = 8\nhard_negatives = true\n"
-            "matryoshka_dims = [256, 64]\nthemes = 'my_themes.yaml'\nweight_decay = 0\nks = [1, 5]\n")
+    toml = (
+        "chunk-tokens = 64\nchunk_overlap = 8\nlr = 1e-4\nbatch_size = 8\nhard_negatives = true\n"
+        "matryoshka_dims = [256, 64]\nthemes = 'my_themes.yaml'\nweight_decay = 0\nks = [1, 5]\n"
+    )
     path = tmp_path / name
     path.write_text(toml if name.endswith(".toml") else toml.replace(" = ", ": "), encoding="utf-8")
     argv = ["run", "docs", "--config", str(path), "--batch-size", "16"]

@@ -50,8 +50,10 @@ def _garbage(path: Path) -> None:
 SEARCH_DAMAGE: dict[str, tuple[str, Callable[[Path], None]]] = {
     "retriever-json-cut": ("index/retriever.json", _cut),
     "retriever-json-list": ("index/retriever.json", lambda p: p.write_text("[1, 2]", encoding="utf-8")),
-    "retriever-json-wrong-type": ("index/retriever.json",
-                                  lambda p: p.write_text('{"chunk_weight": "heavy"}', encoding="utf-8")),
+    "retriever-json-wrong-type": (
+        "index/retriever.json",
+        lambda p: p.write_text('{"chunk_weight": "heavy"}', encoding="utf-8"),
+    ),
     "faiss-cut": ("index/index.faiss", _cut),
     "rows-garbage": ("index/rows.npy", _garbage),
     "bm25-params-cut": ("index/bm25/params.index.json", _cut),
@@ -66,25 +68,29 @@ SEARCH_DAMAGE: dict[str, tuple[str, Callable[[Path], None]]] = {
 
 
 @pytest.mark.parametrize("case", list(SEARCH_DAMAGE))
-def test_search_on_a_damaged_run_is_one_line_that_says_to_rerun(run_dir: Path, tmp_path: Path, case: str,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_search_on_a_damaged_run_is_one_line_that_says_to_rerun(
+    run_dir: Path, tmp_path: Path, case: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     rel, damage = SEARCH_DAMAGE[case]
     broken = copy_run(run_dir, tmp_path)
     damage(broken / rel)
     with pytest.raises(RagtuneError, match="ragtune run"):
         Retriever.load(broken, device="cpu")
     assert main(["search", str(broken), QUERY, "--device", "cpu"]) == 1
-    assert_one_error_line(capsys.readouterr().err, Path(rel).name if "bm25" not in rel else "bm25",
-                          f"ragtune run {run_dir.parent / 'docs'} --out {broken}")
+    assert_one_error_line(
+        capsys.readouterr().err,
+        Path(rel).name if "bm25" not in rel else "bm25",
+        f"ragtune run {run_dir.parent / 'docs'} --out {broken}",
+    )
 
 
 # --- item 12: a rerun repairs a damaged index ------------------------------------------
 
 
-@pytest.mark.parametrize("rel", ["index/bm25/vocab.index.json", "index/bm25/data.csc.index.npy",
-                                 "index/rows.npy", "index/retriever.json"])
-def test_a_rerun_repairs_a_damaged_index_instead_of_trusting_it(finished: Finished, tmp_path: Path,
-                                                                rel: str) -> None:
+@pytest.mark.parametrize(
+    "rel", ["index/bm25/vocab.index.json", "index/bm25/data.csc.index.npy", "index/rows.npy", "index/retriever.json"]
+)
+def test_a_rerun_repairs_a_damaged_index_instead_of_trusting_it(finished: Finished, tmp_path: Path, rel: str) -> None:
     cfg = copy_finished(finished, tmp_path)
     good = (cfg.out / rel).read_bytes()
     _garbage(cfg.out / rel)
@@ -100,8 +106,7 @@ def test_a_rerun_repairs_a_damaged_index_instead_of_trusting_it(finished: Finish
 
 
 @pytest.mark.parametrize("rel", ["model/tokenizer.json", "model/modules.json", "model/1_Pooling/config.json"])
-def test_a_rerun_retrains_a_model_whose_other_files_were_damaged(finished: Finished, tmp_path: Path,
-                                                                 rel: str) -> None:
+def test_a_rerun_retrains_a_model_whose_other_files_were_damaged(finished: Finished, tmp_path: Path, rel: str) -> None:
     cfg = copy_finished(finished, tmp_path)
     _garbage(cfg.out / rel)
     rec = Recorder()
@@ -126,8 +131,11 @@ def test_a_rerun_rebuilds_a_deleted_bm25_folder(finished: Finished, tmp_path: Pa
 # --- item 13: metrics.json empty or cut short --------------------------------------------
 
 
-@pytest.mark.parametrize("content", [b"{}", b'{"before": {"hit@1": 0.5', b"[]", b'{"before": 1, "after": "x"}'],
-                         ids=["empty-object", "truncated", "list", "wrong-types"])
+@pytest.mark.parametrize(
+    "content",
+    [b"{}", b'{"before": {"hit@1": 0.5', b"[]", b'{"before": 1, "after": "x"}'],
+    ids=["empty-object", "truncated", "list", "wrong-types"],
+)
 def test_a_rerun_repairs_a_damaged_metrics_file(finished: Finished, tmp_path: Path, content: bytes) -> None:
     cfg = copy_finished(finished, tmp_path)
     good = json.loads((cfg.out / "metrics.json").read_text(encoding="utf-8"))
@@ -142,12 +150,15 @@ def test_a_rerun_repairs_a_damaged_metrics_file(finished: Finished, tmp_path: Pa
 
 
 @pytest.mark.parametrize("content", [b"{}", b'{"before": {"hit@1": 0.5'], ids=["empty-object", "truncated"])
-def test_commands_reading_a_damaged_metrics_file_say_how_to_fix_it(run_dir: Path, tmp_path: Path, content: bytes,
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_commands_reading_a_damaged_metrics_file_say_how_to_fix_it(
+    run_dir: Path, tmp_path: Path, content: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
     broken = copy_run(run_dir, tmp_path)
     (broken / "metrics.json").write_bytes(content)
     assert main(["push", str(broken), "alice/tiny", "--timeout", "1"]) == 1
-    assert_one_error_line(capsys.readouterr().err, "metrics.json", f"ragtune run {run_dir.parent / 'docs'} --out {broken}")
+    assert_one_error_line(
+        capsys.readouterr().err, "metrics.json", f"ragtune run {run_dir.parent / 'docs'} --out {broken}"
+    )
 
 
 # --- item 14: damaged base-model folders ---------------------------------------------------
@@ -204,8 +215,9 @@ MODEL_DAMAGE: dict[str, tuple[Callable[[Path], None], str]] = {
 
 
 @pytest.mark.parametrize("case", list(MODEL_DAMAGE))
-def test_a_damaged_base_model_folder_is_one_line(tiny_model_dir: Path, tmp_path: Path, case: str,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_damaged_base_model_folder_is_one_line(
+    tiny_model_dir: Path, tmp_path: Path, case: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     damage, named = MODEL_DAMAGE[case]
     folder = _model_copy(tiny_model_dir, tmp_path)
     damage(folder)
@@ -215,13 +227,29 @@ def test_a_damaged_base_model_folder_is_one_line(tiny_model_dir: Path, tmp_path:
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "a.txt").write_text("Risk management for generative AI systems. " * 200, encoding="utf-8")
-    assert main(["run", str(docs), "--out", str(tmp_path / "run"), "--base-model", str(folder), "--device", "cpu",
-                 "--max-steps", "1"]) == 1
+    assert (
+        main(
+            [
+                "run",
+                str(docs),
+                "--out",
+                str(tmp_path / "run"),
+                "--base-model",
+                str(folder),
+                "--device",
+                "cpu",
+                "--max-steps",
+                "1",
+            ]
+        )
+        == 1
+    )
     assert_one_error_line(capsys.readouterr().err, str(folder), named)
 
 
 def test_modules_json_that_climbs_out_of_the_folder_is_refused_before_anything_loads(
-        tiny_model_dir: Path, tmp_path: Path) -> None:
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
     folder = _model_copy(tiny_model_dir, tmp_path)
     _climb_out(folder)
     with pytest.raises(ModelError, match=r"refused to load model .*modules\.json.*outside the model folder"):
@@ -229,28 +257,51 @@ def test_modules_json_that_climbs_out_of_the_folder_is_refused_before_anything_l
 
 
 def test_base_model_pointing_at_a_finished_run_suggests_its_model_folder(
-        run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(ModelError, match=re.escape("ragtune run folder, not a model") + ".*"
-                       + re.escape(f"--base-model {run_dir / 'model'}")):
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(
+        ModelError,
+        match=re.escape("ragtune run folder, not a model") + ".*" + re.escape(f"--base-model {run_dir / 'model'}"),
+    ):
         load_model(str(run_dir), "cpu")
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "a.txt").write_text("Risk management for generative AI systems. " * 200, encoding="utf-8")
-    assert main(["run", str(docs), "--out", str(tmp_path / "run"), "--base-model", str(run_dir), "--device", "cpu",
-                 "--max-steps", "1"]) == 1
+    assert (
+        main(
+            [
+                "run",
+                str(docs),
+                "--out",
+                str(tmp_path / "run"),
+                "--base-model",
+                str(run_dir),
+                "--device",
+                "cpu",
+                "--max-steps",
+                "1",
+            ]
+        )
+        == 1
+    )
     assert_one_error_line(capsys.readouterr().err, "ragtune run folder", f"--base-model {run_dir / 'model'}")
 
 
 # --- item 17: Hub replies, tokens and manifest entries -------------------------------------
 
 
-@pytest.mark.parametrize("entry", [
-    lambda info: [info["path"]],
-    lambda info: {"path": info["path"], "uploadMode": 5, "shouldIgnore": False, "oid": None},
-    lambda info: {"uploadMode": "regular"},
-], ids=["list", "mode-number", "no-path"])
-def test_a_wrong_shape_preupload_reply_is_one_line(hubserver: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                   capsys: pytest.CaptureFixture[str], entry: Callable) -> None:
+@pytest.mark.parametrize(
+    "entry",
+    [
+        lambda info: [info["path"]],
+        lambda info: {"path": info["path"], "uploadMode": 5, "shouldIgnore": False, "oid": None},
+        lambda info: {"uploadMode": "regular"},
+    ],
+    ids=["list", "mode-number", "no-path"],
+)
+def test_a_wrong_shape_preupload_reply_is_one_line(
+    hubserver: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], entry: Callable
+) -> None:
     import tests.support.hubserver
 
     monkeypatch.setattr(tests.support.hubserver, "_preupload_entry", lambda repo, info: entry(info))
@@ -263,9 +314,9 @@ def test_a_wrong_shape_preupload_reply_is_one_line(hubserver: Any, tmp_path: Pat
 
 
 @pytest.mark.parametrize("token", ["hf_abcé123", "hf_abc\u201d", "\ufeffhf_abc123"])
-def test_a_non_ascii_token_is_one_line_that_never_shows_it(hubserver: Any, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch,
-                                                          capsys: pytest.CaptureFixture[str], token: str) -> None:
+def test_a_non_ascii_token_is_one_line_that_never_shows_it(
+    hubserver: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], token: str
+) -> None:
     monkeypatch.setenv("HF_TOKEN", token)
     with pytest.raises(HubError, match="HF_TOKEN holds a character that is not ASCII"):
         push_fast(make_run(tmp_path), "alice/minilm")
@@ -290,22 +341,49 @@ def test_a_manifest_entry_without_its_check_is_redone(finished: Finished, tmp_pa
     rec = Recorder()
     result = Pipeline(cfg, rec).run()
     assert result.cached == ["extract", "chunk"]
-    assert len(rec.notes) == 1 and rec.notes[0].endswith("; redoing the theme stage") and "manifest.json" in rec.notes[0]
+    assert (
+        len(rec.notes) == 1 and rec.notes[0].endswith("; redoing the theme stage") and "manifest.json" in rec.notes[0]
+    )
     assert result.summary["themes"] == finished.result.summary["themes"]
 
 
-@pytest.mark.parametrize(("stage", "edit"), [
-    ("chunk", lambda e: e.update(max_seq_length="long")),
-    ("chunk", lambda e: e.update(max_seq_length="long", check=5)),
-], ids=["seq-length-string", "check-number"])
-def test_a_manifest_entry_with_a_wrong_type_is_one_line_or_redone(finished: Finished, tmp_path: Path,
-                                                                  capsys: pytest.CaptureFixture[str],
-                                                                  stage: str,
-                                                                  edit: Callable[[dict[str, Any]], None]) -> None:
+@pytest.mark.parametrize(
+    ("stage", "edit"),
+    [
+        ("chunk", lambda e: e.update(max_seq_length="long")),
+        ("chunk", lambda e: e.update(max_seq_length="long", check=5)),
+    ],
+    ids=["seq-length-string", "check-number"],
+)
+def test_a_manifest_entry_with_a_wrong_type_is_one_line_or_redone(
+    finished: Finished,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    stage: str,
+    edit: Callable[[dict[str, Any]], None],
+) -> None:
     cfg = copy_finished(finished, tmp_path)
     _edit_entry(cfg.out, stage, edit)
-    code = main(["run", str(cfg.docs), "--out", str(cfg.out), "--base-model", cfg.base_model, "--device", "cpu",
-                 "--max-steps", "2", "--batch-size", "4", "--chunk-tokens", "64", "--chunk-overlap", "8"])
+    code = main(
+        [
+            "run",
+            str(cfg.docs),
+            "--out",
+            str(cfg.out),
+            "--base-model",
+            cfg.base_model,
+            "--device",
+            "cpu",
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--chunk-tokens",
+            "64",
+            "--chunk-overlap",
+            "8",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0 and "Traceback" not in err, err
     assert f"redoing the {stage} stage" in err

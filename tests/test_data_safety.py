@@ -26,8 +26,13 @@ FAKE_TOKEN = "hf_AbCdEfGhIjKlMnOpQrStUvWxYz012345"
 
 def user_folder(root: Path) -> dict[str, bytes]:
     """A folder of the user's own, laid out like a run (model/, checkpoints/, config.json ...); returns its files."""
-    files = {"model/weights.bin": b"my own model", "checkpoints/step-9/state.pt": b"my checkpoint",
-             "config.json": b'{"mine": true}', "metrics.json": b'{"mine": true}', "report.md": b"# my report\n"}
+    files = {
+        "model/weights.bin": b"my own model",
+        "checkpoints/step-9/state.pt": b"my checkpoint",
+        "config.json": b'{"mine": true}',
+        "metrics.json": b'{"mine": true}',
+        "report.md": b"# my report\n",
+    }
     for rel, data in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(data)
@@ -52,7 +57,8 @@ def docs_folder(root: Path, nist_pages: list[Page]) -> Path:
 
 
 def test_out_equal_to_docs_is_refused_and_keeps_the_users_files(
-        tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page], capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page], capsys: pytest.CaptureFixture[str]
+) -> None:
     # Issue 29, item 1: `--out DOCS` deleted DOCS/model/ and DOCS/checkpoints/, exit 0.
     docs = docs_folder(tmp_path / "docs", nist_pages)
     mine = user_folder(docs)
@@ -64,8 +70,9 @@ def test_out_equal_to_docs_is_refused_and_keeps_the_users_files(
 
 
 @pytest.mark.parametrize("where", ["out inside docs", "docs inside out"])
-def test_out_and_docs_may_not_hold_one_another(tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page],
-                                               capsys: pytest.CaptureFixture[str], where: str) -> None:
+def test_out_and_docs_may_not_hold_one_another(
+    tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page], capsys: pytest.CaptureFixture[str], where: str
+) -> None:
     # Issue 29, item 18: a run inside DOCS trained on its own report.md at every rerun.
     if where == "out inside docs":
         docs = docs_folder(tmp_path / "docs", nist_pages)
@@ -79,7 +86,8 @@ def test_out_and_docs_may_not_hold_one_another(tmp_path: Path, tiny_model_dir: P
 
 
 def test_run_out_on_a_folder_that_is_not_a_run_is_refused(
-        tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page], capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page], capsys: pytest.CaptureFixture[str]
+) -> None:
     # Issue 29, item 2: `run --out` an existing folder deleted its model/ and checkpoints/ and overwrote
     # its config.json, metrics.json and report.md.
     docs = docs_folder(tmp_path / "docs", nist_pages)
@@ -92,24 +100,50 @@ def test_run_out_on_a_folder_that_is_not_a_run_is_refused(
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(mine)
 
 
-def test_pairs_out_on_a_folder_that_is_not_a_run_is_refused(tmp_path: Path, tiny_model_dir: Path,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_pairs_out_on_a_folder_that_is_not_a_run_is_refused(
+    tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Issue 29, item 2: `pairs --out` an existing folder deleted its model/.
     out = tmp_path / "mine"
     mine = user_folder(out)
-    code = main(["pairs", str(labelled_csv(tmp_path)), "--out", str(out), "--base-model", str(tiny_model_dir),
-                 "--max-steps", "1", "--device", "cpu"])
+    code = main(
+        [
+            "pairs",
+            str(labelled_csv(tmp_path)),
+            "--out",
+            str(out),
+            "--base-model",
+            str(tiny_model_dir),
+            "--max-steps",
+            "1",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 1
     assert_one_error_line(capsys.readouterr().err, str(out), "ragtune did not write")
     assert_untouched(out, mine)
 
 
-def test_run_out_on_a_finished_pairs_folder_is_refused(tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page],
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_out_on_a_finished_pairs_folder_is_refused(
+    tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page], capsys: pytest.CaptureFixture[str]
+) -> None:
     # Issue 29, item 2: `run --out` a finished `ragtune pairs` folder silently replaced its model.
     out = tmp_path / "pairs-run"
-    code = main(["pairs", str(labelled_csv(tmp_path)), "--out", str(out), "--base-model", str(tiny_model_dir),
-                 "--max-steps", "1", "--device", "cpu"])
+    code = main(
+        [
+            "pairs",
+            str(labelled_csv(tmp_path)),
+            "--out",
+            str(out),
+            "--base-model",
+            str(tiny_model_dir),
+            "--max-steps",
+            "1",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     capsys.readouterr()
     before = model_files(out)
@@ -183,8 +217,11 @@ def test_export_never_overwrites_a_file_it_did_not_write(tmp_path: Path, capsys:
 
 
 def test_push_never_follows_a_symlink_out_of_the_model_folder(
-        hubserver: HubServer, tmp_path: Path, capsys: pytest.CaptureFixture[str],  # noqa: F811
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    hubserver: HubServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # Issue 29, item 3: `push` followed a symlink in model/ and uploaded the fake SSH key it pointed to.
     run = make_run(tmp_path)
     private = tmp_path / "home" / ".ssh"
@@ -211,7 +248,8 @@ def test_push_never_follows_a_symlink_out_of_the_model_folder(
 
 
 def test_a_card_linked_out_of_the_model_folder_is_not_read_into_the_upload(
-        hubserver: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    hubserver: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Issue 29, item 3, by another road: with --with-data and no card.json, model/README.md was read
     # through its link and uploaded as the card.
     run = add_pairs(make_run(tmp_path))
@@ -226,9 +264,12 @@ def test_a_card_linked_out_of_the_model_folder_is_not_read_into_the_upload(
     assert b"alice/minilm-pairs" in uploaded["README.md"]
 
 
-def test_a_model_folder_that_is_itself_a_link_is_refused(hubserver: HubServer, tmp_path: Path,  # noqa: F811
-                                                         capsys: pytest.CaptureFixture[str],
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_model_folder_that_is_itself_a_link_is_refused(
+    hubserver: HubServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     run = make_run(tmp_path)
     home = tmp_path / "home"
     (run / "model").rename(home)
@@ -241,8 +282,12 @@ def test_a_model_folder_that_is_itself_a_link_is_refused(hubserver: HubServer, t
 
 @pytest.mark.parametrize("repo_id", [f"alice/{FAKE_TOKEN}", FAKE_TOKEN, f"{FAKE_TOKEN}/minilm"])
 def test_a_token_pasted_as_the_repo_id_is_refused_before_any_request_and_never_shown(
-        hubserver: HubServer, tmp_path: Path, capsys: pytest.CaptureFixture[str],  # noqa: F811
-        monkeypatch: pytest.MonkeyPatch, repo_id: str) -> None:
+    hubserver: HubServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    repo_id: str,
+) -> None:
     # Issue 29, item 4: `alice/hf_...` was pushed as a public repo named after the token; a bare one was echoed.
     run = make_run(tmp_path)
     monkeypatch.setenv("HF_TOKEN", TOKEN)
@@ -256,9 +301,9 @@ def test_a_token_pasted_as_the_repo_id_is_refused_before_any_request_and_never_s
 
 
 @pytest.mark.parametrize("repo_id", [f"alice/{FAKE_TOKEN}", "not a repo id", "alice/minilm/extra"])
-def test_run_push_with_a_bad_repo_id_fails_before_any_work(tmp_path: Path, tiny_model_dir: Path,
-                                                          nist_pages: list[Page], repo_id: str,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_push_with_a_bad_repo_id_fails_before_any_work(
+    tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page], repo_id: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Issue 29, item 21: the bad repo id was found only after the whole run, with advice to pass a --force
     # that `run` rejects.
     docs = docs_folder(tmp_path / "docs", nist_pages)
@@ -273,8 +318,15 @@ def test_run_push_with_a_bad_repo_id_fails_before_any_work(tmp_path: Path, tiny_
 
 @pytest.mark.parametrize(("token", "says"), [(None, "no Hugging Face token"), (TOKEN + "\n", "line break")])
 def test_run_push_without_a_usable_token_fails_before_any_work(
-        hubserver: HubServer, tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page],  # noqa: F811
-        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, token: str | None, says: str) -> None:
+    hubserver: HubServer,
+    tmp_path: Path,
+    tiny_model_dir: Path,
+    nist_pages: list[Page],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    token: str | None,
+    says: str,
+) -> None:
     # Issue 29, item 21, for the token: a push that cannot happen must not wait for the whole run to say so.
     if token is not None:
         monkeypatch.setenv("HF_TOKEN", token)
@@ -288,8 +340,11 @@ def test_run_push_without_a_usable_token_fails_before_any_work(
 
 
 def test_run_push_of_a_model_that_did_not_improve_names_a_command_that_exists(
-        hubserver: HubServer, tmp_path: Path, capsys: pytest.CaptureFixture[str],  # noqa: F811
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    hubserver: HubServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # Issue 29, item 21: `run --push` advised `--force`, which `run` rejects; the advice is `ragtune push ... --force`.
     from ragtune.cli import _push
 
@@ -301,8 +356,11 @@ def test_run_push_of_a_model_that_did_not_improve_names_a_command_that_exists(
     assert sum(hubserver.state.hits.values()) == 0
 
 
-def test_run_push_to_a_silent_hub_advises_no_flag_run_lacks(silent: SilentServer, tmp_path: Path,  # noqa: F811
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_push_to_a_silent_hub_advises_no_flag_run_lacks(
+    silent: SilentServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # Issue 29, item 21, the same for the timeout: `run` has no --timeout, so its push says RAGTUNE_HUB_TIMEOUT only.
     from ragtune import hub
     from ragtune.cli import _push
@@ -318,16 +376,39 @@ def test_run_push_to_a_silent_hub_advises_no_flag_run_lacks(silent: SilentServer
 # ---------------------------------------------------------------- credentials: redacted everywhere
 
 
-@pytest.mark.parametrize("url", [f"http://alice:{SECRET}@127.0.0.1:9/v1", f"http://127.0.0.1:9/v1?key={SECRET}",
-                                 f"http://127.0.0.1:9/v1?api_token={SECRET}&x=1"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"http://alice:{SECRET}@127.0.0.1:9/v1",
+        f"http://127.0.0.1:9/v1?key={SECRET}",
+        f"http://127.0.0.1:9/v1?api_token={SECRET}&x=1",
+    ],
+)
 def test_credentials_in_the_llm_url_are_never_printed_nor_written(
-        tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page], capsys: pytest.CaptureFixture[str],
-        url: str) -> None:
+    tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page], capsys: pytest.CaptureFixture[str], url: str
+) -> None:
     # Issue 29, item 5: `user:password@` and `?key=` were printed in the error line and written to config.json.
     docs = docs_folder(tmp_path / "docs", nist_pages)
     out = tmp_path / "run"
-    code = main(run_args(docs, out, tiny_model_dir, "--generator", "openai", "--llm-model", "m", "--llm-retries",
-                         "0", "--llm-timeout", "2", "--llm-base-url", url, "--device", "cpu"))
+    code = main(
+        run_args(
+            docs,
+            out,
+            tiny_model_dir,
+            "--generator",
+            "openai",
+            "--llm-model",
+            "m",
+            "--llm-retries",
+            "0",
+            "--llm-timeout",
+            "2",
+            "--llm-base-url",
+            url,
+            "--device",
+            "cpu",
+        )
+    )
     captured = capsys.readouterr()
     assert code == 1
     line = assert_one_error_line(captured.err, "127.0.0.1")
@@ -339,19 +420,25 @@ def test_credentials_in_the_llm_url_are_never_printed_nor_written(
         assert SECRET.encode() not in p.read_bytes(), p
 
 
-def test_credentials_in_a_rejected_llm_url_are_not_echoed(capsys: pytest.CaptureFixture[str],
-                                                          tmp_path: Path) -> None:
+def test_credentials_in_a_rejected_llm_url_are_not_echoed(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["run", str(tmp_path), "--llm-base-url", f"ftp://alice:{SECRET}@example.org/v1"]) == 1
     captured = capsys.readouterr()
     assert_one_error_line(captured.err, "--llm-base-url", "ftp://")
     assert SECRET not in captured.err
 
 
-@pytest.mark.parametrize(("token", "says"), [(TOKEN + "\n", "line break"), (TOKEN + "\r\n", "line break"),
-                                            (" ", "blank"), ("\t \t", "blank")])
-def test_a_malformed_hf_token_is_one_clear_line(hubserver: HubServer, tmp_path: Path,  # noqa: F811
-                                                capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-                                                token: str, says: str) -> None:
+@pytest.mark.parametrize(
+    ("token", "says"),
+    [(TOKEN + "\n", "line break"), (TOKEN + "\r\n", "line break"), (" ", "blank"), ("\t \t", "blank")],
+)
+def test_a_malformed_hf_token_is_one_clear_line(
+    hubserver: HubServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    token: str,
+    says: str,
+) -> None:
     # Issue 29, item 22: a token with CR/LF said "connection failed"; a token of one space turned every
     # space of the message into `***`.
     run = make_run(tmp_path)
@@ -368,7 +455,8 @@ def test_redaction_masks_credentials_and_never_plain_spaces() -> None:
     from ragtune.redact import redact, redact_url
 
     assert redact_url(f"https://bob:{SECRET}@llm.example/v1?key={SECRET}&model=x") == (
-        "https://bob:***@llm.example/v1?key=***&model=x")
+        "https://bob:***@llm.example/v1?key=***&model=x"
+    )
     assert redact_url("http://localhost:8000/v1") == "http://localhost:8000/v1"
     text = f"cannot reach http://bob:{SECRET}@llm.example/v1 (token {FAKE_TOKEN})"
     masked = redact(text, " ", "\t")
@@ -390,8 +478,9 @@ def test_log_lines_printed_by_the_cli_mask_credentials_too() -> None:
         "logging.getLogger('ragtune').warning('the token tok-SECRETVALUE was refused')\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
-                         check=False)
+    ran = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
     assert ran.returncode == 0, ran.stderr
     assert "pw-SECRET" not in ran.stderr and "tok-SECRETVALUE" not in ran.stderr
     assert "http://bob:***@127.0.0.1/api" in ran.stderr and "the token *** was refused" in ran.stderr

@@ -118,13 +118,19 @@ def parse_error(command: str) -> str | None:
 
 def python_blocks(text: str) -> list[tuple[int, str, bool]]:
     """(line number, code, compile only) of every ```python block."""
-    return [(line, body, before == COMPILE_ONLY)
-            for lang, body, line, before in fenced_blocks(text) if lang in ("python", "py")]
+    return [
+        (line, body, before == COMPILE_ONLY)
+        for lang, body, line, before in fenced_blocks(text)
+        if lang in ("python", "py")
+    ]
 
 
 def _all(kind):  # noqa: ANN001, ANN202 - pytest parameters: (doc name:line, item)
-    return [pytest.param(path, line, item, id=f"{path.relative_to(ROOT)}:{line}")
-            for path in DOC_FILES for line, *item in kind(path.read_text(encoding="utf-8"))]
+    return [
+        pytest.param(path, line, item, id=f"{path.relative_to(ROOT)}:{line}")
+        for path in DOC_FILES
+        for line, *item in kind(path.read_text(encoding="utf-8"))
+    ]
 
 
 def test_the_docs_hold_commands_and_snippets_to_check() -> None:
@@ -150,20 +156,30 @@ def test_a_flag_given_once_for_several_files_fails_the_check() -> None:
     old = "```\npython -m ragtune run resources/ --out runs/mixed --pairs a.csv b.csv c.csv\n```\n"
     ((_, command),) = ragtune_commands(old)
     assert "unrecognized arguments: b.csv c.csv" in (parse_error(command) or "")
-    fixed = "```\npython -m ragtune run resources/ --out runs/mixed \\\n    --pairs a.csv --pairs b.csv --pairs c.csv\n```"
+    fixed = (
+        "```\npython -m ragtune run resources/ --out runs/mixed \\\n    --pairs a.csv --pairs b.csv --pairs c.csv\n```"
+    )
     ((_, command),) = ragtune_commands(fixed)
     assert parse_error(command) is None
-    assert build_parser().parse_args(command_arguments(command)).pairs_files == [Path("a.csv"), Path("b.csv"),
-                                                                                  Path("c.csv")]
+    assert build_parser().parse_args(command_arguments(command)).pairs_files == [
+        Path("a.csv"),
+        Path("b.csv"),
+        Path("c.csv"),
+    ]
 
 
 def test_placeholders_and_chains_are_read_as_a_user_would() -> None:
-    text = ("Run `python -m ragtune run /tmp/x --out r && python bench/shared_bench.py r`, or\n"
-            "```\nmkdir -p d && python -m ragtune push RUN you/m [--private] [--force]   # comment\n"
-            "python -m ragtune pairs P.csv --out o [--pairs-loss cosine|cosent|angle]\n```\n")
+    text = (
+        "Run `python -m ragtune run /tmp/x --out r && python bench/shared_bench.py r`, or\n"
+        "```\nmkdir -p d && python -m ragtune push RUN you/m [--private] [--force]   # comment\n"
+        "python -m ragtune pairs P.csv --out o [--pairs-loss cosine|cosent|angle]\n```\n"
+    )
     commands = [c for _, c in ragtune_commands(text)]
-    assert commands == ["python -m ragtune run /tmp/x --out r", "python -m ragtune push RUN you/m '[--private]' "
-                        "'[--force]'", "python -m ragtune pairs P.csv --out o '[--pairs-loss' 'cosine|cosent|angle]'"]
+    assert commands == [
+        "python -m ragtune run /tmp/x --out r",
+        "python -m ragtune push RUN you/m '[--private]' '[--force]'",
+        "python -m ragtune pairs P.csv --out o '[--pairs-loss' 'cosine|cosent|angle]'",
+    ]
     assert command_arguments(commands[2])[-2:] == ["--pairs-loss", "cosine"]
     assert all(parse_error(c) is None for c in commands)
     assert parse_error("python -m ragtune run DOCS --no-such-flag") is not None
@@ -178,14 +194,22 @@ def test_every_python_snippet_compiles(path: Path, line: int, item: list) -> Non
 @pytest.fixture(scope="module")
 def demo_cwd(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Iterator[Path]:
     """A folder whose runs/demo is a finished tiny run, as the snippets expect."""
-    from tests.test_search import write_pdfs
     from ragtune import Config, Pipeline
+    from tests.test_search import write_pdfs
 
     root = tmp_path_factory.mktemp("docs")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HOME", str(root / "hf_home"))
-        cfg = Config(docs=write_pdfs(root / "pdfs"), out=root / "runs" / "demo", base_model=str(tiny_model_dir),
-                     max_steps=2, batch_size=4, chunk_tokens=64, chunk_overlap=8, device="cpu")
+        cfg = Config(
+            docs=write_pdfs(root / "pdfs"),
+            out=root / "runs" / "demo",
+            base_model=str(tiny_model_dir),
+            max_steps=2,
+            batch_size=4,
+            chunk_tokens=64,
+            chunk_overlap=8,
+            device="cpu",
+        )
         Pipeline(cfg).run()
         yield root
 
@@ -194,8 +218,9 @@ RUNNABLE = [p for p in _all(python_blocks) if not p.values[2][1]]
 
 
 @pytest.mark.parametrize(("path", "line", "item"), RUNNABLE)
-def test_cheap_python_snippets_run(path: Path, line: int, item: list, demo_cwd: Path,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cheap_python_snippets_run(
+    path: Path, line: int, item: list, demo_cwd: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     code, _ = item
     monkeypatch.chdir(demo_cwd)
     with contextlib.redirect_stdout(io.StringIO()) as out:

@@ -22,8 +22,21 @@ def e2e_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comple
     docs = tmp_path_factory.mktemp("docs")
     shutil.copy(NIST_PDF, docs / NIST_PDF.name)
     out = tmp_path_factory.mktemp("run") / "demo"
-    cmd = [sys.executable, "-m", "ragtune", "run", str(docs), "--out", str(out), "--max-steps", "3", "--batch-size", "8",
-           "--validations", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ragtune",
+        "run",
+        str(docs),
+        "--out",
+        str(out),
+        "--max-steps",
+        "3",
+        "--batch-size",
+        "8",
+        "--validations",
+        "1",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc, out
@@ -73,8 +86,21 @@ def test_run_dir_holds_a_loadable_model_and_metrics(e2e_run) -> None:
 def test_rerun_reuses_every_stage(e2e_run) -> None:
     _, out = e2e_run
     docs = Path(json.loads((out / "config.json").read_text())["docs"])
-    cmd = [sys.executable, "-m", "ragtune", "run", str(docs), "--out", str(out), "--max-steps", "3", "--batch-size", "8",
-           "--validations", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ragtune",
+        "run",
+        str(docs),
+        "--out",
+        str(out),
+        "--max-steps",
+        "3",
+        "--batch-size",
+        "8",
+        "--validations",
+        "1",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stderr.count("unchanged, reused") == 8
@@ -84,7 +110,11 @@ def test_push_dry_run_lists_the_model_without_network(e2e_run) -> None:
     _, out = e2e_run
     proc = subprocess.run(
         [sys.executable, "-m", "ragtune", "push", str(out), "someone/ragtune-test", "--dry-run"],
-        capture_output=True, text=True, cwd=REPO, timeout=120, env={"HF_ENDPOINT": "http://127.0.0.1:9", "PATH": ""},
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env={"HF_ENDPOINT": "http://127.0.0.1:9", "PATH": ""},
     )
     assert proc.returncode == 0, proc.stderr
     assert "model.safetensors" in proc.stdout and "README.md" in proc.stdout
@@ -97,8 +127,26 @@ def test_guard_marks_a_harmful_run_not_improved_and_push_refuses_it(e2e_run, tmp
     out = tmp_path / "harmful"
     shutil.copytree(first, out)
     docs = json.loads((out / "config.json").read_text())["docs"]
-    cmd = [sys.executable, "-m", "ragtune", "run", docs, "--out", str(out), "--generator", "template", "--lr", "5e-3",
-           "--max-steps", "3", "--batch-size", "8", "--val-fraction", "0", "--no-wise"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ragtune",
+        "run",
+        docs,
+        "--out",
+        str(out),
+        "--generator",
+        "template",
+        "--lr",
+        "5e-3",
+        "--max-steps",
+        "3",
+        "--batch-size",
+        "8",
+        "--val-fraction",
+        "0",
+        "--no-wise",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
@@ -108,7 +156,10 @@ def test_guard_marks_a_harmful_run_not_improved_and_push_refuses_it(e2e_run, tmp
     assert "NOT IMPROVED" in (out / "report.md").read_text()
     push = subprocess.run(
         [sys.executable, "-m", "ragtune", "push", str(out), "someone/harmful"],
-        capture_output=True, text=True, cwd=REPO, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
         env={"HF_ENDPOINT": "http://127.0.0.1:9", "HF_TOKEN": "hf_unused", "PATH": ""},
     )
     assert push.returncode == 1

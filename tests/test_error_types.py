@@ -52,9 +52,15 @@ def test_errors_stay_importable_where_they_are_raised() -> None:
     assert issubclass(ConfigError, ValueError)
 
 
-@pytest.mark.parametrize(("changes", "setting"), [({"epochs": 0}, "epochs"), ({"lexical_remove": 2.0}, "lexical_remove"),
-                                                  ({"learning_rate": float("nan")}, "learning_rate"),
-                                                  ({"llm_base_url": "ftp://x"}, "llm_base_url")])
+@pytest.mark.parametrize(
+    ("changes", "setting"),
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"lexical_remove": 2.0}, "lexical_remove"),
+        ({"learning_rate": float("nan")}, "learning_rate"),
+        ({"llm_base_url": "ftp://x"}, "llm_base_url"),
+    ],
+)
 def test_config_error_names_its_setting(changes: dict[str, object], setting: str) -> None:
     with pytest.raises(ConfigError) as e:
         Config(docs=Path("d"), **changes)  # type: ignore[arg-type]
@@ -62,15 +68,18 @@ def test_config_error_names_its_setting(changes: dict[str, object], setting: str
     assert setting in {f.name for f in dataclasses.fields(Config)}
 
 
-def test_flag_that_matches_a_file_setting_is_blamed_on_the_flag(tmp_path: Path,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_flag_that_matches_a_file_setting_is_blamed_on_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     settings = tmp_path / "settings.toml"
     settings.write_text("epochs = 0\nbatch_size = 1\n")
     # batch_size comes from the file; epochs is overridden by a flag, so the file's batch_size is at fault.
     assert main(["run", str(tmp_path), "--config", str(settings), "--epochs", "1"]) == 1
     assert capsys.readouterr().err.strip() == (
-        f"ragtune: error: config file {settings}: batch_size must be >= 2 (in-batch negatives need company), not 1")
+        f"ragtune: error: config file {settings}: batch_size must be >= 2 (in-batch negatives need company), not 1"
+    )
     # Same bad value from a flag: no file named, and the flag as typed.
     assert main(["run", str(tmp_path), "--batch-size", "1"]) == 1
     assert capsys.readouterr().err.strip() == (
-        "ragtune: error: --batch-size must be >= 2 (in-batch negatives need company), not 1")
+        "ragtune: error: --batch-size must be >= 2 (in-batch negatives need company), not 1"
+    )

@@ -151,8 +151,12 @@ def test_more_ks_than_chunks() -> None:
 
 def test_tiny_sentence_transformer_runs_through_faiss(tiny_model) -> None:
     # A real (random-weight) model: metrics are in range and hit@k grows with k.
-    texts = [f"Section {i} discusses {w} in detail." for i, w in enumerate(
-        ["privacy", "security", "fairness", "safety", "governance", "evaluation", "incidents", "provenance"])]
+    texts = [
+        f"Section {i} discusses {w} in detail."
+        for i, w in enumerate(
+            ["privacy", "security", "fairness", "safety", "governance", "evaluation", "incidents", "provenance"]
+        )
+    ]
     ids = [f"c{i}" for i in range(len(texts))]
     m = evaluate_model(tiny_model, texts, ids, ["What about privacy?", "And safety?"], ["c0", "c3"], ks=[1, 3, 8])
     assert 0 <= m["hit@1"] <= m["hit@3"] <= m["hit@8"] == 1.0

@@ -67,8 +67,15 @@ def test_int8_stays_close(exported: Path) -> None:
     assert cos.min() < 1 - 1e-6  # it really is the quantized file, not the fp32 one
 
 
-@pytest.mark.parametrize("config", [{"pooling_mode": "cls"}, {"pooling_mode": ["max", "mean"]},
-                                    {"pooling_mode_max_tokens": True}, {"pooling_mode": "lasttoken"}])
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"pooling_mode": "cls"},
+        {"pooling_mode": ["max", "mean"]},
+        {"pooling_mode_max_tokens": True},
+        {"pooling_mode": "lasttoken"},
+    ],
+)
 def test_pooling_follows_the_folders_config(exported: Path, tmp_path: Path, config: dict) -> None:
     model = tmp_path / "model"
     shutil.copytree(exported, model)
@@ -130,12 +137,16 @@ def test_cli_export_onnx_writes_and_reports(exported: Path, tmp_path: Path, caps
     assert np.all(1 - _cos(got, _st(run / "model")) < 1e-4)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--onnx"], "has no model/modules.json"),
-    (["--int8", "--llamaindex", "x.json"], "--int8 goes with --onnx"),
-])
-def test_cli_export_onnx_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                               argv: list[str], message: str) -> None:
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--onnx"], "has no model/modules.json"),
+        (["--int8", "--llamaindex", "x.json"], "--int8 goes with --onnx"),
+    ],
+)
+def test_cli_export_onnx_bad_input_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
     assert main(["export", str(tmp_path), *argv]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("ragtune: error: ") and message in err, err
@@ -157,8 +168,15 @@ sys.exit(main(["export", sys.argv[1], "--onnx"]))
 def test_missing_onnxruntime_names_the_install(tiny_model_dir: Path, tmp_path: Path) -> None:
     run = _run_dir(tmp_path, tiny_model_dir)
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.run([sys.executable, "-c", _WITHOUT_ONNXRUNTIME, str(run)], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_ONNXRUNTIME, str(run)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith("ragtune: error: ") and "pip install 'ragtune[onnx]'" in proc.stderr

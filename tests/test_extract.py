@@ -105,7 +105,10 @@ def skips(result: Extraction) -> dict[str, int]:
         ("con\ufb01guration e\ufb00ort \ufb02ow o\ufb03ce", "configuration effort flow office"),
         ("the sys-\ntem works", "the system works"),
         ("AI-\ngenerated content", "AI-generated content"),
-        ("see https://example.org/large-language-\nmodels-explained", "see https://example.org/large-language-models-explained"),
+        (
+            "see https://example.org/large-language-\nmodels-explained",
+            "see https://example.org/large-language-models-explained",
+        ),
         ("a\u00adb zero\u200bwidth", "ab zerowidth"),
         ("one\x16two\x03three", "one two three"),
         ("  many   spaces\t\there \n\n\n\nnext", "many spaces here\n\nnext"),
@@ -127,7 +130,10 @@ def test_hyphen_at_line_break_follows_the_documents_own_usage() -> None:
 
 
 def test_drop_running_lines_removes_headers_footers_and_edge_page_numbers() -> None:
-    pages = [f"Acme Report\n{w} begins\n{w} goes on\nthen\n2024\n{w} ends\nfooter page {i}\n{i}" for i, w in enumerate(_NAMES[:5])]
+    pages = [
+        f"Acme Report\n{w} begins\n{w} goes on\nthen\n2024\n{w} ends\nfooter page {i}\n{i}"
+        for i, w in enumerate(_NAMES[:5])
+    ]
     out = drop_running_lines(pages)
     assert out[0] == "alpha begins\nalpha goes on\nthen\n2024\nalpha ends"
     assert all("Acme" not in t and "footer" not in t for t in out)
@@ -183,7 +189,8 @@ def test_stray_bytes_in_a_text_file_are_a_counted_warning(tmp_path: Path) -> Non
     assert skips(result) == {ex.SKIP_STRAY_BYTES: 1}
     assert result.skipped.examples[ex.SKIP_STRAY_BYTES] == ["notes.txt: 2 bytes on line 2"]
     assert ex.describe_skips(result.skipped.to_dict()) == [
-        f"1 file decoded in part as cp1252: {ex.SKIP_STRAY_BYTES}: notes.txt: 2 bytes on line 2"]
+        f"1 file decoded in part as cp1252: {ex.SKIP_STRAY_BYTES}: notes.txt: 2 bytes on line 2"
+    ]
 
 
 def test_binary_file_with_stray_bytes_is_only_skipped_as_binary(tmp_path: Path) -> None:
@@ -260,7 +267,9 @@ def test_nist_has_no_lines_mistaken_for_glyph_codes(real: Extraction) -> None:
     assert not [e for e in examples if e.startswith(NIST)]
 
 
-def test_blueprint_reads_quietly(tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture) -> None:
+def test_blueprint_reads_quietly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture
+) -> None:
     write(tmp_path, BLUEPRINT, (RESOURCES / BLUEPRINT).read_bytes())
     logger = logging.getLogger("pypdf")
     logger.setLevel(logging.INFO)
@@ -280,7 +289,10 @@ def test_text_pdf_loses_header_footer_and_page_numbers(tmp_path: Path) -> None:
     write(tmp_path, "report.pdf", make_pdf(report_pages(4)))
     result = extract_folder(tmp_path)
     assert [p.page for p in result.pages] == [1, 2, 3, 4]
-    assert result.pages[1].text == "Section 2 covers the configuration of gamma systems.\nGamma notes stay whole.\nFigure 2 shows the delta layout."
+    assert (
+        result.pages[1].text
+        == "Section 2 covers the configuration of gamma systems.\nGamma notes stay whole.\nFigure 2 shows the delta layout."
+    )
     assert result.files == ["report.pdf"] and result.skipped.total() == 0
 
 
@@ -450,15 +462,18 @@ def big_pdf(n_pages: int) -> bytes:
 
     n = NameObject
     w = PdfWriter()
-    font = w._add_object(DictionaryObject({n("/Type"): n("/Font"), n("/Subtype"): n("/Type1"),
-                                           n("/BaseFont"): n("/Helvetica")}))
+    font = w._add_object(
+        DictionaryObject({n("/Type"): n("/Font"), n("/Subtype"): n("/Type1"), n("/BaseFont"): n("/Helvetica")})
+    )
     words = _NAMES + ["kappa", "sigma"]
     for i in range(n_pages):
         page = w.add_blank_page(612, 792)
         page[n("/Resources")] = DictionaryObject({n("/Font"): DictionaryObject({n("/F1"): font})})
         # Words vary from page to page so that no line looks like a running header.
-        lines = " ".join(f"({words[(i + j) % 11]} {words[i * j % 11]} section {i}.{j} covers {words[(i + 3 * j) % 11]} "
-                         "risk.) Tj T*" for j in range(4))
+        lines = " ".join(
+            f"({words[(i + j) % 11]} {words[i * j % 11]} section {i}.{j} covers {words[(i + 3 * j) % 11]} risk.) Tj T*"
+            for j in range(4)
+        )
         content = DecodedStreamObject()
         content.set_data(f"BT /F1 10 Tf 12 TL 72 740 Td {lines} ET".encode())
         page[n("/Contents")] = w._add_object(content)
@@ -562,7 +577,10 @@ def test_unreadable_files_folders_and_bad_links_are_counted(shared_tmp: Path) ->
     out = json.loads(ran.stdout)
     assert out["files"] == ["elsewhere/more.md", "good.txt"]
     assert out["skipped"]["counts"] == {
-        ex.SKIP_UNREADABLE_FOLDER: 1, ex.SKIP_BAD_LINK: 2, ex.SKIP_LINKED_FOLDER: 1, ex.SKIP_UNSUPPORTED: 1,
+        ex.SKIP_UNREADABLE_FOLDER: 1,
+        ex.SKIP_BAD_LINK: 2,
+        ex.SKIP_LINKED_FOLDER: 1,
+        ex.SKIP_UNSUPPORTED: 1,
         ex.SKIP_UNREADABLE_FILE: 1,
     }
     examples = out["skipped"]["examples"]
@@ -597,11 +615,13 @@ def test_a_folder_whose_only_documents_are_unreadable_says_so(shared_tmp: Path) 
     ran = run_unprivileged(["-c", code], shared_tmp)
     assert ran.stderr.strip().splitlines()[-1] == (
         f"ragtune.errors.ExtractError: {docs} has no .pdf, .txt or .md file that can be read: "
-        f"1 folder skipped: {ex.SKIP_UNREADABLE_FOLDER}: locked/: PermissionError")
+        f"1 folder skipped: {ex.SKIP_UNREADABLE_FOLDER}: locked/: PermissionError"
+    )
     docs.chmod(0)
     ran = run_unprivileged(["-c", code], shared_tmp)
     assert ran.stderr.strip().splitlines()[-1] == (
-        f"ragtune.errors.ExtractError: cannot list {docs} (Permission denied); check its permissions")
+        f"ragtune.errors.ExtractError: cannot list {docs} (Permission denied); check its permissions"
+    )
 
 
 def test_list_documents_splits_supported_from_other(tmp_path: Path) -> None:

@@ -31,8 +31,10 @@ def test_round_trip_keeps_questions_whose_chunk_bm25_finds() -> None:
 def test_round_trip_never_keeps_a_chunk_sharing_no_term_with_the_question() -> None:
     # "and" is a stopword, so "ir" shares nothing with this question: even with k
     # covering every chunk, BM25 has not found it.
-    pairs = [Pair("Which password rotation and multi factor rules apply?", "ir", "g"),
-             Pair("Which password rotation and multi factor rules apply?", "pw", "g")]
+    pairs = [
+        Pair("Which password rotation and multi factor rules apply?", "ir", "g"),
+        Pair("Which password rotation and multi factor rules apply?", "pw", "g"),
+    ]
     kept = drop_round_trip_failures(pairs, CHUNKS, 3, SkipCounter())
     assert [p.chunk_id for p in kept] == ["pw"]
     assert drop_round_trip_failures([], CHUNKS, 3, SkipCounter()) == []

@@ -51,8 +51,10 @@ def test_a_clean_pdf_loses_no_page_and_no_line(tmp_path: Path) -> None:
     assert len(result.pages) == 22
 
 
-ENGLISH = ("The agency reviews the policies of the department every year and reports to the board. "
-           "It is the duty of the staff to keep the records of each review for the public.")
+ENGLISH = (
+    "The agency reviews the policies of the department every year and reports to the board. "
+    "It is the duty of the staff to keep the records of each review for the public."
+)
 
 
 def test_a_page_mostly_of_words_that_are_not_words_goes_whole() -> None:
@@ -75,8 +77,10 @@ def test_a_line_of_the_documents_substitution_goes_the_rest_stays() -> None:
 
 
 def test_text_in_another_language_is_never_judged() -> None:
-    german = ("Die Behörde prüft jedes Jahr die Richtlinien der Abteilung und berichtet dem Vorstand. Es ist "
-              "die Pflicht der Mitarbeiter, die Unterlagen jeder Prüfung für die Öffentlichkeit aufzubewahren.")
+    german = (
+        "Die Behörde prüft jedes Jahr die Richtlinien der Abteilung und berichtet dem Vorstand. Es ist "
+        "die Pflicht der Mitarbeiter, die Unterlagen jeder Prüfung für die Öffentlichkeit aufzubewahren."
+    )
     skipped = SkipCounter()
     raw, texts = drop_mismapped([german], [german], "de.pdf", skipped)
     assert texts == [german] and raw == [german] and skipped.total() == 0
@@ -104,10 +108,19 @@ def test_a_typo_is_not_a_font_map() -> None:
 def test_the_extract_line_counts_per_unit() -> None:
     from ragtune import extract as ex
 
-    skipped = {"counts": {ex.SKIP_EXCLUDED: 1, ex.SKIP_GARBLED_PAGE: 16, ex.SKIP_GARBLED_LINE: 35,
-                          SKIP_MISMAPPED_LINE: 56, ex.SKIP_UNSUPPORTED: 2, ex.SKIP_STRAY_BYTES: 1}}
-    assert ex.count_line(2, 119, skipped) == ("2 files read, 1 excluded, 2 skipped; 119 pages with text; "
-                                              "16 pages and 91 lines unreadable")
+    skipped = {
+        "counts": {
+            ex.SKIP_EXCLUDED: 1,
+            ex.SKIP_GARBLED_PAGE: 16,
+            ex.SKIP_GARBLED_LINE: 35,
+            SKIP_MISMAPPED_LINE: 56,
+            ex.SKIP_UNSUPPORTED: 2,
+            ex.SKIP_STRAY_BYTES: 1,
+        }
+    }
+    assert ex.count_line(2, 119, skipped) == (
+        "2 files read, 1 excluded, 2 skipped; 119 pages with text; 16 pages and 91 lines unreadable"
+    )
     assert ex.count_line(1, 1, {"counts": {}}) == "1 file read; 1 page with text"
 
 
@@ -117,8 +130,10 @@ def test_default_exclusions_are_listed_only_when_verbose() -> None:
     from ragtune import extract as ex
     from ragtune.progress import ProgressReporter
 
-    skipped = {"counts": {ex.SKIP_EXCLUDED: 1, SKIP_MISMAPPED_LINE: 3},
-               "examples": {ex.SKIP_EXCLUDED: ["SOURCES.md"], SKIP_MISMAPPED_LINE: ["a.pdf p1"]}}
+    skipped = {
+        "counts": {ex.SKIP_EXCLUDED: 1, SKIP_MISMAPPED_LINE: 3},
+        "examples": {ex.SKIP_EXCLUDED: ["SOURCES.md"], SKIP_MISMAPPED_LINE: ["a.pdf p1"]},
+    }
     quiet, loud = io.StringIO(), io.StringIO()
     ProgressReporter(stream=quiet).input_skipped(skipped)
     ProgressReporter(stream=loud, verbose=True).input_skipped(skipped)
@@ -130,9 +145,14 @@ def test_the_run_ends_with_one_recommendation_line(capsys: pytest.CaptureFixture
     from ragtune.cli import _print_advice, build_parser
 
     row = {"hit@1": 0.5, "hit@3": 0.6, "hit@5": 0.7, "hit@10": 0.8, "mrr@10": 0.6}
-    metrics = {"before": row, "after": row, "after_passages": row | {"hit@5": 0.8},
-               "bm25": row | {"hit@5": 0.9, "mrr@10": 0.8}, "hybrid": row | {"hit@5": 0.95, "mrr@10": 0.85},
-               "recommended_mode": "hybrid"}
+    metrics = {
+        "before": row,
+        "after": row,
+        "after_passages": row | {"hit@5": 0.8},
+        "bm25": row | {"hit@5": 0.9, "mrr@10": 0.8},
+        "hybrid": row | {"hit@5": 0.95, "mrr@10": 0.85},
+        "recommended_mode": "hybrid",
+    }
     _print_advice(metrics, Path("runs/demo/report.html"))
     (line,) = capsys.readouterr().out.splitlines()
     assert line.startswith("Best on these held-out questions: hybrid")

@@ -22,8 +22,12 @@ GLUE = set(
     """the and for are with that this what does how why should can may could will must from into its their is of
     to in on a an or be as by at not other than also such these those which""".split()
 )
-FRAME_WORDS = {w for frame in OfflineGenerator.KEYPHRASE_FRAMES for verb in (("is", "does"), ("are", "do"))
-               for w in words(frame.format(p="", q="", is_=verb[0], does=verb[1]))} | {"a", "an", "the"}  # articles
+FRAME_WORDS = {
+    w
+    for frame in OfflineGenerator.KEYPHRASE_FRAMES
+    for verb in (("is", "does"), ("are", "do"))
+    for w in words(frame.format(p="", q="", is_=verb[0], does=verb[1]))
+} | {"a", "an", "the"}  # articles
 GENERIC = GLUE | FRAME_WORDS
 
 
@@ -185,8 +189,10 @@ def test_keyphrase_questions_name_whole_terms(offline_pairs: list[Pair], nist_ch
     assert not [p.query for p in kp if fragments.search(p.query)]
     # A question about one lone word asks about a word its chunk repeats, not one it says in passing.
     chunk_words = {c.id: Counter(words(c.text)) for c in nist_chunks}
-    one_term = re.compile(r"^(?:What (?:is|are) (?:the (?:implications|significance) of )?|What risks are associated "
-                          r"with |What measures can be taken to address )(?:(?:a|an|the) )?([\w-]+)\?$")
+    one_term = re.compile(
+        r"^(?:What (?:is|are) (?:the (?:implications|significance) of )?|What risks are associated "
+        r"with |What measures can be taken to address )(?:(?:a|an|the) )?([\w-]+)\?$"
+    )
     lone = [(p, m.group(1).lower()) for p in kp if (m := one_term.match(p.query))]
     assert lone and all(chunk_words[p.chunk_id][w] >= 2 for p, w in lone), [p.query for p, w in lone][:5]
     # A singular term the text writes after an article keeps one ("What is a GAI system?").
@@ -198,8 +204,10 @@ def test_keyphrase_questions_name_whole_terms(offline_pairs: list[Pair], nist_ch
         m = TWO_TERMS.match(p.query)
         if m:
             paired += 1
-            x, y = (" " + " ".join(w for w in words(t) if w not in {"a", "an", "the"}) + " "
-                    for t in (m.group(1) or m.group(2), m.group(3)))
+            x, y = (
+                " " + " ".join(w for w in words(t) if w not in {"a", "an", "the"}) + " "
+                for t in (m.group(1) or m.group(2), m.group(3))
+            )
             assert any(x in s and y in s for s in text[p.chunk_id]), p
     assert paired >= 0.1 * len(kp)
 
@@ -229,9 +237,11 @@ def test_offline_is_deterministic_for_a_seed(nist_chunks: list[Chunk], offline_p
 
 
 def test_sentence_questions_on_a_hand_made_chunk() -> None:
-    text = ("Establish procedures for incident disclosure to affected communities. "
-            "Confabulation is the production of confidently stated but false content. "
-            "Organizations may retain logs of model outputs for later review.")
+    text = (
+        "Establish procedures for incident disclosure to affected communities. "
+        "Confabulation is the production of confidently stated but false content. "
+        "Organizations may retain logs of model outputs for later review."
+    )
     chunk = Chunk("c", "a.txt", (1,), text, 40)
     pairs = OfflineGenerator(questions_per_chunk=8).generate([chunk], random.Random(0))
     sentence_qs = {p.query for p in pairs if p.kind == "sentence"}
@@ -246,8 +256,10 @@ def test_sentence_questions_on_a_hand_made_chunk() -> None:
 
 def test_passive_sentence_does_not_become_a_definition_question() -> None:
     # From page 5 of NIST AI 600-1; the question must be about the sentence, not "What are organizations?".
-    text = ("Organizations are encouraged to apply the activities suggested in the AI RMF and its Playbook "
-            "when managing the risk of GAI systems.")
+    text = (
+        "Organizations are encouraged to apply the activities suggested in the AI RMF and its Playbook "
+        "when managing the risk of GAI systems."
+    )
     pairs = OfflineGenerator(questions_per_chunk=8).generate([Chunk("c", "a.txt", (5,), text, 30)], random.Random(0))
     for p in pairs:
         if p.kind == "sentence":
@@ -287,11 +299,17 @@ def q(query: str, chunk_id: str = "c1") -> Pair:
         # Fewer than 3 words after normalising ("What's" is one word, punctuation is not).
         (["Hi there", "What's AI?!", "  ...  ", "What is trust?"], ["What is trust?"], {"too short": 3}),
         # Duplicates ignore case, spacing and punctuation (not hyphens); the first one is kept.
-        (["What is zero trust?", "what is ZERO   trust", "What, is zero trust!!", "What is zero-trust?"],
-         ["What is zero trust?", "What is zero-trust?"], {"duplicate question": 2}),
+        (
+            ["What is zero trust?", "what is ZERO   trust", "What, is zero trust!!", "What is zero-trust?"],
+            ["What is zero trust?", "What is zero-trust?"],
+            {"duplicate question": 2},
+        ),
         # A question copying the whole chunk teaches nothing.
-        (["zero trust assumes no IMPLICIT trust", "Zero trust assumes implicit trust."],
-         ["Zero trust assumes implicit trust."], {"copies the whole chunk": 1}),
+        (
+            ["zero trust assumes no IMPLICIT trust", "Zero trust assumes implicit trust."],
+            ["Zero trust assumes implicit trust."],
+            {"copies the whole chunk": 1},
+        ),
         ([], [], {}),
     ],
     ids=["too-short", "duplicate", "copies-chunk", "empty"],
@@ -324,8 +342,9 @@ def test_duplicates_across_chunks_are_dropped() -> None:
 
 def test_whole_chunk_check_uses_the_pairs_own_chunk() -> None:
     other_text = "Encrypt data at rest and in transit."
-    result = filter_pairs([q(other_text, "c1"), q(other_text, "c2"), q("Zero trust assumes no implicit trust.", "cX")],
-                          CHUNKS)
+    result = filter_pairs(
+        [q(other_text, "c1"), q(other_text, "c2"), q("Zero trust assumes no implicit trust.", "cX")], CHUNKS
+    )
     # c1 is not the chunk it copies; cX is unknown: both are kept.
     assert [(p.chunk_id) for p in result.pairs] == ["c1", "cX"]
     assert result.dropped.counts == {"duplicate question": 1}
@@ -344,8 +363,11 @@ def test_filter_keeps_pairs_unchanged_and_in_order(offline_pairs: list[Pair], ni
 
 def make_pairs(n_chunks: int) -> list[Pair]:
     rng = random.Random(5)
-    return [Pair(f"question {i} about chunk {c}", f"c{c:03d}", "test") for c in range(n_chunks)
-            for i in range(rng.randint(1, 4))]
+    return [
+        Pair(f"question {i} about chunk {c}", f"c{c:03d}", "test")
+        for c in range(n_chunks)
+        for i in range(rng.randint(1, 4))
+    ]
 
 
 @pytest.mark.parametrize(("fraction", "n_held"), [(0.05, 2), (0.2, 8), (0.33, 13), (0.5, 20)])

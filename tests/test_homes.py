@@ -48,8 +48,10 @@ class _LabelledRun:
 
 
 def _pairs_csv(path: Path, n: int) -> Path:
-    rows = [f"topic {i} is about {WORDS[i % len(WORDS)]},a note on {WORDS[(i * 7) % len(WORDS)]} {i},{(i % 5) / 4}"
-            for i in range(n)]
+    rows = [
+        f"topic {i} is about {WORDS[i % len(WORDS)]},a note on {WORDS[(i * 7) % len(WORDS)]} {i},{(i % 5) / 4}"
+        for i in range(n)
+    ]
     path.write_text("sentence1,sentence2,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
     return path
 

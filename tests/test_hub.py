@@ -208,8 +208,11 @@ def test_unreachable_endpoint(hubserver: HubServer, tmp_path: Path) -> None:
 def test_timeout_is_reported(hubserver: HubServer, tmp_path: Path) -> None:
     hubserver.state.delay["create"] = 1.0
 
-    with pytest.raises(HubError, match=rf"^timed out talking to {hubserver.url} after 2 attempts \(no progress for "
-                                       r"0\.2 s\): .* --timeout or RAGTUNE_HUB_TIMEOUT$"):
+    with pytest.raises(
+        HubError,
+        match=rf"^timed out talking to {hubserver.url} after 2 attempts \(no progress for "
+        r"0\.2 s\): .* --timeout or RAGTUNE_HUB_TIMEOUT$",
+    ):
         push(make_run(tmp_path), "alice/minilm", token=TOKEN, retries=1, backoff=0.01, timeout=0.2)
     assert hubserver.state.hits["create"] == 2
 
@@ -232,8 +235,11 @@ BOUND_S = 30
 
 def test_push_to_a_server_that_never_answers_times_out(silent: SilentServer, tmp_path: Path) -> None:
     start = time.monotonic()
-    with pytest.raises(HubError, match=rf"^timed out talking to {silent.url} after 2 attempts \(no progress for "
-                                       r"0\.3 s\)"):
+    with pytest.raises(
+        HubError,
+        match=rf"^timed out talking to {silent.url} after 2 attempts \(no progress for "
+        r"0\.3 s\)",
+    ):
         push(make_run(tmp_path), "alice/minilm", retries=1, backoff=0.01, timeout=0.3)
     assert time.monotonic() - start < BOUND_S
     assert silent.accepted >= 1  # it really connected, then waited for a reply that never came
@@ -248,8 +254,9 @@ def test_cli_push_to_a_silent_server_ends_with_one_error_line(
     assert main(["push", str(make_run(tmp_path)), "alice/minilm", "--timeout", "0.3"]) == 1
 
     assert time.monotonic() - start < BOUND_S
-    assert_one_error_line(capsys.readouterr().err, f"timed out talking to {silent.url} after 4 attempts",
-                          "no progress for 0.3 s")
+    assert_one_error_line(
+        capsys.readouterr().err, f"timed out talking to {silent.url} after 4 attempts", "no progress for 0.3 s"
+    )
 
 
 def test_timeout_comes_from_the_environment(
@@ -273,8 +280,13 @@ def test_timeout_comes_from_the_environment(
     ],
 )
 def test_bad_timeout_is_one_line_before_any_request(
-    silent: SilentServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-    flag: str | None, env: str | None, expected: str,
+    silent: SilentServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    flag: str | None,
+    env: str | None,
+    expected: str,
 ) -> None:
     if env is not None:
         monkeypatch.setenv("RAGTUNE_HUB_TIMEOUT", env)
@@ -344,20 +356,25 @@ def _serve(base: type[_PortalHandler], monkeypatch: pytest.MonkeyPatch) -> Itera
 
 
 def test_html_reply_says_the_endpoint_is_not_the_hub(portal: type[_PortalHandler], tmp_path: Path) -> None:
-    with pytest.raises(HubError, match=rf"^{portal.url} answered with an HTML page, not the Hub API: "
-                                       "check HF_ENDPOINT"):
+    with pytest.raises(
+        HubError,
+        match=rf"^{portal.url} answered with an HTML page, not the Hub API: "
+        "check HF_ENDPOINT",
+    ):
         push_fast(make_run(tmp_path), "alice/minilm")
     assert portal.hits == 1  # not retried: asking again gets the same page
 
 
-def test_json_of_another_service_is_one_error_line(wrong_json: type[_PortalHandler], tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_of_another_service_is_one_error_line(
+    wrong_json: type[_PortalHandler], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(HubError, match=rf"^{wrong_json.url} answered with JSON that is not a Hub API reply \("):
         push_fast(make_run(tmp_path), "alice/minilm")
     assert wrong_json.hits == 1
     assert main(["push", str(make_run(tmp_path / "again")), "alice/minilm", "--timeout", "5"]) == 1
-    assert_one_error_line(capsys.readouterr().err, f"{wrong_json.url} answered with JSON that is not a Hub API reply",
-                          "HF_ENDPOINT")
+    assert_one_error_line(
+        capsys.readouterr().err, f"{wrong_json.url} answered with JSON that is not a Hub API reply", "HF_ENDPOINT"
+    )
 
 
 def test_cli_html_reply_is_one_error_line(
@@ -365,8 +382,9 @@ def test_cli_html_reply_is_one_error_line(
 ) -> None:
     assert main(["push", str(make_run(tmp_path)), "alice/minilm", "--timeout", "5"]) == 1
 
-    assert_one_error_line(capsys.readouterr().err, f"{portal.url} answered with an HTML page, not the Hub API",
-                          "HF_ENDPOINT", "proxy")
+    assert_one_error_line(
+        capsys.readouterr().err, f"{portal.url} answered with an HTML page, not the Hub API", "HF_ENDPOINT", "proxy"
+    )
 
 
 def test_refuses_a_model_that_did_not_improve(hubserver: HubServer, tmp_path: Path) -> None:
@@ -458,14 +476,32 @@ def test_with_data_pushes_the_pairs_then_the_model_with_a_linked_card(hubserver:
     data = state.datasets["alice/minilm-pairs"]
     assert sorted(data.files) == ["README.md", "eval.jsonl", "train.jsonl"]
     assert rows(data.files["train.jsonl"]) == [
-        {"query": "what is zero trust?", "chunk_id": "c-1", "chunk_text": CHUNKS[0].text, "source": "a.pdf",
-         "pages": [3], "kind": "keyphrase"},
-        {"query": "who owns incidents?", "chunk_id": "c-2", "chunk_text": CHUNKS[1].text, "source": "b.pdf",
-         "pages": [1, 2], "kind": "cloze"},
+        {
+            "query": "what is zero trust?",
+            "chunk_id": "c-1",
+            "chunk_text": CHUNKS[0].text,
+            "source": "a.pdf",
+            "pages": [3],
+            "kind": "keyphrase",
+        },
+        {
+            "query": "who owns incidents?",
+            "chunk_id": "c-2",
+            "chunk_text": CHUNKS[1].text,
+            "source": "b.pdf",
+            "pages": [1, 2],
+            "kind": "cloze",
+        },
     ]
     assert rows(data.files["eval.jsonl"]) == [
-        {"query": "what does zero trust assume?", "chunk_id": "c-1", "chunk_text": CHUNKS[0].text,
-         "source": "a.pdf", "pages": [3], "kind": "keyphrase"},
+        {
+            "query": "what does zero trust assume?",
+            "chunk_id": "c-1",
+            "chunk_text": CHUNKS[0].text,
+            "source": "a.pdf",
+            "pages": [3],
+            "kind": "keyphrase",
+        },
     ]
     meta = front_matter(data.files["README.md"])
     assert {"sentence-similarity", "text-retrieval"} <= set(meta["task_categories"]) and "license" not in meta
@@ -480,7 +516,8 @@ def test_with_data_pushes_the_pairs_then_the_model_with_a_linked_card(hubserver:
     assert url == f"{hubserver.url}/alice/minilm/commit/{model.sha}"
     on_disk = model_files(run)
     assert {k: v for k, v in model.files.items() if k != "README.md"} == {
-        k: v for k, v in on_disk.items() if k != "README.md"}
+        k: v for k, v in on_disk.items() if k != "README.md"
+    }
     # The Hub's card lists the dataset and keeps everything else; the local card is untouched.
     assert front_matter(model.files["README.md"]) == front_matter(CARD.encode()) | {"datasets": ["alice/minilm-pairs"]}
     assert model.files["README.md"].decode().endswith(CARD.split("---\n", 2)[2])

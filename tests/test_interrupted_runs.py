@@ -21,13 +21,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_pipeline import Recorder, tiny_config, write_docs
 
 from ragtune import Pipeline
 from ragtune.cli import main
 from ragtune.errors import DiskFullError, RagtuneError
 from ragtune.pipeline import STAGES
 from ragtune.records import Page
-from test_pipeline import Recorder, tiny_config, write_docs
 from tests.support.runs import good_docs, run_args
 from tests.support.signals import ragtune_env, signal_when, start
 
@@ -36,14 +36,37 @@ SEED = 20240615
 
 
 def _args(docs: Path, out: Path, model_dir: Path, steps: int = 4) -> list[str]:
-    return ["run", str(docs), "--out", str(out), "--base-model", str(model_dir), "--max-steps", str(steps),
-            "--validations", str(steps), "--batch-size", "4", "--chunk-tokens", "64", "--chunk-overlap", "8",
-            "--device", "cpu", "--patience", "0"]
+    return [
+        "run",
+        str(docs),
+        "--out",
+        str(out),
+        "--base-model",
+        str(model_dir),
+        "--max-steps",
+        str(steps),
+        "--validations",
+        str(steps),
+        "--batch-size",
+        "4",
+        "--chunk-tokens",
+        "64",
+        "--chunk-overlap",
+        "8",
+        "--device",
+        "cpu",
+        "--patience",
+        "0",
+    ]
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1",
-            "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return {
+        **os.environ,
+        "HF_HOME": str(tmp_path / "hf_home"),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
 
 
 def _reused(err: str) -> list[str]:
@@ -160,8 +183,14 @@ def test_kill_9_at_a_random_moment_of_training_loses_nothing(
     args = _args(docs, out, tiny_model_dir, steps=8)
     rng = random.Random(SEED)
     killed_at = []
-    proc = subprocess.Popen([sys.executable, "-m", "ragtune", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env=_env(tmp_path), cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ragtune", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(tmp_path),
+        cwd=tmp_path,
+    )
     try:
         # Training starts right after the split stage's line.
         _wait_for_line(proc, "[5/8] split", timeout=120)
@@ -195,8 +224,17 @@ def test_concurrent_runs_on_one_out_one_stops_at_once(
     out = tmp_path / "run"
     args = _args(docs, out, tiny_model_dir, steps=8)
     # Started together, both race for the run directory; the loser must stop, not clobber.
-    procs = [subprocess.Popen([sys.executable, "-m", "ragtune", *args], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=_env(tmp_path), cwd=tmp_path) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "ragtune", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(tmp_path),
+            cwd=tmp_path,
+        )
+        for _ in range(2)
+    ]
     try:
         results = [p.communicate(timeout=300) for p in procs]
     finally:
@@ -208,8 +246,10 @@ def test_concurrent_runs_on_one_out_one_stops_at_once(
     err = results[loser][1]
     assert "Traceback" not in err
     last = err.strip().splitlines()[-1]
-    assert last.startswith(f"ragtune: error: {out} is in use by another ragtune run "
-                           f"(pid {procs[winner].pid} on {socket.gethostname()}, since "), err
+    assert last.startswith(
+        f"ragtune: error: {out} is in use by another ragtune run "
+        f"(pid {procs[winner].pid} on {socket.gethostname()}, since "
+    ), err
     assert last.endswith("; wait for it to finish or use another --out directory")
     # The loser wrote nothing: the winner's run is whole, and the same command reuses all of it.
     assert main(args) == 0
@@ -219,9 +259,13 @@ def test_concurrent_runs_on_one_out_one_stops_at_once(
 # --- Ctrl-C and signals -----------------------------------------------------------------------
 
 
-def test_ctrl_c_stops_with_one_line_and_exit_130(tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page],
-                                                 monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_ctrl_c_stops_with_one_line_and_exit_130(
+    tmp_path: Path,
+    tiny_model_dir: Path,
+    nist_pages: list[Page],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from ragtune.pipeline import Pipeline
 
     def interrupted(self: Pipeline) -> None:
@@ -232,8 +276,9 @@ def test_ctrl_c_stops_with_one_line_and_exit_130(tmp_path: Path, tiny_model_dir:
     assert main(run_args(good_docs(tmp_path / "docs", nist_pages), tmp_path / "run", tiny_model_dir)) == 130
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    assert err.strip().splitlines()[-1] == ("ragtune: interrupted (SIGINT); rerun the same command to resume from "
-                                            "the last finished stage.")
+    assert err.strip().splitlines()[-1] == (
+        "ragtune: interrupted (SIGINT); rerun the same command to resume from the last finished stage."
+    )
     # main() puts back the SIGTERM handler it found.
     assert signal.getsignal(signal.SIGTERM) is before
 
@@ -249,9 +294,13 @@ def test_ctrl_c_during_push_says_what_the_hub_kept(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HUGGING_FACE_HUB_TOKEN")}
     cmd = [sys.executable, "-m", "ragtune", "push", str(make_run(tmp_path)), "alice/minilm"]
     with SilentServer() as hub:  # connects, then never answers: the upload is in flight when Ctrl-C comes
-        env |= {"HF_ENDPOINT": hub.url, "HF_TOKEN": TOKEN, "HF_HOME": str(tmp_path / "hf_home"),
-                "HF_HUB_DISABLE_TELEMETRY": "1",
-                "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        env |= {
+            "HF_ENDPOINT": hub.url,
+            "HF_TOKEN": TOKEN,
+            "HF_HOME": str(tmp_path / "hf_home"),
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        }
         proc = start(cmd, env, tmp_path)
         deadline = time.monotonic() + 120
         while hub.accepted == 0 and proc.poll() is None and time.monotonic() < deadline:
@@ -263,20 +312,28 @@ def test_ctrl_c_during_push_says_what_the_hub_kept(tmp_path: Path) -> None:
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == (
         "ragtune: interrupted (SIGINT); a repo changes on the Hub only when its upload finishes, so none is left "
-        "half-pushed; rerun the same command to push.")
+        "half-pushed; rerun the same command to push."
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_signal_outside_training_stops_with_one_line(tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page],
-                                                     sig: signal.Signals) -> None:
+def test_signal_outside_training_stops_with_one_line(
+    tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page], sig: signal.Signals
+) -> None:
     docs = good_docs(tmp_path / "docs", nist_pages)
     cmd = [sys.executable, "-m", "ragtune", *run_args(docs, tmp_path / "run", tiny_model_dir)]
     # Sent as chunking starts, while the model loads (the extract stage's own line, not its progress lines).
-    code, err = signal_when(cmd, ragtune_env(tmp_path), tmp_path, sig,
-                            lambda line: line.startswith("[1/8] extract") and "pages with text" in line)
+    code, err = signal_when(
+        cmd,
+        ragtune_env(tmp_path),
+        tmp_path,
+        sig,
+        lambda line: line.startswith("[1/8] extract") and "pages with text" in line,
+    )
     assert code == 128 + sig, err
     assert "Traceback" not in err
-    assert err.strip().splitlines()[-1] == (f"ragtune: interrupted ({sig.name}); rerun the same command to resume "
-                                            "from the last finished stage.")
+    assert err.strip().splitlines()[-1] == (
+        f"ragtune: interrupted ({sig.name}); rerun the same command to resume from the last finished stage."
+    )
     # The finished stage is kept for the rerun.
     assert "extract" in json.loads((tmp_path / "run" / "manifest.json").read_text())["stages"]

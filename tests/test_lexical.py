@@ -52,8 +52,11 @@ def chunk(i: int, text: str) -> Chunk:
 
 
 CHUNKS = [
-    chunk(0, "Zero trust architecture removes implicit trust in network location. Every request is authenticated "
-             "by the policy engine before access."),
+    chunk(
+        0,
+        "Zero trust architecture removes implicit trust in network location. Every request is authenticated "
+        "by the policy engine before access.",
+    ),
     chunk(1, "The policy engine grants access after every request is authenticated and authorized per session."),
     chunk(2, "Incident handlers preserve evidence and document each containment step for the lessons learned meeting."),
     chunk(3, "Held out: the lessons learned meeting reviews containment and evidence handling after each incident."),

@@ -61,8 +61,11 @@ def topic_words(prompt: str) -> list[str]:
 
 def questions_for(prompt: str) -> list[str]:
     a, b, c = topic_words(prompt)[:3]
-    return [f"What does the NIST profile say about {a}?", f"How should organizations handle {b}?",
-            f"Why does {c} matter for generative AI risk?"]
+    return [
+        f"What does the NIST profile say about {a}?",
+        f"How should organizations handle {b}?",
+        f"Why does {c} matter for generative AI risk?",
+    ]
 
 
 def many_formats(prompt: str) -> str:
@@ -186,9 +189,11 @@ def test_every_request_failing_is_one_line_error(chunks: list[Chunk], tmp_path: 
         assert server.state.count == 3  # the first chunk, tried three times; then it stops
     message = str(err.value)
     assert "\n" not in message
-    assert re.fullmatch(rf"cannot get questions from the LLM at {re.escape(server.base_url)}: HTTP 500 "
-                        r"\(injected failure 500\) \(3 tries\); check --llm-base-url, --llm-model and OPENAI_API_KEY",
-                        message), message
+    assert re.fullmatch(
+        rf"cannot get questions from the LLM at {re.escape(server.base_url)}: HTTP 500 "
+        r"\(injected failure 500\) \(3 tries\); check --llm-base-url, --llm-model and OPENAI_API_KEY",
+        message,
+    ), message
     assert not (tmp_path / "cache").exists()  # a failure is never cached
 
 
@@ -234,10 +239,18 @@ def test_bad_output_is_dropped_and_counted_per_reason(chunks: list[Chunk]) -> No
         pairs = gen.generate(chunks, random.Random(0))
     k = len(chunks) - 1
     assert pairs == []
-    assert gen.dropped.counts == {"empty reply": 1, "not a question": k, "refusal": k,
-                                  "an answer, not a question": 2 * k, "mentions the passage": k, "over-long": k}
-    assert "Answer: organizations should document their risk tolerance." in gen.dropped.examples[
-        "an answer, not a question"]
+    assert gen.dropped.counts == {
+        "empty reply": 1,
+        "not a question": k,
+        "refusal": k,
+        "an answer, not a question": 2 * k,
+        "mentions the passage": k,
+        "over-long": k,
+    }
+    assert (
+        "Answer: organizations should document their risk tolerance."
+        in gen.dropped.examples["an answer, not a question"]
+    )
 
 
 def test_a_reply_cut_off_at_the_token_limit_loses_its_last_line(chunks: list[Chunk]) -> None:
@@ -291,8 +304,13 @@ def test_interrupted_generation_keeps_its_answers(chunks: list[Chunk], tmp_path:
     with LLMServer(many_formats) as server:
         # Slow replies, so that the signal lands mid-run even when a loaded machine is slow to send it.
         server.state.delay = 1.0
-        proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(chunks_file), server.base_url, str(cache)],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SCRIPT, str(chunks_file), server.base_url, str(cache)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 30
         while server.state.count < 3 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -316,13 +334,22 @@ def test_interrupted_generation_keeps_its_answers(chunks: list[Chunk], tmp_path:
 # --- through the pipeline and the command line ----------------------------------------------
 
 
-def test_pipeline_records_llm_stats_and_reuses_the_cache(tmp_path: Path, tiny_model_dir: Path,
-                                                         nist_pages: list[Page]) -> None:
+def test_pipeline_records_llm_stats_and_reuses_the_cache(
+    tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page]
+) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "page.txt").write_text(nist_pages[9].text, encoding="utf-8")
-    cfg = Config(docs=docs, out=tmp_path / "run", base_model=str(tiny_model_dir), max_steps=1,
-                 generator="openai", questions_per_chunk=N, llm_model="test-model", llm_retries=0)
+    cfg = Config(
+        docs=docs,
+        out=tmp_path / "run",
+        base_model=str(tiny_model_dir),
+        max_steps=1,
+        generator="openai",
+        questions_per_chunk=N,
+        llm_model="test-model",
+        llm_retries=0,
+    )
     with LLMServer(many_formats) as server:
         cfg = cfg.replace(llm_base_url=server.base_url)
         # One page is too little to train on: the run stops at the split, after generate has been recorded.
@@ -332,7 +359,12 @@ def test_pipeline_records_llm_stats_and_reuses_the_cache(tmp_path: Path, tiny_mo
         n_chunks = server.state.count
         assert n_chunks >= 2
         llm = info["llm"]
-        assert (llm["requests"], llm["cache_hits"], llm["failed_chunks"], llm["model"]) == (n_chunks, 0, 0, "test-model")
+        assert (llm["requests"], llm["cache_hits"], llm["failed_chunks"], llm["model"]) == (
+            n_chunks,
+            0,
+            0,
+            "test-model",
+        )
         assert llm["prompt_tokens"] > 0 and llm["completion_tokens"] > 0 and llm["seconds"] >= 0
         assert f"{n_chunks} requests, 0 cached, 0 failed chunks" in info["summary"]
         # A changed LLM setting reruns the stage, but every answer comes from the cache.
@@ -352,8 +384,9 @@ def test_llm_model_is_required() -> None:
         Config(docs=Path("d"), generator="openai", llm_model="m", llm_base_url="localhost:8000")
 
 
-def test_unreachable_server_is_one_line_from_the_cli(tmp_path: Path, tiny_model_dir: Path,
-                                                    nist_pages: list[Page]) -> None:
+def test_unreachable_server_is_one_line_from_the_cli(
+    tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page]
+) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # free, and closed again before the run
@@ -363,9 +396,31 @@ def test_unreachable_server_is_one_line_from_the_cli(tmp_path: Path, tiny_model_
     url = f"http://127.0.0.1:{port}/v1"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
-        [sys.executable, "-m", "ragtune", "run", str(docs), "--out", str(tmp_path / "run"), "--base-model",
-         str(tiny_model_dir), "--generator", "openai", "--llm-base-url", url, "--llm-model", "x", "--llm-retries", "1"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "ragtune",
+            "run",
+            str(docs),
+            "--out",
+            str(tmp_path / "run"),
+            "--base-model",
+            str(tiny_model_dir),
+            "--generator",
+            "openai",
+            "--llm-base-url",
+            url,
+            "--llm-model",
+            "x",
+            "--llm-retries",
+            "1",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.strip().splitlines()
     errors = [line for line in lines if line.startswith("ragtune: error:")]
@@ -394,8 +449,9 @@ def one_torch_thread() -> Iterator[None]:
 
 
 @needs_smollm2
-def test_local_smollm2_writes_questions_for_real_chunks(chunks: list[Chunk], tmp_path: Path,
-                                                        one_torch_thread: None) -> None:
+def test_local_smollm2_writes_questions_for_real_chunks(
+    chunks: list[Chunk], tmp_path: Path, one_torch_thread: None
+) -> None:
     cache = tmp_path / "llm_cache"
     gen = LocalGenerator("smollm2", 2, seed=13, cache_dir=cache, max_new_tokens=16, device="cpu")
     assert gen.gguf_file == "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -416,12 +472,18 @@ def test_local_with_a_missing_model_is_one_line(tmp_path: Path) -> None:
         LocalGenerator(str(tmp_path / "nope"), 2, seed=13, cache_dir=None)
 
 
-@pytest.mark.parametrize(("reply", "questions"), [
-    ('[{"question": "What is GAI?"}, {"question": "Why red-team models?"}]', ["What is GAI?", "Why red-team models?"]),
-    ("a) What is GAI?\n(b) Why red-team models?", ["What is GAI?", "Why red-team models?"]),
-    ("1. **What is GAI?**\n2. **Why red-team models**", ["What is GAI?", "Why red-team models?"]),
-    ('```\n"What is GAI?",\n"Why red-team models?"\n```', ["What is GAI?", "Why red-team models?"]),
-])
+@pytest.mark.parametrize(
+    ("reply", "questions"),
+    [
+        (
+            '[{"question": "What is GAI?"}, {"question": "Why red-team models?"}]',
+            ["What is GAI?", "Why red-team models?"],
+        ),
+        ("a) What is GAI?\n(b) Why red-team models?", ["What is GAI?", "Why red-team models?"]),
+        ("1. **What is GAI?**\n2. **Why red-team models**", ["What is GAI?", "Why red-team models?"]),
+        ('```\n"What is GAI?",\n"Why red-team models?"\n```', ["What is GAI?", "Why red-team models?"]),
+    ],
+)
 def test_reply_shapes(reply: str, questions: list[str]) -> None:
     from ragtune.generators.llm import select_questions
     from ragtune.records import SkipCounter

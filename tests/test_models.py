@@ -60,8 +60,10 @@ def test_custom_module_class_is_refused_without_running_it(custom_module_model: 
         load_model(str(custom_module_model))
 
     message = str(e.value)
-    assert message.startswith(f"refused to load model {str(custom_module_model)!r}: its modules.json names "
-                              "'evil_pkg.Pooling', which is not part of sentence-transformers; ")
+    assert message.startswith(
+        f"refused to load model {str(custom_module_model)!r}: its modules.json names "
+        "'evil_pkg.Pooling', which is not part of sentence-transformers; "
+    )
     assert ADVICE in message and "\n" not in message
     assert not (tmp_path / "ran").exists() and "evil_pkg" not in sys.modules
 
@@ -69,13 +71,18 @@ def test_custom_module_class_is_refused_without_running_it(custom_module_model: 
 def test_custom_architecture_is_refused_without_running_it(tiny_model_dir: Path, tmp_path: Path) -> None:
     model = copy_model(tiny_model_dir, tmp_path / "automap")
     config = json.loads((model / "config.json").read_text())
-    config.update(model_type="evilbert", auto_map={"AutoConfig": "configuration_evil.EvilConfig",
-                                                    "AutoModel": "modeling_evil.EvilModel"})
+    config.update(
+        model_type="evilbert",
+        auto_map={"AutoConfig": "configuration_evil.EvilConfig", "AutoModel": "modeling_evil.EvilModel"},
+    )
     (model / "config.json").write_text(json.dumps(config))
     (model / "configuration_evil.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').close()\n")
 
-    with pytest.raises(ModelError, match=r"^refused to load model .*: it needs its own code to load \(a custom "
-                                         rf"architecture\); {ADVICE}"):
+    with pytest.raises(
+        ModelError,
+        match=r"^refused to load model .*: it needs its own code to load \(a custom "
+        rf"architecture\); {ADVICE}",
+    ):
         load_model(str(model))
     assert not (tmp_path / "ran").exists()
 
@@ -96,8 +103,11 @@ def test_weights_pickle_that_runs_code_is_refused(tiny_model_dir: Path, tmp_path
         load_model(str(model))
 
     message = str(e.value)
-    assert re.match(rf"refused to load model {re.escape(repr(str(model)))}: its weights are a pickle that would run "
-                    r"code when loaded \(it calls (io|builtins)\.open\); ", message), message
+    assert re.match(
+        rf"refused to load model {re.escape(repr(str(model)))}: its weights are a pickle that would run "
+        r"code when loaded \(it calls (io|builtins)\.open\); ",
+        message,
+    ), message
     assert ADVICE in message and "model.safetensors" in message and "\n" not in message
     assert not marker.exists()
 
@@ -117,8 +127,9 @@ def test_cli_run_refuses_a_hostile_base_model_in_one_line(
     docs.mkdir()
     (docs / "a.txt").write_text("Zero trust assumes no implicit trust in any network location. " * 40)
 
-    code = main(["run", str(docs), "--out", str(tmp_path / "run"), "--base-model", str(custom_module_model),
-                 "--device", "cpu"])
+    code = main(
+        ["run", str(docs), "--out", str(tmp_path / "run"), "--base-model", str(custom_module_model), "--device", "cpu"]
+    )
 
     assert code == 1
     assert_one_error_line(capsys.readouterr().err, "refused to load model", "'evil_pkg.Pooling'", ADVICE)
@@ -139,8 +150,9 @@ def test_cpu_is_always_available() -> None:
     assert device_problem("cpu") is None and device_problem("") is None
 
 
-def test_loading_a_local_model_leaves_the_environment_as_it_was(tiny_model_dir: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_loading_a_local_model_leaves_the_environment_as_it_was(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import os
 
     # conftest sets HF_HUB_OFFLINE for the whole session; a library user may not have.

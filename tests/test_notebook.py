@@ -48,9 +48,13 @@ def test_walkthrough_notebook_runs_in_a_kernel(tmp_path: Path, tiny_model_dir: P
     shutil.copy(NIST_PDF, docs)
     # Same cells as the notebook, on smaller inputs: the tiny model instead of MiniLM (as papermill injects).
     first = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
-    nb.cells.insert(first + 1, nbformat.v4.new_code_cell(
-        f"cfg = cfg.replace(docs=Path({str(docs)!r}), out=Path({str(tmp_path / 'run')!r}), "
-        f"base_model={str(tiny_model_dir)!r}, max_steps=2, batch_size=4, chunk_tokens=96)"))
+    nb.cells.insert(
+        first + 1,
+        nbformat.v4.new_code_cell(
+            f"cfg = cfg.replace(docs=Path({str(docs)!r}), out=Path({str(tmp_path / 'run')!r}), "
+            f"base_model={str(tiny_model_dir)!r}, max_steps=2, batch_size=4, chunk_tokens=96)"
+        ),
+    )
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(REPO)}}).execute()
     code = [c for c in nb.cells if c.cell_type == "code"]
     text = "".join(outputs(c)[0] for c in code)

@@ -54,10 +54,18 @@ def labelled_csv(tmp_path: Path, n: int = 30) -> Path:
 # ---------------------------------------------------------------- input errors
 
 ERROR_CASES = [
-    ("missing column", "pairs.csv", "sentence1,text2,label\na,b,0.5\n",
-     "{path}: missing column(s) sentence2; expected sentence1,sentence2,label (found: sentence1,text2,label)"),
-    ("non-numeric label", "pairs.csv", HEADER + "a,b,0.5\nc,d,high\n",
-     "{path}:3: label 'high' is not a number; labels must be in [0, 1]"),
+    (
+        "missing column",
+        "pairs.csv",
+        "sentence1,text2,label\na,b,0.5\n",
+        "{path}: missing column(s) sentence2; expected sentence1,sentence2,label (found: sentence1,text2,label)",
+    ),
+    (
+        "non-numeric label",
+        "pairs.csv",
+        HEADER + "a,b,0.5\nc,d,high\n",
+        "{path}:3: label 'high' is not a number; labels must be in [0, 1]",
+    ),
     ("label above 1", "pairs.csv", HEADER + "a,b,1.5\n", "{path}:2: label 1.5 is outside [0, 1]"),
     ("negative label", "pairs.csv", HEADER + "a,b,0.2\n\nc,d,-0.1\n", "{path}:4: label -0.1 is outside [0, 1]"),
     ("nan label", "pairs.csv", HEADER + "a,b,nan\n", "{path}:2: label nan is outside [0, 1]"),
@@ -66,17 +74,37 @@ ERROR_CASES = [
     ("empty file", "pairs.csv", "", "{path} is empty"),
     ("header only", "pairs.csv", HEADER, "{path} has no pairs"),
     ("unsupported type", "pairs.txt", "a b 0.5\n", "{path}: unsupported file type '.txt'; use .csv or .jsonl"),
-    ("bad JSONL", "pairs.jsonl", '{"sentence1": "a", "sentence2": "b", "label": 0.5}\n{"sentence1": "a" "b"}\n',
-     "{path}:2: not valid JSON (Expecting ',' delimiter)"),
+    (
+        "bad JSONL",
+        "pairs.jsonl",
+        '{"sentence1": "a", "sentence2": "b", "label": 0.5}\n{"sentence1": "a" "b"}\n',
+        "{path}:2: not valid JSON (Expecting ',' delimiter)",
+    ),
     ("JSONL missing key", "pairs.jsonl", '{"sentence1": "a", "sentence2": "b"}\n', "{path}:1: missing key(s) label"),
-    ("JSONL not an object", "pairs.jsonl", "[1, 2]\n",
-     "{path}:1: expected a JSON object with keys sentence1, sentence2, label"),
-    ("JSONL null label", "pairs.jsonl", '{"sentence1": "a", "sentence2": "b", "label": null}\n',
-     "{path}:1: label null is not a number; labels must be in [0, 1]"),
-    ("JSONL boolean label", "pairs.jsonl", '{"sentence1": "a", "sentence2": "b", "label": true}\n',
-     "{path}:1: label true is not a number; labels must be in [0, 1]"),
-    ("JSONL text not a string", "pairs.jsonl", '{"sentence1": 3, "sentence2": "b", "label": 1}\n',
-     "{path}:1: sentence1 must be text, not 3"),
+    (
+        "JSONL not an object",
+        "pairs.jsonl",
+        "[1, 2]\n",
+        "{path}:1: expected a JSON object with keys sentence1, sentence2, label",
+    ),
+    (
+        "JSONL null label",
+        "pairs.jsonl",
+        '{"sentence1": "a", "sentence2": "b", "label": null}\n',
+        "{path}:1: label null is not a number; labels must be in [0, 1]",
+    ),
+    (
+        "JSONL boolean label",
+        "pairs.jsonl",
+        '{"sentence1": "a", "sentence2": "b", "label": true}\n',
+        "{path}:1: label true is not a number; labels must be in [0, 1]",
+    ),
+    (
+        "JSONL text not a string",
+        "pairs.jsonl",
+        '{"sentence1": 3, "sentence2": "b", "label": 1}\n',
+        "{path}:1: sentence1 must be text, not 3",
+    ),
 ]
 
 
@@ -89,8 +117,9 @@ def test_input_error_from_library(tmp_path: Path, case: str, name: str, text: st
 
 
 @pytest.mark.parametrize(("case", "name", "text", "message"), ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
-def test_input_error_from_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str, name: str, text: str,
-                              message: str) -> None:
+def test_input_error_from_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str, name: str, text: str, message: str
+) -> None:
     path = write(tmp_path, name, text)
     assert main(["pairs", str(path), "--out", str(tmp_path / "run")]) == 1
     assert one_error_line(capsys.readouterr().err) == message.format(path=path)
@@ -108,12 +137,15 @@ def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert one_error_line(capsys.readouterr().err) == f"{missing} does not exist"
 
 
-@pytest.mark.parametrize(("flags", "message"), [
-    ([], "give at least one pairs file or --alternatives file"),
-    (["x.csv", "--test-fraction", "0.9"], "--test-fraction must be between 0.05 and 0.5, not 0.9"),
-    (["x.csv", "--batch-size", "1"], "--batch-size must be >= 2, not 1"),
-    (["x.csv", "--lr", "0"], "--lr must be in (0, 1), not 0.0"),
-])
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ([], "give at least one pairs file or --alternatives file"),
+        (["x.csv", "--test-fraction", "0.9"], "--test-fraction must be between 0.05 and 0.5, not 0.9"),
+        (["x.csv", "--batch-size", "1"], "--batch-size must be >= 2, not 1"),
+        (["x.csv", "--lr", "0"], "--lr must be in (0, 1), not 0.0"),
+    ],
+)
 def test_bad_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str) -> None:
     assert main(["pairs", *flags, "--out", str(tmp_path / "run")]) == 1
     assert one_error_line(capsys.readouterr().err) == message
@@ -140,11 +172,14 @@ def test_jsonl_accepts_ragtune_header_and_numeric_strings(tmp_path: Path) -> Non
 
 
 def test_alternatives_expand_every_pair_within_a_row(tmp_path: Path) -> None:
-    path = write(tmp_path, "vocab.csv",
-                 "name,description,alternatives,other\n"
-                 "Appium,mobile test automation,Appium testing; mobile automation|Appium,\n"
-                 "Poverty,,,low income\n"
-                 "Lonely,,,\n")
+    path = write(
+        tmp_path,
+        "vocab.csv",
+        "name,description,alternatives,other\n"
+        "Appium,mobile test automation,Appium testing; mobile automation|Appium,\n"
+        "Poverty,,,low income\n"
+        "Lonely,,,\n",
+    )
     skipped = SkipCounter()
     pairs = load_alternatives_file(path, skipped)
     appium = ["Appium", "mobile test automation", "Appium testing", "mobile automation"]
@@ -249,15 +284,25 @@ def test_run_pairs_on_tiny_model_writes_metrics_model_and_card(tmp_path: Path, t
     data = labelled_csv(tmp_path)
     alts = write(tmp_path, "vocab.csv", "name,description,alternatives\nPoverty,low income,financial hardship\n")
     out = tmp_path / "run"
-    cfg = PairsConfig(pairs_files=(data,), alternatives=(alts,), out=out, base_model=str(tiny_model_dir),
-                      max_steps=2, device="cpu")
+    cfg = PairsConfig(
+        pairs_files=(data,), alternatives=(alts,), out=out, base_model=str(tiny_model_dir), max_steps=2, device="cpu"
+    )
     messages: list[str] = []
     result = run_pairs(cfg, log=messages.append)
 
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert metrics == result.metrics
-    assert set(metrics) == {"before", "after", "improved", "n_pairs", "n_train", "n_eval", "n_labelled",
-                            "n_from_alternatives", "skipped"}
+    assert set(metrics) == {
+        "before",
+        "after",
+        "improved",
+        "n_pairs",
+        "n_train",
+        "n_eval",
+        "n_labelled",
+        "n_from_alternatives",
+        "skipped",
+    }
     assert set(metrics["before"]) == set(metrics["after"]) == {"pearson", "spearman"}
     assert isinstance(metrics["improved"], bool)
     assert (metrics["n_pairs"], metrics["n_train"] + metrics["n_eval"], metrics["n_from_alternatives"]) == (33, 33, 3)
@@ -282,8 +327,16 @@ def test_run_pairs_on_tiny_model_writes_metrics_model_and_card(tmp_path: Path, t
 
 def test_card_cites_bundled_model_as_hub_id() -> None:
     cfg = PairsConfig(pairs_files=(Path("/somewhere/private/skills.csv"),), loss="cosent")
-    metrics = {"before": {"pearson": 0.5, "spearman": 0.4}, "after": {"pearson": 0.7, "spearman": 0.6},
-               "improved": True, "n_pairs": 10, "n_train": 8, "n_eval": 2, "n_labelled": 10, "n_from_alternatives": 0}
+    metrics = {
+        "before": {"pearson": 0.5, "spearman": 0.4},
+        "after": {"pearson": 0.7, "spearman": 0.6},
+        "improved": True,
+        "n_pairs": 10,
+        "n_train": 8,
+        "n_eval": 2,
+        "n_labelled": 10,
+        "n_from_alternatives": 0,
+    }
     card = render_pairs_card(cfg, metrics, {"steps": 5}, 256)
     assert card.startswith("---\nbase_model: sentence-transformers/all-MiniLM-L6-v2\n")
     assert FRONT_MATTER.match(card)
@@ -292,8 +345,9 @@ def test_card_cites_bundled_model_as_hub_id() -> None:
     assert "| loss | CoSENTLoss |" in card and "Both correlations went up." in card
 
 
-@pytest.mark.parametrize(("loss", "cls"), [("cosine", "CosineSimilarityLoss"), ("cosent", "CoSENTLoss"),
-                                           ("angle", "AnglELoss")])
+@pytest.mark.parametrize(
+    ("loss", "cls"), [("cosine", "CosineSimilarityLoss"), ("cosent", "CoSENTLoss"), ("angle", "AnglELoss")]
+)
 def test_each_loss_trains(tmp_path: Path, tiny_model, loss: str, cls: str) -> None:
     assert type(make_loss(loss, tiny_model)).__name__ == cls
     cfg = PairsConfig(pairs_files=(Path("p.csv"),), loss=loss, max_steps=1, batch_size=4)
@@ -317,25 +371,29 @@ def test_refuses_a_ragtune_run_directory(tmp_path: Path, capsys: pytest.CaptureF
     (out / "manifest.json").write_text("{}", encoding="utf-8")
     assert main(["pairs", str(labelled_csv(tmp_path)), "--out", str(out)]) == 1
     assert one_error_line(capsys.readouterr().err) == (
-        f"{out} holds a `ragtune run` directory; choose another --out for `ragtune pairs`")
+        f"{out} holds a `ragtune run` directory; choose another --out for `ragtune pairs`"
+    )
 
 
 # ---------------------------------------------------------------- model availability
 
 
-def test_medium_preset_offline_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_medium_preset_offline_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     assert main(["pairs", str(labelled_csv(tmp_path)), "--preset", "medium", "--out", str(tmp_path / "run")]) == 1
     assert one_error_line(capsys.readouterr().err) == (
         "sentence-transformers/all-mpnet-base-v2 is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; "
-        "download it once with network access, pass --base-model PATH to a local copy, or use --preset small")
+        "download it once with network access, pass --base-model PATH to a local copy, or use --preset small"
+    )
 
 
-def test_medium_preset_hub_unreachable_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_medium_preset_hub_unreachable_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from huggingface_hub import constants
 
     import ragtune.hub
@@ -355,7 +413,8 @@ def test_medium_preset_hub_unreachable_is_one_line(tmp_path: Path, capsys: pytes
     assert one_error_line(capsys.readouterr().err) == (
         "sentence-transformers/all-mpnet-base-v2 is not downloaded and the Hub cannot be reached "
         "([Errno -2] Name or service not known); download it once with network access, pass --base-model PATH "
-        "to a local copy, or use --preset small")
+        "to a local copy, or use --preset small"
+    )
 
 
 # ---------------------------------------------------------------- CLI end to end and similarity
@@ -365,8 +424,22 @@ def test_cli_pairs_then_similarity(tmp_path: Path, tiny_model_dir: Path, capsys:
     from sentence_transformers import SentenceTransformer
 
     out = tmp_path / "run"
-    code = main(["pairs", str(labelled_csv(tmp_path)), "--out", str(out), "--base-model", str(tiny_model_dir),
-                 "--max-steps", "2", "--pairs-loss", "cosent", "--device", "cpu"])
+    code = main(
+        [
+            "pairs",
+            str(labelled_csv(tmp_path)),
+            "--out",
+            str(out),
+            "--base-model",
+            str(tiny_model_dir),
+            "--max-steps",
+            "2",
+            "--pairs-loss",
+            "cosent",
+            "--device",
+            "cpu",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "Cosine similarity vs labels on 6 held-out pairs:" in captured.out
@@ -387,15 +460,20 @@ def test_cli_pairs_then_similarity(tmp_path: Path, tiny_model_dir: Path, capsys:
     assert lines[4].split() == ["[1]", "[2]", "[3]"]
     row2 = lines[6].split()
     assert row2[0] == "[2]" and [float(v) for v in row2[1:]] == pytest.approx(
-        [float(b @ a), float(b @ b), float(b @ c)], abs=6e-5)
+        [float(b @ a), float(b @ b), float(b @ c)], abs=6e-5
+    )
 
 
-@pytest.mark.parametrize(("texts", "message"), [
-    (["only one"], "give at least two texts to compare, not 1"),
-    (["one", " "], "text 2 is empty"),
-])
-def test_similarity_errors(tiny_model_dir: Path, capsys: pytest.CaptureFixture[str], texts: list[str],
-                           message: str) -> None:
+@pytest.mark.parametrize(
+    ("texts", "message"),
+    [
+        (["only one"], "give at least two texts to compare, not 1"),
+        (["one", " "], "text 2 is empty"),
+    ],
+)
+def test_similarity_errors(
+    tiny_model_dir: Path, capsys: pytest.CaptureFixture[str], texts: list[str], message: str
+) -> None:
     assert main(["similarity", str(tiny_model_dir), *texts]) == 1
     assert one_error_line(capsys.readouterr().err) == message
 
@@ -407,7 +485,8 @@ def test_similarity_unknown_model_offline(capsys: pytest.CaptureFixture[str], mo
     assert main(["similarity", "someone/not-a-model", "a", "b"]) == 1
     assert one_error_line(capsys.readouterr().err) == (
         "someone/not-a-model is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; "
-        "download it once with network access, or pass a local model folder or a ragtune run directory")
+        "download it once with network access, or pass a local model folder or a ragtune run directory"
+    )
 
 
 def test_similarity_unknown_hub_id_online(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -428,7 +507,8 @@ def test_similarity_unknown_hub_id_online(capsys: pytest.CaptureFixture[str], mo
     assert main(["similarity", "someone/not-a-model", "a", "b"]) == 1
     assert one_error_line(capsys.readouterr().err) == (
         "someone/not-a-model is neither a local folder nor a model on the Hugging Face Hub (or it is private); "
-        "check the name or pass a local path")
+        "check the name or pass a local path"
+    )
 
 
 def test_similarity_error_type_is_user_error() -> None:
@@ -441,8 +521,10 @@ def test_similarity_error_type_is_user_error() -> None:
 
 def test_bundled_resources_load() -> None:
     data = REPO / "tests" / "data" / "pairs"
-    cfg = PairsConfig(pairs_files=tuple(data / f for f in ("skills.csv", "resumes_jobs.csv", "vocabulary_pairs.csv")),
-                      alternatives=(data / "vocabulary.csv",))
+    cfg = PairsConfig(
+        pairs_files=tuple(data / f for f in ("skills.csv", "resumes_jobs.csv", "vocabulary_pairs.csv")),
+        alternatives=(data / "vocabulary.csv",),
+    )
     pairs, skipped, counts = gather(cfg)
     assert len(pairs) >= 500 and counts["n_from_alternatives"] >= 200
     assert LabelledPair("poverty", "incarceration", 0.01) in pairs
@@ -463,16 +545,33 @@ def test_ctrl_c_during_training_keeps_a_checkpoint_and_the_rerun_resumes(tmp_pat
 
     steps = 60  # still training when the signal lands, which the first step line triggers
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "ragtune", "pairs", str(labelled_csv(tmp_path)), "--out", str(out),
-           "--base-model", str(tiny_model_dir), "--max-steps", str(steps), "--batch-size", "4", "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ragtune",
+        "pairs",
+        str(labelled_csv(tmp_path)),
+        "--out",
+        str(out),
+        "--base-model",
+        str(tiny_model_dir),
+        "--max-steps",
+        str(steps),
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+    ]
     env = ragtune_env(tmp_path)
     # "  step …": the Trainer is stepping.
     code, err = signal_when(cmd, env, tmp_path, signal.SIGINT, lambda line: line.startswith("  step "))
     assert code == 130, err
     assert "Traceback" not in err
     work = out / "trainer.tmp"
-    assert err.strip().splitlines()[-1] == (f"ragtune: interrupted (SIGINT); the training checkpoint in {work} is "
-                                            "kept; rerun the same command to resume from it.")
+    assert err.strip().splitlines()[-1] == (
+        f"ragtune: interrupted (SIGINT); the training checkpoint in {work} is "
+        "kept; rerun the same command to resume from it."
+    )
     stopped_at = max(int(p.name.split("-")[1]) for p in work.glob("checkpoint-*"))
     assert 0 < stopped_at < steps
     assert not (out / "model").exists()
@@ -487,7 +586,6 @@ def test_ctrl_c_during_training_keeps_a_checkpoint_and_the_rerun_resumes(tmp_pat
 
 def test_a_checkpoint_is_resumed_only_by_the_same_run(tmp_path: Path) -> None:
     from ragtune.pairs import checkpoint_to_resume
-
     from ragtune.training.checkpoints import CHECKPOINT_MARKER
 
     def checkpoint(step: int, complete: bool = True) -> None:
@@ -506,24 +604,39 @@ def test_a_checkpoint_is_resumed_only_by_the_same_run(tmp_path: Path) -> None:
     checkpoint(16, complete=False)  # cut off mid-write by a second Ctrl-C
     notes: list[str] = []
     assert checkpoint_to_resume(work, "key-a", notes.append) == work / "checkpoint-12"
-    assert notes == ["checkpoint-16 cannot be resumed from: it was cut off mid-write (no ragtune_checkpoint.json); "
-                     "resuming from checkpoint-12"]
+    assert notes == [
+        "checkpoint-16 cannot be resumed from: it was cut off mid-write (no ragtune_checkpoint.json); "
+        "resuming from checkpoint-12"
+    ]
     # Other settings or inputs: the checkpoints are of no use, and go.
     assert checkpoint_to_resume(work, "key-b") is None
     assert not list(work.glob("checkpoint-*"))
 
 
-def test_ctrl_c_before_training_says_nothing_was_kept(tmp_path: Path, tiny_model_dir: Path,
-                                                      capsys: pytest.CaptureFixture[str],
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_before_training_says_nothing_was_kept(
+    tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ragtune import similarity
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt  # Ctrl-C while the base model is evaluated
 
     monkeypatch.setattr(similarity, "evaluate_pairs", interrupted)
-    code = main(["pairs", str(labelled_csv(tmp_path)), "--out", str(tmp_path / "run"), "--base-model",
-                 str(tiny_model_dir), "--max-steps", "1", "--device", "cpu"])
+    code = main(
+        [
+            "pairs",
+            str(labelled_csv(tmp_path)),
+            "--out",
+            str(tmp_path / "run"),
+            "--base-model",
+            str(tiny_model_dir),
+            "--max-steps",
+            "1",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "ragtune: interrupted (SIGINT); nothing was kept; rerun the same command to start again.")
+        "ragtune: interrupted (SIGINT); nothing was kept; rerun the same command to start again."
+    )

@@ -27,16 +27,29 @@ def write_docs(folder: Path, pages: list[Page]) -> Path:
     """Three .txt files and a .md file of NIST prose (pages 5-12, about 4,000 words)."""
     folder.mkdir(parents=True, exist_ok=True)
     text = {p.page: p.text for p in pages}
-    for name, numbers in [("intro.txt", [5, 6]), ("risks.txt", [7, 8]), ("more_risks.txt", [9, 10]),
-                          ("environment.md", [11, 12])]:
+    for name, numbers in [
+        ("intro.txt", [5, 6]),
+        ("risks.txt", [7, 8]),
+        ("more_risks.txt", [9, 10]),
+        ("environment.md", [11, 12]),
+    ]:
         (folder / name).write_text("\n\n".join(text[n] for n in numbers), encoding="utf-8")
     assert 3500 <= sum(len(f.read_text(encoding="utf-8").split()) for f in folder.iterdir()) <= 4800
     return folder
 
 
 def tiny_config(docs: Path, out: Path, model_dir: Path, **changes: object) -> Config:
-    return Config(docs=docs, out=out, base_model=str(model_dir), max_steps=2, batch_size=4, chunk_tokens=64,
-                  chunk_overlap=8, device="cpu", **changes)  # type: ignore[arg-type]
+    return Config(
+        docs=docs,
+        out=out,
+        base_model=str(model_dir),
+        max_steps=2,
+        batch_size=4,
+        chunk_tokens=64,
+        chunk_overlap=8,
+        device="cpu",
+        **changes,
+    )  # type: ignore[arg-type]
 
 
 @dataclass
@@ -91,9 +104,20 @@ class Recorder:
 
 def test_all_artefacts_exist(finished: Finished) -> None:
     run = finished.cfg.out
-    for rel in ["pages.jsonl", "chunks.jsonl", "pairs_train.jsonl", "pairs_eval.jsonl", "model/model.safetensors",
-                "model/README.md", "model/config.json", "metrics.json", "index/index.faiss", "index/chunks.jsonl",
-                "report.md", "manifest.json"]:
+    for rel in [
+        "pages.jsonl",
+        "chunks.jsonl",
+        "pairs_train.jsonl",
+        "pairs_eval.jsonl",
+        "model/model.safetensors",
+        "model/README.md",
+        "model/config.json",
+        "metrics.json",
+        "index/index.faiss",
+        "index/chunks.jsonl",
+        "report.md",
+        "manifest.json",
+    ]:
         assert (run / rel).is_file(), rel
     pages = read_jsonl(run / "pages.jsonl", Page)
     assert sorted({p.source for p in pages}) == ["environment.md", "intro.txt", "more_risks.txt", "risks.txt"]
@@ -170,8 +194,8 @@ def test_model_loads_and_index_holds_its_embeddings(finished: Finished) -> None:
     # the model folder in fp32 to within bf16's rounding. (Whether that model differs from the base is
     # validation's call; tests/test_train.py covers the choice.)
     stored = index.reconstruct_n(0, index.ntotal)
-    passages = tuned.encode(units.texts[len(chunks):], normalize_embeddings=True, convert_to_numpy=True)
-    for saved, fresh in ((stored[: len(chunks)], vecs), (stored[len(chunks):], passages)):
+    passages = tuned.encode(units.texts[len(chunks) :], normalize_embeddings=True, convert_to_numpy=True)
+    for saved, fresh in ((stored[: len(chunks)], vecs), (stored[len(chunks) :], passages)):
         assert saved.shape == fresh.shape and float((saved * fresh).sum(axis=1).min()) > 0.9999
         np.testing.assert_allclose(saved, fresh, atol=2e-3)
 
@@ -235,8 +259,13 @@ def test_only_training_questions_pass_the_bm25_round_trip(finished: Finished) ->
     held_ids = {p.chunk_id for p in read_jsonl(run / "pairs_eval.jsonl", Pair)}
     assert any(p.chunk_id in held_ids for p in missed), "no held-out question that BM25 misses: weak test data"
     assert sum(finished.result.summary["skipped"]["split"].values()) == len(
-        [p for p in missed if p.chunk_id not in held_ids
-         and p.chunk_id not in {q.chunk_id for q in read_jsonl(run / "pairs_val.jsonl", Pair)}])
+        [
+            p
+            for p in missed
+            if p.chunk_id not in held_ids
+            and p.chunk_id not in {q.chunk_id for q in read_jsonl(run / "pairs_val.jsonl", Pair)}
+        ]
+    )
 
 
 def test_served_retriever_is_chosen_on_validation_and_recorded_everywhere(finished: Finished) -> None:
@@ -261,8 +290,9 @@ def test_served_retriever_is_chosen_on_validation_and_recorded_everywhere(finish
 
 
 @pytest.mark.parametrize("weight", [0.65, None], ids=["fixed", "auto"])
-def test_the_hybrid_weight_is_kept_or_chosen_on_validation(finished: Finished, tmp_path: Path,
-                                                           weight: float | None) -> None:
+def test_the_hybrid_weight_is_kept_or_chosen_on_validation(
+    finished: Finished, tmp_path: Path, weight: float | None
+) -> None:
     from ragtune.metrics import choose_served
 
     cfg = copy_run(finished, tmp_path).replace(hybrid_weight=weight)
@@ -289,13 +319,20 @@ def test_manifest_records_every_stage(finished: Finished) -> None:
     assert outputs == {"pairs.jsonl": file_digest(finished.cfg.out / "pairs.jsonl")}
     # Every file training wrote into model/ but the card, which the save stage writes and a user may edit.
     model = finished.cfg.out / "model"
-    trained = {f"model/{p.relative_to(model).as_posix()}" for p in model.rglob("*")
-               if p.is_file() and p.relative_to(model).as_posix() != "README.md"}
+    trained = {
+        f"model/{p.relative_to(model).as_posix()}"
+        for p in model.rglob("*")
+        if p.is_file() and p.relative_to(model).as_posix() != "README.md"
+    }
     assert set(manifest["stages"]["train"]["outputs"]) == trained
     assert {"model/config.json", "model/model.safetensors", "model/modules.json"} <= trained
     # The index: bm25/ is one folder digest.
-    assert set(manifest["stages"]["evaluate"]["outputs"]) == {"index/index.faiss", "index/rows.npy",
-                                                               "index/retriever.json", "index/bm25"}
+    assert set(manifest["stages"]["evaluate"]["outputs"]) == {
+        "index/index.faiss",
+        "index/rows.npy",
+        "index/retriever.json",
+        "index/bm25",
+    }
     assert finished.result.cached == []
     assert set(finished.result.timings) == set(STAGES)
 
@@ -402,8 +439,9 @@ def test_corrupt_manifest_is_a_run_dir_error(tmp_path: Path, tiny_model_dir: Pat
     ],
     ids=["binary", "stages-list", "entry-string", "key-number", "outputs-number"],
 )
-def test_damaged_manifest_is_one_line_telling_what_to_do(tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page],
-                                                         capsys: pytest.CaptureFixture[str], content: bytes) -> None:
+def test_damaged_manifest_is_one_line_telling_what_to_do(
+    tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page], capsys: pytest.CaptureFixture[str], content: bytes
+) -> None:
     from ragtune.cli import main
 
     out = tmp_path / "run"
@@ -480,8 +518,9 @@ def test_mixed_run_trains_on_labelled_pairs_and_reports_both(finished: Finished,
     train = read_jsonl(cfg.out / "labelled_train.jsonl", LabelledPair)
     assert m["pairs"]["n_pairs"] == len(held) > 5
     assert not {(p.sentence1, p.sentence2) for p in held} & {(p.sentence1, p.sentence2) for p in train}
-    assert m["improved"] == (is_improved(m["before"], m["after"])
-                             and m["pairs"]["after"]["spearman"] > m["pairs"]["before"]["spearman"])
+    assert m["improved"] == (
+        is_improved(m["before"], m["after"]) and m["pairs"]["after"]["spearman"] > m["pairs"]["before"]["spearman"]
+    )
     assert "held-out pairs" in (cfg.out / "model" / "README.md").read_text()
     # Dropping the pairs again removes their split files instead of leaving stale ones.
     Pipeline(cfg.replace(pairs_files=())).run()
@@ -517,8 +556,9 @@ def test_card_records_how_the_weights_were_chosen(finished: Finished) -> None:
     assert f"The shipped weights keep {v['mix']:.0%} of the change from the base" in card
 
 
-def test_long_chunks_raise_max_seq_length_instead_of_being_cut(finished: Finished, tiny_model_dir: Path,
-                                                               tmp_path: Path) -> None:
+def test_long_chunks_raise_max_seq_length_instead_of_being_cut(
+    finished: Finished, tiny_model_dir: Path, tmp_path: Path
+) -> None:
     # The same tiny model, saved with max_seq_length 48 of its 130 positions.
     short = tmp_path / "short_model"
     shutil.copytree(tiny_model_dir, short)
@@ -538,8 +578,9 @@ def test_long_chunks_raise_max_seq_length_instead_of_being_cut(finished: Finishe
     assert SentenceTransformer(str(cfg.out / "model"), device="cpu").max_seq_length == longest + 2
 
 
-def test_hard_negative_run_gives_every_training_chunk_a_negative_it_may_see(finished: Finished, tmp_path: Path,
-                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hard_negative_run_gives_every_training_chunk_a_negative_it_may_see(
+    finished: Finished, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import ragtune.training.trainer as train
 
     given: list[dict[str, str]] = []
@@ -644,8 +685,10 @@ def test_interrupted_after_the_last_checkpoint_finishes_without_training_again(
     assert train["steps"] == 2 and train["resumed_at"] == 2
     assert train["validation"]["best_step"] == finished.result.summary["train"]["validation"]["best_step"]
     # ... and the model is the one the uninterrupted run saved.
-    ours, theirs = load_file(cfg.out / "model" / "model.safetensors"), load_file(finished.cfg.out / "model" /
-                                                                                  "model.safetensors")
+    ours, theirs = (
+        load_file(cfg.out / "model" / "model.safetensors"),
+        load_file(finished.cfg.out / "model" / "model.safetensors"),
+    )
     assert ours.keys() == theirs.keys() and all(np.allclose(ours[k], theirs[k], atol=1e-6) for k in ours)
     assert again.metrics["after"] == finished.result.metrics["after"]
 
@@ -660,9 +703,16 @@ def test_a_second_run_on_the_same_out_stops_at_once(finished: Finished, tmp_path
     cfg = copy_run(finished, tmp_path)
     # A real second process holds the run directory's lock.
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from ragtune.rundir import RunLock; "
-         "RunLock(Path(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(120)", str(cfg.out)],
-        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from ragtune.rundir import RunLock; "
+            "RunLock(Path(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(120)",
+            str(cfg.out),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
@@ -671,9 +721,11 @@ def test_a_second_run_on_the_same_out_stops_at_once(finished: Finished, tmp_path
             Pipeline(cfg).run()
         assert time.monotonic() - start < 10
         since = json.loads((cfg.out / "run.lock").read_text())["started"]
-        assert str(e.value) == (f"{cfg.out} is in use by another ragtune run (pid {holder.pid} on "
-                                f"{socket.gethostname()}, since {since}); wait for it to finish or use another "
-                                "--out directory")
+        assert str(e.value) == (
+            f"{cfg.out} is in use by another ragtune run (pid {holder.pid} on "
+            f"{socket.gethostname()}, since {since}); wait for it to finish or use another "
+            "--out directory"
+        )
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
@@ -682,7 +734,8 @@ def test_a_second_run_on_the_same_out_stops_at_once(finished: Finished, tmp_path
     rec = Recorder()
     assert Pipeline(cfg, rec).run().cached == list(STAGES)
     assert len(rec.notes) == 1 and rec.notes[0].startswith(
-        f"took over a stale run.lock left by a run that ended without releasing it (pid {holder.pid} on ")
+        f"took over a stale run.lock left by a run that ended without releasing it (pid {holder.pid} on "
+    )
     assert not (cfg.out / "run.lock").exists()
 
 
@@ -696,5 +749,7 @@ def test_stale_lock_file_of_a_dead_process_is_taken_over(finished: Finished, tmp
     (cfg.out / "run.lock").write_text(json.dumps({"pid": pid, "host": "elsewhere", "started": "yesterday"}))
     rec = Recorder()
     assert Pipeline(cfg, rec).run().cached == list(STAGES)
-    assert rec.notes == [f"took over a stale run.lock left by a run that ended without releasing it (pid {pid} on "
-                         "elsewhere, since yesterday)"]
+    assert rec.notes == [
+        f"took over a stale run.lock left by a run that ended without releasing it (pid {pid} on "
+        "elsewhere, since yesterday)"
+    ]

@@ -93,8 +93,10 @@ def test_unknown_fields_are_ignored_and_defaults_filled(tmp_path: Path) -> None:
     # A record from a newer writer with an extra field, and one without the optional `kind`.
     path = tmp_path / "p.jsonl"
     path.write_text(
-        json.dumps({"query": "q one", "chunk_id": "c", "generator": "g", "kind": "k", "extra": 1}) + "\n"
-        + json.dumps({"query": "q two", "chunk_id": "c", "generator": "g"}) + "\n\n",
+        json.dumps({"query": "q one", "chunk_id": "c", "generator": "g", "kind": "k", "extra": 1})
+        + "\n"
+        + json.dumps({"query": "q two", "chunk_id": "c", "generator": "g"})
+        + "\n\n",
         encoding="utf-8",
     )
     assert read_jsonl(path, Pair) == [Pair("q one", "c", "g", "k"), Pair("q two", "c", "g", "")]

@@ -11,20 +11,40 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_pipeline import Recorder, full_disk_at_model_save, tiny_config, write_docs
 
 from ragtune import Config, Pipeline
 from ragtune.errors import DiskFullError
 from ragtune.records import Page
-from test_pipeline import Recorder, full_disk_at_model_save, tiny_config, write_docs
 from tests.support.signals import ragtune_env, signal_when
 
 STEPS = 60
 
 
 def _command(docs: Path, out: Path, model_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "ragtune", "run", str(docs), "--out", str(out), "--base-model", str(model_dir),
-            "--max-steps", str(STEPS), "--batch-size", "4", "--chunk-tokens", "64", "--chunk-overlap", "8",
-            "--device", "cpu", "--patience", "0"]
+    return [
+        sys.executable,
+        "-m",
+        "ragtune",
+        "run",
+        str(docs),
+        "--out",
+        str(out),
+        "--base-model",
+        str(model_dir),
+        "--max-steps",
+        str(STEPS),
+        "--batch-size",
+        "4",
+        "--chunk-tokens",
+        "64",
+        "--chunk-overlap",
+        "8",
+        "--device",
+        "cpu",
+        "--patience",
+        "0",
+    ]
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -38,8 +58,13 @@ def test_sigterm_during_training_saves_a_checkpoint_and_the_rerun_resumes(
     out = tmp_path / "run"
     cmd = _command(docs, out, tiny_model_dir)
     # The first progress line means the Trainer is stepping.
-    code, err = signal_when(cmd, _env(tmp_path), tmp_path, signal.SIGTERM,
-                            lambda line: line.startswith("[6/8] train") and " steps, " in line)
+    code, err = signal_when(
+        cmd,
+        _env(tmp_path),
+        tmp_path,
+        signal.SIGTERM,
+        lambda line: line.startswith("[6/8] train") and " steps, " in line,
+    )
     assert code == 128 + signal.SIGTERM, err
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("ragtune: interrupted"), err
@@ -88,11 +113,15 @@ def _copy(cfg: Config, tmp_path: Path) -> Config:
     "damage, note",
     [
         # Killed while the Trainer was writing it: trainer_state.json, and the completion mark, never came.
-        ({"checkpoint-4": ["trainer_state.json", "ragtune_checkpoint.json"]},
-         "checkpoint-4 cannot be resumed from: it was cut off mid-write (no ragtune_checkpoint.json)"),
+        (
+            {"checkpoint-4": ["trainer_state.json", "ragtune_checkpoint.json"]},
+            "checkpoint-4 cannot be resumed from: it was cut off mid-write (no ragtune_checkpoint.json)",
+        ),
         # A checkpoint without weights (a rotation killed half way through deleting it).
-        ({"checkpoint-4": ["model.safetensors"]},
-         "checkpoint-4 cannot be resumed from: model.safetensors missing or cut short"),
+        (
+            {"checkpoint-4": ["model.safetensors"]},
+            "checkpoint-4 cannot be resumed from: model.safetensors missing or cut short",
+        ),
     ],
     ids=["cut-off", "no-weights"],
 )

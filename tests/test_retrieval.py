@@ -15,8 +15,10 @@ KEYWORDS = ["cat", "dog", "fish", "bird", "horse"]
 
 def test_passages_without_overlap_are_whole_sentences_of_enough_words() -> None:
     text = "One small cat. Two big dogs run. Three fish. Four birds sing loud songs. Five."
-    assert passages_of(text, min_words=5, stride=0) == ["One small cat. Two big dogs run.",
-                                                        "Three fish. Four birds sing loud songs. Five."]
+    assert passages_of(text, min_words=5, stride=0) == [
+        "One small cat. Two big dogs run.",
+        "Three fish. Four birds sing loud songs. Five.",
+    ]
     # Every word of the chunk is in exactly one passage, in order.
     assert " ".join(passages_of(text, 5, stride=0)).split() == text.split()
     # A chunk that would make a single passage is its own unit; 0 turns passages off.
@@ -29,18 +31,33 @@ def test_overlapping_passages_start_at_every_stride_th_sentence_and_cover_every_
     text = "One small cat. Two big dogs run. Three fish. Four birds sing loud songs. Five."
     # A window from each sentence until it has 5 words; "Five." alone is too short, so the last window
     # reaches back from the end until it has enough.
-    assert passages_of(text, min_words=5) == ["One small cat. Two big dogs run.", "Two big dogs run. Three fish.",
-                                              "Three fish. Four birds sing loud songs.",
-                                              "Four birds sing loud songs.", "Four birds sing loud songs. Five."]
+    assert passages_of(text, min_words=5) == [
+        "One small cat. Two big dogs run.",
+        "Two big dogs run. Three fish.",
+        "Three fish. Four birds sing loud songs.",
+        "Four birds sing loud songs.",
+        "Four birds sing loud songs. Five.",
+    ]
     # Once a window reaches the end, no later one is made.
-    assert passages_of("Aa bb cc dd. Ee ff gg hh. Ii.", min_words=4) == ["Aa bb cc dd.", "Ee ff gg hh.",
-                                                                      "Ee ff gg hh. Ii."]
+    assert passages_of("Aa bb cc dd. Ee ff gg hh. Ii.", min_words=4) == [
+        "Aa bb cc dd.",
+        "Ee ff gg hh.",
+        "Ee ff gg hh. Ii.",
+    ]
     # Stride 2 starts at every other sentence, but never past the sentence after the last window.
     many = " ".join(f"S{i} a b." for i in range(8))  # eight sentences of 3 words
-    assert passages_of(many, min_words=5, stride=2) == ["S0 a b. S1 a b.", "S2 a b. S3 a b.", "S4 a b. S5 a b.",
-                                                        "S6 a b. S7 a b."]
-    assert passages_of(many, min_words=7, stride=2) == ["S0 a b. S1 a b. S2 a b.", "S2 a b. S3 a b. S4 a b.",
-                                                        "S4 a b. S5 a b. S6 a b.", "S5 a b. S6 a b. S7 a b."]
+    assert passages_of(many, min_words=5, stride=2) == [
+        "S0 a b. S1 a b.",
+        "S2 a b. S3 a b.",
+        "S4 a b. S5 a b.",
+        "S6 a b. S7 a b.",
+    ]
+    assert passages_of(many, min_words=7, stride=2) == [
+        "S0 a b. S1 a b. S2 a b.",
+        "S2 a b. S3 a b. S4 a b.",
+        "S4 a b. S5 a b. S6 a b.",
+        "S5 a b. S6 a b. S7 a b.",
+    ]
     for stride in (1, 2, 3):
         for min_words in (3, 5, 7, 9):
             windows = passages_of(many, min_words, stride)

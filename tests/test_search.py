@@ -52,11 +52,19 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> I
     root = tmp_path_factory.mktemp("search")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HOME", str(root / "hf_home"))
-        cfg = Config(docs=write_pdfs(root / "docs"), out=root / "run", base_model=str(tiny_model_dir), max_steps=2,
-                     batch_size=4, chunk_tokens=64, chunk_overlap=8, device="cpu",
-                     # No validation: it would keep the base weights of this tiny model, and the tests
-                     # need a tuned model that differs from the base.
-                     val_fraction=0)
+        cfg = Config(
+            docs=write_pdfs(root / "docs"),
+            out=root / "run",
+            base_model=str(tiny_model_dir),
+            max_steps=2,
+            batch_size=4,
+            chunk_tokens=64,
+            chunk_overlap=8,
+            device="cpu",
+            # No validation: it would keep the base weights of this tiny model, and the tests
+            # need a tuned model that differs from the base.
+            val_fraction=0,
+        )
         Pipeline(cfg).run()
         yield cfg.out
 
@@ -113,8 +121,9 @@ def test_chunk_text_as_query_finds_that_chunk(tuned: Retriever, chunks: list[Chu
         assert top.score == pytest.approx(1.0 if best is None else (best + w) / (1 + w), abs=1e-4)
 
 
-def test_base_index_is_built_with_the_base_model(base: Retriever, run_dir: Path, chunks: list[Chunk],
-                                                 tiny_model) -> None:
+def test_base_index_is_built_with_the_base_model(
+    base: Retriever, run_dir: Path, chunks: list[Chunk], tiny_model
+) -> None:
     expected = tiny_model.encode([c.text for c in chunks], normalize_embeddings=True, convert_to_numpy=True)
     # The evaluate stage encoded these in the run's training precision (bf16 on a CPU that has it): fp32's
     # vectors to within its rounding.
@@ -140,8 +149,9 @@ def encoded_texts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
-def test_base_index_reuses_the_vectors_of_the_evaluate_stage(run_dir: Path, base: Retriever, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_base_index_reuses_the_vectors_of_the_evaluate_stage(
+    run_dir: Path, base: Retriever, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ragtune.retrieval import BASE_VECTORS
 
     assert (run_dir / BASE_VECTORS / "index.faiss").is_file()
@@ -149,8 +159,9 @@ def test_base_index_reuses_the_vectors_of_the_evaluate_stage(run_dir: Path, base
     cached = load_retriever(run_dir, "base", device="cpu")
     hits = cached.search(QUERY, k=5)
     assert seen == [QUERY], "the corpus was encoded again"
-    assert [(h.chunk_id, round(h.score, 4)) for h in hits] == [(h.chunk_id, round(h.score, 4))
-                                                               for h in base.search(QUERY, k=5)]
+    assert [(h.chunk_id, round(h.score, 4)) for h in hits] == [
+        (h.chunk_id, round(h.score, 4)) for h in base.search(QUERY, k=5)
+    ]
     # Built again, the same vectors: the cache holds what encoding would give (the stage's bf16 within its
     # rounding of search's fp32).
     copy = tmp_path / "run"
@@ -159,13 +170,13 @@ def test_base_index_reuses_the_vectors_of_the_evaluate_stage(run_dir: Path, base
     fresh = load_retriever(copy, "base", device="cpu")
     assert len(seen) == fresh.index.index.ntotal
     n = fresh.index.index.ntotal
-    np.testing.assert_allclose(fresh.index.index.reconstruct_n(0, n), cached.index.index.reconstruct_n(0, n),
-                               atol=2e-3)
+    np.testing.assert_allclose(fresh.index.index.reconstruct_n(0, n), cached.index.index.reconstruct_n(0, n), atol=2e-3)
 
 
 @pytest.mark.parametrize("change", ["chunk_text", "about", "weights", "damaged"])
-def test_stale_or_damaged_base_vectors_are_encoded_again(run_dir: Path, tmp_path: Path, change: str,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stale_or_damaged_base_vectors_are_encoded_again(
+    run_dir: Path, tmp_path: Path, change: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ragtune.retrieval import BASE_VECTORS
 
     copy = tmp_path / "run"
@@ -210,7 +221,8 @@ def test_stale_or_damaged_base_vectors_are_encoded_again(run_dir: Path, tmp_path
 
 
 def test_an_index_from_before_overlapping_passages_compares_with_passages_cut_the_same_way(
-        run_dir: Path, tmp_path: Path, chunks: list[Chunk]) -> None:
+    run_dir: Path, tmp_path: Path, chunks: list[Chunk]
+) -> None:
     from ragtune.retrieval import BASE_VECTORS, read_settings, retrieval_units, write_settings
 
     texts = [c.text for c in chunks]
@@ -237,12 +249,14 @@ def test_modes_rank_by_model_bm25_or_both(tuned: Retriever, run_dir: Path, chunk
     # The fused score runs from 0 to 1, best first, and the hybrid draws on both lists.
     assert all(0 <= h.score <= 1 + 1e-9 for h in hybrid) and hybrid == sorted(hybrid, key=lambda h: -h.score)
     assert {h.chunk_id for h in hybrid} <= {h.chunk_id for h in tuned.search(query, k=100, mode="dense")} | {
-        h.chunk_id for h in tuned.search(query, k=100, mode="bm25")}
+        h.chunk_id for h in tuned.search(query, k=100, mode="bm25")
+    }
     settings = json.loads((run_dir / "index" / "retriever.json").read_text(encoding="utf-8"))
     assert tuned.hybrid_weight == settings["hybrid_weight"] and tuned.mode == settings["mode"]
     # Without a mode, search uses the run's recommendation.
-    assert [h.chunk_id for h in tuned.search(query, k=5)] == [h.chunk_id for h in tuned.search(query, k=5,
-                                                                                              mode=settings["mode"])]
+    assert [h.chunk_id for h in tuned.search(query, k=5)] == [
+        h.chunk_id for h in tuned.search(query, k=5, mode=settings["mode"])
+    ]
     with pytest.raises(ValueError, match="mode must be one of"):
         tuned.search(query, mode="sparse")  # type: ignore[arg-type]
 
@@ -301,8 +315,9 @@ def test_cli_search(run_dir: Path, tuned: Retriever, capsys: pytest.CaptureFixtu
         assert str(hit).splitlines()[0].endswith(f"[{hit.chunk_id}]")
 
 
-def test_cli_search_compare_shows_both_models_side_by_side(run_dir: Path, base: Retriever, tuned: Retriever,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_search_compare_shows_both_models_side_by_side(
+    run_dir: Path, base: Retriever, tuned: Retriever, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["search", str(run_dir), QUERY, "-k", "4", "--compare", "--device", "cpu"]) == 0
     out = capsys.readouterr().out.splitlines()
     mode = tuned.mode
@@ -318,8 +333,9 @@ def test_cli_search_compare_shows_both_models_side_by_side(run_dir: Path, base: 
 # --- LlamaIndex datasets --------------------------------------------------------------
 
 
-def test_export_import_round_trip(run_dir: Path, tmp_path: Path, chunks: list[Chunk],
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_import_round_trip(
+    run_dir: Path, tmp_path: Path, chunks: list[Chunk], capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "eval.json"
     assert main(["export", str(run_dir), "--llamaindex", str(path)]) == 0
     held = read_jsonl(run_dir / "pairs_eval.jsonl", Pair)
@@ -344,8 +360,9 @@ def test_train_export_holds_no_held_out_text(run_dir: Path, tmp_path: Path) -> N
     assert (export.n_queries, export.n_corpus) == (len(train), len(corpus))
 
 
-def test_exported_eval_set_reproduces_the_run_metrics(run_dir: Path, tmp_path: Path, tiny_model_dir: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_exported_eval_set_reproduces_the_run_metrics(
+    run_dir: Path, tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = export_llamaindex(run_dir, tmp_path / "eval.json").path
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     # Same questions, same chunks, same index settings: the numbers the run reported.
@@ -359,8 +376,9 @@ def test_exported_eval_set_reproduces_the_run_metrics(run_dir: Path, tmp_path: P
 
 
 def write_dataset(path: Path, queries: dict, corpus: dict, relevant: dict) -> Path:
-    path.write_text(json.dumps({"queries": queries, "corpus": corpus, "relevant_docs": relevant, "mode": "text"}),
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps({"queries": queries, "corpus": corpus, "relevant_docs": relevant, "mode": "text"}), encoding="utf-8"
+    )
     return path
 
 
@@ -383,8 +401,13 @@ def test_hand_worked_dataset_with_a_keyword_encoder() -> None:
     # q4 = [3, 2, 0, 1, 0]: d-catdog .94, d-cat .80, d-dog .53, d-bird .27, d-fish 0, so d-bird is 4th.
     relevant = {"q1": ["d-cat"], "q2": ["d-catdog"], "q3": ["d-fish", "d-bird"], "q4": ["d-bird"]}
     m = evaluate_dataset(encoder, queries, corpus, relevant)
-    assert m == {"hit@1": 0.5, "hit@3": 0.75, "hit@5": 1.0, "hit@10": 1.0,
-                 "mrr@10": pytest.approx((1 + 1 / 2 + 1 + 1 / 4) / 4)}
+    assert m == {
+        "hit@1": 0.5,
+        "hit@3": 0.75,
+        "hit@5": 1.0,
+        "hit@10": 1.0,
+        "mrr@10": pytest.approx((1 + 1 / 2 + 1 + 1 / 4) / 4),
+    }
 
 
 GOOD = {"queries": {"q1": "what?"}, "corpus": {"n1": "this."}, "relevant_docs": {"q1": ["n1"]}, "mode": "text"}
@@ -406,8 +429,9 @@ GOOD = {"queries": {"q1": "what?"}, "corpus": {"n1": "this."}, "relevant_docs": 
         (None, "does not exist"),
     ],
 )
-def test_malformed_dataset_is_one_error_line(tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str],
-                                             content: str | None, fragment: str) -> None:
+def test_malformed_dataset_is_one_error_line(
+    tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str], content: str | None, fragment: str
+) -> None:
     path = tmp_path / "qa.json"
     if content is not None:
         path.write_text(content, encoding="utf-8")
@@ -464,14 +488,34 @@ def test_dataset_metrics_use_the_base_and_the_tuned_model(run_dir: Path, tmp_pat
     assert entry["after"] == pytest.approx(saved["after"], abs=1e-9)
 
 
-def test_cli_run_with_eval_dataset_prints_a_second_table(run_dir: Path, tmp_path: Path, tiny_model_dir: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_run_with_eval_dataset_prints_a_second_table(
+    run_dir: Path, tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = copy_run(run_dir, tmp_path)
     path = hand_worked_dataset(tmp_path / "qa.json")
     # The same settings as the fixture's run, so every stage is reused and only the dataset is new.
-    args = ["run", str(run_dir.parent / "docs"), "--out", str(run), "--base-model", str(tiny_model_dir),
-            "--max-steps", "2", "--batch-size", "4", "--chunk-tokens", "64", "--chunk-overlap", "8",
-            "--device", "cpu", "--val-fraction", "0", "--eval-dataset", str(path)]
+    args = [
+        "run",
+        str(run_dir.parent / "docs"),
+        "--out",
+        str(run),
+        "--base-model",
+        str(tiny_model_dir),
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--chunk-tokens",
+        "64",
+        "--chunk-overlap",
+        "8",
+        "--device",
+        "cpu",
+        "--val-fraction",
+        "0",
+        "--eval-dataset",
+        str(path),
+    ]
 
     assert main(args) == 0
     captured = capsys.readouterr()
@@ -492,8 +536,21 @@ def test_cli_run_with_a_malformed_eval_dataset_fails_before_running(
     path.write_text(json.dumps(GOOD | {"relevant_docs": {"q1": ["n9"]}}), encoding="utf-8")
     out = tmp_path / "run"
 
-    assert main(["run", str(run_dir.parent / "docs"), "--out", str(out), "--base-model", str(tiny_model_dir),
-                 "--eval-dataset", str(path)]) == 1
+    assert (
+        main(
+            [
+                "run",
+                str(run_dir.parent / "docs"),
+                "--out",
+                str(out),
+                "--base-model",
+                str(tiny_model_dir),
+                "--eval-dataset",
+                str(path),
+            ]
+        )
+        == 1
+    )
     captured = capsys.readouterr()
     assert_one_error_line(captured.err, str(path), "1 id not in the corpus")
     assert captured.out == "" and not out.exists()

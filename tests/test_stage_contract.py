@@ -13,12 +13,11 @@ import pytest
 import ragtune.stages
 from ragtune import Pipeline
 from ragtune.config import Config
-from ragtune.pipeline import STAGE_SETTINGS, STAGES, stage_keys
 from ragtune.fileio import write_json
+from ragtune.pipeline import STAGE_SETTINGS, STAGES, stage_keys
 from ragtune.records import Page
 from ragtune.runfiles import RunFiles
 from ragtune.stages import PIPELINE, Records, Run, Stage
-
 from tests.test_pipeline import Recorder, tiny_config, write_docs
 
 
@@ -49,8 +48,10 @@ def toy_outputs(files: RunFiles) -> list[Path]:
 def run_toy(run: Run, records: Records) -> dict[str, object]:
     """Reads what the earlier stages recorded and a file they wrote, and writes one of its own."""
     n_chunks = records["chunk"]["n_chunks"]
-    write_json(run.path(TOY_FILE), {"n_chunks": n_chunks, "hit@5": json.loads(
-        run.files.metrics.read_text(encoding="utf-8"))["after"]["hit@5"]})
+    write_json(
+        run.path(TOY_FILE),
+        {"n_chunks": n_chunks, "hit@5": json.loads(run.files.metrics.read_text(encoding="utf-8"))["after"]["hit@5"]},
+    )
     return {"n_chunks": n_chunks, "summary": f"toy: {n_chunks} chunks"}
 
 

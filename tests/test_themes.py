@@ -89,11 +89,17 @@ def test_retagging_replaces_old_themes() -> None:
 
 
 def test_default_lexicon_on_policy_text() -> None:
-    text = ("Organizations should red-team generative AI systems, audit training data for bias, "
-            "and disclose incidents.")
+    text = "Organizations should red-team generative AI systems, audit training data for bias, and disclose incidents."
     themes = set(themes_of(text, DEFAULT_LEXICON))
-    assert {"evaluation", "generative AI", "governance", "data", "fairness", "transparency",
-            "incident response"} <= themes
+    assert {
+        "evaluation",
+        "generative AI",
+        "governance",
+        "data",
+        "fairness",
+        "transparency",
+        "incident response",
+    } <= themes
     assert "privacy" not in themes and "intellectual property" not in themes
 
 
@@ -116,7 +122,7 @@ def test_load_yaml(tmp_path: Path) -> None:
 
 def test_load_yml_and_toml_give_the_same_lexicon(tmp_path: Path) -> None:
     yml = tmp_path / "t.YML"
-    yml.write_text("zero trust:\n  - zero trust\n  - micro-segment*\n\"2024\": [\"year\"]\n", encoding="utf-8")
+    yml.write_text('zero trust:\n  - zero trust\n  - micro-segment*\n"2024": ["year"]\n', encoding="utf-8")
     toml = tmp_path / "t.toml"
     toml.write_text('"zero trust" = ["zero trust", "micro-segment*"]\n"2024" = ["year"]\n', encoding="utf-8")
     expected = {"zero trust": ["zero trust", "micro-segment*"], "2024": ["year"]}
@@ -181,7 +187,7 @@ def test_file_that_is_not_a_mapping(tmp_path: Path, content: str) -> None:
 
 def test_toml_with_non_list_value_names_the_theme(tmp_path: Path) -> None:
     path = tmp_path / "t.toml"
-    path.write_text('security = 3\n', encoding="utf-8")
+    path.write_text("security = 3\n", encoding="utf-8")
     with pytest.raises(ThemesError, match="'security'"):
         load_lexicon(path)
 

@@ -11,15 +11,42 @@ from ragtune.records import Page
 from tests.test_pipeline import write_docs
 
 
-def test_run_under_torchrun_trains_with_two_processes(tmp_path: Path, tiny_model_dir: Path,
-                                                      nist_pages: list[Page]) -> None:
+def test_run_under_torchrun_trains_with_two_processes(
+    tmp_path: Path, tiny_model_dir: Path, nist_pages: list[Page]
+) -> None:
     docs, out = write_docs(tmp_path / "docs", nist_pages), tmp_path / "run"
     env = os.environ | {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "ragtune", "run", str(docs), "--out", str(out), "--base-model", str(tiny_model_dir),
-         "--max-steps", "2", "--batch-size", "4", "--chunk-tokens", "64", "--chunk-overlap", "8", "--device", "cpu"],
-        capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "ragtune",
+            "run",
+            str(docs),
+            "--out",
+            str(out),
+            "--base-model",
+            str(tiny_model_dir),
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--chunk-tokens",
+            "64",
+            "--chunk-overlap",
+            "8",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=tmp_path,
     )
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-3000:]

@@ -84,12 +84,14 @@ def _chunks(texts: dict[str, str]) -> dict[str, Chunk]:
 def test_hard_negative_is_the_closest_wrong_chunk() -> None:
     from ragtune.training.negatives import mine_hard_negatives
 
-    chunks = _chunks({
-        "fw": "firewall firewall router",
-        "rt": "router router firewall",   # shares words with fw: the hard negative for a firewall question
-        "po": "policy audit",
-        "au": "audit audit",
-    })
+    chunks = _chunks(
+        {
+            "fw": "firewall firewall router",
+            "rt": "router router firewall",  # shares words with fw: the hard negative for a firewall question
+            "po": "policy audit",
+            "au": "audit audit",
+        }
+    )
     pairs = [Pair("firewall router", "fw", "g"), Pair("audit policy", "po", "g")]
     negatives = mine_hard_negatives(_KeywordEncoder(), pairs, chunks, set(chunks), margin=1.0)
     assert negatives == {"fw": "rt", "po": "au"}
@@ -98,12 +100,14 @@ def test_hard_negative_is_the_closest_wrong_chunk() -> None:
 def test_likely_false_negatives_and_held_out_chunks_are_skipped() -> None:
     from ragtune.training.negatives import mine_hard_negatives
 
-    chunks = _chunks({
-        "fw": "firewall router",
-        "dup": "firewall router firewall router",  # same direction as fw: a near-duplicate
-        "rt": "router",
-        "po": "policy",
-    })
+    chunks = _chunks(
+        {
+            "fw": "firewall router",
+            "dup": "firewall router firewall router",  # same direction as fw: a near-duplicate
+            "rt": "router",
+            "po": "policy",
+        }
+    )
     pairs = [Pair("firewall router", "fw", "g")]
     # "dup" is a near-duplicate of the positive, "rt" is held out: "po" is all that is left.
     assert mine_hard_negatives(_KeywordEncoder(), pairs, chunks, {"fw", "dup", "po"}) == {"fw": "po"}
@@ -114,12 +118,14 @@ def test_likely_false_negatives_and_held_out_chunks_are_skipped() -> None:
 def test_same_theme_negatives_are_preferred_when_there_is_one() -> None:
     from ragtune.training.negatives import mine_hard_negatives
 
-    chunks = _chunks({
-        "fw": "firewall router",
-        "rt": "router",            # ranked first for the question, but on another theme
-        "au": "audit firewall policy",  # ranked lower, same theme as the positive
-        "po": "policy",
-    })
+    chunks = _chunks(
+        {
+            "fw": "firewall router",
+            "rt": "router",  # ranked first for the question, but on another theme
+            "au": "audit firewall policy",  # ranked lower, same theme as the positive
+            "po": "policy",
+        }
+    )
     chunks["fw"] = Chunk("fw", "d.pdf", (1,), "firewall router", 5, ("network",))
     chunks["au"] = Chunk("au", "d.pdf", (1,), "audit firewall policy", 5, ("network", "governance"))
     pairs = [Pair("firewall router", "fw", "g")]
@@ -178,12 +184,15 @@ class _DistanceToTarget:
 
 def _perturbed(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(0)
-    return {k: v + 0.05 * torch.randn(v.shape, generator=gen) if v.is_floating_point() else v
-            for k, v in model.state_dict().items()}
+    return {
+        k: v + 0.05 * torch.randn(v.shape, generator=gen) if v.is_floating_point() else v
+        for k, v in model.state_dict().items()
+    }
 
 
-@pytest.mark.parametrize(("want", "tried"), [(0.75, {0.0, 0.5, 0.75, 1.0}), (0.0, {0.0, 0.5, 0.75, 1.0}),
-                                            (1.0, {0.0, 0.75, 1.0})])
+@pytest.mark.parametrize(
+    ("want", "tried"), [(0.75, {0.0, 0.5, 0.75, 1.0}), (0.0, {0.0, 0.5, 0.75, 1.0}), (1.0, {0.0, 0.75, 1.0})]
+)
 def test_choose_mix_keeps_the_share_validation_prefers(tiny_model, want: float, tried: set[float]) -> None:
     import copy
 
@@ -253,7 +262,9 @@ def test_checkpoint_marker_is_written_after_its_files_reach_the_disk(tmp_path, m
     assert order.index(marker) > max(order.index(path) for path in synced_before)
     assert order[-1] == str(folder)  # the marker's name is on the disk too
     assert json.loads((folder / CHECKPOINT_MARKER).read_text()) == {
-        "step": 4, "files": {"model.safetensors": 1000, "sub/optimizer.pt": 500, "trainer_state.json": 18}}
+        "step": 4,
+        "files": {"model.safetensors": 1000, "sub/optimizer.pt": 500, "trainer_state.json": 18},
+    }
     assert checkpoint_problem(folder) is None
     (folder / "model.safetensors").write_bytes(b"w" * 10)
     assert checkpoint_problem(folder) is not None
@@ -266,8 +277,12 @@ def test_precision_is_the_arithmetic_training_runs_in(tiny_model, tmp_path, prec
     from ragtune.config import Config
     from ragtune.training.trainer import fine_tune
 
-    chunks = _chunks({f"c{i}": f"section {i} covers the {w} control in detail" for i, w in
-                      enumerate(("firewall", "router", "policy", "audit", "backup", "logging"))})
+    chunks = _chunks(
+        {
+            f"c{i}": f"section {i} covers the {w} control in detail"
+            for i, w in enumerate(("firewall", "router", "policy", "audit", "backup", "logging"))
+        }
+    )
     pairs = [Pair(f"which section covers {c.text.split()[3]}?", cid, "offline") for cid, c in chunks.items()]
     seen: set[torch.dtype] = set()
     linear = next(m for m in tiny_model.modules() if isinstance(m, torch.nn.Linear))
@@ -316,13 +331,29 @@ def _misleading_run(tiny_model, tmp_path: Path, patience: int):
     chunks = _chunks({f"c{i}": f"section {i} covers the {w} control in detail" for i, w in enumerate(words)})
     ids = list(chunks)
     # Each question is trained towards the next chunk over.
-    pairs = [Pair(f"which section covers the {w} control?", ids[(i + 1) % len(ids)], "offline")
-             for i, w in enumerate(words) for _ in range(4)]
-    validation = Validation(queries=[f"which section covers the {w} control?" for w in words],
-                            kinds=["term"] * len(words), relevant=ids, corpus_ids=ids,
-                            corpus_texts=[chunks[c].text for c in ids])
-    cfg = Config(docs=Path("d"), max_steps=8, evals=8, patience=patience, batch_size=4, learning_rate=5e-3,
-                 precision="fp32", device="cpu", wise=False)
+    pairs = [
+        Pair(f"which section covers the {w} control?", ids[(i + 1) % len(ids)], "offline")
+        for i, w in enumerate(words)
+        for _ in range(4)
+    ]
+    validation = Validation(
+        queries=[f"which section covers the {w} control?" for w in words],
+        kinds=["term"] * len(words),
+        relevant=ids,
+        corpus_ids=ids,
+        corpus_texts=[chunks[c].text for c in ids],
+    )
+    cfg = Config(
+        docs=Path("d"),
+        max_steps=8,
+        evals=8,
+        patience=patience,
+        batch_size=4,
+        learning_rate=5e-3,
+        precision="fp32",
+        device="cpu",
+        wise=False,
+    )
     return fine_tune(tiny_model, pairs, chunks, cfg, tmp_path / "work", "cpu", validation=validation)
 
 
@@ -338,5 +369,5 @@ def test_early_stopping_ends_training_patience_checkpoints_after_the_best(tiny_m
     best = scores.index(max(scores))
     # Stopped 2 checkpoints after the best one, none of them better, and the best one was kept.
     assert stopped.steps == stopped.val_history[-1][0] < 8
-    assert len(scores) == best + 1 + 2 and max(scores[best + 1:]) <= scores[best]
+    assert len(scores) == best + 1 + 2 and max(scores[best + 1 :]) <= scores[best]
     assert stopped.best_step == stopped.val_history[best][0]

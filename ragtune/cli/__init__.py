@@ -49,11 +49,15 @@ def _print_advice(metrics: dict[str, Any], report: Path) -> None:
     label, best = max(retriever_rows(metrics), key=lambda row: (row[1]["hit@5"], row[1]["mrr@10"]))
     w = metrics.get("hybrid_weight")
     share = f" ({w:.1f} : {1 - w:.1f})" if isinstance(w, (int, float)) else ""
-    served = {"hybrid": f"the hybrid of the model and BM25{share}", "dense": "the fine-tuned model",
-              "bm25": "BM25 alone, since neither the model nor the hybrid beat it on the validation questions"}.get(
-        metrics.get("recommended_mode", ""), "the fine-tuned model")
-    print(f"Best on these held-out questions: {label} (hit@5 {best['hit@5']:.3f}, MRR@10 {best['mrr@10']:.3f}); "
-          f"ragtune.Retriever serves {served}. Why, and what to use: {report}")
+    served = {
+        "hybrid": f"the hybrid of the model and BM25{share}",
+        "dense": "the fine-tuned model",
+        "bm25": "BM25 alone, since neither the model nor the hybrid beat it on the validation questions",
+    }.get(metrics.get("recommended_mode", ""), "the fine-tuned model")
+    print(
+        f"Best on these held-out questions: {label} (hit@5 {best['hit@5']:.3f}, MRR@10 {best['mrr@10']:.3f}); "
+        f"ragtune.Retriever serves {served}. Why, and what to use: {report}"
+    )
     sim = metrics.get("similarity") or {}
     if sim.get("warn"):
         from ..metrics import cutoff_advice
@@ -86,103 +90,252 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=d.out, metavar="DIR", help="run directory")
 
     g = p.add_argument_group("input and chunking")
-    g.add_argument("--base-model", default=AUTO, metavar="MODEL",
-                   help="local path or Hub id of a sentence-transformers model (auto: the bundled all-MiniLM-L6-v2)")
+    g.add_argument(
+        "--base-model",
+        default=AUTO,
+        metavar="MODEL",
+        help="local path or Hub id of a sentence-transformers model (auto: the bundled all-MiniLM-L6-v2)",
+    )
     g.add_argument("--extractor", choices=("pypdf", "pypdfium2"), default=d.extractor, help="PDF text extractor")
-    g.add_argument("--include", action="append", default=[], metavar="GLOB",
-                   help="read only the files matching this glob (path under DOCS or file name, any case); repeat for "
-                        "more; an included file is read even if it matches --exclude")
-    g.add_argument("--exclude", action="append", default=[], metavar="GLOB",
-                   help=f"also leave out files matching this glob; repeat for more (left out unless included: "
-                        f"{', '.join(d.exclude)})")
+    g.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="read only the files matching this glob (path under DOCS or file name, any case); repeat for "
+        "more; an included file is read even if it matches --exclude",
+    )
+    g.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help=f"also leave out files matching this glob; repeat for more (left out unless included: "
+        f"{', '.join(d.exclude)})",
+    )
     g.add_argument("--chunk-tokens", type=int, default=d.chunk_tokens, metavar="N", help="chunk size in model tokens")
     g.add_argument("--chunk-overlap", type=int, default=d.chunk_overlap, metavar="N", help="overlap in model tokens")
-    g.add_argument("--themes", type=Path, default=None, dest="themes_file", metavar="FILE",
-                   help="YAML or TOML: theme -> keywords (default: the built-in lexicon)")
+    g.add_argument(
+        "--themes",
+        type=Path,
+        default=None,
+        dest="themes_file",
+        metavar="FILE",
+        help="YAML or TOML: theme -> keywords (default: the built-in lexicon)",
+    )
 
     g = p.add_argument_group("questions")
     g.add_argument("--generator", choices=GENERATORS, default=d.generator, help="how questions are written")
-    g.add_argument("--questions-per-chunk", type=int, default=d.questions_per_chunk, metavar="N", help="questions written per chunk")
-    g.add_argument("--lexical-per-chunk", type=int, default=d.lexical_per_chunk, metavar="N",
-                   help="BM25-labelled spans of each training chunk's sentences to train on as well (0: off)")
-    g.add_argument("--near-duplicate", type=float, default=d.near_duplicate, metavar="X",
-                   help="drop a question this similar to another of its chunk (1.0: off)")
-    g.add_argument("--round-trip-k", type=int, default=d.round_trip_k, metavar="N",
-                   help="drop a training question whose chunk BM25 does not rank in the top N (0: off); "
-                        "held-out and validation questions are never filtered")
+    g.add_argument(
+        "--questions-per-chunk",
+        type=int,
+        default=d.questions_per_chunk,
+        metavar="N",
+        help="questions written per chunk",
+    )
+    g.add_argument(
+        "--lexical-per-chunk",
+        type=int,
+        default=d.lexical_per_chunk,
+        metavar="N",
+        help="BM25-labelled spans of each training chunk's sentences to train on as well (0: off)",
+    )
+    g.add_argument(
+        "--near-duplicate",
+        type=float,
+        default=d.near_duplicate,
+        metavar="X",
+        help="drop a question this similar to another of its chunk (1.0: off)",
+    )
+    g.add_argument(
+        "--round-trip-k",
+        type=int,
+        default=d.round_trip_k,
+        metavar="N",
+        help="drop a training question whose chunk BM25 does not rank in the top N (0: off); "
+        "held-out and validation questions are never filtered",
+    )
 
     g = p.add_argument_group("LLM question generators (--generator openai or local)")
-    g.add_argument("--llm-base-url", default=d.llm_base_url, metavar="URL",
-                   help="any OpenAI-compatible server (vLLM, Ollama, llama.cpp: http://host:port/v1); the key comes "
-                        "from OPENAI_API_KEY")
-    g.add_argument("--llm-model", default=d.llm_model, metavar="MODEL",
-                   help="openai: the model name; local: a model folder, a .gguf file, or smollm2")
-    g.add_argument("--llm-concurrency", type=int, default=d.llm_concurrency, metavar="N", help="requests in flight at once")
-    g.add_argument("--llm-timeout", type=float, default=d.llm_timeout, metavar="SECONDS", help="seconds to wait for one reply")
-    g.add_argument("--llm-retries", type=int, default=d.llm_retries, metavar="N",
-                   help="retries of a timeout, dropped connection, 429 or 5xx (exponential backoff)")
+    g.add_argument(
+        "--llm-base-url",
+        default=d.llm_base_url,
+        metavar="URL",
+        help="any OpenAI-compatible server (vLLM, Ollama, llama.cpp: http://host:port/v1); the key comes "
+        "from OPENAI_API_KEY",
+    )
+    g.add_argument(
+        "--llm-model",
+        default=d.llm_model,
+        metavar="MODEL",
+        help="openai: the model name; local: a model folder, a .gguf file, or smollm2",
+    )
+    g.add_argument(
+        "--llm-concurrency", type=int, default=d.llm_concurrency, metavar="N", help="requests in flight at once"
+    )
+    g.add_argument(
+        "--llm-timeout", type=float, default=d.llm_timeout, metavar="SECONDS", help="seconds to wait for one reply"
+    )
+    g.add_argument(
+        "--llm-retries",
+        type=int,
+        default=d.llm_retries,
+        metavar="N",
+        help="retries of a timeout, dropped connection, 429 or 5xx (exponential backoff)",
+    )
 
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=float, default=d.epochs, metavar="X", help="passes over the training questions")
-    g.add_argument("--batch-size", type=int, default=d.batch_size, metavar="N", help="rows per batch, each one chunk with 4 questions")
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        default=d.batch_size,
+        metavar="N",
+        help="rows per batch, each one chunk with 4 questions",
+    )
     g.add_argument("--lr", type=float, default=d.learning_rate, dest="learning_rate", metavar="X", help="learning rate")
-    g.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio, metavar="X", help="share of the steps spent warming up")
-    g.add_argument("--pairs", type=Path, action="append", default=[], dest="pairs_files", metavar="FILE",
-                   help="labelled pairs (CSV/JSONL: sentence1,sentence2,label) to train on alongside the questions; "
-                        "repeat for more files")
-    g.add_argument("--pairs-loss", choices=("cosine", "cosent", "angle"), default=d.pairs_loss,
-                   help="loss for --pairs")
-    g.add_argument("--hard-negatives", action=argparse.BooleanOptionalAction, default=d.hard_negatives,
-                   help="train with one mined hard negative per chunk")
-    g.add_argument("--same-theme-negatives", action=argparse.BooleanOptionalAction, default=d.same_theme_negatives,
-                   help="with --hard-negatives: prefer a negative on the same theme as the chunk")
-    g.add_argument("--mini-batch-size", type=int, default=d.mini_batch_size, metavar="N",
-                   help="encode this many texts at a time with gradient caching, for batches larger than memory "
-                        "allows (0: off)")
-    g.add_argument("--matryoshka-dims", type=_int_list, default=d.matryoshka_dims, metavar="N,N,...",
-                   help="also train and report these truncated embedding sizes, e.g. 256,128,64")
+    g.add_argument(
+        "--warmup-ratio", type=float, default=d.warmup_ratio, metavar="X", help="share of the steps spent warming up"
+    )
+    g.add_argument(
+        "--pairs",
+        type=Path,
+        action="append",
+        default=[],
+        dest="pairs_files",
+        metavar="FILE",
+        help="labelled pairs (CSV/JSONL: sentence1,sentence2,label) to train on alongside the questions; "
+        "repeat for more files",
+    )
+    g.add_argument("--pairs-loss", choices=("cosine", "cosent", "angle"), default=d.pairs_loss, help="loss for --pairs")
+    g.add_argument(
+        "--hard-negatives",
+        action=argparse.BooleanOptionalAction,
+        default=d.hard_negatives,
+        help="train with one mined hard negative per chunk",
+    )
+    g.add_argument(
+        "--same-theme-negatives",
+        action=argparse.BooleanOptionalAction,
+        default=d.same_theme_negatives,
+        help="with --hard-negatives: prefer a negative on the same theme as the chunk",
+    )
+    g.add_argument(
+        "--mini-batch-size",
+        type=int,
+        default=d.mini_batch_size,
+        metavar="N",
+        help="encode this many texts at a time with gradient caching, for batches larger than memory allows (0: off)",
+    )
+    g.add_argument(
+        "--matryoshka-dims",
+        type=_int_list,
+        default=d.matryoshka_dims,
+        metavar="N,N,...",
+        help="also train and report these truncated embedding sizes, e.g. 256,128,64",
+    )
     g.add_argument("--max-steps", type=int, default=d.max_steps, metavar="N", help="cap on training steps (-1: none)")
     g.add_argument("--seed", type=int, default=d.seed, metavar="N", help="seed of every random choice")
     g.add_argument("--device", default=AUTO, metavar="DEVICE", help=DEVICE_HELP)
-    g.add_argument("--precision", choices=PRECISIONS, default=d.precision,
-                   help="training arithmetic (auto: bf16 or fp16 on a GPU, bf16 on a CPU that has it, else fp32)")
+    g.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=d.precision,
+        help="training arithmetic (auto: bf16 or fp16 on a GPU, bf16 on a CPU that has it, else fp32)",
+    )
 
     g = p.add_argument_group("model selection")
-    g.add_argument("--test-fraction", type=float, default=d.eval_fraction, dest="eval_fraction", metavar="X",
-                   help="share of chunks whose questions are held out as the test set")
-    g.add_argument("--val-fraction", type=float, default=d.val_fraction, metavar="X",
-                   help="share of chunks whose questions pick the checkpoint and the mix (0: no validation)")
-    g.add_argument("--validations", type=int, default=d.evals, dest="evals", metavar="N",
-                   help="validations (and checkpoints) over training")
-    g.add_argument("--patience", type=int, default=d.patience, metavar="N",
-                   help="stop after this many validations without improvement (0: never stop early)")
-    g.add_argument("--wise", action=argparse.BooleanOptionalAction, default=d.wise,
-                   help="mix the tuned weights with the base in the share validation prefers (WiSE-FT)")
+    g.add_argument(
+        "--test-fraction",
+        type=float,
+        default=d.eval_fraction,
+        dest="eval_fraction",
+        metavar="X",
+        help="share of chunks whose questions are held out as the test set",
+    )
+    g.add_argument(
+        "--val-fraction",
+        type=float,
+        default=d.val_fraction,
+        metavar="X",
+        help="share of chunks whose questions pick the checkpoint and the mix (0: no validation)",
+    )
+    g.add_argument(
+        "--validations",
+        type=int,
+        default=d.evals,
+        dest="evals",
+        metavar="N",
+        help="validations (and checkpoints) over training",
+    )
+    g.add_argument(
+        "--patience",
+        type=int,
+        default=d.patience,
+        metavar="N",
+        help="stop after this many validations without improvement (0: never stop early)",
+    )
+    g.add_argument(
+        "--wise",
+        action=argparse.BooleanOptionalAction,
+        default=d.wise,
+        help="mix the tuned weights with the base in the share validation prefers (WiSE-FT)",
+    )
 
     g = p.add_argument_group("retrieval")
-    g.add_argument("--passage-words", type=int, default=d.passage_words, metavar="N",
-                   help="also index each chunk as passages of whole sentences, N words or more (0: one vector per "
-                        "chunk)")
-    g.add_argument("--passage-stride", type=int, default=d.passage_stride, metavar="N",
-                   help="start a passage at every N-th sentence, so passages overlap (0: passages without overlap)")
-    g.add_argument("--chunk-weight", type=float, default=d.chunk_weight, metavar="X",
-                   help="a chunk scores (best passage + X * its own vector) / (1 + X)")
-    g.add_argument("--hybrid-weight", type=_weight_or_auto, metavar="X",
-                   default="auto" if d.hybrid_weight is None else d.hybrid_weight,
-                   help="the model's share of the hybrid score, BM25 taking the rest (auto: chosen on the validation "
-                        "questions too; which retriever is served is always chosen there)")
+    g.add_argument(
+        "--passage-words",
+        type=int,
+        default=d.passage_words,
+        metavar="N",
+        help="also index each chunk as passages of whole sentences, N words or more (0: one vector per chunk)",
+    )
+    g.add_argument(
+        "--passage-stride",
+        type=int,
+        default=d.passage_stride,
+        metavar="N",
+        help="start a passage at every N-th sentence, so passages overlap (0: passages without overlap)",
+    )
+    g.add_argument(
+        "--chunk-weight",
+        type=float,
+        default=d.chunk_weight,
+        metavar="X",
+        help="a chunk scores (best passage + X * its own vector) / (1 + X)",
+    )
+    g.add_argument(
+        "--hybrid-weight",
+        type=_weight_or_auto,
+        metavar="X",
+        default="auto" if d.hybrid_weight is None else d.hybrid_weight,
+        help="the model's share of the hybrid score, BM25 taking the rest (auto: chosen on the validation "
+        "questions too; which retriever is served is always chosen there)",
+    )
 
     g = p.add_argument_group("publishing")
     g.add_argument("--push", default="", dest="push_repo", metavar="REPO_ID", help="push the model to this Hub repo")
     g.add_argument("--private", action="store_true", help="with --push: create a private repo")
     # The same publish flags as `ragtune push`; not Config fields, they only steer the push after the run.
-    g.add_argument("--with-data", action="store_true",
-                   help="with --push: also upload the question-chunk pairs as the dataset repo REPO_ID-pairs")
-    g.add_argument("--force-push", action="store_true", dest="force",
-                   help="with --push: push even if the run did not beat the base model")
-    g.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                   help="with --push: give up on a Hub request (and retry it) after this many seconds without "
-                        "progress (default: $RAGTUNE_HUB_TIMEOUT, else 60)")
+    g.add_argument(
+        "--with-data",
+        action="store_true",
+        help="with --push: also upload the question-chunk pairs as the dataset repo REPO_ID-pairs",
+    )
+    g.add_argument(
+        "--force-push",
+        action="store_true",
+        dest="force",
+        help="with --push: push even if the run did not beat the base model",
+    )
+    g.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="with --push: give up on a Hub request (and retry it) after this many seconds without "
+        "progress (default: $RAGTUNE_HUB_TIMEOUT, else 60)",
+    )
 
 
 EXIT_CODES = """exit codes:
@@ -197,7 +350,7 @@ EXAMPLES = {
     "search": 'ragtune search runs/demo "How are incidents escalated?" -k 3 --compare',
     "eval-dataset": "ragtune eval-dataset runs/demo qa.json",
     "export": "ragtune export runs/demo --llamaindex held_out.json\n  ragtune export runs/demo --onnx --int8\n"
-              "  ragtune export runs/demo --to qdrant ./qdrant_data --collection docs",
+    "  ragtune export runs/demo --to qdrant ./qdrant_data --collection docs",
     "reindex": "ragtune reindex runs/demo --qdrant ./qdrant_data --collection docs",
     "push": "ragtune push runs/demo you/demo-embed --dry-run",
     "pairs": "ragtune pairs pairs.csv --out runs/pairs --pairs-loss cosent",
@@ -231,8 +384,9 @@ class _Parser(argparse.ArgumentParser):
         bad = re.match(r"argument (?:COMMAND|command): invalid choice: '([^']*)'", message)
         if bad:
             names = self._subcommands()
-            message = (f"unknown command {bad[1]!r}{_did_you_mean(bad[1], names, quote=True)} "
-                       f"(commands: {', '.join(names)})")
+            message = (
+                f"unknown command {bad[1]!r}{_did_you_mean(bad[1], names, quote=True)} (commands: {', '.join(names)})"
+            )
         super().error(message)
 
     def _subcommands(self) -> list[str]:
@@ -243,15 +397,22 @@ class _Parser(argparse.ArgumentParser):
         if extras:
             # The subcommand's own usage and flags, not the top level's.
             command = getattr(parsed, "command", None)
-            parser = next((a.choices[command] for a in self._actions
-                           if isinstance(a, argparse._SubParsersAction) and command in a.choices), self)
+            parser = next(
+                (
+                    a.choices[command]
+                    for a in self._actions
+                    if isinstance(a, argparse._SubParsersAction) and command in a.choices
+                ),
+                self,
+            )
             flags = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
             guesses = {e: _closest_flag(e.split("=")[0], flags) for e in extras if e.startswith("-")}
             hints = [f"{guess} for {typed}" for typed, guess in guesses.items() if guess]
             if len(hints) == 1:
                 hints = [next(guess for guess in guesses.values() if guess)]
-            parser.error(f"unrecognized arguments: {' '.join(extras)}"
-                         + (f"; did you mean {', '.join(hints)}?" if hints else ""))
+            parser.error(
+                f"unrecognized arguments: {' '.join(extras)}" + (f"; did you mean {', '.join(hints)}?" if hints else "")
+            )
         return parsed
 
 
@@ -286,24 +447,43 @@ def _did_you_mean(word: str, choices: Sequence[str], quote: bool = False) -> str
 
 
 def build_parser(run_defaults: dict[str, Any] | None = None) -> argparse.ArgumentParser:
-    parser = _Parser(prog="ragtune", description="Fine-tune an embedding model on your documents.",
-                     epilog=EXIT_CODES + "\n\nexample:\n  " + EXAMPLES["run"] + "\n  " + EXAMPLES["search"]
-                     + "\n\nragtune COMMAND --help shows each command's flags.")
+    parser = _Parser(
+        prog="ragtune",
+        description="Fine-tune an embedding model on your documents.",
+        epilog=EXIT_CODES
+        + "\n\nexample:\n  "
+        + EXAMPLES["run"]
+        + "\n  "
+        + EXAMPLES["search"]
+        + "\n\nragtune COMMAND --help shows each command's flags.",
+    )
     parser.add_argument("--version", action="version", version=f"ragtune {__version__}")
     # Listed in the order of the work: run, then use and check the result, then publish; pairs apart.
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                title="commands, in workflow order")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands, in workflow order")
     run = sub.add_parser("run", help="extract, chunk, generate questions, fine-tune, evaluate, save")
     _add_run_args(run)
-    run.add_argument("--config", type=Path, default=None, metavar="FILE",
-                     help="TOML or YAML file of settings (e.g. batch_size = 16); flags given here override it")
+    run.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="TOML or YAML file of settings (e.g. batch_size = 16); flags given here override it",
+    )
     if run_defaults:
         run.set_defaults(**run_defaults)
     # Not a Config field: it only adds a table and a metrics.json entry after the run.
-    run.add_argument("--verbose", action="store_true",
-                     help="also list the files left out by the default exclusions (README, LICENSE, SOURCES ...)")
-    run.add_argument("--eval-dataset", type=Path, default=None, metavar="FILE",
-                     help="also evaluate base and fine-tuned models on this LlamaIndex EmbeddingQAFinetuneDataset JSON")
+    run.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also list the files left out by the default exclusions (README, LICENSE, SOURCES ...)",
+    )
+    run.add_argument(
+        "--eval-dataset",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also evaluate base and fine-tuned models on this LlamaIndex EmbeddingQAFinetuneDataset JSON",
+    )
     cli_search.add_parsers(sub)
     cli_stores.add_parsers(sub)
     push = sub.add_parser("push", help="upload a run's model to the Hugging Face Hub")
@@ -311,14 +491,26 @@ def build_parser(run_defaults: dict[str, Any] | None = None) -> argparse.Argumen
     push.add_argument("repo_id", metavar="REPO_ID", help="the Hub repo to create or update, as user/name or org/name")
     push.add_argument("--private", action="store_true", help="create the repo as private")
     push.add_argument("--dry-run", action="store_true", help="list what would be uploaded; no network")
-    push.add_argument("--force", "--force-push", action="store_true", dest="force",
-                      help="push even if the run did not beat the base model")
-    push.add_argument("--with-data", action="store_true",
-                      help="also upload the run's question-chunk pairs as the dataset repo REPO_ID-pairs, linked "
-                           "from the model card")
-    push.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                      help="give up on a Hub request (and retry it) after this many seconds without progress "
-                           "(default: $RAGTUNE_HUB_TIMEOUT, else 60)")
+    push.add_argument(
+        "--force",
+        "--force-push",
+        action="store_true",
+        dest="force",
+        help="push even if the run did not beat the base model",
+    )
+    push.add_argument(
+        "--with-data",
+        action="store_true",
+        help="also upload the run's question-chunk pairs as the dataset repo REPO_ID-pairs, linked from the model card",
+    )
+    push.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="give up on a Hub request (and retry it) after this many seconds without progress "
+        "(default: $RAGTUNE_HUB_TIMEOUT, else 60)",
+    )
     cli_pairs.add_parsers(sub)
     for name, command in sub.choices.items():
         command.formatter_class = _Help
@@ -343,12 +535,13 @@ def _renamed(argv: Sequence[str]) -> list[str]:
     out = []
     for arg in argv:
         if arg == "--":
-            out += argv[len(out):]
+            out += argv[len(out) :]
             break
         name, eq, value = arg.partition("=")
         if name in renames:
-            print(f"ragtune: {name} is deprecated and will go in the next release; use {renames[name]}",
-                  file=sys.stderr)
+            print(
+                f"ragtune: {name} is deprecated and will go in the next release; use {renames[name]}", file=sys.stderr
+            )
             arg = renames[name] + eq + value
         out.append(arg)
     return out
@@ -360,8 +553,11 @@ def parse_command_line(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def _config_from_args(args: argparse.Namespace) -> Config:
-    fields = {k: tuple(v) if isinstance(v, list) else v
-              for k, v in vars(args).items() if k not in ("command", "eval_dataset", "config", "verbose", *PUSH_ONLY)}
+    fields = {
+        k: tuple(v) if isinstance(v, list) else v
+        for k, v in vars(args).items()
+        if k not in ("command", "eval_dataset", "config", "verbose", *PUSH_ONLY)
+    }
     # --exclude adds to the files always left out (a folder's README, LICENSE …); --include reads one anyway.
     fields["exclude"] = tuple(dict.fromkeys(DEFAULT_EXCLUDE + fields.get("exclude", ())))
     return Config(**fields)
@@ -371,9 +567,15 @@ def _flag_aliases() -> dict[str, str]:
     """Flag names that differ from their Config field, as config-file keys: {"lr": "learning_rate", ...}."""
     p = argparse.ArgumentParser()
     _add_run_args(p)
-    return {opt[2:].replace("-", "_"): a.dest for a in p._actions for opt in a.option_strings
-            if opt.startswith("--") and not opt.startswith("--no-") and opt[2:].replace("-", "_") != a.dest
-            and a.dest != "help"}
+    return {
+        opt[2:].replace("-", "_"): a.dest
+        for a in p._actions
+        for opt in a.option_strings
+        if opt.startswith("--")
+        and not opt.startswith("--no-")
+        and opt[2:].replace("-", "_") != a.dest
+        and a.dest != "help"
+    }
 
 
 def _with_config_file(args: argparse.Namespace, argv: Sequence[str] | None) -> argparse.Namespace:
@@ -460,21 +662,35 @@ def cmd_run(args: argparse.Namespace) -> int:
         for label, key in (("base", "before"), ("fine-tuned", "after")):
             print(f"{label:<12}{lp[key]['pearson']:>9.3f}{lp[key]['spearman']:>9.3f}")
     if m["improved"]:
-        print(f"\nImproved: hit@5 {m['before']['hit@5']:.3f} -> {m['after']['hit@5']:.3f}, "
-              f"MRR@10 {m['before']['mrr@10']:.3f} -> {m['after']['mrr@10']:.3f}.")
+        print(
+            f"\nImproved: hit@5 {m['before']['hit@5']:.3f} -> {m['after']['hit@5']:.3f}, "
+            f"MRR@10 {m['before']['mrr@10']:.3f} -> {m['after']['mrr@10']:.3f}."
+        )
     else:
-        print("\nNOT IMPROVED: the fine-tuned model is not better than the base model on held-out questions. "
-              "It is saved but marked as not improved; `ragtune push` refuses it without --force.")
+        print(
+            "\nNOT IMPROVED: the fine-tuned model is not better than the base model on held-out questions. "
+            "It is saved but marked as not improved; `ragtune push` refuses it without --force."
+        )
     _print_advice(m, cfg.out / "report.html")
-    print(f"Model: {cfg.out / 'model'}   metrics: {cfg.out / 'metrics.json'}   report: {cfg.out / 'report.html'}   "
-          f"({time.perf_counter() - start:.0f}s)")
+    print(
+        f"Model: {cfg.out / 'model'}   metrics: {cfg.out / 'metrics.json'}   report: {cfg.out / 'report.html'}   "
+        f"({time.perf_counter() - start:.0f}s)"
+    )
     if args.eval_dataset is not None:
         d = add_dataset_metrics(cfg.out, args.eval_dataset, cfg.device)
         print(f"\nRetrieval on {d['n_queries']} questions from {d['file']} over {d['n_corpus']} corpus texts:")
         print(_fmt_table(d))
     if cfg.push_repo:
-        return _push(cfg.out, cfg.push_repo, private=cfg.private, dry_run=False, force=args.force,
-                     with_data=args.with_data, timeout=args.timeout, from_run=True)
+        return _push(
+            cfg.out,
+            cfg.push_repo,
+            private=cfg.private,
+            dry_run=False,
+            force=args.force,
+            with_data=args.with_data,
+            timeout=args.timeout,
+            from_run=True,
+        )
     return 0
 
 
@@ -482,8 +698,16 @@ def _warn(line: str) -> None:
     print(f"Warning: {line}", file=sys.stderr)
 
 
-def _push(run_dir: Path, repo_id: str, private: bool, dry_run: bool, force: bool, with_data: bool = False,
-          timeout: float | None = None, from_run: bool = False) -> int:
+def _push(
+    run_dir: Path,
+    repo_id: str,
+    private: bool,
+    dry_run: bool,
+    force: bool,
+    with_data: bool = False,
+    timeout: float | None = None,
+    from_run: bool = False,
+) -> int:
     """`ragtune push`, or the push at the end of `ragtune run --push` (`from_run`: its advice names `ragtune push`)."""
     from .. import hub
 
@@ -493,26 +717,37 @@ def _push(run_dir: Path, repo_id: str, private: bool, dry_run: bool, force: bool
             _warn(hub.left_out_line(plan.left_out))
         visibility = "private" if private else "public"
         if plan.dataset_repo_id:
-            print(f"Would upload {len(plan.dataset_files)} files ({plan.dataset_bytes / 1e6:.1f} MB) to "
-                  f"{visibility} dataset repo {plan.dataset_repo_id}:")
+            print(
+                f"Would upload {len(plan.dataset_files)} files ({plan.dataset_bytes / 1e6:.1f} MB) to "
+                f"{visibility} dataset repo {plan.dataset_repo_id}:"
+            )
             for rel, size in plan.dataset_files:
                 print(f"  {rel:<50} {size:>12,} bytes")
-        print(f"Would upload {len(plan.files)} files ({plan.total_bytes / 1e6:.1f} MB) to "
-              f"{visibility} model repo {repo_id}" + (f", its card listing {plan.dataset_repo_id}:"
-                                                      if plan.dataset_repo_id else ":"))
+        print(
+            f"Would upload {len(plan.files)} files ({plan.total_bytes / 1e6:.1f} MB) to "
+            f"{visibility} model repo {repo_id}"
+            + (f", its card listing {plan.dataset_repo_id}:" if plan.dataset_repo_id else ":")
+        )
         for rel, size in plan.files:
             print(f"  {rel:<50} {size:>12,} bytes")
         print(hub.what_leaves(run_dir, repo_id, with_data))
         return 0
     # `run` has neither --force nor --timeout: its advice names what it has.
-    hints = ({"force_hint": f"push it anyway with `ragtune push {run_dir} {repo_id} --force`",
-              "timeout_hint": hub.TIMEOUT_ENV} if from_run else {})
+    hints = (
+        {
+            "force_hint": f"push it anyway with `ragtune push {run_dir} {repo_id} --force`",
+            "timeout_hint": hub.TIMEOUT_ENV,
+        }
+        if from_run
+        else {}
+    )
     # Before any upload, once the push is known to go ahead: the card quotes excerpts of the user's documents.
     hub.plan_push(run_dir, repo_id, private, with_data)
     hub.check_metrics(run_dir, force, **{k: v for k, v in hints.items() if k == "force_hint"})
     print(hub.what_leaves(run_dir, repo_id, with_data), flush=True)
-    url = hub.push(run_dir, repo_id, private=private, force=force, with_data=with_data, timeout=timeout, warn=_warn,
-                   **hints)
+    url = hub.push(
+        run_dir, repo_id, private=private, force=force, with_data=with_data, timeout=timeout, warn=_warn, **hints
+    )
     if with_data:
         print(f"Pushed the pairs of {run_dir} to dataset {hub.dataset_repo_id(repo_id)}")
     print(f"Pushed {run_dir / 'model'} to {url}")
@@ -548,11 +783,15 @@ def _after_interrupt(args: argparse.Namespace, e: KeyboardInterrupt) -> str:
         return "nothing was kept; rerun the same command to start again."
     if args.command == "push":
         # hub.push updates each repo in one commit: a cut-off upload changes nothing that is visible.
-        return ("a repo changes on the Hub only when its upload finishes, so none is left half-pushed; "
-                "rerun the same command to push.")
+        return (
+            "a repo changes on the Hub only when its upload finishes, so none is left half-pushed; "
+            "rerun the same command to push."
+        )
     if args.command == "reindex":
-        return ("the old collection is untouched and nothing was switched; rerun the same command to go on "
-                "without re-encoding the records already written.")
+        return (
+            "the old collection is untouched and nothing was switched; rerun the same command to go on "
+            "without re-encoding the records already written."
+        )
     return "nothing was changed." if args.command != "export" else "nothing was written."
 
 
@@ -593,7 +832,7 @@ def _in_flag_words(message: str, command: str) -> str:
             message = re.sub(rf"\b{action.dest}\b", flag, message)
         elif message.startswith(action.dest + " "):
             # A one-word name ("epochs", "device") only where it leads: elsewhere it may be a plain word.
-            message = flag + message[len(action.dest):]
+            message = flag + message[len(action.dest) :]
     return message
 
 
@@ -624,8 +863,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = _renamed(argv)
     args = build_parser().parse_args(argv)
     _quiet_libraries(_secrets(args))
-    commands = {"run": cmd_run, "push": cmd_push, **cli_pairs.COMMANDS, **cli_search.COMMANDS,
-                **cli_stores.COMMANDS}
+    commands = {"run": cmd_run, "push": cmd_push, **cli_pairs.COMMANDS, **cli_search.COMMANDS, **cli_stores.COMMANDS}
     # Handlers can only be set from the main thread (not when main() runs in a worker).
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
@@ -647,8 +885,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except OSError as e:
         # What no check caught (a full disk, a folder made read-only mid-run): one line, never a traceback.
-        print(f"ragtune: error: {redact(os_error_line(e, _output_of(args)), *_secrets(args))}",
-              file=sys.stderr)
+        print(f"ragtune: error: {redact(os_error_line(e, _output_of(args)), *_secrets(args))}", file=sys.stderr)
         return 1
     finally:
         lines()

@@ -46,13 +46,17 @@ def check_output(path: Path, flag: str, folder: bool = True) -> None:
     if folder and path.exists() and not path.is_dir():
         raise OutputError(f"{flag} {path} is a file, not a folder; {again}, or move the file away")
     if not folder and path.is_dir():
-        raise OutputError(f"{flag} {path} is a folder; pass the path of the file to write, e.g. {path / 'dataset.json'}")
+        raise OutputError(
+            f"{flag} {path} is a folder; pass the path of the file to write, e.g. {path / 'dataset.json'}"
+        )
     existing = next(p for p in ([path] if folder else []) + [*path.parents] if p.exists() or p == Path(p.anchor))
     if not existing.is_dir():
         raise OutputError(f"{flag} {path}: {existing} is a file, so nothing can be written under it; {again}")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise OutputError(f"{flag} {path}: cannot write in {existing} ({_why_not_writable(existing)}); {again}, "
-                          "or make that folder writable")
+        raise OutputError(
+            f"{flag} {path}: cannot write in {existing} ({_why_not_writable(existing)}); {again}, "
+            "or make that folder writable"
+        )
 
 
 def os_error_line(e: OSError, output: tuple[str, Path] | None = None) -> str:
@@ -67,8 +71,11 @@ def os_error_line(e: OSError, output: tuple[str, Path] | None = None) -> str:
     flag, out = output if output else ("", None)
     path = e.filename if e.filename is not None else out
     # Suggest another output path only when the failure is under it (not, say, in an input file).
-    mine = out is not None and path is not None and (
-        os.path.abspath(path) + os.sep).startswith(os.path.abspath(out) + os.sep)
+    mine = (
+        out is not None
+        and path is not None
+        and (os.path.abspath(path) + os.sep).startswith(os.path.abspath(out) + os.sep)
+    )
     other = f", or choose another {flag}" if mine else ""
     hints = {
         errno.EACCES: "check its permissions" + other, errno.EPERM: "check its permissions" + other,

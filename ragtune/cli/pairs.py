@@ -24,43 +24,94 @@ class _RepeatedFiles(argparse._ExtendAction):
     """A multi-file flag read the one way every ragtune flag takes several files, repeated (`--alternatives A
     --alternatives B`); several files after one flag still read, for one release, with a deprecation line."""
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
         if len(values) > 1:
             flag = option_string or self.dest
-            print(f"ragtune: {flag} with several files is deprecated and will go in the next release; repeat the "
-                  f"flag: {' '.join(f'{flag} {v}' for v in values)}", file=sys.stderr)
+            print(
+                f"ragtune: {flag} with several files is deprecated and will go in the next release; repeat the "
+                f"flag: {' '.join(f'{flag} {v}' for v in values)}",
+                file=sys.stderr,
+            )
         super().__call__(parser, namespace, values, option_string)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     d = PairsConfig(pairs_files=(Path("p.csv"),))
     p = sub.add_parser("pairs", help="fine-tune on labelled pairs (sentence1, sentence2, label in [0, 1])")
-    p.add_argument("pairs_files", type=Path, nargs="*", metavar="PAIRS",
-                   help=".csv with columns sentence1,sentence2,label, or .jsonl with those keys")
-    p.add_argument("--alternatives", type=Path, nargs="+", action=_RepeatedFiles, default=[], metavar="FILE",
-                   help="CSV: name, description, alternatives (';' or '|' separated) or extra columns; "
-                        "every two phrasings of a row become a pair labelled 1.0; repeat for more files (PAIRS files go before it)")
+    p.add_argument(
+        "pairs_files",
+        type=Path,
+        nargs="*",
+        metavar="PAIRS",
+        help=".csv with columns sentence1,sentence2,label, or .jsonl with those keys",
+    )
+    p.add_argument(
+        "--alternatives",
+        type=Path,
+        nargs="+",
+        action=_RepeatedFiles,
+        default=[],
+        metavar="FILE",
+        help="CSV: name, description, alternatives (';' or '|' separated) or extra columns; "
+        "every two phrasings of a row become a pair labelled 1.0; repeat for more files (PAIRS files go before it)",
+    )
     p.add_argument("--out", type=Path, default=d.out, metavar="DIR", help="run directory")
-    p.add_argument("--preset", choices=tuple(PRESETS), default=d.preset,
-                   help="small: bundled all-MiniLM-L6-v2; medium: sentence-transformers/all-mpnet-base-v2 "
-                        "(needs it cached or the Hub reachable)")
-    p.add_argument("--base-model", default=None, metavar="MODEL", help="local path or Hub id; overrides the preset's model")
-    p.add_argument("--pairs-loss", choices=tuple(LOSSES), default=d.loss, dest="loss",
-                   help="cosine: CosineSimilarityLoss, cosent: CoSENTLoss, angle: AnglELoss")
-    p.add_argument("--epochs", type=float, default=None, metavar="X", help=f"default by preset ({_preset_help('epochs')})")
-    p.add_argument("--batch-size", type=int, default=None, metavar="N", help=f"default by preset ({_preset_help('batch_size')})")
-    p.add_argument("--lr", type=float, default=None, dest="learning_rate", metavar="X",
-                   help=f"default by preset ({_preset_help('learning_rate')})")
-    p.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio, metavar="X", help="share of the steps spent warming up")
-    p.add_argument("--test-fraction", type=float, default=d.eval_fraction, dest="eval_fraction", metavar="X",
-                   help="share of pairs held out")
+    p.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        default=d.preset,
+        help="small: bundled all-MiniLM-L6-v2; medium: sentence-transformers/all-mpnet-base-v2 "
+        "(needs it cached or the Hub reachable)",
+    )
+    p.add_argument(
+        "--base-model", default=None, metavar="MODEL", help="local path or Hub id; overrides the preset's model"
+    )
+    p.add_argument(
+        "--pairs-loss",
+        choices=tuple(LOSSES),
+        default=d.loss,
+        dest="loss",
+        help="cosine: CosineSimilarityLoss, cosent: CoSENTLoss, angle: AnglELoss",
+    )
+    p.add_argument(
+        "--epochs", type=float, default=None, metavar="X", help=f"default by preset ({_preset_help('epochs')})"
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=None, metavar="N", help=f"default by preset ({_preset_help('batch_size')})"
+    )
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        dest="learning_rate",
+        metavar="X",
+        help=f"default by preset ({_preset_help('learning_rate')})",
+    )
+    p.add_argument(
+        "--warmup-ratio", type=float, default=d.warmup_ratio, metavar="X", help="share of the steps spent warming up"
+    )
+    p.add_argument(
+        "--test-fraction",
+        type=float,
+        default=d.eval_fraction,
+        dest="eval_fraction",
+        metavar="X",
+        help="share of pairs held out",
+    )
     p.add_argument("--max-steps", type=int, default=d.max_steps, metavar="N", help="cap on training steps (-1: none)")
     p.add_argument("--seed", type=int, default=d.seed, metavar="N", help="seed of the split and the training order")
     p.add_argument("--device", default="auto", metavar="DEVICE", help=DEVICE_HELP)
 
     s = sub.add_parser("similarity", help="print cosine similarities between texts under a model")
-    s.add_argument("model", metavar="MODEL_OR_RUN", help="model folder, Hub id, or a ragtune run directory (its model/ is used)")
+    s.add_argument(
+        "model", metavar="MODEL_OR_RUN", help="model folder, Hub id, or a ragtune run directory (its model/ is used)"
+    )
     s.add_argument("texts", nargs="+", metavar="TEXT", help="two or more texts")
     s.add_argument("--device", default="auto", metavar="DEVICE", help=DEVICE_HELP)
 
@@ -74,8 +125,12 @@ def _progress(stream: TextIO | None = None) -> Callable[[int, int], None]:
         now = time.monotonic()
         if done == total or now - last[0] >= (0.5 if stream.isatty() else 30):
             last[0] = now
-            print(f"  step {done}/{total}", end="\r" if stream.isatty() and done != total else "\n",
-                  file=stream, flush=True)
+            print(
+                f"  step {done}/{total}",
+                end="\r" if stream.isatty() and done != total else "\n",
+                file=stream,
+                flush=True,
+            )
 
     return report
 
@@ -97,10 +152,12 @@ def cmd_pairs(args: argparse.Namespace) -> int:
     print(f"{'':<12}{'pearson':>10}{'spearman':>10}")
     for label, key in (("base", "before"), ("fine-tuned", "after")):
         print(f"{label:<12}{m[key]['pearson']:>10.4f}{m[key]['spearman']:>10.4f}")
-    print("\nImproved." if m["improved"] else
-          "\nNOT IMPROVED: the fine-tuned model does not beat the base model on both correlations.")
-    print(f"Model: {cfg.out / 'model'}   metrics: {cfg.out / 'metrics.json'}   "
-          f"({time.perf_counter() - start:.0f}s)")
+    print(
+        "\nImproved."
+        if m["improved"]
+        else "\nNOT IMPROVED: the fine-tuned model does not beat the base model on both correlations."
+    )
+    print(f"Model: {cfg.out / 'model'}   metrics: {cfg.out / 'metrics.json'}   ({time.perf_counter() - start:.0f}s)")
     return 0
 
 
@@ -131,8 +188,9 @@ def cmd_similarity(args: argparse.Namespace) -> int:
 
     # Check the texts before spending seconds on loading the model.
     check_texts(args.texts)
-    source = resolve_pairs_model(args.model, hint="download it once with network access, "
-                                 "or pass a local model folder or a ragtune run directory")
+    source = resolve_pairs_model(
+        args.model, hint="download it once with network access, or pass a local model folder or a ragtune run directory"
+    )
     model = load_model(source, pick_device(args.device))
     sims = cosine_matrix(model, args.texts)
     print(f"{sims[0][1]:.4f}" if len(args.texts) == 2 else format_matrix(args.texts, sims))

@@ -27,12 +27,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("query", metavar="QUERY", help="the question, in quotes")
     p.add_argument("-k", type=positive_int, default=5, metavar="N", help="how many chunks to show")
     p.add_argument("--compare", action="store_true", help="show the base model's results beside the fine-tuned ones")
-    p.add_argument("--mode", choices=("dense", "hybrid", "bm25"), default=None,
-                   help="dense: the model alone (cosine scores); hybrid: the model and BM25 with the run's chosen "
-                        "weight (scores rank within one query only); bm25: BM25 alone (raw BM25 scores) "
-                        "(default: what the run recommends, hybrid where it beat the model alone)")
-    p.add_argument("--json", action="store_true",
-                   help="print the hits as JSON (rank, score, kind, dense and BM25 parts, source, pages, text)")
+    p.add_argument(
+        "--mode",
+        choices=("dense", "hybrid", "bm25"),
+        default=None,
+        help="dense: the model alone (cosine scores); hybrid: the model and BM25 with the run's chosen "
+        "weight (scores rank within one query only); bm25: BM25 alone (raw BM25 scores) "
+        "(default: what the run recommends, hybrid where it beat the model alone)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the hits as JSON (rank, score, kind, dense and BM25 parts, source, pages, text)",
+    )
     p.add_argument("--device", default="auto", metavar="DEVICE", help=DEVICE_HELP)
 
     p = sub.add_parser("eval-dataset", help="hit@k and MRR@10 of a model on a LlamaIndex dataset JSON")
@@ -40,17 +47,24 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dataset", type=Path, metavar="FILE", help="a LlamaIndex EmbeddingQAFinetuneDataset JSON file")
     p.add_argument("--device", default="auto", metavar="DEVICE", help=DEVICE_HELP)
 
-    p = sub.add_parser("export", help="write a run's questions as a LlamaIndex EmbeddingQAFinetuneDataset JSON, "
-                                      "its model as ONNX, or its chunks into a vector store")
+    p = sub.add_parser(
+        "export",
+        help="write a run's questions as a LlamaIndex EmbeddingQAFinetuneDataset JSON, "
+        "its model as ONNX, or its chunks into a vector store",
+    )
     p.add_argument("run_dir", type=Path, metavar="RUN", help="the --out folder of a finished run")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--llamaindex", type=Path, metavar="FILE", help="the JSON file to write")
-    what.add_argument("--onnx", action="store_true",
-                      help="write RUN/model/onnx/model.onnx for CPU inference (needs pip install 'ragtune[onnx]')")
+    what.add_argument(
+        "--onnx",
+        action="store_true",
+        help="write RUN/model/onnx/model.onnx for CPU inference (needs pip install 'ragtune[onnx]')",
+    )
     cli_stores.add_export_args(p, what)
     p.add_argument("--int8", action="store_true", help="with --onnx: also write a dynamic int8 model_qint8.onnx")
-    p.add_argument("--split", choices=("eval", "train"), default="eval",
-                   help="held-out questions (eval) or training questions")
+    p.add_argument(
+        "--split", choices=("eval", "train"), default="eval", help="held-out questions (eval) or training questions"
+    )
 
 
 WIDTH = 80  # the terminal a user may have: every line of `search` fits it
@@ -69,8 +83,17 @@ def _column(hit: Hit | None, mark: str, width: int) -> list[str]:
 
 
 def _hit_json(hit: Hit) -> dict[str, Any]:
-    return {"rank": hit.rank, "score": hit.score, "kind": hit.kind, "dense": hit.dense, "bm25": hit.bm25,
-            "chunk_id": hit.chunk_id, "source": hit.source, "pages": list(hit.pages), "text": hit.text}
+    return {
+        "rank": hit.rank,
+        "score": hit.score,
+        "kind": hit.kind,
+        "dense": hit.dense,
+        "bm25": hit.bm25,
+        "chunk_id": hit.chunk_id,
+        "source": hit.source,
+        "pages": list(hit.pages),
+        "text": hit.text,
+    }
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -80,13 +103,24 @@ def cmd_search(args: argparse.Namespace) -> int:
     mode = args.mode or retriever.mode
     results = {"fine-tuned": retriever.search(args.query, args.k, mode)}
     if args.compare:
-        results = {"base": load_retriever(args.run_dir, "base", args.device).search(args.query, args.k, mode),
-                   **results}
+        results = {
+            "base": load_retriever(args.run_dir, "base", args.device).search(args.query, args.k, mode),
+            **results,
+        }
     if args.json:
         kind = results["fine-tuned"][0].kind if results["fine-tuned"] else "cosine"
-        print(json.dumps({"query": args.query, "mode": mode, "score": SCORE_KINDS[kind],
-                          "results": {name: [_hit_json(h) for h in hits] for name, hits in results.items()}},
-                         ensure_ascii=False, indent=2))
+        print(
+            json.dumps(
+                {
+                    "query": args.query,
+                    "mode": mode,
+                    "score": SCORE_KINDS[kind],
+                    "results": {name: [_hit_json(h) for h in hits] for name, hits in results.items()},
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
         return 0
     if not args.compare:
         print(f"fine-tuned model, {mode} mode; score: {SCALES[mode]}")
@@ -101,12 +135,18 @@ def cmd_search(args: argparse.Namespace) -> int:
     print(f"{'':4}{heads[0]:<{side}} {heads[1]}")
     for i in range(max(len(base), len(tuned))):
         # "*" marks a chunk only one of the two models found in its top k.
-        left = _column(base[i] if i < len(base) else None,
-                       "*" if i < len(base) and base[i].chunk_id not in tuned_ids else " ", side)
-        right = _column(tuned[i] if i < len(tuned) else None,
-                        "*" if i < len(tuned) and tuned[i].chunk_id not in base_ids else " ", side)
-        for n, (l, r) in enumerate(zip(left, right)):
-            print(f"{f'{i + 1:>2}. ' if n == 0 else '':4}{l:<{side}} {r}".rstrip())
+        left = _column(
+            base[i] if i < len(base) else None,
+            "*" if i < len(base) and base[i].chunk_id not in tuned_ids else " ",
+            side,
+        )
+        right = _column(
+            tuned[i] if i < len(tuned) else None,
+            "*" if i < len(tuned) and tuned[i].chunk_id not in base_ids else " ",
+            side,
+        )
+        for n, (line_base, line_tuned) in enumerate(zip(left, right)):
+            print(f"{f'{i + 1:>2}. ' if n == 0 else '':4}{line_base:<{side}} {line_tuned}".rstrip())
     print(f"\n* = not in the other model's top {args.k}; score: {SCALES[mode]}")
     return 0
 
@@ -134,8 +174,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         return cli_stores.export_to_store(args)
     check_output(args.llamaindex, "--llamaindex", folder=False)
     e = export_llamaindex(args.run_dir, args.llamaindex, args.split)
-    print(f"Wrote {e.n_queries} {e.split} questions and {e.n_corpus} corpus chunks to {e.path} "
-          "(LlamaIndex EmbeddingQAFinetuneDataset JSON)")
+    print(
+        f"Wrote {e.n_queries} {e.split} questions and {e.n_corpus} corpus chunks to {e.path} "
+        "(LlamaIndex EmbeddingQAFinetuneDataset JSON)"
+    )
     return 0
 
 

@@ -45,10 +45,20 @@ class Generation:
     dropped: SkipCounter = field(default_factory=SkipCounter)
 
 
-def make_generator(name: str, questions_per_chunk: int, *, base_url: str = DEFAULT_LLM_BASE_URL, model: str = "",
-                   concurrency: int = 4, timeout: float = 60.0, retries: int = 4, seed: int = 13,
-                   cache_dir: Path | None = None, device: str = "",
-                   vocabulary: frozenset[str] | None = None) -> QuestionGenerator:
+def make_generator(
+    name: str,
+    questions_per_chunk: int,
+    *,
+    base_url: str = DEFAULT_LLM_BASE_URL,
+    model: str = "",
+    concurrency: int = 4,
+    timeout: float = 60.0,
+    retries: int = 4,
+    seed: int = 13,
+    cache_dir: Path | None = None,
+    device: str = "",
+    vocabulary: frozenset[str] | None = None,
+) -> QuestionGenerator:
     """The generator called `name`, from the run's settings (the LLM ones matter only for
     `openai` and `local`; the API key is read from OPENAI_API_KEY here, never from a setting)."""
     if name == "template":
@@ -62,9 +72,17 @@ def make_generator(name: str, questions_per_chunk: int, *, base_url: str = DEFAU
 
         from .openai import OpenAIGenerator
 
-        return OpenAIGenerator(base_url, model, questions_per_chunk, api_key=os.environ.get("OPENAI_API_KEY", ""),
-                               concurrency=concurrency, timeout=timeout, retries=retries, seed=seed,
-                               cache_dir=cache_dir)
+        return OpenAIGenerator(
+            base_url,
+            model,
+            questions_per_chunk,
+            api_key=os.environ.get("OPENAI_API_KEY", ""),
+            concurrency=concurrency,
+            timeout=timeout,
+            retries=retries,
+            seed=seed,
+            cache_dir=cache_dir,
+        )
     if name == "local":
         from .local import LocalGenerator
 

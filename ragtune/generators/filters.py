@@ -47,6 +47,7 @@ def filter_pairs(
             out.pairs.append(p)
     return out
 
+
 def drop_near_duplicates(pairs: list[Pair], vectors: np.ndarray, threshold: float, dropped: SkipCounter) -> list[Pair]:
     """Keep a question unless an earlier kept question of the same chunk has
     cosine similarity of at least `threshold` with it (`vectors`: one

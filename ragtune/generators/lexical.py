@@ -100,8 +100,9 @@ def span_of(sentence: str, rng: random.Random, shortest: int = 6, longest: int =
     return " ".join(ws[i : i + n])
 
 
-def lexical_pairs(chunks: Sequence[Chunk], allowed: set[str], per_chunk: int, seed: int,
-                  remove: float = 0.9, min_terms: int = 3) -> list[Pair]:
+def lexical_pairs(
+    chunks: Sequence[Chunk], allowed: set[str], per_chunk: int, seed: int, remove: float = 0.9, min_terms: int = 3
+) -> list[Pair]:
     """Up to `per_chunk` BM25-labelled pseudo-queries for every chunk in `allowed`.
 
     Each query is a span of one of the chunk's sentences. With probability
@@ -121,13 +122,14 @@ def lexical_pairs(chunks: Sequence[Chunk], allowed: set[str], per_chunk: int, se
             holders.setdefault(s, []).append(i)
     ok = np.array([c.id in allowed for c in chunks])
     pairs = []
-    for i, c in enumerate(chunks):
+    for i, _c in enumerate(chunks):
         if not ok[i]:
             continue
         usable = [s for s in split[i] if len(holders[s]) < 3]
         candidates = [(s, clean_query(s)) for s in usable]
-        candidates = [(s, q) for s, q in candidates
-                      if len(q.split()) >= 6 and sum(ch.isalpha() for ch in q) > 0.7 * len(q)]
+        candidates = [
+            (s, q) for s, q in candidates if len(q.split()) >= 6 and sum(ch.isalpha() for ch in q) > 0.7 * len(q)
+        ]
         rng.shuffle(candidates)
         for raw, sentence in candidates[:per_chunk]:
             query = span_of(sentence, rng)

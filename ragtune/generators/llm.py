@@ -95,9 +95,11 @@ class LLMStats:
         '3 requests, 1 cached, 0 failed chunks, 1,200 prompt + 300 completion tokens, 2.5s'
         """
         unread = f" ({self.unreadable_usage} replies without token counts)" if self.unreadable_usage else ""
-        return (f"{self.requests} requests, {self.cache_hits} cached, {self.failed_chunks} failed chunks, "
-                f"{self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion tokens{unread}, "
-                f"{self.seconds:.1f}s")
+        return (
+            f"{self.requests} requests, {self.cache_hits} cached, {self.failed_chunks} failed chunks, "
+            f"{self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion tokens{unread}, "
+            f"{self.seconds:.1f}s"
+        )
 
 
 def build_prompt(text: str, n: int) -> str:
@@ -108,18 +110,22 @@ def build_prompt(text: str, n: int) -> str:
 
 _FENCE = re.compile(r"```[\w-]*")
 # "1.", "2)", "(3)", "a)", "-", "*", "•", "Q1:", "Question 2." at the start of a line.
-_MARKER = re.compile(r"^\s*(?:[-*•·–]+\s*|\(?\d{1,2}[.):]\s*|\(?[a-z]\)\s+|Q(?:uestion)?\s*\d*\s*[:.)-]\s*)+",
-                     re.I)
+_MARKER = re.compile(r"^\s*(?:[-*•·–]+\s*|\(?\d{1,2}[.):]\s*|\(?[a-z]\)\s+|Q(?:uestion)?\s*\d*\s*[:.)-]\s*)+", re.I)
 _REFUSAL = re.compile(
     r"^(?:i'?m sorry|i am sorry|sorry\b|i can(?:no|')t\b|i am unable|i'?m unable|i apologi[sz]e|as an ai\b)"
-    r"|\bas an ai (?:language )?model\b|\bas a language model\b", re.I)
+    r"|\bas an ai (?:language )?model\b|\bas a language model\b",
+    re.I,
+)
 # "A:", "A2:", "Answer ..." (not "a)", a list letter).
 _ANSWER_MARK = re.compile(r"^(?:a|answer|ans)\s*\d*\s*:|^answer\b", re.I)
 _INTERROGATIVE = re.compile(
     r"^(?:what|how|why|when|where|which|who|whom|whose|is|are|was|were|can|could|should|would|will|does|do|did"
-    r"|may|might|must|has|have|had|shall|in what|to what|for what|under what)\b", re.I)
-_MENTIONS_PASSAGE = re.compile(r"\b(?:the|this|given|above|provided)\s+(?:passage|text|excerpt|chunk|paragraph)\b",
-                               re.I)
+    r"|may|might|must|has|have|had|shall|in what|to what|for what|under what)\b",
+    re.I,
+)
+_MENTIONS_PASSAGE = re.compile(
+    r"\b(?:the|this|given|above|provided)\s+(?:passage|text|excerpt|chunk|paragraph)\b", re.I
+)
 
 
 def _json_items(text: str) -> list[str] | None:
@@ -128,7 +134,7 @@ def _json_items(text: str) -> list[str] | None:
     if start == -1 or end <= start:
         return None
     try:
-        data = json.loads(text[start:end + 1])
+        data = json.loads(text[start : end + 1])
     except json.JSONDecodeError:
         return None
     if not isinstance(data, list):
@@ -243,8 +249,12 @@ class ResponseCache:
             return None  # not cached (or unreadable): ask again
         if not isinstance(entry, dict) or entry.get("ragtune") != "llm_cache" or entry.get("version") != CACHE_VERSION:
             return None
-        return Completion(str(entry.get("text", "")), max(_token_count(entry.get("prompt_tokens")), 0),
-                          max(_token_count(entry.get("completion_tokens")), 0), bool(entry.get("cut_off", False)))
+        return Completion(
+            str(entry.get("text", "")),
+            max(_token_count(entry.get("prompt_tokens")), 0),
+            max(_token_count(entry.get("completion_tokens")), 0),
+            bool(entry.get("cut_off", False)),
+        )
 
     def put(self, key: str, completion: Completion) -> None:
         if self.folder is not None:
@@ -346,8 +356,10 @@ class LLMGenerator:
                 self.dropped.add("request failed", f"{chunk.id}: {outcome}")
                 in_a_row += 1
                 if in_a_row >= STOP_AFTER_FAILURES:
-                    raise LLMError(f"stopped after {in_a_row} chunks in a row failed at {self._where()} (last: "
-                                   f"{outcome}); the answers so far are cached; {self.fix_hint}, then rerun")
+                    raise LLMError(
+                        f"stopped after {in_a_row} chunks in a row failed at {self._where()} (last: "
+                        f"{outcome}); the answers so far are cached; {self.fix_hint}, then rerun"
+                    )
         finally:
             outcomes.close()
 

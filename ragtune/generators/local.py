@@ -50,8 +50,10 @@ def resolve_local_model(name: str) -> tuple[Path, str | None]:
         if not (path / "config.json").exists() and len(ggufs) == 1:
             return path, ggufs[0].name
         return path, None
-    raise LLMError(f"--llm-model {name!r} is not a folder or a .gguf file; --generator local needs a Hugging Face "
-                   f"model folder, a .gguf file, or '{SMOLLM2}' ({_INSTALL_HINT})")
+    raise LLMError(
+        f"--llm-model {name!r} is not a folder or a .gguf file; --generator local needs a Hugging Face "
+        f"model folder, a .gguf file, or '{SMOLLM2}' ({_INSTALL_HINT})"
+    )
 
 
 class LocalGenerator(LLMGenerator):
@@ -63,8 +65,16 @@ class LocalGenerator(LLMGenerator):
 
     name = "local"
 
-    def __init__(self, model: str, questions_per_chunk: int, *, seed: int, cache_dir: Path | None,
-                 max_new_tokens: int | None = None, device: str = "") -> None:
+    def __init__(
+        self,
+        model: str,
+        questions_per_chunk: int,
+        *,
+        seed: int,
+        cache_dir: Path | None,
+        max_new_tokens: int | None = None,
+        device: str = "",
+    ) -> None:
         # One model in memory, one generation at a time: torch already uses every core.
         super().__init__(questions_per_chunk, cache_dir, concurrency=1)
         self.model_name, self.seed, self.device = model, seed, device
@@ -77,8 +87,17 @@ class LocalGenerator(LLMGenerator):
         return str(self.folder / (self.gguf_file or ""))
 
     def _cache_key(self, prompt: str) -> str:
-        return self.cache.key(PROMPT_VERSION, "local", self._where(), SYSTEM_PROMPT, prompt, self.questions_per_chunk,
-                              TEMPERATURE, self.seed, self.max_new_tokens)
+        return self.cache.key(
+            PROMPT_VERSION,
+            "local",
+            self._where(),
+            SYSTEM_PROMPT,
+            prompt,
+            self.questions_per_chunk,
+            TEMPERATURE,
+            self.seed,
+            self.max_new_tokens,
+        )
 
     def _prepare(self) -> None:
         if self._model is not None:
@@ -110,8 +129,7 @@ class LocalGenerator(LLMGenerator):
         tok = self._tokenizer
         if tok.chat_template and not self._model.config.is_encoder_decoder:
             messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": prompt}]
-            return tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                           return_dict=True)
+            return tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
         return tok(SYSTEM_PROMPT + "\n\n" + prompt, return_tensors="pt", truncation=True)
 
     def _complete(self, prompt: str, chunk: Chunk) -> Completion:
@@ -124,8 +142,14 @@ class LocalGenerator(LLMGenerator):
             self.stats.requests += 1
         pad = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else self._tokenizer.eos_token_id
         with torch.no_grad():
-            out = self._model.generate(**inputs, do_sample=True, temperature=TEMPERATURE, top_p=0.95,
-                                       max_new_tokens=self.max_new_tokens, pad_token_id=pad)
+            out = self._model.generate(
+                **inputs,
+                do_sample=True,
+                temperature=TEMPERATURE,
+                top_p=0.95,
+                max_new_tokens=self.max_new_tokens,
+                pad_token_id=pad,
+            )
         n_in = int(inputs["input_ids"].shape[1])
         # A causal LM echoes the prompt before its answer; a seq2seq model does not.
         new = out[0] if self._model.config.is_encoder_decoder else out[0][n_in:]

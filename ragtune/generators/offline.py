@@ -54,11 +54,15 @@ _NOUNS_LIKE_ADJECTIVES = frozenset(
     offering earnings""".split()
 )
 # Prepositions and verbs that open no term ("across various stages", "assist malicious actors").
-_NOT_FIRST = frozenset("""across following currently assist allow allows enable enables help helps lead leads
-make makes cause causes""".split())
+_NOT_FIRST = frozenset(
+    """across following currently assist allow allows enable enables help helps lead leads
+make makes cause causes""".split()
+)
 # Verbs of IMPERATIVE_VERBS that are nouns inside a term ("periodic review", "test plan").
-_VERB_NOUNS = frozenset("""audit check design document log map plan record report review share store support test
-track train update use""".split())
+_VERB_NOUNS = frozenset(
+    """audit check design document log map plan record report review share store support test
+track train update use""".split()
+)
 # Link and file-name debris that PDF text leaves behind; never part of a question.
 _DEBRIS = frozenset("com www http https org gov pdf html htm doi url net edu".split())
 # Section labels such as "MEASURE 2.3:" or "GOVERN 1.6:" that open a line of a framework document.
@@ -67,21 +71,29 @@ _SECTION_LABEL = re.compile(r"^(?:[A-Z]{2,}\s+)?\d+(?:\.\d+)*\s*[:.]\s+|^[A-Z]{3
 _REFERENCE = re.compile(r"\(\d{4}[a-z]?\)|^\d{4}[a-z]?\)|\bet al\b|https?://|\bdoi\b|www\.|\bNo\. \d", re.I)
 
 _ASIDE = re.compile(r",? such as |,? including |,? e\.g\.|,? i\.e\.| \(|: |; | [–—] |, which |, while ")
-_CONNECTIVE = re.compile(r"^(?:Furthermore|Moreover|Additionally|However|Also|In addition|For example|For instance|"
-                         r"Similarly|Likewise|Therefore|Thus|Finally|In particular|Instead),\s+", re.I)
+_CONNECTIVE = re.compile(
+    r"^(?:Furthermore|Moreover|Additionally|However|Also|In addition|For example|For instance|"
+    r"Similarly|Likewise|Therefore|Thus|Finally|In particular|Instead),\s+",
+    re.I,
+)
 _PASSIVE = re.compile(r"^(?:\w+ed|able|being|also|not|often|used|known|made|done|taken|given|seen)\b")
 _PRONOUNS = frozenset("i we you he she it they this these that those there here one such".split())
 _MODAL = re.compile(r"\s(?:can|may|might|could|will|would|must|is|are|was|were)\s")
-_DANGLING_END = re.compile(r"(?:\bsuch as|\be\.?g|\bi\.?e|\bincluding|\bfollowing|\bas follows|\bthe|\ba|"
-                           r"\ban|\bof|\bto|\band|\bor|\bfor|\bwith|\bin)$", re.I)
+_DANGLING_END = re.compile(
+    r"(?:\bsuch as|\be\.?g|\bi\.?e|\bincluding|\bfollowing|\bas follows|\bthe|\ba|"
+    r"\ban|\bof|\bto|\band|\bor|\bfor|\bwith|\bin)$",
+    re.I,
+)
 
 
 _VERB_MARKERS = frozenset("to can may might could should must will would cannot".split())
 _DETERMINERS = frozenset("the a an this these that those its their our your his her each every any some no".split())
 # Words that point outside the question ("these labels", "the tables below"): it cannot stand alone.
 _CONTEXT_WORDS = re.compile(r"\b(?:this|these|those|below|above|aforementioned|former|latter)\b", re.I)
-_NOT_SUBJECT_STARTS = frozenset("""not no none each every all any some when if while although because as since where
-how what why whether once unless until after before""".split())
+_NOT_SUBJECT_STARTS = frozenset(
+    """not no none each every all any some when if while although because as since where
+how what why whether once unless until after before""".split()
+)
 
 
 def _standalone_subject(subject: str) -> bool:
@@ -91,11 +103,13 @@ def _standalone_subject(subject: str) -> bool:
     [True, False, False, False]
     """
     toks = subject.lower().split()
-    return (toks[0].strip("\"“(") not in _PRONOUNS | _NOT_SUBJECT_STARTS
-            and not (toks[0].endswith("ly") and toks[0] not in _NOUNS_LIKE_ADJECTIVES)
-            and toks[-1] not in {"and", "or", "but", "then"}
-            and not re.search(r" (?:that|which|who|where|when|if|because|exists?|has|have|had|is|are)\b|[:;,]",
-                              subject))
+    return (
+        toks[0].strip('"“(') not in _PRONOUNS | _NOT_SUBJECT_STARTS
+        and not (toks[0].endswith("ly") and toks[0] not in _NOUNS_LIKE_ADJECTIVES)
+        and toks[-1] not in {"and", "or", "but", "then"}
+        and not re.search(r" (?:that|which|who|where|when|if|because|exists?|has|have|had|is|are)\b|[:;,]", subject)
+    )
+
 
 def _clean_lines(text: str) -> str:
     """`clean_query` line by line, keeping the line breaks: a phrase never runs from a
@@ -117,8 +131,9 @@ def _phrase_spans(text: str, max_len: int = 3) -> list[tuple[str, str | None, st
                 span = tokens[i : i + n]
                 if any(w in STOPWORDS or len(w) < 3 or not w[0].isalpha() for w in span):
                     continue
-                out.append((" ".join(span), tokens[i - 1] if i else None,
-                            tokens[i + n] if i + n < len(tokens) else None))
+                out.append(
+                    (" ".join(span), tokens[i - 1] if i else None, tokens[i + n] if i + n < len(tokens) else None)
+                )
     return out
 
 
@@ -156,8 +171,12 @@ class OfflineGenerator:
         "What role {does} {p} play in {q}?",
     )
 
-    def __init__(self, questions_per_chunk: int = 4, max_query_words: int = 32,
-                 vocabulary: frozenset[str] | set[str] | None = None) -> None:
+    def __init__(
+        self,
+        questions_per_chunk: int = 4,
+        max_query_words: int = 32,
+        vocabulary: frozenset[str] | set[str] | None = None,
+    ) -> None:
         self.questions_per_chunk = questions_per_chunk
         self.max_query_words = max_query_words
         self.dropped = SkipCounter()
@@ -185,13 +204,19 @@ class OfflineGenerator:
         """
         toks = phrase.split()
         head, first = toks[-1], toks[0]
-        if (any(w in _DEBRIS for w in toks) or head in NON_HEADS or first in _NOT_FIRST
-                or any(w in IMPERATIVE_VERBS and w not in _VERB_NOUNS for w in toks) or first in IMPERATIVE_VERBS):
+        if (
+            any(w in _DEBRIS for w in toks)
+            or head in NON_HEADS
+            or first in _NOT_FIRST
+            or any(w in IMPERATIVE_VERBS and w not in _VERB_NOUNS for w in toks)
+            or first in IMPERATIVE_VERBS
+        ):
             return False
         # Adverbs open or end no term ("easily access", "genuinely"), participles and adjectives
         # end none ("damaged", "highly contextual"); "speed", "approval" and "objective" are nouns.
         if (first.endswith("ly") and first not in _NOUNS_LIKE_ADJECTIVES) or (
-                _ADJECTIVE_END.search(head) and head not in _NOUNS_LIKE_ADJECTIVES):
+            _ADJECTIVE_END.search(head) and head not in _NOUNS_LIKE_ADJECTIVES
+        ):
             return False
         # A word the corpus uses as a verb more than as a noun ("surpass", "exacerbate",
         # "acknowledges": its stem follows "to" or "can") makes the span a clause, not a term.
@@ -223,14 +248,15 @@ class OfflineGenerator:
         if n < 2:
             return False
         for side, binding in ((before, ()), (after, ("of",))):
-            count = max((k for w, k in side.items() if w is not None and (w not in STOPWORDS or w in binding)),
-                        default=0)
+            count = max(
+                (k for w, k in side.items() if w is not None and (w not in STOPWORDS or w in binding)), default=0
+            )
             if count >= FRAGMENT_SHARE * n:
                 return True
         return False
 
     def article(self, phrase: str) -> str:
-        """"a ", "an " or "the " when the corpus mostly writes a singular `phrase` after that
+        """ "a ", "an " or "the " when the corpus mostly writes a singular `phrase` after that
         article ("a GAI model", "the workforce"), else "": "What is a GAI model?" reads as English,
         "What is GAI model?" does not."""
         before = self._before.get(phrase)
@@ -284,8 +310,7 @@ class OfflineGenerator:
             if " " not in p:
                 # A lone word must be used as a noun somewhere ("the pipeline"), unlike "though" or "discover",
                 # and be what the chunk is about: said once, "structure" or "occurrence" asks nothing.
-                term = (len(p) >= 6 and idf.get(p, 0.0) >= df_min_idf and self._after_determiner[p] > 0
-                        and tf[p] >= 2)
+                term = len(p) >= 6 and idf.get(p, 0.0) >= df_min_idf and self._after_determiner[p] > 0 and tf[p] >= 2
             else:
                 term = tf[p] >= 2 or idf.get(p, 99.0) < self._max_idf
             # The corpus-wide test last: it is the slow one.
@@ -310,8 +335,11 @@ class OfflineGenerator:
             toks = [w for w in words(s) if w not in STOPWORDS]
             return sum(idf.get(w, 1.0) for w in toks) / math.sqrt(len(toks) + 1)
 
-        usable = [self.main_clause(_SECTION_LABEL.sub("", clean_query(s))) for s in sentences(chunk.text)
-                  if not _REFERENCE.search(s) and self._sentence_counts[s] < 3]
+        usable = [
+            self.main_clause(_SECTION_LABEL.sub("", clean_query(s)))
+            for s in sentences(chunk.text)
+            if not _REFERENCE.search(s) and self._sentence_counts[s] < 3
+        ]
         usable = [s for s in usable if 6 <= len(s.split()) <= 60 and sum(c.isalpha() for c in s) > 0.7 * len(s)]
         return sorted(usable, key=score, reverse=True)
 
@@ -346,7 +374,7 @@ class OfflineGenerator:
         if _DANGLING_END.search(s) or s.count("(") != s.count(")") or _CONTEXT_WORDS.search(s):
             return None
         toks = s.split()
-        first = toks[0].lower().strip("\"“(")
+        first = toks[0].lower().strip('"“(')
         # "Test datasets … can contain errors" opens on a noun that looks like a verb: an
         # imperative has no modal of its own.
         if first in IMPERATIVE_VERBS and not _MODAL.search(s):
@@ -360,8 +388,12 @@ class OfflineGenerator:
             verb = "are" if m.group(2) == "are" else "is"
             return f"What {verb} {subject}?"
         m = re.match(r"^(.{3,80}?)\s+(can|may|could|should|must|will)\s+(.+)$", s)
-        if (m and len(m.group(1).split()) <= 10 and len(toks) <= self.max_query_words
-                and _standalone_subject(m.group(1))):
+        if (
+            m
+            and len(m.group(1).split()) <= 10
+            and len(toks) <= self.max_query_words
+            and _standalone_subject(m.group(1))
+        ):
             # Keep the first clause of the predicate: "be incorrect, or they may …" -> "be incorrect".
             rest = re.split(r",\s+(?:or|and|but|which|while|as)\s+|;\s+", m.group(3))[0]
             if len(rest.split()) >= 2:
@@ -398,8 +430,14 @@ class OfflineGenerator:
             for i, key in enumerate(phrases[:want]):
                 p = written[key]
                 # A second term for "How does X relate to Y?": one the chunk names in the same sentence.
-                q = next((written[o] for o in phrases[i + 1:] + phrases[:i]
-                          if any(f" {key} " in f" {s} " and f" {o} " in f" {s} " for s in chunk_sentences)), None)
+                q = next(
+                    (
+                        written[o]
+                        for o in phrases[i + 1 :] + phrases[:i]
+                        if any(f" {key} " in f" {s} " and f" {o} " in f" {s} " for s in chunk_sentences)
+                    ),
+                    None,
+                )
                 plural = _is_plural(key.split()[-1])
                 # The frame this phrase's turn falls on, or the next one not yet asked.
                 for j in range(len(frames)):

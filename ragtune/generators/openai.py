@@ -79,9 +79,21 @@ class OpenAIGenerator(LLMGenerator):
     name = "openai"
     fix_hint = "check --llm-base-url, --llm-model and OPENAI_API_KEY"
 
-    def __init__(self, base_url: str, model: str, questions_per_chunk: int, *, api_key: str = "",
-                 concurrency: int, timeout: float, retries: int, seed: int, cache_dir: Path | None,
-                 backoff: float = 0.5, max_wait: float = 60.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        questions_per_chunk: int,
+        *,
+        api_key: str = "",
+        concurrency: int,
+        timeout: float,
+        retries: int,
+        seed: int,
+        cache_dir: Path | None,
+        backoff: float = 0.5,
+        max_wait: float = 60.0,
+    ) -> None:
         super().__init__(questions_per_chunk, cache_dir, concurrency)
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.base_url, self.model, self.api_key = base_url, model, api_key
@@ -92,8 +104,9 @@ class OpenAIGenerator(LLMGenerator):
         return redact_url(self.base_url)  # never the credentials a URL may carry (user:PASSWORD@, ?key=)
 
     def _cache_key(self, prompt: str) -> str:
-        return self.cache.key(PROMPT_VERSION, self.model, SYSTEM_PROMPT, prompt, self.questions_per_chunk,
-                              TEMPERATURE, self.seed)
+        return self.cache.key(
+            PROMPT_VERSION, self.model, SYSTEM_PROMPT, prompt, self.questions_per_chunk, TEMPERATURE, self.seed
+        )
 
     def _payload(self, prompt: str) -> dict[str, Any]:
         return {
@@ -118,7 +131,7 @@ class OpenAIGenerator(LLMGenerator):
             except _Transient as e:
                 reason = str(e)
                 # Jitter keeps concurrent workers from retrying in lockstep.
-                backoff = self.backoff * 2 ** attempt * random.uniform(1, 1.25)
+                backoff = self.backoff * 2**attempt * random.uniform(1, 1.25)
                 wait_s = e.retry_after if e.retry_after is not None else backoff
                 if attempt < self.retries:
                     # An interruptible sleep: Ctrl-C elsewhere sets _stop.
@@ -260,5 +273,10 @@ def _read_completion(body: bytes) -> Completion:
         raise _Transient(f"the reply has no choices[0].message: {body[:80]!r}") from None
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
     prompt_tokens, completion_tokens = (_token_count(usage.get(k)) for k in ("prompt_tokens", "completion_tokens"))
-    return Completion(str(content), max(prompt_tokens, 0), max(completion_tokens, 0),
-                      choice.get("finish_reason") == "length", bad_usage=min(prompt_tokens, completion_tokens) < 0)
+    return Completion(
+        str(content),
+        max(prompt_tokens, 0),
+        max(completion_tokens, 0),
+        choice.get("finish_reason") == "length",
+        bad_usage=min(prompt_tokens, completion_tokens) < 0,
+    )

@@ -25,6 +25,20 @@ from ..training.losses import LOSSES, make_loss
 from .data import dedupe, gather, load_alternatives_file, load_pairs_file, split_pairs
 from .run import PairsResult, checkpoint_to_resume, render_pairs_card, run_pairs, train_pairs
 
-__all__ = ["LOSSES", "PRESETS", "PairsConfig", "PairsError", "PairsResult", "checkpoint_to_resume", "dedupe", "gather",
-           "load_alternatives_file", "load_pairs_file", "make_loss", "render_pairs_card", "run_pairs",
-           "split_pairs", "train_pairs"]
+__all__ = [
+    "LOSSES",
+    "PRESETS",
+    "PairsConfig",
+    "PairsError",
+    "PairsResult",
+    "checkpoint_to_resume",
+    "dedupe",
+    "gather",
+    "load_alternatives_file",
+    "load_pairs_file",
+    "make_loss",
+    "render_pairs_card",
+    "run_pairs",
+    "split_pairs",
+    "train_pairs",
+]

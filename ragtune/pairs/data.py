@@ -25,7 +25,6 @@ MIN_HELD_OUT = 3
 _BUCKETS = 5
 
 
-
 def _read_text(path: Path) -> str:
     if not path.is_file():
         raise PairsError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
@@ -197,7 +196,9 @@ def dedupe(pairs: list[LabelledPair], skipped: SkipCounter) -> list[LabelledPair
     return kept
 
 
-def split_pairs(pairs: list[LabelledPair], eval_fraction: float, seed: int) -> tuple[list[LabelledPair], list[LabelledPair]]:
+def split_pairs(
+    pairs: list[LabelledPair], eval_fraction: float, seed: int
+) -> tuple[list[LabelledPair], list[LabelledPair]]:
     """Seeded split, stratified by label bucket so that held-out labels span the same range.
 
     Pairs of identical texts always train: every model scores them 1.0, so

@@ -29,9 +29,15 @@ Log = Callable[[str], None]
 Progress = Callable[[int, int], None]
 
 
-
-def train_pairs(model: Any, train: list[LabelledPair], cfg: PairsConfig, work_dir: Path, device: str,
-                progress: Progress | None = None, resume: Path | None = None) -> dict[str, Any]:
+def train_pairs(
+    model: Any,
+    train: list[LabelledPair],
+    cfg: PairsConfig,
+    work_dir: Path,
+    device: str,
+    progress: Progress | None = None,
+    resume: Path | None = None,
+) -> dict[str, Any]:
     """Train `model` in place on labelled pairs; returns steps, seconds and final loss.
 
     Checkpoints go to `work_dir` (the caller removes it); given `resume` (a checkpoint
@@ -40,10 +46,22 @@ def train_pairs(model: Any, train: list[LabelledPair], cfg: PairsConfig, work_di
     """
     from ..training.trainer import run_trainer
 
-    result = run_trainer(model, labelled_columns(train), make_loss(cfg.loss, model), TrainingArgs.of(cfg), work_dir,
-                         device, progress, resume=resume)
-    return {"steps": result.steps, "seconds": round(result.seconds, 2), "final_loss": result.final_loss,
-            "device": device}
+    result = run_trainer(
+        model,
+        labelled_columns(train),
+        make_loss(cfg.loss, model),
+        TrainingArgs.of(cfg),
+        work_dir,
+        device,
+        progress,
+        resume=resume,
+    )
+    return {
+        "steps": result.steps,
+        "seconds": round(result.seconds, 2),
+        "final_loss": result.final_loss,
+        "device": device,
+    }
 
 
 def checkpoint_to_resume(work_dir: Path, key: str, log: Log | None = None) -> Path | None:
@@ -79,30 +97,49 @@ def render_pairs_card(cfg: PairsConfig, metrics: dict[str, Any], train: dict[str
     from ..card import base_model_id, base_model_label
 
     hub_base = base_model_id(cfg.base_model)
-    front = ["---"] + ([f"base_model: {hub_base}"] if hub_base else []) + [
-        "library_name: sentence-transformers",
-        "pipeline_tag: sentence-similarity",
-        "tags:",
-        *(f"- {t}" for t in ("sentence-transformers", "sentence-similarity", "feature-extraction", "ragtune",
-                             f"loss:{LOSSES[cfg.loss]}")),
-        "model-index:",
-        "- name: ragtune-pairs-model",
-        "  results:",
-        "  - task:",
-        "      type: semantic-similarity",
-        "      name: Semantic Similarity",
-        "    dataset:",
-        "      type: ragtune-labelled-pairs-heldout",
-        "      name: held-out labelled pairs",
-        "    metrics:",
-    ]
+    front = (
+        ["---"]
+        + ([f"base_model: {hub_base}"] if hub_base else [])
+        + [
+            "library_name: sentence-transformers",
+            "pipeline_tag: sentence-similarity",
+            "tags:",
+            *(
+                f"- {t}"
+                for t in (
+                    "sentence-transformers",
+                    "sentence-similarity",
+                    "feature-extraction",
+                    "ragtune",
+                    f"loss:{LOSSES[cfg.loss]}",
+                )
+            ),
+            "model-index:",
+            "- name: ragtune-pairs-model",
+            "  results:",
+            "  - task:",
+            "      type: semantic-similarity",
+            "      name: Semantic Similarity",
+            "    dataset:",
+            "      type: ragtune-labelled-pairs-heldout",
+            "      name: held-out labelled pairs",
+            "    metrics:",
+        ]
+    )
     for k in ("pearson", "spearman"):
-        front += [f"    - type: {k}_cosine", f"      value: {metrics['after'][k]:.4f}", f"      name: {k.title()} Cosine"]
+        front += [
+            f"    - type: {k}_cosine",
+            f"      value: {metrics['after'][k]:.4f}",
+            f"      name: {k.title()} Cosine",
+        ]
     front.append("---")
     files = ", ".join(p.name for p in cfg.pairs_files) or "(none)"
     alts = ", ".join(p.name for p in cfg.alternatives) or "(none)"
-    verdict = ("Both correlations went up." if metrics["improved"]
-               else "**The fine-tuned model did not beat the base model on both correlations.**")
+    verdict = (
+        "Both correlations went up."
+        if metrics["improved"]
+        else "**The fine-tuned model did not beat the base model on both correlations.**"
+    )
     body = f"""
 # ragtune-pairs-model
 
@@ -176,15 +213,21 @@ def run_pairs(cfg: PairsConfig, log: Log | None = None, progress: Progress | Non
     if len(pairs) < MIN_PAIRS:
         raise PairsError(f"too few pairs: {len(pairs)} after removing duplicates; give at least {MIN_PAIRS}")
     if len(held) < MIN_HELD_OUT:
-        raise PairsError(f"only {len(held)} pairs held out for evaluation; raise --test-fraction "
-                         f"(now {cfg.eval_fraction}) or add pairs")
+        raise PairsError(
+            f"only {len(held)} pairs held out for evaluation; raise --test-fraction "
+            f"(now {cfg.eval_fraction}) or add pairs"
+        )
     if len({p.label for p in held}) < 2:
-        raise PairsError("all held-out pairs have the same label, so correlation is undefined; "
-                         "add pairs with other labels (e.g. unrelated texts labelled 0.0)")
+        raise PairsError(
+            "all held-out pairs have the same label, so correlation is undefined; "
+            "add pairs with other labels (e.g. unrelated texts labelled 0.0)"
+        )
     # Before any output: a missing model should fail as one clean line, like bad input.
     source = resolve_pairs_model(cfg.base_model)
-    say(f"pairs: {len(pairs)} ({counts['n_labelled']} labelled, {counts['n_from_alternatives']} from alternatives, "
-        f"{skipped.total()} skipped); {len(train)} train, {len(held)} held out")
+    say(
+        f"pairs: {len(pairs)} ({counts['n_labelled']} labelled, {counts['n_from_alternatives']} from alternatives, "
+        f"{skipped.total()} skipped); {len(train)} train, {len(held)} held out"
+    )
     device = pick_device(cfg.device)
     say(f"model: {cfg.base_model or BUNDLED_HUB_ID + ' (bundled)'} on {device}")
     model = load_model(source, device)
@@ -195,8 +238,10 @@ def run_pairs(cfg: PairsConfig, log: Log | None = None, progress: Progress | Non
     claim_out_dir(out, "pairs")
     checkpoint = checkpoint_to_resume(work, _run_key(cfg, source), say)
     resumed = checkpoint_step(str(checkpoint)) if checkpoint is not None else None
-    say(f"training: {LOSSES[cfg.loss]}, {cfg.epochs:g} epochs, batch {cfg.batch_size}, lr {cfg.learning_rate:g}"
-        + (f" (resumed at step {resumed})" if resumed is not None else ""))
+    say(
+        f"training: {LOSSES[cfg.loss]}, {cfg.epochs:g} epochs, batch {cfg.batch_size}, lr {cfg.learning_rate:g}"
+        + (f" (resumed at step {resumed})" if resumed is not None else "")
+    )
     trained = train_pairs(model, train, cfg, work, device, progress, resume=checkpoint)
     trained["resumed_at"] = resumed
     after = evaluate_pairs(model, held)
@@ -215,18 +260,24 @@ def run_pairs(cfg: PairsConfig, log: Log | None = None, progress: Progress | Non
     tmp = out / "model.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save(str(tmp), safe_serialization=True)
-    (tmp / "README.md").write_text(render_pairs_card(cfg, metrics, trained, int(model.max_seq_length)),
-                                   encoding="utf-8")
+    (tmp / "README.md").write_text(
+        render_pairs_card(cfg, metrics, trained, int(model.max_seq_length)), encoding="utf-8"
+    )
     shutil.rmtree(out / "model", ignore_errors=True)
     tmp.replace(out / "model")
     write_jsonl(out / "train.jsonl", train, LabelledPair)
     write_jsonl(out / "eval.jsonl", held, LabelledPair)
-    write_json(out / "run.json", {
-        "ragtune": "pairs-run", "version": RUN_VERSION, "ragtune_version": __version__,
-        "config": cfg.to_dict(),
-        "inputs": {str(p): sha256_digest(p) for p in (*cfg.pairs_files, *cfg.alternatives)},
-        "train": trained,
-    })
+    write_json(
+        out / "run.json",
+        {
+            "ragtune": "pairs-run",
+            "version": RUN_VERSION,
+            "ragtune_version": __version__,
+            "config": cfg.to_dict(),
+            "inputs": {str(p): sha256_digest(p) for p in (*cfg.pairs_files, *cfg.alternatives)},
+            "train": trained,
+        },
+    )
     write_json(out / "metrics.json", metrics)
     # Kept until now, so an interrupt while evaluating or saving still resumes with training done.
     shutil.rmtree(work, ignore_errors=True)

@@ -18,8 +18,9 @@ def run_stage(run: Run) -> dict[str, Any]:
     # and [SEP] tokens the model adds; max_seq_length is then raised to fit.
     default_length = run.default_lengths["base"]
     max_tokens = max_positions(model) - 2
-    result = chunk_pages(pages, model.tokenizer, run.cfg.chunk_tokens, run.cfg.chunk_overlap, max_tokens,
-                         run.cfg.min_chunk_tokens)
+    result = chunk_pages(
+        pages, model.tokenizer, run.cfg.chunk_tokens, run.cfg.chunk_overlap, max_tokens, run.cfg.min_chunk_tokens
+    )
     write_jsonl(run.files.chunks_raw, result.chunks, Chunk)
     lengths = sorted(c.n_tokens for c in result.chunks)
     median = lengths[len(lengths) // 2] if lengths else 0
@@ -36,5 +37,9 @@ def run_stage(run: Run) -> dict[str, Any]:
     }
 
 
-STAGE = Stage("chunk", ("base_model", "chunk_tokens", "chunk_overlap", "min_chunk_tokens"),
-              lambda files: [files.chunks_raw], lambda run, records: run_stage(run))
+STAGE = Stage(
+    "chunk",
+    ("base_model", "chunk_tokens", "chunk_overlap", "min_chunk_tokens"),
+    lambda files: [files.chunks_raw],
+    lambda run, records: run_stage(run),
+)

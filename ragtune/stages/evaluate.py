@@ -87,9 +87,17 @@ def _evaluate(run: Run, precision: str) -> dict[str, Any]:
     return {"summary": summary}
 
 
-def _record_figures(run: Run, metrics: dict[str, Any], weight: float, weight_scores: dict[float, dict[str, float]],
-                    precision: str, top1: dict[str, Any], ranked: dict[str, list[list[str]]],
-                    chunks: list[Chunk], relevant: list[str]) -> None:
+def _record_figures(
+    run: Run,
+    metrics: dict[str, Any],
+    weight: float,
+    weight_scores: dict[float, dict[str, float]],
+    precision: str,
+    top1: dict[str, Any],
+    ranked: dict[str, list[list[str]]],
+    chunks: list[Chunk],
+    relevant: list[str],
+) -> None:
     """Adds to `metrics` how the hybrid was weighed, what was encoded how, and the shifts it measured."""
     from ..metrics import is_improved, per_theme_hits, similarity_shift
 
@@ -109,14 +117,17 @@ def _record_figures(run: Run, metrics: dict[str, Any], weight: float, weight_sco
     }
 
 
-def _dims_figures(run: Run, texts: list[str], ids: list[str], queries: list[str],
-                  relevant: list[str]) -> dict[str, Any]:
+def _dims_figures(
+    run: Run, texts: list[str], ids: list[str], queries: list[str], relevant: list[str]
+) -> dict[str, Any]:
     """Both models' figures at each --matryoshka-dims size, largest first."""
     from ..metrics import evaluate_model
 
     return {
-        str(d): {which: evaluate_model(run.model(model), texts, ids, queries, relevant, run.cfg.ks, dim=d)
-                 for which, model in (("before", "base"), ("after", "tuned"))}
+        str(d): {
+            which: evaluate_model(run.model(model), texts, ids, queries, relevant, run.cfg.ks, dim=d)
+            for which, model in (("before", "base"), ("after", "tuned"))
+        }
         for d in sorted(run.cfg.matryoshka_dims, reverse=True)
     }
 
@@ -130,9 +141,13 @@ def _save_index(run: Run, dense: dict[str, Any], bm25: Any, texts: list[str]) ->
     # A RAG app serves the tuned model's index: every unit row, and BM25 beside it for the hybrid.
     dense["tuned"].save(run.files.index)
     bm25.save(run.files.index / "bm25")
-    save_base_vectors(run.run_dir, dense["base"],
-                      base_vectors_about(resolve_base_model(cfg.base_model), run.model("base"), texts,
-                                         cfg.passage_words, cfg.passage_stride))
+    save_base_vectors(
+        run.run_dir,
+        dense["base"],
+        base_vectors_about(
+            resolve_base_model(cfg.base_model), run.model("base"), texts, cfg.passage_words, cfg.passage_stride
+        ),
+    )
 
 
 def _choose_served(run: Run, metrics: dict[str, Any], mode: str, weight: float, tuned: Any) -> None:
@@ -149,14 +164,25 @@ def _choose_served(run: Run, metrics: dict[str, Any], mode: str, weight: float, 
         mode = "hybrid" if is_improved(metrics[dense_key], metrics["hybrid"]) else "dense"
         chosen_on = "held-out questions (no validation set)"
     metrics["recommended_mode"] = mode
-    metrics["served"] = {"mode": mode, "chosen_on": chosen_on,
-                         **metrics[{"dense": dense_key, "hybrid": "hybrid", "bm25": "bm25"}[mode]]}
-    write_settings(run.files.index, {"format": FORMAT_VERSION, "passage_words": cfg.passage_words,
-                                       "passage_stride": cfg.passage_stride, "chunk_weight": cfg.chunk_weight,
-                                       "hybrid_weight": weight, "mode": mode,
-                                       # The length the models encode chunks with: `search --compare` sets the
-                                       # base model to it, so it builds (and finds) the same base vectors.
-                                       "max_seq_length": int(tuned.max_seq_length)})
+    metrics["served"] = {
+        "mode": mode,
+        "chosen_on": chosen_on,
+        **metrics[{"dense": dense_key, "hybrid": "hybrid", "bm25": "bm25"}[mode]],
+    }
+    write_settings(
+        run.files.index,
+        {
+            "format": FORMAT_VERSION,
+            "passage_words": cfg.passage_words,
+            "passage_stride": cfg.passage_stride,
+            "chunk_weight": cfg.chunk_weight,
+            "hybrid_weight": weight,
+            "mode": mode,
+            # The length the models encode chunks with: `search --compare` sets the
+            # base model to it, so it builds (and finds) the same base vectors.
+            "max_seq_length": int(tuned.max_seq_length),
+        },
+    )
 
 
 def _summary_line(run: Run, metrics: dict[str, Any], tuned: Any) -> str:
@@ -178,8 +204,9 @@ def _summary_line(run: Run, metrics: dict[str, Any], tuned: Any) -> str:
     return summary
 
 
-def _hybrid_weight_scores(run: Run, model: Any, dense: Any, bm25: Any, ids: list[str],
-                          pool: int, fixed: float | None = None) -> dict[float, dict[str, float]]:
+def _hybrid_weight_scores(
+    run: Run, model: Any, dense: Any, bm25: Any, ids: list[str], pool: int, fixed: float | None = None
+) -> dict[float, dict[str, float]]:
     """hit@5 and MRR@10 of the validation questions over all chunks at each dense share of
     the hybrid score, from 0.0 (BM25 alone) to 1.0 (the model alone); {} without them."""
     from ..metrics import MRR_AT, rank_metrics
@@ -191,15 +218,29 @@ def _hybrid_weight_scores(run: Run, model: Any, dense: Any, bm25: Any, ids: list
     queries = [p.query for p in val]
     d, b = dense.search(embed(model, queries), pool), bm25.search(queries, pool)
     # Rounded as metrics.json records them, so that the choice can be checked from that file.
-    return {w: {k: round(v, 4) for k, v in rank_metrics(positions_to_ids(fuse(d, b, w, MRR_AT), ids),
-                                                        [p.chunk_id for p in val], (5,)).items()}
-            for w in sorted({*HYBRID_WEIGHTS, *([fixed] if fixed is not None else [])})}
+    return {
+        w: {
+            k: round(v, 4)
+            for k, v in rank_metrics(
+                positions_to_ids(fuse(d, b, w, MRR_AT), ids), [p.chunk_id for p in val], (5,)
+            ).items()
+        }
+        for w in sorted({*HYBRID_WEIGHTS, *([fixed] if fixed is not None else [])})
+    }
 
 
 # bm25/ is a folder: its digest covers every file in it. `--eval-dataset` adds to metrics.json after a
 # run: it only has to hold the evaluation's figures.
-STAGE = Stage("evaluate", ("ks", "passage_words", "passage_stride", "chunk_weight", "hybrid_weight"),
-              lambda files: [files.index / "index.faiss", files.index / "rows.npy", files.index / "retriever.json",
-                             files.index / "bm25"],
-              lambda run, records: run_stage(run), edited=lambda files: [files.metrics],
-              problem=lambda files: metrics_problem(files.metrics))
+STAGE = Stage(
+    "evaluate",
+    ("ks", "passage_words", "passage_stride", "chunk_weight", "hybrid_weight"),
+    lambda files: [
+        files.index / "index.faiss",
+        files.index / "rows.npy",
+        files.index / "retriever.json",
+        files.index / "bm25",
+    ],
+    lambda run, records: run_stage(run),
+    edited=lambda files: [files.metrics],
+    problem=lambda files: metrics_problem(files.metrics),
+)

@@ -11,8 +11,9 @@ from .base import Run, Stage
 def run_stage(run: Run) -> dict[str, Any]:
     from ..extract import ExtractError, count_line, describe_skips, extract_folder
 
-    result = extract_folder(run.cfg.docs, run.cfg.extractor, run.cfg.include, run.cfg.exclude,
-                            progress=run.progress_for("extract"))
+    result = extract_folder(
+        run.cfg.docs, run.cfg.extractor, run.cfg.include, run.cfg.exclude, progress=run.progress_for("extract")
+    )
     if not result.pages:
         # Every file was skipped: say why now, not as "too few chunks" three stages later.
         why = "; ".join(describe_skips(result.skipped.to_dict()))
@@ -26,5 +27,10 @@ def run_stage(run: Run) -> dict[str, Any]:
     }
 
 
-STAGE = Stage("extract", ("docs", "extractor", "include", "exclude"), lambda files: [files.pages],
-              lambda run, records: run_stage(run), input_skips=True)
+STAGE = Stage(
+    "extract",
+    ("docs", "extractor", "include", "exclude"),
+    lambda files: [files.pages],
+    lambda run, records: run_stage(run),
+    input_skips=True,
+)

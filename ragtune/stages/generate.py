@@ -17,10 +17,19 @@ def run_stage(run: Run) -> dict[str, Any]:
     cfg = run.cfg
     chunks = read_jsonl(run.files.chunks, Chunk)
     # LLM generators keep every answer in llm_cache/, so a rerun asks only for what is missing.
-    gen = make_generator(cfg.generator, cfg.questions_per_chunk, base_url=cfg.llm_base_url, model=cfg.llm_model,
-                         concurrency=cfg.llm_concurrency, timeout=cfg.llm_timeout, retries=cfg.llm_retries,
-                         seed=cfg.seed, cache_dir=run.files.llm_cache, device=cfg.device,
-                         vocabulary=word_vocabulary(run.model("base").tokenizer))
+    gen = make_generator(
+        cfg.generator,
+        cfg.questions_per_chunk,
+        base_url=cfg.llm_base_url,
+        model=cfg.llm_model,
+        concurrency=cfg.llm_concurrency,
+        timeout=cfg.llm_timeout,
+        retries=cfg.llm_retries,
+        seed=cfg.seed,
+        cache_dir=run.files.llm_cache,
+        device=cfg.device,
+        vocabulary=word_vocabulary(run.model("base").tokenizer),
+    )
     raw = gen.generate(chunks, random.Random(cfg.seed))
     result = filter_pairs(raw, {c.id: c for c in chunks}, across_chunks=gen.name != "template")
     result.pairs = _drop_near_duplicates(run, result.pairs, result.dropped)
@@ -61,6 +70,19 @@ def _drop_near_duplicates(run: Run, pairs: list[Pair], dropped: SkipCounter) -> 
 
 
 # The llm_* settings are keyed only with an LLM generator (pipeline.LLM_SETTINGS).
-STAGE = Stage("generate", ("generator", "questions_per_chunk", "seed", "near_duplicate", "llm_base_url", "llm_model",
-                           "llm_concurrency", "llm_timeout", "llm_retries"),
-              lambda files: [files.pairs], lambda run, records: run_stage(run))
+STAGE = Stage(
+    "generate",
+    (
+        "generator",
+        "questions_per_chunk",
+        "seed",
+        "near_duplicate",
+        "llm_base_url",
+        "llm_model",
+        "llm_concurrency",
+        "llm_timeout",
+        "llm_retries",
+    ),
+    lambda files: [files.pairs],
+    lambda run, records: run_stage(run),
+)

@@ -13,8 +13,9 @@ from .base import Run, Stage
 RECORDS_SHOWN = ("extract", "chunk", "theme", "generate", "split", "train")
 
 
-def summary(run: Run, extract: dict, chunk: dict, theme: dict, generate: dict, split: dict,
-            train: dict) -> dict[str, Any]:
+def summary(
+    run: Run, extract: dict, chunk: dict, theme: dict, generate: dict, split: dict, train: dict
+) -> dict[str, Any]:
     """What the card and the report are made of, from the stages' manifest records."""
     from ..card import card_widget, framework_versions, guess_language, model_details
 
@@ -22,9 +23,12 @@ def summary(run: Run, extract: dict, chunk: dict, theme: dict, generate: dict, s
     chunks = read_jsonl(run.files.chunks, Chunk)
     return {
         # Folder names only: a card or report never shows where the user keeps their files.
-        "config": run.cfg.to_dict() | {"docs": Path(run.cfg.docs).name, "out": Path(run.cfg.out).name,
-                                       "out_as_given": "" if Path(run.cfg.out).is_absolute() else
-                                       Path(run.cfg.out).as_posix()},
+        "config": run.cfg.to_dict()
+        | {
+            "docs": Path(run.cfg.docs).name,
+            "out": Path(run.cfg.out).name,
+            "out_as_given": "" if Path(run.cfg.out).is_absolute() else Path(run.cfg.out).as_posix(),
+        },
         "language": guess_language([c.text for c in chunks[:200]]),
         "widget": card_widget(chunks, read_jsonl(run.files.split("eval"), Pair)),
         "files": extract["files"],
@@ -69,7 +73,11 @@ def run_stage(run: Run, summary: dict[str, Any], metrics: dict[str, Any]) -> dic
 
 
 # Keyed by the summary of the stages before it, nothing of its own. The card may be edited by hand before a push.
-STAGE = Stage("save", (), lambda files: [files.index_chunks, files.card_json, files.report_html, files.retrievers_plot],
-              lambda run, records: run_stage(run, records["save"], read_json(run.files.metrics)),
-              edited=lambda files: [files.model_card],
-              inputs=lambda run, records: summary(run, **{n: records[n] for n in RECORDS_SHOWN}))
+STAGE = Stage(
+    "save",
+    (),
+    lambda files: [files.index_chunks, files.card_json, files.report_html, files.retrievers_plot],
+    lambda run, records: run_stage(run, records["save"], read_json(run.files.metrics)),
+    edited=lambda files: [files.model_card],
+    inputs=lambda run, records: summary(run, **{n: records[n] for n in RECORDS_SHOWN}),
+)

@@ -29,8 +29,9 @@ def run_stage(run: Run) -> dict[str, Any]:
     val: list[Pair] = []
     if run.cfg.val_fraction:
         # Validation chunks come out of the training side, never the held-out one.
-        rest, val = split_by_chunk(train, run.cfg.val_fraction / (1 - run.cfg.eval_fraction), run.cfg.seed + 1,
-                                   run.cfg.val_max_chunks)
+        rest, val = split_by_chunk(
+            train, run.cfg.val_fraction / (1 - run.cfg.eval_fraction), run.cfg.seed + 1, run.cfg.val_max_chunks
+        )
         if len({p.chunk_id for p in val}) >= 3 and len({p.chunk_id for p in rest}) >= 8:
             train = rest
             val += other_style_questions(run, {p.chunk_id for p in val})
@@ -42,8 +43,9 @@ def run_stage(run: Run) -> dict[str, Any]:
         train = drop_round_trip_failures(train, chunks, run.cfg.round_trip_k, dropped)
         _need_training_chunks(run, train, held, pairs, chunks)
     # BM25-labelled pseudo-queries, from training chunks only and labelled with training chunks only.
-    lexical = lexical_pairs(chunks, {p.chunk_id for p in train}, run.cfg.lexical_per_chunk, run.cfg.seed,
-                            run.cfg.lexical_remove)
+    lexical = lexical_pairs(
+        chunks, {p.chunk_id for p in train}, run.cfg.lexical_per_chunk, run.cfg.seed, run.cfg.lexical_remove
+    )
     write_jsonl(run.files.split("train"), train, Pair)
     write_jsonl(run.files.split("val"), val, Pair)
     write_jsonl(run.files.split("eval"), held, Pair)
@@ -58,24 +60,30 @@ def run_stage(run: Run) -> dict[str, Any]:
         "n_lexical": len(lexical),
         "skipped": dropped.to_dict(),
         "summary": f"{len(train)} train / {len(val)} validation / {len(held)} held-out questions "
-                   f"({n_eval_chunks} held-out chunks); {len(lexical)} BM25-labelled spans{filtered}",
+        f"({n_eval_chunks} held-out chunks); {len(lexical)} BM25-labelled spans{filtered}",
     }
 
 
-def _need_training_chunks(run: Run, train: list[Pair], held: list[Pair], pairs: list[Pair],
-                          chunks: list[Chunk]) -> None:
+def _need_training_chunks(
+    run: Run, train: list[Pair], held: list[Pair], pairs: list[Pair], chunks: list[Chunk]
+) -> None:
     """Refuse a split that leaves too little to train on or nothing to hold out."""
     if len({p.chunk_id for p in train}) >= 8 and held:
         return
     n_chunks = len(chunks)
-    why = (f"add documents or lower --chunk-tokens (there are {n_chunks} chunks)" if n_chunks < 10 else
-           f"the question filters left questions for only a few of the {n_chunks} chunks; "
-           "see the generate and split stages' drop counts in manifest.json")
+    why = (
+        f"add documents or lower --chunk-tokens (there are {n_chunks} chunks)"
+        if n_chunks < 10
+        else f"the question filters left questions for only a few of the {n_chunks} chunks; "
+        "see the generate and split stages' drop counts in manifest.json"
+    )
     share = unspaced_share([c.text for c in chunks])
     if n_chunks >= 10 and run.cfg.generator not in LLM_GENERATORS and share > 0.5:
-        why = (f"the {run.cfg.generator} generator needs text with spaces between words, and "
-               f"{share:.0%} of this text is Chinese, Japanese, Korean or Thai script without them; use "
-               "--generator openai with a model that writes questions in the documents' language")
+        why = (
+            f"the {run.cfg.generator} generator needs text with spaces between words, and "
+            f"{share:.0%} of this text is Chinese, Japanese, Korean or Thai script without them; use "
+            "--generator openai with a model that writes questions in the documents' language"
+        )
     raise NotEnoughDataError(
         f"only {len({p.chunk_id for p in pairs})} chunks have questions; ragtune needs at least 10 "
         f"(roughly 3,000 words of text) to train and hold some out: {why}"
@@ -94,8 +102,9 @@ def other_style_questions(run: Run, chunk_ids: set[str]) -> list[Pair]:
     return filter_pairs(mine, {c.id: c for c in chunks}).pairs
 
 
-def split_by_chunk(pairs: list[Pair], eval_fraction: float, seed: int,
-                   max_chunks: int | None = None) -> tuple[list[Pair], list[Pair]]:
+def split_by_chunk(
+    pairs: list[Pair], eval_fraction: float, seed: int, max_chunks: int | None = None
+) -> tuple[list[Pair], list[Pair]]:
     """Hold out all questions of a seeded random subset of chunks: `eval_fraction` of
     them, but never more than `max_chunks`.
 
@@ -114,6 +123,17 @@ def split_by_chunk(pairs: list[Pair], eval_fraction: float, seed: int,
     return train, test
 
 
-STAGE = Stage("split", ("round_trip_k", "eval_fraction", "val_fraction", "eval_max_chunks", "val_max_chunks",
-                        "lexical_per_chunk", "lexical_remove"),
-              lambda files: [files.split(side) for side in SPLIT_SIDES], lambda run, records: run_stage(run))
+STAGE = Stage(
+    "split",
+    (
+        "round_trip_k",
+        "eval_fraction",
+        "val_fraction",
+        "eval_max_chunks",
+        "val_max_chunks",
+        "lexical_per_chunk",
+        "lexical_remove",
+    ),
+    lambda files: [files.split(side) for side in SPLIT_SIDES],
+    lambda run, records: run_stage(run),
+)

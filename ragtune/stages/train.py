@@ -40,8 +40,14 @@ def run_stage(run: Run) -> dict[str, Any]:
     resume = _checkpoints_to_resume(run)
     resumed = checkpoint_step(str(resume)) if resume is not None else None
     _check_training_space(run, tuned)
-    job = {"pairs": pairs, "chunks": chunks, "negatives": negatives, "labelled": labelled,
-           "validation": validation, "resume": resume}
+    job = {
+        "pairs": pairs,
+        "chunks": chunks,
+        "negatives": negatives,
+        "labelled": labelled,
+        "validation": validation,
+        "resume": resume,
+    }
     result = _train_and_save(run, tuned, job)
     # Later stages load what was saved: after mixed-precision training the Trainer can leave the model in
     # memory wrapped for autocast, and the index must hold the vectors an app gets from the model folder.
@@ -49,8 +55,7 @@ def run_stage(run: Run) -> dict[str, Any]:
     return _record(result, resumed, len(val_pairs))
 
 
-def _negatives(run: Run, model: Any, pairs: list[Pair], chunks: dict[str, Chunk],
-               allowed: set[str]) -> Any:
+def _negatives(run: Run, model: Any, pairs: list[Pair], chunks: dict[str, Chunk], allowed: set[str]) -> Any:
     """With --hard-negatives, a mined negative (from the `allowed` chunks) for each pair; else None."""
     if not run.cfg.hard_negatives:
         return None
@@ -72,8 +77,13 @@ def _validation(run: Run, chunks: dict[str, Chunk], held: set[str], val_pairs: l
     random.Random(run.cfg.seed).shuffle(others)
     keep = own | set(others[: max(0, VALIDATION_CORPUS - len(own))])
     corpus = [c for cid, c in chunks.items() if cid in keep]
-    return Validation([p.query for p in val_pairs], [p.kind or p.generator for p in val_pairs],
-                      [p.chunk_id for p in val_pairs], [c.id for c in corpus], [c.text for c in corpus])
+    return Validation(
+        [p.query for p in val_pairs],
+        [p.kind or p.generator for p in val_pairs],
+        [p.chunk_id for p in val_pairs],
+        [c.id for c in corpus],
+        [c.text for c in corpus],
+    )
 
 
 def _train_and_save(run: Run, tuned: Any, job: dict[str, Any]) -> Any:
@@ -88,8 +98,14 @@ def _train_and_save(run: Run, tuned: Any, job: dict[str, Any]) -> Any:
 
         # Under torchrun the other ranks train beside this one on the same rows (ragtune.training.distributed).
         distributed.share(job | {"max_seq_length": tuned.max_seq_length})
-        result = fine_tune(tuned, cfg=run.cfg, work_dir=run.files.checkpoints,
-                           device=pick_device(run.cfg.device), progress=run.progress_for("train"), **job)
+        result = fine_tune(
+            tuned,
+            cfg=run.cfg,
+            work_dir=run.files.checkpoints,
+            device=pick_device(run.cfg.device),
+            progress=run.progress_for("train"),
+            **job,
+        )
         tuned.save(str(tmp), safe_serialization=True)
     except Exception as e:
         if run.is_disk_full(e):
@@ -113,8 +129,10 @@ def _record(result: Any, resumed: int | None, n_val: int) -> dict[str, Any]:
         summary += f", final loss {result.final_loss:.3f}"
     if result.base_score is not None:
         best = result.best_score if result.best_score is not None else result.base_score
-        summary += (f"; validation {result.base_score:.3f} -> {best:.3f} (step {result.best_step}), "
-                    f"kept {result.mix:.0%} of the change")
+        summary += (
+            f"; validation {result.base_score:.3f} -> {best:.3f} (step {result.best_step}), "
+            f"kept {result.mix:.0%} of the change"
+        )
     return {
         "steps": result.steps,
         "seconds": round(result.seconds, 1),
@@ -154,8 +172,10 @@ def _check_training_space(run: Run, model: Any) -> None:
     checkpoint = 3 * weights + extra
     held = len(list(run.files.checkpoints.glob("checkpoint-*")))
     need = max(1, 3 - held) * checkpoint + weights + extra
-    what = (f"training (checkpoints of about {megabytes(checkpoint)}, up to 3 at a time, "
-            f"and the {megabytes(weights + extra)} model)")
+    what = (
+        f"training (checkpoints of about {megabytes(checkpoint)}, up to 3 at a time, "
+        f"and the {megabytes(weights + extra)} model)"
+    )
     run.space = (what, need)
     check_free_space(run.run_dir, need, what)
 
@@ -183,12 +203,33 @@ def model_files(files: RunFiles) -> list[Path]:
     """Every file training wrote into model/ (tokenizer, modules, pooling): all but the card, which
     the save stage writes and a user may edit, and onnx/, which `ragtune export --onnx` adds."""
     model = files.model
-    return sorted(p for p in model.rglob("*")
-                  if p.is_file() and p.relative_to(model).parts[0] not in ("README.md", "onnx"))
+    return sorted(
+        p for p in model.rglob("*") if p.is_file() and p.relative_to(model).parts[0] not in ("README.md", "onnx")
+    )
 
 
-STAGE = Stage("train", ("epochs", "batch_size", "learning_rate", "warmup_ratio", "weight_decay", "max_steps",
-                        "hard_negatives", "same_theme_negatives", "pairs_files", "pairs_loss", "evals", "patience",
-                        "wise", "matryoshka_dims", "mini_batch_size", "queries_per_row", "precision"),
-              lambda files: [files.model / "config.json", files.model / "model.safetensors"],
-              lambda run, records: run_stage(run), written=model_files)
+STAGE = Stage(
+    "train",
+    (
+        "epochs",
+        "batch_size",
+        "learning_rate",
+        "warmup_ratio",
+        "weight_decay",
+        "max_steps",
+        "hard_negatives",
+        "same_theme_negatives",
+        "pairs_files",
+        "pairs_loss",
+        "evals",
+        "patience",
+        "wise",
+        "matryoshka_dims",
+        "mini_batch_size",
+        "queries_per_row",
+        "precision",
+    ),
+    lambda files: [files.model / "config.json", files.model / "model.safetensors"],
+    lambda run, records: run_stage(run),
+    written=model_files,
+)

@@ -47,8 +47,9 @@ class ExportResult:
     dim: int
 
 
-def export_run(run_dir: str | Path, kind: str, target: str | Path, collection: str = "ragtune",
-               device: str = "") -> ExportResult:
+def export_run(
+    run_dir: str | Path, kind: str, target: str | Path, collection: str = "ragtune", device: str = ""
+) -> ExportResult:
     """Write a finished run's chunks, embedded by its tuned model, into a new collection of the store."""
     from ..models import load_model, pick_device, weights_digest
     from ..records import Chunk, read_jsonl
@@ -73,8 +74,10 @@ def export_run(run_dir: str | Path, kind: str, target: str | Path, collection: s
 def raise_exists(kind: str, target: Any, collection: str) -> None:
     from ..errors import StoreError
 
-    raise StoreError(f"collection {collection} already exists in {target}; pick another --collection, or use "
-                     f"`ragtune reindex RUN --{kind} {target} --collection {collection}` to re-embed it")
+    raise StoreError(
+        f"collection {collection} already exists in {target}; pick another --collection, or use "
+        f"`ragtune reindex RUN --{kind} {target} --collection {collection}` to re-embed it"
+    )
 
 
 def close(store: Store) -> None:

@@ -30,8 +30,11 @@ from ..records import Chunk
 
 STORES = ("qdrant", "chroma", "lancedb")
 # The pip extra and the import each store needs.
-PACKAGES = {"qdrant": ("qdrant_client", "qdrant-client"), "chroma": ("chromadb", "chromadb"),
-            "lancedb": ("lancedb", "lancedb")}
+PACKAGES = {
+    "qdrant": ("qdrant_client", "qdrant-client"),
+    "chroma": ("chromadb", "chromadb"),
+    "lancedb": ("lancedb", "lancedb"),
+}
 # Where apps keep a record's text, in the order reindex looks: LangChain (Qdrant), LlamaIndex and LanceDB.
 TEXT_KEYS = ("page_content", "text")
 # Qdrant point ids must be integers or UUIDs: a chunk id becomes a UUID derived from it (and stays in the payload).
@@ -60,19 +63,36 @@ class Record:
 
     def llamaindex_fields(self) -> dict[str, Any]:
         """The keys LlamaIndex's vector stores read a node back from (`metadata_dict_to_node`)."""
-        node = {"id_": self.id, "embedding": None, "metadata": dict(self.metadata), "excluded_embed_metadata_keys": [],
-                "excluded_llm_metadata_keys": [], "relationships": {}, "text": self.text, "mimetype": "text/plain",
-                "start_char_idx": None, "end_char_idx": None, "metadata_template": "{key}: {value}",
-                "metadata_seperator": "\n", "text_template": "{metadata_str}\n\n{content}", "class_name": "TextNode"}
-        return {"_node_content": json.dumps(node, ensure_ascii=False), "_node_type": "TextNode",
-                "doc_id": self.metadata.get("source", self.id), "document_id": self.metadata.get("source", self.id),
-                "ref_doc_id": self.metadata.get("source", self.id)}
+        node = {
+            "id_": self.id,
+            "embedding": None,
+            "metadata": dict(self.metadata),
+            "excluded_embed_metadata_keys": [],
+            "excluded_llm_metadata_keys": [],
+            "relationships": {},
+            "text": self.text,
+            "mimetype": "text/plain",
+            "start_char_idx": None,
+            "end_char_idx": None,
+            "metadata_template": "{key}: {value}",
+            "metadata_seperator": "\n",
+            "text_template": "{metadata_str}\n\n{content}",
+            "class_name": "TextNode",
+        }
+        return {
+            "_node_content": json.dumps(node, ensure_ascii=False),
+            "_node_type": "TextNode",
+            "doc_id": self.metadata.get("source", self.id),
+            "document_id": self.metadata.get("source", self.id),
+            "ref_doc_id": self.metadata.get("source", self.id),
+        }
 
 
 def chunk_record(chunk: Chunk) -> Record:
     # Pages as "2,3": Chroma and LanceDB metadata must be flat scalars, and one form for every store.
-    return Record(chunk.id, chunk.text, {"source": chunk.source, "pages": ",".join(map(str, chunk.pages)),
-                                         "chunk_id": chunk.id})
+    return Record(
+        chunk.id, chunk.text, {"source": chunk.source, "pages": ",".join(map(str, chunk.pages)), "chunk_id": chunk.id}
+    )
 
 
 def point_id(record_id: str) -> str:
@@ -204,5 +224,7 @@ def text_of(payload: dict[str, Any], text_key: str | None, record_id: Any, where
         if isinstance(value, str) and value:
             return value
     tried = text_key or ", ".join(TEXT_KEYS + ("_node_content",))
-    raise StoreError(f"record {record_id} in {where} has no text under {tried}; pass --text-key with the key "
-                     "your app stores the text under")
+    raise StoreError(
+        f"record {record_id} in {where} has no text under {tried}; pass --text-key with the key "
+        "your app stores the text under"
+    )

@@ -52,7 +52,7 @@ class ChromaStore(Store):
 
     def about(self, name: str) -> dict[str, Any]:
         meta = self._get(name).metadata or {}
-        return {k[len(ABOUT):]: v for k, v in meta.items() if k.startswith(ABOUT)}
+        return {k[len(ABOUT) :]: v for k, v in meta.items() if k.startswith(ABOUT)}
 
     def scan(self, name: str, text_key: str | None, batch: int = 256, vectors: bool = False) -> Iterable[list[Stored]]:
         col = self._get(name)
@@ -71,8 +71,10 @@ class ChromaStore(Store):
 
     def sample_vectors(self, name: str, text_key: str | None, n: int) -> list[tuple[str, list[float]]]:
         got = self._get(name).get(limit=n, include=["documents", "metadatas", "embeddings"])
-        return [(doc if (doc and not text_key) else text_of(meta or {}, text_key, i, f"collection {name}"), list(v))
-                for i, doc, meta, v in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"])]
+        return [
+            (doc if (doc and not text_key) else text_of(meta or {}, text_key, i, f"collection {name}"), list(v))
+            for i, doc, meta, v in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"])
+        ]
 
     def create_like(self, new: str, old: str, dim: int, about: dict[str, Any]) -> None:
         meta = dict(self._get(old).metadata or {})
@@ -80,25 +82,35 @@ class ChromaStore(Store):
         self.client.create_collection(new, metadata=meta, embedding_function=None)
 
     def write(self, name: str, records: Sequence[Stored], vectors: Any) -> None:
-        self._get(name).upsert(ids=[r.id for r in records], embeddings=vectors,
-                               documents=[r.payload[0] for r in records],
-                               metadatas=[r.payload[1] for r in records])
+        self._get(name).upsert(
+            ids=[r.id for r in records],
+            embeddings=vectors,
+            documents=[r.payload[0] for r in records],
+            metadatas=[r.payload[1] for r in records],
+        )
 
     def switch(self, name: str, old: str, new: str, drop_old: bool) -> str:
         # Chroma has no aliases, and renaming twice would leave a moment without the name.
         if drop_old:
             self.client.delete_collection(old)
-        return (f"Chroma has no aliases: use collection_name=\"{new}\" in your app"
-                + (f" (deleted {old})" if drop_old else f" (kept {old})"))
+        return f'Chroma has no aliases: use collection_name="{new}" in your app' + (
+            f" (deleted {old})" if drop_old else f" (kept {old})"
+        )
 
     def export(self, name: str, records: Sequence[Record], vectors: Any, about: dict[str, Any]) -> None:
         if self.exists(name):
-            raise StoreError(f"collection {name} already exists in {self.target}; pick another --collection, or "
-                             f"use `ragtune reindex` to re-embed it")
-        col = self.client.create_collection(name, embedding_function=None, metadata={
-            "hnsw:space": "cosine", **{ABOUT + k: v for k, v in about.items()}})
+            raise StoreError(
+                f"collection {name} already exists in {self.target}; pick another --collection, or "
+                f"use `ragtune reindex` to re-embed it"
+            )
+        col = self.client.create_collection(
+            name, embedding_function=None, metadata={"hnsw:space": "cosine", **{ABOUT + k: v for k, v in about.items()}}
+        )
         for start in range(0, len(records), 1024):
-            part = records[start:start + 1024]
-            col.add(ids=[r.id for r in part], embeddings=vectors[start:start + 1024],
-                    documents=[r.text for r in part],
-                    metadatas=[{**r.metadata, **r.llamaindex_fields()} for r in part])
+            part = records[start : start + 1024]
+            col.add(
+                ids=[r.id for r in part],
+                embeddings=vectors[start : start + 1024],
+                documents=[r.text for r in part],
+                metadatas=[{**r.metadata, **r.llamaindex_fields()} for r in part],
+            )

@@ -50,7 +50,7 @@ class LanceStore(Store):
 
     def about(self, name: str) -> dict[str, Any]:
         meta = self.db.open_table(name).schema.metadata or {}
-        return {k[len(ABOUT):].decode(): v.decode() for k, v in meta.items() if k.startswith(ABOUT)}
+        return {k[len(ABOUT) :].decode(): v.decode() for k, v in meta.items() if k.startswith(ABOUT)}
 
     def _key(self, name: str, text_key: str | None) -> str:
         key = text_key or "text"
@@ -94,17 +94,28 @@ class LanceStore(Store):
     def switch(self, name: str, old: str, new: str, drop_old: bool) -> str:
         if drop_old:
             self.db.drop_table(old)
-        return (f"LanceDB has no aliases: open_table(\"{new}\") in your app"
-                + (f" (dropped {old})" if drop_old else f" (kept {old})"))
+        return f'LanceDB has no aliases: open_table("{new}") in your app' + (
+            f" (dropped {old})" if drop_old else f" (kept {old})"
+        )
 
     def export(self, name: str, records: Sequence[Record], vectors: Any, about: dict[str, Any]) -> None:
         import pyarrow as pa
 
         if self.exists(name):
-            raise StoreError(f"table {name} already exists in {self.target}; pick another --collection, or "
-                             f"use `ragtune reindex` to re-embed it")
-        rows = [{"id": r.id, "doc_id": r.metadata.get("source", r.id), VECTOR: v.tolist(), "text": r.text,
-                 "metadata": {**r.metadata, **r.llamaindex_fields()}} for r, v in zip(records, vectors)]
+            raise StoreError(
+                f"table {name} already exists in {self.target}; pick another --collection, or "
+                f"use `ragtune reindex` to re-embed it"
+            )
+        rows = [
+            {
+                "id": r.id,
+                "doc_id": r.metadata.get("source", r.id),
+                VECTOR: v.tolist(),
+                "text": r.text,
+                "metadata": {**r.metadata, **r.llamaindex_fields()},
+            }
+            for r, v in zip(records, vectors)
+        ]
         table = pa.Table.from_pylist(rows)
         i = table.schema.get_field_index(VECTOR)
         schema = table.schema.set(i, pa.field(VECTOR, pa.list_(pa.float32(), int(vectors.shape[1]))))

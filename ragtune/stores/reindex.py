@@ -52,19 +52,31 @@ def check_model(store: Store, old: str, base: Any, text_key: str | None) -> None
     stored /= np.maximum(np.linalg.norm(stored, axis=1, keepdims=True), 1e-12)
     fresh = embed(base, [t for t, _ in sample])
     if stored.shape[1] != fresh.shape[1]:
-        raise StoreError(f"collection {old} holds vectors of size {stored.shape[1]}, the run's base model makes "
-                         f"{fresh.shape[1]}: it was embedded by another model; reindex it with a run tuned from that "
-                         "model")
+        raise StoreError(
+            f"collection {old} holds vectors of size {stored.shape[1]}, the run's base model makes "
+            f"{fresh.shape[1]}: it was embedded by another model; reindex it with a run tuned from that "
+            "model"
+        )
     cosine = float(np.median((stored * fresh).sum(axis=1)))
     if cosine < SAME_MODEL_COSINE:
-        raise StoreError(f"collection {old} was not embedded by this run's base model (median cosine {cosine:.2f} "
-                         f"over {len(sample)} records); reindex it with a run tuned from the model that built it, "
-                         "or pass --any-model if its texts were embedded with a prefix")
+        raise StoreError(
+            f"collection {old} was not embedded by this run's base model (median cosine {cosine:.2f} "
+            f"over {len(sample)} records); reindex it with a run tuned from the model that built it, "
+            "or pass --any-model if its texts were embedded with a prefix"
+        )
 
 
-def reindex(store: Store, name: str, model: Any, digest: str, text_key: str | None = None,
-            base_model: Any = None, drop_old: bool = False, batch_size: int = 256,
-            progress: Callable[[int, int], None] | None = None) -> ReindexResult:
+def reindex(
+    store: Store,
+    name: str,
+    model: Any,
+    digest: str,
+    text_key: str | None = None,
+    base_model: Any = None,
+    drop_old: bool = False,
+    batch_size: int = 256,
+    progress: Callable[[int, int], None] | None = None,
+) -> ReindexResult:
     """Re-embed collection (or alias) `name` with `model` into a new collection and switch `name` to it.
 
     `digest` names the model's weights (models.weights_digest); `base_model`, when given, must be the model
@@ -78,8 +90,10 @@ def reindex(store: Store, name: str, model: Any, digest: str, text_key: str | No
     dim = int(model.get_embedding_dimension())
     old_dim = store.dimension(old)
     if old_dim is not None and old_dim != dim:
-        raise StoreError(f"collection {old} holds vectors of size {old_dim}, the tuned model makes {dim}: it was "
-                         "embedded by another model; reindex it with a run tuned from that model")
+        raise StoreError(
+            f"collection {old} holds vectors of size {old_dim}, the tuned model makes {dim}: it was "
+            "embedded by another model; reindex it with a run tuned from that model"
+        )
     source = store.about(old).get("source")
     if source and store.exists(source):
         # The name points at an earlier reindex: re-embed the app's original collection again, so the
@@ -94,8 +108,10 @@ def reindex(store: Store, name: str, model: Any, digest: str, text_key: str | No
     if store.exists(new):
         mine = store.about(new)
         if mine.get("source") != old or mine.get("model") != digest:
-            raise StoreError(f"collection {new} exists but was not written by ragtune reindex of {old} with this "
-                             "model; rename or delete it, then rerun")
+            raise StoreError(
+                f"collection {new} exists but was not written by ragtune reindex of {old} with this "
+                "model; rename or delete it, then rerun"
+            )
         done = store.ids(new)
     else:
         if base_model is not None:
@@ -129,6 +145,8 @@ def verify(store: Store, old: str, new: str, text_key: str | None) -> None:
             elif payloads[r.id] != r.payload:
                 changed += 1
     if n_old != n_new or missing or changed:
-        raise StoreError(f"{new} does not match {old} ({n_new} records against {n_old}, {missing} missing, "
-                         f"{changed} with another payload); nothing was switched and {old} is untouched: "
-                         "rerun to finish it")
+        raise StoreError(
+            f"{new} does not match {old} ({n_new} records against {n_old}, {missing} missing, "
+            f"{changed} with another payload); nothing was switched and {old} is untouched: "
+            "rerun to finish it"
+        )

@@ -20,8 +20,10 @@ class TrainingInterrupted(KeyboardInterrupt):
     (a second signal stops at once, possibly before any was written)."""
 
     def __init__(self, signum: int, saved: bool = True) -> None:
-        super().__init__(f"training stopped by signal {signum}; "
-                         + ("a checkpoint was saved" if saved else "no checkpoint was saved"))
+        super().__init__(
+            f"training stopped by signal {signum}; "
+            + ("a checkpoint was saved" if saved else "no checkpoint was saved")
+        )
         self.signum = signum
         self.saved = saved
 

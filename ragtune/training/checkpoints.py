@@ -19,8 +19,11 @@ CHECKPOINT_MARKER = "ragtune_checkpoint.json"
 
 
 def _checkpoint_files(folder: Path) -> dict[str, int]:
-    return {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name != CHECKPOINT_MARKER}
+    return {
+        p.relative_to(folder).as_posix(): p.stat().st_size
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != CHECKPOINT_MARKER
+    }
 
 
 def _fsync(path: Path) -> None:
@@ -78,8 +81,11 @@ def checkpoint_problem(folder: Path) -> str | None:
 
 def scan_checkpoints(folder: Path) -> tuple[Path | None, list[tuple[Path, str]]]:
     """The newest complete checkpoint in `folder` (or None), and every incomplete one with what is wrong."""
-    found = sorted((p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
-                   key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    found = sorted(
+        (p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
+        key=lambda p: int(p.name.split("-")[-1]),
+        reverse=True,
+    )
     newest, broken = None, []
     for path in found:
         problem = checkpoint_problem(path)

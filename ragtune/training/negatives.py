@@ -10,8 +10,14 @@ from ..retrieval import build_index, embed
 
 
 def mine_hard_negatives(
-    model: Any, pairs: list[Pair], chunks: dict[str, Chunk], allowed: set[str], margin: float = 0.95,
-    max_chunk_similarity: float = 0.9, depth: int = 20, same_theme: bool = False,
+    model: Any,
+    pairs: list[Pair],
+    chunks: dict[str, Chunk],
+    allowed: set[str],
+    margin: float = 0.95,
+    max_chunk_similarity: float = 0.9,
+    depth: int = 20,
+    same_theme: bool = False,
 ) -> dict[str, str]:
     """For each chunk with questions, the chunk (among `allowed`) the base model ranks highest
     for its questions without being the answer.
@@ -31,9 +37,14 @@ def mine_hard_negatives(
     for p, q_vec, row_scores, row_idx in zip(pairs, query_vecs, scores, idx):
         positive = pos_of[p.chunk_id]
         pos_score = float(q_vec @ chunk_vecs[positive])
-        usable = [(float(score), ids[j]) for score, j in zip(row_scores, row_idx)
-                  if j != positive and ids[j] in allowed and score <= margin * pos_score
-                  and float(chunk_vecs[j] @ chunk_vecs[positive]) <= max_chunk_similarity]
+        usable = [
+            (float(score), ids[j])
+            for score, j in zip(row_scores, row_idx)
+            if j != positive
+            and ids[j] in allowed
+            and score <= margin * pos_score
+            and float(chunk_vecs[j] @ chunk_vecs[positive]) <= max_chunk_similarity
+        ]
         if same_theme:
             themes = set(chunks[p.chunk_id].themes)
             usable = [u for u in usable if themes & set(chunks[u[1]].themes)] or usable

@@ -107,8 +107,14 @@ def without_attention_dropout(model: Any) -> Callable[[], None]:
     return restore
 
 
-def _finished_checkpoint(model: Any, checkpoint: Path, validation: Validation | None, device: str,
-                         progress: Progress | None, precision: str = "fp32") -> TrainResult | None:
+def _finished_checkpoint(
+    model: Any,
+    checkpoint: Path,
+    validation: Validation | None,
+    device: str,
+    progress: Progress | None,
+    precision: str = "fp32",
+) -> TrainResult | None:
     """When `checkpoint` is the last step of training, load what training would have ended with
     (the best checkpoint with validation, else the last) and return its result; else None.
 
@@ -127,12 +133,25 @@ def _finished_checkpoint(model: Any, checkpoint: Path, validation: Validation | 
     model.load_state_dict(loaded.state_dict())
     if progress:
         progress(step, total)
-    return _result(state.get("log_history", []), step, time.perf_counter() - start, device, precision,
-                   best_step=checkpoint_step(str(keep)) if validation else None)
+    return _result(
+        state.get("log_history", []),
+        step,
+        time.perf_counter() - start,
+        device,
+        precision,
+        best_step=checkpoint_step(str(keep)) if validation else None,
+    )
 
 
-def _result(history: list[dict[str, Any]], steps: int, seconds: float, device: str, precision: str,
-            best_step: int | None, last_loss: float | None = None) -> TrainResult:
+def _result(
+    history: list[dict[str, Any]],
+    steps: int,
+    seconds: float,
+    device: str,
+    precision: str,
+    best_step: int | None,
+    last_loss: float | None = None,
+) -> TrainResult:
     """The TrainResult the Trainer's log history tells: the last logged loss (else `last_loss`) and
     the validation score at each checkpoint."""
     losses = [h["loss"] for h in history if "loss" in h]
@@ -159,8 +178,16 @@ def _dataset(columns: dict[str, Any], multi: bool) -> tuple[Any, int]:
     return dataset, len(dataset)
 
 
-def _training_arguments(args: TrainingArgs, work_dir: Path, device: str, precision: str, rows: int,
-                        batch_sampler: Any, validated: bool, evals: int) -> Any:
+def _training_arguments(
+    args: TrainingArgs,
+    work_dir: Path,
+    device: str,
+    precision: str,
+    rows: int,
+    batch_sampler: Any,
+    validated: bool,
+    evals: int,
+) -> Any:
     """sentence-transformers' training arguments for `args`, with `evals` checkpoints over training,
     each scored when `validated`."""
     from sentence_transformers import SentenceTransformerTrainingArguments
@@ -255,7 +282,10 @@ def run_trainer(
     trainer_args = _training_arguments(args, work_dir, device, precision, rows, sampler, validation is not None, evals)
     stopper = StopOnSignal(Path(work_dir))
     trainer = SentenceTransformerTrainer(
-        model=model, args=trainer_args, train_dataset=dataset, loss=loss,
+        model=model,
+        args=trainer_args,
+        train_dataset=dataset,
+        loss=loss,
         callbacks=_callbacks(progress, stopper, patience if validation else 0),
         evaluator=ValidationEvaluator(validation, precision, device) if validation else None,
     )
@@ -266,15 +296,25 @@ def run_trainer(
         out = trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
     if stopper.signum is not None:
         raise TrainingInterrupted(stopper.signum, saved=scan_checkpoints(Path(work_dir))[0] is not None)
-    return _result(trainer.state.log_history, int(out.global_step), time.perf_counter() - start, device, precision,
-                   checkpoint_step(trainer.state.best_model_checkpoint), float(out.training_loss))
+    return _result(
+        trainer.state.log_history,
+        int(out.global_step),
+        time.perf_counter() - start,
+        device,
+        precision,
+        checkpoint_step(trainer.state.best_model_checkpoint),
+        float(out.training_loss),
+    )
 
 
 def _ranking_loss(model: Any, cfg: Config, with_negatives: bool) -> Any:
     """The loss for generated questions: MultiQueryRankingLoss (gradient-cached with cfg.mini_batch_size),
     wrapped in MatryoshkaLoss with cfg.matryoshka_dims."""
-    loss: Any = (cached_ranking_loss(model, cfg.mini_batch_size, with_negatives) if cfg.mini_batch_size
-                 else MultiQueryRankingLoss(model, with_negatives=with_negatives))
+    loss: Any = (
+        cached_ranking_loss(model, cfg.mini_batch_size, with_negatives)
+        if cfg.mini_batch_size
+        else MultiQueryRankingLoss(model, with_negatives=with_negatives)
+    )
     if cfg.matryoshka_dims:
         from sentence_transformers.sentence_transformer.losses import MatryoshkaLoss
 
@@ -321,8 +361,20 @@ def fine_tune(
             base_score = validation.scores(model)["score"]
     restore = without_attention_dropout(model)
     try:
-        result = run_trainer(model, columns, loss, TrainingArgs.of(cfg), work_dir, device, progress, no_duplicates=True,
-                             validation=validation, evals=cfg.evals, patience=cfg.patience, resume=resume)
+        result = run_trainer(
+            model,
+            columns,
+            loss,
+            TrainingArgs.of(cfg),
+            work_dir,
+            device,
+            progress,
+            no_duplicates=True,
+            validation=validation,
+            evals=cfg.evals,
+            patience=cfg.patience,
+            resume=resume,
+        )
     finally:
         restore()
     if validation and base_state is not None and base_score is not None:
@@ -330,6 +382,5 @@ def fine_tune(
         if cfg.wise:
             # The model now holds the best checkpoint, whose score validation already knows.
             with encoding_in(precision, device):
-                result.mix, result.mix_scores = choose_mix(model, base_state, validation, base_score,
-                                                           result.best_score)
+                result.mix, result.mix_scores = choose_mix(model, base_state, validation, base_score, result.best_score)
     return result

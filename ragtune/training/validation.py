@@ -35,8 +35,9 @@ class Validation:
         out: dict[str, float] = {}
         for kind in sorted(set(self.kinds)):
             sel = [i for i, k in enumerate(self.kinds) if k == kind]
-            out[f"mrr@{MRR_AT}_{kind}"] = rank_metrics([ranked[i] for i in sel], [self.relevant[i] for i in sel],
-                                                       ks=(5,))[f"mrr@{MRR_AT}"]
+            out[f"mrr@{MRR_AT}_{kind}"] = rank_metrics(
+                [ranked[i] for i in sel], [self.relevant[i] for i in sel], ks=(5,)
+            )[f"mrr@{MRR_AT}"]
         out["score"] = sum(out.values()) / len(out)
         return out
 
@@ -66,14 +67,20 @@ def mix_with_base(model: Any, base_state: dict[str, Any], tuned: dict[str, Any],
     import torch
 
     with torch.no_grad():
-        mixed = {k: torch.lerp(base_state[k].to(v.device, v.dtype), v, alpha) if v.is_floating_point() else v
-                 for k, v in tuned.items()}
+        mixed = {
+            k: torch.lerp(base_state[k].to(v.device, v.dtype), v, alpha) if v.is_floating_point() else v
+            for k, v in tuned.items()
+        }
     model.load_state_dict(mixed)
 
 
 def choose_mix(
-    model: Any, base_state: dict[str, Any], validation: Validation, base_score: float,
-    tuned_score: float | None = None, alphas: tuple[float, ...] = (0.75, 0.5),
+    model: Any,
+    base_state: dict[str, Any],
+    validation: Validation,
+    base_score: float,
+    tuned_score: float | None = None,
+    alphas: tuple[float, ...] = (0.75, 0.5),
 ) -> tuple[float, dict[float, float]]:
     """Try shares of the tuned weights on the validation questions and leave the
     model at the best one: the base itself (alpha 0) if nothing beats it.

@@ -215,7 +215,7 @@ class _Handler(QuietJSONHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         path = self.path.split("?", 1)[0]
         state = self.server.state
-        for name, (method, pattern) in ROUTES.items():
+        for name, (method, pattern) in ROUTES.items():  # noqa: B007 (name is used after the break)
             match = pattern.match(path)
             if method == self.command and match:
                 break

@@ -60,8 +60,7 @@ def completion(content: str, prompt: str, finish_reason: str = "stop") -> dict[s
     return {
         "id": "chatcmpl-test",
         "object": "chat.completion",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                     "finish_reason": finish_reason}],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish_reason}],
         "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": len(content.split())},
     }
 

@@ -37,16 +37,21 @@ class LoopbackServer:
     server starts. Handlers reach per-test state through `self.server`, which is `httpd` here.
     """
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler], name: str = "loopback",
-                 server_class: type[ThreadingHTTPServer] = ThreadingHTTPServer) -> None:
+    def __init__(
+        self,
+        handler: type[BaseHTTPRequestHandler],
+        name: str = "loopback",
+        server_class: type[ThreadingHTTPServer] = ThreadingHTTPServer,
+    ) -> None:
         self.httpd = server_class(("127.0.0.1", 0), handler)
         # Daemon request threads: a handler still writing to a client that gave up never holds teardown.
         self.httpd.daemon_threads = True
         self.httpd.block_on_close = False
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         # A short poll interval keeps shutdown (and so each test's teardown) quick.
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, name=name,
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, name=name, daemon=True
+        )
 
     def __enter__(self) -> Self:
         self._thread.start()

@@ -20,7 +20,11 @@ OUT = Path(__file__).resolve().parents[1] / "data" / "pairs"
 # related domains: RELATED_DOMAINS; other tech domains: 0.1; tech vs non-tech: 0.0.
 SKILLS: dict[str, dict[str, list[str]]] = {
     "mobile testing": {
-        "appium": ["Mobile Automation with Appium", "Appium mobile testing", "Appium test automation for Android and iOS"],
+        "appium": [
+            "Mobile Automation with Appium",
+            "Appium mobile testing",
+            "Appium test automation for Android and iOS",
+        ],
         "espresso": ["Android UI testing with Espresso", "Espresso instrumentation tests"],
         "xcuitest": ["iOS UI testing with XCUITest", "XCUITest automation"],
     },
@@ -142,7 +146,7 @@ def skill_pairs(rng: random.Random) -> list[tuple[str, str, float]]:
     out: list[tuple[str, str, float]] = []
     for _, _, phrasings in concepts:
         out += [(a, b, 0.9) for a, b in itertools.combinations(phrasings, 2)]
-    for (d1, c1, p1), (d2, c2, p2) in itertools.combinations(concepts, 2):
+    for (d1, _c1, p1), (d2, _c2, p2) in itertools.combinations(concepts, 2):
         if d1 == d2:
             label, n = 0.6, 2
         elif frozenset({d1, d2}) in RELATED_DOMAINS:
@@ -163,107 +167,157 @@ def skill_pairs(rng: random.Random) -> list[tuple[str, str, float]]:
 # RELATED_ROLES; anything else 0.05.
 ROLES: dict[str, tuple[list[str], list[str]]] = {
     "mobile qa": (
-        ["QA engineer with 4 years automating Android and iOS regression suites in Appium and Java, "
-         "running them nightly on a device farm.",
-         "Test automation engineer focused on mobile apps: Espresso and XCUITest suites, flaky-test triage, "
-         "and release sign-off for a banking app."],
-        ["We are hiring a mobile QA automation engineer to build and maintain Appium tests for our iOS and "
-         "Android apps and integrate them into CI.",
-         "senior: Lead our mobile quality team: own the test strategy for native apps, mentor automation "
-         "engineers, and drive release readiness."],
+        [
+            "QA engineer with 4 years automating Android and iOS regression suites in Appium and Java, "
+            "running them nightly on a device farm.",
+            "Test automation engineer focused on mobile apps: Espresso and XCUITest suites, flaky-test triage, "
+            "and release sign-off for a banking app.",
+        ],
+        [
+            "We are hiring a mobile QA automation engineer to build and maintain Appium tests for our iOS and "
+            "Android apps and integrate them into CI.",
+            "senior: Lead our mobile quality team: own the test strategy for native apps, mentor automation "
+            "engineers, and drive release readiness.",
+        ],
     ),
     "web qa": (
-        ["Software tester who writes Cypress and Selenium end-to-end tests for e-commerce web sites and "
-         "reports defects in Jira.",
-         "QA analyst with manual and automated web testing experience, comfortable with Playwright and API "
-         "testing in Postman."],
-        ["Join us as a web test automation engineer: design Playwright or Cypress suites for our customer "
-         "portal and keep them green in CI."],
+        [
+            "Software tester who writes Cypress and Selenium end-to-end tests for e-commerce web sites and "
+            "reports defects in Jira.",
+            "QA analyst with manual and automated web testing experience, comfortable with Playwright and API "
+            "testing in Postman.",
+        ],
+        [
+            "Join us as a web test automation engineer: design Playwright or Cypress suites for our customer "
+            "portal and keep them green in CI."
+        ],
     ),
     "frontend": (
-        ["Frontend developer with 5 years of React and TypeScript, building accessible dashboards and design "
-         "systems.",
-         "Web developer specialised in responsive interfaces with React, CSS modules and component testing."],
-        ["We need a front-end engineer to build React components for our analytics product and work closely "
-         "with designers on usability.",
-         "senior: Senior frontend engineer to own the architecture of a large React and TypeScript codebase "
-         "and set UI performance standards."],
+        [
+            "Frontend developer with 5 years of React and TypeScript, building accessible dashboards and design "
+            "systems.",
+            "Web developer specialised in responsive interfaces with React, CSS modules and component testing.",
+        ],
+        [
+            "We need a front-end engineer to build React components for our analytics product and work closely "
+            "with designers on usability.",
+            "senior: Senior frontend engineer to own the architecture of a large React and TypeScript codebase "
+            "and set UI performance standards.",
+        ],
     ),
     "backend": (
-        ["Backend engineer building Java Spring Boot microservices with PostgreSQL and Kafka for payment "
-         "processing.",
-         "Server-side developer with Node.js and Express experience designing REST APIs and background job "
-         "queues."],
-        ["Backend developer wanted to design and operate REST services in Java or Kotlin, with a focus on "
-         "reliability and clean APIs."],
+        [
+            "Backend engineer building Java Spring Boot microservices with PostgreSQL and Kafka for payment "
+            "processing.",
+            "Server-side developer with Node.js and Express experience designing REST APIs and background job queues.",
+        ],
+        [
+            "Backend developer wanted to design and operate REST services in Java or Kotlin, with a focus on "
+            "reliability and clean APIs."
+        ],
     ),
     "devops": (
-        ["DevOps engineer who runs Kubernetes clusters on AWS, writes Terraform modules and maintains GitLab "
-         "CI pipelines.",
-         "Site reliability engineer with on-call experience, Prometheus monitoring and incident "
-         "post-mortems for high-traffic services."],
-        ["We are looking for a platform engineer to automate infrastructure with Terraform, run our "
-         "Kubernetes platform and improve deployment pipelines.",
-         "senior: Principal SRE to define reliability targets, lead incident response and scale our "
-         "multi-region cloud platform."],
+        [
+            "DevOps engineer who runs Kubernetes clusters on AWS, writes Terraform modules and maintains GitLab "
+            "CI pipelines.",
+            "Site reliability engineer with on-call experience, Prometheus monitoring and incident "
+            "post-mortems for high-traffic services.",
+        ],
+        [
+            "We are looking for a platform engineer to automate infrastructure with Terraform, run our "
+            "Kubernetes platform and improve deployment pipelines.",
+            "senior: Principal SRE to define reliability targets, lead incident response and scale our "
+            "multi-region cloud platform.",
+        ],
     ),
     "data analyst": (
-        ["Data analyst fluent in SQL and Python who builds Power BI dashboards and runs A/B test analyses for "
-         "marketing.",
-         "Business intelligence analyst turning sales data into weekly reports with SQL, Excel and Tableau."],
-        ["Hiring a data analyst to write SQL against our warehouse, build self-service dashboards and explain "
-         "trends to product managers."],
+        [
+            "Data analyst fluent in SQL and Python who builds Power BI dashboards and runs A/B test analyses for "
+            "marketing.",
+            "Business intelligence analyst turning sales data into weekly reports with SQL, Excel and Tableau.",
+        ],
+        [
+            "Hiring a data analyst to write SQL against our warehouse, build self-service dashboards and explain "
+            "trends to product managers."
+        ],
     ),
     "ml engineer": (
-        ["Machine learning engineer who trains and deploys recommendation models with PyTorch and serves "
-         "them behind low-latency APIs.",
-         "Applied scientist with NLP experience: fine-tuning transformer models, building evaluation sets and "
-         "monitoring model drift."],
-        ["We need an ML engineer to take models from notebooks to production, build training pipelines and "
-         "monitor their quality."],
+        [
+            "Machine learning engineer who trains and deploys recommendation models with PyTorch and serves "
+            "them behind low-latency APIs.",
+            "Applied scientist with NLP experience: fine-tuning transformer models, building evaluation sets and "
+            "monitoring model drift.",
+        ],
+        [
+            "We need an ML engineer to take models from notebooks to production, build training pipelines and "
+            "monitor their quality."
+        ],
     ),
     "security": (
-        ["Security analyst performing penetration tests of web applications and cloud accounts, and writing "
-         "remediation guidance.",
-         "Information security engineer managing IAM policies, SIEM alerts and vulnerability scanning."],
-        ["Join our security team to run penetration tests, review cloud configurations and respond to "
-         "security incidents."],
+        [
+            "Security analyst performing penetration tests of web applications and cloud accounts, and writing "
+            "remediation guidance.",
+            "Information security engineer managing IAM policies, SIEM alerts and vulnerability scanning.",
+        ],
+        [
+            "Join our security team to run penetration tests, review cloud configurations and respond to "
+            "security incidents."
+        ],
     ),
     "ux": (
-        ["UX designer who runs user interviews and usability tests and turns findings into Figma prototypes.",
-         "Product designer with a portfolio of mobile app flows, design systems and accessibility audits."],
-        ["We are hiring a UX/UI designer to research user needs, prototype in Figma and work with front-end "
-         "engineers on delivery."],
+        [
+            "UX designer who runs user interviews and usability tests and turns findings into Figma prototypes.",
+            "Product designer with a portfolio of mobile app flows, design systems and accessibility audits.",
+        ],
+        [
+            "We are hiring a UX/UI designer to research user needs, prototype in Figma and work with front-end "
+            "engineers on delivery."
+        ],
     ),
     "project manager": (
-        ["Project manager with PMP certification delivering software projects on time and budget with Scrum "
-         "and Kanban teams.",
-         "Agile delivery lead and certified Scrum master who coaches teams and manages stakeholder "
-         "expectations."],
-        ["Seeking a technical project manager to plan releases, track risks and coordinate engineering, "
-         "design and sales stakeholders."],
+        [
+            "Project manager with PMP certification delivering software projects on time and budget with Scrum "
+            "and Kanban teams.",
+            "Agile delivery lead and certified Scrum master who coaches teams and manages stakeholder expectations.",
+        ],
+        [
+            "Seeking a technical project manager to plan releases, track risks and coordinate engineering, "
+            "design and sales stakeholders."
+        ],
     ),
     "nurse": (
-        ["Registered nurse with 6 years in intensive care, experienced in patient assessment, medication "
-         "administration and family education.",
-         "Community health nurse supporting elderly patients at home, coordinating care plans with doctors "
-         "and social workers."],
-        ["Hospital seeks a registered nurse for the surgical ward: patient care, wound management and "
-         "accurate clinical documentation."],
+        [
+            "Registered nurse with 6 years in intensive care, experienced in patient assessment, medication "
+            "administration and family education.",
+            "Community health nurse supporting elderly patients at home, coordinating care plans with doctors "
+            "and social workers.",
+        ],
+        [
+            "Hospital seeks a registered nurse for the surgical ward: patient care, wound management and "
+            "accurate clinical documentation."
+        ],
     ),
     "accountant": (
-        ["Accountant preparing monthly closes, reconciliations and VAT returns for small businesses using "
-         "Xero and Excel.",
-         "Financial accountant with audit experience, IFRS reporting and payroll processing."],
-        ["We are hiring an accountant to manage bookkeeping, month-end close and tax filings for a growing "
-         "retail company."],
+        [
+            "Accountant preparing monthly closes, reconciliations and VAT returns for small businesses using "
+            "Xero and Excel.",
+            "Financial accountant with audit experience, IFRS reporting and payroll processing.",
+        ],
+        [
+            "We are hiring an accountant to manage bookkeeping, month-end close and tax filings for a growing "
+            "retail company."
+        ],
     ),
     "sales": (
-        ["B2B account executive who exceeded quota for three years selling SaaS subscriptions to "
-         "mid-market companies.",
-         "Sales representative experienced in prospecting, product demos and negotiating annual contracts."],
-        ["Account executive wanted to own a sales territory, build a pipeline of enterprise prospects and "
-         "close new business."],
+        [
+            "B2B account executive who exceeded quota for three years selling SaaS subscriptions to "
+            "mid-market companies.",
+            "Sales representative experienced in prospecting, product demos and negotiating annual contracts.",
+        ],
+        [
+            "Account executive wanted to own a sales territory, build a pipeline of enterprise prospects and "
+            "close new business."
+        ],
     ),
 }
 RELATED_ROLES = {
@@ -310,54 +364,114 @@ def resume_pairs(rng: random.Random) -> list[tuple[str, str, float]]:
 # Alternatives of one concept are positives (1.0, via --alternatives). Different
 # concepts are pushed apart (0.01) unless LOOSE lists them as associated.
 VOCABULARY = [
-    ("Poverty", "Household income below what is needed for basic needs",
-     ["low income", "living below the poverty line", "financial hardship"]),
-    ("Incarceration", "Being held in prison or jail",
-     ["imprisonment", "serving a prison sentence", "detained in jail"]),
-    ("Homelessness", "Having no fixed, regular and adequate place to live",
-     ["unhoused", "sleeping rough", "living in a shelter"]),
-    ("Housing instability", "At risk of losing housing or moving often because of cost",
-     ["behind on rent", "facing eviction", "couch surfing"]),
-    ("Food insecurity", "Lacking reliable access to enough nutritious food",
-     ["hunger", "skipping meals because of cost", "relying on food banks"]),
-    ("Unemployment", "Without paid work while able and looking for it",
-     ["jobless", "out of work", "lost their job"]),
-    ("Substance use disorder", "Problematic use of alcohol or drugs",
-     ["addiction", "alcohol dependence", "opioid use disorder"]),
-    ("Mental illness", "A diagnosed condition affecting mood, thinking or behaviour",
-     ["depression", "mental health condition", "psychiatric disorder"]),
-    ("Domestic violence", "Abuse by a partner or family member in the home",
-     ["intimate partner violence", "family violence", "abusive relationship"]),
-    ("Child maltreatment", "Abuse or neglect of a child by a caregiver",
-     ["child neglect", "child abuse", "child protective services case"]),
-    ("Low educational attainment", "Leaving school without a diploma or equivalent",
-     ["dropped out of high school", "no high school diploma", "limited schooling"]),
-    ("Uninsured", "Without health insurance coverage",
-     ["no health coverage", "lacks medical insurance", "uninsured for health care"]),
-    ("Transportation barriers", "Lacking reliable transport to work, school or appointments",
-     ["no car", "cannot get to appointments", "limited public transit"]),
-    ("Disability", "A physical or cognitive impairment that limits daily activities",
-     ["impairment", "uses a wheelchair", "living with a disability"]),
-    ("Social isolation", "Having few social contacts or relationships",
-     ["loneliness", "lives alone with little contact", "socially isolated"]),
-    ("Limited English proficiency", "Difficulty speaking, reading or understanding English",
-     ["needs an interpreter", "English language learner", "limited English"]),
-    ("Veteran", "A person who served in the armed forces",
-     ["former service member", "military veteran", "ex-military"]),
-    ("Chronic illness", "A long-lasting health condition needing ongoing care",
-     ["long-term condition", "diabetes or heart disease", "chronic disease"]),
-    ("Childcare needs", "Lacking affordable care for children while working or studying",
-     ["no childcare", "cannot afford daycare", "needs child care"]),
-    ("Utility shutoff", "Electricity, gas or water disconnected or about to be",
-     ["power cut off for non-payment", "unpaid utility bills", "disconnection notice"]),
-    ("Legal problems", "Facing a civil or criminal legal matter without representation",
-     ["needs a lawyer", "pending court case", "legal aid request"]),
-    ("Elder care", "An older adult needing help with daily living",
-     ["caring for an aging parent", "senior needing assistance", "frail elderly"]),
-    ("Debt", "Owing more money than can be repaid on time",
-     ["unpaid loans", "in collections", "overwhelming bills"]),
-    ("Pregnancy", "Expecting a baby",
-     ["expecting mother", "prenatal care", "pregnant"]),
+    (
+        "Poverty",
+        "Household income below what is needed for basic needs",
+        ["low income", "living below the poverty line", "financial hardship"],
+    ),
+    (
+        "Incarceration",
+        "Being held in prison or jail",
+        ["imprisonment", "serving a prison sentence", "detained in jail"],
+    ),
+    (
+        "Homelessness",
+        "Having no fixed, regular and adequate place to live",
+        ["unhoused", "sleeping rough", "living in a shelter"],
+    ),
+    (
+        "Housing instability",
+        "At risk of losing housing or moving often because of cost",
+        ["behind on rent", "facing eviction", "couch surfing"],
+    ),
+    (
+        "Food insecurity",
+        "Lacking reliable access to enough nutritious food",
+        ["hunger", "skipping meals because of cost", "relying on food banks"],
+    ),
+    ("Unemployment", "Without paid work while able and looking for it", ["jobless", "out of work", "lost their job"]),
+    (
+        "Substance use disorder",
+        "Problematic use of alcohol or drugs",
+        ["addiction", "alcohol dependence", "opioid use disorder"],
+    ),
+    (
+        "Mental illness",
+        "A diagnosed condition affecting mood, thinking or behaviour",
+        ["depression", "mental health condition", "psychiatric disorder"],
+    ),
+    (
+        "Domestic violence",
+        "Abuse by a partner or family member in the home",
+        ["intimate partner violence", "family violence", "abusive relationship"],
+    ),
+    (
+        "Child maltreatment",
+        "Abuse or neglect of a child by a caregiver",
+        ["child neglect", "child abuse", "child protective services case"],
+    ),
+    (
+        "Low educational attainment",
+        "Leaving school without a diploma or equivalent",
+        ["dropped out of high school", "no high school diploma", "limited schooling"],
+    ),
+    (
+        "Uninsured",
+        "Without health insurance coverage",
+        ["no health coverage", "lacks medical insurance", "uninsured for health care"],
+    ),
+    (
+        "Transportation barriers",
+        "Lacking reliable transport to work, school or appointments",
+        ["no car", "cannot get to appointments", "limited public transit"],
+    ),
+    (
+        "Disability",
+        "A physical or cognitive impairment that limits daily activities",
+        ["impairment", "uses a wheelchair", "living with a disability"],
+    ),
+    (
+        "Social isolation",
+        "Having few social contacts or relationships",
+        ["loneliness", "lives alone with little contact", "socially isolated"],
+    ),
+    (
+        "Limited English proficiency",
+        "Difficulty speaking, reading or understanding English",
+        ["needs an interpreter", "English language learner", "limited English"],
+    ),
+    (
+        "Veteran",
+        "A person who served in the armed forces",
+        ["former service member", "military veteran", "ex-military"],
+    ),
+    (
+        "Chronic illness",
+        "A long-lasting health condition needing ongoing care",
+        ["long-term condition", "diabetes or heart disease", "chronic disease"],
+    ),
+    (
+        "Childcare needs",
+        "Lacking affordable care for children while working or studying",
+        ["no childcare", "cannot afford daycare", "needs child care"],
+    ),
+    (
+        "Utility shutoff",
+        "Electricity, gas or water disconnected or about to be",
+        ["power cut off for non-payment", "unpaid utility bills", "disconnection notice"],
+    ),
+    (
+        "Legal problems",
+        "Facing a civil or criminal legal matter without representation",
+        ["needs a lawyer", "pending court case", "legal aid request"],
+    ),
+    (
+        "Elder care",
+        "An older adult needing help with daily living",
+        ["caring for an aging parent", "senior needing assistance", "frail elderly"],
+    ),
+    ("Debt", "Owing more money than can be repaid on time", ["unpaid loans", "in collections", "overwhelming bills"]),
+    ("Pregnancy", "Expecting a baby", ["expecting mother", "prenatal care", "pregnant"]),
 ]
 # Associated concepts: not the same, but they often come together.
 LOOSE = {
@@ -391,7 +505,7 @@ VOCAB_ANCHORS = [
 
 def vocabulary_pairs(rng: random.Random) -> list[tuple[str, str, float]]:
     out = list(VOCAB_ANCHORS)
-    for (n1, d1, a1), (n2, d2, a2) in itertools.combinations(VOCABULARY, 2):
+    for (n1, _d1, a1), (n2, _d2, a2) in itertools.combinations(VOCABULARY, 2):
         key = frozenset({n1, n2})
         if key in LOOSE:
             picks = 3
@@ -424,8 +538,11 @@ def main() -> None:
     _write(OUT / "skills.csv", head, skill_pairs(random.Random(1)))
     _write(OUT / "resumes_jobs.csv", head, resume_pairs(random.Random(2)))
     _write(OUT / "vocabulary_pairs.csv", head, vocabulary_pairs(random.Random(3)))
-    _write(OUT / "vocabulary.csv", ["name", "description", "alternatives"],
-           [(n, d, "; ".join(alts)) for n, d, alts in VOCABULARY])
+    _write(
+        OUT / "vocabulary.csv",
+        ["name", "description", "alternatives"],
+        [(n, d, "; ".join(alts)) for n, d, alts in VOCABULARY],
+    )
 
 
 if __name__ == "__main__":

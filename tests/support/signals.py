@@ -13,18 +13,36 @@ REPO = Path(__file__).resolve().parents[2]
 
 def ragtune_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """The environment of a child ragtune: offline, its own HF_HOME, this checkout importable."""
-    return {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1",
-            "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), **extra}
+    return {
+        **os.environ,
+        "HF_HOME": str(tmp_path / "hf_home"),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        **extra,
+    }
 
 
 def start(cmd: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
     # A shell's background job ignores SIGINT and the child would inherit that; Ctrl-C reaches a foreground one.
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=cwd,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
-def signal_when(cmd: list[str], env: dict[str, str], cwd: Path, sig: signal.Signals, when: Callable[[str], bool],
-                timeout: float = 120) -> tuple[int, str]:
+def signal_when(
+    cmd: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    sig: signal.Signals,
+    when: Callable[[str], bool],
+    timeout: float = 120,
+) -> tuple[int, str]:
     """Run `cmd`, send `sig` at the first stderr line for which `when(line)` is true, and wait.
 
     Returns the exit code and all of stderr. A child that ends before the line shows up

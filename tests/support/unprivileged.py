@@ -43,7 +43,7 @@ def shared_tmp_fixture() -> Iterator[Path]:
         yield folder
     finally:
         # Give back permissions taken away by the test, so the folder can be removed.
-        for root, dirs, files in os.walk(folder):
+        for root, dirs, _files in os.walk(folder):
             for d in dirs:
                 path = Path(root) / d
                 if not path.is_symlink():
@@ -56,10 +56,22 @@ def run_unprivileged(args: list[str], home: Path, timeout: float = 300) -> subpr
 
     `home` (writable by that user) serves as HF_HOME and the working directory.
     """
-    env = {**os.environ, "HF_HOME": str(home / "hf_home"), "HF_HUB_OFFLINE": "1", "HOME": str(home),
-           "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([*_drop_privileges(), sys.executable, *args], capture_output=True, text=True, env=env,
-                          cwd=home, timeout=timeout, check=False)
+    env = {
+        **os.environ,
+        "HF_HOME": str(home / "hf_home"),
+        "HF_HUB_OFFLINE": "1",
+        "HOME": str(home),
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
+    return subprocess.run(
+        [*_drop_privileges(), sys.executable, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=home,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def copy_for_unprivileged(src: Path, dest: Path) -> Path:
@@ -68,7 +80,7 @@ def copy_for_unprivileged(src: Path, dest: Path) -> Path:
         shutil.copytree(src, dest)
     else:
         shutil.copy2(src, dest)
-    for root, dirs, files in os.walk(dest):
+    for root, _dirs, files in os.walk(dest):
         Path(root).chmod(0o755)
         for f in files:
             (Path(root) / f).chmod(0o644)

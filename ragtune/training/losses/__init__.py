@@ -45,5 +45,7 @@ def cached_ranking_loss(model: Any, mini_batch_size: int, with_negatives: bool =
         # Imported here: its base class exists only in sentence-transformers>=6.
         from .cached_ranking import CachedMultiQueryRankingLoss
     except ImportError:
-        raise ConfigError("mini_batch_size needs sentence-transformers>=6 (pip install -U sentence-transformers)") from None
+        raise ConfigError(
+            "mini_batch_size needs sentence-transformers>=6 (pip install -U sentence-transformers)"
+        ) from None
     return CachedMultiQueryRankingLoss(model, mini_batch_size, with_negatives)
