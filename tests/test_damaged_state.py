@@ -256,35 +256,17 @@ def test_modules_json_that_climbs_out_of_the_folder_is_refused_before_anything_l
         load_model(str(folder), "cpu")
 
 
-def test_base_model_pointing_at_a_finished_run_suggests_its_model_folder(
-    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_base_model_pointing_at_a_finished_run_suggests_or_takes_its_model_folder(run_dir: Path) -> None:
+    from ragtune.models import resolve_base_model
+
+    # Loading the run folder itself as a model says which folder holds the model ...
     with pytest.raises(
         ModelError,
         match=re.escape("ragtune run folder, not a model") + ".*" + re.escape(f"--base-model {run_dir / 'model'}"),
     ):
         load_model(str(run_dir), "cpu")
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "a.txt").write_text("Risk management for generative AI systems. " * 200, encoding="utf-8")
-    assert (
-        main(
-            [
-                "run",
-                str(docs),
-                "--out",
-                str(tmp_path / "run"),
-                "--base-model",
-                str(run_dir),
-                "--device",
-                "cpu",
-                "--max-steps",
-                "1",
-            ]
-        )
-        == 1
-    )
-    assert_one_error_line(capsys.readouterr().err, "ragtune run folder", f"--base-model {run_dir / 'model'}")
+    # ... and the one model resolver that --base-model, similarity and eval-dataset go through takes its model/.
+    assert resolve_base_model(str(run_dir)) == str((run_dir / "model").resolve())
 
 
 # --- item 17: Hub replies, tokens and manifest entries -------------------------------------

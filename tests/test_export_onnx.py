@@ -12,7 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# The `onnx` extra: onnxruntime alone can come with another package (chromadb brings it), without the exporter.
 pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+pytest.importorskip("onnxscript")
 
 from ragtune.cli import main
 from ragtune.onnx_export import INT8_FILE, OnnxEncoder, OnnxError, _pool, export_onnx
