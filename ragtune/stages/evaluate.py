@@ -67,8 +67,9 @@ def _evaluate(run: Run, precision: str) -> dict[str, Any]:
             ranked[key] = positions_to_ids(positions, ids)
     bm25 = BM25Index.build(texts)
     metrics["bm25"] = rank_metrics(positions_to_ids(bm25.search(queries, depth)[1], ids), relevant, ks)
-    # The served retriever and the hybrid's weight are chosen on the validation questions, which no retriever
-    # filtered (the split stage's round trip is for training questions only); the held-out ones only measure.
+    # The served retriever (and, with --hybrid-weight auto, the hybrid's weight) is chosen on the validation
+    # questions, which no retriever filtered (the split stage's round trip is for training questions only);
+    # the held-out ones only measure.
     tuned = run.model("tuned")
     weight_scores = _hybrid_weight_scores(run, tuned, dense["tuned"], bm25, ids, pool, cfg.hybrid_weight)
     if weight_scores:
