@@ -4,17 +4,16 @@ model details, limitations, versions and citation, and nothing named that the pu
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ragtune import Config, Pipeline
 from ragtune.card import card_widget, excerpt
 from ragtune.cli import main
 from ragtune.garbled import reads_clean
 from ragtune.records import Chunk, Pair
 from tests.conftest import BLUEPRINT_PDF, NIST_PDF
+from tests.support.runs import finished_tiny_run
 
 # Page 1 of the Blueprint carries its broken font map ("0ederal 1overnment", "ebisting"); 4-6 of NIST AI 600-1
 # are clean.
@@ -36,23 +35,9 @@ def _write_pdfs(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Iterator[Path]:
+def run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
     root = tmp_path_factory.mktemp("card")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HOME", str(root / "hf_home"))
-        cfg = Config(
-            docs=_write_pdfs(root / "docs"),
-            out=root / "run",
-            base_model=str(tiny_model_dir),
-            max_steps=2,
-            batch_size=4,
-            chunk_tokens=64,
-            chunk_overlap=8,
-            device="cpu",
-            val_fraction=0,
-        )
-        Pipeline(cfg).run()
-        yield cfg.out
+    return finished_tiny_run(root, _write_pdfs(root / "docs"), tiny_model_dir)
 
 
 def _hub_card(text: str, tmp_path: Path):  # noqa: ANN202 - huggingface_hub.ModelCard

@@ -4,37 +4,23 @@ scores that say what they are, `search` output, CLI conventions, and errors in t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ragtune import Config, Pipeline
+from ragtune import Config
 from ragtune.cli import main
+from tests.support.runs import finished_tiny_run
 from tests.test_hub import TOKEN, hubserver, make_run  # noqa: F401  (hubserver: the fake Hub, a fixture)
 from tests.test_search import QUERY, encoded_texts, write_pdfs
 
 
 @pytest.fixture(scope="module")
-def long_run(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Iterator[Path]:
+def long_run(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
     """A tiny run whose chunks (128 tokens) made it raise the model's max_seq_length from 128 to 130,
     saved by sentence-transformers 6, which keeps that length out of sentence_bert_config.json."""
     root = tmp_path_factory.mktemp("conventions")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HOME", str(root / "hf_home"))
-        cfg = Config(
-            docs=write_pdfs(root / "docs"),
-            out=root / "run",
-            base_model=str(tiny_model_dir),
-            max_steps=2,
-            batch_size=4,
-            chunk_tokens=128,
-            chunk_overlap=8,
-            device="cpu",
-            val_fraction=0,
-        )
-        Pipeline(cfg).run()
-        yield cfg.out
+    return finished_tiny_run(root, write_pdfs(root / "docs"), tiny_model_dir, chunk_tokens=128)
 
 
 # --- 1. the base-vector cache of search --compare ----------------------------------------

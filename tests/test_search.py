@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ragtune import Config, Pipeline
 from ragtune.cli import main
 from ragtune.errors import DatasetError
 from ragtune.llamaindex_dataset import (
@@ -24,6 +22,7 @@ from ragtune.llamaindex_dataset import (
 from ragtune.records import Chunk, Page, Pair, RunDirError, read_jsonl
 from ragtune.search import Retriever, load_retriever, search
 from tests.conftest import NIST_PDF
+from tests.support.runs import finished_tiny_run
 from tests.test_cli import assert_one_error_line
 from tests.test_evaluate import KeywordEncoder
 
@@ -47,26 +46,10 @@ def write_pdfs(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Iterator[Path]:
+def run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
     """One finished tiny run (2 training steps), shared by the tests that only read it."""
     root = tmp_path_factory.mktemp("search")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HOME", str(root / "hf_home"))
-        cfg = Config(
-            docs=write_pdfs(root / "docs"),
-            out=root / "run",
-            base_model=str(tiny_model_dir),
-            max_steps=2,
-            batch_size=4,
-            chunk_tokens=64,
-            chunk_overlap=8,
-            device="cpu",
-            # No validation: it would keep the base weights of this tiny model, and the tests
-            # need a tuned model that differs from the base.
-            val_fraction=0,
-        )
-        Pipeline(cfg).run()
-        yield cfg.out
+    return finished_tiny_run(root, write_pdfs(root / "docs"), tiny_model_dir)
 
 
 @pytest.fixture(scope="module")

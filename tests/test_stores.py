@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ragtune import Config, Pipeline
 from ragtune.cli import main
 from ragtune.records import Chunk, Pair, read_jsonl
 from ragtune.search import Retriever, load_retriever
+from tests.support.runs import finished_tiny_run
 from tests.test_cli import assert_one_error_line
 from tests.test_search import write_pdfs
 
@@ -30,25 +30,10 @@ N_QUESTIONS = 20
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Iterator[Path]:
+def run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
     """A finished tiny run with one vector per chunk (passage_words 0), as a store holds it."""
     root = tmp_path_factory.mktemp("stores")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HOME", str(root / "hf_home"))
-        cfg = Config(
-            docs=write_pdfs(root / "docs"),
-            out=root / "run",
-            base_model=str(tiny_model_dir),
-            max_steps=2,
-            batch_size=4,
-            chunk_tokens=64,
-            chunk_overlap=8,
-            device="cpu",
-            val_fraction=0,
-            passage_words=0,
-        )
-        Pipeline(cfg).run()
-        yield cfg.out
+    return finished_tiny_run(root, write_pdfs(root / "docs"), tiny_model_dir, passage_words=0)
 
 
 @pytest.fixture(scope="module")

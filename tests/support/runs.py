@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from ragtune import Config, Pipeline
 from ragtune.records import Page
 
 # Small and quick: one optimiser step, no validation or weight mixing.
@@ -21,3 +25,24 @@ def good_docs(folder: Path, nist_pages: list[Page]) -> Path:
 
 def run_args(docs: Path, out: Path, model_dir: Path, *extra: str) -> list[str]:
     return ["run", str(docs), "--out", str(out), "--base-model", str(model_dir), *FAST, *extra]
+
+
+def finished_tiny_run(root: Path, docs: Path, model_dir: Path, **changes: Any) -> Path:
+    """A finished tiny run in ROOT/run (2 training steps, 64-token chunks), HF_HOME kept inside ROOT.
+
+    No validation by default: it would keep the base weights of the tiny model, and the tests that
+    share such a run need a tuned model that differs from the base.
+    """
+    settings: dict[str, Any] = {
+        "max_steps": 2,
+        "batch_size": 4,
+        "chunk_tokens": 64,
+        "chunk_overlap": 8,
+        "device": "cpu",
+        "val_fraction": 0,
+    } | changes
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HOME", str(root / "hf_home"))
+        cfg = Config(docs=docs, out=root / "run", base_model=str(model_dir), **settings)
+        Pipeline(cfg).run()
+    return cfg.out
