@@ -48,7 +48,7 @@ def openai(base_url: str, timeout: float = 5.0) -> OpenAIGenerator:
 
 
 class _Trickle(QuietJSONHandler):
-    """Answers with a whole, valid reply, one byte every 50 ms (about 5 s in all)."""
+    """Answers with a whole, valid reply, one byte every 50 ms (about 5 s in all), until the server's `stop` is set."""
 
     sent_all = threading.Event()
 
@@ -65,12 +65,14 @@ class _Trickle(QuietJSONHandler):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             for i in range(len(body)):
+                if self.server.stop.is_set():  # type: ignore[attr-defined]
+                    return
                 self.wfile.write(body[i : i + 1])
                 self.wfile.flush()
                 time.sleep(0.05)
             self.sent_all.set()
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client hung up: what the test wants
+        except OSError:
+            pass  # the client hung up (a broken pipe, a reset, or an SSL EOF over https): what the test wants
 
 
 def _tls_context(tmp_path: Path) -> ssl.SSLContext:
@@ -111,13 +113,18 @@ def test_llm_timeout_bounds_the_whole_reply_of_a_server_that_trickles(
 ) -> None:
     _Trickle.sent_all.clear()
     server = LoopbackServer(_Trickle)
+    # Set when the test ends, so the handler thread never outlives its test and prints into the next one.
+    server.httpd.stop = threading.Event()  # type: ignore[attr-defined]
     if scheme == "https":
         server.httpd.socket = _tls_context(tmp_path).wrap_socket(server.httpd.socket, server_side=True)
         monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))  # the client trusts the test certificate
     with server:
         gen = openai(f"{scheme}://127.0.0.1:{server.httpd.server_address[1]}/v1", timeout=1.0)
-        with pytest.raises(Exception) as raised:
-            gen.generate(CHUNKS[:1], random.Random(0))
+        try:
+            with pytest.raises(Exception) as raised:
+                gen.generate(CHUNKS[:1], random.Random(0))
+        finally:
+            server.httpd.stop.set()  # type: ignore[attr-defined]
     assert "no complete reply within 1s (--llm-timeout)" in str(raised.value)
     # Cut off before the server got its last byte out, not after a read finally timed out.
     assert not _Trickle.sent_all.is_set()
