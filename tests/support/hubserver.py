@@ -29,10 +29,9 @@ import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from typing import Any
 
-from tests.support.loopback import LoopbackServer, QuietJSONHandler
+from tests.support.loopback import HungUpIsQuietServer, LoopbackServer, QuietJSONHandler
 
 _REPO = r"^/api/(?P<kind>models|datasets)/(?P<repo>[^/]+/[^/]+)"
 # Route name -> path pattern. Failure injection and request counts use these names
@@ -237,7 +236,7 @@ class _Handler(QuietJSONHandler):
         self.send_json(reply.status, json.dumps(reply.body).encode(), reply.headers)
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(HungUpIsQuietServer):
     state: HubState
     url: str
 

@@ -17,10 +17,9 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from typing import Any, Callable
 
-from tests.support.loopback import LoopbackServer, QuietJSONHandler
+from tests.support.loopback import HungUpIsQuietServer, LoopbackServer, QuietJSONHandler
 
 PATH = "/v1/chat/completions"
 
@@ -105,7 +104,7 @@ class _Handler(QuietJSONHandler):
         self.send_json(200, json.dumps(completion(content, prompt, reply.finish_reason)).encode(), reply.headers)
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(HungUpIsQuietServer):
     state: LLMState
 
 

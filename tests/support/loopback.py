@@ -32,7 +32,7 @@ class QuietJSONHandler(BaseHTTPRequestHandler):
             pass  # the client gave up (a timeout test); nothing left to tell it
 
 
-class _HungUpIsQuiet(ThreadingHTTPServer):
+class HungUpIsQuietServer(ThreadingHTTPServer):
     """A server that says nothing when a client hangs up mid-reply.
 
     socketserver prints the traceback of any handler error to stderr from the request thread; when that thread
@@ -57,7 +57,7 @@ class LoopbackServer:
         self,
         handler: type[BaseHTTPRequestHandler],
         name: str = "loopback",
-        server_class: type[ThreadingHTTPServer] = _HungUpIsQuiet,
+        server_class: type[ThreadingHTTPServer] = HungUpIsQuietServer,
     ) -> None:
         self.httpd = server_class(("127.0.0.1", 0), handler)
         # Daemon request threads: a handler still writing to a client that gave up never holds teardown.
