@@ -51,3 +51,25 @@ def upgrade_metrics(metrics: Any) -> Any:
         if isinstance(out.get(name), dict):
             out[name] = {k: _renamed(v, OLD_FIGURE_KEYS) if isinstance(v, dict) else v for k, v in out[name].items()}
     return out
+
+
+# The kinds of question, as pairs files (`Pair.kind`), the generate stage's counts, the validation's per-kind scores
+# and the docs name them. These are the names every pairs file has held since kinds were recorded, so no file needs
+# rewriting; a record written before kinds were (kind "") counts under its generator's name.
+QUESTION_KINDS = {
+    "keyphrase": "a question about one of the chunk's distinctive key phrases (TF-IDF), e.g. 'What is zero trust?'",
+    "sentence": "one of the chunk's salient sentences turned into a question, cut to its main clause",
+    "cloze": "one of the chunk's salient sentences used as the query itself (inverse cloze)",
+    "lexical": "a span of a training chunk's sentence, labelled with the chunk BM25 ranks first (training only)",
+    "llm": "a question an LLM wrote from the chunk (--generator openai or local)",
+    "template": "a fixed question about one of the chunk's themes (--generator template)",
+}
+
+
+def question_kind(kind: str, generator: str) -> str:
+    """The kind a pairs record counts under: its own, or for a record older than kinds, its generator's name.
+
+    >>> question_kind("cloze", "offline"), question_kind("", "offline")
+    ('cloze', 'offline')
+    """
+    return kind or generator

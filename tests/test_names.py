@@ -158,3 +158,38 @@ def test_run_eval_dataset_is_the_evaluation_set_flag_with_one_deprecation_line(
     ]
     assert parse_command_line(["run", "docs", "--out", "runs/x", "--evaluation-set", "qa.json"]).evaluation_set
     assert _deprecation_lines(capsys.readouterr().err) == []
+
+
+# --- one question-kind vocabulary ----------------------------------------------------------
+
+
+def _kinds(path: Path) -> dict[str, int]:
+    from ragtune.records import Pair, read_jsonl
+
+    counts: dict[str, int] = {}
+    for p in read_jsonl(path, Pair):
+        counts[p.kind] = counts.get(p.kind, 0) + 1
+    return counts
+
+
+def test_every_kind_a_run_writes_is_in_the_vocabulary_and_the_stage_line_counts_them(tiny_run: Path) -> None:
+    from ragtune.names import QUESTION_KINDS
+
+    written = _kinds(tiny_run / "pairs.jsonl")
+    lexical = _kinds(tiny_run / "pairs_lexical.jsonl")
+    assert {"keyphrase", "sentence", "cloze"} <= set(written) and set(lexical) == {"lexical"}
+    assert set(written) | set(lexical) <= set(QUESTION_KINDS)
+    generate = _read(tiny_run / "manifest.json")["stages"]["generate"]
+    assert generate["per_kind"] == written
+    # The line the console and the report show names each kind as the file does, with its count.
+    for kind, n in written.items():
+        assert f"{kind} {n}" in generate["summary"], generate["summary"]
+
+
+def test_the_docs_name_each_kind_as_the_files_do() -> None:
+    from ragtune.names import QUESTION_KINDS
+
+    docs = (Path(__file__).parents[1] / "docs" / "how-it-works.md").read_text(encoding="utf-8")
+    assert all(f"`{kind}`" in docs for kind in QUESTION_KINDS), [k for k in QUESTION_KINDS if f"`{k}`" not in docs]
+    # The names the docs used before, for the same kinds.
+    assert "term questions" not in docs and "its sentences themselves" not in docs
