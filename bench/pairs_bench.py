@@ -24,6 +24,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 from ragtune.models import load_model, resolve_base_model  # noqa: E402
+from ragtune.names import BASE, FINE_TUNED  # noqa: E402
 from ragtune.pairs import PairsConfig, load_alternatives_file, load_pairs_file, run_pairs  # noqa: E402
 from ragtune.records import LabelledPair, SkipCounter, read_jsonl  # noqa: E402
 from ragtune.similarity import evaluate_pairs  # noqa: E402
@@ -62,7 +63,7 @@ def main() -> int:
     )
     print(f"\nAll {m['n_eval']} held-out pairs ({m['n_train']} trained on):")
     print(f"{'':<12}{'pearson':>10}{'spearman':>10}")
-    for label, key in (("base", "before"), ("fine-tuned", "after")):
+    for label, key in (("base", BASE), ("fine-tuned", FINE_TUNED)):
         print(f"{label:<12}{m[key]['pearson']:>10.4f}{m[key]['spearman']:>10.4f}")
 
     # Per source file: which held-out pairs came from where (alternatives by their expansion).

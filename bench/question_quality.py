@@ -3,7 +3,7 @@
     python -m bench.question_quality sample RUN_DIR [--n 100] [--seed 7]   # print a sample to label
     python -m bench.question_quality score [--labels bench/data/question_labels.csv]
 
-`sample` draws term ("keyphrase") and sentence questions from RUN_DIR/pairs.jsonl
+`sample` draws keyphrase and sentence questions from RUN_DIR/pairs.jsonl
 (cloze queries are sentences of the chunk, not questions, and are left out) and
 prints them as CSV rows with an empty `well_formed` column. A person fills it in:
 1 for a question someone could ask as it stands (grammatical, a whole term, no

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from ragtune.cli import _config_from_args, _quiet_libraries, build_parser
+from ragtune.names import BASE, FINE_TUNED
 from ragtune.pipeline import Pipeline, SilentReporter
 
 
@@ -54,8 +55,8 @@ def main() -> int:
     print(f"{'total':<10}{total:>9.1f}")
     m = result.metrics
     print(
-        f"held-out hit@5 {m['before']['hit@5']:.3f} -> {m['after']['hit@5']:.3f}, "
-        f"MRR@10 {m['before']['mrr@10']:.3f} -> {m['after']['mrr@10']:.3f} (BM25 hit@5 {m['bm25']['hit@5']:.3f})"
+        f"held-out hit@5 {m[BASE]['hit@5']:.3f} -> {m[FINE_TUNED]['hit@5']:.3f}, "
+        f"MRR@10 {m[BASE]['mrr@10']:.3f} -> {m[FINE_TUNED]['mrr@10']:.3f} (BM25 hit@5 {m['bm25']['hit@5']:.3f})"
     )
     return 0
 

@@ -1,7 +1,7 @@
 """ragtune: fine-tune an embedding model on your own documents, without labelled data.
 
 >>> from ragtune import Config, Pipeline  # doctest: +SKIP
->>> Pipeline(Config(docs=Path("resources"), out=Path("runs/demo"))).run().metrics["after"]  # doctest: +SKIP
+>>> Pipeline(Config(docs=Path("resources"), out=Path("runs/demo"))).run().metrics["fine_tuned"]  # doctest: +SKIP
 """
 
 __version__ = "0.3.0"

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .models import bundled_model_path
+from .names import BASE, BASE_PASSAGES, FINE_TUNED, FINE_TUNED_PASSAGES, upgrade_metrics
 
 BUNDLED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 METRIC_KEYS = ("hit@1", "hit@3", "hit@5", "hit@10", "mrr@10")
@@ -35,15 +36,15 @@ def base_model_label(base_model: str) -> str:
 def retriever_rows(metrics: dict[str, Any]) -> list[tuple[str, dict[str, float]]]:
     """(label, metrics) for every retriever a run measured, in reading order.
 
-    >>> [label for label, _ in retriever_rows({"before": {}, "after": {}, "bm25": {}})]
+    >>> [label for label, _ in retriever_rows({"base": {}, "fine_tuned": {}, "bm25": {}})]
     ['base', 'fine-tuned', 'BM25']
     """
     weight = metrics.get("hybrid_weight")
     labels = [
-        ("base", "before"),
-        ("base, with passages", "before_passages"),
-        ("fine-tuned", "after"),
-        ("fine-tuned, with passages", "after_passages"),
+        ("base", BASE),
+        ("base, with passages", BASE_PASSAGES),
+        ("fine-tuned", FINE_TUNED),
+        ("fine-tuned, with passages", FINE_TUNED_PASSAGES),
         ("BM25", "bm25"),
         ("hybrid, fine-tuned + BM25" + (f" ({weight:.1f} : {1 - weight:.1f})" if weight is not None else ""), "hybrid"),
     ]
@@ -72,7 +73,7 @@ def _served_line(served: dict[str, Any], weight: float | None, after: dict[str, 
 
 def metrics_table(metrics: dict[str, Any]) -> str:
     """A markdown table: one row per retriever, one column per metric."""
-    keys = [k for k in METRIC_KEYS if k in metrics.get("after", {})]
+    keys = [k for k in METRIC_KEYS if k in metrics.get(FINE_TUNED, {})]
     lines = ["| retriever | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
     for label, m in retriever_rows(metrics):
         lines.append(f"| {label} | " + " | ".join(f"{m[k]:.3f}" for k in keys) + " |")
@@ -82,13 +83,13 @@ def metrics_table(metrics: dict[str, Any]) -> str:
 def recommendation(metrics: dict[str, Any]) -> list[str]:
     """What to retrieve with, going by the held-out figures (hit@5 and MRR@10 both count).
 
-    >>> recommendation({"after": {"hit@5": .7, "mrr@10": .5}, "hybrid": {"hit@5": .8, "mrr@10": .6}})[0][:40]
+    >>> recommendation({"fine_tuned": {"hit@5": .7, "mrr@10": .5}, "hybrid": {"hit@5": .8, "mrr@10": .6}})[0][:40]
     'Recommendation: use hybrid retrieval (fi'
     """
     from .metrics import is_improved as beats
 
     # The dense retriever a RAG app gets from index/: with passages when the run built them.
-    after = metrics.get("after_passages", metrics["after"])
+    after = metrics.get(FINE_TUNED_PASSAGES, metrics[FINE_TUNED])
     served = metrics.get("served")
     if served and served.get("chosen_on") == "validation questions":
         return [_served_line(served, metrics.get("hybrid_weight"), after)]
@@ -114,8 +115,8 @@ def _dims_section(metrics: dict[str, Any]) -> str:
     if "dims" not in metrics:
         return ""
     rows = "\n".join(
-        f"| {d} | {m['before']['hit@5']:.3f} | {m['after']['hit@5']:.3f} | {m['before']['mrr@10']:.3f} "
-        f"| {m['after']['mrr@10']:.3f} |"
+        f"| {d} | {m[BASE]['hit@5']:.3f} | {m[FINE_TUNED]['hit@5']:.3f} | {m[BASE]['mrr@10']:.3f} "
+        f"| {m[FINE_TUNED]['mrr@10']:.3f} |"
         for d, m in metrics["dims"].items()
     )
     return (
@@ -149,7 +150,7 @@ def _pairs_section(metrics: dict[str, Any]) -> str:
     lp = metrics["pairs"]
     rows = "\n".join(
         f"| {label} | {lp[key]['pearson']:.3f} | {lp[key]['spearman']:.3f} |"
-        for label, key in (("base", "before"), ("fine-tuned", "after"))
+        for label, key in (("base", BASE), ("fine-tuned", FINE_TUNED))
     )
     return (
         f"\nAlso trained on labelled pairs (CosineSimilarityLoss family, round-robin with the questions); "
@@ -324,10 +325,10 @@ def card_data(summary: dict[str, Any], metrics: dict[str, Any], name: str, datas
             dataset_name="held-out synthetic questions",
             metric_type=HUB_METRIC_NAMES[k],
             metric_name=HUB_METRIC_NAMES[k],
-            metric_value=round(metrics["after"][k], 4),
+            metric_value=round(metrics[FINE_TUNED][k], 4),
         )
         for k in METRIC_KEYS
-        if k in metrics["after"]
+        if k in metrics[FINE_TUNED]
     ]
     return ModelCardData(
         base_model=base_model_id(cfg["base_model"]),
@@ -335,7 +336,7 @@ def card_data(summary: dict[str, Any], metrics: dict[str, Any], name: str, datas
         language=summary.get("language") or None,
         library_name="sentence-transformers",
         license=summary.get("license") or base_license(cfg["base_model"]),
-        metrics=[HUB_METRIC_NAMES[k] for k in METRIC_KEYS if k in metrics["after"]],
+        metrics=[HUB_METRIC_NAMES[k] for k in METRIC_KEYS if k in metrics[FINE_TUNED]],
         model_name=name,
         pipeline_tag="sentence-similarity",
         tags=["sentence-transformers", "sentence-similarity", "feature-extraction", "ragtune", "retrieval"],
@@ -350,7 +351,7 @@ def _similarity_section(metrics: dict[str, Any]) -> str:
     sim = metrics.get("similarity")
     if not sim or not sim.get("warn"):
         return ""
-    b, a = sim["before"], sim["after"]
+    b, a = sim[BASE], sim[FINE_TUNED]
     moved = ", ".join(f"{cut} -> about {new:.2f}" for cut, new in sim["cutoff_map"].items())
     return (
         f"\n## Similarity scores moved\n\n**If your RAG app drops dense results below a fixed cosine "
@@ -400,7 +401,7 @@ def card_advice(metrics: dict[str, Any]) -> str:
     """What the held-out figures say about retrieving with this model, naming nothing a Hub reader lacks."""
     from .metrics import is_improved as beats
 
-    after = metrics.get("after_passages", metrics["after"])
+    after = metrics.get(FINE_TUNED_PASSAGES, metrics[FINE_TUNED])
     lines = []
     if "hybrid" in metrics and beats(after, metrics["hybrid"]):
         weight = metrics.get("hybrid_weight")
@@ -456,6 +457,8 @@ def render_card(
     The card names nothing that is not uploaded with the model: no run folder, index or local command."""
     from huggingface_hub import ModelCard
 
+    metrics = upgrade_metrics(metrics)  # card.json of a run an older ragtune saved
+
     cfg = summary["config"]
     name = repo_id or f"ragtune-{cfg['out']}"
     language = summary.get("language")
@@ -503,6 +506,7 @@ def render_card(
 
 def render_report(summary: dict[str, Any], metrics: dict[str, Any]) -> str:
     """A short human-readable report of the run: what was read, dropped, trained and measured."""
+    metrics = upgrade_metrics(metrics)
     lines = ["# ragtune run report", "", "## Retrieval on held-out questions", "", metrics_table(metrics), ""]
     lines.append(
         "Verdict: the fine-tuned model is better than the base."

@@ -436,8 +436,8 @@ def check_metrics(run_dir: Path, force: bool = False, force_hint: str = "pass --
     from .rundir import rerun_command
     from .runfiles import metrics_problem
 
-    # What the push and the uploaded card read: the figures before and after, and the verdict.
-    problem = metrics_problem(path, tables=("before", "after"), fields=("improved",))
+    # What the push and the uploaded card read: the base and fine-tuned figures, and the verdict.
+    problem = metrics_problem(path, tables=("base", "fine_tuned"), fields=("improved",))
     if problem:
         raise HubError(
             f"not pushing: {path}{problem.removeprefix(path.name)}; rerun {rerun_command(Path(run_dir))} "

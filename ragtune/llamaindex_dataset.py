@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 from .errors import DatasetError
 from .fileio import read_json, write_json
+from .names import BASE, EVALUATION_SET, FINE_TUNED, upgrade_metrics
 from .records import Chunk, Pair, RunDirError, read_jsonl
 from .rundir import check_out_file
 from .search import _require, base_model_of
@@ -30,25 +31,31 @@ class Export:
     n_corpus: int
 
 
-def export_llamaindex(run_dir: Path, path: Path, split: str = "eval") -> Export:
-    """Write a split's pairs as a LlamaIndex dataset; query ids are "{split}-{line}" in pairs_{split}.jsonl.
+# The split each --split value reads: the held-out test questions are still stored as pairs_eval.jsonl.
+SPLIT_FILES = {"test": "pairs_eval.jsonl", "train": "pairs_train.jsonl"}
 
-    The eval corpus is every chunk, so metrics on it match ragtune's own evaluation;
+
+def export_llamaindex(run_dir: Path, path: Path, split: str = "test") -> Export:
+    """Write a split's pairs as a LlamaIndex dataset; query ids are "{split}-{line}" in the split's file.
+
+    The test corpus is every chunk, so metrics on it match ragtune's own evaluation;
     the train corpus is only the chunks its questions point at, so no held-out text leaks into it.
+    "eval", ragtune 0.3's name of the test split, still reads it.
     """
-    if split not in ("eval", "train"):
-        raise ValueError(f"split must be 'eval' or 'train', not {split!r}")
+    split = "test" if split == "eval" else split
+    if split not in SPLIT_FILES:
+        raise ValueError(f"split must be 'test' or 'train', not {split!r}")
     run_dir = Path(run_dir)
     # Overwrite only an earlier export (or another dataset of its kind), never a file of the user's.
     check_out_file(Path(path), "--llamaindex", LLAMAINDEX_KEYS)
-    _require(run_dir, ["chunks.jsonl", f"pairs_{split}.jsonl"])
+    _require(run_dir, ["chunks.jsonl", SPLIT_FILES[split]])
     chunks = read_jsonl(run_dir / "chunks.jsonl", Chunk)
-    pairs = read_jsonl(run_dir / f"pairs_{split}.jsonl", Pair)
+    pairs = read_jsonl(run_dir / SPLIT_FILES[split], Pair)
     used = {p.chunk_id for p in pairs}
-    corpus = {c.id: c.text for c in chunks if split == "eval" or c.id in used}
+    corpus = {c.id: c.text for c in chunks if split == "test" or c.id in used}
     if not used <= corpus.keys():
         raise RunDirError(
-            f"{run_dir / f'pairs_{split}.jsonl'} points at chunks missing from chunks.jsonl; "
+            f"{run_dir / SPLIT_FILES[split]} points at chunks missing from chunks.jsonl; "
             "rerun `ragtune run` into this folder"
         )
     queries = {f"{split}-{n}": p.query for n, p in enumerate(pairs)}
@@ -147,15 +154,16 @@ def evaluate_on_dataset(model_path_or_run_dir: str | Path, dataset_path: Path, d
 
 
 def add_dataset_metrics(run_dir: Path, dataset_path: Path, device: str = "") -> dict[str, Any]:
-    """Evaluate a run's base and tuned models on a LlamaIndex dataset; record it in metrics.json.
+    """Evaluate a run's base and tuned models on an external evaluation set (a LlamaIndex dataset); record it in
+    metrics.json.
 
     metrics.json gains (or has replaced) one entry, written atomically; the entry is returned:
 
-        "eval_dataset": {"file": "qa.json", "n_queries": 40, "n_corpus": 120,
-                         "before": {"hit@1": …, "mrr@10": …}, "after": {…}}
+        "evaluation_set": {"file": "qa.json", "n_queries": 40, "n_corpus": 120,
+                           "base": {"hit@1": …, "mrr@10": …}, "fine_tuned": {…}}
 
     Both models search the whole dataset corpus with the same index settings, so
-    "before" and "after" compare like with like.
+    "base" and "fine_tuned" compare like with like. A metrics.json in an older ragtune's names is rewritten in these.
     """
     from .models import load_model, pick_device
 
@@ -163,13 +171,13 @@ def add_dataset_metrics(run_dir: Path, dataset_path: Path, device: str = "") -> 
     # Check the file and the run before loading any model, so a mistake fails fast.
     queries, corpus, relevant = load_llamaindex_dataset(dataset_path)
     _require(run_dir, ["metrics.json", "model/config.json", "config.json"])
-    metrics = read_json(run_dir / "metrics.json")
+    metrics = upgrade_metrics(read_json(run_dir / "metrics.json"))
     if not isinstance(metrics, dict):
         raise RunDirError(f"{run_dir / 'metrics.json'} is not a JSON object; rerun `ragtune run` into {run_dir}")
     chosen = pick_device(device)
     entry: dict[str, Any] = {"file": dataset_path.name, "n_queries": len(queries), "n_corpus": len(corpus)}
-    for key, source in (("before", base_model_of(run_dir)), ("after", str(run_dir / "model"))):
+    for key, source in ((BASE, base_model_of(run_dir)), (FINE_TUNED, str(run_dir / "model"))):
         entry[key] = evaluate_dataset(load_model(source, chosen), queries, corpus, relevant)
-    metrics["eval_dataset"] = entry
+    metrics[EVALUATION_SET] = entry
     write_json(run_dir / "metrics.json", metrics)
     return entry

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from .names import BASE, FINE_TUNED
 from .retrieval import dense_index, embed, positions_to_ids
 
 MRR_AT = 10
 
 
 def metrics_text_table(metrics: dict[str, Any]) -> str:
-    """A plain-text table of a run's metrics (or an eval_dataset entry): one row per retriever, one column
+    """A plain-text table of a run's metrics (or an evaluation_set entry): one row per retriever, one column
     per metric, as `ragtune run` prints it."""
     from .card import retriever_rows
 
-    keys = [k for k in ("hit@1", "hit@3", "hit@5", "hit@10", "mrr@10") if k in metrics["after"]]
+    keys = [k for k in ("hit@1", "hit@3", "hit@5", "hit@10", "mrr@10") if k in metrics[FINE_TUNED]]
     rows = retriever_rows(metrics)
     width = max(len(label) for label, _ in rows) + 2
     out = [f"{'':<{width}}" + "".join(f"{k:>9}" for k in keys)]
@@ -128,7 +129,7 @@ def similarity_shift(before: Any, after: Any) -> dict[str, Any]:
     tuned-model score at the same quantile, a starting point for re-tuning one.
 
     >>> out = similarity_shift([0.5, 0.6, 0.7], [0.3, 0.4, 0.5])
-    >>> out["before"]["median"], out["after"]["median"], out["warn"]
+    >>> out["base"]["median"], out["fine_tuned"]["median"], out["warn"]
     (0.6, 0.4, True)
     """
     import numpy as np
@@ -148,8 +149,8 @@ def similarity_shift(before: Any, after: Any) -> dict[str, Any]:
         if 0.0 < share_below < 1.0:
             cutoffs[f"{cut:.1f}"] = round(float(np.quantile(a, share_below)), 3)
     return {
-        "before": stats(b),
-        "after": stats(a),
+        BASE: stats(b),
+        FINE_TUNED: stats(a),
         "cutoff_map": cutoffs,
         "warn": bool(np.median(a) < np.median(b) - 0.05),
     }
@@ -158,20 +159,21 @@ def similarity_shift(before: Any, after: Any) -> dict[str, Any]:
 def per_theme_hits(
     ranked: dict[str, list[list[str]]], relevant: list[str], themes: dict[str, list[str]], k: int = 5
 ) -> dict[str, dict[str, Any]]:
-    """hit@k before and after for the held-out questions of each theme's chunks (a chunk may have several).
+    """hit@k of the base and fine-tuned models for the held-out questions of each theme's chunks (a chunk may have
+    several); `ranked` holds each model's rankings under its metrics.json key.
 
-    >>> per_theme_hits({"before": [["a"], ["x"]], "after": [["a"], ["b"]]}, ["a", "b"], {"a": ["t"], "b": ["t"]}, k=1)
-    {'t': {'n': 2, 'before': 0.5, 'after': 1.0}}
+    >>> per_theme_hits({"base": [["a"], ["x"]], "fine_tuned": [["a"], ["b"]]}, ["a", "b"], {"a": ["t"], "b": ["t"]}, k=1)
+    {'t': {'n': 2, 'base': 0.5, 'fine_tuned': 1.0}}
     """
     out: dict[str, dict[str, Any]] = {}
     for i, rel in enumerate(relevant):
         for theme in themes.get(rel) or ["(unthemed)"]:
-            row = out.setdefault(theme, {"n": 0, "before": 0, "after": 0})
+            row = out.setdefault(theme, {"n": 0, BASE: 0, FINE_TUNED: 0})
             row["n"] += 1
-            for key in ("before", "after"):
+            for key in (BASE, FINE_TUNED):
                 row[key] += rel in ranked[key][i][:k]
     return {
-        t: {"n": r["n"], "before": round(r["before"] / r["n"], 4), "after": round(r["after"] / r["n"], 4)}
+        t: {"n": r["n"], BASE: round(r[BASE] / r["n"], 4), FINE_TUNED: round(r[FINE_TUNED] / r["n"], 4)}
         for t, r in sorted(out.items(), key=lambda kv: -kv[1]["n"])
     }
 

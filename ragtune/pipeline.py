@@ -27,6 +27,7 @@ from .errors import (
     NotEnoughDataError,  # noqa: F401  (importable from here, as before the stages moved)
 )
 from .fileio import free_bytes, is_disk_full, megabytes, read_json, sha256_digest, write_json
+from .names import BASE, FINE_TUNED, upgrade_metrics
 from .rundir import MANIFEST_VERSION, Manifest, RunLock, check_out_dir, claim_out_dir, hash_parts  # noqa: F401
 from .runfiles import METRIC_TABLES, RunFiles, metrics_problem  # noqa: F401  (importable from here, as before)
 from .stages import PIPELINE, Records, Stage
@@ -89,7 +90,7 @@ class RunResult:
         return metrics_text_table(self.metrics)
 
     def __repr__(self) -> str:
-        hit5 = [self.metrics.get(key, {}).get("hit@5") for key in ("before", "after")]
+        hit5 = [self.metrics.get(key, {}).get("hit@5") for key in (BASE, FINE_TUNED)]
         moved = " -> ".join(f"{v:.3f}" if isinstance(v, float) else "?" for v in hit5)
         return f"RunResult(run_dir={str(self.run_dir)!r}, improved={self.metrics.get('improved')!r}, hit@5={moved!r})"
 
@@ -378,7 +379,13 @@ class Pipeline:
             warn = getattr(self.reporter, "input_skipped", None)
             if stage.input_skips and warn is not None and records[stage.name]["skipped"]["counts"]:
                 warn(records[stage.name]["skipped"])
-        return RunResult(self.run_dir, read_json(self.files.metrics), made.get("save", {}), self.timings, self._cached)
+        return RunResult(
+            self.run_dir,
+            upgrade_metrics(read_json(self.files.metrics)),
+            made.get("save", {}),
+            self.timings,
+            self._cached,
+        )
 
     def lexicon(self) -> dict[str, list[str]]:
         """The themes the run tags chunks with: --themes FILE, or the built-in lexicon."""

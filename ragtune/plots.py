@@ -15,6 +15,7 @@ from typing import Any
 
 from .card import METRIC_KEYS, metrics_table, recommendation, retriever_rows
 from .fileio import atomic_write_bytes, atomic_write_text
+from .names import BASE, FINE_TUNED, FINE_TUNED_PASSAGES
 
 # One colour per retriever, the same in every plot (matplotlib's tab10, colour-blind friendlier than its default).
 COLOURS = ["#9e9e9e", "#c7c7c7", "#1f77b4", "#aec7e8", "#ff7f0e", "#2ca02c"]
@@ -47,11 +48,11 @@ def _png(fig: Any) -> bytes:
 def retrievers_plot(metrics: dict[str, Any]) -> bytes:
     """Grouped bars: a group per metric, a bar per retriever."""
     rows = retriever_rows(metrics)
-    keys = [k for k in METRIC_KEYS if k in metrics["after"]]
+    keys = [k for k in METRIC_KEYS if k in metrics[FINE_TUNED]]
     fig, ax = _figure(8.5, 3.8)
     width = 0.8 / len(rows)
     # Figures on the bars a RAG app would use, the dense index it gets and the hybrid, not on every bar.
-    labelled = "fine-tuned, with passages" if "after_passages" in metrics else "fine-tuned"
+    labelled = "fine-tuned, with passages" if FINE_TUNED_PASSAGES in metrics else "fine-tuned"
     for i, (label, m) in enumerate(rows):
         xs = [j + (i - (len(rows) - 1) / 2) * width for j in range(len(keys))]
         bars = ax.bar(xs, [m[k] for k in keys], width, label=label, color=COLOURS[i % len(COLOURS)])
@@ -107,8 +108,8 @@ def themes_plot(per_theme: dict[str, dict[str, Any]]) -> bytes | None:
         return None
     fig, ax = _figure(6.5, 0.9 + 0.32 * len(shown))
     ys = range(len(shown))
-    ax.barh([y + 0.2 for y in ys], [r["before"] for _, r in shown], 0.4, color=COLOURS[0], label="base")
-    ax.barh([y - 0.2 for y in ys], [r["after"] for _, r in shown], 0.4, color=COLOURS[2], label="fine-tuned")
+    ax.barh([y + 0.2 for y in ys], [r[BASE] for _, r in shown], 0.4, color=COLOURS[0], label="base")
+    ax.barh([y - 0.2 for y in ys], [r[FINE_TUNED] for _, r in shown], 0.4, color=COLOURS[2], label="fine-tuned")
     ax.set_yticks(list(ys), [f"{t} ({r['n']})" for t, r in shown], fontsize=7.5)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
@@ -157,7 +158,7 @@ def render_html(summary: dict[str, Any], metrics: dict[str, Any], images: dict[s
     if sim.get("warn"):
         from .metrics import cutoff_advice
 
-        advice = cutoff_advice(sim["before"]["median"], sim["after"]["median"])
+        advice = cutoff_advice(sim[BASE]["median"], sim[FINE_TUNED]["median"])
         parts.append(f"<p class=warn>Similarity scores moved: {html.escape(advice)}</p>")
     parts += ["<h2>Retrieval on held-out questions</h2>", _md_table_html(metrics_table(metrics))]
     captions = {

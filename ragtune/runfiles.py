@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .fileio import read_json
+from .names import BASE, FINE_TUNED, upgrade_metrics
 from .records import RunDirError
 
 
@@ -99,7 +100,7 @@ class RunFiles:
 SPLIT_SIDES = ("train", "val", "eval", "lexical")
 
 # The figures of metrics.json that the summary, card, report and CLI read.
-METRIC_TABLES = ("before", "after", "bm25", "hybrid")
+METRIC_TABLES = (BASE, FINE_TUNED, "bm25", "hybrid")
 
 
 def metrics_problem(
@@ -107,11 +108,12 @@ def metrics_problem(
 ) -> str | None:
     """What is wrong with a run's metrics.json (a sentence starting with its name), or None.
 
-    It must hold a table of figures for each of `tables`, and each of `fields` ("improved" a bool, others ints).
+    It must hold a table of figures for each of `tables`, and each of `fields` ("improved" a bool, others ints);
+    the names of an older ragtune (`before`/`after`) count as the new ones.
 
     >>> import tempfile; p = Path(tempfile.mkdtemp()) / "metrics.json"; _ = p.write_text("{}")
     >>> metrics_problem(p)
-    'metrics.json is damaged (no "before" figures)'
+    'metrics.json is damaged (no "base" figures)'
     """
     try:
         metrics = read_json(path)
@@ -119,6 +121,7 @@ def metrics_problem(
         return f"{path.name} is damaged ({str(e).removeprefix(f'{path} is ')})"
     if not isinstance(metrics, dict):
         return f"{path.name} is damaged (not a JSON object)"
+    metrics = upgrade_metrics(metrics)
     for table in tables:
         figures = metrics.get(table)
         if (

@@ -56,13 +56,13 @@ def make_metrics(improved: bool, bm25_hit5: float = 0.55) -> dict[str, Any]:
     if not improved:
         before, after = after, before
     return {
-        "before": before,
-        "after": after,
+        "base": before,
+        "fine_tuned": after,
         "bm25": {"hit@1": 0.4, "hit@3": 0.5, "hit@5": bm25_hit5, "hit@10": 0.6, "mrr@10": 0.45},
         "improved": improved,
         "n_queries": 262,
         "n_chunks": 338,
-        "eval_set": "held-out synthetic questions (by chunk)",
+        "test_set": "held-out synthetic questions (by chunk)",
     }
 
 
@@ -128,8 +128,8 @@ def test_card_eval_results_are_the_fine_tuned_figures(tmp_path: Path) -> None:
     data = hub_card(render_card(make_summary(""), metrics, "alice/nist-minilm"), tmp_path).data
     got = {r.metric_type: r.metric_value for r in data.eval_results}
     assert got == {
-        f"cosine_accuracy@{k}": pytest.approx(metrics["after"][f"hit@{k}"], abs=5e-5) for k in (1, 3, 5, 10)
-    } | {"cosine_mrr@10": pytest.approx(metrics["after"]["mrr@10"], abs=5e-5)}
+        f"cosine_accuracy@{k}": pytest.approx(metrics["fine_tuned"][f"hit@{k}"], abs=5e-5) for k in (1, 3, 5, 10)
+    } | {"cosine_mrr@10": pytest.approx(metrics["fine_tuned"]["mrr@10"], abs=5e-5)}
     assert {r.task_type for r in data.eval_results} == {"information-retrieval"}
 
 
@@ -273,8 +273,8 @@ def test_recommendation_names_the_served_retriever(mode: str, says: str) -> None
 
     row = {"hit@5": 0.5, "mrr@10": 0.4}
     metrics = {
-        "after": row,
-        "after_passages": row,
+        "fine_tuned": row,
+        "fine_tuned_passages": row,
         "bm25": row,
         "hybrid": row,
         "hybrid_weight": 0.3,

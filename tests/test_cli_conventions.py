@@ -132,14 +132,14 @@ def test_run_result_prints_its_metrics_as_a_table(long_run: Path) -> None:
     table = RunResult(long_run, metrics, {}).table().splitlines()
     assert table[0].split() == ["hit@1", "hit@3", "hit@5", "hit@10", "mrr@10"]
     row = next(line for line in table if line.startswith("fine-tuned "))
-    assert row.split()[-1] == f"{metrics['after']['mrr@10']:.3f}"
+    assert row.split()[-1] == f"{metrics['fine_tuned']['mrr@10']:.3f}"
     assert any(line.startswith("base ") for line in table) and any(line.startswith("hybrid") for line in table)
 
 
 SIM = {
     "warn": True,
-    "before": {"median": 0.6, "p10": 0.4},
-    "after": {"median": 0.4, "p10": 0.2},
+    "base": {"median": 0.6, "p10": 0.4},
+    "fine_tuned": {"median": 0.4, "p10": 0.2},
     "cutoff_map": {"0.5": 0.3},
 }
 
@@ -148,7 +148,7 @@ def test_cutoff_advice_speaks_of_cosine_cutoffs_only_for_dense_vectors(capsys: p
     from ragtune.card import _similarity_section
     from ragtune.cli import _print_advice
 
-    m = {"after": {"hit@5": 0.5, "mrr@10": 0.4}, "before": {"hit@5": 0.4, "mrr@10": 0.3}, "similarity": SIM}
+    m = {"fine_tuned": {"hit@5": 0.5, "mrr@10": 0.4}, "base": {"hit@5": 0.4, "mrr@10": 0.3}, "similarity": SIM}
     _print_advice(m, Path("runs/demo/report.html"))
     for text in (capsys.readouterr().out, _similarity_section(m)):
         assert "dense" in text and "vector store" in text, text
@@ -206,7 +206,7 @@ def test_search_json(long_run: Path, retriever, capsys: pytest.CaptureFixture[st
 
 # --- 4. CLI conventions ------------------------------------------------------------------
 
-COMMANDS = ["run", "search", "eval-dataset", "export", "push", "pairs", "similarity"]
+COMMANDS = ["run", "search", "evaluate", "export", "push", "pairs", "similarity"]
 
 
 def subparsers() -> dict:
@@ -271,7 +271,7 @@ def test_auto_for_base_model_and_device_and_the_config_takes_both() -> None:
     _, parsers = subparsers()
     run = {a.dest: a for a in parsers["run"]._actions}
     assert run["base_model"].default == "auto" and run["device"].default == "auto"
-    for command in ("search", "eval-dataset", "pairs", "similarity"):
+    for command in ("search", "evaluate", "pairs", "similarity"):
         device = next(a for a in parsers[command]._actions if a.dest == "device")
         assert device.default == "auto", command
     assert Config(docs=Path("d"), base_model="auto", device="auto") == Config(docs=Path("d"))

@@ -145,8 +145,8 @@ def test_a_rerun_repairs_a_damaged_metrics_file(finished: Finished, tmp_path: Pa
     assert result.cached == list(STAGES[:6])
     assert len(rec.notes) == 1 and rec.notes[0].startswith("metrics.json is damaged (")
     assert rec.notes[0].endswith("); redoing the evaluate stage")
-    assert result.metrics["after"] == good["after"]
-    assert json.loads((cfg.out / "metrics.json").read_text(encoding="utf-8"))["after"] == good["after"]
+    assert result.metrics["fine_tuned"] == good["fine_tuned"]
+    assert json.loads((cfg.out / "metrics.json").read_text(encoding="utf-8"))["fine_tuned"] == good["fine_tuned"]
 
 
 @pytest.mark.parametrize("content", [b"{}", b'{"before": {"hit@1": 0.5'], ids=["empty-object", "truncated"])

@@ -57,7 +57,7 @@ def test_run_dir_holds_a_loadable_model_and_metrics(e2e_run) -> None:
 
     _, out = e2e_run
     metrics = json.loads((out / "metrics.json").read_text())
-    for key in ("before", "after", "bm25"):
+    for key in ("base", "fine_tuned", "bm25"):
         assert set(metrics[key]) == METRIC_KEYS
         assert all(0.0 <= v <= 1.0 for v in metrics[key].values())
     assert isinstance(metrics["improved"], bool)
@@ -151,7 +151,7 @@ def test_guard_marks_a_harmful_run_not_improved_and_push_refuses_it(e2e_run, tmp
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["improved"] is False
-    assert metrics["after"]["mrr@10"] < metrics["before"]["mrr@10"]
+    assert metrics["fine_tuned"]["mrr@10"] < metrics["base"]["mrr@10"]
     assert "NOT IMPROVED" in proc.stdout
     assert "NOT IMPROVED" in (out / "report.md").read_text()
     push = subprocess.run(

@@ -146,9 +146,9 @@ def test_the_run_ends_with_one_recommendation_line(capsys: pytest.CaptureFixture
 
     row = {"hit@1": 0.5, "hit@3": 0.6, "hit@5": 0.7, "hit@10": 0.8, "mrr@10": 0.6}
     metrics = {
-        "before": row,
-        "after": row,
-        "after_passages": row | {"hit@5": 0.8},
+        "base": row,
+        "fine_tuned": row,
+        "fine_tuned_passages": row | {"hit@5": 0.8},
         "bm25": row | {"hit@5": 0.9, "mrr@10": 0.8},
         "hybrid": row | {"hit@5": 0.95, "mrr@10": 0.85},
         "recommended_mode": "hybrid",

@@ -34,7 +34,7 @@ def test_committed_notebook_keeps_its_outputs_and_plots() -> None:
     assert all(c.get("execution_count") for c in code), "run the notebook and save it with its outputs"
     text = "".join(outputs(c)[0] for c in code)
     images = [img for c in code for img in outputs(c)[1]]
-    assert '"after"' in text and "hit@5" in text
+    assert '"fine_tuned"' in text and "hit@5" in text
     assert len(images) >= 2 and all(img[:8] == b"\x89PNG\r\n\x1a\n" for img in images)
     # No error output was saved, and no path of the machine it ran on.
     assert not any(o.get("output_type") == "error" for c in code for o in c.get("outputs", []))
@@ -59,7 +59,7 @@ def test_walkthrough_notebook_runs_in_a_kernel(tmp_path: Path, tiny_model_dir: P
     code = [c for c in nb.cells if c.cell_type == "code"]
     text = "".join(outputs(c)[0] for c in code)
     images = [img for c in code for img in outputs(c)[1]]
-    assert '"after"' in text and "hit@5" in text
+    assert '"fine_tuned"' in text and "hit@5" in text
     assert " -> nist_ai_600_1.pdf p(" in text
     # The Retriever cell and the plain-FAISS cell each print three chunks; the plots cell shows the PNGs.
     assert text.count("nist_ai_600_1.pdf p(") >= 5 + 3 + 3

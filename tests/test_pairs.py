@@ -293,8 +293,8 @@ def test_run_pairs_on_tiny_model_writes_metrics_model_and_card(tmp_path: Path, t
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert metrics == result.metrics
     assert set(metrics) == {
-        "before",
-        "after",
+        "base",
+        "fine_tuned",
         "improved",
         "n_pairs",
         "n_train",
@@ -303,7 +303,7 @@ def test_run_pairs_on_tiny_model_writes_metrics_model_and_card(tmp_path: Path, t
         "n_from_alternatives",
         "skipped",
     }
-    assert set(metrics["before"]) == set(metrics["after"]) == {"pearson", "spearman"}
+    assert set(metrics["base"]) == set(metrics["fine_tuned"]) == {"pearson", "spearman"}
     assert isinstance(metrics["improved"], bool)
     assert (metrics["n_pairs"], metrics["n_train"] + metrics["n_eval"], metrics["n_from_alternatives"]) == (33, 33, 3)
     assert result.train["steps"] == 2
@@ -315,8 +315,8 @@ def test_run_pairs_on_tiny_model_writes_metrics_model_and_card(tmp_path: Path, t
     assert FRONT_MATTER.match(card), card[:600]
     assert "base_model:" not in card  # a local base model has no Hub id to cite
     assert str(tmp_path) not in card and str(tiny_model_dir) not in card
-    assert f"| base | {metrics['before']['pearson']:.4f} | {metrics['before']['spearman']:.4f} |" in card
-    assert f"| fine-tuned | {metrics['after']['pearson']:.4f} | {metrics['after']['spearman']:.4f} |" in card
+    assert f"| base | {metrics['base']['pearson']:.4f} | {metrics['base']['spearman']:.4f} |" in card
+    assert f"| fine-tuned | {metrics['fine_tuned']['pearson']:.4f} | {metrics['fine_tuned']['spearman']:.4f} |" in card
     assert "| loss | CosineSimilarityLoss |" in card and "- loss:CosineSimilarityLoss" in card
     run = json.loads((out / "run.json").read_text(encoding="utf-8"))
     assert (run["ragtune"], run["version"], run["config"]["max_steps"]) == ("pairs-run", 1, 2)
@@ -328,8 +328,8 @@ def test_run_pairs_on_tiny_model_writes_metrics_model_and_card(tmp_path: Path, t
 def test_card_cites_bundled_model_as_hub_id() -> None:
     cfg = PairsConfig(pairs_files=(Path("/somewhere/private/skills.csv"),), loss="cosent")
     metrics = {
-        "before": {"pearson": 0.5, "spearman": 0.4},
-        "after": {"pearson": 0.7, "spearman": 0.6},
+        "base": {"pearson": 0.5, "spearman": 0.4},
+        "fine_tuned": {"pearson": 0.7, "spearman": 0.6},
         "improved": True,
         "n_pairs": 10,
         "n_train": 8,

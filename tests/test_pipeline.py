@@ -145,10 +145,10 @@ def test_report_html_embeds_the_plots_and_push_can_render_the_card(finished: Fin
         assert base64.b64decode(data) in {p.read_bytes() for p in (run / "plots").glob("*.png")}
     assert (run / "plots" / "retrievers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
-    assert f"{metrics['after']['hit@5']:.3f}" in page
+    assert f"{metrics['fine_tuned']['hit@5']:.3f}" in page
     # Per-theme figures and the score shift are measured on the same held-out questions.
     assert sum(r["n"] for r in metrics["per_theme"].values()) >= metrics["n_queries"]
-    assert set(metrics["similarity"]) == {"before", "after", "cutoff_map", "warn"}
+    assert set(metrics["similarity"]) == {"base", "fine_tuned", "cutoff_map", "warn"}
     card = ModelCard.load(run / "model" / "README.md")
     assert card.data.library_name == "sentence-transformers" and card.data.model_name == f"ragtune-{run.name}"
     saved = json.loads((run / "card.json").read_text(encoding="utf-8"))
@@ -158,14 +158,14 @@ def test_report_html_embeds_the_plots_and_push_can_render_the_card(finished: Fin
 def test_metrics_file(finished: Finished) -> None:
     run = finished.cfg.out
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
-    assert {"before", "after", "bm25", "improved"} <= set(metrics)
-    for system in ("before", "after", "bm25"):
+    assert {"base", "fine_tuned", "bm25", "improved"} <= set(metrics)
+    for system in ("base", "fine_tuned", "bm25"):
         assert set(metrics[system]) == METRIC_KEYS, system
         assert all(0.0 <= v <= 1.0 for v in metrics[system].values())
         m = metrics[system]
         assert m["hit@1"] <= m["hit@3"] <= m["hit@5"] <= m["hit@10"]
     assert isinstance(metrics["improved"], bool)
-    before, after = metrics["before"], metrics["after"]
+    before, after = metrics["base"], metrics["fine_tuned"]
     keys = ("hit@5", "mrr@10")
     assert metrics["improved"] == (all(after[k] >= before[k] for k in keys) and any(after[k] > before[k] for k in keys))
     assert metrics["n_queries"] == len(read_jsonl(run / "pairs_eval.jsonl", Pair))
@@ -282,7 +282,7 @@ def test_served_retriever_is_chosen_on_validation_and_recorded_everywhere(finish
     # Never worse than BM25 on validation, and the served row is the held-out row of that retriever.
     best = max(scores.values(), key=lambda m: (m["mrr@10"], m["hit@5"]))
     assert best["mrr@10"] >= scores[0.0]["mrr@10"]
-    row = {"dense": "after_passages", "hybrid": "hybrid", "bm25": "bm25"}[mode]
+    row = {"dense": "fine_tuned_passages", "hybrid": "hybrid", "bm25": "bm25"}[mode]
     assert {k: metrics["served"][k] for k in metrics[row]} == metrics[row]
     retriever = Retriever.load(finished.cfg.out)
     assert (retriever.mode, retriever.hybrid_weight) == (mode, weight)
@@ -513,13 +513,17 @@ def test_mixed_run_trains_on_labelled_pairs_and_reports_both(finished: Finished,
         assert done == sorted(done) and calls[-1][0] == calls[-1][1] > 0
     assert rec.progress["train"][-1][1] == 4
     m = result.metrics
-    assert set(m["pairs"]["before"]) == {"pearson", "spearman"} and set(m["pairs"]["after"]) == {"pearson", "spearman"}
+    assert set(m["pairs"]["base"]) == {"pearson", "spearman"} and set(m["pairs"]["fine_tuned"]) == {
+        "pearson",
+        "spearman",
+    }
     held = read_jsonl(cfg.out / "labelled_eval.jsonl", LabelledPair)
     train = read_jsonl(cfg.out / "labelled_train.jsonl", LabelledPair)
     assert m["pairs"]["n_pairs"] == len(held) > 5
     assert not {(p.sentence1, p.sentence2) for p in held} & {(p.sentence1, p.sentence2) for p in train}
     assert m["improved"] == (
-        is_improved(m["before"], m["after"]) and m["pairs"]["after"]["spearman"] > m["pairs"]["before"]["spearman"]
+        is_improved(m["base"], m["fine_tuned"])
+        and m["pairs"]["fine_tuned"]["spearman"] > m["pairs"]["base"]["spearman"]
     )
     assert "held-out pairs" in (cfg.out / "model" / "README.md").read_text()
     # Dropping the pairs again removes their split files instead of leaving stale ones.
@@ -540,9 +544,9 @@ def test_matryoshka_run_reports_each_size_and_cached_loss_trains(finished: Finis
     assert rec.progress["train"][-1][1] == cfg.max_steps
     assert list(m["dims"]) == ["16", "8"]
     for size in m["dims"].values():
-        assert set(size) == {"before", "after"} and set(size["after"]) == METRIC_KEYS
+        assert set(size) == {"base", "fine_tuned"} and set(size["fine_tuned"]) == METRIC_KEYS
     # Cut to 8 of 32 dimensions, the base model ranks differently than at full size.
-    assert m["dims"]["8"]["before"] != m["before"]
+    assert m["dims"]["8"]["base"] != m["base"]
     card = (cfg.out / "model" / "README.md").read_text()
     assert "Trained with Matryoshka loss" in card and "| 8 |" in card
 
@@ -690,7 +694,7 @@ def test_interrupted_after_the_last_checkpoint_finishes_without_training_again(
         load_file(finished.cfg.out / "model" / "model.safetensors"),
     )
     assert ours.keys() == theirs.keys() and all(np.allclose(ours[k], theirs[k], atol=1e-6) for k in ours)
-    assert again.metrics["after"] == finished.result.metrics["after"]
+    assert again.metrics["fine_tuned"] == finished.result.metrics["fine_tuned"]
 
 
 def test_a_second_run_on_the_same_out_stops_at_once(finished: Finished, tmp_path: Path) -> None:

@@ -322,14 +322,14 @@ def test_export_import_round_trip(
     path = tmp_path / "eval.json"
     assert main(["export", str(run_dir), "--llamaindex", str(path)]) == 0
     held = read_jsonl(run_dir / "pairs_eval.jsonl", Pair)
-    assert capsys.readouterr().out.startswith(f"Wrote {len(held)} eval questions and {len(chunks)} corpus chunks")
+    assert capsys.readouterr().out.startswith(f"Wrote {len(held)} test questions and {len(chunks)} corpus chunks")
     raw = json.loads(path.read_text(encoding="utf-8"))
     assert sorted(raw) == ["corpus", "mode", "queries", "relevant_docs"] and raw["mode"] == "text"
 
     queries, corpus, relevant = load_llamaindex_dataset(path)
-    # Query "eval-N" is line N of pairs_eval.jsonl; node ids are ragtune's chunk ids.
-    assert queries == {f"eval-{n}": p.query for n, p in enumerate(held)}
-    assert relevant == {f"eval-{n}": [p.chunk_id] for n, p in enumerate(held)}
+    # Query "test-N" is line N of pairs_eval.jsonl (the test split); node ids are ragtune's chunk ids.
+    assert queries == {f"test-{n}": p.query for n, p in enumerate(held)}
+    assert relevant == {f"test-{n}": [p.chunk_id] for n, p in enumerate(held)}
     assert corpus == {c.id: c.text for c in chunks}
 
 
@@ -349,13 +349,13 @@ def test_exported_eval_set_reproduces_the_run_metrics(
     path = export_llamaindex(run_dir, tmp_path / "eval.json").path
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     # Same questions, same chunks, same index settings: the numbers the run reported.
-    assert evaluate_on_dataset(run_dir, path, device="cpu") == pytest.approx(metrics["after"], abs=1e-9)
-    # And the base model (a plain model folder) gives the run's "before" numbers.
-    assert main(["eval-dataset", str(tiny_model_dir), str(path), "--device", "cpu"]) == 0
+    assert evaluate_on_dataset(run_dir, path, device="cpu") == pytest.approx(metrics["fine_tuned"], abs=1e-9)
+    # And the base model (a plain model folder) gives the run's "base" numbers.
+    assert main(["evaluate", str(tiny_model_dir), str(path), "--device", "cpu"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"{tiny_model_dir} on {metrics['n_queries']} queries over {metrics['n_chunks']} corpus")
     assert out[1].split() == ["hit@1", "hit@3", "hit@5", "hit@10", "mrr@10"]
-    assert out[2].split() == [f"{metrics['before'][k]:.3f}" for k in ("hit@1", "hit@3", "hit@5", "hit@10", "mrr@10")]
+    assert out[2].split() == [f"{metrics['base'][k]:.3f}" for k in ("hit@1", "hit@3", "hit@5", "hit@10", "mrr@10")]
 
 
 def write_dataset(path: Path, queries: dict, corpus: dict, relevant: dict) -> Path:
@@ -420,13 +420,13 @@ def test_malformed_dataset_is_one_error_line(
         path.write_text(content, encoding="utf-8")
     with pytest.raises(DatasetError):
         load_llamaindex_dataset(path)
-    assert main(["eval-dataset", str(tiny_model_dir), str(path)]) == 1
+    assert main(["evaluate", str(tiny_model_dir), str(path)]) == 1
     captured = capsys.readouterr()
     assert_one_error_line(captured.err, str(path), fragment)
     assert captured.out == ""
 
 
-# --- run --eval-dataset ------------------------------------------------------------------
+# --- run --evaluation-set ------------------------------------------------------------------
 
 KEYS = ["hit@1", "hit@3", "hit@5", "hit@10", "mrr@10"]
 
@@ -449,15 +449,15 @@ def test_add_dataset_metrics_records_both_models(run_dir: Path, tmp_path: Path) 
     entry = add_dataset_metrics(run, path, device="cpu")
 
     expected = {"hit@1": 0.5, "hit@3": 1.0, "hit@5": 1.0, "hit@10": 1.0, "mrr@10": 0.75}
-    assert entry == {"file": "qa.json", "n_queries": 4, "n_corpus": 2, "before": expected, "after": expected}
+    assert entry == {"file": "qa.json", "n_queries": 4, "n_corpus": 2, "base": expected, "fine_tuned": expected}
     saved = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
-    assert saved == original | {"eval_dataset": entry}
+    assert saved == original | {"evaluation_set": entry}
     assert not list(run.glob(".metrics.json.*"))  # the atomic write left no temporary file
 
 
 def test_dataset_metrics_use_the_base_and_the_tuned_model(run_dir: Path, tmp_path: Path) -> None:
     # The run's own held-out set, exported: before and after must be the run's own numbers,
-    # which differ when the base model sits in "before" and the tuned one in "after".
+    # which differ when the base model sits in "base" and the tuned one in "fine_tuned".
     run = copy_run(run_dir, tmp_path)
     path = export_llamaindex(run, tmp_path / "held.json").path
     add_dataset_metrics(run, hand_worked_dataset(tmp_path / "qa.json"), device="cpu")
@@ -465,10 +465,10 @@ def test_dataset_metrics_use_the_base_and_the_tuned_model(run_dir: Path, tmp_pat
     entry = add_dataset_metrics(run, path, device="cpu")  # replaces the earlier entry
 
     saved = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
-    assert saved["before"] != saved["after"]  # so a swap of the two models would show
-    assert saved["eval_dataset"] == entry and entry["file"] == "held.json"
-    assert entry["before"] == pytest.approx(saved["before"], abs=1e-9)
-    assert entry["after"] == pytest.approx(saved["after"], abs=1e-9)
+    assert saved["base"] != saved["fine_tuned"]  # so a swap of the two models would show
+    assert saved["evaluation_set"] == entry and entry["file"] == "held.json"
+    assert entry["base"] == pytest.approx(saved["base"], abs=1e-9)
+    assert entry["fine_tuned"] == pytest.approx(saved["fine_tuned"], abs=1e-9)
 
 
 def test_cli_run_with_eval_dataset_prints_a_second_table(
@@ -496,7 +496,7 @@ def test_cli_run_with_eval_dataset_prints_a_second_table(
         "cpu",
         "--val-fraction",
         "0",
-        "--eval-dataset",
+        "--evaluation-set",
         str(path),
     ]
 
@@ -508,8 +508,8 @@ def test_cli_run_with_eval_dataset_prints_a_second_table(
     assert out[start + 1].split() == KEYS
     assert out[start + 2].split() == ["base", "0.500", "1.000", "1.000", "1.000", "0.750"]
     assert out[start + 3].split() == ["fine-tuned", "0.500", "1.000", "1.000", "1.000", "0.750"]
-    assert json.loads((run / "metrics.json").read_text(encoding="utf-8"))["eval_dataset"]["file"] == "qa.json"
-    assert json.loads((run / "config.json").read_text(encoding="utf-8")).get("eval_dataset") is None
+    assert json.loads((run / "metrics.json").read_text(encoding="utf-8"))["evaluation_set"]["file"] == "qa.json"
+    assert json.loads((run / "config.json").read_text(encoding="utf-8")).get("evaluation_set") is None
 
 
 def test_cli_run_with_a_malformed_eval_dataset_fails_before_running(
@@ -528,7 +528,7 @@ def test_cli_run_with_a_malformed_eval_dataset_fails_before_running(
                 str(out),
                 "--base-model",
                 str(tiny_model_dir),
-                "--eval-dataset",
+                "--evaluation-set",
                 str(path),
             ]
         )

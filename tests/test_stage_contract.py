@@ -50,7 +50,10 @@ def run_toy(run: Run, records: Records) -> dict[str, object]:
     n_chunks = records["chunk"]["n_chunks"]
     write_json(
         run.path(TOY_FILE),
-        {"n_chunks": n_chunks, "hit@5": json.loads(run.files.metrics.read_text(encoding="utf-8"))["after"]["hit@5"]},
+        {
+            "n_chunks": n_chunks,
+            "hit@5": json.loads(run.files.metrics.read_text(encoding="utf-8"))["fine_tuned"]["hit@5"],
+        },
     )
     return {"n_chunks": n_chunks, "summary": f"toy: {n_chunks} chunks"}
 

@@ -27,6 +27,7 @@ from typing import Any, Callable, Sequence
 from .. import __version__
 from ..config import AUTO, DEFAULT_EXCLUDE, GENERATORS, PRECISIONS, Config, load_config_file
 from ..errors import ConfigError, RagtuneError
+from ..names import BASE, FINE_TUNED
 from ..progress import ProgressReporter
 from ..redact import redact, url_secrets
 from . import pairs as cli_pairs
@@ -62,7 +63,7 @@ def _print_advice(metrics: dict[str, Any], report: Path) -> None:
     if sim.get("warn"):
         from ..metrics import cutoff_advice
 
-        print(f"Warning: {cutoff_advice(sim['before']['median'], sim['after']['median'])} (See the model card.)")
+        print(f"Warning: {cutoff_advice(sim[BASE]['median'], sim[FINE_TUNED]['median'])} (See the model card.)")
 
 
 def _weight_or_auto(text: str) -> float | None:
@@ -348,7 +349,7 @@ EXIT_CODES = """exit codes:
 EXAMPLES = {
     "run": "ragtune run docs/ --out runs/demo\n  ragtune run docs/ --out runs/demo --epochs 2 --push you/demo-embed",
     "search": 'ragtune search runs/demo "How are incidents escalated?" -k 3 --compare',
-    "eval-dataset": "ragtune eval-dataset runs/demo qa.json",
+    "evaluate": "ragtune evaluate runs/demo qa.json",
     "export": "ragtune export runs/demo --llamaindex held_out.json\n  ragtune export runs/demo --onnx --int8\n"
     "  ragtune export runs/demo --to qdrant ./qdrant_data --collection docs",
     "reindex": "ragtune reindex runs/demo --qdrant ./qdrant_data --collection docs",
@@ -478,11 +479,12 @@ def build_parser(run_defaults: dict[str, Any] | None = None) -> argparse.Argumen
         help="also list the files left out by the default exclusions (README, LICENSE, SOURCES ...)",
     )
     run.add_argument(
-        "--eval-dataset",
+        "--evaluation-set",
         type=Path,
         default=None,
         metavar="FILE",
-        help="also evaluate base and fine-tuned models on this LlamaIndex EmbeddingQAFinetuneDataset JSON",
+        help="also evaluate base and fine-tuned models on this external evaluation set "
+        "(a LlamaIndex EmbeddingQAFinetuneDataset JSON)",
     )
     cli_search.add_parsers(sub)
     cli_stores.add_parsers(sub)
@@ -523,26 +525,45 @@ PUSH_ONLY = ("with_data", "force", "timeout")
 # Old flag names, per command, still read for one release: one name per idea (test split, validations, the
 # labelled-pairs loss), the same in `run` and `pairs`.
 RENAMED = {
-    "run": {"--eval-fraction": "--test-fraction", "--evals": "--validations"},
+    "run": {"--eval-fraction": "--test-fraction", "--evals": "--validations", "--eval-dataset": "--evaluation-set"},
     "pairs": {"--eval-fraction": "--test-fraction", "--loss": "--pairs-loss"},
 }
+# "eval" named three ideas: now test (held-out split), validation, and the external evaluation set only.
+RENAMED_COMMANDS = {"eval-dataset": "evaluate"}
+# Old values of a flag, per command: `export --split eval` is the test split.
+RENAMED_VALUES = {"export": {"--split": {"eval": "test"}}}
+
+
+def _deprecated(old: str, new: str) -> None:
+    print(f"ragtune: {old} is deprecated and will go in the next release; use {new}", file=sys.stderr)
 
 
 def _renamed(argv: Sequence[str]) -> list[str]:
-    """`argv` with old flag names replaced by the new, and a deprecation line on stderr for each."""
-    command = next((a for a in argv if not a.startswith("-")), None)
-    renames = RENAMED.get(command or "", {})
-    out = []
+    """`argv` with old subcommand, flag and value names replaced by the new, and a deprecation line on stderr
+    for each."""
+    argv = list(argv)
+    at = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if at is not None and argv[at] in RENAMED_COMMANDS:
+        _deprecated(f"`ragtune {argv[at]}`", f"`ragtune {RENAMED_COMMANDS[argv[at]]}`")
+        argv[at] = RENAMED_COMMANDS[argv[at]]
+    command = argv[at] if at is not None else ""
+    renames, values = RENAMED.get(command, {}), RENAMED_VALUES.get(command, {})
+    out: list[str] = []
     for arg in argv:
         if arg == "--":
             out += argv[len(out) :]
             break
         name, eq, value = arg.partition("=")
         if name in renames:
-            print(
-                f"ragtune: {name} is deprecated and will go in the next release; use {renames[name]}", file=sys.stderr
-            )
-            arg = renames[name] + eq + value
+            _deprecated(name, renames[name])
+            arg = name = renames[name]
+            arg += eq + value
+        flag = name if eq else (out[-1] if out else "")
+        old = value if eq else arg
+        if old in values.get(flag, {}):
+            new = values[flag][old]
+            _deprecated(f"{flag} {old}", f"{flag} {new}")
+            arg = f"{name}={new}" if eq else new
         out.append(arg)
     return out
 
@@ -556,7 +577,7 @@ def _config_from_args(args: argparse.Namespace) -> Config:
     fields = {
         k: tuple(v) if isinstance(v, list) else v
         for k, v in vars(args).items()
-        if k not in ("command", "eval_dataset", "config", "verbose", *PUSH_ONLY)
+        if k not in ("command", "evaluation_set", "config", "verbose", *PUSH_ONLY)
     }
     # --exclude adds to the files always left out (a folder's README, LICENSE …); --include reads one anyway.
     fields["exclude"] = tuple(dict.fromkeys(DEFAULT_EXCLUDE + fields.get("exclude", ())))
@@ -638,8 +659,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         from ..hub import resolve_token
 
         resolve_token()  # a push that cannot happen (no token, or a malformed one) fails before the run
-    if args.eval_dataset is not None:
-        load_llamaindex_dataset(args.eval_dataset)  # a malformed file fails now, not after training
+    if args.evaluation_set is not None:
+        load_llamaindex_dataset(args.evaluation_set)  # a malformed file fails now, not after training
     if cfg.pairs_files:
         from ..pairs import load_pairs_file
 
@@ -659,12 +680,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         lp = m["pairs"]
         print(f"\nLabelled pairs ({lp['n_pairs']} held out), cosine vs label:")
         print(f"{'':<12}{'pearson':>9}{'spearman':>9}")
-        for label, key in (("base", "before"), ("fine-tuned", "after")):
+        for label, key in (("base", BASE), ("fine-tuned", FINE_TUNED)):
             print(f"{label:<12}{lp[key]['pearson']:>9.3f}{lp[key]['spearman']:>9.3f}")
     if m["improved"]:
         print(
-            f"\nImproved: hit@5 {m['before']['hit@5']:.3f} -> {m['after']['hit@5']:.3f}, "
-            f"MRR@10 {m['before']['mrr@10']:.3f} -> {m['after']['mrr@10']:.3f}."
+            f"\nImproved: hit@5 {m[BASE]['hit@5']:.3f} -> {m[FINE_TUNED]['hit@5']:.3f}, "
+            f"MRR@10 {m[BASE]['mrr@10']:.3f} -> {m[FINE_TUNED]['mrr@10']:.3f}."
         )
     else:
         print(
@@ -676,8 +697,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"Model: {cfg.out / 'model'}   metrics: {cfg.out / 'metrics.json'}   report: {cfg.out / 'report.html'}   "
         f"({time.perf_counter() - start:.0f}s)"
     )
-    if args.eval_dataset is not None:
-        d = add_dataset_metrics(cfg.out, args.eval_dataset, cfg.device)
+    if args.evaluation_set is not None:
+        d = add_dataset_metrics(cfg.out, args.evaluation_set, cfg.device)
         print(f"\nRetrieval on {d['n_queries']} questions from {d['file']} over {d['n_corpus']} corpus texts:")
         print(_fmt_table(d))
     if cfg.push_repo:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 
+from ..names import BASE, FINE_TUNED
 from ..pairs import LOSSES, PRESETS, PairsConfig
 from .console import DEVICE_HELP, check_output
 
@@ -150,7 +151,7 @@ def cmd_pairs(args: argparse.Namespace) -> int:
     m = result.metrics
     print(f"\nCosine similarity vs labels on {m['n_eval']} held-out pairs:")
     print(f"{'':<12}{'pearson':>10}{'spearman':>10}")
-    for label, key in (("base", "before"), ("fine-tuned", "after")):
+    for label, key in (("base", BASE), ("fine-tuned", FINE_TUNED)):
         print(f"{label:<12}{m[key]['pearson']:>10.4f}{m[key]['spearman']:>10.4f}")
     print(
         "\nImproved."

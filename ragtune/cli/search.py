@@ -1,4 +1,4 @@
-"""`ragtune search`, `ragtune export` and `ragtune eval-dataset`: the drop-in commands.
+"""`ragtune search`, `ragtune export` and `ragtune evaluate`: the drop-in commands.
 
 The CLI entry (cli/__init__.py) wires these in: `add_parsers(sub)` adds the subcommands and `COMMANDS` maps
 each name to its handler; cli.main prints any RagtuneError they raise in one line.
@@ -21,7 +21,7 @@ from .console import DEVICE_HELP, check_output, positive_int
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """Add the drop-in subcommands to ragtune's subparsers, in workflow order: search, eval-dataset, export."""
+    """Add the drop-in subcommands to ragtune's subparsers, in workflow order: search, evaluate, export."""
     p = sub.add_parser("search", help="search a run's index with its fine-tuned model")
     p.add_argument("run_dir", type=Path, metavar="RUN", help="the --out folder of a finished run")
     p.add_argument("query", metavar="QUERY", help="the question, in quotes")
@@ -42,7 +42,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", default="auto", metavar="DEVICE", help=DEVICE_HELP)
 
-    p = sub.add_parser("eval-dataset", help="hit@k and MRR@10 of a model on a LlamaIndex dataset JSON")
+    p = sub.add_parser(
+        "evaluate", help="hit@k and MRR@10 of a model on an external evaluation set (a LlamaIndex dataset JSON)"
+    )
     p.add_argument("model", metavar="MODEL_OR_RUN", help="a run folder (its tuned model), a model folder or Hub id")
     p.add_argument("dataset", type=Path, metavar="FILE", help="a LlamaIndex EmbeddingQAFinetuneDataset JSON file")
     p.add_argument("--device", default="auto", metavar="DEVICE", help=DEVICE_HELP)
@@ -63,7 +65,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     cli_stores.add_export_args(p, what)
     p.add_argument("--int8", action="store_true", help="with --onnx: also write a dynamic int8 model_qint8.onnx")
     p.add_argument(
-        "--split", choices=("eval", "train"), default="eval", help="held-out questions (eval) or training questions"
+        "--split",
+        choices=("test", "train"),
+        default="test",
+        help="the held-out test questions or the training questions",
     )
 
 
@@ -181,7 +186,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_eval_dataset(args: argparse.Namespace) -> int:
+def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..llamaindex_dataset import evaluate_dataset, load_llamaindex_dataset
     from ..models import load_model, pick_device, resolve_base_model
 
@@ -199,5 +204,5 @@ def cmd_eval_dataset(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "search": cmd_search,
     "export": cmd_export,
-    "eval-dataset": cmd_eval_dataset,
+    "evaluate": cmd_evaluate,
 }

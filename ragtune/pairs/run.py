@@ -15,6 +15,7 @@ from ..config import PairsConfig, TrainingArgs
 from ..errors import PairsError
 from ..fileio import sha256_digest, write_json
 from ..hub import resolve_pairs_model
+from ..names import BASE, FINE_TUNED
 from ..records import LabelledPair, write_jsonl
 from ..rundir import check_out_dir, claim_out_dir
 from ..training.losses import LOSSES, labelled_columns, make_loss
@@ -87,7 +88,7 @@ def _run_key(cfg: PairsConfig, source: str) -> str:
 
 def metrics_table(metrics: dict[str, Any]) -> str:
     lines = ["| model | Pearson (cosine) | Spearman (cosine) |", "|---|---:|---:|"]
-    for label, key in (("base", "before"), ("fine-tuned", "after")):
+    for label, key in (("base", BASE), ("fine-tuned", FINE_TUNED)):
         lines.append(f"| {label} | {metrics[key]['pearson']:.4f} | {metrics[key]['spearman']:.4f} |")
     return "\n".join(lines)
 
@@ -129,7 +130,7 @@ def render_pairs_card(cfg: PairsConfig, metrics: dict[str, Any], train: dict[str
     for k in ("pearson", "spearman"):
         front += [
             f"    - type: {k}_cosine",
-            f"      value: {metrics['after'][k]:.4f}",
+            f"      value: {metrics[FINE_TUNED][k]:.4f}",
             f"      name: {k.title()} Cosine",
         ]
     front.append("---")
@@ -246,8 +247,8 @@ def run_pairs(cfg: PairsConfig, log: Log | None = None, progress: Progress | Non
     trained["resumed_at"] = resumed
     after = evaluate_pairs(model, held)
     metrics = {
-        "before": before,
-        "after": after,
+        BASE: before,
+        FINE_TUNED: after,
         "improved": after["pearson"] > before["pearson"] and after["spearman"] > before["spearman"],
         "n_pairs": len(pairs),
         "n_train": len(train),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..fileio import write_json
+from ..names import BASE, FINE_TUNED, FINE_TUNED_PASSAGES
 from ..records import FORMAT_VERSION, Chunk, LabelledPair, Pair, read_jsonl
 from ..retrieval import base_vectors_about
 from ..runfiles import metrics_problem
@@ -48,7 +49,7 @@ def _evaluate(run: Run, precision: str) -> dict[str, Any]:
     top1: dict[str, Any] = {}
     query_vectors: dict[str, Any] = {}
     ranked: dict[str, list[list[str]]] = {}
-    for which, key in (("base", "before"), ("tuned", "after")):
+    for which, key in (("base", BASE), ("tuned", FINE_TUNED)):
         model = run.model(which)
         # The chunk vectors are the first rows of the units: one encoding serves both retrievers.
         vectors = embed(model, units.texts, progress=parts.part())
@@ -109,11 +110,11 @@ def _record_figures(
         "passage_words": cfg.passage_words,
         "passage_stride": cfg.passage_stride,
         "encoding_precision": precision,
-        "improved": is_improved(metrics["before"], metrics["after"]),
+        "improved": is_improved(metrics[BASE], metrics[FINE_TUNED]),
         "n_queries": len(relevant),
         "n_chunks": len(chunks),
-        "eval_set": "held-out synthetic questions (by chunk)",
-        "similarity": similarity_shift(top1["before"], top1["after"]),
+        "test_set": "held-out synthetic questions (by chunk)",
+        "similarity": similarity_shift(top1[BASE], top1[FINE_TUNED]),
         "per_theme": per_theme_hits(ranked, relevant, {c.id: c.themes for c in chunks}),
     }
 
@@ -127,7 +128,7 @@ def _dims_figures(
     return {
         str(d): {
             which: evaluate_model(run.model(model), texts, ids, queries, relevant, run.cfg.ks, dim=d)
-            for which, model in (("before", "base"), ("after", "tuned"))
+            for which, model in ((BASE, "base"), (FINE_TUNED, "tuned"))
         }
         for d in sorted(run.cfg.matryoshka_dims, reverse=True)
     }
@@ -158,7 +159,7 @@ def _choose_served(run: Run, metrics: dict[str, Any], mode: str, weight: float, 
     from ..retrieval import write_settings
 
     cfg = run.cfg
-    dense_key = "after_passages" if cfg.passage_words else "after"
+    dense_key = FINE_TUNED_PASSAGES if cfg.passage_words else FINE_TUNED
     chosen_on = "validation questions"
     if not mode:
         # No validation set: the hybrid when it beats the model alone on the held-out questions, as before.
@@ -189,16 +190,16 @@ def _choose_served(run: Run, metrics: dict[str, Any], mode: str, weight: float, 
 def _summary_line(run: Run, metrics: dict[str, Any], tuned: Any) -> str:
     """The stage's summary line; with --pairs, the labelled pairs' figures are measured and added to `metrics`."""
     cfg = run.cfg
-    summary = f"hit@5 {metrics['before']['hit@5']:.3f} -> {metrics['after']['hit@5']:.3f}"
+    summary = f"hit@5 {metrics[BASE]['hit@5']:.3f} -> {metrics[FINE_TUNED]['hit@5']:.3f}"
     if cfg.passage_words:
-        summary += f" ({metrics['after_passages']['hit@5']:.3f} with passages)"
+        summary += f" ({metrics[FINE_TUNED_PASSAGES]['hit@5']:.3f} with passages)"
     summary += f", BM25 {metrics['bm25']['hit@5']:.3f}, hybrid {metrics['hybrid']['hit@5']:.3f}"
     if run.files.labelled("eval").exists():
         from ..similarity import evaluate_pairs
 
         held_pairs = read_jsonl(run.files.labelled("eval"), LabelledPair)
         pb, pa = evaluate_pairs(run.model("base"), held_pairs), evaluate_pairs(tuned, held_pairs)
-        metrics["pairs"] = {"before": pb, "after": pa, "n_pairs": len(held_pairs)}
+        metrics["pairs"] = {BASE: pb, FINE_TUNED: pa, "n_pairs": len(held_pairs)}
         # A mixed run must not trade one skill for the other.
         metrics["improved"] = metrics["improved"] and pa["spearman"] > pb["spearman"]
         summary += f"; labelled Spearman {pb['spearman']:.3f} -> {pa['spearman']:.3f}"
@@ -230,7 +231,7 @@ def _hybrid_weight_scores(
     }
 
 
-# bm25/ is a folder: its digest covers every file in it. `--eval-dataset` adds to metrics.json after a
+# bm25/ is a folder: its digest covers every file in it. `--evaluation-set` adds to metrics.json after a
 # run: it only has to hold the evaluation's figures.
 STAGE = Stage(
     "evaluate",

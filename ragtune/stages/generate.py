@@ -7,6 +7,7 @@ from typing import Any
 
 from ..generators import make_generator
 from ..generators.filters import drop_near_duplicates, filter_pairs
+from ..names import question_kind
 from ..records import Chunk, Pair, SkipCounter, read_jsonl, write_jsonl
 from .base import Run, Stage
 
@@ -36,9 +37,12 @@ def run_stage(run: Run) -> dict[str, Any]:
     write_jsonl(run.files.pairs, result.pairs, Pair)
     kinds: dict[str, int] = {}
     for p in result.pairs:
-        kinds[p.kind] = kinds.get(p.kind, 0) + 1
+        kind = question_kind(p.kind, p.generator)
+        kinds[kind] = kinds.get(kind, 0) + 1
     skipped = result.dropped
     summary = f"{len(result.pairs)} questions kept of {len(raw)} ({result.dropped.total()} dropped)"
+    # By the kind names pairs.jsonl and the docs use (ragtune.names.QUESTION_KINDS).
+    summary += "; " * bool(kinds) + ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
     info: dict[str, Any] = {"generator": gen.name}
     stats = gen.stats  # LLM generators also count requests, tokens and unusable lines
     if stats is not None:

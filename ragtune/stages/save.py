@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fileio import read_json, write_json
+from ..names import upgrade_metrics
 from ..records import Chunk, Pair, read_jsonl, write_jsonl
 from .base import Run, Stage
 
@@ -77,7 +78,7 @@ STAGE = Stage(
     "save",
     (),
     lambda files: [files.index_chunks, files.card_json, files.report_html, files.retrievers_plot],
-    lambda run, records: run_stage(run, records["save"], read_json(run.files.metrics)),
+    lambda run, records: run_stage(run, records["save"], upgrade_metrics(read_json(run.files.metrics))),
     edited=lambda files: [files.model_card],
     inputs=lambda run, records: summary(run, **{n: records[n] for n in RECORDS_SHOWN}),
 )
