@@ -135,28 +135,56 @@ def store_hybrid_lines(summary: dict[str, Any], metrics: dict[str, Any]) -> list
 
 
 def sample_questions(chunks: list[Any], held_out: list[Any], n: int = SAMPLES) -> list[dict[str, Any]]:
-    """`n` held-out questions of different chunks, questions that end in "?" first, each with its chunk."""
+    """`n` held-out questions of different chunks, spread evenly over the documents (chunks are in document
+    order), each with its chunk. Questions that end in "?" and read clean come first; others only fill up."""
+    from .garbled import reads_clean
+
     by_id = {c.id: c for c in chunks}
-    ordered = sorted(held_out, key=lambda p: not p.query.rstrip().endswith("?"))
-    picked: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for pair in ordered:
-        chunk = by_id.get(pair.chunk_id)
-        if chunk is None or pair.chunk_id in seen:
+    first: dict[str, Any] = {}  # one question per chunk, the best-reading one
+    for pair in held_out:
+        if pair.chunk_id not in by_id:
             continue
-        seen.add(pair.chunk_id)
-        picked.append(
-            {
-                "question": " ".join(pair.query.split()),
-                "kind": pair.kind,
-                "chunk_id": chunk.id,
-                "source": chunk.source,
-                "pages": list(chunk.pages),
-                "text": chunk.text,
-            }
-        )
-        if len(picked) == n:
-            break
+        good = pair.query.rstrip().endswith("?") and reads_clean(pair.query)
+        kept = first.get(pair.chunk_id)
+        if kept is None or (good and not kept[0]):
+            first[pair.chunk_id] = (good, pair)
+    position = {c.id: i for i, c in enumerate(chunks)}
+    ordered = sorted(first.values(), key=lambda kept: position[kept[1].chunk_id])
+    good = [p for ok, p in ordered if ok]
+    rest = [p for ok, p in ordered if not ok]
+    spread = sorted(_spread(good, n, lambda p: by_id[p.chunk_id].source), key=lambda p: position[p.chunk_id])
+    picked = (spread + rest)[:n]
+    return [
+        {
+            "question": " ".join(pair.query.split()),
+            "kind": pair.kind,
+            "chunk_id": pair.chunk_id,
+            "source": by_id[pair.chunk_id].source,
+            "pages": list(by_id[pair.chunk_id].pages),
+            "text": by_id[pair.chunk_id].text,
+        }
+        for pair in picked
+    ]
+
+
+def _spread(items: list[Any], n: int, group: Any) -> list[Any]:
+    """Up to `n` items, shared out over the groups in turn (each document its share) and evenly spaced within each.
+
+    >>> _spread(list("aaaabbc"), 4, lambda x: x)
+    ['a', 'a', 'b', 'c']
+    """
+    groups: dict[Any, list[Any]] = {}
+    for item in items:
+        groups.setdefault(group(item), []).append(item)
+    share = dict.fromkeys(groups, 0)
+    while sum(share.values()) < min(n, len(items)):
+        for g in groups:
+            if share[g] < len(groups[g]) and sum(share.values()) < n:
+                share[g] += 1
+    picked = []
+    for g, members in groups.items():
+        k = share[g]
+        picked += [members[round(i * (len(members) - 1) / (k - 1))] for i in range(k)] if k > 1 else members[:k]
     return picked
 
 

@@ -146,6 +146,10 @@ def test_five_sample_questions_with_their_own_chunk(page: Page, run_dir: Path) -
         assert question in text
         chunk_start = " ".join(chunks[attrs["data-chunk"]]["text"].split())[:60]
         assert chunk_start in text
+    # Spread over the held-out set, not five neighbours of its first chunk.
+    held_out_files = {chunks[c]["source"] for c in held_out.values()}
+    shown_files = {chunks[attrs["data-chunk"]]["source"] for attrs, _ in samples}
+    assert len(shown_files) >= min(3, len(held_out_files)), (shown_files, held_out_files)
 
 
 def test_sample_search_shows_base_and_tuned_top_3(page: Page, run_dir: Path) -> None:
