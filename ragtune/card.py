@@ -513,14 +513,14 @@ def render_card(
 def render_report(summary: dict[str, Any], metrics: dict[str, Any], extras: dict[str, Any] | None = None) -> str:
     """A short human-readable report of the run: what was read, dropped, trained and measured. `extras` (from
     report.report_extras) adds the run facts, sample questions and the sample search."""
-    from .report import markdown_sections, served_label
+    from .report import facts_line, markdown_sections, served_label
 
     table = metrics_table(metrics)
     served = served_label(metrics)
     if served:
         # The row the app gets, marked where a reader looks first.
         table = table.replace(f"| {served} |", f"| {served} (served) |", 1)
-    lines = ["# ragtune run report", "", "## Retrieval on held-out questions", "", table, ""]
+    lines = ["# ragtune run report", *facts_line(extras), "", "## Retrieval on held-out questions", "", table, ""]
     lines.append(
         "Verdict: the fine-tuned model is better than the base."
         if metrics.get("improved")

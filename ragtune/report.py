@@ -226,14 +226,17 @@ def snippet(text: str, words: int = 45) -> str:
     return " ".join(parts[:words]) + (" …" if len(parts) > words else "")
 
 
+def facts_line(extras: dict[str, Any] | None) -> list[str]:
+    """The run facts under report.md's title, as report.html shows them."""
+    return ["", "## Run facts", "", *(f"- {fact}" for fact in extras["facts"])] if extras else []
+
+
 def markdown_sections(summary: dict[str, Any], metrics: dict[str, Any], extras: dict[str, Any] | None) -> list[str]:
     """report.md's sections after the verdict, as markdown lines."""
     lines: list[str] = []
     store = store_hybrid_lines(summary, metrics)
     if store:
         lines += ["", "## Run the hybrid in your vector store", "", *(f"- {line}" for line in store)]
-    if extras:
-        lines += ["", "## Run facts", "", *(f"- {fact}" for fact in extras["facts"])]
     problems = data_problems(summary)
     lines += ["", "## Data problems", ""]
     lines += [f"- {p}" for p in problems] or ["- none: every file, page and line was read"]
@@ -253,8 +256,11 @@ def markdown_sections(summary: dict[str, Any], metrics: dict[str, Any], extras: 
         lines += ["", "## Sample search", "", f"Question: {found['question']} (dense search, top {SEARCH_K})", ""]
         for which, title in (("base", "base model"), ("tuned", "fine-tuned model")):
             lines += [f"{title}:", ""]
+            own = next((x["chunk_id"] for x in extras["samples"] if x["question"] == found["question"]), None)
             lines += [
-                f"{i}. {h['score']:.3f} {pages_text(h['source'], h['pages'])}: {snippet(h['text'], 25)}"
+                f"{i}. {h['score']:.3f} {pages_text(h['source'], h['pages'])}"
+                + (" (its chunk)" if h["chunk_id"] == own else "")
+                + f": {snippet(h['text'], 25)}"
                 for i, h in enumerate(found[which], 1)
             ]
             lines.append("")

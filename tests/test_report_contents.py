@@ -161,6 +161,11 @@ def test_sample_search_shows_base_and_tuned_top_3(page: Page, run_dir: Path) -> 
         shown = [attrs["data-chunk"] for section, attrs, _ in page.items if section == f"search-{which}"]
         expected = [h.chunk_id for h in loaded.search(query, k=3, mode="dense")]
         assert shown == expected, which
+    # The question's own chunk is tagged wherever it is among the results, and only there.
+    own = next(attrs["data-chunk"] for section, attrs, _ in page.items if attrs.get("data-question") == query)
+    for section, attrs, text in page.items:
+        if section.startswith("search-"):
+            assert ("its chunk" in text) is (attrs["data-chunk"] == own)
 
 
 def test_report_md_has_the_same_content_in_words(run_dir: Path) -> None:
