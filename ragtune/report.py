@@ -41,6 +41,8 @@ def advice() -> dict[str, str]:
         x.SKIP_EMPTY_TEXT: "nothing to do unless it should hold text",
         x.SKIP_EMPTY_PAGE: "a scanned page? OCR the PDF, e.g. `ocrmypdf in.pdf out.pdf`",
         x.SKIP_EXCLUDED: "change --exclude or --include to read it",
+        # ocrmypdf leaves pages that have a text layer alone unless forced.
+        x.SKIP_GARBLED_LINE: "OCR the PDF to recover them, e.g. `ocrmypdf --force-ocr in.pdf out.pdf`",
     }
 
 

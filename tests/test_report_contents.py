@@ -250,3 +250,26 @@ def test_notebook_time_claim_matches_its_saved_stage_times() -> None:
     claimed = re.search(r"about (\d+) minutes", intro)
     assert claimed and seconds > 0, intro
     assert abs(int(claimed.group(1)) - seconds / 60) <= 2, (claimed.group(0), seconds)
+
+
+def test_data_problems_box_shows_the_blueprint_pages_lost_to_its_font(run_dir: Path) -> None:
+    """The real Blueprint PDF: what its broken font costs is in the box, with the file's pages and what to do."""
+    from ragtune.extract import extract_folder
+    from ragtune.plots import render_html
+    from tests.conftest import BLUEPRINT_PDF
+
+    skipped = extract_folder(BLUEPRINT_PDF).skipped.to_dict()
+    saved = json.loads((run_dir / "card.json").read_text(encoding="utf-8"))
+    summary = saved["summary"] | {
+        "skipped": saved["summary"]["skipped"] | {"extract": skipped["counts"]},
+        "skipped_examples": {"extract": skipped["examples"]},
+    }
+    page = Page(render_html(summary, saved["metrics"], {}))
+    box = page.by_id["data-problems"]
+    pages = sum(n for reason, n in skipped["counts"].items() if reason.startswith("page "))
+    assert pages >= 10, skipped["counts"]  # the Blueprint's pages in a font without a Unicode map
+    assert f"{pages} pages skipped" in box or any(f"{n} pages skipped" in box for n in skipped["counts"].values())
+    assert "blueprint_ai_bill_of_rights.pdf p" in box and "OCR the PDF" in box
+    # Every line says what to do, the dropped lines too.
+    problems = [text for section, _, text in page.items if section == "data-problems"]
+    assert len(problems) == len(skipped["counts"]) and all("OCR" in text for text in problems), problems
