@@ -209,6 +209,11 @@ def _samples_html(extras: dict[str, Any]) -> list[str]:
     found = extras.get("search")
     if found:
         own = next((s["chunk_id"] for s in extras.get("samples", []) if s["question"] == found["question"]), None)
+        if "skipped" in found:
+            return parts + [
+                "<section id=sample-search><h2>Sample search</h2>"
+                f"<p>Sample search not shown: {html.escape(found['skipped'])}</p></section>"
+            ]
         parts.append(
             f'<section id=sample-search data-query="{html.escape(found["question"])}"><h2>Sample search</h2>'
             f"<p>{html.escape(found['question'])} <span class=facts>(dense search, top {SEARCH_K} chunks)</span></p>"

@@ -208,12 +208,20 @@ def report_extras(
     run_dir: Path, summary: dict[str, Any], chunks: list[Any], held_out: list[Any], seconds: float, device: str = ""
 ) -> dict[str, Any]:
     """What the save stage adds to the report from the run folder: facts, samples and the sample search."""
+    import re
+
+    from .errors import RagtuneError
+
     samples = sample_questions(chunks, held_out)
-    return {
-        "facts": run_facts(summary, seconds),
-        "samples": samples,
-        "search": sample_search(run_dir, samples[0]["question"], device) if samples else None,
-    }
+    search = None
+    if samples:
+        try:
+            search = sample_search(run_dir, samples[0]["question"], device)
+        except RagtuneError as e:
+            # A base model moved since the run (the save stage can rerun alone): the rest of the report stands.
+            # Folder names only, as everywhere in the report.
+            search = {"question": samples[0]["question"], "skipped": re.sub(r"(?<=')/(?:[^'/]+/)+", "", str(e))}
+    return {"facts": run_facts(summary, seconds), "samples": samples, "search": search}
 
 
 def pages_text(source: str, pages: list[int]) -> str:
@@ -255,7 +263,10 @@ def markdown_sections(summary: dict[str, Any], metrics: dict[str, Any], extras: 
             ]
     if extras and extras.get("search"):
         found = extras["search"]
-        lines += ["", "## Sample search", "", f"Question: {found['question']} (dense search, top {SEARCH_K})", ""]
+        lines += ["", "## Sample search", ""]
+        if "skipped" in found:
+            return lines + [f"Sample search not shown: {found['skipped']}"]
+        lines += [f"Question: {found['question']} (dense search, top {SEARCH_K})", ""]
         for which, title in (("base", "base model"), ("tuned", "fine-tuned model")):
             lines += [f"{title}:", ""]
             own = next((x["chunk_id"] for x in extras["samples"] if x["question"] == found["question"]), None)

@@ -273,3 +273,27 @@ def test_data_problems_box_shows_the_blueprint_pages_lost_to_its_font(run_dir: P
     # Every line says what to do, the dropped lines too.
     problems = [text for section, _, text in page.items if section == "data-problems"]
     assert len(problems) == len(skipped["counts"]) and all("OCR" in text for text in problems), problems
+
+
+def test_a_base_model_gone_since_the_run_leaves_out_only_the_sample_search(run_dir: Path, tmp_path: Path) -> None:
+    """The save stage may rerun alone, after the base model folder was moved: the report says why the search is
+    missing and keeps the rest."""
+    import shutil
+
+    from ragtune.card import render_report
+    from ragtune.plots import render_html
+    from ragtune.records import Chunk, Pair, read_jsonl
+    from ragtune.report import report_extras
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    config = json.loads((copy / "config.json").read_text(encoding="utf-8"))
+    (copy / "config.json").write_text(json.dumps(config | {"base_model": str(tmp_path / "moved")}), encoding="utf-8")
+    saved = json.loads((copy / "card.json").read_text(encoding="utf-8"))
+    chunks = read_jsonl(copy / "index" / "chunks.jsonl", Chunk)
+    extras = report_extras(copy, saved["summary"], chunks, read_jsonl(copy / "pairs_eval.jsonl", Pair), 1.0, "cpu")
+    assert len(extras["samples"]) == 5
+    page = Page(render_html(saved["summary"], saved["metrics"], {}, extras))
+    assert "cannot load model" in page.by_id["sample-search"] and "moved" in page.by_id["sample-search"]
+    assert not any(section.startswith("search-") for section, _, _ in page.items)
+    assert "Sample search not shown: cannot load model" in render_report(saved["summary"], saved["metrics"], extras)
