@@ -158,7 +158,8 @@ def _metrics_table_html(metrics: dict[str, Any]) -> str:
     """One row per retriever, the served one marked (class "served" and a tag in its first cell)."""
     keys = [k for k in METRIC_KEYS if k in metrics.get("after", {})]
     served = served_label(metrics)
-    out = ["<table id=retrievers><thead><tr><th>retriever</th>" + "".join(f"<th>{k}</th>" for k in keys)]
+    heads = "".join(f"<th>{k.replace('mrr@10', 'MRR@10')}</th>" for k in keys)
+    out = [f"<table id=retrievers><thead><tr><th>retriever</th>{heads}"]
     out.append("</tr></thead><tbody>")
     for label, m in retriever_rows(metrics):
         mark = label == served

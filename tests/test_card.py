@@ -227,7 +227,8 @@ def test_report_counts_and_skips() -> None:
         "- training questions: 1049",
         "- held-out questions: 262",
         "- held-out chunks: 68",
-        "- 11 lines dropped: line of undecodable glyph codes (font without a Unicode map) dropped",
+        "- 11 lines dropped: line of undecodable glyph codes (font without a Unicode map) dropped (what to do: OCR "
+        "the PDF to recover them, e.g. `ocrmypdf --force-ocr in.pdf out.pdf`)",
         "- chunk: chunk too short: 3",
         "- chunk: duplicate chunk text: 2",
     ]:

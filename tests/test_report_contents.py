@@ -120,6 +120,8 @@ def test_served_row_is_marked_with_its_values(page: Page, run_dir: Path) -> None
     label = {"hybrid": "hybrid", "bm25": "BM25", "dense": "fine-tuned"}[served["mode"]]
     assert marked[0][0].startswith(label) and "served" in marked[0][0]
     assert f"{served['hit@5']:.3f}" in marked[0] and f"{served['mrr@10']:.3f}" in marked[0]
+    # The header names the metrics as the glossary and the plot do.
+    assert page.rows[0][1] == ["retriever", "hit@1", "hit@3", "hit@5", "hit@10", "MRR@10"]
 
 
 def test_run_facts_carry_the_runs_values(page: Page, run_dir: Path) -> None:
