@@ -411,6 +411,15 @@ def card_advice(metrics: dict[str, Any]) -> str:
             f"{share}), this model did better than alone: hit@5 {metrics['hybrid']['hit@5']:.3f} against "
             f"{after['hit@5']:.3f}, MRR@10 {metrics['hybrid']['mrr@10']:.3f} against {after['mrr@10']:.3f}."
         )
+    if (metrics.get("served") or {}).get("mode") == "hybrid":
+        weight = metrics.get("hybrid_weight")
+        lines.append(
+            "To run this hybrid in your vector store, store BM25's side beside this model's vectors: in Qdrant a "
+            "sparse vector of each text's word counts with the IDF modifier, in LanceDB a full-text index on the "
+            "text. Query both, and fuse the two rankings with this model's share "
+            f"{0.5 if weight is None else weight:.1f} (Qdrant's weighted RRF, LanceDB's hybrid query). The stores "
+            "fuse their own way, so the top results agree with the figures above mostly, not exactly."
+        )
     if "bm25" in metrics and beats(after, metrics["bm25"]):
         lines.append(
             "BM25 alone beat this model on these questions. They borrow the documents' own words, which is "
@@ -504,27 +513,23 @@ def render_card(
     return str(card)
 
 
-def render_report(summary: dict[str, Any], metrics: dict[str, Any]) -> str:
-    """A short human-readable report of the run: what was read, dropped, trained and measured."""
+def render_report(summary: dict[str, Any], metrics: dict[str, Any], extras: dict[str, Any] | None = None) -> str:
+    """A short human-readable report of the run: what was read, dropped, trained and measured. `extras` (from
+    report.report_extras) adds the run facts, sample questions and the sample search."""
+    from .report import facts_line, markdown_sections, served_label
+
     metrics = upgrade_metrics(metrics)
-    lines = ["# ragtune run report", "", "## Retrieval on held-out questions", "", metrics_table(metrics), ""]
+    table = metrics_table(metrics)
+    served = served_label(metrics)
+    if served:
+        # The row the app gets, marked where a reader looks first.
+        table = table.replace(f"| {served} |", f"| {served} (served) |", 1)
+    lines = ["# ragtune run report", *facts_line(extras), "", "## Retrieval on held-out questions", "", table, ""]
     lines.append(
         "Verdict: the fine-tuned model is better than the base."
         if metrics.get("improved")
         else "Verdict: NOT IMPROVED - the fine-tuned model is not better than the base; `ragtune push` refuses it without --force."
     )
     lines += recommendation(metrics)
-    lines += ["", "## Counts", ""]
-    for key in ("files", "n_pages", "n_chunks", "n_pairs", "n_train", "n_eval", "n_eval_chunks"):
-        lines.append(f"- {key}: {summary[key] if key != 'files' else ', '.join(summary[key])}")
-    lines += ["", "## Skipped or dropped", ""]
-    examples = summary.get("skipped_examples", {})
-    for stage, counts in summary["skipped"].items():
-        for reason, n in counts.items():
-            which = examples.get(stage, {}).get(reason, [])
-            # Up to five files or pages are named; manifest.json keeps the same.
-            more = f", and {n - len(which)} more" if n > len(which) else ""
-            lines.append(f"- {stage}: {reason}: {n}" + (f" ({', '.join(which)}{more})" if which else ""))
-    if not any(summary["skipped"].values()):
-        lines.append("- nothing")
-    return "\n".join(lines) + "\n"
+    lines += markdown_sections(summary, metrics, extras)
+    return "\n".join(lines).rstrip("\n") + "\n"

@@ -13,9 +13,20 @@ import html
 from pathlib import Path
 from typing import Any
 
-from .card import METRIC_KEYS, metrics_table, recommendation, retriever_rows
+from .card import METRIC_KEYS, recommendation, retriever_rows
 from .fileio import atomic_write_bytes, atomic_write_text
-from .names import BASE, FINE_TUNED, FINE_TUNED_PASSAGES
+from .names import BASE, FINE_TUNED
+from .report import (
+    GLOSSARY,
+    SEARCH_K,
+    count_lines,
+    data_problems,
+    filtered,
+    pages_text,
+    served_label,
+    snippet,
+    store_hybrid_lines,
+)
 
 # One colour per retriever, the same in every plot (matplotlib's tab10, colour-blind friendlier than its default).
 COLOURS = ["#9e9e9e", "#c7c7c7", "#1f77b4", "#aec7e8", "#ff7f0e", "#2ca02c"]
@@ -45,29 +56,43 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def retrievers_plot(metrics: dict[str, Any]) -> bytes:
-    """Grouped bars: a group per metric, a bar per retriever."""
+def draw_retrievers(metrics: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    """Grouped bars: a group per metric, a bar per retriever, each bar labelled with its value.
+
+    Returns the PNG and what the figure shows, read back from matplotlib: the bar labels in drawing order
+    (retriever by retriever), the legend and the axis label, so a test checks the labels, not pixels."""
     rows = retriever_rows(metrics)
     keys = [k for k in METRIC_KEYS if k in metrics[FINE_TUNED]]
-    fig, ax = _figure(8.5, 3.8)
-    width = 0.8 / len(rows)
-    # Figures on the bars a RAG app would use, the dense index it gets and the hybrid, not on every bar.
-    labelled = "fine-tuned, with passages" if FINE_TUNED_PASSAGES in metrics else "fine-tuned"
+    fig, ax = _figure(10.0, 4.6)
+    width = 0.84 / len(rows)
+    labels: list[str] = []
     for i, (label, m) in enumerate(rows):
         xs = [j + (i - (len(rows) - 1) / 2) * width for j in range(len(keys))]
         bars = ax.bar(xs, [m[k] for k in keys], width, label=label, color=COLOURS[i % len(COLOURS)])
-        if label == labelled or label.startswith("hybrid"):
-            ax.bar_label(bars, fmt="%.2f", fontsize=6.5, padding=1)
-    ax.set_xticks(range(len(keys)), keys)
-    # Head room above 1.0 for the legend, so that it never covers a bar.
-    ax.set_ylim(0, 1.32)
+        # Upright figures fit over bars this narrow; every bar has one, so no retriever has to be guessed.
+        texts = ax.bar_label(bars, fmt="%.2f", fontsize=6.5, padding=2, rotation=90)
+        labels += [t.get_text() for t in texts]
+    ax.set_xticks(range(len(keys)), [k.replace("mrr@10", "MRR@10") for k in keys])
+    # Head room above 1.0 for the figures and the legend, so that neither covers a bar.
+    ax.set_ylim(0, 1.42)
     ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
-    ax.set_ylabel("share of held-out questions")
+    # hit@k is a share of questions, MRR@10 a mean of 1/rank: the label says both.
+    ax.set_ylabel("hit@k: share of questions found in the top k\nMRR@10: mean of 1/rank (0 beyond 10)", fontsize=8)
     ax.set_title(
         f"Retrieval on {metrics['n_queries']} held-out questions over {metrics['n_chunks']} chunks", fontsize=10
     )
     ax.legend(fontsize=7, ncol=3, loc="upper left", frameon=False)
-    return _png(fig)
+    drawn = {
+        "bar_labels": labels,
+        "legend": [t.get_text() for t in ax.get_legend().get_texts()],
+        "ylabel": ax.get_ylabel(),
+    }
+    return _png(fig), drawn
+
+
+def retrievers_plot(metrics: dict[str, Any]) -> bytes:
+    """The retrievers figure as PNG bytes (see draw_retrievers)."""
+    return draw_retrievers(metrics)[0]
 
 
 def validation_plot(validation: dict[str, Any]) -> bytes | None:
@@ -119,13 +144,33 @@ def themes_plot(per_theme: dict[str, dict[str, Any]]) -> bytes | None:
     return _png(fig)
 
 
-def _md_table_html(markdown: str) -> str:
-    """The card's markdown metrics table as an HTML table."""
-    lines = [line.strip().strip("|").split("|") for line in markdown.splitlines() if line.startswith("|")]
-    head, rows = lines[0], lines[2:]
-    out = ["<table><thead><tr>" + "".join(f"<th>{html.escape(c.strip())}</th>" for c in head) + "</tr></thead><tbody>"]
-    for row in rows:
-        out.append("<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in row) + "</tr>")
+def inline(text: str) -> str:
+    """Text as HTML, its `backticked` parts as <code>.
+
+    >>> inline("run `ragtune push` <now>")
+    'run <code>ragtune push</code> &lt;now&gt;'
+    """
+    import re
+
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text, quote=False))
+
+
+def _metrics_table_html(metrics: dict[str, Any]) -> str:
+    """One row per retriever, the served one marked (class "served" and a tag in its first cell)."""
+    keys = [k for k in METRIC_KEYS if k in metrics.get(FINE_TUNED, {})]
+    served = served_label(metrics)
+    heads = "".join(f"<th>{k.replace('mrr@10', 'MRR@10')}</th>" for k in keys)
+    out = [f"<table id=retrievers><thead><tr><th>retriever</th>{heads}"]
+    out.append("</tr></thead><tbody>")
+    for label, m in retriever_rows(metrics):
+        mark = label == served
+        out.append(
+            f"<tr{' class=served' if mark else ''}><td>{html.escape(label)}"
+            + (" <span class=tag>served</span>" if mark else "")
+            + "</td>"
+            + "".join(f"<td>{m[k]:.3f}</td>" for k in keys)
+            + "</tr>"
+        )
     return "\n".join(out) + "</tbody></table>"
 
 
@@ -134,11 +179,60 @@ padding:0 1em;color:#222}h1{font-size:1.6em}h2{font-size:1.2em;margin-top:1.6em;
 table{border-collapse:collapse;margin:.6em 0}td,th{padding:.25em .7em;border-bottom:1px solid #eee;text-align:right}
 td:first-child,th:first-child{text-align:left}.verdict{padding:.6em 1em;border-radius:6px;background:#e8f5e9}
 .bad{background:#ffebee}.warn{padding:.6em 1em;border-radius:6px;background:#fff8e1}img{max-width:100%}
-code{background:#f4f4f4;padding:0 .2em}"""
+code{background:#f4f4f4;padding:0 .2em;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em}
+tr.served td{background:#e3f2fd;font-weight:600}.tag{font-size:.75em;background:#1f77b4;color:#fff;
+border-radius:3px;padding:0 .4em;margin-left:.4em}.facts{color:#555}.ok{padding:.6em 1em;border-radius:6px;
+background:#f1f8e9}dt{font-weight:600}dd{margin:0 0 .4em 1.2em}.cols{display:flex;gap:1.5em}.cols>div{flex:1}
+li{margin:.25em 0}.chunk{color:#555;font-size:.9em}"""
 
 
-def render_html(summary: dict[str, Any], metrics: dict[str, Any], images: dict[str, bytes]) -> str:
-    """report.html: everything inline (styles and PNGs as data URIs), so it opens anywhere, offline."""
+def _hit_item(hit: dict[str, Any], own: str | None) -> str:
+    found = " <span class=tag>its chunk</span>" if hit["chunk_id"] == own else ""
+    return (
+        f'<li data-chunk="{html.escape(hit["chunk_id"])}">{hit["score"]:.3f} '
+        f"{html.escape(pages_text(hit['source'], hit['pages']))}{found}<br>"
+        f"<span class=chunk>{html.escape(snippet(hit['text'], 30))}</span></li>"
+    )
+
+
+def _samples_html(extras: dict[str, Any]) -> list[str]:
+    """Five held-out questions with their chunk, and one search with the base and the tuned model."""
+    parts: list[str] = []
+    if extras.get("samples"):
+        parts.append("<section id=samples><h2>Sample held-out questions</h2><ol>")
+        for s in extras["samples"]:
+            parts.append(
+                f'<li data-question="{html.escape(s["question"])}" data-chunk="{html.escape(s["chunk_id"])}">'
+                f"{html.escape(s['question'])} <span class=facts>({html.escape(s['kind'])})</span><br>"
+                f"<span class=chunk>its chunk, {html.escape(pages_text(s['source'], s['pages']))}: "
+                f"{html.escape(snippet(s['text']))}</span></li>"
+            )
+        parts.append("</ol></section>")
+    found = extras.get("search")
+    if found:
+        own = next((s["chunk_id"] for s in extras.get("samples", []) if s["question"] == found["question"]), None)
+        if "skipped" in found:
+            return parts + [
+                "<section id=sample-search><h2>Sample search</h2>"
+                f"<p>Sample search not shown: {html.escape(found['skipped'])}</p></section>"
+            ]
+        parts.append(
+            f'<section id=sample-search data-query="{html.escape(found["question"])}"><h2>Sample search</h2>'
+            f"<p>{html.escape(found['question'])} <span class=facts>(dense search, top {SEARCH_K} chunks)</span></p>"
+            "<div class=cols>"
+        )
+        for which, title in (("base", "base model"), ("tuned", "fine-tuned model")):
+            items = "".join(_hit_item(h, own) for h in found[which])
+            parts.append(f"<div><h3>{title}</h3><ol id=search-{which}>{items}</ol></div>")
+        parts.append("</div></section>")
+    return parts
+
+
+def render_html(
+    summary: dict[str, Any], metrics: dict[str, Any], images: dict[str, bytes], extras: dict[str, Any] | None = None
+) -> str:
+    """report.html: everything inline (styles and PNGs as data URIs), so it opens anywhere, offline. `extras`
+    (report.report_extras) adds run facts, sample questions and a sample search."""
     improved = bool(metrics.get("improved"))
     verdict = (
         "The fine-tuned model beats the base model on held-out questions."
@@ -146,21 +240,44 @@ def render_html(summary: dict[str, Any], metrics: dict[str, Any], images: dict[s
         else "NOT IMPROVED: the fine-tuned model is not better than the base model; `ragtune push` refuses it "
         "without --force."
     )
+    title = html.escape(summary["config"]["out"])
     parts = [
-        f"<!doctype html><html lang=en><meta charset=utf-8><title>ragtune run report: "
-        f"{html.escape(summary['config']['out'])}</title><style>{STYLE}</style><body>",
-        f"<h1>ragtune run report: {html.escape(summary['config']['out'])}</h1>",
-        f'<p class="verdict{"" if improved else " bad"}">{html.escape(verdict)}</p>',
+        f"<!doctype html><html lang=en><meta charset=utf-8><title>ragtune run report: {title}</title>"
+        f"<style>{STYLE}</style><body>",
+        f"<h1>ragtune run report: {title}</h1>",
     ]
+    if extras:
+        parts.append(f"<p id=run-facts class=facts>{' · '.join(html.escape(f) for f in extras['facts'])}</p>")
+    parts.append(f'<p class="verdict{"" if improved else " bad"}">{inline(verdict)}</p>')
     for line in recommendation(metrics):
-        parts.append(f"<p>{html.escape(line)}</p>")
+        parts.append(f"<p>{inline(line)}</p>")
     sim = metrics.get("similarity") or {}
     if sim.get("warn"):
         from .metrics import cutoff_advice
 
         advice = cutoff_advice(sim[BASE]["median"], sim[FINE_TUNED]["median"])
-        parts.append(f"<p class=warn>Similarity scores moved: {html.escape(advice)}</p>")
-    parts += ["<h2>Retrieval on held-out questions</h2>", _md_table_html(metrics_table(metrics))]
+        parts.append(f"<p class=warn>Similarity scores moved: {inline(advice)}</p>")
+    parts += ["<h2>Retrieval on held-out questions</h2>", _metrics_table_html(metrics)]
+    store = store_hybrid_lines(summary, metrics)
+    if store:
+        parts.append("<section id=store-hybrid><h2>Run the hybrid in your vector store</h2><ul>")
+        parts += [f"<li>{inline(line)}</li>" for line in store]
+        parts.append("</ul></section>")
+    problems = data_problems(summary)
+    parts.append(f"<div id=data-problems class={'warn' if problems else 'ok'}><h2>Data problems</h2>")
+    parts.append(
+        "<ul>" + "".join(f"<li>{inline(p)}</li>" for p in problems) + "</ul>"
+        if problems
+        else "<p>None: every file, page and line was read.</p>"
+    )
+    dropped = filtered(summary)
+    if dropped:
+        parts.append(
+            "<p>Also dropped, by design (filters, not problems with the data): "
+            + html.escape("; ".join(dropped))
+            + ".</p>"
+        )
+    parts.append("</div>")
     captions = {
         "retrievers": "Every retriever on every metric",
         "validation": "Validation during training",
@@ -171,16 +288,13 @@ def render_html(summary: dict[str, Any], metrics: dict[str, Any], images: dict[s
             f'<h2>{captions[name]}</h2><img alt="{captions[name]}" '
             f'src="data:image/png;base64,{base64.b64encode(data).decode()}">'
         )
-    parts += ["<h2>Counts</h2><table>"]
-    for key, label in (
-        ("n_pages", "pages"),
-        ("n_chunks", "chunks"),
-        ("n_pairs", "questions kept"),
-        ("n_train", "training questions"),
-        ("n_eval", "held-out questions"),
-    ):
-        parts.append(f"<tr><td>{label}</td><td>{summary[key]}</td></tr>")
-    parts.append(f"<tr><td>files</td><td>{len(summary['files'])}</td></tr></table>")
+    if extras:
+        parts += _samples_html(extras)
+    parts.append("<h2>Glossary</h2><dl id=glossary>")
+    parts += [f"<dt>{html.escape(term)}</dt><dd>{inline(text)}</dd>" for term, text in GLOSSARY]
+    parts.append("</dl><h2>Counts</h2><table>")
+    parts += [f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in count_lines(summary)]
+    parts.append("</table>")
     parts.append(
         "<p>Details: <code>report.md</code>, <code>metrics.json</code>, the model card "
         "<code>model/README.md</code>.</p></body></html>"
@@ -188,7 +302,9 @@ def render_html(summary: dict[str, Any], metrics: dict[str, Any], images: dict[s
     return "\n".join(parts) + "\n"
 
 
-def write_report_html(run_dir: Path, summary: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Path]:
+def write_report_html(
+    run_dir: Path, summary: dict[str, Any], metrics: dict[str, Any], extras: dict[str, Any] | None = None
+) -> dict[str, Path]:
     """Write the plots to RUN/plots/ and report.html beside them; returns what was written."""
     made = {
         "retrievers": retrievers_plot(metrics),
@@ -202,5 +318,5 @@ def write_report_html(run_dir: Path, summary: dict[str, Any], metrics: dict[str,
         written[name].parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(written[name], data)
     written["html"] = run_dir / "report.html"
-    atomic_write_text(written["html"], render_html(summary, metrics, images))
+    atomic_write_text(written["html"], render_html(summary, metrics, images, extras))
     return written

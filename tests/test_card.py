@@ -220,14 +220,15 @@ def test_report_verdict(improved: bool) -> None:
 def test_report_counts_and_skips() -> None:
     report = render_report(make_summary(""), make_metrics(True))
     for line in [
-        "- files: nist_ai_600_1.pdf, notes/zero_trust.md",
-        "- n_pages: 65",
-        "- n_chunks: 338",
-        "- n_pairs: 1311",
-        "- n_train: 1049",
-        "- n_eval: 262",
-        "- n_eval_chunks: 68",
-        "- extract: line of undecodable glyph codes (font without a Unicode map) dropped: 11",
+        "- files: 2 (nist_ai_600_1.pdf, notes/zero_trust.md)",
+        "- pages: 65",
+        "- chunks: 338",
+        "- questions kept: 1311",
+        "- training questions: 1049",
+        "- held-out questions: 262",
+        "- held-out chunks: 68",
+        "- 11 lines dropped: line of undecodable glyph codes (font without a Unicode map) dropped (what to do: OCR "
+        "the PDF to recover them, e.g. `ocrmypdf --force-ocr in.pdf out.pdf`)",
         "- chunk: chunk too short: 3",
         "- chunk: duplicate chunk text: 2",
     ]:
@@ -238,7 +239,9 @@ def test_report_counts_and_skips() -> None:
 def test_report_with_nothing_skipped() -> None:
     summary = make_summary("")
     summary["skipped"] = {"extract": {}, "chunk": {}, "generate": {}}
-    assert "## Skipped or dropped\n\n- nothing\n" in render_report(summary, make_metrics(True))
+    report = render_report(summary, make_metrics(True))
+    assert "## Data problems\n\n- none: every file, page and line was read\n" in report
+    assert "## Also dropped (filters, by design)\n\n- nothing\n" in report
 
 
 @pytest.mark.parametrize(

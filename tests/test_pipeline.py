@@ -208,7 +208,7 @@ def test_card_and_report(finished: Finished, tiny_model_dir: Path) -> None:
     assert str(tiny_model_dir) not in card and str(finished.root) not in card
     report = (run / "report.md").read_text(encoding="utf-8")
     assert "| fine-tuned |" in report
-    assert f"- n_chunks: {finished.result.summary['n_chunks']}" in report
+    assert f"- chunks: {finished.result.summary['n_chunks']}" in report
 
 
 def test_eval_and_train_chunks_are_disjoint(finished: Finished) -> None:

@@ -57,20 +57,34 @@ def summary(
     }
 
 
-def run_stage(run: Run, summary: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+def run_stage(run: Run, summary: dict[str, Any], metrics: dict[str, Any], seconds: float = 0.0) -> dict[str, Any]:
     from ..card import render_card, render_report
     from ..fileio import atomic_write_text
+    from ..report import report_extras
 
     atomic_write_text(run.files.model_card, render_card(summary, metrics, run.cfg.push_repo or None))
     # What the card is made of, so that `ragtune push` can render it again with the real repo id.
     write_json(run.files.card_json, {"summary": summary, "metrics": metrics})
     chunks = read_jsonl(run.files.chunks, Chunk)
     write_jsonl(run.files.index_chunks, chunks, Chunk)
-    atomic_write_text(run.files.report_md, render_report(summary, metrics))
+    # Facts, samples and a sample search for the report; the search reads index/, complete from here on.
+    extras = report_extras(
+        run.run_dir, summary, chunks, read_jsonl(run.files.split("eval"), Pair), seconds, run.cfg.device
+    )
+    atomic_write_text(run.files.report_md, render_report(summary, metrics, extras))
     from ..plots import write_report_html
 
-    write_report_html(run.run_dir, summary, metrics)
+    write_report_html(run.run_dir, summary, metrics, extras)
     return {"summary": f"model, card, index and report in {run.run_dir}"}
+
+
+def stage_seconds(run: Run) -> float:
+    """The time the stages before this one took, as the manifest recorded it (reused stages count their first run;
+    a stage's record in `records` has no time when it ran in this call)."""
+    from ..rundir import Manifest
+
+    stages = Manifest(run.run_dir).data["stages"]
+    return sum(float(r.get("seconds") or 0) for name, r in stages.items() if name != "save")
 
 
 # Keyed by the summary of the stages before it, nothing of its own. The card may be edited by hand before a push.
@@ -78,7 +92,9 @@ STAGE = Stage(
     "save",
     (),
     lambda files: [files.index_chunks, files.card_json, files.report_html, files.retrievers_plot],
-    lambda run, records: run_stage(run, records["save"], upgrade_metrics(read_json(run.files.metrics))),
+    lambda run, records: run_stage(
+        run, records["save"], upgrade_metrics(read_json(run.files.metrics)), stage_seconds(run)
+    ),
     edited=lambda files: [files.model_card],
     inputs=lambda run, records: summary(run, **{n: records[n] for n in RECORDS_SHOWN}),
 )
