@@ -124,3 +124,38 @@ def test_cli_calibrates_on_the_runs_chunks(static_model: Path, tmp_path: Path, c
     assert _activation_scales(run / "model") == pytest.approx(_activation_scales(static_model))
     got = OnnxEncoder(run / "model", STATIC_INT8_FILE).encode(TEXTS)
     assert _cos(got, _st(run / "model")).min() > 0.98
+
+
+# bench/gpu.sh (issue 33's GPU script) lives beside the int8 bench; no GPU here, so its dry run is what CI can check.
+GPU_SH = Path(__file__).resolve().parents[1] / "bench" / "gpu.sh"
+
+
+def test_gpu_script_dry_run_prints_the_plan_and_runs_nothing(tmp_path: Path) -> None:
+    import subprocess
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.pdf").write_bytes(b"%PDF-1.4")
+    out = tmp_path / "out"
+    assert subprocess.run(["bash", "-n", str(GPU_SH)]).returncode == 0
+    done = subprocess.run(
+        ["bash", str(GPU_SH), "--dry-run", "--docs", str(docs), "--out", str(out)],
+        cwd=GPU_SH.parents[1],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert any("pip install -e .[fast,onnx]" in line for line in lines)
+    timed = [line for line in lines if "-m bench.stage_times" in line]
+    assert [line.split()[4] for line in timed] == ["resources", str(docs)]
+    assert all("--device cuda" in line for line in timed)
+    assert not out.exists()  # a dry run makes nothing
+
+
+def test_gpu_script_refuses_outside_the_repo_root(tmp_path: Path) -> None:
+    import subprocess
+
+    done = subprocess.run(["bash", str(GPU_SH), "--dry-run"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "repository root" in done.stderr
