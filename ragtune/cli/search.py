@@ -61,7 +61,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="write RUN/model/onnx/model.onnx for CPU inference (needs pip install 'ragtune[onnx]')",
     )
     cli_stores.add_export_args(p, what)
-    p.add_argument("--int8", action="store_true", help="with --onnx: also write a dynamic int8 model_qint8.onnx")
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="with --onnx: also write int8 files (dynamic, and static calibrated on the run's chunks)",
+    )
     p.add_argument(
         "--split", choices=("eval", "train"), default="eval", help="held-out questions (eval) or training questions"
     )
