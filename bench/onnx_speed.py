@@ -1,17 +1,19 @@
-"""Encode speed and hit@5 of the ONNX export (fp32 and int8) against torch, side by side.
+"""Encode speed and hit@5 of the ONNX export (fp32, dynamic int8, static int8) against torch, side by side.
 
-    python -m bench.onnx_speed [RUN_DIR] [--rounds 3] [--threads 2] [--limit 0]
+    python -m bench.onnx_speed [RUN_DIR] [--rounds 3] [--threads 2] [--limit 0] [--single 48]
                                   [--bench ../shared/bench/nist_ragas_test100.csv]
 
 The model is RUN_DIR/model if given, else the bundled all-MiniLM-L6-v2. It is copied to a
-temporary folder and exported there (`export_onnx(..., quantize=True)`), so the run is only read.
+temporary folder and exported there (`export_onnx(..., quantize=True, calibration=texts)`, as
+`ragtune export RUN --onnx --int8` does with the run's chunks), so the run is only read.
 
 Speed: the same texts (the run's chunks.jsonl, else resources/*.pdf through ragtune's own
 extractor and chunker at the Config defaults) are encoded by sentence-transformers on torch
-(fp32, batch 32, normalised), by OnnxEncoder on model.onnx and on model_qint8.onnx, one after the
-other in each round, alternating over the rounds; the figure is the median texts/s, and the ratio
-is over torch in the same run. torch.set_num_threads and onnxruntime's intra-op threads are both
-set to --threads.
+(fp32, normalised) and by OnnxEncoder on model.onnx, model_qint8.onnx and model_qint8_static.onnx,
+one after the other in each round, the order reversed every other round; at batch 32 over all
+the texts, then at batch 1 over the first --single texts. The ratio is the median over rounds of
+torch's seconds / the engine's seconds in the same round, so a busy machine slows both sides of
+each ratio alike. torch.set_num_threads and onnxruntime's intra-op threads are both --threads.
 
 Quality: hit@5 on the third-party RAGAS questions over NIST AI 600-1, with bench/common.py's
 relevance rule: the run's own chunks when the run is over that PDF, else the PDF chunked by
@@ -71,6 +73,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=0, help="time only the first N texts (0: all)")
+    ap.add_argument("--single", type=int, default=48, help="texts timed one at a time (batch 1)")
     ap.add_argument("--bench", type=Path, default=DEFAULT_BENCH)
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -80,7 +83,7 @@ def main() -> int:
     import torch
 
     from ragtune.models import bundled_model_path, load_model
-    from ragtune.onnx_export import INT8_FILE, OnnxEncoder, export_onnx
+    from ragtune.onnx_export import INT8_FILE, STATIC_INT8_FILE, OnnxEncoder, export_onnx
 
     torch.set_num_threads(args.threads)
     source = args.run_dir / "model" if args.run_dir else bundled_model_path()
@@ -88,19 +91,7 @@ def main() -> int:
     try:
         model_dir = work / "model"
         shutil.copytree(source, model_dir, ignore=shutil.ignore_patterns("onnx"))
-        t = time.perf_counter()
-        written = export_onnx(model_dir, quantize=True)
-        export_s = time.perf_counter() - t
         st = load_model(str(model_dir), "cpu")
-        engines: dict[str, Any] = {
-            "torch fp32": lambda texts: st.encode(
-                texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False
-            ),
-        }
-        for label, file in (("onnx fp32", "model.onnx"), ("onnx int8", INT8_FILE)):
-            enc = OnnxEncoder(model_dir, file, threads=args.threads)
-            engines[label] = lambda texts, enc=enc: enc.encode(texts, batch_size=32, normalize_embeddings=True)
-
         run_chunks = read_jsonl(args.run_dir / "chunks.jsonl", Chunk) if args.run_dir else None
         texts = (
             [c.text for c in run_chunks]
@@ -109,33 +100,48 @@ def main() -> int:
         )
         if args.limit:
             texts = texts[: args.limit]
+        t = time.perf_counter()
+        written = export_onnx(model_dir, quantize=True, calibration=texts)
+        export_s = time.perf_counter() - t
+        engines: dict[str, Any] = {
+            "torch fp32": lambda texts, bs: st.encode(
+                texts, batch_size=bs, normalize_embeddings=True, show_progress_bar=False
+            ),
+        }
+        for label, file in (("onnx fp32", "model.onnx"), ("int8 dyn", INT8_FILE), ("int8 static", STATIC_INT8_FILE)):
+            enc = OnnxEncoder(model_dir, file, threads=args.threads)
+            engines[label] = lambda texts, bs, enc=enc: enc.encode(texts, batch_size=bs, normalize_embeddings=True)
         print(
             f"model: {source} ({'run' if args.run_dir else 'bundled base'}); export {export_s:.0f}s: "
             + ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in written)
         )
         print(
             f"speed texts: {len(texts)} ({'the run chunks' if run_chunks else 'resources/*.pdf chunks'}), "
-            f"batch 32, {args.threads} threads for torch and onnxruntime alike, {args.rounds} rounds alternating, "
+            f"{args.threads} threads for torch and onnxruntime alike, {args.rounds} rounds alternating, "
             f"max_seq_length {st.max_seq_length}; torch {torch.__version__}, "
             f"onnxruntime {__import__('onnxruntime').__version__}"
         )
 
-        times: dict[str, list[float]] = {k: [] for k in engines}
         vecs: dict[str, Any] = {}
-        for r in range(args.rounds):
-            # Alternate the order, so no engine always runs first (warm caches) or last.
-            for label in list(engines) if r % 2 == 0 else list(engines)[::-1]:
-                t = time.perf_counter()
-                vecs[label] = engines[label](texts)
-                times[label].append(time.perf_counter() - t)
-        base = statistics.median(times["torch fp32"])
-        print(f"\n{'encoder':<12}{'texts/s':>9}{'x torch':>9}{'cos min':>9}{'cos mean':>9}   seconds per round")
-        for label, ts in times.items():
-            cos = (vecs[label] * vecs["torch fp32"]).sum(1)
-            print(
-                f"{label:<12}{len(texts) / statistics.median(ts):>9.1f}{base / statistics.median(ts):>9.2f}"
-                f"{cos.min():>9.4f}{cos.mean():>9.4f}   " + " ".join(f"{t:.1f}" for t in ts)
-            )
+        for bs, sample in ((32, texts), (1, texts[: args.single])):
+            times: dict[str, list[float]] = {k: [] for k in engines}
+            for r in range(args.rounds):
+                # Alternate the order, so no engine always runs first (warm caches) or last.
+                for label in list(engines) if r % 2 == 0 else list(engines)[::-1]:
+                    t = time.perf_counter()
+                    out = engines[label](sample, bs)
+                    times[label].append(time.perf_counter() - t)
+                    if bs == 32:
+                        vecs[label] = out
+            print(f"\nbatch {bs}, {len(sample)} texts")
+            print(f"{'encoder':<12}{'texts/s':>9}{'x torch':>9}{'cos min':>9}{'cos mean':>9}   seconds per round")
+            for label, ts in times.items():
+                ratio = statistics.median(b / t for b, t in zip(times["torch fp32"], ts))
+                cos = (vecs[label] * vecs["torch fp32"]).sum(1)
+                print(
+                    f"{label:<12}{len(sample) / statistics.median(ts):>9.1f}{ratio:>9.2f}"
+                    f"{cos.min():>9.4f}{cos.mean():>9.4f}   " + " ".join(f"{t:.1f}" for t in ts)
+                )
 
         if not args.bench.exists() or not NIST_PDF.exists():
             print(f"\nhit@5 skipped: {args.bench} or {NIST_PDF} not found")
@@ -154,8 +160,8 @@ def main() -> int:
         )
         print(f"{'encoder':<12}" + "".join(f"{'hit@' + str(k):>9}" for k in KS) + f"{'mrr@10':>9}")
         for label, encode in engines.items():
-            chunk_vecs = vecs[label] if same else encode([c.text for c in corpus])
-            m = hits(np.asarray(chunk_vecs), ids, np.asarray(encode(questions)), relevant)
+            chunk_vecs = vecs[label] if same else encode([c.text for c in corpus], 32)
+            m = hits(np.asarray(chunk_vecs), ids, np.asarray(encode(questions, 32)), relevant)
             print(f"{label:<12}" + "".join(f"{m[f'hit@{k}']:>9.3f}" for k in KS) + f"{m['mrr@10']:>9.3f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -63,7 +63,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="write RUN/model/onnx/model.onnx for CPU inference (needs pip install 'ragtune[onnx]')",
     )
     cli_stores.add_export_args(p, what)
-    p.add_argument("--int8", action="store_true", help="with --onnx: also write a dynamic int8 model_qint8.onnx")
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="with --onnx: also write int8 files (dynamic, and static calibrated on the run's chunks)",
+    )
     p.add_argument(
         "--split",
         choices=("test", "train"),
@@ -158,12 +162,19 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def _export_onnx(run_dir: Path, int8: bool) -> int:
     from ..onnx_export import export_onnx, require_onnx
+    from ..records import Chunk, read_jsonl
+    from ..runfiles import RunFiles
 
     require_onnx()  # the install hint comes before any check of the run
     if not (run_dir / "model" / "modules.json").is_file():
         raise RunDirError(f"{run_dir} has no model/modules.json: pass the --out folder of a finished `ragtune run`")
-    for path in export_onnx(run_dir / "model", quantize=int8):
+    # Static int8 is calibrated on the run's own chunks; a model folder without them gets dynamic int8 only.
+    chunks = RunFiles(run_dir).chunks
+    texts = [c.text for c in read_jsonl(chunks, Chunk)] if int8 and chunks.is_file() else []
+    for path in export_onnx(run_dir / "model", quantize=int8, calibration=texts):
         print(f"Wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    if int8 and not texts:
+        print(f"No chunks in {chunks}: wrote dynamic int8 only (static int8 is calibrated on the run's chunks)")
     return 0
 
 
