@@ -117,7 +117,7 @@ def test_cli_calibrates_on_the_runs_chunks(static_model: Path, tmp_path: Path, c
     shutil.copytree(static_model, run / "model", ignore=shutil.ignore_patterns("onnx"))
     chunks = [Chunk(id=f"c{i}", source="doc.pdf", pages=(1,), text=t, n_tokens=20) for i, t in enumerate(CHUNKS)]
     write_jsonl(run / "chunks.jsonl", chunks, Chunk)
-    assert main(["export", str(run), "--onnx", "--int8"]) == 0
+    assert main(["export", str(run), "--onnx", "--int8", "static"]) == 0
     out = capsys.readouterr().out
     assert str(run / "model" / "onnx" / STATIC_INT8_FILE) in out
     # The same scales as an export calibrated on those chunks by hand, so the CLI fed it the run's chunks.

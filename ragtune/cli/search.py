@@ -65,8 +65,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     cli_stores.add_export_args(p, what)
     p.add_argument(
         "--int8",
-        action="store_true",
-        help="with --onnx: also write int8 files (dynamic, and static calibrated on the run's chunks)",
+        nargs="?",
+        const="dynamic",
+        choices=("dynamic", "static"),
+        metavar="{dynamic,static}",
+        help="with --onnx: also write an int8 file; `static` adds one calibrated on the run's chunks "
+        "(a minute more; not faster than dynamic on the CPUs measured, see docs/export.md)",
     )
     p.add_argument(
         "--split",
@@ -160,7 +164,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export_onnx(run_dir: Path, int8: bool) -> int:
+def _export_onnx(run_dir: Path, int8: str | None) -> int:
     from ..onnx_export import export_onnx, require_onnx
     from ..records import Chunk, read_jsonl
     from ..runfiles import RunFiles
@@ -170,10 +174,11 @@ def _export_onnx(run_dir: Path, int8: bool) -> int:
         raise RunDirError(f"{run_dir} has no model/modules.json: pass the --out folder of a finished `ragtune run`")
     # Static int8 is calibrated on the run's own chunks; a model folder without them gets dynamic int8 only.
     chunks = RunFiles(run_dir).chunks
-    texts = [c.text for c in read_jsonl(chunks, Chunk)] if int8 and chunks.is_file() else []
-    for path in export_onnx(run_dir / "model", quantize=int8, calibration=texts):
+    static = int8 == "static"
+    texts = [c.text for c in read_jsonl(chunks, Chunk)] if static and chunks.is_file() else []
+    for path in export_onnx(run_dir / "model", quantize=int8 is not None, calibration=texts):
         print(f"Wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
-    if int8 and not texts:
+    if static and not texts:
         print(f"No chunks in {chunks}: wrote dynamic int8 only (static int8 is calibrated on the run's chunks)")
     return 0
 
