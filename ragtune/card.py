@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .metrics import is_improved as beats
+from .metrics import retriever_rows
 from .models import bundled_model_path
 
 BUNDLED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -30,24 +32,6 @@ def base_model_id(base_model: str) -> str | None:
 def base_model_label(base_model: str) -> str:
     hub_id = base_model_id(base_model)
     return hub_id if hub_id else f"a local model ({Path(base_model).name})"
-
-
-def retriever_rows(metrics: dict[str, Any]) -> list[tuple[str, dict[str, float]]]:
-    """(label, metrics) for every retriever a run measured, in reading order.
-
-    >>> [label for label, _ in retriever_rows({"before": {}, "after": {}, "bm25": {}})]
-    ['base', 'fine-tuned', 'BM25']
-    """
-    weight = metrics.get("hybrid_weight")
-    labels = [
-        ("base", "before"),
-        ("base, with passages", "before_passages"),
-        ("fine-tuned", "after"),
-        ("fine-tuned, with passages", "after_passages"),
-        ("BM25", "bm25"),
-        ("hybrid, fine-tuned + BM25" + (f" ({weight:.1f} : {1 - weight:.1f})" if weight is not None else ""), "hybrid"),
-    ]
-    return [(label, metrics[key]) for label, key in labels if key in metrics]
 
 
 def _served_line(served: dict[str, Any], weight: float | None, after: dict[str, float]) -> str:
@@ -85,8 +69,6 @@ def recommendation(metrics: dict[str, Any]) -> list[str]:
     >>> recommendation({"after": {"hit@5": .7, "mrr@10": .5}, "hybrid": {"hit@5": .8, "mrr@10": .6}})[0][:40]
     'Recommendation: use hybrid retrieval (fi'
     """
-    from .metrics import is_improved as beats
-
     # The dense retriever a RAG app gets from index/: with passages when the run built them.
     after = metrics.get("after_passages", metrics["after"])
     served = metrics.get("served")
@@ -398,8 +380,6 @@ def framework_versions() -> dict[str, str]:
 
 def card_advice(metrics: dict[str, Any]) -> str:
     """What the held-out figures say about retrieving with this model, naming nothing a Hub reader lacks."""
-    from .metrics import is_improved as beats
-
     after = metrics.get("after_passages", metrics["after"])
     lines = []
     if "hybrid" in metrics and beats(after, metrics["hybrid"]):

@@ -16,11 +16,27 @@ from .retrieval import dense_index, embed, positions_to_ids
 MRR_AT = 10
 
 
+def retriever_rows(metrics: dict[str, Any]) -> list[tuple[str, dict[str, float]]]:
+    """(label, metrics) for every retriever a run measured, in reading order.
+
+    >>> [label for label, _ in retriever_rows({"before": {}, "after": {}, "bm25": {}})]
+    ['base', 'fine-tuned', 'BM25']
+    """
+    weight = metrics.get("hybrid_weight")
+    labels = [
+        ("base", "before"),
+        ("base, with passages", "before_passages"),
+        ("fine-tuned", "after"),
+        ("fine-tuned, with passages", "after_passages"),
+        ("BM25", "bm25"),
+        ("hybrid, fine-tuned + BM25" + (f" ({weight:.1f} : {1 - weight:.1f})" if weight is not None else ""), "hybrid"),
+    ]
+    return [(label, metrics[key]) for label, key in labels if key in metrics]
+
+
 def metrics_text_table(metrics: dict[str, Any]) -> str:
     """A plain-text table of a run's metrics (or an eval_dataset entry): one row per retriever, one column
     per metric, as `ragtune run` prints it."""
-    from .card import retriever_rows
-
     keys = [k for k in ("hit@1", "hit@3", "hit@5", "hit@10", "mrr@10") if k in metrics["after"]]
     rows = retriever_rows(metrics)
     width = max(len(label) for label, _ in rows) + 2

@@ -29,7 +29,6 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .progress import chunked
 from .text import sentences
 
 # Hybrid weights tried on the validation questions: the dense share of the fused score.
@@ -273,6 +272,17 @@ class DenseIndex:
         ):
             raise DamagedFile(rows, f"it does not list the chunk of each of the {index.ntotal} index rows")
         return cls(index, owner, chunk_weight)
+
+
+def chunked(total: int, progress: Callable[[int, int], None] | None, step: int) -> list[tuple[int, int]]:
+    """(start, end) slices of `total` items, `step` at a time; reports 0/total first.
+
+    >>> chunked(5, None, 2)
+    [(0, 2), (2, 4), (4, 5)]
+    """
+    if progress is not None:
+        progress(0, total)
+    return [(i, min(i + step, total)) for i in range(0, total, step)]
 
 
 def embed(
