@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any, Callable
 
-from .extract import SKIP_EXCLUDED, describe_skips
+from .extract.skips import SKIP_EXCLUDED, describe_skips
 
 Progress = Callable[[int, int], None]
 
