@@ -329,7 +329,7 @@ class Config:
             f"hybrid_weight must be between 0 and 1, or auto, not {self.hybrid_weight}",
         )
         if self.push_repo:
-            from .hub import repo_id_problem  # light: the Hub client is imported only to push
+            from .hub.repo_ids import repo_id_problem  # light: the Hub client is imported only to push
 
             # Now, not after the whole run; the problem never repeats a token pasted as the repo id.
             problem = repo_id_problem(self.push_repo)
