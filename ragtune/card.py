@@ -6,9 +6,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+from . import __version__
+from .garbled import reads_clean
 from .metrics import is_improved as beats
 from .metrics import retriever_rows
 from .models import bundled_model_path
+from .text import STOPWORDS, sentences, words
 
 BUNDLED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 METRIC_KEYS = ("hit@1", "hit@3", "hit@5", "hit@10", "mrr@10")
@@ -228,8 +231,6 @@ def excerpt(text: str, focus: str = "", max_words: int = 45) -> str:
     >>> excerpt("Intro here. Logs must be kept for a year. Then more", focus="How long are logs kept?", max_words=9)
     'Logs must be kept for a year.'
     """
-    from .text import STOPWORDS, sentences, words
-
     # A whole sentence ends in a full stop; a heading or the cut-off end of a chunk does not.
     found = [t for t in sentences(text) if 4 <= len(t.split()) <= max_words and re.search(r"[.!?][)\"”’']?$", t)]
     if not found:
@@ -249,8 +250,6 @@ def card_widget(chunks: list[Any], held_out: list[Any], n_sentences: int = 3) ->
     """The Hub's sentence-similarity widget: a held-out question (one that ends in "?"), an excerpt of its own
     chunk and of two other chunks, whole sentences, all of text that reads clean (no garbled font text).
     None when the run has no such question."""
-    from .garbled import reads_clean
-
     by_id = {c.id: c for c in chunks}
     clean = {c.id for c in chunks if reads_clean(c.text)}
     for pair in held_out:
@@ -274,8 +273,6 @@ def card_widget(chunks: list[Any], held_out: list[Any], n_sentences: int = 3) ->
 
 def widget_reads_clean(widget: dict[str, Any] | None) -> bool:
     """Whether a widget is what card_widget makes: a question that ends in "?" over texts that read clean."""
-    from .garbled import reads_clean
-
     if not widget or not str(widget.get("source_sentence", "")).endswith("?"):
         return False
     # Short texts with no word to judge ("x") are not garbled; an old widget is only refused for what is.
@@ -372,8 +369,6 @@ def framework_versions() -> dict[str, str]:
         try:
             found[name] = version(name)
         except PackageNotFoundError:  # ragtune run from a source tree without being installed
-            from . import __version__
-
             found[name] = __version__ if name == "ragtune" else "not installed"
     return found
 

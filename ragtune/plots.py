@@ -15,6 +15,7 @@ from typing import Any
 
 from .card import METRIC_KEYS, metrics_table, recommendation, retriever_rows
 from .fileio import atomic_write_bytes, atomic_write_text
+from .metrics import cutoff_advice
 
 # One colour per retriever, the same in every plot (matplotlib's tab10, colour-blind friendlier than its default).
 COLOURS = ["#9e9e9e", "#c7c7c7", "#1f77b4", "#aec7e8", "#ff7f0e", "#2ca02c"]
@@ -155,8 +156,6 @@ def render_html(summary: dict[str, Any], metrics: dict[str, Any], images: dict[s
         parts.append(f"<p>{html.escape(line)}</p>")
     sim = metrics.get("similarity") or {}
     if sim.get("warn"):
-        from .metrics import cutoff_advice
-
         advice = cutoff_advice(sim["before"]["median"], sim["after"]["median"])
         parts.append(f"<p class=warn>Similarity scores moved: {html.escape(advice)}</p>")
     parts += ["<h2>Retrieval on held-out questions</h2>", _md_table_html(metrics_table(metrics))]

@@ -616,12 +616,12 @@ def test_a_checkpoint_is_resumed_only_by_the_same_run(tmp_path: Path) -> None:
 def test_ctrl_c_before_training_says_nothing_was_kept(
     tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ragtune import similarity
+    import ragtune.pairs.run as pairs_run
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt  # Ctrl-C while the base model is evaluated
 
-    monkeypatch.setattr(similarity, "evaluate_pairs", interrupted)
+    monkeypatch.setattr(pairs_run, "evaluate_pairs", interrupted)
     code = main(
         [
             "pairs",

@@ -6,6 +6,7 @@ import re
 import unicodedata
 from collections import Counter
 
+from .. import garbled
 from ..records import SkipCounter
 from .skips import SKIP_MISMAPPED_LINE, SKIP_MISMAPPED_PAGE
 
@@ -161,8 +162,6 @@ def drop_mismapped(
     """Drop the lines of one PDF that a font without a proper map garbled ("0ederal 1overnment", "ebisting"):
     lines with a word the document's own substitution explains, or mostly not words of the language. A page
     left with fewer than half its lines is dropped whole. English text only (see ragtune.garbled)."""
-    from .. import garbled
-
     if not garbled.is_english(" ".join(texts[:20])):
         return raw, texts
     pairs = garbled.substitutions(texts)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..config import DEFAULT_EXCLUDE
-from ..errors import ExtractError
+from ..errors import ExtractError, did_you_mean_path
 from ..records import Page, SkipCounter
 from ..rundir import run_kind
 from .clean import clean_text
@@ -68,8 +68,6 @@ def list_documents(folder: Path, skipped: SkipCounter | None = None) -> tuple[li
     if not folder.exists():
         if folder.is_symlink():
             raise ExtractError(f"{folder} is a symbolic link that loops or points nowhere; pass the folder itself")
-        from ..errors import did_you_mean_path
-
         raise ExtractError(
             f"{folder} does not exist{did_you_mean_path(folder)}; pass the folder holding your .pdf, .txt or .md files"
         )

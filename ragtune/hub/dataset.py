@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from ..errors import HubError
+from ..records import Chunk, Pair, RunDirError, read_jsonl
 from .repo_ids import dataset_repo_id
 
 
@@ -16,8 +17,6 @@ def dataset_files(run_dir: Path, repo_id: str) -> dict[str, bytes]:
     Each JSONL line resolves a pair's chunk id to its text, so the dataset stands alone:
     {"query": "…", "chunk_id": "c-1a2b…", "chunk_text": "…", "source": "a.pdf", "pages": [3], "kind": "keyphrase"}
     """
-    from ..records import Chunk, Pair, RunDirError, read_jsonl
-
     run_dir = Path(run_dir)
     names = ("chunks.jsonl", "pairs_train.jsonl", "pairs_eval.jsonl")
     missing = [n for n in names if not (run_dir / n).is_file()]

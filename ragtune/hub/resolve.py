@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from ..errors import PairsError
+from ..models import resolve_base_model
 from .client import get_api
 
 
@@ -25,8 +26,6 @@ def resolve_pairs_model(base_model: str, hint: str = PRESET_HINT) -> str:
     or when the Hub cannot be reached, a one-line PairsError says what to do
     (transformers would otherwise retry for over a minute).
     """
-    from ..models import resolve_base_model
-
     source = resolve_base_model(base_model)
     if not base_model or Path(source).exists():
         return source

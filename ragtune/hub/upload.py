@@ -11,7 +11,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..card import render_card
 from ..errors import HubError
+from ..rundir import rerun_command
+from ..runfiles import metrics_problem
 from .calls import _call_hub, _ErrorContext
 from .client import TIMEOUT_ENV, _request_timeouts, get_api, resolve_timeout, resolve_token
 from .dataset import card_with_dataset, dataset_files
@@ -143,8 +146,6 @@ def left_out_line(left_out: list[str]) -> str:
 def _card_for_upload(run_dir: Path, repo_id: str, dataset_id: str | None) -> bytes | None:
     """The card as uploaded: rendered again from RUN/card.json for the real repo id (its name and the
     `SentenceTransformer("REPO_ID")` lines), and naming the pairs dataset; None to upload the card on disk."""
-    from ..card import render_card
-
     saved = Path(run_dir) / "card.json"
     if saved.is_file():
         try:
@@ -209,9 +210,6 @@ def check_metrics(run_dir: Path, force: bool = False, force_hint: str = "pass --
     path = Path(run_dir) / "metrics.json"
     if not path.is_file():
         raise HubError(f"not pushing: {path} is missing, so the model was never evaluated; {force_hint}")
-    from ..rundir import rerun_command
-    from ..runfiles import metrics_problem
-
     # What the push and the uploaded card read: the figures before and after, and the verdict.
     problem = metrics_problem(path, tables=("before", "after"), fields=("improved",))
     if problem:

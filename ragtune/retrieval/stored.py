@@ -6,12 +6,14 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..fileio import write_json
+from ..models import weights_digest
+from ..records import FORMAT_VERSION
+from ..rundir import hash_parts
 from .dense import DenseIndex
 
 
 def write_settings(folder: Path, settings: dict[str, Any]) -> None:
-    from ..fileio import write_json
-
     write_json(folder / "retriever.json", settings)
 
 
@@ -60,8 +62,6 @@ BASE_VECTORS = Path("embeddings") / "base"
 
 def save_base_vectors(run_dir: Path, index: DenseIndex, about: dict[str, Any]) -> None:
     """`index` and what it was built from (`about`: base model, max_seq_length, passage settings, texts digest)."""
-    from ..fileio import write_json
-
     # about.json goes first and comes back last: a write cut off in between leaves no about.json,
     # so the half-replaced index is never taken for the one it describes.
     (run_dir / BASE_VECTORS / "about.json").unlink(missing_ok=True)
@@ -78,10 +78,6 @@ def base_vectors_about(
     `model` is the loaded base model with the max_seq_length it encodes with: read from the model itself,
     never from sentence_bert_config.json, which sentence-transformers 6 no longer fills.
     """
-    from ..models import weights_digest
-    from ..records import FORMAT_VERSION
-    from ..rundir import hash_parts
-
     return {
         "format": FORMAT_VERSION,
         "base_model": base_model,

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..fileio import read_json, write_json
+from ..card import card_widget, framework_versions, guess_language, model_details, render_card, render_report
+from ..fileio import atomic_write_text, read_json, write_json
+from ..plots import write_report_html
 from ..records import Chunk, Pair, read_jsonl, write_jsonl
 from .base import Run, Stage
 
@@ -17,8 +19,6 @@ def summary(
     run: Run, extract: dict, chunk: dict, theme: dict, generate: dict, split: dict, train: dict
 ) -> dict[str, Any]:
     """What the card and the report are made of, from the stages' manifest records."""
-    from ..card import card_widget, framework_versions, guess_language, model_details
-
     themes = ", ".join(f"{t} ({n})" for t, n in sorted(theme["per_theme"].items(), key=lambda x: -x[1]) if n)
     chunks = read_jsonl(run.files.chunks, Chunk)
     return {
@@ -57,17 +57,12 @@ def summary(
 
 
 def run_stage(run: Run, summary: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
-    from ..card import render_card, render_report
-    from ..fileio import atomic_write_text
-
     atomic_write_text(run.files.model_card, render_card(summary, metrics, run.cfg.push_repo or None))
     # What the card is made of, so that `ragtune push` can render it again with the real repo id.
     write_json(run.files.card_json, {"summary": summary, "metrics": metrics})
     chunks = read_jsonl(run.files.chunks, Chunk)
     write_jsonl(run.files.index_chunks, chunks, Chunk)
     atomic_write_text(run.files.report_md, render_report(summary, metrics))
-    from ..plots import write_report_html
-
     write_report_html(run.run_dir, summary, metrics)
     return {"summary": f"model, card, index and report in {run.run_dir}"}
 
