@@ -6,49 +6,16 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .models import bundled_model_path
-from .names import BASE, BASE_PASSAGES, FINE_TUNED, FINE_TUNED_PASSAGES, upgrade_metrics
+from . import __version__
+from .garbled import reads_clean
+from .metrics import is_improved as beats
+from .metrics import retriever_rows
+from .models import BUNDLED_HUB_ID, base_model_id, base_model_label, bundled_model_path  # noqa: F401 (card names since 0.2)
+from .names import BASE, FINE_TUNED, FINE_TUNED_PASSAGES, upgrade_metrics
+from .report import facts_line, markdown_sections, served_label
+from .text import STOPWORDS, sentences, words
 
-BUNDLED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 METRIC_KEYS = ("hit@1", "hit@3", "hit@5", "hit@10", "mrr@10")
-
-
-def base_model_id(base_model: str) -> str | None:
-    """The Hub id to cite as base_model, or None for a local folder (never a local path)."""
-    if not base_model:
-        return BUNDLED_HUB_ID
-    path = Path(base_model)
-    if path.exists():
-        try:
-            if path.resolve() == bundled_model_path().resolve():
-                return BUNDLED_HUB_ID
-        except Exception:  # the bundled package may be absent when a local base is used
-            pass
-        return None
-    return base_model
-
-
-def base_model_label(base_model: str) -> str:
-    hub_id = base_model_id(base_model)
-    return hub_id if hub_id else f"a local model ({Path(base_model).name})"
-
-
-def retriever_rows(metrics: dict[str, Any]) -> list[tuple[str, dict[str, float]]]:
-    """(label, metrics) for every retriever a run measured, in reading order.
-
-    >>> [label for label, _ in retriever_rows({"base": {}, "fine_tuned": {}, "bm25": {}})]
-    ['base', 'fine-tuned', 'BM25']
-    """
-    weight = metrics.get("hybrid_weight")
-    labels = [
-        ("base", BASE),
-        ("base, with passages", BASE_PASSAGES),
-        ("fine-tuned", FINE_TUNED),
-        ("fine-tuned, with passages", FINE_TUNED_PASSAGES),
-        ("BM25", "bm25"),
-        ("hybrid, fine-tuned + BM25" + (f" ({weight:.1f} : {1 - weight:.1f})" if weight is not None else ""), "hybrid"),
-    ]
-    return [(label, metrics[key]) for label, key in labels if key in metrics]
 
 
 def _served_line(served: dict[str, Any], weight: float | None, after: dict[str, float]) -> str:
@@ -86,8 +53,6 @@ def recommendation(metrics: dict[str, Any]) -> list[str]:
     >>> recommendation({"fine_tuned": {"hit@5": .7, "mrr@10": .5}, "hybrid": {"hit@5": .8, "mrr@10": .6}})[0][:40]
     'Recommendation: use hybrid retrieval (fi'
     """
-    from .metrics import is_improved as beats
-
     # The dense retriever a RAG app gets from index/: with passages when the run built them.
     after = metrics.get(FINE_TUNED_PASSAGES, metrics[FINE_TUNED])
     served = metrics.get("served")
@@ -247,8 +212,6 @@ def excerpt(text: str, focus: str = "", max_words: int = 45) -> str:
     >>> excerpt("Intro here. Logs must be kept for a year. Then more", focus="How long are logs kept?", max_words=9)
     'Logs must be kept for a year.'
     """
-    from .text import STOPWORDS, sentences, words
-
     # A whole sentence ends in a full stop; a heading or the cut-off end of a chunk does not.
     found = [t for t in sentences(text) if 4 <= len(t.split()) <= max_words and re.search(r"[.!?][)\"”’']?$", t)]
     if not found:
@@ -268,8 +231,6 @@ def card_widget(chunks: list[Any], held_out: list[Any], n_sentences: int = 3) ->
     """The Hub's sentence-similarity widget: a held-out question (one that ends in "?"), an excerpt of its own
     chunk and of two other chunks, whole sentences, all of text that reads clean (no garbled font text).
     None when the run has no such question."""
-    from .garbled import reads_clean
-
     by_id = {c.id: c for c in chunks}
     clean = {c.id for c in chunks if reads_clean(c.text)}
     for pair in held_out:
@@ -293,8 +254,6 @@ def card_widget(chunks: list[Any], held_out: list[Any], n_sentences: int = 3) ->
 
 def widget_reads_clean(widget: dict[str, Any] | None) -> bool:
     """Whether a widget is what card_widget makes: a question that ends in "?" over texts that read clean."""
-    from .garbled import reads_clean
-
     if not widget or not str(widget.get("source_sentence", "")).endswith("?"):
         return False
     # Short texts with no word to judge ("x") are not garbled; an old widget is only refused for what is.
@@ -391,16 +350,12 @@ def framework_versions() -> dict[str, str]:
         try:
             found[name] = version(name)
         except PackageNotFoundError:  # ragtune run from a source tree without being installed
-            from . import __version__
-
             found[name] = __version__ if name == "ragtune" else "not installed"
     return found
 
 
 def card_advice(metrics: dict[str, Any]) -> str:
     """What the held-out figures say about retrieving with this model, naming nothing a Hub reader lacks."""
-    from .metrics import is_improved as beats
-
     after = metrics.get(FINE_TUNED_PASSAGES, metrics[FINE_TUNED])
     lines = []
     if "hybrid" in metrics and beats(after, metrics["hybrid"]):
@@ -516,8 +471,6 @@ def render_card(
 def render_report(summary: dict[str, Any], metrics: dict[str, Any], extras: dict[str, Any] | None = None) -> str:
     """A short human-readable report of the run: what was read, dropped, trained and measured. `extras` (from
     report.report_extras) adds the run facts, sample questions and the sample search."""
-    from .report import facts_line, markdown_sections, served_label
-
     metrics = upgrade_metrics(metrics)
     table = metrics_table(metrics)
     served = served_label(metrics)

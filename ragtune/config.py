@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .models import device_problem
 from .redact import redact
+from .repo_ids import repo_id_problem
 
 EXTRACTORS = ("pypdf", "pypdfium2")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -293,8 +295,6 @@ class Config:
             f"device must be cpu, cuda, cuda:N or mps, not {self.device!r}",
         )
         if self.device not in ("", "cpu"):
-            from .models import device_problem  # imports torch, so only when a device is named
-
             problem = device_problem(self.device)
             need("device", problem is None, str(problem))
         need(
@@ -329,8 +329,6 @@ class Config:
             f"hybrid_weight must be between 0 and 1, or auto, not {self.hybrid_weight}",
         )
         if self.push_repo:
-            from .hub import repo_id_problem  # light: the Hub client is imported only to push
-
             # Now, not after the whole run; the problem never repeats a token pasted as the repo id.
             problem = repo_id_problem(self.push_repo)
             need("push_repo", problem is None, f"push_repo (--push): {problem}")

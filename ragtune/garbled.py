@@ -24,6 +24,9 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 
+from .errors import RagtuneError
+from .models import bundled_model_path
+
 # A substitution is the font's when it explains this many different unknown words of one document.
 MIN_WORDS_PER_SUBSTITUTION = 3
 # A text is "mostly not words" from this share of its judged words on (lines and pages).
@@ -102,9 +105,6 @@ _FUNCTION_WORDS = frozenset("the of and to a in is that for it as with be by on 
 @functools.lru_cache(maxsize=1)
 def lexicon() -> frozenset[str]:
     """Whole lower-case words of the bundled model's vocabulary (empty when that package is missing)."""
-    from .errors import RagtuneError
-    from .models import bundled_model_path
-
     try:
         vocab = bundled_model_path() / "vocab.txt"
         return frozenset(w for w in vocab.read_text(encoding="utf-8").split() if w.isalpha() and w.islower())

@@ -13,6 +13,8 @@ from typing import Any, Sequence
 
 from .errors import DatasetError
 from .fileio import read_json, write_json
+from .metrics import MRR_AT, model_rankings, rank_metrics
+from .models import load_model, pick_device, resolve_base_model
 from .names import BASE, EVALUATION_SET, FINE_TUNED, upgrade_metrics
 from .records import Chunk, Pair, RunDirError, read_jsonl
 from .rundir import check_out_file
@@ -137,8 +139,6 @@ def evaluate_dataset(
     ks: Sequence[int] = DATASET_KS,
 ) -> dict[str, float]:
     """hit@k and MRR@10 of `model` retrieving from the whole corpus (same index settings as a run)."""
-    from .metrics import MRR_AT, model_rankings, rank_metrics
-
     ids, qids = list(corpus), list(queries)
     ranked = model_rankings(model, list(corpus.values()), ids, [queries[q] for q in qids], max(max(ks), MRR_AT))
     return rank_metrics(ranked, [set(relevant[q]) for q in qids], ks)
@@ -146,8 +146,6 @@ def evaluate_dataset(
 
 def evaluate_on_dataset(model_path_or_run_dir: str | Path, dataset_path: Path, device: str = "") -> dict[str, float]:
     """Metrics (hit@1/3/5/10, MRR@10) of a model, or a run's tuned model, on a LlamaIndex dataset file."""
-    from .models import load_model, pick_device, resolve_base_model
-
     queries, corpus, relevant = load_llamaindex_dataset(Path(dataset_path))
     model = load_model(resolve_base_model(model_path_or_run_dir), pick_device(device))
     return evaluate_dataset(model, queries, corpus, relevant)
@@ -165,8 +163,6 @@ def add_dataset_metrics(run_dir: Path, dataset_path: Path, device: str = "") -> 
     Both models search the whole dataset corpus with the same index settings, so
     "base" and "fine_tuned" compare like with like. A metrics.json in an older ragtune's names is rewritten in these.
     """
-    from .models import load_model, pick_device
-
     run_dir, dataset_path = Path(run_dir), Path(dataset_path)
     # Check the file and the run before loading any model, so a mistake fails fast.
     queries, corpus, relevant = load_llamaindex_dataset(dataset_path)

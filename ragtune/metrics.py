@@ -11,17 +11,33 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .names import BASE, FINE_TUNED
+from .names import BASE, BASE_PASSAGES, FINE_TUNED, FINE_TUNED_PASSAGES
 from .retrieval import dense_index, embed, positions_to_ids
 
 MRR_AT = 10
 
 
+def retriever_rows(metrics: dict[str, Any]) -> list[tuple[str, dict[str, float]]]:
+    """(label, metrics) for every retriever a run measured, in reading order.
+
+    >>> [label for label, _ in retriever_rows({"base": {}, "fine_tuned": {}, "bm25": {}})]
+    ['base', 'fine-tuned', 'BM25']
+    """
+    weight = metrics.get("hybrid_weight")
+    labels = [
+        ("base", BASE),
+        ("base, with passages", BASE_PASSAGES),
+        ("fine-tuned", FINE_TUNED),
+        ("fine-tuned, with passages", FINE_TUNED_PASSAGES),
+        ("BM25", "bm25"),
+        ("hybrid, fine-tuned + BM25" + (f" ({weight:.1f} : {1 - weight:.1f})" if weight is not None else ""), "hybrid"),
+    ]
+    return [(label, metrics[key]) for label, key in labels if key in metrics]
+
+
 def metrics_text_table(metrics: dict[str, Any]) -> str:
     """A plain-text table of a run's metrics (or an evaluation_set entry): one row per retriever, one column
     per metric, as `ragtune run` prints it."""
-    from .card import retriever_rows
-
     keys = [k for k in ("hit@1", "hit@3", "hit@5", "hit@10", "mrr@10") if k in metrics[FINE_TUNED]]
     rows = retriever_rows(metrics)
     width = max(len(label) for label, _ in rows) + 2

@@ -383,3 +383,26 @@ def weights_digest(model: Any) -> str:
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
     return h.hexdigest()[:20]
+
+
+BUNDLED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def base_model_id(base_model: str) -> str | None:
+    """The Hub id to cite as base_model, or None for a local folder (never a local path)."""
+    if not base_model:
+        return BUNDLED_HUB_ID
+    path = Path(base_model)
+    if path.exists():
+        try:
+            if path.resolve() == bundled_model_path().resolve():
+                return BUNDLED_HUB_ID
+        except Exception:  # the bundled package may be absent when a local base is used
+            pass
+        return None
+    return base_model
+
+
+def base_model_label(base_model: str) -> str:
+    hub_id = base_model_id(base_model)
+    return hub_id if hub_id else f"a local model ({Path(base_model).name})"

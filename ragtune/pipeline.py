@@ -23,14 +23,21 @@ from typing import Any, Callable, Protocol
 from . import __version__
 from .config import LLM_GENERATORS, Config
 from .errors import (
+    ConfigError,
     DiskFullError,
     NotEnoughDataError,  # noqa: F401  (importable from here, as before the stages moved)
 )
+from .extract import select_documents
 from .fileio import free_bytes, is_disk_full, megabytes, read_json, sha256_digest, write_json
+from .metrics import metrics_text_table
+from .models import load_model, pick_device, resolve_base_model
 from .names import BASE, FINE_TUNED, upgrade_metrics
+from .progress import ProgressReporter
 from .rundir import MANIFEST_VERSION, Manifest, RunLock, check_out_dir, claim_out_dir, hash_parts  # noqa: F401
 from .runfiles import METRIC_TABLES, RunFiles, metrics_problem  # noqa: F401  (importable from here, as before)
 from .stages import PIPELINE, Records, Stage
+from .themes import DEFAULT_LEXICON, load_lexicon
+from .training import distributed
 
 # The Config fields each stage's output depends on, as the stages declare them (ragtune.stages). A
 # stage's cache key hashes these with the key of the stage before it, so a change reruns that stage and
@@ -85,8 +92,6 @@ class RunResult:
 
     def table(self) -> str:
         """The held-out metrics, one row per retriever (as `ragtune run` prints them)."""
-        from .metrics import metrics_text_table
-
         return metrics_text_table(self.metrics)
 
     def __repr__(self) -> str:
@@ -143,8 +148,6 @@ def _settings_part(
 
 def _check_matryoshka_dims(dims: tuple[int, ...], model: Any) -> None:
     """Raise when a Matryoshka size exceeds the base model's own: the loss would fail deep in training."""
-    from .errors import ConfigError
-
     full = model.get_embedding_dimension()
     too_big = sorted(d for d in dims if full and d > full)
     if too_big:
@@ -160,8 +163,6 @@ def _docs_fingerprint(cfg: Config) -> list[tuple[str, int, str]]:
     modification time of those it only lists (unsupported or excluded: a 3 GB video
     is never read); raises ExtractError when the folder has nothing to read, before
     the run directory is made."""
-    from .extract import select_documents
-
     # Unreadable subfolders and bad links are counted by extraction itself; here they only drop out.
     supported, other, excluded = select_documents(cfg.docs, cfg.include, cfg.exclude)
     out, to_read = [], set(supported)
@@ -193,8 +194,6 @@ class Pipeline:
         self.files = RunFiles(cfg.out)
         self.stages = stages
         if reporter is None and progress:
-            from .progress import ProgressReporter
-
             reporter = ProgressReporter()
         self.reporter = reporter or SilentReporter()
         self.manifest = Manifest(self.run_dir)
@@ -214,8 +213,6 @@ class Pipeline:
 
     def model(self, which: str) -> Any:
         """The base model or the fine-tuned one, loaded once per run."""
-        from .models import load_model, pick_device, resolve_base_model
-
         if which not in self.models:
             source = resolve_base_model(self.cfg.base_model) if which == "base" else str(self.files.model)
             self.models[which] = load_model(source, pick_device(self.cfg.device))
@@ -294,8 +291,6 @@ class Pipeline:
     # -- the run -------------------------------------------------------------------------
     def run(self) -> RunResult:
         """Run every stage whose inputs changed, holding run.lock; a full disk is a DiskFullError."""
-        from .training import distributed
-
         if distributed.rank() > 0:
             # Under torchrun only rank 0 runs the stages; this rank trains beside it (ragtune.training.distributed).
             return self._follow()
@@ -325,9 +320,7 @@ class Pipeline:
 
     def _follow(self) -> RunResult:
         """A torchrun rank other than 0: train each time rank 0 trains, write nothing, return rank 0's result."""
-        from .models import load_model, pick_device, resolve_base_model
-        from .training import distributed
-        from .training.trainer import fine_tune
+        from .training.trainer import fine_tune  # imports torch: only when this process trains
 
         while isinstance(job := distributed.share(), dict):
             device = pick_device(self.cfg.device)
@@ -389,6 +382,4 @@ class Pipeline:
 
     def lexicon(self) -> dict[str, list[str]]:
         """The themes the run tags chunks with: --themes FILE, or the built-in lexicon."""
-        from .themes import DEFAULT_LEXICON, load_lexicon
-
         return load_lexicon(self.cfg.themes_file) if self.cfg.themes_file else DEFAULT_LEXICON

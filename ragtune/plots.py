@@ -15,6 +15,7 @@ from typing import Any
 
 from .card import METRIC_KEYS, recommendation, retriever_rows
 from .fileio import atomic_write_bytes, atomic_write_text
+from .metrics import cutoff_advice
 from .names import BASE, FINE_TUNED
 from .report import (
     GLOSSARY,
@@ -253,8 +254,6 @@ def render_html(
         parts.append(f"<p>{inline(line)}</p>")
     sim = metrics.get("similarity") or {}
     if sim.get("warn"):
-        from .metrics import cutoff_advice
-
         advice = cutoff_advice(sim[BASE]["median"], sim[FINE_TUNED]["median"])
         parts.append(f"<p class=warn>Similarity scores moved: {inline(advice)}</p>")
     parts += ["<h2>Retrieval on held-out questions</h2>", _metrics_table_html(metrics)]

@@ -14,6 +14,8 @@ import sys
 import time
 from typing import Any, Callable
 
+from .extract.skips import SKIP_EXCLUDED, describe_skips
+
 Progress = Callable[[int, int], None]
 
 # The unit each stage counts its progress in, for the bar.
@@ -97,8 +99,6 @@ class ProgressReporter:
     def input_skipped(self, skipped: dict[str, Any]) -> None:
         """One counted warning line per reason a file, page or line of the input was skipped; the files left out
         on purpose (excluded) only when verbose, since the extract stage's line counts them."""
-        from .extract import SKIP_EXCLUDED, describe_skips
-
         if not self.verbose:
             skipped = {**skipped, "counts": {r: n for r, n in skipped.get("counts", {}).items() if r != SKIP_EXCLUDED}}
         for line in describe_skips(skipped):
@@ -136,17 +136,6 @@ def _clock(seconds: float) -> str:
     m, s = divmod(int(round(seconds)), 60)
     h, m = divmod(m, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def chunked(total: int, progress: Progress | None, step: int) -> list[tuple[int, int]]:
-    """(start, end) slices of `total` items, `step` at a time; reports 0/total first.
-
-    >>> chunked(5, None, 2)
-    [(0, 2), (2, 4), (4, 5)]
-    """
-    if progress is not None:
-        progress(0, total)
-    return [(i, min(i + step, total)) for i in range(0, total, step)]
 
 
 class Parts:

@@ -12,7 +12,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from . import extract as x
+from .errors import RagtuneError
+from .extract import describe_skips
+from .garbled import reads_clean
+from .metrics import retriever_rows
+from .models import base_model_label
 from .names import FINE_TUNED, FINE_TUNED_PASSAGES
+from .search import load_retriever, pages_label
 
 # The five terms a reader of the metrics table needs.
 GLOSSARY = (
@@ -36,8 +43,6 @@ SEARCH_K = 3
 
 def advice() -> dict[str, str]:
     """What to do about the skip reasons whose own wording does not say it."""
-    from . import extract as x
-
     return {
         x.SKIP_UNSUPPORTED: "convert it to .pdf, .txt or .md to have it read",
         x.SKIP_EMPTY_TEXT: "nothing to do unless it should hold text",
@@ -50,8 +55,6 @@ def advice() -> dict[str, str]:
 
 def served_label(metrics: dict[str, Any]) -> str | None:
     """The label (as card.retriever_rows writes it) of the row the run serves, or None for an older run."""
-    from .card import retriever_rows
-
     mode = (metrics.get("served") or {}).get("mode")
     dense = FINE_TUNED_PASSAGES if FINE_TUNED_PASSAGES in metrics else FINE_TUNED
     wanted = {"dense": dense, "hybrid": "hybrid", "bm25": "bm25"}
@@ -72,8 +75,6 @@ def duration_label(seconds: float) -> str:
 
 def run_facts(summary: dict[str, Any], seconds: float, when: datetime | None = None) -> list[str]:
     """Base model, date, duration, device and ragtune version, one short phrase each."""
-    from .card import base_model_label
-
     when = when or datetime.now(timezone.utc)
     version = (summary.get("versions") or {}).get("ragtune") or summary["config"].get("version") or "unknown"
     return [
@@ -87,8 +88,6 @@ def run_facts(summary: dict[str, Any], seconds: float, when: datetime | None = N
 
 def data_problems(summary: dict[str, Any]) -> list[str]:
     """One line per thing extraction could not read (file, page or line), with examples and what to do."""
-    from .extract import describe_skips
-
     skipped = summary["skipped"].get("extract") or {}
     examples = (summary.get("skipped_examples") or {}).get("extract") or {}
     lines = describe_skips({"counts": skipped, "examples": examples}, names=5)
@@ -142,8 +141,6 @@ def store_hybrid_lines(summary: dict[str, Any], metrics: dict[str, Any]) -> list
 def sample_questions(chunks: list[Any], held_out: list[Any], n: int = SAMPLES) -> list[dict[str, Any]]:
     """`n` held-out questions of different chunks, spread evenly over the documents (chunks are in document
     order), each with its chunk. Questions that end in "?" and read clean come first; others only fill up."""
-    from .garbled import reads_clean
-
     by_id = {c.id: c for c in chunks}
     first: dict[str, Any] = {}  # one question per chunk, the best-reading one
     for pair in held_out:
@@ -195,8 +192,6 @@ def _spread(items: list[Any], n: int, group: Any) -> list[Any]:
 
 def sample_search(run_dir: Path, question: str, device: str = "", k: int = SEARCH_K) -> dict[str, Any]:
     """The first `k` chunks for one held-out question, dense search with the base model and the tuned one."""
-    from .search import load_retriever
-
     found: dict[str, Any] = {"question": question}
     for which in ("base", "tuned"):
         hits = load_retriever(run_dir, which, device).search(question, k=k, mode="dense")
@@ -213,8 +208,6 @@ def report_extras(
     """What the save stage adds to the report from the run folder: facts, samples and the sample search."""
     import re
 
-    from .errors import RagtuneError
-
     samples = sample_questions(chunks, held_out)
     search = None
     if samples:
@@ -228,8 +221,6 @@ def report_extras(
 
 
 def pages_text(source: str, pages: list[int]) -> str:
-    from .search import pages_label
-
     return f"{source} {pages_label(pages)}".strip()
 
 

@@ -17,9 +17,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence, TypeVar
 
+from .errors import ModelError, did_you_mean_path
 from .fileio import read_json
+from .integrations import langchain_retriever, llamaindex_retriever
+from .models import FETCH_AGAIN, load_model, pick_device, resolve_base_model
 from .records import Chunk, RunDirError, read_jsonl
-from .retrieval import base_vectors_about
+from .retrieval import (
+    BM25Index,
+    DenseIndex,
+    base_vectors_about,
+    dense_index,
+    embed,
+    fused_scores,
+    load_base_vectors,
+    read_settings,
+)
+from .rundir import rerun_command
 
 Which = Literal["tuned", "base"]
 T = TypeVar("T")
@@ -139,19 +152,13 @@ class Retriever:
 
     def as_langchain(self, k: int = 5, mode: Mode | None = None) -> Any:
         """This retriever as a LangChain `BaseRetriever` (needs langchain-core)."""
-        from .integrations import langchain_retriever
-
         return langchain_retriever(self, k, mode)
 
     def as_llamaindex(self, k: int = 5, mode: Mode | None = None) -> Any:
         """This retriever as a LlamaIndex `BaseRetriever` (needs llama-index-core)."""
-        from .integrations import llamaindex_retriever
-
         return llamaindex_retriever(self, k, mode)
 
     def search(self, query: str, k: int = 5, mode: Mode | None = None) -> list[Hit]:
-        from .retrieval import embed, fused_scores
-
         mode = mode or self.mode
         if k < 1:
             raise ValueError(f"k must be >= 1, not {k}")
@@ -203,8 +210,6 @@ def _scores_by_position(result: tuple[Any, Any]) -> dict[int, float]:
 def _require(run_dir: Path, rels: Sequence[str]) -> None:
     """Raise one RunDirError naming everything missing, so the user fixes it in one go."""
     if not run_dir.is_dir():
-        from .errors import did_you_mean_path
-
         raise RunDirError(
             f"{run_dir} does not exist{did_you_mean_path(run_dir)}: pass the --out folder of a finished `ragtune run`"
         )
@@ -240,8 +245,6 @@ def _holds_documents(folder: Path) -> bool:
 
 def base_model_of(run_dir: Path) -> str:
     """The base model a run started from, as something `load_model` accepts."""
-    from .models import resolve_base_model
-
     _require(run_dir, ["config.json"])
     cfg = read_json(run_dir / "config.json")
     if not isinstance(cfg, dict) or not isinstance(cfg.get("base_model"), str):
@@ -251,9 +254,6 @@ def base_model_of(run_dir: Path) -> str:
 
 def load_retriever(run_dir: Path, which: Which = "tuned", device: str = "") -> Retriever:
     """The saved index with the tuned model, or an index built the same way with the run's base model."""
-    from .models import load_model, pick_device
-    from .retrieval import BM25Index, DenseIndex, dense_index, load_base_vectors, read_settings
-
     if which not in ("tuned", "base"):
         raise ValueError(f"which must be 'tuned' or 'base', not {which!r}")
     run_dir = Path(run_dir)
@@ -265,8 +265,6 @@ def load_retriever(run_dir: Path, which: Which = "tuned", device: str = "") -> R
     try:
         chunks = read_jsonl(index_dir / "chunks.jsonl", Chunk)
     except RunDirError as e:
-        from .rundir import rerun_command
-
         raise RunDirError(f"{e}; rerun {rerun_command(run_dir)} to write it again") from None
     settings = _loaded(run_dir, index_dir / "retriever.json", lambda: read_settings(index_dir))
     bm25 = (
@@ -320,8 +318,6 @@ _DAMAGED = (OSError, ValueError, RuntimeError, EOFError, KeyError, TypeError)
 
 def _loaded(run_dir: Path, path: Path, load: Callable[[], T]) -> T:
     """`load()`, or a RunDirError naming `path` and the rerun that rebuilds it when the file is damaged."""
-    from .rundir import rerun_command
-
     try:
         return load()
     except _DAMAGED as e:
@@ -338,10 +334,6 @@ def _loaded(run_dir: Path, path: Path, load: Callable[[], T]) -> T:
 
 def _tuned_model(run_dir: Path, device: str) -> Any:
     """The run's fine-tuned model; a damaged model/ folder says which rerun trains it again."""
-    from .errors import ModelError
-    from .models import FETCH_AGAIN, load_model
-    from .rundir import rerun_command
-
     try:
         return load_model(str(run_dir / "model"), device)
     except ModelError as e:

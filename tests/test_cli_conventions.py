@@ -383,7 +383,7 @@ def test_hub_retry_lines_look_like_every_other_line(
     from ragtune import hub
 
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    monkeypatch.setattr(hub, "MAX_BACKOFF_S", 0.01)
+    monkeypatch.setattr(hub.calls, "MAX_BACKOFF_S", 0.01)
     hubserver.state.fail_next("create", 503)
     assert main(["push", str(make_run(tmp_path, improved=True)), "alice/minilm"]) == 0
     err = capsys.readouterr().err

@@ -365,7 +365,7 @@ def test_run_push_to_a_silent_hub_advises_no_flag_run_lacks(
     from ragtune import hub
     from ragtune.cli import _push
 
-    monkeypatch.setattr(hub, "MAX_BACKOFF_S", 0.01)
+    monkeypatch.setattr(hub.calls, "MAX_BACKOFF_S", 0.01)
     monkeypatch.setenv("RAGTUNE_HUB_TIMEOUT", "0.3")
     with pytest.raises(hub.HubError) as caught:
         _push(make_run(tmp_path), "alice/minilm", private=False, dry_run=False, force=False, from_run=True)

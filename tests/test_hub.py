@@ -248,7 +248,7 @@ def test_push_to_a_server_that_never_answers_times_out(silent: SilentServer, tmp
 def test_cli_push_to_a_silent_server_ends_with_one_error_line(
     silent: SilentServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(hub, "MAX_BACKOFF_S", 0.01)  # the CLI's 4 attempts, without seconds of backoff between
+    monkeypatch.setattr(hub.calls, "MAX_BACKOFF_S", 0.01)  # the CLI's 4 attempts, without seconds of backoff between
     start = time.monotonic()
 
     assert main(["push", str(make_run(tmp_path)), "alice/minilm", "--timeout", "0.3"]) == 1

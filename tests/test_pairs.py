@@ -407,7 +407,7 @@ def test_medium_preset_hub_unreachable_is_one_line(
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(ragtune.hub, "get_api", lambda: Unreachable())
+    monkeypatch.setattr(ragtune.hub.resolve, "get_api", lambda: Unreachable())
     assert main(["pairs", str(labelled_csv(tmp_path)), "--preset", "medium", "--out", str(tmp_path / "run")]) == 1
     assert calls == [("sentence-transformers/all-mpnet-base-v2", 10)]
     assert one_error_line(capsys.readouterr().err) == (
@@ -503,7 +503,7 @@ def test_similarity_unknown_hub_id_online(capsys: pytest.CaptureFixture[str], mo
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(ragtune.hub, "get_api", lambda: NoSuchRepo())
+    monkeypatch.setattr(ragtune.hub.resolve, "get_api", lambda: NoSuchRepo())
     assert main(["similarity", "someone/not-a-model", "a", "b"]) == 1
     assert one_error_line(capsys.readouterr().err) == (
         "someone/not-a-model is neither a local folder nor a model on the Hugging Face Hub (or it is private); "
@@ -616,12 +616,12 @@ def test_a_checkpoint_is_resumed_only_by_the_same_run(tmp_path: Path) -> None:
 def test_ctrl_c_before_training_says_nothing_was_kept(
     tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ragtune import similarity
+    import ragtune.pairs.run as pairs_run
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt  # Ctrl-C while the base model is evaluated
 
-    monkeypatch.setattr(similarity, "evaluate_pairs", interrupted)
+    monkeypatch.setattr(pairs_run, "evaluate_pairs", interrupted)
     code = main(
         [
             "pairs",

@@ -24,12 +24,19 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .. import __version__
+from .. import __version__, hub
 from ..config import AUTO, DEFAULT_EXCLUDE, GENERATORS, PRECISIONS, Config, load_config_file
 from ..errors import ConfigError, RagtuneError
+from ..hub import resolve_token
+from ..llamaindex_dataset import add_dataset_metrics, load_llamaindex_dataset
+from ..metrics import cutoff_advice, metrics_text_table, retriever_rows
 from ..names import BASE, FINE_TUNED
+from ..pairs import load_pairs_file
+from ..pipeline import Pipeline
 from ..progress import ProgressReporter
 from ..redact import redact, url_secrets
+from ..rundir import check_out_dir
+from ..themes import load_lexicon
 from . import pairs as cli_pairs
 from . import search as cli_search
 from . import stores as cli_stores
@@ -37,16 +44,12 @@ from .console import DEVICE_HELP, check_output, os_error_line
 
 
 def _fmt_table(metrics: dict[str, Any]) -> str:
-    from ..metrics import metrics_text_table
-
     return metrics_text_table(metrics)
 
 
 def _print_advice(metrics: dict[str, Any], report: Path) -> None:
     """The honest end of a run in one line: which retriever did best here, what `Retriever` serves, where to
     read more; and a warning when score cutoffs moved."""
-    from ..card import retriever_rows
-
     label, best = max(retriever_rows(metrics), key=lambda row: (row[1]["hit@5"], row[1]["mrr@10"]))
     w = metrics.get("hybrid_weight")
     share = f" ({w:.1f} : {1 - w:.1f})" if isinstance(w, (int, float)) else ""
@@ -61,8 +64,6 @@ def _print_advice(metrics: dict[str, Any], report: Path) -> None:
     )
     sim = metrics.get("similarity") or {}
     if sim.get("warn"):
-        from ..metrics import cutoff_advice
-
         print(f"Warning: {cutoff_advice(sim[BASE]['median'], sim[FINE_TUNED]['median'])} (See the model card.)")
 
 
@@ -648,27 +649,17 @@ def _quiet_libraries(secrets: Sequence[str] = ()) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..llamaindex_dataset import add_dataset_metrics, load_llamaindex_dataset
-    from ..pipeline import Pipeline
-    from ..rundir import check_out_dir
-
     cfg = _config_from_args(args)
     check_output(cfg.out, "--out")  # a bad --out fails now, not after training
     check_out_dir(cfg.out, "run", cfg.docs)  # and so does one that is not this run's to write
     if cfg.push_repo:
-        from ..hub import resolve_token
-
         resolve_token()  # a push that cannot happen (no token, or a malformed one) fails before the run
     if args.evaluation_set is not None:
         load_llamaindex_dataset(args.evaluation_set)  # a malformed file fails now, not after training
     if cfg.pairs_files:
-        from ..pairs import load_pairs_file
-
         for f in cfg.pairs_files:
             load_pairs_file(f)  # likewise for a bad labelled-pairs file
     if cfg.themes_file is not None:
-        from ..themes import load_lexicon
-
         load_lexicon(cfg.themes_file)  # and for a bad themes file, before extraction
     start = time.perf_counter()
     print(f"ragtune {__version__}: {cfg.docs} -> {cfg.out}", file=sys.stderr)
@@ -730,8 +721,6 @@ def _push(
     from_run: bool = False,
 ) -> int:
     """`ragtune push`, or the push at the end of `ragtune run --push` (`from_run`: its advice names `ragtune push`)."""
-    from .. import hub
-
     if dry_run:
         plan = hub.plan_push(run_dir, repo_id, private, with_data)
         if plan.left_out:

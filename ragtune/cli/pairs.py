@@ -12,8 +12,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 
+from ..hub import resolve_pairs_model
+from ..models import load_model, pick_device
 from ..names import BASE, FINE_TUNED
-from ..pairs import LOSSES, PRESETS, PairsConfig
+from ..pairs import LOSSES, PRESETS, PairsConfig, run_pairs
+from ..rundir import check_out_dir
+from ..similarity import check_texts, cosine_matrix
 from .console import DEVICE_HELP, check_output
 
 
@@ -137,9 +141,6 @@ def _progress(stream: TextIO | None = None) -> Callable[[int, int], None]:
 
 
 def cmd_pairs(args: argparse.Namespace) -> int:
-    from ..pairs import run_pairs
-    from ..rundir import check_out_dir
-
     fields = {k: v for k, v in vars(args).items() if k != "command"}
     fields["pairs_files"] = tuple(fields["pairs_files"])
     fields["alternatives"] = tuple(fields["alternatives"])
@@ -183,10 +184,6 @@ def format_matrix(texts: Sequence[str], sims: Any) -> str:
 
 
 def cmd_similarity(args: argparse.Namespace) -> int:
-    from ..hub import resolve_pairs_model
-    from ..models import load_model, pick_device
-    from ..similarity import check_texts, cosine_matrix
-
     # Check the texts before spending seconds on loading the model.
     check_texts(args.texts)
     source = resolve_pairs_model(

@@ -13,9 +13,12 @@ import textwrap
 from pathlib import Path
 from typing import Any, Callable
 
-from ..llamaindex_dataset import DATASET_KS
-from ..records import RunDirError
-from ..search import Hit, pages_label
+from ..llamaindex_dataset import DATASET_KS, evaluate_dataset, export_llamaindex, load_llamaindex_dataset
+from ..models import load_model, pick_device, resolve_base_model
+from ..onnx_export import OnnxError, export_onnx, require_onnx
+from ..records import Chunk, RunDirError, read_jsonl
+from ..runfiles import RunFiles
+from ..search import SCORE_KINDS, Hit, load_retriever, pages_label
 from . import stores as cli_stores
 from .console import DEVICE_HELP, check_output, positive_int
 
@@ -110,8 +113,6 @@ def _hit_json(hit: Hit) -> dict[str, Any]:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from ..search import SCORE_KINDS, load_retriever
-
     retriever = load_retriever(args.run_dir, "tuned", args.device)
     mode = args.mode or retriever.mode
     results = {"fine-tuned": retriever.search(args.query, args.k, mode)}
@@ -165,10 +166,6 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def _export_onnx(run_dir: Path, int8: str | None) -> int:
-    from ..onnx_export import export_onnx, require_onnx
-    from ..records import Chunk, read_jsonl
-    from ..runfiles import RunFiles
-
     require_onnx()  # the install hint comes before any check of the run
     if not (run_dir / "model" / "modules.json").is_file():
         raise RunDirError(f"{run_dir} has no model/modules.json: pass the --out folder of a finished `ragtune run`")
@@ -184,9 +181,6 @@ def _export_onnx(run_dir: Path, int8: str | None) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..llamaindex_dataset import export_llamaindex
-    from ..onnx_export import OnnxError
-
     if args.int8 and not args.onnx:
         raise OnnxError("--int8 goes with --onnx: ragtune export RUN --onnx --int8")
     if args.onnx:
@@ -203,9 +197,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ..llamaindex_dataset import evaluate_dataset, load_llamaindex_dataset
-    from ..models import load_model, pick_device, resolve_base_model
-
     # Check the file before loading a model, so a typo fails fast.
     queries, corpus, relevant = load_llamaindex_dataset(args.dataset)
     source = resolve_base_model(args.model)

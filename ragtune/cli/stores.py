@@ -10,6 +10,11 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from ..errors import StoreError
+from ..models import load_model, pick_device, weights_digest
+from ..progress import ProgressReporter
+from ..search import _require, base_model_of
+from ..stores import close, export_run, open_store, reindex
 from .console import DEVICE_HELP, positive_int
 
 STORE_CHOICES = ("qdrant", "chroma", "lancedb")
@@ -66,15 +71,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _check_kind(kind: str) -> None:
-    from ..errors import StoreError
-
     if kind not in STORE_CHOICES:
         raise StoreError(f"--to takes qdrant, chroma or lancedb, not {kind!r}: ragtune export RUN --to qdrant FOLDER")
 
 
 def export_to_store(args: argparse.Namespace) -> int:
-    from ..stores import export_run
-
     kind, target = args.to
     _check_kind(kind)
     r = export_run(args.run_dir, kind, target, args.collection, getattr(args, "device", ""))
@@ -87,12 +88,6 @@ def export_to_store(args: argparse.Namespace) -> int:
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
-    from ..errors import StoreError
-    from ..models import load_model, pick_device, weights_digest
-    from ..progress import ProgressReporter
-    from ..search import _require, base_model_of
-    from ..stores import close, open_store, reindex
-
     kind = next(k for k in STORE_CHOICES if getattr(args, k))
     target = getattr(args, kind)
     _require(args.run_dir, ["model/config.json"])

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..config import DEFAULT_LLM_BASE_URL
 from ..records import Chunk, Pair, SkipCounter
+from .local import LocalGenerator
 from .offline import OfflineGenerator
+from .openai import OpenAIGenerator
 from .template import TemplateGenerator
 
 if TYPE_CHECKING:
@@ -70,8 +72,6 @@ def make_generator(
     if name == "openai":
         import os
 
-        from .openai import OpenAIGenerator
-
         return OpenAIGenerator(
             base_url,
             model,
@@ -84,7 +84,5 @@ def make_generator(
             cache_dir=cache_dir,
         )
     if name == "local":
-        from .local import LocalGenerator
-
         return LocalGenerator(model, questions_per_chunk, seed=seed, cache_dir=cache_dir, device=device)
     raise ValueError(f"unknown generator {name!r}")

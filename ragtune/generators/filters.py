@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..records import Chunk, Pair, SkipCounter
+from ..retrieval import bm25_rankings
 from ..text import normalise
 from . import Generation
 
@@ -82,8 +83,6 @@ def drop_round_trip_failures(pairs: list[Pair], chunks: list[Chunk], k: int, dro
     model, so that the filter does not keep only what the base model already
     gets right.
     """
-    from ..retrieval import bm25_rankings
-
     if not pairs:
         return []
     ids = [c.id for c in chunks]

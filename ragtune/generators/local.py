@@ -10,6 +10,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from ..models import pick_device
 from ..records import Chunk
 from .llm import PROMPT_VERSION, SYSTEM_PROMPT, TEMPERATURE, Completion, LLMError, LLMGenerator
 
@@ -102,8 +103,6 @@ class LocalGenerator(LLMGenerator):
     def _prepare(self) -> None:
         if self._model is not None:
             return
-        from ..models import pick_device
-
         self.device = pick_device(self.device)
         try:
             from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer

@@ -11,13 +11,18 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import __version__
+from ..card import BUNDLED_HUB_ID, base_model_id, base_model_label
 from ..config import PairsConfig, TrainingArgs
 from ..errors import PairsError
 from ..fileio import sha256_digest, write_json
 from ..hub import resolve_pairs_model
+from ..models import load_model, pick_device
 from ..names import BASE, FINE_TUNED
 from ..records import LabelledPair, write_jsonl
 from ..rundir import check_out_dir, claim_out_dir
+from ..similarity import evaluate_pairs
+from ..training import checkpoints
+from ..training.checkpoints import checkpoint_step
 from ..training.losses import LOSSES, labelled_columns, make_loss
 from .data import MIN_HELD_OUT, gather, split_pairs
 
@@ -45,7 +50,7 @@ def train_pairs(
     folder there), training continues from it. SIGINT or SIGTERM saves one and raises
     TrainingInterrupted (ragtune.training.callbacks).
     """
-    from ..training.trainer import run_trainer
+    from ..training.trainer import run_trainer  # imports torch: `ragtune pairs --help` and a failed check stay fast
 
     result = run_trainer(
         model,
@@ -71,8 +76,6 @@ def checkpoint_to_resume(work_dir: Path, key: str, log: Log | None = None) -> Pa
     settings or inputs starts again, and its checkpoints are removed). A checkpoint cut
     off mid-write is removed, with a note to `log`.
     """
-    from ..training import checkpoints
-
     return checkpoints.checkpoint_to_resume(work_dir, key, "ragtune_pairs_key", log)
 
 
@@ -95,8 +98,6 @@ def metrics_table(metrics: dict[str, Any]) -> str:
 
 def render_pairs_card(cfg: PairsConfig, metrics: dict[str, Any], train: dict[str, Any], max_seq_length: int) -> str:
     """The model card for a pairs run: front matter for the Hub, the before/after table, training details."""
-    from ..card import base_model_id, base_model_label
-
     hub_base = base_model_id(cfg.base_model)
     front = (
         ["---"]
@@ -200,11 +201,6 @@ class PairsResult:
 
 def run_pairs(cfg: PairsConfig, log: Log | None = None, progress: Progress | None = None) -> PairsResult:
     """Read, split, evaluate the base model, train, evaluate again, and write the run directory."""
-    from ..card import BUNDLED_HUB_ID
-    from ..models import load_model, pick_device
-    from ..similarity import evaluate_pairs
-    from ..training.checkpoints import checkpoint_step
-
     say = log or (lambda msg: None)
     out = Path(cfg.out)
     # ragtune deletes or overwrites only what it wrote itself (ragtune.rundir).

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..chunk import chunk_pages
+from ..models import max_positions, seq_length_for
 from ..records import Chunk, Page, read_jsonl, write_jsonl
 from .base import Run, Stage
 
 
 def run_stage(run: Run) -> dict[str, Any]:
-    from ..chunk import chunk_pages
-    from ..models import max_positions, seq_length_for
-
     model = run.model("base")
     pages = read_jsonl(run.files.pages, Page)
     # Chunks may use all the model's positions, leaving room for the [CLS]

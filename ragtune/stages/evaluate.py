@@ -5,10 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from ..fileio import write_json
+from ..metrics import MRR_AT, choose_served, evaluate_model, is_improved, per_theme_hits, rank_metrics, similarity_shift
+from ..models import encoding_in, pick_device, resolve_base_model, resolve_precision
 from ..names import BASE, FINE_TUNED, FINE_TUNED_PASSAGES
+from ..progress import Parts
 from ..records import FORMAT_VERSION, Chunk, LabelledPair, Pair, read_jsonl
-from ..retrieval import base_vectors_about
+from ..retrieval import (
+    HYBRID_WEIGHTS,
+    BM25Index,
+    DenseIndex,
+    base_vectors_about,
+    embed,
+    fuse,
+    positions_to_ids,
+    retrieval_units,
+    save_base_vectors,
+    write_settings,
+)
 from ..runfiles import metrics_problem
+from ..similarity import evaluate_pairs
 from .base import Run, Stage
 
 # The hybrid's dense share under `--hybrid-weight auto` when the run has no validation questions
@@ -17,8 +32,6 @@ DEFAULT_HYBRID_WEIGHT = 0.6
 
 
 def run_stage(run: Run) -> dict[str, Any]:
-    from ..models import encoding_in, pick_device, resolve_precision
-
     device = pick_device(run.cfg.device)
     # Encoded in the precision training ran in: bf16 on a CPU that has it is about 1.8x as fast, and the
     # figures are those of fp32 to within a question (README, bf16 on a CPU). --precision fp32 encodes in fp32.
@@ -28,10 +41,6 @@ def run_stage(run: Run) -> dict[str, Any]:
 
 
 def _evaluate(run: Run, precision: str) -> dict[str, Any]:
-    from ..metrics import MRR_AT, choose_served, rank_metrics
-    from ..progress import Parts
-    from ..retrieval import BM25Index, DenseIndex, embed, fuse, positions_to_ids, retrieval_units
-
     cfg = run.cfg
     chunks = read_jsonl(run.files.chunks, Chunk)
     held = read_jsonl(run.files.split("eval"), Pair)
@@ -101,8 +110,6 @@ def _record_figures(
     relevant: list[str],
 ) -> None:
     """Adds to `metrics` how the hybrid was weighed, what was encoded how, and the shifts it measured."""
-    from ..metrics import is_improved, per_theme_hits, similarity_shift
-
     cfg = run.cfg
     metrics |= {
         "hybrid_weight": weight,
@@ -123,8 +130,6 @@ def _dims_figures(
     run: Run, texts: list[str], ids: list[str], queries: list[str], relevant: list[str]
 ) -> dict[str, Any]:
     """Both models' figures at each --matryoshka-dims size, largest first."""
-    from ..metrics import evaluate_model
-
     return {
         str(d): {
             which: evaluate_model(run.model(model), texts, ids, queries, relevant, run.cfg.ks, dim=d)
@@ -136,9 +141,6 @@ def _dims_figures(
 
 def _save_index(run: Run, dense: dict[str, Any], bm25: Any, texts: list[str]) -> None:
     """index/: the tuned model's vectors and BM25, and the base model's vectors for `search --compare`."""
-    from ..models import resolve_base_model
-    from ..retrieval import save_base_vectors
-
     cfg = run.cfg
     # A RAG app serves the tuned model's index: every unit row, and BM25 beside it for the hybrid.
     dense["tuned"].save(run.files.index)
@@ -155,9 +157,6 @@ def _save_index(run: Run, dense: dict[str, Any], bm25: Any, texts: list[str]) ->
 def _choose_served(run: Run, metrics: dict[str, Any], mode: str, weight: float, tuned: Any) -> None:
     """The retriever the index serves (chosen on the validation questions, else on the held-out ones),
     recorded in `metrics` and in index/'s settings."""
-    from ..metrics import is_improved
-    from ..retrieval import write_settings
-
     cfg = run.cfg
     dense_key = FINE_TUNED_PASSAGES if cfg.passage_words else FINE_TUNED
     chosen_on = "validation questions"
@@ -195,8 +194,6 @@ def _summary_line(run: Run, metrics: dict[str, Any], tuned: Any) -> str:
         summary += f" ({metrics[FINE_TUNED_PASSAGES]['hit@5']:.3f} with passages)"
     summary += f", BM25 {metrics['bm25']['hit@5']:.3f}, hybrid {metrics['hybrid']['hit@5']:.3f}"
     if run.files.labelled("eval").exists():
-        from ..similarity import evaluate_pairs
-
         held_pairs = read_jsonl(run.files.labelled("eval"), LabelledPair)
         pb, pa = evaluate_pairs(run.model("base"), held_pairs), evaluate_pairs(tuned, held_pairs)
         metrics["pairs"] = {BASE: pb, FINE_TUNED: pa, "n_pairs": len(held_pairs)}
@@ -211,9 +208,6 @@ def _hybrid_weight_scores(
 ) -> dict[float, dict[str, float]]:
     """hit@5 and MRR@10 of the validation questions over all chunks at each dense share of
     the hybrid score, from 0.0 (BM25 alone) to 1.0 (the model alone); {} without them."""
-    from ..metrics import MRR_AT, rank_metrics
-    from ..retrieval import HYBRID_WEIGHTS, embed, fuse, positions_to_ids
-
     val = read_jsonl(run.files.split("val"), Pair)
     if not val:
         return {}

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..extract import ExtractError, count_line, describe_skips, extract_folder
 from ..records import Page, write_jsonl
 from .base import Run, Stage
 
 
 def run_stage(run: Run) -> dict[str, Any]:
-    from ..extract import ExtractError, count_line, describe_skips, extract_folder
-
     result = extract_folder(
         run.cfg.docs, run.cfg.extractor, run.cfg.include, run.cfg.exclude, progress=run.progress_for("extract")
     )

@@ -7,14 +7,14 @@ from typing import Any
 
 from ..generators import make_generator
 from ..generators.filters import drop_near_duplicates, filter_pairs
+from ..models import word_vocabulary
 from ..names import question_kind
 from ..records import Chunk, Pair, SkipCounter, read_jsonl, write_jsonl
+from ..retrieval import embed
 from .base import Run, Stage
 
 
 def run_stage(run: Run) -> dict[str, Any]:
-    from ..models import word_vocabulary
-
     cfg = run.cfg
     chunks = read_jsonl(run.files.chunks, Chunk)
     # LLM generators keep every answer in llm_cache/, so a rerun asks only for what is missing.
@@ -65,8 +65,6 @@ def _drop_near_duplicates(run: Run, pairs: list[Pair], dropped: SkipCounter) -> 
     """The near-duplicate filter (counted in `dropped`). The round-trip filter is not here: it
     runs in the split stage, on the training side only, so that no held-out or validation
     question has first passed BM25 (which the run then compares against)."""
-    from ..retrieval import embed
-
     if run.cfg.near_duplicate < 1.0 and pairs:
         vectors = embed(run.model("base"), [p.query for p in pairs])
         pairs = drop_near_duplicates(pairs, vectors, run.cfg.near_duplicate, dropped)

@@ -5,9 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..fileio import read_json, write_json
+from ..card import card_widget, framework_versions, guess_language, model_details, render_card, render_report
+from ..fileio import atomic_write_text, read_json, write_json
 from ..names import upgrade_metrics
+from ..plots import write_report_html
 from ..records import Chunk, Pair, read_jsonl, write_jsonl
+from ..report import report_extras
+from ..rundir import Manifest
 from .base import Run, Stage
 
 # The stages whose records the summary shows.
@@ -18,8 +22,6 @@ def summary(
     run: Run, extract: dict, chunk: dict, theme: dict, generate: dict, split: dict, train: dict
 ) -> dict[str, Any]:
     """What the card and the report are made of, from the stages' manifest records."""
-    from ..card import card_widget, framework_versions, guess_language, model_details
-
     themes = ", ".join(f"{t} ({n})" for t, n in sorted(theme["per_theme"].items(), key=lambda x: -x[1]) if n)
     chunks = read_jsonl(run.files.chunks, Chunk)
     return {
@@ -58,10 +60,6 @@ def summary(
 
 
 def run_stage(run: Run, summary: dict[str, Any], metrics: dict[str, Any], seconds: float = 0.0) -> dict[str, Any]:
-    from ..card import render_card, render_report
-    from ..fileio import atomic_write_text
-    from ..report import report_extras
-
     atomic_write_text(run.files.model_card, render_card(summary, metrics, run.cfg.push_repo or None))
     # What the card is made of, so that `ragtune push` can render it again with the real repo id.
     write_json(run.files.card_json, {"summary": summary, "metrics": metrics})
@@ -72,8 +70,6 @@ def run_stage(run: Run, summary: dict[str, Any], metrics: dict[str, Any], second
         run.run_dir, summary, chunks, read_jsonl(run.files.split("eval"), Pair), seconds, run.cfg.device
     )
     atomic_write_text(run.files.report_md, render_report(summary, metrics, extras))
-    from ..plots import write_report_html
-
     write_report_html(run.run_dir, summary, metrics, extras)
     return {"summary": f"model, card, index and report in {run.run_dir}"}
 
@@ -81,8 +77,6 @@ def run_stage(run: Run, summary: dict[str, Any], metrics: dict[str, Any], second
 def stage_seconds(run: Run) -> float:
     """The time the stages before this one took, as the manifest recorded it (reused stages count their first run;
     a stage's record in `records` has no time when it ran in this call)."""
-    from ..rundir import Manifest
-
     stages = Manifest(run.run_dir).data["stages"]
     return sum(float(r.get("seconds") or 0) for name, r in stages.items() if name != "save")
 

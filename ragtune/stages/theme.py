@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..records import Chunk, read_jsonl, write_jsonl
+from ..themes import tag_chunks
 from .base import Run, Stage
 
 
 def run_stage(run: Run) -> dict[str, Any]:
-    from ..themes import tag_chunks
-
     result = tag_chunks(read_jsonl(run.files.chunks_raw, Chunk), run.lexicon())
     write_jsonl(run.files.chunks, result.chunks, Chunk)
     return {

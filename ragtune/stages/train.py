@@ -10,8 +10,13 @@ from typing import Any
 
 from ..errors import NotEnoughDataError
 from ..fileio import check_free_space, megabytes
+from ..models import pick_device
+from ..pairs.data import MIN_HELD_OUT, dedupe, load_pairs_file, split_pairs
 from ..records import Chunk, LabelledPair, Pair, SkipCounter, read_jsonl, write_jsonl
 from ..runfiles import RunFiles
+from ..training import distributed
+from ..training.checkpoints import checkpoint_step, checkpoint_to_resume, scan_checkpoints
+from ..training.negatives import fill_negatives, mine_hard_negatives
 from .base import Run, Stage
 
 # Chunks a validation check ranks among: enough distractors to tell models apart, few enough to be quick on a CPU.
@@ -19,8 +24,6 @@ VALIDATION_CORPUS = 150
 
 
 def run_stage(run: Run) -> dict[str, Any]:
-    from ..training.checkpoints import checkpoint_step
-
     chunks = {c.id: c for c in read_jsonl(run.files.chunks, Chunk)}
     pairs = read_jsonl(run.files.split("train"), Pair)
     lexical_path = run.files.split("lexical")
@@ -59,15 +62,13 @@ def _negatives(run: Run, model: Any, pairs: list[Pair], chunks: dict[str, Chunk]
     """With --hard-negatives, a mined negative (from the `allowed` chunks) for each pair; else None."""
     if not run.cfg.hard_negatives:
         return None
-    from ..training.negatives import fill_negatives, mine_hard_negatives
-
     mined = mine_hard_negatives(model, pairs, chunks, allowed, same_theme=run.cfg.same_theme_negatives)
     return fill_negatives(mined, pairs, allowed, run.cfg.seed)
 
 
 def _validation(run: Run, chunks: dict[str, Chunk], held: set[str], val_pairs: list[Pair]) -> Any:
     """The validation questions and the chunks they rank among."""
-    from ..training.validation import Validation
+    from ..training.validation import Validation  # imports torch: only a train stage that runs pays for it
 
     # Validation ranks among chunks that are not held out (those stay unseen
     # until the end): its own and, to keep each check quick, at most
@@ -88,14 +89,10 @@ def _validation(run: Run, chunks: dict[str, Chunk], held: set[str], val_pairs: l
 
 def _train_and_save(run: Run, tuned: Any, job: dict[str, Any]) -> Any:
     """Fine-tune `tuned` and put it in model/ (through model.tmp/, so a crash never leaves half a model)."""
-    from ..models import pick_device
-    from ..training.checkpoints import scan_checkpoints
-    from ..training.trainer import fine_tune
+    from ..training.trainer import fine_tune  # imports torch: only a train stage that runs pays for it
 
     tmp = run.files.model_tmp
     try:
-        from ..training import distributed
-
         # Under torchrun the other ranks train beside this one on the same rows (ragtune.training.distributed).
         distributed.share(job | {"max_seq_length": tuned.max_seq_length})
         result = fine_tune(
@@ -156,8 +153,6 @@ def _record(result: Any, resumed: int | None, n_val: int) -> dict[str, Any]:
 def _checkpoints_to_resume(run: Run) -> Path | None:
     """The newest complete checkpoint left by an interrupted run of this same training stage (same key),
     or None and a clean checkpoint folder (see `checkpoints.checkpoint_to_resume`)."""
-    from ..training.checkpoints import checkpoint_to_resume
-
     return checkpoint_to_resume(run.files.checkpoints, run.key, "ragtune_stage_key", run.note)
 
 
@@ -186,8 +181,6 @@ def _labelled_split(run: Run) -> list[LabelledPair] | None:
         for side in ("train", "eval"):
             run.files.labelled(side).unlink(missing_ok=True)
         return None
-    from ..pairs.data import MIN_HELD_OUT, dedupe, load_pairs_file, split_pairs
-
     skipped = SkipCounter()
     pairs = dedupe([p for f in run.cfg.pairs_files for p in load_pairs_file(f)], skipped)
     train, held = split_pairs(pairs, run.cfg.eval_fraction, run.cfg.seed)

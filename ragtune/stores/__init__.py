@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import StoreError
+from ..models import load_model, pick_device, weights_digest
+from ..records import Chunk, read_jsonl
+from ..retrieval import embed
+from ..search import _require
 from .base import STORES, Store, chunk_record, require
+from .chroma import ChromaStore
+from .lancedb import LanceStore
+from .qdrant import QdrantStore
 from .reindex import ReindexResult, reindex
 
 __all__ = ["STORES", "ExportResult", "ReindexResult", "export_run", "open_store", "reindex"]
@@ -26,15 +34,9 @@ def open_store(kind: str, target: str | Path) -> Store:
         raise ValueError(f"kind must be one of {', '.join(STORES)}, not {kind!r}")
     require(kind)  # the install hint before anything else
     if kind == "qdrant":
-        from .qdrant import QdrantStore
-
         return QdrantStore(str(target))
     if kind == "chroma":
-        from .chroma import ChromaStore
-
         return ChromaStore(str(target))
-    from .lancedb import LanceStore
-
     return LanceStore(str(target))
 
 
@@ -51,11 +53,6 @@ def export_run(
     run_dir: str | Path, kind: str, target: str | Path, collection: str = "ragtune", device: str = ""
 ) -> ExportResult:
     """Write a finished run's chunks, embedded by its tuned model, into a new collection of the store."""
-    from ..models import load_model, pick_device, weights_digest
-    from ..records import Chunk, read_jsonl
-    from ..retrieval import embed
-    from ..search import _require
-
     run_dir = Path(run_dir)
     store = open_store(kind, target)
     try:
@@ -72,8 +69,6 @@ def export_run(
 
 
 def raise_exists(kind: str, target: Any, collection: str) -> None:
-    from ..errors import StoreError
-
     raise StoreError(
         f"collection {collection} already exists in {target}; pick another --collection, or use "
         f"`ragtune reindex RUN --{kind} {target} --collection {collection}` to re-embed it"

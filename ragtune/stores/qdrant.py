@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..errors import StoreError
-from .base import Record, Store, Stored, point_id, require, sparse_documents, text_of
+from .base import Record, Store, Stored, point_id, require, sparse_documents, sparse_query, text_of
 
 SPARSE = "langchain-sparse"  # langchain-qdrant's default sparse vector name
 ABOUT = "ragtune"  # key of ragtune's note in a collection's metadata
@@ -197,8 +197,6 @@ def hybrid_search(
     "dbsf": Qdrant's distribution-based score fusion, unweighted, closer to ragtune's own score fusion at rank 1.
     """
     from qdrant_client import models
-
-    from .base import sparse_query
 
     indices, values = sparse_query(query_text)
     return client.query_points(

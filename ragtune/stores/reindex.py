@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import StoreError
+from ..retrieval import embed
 from .base import Store
 
 # A collection counts as embedded by the run's base model when the stored vectors of a sample of
@@ -43,8 +44,6 @@ def new_name(old: str, digest: str) -> str:
 
 def check_model(store: Store, old: str, base: Any, text_key: str | None) -> None:
     """Refuse a collection the run's base model did not embed: its vectors would not be what the app expects."""
-    from ..retrieval import embed
-
     sample = store.sample_vectors(old, text_key, SAMPLE)
     if not sample:
         return
@@ -82,8 +81,6 @@ def reindex(
     `digest` names the model's weights (models.weights_digest); `base_model`, when given, must be the model
     that embedded the collection (checked on a sample of records) before anything is written.
     """
-    from ..retrieval import embed
-
     old = store.resolve(name)
     if not store.exists(old):
         raise StoreError(f"{store.kind} has no collection {name}; pass the --collection your app uses")

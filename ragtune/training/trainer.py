@@ -268,29 +268,69 @@ def run_trainer(
     SIGTERM saves a checkpoint after the current step and raises
     TrainingInterrupted.
     """
-    from sentence_transformers import SentenceTransformerTrainer
-    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
-    from transformers.trainer_callback import PrinterCallback
-
     precision = resolve_precision(args.precision, device)
     if resume is not None:
         finished = _finished_checkpoint(model, resume, validation, device, progress, precision)
         if finished is not None:
             return finished
+    stopper = StopOnSignal(Path(work_dir))
+    callbacks = _callbacks(progress, stopper, patience if validation else 0)
+    trainer = _trainer(
+        model,
+        columns,
+        loss,
+        args,
+        work_dir,
+        device,
+        precision,
+        callbacks,
+        validation,
+        evals,
+        no_duplicates,
+        batch_sampler,
+    )
+    return _train(trainer, stopper, work_dir, resume, device, precision)
+
+
+def _trainer(
+    model: Any,
+    columns: dict[str, Any],
+    loss: Any,
+    args: TrainingArgs,
+    work_dir: Path,
+    device: str,
+    precision: str,
+    callbacks: list[Any],
+    validation: Validation | None,
+    evals: int,
+    no_duplicates: bool,
+    batch_sampler: Any,
+) -> Any:
+    """sentence-transformers' Trainer, set up for `run_trainer`: the rows, the arguments, the callbacks."""
+    from sentence_transformers import SentenceTransformerTrainer
+    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+    from transformers.trainer_callback import PrinterCallback
+
     dataset, rows = _dataset(columns, multi=isinstance(loss, dict))
     sampler = batch_sampler or (BatchSamplers.NO_DUPLICATES if no_duplicates else BatchSamplers.BATCH_SAMPLER)
     trainer_args = _training_arguments(args, work_dir, device, precision, rows, sampler, validation is not None, evals)
-    stopper = StopOnSignal(Path(work_dir))
     trainer = SentenceTransformerTrainer(
         model=model,
         args=trainer_args,
         train_dataset=dataset,
         loss=loss,
-        callbacks=_callbacks(progress, stopper, patience if validation else 0),
+        callbacks=callbacks,
         evaluator=ValidationEvaluator(validation, precision, device) if validation else None,
     )
     # With disable_tqdm the Trainer prints raw log dicts; progress goes through our callback instead.
     trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def _train(
+    trainer: Any, stopper: StopOnSignal, work_dir: Path, resume: Path | None, device: str, precision: str
+) -> TrainResult:
+    """Train (from `resume` when given) until done or a signal; a signal raises TrainingInterrupted."""
     start = time.perf_counter()
     with stopper:
         out = trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
@@ -347,11 +387,7 @@ def fine_tune(
     with the starting weights in the share that scores best; the base itself
     wins when training did not help.
     """
-    columns: dict[str, Any] = training_rows(pairs, chunks, cfg.queries_per_row, negatives)
-    loss: Any = _ranking_loss(model, cfg, with_negatives=negatives is not None)
-    if labelled:
-        columns = {"retrieval": columns, "labelled": labelled_columns(labelled)}
-        loss = {"retrieval": loss, "labelled": make_loss(cfg.pairs_loss, model)}
+    columns, loss = _training_data(model, pairs, chunks, cfg, negatives, labelled)
     # Every validation score, before, during and after training, is taken in the precision training runs in.
     precision = resolve_precision(cfg.precision, device)
     base_state = base_score = None
@@ -359,9 +395,49 @@ def fine_tune(
         base_state = weights(model)
         with encoding_in(precision, device):
             base_score = validation.scores(model)["score"]
+    result = _train_without_dropout(model, columns, loss, cfg, work_dir, device, progress, validation, resume)
+    if validation and base_state is not None and base_score is not None:
+        result.base_score = base_score
+        if cfg.wise:
+            # The model now holds the best checkpoint, whose score validation already knows.
+            with encoding_in(precision, device):
+                result.mix, result.mix_scores = choose_mix(model, base_state, validation, base_score, result.best_score)
+    return result
+
+
+def _training_data(
+    model: Any,
+    pairs: list[Pair],
+    chunks: dict[str, Chunk],
+    cfg: Config,
+    negatives: dict[str, str] | None,
+    labelled: list[Any] | None,
+) -> tuple[Any, Any]:
+    """The columns to train on and their loss: the question rows, and with `labelled` a second dataset."""
+    columns: dict[str, Any] = training_rows(pairs, chunks, cfg.queries_per_row, negatives)
+    loss: Any = _ranking_loss(model, cfg, with_negatives=negatives is not None)
+    if labelled:
+        columns = {"retrieval": columns, "labelled": labelled_columns(labelled)}
+        loss = {"retrieval": loss, "labelled": make_loss(cfg.pairs_loss, model)}
+    return columns, loss
+
+
+def _train_without_dropout(
+    model: Any,
+    columns: Any,
+    loss: Any,
+    cfg: Config,
+    work_dir: Path,
+    device: str,
+    progress: Progress | None,
+    validation: Validation | None,
+    resume: Path | None,
+) -> TrainResult:
+    """`run_trainer` with the run mode's settings, attention dropout off while it runs (see
+    without_attention_dropout)."""
     restore = without_attention_dropout(model)
     try:
-        result = run_trainer(
+        return run_trainer(
             model,
             columns,
             loss,
@@ -377,10 +453,3 @@ def fine_tune(
         )
     finally:
         restore()
-    if validation and base_state is not None and base_score is not None:
-        result.base_score = base_score
-        if cfg.wise:
-            # The model now holds the best checkpoint, whose score validation already knows.
-            with encoding_in(precision, device):
-                result.mix, result.mix_scores = choose_mix(model, base_state, validation, base_score, result.best_score)
-    return result
