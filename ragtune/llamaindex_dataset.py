@@ -15,6 +15,7 @@ from .errors import DatasetError
 from .fileio import read_json, write_json
 from .records import Chunk, Pair, RunDirError, read_jsonl
 from .rundir import check_out_file
+from .runfiles import RunFiles
 from .search import _require, base_model_of
 
 DATASET_KS = (1, 3, 5, 10)
@@ -41,15 +42,15 @@ def export_llamaindex(run_dir: Path, path: Path, split: str = "eval") -> Export:
     run_dir = Path(run_dir)
     # Overwrite only an earlier export (or another dataset of its kind), never a file of the user's.
     check_out_file(Path(path), "--llamaindex", LLAMAINDEX_KEYS)
-    _require(run_dir, ["chunks.jsonl", f"pairs_{split}.jsonl"])
-    chunks = read_jsonl(run_dir / "chunks.jsonl", Chunk)
-    pairs = read_jsonl(run_dir / f"pairs_{split}.jsonl", Pair)
+    files = RunFiles(run_dir)
+    _require(run_dir, [p.relative_to(run_dir).as_posix() for p in (files.chunks, files.split(split))])
+    chunks = read_jsonl(files.chunks, Chunk)
+    pairs = read_jsonl(files.split(split), Pair)
     used = {p.chunk_id for p in pairs}
     corpus = {c.id: c.text for c in chunks if split == "eval" or c.id in used}
     if not used <= corpus.keys():
         raise RunDirError(
-            f"{run_dir / f'pairs_{split}.jsonl'} points at chunks missing from chunks.jsonl; "
-            "rerun `ragtune run` into this folder"
+            f"{files.split(split)} points at chunks missing from chunks.jsonl; rerun `ragtune run` into this folder"
         )
     queries = {f"{split}-{n}": p.query for n, p in enumerate(pairs)}
     relevant = {f"{split}-{n}": [p.chunk_id] for n, p in enumerate(pairs)}

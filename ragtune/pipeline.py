@@ -27,7 +27,15 @@ from .errors import (
     NotEnoughDataError,  # noqa: F401  (importable from here, as before the stages moved)
 )
 from .fileio import free_bytes, is_disk_full, megabytes, read_json, sha256_digest, write_json
-from .rundir import MANIFEST_VERSION, Manifest, RunLock, check_out_dir, claim_out_dir, hash_parts  # noqa: F401
+from .rundir import (  # noqa: F401
+    MANIFEST_VERSION,
+    Manifest,
+    RunLock,
+    check_out_dir,
+    claim_out_dir,
+    hash_parts,
+    move_to_work,
+)
 from .runfiles import METRIC_TABLES, RunFiles, metrics_problem  # noqa: F401  (importable from here, as before)
 from .stages import PIPELINE, Records, Stage
 
@@ -311,6 +319,11 @@ class Pipeline:
         try:
             if taken_over:
                 self.note(taken_over)
+            moved = move_to_work(self.run_dir)
+            if moved:
+                self.note(
+                    f"moved {moved} files of an older ragtune's run folder under {self.files.work} (kept, not redone)"
+                )
             # Read again under the lock: a run that held it before may have recorded stages since.
             self.manifest = Manifest(self.run_dir)
             # share: the other torchrun ranks (if any) return the same result.
@@ -362,7 +375,7 @@ class Pipeline:
 
     def _run_stages(self, fingerprint: list[tuple[str, int, str]]) -> RunResult:
         """Key and run (or reuse) each stage in order, each keyed with the key of the one before."""
-        write_json(self.files.config, self.cfg.to_dict())
+        write_json(self.files.config, self.resolved_config())
         lexicon = self.lexicon()
         records: Records = {}
         # What the stages keyed by earlier stages' records were made of (save: the run summary).
@@ -379,6 +392,17 @@ class Pipeline:
             if stage.input_skips and warn is not None and records[stage.name]["skipped"]["counts"]:
                 warn(records[stage.name]["skipped"])
         return RunResult(self.run_dir, read_json(self.files.metrics), made.get("save", {}), self.timings, self._cached)
+
+    def resolved_config(self) -> dict[str, Any]:
+        """config.json: the settings, with the base model and device the run really used (not "" for
+        "choose for me") and the ragtune version; `ragtune run DOCS --config RUN/config.json` reads it back."""
+        from .models import pick_device, resolve_base_model
+
+        return self.cfg.to_dict() | {
+            "base_model": resolve_base_model(self.cfg.base_model),
+            "device": pick_device(self.cfg.device),
+            "ragtune_version": __version__,
+        }
 
     def lexicon(self) -> dict[str, list[str]]:
         """The themes the run tags chunks with: --themes FILE, or the built-in lexicon."""

@@ -129,7 +129,7 @@ def test_every_warning_is_a_known_row(bad_run: Ran) -> None:
 
 
 def test_encrypted_with_empty_password_odd_encodings_and_control_characters_are_read(bad_run: Ran) -> None:
-    pages = read_jsonl(bad_run.run_dir / "pages.jsonl", Page)
+    pages = read_jsonl(bad_run.run_dir / "work" / "pages.jsonl", Page)
     text = {p.source: p.text for p in pages}
     assert {"open.pdf", "utf16.txt", "windows.md", "ctl.txt", "part0.txt"} <= set(text)
     assert text["open.pdf"] == "Secret words here."

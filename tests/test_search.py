@@ -76,7 +76,7 @@ def test_search_returns_k_hits_best_first(run_dir: Path, chunks: list[Chunk]) ->
     scores = [h.score for h in hits]
     assert scores == sorted(scores, reverse=True) and all(-1.0 <= s <= 1.0 + 1e-6 for s in scores)
     by_id = {c.id: c for c in chunks}
-    page_text = {(p.source, p.page): p.text for p in read_jsonl(run_dir / "pages.jsonl", Page)}
+    page_text = {(p.source, p.page): p.text for p in read_jsonl(run_dir / "work" / "pages.jsonl", Page)}
     for h in hits:
         c = by_id[h.chunk_id]
         assert (h.source, h.pages, h.text) == (c.source, c.pages, c.text)
@@ -321,7 +321,7 @@ def test_export_import_round_trip(
 ) -> None:
     path = tmp_path / "eval.json"
     assert main(["export", str(run_dir), "--llamaindex", str(path)]) == 0
-    held = read_jsonl(run_dir / "pairs_eval.jsonl", Pair)
+    held = read_jsonl(run_dir / "work" / "pairs_eval.jsonl", Pair)
     assert capsys.readouterr().out.startswith(f"Wrote {len(held)} eval questions and {len(chunks)} corpus chunks")
     raw = json.loads(path.read_text(encoding="utf-8"))
     assert sorted(raw) == ["corpus", "mode", "queries", "relevant_docs"] and raw["mode"] == "text"
@@ -336,8 +336,8 @@ def test_export_import_round_trip(
 def test_train_export_holds_no_held_out_text(run_dir: Path, tmp_path: Path) -> None:
     export = export_llamaindex(run_dir, tmp_path / "train.json", split="train")
     queries, corpus, relevant = load_llamaindex_dataset(export.path)
-    train = read_jsonl(run_dir / "pairs_train.jsonl", Pair)
-    held_chunks = {p.chunk_id for p in read_jsonl(run_dir / "pairs_eval.jsonl", Pair)}
+    train = read_jsonl(run_dir / "work" / "pairs_train.jsonl", Pair)
+    held_chunks = {p.chunk_id for p in read_jsonl(run_dir / "work" / "pairs_eval.jsonl", Pair)}
     assert list(queries.values()) == [p.query for p in train]
     assert set(corpus) == {p.chunk_id for p in train} and not set(corpus) & held_chunks
     assert (export.n_queries, export.n_corpus) == (len(train), len(corpus))
