@@ -172,5 +172,7 @@ def add_dataset_metrics(run_dir: Path, dataset_path: Path, device: str = "") -> 
     for key, source in (("before", base_model_of(run_dir)), ("after", str(run_dir / "model"))):
         entry[key] = evaluate_dataset(load_model(source, chosen), queries, corpus, relevant)
     metrics["eval_dataset"] = entry
-    write_json(run_dir / "metrics.json", metrics)
+    from .metrics import rounded
+
+    write_json(run_dir / "metrics.json", rounded(metrics))
     return entry

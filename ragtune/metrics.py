@@ -155,13 +155,48 @@ def similarity_shift(before: Any, after: Any) -> dict[str, Any]:
     }
 
 
+# The figures metrics.json holds are rounded to this many digits: more would only be noise of a few hundred questions.
+DIGITS = 4
+
+
+def rounded(value: Any, digits: int = DIGITS) -> Any:
+    """`value` with every float in it (in dicts and lists, at any depth) rounded to `digits`.
+
+    >>> rounded({"hit@5": 0.5609756097560976, "n": 41, "ks": [0.123456]})
+    {'hit@5': 0.561, 'n': 41, 'ks': [0.1235]}
+    """
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(v, digits) for v in value]
+    return value
+
+
+# What metrics.json's per_theme measures, and names in each theme's entry.
+PER_THEME_METRIC = "hit@5"
+
+
+def theme_figures(row: dict[str, Any]) -> tuple[int, float, float]:
+    """(questions, before, after) of one theme of metrics.json's per_theme, written either way: {"n", "hit@5":
+    {"before", "after"}} or, in a metrics.json from before the key named its metric, {"n", "before", "after"}.
+
+    >>> theme_figures({"n": 2, "hit@5": {"before": 0.5, "after": 1.0}}), theme_figures({"n": 2, "before": 0.5, "after": 1.0})
+    ((2, 0.5, 1.0), (2, 0.5, 1.0))
+    """
+    figures = row.get(PER_THEME_METRIC, row)
+    return row["n"], figures["before"], figures["after"]
+
+
 def per_theme_hits(
     ranked: dict[str, list[list[str]]], relevant: list[str], themes: dict[str, list[str]], k: int = 5
 ) -> dict[str, dict[str, Any]]:
-    """hit@k before and after for the held-out questions of each theme's chunks (a chunk may have several).
+    """hit@k before and after for the held-out questions of each theme's chunks (a chunk may have several),
+    under the metric's name.
 
     >>> per_theme_hits({"before": [["a"], ["x"]], "after": [["a"], ["b"]]}, ["a", "b"], {"a": ["t"], "b": ["t"]}, k=1)
-    {'t': {'n': 2, 'before': 0.5, 'after': 1.0}}
+    {'t': {'n': 2, 'hit@1': {'before': 0.5, 'after': 1.0}}}
     """
     out: dict[str, dict[str, Any]] = {}
     for i, rel in enumerate(relevant):
@@ -171,7 +206,7 @@ def per_theme_hits(
             for key in ("before", "after"):
                 row[key] += rel in ranked[key][i][:k]
     return {
-        t: {"n": r["n"], "before": round(r["before"] / r["n"], 4), "after": round(r["after"] / r["n"], 4)}
+        t: {"n": r["n"], f"hit@{k}": {w: round(r[w] / r["n"], DIGITS) for w in ("before", "after")}}
         for t, r in sorted(out.items(), key=lambda kv: -kv[1]["n"])
     }
 

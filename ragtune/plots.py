@@ -102,14 +102,16 @@ def validation_plot(validation: dict[str, Any]) -> bytes | None:
 
 def themes_plot(per_theme: dict[str, dict[str, Any]]) -> bytes | None:
     """Horizontal bars of hit@5 before and after, for the themes with the most held-out questions."""
-    shown = list(per_theme.items())[:THEMES_SHOWN]
+    from .metrics import theme_figures  # either form of per_theme: an older run's names no metric
+
+    shown = [(t, theme_figures(r)) for t, r in list(per_theme.items())[:THEMES_SHOWN]]
     if not shown:
         return None
     fig, ax = _figure(6.5, 0.9 + 0.32 * len(shown))
     ys = range(len(shown))
-    ax.barh([y + 0.2 for y in ys], [r["before"] for _, r in shown], 0.4, color=COLOURS[0], label="base")
-    ax.barh([y - 0.2 for y in ys], [r["after"] for _, r in shown], 0.4, color=COLOURS[2], label="fine-tuned")
-    ax.set_yticks(list(ys), [f"{t} ({r['n']})" for t, r in shown], fontsize=7.5)
+    ax.barh([y + 0.2 for y in ys], [f[1] for _, f in shown], 0.4, color=COLOURS[0], label="base")
+    ax.barh([y - 0.2 for y in ys], [f[2] for _, f in shown], 0.4, color=COLOURS[2], label="fine-tuned")
+    ax.set_yticks(list(ys), [f"{t} ({f[0]})" for t, f in shown], fontsize=7.5)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.set_xlabel("hit@5 (with passages where built)")

@@ -160,3 +160,44 @@ def test_run_with_its_own_config_json_reuses_every_stage(tiny_run, tmp_path, cap
     err = capsys.readouterr().err
     assert "left out docs, ragtune_version" in err and "error" not in err, err
     assert json.loads((copy / WORK / "manifest.json").read_text())["stages"] == before
+
+
+# --- metrics.json: 4 digits, and per_theme names its metric ------------------------------------
+
+
+def _floats(value):
+    if isinstance(value, float):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _floats(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _floats(v)
+
+
+def test_metrics_json_holds_figures_of_four_digits_and_per_theme_names_its_metric(tiny_run):
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    floats = list(_floats(metrics))
+    assert len(floats) > 30 and all(round(v, 4) == v for v in floats), [v for v in floats if round(v, 4) != v][:5]
+    assert metrics["per_theme"]
+    for theme, row in metrics["per_theme"].items():
+        assert set(row) == {"n", "hit@5"} and set(row["hit@5"]) == {"before", "after"}, (theme, row)
+
+
+def test_an_older_metrics_json_per_theme_is_still_read():
+    from ragtune.metrics import theme_figures
+    from ragtune.plots import themes_plot
+
+    new = {
+        "privacy": {"n": 4, "hit@5": {"before": 0.5, "after": 0.75}},
+        "safety": {"n": 2, "hit@5": {"before": 1.0, "after": 0.5}},
+    }
+    old = {t: {"n": r["n"], **r["hit@5"]} for t, r in new.items()}
+    assert (
+        [theme_figures(r) for r in old.values()]
+        == [theme_figures(r) for r in new.values()]
+        == [(4, 0.5, 0.75), (2, 1.0, 0.5)]
+    )
+    png = themes_plot(old)
+    assert png is not None and png.startswith(b"\x89PNG") and png == themes_plot(new)

@@ -27,7 +27,7 @@ def run_stage(run: Run) -> dict[str, Any]:
 
 
 def _evaluate(run: Run, precision: str) -> dict[str, Any]:
-    from ..metrics import MRR_AT, choose_served, rank_metrics
+    from ..metrics import MRR_AT, choose_served, rank_metrics, rounded
     from ..progress import Parts
     from ..retrieval import BM25Index, DenseIndex, embed, fuse, positions_to_ids, retrieval_units
 
@@ -84,7 +84,7 @@ def _evaluate(run: Run, precision: str) -> dict[str, Any]:
     if cfg.matryoshka_dims:
         metrics["dims"] = _dims_figures(run, texts, ids, queries, relevant)
     summary = _summary_line(run, metrics, tuned)
-    write_json(run.files.metrics, metrics)
+    write_json(run.files.metrics, rounded(metrics))
     return {"summary": summary}
 
 
