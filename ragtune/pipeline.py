@@ -405,7 +405,7 @@ class Pipeline:
         }
 
     def lexicon(self) -> dict[str, list[str]]:
-        """The themes the run tags chunks with: --themes FILE, or the built-in lexicon."""
-        from .themes import DEFAULT_LEXICON, load_lexicon
+        """The themes of --themes FILE; {} without one, when the theme stage derives them from the corpus."""
+        from .themes import load_lexicon
 
-        return load_lexicon(self.cfg.themes_file) if self.cfg.themes_file else DEFAULT_LEXICON
+        return load_lexicon(self.cfg.themes_file) if self.cfg.themes_file else {}
