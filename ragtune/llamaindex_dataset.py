@@ -171,8 +171,8 @@ def add_dataset_metrics(run_dir: Path, dataset_path: Path, device: str = "") -> 
     entry: dict[str, Any] = {"file": dataset_path.name, "n_queries": len(queries), "n_corpus": len(corpus)}
     for key, source in (("before", base_model_of(run_dir)), ("after", str(run_dir / "model"))):
         entry[key] = evaluate_dataset(load_model(source, chosen), queries, corpus, relevant)
-    metrics["eval_dataset"] = entry
     from .metrics import rounded
 
-    write_json(run_dir / "metrics.json", rounded(metrics))
+    metrics["eval_dataset"] = entry = rounded(entry)  # as metrics.json holds it: 4 digits
+    write_json(run_dir / "metrics.json", metrics)
     return entry

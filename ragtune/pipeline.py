@@ -376,7 +376,9 @@ class Pipeline:
     def _run_stages(self, fingerprint: list[tuple[str, int, str]]) -> RunResult:
         """Key and run (or reuse) each stage in order, each keyed with the key of the one before."""
         write_json(self.files.config, self.resolved_config())
-        lexicon = self.lexicon()
+        # Once per run: the theme stage reads the same lexicon its key was made with.
+        self._lexicon = None
+        lexicon = self._lexicon = self.lexicon()
         records: Records = {}
         # What the stages keyed by earlier stages' records were made of (save: the run summary).
         made: dict[str, Any] = {}
@@ -405,7 +407,16 @@ class Pipeline:
         }
 
     def lexicon(self) -> dict[str, list[str]]:
-        """The themes of --themes FILE; {} without one, when the theme stage derives them from the corpus."""
-        from .themes import load_lexicon
+        """The themes of --themes FILE; {} without one, when the theme stage derives them from the corpus.
 
-        return load_lexicon(self.cfg.themes_file) if self.cfg.themes_file else {}
+        A run whose themes were tagged before themes were derived (its theme record says nothing of where they
+        came from) keeps the AI-governance lexicon it was made with, so that it resumes without redoing a stage.
+        """
+        from .themes import DEFAULT_LEXICON, EXAMPLE_THEMES, load_lexicon
+
+        if getattr(self, "_lexicon", None) is not None:
+            return self._lexicon
+        if self.cfg.themes_file:
+            return load_lexicon(self.cfg.themes_file)
+        theme = self.manifest.info("theme")
+        return DEFAULT_LEXICON if theme and theme.get("themes_from", EXAMPLE_THEMES) == EXAMPLE_THEMES else {}

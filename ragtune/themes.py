@@ -159,6 +159,8 @@ def tag_chunks(chunks: list[Chunk], lexicon: dict[str, list[str]]) -> Theming:
     return Theming(chunks=out, per_theme=per_theme, unthemed=unthemed)
 
 
+# Where the themes of a run came from that was tagged with DEFAULT_LEXICON before themes were derived.
+EXAMPLE_THEMES = "the AI-governance example lexicon (kept from an older run)"
 # Derived themes: this many at most, each a word or word pair in at least MIN_SHARE of the chunks (a theme of two
 # chunks says nothing) and at most MAX_SHARE (a word in most chunks is the corpus's subject, not a theme of it).
 DERIVED_THEMES = 8

@@ -251,7 +251,7 @@ def test_only_training_questions_pass_the_bm25_round_trip(finished: Finished) ->
     train = read_jsonl(run / "work" / "pairs_train.jsonl", Pair)
     assert train and all(passes[repr(p)] for p in train)
     for side in ("pairs_val.jsonl", "pairs_eval.jsonl"):
-        kept = read_jsonl(run / side, Pair)
+        kept = read_jsonl(run / "work" / side, Pair)
         ids = {p.chunk_id for p in kept}
         # Every generated question of these chunks is kept, those BM25 misses too.
         assert sorted(map(repr, kept)) == sorted(repr(p) for p in everything if p.chunk_id in ids)
@@ -600,7 +600,11 @@ def test_hard_negative_run_gives_every_training_chunk_a_negative_it_may_see(
     assert set(negatives) == {p.chunk_id for p in read_jsonl(cfg.out / "work" / "pairs_train.jsonl", Pair)}
     assert all(neg != cid for cid, neg in negatives.items())
     # ... and negatives are training chunks: never a held-out or a validation chunk.
-    unseen = {p.chunk_id for name in ("pairs_eval.jsonl", "pairs_val.jsonl") for p in read_jsonl(cfg.out / name, Pair)}
+    unseen = {
+        p.chunk_id
+        for name in ("pairs_eval.jsonl", "pairs_val.jsonl")
+        for p in read_jsonl(cfg.out / "work" / name, Pair)
+    }
     assert not set(negatives.values()) & unseen
 
 
@@ -635,7 +639,7 @@ def test_changed_stage_output_is_noticed_and_its_stage_redone(finished: Finished
     rec = Recorder()
     result = Pipeline(cfg, rec).run()
     assert result.cached == ["extract", "chunk", "theme"]
-    assert rec.notes == ["pairs.jsonl changed since the generate stage wrote it; redoing the generate stage"]
+    assert rec.notes == ["work/pairs.jsonl changed since the generate stage wrote it; redoing the generate stage"]
     # The same settings write the same questions again: nothing is lost.
     assert pairs.read_bytes() == good
     assert result.summary["n_pairs"] == finished.result.summary["n_pairs"]

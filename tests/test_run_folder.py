@@ -201,3 +201,31 @@ def test_an_older_metrics_json_per_theme_is_still_read():
     )
     png = themes_plot(old)
     assert png is not None and png.startswith(b"\x89PNG") and png == themes_plot(new)
+
+
+def test_a_run_tagged_with_the_old_default_lexicon_resumes_with_it(tiny_run, tmp_path):
+    """A run made before themes were derived was keyed and tagged with the AI-governance lexicon: it keeps it,
+    rather than redoing its theme stage and every stage after it (training included)."""
+    from ragtune.pipeline import _docs_fingerprint, stage_keys
+    from ragtune.themes import DEFAULT_LEXICON
+
+    old = tmp_path / "old" / tiny_run.name
+    shutil.copytree(tiny_run, old)
+    cfg = Config(**{**_config_of(tiny_run), "out": old})
+    keys = stage_keys(cfg, _docs_fingerprint(cfg), DEFAULT_LEXICON)
+    path = old / WORK / "manifest.json"
+    manifest = json.loads(path.read_text())
+    for name, entry in manifest["stages"].items():
+        if name == "theme":
+            del entry["lexicon"], entry["themes_from"]
+        entry["key"] = keys.get(name, entry["key"])
+        entry.pop("check")
+        entry["check"] = _entry_check(entry)
+    path.write_text(json.dumps(manifest))
+    assert Pipeline(cfg).lexicon() == DEFAULT_LEXICON
+    recorder = Recorder()
+    Pipeline(cfg, reporter=recorder).run()
+    # save is keyed by the summary, which now names where the themes came from.
+    assert set(recorder.ran) <= {"save"}, recorder.ran
+    # A new run derives them.
+    assert Pipeline(cfg.replace(out=tmp_path / "new")).lexicon() == {}

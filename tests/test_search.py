@@ -349,7 +349,8 @@ def test_exported_eval_set_reproduces_the_run_metrics(
     path = export_llamaindex(run_dir, tmp_path / "eval.json").path
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     # Same questions, same chunks, same index settings: the numbers the run reported.
-    assert evaluate_on_dataset(run_dir, path, device="cpu") == pytest.approx(metrics["after"], abs=1e-9)
+    # metrics.json holds 4 digits.
+    assert evaluate_on_dataset(run_dir, path, device="cpu") == pytest.approx(metrics["after"], abs=5e-5)
     # And the base model (a plain model folder) gives the run's "before" numbers.
     assert main(["eval-dataset", str(tiny_model_dir), str(path), "--device", "cpu"]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -467,8 +468,8 @@ def test_dataset_metrics_use_the_base_and_the_tuned_model(run_dir: Path, tmp_pat
     saved = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
     assert saved["before"] != saved["after"]  # so a swap of the two models would show
     assert saved["eval_dataset"] == entry and entry["file"] == "held.json"
-    assert entry["before"] == pytest.approx(saved["before"], abs=1e-9)
-    assert entry["after"] == pytest.approx(saved["after"], abs=1e-9)
+    assert entry["before"] == pytest.approx(saved["before"], abs=5e-5)  # metrics.json holds 4 digits
+    assert entry["after"] == pytest.approx(saved["after"], abs=5e-5)
 
 
 def test_cli_run_with_eval_dataset_prints_a_second_table(

@@ -13,11 +13,11 @@ from .base import Run, Stage
 
 
 def run_stage(run: Run) -> dict[str, Any]:
-    from ..themes import derive_lexicon, tag_chunks
+    from ..themes import EXAMPLE_THEMES, derive_lexicon, tag_chunks
 
     chunks = read_jsonl(run.files.chunks_raw, Chunk)
     lexicon = run.lexicon()
-    source = "from a themes file"
+    source = "from a themes file" if run.cfg.themes_file else EXAMPLE_THEMES
     if not lexicon:
         lexicon, source = derive_lexicon([c.text for c in chunks]), "derived from the corpus (TF-IDF)"
     result = tag_chunks(chunks, lexicon)
