@@ -167,7 +167,7 @@ def test_unreadable_inputs_and_stray_bytes_are_warnings_not_a_traceback(
         f"warning: 1 file skipped: {ex.SKIP_BAD_LINK}: x.pdf",
         f"warning: 1 file decoded in part as cp1252: {ex.SKIP_STRAY_BYTES}: mixed.txt: 2 bytes on line 2",
     }
-    text = {p.source: p.text for p in read_jsonl(shared_tmp / "run" / "pages.jsonl", Page)}
+    text = {p.source: p.text for p in read_jsonl(shared_tmp / "run" / "work" / "pages.jsonl", Page)}
     assert text["mixed.txt"] == "Zero trust café policies.\nIt “works” well."
 
 

@@ -340,4 +340,4 @@ def test_signal_outside_training_stops_with_one_line(
         f"ragtune: interrupted ({sig.name}); rerun the same command to resume from the last finished stage."
     )
     # The finished stage is kept for the rerun.
-    assert "extract" in json.loads((tmp_path / "run" / "manifest.json").read_text())["stages"]
+    assert "extract" in json.loads((tmp_path / "run" / "work" / "manifest.json").read_text())["stages"]
