@@ -92,11 +92,11 @@ def load_run(run: Path, bench_file: Path) -> tuple[Config, list[Chunk], list[Pai
         },
         docs=Path(settings["docs"]),
     )
-    chunk_list = read_jsonl(run / "chunks.jsonl", Chunk)
-    pairs = read_jsonl(run / "pairs_train.jsonl", Pair)
-    if (run / "pairs_lexical.jsonl").exists():
-        pairs += read_jsonl(run / "pairs_lexical.jsonl", Pair)
-    held = read_jsonl(run / "pairs_eval.jsonl", Pair)
+    chunk_list = read_jsonl(run / "work" / "chunks.jsonl", Chunk)
+    pairs = read_jsonl(run / "work" / "pairs_train.jsonl", Pair)
+    if (run / "work" / "pairs_lexical.jsonl").exists():
+        pairs += read_jsonl(run / "work" / "pairs_lexical.jsonl", Pair)
+    held = read_jsonl(run / "work" / "pairs_eval.jsonl", Pair)
     if not bench_file.exists():
         print(f"# {bench_file} not found: scoring the held-out questions only (give --bench)", file=sys.stderr)
     return cfg, chunk_list, pairs, question_suites(chunk_list, held, bench_file)
@@ -123,8 +123,8 @@ def ragtune_train(
     from ragtune.training.trainer import fine_tune
     from ragtune.training.validation import Validation
 
-    val = read_jsonl(run_dir / "pairs_val.jsonl", Pair)
-    held = {p.chunk_id for p in read_jsonl(run_dir / "pairs_eval.jsonl", Pair)}
+    val = read_jsonl(run_dir / "work" / "pairs_val.jsonl", Pair)
+    held = {p.chunk_id for p in read_jsonl(run_dir / "work" / "pairs_eval.jsonl", Pair)}
     own = {p.chunk_id for p in val}
     others = sorted(cid for cid in chunks if cid not in held and cid not in own)
     random.Random(cfg.seed).shuffle(others)

@@ -35,7 +35,7 @@ def main() -> int:
     run = args.run_dir
     cfg, chunk_list, _, suites = load_run(run, args.bench)
     model = load_model(str(run / "model"), "cpu")
-    model.max_seq_length = read_json(run / "manifest.json")["stages"]["chunk"]["max_seq_length"]
+    model.max_seq_length = read_json(run / "work" / "manifest.json")["stages"]["chunk"]["max_seq_length"]
     units = retrieval_units([c.text for c in chunk_list], cfg.passage_words, cfg.passage_stride)
     print(
         f"# CPU flags: {cpu_flags()}; {len(units.texts)} units ({len(chunk_list)} chunks), "

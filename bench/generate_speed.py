@@ -44,7 +44,7 @@ def main() -> int:
     ap.add_argument("--repo", type=Path, help="a second checkout to time against")
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    if not (args.run_dir / "chunks.jsonl").is_file():
+    if not (args.run_dir / "work" / "chunks.jsonl").is_file():
         print(f"error: no chunks.jsonl in {args.run_dir}", file=sys.stderr)
         return 2
     ratios = []

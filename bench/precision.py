@@ -42,7 +42,7 @@ def main() -> int:
     cfg, chunk_list, pairs, suites = load_run(run, args.bench)
     chunks = {c.id: c for c in chunk_list}
     base = load_model(resolve_base_model(cfg.base_model), "cpu")
-    seq_length = read_json(run / "manifest.json")["stages"]["chunk"]["max_seq_length"]
+    seq_length = read_json(run / "work" / "manifest.json")["stages"]["chunk"]["max_seq_length"]
     print(f"# CPU flags: {cpu_flags()}; {len(pairs)} pairs, max_steps {args.max_steps}", file=sys.stderr)
     per_step: dict[str, list[float]] = {"fp32": [], "bf16": []}
     quality: dict[str, dict[str, float]] = {}

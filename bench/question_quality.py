@@ -27,7 +27,7 @@ FIELDS = ["version", "kind", "question", "well_formed"]
 
 
 def sample(run_dir: Path, n: int, seed: int, version: str) -> int:
-    pairs = [p for p in read_jsonl(run_dir / "pairs.jsonl", Pair) if p.kind in ("keyphrase", "sentence")]
+    pairs = [p for p in read_jsonl(run_dir / "work" / "pairs.jsonl", Pair) if p.kind in ("keyphrase", "sentence")]
     random.Random(seed).shuffle(pairs)
     out = csv.writer(sys.stdout)
     out.writerow(FIELDS)

@@ -140,8 +140,8 @@ def main() -> int:
     models = {} if args.no_base else {"base": load_model(resolve_base_model(cfg["base_model"]))}
     models["fine-tuned"] = load_model(str(args.model or args.run_dir / "model"))
     chunkings = {
-        "run": lambda: read_jsonl(args.run_dir / "chunks.jsonl", Chunk),
-        "chars1000": lambda: chars1000_chunks(read_jsonl(args.run_dir / "pages.jsonl", Page)),
+        "run": lambda: read_jsonl(args.run_dir / "work" / "chunks.jsonl", Chunk),
+        "chars1000": lambda: chars1000_chunks(read_jsonl(args.run_dir / "work" / "pages.jsonl", Page)),
     }
     names = list(chunkings) if args.chunking == "both" else [args.chunking]
     print(

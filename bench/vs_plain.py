@@ -78,7 +78,7 @@ def main() -> int:
     cfg, chunk_list, pairs, suites = load_run(run, args.bench)
     chunks = {c.id: c for c in chunk_list}
     base = load_model(resolve_base_model(cfg.base_model), "cpu")
-    seq_length = read_json(run / "manifest.json")["stages"]["chunk"]["max_seq_length"]
+    seq_length = read_json(run / "work" / "manifest.json")["stages"]["chunk"]["max_seq_length"]
     print(
         f"# {len(pairs)} pairs over {len({p.chunk_id for p in pairs})} chunks, {cfg.epochs} epochs; "
         f"base max_seq_length {base.max_seq_length}, ragtune's {seq_length}",

@@ -32,8 +32,8 @@ def main() -> int:
     ap.add_argument("--bench", type=Path, default=DEFAULT_BENCH)
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    chunks = read_jsonl(args.run_dir / "chunks.jsonl", Chunk)
-    held = read_jsonl(args.run_dir / "pairs_eval.jsonl", Pair)
+    chunks = read_jsonl(args.run_dir / "work" / "chunks.jsonl", Chunk)
+    held = read_jsonl(args.run_dir / "work" / "pairs_eval.jsonl", Pair)
     texts, ids = [c.text for c in chunks], [c.id for c in chunks]
     suites = question_suites(chunks, held, args.bench)
     base = load_model(resolve_base_model(read_json(args.run_dir / "config.json")["base_model"]))

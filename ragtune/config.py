@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .models import device_problem
+from .errors import ConfigError, RagtuneError
+from .models import bundled_model_path, device_problem
 from .redact import redact
 from .repo_ids import repo_id_problem
 
@@ -34,6 +34,17 @@ DEFAULT_LLM_BASE_URL = "https://api.openai.com/v1"
 MAX_SEED = 2**32 - 1
 # A settings file holds a few hundred bytes; the cap keeps a huge one from being read into memory.
 MAX_CONFIG_BYTES = 1 << 20
+
+
+def _is_bundled_model(base_model: str) -> bool:
+    """Whether `base_model` is the folder of the bundled all-MiniLM-L6-v2 (only a folder is looked at)."""
+    path = Path(base_model).expanduser()
+    if not path.is_dir():
+        return False
+    try:
+        return path.resolve() == bundled_model_path().resolve()
+    except (RagtuneError, OSError):
+        return False
 
 
 def _plain(value: Any) -> Any:
@@ -173,6 +184,10 @@ class Config:
         for name in ("base_model", "device"):
             if getattr(self, name) == AUTO:
                 object.__setattr__(self, name, "")
+        # The bundled model's folder (what a run's config.json records for the default) is the default
+        # too: a run fed its own config.json keeps its stage keys, and its card names no local path.
+        if self.base_model and _is_bundled_model(self.base_model):
+            object.__setattr__(self, "base_model", "")
         # First, so that inf and nan get this message rather than a range's (inf passes "> 0").
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -529,13 +544,21 @@ def load_yaml_without_aliases(text: str) -> Any:
         loader.dispose()
 
 
-def load_config_file(path: Path, aliases: dict[str, str] | None = None) -> dict[str, Any]:
-    """Settings from a TOML or YAML file, keyed by Config field name and typed like the field.
+# What a run's own config.json records besides its settings: read back with --config, they are left out.
+BOOKKEEPING_KEYS = ("docs", "ragtune_version")
+
+
+def load_config_file(
+    path: Path, aliases: dict[str, str] | None = None, notes: list[str] | None = None
+) -> dict[str, Any]:
+    """Settings from a TOML or YAML file, or a run's own config.json, keyed by Config field name and typed
+    like the field.
 
     Keys are field names with "_" or "-" (`batch-size = 16`); `aliases` maps other
     accepted names (the CLI's `lr`) to fields. Values are read as on the command
     line: relative paths from the current directory. Ranges are checked later,
-    by Config itself, once command-line flags have been applied.
+    by Config itself, once command-line flags have been applied. In a .json file (the config.json a run
+    wrote) the run's bookkeeping (BOOKKEEPING_KEYS) is left out, with a line in `notes` that says so.
     """
     import difflib
 
@@ -568,8 +591,23 @@ def load_config_file(path: Path, aliases: dict[str, str] | None = None) -> dict[
             mark = getattr(e, "problem_mark", None)
             where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
             raise fail(f"not valid YAML: {where}{getattr(e, 'problem', None) or str(e).splitlines()[0]}") from None
+    elif suffix == ".json":
+        import json
+
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            raise fail(f"not valid JSON: {e}") from None
+        if isinstance(data, dict):
+            left_out = [k for k in BOOKKEEPING_KEYS if k in data]
+            data = {k: v for k, v in data.items() if k not in BOOKKEEPING_KEYS}
+            if left_out and notes is not None:
+                notes.append(
+                    f"config file {path}: left out {', '.join(left_out)} (what the run recorded, not settings; "
+                    "DOCS comes from the command line)"
+                )
     else:
-        raise ConfigError(f"config file {path} must end in .toml, .yaml or .yml")
+        raise ConfigError(f"config file {path} must end in .toml, .yaml, .yml or .json (a run's config.json)")
     if not isinstance(data, dict):
         raise fail("must map setting names to values, e.g. `batch_size = 16`")
     kinds = {f.name: str(f.type) for f in dataclasses.fields(Config)}

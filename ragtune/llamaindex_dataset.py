@@ -13,11 +13,12 @@ from typing import Any, Sequence
 
 from .errors import DatasetError
 from .fileio import read_json, write_json
-from .metrics import MRR_AT, model_rankings, rank_metrics
+from .metrics import MRR_AT, model_rankings, rank_metrics, rounded
 from .models import load_model, pick_device, resolve_base_model
 from .names import BASE, EVALUATION_SET, FINE_TUNED, upgrade_metrics
 from .records import Chunk, Pair, RunDirError, read_jsonl
 from .rundir import check_out_file
+from .runfiles import RunFiles
 from .search import _require, base_model_of
 
 DATASET_KS = (1, 3, 5, 10)
@@ -34,7 +35,8 @@ class Export:
 
 
 # The split each --split value reads: the held-out test questions are still stored as pairs_eval.jsonl.
-SPLIT_FILES = {"test": "pairs_eval.jsonl", "train": "pairs_train.jsonl"}
+# The side of the run's split (RunFiles.split) each exported split reads; the test questions' file keeps its 0.3 name.
+SPLIT_SIDES = {"test": "eval", "train": "train"}
 
 
 def export_llamaindex(run_dir: Path, path: Path, split: str = "test") -> Export:
@@ -45,20 +47,20 @@ def export_llamaindex(run_dir: Path, path: Path, split: str = "test") -> Export:
     "eval", ragtune 0.3's name of the test split, still reads it.
     """
     split = "test" if split == "eval" else split
-    if split not in SPLIT_FILES:
+    if split not in SPLIT_SIDES:
         raise ValueError(f"split must be 'test' or 'train', not {split!r}")
     run_dir = Path(run_dir)
     # Overwrite only an earlier export (or another dataset of its kind), never a file of the user's.
     check_out_file(Path(path), "--llamaindex", LLAMAINDEX_KEYS)
-    _require(run_dir, ["chunks.jsonl", SPLIT_FILES[split]])
-    chunks = read_jsonl(run_dir / "chunks.jsonl", Chunk)
-    pairs = read_jsonl(run_dir / SPLIT_FILES[split], Pair)
+    files = RunFiles(run_dir)
+    _require(run_dir, [p.relative_to(run_dir).as_posix() for p in (files.chunks, files.split(SPLIT_SIDES[split]))])
+    chunks = read_jsonl(files.chunks, Chunk)
+    pairs = read_jsonl(files.split(SPLIT_SIDES[split]), Pair)
     used = {p.chunk_id for p in pairs}
     corpus = {c.id: c.text for c in chunks if split == "test" or c.id in used}
     if not used <= corpus.keys():
         raise RunDirError(
-            f"{run_dir / SPLIT_FILES[split]} points at chunks missing from chunks.jsonl; "
-            "rerun `ragtune run` into this folder"
+            f"{files.split(SPLIT_SIDES[split])} points at chunks missing from chunks.jsonl; rerun `ragtune run` into this folder"
         )
     queries = {f"{split}-{n}": p.query for n, p in enumerate(pairs)}
     relevant = {f"{split}-{n}": [p.chunk_id] for n, p in enumerate(pairs)}
@@ -174,6 +176,6 @@ def add_dataset_metrics(run_dir: Path, dataset_path: Path, device: str = "") -> 
     entry: dict[str, Any] = {"file": dataset_path.name, "n_queries": len(queries), "n_corpus": len(corpus)}
     for key, source in ((BASE, base_model_of(run_dir)), (FINE_TUNED, str(run_dir / "model"))):
         entry[key] = evaluate_dataset(load_model(source, chosen), queries, corpus, relevant)
-    metrics[EVALUATION_SET] = entry
+    metrics[EVALUATION_SET] = entry = rounded(entry)  # as metrics.json holds it: 4 digits
     write_json(run_dir / "metrics.json", metrics)
     return entry

@@ -172,14 +172,49 @@ def similarity_shift(before: Any, after: Any) -> dict[str, Any]:
     }
 
 
+# The figures metrics.json holds are rounded to this many digits: more would only be noise of a few hundred questions.
+DIGITS = 4
+
+
+def rounded(value: Any, digits: int = DIGITS) -> Any:
+    """`value` with every float in it (in dicts and lists, at any depth) rounded to `digits`.
+
+    >>> rounded({"hit@5": 0.5609756097560976, "n": 41, "ks": [0.123456]})
+    {'hit@5': 0.561, 'n': 41, 'ks': [0.1235]}
+    """
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(v, digits) for v in value]
+    return value
+
+
+# What metrics.json's per_theme measures, and names in each theme's entry.
+PER_THEME_METRIC = "hit@5"
+
+
+def theme_figures(row: dict[str, Any]) -> tuple[int, float, float]:
+    """(questions, base, fine-tuned) of one theme of metrics.json's per_theme (as `names.upgrade_metrics` reads it),
+    written either way: {"n", "hit@5": {"base", "fine_tuned"}} or, in a metrics.json from before the key named its
+    metric, {"n", "base", "fine_tuned"}.
+
+    >>> theme_figures({"n": 2, "hit@5": {"base": 0.5, "fine_tuned": 1.0}}), theme_figures({"n": 2, "base": 0.5, "fine_tuned": 1.0})
+    ((2, 0.5, 1.0), (2, 0.5, 1.0))
+    """
+    figures = row.get(PER_THEME_METRIC, row)
+    return row["n"], figures[BASE], figures[FINE_TUNED]
+
+
 def per_theme_hits(
     ranked: dict[str, list[list[str]]], relevant: list[str], themes: dict[str, list[str]], k: int = 5
 ) -> dict[str, dict[str, Any]]:
     """hit@k of the base and fine-tuned models for the held-out questions of each theme's chunks (a chunk may have
-    several); `ranked` holds each model's rankings under its metrics.json key.
+    several), under the metric's name; `ranked` holds each model's rankings under its metrics.json key.
 
     >>> per_theme_hits({"base": [["a"], ["x"]], "fine_tuned": [["a"], ["b"]]}, ["a", "b"], {"a": ["t"], "b": ["t"]}, k=1)
-    {'t': {'n': 2, 'base': 0.5, 'fine_tuned': 1.0}}
+    {'t': {'n': 2, 'hit@1': {'base': 0.5, 'fine_tuned': 1.0}}}
     """
     out: dict[str, dict[str, Any]] = {}
     for i, rel in enumerate(relevant):
@@ -189,7 +224,7 @@ def per_theme_hits(
             for key in (BASE, FINE_TUNED):
                 row[key] += rel in ranked[key][i][:k]
     return {
-        t: {"n": r["n"], BASE: round(r[BASE] / r["n"], 4), FINE_TUNED: round(r[FINE_TUNED] / r["n"], 4)}
+        t: {"n": r["n"], f"hit@{k}": {w: round(r[w] / r["n"], DIGITS) for w in (BASE, FINE_TUNED)}}
         for t, r in sorted(out.items(), key=lambda kv: -kv[1]["n"])
     }
 

@@ -252,7 +252,8 @@ def folder_problem(folder: Path) -> str | None:
     """
     if not folder.is_dir():
         return None  # a file: SentenceTransformer says what is wrong with it
-    if (folder / "manifest.json").is_file() and (folder / "model" / "config.json").is_file():
+    ran = (folder / "work" / "manifest.json").is_file() or (folder / "manifest.json").is_file()  # or from before work/
+    if ran and (folder / "model" / "config.json").is_file():
         return (
             f"{folder} is a ragtune run folder, not a model; to start from its fine-tuned model use its model "
             f"folder: --base-model {folder / 'model'}"

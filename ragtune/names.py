@@ -35,6 +35,15 @@ def _renamed(entry: dict[str, Any], old: dict[str, str]) -> dict[str, Any]:
     return {old.get(k, k): v for k, v in entry.items() if k not in old or old[k] not in entry}
 
 
+def _per_row(row: Any) -> Any:
+    """One row of per_theme or dims with this version's names, also where the figures sit one level down under
+    the metric's name ({"n", "hit@5": {"base", "fine_tuned"}})."""
+    if not isinstance(row, dict):
+        return row
+    row = _renamed(row, OLD_FIGURE_KEYS)
+    return {k: _renamed(v, OLD_FIGURE_KEYS) if isinstance(v, dict) else v for k, v in row.items()}
+
+
 def upgrade_metrics(metrics: Any) -> Any:
     """A run's metrics.json (or card.json's copy) with this version's names, whichever version wrote it.
 
@@ -49,7 +58,7 @@ def upgrade_metrics(metrics: Any) -> Any:
             out[name] = _renamed(out[name], OLD_FIGURE_KEYS)
     for name in _PAIRED_PER:
         if isinstance(out.get(name), dict):
-            out[name] = {k: _renamed(v, OLD_FIGURE_KEYS) if isinstance(v, dict) else v for k, v in out[name].items()}
+            out[name] = {k: _per_row(v) for k, v in out[name].items()}
     return out
 
 

@@ -33,10 +33,18 @@ from .metrics import metrics_text_table
 from .models import load_model, pick_device, resolve_base_model
 from .names import BASE, FINE_TUNED, upgrade_metrics
 from .progress import ProgressReporter
-from .rundir import MANIFEST_VERSION, Manifest, RunLock, check_out_dir, claim_out_dir, hash_parts  # noqa: F401
+from .rundir import (  # noqa: F401  # noqa: F401
+    MANIFEST_VERSION,
+    Manifest,
+    RunLock,
+    check_out_dir,
+    claim_out_dir,
+    hash_parts,
+    move_to_work,
+)
 from .runfiles import METRIC_TABLES, RunFiles, metrics_problem  # noqa: F401  (importable from here, as before)
 from .stages import PIPELINE, Records, Stage
-from .themes import DEFAULT_LEXICON, load_lexicon
+from .themes import DEFAULT_LEXICON, EXAMPLE_THEMES, load_lexicon
 from .training import distributed
 
 # The Config fields each stage's output depends on, as the stages declare them (ragtune.stages). A
@@ -307,6 +315,11 @@ class Pipeline:
         try:
             if taken_over:
                 self.note(taken_over)
+            moved = move_to_work(self.run_dir)
+            if moved:
+                self.note(
+                    f"moved {moved} files of an older ragtune's run folder under {self.files.work} (kept, not redone)"
+                )
             # Read again under the lock: a run that held it before may have recorded stages since.
             self.manifest = Manifest(self.run_dir)
             # share: the other torchrun ranks (if any) return the same result.
@@ -356,8 +369,10 @@ class Pipeline:
 
     def _run_stages(self, fingerprint: list[tuple[str, int, str]]) -> RunResult:
         """Key and run (or reuse) each stage in order, each keyed with the key of the one before."""
-        write_json(self.files.config, self.cfg.to_dict())
-        lexicon = self.lexicon()
+        write_json(self.files.config, self.resolved_config())
+        # Once per run: the theme stage reads the same lexicon its key was made with.
+        self._lexicon = None
+        lexicon = self._lexicon = self.lexicon()
         records: Records = {}
         # What the stages keyed by earlier stages' records were made of (save: the run summary).
         made: dict[str, Any] = {}
@@ -380,6 +395,24 @@ class Pipeline:
             self._cached,
         )
 
+    def resolved_config(self) -> dict[str, Any]:
+        """config.json: the settings, with the base model and device the run really used (not "" for
+        "choose for me") and the ragtune version; `ragtune run DOCS --config RUN/config.json` reads it back."""
+        return self.cfg.to_dict() | {
+            "base_model": resolve_base_model(self.cfg.base_model),
+            "device": pick_device(self.cfg.device),
+            "ragtune_version": __version__,
+        }
+
     def lexicon(self) -> dict[str, list[str]]:
-        """The themes the run tags chunks with: --themes FILE, or the built-in lexicon."""
-        return load_lexicon(self.cfg.themes_file) if self.cfg.themes_file else DEFAULT_LEXICON
+        """The themes of --themes FILE; {} without one, when the theme stage derives them from the corpus.
+
+        A run whose themes were tagged before themes were derived (its theme record says nothing of where they
+        came from) keeps the AI-governance lexicon it was made with, so that it resumes without redoing a stage.
+        """
+        if getattr(self, "_lexicon", None) is not None:
+            return self._lexicon
+        if self.cfg.themes_file:
+            return load_lexicon(self.cfg.themes_file)
+        theme = self.manifest.info("theme")
+        return DEFAULT_LEXICON if theme and theme.get("themes_from", EXAMPLE_THEMES) == EXAMPLE_THEMES else {}

@@ -15,7 +15,7 @@ from typing import Any
 
 from .card import METRIC_KEYS, recommendation, retriever_rows
 from .fileio import atomic_write_bytes, atomic_write_text
-from .metrics import cutoff_advice
+from .metrics import cutoff_advice, theme_figures
 from .names import BASE, FINE_TUNED
 from .report import (
     GLOSSARY,
@@ -128,15 +128,15 @@ def validation_plot(validation: dict[str, Any]) -> bytes | None:
 
 
 def themes_plot(per_theme: dict[str, dict[str, Any]]) -> bytes | None:
-    """Horizontal bars of hit@5 before and after, for the themes with the most held-out questions."""
-    shown = list(per_theme.items())[:THEMES_SHOWN]
+    """Horizontal bars of hit@5 of the base and fine-tuned models, for the themes with the most held-out questions."""
+    shown = [(t, theme_figures(r)) for t, r in list(per_theme.items())[:THEMES_SHOWN]]
     if not shown:
         return None
     fig, ax = _figure(6.5, 0.9 + 0.32 * len(shown))
     ys = range(len(shown))
-    ax.barh([y + 0.2 for y in ys], [r[BASE] for _, r in shown], 0.4, color=COLOURS[0], label="base")
-    ax.barh([y - 0.2 for y in ys], [r[FINE_TUNED] for _, r in shown], 0.4, color=COLOURS[2], label="fine-tuned")
-    ax.set_yticks(list(ys), [f"{t} ({r['n']})" for t, r in shown], fontsize=7.5)
+    ax.barh([y + 0.2 for y in ys], [f[1] for _, f in shown], 0.4, color=COLOURS[0], label="base")
+    ax.barh([y - 0.2 for y in ys], [f[2] for _, f in shown], 0.4, color=COLOURS[2], label="fine-tuned")
+    ax.set_yticks(list(ys), [f"{t} ({f[0]})" for t, f in shown], fontsize=7.5)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.set_xlabel("hit@5 (with passages where built)")

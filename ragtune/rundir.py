@@ -18,6 +18,7 @@ from typing import Any
 from . import __version__
 from .fileio import file_digest, read_json, write_json
 from .records import FORMAT_VERSION, RunDirError
+from .runfiles import WORK, RunFiles, is_old_top_name
 
 # 2: JSONL files without a header line (their format version is recorded here), passage index, BM25 index.
 MANIFEST_VERSION = 2
@@ -45,7 +46,7 @@ def _has_marker(folder: Path, kind: str, strict: bool = True) -> bool:
     that cannot be read holds none."""
     try:
         if kind == "run":
-            path = folder / "manifest.json"
+            path = RunFiles(folder).manifest  # under work/, or at the top of a folder from before work/
             if not strict:
                 return path.exists() or path.is_symlink()
             data = _small_json(path)
@@ -179,11 +180,54 @@ def _entry_check(entry: dict[str, Any]) -> str:
     return hash_parts({k: v for k, v in entry.items() if k != "check"})
 
 
+def move_to_work(run_dir: Path) -> int:
+    """Move what a run folder from before work/ holds at its top (pages.jsonl, pairs_*.jsonl, checkpoints/, ...)
+    under work/, and rename them in its manifest, so that its stages are reused; returns how many moved.
+
+    A name already under work/ stays where it is (work/ wins). The manifest moves last: a move cut off
+    halfway leaves it naming the old places, and the stages whose files moved run again.
+    """
+    try:
+        names = sorted(n for n in os.listdir(run_dir) if is_old_top_name(n) and n not in ("run.lock", "manifest.json"))
+    except OSError:
+        return 0
+    work = run_dir / WORK
+    moved = 0
+    for name in names:
+        if not (work / name).exists():
+            work.mkdir(exist_ok=True)
+            os.replace(run_dir / name, work / name)
+            moved += 1
+    old_manifest = run_dir / "manifest.json"
+    if old_manifest.is_file() and not (work / "manifest.json").exists():
+        data = read_json(old_manifest)
+        for entry in data.get("stages", {}).values() if isinstance(data, dict) else ():
+            _rename_outputs(entry)
+        work.mkdir(exist_ok=True)
+        write_json(work / "manifest.json", data)
+        old_manifest.unlink()
+        moved += 1
+    return moved
+
+
+def _rename_outputs(entry: Any) -> None:
+    """Point a manifest entry's outputs at work/; its check digest stays valid only where it was valid."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("outputs"), dict):
+        return
+    valid = "check" in entry and entry["check"] == _entry_check(entry)
+    entry["outputs"] = {
+        (f"{WORK}/{rel}" if is_old_top_name(rel.split("/")[0]) else rel): digest
+        for rel, digest in entry["outputs"].items()
+    }
+    if valid:
+        entry["check"] = _entry_check(entry)
+
+
 class Manifest:
     """run_dir/manifest.json: format version, ragtune version, and per-stage keys and timings."""
 
     def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / "manifest.json"
+        self.path = RunFiles(run_dir).manifest
         self.run_dir = run_dir
         self.data: dict[str, Any] = {
             "ragtune_manifest": MANIFEST_VERSION,
@@ -249,6 +293,7 @@ class Manifest:
 
     def save(self) -> None:
         self.data["ragtune_version"] = __version__
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         write_json(self.path, self.data)
 
     def info(self, stage: str) -> dict[str, Any]:
@@ -270,7 +315,7 @@ class RunLock:
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
-        self.path = run_dir / "run.lock"
+        self.path = RunFiles(run_dir).lock
         self._fd: int | None = None
 
     def acquire(self) -> str | None:
@@ -278,6 +323,7 @@ class RunLock:
         note when it took over a stale lock file, else None."""
         import fcntl
 
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:

@@ -2,6 +2,11 @@
 
 The stages, the runner and the commands that read a run (push, search, export) find its files here, so a
 renamed file is renamed in one place.
+
+The top of a run folder holds what a user opens (model/, index/, the reports, metrics.json, config.json,
+plots/); everything the stages keep for themselves lies under work/. A run folder from before work/ has
+those files at its top: each path falls back to that old place while the new one is missing, so such a
+folder still loads, and `move_to_work` (run by the next `ragtune run` into it) moves them once.
 """
 
 from __future__ import annotations
@@ -13,6 +18,34 @@ from .fileio import read_json
 from .names import BASE, FINE_TUNED, upgrade_metrics
 from .records import RunDirError
 
+# The folder of a run that holds what the stages keep for themselves.
+WORK = "work"
+# What lay at the top of a run folder before work/ (the names under work/ are the same): a file or folder
+# named so, or (the split and --pairs sides) starting so and ending in .jsonl.
+OLD_TOP_NAMES = (
+    "manifest.json",
+    "run.lock",
+    "pages.jsonl",
+    "chunks_raw.jsonl",
+    "chunks.jsonl",
+    "llm_cache",
+    "pairs.jsonl",
+    "checkpoints",
+    "model.tmp",
+    "card.json",
+    "embeddings",
+)
+OLD_TOP_PREFIXES = ("pairs_", "labelled_")
+
+
+def is_old_top_name(name: str) -> bool:
+    """Whether `name` at the top of a run folder is a file that now lies under work/.
+
+    >>> is_old_top_name("pairs_eval.jsonl"), is_old_top_name("metrics.json")
+    (True, False)
+    """
+    return name in OLD_TOP_NAMES or (name.startswith(OLD_TOP_PREFIXES) and name.endswith(".jsonl"))
+
 
 @dataclass(frozen=True)
 class RunFiles:
@@ -20,41 +53,60 @@ class RunFiles:
 
     root: Path
 
+    def _work(self, name: str) -> Path:
+        """work/NAME, or NAME at the top of a run folder from before work/ while work/NAME is missing."""
+        new, old = self.root / WORK / name, self.root / name
+        if not (new.exists() or new.is_symlink()) and (old.exists() or old.is_symlink()):
+            return old
+        return new
+
+    @property
+    def work(self) -> Path:
+        return self.root / WORK
+
+    @property
+    def manifest(self) -> Path:
+        return self._work("manifest.json")
+
+    @property
+    def lock(self) -> Path:
+        return self.root / WORK / "run.lock"
+
     @property
     def config(self) -> Path:
         return self.root / "config.json"
 
     @property
     def pages(self) -> Path:
-        return self.root / "pages.jsonl"
+        return self._work("pages.jsonl")
 
     @property
     def chunks_raw(self) -> Path:
-        return self.root / "chunks_raw.jsonl"
+        return self._work("chunks_raw.jsonl")
 
     @property
     def chunks(self) -> Path:
-        return self.root / "chunks.jsonl"
+        return self._work("chunks.jsonl")
 
     @property
     def llm_cache(self) -> Path:
-        return self.root / "llm_cache"
+        return self._work("llm_cache")
 
     @property
     def pairs(self) -> Path:
-        return self.root / "pairs.jsonl"
+        return self._work("pairs.jsonl")
 
     def split(self, side: str) -> Path:
         """The questions of one side of the split: "train", "val", "eval" or "lexical"."""
-        return self.root / f"pairs_{side}.jsonl"
+        return self._work(f"pairs_{side}.jsonl")
 
     def labelled(self, side: str) -> Path:
         """One side of the --pairs files' split: "train" or "eval"."""
-        return self.root / f"labelled_{side}.jsonl"
+        return self._work(f"labelled_{side}.jsonl")
 
     @property
     def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
+        return self._work("checkpoints")
 
     @property
     def model(self) -> Path:
@@ -62,7 +114,7 @@ class RunFiles:
 
     @property
     def model_tmp(self) -> Path:
-        return self.root / "model.tmp"
+        return self._work("model.tmp")
 
     @property
     def model_card(self) -> Path:
@@ -82,7 +134,12 @@ class RunFiles:
 
     @property
     def card_json(self) -> Path:
-        return self.root / "card.json"
+        return self._work("card.json")
+
+    @property
+    def base_vectors(self) -> Path:
+        """The base model's index of the evaluated units, for `search --compare`."""
+        return self._work("embeddings") / "base"
 
     @property
     def report_md(self) -> Path:

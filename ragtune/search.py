@@ -235,7 +235,7 @@ DOCUMENT_SUFFIXES = frozenset(
 
 def _holds_documents(folder: Path) -> bool:
     """True for a folder of documents rather than a run (which has manifest.json or config.json)."""
-    if (folder / "manifest.json").exists() or (folder / "config.json").exists():
+    if any((folder / name).exists() for name in ("work/manifest.json", "manifest.json", "config.json")):
         return False
     try:
         return any(p.suffix.lower() in DOCUMENT_SUFFIXES and p.name != "report.html" for p in folder.iterdir())

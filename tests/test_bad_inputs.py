@@ -130,7 +130,7 @@ def test_every_warning_is_a_known_row(bad_run: Ran) -> None:
 
 
 def test_encrypted_with_empty_password_odd_encodings_and_control_characters_are_read(bad_run: Ran) -> None:
-    pages = read_jsonl(bad_run.run_dir / "pages.jsonl", Page)
+    pages = read_jsonl(bad_run.run_dir / "work" / "pages.jsonl", Page)
     text = {p.source: p.text for p in pages}
     assert {"open.pdf", "utf16.txt", "windows.md", "ctl.txt", "part0.txt"} <= set(text)
     assert text["open.pdf"] == "Secret words here."
@@ -168,7 +168,7 @@ def test_unreadable_inputs_and_stray_bytes_are_warnings_not_a_traceback(
         f"warning: 1 file skipped: {ex.SKIP_BAD_LINK}: x.pdf",
         f"warning: 1 file decoded in part as cp1252: {ex.SKIP_STRAY_BYTES}: mixed.txt: 2 bytes on line 2",
     }
-    text = {p.source: p.text for p in read_jsonl(shared_tmp / "run" / "pages.jsonl", Page)}
+    text = {p.source: p.text for p in read_jsonl(shared_tmp / "run" / "work" / "pages.jsonl", Page)}
     assert text["mixed.txt"] == "Zero trust café policies.\nIt “works” well."
 
 

@@ -320,7 +320,7 @@ def test_odd_file_names_and_a_device_link_are_one_line_each_and_the_run_goes_on(
     assert not [line for line in err.splitlines() if line.startswith("ragtune: error:")], err
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     assert any(ex.SKIP_LINKED_SPECIAL in w and "zero.txt" in w for w in warnings), warnings
-    sources = {p.source for p in read_jsonl(out / "pages.jsonl", Page)}
+    sources = {p.source for p in read_jsonl(out / "work" / "pages.jsonl", Page)}
     assert {"caf\\xe9 notes.txt", "two\\nragtune: error: lines.txt"} <= sources
 
 

@@ -149,7 +149,7 @@ def test_an_old_runs_garbled_widget_is_left_off_the_card(run_dir: Path, tmp_path
 
     from ragtune.card import render_card
 
-    parts = json.loads((run_dir / "card.json").read_text(encoding="utf-8"))
+    parts = json.loads((run_dir / "work" / "card.json").read_text(encoding="utf-8"))
     parts["summary"]["widget"] = {
         "source_sentence": "prohibit or limit any lawful activity of a government agency",
         "sentences": [GARBLED_TEXT, CLEAN[0], CLEAN[1]],

@@ -107,7 +107,9 @@ def test_run_then_push_dry_run(
 
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     # Evaluation encodes in the precision training resolved to (bf16 on a CPU with bf16 in hardware).
-    trained_in = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["stages"]["train"]["precision"]
+    trained_in = json.loads((out / "work" / "manifest.json").read_text(encoding="utf-8"))["stages"]["train"][
+        "precision"
+    ]
     assert metrics["encoding_precision"] == trained_in in ("fp32", "bf16")
     label, best = max(retriever_rows(metrics), key=lambda row: (row[1]["hit@5"], row[1]["mrr@10"]))
     assert f"Best on these held-out questions: {label} (hit@5 {best['hit@5']:.3f}" in captured.out

@@ -46,7 +46,7 @@ def config_run(tmp_path: Path, model_dir: Path, name: str, content: str, *flags:
         ("c.toml", "epochs = 0\n", "epochs must be > 0, not 0.0"),
         ("c.toml", "docs = 'elsewhere'\n", "docs is the folder given on the command line"),
         ("c.toml", "[train]\nepochs = 1\n", "unknown key 'train'"),
-        ("c.json", "{}", None),
+        ("c.ini", "epochs = 2\n", None),
     ],
     ids=[
         "close_match",
@@ -77,7 +77,9 @@ def test_config_file_errors_name_file_and_key(
     assert len(err.strip().splitlines()) == 1, err
     line = assert_one_error_line(err)
     if message is None:
-        assert line == f"ragtune: error: config file {path} must end in .toml, .yaml or .yml"
+        assert (
+            line == f"ragtune: error: config file {path} must end in .toml, .yaml, .yml or .json (a run's config.json)"
+        )
     else:
         assert line.startswith(f"ragtune: error: config file {path}: {message}"), line
 

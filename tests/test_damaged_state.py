@@ -310,7 +310,7 @@ def test_a_non_ascii_token_is_one_line_that_never_shows_it(
 
 
 def _edit_entry(cfg_out: Path, stage: str, edit: Callable[[dict[str, Any]], None]) -> None:
-    path = cfg_out / "manifest.json"
+    path = cfg_out / "work" / "manifest.json"
     manifest = json.loads(path.read_text(encoding="utf-8"))
     edit(manifest["stages"][stage])
     path.write_text(json.dumps(manifest), encoding="utf-8")
@@ -390,7 +390,7 @@ def test_a_second_ctrl_c_before_any_checkpoint_does_not_promise_one(finished: Fi
     cfg = copy_finished(finished, tmp_path).replace(max_steps=3)
     with pytest.raises(KeyboardInterrupt) as e:
         Pipeline(cfg, _DoubleInterrupt()).run()
-    assert not any(p.name.startswith("checkpoint-") for p in (cfg.out / "checkpoints").rglob("checkpoint-*"))
+    assert not any(p.name.startswith("checkpoint-") for p in (cfg.out / "work" / "checkpoints").rglob("checkpoint-*"))
     args = build_parser().parse_args(["run", str(cfg.docs), "--out", str(cfg.out)])
     message = _after_interrupt(args, e.value)
     assert "checkpoint" not in message and "last finished stage" in message, message

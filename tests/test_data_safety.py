@@ -66,7 +66,7 @@ def test_out_equal_to_docs_is_refused_and_keeps_the_users_files(
     line = assert_one_error_line(capsys.readouterr().err, "--out", "DOCS")
     assert "choose" in line
     assert_untouched(docs, mine)
-    assert not (docs / "manifest.json").exists() and not (docs / "pages.jsonl").exists()
+    assert not (docs / "work").exists() and not (docs / "manifest.json").exists()
 
 
 @pytest.mark.parametrize("where", ["out inside docs", "docs inside out"])
@@ -82,7 +82,7 @@ def test_out_and_docs_may_not_hold_one_another(
         docs = docs_folder(out / "docs", nist_pages)
     assert main(run_args(docs, out, tiny_model_dir, "--max-steps", "1", "--device", "cpu")) == 1
     assert_one_error_line(capsys.readouterr().err, "--out", "DOCS", "choose")
-    assert not (out / "manifest.json").exists() and not (out / "pages.jsonl").exists()
+    assert not (out / "work").exists() and not (out / "manifest.json").exists()
 
 
 def test_run_out_on_a_folder_that_is_not_a_run_is_refused(
@@ -151,7 +151,7 @@ def test_run_out_on_a_finished_pairs_folder_is_refused(
     assert main(run_args(docs, out, tiny_model_dir, "--max-steps", "1", "--device", "cpu")) == 1
     assert_one_error_line(capsys.readouterr().err, str(out), "`ragtune pairs`", "choose another --out")
     assert model_files(out) == before
-    assert not (out / "manifest.json").exists()
+    assert not (out / "work").exists() and not (out / "manifest.json").exists()
 
 
 def test_a_pairs_run_interrupted_before_its_end_is_still_its_own(tmp_path: Path, tiny_model_dir: Path) -> None:

@@ -126,7 +126,7 @@ def test_too_small_disk_stops_before_training_with_one_line(
     # The model is 4 MB; a checkpoint holds it three times over (weights and AdamW's two moments).
     assert last.startswith(f"ragtune: error: not enough disk space in {out}: training (checkpoints of about 1"), err
     assert "MB, up to 3 at a time, and the " in last and " MB is free; free some space" in last
-    assert not (out / "model").exists() and not (out / "checkpoints" / "checkpoint-1").exists()
+    assert not (out / "model").exists() and not (out / "work" / "checkpoints" / "checkpoint-1").exists()
     # Space is freed: the same command goes on from training, keeping the stages before it.
     small_disk.resize(200)
     assert main(args) == 0
@@ -155,7 +155,7 @@ def test_disk_filling_up_during_training(small_disk: Disk, docs: Path, tiny_mode
     # The checkpoint it was writing gave its space back: only complete ones, if any, are left.
     from ragtune.training.checkpoints import scan_checkpoints
 
-    assert scan_checkpoints(cfg.out / "checkpoints")[1] == []
+    assert scan_checkpoints(cfg.out / "work" / "checkpoints")[1] == []
     filled[0].unlink()
     rec = Recorder()
     result = Pipeline(cfg, rec).run()
@@ -209,10 +209,14 @@ def test_kill_9_at_a_random_moment_of_training_loses_nothing(
     err = capsys.readouterr().err
     assert "Traceback" not in err, err
     assert _reused(err)[:5] == ["extract", "chunk", "theme", "generate", "split"], err
-    train = json.loads((out / "manifest.json").read_text())["stages"]["train"]
+    train = json.loads((out / "work" / "manifest.json").read_text())["stages"]["train"]
     assert train["steps"] == 8, (killed_at, err)
     assert (out / "model" / "model.safetensors").is_file()
-    assert not (out / "checkpoints").exists() and not (out / "model.tmp").exists() and not (out / "run.lock").exists()
+    assert (
+        not (out / "work" / "checkpoints").exists()
+        and not (out / "work" / "model.tmp").exists()
+        and not (out / "work" / "run.lock").exists()
+    )
 
 
 # --- two runs on one --out ------------------------------------------------------------
@@ -336,4 +340,4 @@ def test_signal_outside_training_stops_with_one_line(
         f"ragtune: interrupted ({sig.name}); rerun the same command to resume from the last finished stage."
     )
     # The finished stage is kept for the rerun.
-    assert "extract" in json.loads((tmp_path / "run" / "manifest.json").read_text())["stages"]
+    assert "extract" in json.loads((tmp_path / "run" / "work" / "manifest.json").read_text())["stages"]

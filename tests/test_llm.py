@@ -355,7 +355,7 @@ def test_pipeline_records_llm_stats_and_reuses_the_cache(
         # One page is too little to train on: the run stops at the split, after generate has been recorded.
         with pytest.raises(NotEnoughDataError):
             Pipeline(cfg).run()
-        info = read_json(cfg.out / "manifest.json")["stages"]["generate"]
+        info = read_json(cfg.out / "work" / "manifest.json")["stages"]["generate"]
         n_chunks = server.state.count
         assert n_chunks >= 2
         llm = info["llm"]
@@ -370,7 +370,7 @@ def test_pipeline_records_llm_stats_and_reuses_the_cache(
         # A changed LLM setting reruns the stage, but every answer comes from the cache.
         with pytest.raises(NotEnoughDataError):
             Pipeline(cfg.replace(llm_timeout=30.0)).run()
-        info = read_json(cfg.out / "manifest.json")["stages"]["generate"]
+        info = read_json(cfg.out / "work" / "manifest.json")["stages"]["generate"]
         assert server.state.count == n_chunks
         assert (info["llm"]["requests"], info["llm"]["cache_hits"]) == (0, n_chunks)
         # The key never reaches the run directory.

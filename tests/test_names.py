@@ -52,20 +52,20 @@ def test_a_tiny_runs_metrics_json_names_its_figures_like_the_table_rows(tiny_run
     assert set(TABLES) <= set(metrics)
     assert not _has_old_names(metrics), [k for k in metrics if k in OLD.values()]
     assert set(metrics["similarity"]) == {"base", "fine_tuned", "cutoff_map", "warn"}
-    assert all(set(row) == {"n", "base", "fine_tuned"} for row in metrics["per_theme"].values())
+    assert all(set(row["hit@5"]) == {"base", "fine_tuned"} for row in metrics["per_theme"].values())
     assert metrics["test_set"] == "held-out synthetic questions (by chunk)"
     # `served` is one of the measured rows, named by its mode.
     assert metrics["served"]["hit@5"] in {metrics[k]["hit@5"] for k in ("fine_tuned", "bm25", "hybrid")}
     # card.json's copy, which `push` renders the card from, carries the same names.
-    assert _read(tiny_run / "card.json")["metrics"] == metrics
+    assert _read(tiny_run / "work" / "card.json")["metrics"] == metrics
 
 
 def _as_written_by_0_3(run: Path) -> dict[str, Any]:
     """Rewrites RUN's metrics.json and card.json in ragtune 0.3's names; returns the new-format figures."""
     metrics = _read(run / "metrics.json")
     (run / "metrics.json").write_text(json.dumps(_old(metrics)), encoding="utf-8")
-    card = _read(run / "card.json")
-    (run / "card.json").write_text(json.dumps(card | {"metrics": _old(card["metrics"])}), encoding="utf-8")
+    card = _read(run / "work" / "card.json")
+    (run / "work" / "card.json").write_text(json.dumps(card | {"metrics": _old(card["metrics"])}), encoding="utf-8")
     return metrics
 
 
@@ -95,7 +95,7 @@ def test_a_run_folder_with_an_old_format_metrics_json_still_loads(
 
     # The card and report render from the old names; `push` accepts the old file.
     old = _read(run / "metrics.json")
-    summary = _read(run / "card.json")["summary"]
+    summary = _read(run / "work" / "card.json")["summary"]
     assert f"{new['fine_tuned']['mrr@10']:.3f}" in render_report(summary, old)
     assert f"value: {round(new['fine_tuned']['hit@5'], 4)}" in render_card(summary, old, "you/demo")
     assert main(["push", str(run), "you/demo", "--dry-run"]) == 0
@@ -175,11 +175,11 @@ def _kinds(path: Path) -> dict[str, int]:
 def test_every_kind_a_run_writes_is_in_the_vocabulary_and_the_stage_line_counts_them(tiny_run: Path) -> None:
     from ragtune.names import QUESTION_KINDS
 
-    written = _kinds(tiny_run / "pairs.jsonl")
-    lexical = _kinds(tiny_run / "pairs_lexical.jsonl")
+    written = _kinds(tiny_run / "work" / "pairs.jsonl")
+    lexical = _kinds(tiny_run / "work" / "pairs_lexical.jsonl")
     assert {"keyphrase", "sentence", "cloze"} <= set(written) and set(lexical) == {"lexical"}
     assert set(written) | set(lexical) <= set(QUESTION_KINDS)
-    generate = _read(tiny_run / "manifest.json")["stages"]["generate"]
+    generate = _read(tiny_run / "work" / "manifest.json")["stages"]["generate"]
     assert generate["per_kind"] == written
     # The line the console and the report show names each kind as the file does, with its count.
     for kind, n in written.items():

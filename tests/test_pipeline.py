@@ -105,10 +105,10 @@ class Recorder:
 def test_all_artefacts_exist(finished: Finished) -> None:
     run = finished.cfg.out
     for rel in [
-        "pages.jsonl",
-        "chunks.jsonl",
-        "pairs_train.jsonl",
-        "pairs_eval.jsonl",
+        "work/pages.jsonl",
+        "work/chunks.jsonl",
+        "work/pairs_train.jsonl",
+        "work/pairs_eval.jsonl",
         "model/model.safetensors",
         "model/README.md",
         "model/config.json",
@@ -116,18 +116,18 @@ def test_all_artefacts_exist(finished: Finished) -> None:
         "index/index.faiss",
         "index/chunks.jsonl",
         "report.md",
-        "manifest.json",
+        "work/manifest.json",
     ]:
         assert (run / rel).is_file(), rel
-    pages = read_jsonl(run / "pages.jsonl", Page)
+    pages = read_jsonl(run / "work" / "pages.jsonl", Page)
     assert sorted({p.source for p in pages}) == ["environment.md", "intro.txt", "more_risks.txt", "risks.txt"]
-    chunks = read_jsonl(run / "chunks.jsonl", Chunk)
+    chunks = read_jsonl(run / "work" / "chunks.jsonl", Chunk)
     assert len(chunks) >= 40
     assert all(c.n_tokens <= 64 for c in chunks)
     # The index ships with exactly the chunks it was built from.
     assert read_jsonl(run / "index" / "chunks.jsonl", Chunk) == chunks
     # Leftovers of the atomic model swap and of training are cleaned up.
-    assert not (run / "model.tmp").exists() and not (run / "checkpoints").exists()
+    assert not (run / "work" / "model.tmp").exists() and not (run / "work" / "checkpoints").exists()
 
 
 def test_report_html_embeds_the_plots_and_push_can_render_the_card(finished: Finished) -> None:
@@ -151,7 +151,7 @@ def test_report_html_embeds_the_plots_and_push_can_render_the_card(finished: Fin
     assert set(metrics["similarity"]) == {"base", "fine_tuned", "cutoff_map", "warn"}
     card = ModelCard.load(run / "model" / "README.md")
     assert card.data.library_name == "sentence-transformers" and card.data.model_name == f"ragtune-{run.name}"
-    saved = json.loads((run / "card.json").read_text(encoding="utf-8"))
+    saved = json.loads((run / "work" / "card.json").read_text(encoding="utf-8"))
     assert saved["metrics"] == metrics
 
 
@@ -168,8 +168,8 @@ def test_metrics_file(finished: Finished) -> None:
     before, after = metrics["base"], metrics["fine_tuned"]
     keys = ("hit@5", "mrr@10")
     assert metrics["improved"] == (all(after[k] >= before[k] for k in keys) and any(after[k] > before[k] for k in keys))
-    assert metrics["n_queries"] == len(read_jsonl(run / "pairs_eval.jsonl", Pair))
-    assert metrics["n_chunks"] == len(read_jsonl(run / "chunks.jsonl", Chunk))
+    assert metrics["n_queries"] == len(read_jsonl(run / "work" / "pairs_eval.jsonl", Pair))
+    assert metrics["n_chunks"] == len(read_jsonl(run / "work" / "chunks.jsonl", Chunk))
     assert finished.result.metrics == metrics
 
 
@@ -179,7 +179,7 @@ def test_model_loads_and_index_holds_its_embeddings(finished: Finished) -> None:
 
     run = finished.cfg.out
     tuned = SentenceTransformer(str(run / "model"), device="cpu")
-    chunks = read_jsonl(run / "chunks.jsonl", Chunk)
+    chunks = read_jsonl(run / "work" / "chunks.jsonl", Chunk)
     vecs = tuned.encode([c.text for c in chunks], normalize_embeddings=True, convert_to_numpy=True)
     assert vecs.shape == (len(chunks), 32)
     from ragtune.retrieval import retrieval_units
@@ -213,22 +213,22 @@ def test_card_and_report(finished: Finished, tiny_model_dir: Path) -> None:
 
 def test_eval_and_train_chunks_are_disjoint(finished: Finished) -> None:
     run = finished.cfg.out
-    train = read_jsonl(run / "pairs_train.jsonl", Pair)
-    val = read_jsonl(run / "pairs_val.jsonl", Pair)
-    held = read_jsonl(run / "pairs_eval.jsonl", Pair)
+    train = read_jsonl(run / "work" / "pairs_train.jsonl", Pair)
+    val = read_jsonl(run / "work" / "pairs_val.jsonl", Pair)
+    held = read_jsonl(run / "work" / "pairs_eval.jsonl", Pair)
     assert train and val and held
     sides = [{p.chunk_id for p in side} for side in (train, val, held)]
     assert not sides[0] & sides[1] and not sides[0] & sides[2] and not sides[1] & sides[2]
     # Together they are the generated questions, less the training questions that failed the round trip;
     # each points at a real chunk.
-    everything = read_jsonl(run / "pairs.jsonl", Pair)
+    everything = read_jsonl(run / "work" / "pairs.jsonl", Pair)
     failed = finished.result.summary["skipped"]["split"]
     n_failed = sum(failed.values())
     assert len(train) + len(val) + len(held) + n_failed == len(everything)
     assert set(map(repr, train + val + held)) <= set(map(repr, everything))
     n_val = round(0.1 / 0.8 * (len(sides[0]) + len(sides[1])))
     assert len(sides[1]) == n_val
-    ids = {c.id for c in read_jsonl(run / "chunks.jsonl", Chunk)}
+    ids = {c.id for c in read_jsonl(run / "work" / "chunks.jsonl", Chunk)}
     assert {p.chunk_id for p in everything} <= ids
     n_chunks = len({p.chunk_id for p in everything})
     assert len({p.chunk_id for p in held}) == round(0.2 * n_chunks)
@@ -243,27 +243,27 @@ def test_only_training_questions_pass_the_bm25_round_trip(finished: Finished) ->
     from ragtune.retrieval import bm25_rankings
 
     run = finished.cfg.out
-    chunks = read_jsonl(run / "chunks.jsonl", Chunk)
-    everything = read_jsonl(run / "pairs.jsonl", Pair)
+    chunks = read_jsonl(run / "work" / "chunks.jsonl", Chunk)
+    everything = read_jsonl(run / "work" / "pairs.jsonl", Pair)
     k = finished.cfg.round_trip_k
     ranked = bm25_rankings([c.text for c in chunks], [c.id for c in chunks], [p.query for p in everything], k)
     passes = {repr(p): p.chunk_id in top for p, top in zip(everything, ranked)}
-    train = read_jsonl(run / "pairs_train.jsonl", Pair)
+    train = read_jsonl(run / "work" / "pairs_train.jsonl", Pair)
     assert train and all(passes[repr(p)] for p in train)
     for side in ("pairs_val.jsonl", "pairs_eval.jsonl"):
-        kept = read_jsonl(run / side, Pair)
+        kept = read_jsonl(run / "work" / side, Pair)
         ids = {p.chunk_id for p in kept}
         # Every generated question of these chunks is kept, those BM25 misses too.
         assert sorted(map(repr, kept)) == sorted(repr(p) for p in everything if p.chunk_id in ids)
     missed = [p for p in everything if not passes[repr(p)]]
-    held_ids = {p.chunk_id for p in read_jsonl(run / "pairs_eval.jsonl", Pair)}
+    held_ids = {p.chunk_id for p in read_jsonl(run / "work" / "pairs_eval.jsonl", Pair)}
     assert any(p.chunk_id in held_ids for p in missed), "no held-out question that BM25 misses: weak test data"
     assert sum(finished.result.summary["skipped"]["split"].values()) == len(
         [
             p
             for p in missed
             if p.chunk_id not in held_ids
-            and p.chunk_id not in {q.chunk_id for q in read_jsonl(run / "pairs_val.jsonl", Pair)}
+            and p.chunk_id not in {q.chunk_id for q in read_jsonl(run / "work" / "pairs_val.jsonl", Pair)}
         ]
     )
 
@@ -310,13 +310,13 @@ def test_the_hybrid_weight_is_kept_or_chosen_on_validation(
 
 
 def test_manifest_records_every_stage(finished: Finished) -> None:
-    manifest = json.loads((finished.cfg.out / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((finished.cfg.out / "work" / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["ragtune_manifest"] == MANIFEST_VERSION
     assert list(manifest["stages"]) == list(STAGES)
     assert all(entry["key"] for entry in manifest["stages"].values())
     # Each stage's outputs are recorded by size and digest, so a changed file is noticed.
     outputs = manifest["stages"]["generate"]["outputs"]
-    assert outputs == {"pairs.jsonl": file_digest(finished.cfg.out / "pairs.jsonl")}
+    assert outputs == {"work/pairs.jsonl": file_digest(finished.cfg.out / "work" / "pairs.jsonl")}
     # Every file training wrote into model/ but the card, which the save stage writes and a user may edit.
     model = finished.cfg.out / "model"
     trained = {
@@ -357,11 +357,11 @@ def test_identical_rerun_reuses_every_stage(finished: Finished, tmp_path: Path) 
 
 def test_changed_setting_reruns_from_that_stage(finished: Finished, tmp_path: Path) -> None:
     cfg = copy_run(finished, tmp_path).replace(questions_per_chunk=2)
-    pairs_before = read_jsonl(cfg.out / "pairs.jsonl", Pair)
+    pairs_before = read_jsonl(cfg.out / "work" / "pairs.jsonl", Pair)
     again = Pipeline(cfg).run()
     assert again.cached == ["extract", "chunk", "theme"]
     assert list(again.timings) == ["generate", "split", "train", "evaluate", "save"]
-    pairs = read_jsonl(cfg.out / "pairs.jsonl", Pair)
+    pairs = read_jsonl(cfg.out / "work" / "pairs.jsonl", Pair)
     assert pairs != pairs_before
     per_chunk: dict[str, int] = {}
     for p in pairs:
@@ -376,7 +376,7 @@ def test_changed_chunking_reruns_from_chunk(finished: Finished, tmp_path: Path) 
     cfg = copy_run(finished, tmp_path).replace(chunk_tokens=48)
     again = Pipeline(cfg).run()
     assert again.cached == ["extract"]
-    assert max(c.n_tokens for c in read_jsonl(cfg.out / "chunks.jsonl", Chunk)) <= 48
+    assert max(c.n_tokens for c in read_jsonl(cfg.out / "work" / "chunks.jsonl", Chunk)) <= 48
 
 
 def test_rebuilt_model_is_re_evaluated_and_gets_a_ragtune_card(finished: Finished, tmp_path: Path) -> None:
@@ -457,19 +457,19 @@ def test_damaged_manifest_is_one_line_telling_what_to_do(
 
 def test_old_format_stage_file_is_a_run_dir_error(finished: Finished, tmp_path: Path) -> None:
     cfg = copy_run(finished, tmp_path).replace(chunk_tokens=48)
-    pages = cfg.out / "pages.jsonl"
+    pages = cfg.out / "work" / "pages.jsonl"
     lines = pages.read_text(encoding="utf-8").splitlines()
     pages.write_text("\n".join(['{"ragtune": "page", "version": 0}'] + lines[1:]) + "\n", encoding="utf-8")
     # A manifest from before output digests were recorded: extract is reused, so chunking reads the old-format file.
     # (An entry without its check is redone, so the check is computed again over what is left.)
     from ragtune.rundir import _entry_check
 
-    manifest = json.loads((cfg.out / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((cfg.out / "work" / "manifest.json").read_text(encoding="utf-8"))
     entry = manifest["stages"]["extract"]
     for name in ("outputs", "check"):
         del entry[name]
     entry["check"] = _entry_check(entry)
-    (cfg.out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    (cfg.out / "work" / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     with pytest.raises(RunDirError, match="format version 0"):
         Pipeline(cfg).run()
 
@@ -517,8 +517,8 @@ def test_mixed_run_trains_on_labelled_pairs_and_reports_both(finished: Finished,
         "pearson",
         "spearman",
     }
-    held = read_jsonl(cfg.out / "labelled_eval.jsonl", LabelledPair)
-    train = read_jsonl(cfg.out / "labelled_train.jsonl", LabelledPair)
+    held = read_jsonl(cfg.out / "work" / "labelled_eval.jsonl", LabelledPair)
+    train = read_jsonl(cfg.out / "work" / "labelled_train.jsonl", LabelledPair)
     assert m["pairs"]["n_pairs"] == len(held) > 5
     assert not {(p.sentence1, p.sentence2) for p in held} & {(p.sentence1, p.sentence2) for p in train}
     assert m["improved"] == (
@@ -528,7 +528,7 @@ def test_mixed_run_trains_on_labelled_pairs_and_reports_both(finished: Finished,
     assert "held-out pairs" in (cfg.out / "model" / "README.md").read_text()
     # Dropping the pairs again removes their split files instead of leaving stale ones.
     Pipeline(cfg.replace(pairs_files=())).run()
-    assert not (cfg.out / "labelled_eval.jsonl").exists()
+    assert not (cfg.out / "work" / "labelled_eval.jsonl").exists()
 
 
 def test_matryoshka_run_reports_each_size_and_cached_loss_trains(finished: Finished, tmp_path: Path) -> None:
@@ -553,7 +553,7 @@ def test_matryoshka_run_reports_each_size_and_cached_loss_trains(finished: Finis
 
 def test_card_records_how_the_weights_were_chosen(finished: Finished) -> None:
     card = (finished.cfg.out / "model" / "README.md").read_text()
-    v = json.loads((finished.cfg.out / "manifest.json").read_text())["stages"]["train"]["validation"]
+    v = json.loads((finished.cfg.out / "work" / "manifest.json").read_text())["stages"]["train"]["validation"]
     assert v["n_questions"] > 0 and v["best_step"] is not None and v["mix"] in (0.0, 0.5, 0.75, 1.0)
     assert {"0.0", "1.0"} <= set(v["mix_scores"]) <= {"0.0", "0.5", "0.75", "1.0"}
     assert "## Model selection" in card
@@ -570,10 +570,10 @@ def test_long_chunks_raise_max_seq_length_instead_of_being_cut(
     (short / "sentence_bert_config.json").write_text(json.dumps(settings | {"max_seq_length": 48}))
     cfg = finished.cfg.replace(out=tmp_path / "run", base_model=str(short), chunk_tokens=100, chunk_overlap=10)
     Pipeline(cfg).run()
-    chunks = read_jsonl(cfg.out / "chunks.jsonl", Chunk)
+    chunks = read_jsonl(cfg.out / "work" / "chunks.jsonl", Chunk)
     longest = max(c.n_tokens for c in chunks)
     assert 46 < longest <= 100
-    info = json.loads((cfg.out / "manifest.json").read_text())["stages"]["chunk"]
+    info = json.loads((cfg.out / "work" / "manifest.json").read_text())["stages"]["chunk"]
     assert info["max_seq_length"] == longest + 2
     assert info["longer_than_default"] == sum(c.n_tokens + 2 > 48 for c in chunks) > 0
     from sentence_transformers import SentenceTransformer
@@ -601,10 +601,14 @@ def test_hard_negative_run_gives_every_training_chunk_a_negative_it_may_see(
     assert [name for name, cached in rec.ended if not cached] == ["train", "evaluate", "save"]
     (negatives,) = given
     # Every training chunk keeps its row (mining on the tiny model finds little; the rest are filled in) ...
-    assert set(negatives) == {p.chunk_id for p in read_jsonl(cfg.out / "pairs_train.jsonl", Pair)}
+    assert set(negatives) == {p.chunk_id for p in read_jsonl(cfg.out / "work" / "pairs_train.jsonl", Pair)}
     assert all(neg != cid for cid, neg in negatives.items())
     # ... and negatives are training chunks: never a held-out or a validation chunk.
-    unseen = {p.chunk_id for name in ("pairs_eval.jsonl", "pairs_val.jsonl") for p in read_jsonl(cfg.out / name, Pair)}
+    unseen = {
+        p.chunk_id
+        for name in ("pairs_eval.jsonl", "pairs_val.jsonl")
+        for p in read_jsonl(cfg.out / "work" / name, Pair)
+    }
     assert not set(negatives.values()) & unseen
 
 
@@ -632,14 +636,14 @@ def full_disk_at_model_save(monkeypatch: pytest.MonkeyPatch) -> Callable[..., No
 @pytest.mark.parametrize("damage", ["truncate", "binary"])
 def test_changed_stage_output_is_noticed_and_its_stage_redone(finished: Finished, tmp_path: Path, damage: str) -> None:
     cfg = copy_run(finished, tmp_path)
-    pairs = cfg.out / "pairs.jsonl"
+    pairs = cfg.out / "work" / "pairs.jsonl"
     good = pairs.read_bytes()
     # Cut off mid-line, as a crash or a full disk would leave it, or overwritten with something else.
     pairs.write_bytes(good[: len(good) // 2] if damage == "truncate" else b"\x00\xff\xfe" * 100)
     rec = Recorder()
     result = Pipeline(cfg, rec).run()
     assert result.cached == ["extract", "chunk", "theme"]
-    assert rec.notes == ["pairs.jsonl changed since the generate stage wrote it; redoing the generate stage"]
+    assert rec.notes == ["work/pairs.jsonl changed since the generate stage wrote it; redoing the generate stage"]
     # The same settings write the same questions again: nothing is lost.
     assert pairs.read_bytes() == good
     assert result.summary["n_pairs"] == finished.result.summary["n_pairs"]
@@ -648,7 +652,7 @@ def test_changed_stage_output_is_noticed_and_its_stage_redone(finished: Finished
 
 def test_edited_manifest_entry_redoes_its_stage_instead_of_failing(finished: Finished, tmp_path: Path) -> None:
     cfg = copy_run(finished, tmp_path)
-    path = cfg.out / "manifest.json"
+    path = cfg.out / "work" / "manifest.json"
     manifest = json.loads(path.read_text(encoding="utf-8"))
     # A wrong type where a later step reads the stage's record (the summary's theme list).
     manifest["stages"]["theme"]["per_theme"] = "security"
@@ -678,14 +682,14 @@ def test_interrupted_after_the_last_checkpoint_finishes_without_training_again(
     assert "\n" not in msg and f"no space left on the disk of {cfg.out}: training (checkpoints of about" in msg
     assert re.search(r"needs about \d+ MB, [\d.]+ [MG]B is free now", msg) and "rerun the same command" in msg
     # The half-written model gave its space back; the last checkpoint (step 2 of 2) is kept.
-    assert not (cfg.out / "model.tmp").exists()
-    assert (cfg.out / "checkpoints" / "checkpoint-2" / "ragtune_checkpoint.json").is_file()
+    assert not (cfg.out / "work" / "model.tmp").exists()
+    assert (cfg.out / "work" / "checkpoints" / "checkpoint-2" / "ragtune_checkpoint.json").is_file()
     monkeypatch.setattr(SentenceTransformer, "save", real_save)
     rec = Recorder()
     again = Pipeline(cfg, rec).run()
     # Training had ended: its result is taken as it was, with no step 3 of 2.
     assert rec.progress["train"] == [(2, 2)]
-    train = json.loads((cfg.out / "manifest.json").read_text())["stages"]["train"]
+    train = json.loads((cfg.out / "work" / "manifest.json").read_text())["stages"]["train"]
     assert train["steps"] == 2 and train["resumed_at"] == 2
     assert train["validation"]["best_step"] == finished.result.summary["train"]["validation"]["best_step"]
     # ... and the model is the one the uninterrupted run saved.
@@ -724,7 +728,7 @@ def test_a_second_run_on_the_same_out_stops_at_once(finished: Finished, tmp_path
         with pytest.raises(RunDirError) as e:
             Pipeline(cfg).run()
         assert time.monotonic() - start < 10
-        since = json.loads((cfg.out / "run.lock").read_text())["started"]
+        since = json.loads((cfg.out / "work" / "run.lock").read_text())["started"]
         assert str(e.value) == (
             f"{cfg.out} is in use by another ragtune run (pid {holder.pid} on "
             f"{socket.gethostname()}, since {since}); wait for it to finish or use another "
@@ -734,13 +738,13 @@ def test_a_second_run_on_the_same_out_stops_at_once(finished: Finished, tmp_path
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     # Killed, it left its lock file behind: stale now, the same command takes it over and completes.
-    assert json.loads((cfg.out / "run.lock").read_text())["pid"] == holder.pid
+    assert json.loads((cfg.out / "work" / "run.lock").read_text())["pid"] == holder.pid
     rec = Recorder()
     assert Pipeline(cfg, rec).run().cached == list(STAGES)
     assert len(rec.notes) == 1 and rec.notes[0].startswith(
         f"took over a stale run.lock left by a run that ended without releasing it (pid {holder.pid} on "
     )
-    assert not (cfg.out / "run.lock").exists()
+    assert not (cfg.out / "work" / "run.lock").exists()
 
 
 def test_stale_lock_file_of_a_dead_process_is_taken_over(finished: Finished, tmp_path: Path) -> None:
@@ -750,7 +754,7 @@ def test_stale_lock_file_of_a_dead_process_is_taken_over(finished: Finished, tmp
     cfg = copy_run(finished, tmp_path)
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     pid = int(gone.stdout)
-    (cfg.out / "run.lock").write_text(json.dumps({"pid": pid, "host": "elsewhere", "started": "yesterday"}))
+    (cfg.out / "work" / "run.lock").write_text(json.dumps({"pid": pid, "host": "elsewhere", "started": "yesterday"}))
     rec = Recorder()
     assert Pipeline(cfg, rec).run().cached == list(STAGES)
     assert rec.notes == [

@@ -127,7 +127,7 @@ def test_served_row_is_marked_with_its_values(page: Page, run_dir: Path) -> None
 def test_run_facts_carry_the_runs_values(page: Page, run_dir: Path) -> None:
     facts = page.by_id["run-facts"]
     config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((run_dir / "work" / "manifest.json").read_text(encoding="utf-8"))
     assert f"a local model ({Path(config['base_model']).name})" in facts
     assert datetime.now(timezone.utc).strftime("%Y-%m-%d") in facts
     assert "device cpu" in facts
@@ -138,7 +138,7 @@ def test_run_facts_carry_the_runs_values(page: Page, run_dir: Path) -> None:
 
 
 def test_five_sample_questions_with_their_own_chunk(page: Page, run_dir: Path) -> None:
-    held_out = {p["query"]: p["chunk_id"] for p in jsonl(run_dir / "pairs_eval.jsonl")}
+    held_out = {p["query"]: p["chunk_id"] for p in jsonl(run_dir / "work" / "pairs_eval.jsonl")}
     chunks = {c["id"]: c for c in jsonl(run_dir / "index" / "chunks.jsonl")}
     samples = [(attrs, text) for section, attrs, text in page.items if section == "samples"]
     assert len(samples) == 5
@@ -176,7 +176,7 @@ def test_report_md_has_the_same_content_in_words(run_dir: Path) -> None:
         assert section in report
     assert "## Sample search" in report
     assert not re.search(r"\bn_[a-z_]+\b", report), re.search(r"\bn_[a-z_]+\b", report)
-    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((run_dir / "work" / "manifest.json").read_text(encoding="utf-8"))
     assert f"- pages: {manifest['stages']['extract']['n_pages']}" in report.splitlines()
     assert "(served)" in report
     assert "1 file skipped: unsupported file type (ignored): notes.docx" in report
@@ -186,7 +186,7 @@ def test_hybrid_in_a_store_is_said_only_when_the_hybrid_is_served(run_dir: Path)
     from ragtune.card import render_card, render_report
     from ragtune.plots import render_html
 
-    saved = json.loads((run_dir / "card.json").read_text(encoding="utf-8"))
+    saved = json.loads((run_dir / "work" / "card.json").read_text(encoding="utf-8"))
     summary, metrics = saved["summary"], saved["metrics"]
     hybrid = metrics | {"served": metrics["served"] | {"mode": "hybrid"}, "hybrid_weight": 0.6}
     dense = metrics | {"served": metrics["served"] | {"mode": "dense"}}
@@ -261,7 +261,7 @@ def test_data_problems_box_shows_the_blueprint_pages_lost_to_its_font(run_dir: P
     from tests.conftest import BLUEPRINT_PDF
 
     skipped = extract_folder(BLUEPRINT_PDF).skipped.to_dict()
-    saved = json.loads((run_dir / "card.json").read_text(encoding="utf-8"))
+    saved = json.loads((run_dir / "work" / "card.json").read_text(encoding="utf-8"))
     summary = saved["summary"] | {
         "skipped": saved["summary"]["skipped"] | {"extract": skipped["counts"]},
         "skipped_examples": {"extract": skipped["examples"]},
@@ -291,9 +291,11 @@ def test_a_base_model_gone_since_the_run_leaves_out_only_the_sample_search(run_d
     shutil.copytree(run_dir, copy)
     config = json.loads((copy / "config.json").read_text(encoding="utf-8"))
     (copy / "config.json").write_text(json.dumps(config | {"base_model": str(tmp_path / "moved")}), encoding="utf-8")
-    saved = json.loads((copy / "card.json").read_text(encoding="utf-8"))
+    saved = json.loads((copy / "work" / "card.json").read_text(encoding="utf-8"))
     chunks = read_jsonl(copy / "index" / "chunks.jsonl", Chunk)
-    extras = report_extras(copy, saved["summary"], chunks, read_jsonl(copy / "pairs_eval.jsonl", Pair), 1.0, "cpu")
+    extras = report_extras(
+        copy, saved["summary"], chunks, read_jsonl(copy / "work" / "pairs_eval.jsonl", Pair), 1.0, "cpu"
+    )
     assert len(extras["samples"]) == 5
     page = Page(render_html(saved["summary"], saved["metrics"], {}, extras))
     assert "cannot load model" in page.by_id["sample-search"] and "moved" in page.by_id["sample-search"]

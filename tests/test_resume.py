@@ -68,7 +68,7 @@ def test_sigterm_during_training_saves_a_checkpoint_and_the_rerun_resumes(
     assert code == 128 + signal.SIGTERM, err
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("ragtune: interrupted"), err
-    checkpoints = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    checkpoints = sorted((out / "work" / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     assert checkpoints, err
     stopped_at = int(checkpoints[-1].name.split("-")[1])
     assert 0 < stopped_at < STEPS
@@ -80,9 +80,9 @@ def test_sigterm_during_training_saves_a_checkpoint_and_the_rerun_resumes(
     # The stages before training were reused, not redone.
     for stage in ("extract", "chunk", "generate", "split"):
         assert any(stage in line and "unchanged, reused" in line for line in again.stderr.splitlines()), stage
-    train = json.loads((out / "manifest.json").read_text())["stages"]["train"]
+    train = json.loads((out / "work" / "manifest.json").read_text())["stages"]["train"]
     assert train["steps"] == STEPS and train["resumed_at"] == stopped_at
-    assert (out / "model" / "model.safetensors").is_file() and not (out / "checkpoints").exists()
+    assert (out / "model" / "model.safetensors").is_file() and not (out / "work" / "checkpoints").exists()
 
 
 # --- damaged checkpoints ---------------------------------------------------------------
@@ -99,7 +99,10 @@ def stopped(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, nist
         full_disk_at_model_save(mp)
         with pytest.raises(DiskFullError):
             Pipeline(cfg).run()
-    assert sorted(p.name for p in (cfg.out / "checkpoints").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    assert sorted(p.name for p in (cfg.out / "work" / "checkpoints").glob("checkpoint-*")) == [
+        "checkpoint-2",
+        "checkpoint-4",
+    ]
     return cfg
 
 
@@ -131,21 +134,21 @@ def test_incomplete_checkpoint_is_skipped_for_the_previous_complete_one(
     cfg = _copy(stopped, tmp_path)
     for folder, names in damage.items():
         for name in names:
-            (cfg.out / "checkpoints" / folder / name).unlink()
+            (cfg.out / "work" / "checkpoints" / folder / name).unlink()
     rec = Recorder()
     Pipeline(cfg, rec).run()
     assert rec.notes == [f"{note}; resuming from checkpoint-2"]
     assert [done for done, _ in rec.progress["train"]] == [3, 4]
-    train = json.loads((cfg.out / "manifest.json").read_text())["stages"]["train"]
+    train = json.loads((cfg.out / "work" / "manifest.json").read_text())["stages"]["train"]
     assert train["steps"] == 4 and train["resumed_at"] == 2
-    assert (cfg.out / "model" / "model.safetensors").is_file() and not (cfg.out / "checkpoints").exists()
+    assert (cfg.out / "model" / "model.safetensors").is_file() and not (cfg.out / "work" / "checkpoints").exists()
 
 
 def test_no_complete_checkpoint_starts_the_stage_again(stopped: Config, tmp_path: Path) -> None:
     cfg = _copy(stopped, tmp_path)
-    weights = cfg.out / "checkpoints" / "checkpoint-2" / "model.safetensors"
+    weights = cfg.out / "work" / "checkpoints" / "checkpoint-2" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])  # cut short
-    (cfg.out / "checkpoints" / "checkpoint-4" / "trainer_state.json").unlink()
+    (cfg.out / "work" / "checkpoints" / "checkpoint-4" / "trainer_state.json").unlink()
     rec = Recorder()
     Pipeline(cfg, rec).run()
     assert rec.notes == [
@@ -153,5 +156,5 @@ def test_no_complete_checkpoint_starts_the_stage_again(stopped: Config, tmp_path
         "checkpoint-2 cannot be resumed from: model.safetensors missing or cut short; training starts again",
     ]
     assert [done for done, _ in rec.progress["train"]][-1] == 4
-    train = json.loads((cfg.out / "manifest.json").read_text())["stages"]["train"]
+    train = json.loads((cfg.out / "work" / "manifest.json").read_text())["stages"]["train"]
     assert train["steps"] == 4 and train["resumed_at"] is None

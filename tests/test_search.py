@@ -76,7 +76,7 @@ def test_search_returns_k_hits_best_first(run_dir: Path, chunks: list[Chunk]) ->
     scores = [h.score for h in hits]
     assert scores == sorted(scores, reverse=True) and all(-1.0 <= s <= 1.0 + 1e-6 for s in scores)
     by_id = {c.id: c for c in chunks}
-    page_text = {(p.source, p.page): p.text for p in read_jsonl(run_dir / "pages.jsonl", Page)}
+    page_text = {(p.source, p.page): p.text for p in read_jsonl(run_dir / "work" / "pages.jsonl", Page)}
     for h in hits:
         c = by_id[h.chunk_id]
         assert (h.source, h.pages, h.text) == (c.source, c.pages, c.text)
@@ -321,7 +321,7 @@ def test_export_import_round_trip(
 ) -> None:
     path = tmp_path / "eval.json"
     assert main(["export", str(run_dir), "--llamaindex", str(path)]) == 0
-    held = read_jsonl(run_dir / "pairs_eval.jsonl", Pair)
+    held = read_jsonl(run_dir / "work" / "pairs_eval.jsonl", Pair)
     assert capsys.readouterr().out.startswith(f"Wrote {len(held)} test questions and {len(chunks)} corpus chunks")
     raw = json.loads(path.read_text(encoding="utf-8"))
     assert sorted(raw) == ["corpus", "mode", "queries", "relevant_docs"] and raw["mode"] == "text"
@@ -336,8 +336,8 @@ def test_export_import_round_trip(
 def test_train_export_holds_no_held_out_text(run_dir: Path, tmp_path: Path) -> None:
     export = export_llamaindex(run_dir, tmp_path / "train.json", split="train")
     queries, corpus, relevant = load_llamaindex_dataset(export.path)
-    train = read_jsonl(run_dir / "pairs_train.jsonl", Pair)
-    held_chunks = {p.chunk_id for p in read_jsonl(run_dir / "pairs_eval.jsonl", Pair)}
+    train = read_jsonl(run_dir / "work" / "pairs_train.jsonl", Pair)
+    held_chunks = {p.chunk_id for p in read_jsonl(run_dir / "work" / "pairs_eval.jsonl", Pair)}
     assert list(queries.values()) == [p.query for p in train]
     assert set(corpus) == {p.chunk_id for p in train} and not set(corpus) & held_chunks
     assert (export.n_queries, export.n_corpus) == (len(train), len(corpus))
@@ -349,7 +349,9 @@ def test_exported_eval_set_reproduces_the_run_metrics(
     path = export_llamaindex(run_dir, tmp_path / "eval.json").path
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     # Same questions, same chunks, same index settings: the numbers the run reported.
-    assert evaluate_on_dataset(run_dir, path, device="cpu") == pytest.approx(metrics["fine_tuned"], abs=1e-9)
+    assert evaluate_on_dataset(run_dir, path, device="cpu") == pytest.approx(
+        metrics["fine_tuned"], abs=5e-5
+    )  # metrics.json holds 4 digits
     # And the base model (a plain model folder) gives the run's "base" numbers.
     assert main(["evaluate", str(tiny_model_dir), str(path), "--device", "cpu"]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -467,8 +469,8 @@ def test_dataset_metrics_use_the_base_and_the_tuned_model(run_dir: Path, tmp_pat
     saved = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
     assert saved["base"] != saved["fine_tuned"]  # so a swap of the two models would show
     assert saved["evaluation_set"] == entry and entry["file"] == "held.json"
-    assert entry["base"] == pytest.approx(saved["base"], abs=1e-9)
-    assert entry["fine_tuned"] == pytest.approx(saved["fine_tuned"], abs=1e-9)
+    assert entry["base"] == pytest.approx(saved["base"], abs=5e-5)
+    assert entry["fine_tuned"] == pytest.approx(saved["fine_tuned"], abs=5e-5)
 
 
 def test_cli_run_with_eval_dataset_prints_a_second_table(

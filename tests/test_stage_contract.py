@@ -74,7 +74,7 @@ def toy_run(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, nist
 
 
 def test_a_toy_stage_after_save_runs_with_the_rest_and_is_recorded(toy_run: Config) -> None:
-    manifest = json.loads((toy_run.out / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((toy_run.out / "work" / "manifest.json").read_text(encoding="utf-8"))
     assert list(manifest["stages"]) == [*STAGES, "toy"]
     chunk_count = manifest["stages"]["chunk"]["n_chunks"]
     written = json.loads((toy_run.out / TOY_FILE).read_text(encoding="utf-8"))

@@ -48,7 +48,9 @@ def chunks(run_dir: Path) -> list[Chunk]:
 
 @pytest.fixture(scope="module")
 def questions(run_dir: Path) -> list[str]:
-    pairs = read_jsonl(run_dir / "pairs_eval.jsonl", Pair) + read_jsonl(run_dir / "pairs_train.jsonl", Pair)
+    pairs = read_jsonl(run_dir / "work" / "pairs_eval.jsonl", Pair) + read_jsonl(
+        run_dir / "work" / "pairs_train.jsonl", Pair
+    )
     out = list(dict.fromkeys(p.query for p in pairs))[:N_QUESTIONS]
     assert len(out) == N_QUESTIONS
     return out

@@ -59,7 +59,7 @@ def test_run_under_torchrun_trains_with_two_processes(
     # Both ranks return rank 0's result, so the CLI prints its table twice.
     assert log.count("Retrieval on ") == 2
     assert (out / "model" / "config.json").is_file() and (out / "index" / "index.faiss").is_file()
-    assert not (out / "model.tmp").exists() and not (out / "checkpoints").exists()
+    assert not (out / "work" / "model.tmp").exists() and not (out / "work" / "checkpoints").exists()
 
     from sentence_transformers import SentenceTransformer
 

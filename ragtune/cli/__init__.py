@@ -469,7 +469,8 @@ def build_parser(run_defaults: dict[str, Any] | None = None) -> argparse.Argumen
         type=Path,
         default=None,
         metavar="FILE",
-        help="TOML or YAML file of settings (e.g. batch_size = 16); flags given here override it",
+        help="TOML or YAML file of settings (e.g. batch_size = 16), or a run's config.json; flags given here "
+        "override it",
     )
     if run_defaults:
         run.set_defaults(**run_defaults)
@@ -602,7 +603,10 @@ def _flag_aliases() -> dict[str, str]:
 
 def _with_config_file(args: argparse.Namespace, argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse `argv` again with the settings of --config FILE as defaults, so flags given on the command line win."""
-    values = load_config_file(args.config, _flag_aliases())
+    notes: list[str] = []
+    values = load_config_file(args.config, _flag_aliases(), notes)
+    for note in notes:
+        print(f"ragtune: note: {note}", file=sys.stderr)
     args = build_parser(values).parse_args(argv)
     try:
         _config_from_args(args)

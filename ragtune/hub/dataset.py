@@ -9,6 +9,7 @@ from pathlib import Path
 from ..errors import HubError
 from ..records import Chunk, Pair, RunDirError, read_jsonl
 from ..repo_ids import dataset_repo_id
+from ..runfiles import RunFiles
 
 
 def dataset_files(run_dir: Path, repo_id: str) -> dict[str, bytes]:
@@ -18,16 +19,17 @@ def dataset_files(run_dir: Path, repo_id: str) -> dict[str, bytes]:
     {"query": "…", "chunk_id": "c-1a2b…", "chunk_text": "…", "source": "a.pdf", "pages": [3], "kind": "keyphrase"}
     """
     run_dir = Path(run_dir)
-    names = ("chunks.jsonl", "pairs_train.jsonl", "pairs_eval.jsonl")
-    missing = [n for n in names if not (run_dir / n).is_file()]
+    files = RunFiles(run_dir)
+    paths = (files.chunks, files.split("train"), files.split("eval"))
+    missing = [p.name for p in paths if not p.is_file()]
     if missing:
         raise HubError(
             f"--with-data needs {', '.join(missing)} in {run_dir}: rerun `ragtune run` into it, "
             "or push without --with-data"
         )
     try:
-        chunks = {c.id: c for c in read_jsonl(run_dir / "chunks.jsonl", Chunk)}
-        splits = {s: read_jsonl(run_dir / f"pairs_{s}.jsonl", Pair) for s in ("train", "eval")}
+        chunks = {c.id: c for c in read_jsonl(files.chunks, Chunk)}
+        splits = {s: read_jsonl(files.split(s), Pair) for s in ("train", "eval")}
     except RunDirError as e:
         raise HubError(f"cannot push the pairs: {e}") from None
     out: dict[str, bytes] = {}
@@ -35,7 +37,7 @@ def dataset_files(run_dir: Path, repo_id: str) -> dict[str, bytes]:
         dangling = sorted({p.chunk_id for p in pairs} - chunks.keys())
         if dangling:
             raise HubError(
-                f"cannot push the pairs: {run_dir / f'pairs_{split}.jsonl'} points at "
+                f"cannot push the pairs: {files.split(split)} points at "
                 f"{len(dangling)} chunk id(s) missing from chunks.jsonl (e.g. {dangling[0]!r}); "
                 f"rerun `ragtune run` into {run_dir}"
             )

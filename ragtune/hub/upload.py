@@ -15,7 +15,7 @@ from ..card import render_card
 from ..errors import HubError
 from ..repo_ids import dataset_repo_id, validate_repo_id
 from ..rundir import rerun_command
-from ..runfiles import metrics_problem
+from ..runfiles import RunFiles, metrics_problem
 from .calls import _call_hub, _ErrorContext
 from .client import TIMEOUT_ENV, _request_timeouts, get_api, resolve_timeout, resolve_token
 from .dataset import card_with_dataset, dataset_files
@@ -146,7 +146,7 @@ def left_out_line(left_out: list[str]) -> str:
 def _card_for_upload(run_dir: Path, repo_id: str, dataset_id: str | None) -> bytes | None:
     """The card as uploaded: rendered again from RUN/card.json for the real repo id (its name and the
     `SentenceTransformer("REPO_ID")` lines), and naming the pairs dataset; None to upload the card on disk."""
-    saved = Path(run_dir) / "card.json"
+    saved = RunFiles(Path(run_dir)).card_json
     if saved.is_file():
         try:
             parts = json.loads(saved.read_text(encoding="utf-8"))

@@ -10,6 +10,7 @@ from ..fileio import write_json
 from ..models import weights_digest
 from ..records import FORMAT_VERSION
 from ..rundir import hash_parts
+from ..runfiles import RunFiles
 from .dense import DenseIndex
 
 
@@ -57,7 +58,7 @@ def read_settings(folder: Path) -> dict[str, Any]:
 
 # The base model's index of a run's retrieval units, written by the evaluate stage so that
 # `search --compare` (load_retriever(which="base")) does not encode the corpus a second time.
-BASE_VECTORS = Path("embeddings") / "base"
+BASE_VECTORS = Path("work") / "embeddings" / "base"  # RunFiles.base_vectors, which also finds a run's from before work/
 
 
 def save_base_vectors(run_dir: Path, index: DenseIndex, about: dict[str, Any]) -> None:
@@ -91,7 +92,7 @@ def base_vectors_about(
 
 def load_base_vectors(run_dir: Path, about: dict[str, Any], chunk_weight: float) -> DenseIndex | None:
     """The saved base index when it was built from what `about` says, else None (then encode again)."""
-    folder = run_dir / BASE_VECTORS
+    folder = RunFiles(run_dir).base_vectors
     try:
         saved = json.loads((folder / "about.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from ..fileio import write_json
-from ..metrics import MRR_AT, choose_served, evaluate_model, is_improved, per_theme_hits, rank_metrics, similarity_shift
+from ..metrics import (
+    MRR_AT,
+    choose_served,
+    evaluate_model,
+    is_improved,
+    per_theme_hits,
+    rank_metrics,
+    rounded,
+    similarity_shift,
+)
 from ..models import encoding_in, pick_device, resolve_base_model, resolve_precision
 from ..names import BASE, FINE_TUNED, FINE_TUNED_PASSAGES
 from ..progress import Parts
@@ -94,7 +103,7 @@ def _evaluate(run: Run, precision: str) -> dict[str, Any]:
     if cfg.matryoshka_dims:
         metrics["dims"] = _dims_figures(run, texts, ids, queries, relevant)
     summary = _summary_line(run, metrics, tuned)
-    write_json(run.files.metrics, metrics)
+    write_json(run.files.metrics, rounded(metrics))
     return {"summary": summary}
 
 

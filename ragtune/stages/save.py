@@ -40,7 +40,9 @@ def summary(
         "max_seq_length": chunk["max_seq_length"],
         **model_details(run.files.model),  # dimensions, similarity, pooling
         "versions": framework_versions(),
-        "themes": (themes or "none") + f"; {theme['unthemed']} chunks unthemed",
+        "themes": (themes or "none")
+        + f"; {theme['unthemed']} chunks unthemed"
+        + (f"; {theme['themes_from']}" if "themes_from" in theme else ""),
         "n_pairs": generate["n_pairs"],
         "n_train": split["n_train"],
         "n_eval": split["n_eval"],

@@ -75,7 +75,7 @@ def _need_training_chunks(
         f"add documents or lower --chunk-tokens (there are {n_chunks} chunks)"
         if n_chunks < 10
         else f"the question filters left questions for only a few of the {n_chunks} chunks; "
-        "see the generate and split stages' drop counts in manifest.json"
+        "see the generate and split stages' drop counts in work/manifest.json"
     )
     share = unspaced_share([c.text for c in chunks])
     if n_chunks >= 10 and run.cfg.generator not in LLM_GENERATORS and share > 0.5:
