@@ -124,6 +124,9 @@ class Config:
     matryoshka_dims: tuple[int, ...] = ()
     # Stop after this many optimiser steps (-1: run all epochs). Tests use it.
     max_steps: int = -1
+    # A duration ("30m", "90s", "1h"; "": none) the whole run must fit in: the run measures a few steps
+    # and chooses steps, questions per chunk and passages to fit (ragtune.budget), and says what it chose.
+    time_budget: str = ""
     seed: int = 13
     # "" picks cuda when available, else cpu.
     device: str = ""
@@ -287,6 +290,10 @@ class Config:
             f"pairs_loss must be cosine, cosent or angle, not {self.pairs_loss!r}",
         )
         need("max_steps", self.max_steps == -1 or self.max_steps > 0, "max_steps must be -1 (no cap) or > 0")
+        if self.time_budget:
+            from .budget import parse_duration
+
+            parse_duration(self.time_budget)
         need(
             "device",
             self.device in ("", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", self.device) is not None,
