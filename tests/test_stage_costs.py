@@ -47,6 +47,7 @@ def test_every_stage_has_its_seconds_and_peak_memory(tiny_run: Path) -> None:
             assert row["seconds"] == pytest.approx(manifest[name]["seconds"], abs=0.01)
         # At least the interpreter, torch and the loaded tiny model.
         assert row["peak_rss_mib"] > 50
+        assert row["cpu_seconds"] >= 0
         assert "reused" not in row
     # The models are loaded by then: training holds at least what extraction did.
     assert stages["train"]["peak_rss_mib"] >= stages["extract"]["peak_rss_mib"]
@@ -77,3 +78,33 @@ def test_a_rerun_keeps_the_figures_of_the_stages_it_reused(tiny_run: Path, tiny_
     for name in STAGES[: STAGES.index("evaluate")]:
         assert stages[name] == first[name] | {"reused": True}
     assert "reused" not in stages["evaluate"] and "reused" not in stages["save"]
+
+
+def test_the_card_widget_reads_only_the_chunks_it_may_show(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The save stage's key is made with the widget on every run: checking every chunk for garbled text
+    # cost 20 ms a chunk (15 s of a 764-chunk run's save stage, bench/stage_profile.py), reruns included.
+    from ragtune import garbled
+    from ragtune.card import card_widget
+    from ragtune.records import Chunk, Pair
+
+    sentences = [
+        "Incident response teams should document every event.",
+        "Organizations should map their risks before deployment.",
+        "Privacy controls limit the personal information a system collects.",
+        "Testing should measure the accuracy of the system.",
+    ]
+    chunks = [
+        Chunk(f"c{i}", "f.pdf", (1,), f"{sentences[i % 4]} The review number {i} covers data and models.", 20)
+        for i in range(600)
+    ]
+    asked: list[str] = []
+    real = garbled.reads_clean
+
+    def counted(text: str) -> bool:
+        asked.append(text)
+        return real(text)
+
+    monkeypatch.setattr(garbled, "reads_clean", counted)
+    widget = card_widget(chunks, [Pair("How is the review number 7 scoped?", "c7", "offline")])
+    assert widget is not None and len(set(widget["sentences"])) == 3
+    assert len(asked) <= 20
