@@ -109,7 +109,7 @@ class Plan:
         passages = "no passages" if not self.passage_words else f"passages of {self.passage_words}+ words"
         text = (
             f"plan: {self.steps} steps of {self.batch_size}, {self.questions_per_chunk} questions per chunk, "
-            f"evaluation on {self.eval_questions} questions, {passages}; about {_minutes(self.total_seconds)}"
+            f"evaluation on {self.eval_questions} questions, {passages}; about {_minutes(self.total_seconds)} more"
         )
         if self.budget_seconds:
             text += f" of a {_minutes(self.budget_seconds)} budget"

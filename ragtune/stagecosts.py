@@ -1,4 +1,4 @@
-"""Time and peak memory of each stage, for metrics.json's "stages".
+"""Time (wall and CPU) and peak memory of each stage, for metrics.json's "stages".
 
 Peak memory is the process's peak resident set (VmHWM) since the stage started: Linux lets a process
 reset that peak (/proc/self/clear_refs, 5). Elsewhere the peak since the process started is recorded,
@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import resource
 import sys
+import time
 from pathlib import Path
 
 _STATUS = Path("/proc/self/status")
@@ -44,13 +45,18 @@ class StageCosts:
     def __init__(self) -> None:
         self.rows: dict[str, dict[str, float | bool | str]] = {}
         self._reset = False
+        self._cpu = 0.0
 
     def start(self) -> None:
         self._reset = reset_peak()
+        self._cpu = time.process_time()
 
     def end(self, name: str, seconds: float) -> None:
         self.rows[name] = {
             "seconds": round(seconds, 2),
+            # CPU seconds of this process (all its threads): on a shared machine they grow with the work,
+            # where wall seconds also grow with what else runs.
+            "cpu_seconds": round(time.process_time() - self._cpu, 2),
             "peak_rss_mib": round(peak_rss_mib(), 1),
             "peak_rss_since": "stage start" if self._reset else "process start",
         }
