@@ -99,6 +99,8 @@ class Plan:
     budget_seconds: float = 0.0
     # What the budget changed, as "setting: from -> to".
     changed: tuple[str, ...] = ()
+    # Seconds the run had spent when it planned (extraction, chunking, the warm-up).
+    spent_seconds: float = 0.0
 
     @property
     def total_seconds(self) -> float:
@@ -114,6 +116,9 @@ class Plan:
         if self.budget_seconds:
             text += f" of a {_minutes(self.budget_seconds)} budget"
             text += f" ({'; '.join(self.changed)})" if self.changed else " (no change needed)"
+            if self.spent_seconds + self.total_seconds > self.budget_seconds:
+                # The least the run does (MIN_STEPS, one row of questions a chunk) does not fit: say so now.
+                text += "; even the smallest run does not fit it on this machine: allow more time"
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -207,6 +212,7 @@ def plan_run(s: Sizes, c: Costs, budget_seconds: float = 0.0, spent_seconds: flo
         seconds=seconds(steps),
         budget_seconds=budget_seconds,
         changed=tuple(changed),
+        spent_seconds=round(spent_seconds, 1),
     )
 
 

@@ -108,6 +108,13 @@ def test_what_gives_way_first() -> None:
     assert "passage_words 20 -> 0" in plan.changed
 
 
+def test_a_budget_too_small_for_the_least_run_says_so() -> None:
+    plan = plan_run(SIZES, COSTS, budget_seconds=60, spent_seconds=50)
+    assert plan.steps == MIN_STEPS and plan.questions_per_chunk == SIZES.queries_per_row
+    assert "does not fit" in plan.line()
+    assert "does not fit" not in plan_run(SIZES, COSTS, budget_seconds=600).line()
+
+
 def test_less_time_never_means_more_steps() -> None:
     steps = [plan_run(SIZES, COSTS, budget_seconds=b).steps for b in (3600, 1200, 600, 300, 120, 60)]
     assert steps == sorted(steps, reverse=True)
