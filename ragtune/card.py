@@ -232,24 +232,48 @@ def card_widget(chunks: list[Any], held_out: list[Any], n_sentences: int = 3) ->
     chunk and of two other chunks, whole sentences, all of text that reads clean (no garbled font text).
     None when the run has no such question."""
     by_id = {c.id: c for c in chunks}
-    clean = {c.id for c in chunks if reads_clean(c.text)}
+    # Whether a chunk reads clean, asked only of the chunks the widget may show: asked of every chunk it
+    # took 20 ms a chunk, on every run (the save stage's key is made of this), reruns included.
+    known: dict[str, bool] = {}
+
+    def clean(cid: str) -> bool:
+        if cid not in known:
+            known[cid] = reads_clean(by_id[cid].text)
+        return known[cid]
+
     for pair in held_out:
         question = " ".join(pair.query.split())
         if not (
             question.endswith("?")
             and 4 <= len(question.split()) <= 25
-            and pair.chunk_id in clean
+            and pair.chunk_id in by_id
+            and clean(pair.chunk_id)
             and reads_clean(question)
         ):
             continue
         own = excerpt(by_id[pair.chunk_id].text, focus=question)
-        # Others spread over the collection, so the widget does not show two neighbouring chunks.
-        pool = [c for c in chunks if c.id in clean and c.id != pair.chunk_id]
-        others = [excerpt(c.text) for c in pool[:: max(1, len(pool) // n_sentences)]]
-        texts = [own] + [t for t in others if t and t != own][: n_sentences - 1]
+        texts = [own] + _spread_excerpts(chunks, pair.chunk_id, own, n_sentences - 1, clean)
         if len(texts) == n_sentences and all(reads_clean(t) for t in texts):
             return {"source_sentence": question, "sentences": texts}
     return None
+
+
+def _spread_excerpts(chunks: list[Any], own_id: str, own: str, n: int, clean: Any) -> list[str]:
+    """Excerpts of `n` clean chunks other than `own_id`, spread over the collection (so the widget does not
+    show two neighbouring chunks): the first clean one from each of n + 1 evenly spaced places."""
+    step = max(1, len(chunks) // (n + 1))
+    out: list[str] = []
+    for start in range(0, len(chunks), step):
+        for c in chunks[start : start + step]:
+            if c.id == own_id or not clean(c.id):
+                continue
+            text = excerpt(c.text)
+            if text and text != own and text not in out:
+                out.append(text)
+                break
+        if len(out) == n:
+            break
+    return out
 
 
 def widget_reads_clean(widget: dict[str, Any] | None) -> bool:

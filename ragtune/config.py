@@ -32,6 +32,27 @@ AUTO = "auto"
 DEFAULT_LLM_BASE_URL = "https://api.openai.com/v1"
 # numpy's and torch's seeders take 0..2**32-1; outside it they raise deep inside training.
 MAX_SEED = 2**32 - 1
+_UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$")
+# Below this a run cannot even load a model, measure and evaluate on a laptop (--time-budget).
+MIN_BUDGET_SECONDS = 30.0
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as "90s", "30m", "1.5h" or "600" (seconds); a ConfigError otherwise.
+
+    >>> parse_duration("30m"), parse_duration("90s"), parse_duration("1h"), parse_duration("45")
+    (1800.0, 90.0, 3600.0, 45.0)
+    """
+    match = _DURATION.match(str(text).lower())
+    if not match or match.group(2) not in _UNITS:
+        raise ConfigError(f"time_budget must be a duration such as 90s, 30m or 1h, not {text!r}", "time_budget")
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds < MIN_BUDGET_SECONDS:
+        raise ConfigError(f"time_budget must be at least {MIN_BUDGET_SECONDS:.0f}s, not {text!r}", "time_budget")
+    return seconds
+
+
 # A settings file holds a few hundred bytes; the cap keeps a huge one from being read into memory.
 MAX_CONFIG_BYTES = 1 << 20
 
@@ -137,6 +158,9 @@ class Config:
     matryoshka_dims: tuple[int, ...] = ()
     # Stop after this many optimiser steps (-1: run all epochs). Tests use it.
     max_steps: int = -1
+    # A duration ("30m", "90s", "1h"; "": none) the whole run must fit in: the run measures a few steps
+    # and chooses steps, questions per chunk and passages to fit (ragtune.budget), and says what it chose.
+    time_budget: str = ""
     seed: int = 13
     # "" picks cuda when available, else cpu.
     device: str = ""
@@ -304,6 +328,8 @@ class Config:
             f"pairs_loss must be cosine, cosent or angle, not {self.pairs_loss!r}",
         )
         need("max_steps", self.max_steps == -1 or self.max_steps > 0, "max_steps must be -1 (no cap) or > 0")
+        if self.time_budget:
+            parse_duration(self.time_budget)
         need(
             "device",
             self.device in ("", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", self.device) is not None,

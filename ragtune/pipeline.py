@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from . import __version__
+from .budget import plan_for_run, planned_config
 from .config import LLM_GENERATORS, Config
 from .errors import (
     ConfigError,
     DiskFullError,
     NotEnoughDataError,  # noqa: F401  (importable from here, as before the stages moved)
+    RunDirError,
 )
 from .extract import select_documents
 from .fileio import free_bytes, is_disk_full, megabytes, read_json, sha256_digest, write_json
@@ -43,6 +45,7 @@ from .rundir import (  # noqa: F401  # noqa: F401
     move_to_work,
 )
 from .runfiles import METRIC_TABLES, RunFiles, metrics_problem  # noqa: F401  (importable from here, as before)
+from .stagecosts import StageCosts
 from .stages import PIPELINE, Records, Stage
 from .themes import DEFAULT_LEXICON, EXAMPLE_THEMES, load_lexicon
 from .training import distributed
@@ -55,7 +58,7 @@ from .training import distributed
 STAGES = tuple(stage.name for stage in PIPELINE)
 STAGE_SETTINGS: dict[str, tuple[str, ...]] = {stage.name: stage.settings for stage in PIPELINE}
 # No output depends on these: where the run goes, where it trains, where it is pushed.
-UNKEYED = ("out", "device", "push_repo", "private")
+UNKEYED = ("out", "device", "push_repo", "private", "time_budget")
 # Keyed only with an LLM generator, so that offline runs keep their key when these change.
 LLM_SETTINGS = ("llm_base_url", "llm_model", "llm_concurrency", "llm_timeout", "llm_retries")
 
@@ -77,6 +80,10 @@ class Reporter(Protocol):
     # Optional (the pipeline looks it up; without it, a logging warning): one line about
     # something the run repaired or redid, e.g. a checkpoint cut off mid-write it skipped.
     # def note(self, message: str) -> None: ...
+
+    # Optional (the pipeline looks it up; without it, logging at info): the plan's line, what the run will
+    # do and about how long it takes (ragtune.budget), before the generate stage.
+    # def plan(self, line: str) -> None: ...
 
 
 class SilentReporter:
@@ -261,6 +268,7 @@ class Pipeline:
         # The old entry is stale: nothing may read it while the stage runs again (e.g. a damaged
         # max_seq_length of the chunk stage, which Pipeline.model reads).
         self.manifest.data["stages"].pop(name, None)
+        self.costs.start()
         start = time.perf_counter()
         self.key = key
         try:
@@ -276,6 +284,7 @@ class Pipeline:
             name, key, seconds, info, outputs + [p for p in stage.written(self.files) if p not in outputs]
         )
         self.timings[name] = seconds
+        self.costs.end(name, seconds)
         self.reporter.stage_end(name, info.get("summary", ""), seconds, cached=False)
         return info
 
@@ -303,6 +312,9 @@ class Pipeline:
             # Under torchrun only rank 0 runs the stages; this rank trains beside it (ragtune.training.distributed).
             return self._follow()
         self.timings: dict[str, float] = {}
+        self.costs = StageCosts()
+        self.started = time.perf_counter()
+        self.plan: Any = None
         self._cached: list[str] = []
         self.space = None
         # An --out that is not this run's to write, or a mistyped or empty docs folder, fails
@@ -370,6 +382,8 @@ class Pipeline:
     def _run_stages(self, fingerprint: list[tuple[str, int, str]]) -> RunResult:
         """Key and run (or reuse) each stage in order, each keyed with the key of the one before."""
         write_json(self.files.config, self.resolved_config())
+        # The evaluate stage writes metrics.json anew: the figures of the stages this run reuses are read now.
+        self.earlier_costs = self._earlier_costs()
         # Once per run: the theme stage reads the same lexicon its key was made with.
         self._lexicon = None
         lexicon = self._lexicon = self.lexicon()
@@ -378,6 +392,10 @@ class Pipeline:
         made: dict[str, Any] = {}
         key = hash_parts(__version__)
         for index, stage in enumerate(self.stages, 1):
+            if stage.name == "generate":
+                # Planned once the chunks are known (`key`, the theme stage's, covers them), before the first
+                # stage whose settings a budget may change.
+                self._plan(key)
             if stage.inputs is not None:
                 records[stage.name] = made[stage.name] = stage.inputs(self, records)
                 key = hash_parts(key, stage.name, made[stage.name])
@@ -387,6 +405,9 @@ class Pipeline:
             warn = getattr(self.reporter, "input_skipped", None)
             if stage.input_skips and warn is not None and records[stage.name]["skipped"]["counts"]:
                 warn(records[stage.name]["skipped"])
+        if self.timings:
+            # A rerun that reused every stage keeps the figures of the run that made them.
+            self._record_costs()
         return RunResult(
             self.run_dir,
             upgrade_metrics(read_json(self.files.metrics)),
@@ -403,6 +424,38 @@ class Pipeline:
             "device": pick_device(self.cfg.device),
             "ragtune_version": __version__,
         }
+
+    def _plan(self, chunk_key: str) -> None:
+        """Measure a few steps, plan the run (under --time-budget, to fit it), say so, and train to the plan."""
+        self.plan = plan_for_run(self, chunk_key, time.perf_counter() - self.started)
+        self.cfg = planned_config(self.cfg, self.plan)
+        if self.plan.budget_seconds:
+            # config.json holds the settings the run used: the plan's.
+            write_json(self.files.config, self.resolved_config() | {"plan": self.plan.to_dict()})
+        say = getattr(self.reporter, "plan", None)
+        if say is not None:
+            say(self.plan.line())
+        else:
+            logging.getLogger(__name__).info("%s", self.plan.line())
+
+    def _earlier_costs(self) -> dict[str, Any]:
+        """The "stages" of the metrics.json an earlier run wrote, if any ({} when it cannot be read)."""
+        if not self.files.metrics.exists():
+            return {}
+        try:
+            earlier = read_json(self.files.metrics)
+        except RunDirError:
+            return {}  # damaged: the evaluate stage reruns and writes it anew
+        return earlier.get("stages", {}) if isinstance(earlier, dict) else {}
+
+    def _record_costs(self) -> None:
+        """metrics.json's "stages" (seconds and peak memory of each) and "plan" (what was planned, and how long it took)."""
+        metrics = read_json(self.files.metrics)
+        metrics["stages"] = self.costs.merged(self.earlier_costs, [s.name for s in self.stages])
+        if self.plan is not None:
+            # actual_seconds: this invocation's, from its start to the end of its last stage.
+            metrics["plan"] = self.plan.to_dict() | {"actual_seconds": round(time.perf_counter() - self.started, 1)}
+        write_json(self.files.metrics, metrics)
 
     def lexicon(self) -> dict[str, list[str]]:
         """The themes of --themes FILE; {} without one, when the theme stage derives them from the corpus.

@@ -109,6 +109,11 @@ class ProgressReporter:
         self._close()
         self.write(f"note: {message}")
 
+    def plan(self, line: str) -> None:
+        """The run's plan and estimated time, before it generates questions and trains."""
+        self._close()
+        self.write(line)
+
     def write(self, line: str) -> None:
         print(line, file=self.stream, flush=True)
 

@@ -77,6 +77,11 @@ class RunFiles:
         return self.root / "config.json"
 
     @property
+    def plan(self) -> Path:
+        """The run's plan (budget.Plan), reused by a rerun with the same chunks and settings."""
+        return self.root / WORK / "plan.json"
+
+    @property
     def pages(self) -> Path:
         return self._work("pages.jsonl")
 

@@ -29,6 +29,8 @@ def _as_before_work(run: Path, to: Path) -> Path:
     """A copy of `run` laid out as ragtune wrote run folders before work/: every file at the top, and the
     manifest's outputs named there (with their check digests, as that ragtune wrote them)."""
     shutil.copytree(run, to)
+    # plan.json came with work/: a run from before has none, and plans again.
+    (to / WORK / "plan.json").unlink(missing_ok=True)
     for entry in sorted((to / WORK).iterdir()):
         entry.rename(to / entry.name)
     (to / WORK).rmdir()

@@ -120,5 +120,7 @@ def test_llm_settings_do_not_touch_an_offline_run() -> None:
 
 @pytest.mark.parametrize("name", UNKEYED)
 def test_unkeyed_settings_rerun_nothing(name: str) -> None:
-    other = {"out": Path("elsewhere"), "device": "cpu", "push_repo": "me/model", "private": True}[name]
+    other = {"out": Path("elsewhere"), "device": "cpu", "push_repo": "me/model", "private": True, "time_budget": "30m"}[
+        name
+    ]
     assert stage_keys(base(**{name: other}), FINGERPRINT, LEXICON) == stage_keys(base(), FINGERPRINT, LEXICON)

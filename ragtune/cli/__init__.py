@@ -237,6 +237,13 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
         help="also train and report these truncated embedding sizes, e.g. 256,128,64",
     )
     g.add_argument("--max-steps", type=int, default=d.max_steps, metavar="N", help="cap on training steps (-1: none)")
+    g.add_argument(
+        "--time-budget",
+        default=d.time_budget,
+        metavar="DURATION",
+        help="fit the whole run in this time (30m, 90s, 1h): it measures a few steps and chooses steps, "
+        "questions per chunk and passages, and says what it chose",
+    )
     g.add_argument("--seed", type=int, default=d.seed, metavar="N", help="seed of every random choice")
     g.add_argument("--device", default=AUTO, metavar="DEVICE", help=DEVICE_HELP)
     g.add_argument(

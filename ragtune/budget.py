@@ -1,0 +1,358 @@
+"""The plan of a run before it trains: what it will do and how long that takes, and under `--time-budget`
+what it chooses so that the whole run ends in time.
+
+The arithmetic is pure (`plan_run`: measured costs and corpus sizes -> a Plan); the measuring, a few
+real training steps and encodings with the base model, is in `measure_costs`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import MIN_BUDGET_SECONDS, parse_duration  # noqa: F401 (budget's names too)
+from .fileio import read_json, write_json
+from .models import encoding_in, pick_device, resolve_precision
+from .records import Chunk, read_jsonl
+from .retrieval import retrieval_units
+
+# The share of the budget kept free: estimates from a few steps are rough, and the budget is a promise.
+MARGIN = 0.15
+# Fewer questions per chunk than a training row holds only repeats them within the row.
+MIN_STEPS = 5
+# What passages may cost at most of the time left before a budgeted run gives up their overlap, then them.
+PASSAGE_SHARE = 0.35
+# Seconds a run spends whatever the corpus: loading the models twice, saving the model, the card and report.
+FIXED_SECONDS = 15.0
+# Rows of the warm-up batch: a CPU's step time grows about linearly with the rows, so a small batch measured
+# and scaled to batch_size costs a few seconds where a full one would cost as much as several real steps.
+WARMUP_ROWS = 8
+WARMUP_STEPS = 2
+
+
+@dataclass(frozen=True)
+class Costs:
+    """What one unit of work costs on this machine, measured (measure_costs)."""
+
+    step_seconds: float  # one training step at the run's batch size
+    encode_seconds: float  # one chunk or passage encoded
+    query_seconds: float  # one question encoded
+    save_seconds: float = 0.0  # the model saved once (a checkpoint, with the optimiser's state, is about 3 saves)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """The corpus and the settings the plan starts from (the run's Config)."""
+
+    n_chunks: int
+    # Passages per chunk at the configured passage_words and stride, and without overlap (stride 0).
+    passages_per_chunk: float
+    passages_per_chunk_no_overlap: float
+    questions_per_chunk: int
+    lexical_per_chunk: int
+    queries_per_row: int
+    batch_size: int
+    epochs: float
+    max_steps: int
+    eval_fraction: float
+    eval_max_chunks: int
+    val_fraction: float
+    val_max_chunks: int
+    passage_words: int
+    passage_stride: int
+    # Checkpoints written over training (Config.evals).
+    evals: int = 4
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the run will do, its estimated seconds by part, and the budget it was planned for (0: none)."""
+
+    steps: int
+    max_steps: int  # the cap the run trains with (-1: all epochs)
+    batch_size: int
+    questions_per_chunk: int
+    eval_max_chunks: int
+    eval_questions: int
+    passage_words: int
+    passage_stride: int
+    seconds: dict[str, float]
+    budget_seconds: float = 0.0
+    # What the budget changed, as "setting: from -> to".
+    changed: tuple[str, ...] = ()
+    # Seconds the run had spent when it planned (extraction, chunking, the warm-up).
+    spent_seconds: float = 0.0
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(self.seconds.values())
+
+    def line(self) -> str:
+        """The console line: what the run does and about how long it takes."""
+        passages = "no passages" if not self.passage_words else f"passages of {self.passage_words}+ words"
+        text = (
+            f"plan: {self.steps} steps of {self.batch_size}, {self.questions_per_chunk} questions per chunk, "
+            f"evaluation on {self.eval_questions} questions, {passages}; about {_minutes(self.total_seconds)} more"
+        )
+        if self.budget_seconds:
+            text += f" of a {_minutes(self.budget_seconds)} budget"
+            text += f" ({'; '.join(self.changed)})" if self.changed else " (no change needed)"
+            if self.spent_seconds + self.total_seconds > self.budget_seconds:
+                # The least the run does (MIN_STEPS, one row of questions a chunk) does not fit: say so now.
+                text += "; even the smallest run does not fit it on this machine: allow more time"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["changed"] = list(self.changed)
+        out["seconds"] = {k: round(v, 1) for k, v in self.seconds.items()}
+        out["total_seconds"] = round(self.total_seconds, 1)
+        return out
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def _held_chunks(n: int, fraction: float, most: int) -> int:
+    return min(most, max(1, round(n * fraction))) if n else 0
+
+
+def _steps(train_chunks: int, questions: int, s: Sizes) -> int:
+    """Training steps of all epochs: one row per queries_per_row questions (and lexical spans) of a chunk."""
+    rows = train_chunks * math.ceil((questions + s.lexical_per_chunk) / s.queries_per_row)
+    steps = max(1, math.ceil(math.ceil(rows / s.batch_size) * s.epochs))
+    return steps if s.max_steps < 0 else min(steps, s.max_steps)
+
+
+def _evaluation_seconds(s: Sizes, c: Costs, passages_per_chunk: float, eval_questions: int) -> float:
+    """Both models encode every chunk and its passages, and the held-out questions."""
+    units = s.n_chunks * (1 + passages_per_chunk)
+    return 2 * (units * c.encode_seconds + eval_questions * c.query_seconds)
+
+
+def plan_run(s: Sizes, c: Costs, budget_seconds: float = 0.0, spent_seconds: float = 0.0) -> Plan:
+    """The plan for a corpus of `s` at costs `c`: with a budget (seconds, of which `spent_seconds` are gone),
+    first passages' overlap, then passages, then questions per chunk (down to one row's worth), then the
+    number of steps give way, until the estimate fits within the budget less MARGIN; without one, as configured.
+
+    >>> s = Sizes(400, 3.0, 1.5, 12, 8, 4, 32, 1.5, -1, 0.2, 100, 0.1, 50, 20, 1)
+    >>> plan_run(s, Costs(6.0, 0.05, 0.01)).steps
+    66
+    >>> p = plan_run(s, Costs(6.0, 0.05, 0.01), budget_seconds=300)
+    >>> p.steps < 66 and p.total_seconds <= 300 * (1 - MARGIN)
+    True
+    """
+    eval_chunks = _held_chunks(s.n_chunks, s.eval_fraction, s.eval_max_chunks)
+    val_chunks = _held_chunks(s.n_chunks, s.val_fraction, s.val_max_chunks)
+    train_chunks = max(1, s.n_chunks - eval_chunks - val_chunks)
+    questions, words, stride, per_chunk = s.questions_per_chunk, s.passage_words, s.passage_stride, 0.0
+    per_chunk = s.passages_per_chunk if words else 0.0
+
+    def seconds(steps: int) -> dict[str, float]:
+        n_questions = s.n_chunks * questions
+        return {
+            "generate": n_questions * c.query_seconds,
+            "train": steps * c.step_seconds + (3 * s.evals + 1) * c.save_seconds,
+            "evaluate": _evaluation_seconds(s, c, per_chunk, eval_chunks * questions),
+            "other": FIXED_SECONDS,
+        }
+
+    steps = _steps(train_chunks, questions, s)
+    changed: list[str] = []
+    if budget_seconds:
+        left = budget_seconds * (1 - MARGIN) - spent_seconds
+        # Passages: first without overlap, then none, when they would take more than their share.
+        if words and _evaluation_seconds(s, c, per_chunk, 0) > PASSAGE_SHARE * left and stride:
+            changed.append(f"passage_stride {stride} -> 0")
+            stride, per_chunk = 0, s.passages_per_chunk_no_overlap
+        if words and _evaluation_seconds(s, c, per_chunk, 0) > PASSAGE_SHARE * left:
+            changed.append(f"passage_words {words} -> 0")
+            words, per_chunk = 0, 0.0
+        wanted = questions
+        while questions > s.queries_per_row and sum(seconds(_steps(train_chunks, questions, s)).values()) > left:
+            questions -= 1
+        if questions != wanted:
+            changed.append(f"questions_per_chunk {wanted} -> {questions}")
+        steps = _steps(train_chunks, questions, s)
+        room = left - sum(seconds(0).values())
+        fit = max(MIN_STEPS, int(room // c.step_seconds)) if c.step_seconds > 0 else steps
+        if fit < steps:
+            changed.append(f"steps {steps} -> {fit}")
+            steps = fit
+    max_steps = steps if any(x.startswith("steps") for x in changed) else s.max_steps
+    return Plan(
+        steps=steps,
+        max_steps=max_steps,
+        batch_size=s.batch_size,
+        questions_per_chunk=questions,
+        eval_max_chunks=s.eval_max_chunks,
+        eval_questions=eval_chunks * questions,
+        passage_words=words,
+        passage_stride=stride,
+        seconds=seconds(steps),
+        budget_seconds=budget_seconds,
+        changed=tuple(changed),
+        spent_seconds=round(spent_seconds, 1),
+    )
+
+
+def measure_costs(model: Any, texts: list[str], cfg: Any, device: str, scratch: Path) -> Costs:
+    """Costs on this machine: WARMUP_STEPS training steps of WARMUP_ROWS rows (after one untimed step),
+    scaled to cfg.batch_size, the encoding of a few chunks and questions, all with a copy of `model`
+    in the precision the run trains in, and saving the model once into a folder under `scratch`."""
+    import copy
+    import shutil
+    import tempfile
+
+    import torch
+
+    from .training.trainer import _ranking_loss  # imports torch: only a run that plans pays for it
+
+    precision = resolve_precision(cfg.precision, device)
+    sample = (texts * WARMUP_ROWS)[:WARMUP_ROWS] if texts else ["text"] * WARMUP_ROWS
+    questions = [" ".join(t.split()[:12]) + "?" for t in sample]
+    with encoding_in(precision, device):
+        # Untimed: the first call pays for allocations and kernel choices the run pays once.
+        model.encode(sample[:2], batch_size=2)
+        start = time.perf_counter()
+        model.encode(sample, batch_size=WARMUP_ROWS)
+        encode = (time.perf_counter() - start) / len(sample)
+        start = time.perf_counter()
+        model.encode(questions, batch_size=WARMUP_ROWS)
+        query = (time.perf_counter() - start) / len(questions)
+    trained = copy.deepcopy(model)
+    trained.train()
+    loss = _ranking_loss(trained, cfg, with_negatives=False)
+    optimizer = torch.optim.AdamW(trained.parameters(), lr=cfg.learning_rate)
+    columns = [questions] * cfg.queries_per_row + [sample]
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    times = []
+    for _ in range(WARMUP_STEPS + 1):
+        start = time.perf_counter()
+        features = [
+            {k: v.to(device) if hasattr(v, "to") else v for k, v in _tokenize(trained, col).items()} for col in columns
+        ]
+        with torch.autocast(device_type=device.split(":")[0], dtype=dtype or torch.float32, enabled=dtype is not None):
+            value = loss(features, None)
+        value.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        times.append(time.perf_counter() - start)
+    del trained, optimizer
+    step = sorted(times[1:])[len(times[1:]) // 2] * cfg.batch_size / WARMUP_ROWS
+    folder = Path(tempfile.mkdtemp(prefix="plan-", dir=scratch))
+    try:
+        start = time.perf_counter()
+        model.save(str(folder), safe_serialization=True)
+        save = time.perf_counter() - start
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return Costs(step_seconds=step, encode_seconds=encode, query_seconds=query, save_seconds=save)
+
+
+# What a plan depends on besides the chunks: a rerun with the same chunks and these reuses plan.json
+# as it is, so that its choices (which key the later stages) do not move with a new measurement.
+PLAN_SETTINGS = (
+    "time_budget",
+    "base_model",
+    "device",
+    "precision",
+    "questions_per_chunk",
+    "lexical_per_chunk",
+    "queries_per_row",
+    "batch_size",
+    "epochs",
+    "max_steps",
+    "eval_fraction",
+    "eval_max_chunks",
+    "val_fraction",
+    "val_max_chunks",
+    "passage_words",
+    "passage_stride",
+    "mini_batch_size",
+    "matryoshka_dims",
+    "evals",
+)
+
+
+def sizes_of(cfg: Any, chunk_texts: list[str]) -> Sizes:
+    """The corpus and the configured settings a plan starts from."""
+    n = len(chunk_texts)
+
+    def per_chunk(stride: int) -> float:
+        units = retrieval_units(chunk_texts, cfg.passage_words, stride) if cfg.passage_words else None
+        return (len(units.texts) - n) / n if units is not None and n else 0.0
+
+    return Sizes(
+        n_chunks=n,
+        passages_per_chunk=per_chunk(cfg.passage_stride),
+        passages_per_chunk_no_overlap=per_chunk(0),
+        **{
+            name: getattr(cfg, name)
+            for name in (
+                "questions_per_chunk",
+                "lexical_per_chunk",
+                "queries_per_row",
+                "batch_size",
+                "epochs",
+                "max_steps",
+                "eval_fraction",
+                "eval_max_chunks",
+                "val_fraction",
+                "val_max_chunks",
+                "passage_words",
+                "passage_stride",
+                "evals",
+            )
+        },
+    )
+
+
+def planned_config(cfg: Any, plan: Plan) -> Any:
+    """`cfg` with the plan's choices (unchanged without a budget)."""
+    import dataclasses
+
+    if not plan.budget_seconds:
+        return cfg
+    return dataclasses.replace(
+        cfg,
+        questions_per_chunk=plan.questions_per_chunk,
+        max_steps=plan.max_steps,
+        eval_max_chunks=plan.eval_max_chunks,
+        passage_words=plan.passage_words,
+        passage_stride=plan.passage_stride,
+    )
+
+
+def plan_for_run(run: Any, chunk_key: str, spent_seconds: float) -> Plan:
+    """The run's plan: plan.json's when it was made for the same chunks and settings, else measured now."""
+    cfg = run.cfg
+    inputs = {"chunk_key": chunk_key, **{k: cfg.to_dict()[k] for k in PLAN_SETTINGS}}
+    path = run.files.plan
+    if path.exists():
+        try:
+            saved = read_json(path)
+            if saved.get("inputs") == inputs:
+                return Plan(**_without_totals(saved["plan"]))
+        except Exception as e:  # a damaged plan.json is measured again, and said so
+            run.note(f"plan.json could not be read ({type(e).__name__}); measuring again")
+    texts = [c.text for c in read_jsonl(run.files.chunks, Chunk)]
+    costs = measure_costs(run.model("base"), texts[:WARMUP_ROWS], cfg, pick_device(cfg.device), run.run_dir)
+    budget = parse_duration(cfg.time_budget) if cfg.time_budget else 0.0
+    plan = plan_run(sizes_of(cfg, texts), costs, budget, spent_seconds)
+    write_json(path, {"inputs": inputs, "costs": asdict(costs), "plan": plan.to_dict()})
+    return plan
+
+
+def _without_totals(plan: dict[str, Any]) -> dict[str, Any]:
+    """Plan's fields from its to_dict()."""
+    return {k: v for k, v in plan.items() if k != "total_seconds"} | {"changed": tuple(plan["changed"])}
+
+
+def _tokenize(model: Any, texts: list[str]) -> dict[str, Any]:
+    # sentence-transformers 5 renamed tokenize to preprocess (tokenize still works, with a warning).
+    return model.preprocess(texts) if hasattr(model, "preprocess") else model.tokenize(texts)

@@ -1,0 +1,174 @@
+"""--time-budget and the plan a run prints before it trains (ragtune.budget).
+
+The plan's arithmetic is pure and tested on given costs; one tiny-model run checks that a budget caps
+the steps the run trains, and says so on the console, in config.json and in metrics.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from test_cli import assert_one_error_line
+
+from ragtune import Config, Pipeline
+from ragtune.budget import MARGIN, MIN_STEPS, Costs, Sizes, parse_duration, plan_run
+from ragtune.cli import main
+from ragtune.errors import ConfigError
+from ragtune.pipeline import SilentReporter
+from ragtune.stages import PIPELINE
+from tests.support.runs import good_docs, run_args
+
+# 400 chunks at the default settings, 3 overlapping passages a chunk (1.5 without overlap).
+SIZES = Sizes(
+    n_chunks=400,
+    passages_per_chunk=3.0,
+    passages_per_chunk_no_overlap=1.5,
+    questions_per_chunk=12,
+    lexical_per_chunk=8,
+    queries_per_row=4,
+    batch_size=32,
+    epochs=1.5,
+    max_steps=-1,
+    eval_fraction=0.2,
+    eval_max_chunks=100,
+    val_fraction=0.1,
+    val_max_chunks=50,
+    passage_words=20,
+    passage_stride=1,
+)
+# About this CPU's figures for MiniLM: 6 s a step of 32 rows, 50 ms a chunk, 10 ms a question.
+COSTS = Costs(step_seconds=6.0, encode_seconds=0.05, query_seconds=0.01)
+
+
+@pytest.mark.parametrize("text, seconds", [("30m", 1800), ("90s", 90), ("1h", 3600), ("1.5h", 5400), ("600", 600)])
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["soon", "30 minutes", "-5m", "1d", "", "10s"])
+def test_a_bad_duration_is_a_config_error(text: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_duration(text)
+    assert "time_budget must be" in str(e.value) and e.value.setting == "time_budget"
+
+
+def test_a_bad_budget_is_one_error_line_before_any_work(
+    tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Some words.", encoding="utf-8")
+    assert main(run_args(docs, tmp_path / "run", tiny_model_dir, "--time-budget", "half an hour")) == 1
+    assert_one_error_line(capsys.readouterr().err, "--time-budget must be a duration", "30m")
+    assert not (tmp_path / "run").exists()
+
+
+def test_without_a_budget_the_plan_is_the_configured_run() -> None:
+    plan = plan_run(SIZES, COSTS)
+    # 400 chunks less 80 held out and 40 for validation; (12 + 8) / 4 = 5 rows each; 1.5 epochs of 32 rows.
+    assert plan.steps == 66
+    assert (plan.max_steps, plan.questions_per_chunk, plan.passage_words, plan.passage_stride) == (-1, 12, 20, 1)
+    assert plan.changed == ()
+    assert plan.seconds["train"] == 66 * 6.0
+    # Both models encode 400 chunks and 1,200 passages, and 80 * 12 held-out questions.
+    assert plan.seconds["evaluate"] == pytest.approx(2 * (1600 * 0.05 + 960 * 0.01))
+    assert "66 steps of 32" in plan.line() and "budget" not in plan.line()
+
+
+def test_a_budget_that_fits_changes_nothing() -> None:
+    plan = plan_run(SIZES, COSTS, budget_seconds=3600)
+    assert plan.changed == () and plan.steps == 66 and plan.max_steps == -1
+    assert "no change needed" in plan.line()
+
+
+@pytest.mark.parametrize("budget", [120, 300, 600])
+def test_a_tight_budget_fits_the_estimate_in_it(budget: float) -> None:
+    plan = plan_run(SIZES, COSTS, budget_seconds=budget)
+    assert plan.total_seconds <= budget * (1 - MARGIN) or plan.steps == MIN_STEPS
+    assert plan.steps < 66
+    # Steps are capped only when fewer questions were not enough (a cap past an epoch would add epochs).
+    capped = any(c.startswith("steps ") for c in plan.changed)
+    assert plan.max_steps == (plan.steps if capped else -1)
+    assert plan.changed and f"{budget / 60:.1f} min budget" in plan.line() or f"{budget} s budget" in plan.line()
+
+
+def test_what_gives_way_first() -> None:
+    # 10 minutes: passages keep their overlap only while they cost under their share of the time.
+    plan = plan_run(SIZES, COSTS, budget_seconds=600)
+    assert plan.passage_stride == 1 and plan.passage_words == 20
+    assert plan.questions_per_chunk == SIZES.queries_per_row
+    # Slower encoding: the overlap goes first, then the passages.
+    slow = dataclasses.replace(COSTS, encode_seconds=0.4)
+    assert plan_run(SIZES, slow, budget_seconds=1200).passage_stride == 0
+    plan = plan_run(SIZES, dataclasses.replace(COSTS, encode_seconds=1.0), budget_seconds=1200)
+    assert plan.passage_words == 0
+    assert "passage_words 20 -> 0" in plan.changed
+
+
+def test_a_budget_too_small_for_the_least_run_says_so() -> None:
+    plan = plan_run(SIZES, COSTS, budget_seconds=60, spent_seconds=50)
+    assert plan.steps == MIN_STEPS and plan.questions_per_chunk == SIZES.queries_per_row
+    assert "does not fit" in plan.line()
+    assert "does not fit" not in plan_run(SIZES, COSTS, budget_seconds=600).line()
+
+
+def test_less_time_never_means_more_steps() -> None:
+    steps = [plan_run(SIZES, COSTS, budget_seconds=b).steps for b in (3600, 1200, 600, 300, 120, 60)]
+    assert steps == sorted(steps, reverse=True)
+    # Time already spent (extraction, chunking) comes off the budget.
+    assert plan_run(SIZES, COSTS, 600, spent_seconds=200).steps < plan_run(SIZES, COSTS, 600).steps
+
+
+class Recorder(SilentReporter):
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def plan(self, line: str) -> None:
+        self.lines.append(line)
+
+
+def test_a_budget_caps_the_steps_of_a_real_run(tmp_path: Path, tiny_model_dir: Path, nist_pages) -> None:
+    # Fifty epochs of the tiny model would take minutes; a 30 s budget must cap them.
+    docs = good_docs(tmp_path / "docs", nist_pages)
+    settings = dict(
+        base_model=str(tiny_model_dir),
+        batch_size=4,
+        chunk_tokens=64,
+        chunk_overlap=8,
+        device="cpu",
+        val_fraction=0,
+        wise=False,
+        epochs=50.0,
+    )
+    cfg = Config(docs=docs, out=tmp_path / "run", time_budget="30s", **settings)
+    recorder = Recorder()
+    Pipeline(cfg, recorder).run()
+    saved = json.loads((cfg.out / "work" / "plan.json").read_text())
+    costs, plan = Costs(**saved["costs"]), saved["plan"]
+    manifest = json.loads((cfg.out / "work" / "manifest.json").read_text())
+    n_chunks = manifest["stages"]["chunk"]["n_chunks"]
+    # What the same run would train without the budget, at the costs it measured.
+    unbounded = plan_run(dataclasses.replace(_sizes(saved), n_chunks=n_chunks), costs)
+    assert plan["steps"] < unbounded.steps
+    assert manifest["stages"]["train"]["steps"] == plan["steps"] == plan["max_steps"]
+    # Said on the console, in config.json (the settings the run used) and in metrics.json.
+    assert len(recorder.lines) == 1 and f"plan: {plan['steps']} steps of 4" in recorder.lines[0]
+    assert "30 s budget" in recorder.lines[0] and "steps " in recorder.lines[0]
+    config = json.loads((cfg.out / "config.json").read_text())
+    assert config["time_budget"] == "30s" and config["max_steps"] == plan["steps"]
+    assert config["plan"]["changed"] == plan["changed"]
+    metrics = json.loads((cfg.out / "metrics.json").read_text())
+    assert metrics["plan"]["steps"] == plan["steps"] and metrics["plan"]["actual_seconds"] > 0
+    # A rerun keeps the plan (its choices key the later stages) and reuses every stage.
+    result = Pipeline(cfg, Recorder()).run()
+    assert not result.timings and result.cached == [s.name for s in PIPELINE]
+
+
+def _sizes(saved: dict) -> Sizes:
+    """The Sizes of a run from what plan.json says of its inputs (passages do not change the step count)."""
+    inputs = saved["inputs"]
+    names = [f.name for f in dataclasses.fields(Sizes) if f.name in inputs]
+    return Sizes(n_chunks=0, passages_per_chunk=0.0, passages_per_chunk_no_overlap=0.0, **{n: inputs[n] for n in names})
