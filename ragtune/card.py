@@ -509,6 +509,10 @@ def render_report(summary: dict[str, Any], metrics: dict[str, Any]) -> str:
         if metrics.get("improved")
         else "Verdict: NOT IMPROVED - the fine-tuned model is not better than the base; `ragtune push` refuses it without --force."
     )
+    if "general" in metrics:
+        from .training.forgetting import guard_line
+
+        lines += ["", guard_line(metrics["general"])]
     lines += recommendation(metrics)
     lines += ["", "## Counts", ""]
     for key in ("files", "n_pages", "n_chunks", "n_pairs", "n_train", "n_eval", "n_eval_chunks"):

@@ -671,6 +671,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             "\nNOT IMPROVED: the fine-tuned model is not better than the base model on held-out questions. "
             "It is saved but marked as not improved; `ragtune push` refuses it without --force."
         )
+    if "general" in m:
+        from ..training.forgetting import guard_line
+
+        print(guard_line(m["general"]))
     _print_advice(m, cfg.out / "report.html")
     print(
         f"Model: {cfg.out / 'model'}   metrics: {cfg.out / 'metrics.json'}   report: {cfg.out / 'report.html'}   "

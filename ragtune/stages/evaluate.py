@@ -15,7 +15,7 @@ from .base import Run, Stage
 DEFAULT_HYBRID_WEIGHT = 0.6
 
 
-def run_stage(run: Run) -> dict[str, Any]:
+def run_stage(run: Run, general: dict[str, Any] | None = None) -> dict[str, Any]:
     from ..models import encoding_in, pick_device, resolve_precision
 
     device = pick_device(run.cfg.device)
@@ -23,10 +23,10 @@ def run_stage(run: Run) -> dict[str, Any]:
     # figures are those of fp32 to within a question (README, bf16 on a CPU). --precision fp32 encodes in fp32.
     precision = resolve_precision(run.cfg.precision, device)
     with encoding_in(precision, device):
-        return _evaluate(run, precision)
+        return _evaluate(run, precision, general)
 
 
-def _evaluate(run: Run, precision: str) -> dict[str, Any]:
+def _evaluate(run: Run, precision: str, general: dict[str, Any] | None) -> dict[str, Any]:
     from ..metrics import MRR_AT, choose_served, rank_metrics
     from ..progress import Parts
     from ..retrieval import BM25Index, DenseIndex, embed, fuse, positions_to_ids, retrieval_units
@@ -84,6 +84,9 @@ def _evaluate(run: Run, precision: str) -> dict[str, Any]:
     if cfg.matryoshka_dims:
         metrics["dims"] = _dims_figures(run, texts, ids, queries, relevant)
     summary = _summary_line(run, metrics, tuned)
+    if general:
+        # The forgetting guard's figures, measured by the train stage (ragtune.training.forgetting).
+        metrics["general"] = general
     write_json(run.files.metrics, metrics)
     return {"summary": summary}
 
@@ -241,7 +244,7 @@ STAGE = Stage(
         files.index / "retriever.json",
         files.index / "bm25",
     ],
-    lambda run, records: run_stage(run),
+    lambda run, records: run_stage(run, records.get("train", {}).get("general")),
     edited=lambda files: [files.metrics],
     problem=lambda files: metrics_problem(files.metrics),
 )

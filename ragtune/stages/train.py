@@ -48,11 +48,11 @@ def run_stage(run: Run) -> dict[str, Any]:
         "validation": validation,
         "resume": resume,
     }
-    result = _train_and_save(run, tuned, job)
+    result, general = _train_and_save(run, tuned, job)
     # Later stages load what was saved: after mixed-precision training the Trainer can leave the model in
     # memory wrapped for autocast, and the index must hold the vectors an app gets from the model folder.
     run.models.pop("tuned", None)
-    return _record(result, resumed, len(val_pairs))
+    return _record(result, resumed, len(val_pairs)) | {"general": general}
 
 
 def _negatives(run: Run, model: Any, pairs: list[Pair], chunks: dict[str, Chunk], allowed: set[str]) -> Any:
@@ -86,8 +86,9 @@ def _validation(run: Run, chunks: dict[str, Chunk], held: set[str], val_pairs: l
     )
 
 
-def _train_and_save(run: Run, tuned: Any, job: dict[str, Any]) -> Any:
-    """Fine-tune `tuned` and put it in model/ (through model.tmp/, so a crash never leaves half a model)."""
+def _train_and_save(run: Run, tuned: Any, job: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """Fine-tune `tuned`, let the forgetting guard check it, and put it in model/ (through model.tmp/,
+    so a crash never leaves half a model). Returns the training result and the guard's record."""
     from ..models import pick_device
     from ..training.checkpoints import scan_checkpoints
     from ..training.trainer import fine_tune
@@ -106,6 +107,7 @@ def _train_and_save(run: Run, tuned: Any, job: dict[str, Any]) -> Any:
             progress=run.progress_for("train"),
             **job,
         )
+        general = _forgetting_guard(run, tuned, job["chunks"])
         tuned.save(str(tmp), safe_serialization=True)
     except Exception as e:
         if run.is_disk_full(e):
@@ -117,7 +119,20 @@ def _train_and_save(run: Run, tuned: Any, job: dict[str, Any]) -> Any:
     shutil.rmtree(run.files.model, ignore_errors=True)
     tmp.replace(run.files.model)
     shutil.rmtree(run.files.checkpoints, ignore_errors=True)
-    return result
+    return result, general
+
+
+def _forgetting_guard(run: Run, tuned: Any, chunks: dict[str, Chunk]) -> dict[str, Any]:
+    """Base and tuned model on the general retrieval set, among some of the run's chunks; with --wise,
+    a tuned model that fell is mixed back toward the base (ragtune.training.forgetting)."""
+    from ..models import encoding_in, pick_device, resolve_precision
+    from ..training.forgetting import guard, load_general_set
+
+    device = pick_device(run.cfg.device)
+    general = load_general_set().with_distractors([c.text for c in chunks.values()], seed=run.cfg.seed)
+    # Encoded in the precision training ran in, as validation is.
+    with encoding_in(resolve_precision(run.cfg.precision, device), device):
+        return guard(tuned, run.model("base"), general, act=run.cfg.wise)
 
 
 def _record(result: Any, resumed: int | None, n_val: int) -> dict[str, Any]:
