@@ -86,19 +86,15 @@ def test_the_guard_fires_when_junk_training_wrecks_general_retrieval_and_mixes_b
 def test_the_guard_does_not_fire_when_training_on_real_pairs_keeps_general_retrieval(
     minilm, tmp_path, nist_pages: list[Page]
 ) -> None:
-    # Real pairs: each NIST paragraph's first sentence asks for the paragraph, at the default learning rate.
-    paragraphs = [p for page in nist_pages[4:12] for p in page.text.split("\n\n") if len(p.split()) > 25]
-    chunks = {
-        f"c{i}": Chunk(id=f"c{i}", source="nist", pages=(1,), text=t, n_tokens=64) for i, t in enumerate(paragraphs)
-    }
-    pairs = [
-        Pair(re.split(r"(?<=[.;:])\s", t)[0], cid, "first-sentence")
-        for cid, t in ((c.id, c.text) for c in chunks.values())
-    ]
+    # Real pairs: 60-word windows of NIST prose, each asked for by a phrase of its own, at the default learning rate.
+    words = " ".join(page.text for page in nist_pages[4:12]).split()
+    windows = [" ".join(words[i : i + 60]) for i in range(0, len(words) - 60, 60)][:32]
+    chunks = {f"c{i}": Chunk(id=f"c{i}", source="nist", pages=(1,), text=t, n_tokens=64) for i, t in enumerate(windows)}
+    pairs = [Pair(" ".join(c.text.split()[10:22]), c.id, "phrase") for c in chunks.values()]
     assert len(pairs) >= 16
     tuned = _train(minilm, pairs, chunks, Config(docs=Path("d")).learning_rate, tmp_path / "work")
     state = {k: v.clone() for k, v in tuned.state_dict().items()}
-    record = guard(tuned, minilm, load_general_set().with_distractors(paragraphs))
+    record = guard(tuned, minilm, load_general_set().with_distractors(windows))
     assert not record["fired"] and not record["acted"] and record["kept"] == 1.0, record
     assert record["after"] == record["tuned"]
     assert all((state[k] == v).all() for k, v in tuned.state_dict().items())
