@@ -121,3 +121,27 @@ def test_a_run_records_the_guard_in_metrics_report_and_console(
     assert "model/ holds the base model" in line and line in (out / "report.md").read_text()
     # model/ holds the base weights: nothing the run measures moved.
     assert metrics["after"] == metrics["before"] and not metrics["improved"]
+
+
+def test_offline_questions_are_never_rows_of_a_table() -> None:
+    # Issue 28: table debris asked as cloze questions ("Operating leases Long-term operating lease liabilities 2, 2,").
+    from ragtune.generators.offline import OfflineGenerator
+
+    prose = (
+        "Operating leases are contracts that let a company use an asset without owning it. "
+        "Lease liabilities are measured at the present value of the remaining payments. "
+        # Rows as extraction leaves them: a label and the first digits of each column.
+        "Operating leases Long-term operating lease liabilities and right-of-use assets 2, 2, 1 "
+        "Finance leases Short-term lease cost and variable lease cost recognised 4 3 (1) 7. "
+        "As of December 31, 2023, revenue grew 12 percent, driven by higher prices for cloud services."
+    )
+    chunks = [
+        Chunk(id=f"c{i}", source="10-K", pages=(i,), text=prose + f" Segment {i} reports its own figures.", n_tokens=90)
+        for i in range(2)
+    ]
+    questions = [p.query for p in OfflineGenerator(questions_per_chunk=6).generate(chunks, random.Random(0))]
+    assert questions
+    debris = [q for q in questions if "lease liabilities and right" in q or "cost recognised" in q]
+    assert debris == []
+    # Prose that cites a figure is still asked about.
+    assert any("December 31, 2023" in q for q in questions), questions
