@@ -64,7 +64,7 @@ def report(run_dir: Path, resamples: int) -> None:
             f"kept {general_entry['kept']:.0%} of the change; tuned MRR@10 {general_entry['tuned']['mrr@10']:.3f}"
         )
     else:
-        print("  metrics.json: no 'general' entry (a run from before the guard)")
+        print("  metrics.json: no 'general' entry (a run from before the guard, or not finished)")
 
 
 def main() -> int:
