@@ -14,6 +14,7 @@ from .models import BUNDLED_HUB_ID, base_model_id, base_model_label, bundled_mod
 from .names import BASE, FINE_TUNED, FINE_TUNED_PASSAGES, upgrade_metrics
 from .report import facts_line, markdown_sections, served_label
 from .text import STOPWORDS, sentences, words
+from .training.forgetting import guard_line
 
 METRIC_KEYS = ("hit@1", "hit@3", "hit@5", "hit@10", "mrr@10")
 
@@ -507,6 +508,8 @@ def render_report(summary: dict[str, Any], metrics: dict[str, Any], extras: dict
         if metrics.get("improved")
         else "Verdict: NOT IMPROVED - the fine-tuned model is not better than the base; `ragtune push` refuses it without --force."
     )
+    if "general" in metrics:
+        lines += ["", guard_line(metrics["general"])]
     lines += recommendation(metrics)
     lines += markdown_sections(summary, metrics, extras)
     return "\n".join(lines).rstrip("\n") + "\n"

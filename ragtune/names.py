@@ -26,7 +26,7 @@ OLD_FIGURE_KEYS = {
 }
 OLD_ENTRY_KEYS = {"eval_dataset": EVALUATION_SET, "eval_set": "test_set"}
 # Entries that hold one base and one fine-tuned part, and those that hold one such entry per theme or size.
-_PAIRED = ("similarity", "pairs", EVALUATION_SET)
+_PAIRED = ("similarity", "pairs", EVALUATION_SET, "general")
 _PAIRED_PER = ("per_theme", "dims")
 
 

@@ -37,6 +37,7 @@ from ..progress import ProgressReporter
 from ..redact import redact, url_secrets
 from ..rundir import check_out_dir
 from ..themes import load_lexicon
+from ..training.forgetting import guard_line
 from . import pairs as cli_pairs
 from . import search as cli_search
 from . import stores as cli_stores
@@ -694,6 +695,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             "\nNOT IMPROVED: the fine-tuned model is not better than the base model on held-out questions. "
             "It is saved but marked as not improved; `ragtune push` refuses it without --force."
         )
+    if "general" in m:
+        print(guard_line(m["general"]))
     _print_advice(m, cfg.out / "report.html")
     print(
         f"Model: {cfg.out / 'model'}   metrics: {cfg.out / 'metrics.json'}   report: {cfg.out / 'report.html'}   "

@@ -338,7 +338,7 @@ class OfflineGenerator:
         usable = [
             self.main_clause(_SECTION_LABEL.sub("", clean_query(s)))
             for s in sentences(chunk.text)
-            if not _REFERENCE.search(s) and self._sentence_counts[s] < 3
+            if not _REFERENCE.search(s) and self._sentence_counts[s] < 3 and not is_table_row(s)
         ]
         usable = [s for s in usable if 6 <= len(s.split()) <= 60 and sum(c.isalpha() for c in s) > 0.7 * len(s)]
         return sorted(usable, key=score, reverse=True)
@@ -462,6 +462,34 @@ class OfflineGenerator:
             pairs.extend(Pair(q, c.id, self.name, kind) for q, kind in order)
             asked.update(normalise(q) for q, _ in order)
         return pairs
+
+
+_NUMBER_CELL = re.compile(r"^[($]*-?\d[\d,.]*%?\)?[,.;]?$")
+_MONTHS = {
+    m.lower() for m in "January February March April May June July August September October November December".split()
+}
+
+
+def is_table_row(sentence: str) -> bool:
+    """Whether a "sentence" is a row of a table that extraction ran together: a label and two or more
+    number cells in a row ("lease liabilities 2, 2,"). Prose names one figure at a time; a date
+    ("December 31, 2023") is not two cells.
+
+    >>> is_table_row("Operating leases Long-term operating lease liabilities 2, 2,")
+    True
+    >>> is_table_row("As of December 31, 2023, revenue grew 12 percent.")
+    False
+    """
+    run, previous = 0, ""
+    for tok in sentence.split():
+        if _NUMBER_CELL.match(tok) and not (run == 0 and previous.lower() in _MONTHS):
+            run += 1
+            if run >= 2:
+                return True
+        else:
+            run = 0
+        previous = tok
+    return False
 
 
 def _as_written(phrase: str, text: str) -> str:

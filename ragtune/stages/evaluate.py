@@ -40,16 +40,16 @@ from .base import Run, Stage
 DEFAULT_HYBRID_WEIGHT = 0.6
 
 
-def run_stage(run: Run) -> dict[str, Any]:
+def run_stage(run: Run, general: dict[str, Any] | None = None) -> dict[str, Any]:
     device = pick_device(run.cfg.device)
     # Encoded in the precision training ran in: bf16 on a CPU that has it is about 1.8x as fast, and the
     # figures are those of fp32 to within a question (README, bf16 on a CPU). --precision fp32 encodes in fp32.
     precision = resolve_precision(run.cfg.precision, device)
     with encoding_in(precision, device):
-        return _evaluate(run, precision)
+        return _evaluate(run, precision, general)
 
 
-def _evaluate(run: Run, precision: str) -> dict[str, Any]:
+def _evaluate(run: Run, precision: str, general: dict[str, Any] | None) -> dict[str, Any]:
     cfg = run.cfg
     chunks = read_jsonl(run.files.chunks, Chunk)
     held = read_jsonl(run.files.split("eval"), Pair)
@@ -103,6 +103,9 @@ def _evaluate(run: Run, precision: str) -> dict[str, Any]:
     if cfg.matryoshka_dims:
         metrics["dims"] = _dims_figures(run, texts, ids, queries, relevant)
     summary = _summary_line(run, metrics, tuned)
+    if general:
+        # The forgetting guard's figures, measured by the train stage (ragtune.training.forgetting).
+        metrics["general"] = general
     write_json(run.files.metrics, rounded(metrics))
     return {"summary": summary}
 
@@ -245,7 +248,7 @@ STAGE = Stage(
         files.index / "retriever.json",
         files.index / "bm25",
     ],
-    lambda run, records: run_stage(run),
+    lambda run, records: run_stage(run, records.get("train", {}).get("general")),
     edited=lambda files: [files.metrics],
     problem=lambda files: metrics_problem(files.metrics),
 )

@@ -10,12 +10,13 @@ from typing import Any
 
 from ..errors import NotEnoughDataError
 from ..fileio import check_free_space, megabytes
-from ..models import pick_device
+from ..models import encoding_in, pick_device, resolve_precision
 from ..pairs.data import MIN_HELD_OUT, dedupe, load_pairs_file, split_pairs
 from ..records import Chunk, LabelledPair, Pair, SkipCounter, read_jsonl, write_jsonl
 from ..runfiles import RunFiles
 from ..training import distributed
 from ..training.checkpoints import checkpoint_step, checkpoint_to_resume, scan_checkpoints
+from ..training.forgetting import guard, load_general_set
 from ..training.negatives import fill_negatives, mine_hard_negatives
 from .base import Run, Stage
 
@@ -51,11 +52,11 @@ def run_stage(run: Run) -> dict[str, Any]:
         "validation": validation,
         "resume": resume,
     }
-    result = _train_and_save(run, tuned, job)
+    result, general = _train_and_save(run, tuned, job)
     # Later stages load what was saved: after mixed-precision training the Trainer can leave the model in
     # memory wrapped for autocast, and the index must hold the vectors an app gets from the model folder.
     run.models.pop("tuned", None)
-    return _record(result, resumed, len(val_pairs))
+    return _record(result, resumed, len(val_pairs)) | {"general": general}
 
 
 def _negatives(run: Run, model: Any, pairs: list[Pair], chunks: dict[str, Chunk], allowed: set[str]) -> Any:
@@ -87,8 +88,9 @@ def _validation(run: Run, chunks: dict[str, Chunk], held: set[str], val_pairs: l
     )
 
 
-def _train_and_save(run: Run, tuned: Any, job: dict[str, Any]) -> Any:
-    """Fine-tune `tuned` and put it in model/ (through model.tmp/, so a crash never leaves half a model)."""
+def _train_and_save(run: Run, tuned: Any, job: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """Fine-tune `tuned`, let the forgetting guard check it, and put it in model/ (through model.tmp/,
+    so a crash never leaves half a model). Returns the training result and the guard's record."""
     from ..training.trainer import fine_tune  # imports torch: only a train stage that runs pays for it
 
     tmp = run.files.model_tmp
@@ -103,6 +105,7 @@ def _train_and_save(run: Run, tuned: Any, job: dict[str, Any]) -> Any:
             progress=run.progress_for("train"),
             **job,
         )
+        general = _forgetting_guard(run, tuned, job["chunks"])
         tuned.save(str(tmp), safe_serialization=True)
     except Exception as e:
         if run.is_disk_full(e):
@@ -114,7 +117,17 @@ def _train_and_save(run: Run, tuned: Any, job: dict[str, Any]) -> Any:
     shutil.rmtree(run.files.model, ignore_errors=True)
     tmp.replace(run.files.model)
     shutil.rmtree(run.files.checkpoints, ignore_errors=True)
-    return result
+    return result, general
+
+
+def _forgetting_guard(run: Run, tuned: Any, chunks: dict[str, Chunk]) -> dict[str, Any]:
+    """Base and tuned model on the general retrieval set, among some of the run's chunks; with --wise,
+    a tuned model that fell is mixed back toward the base (ragtune.training.forgetting)."""
+    device = pick_device(run.cfg.device)
+    general = load_general_set().with_distractors([c.text for c in chunks.values()], seed=run.cfg.seed)
+    # Encoded in the precision training ran in, as validation is.
+    with encoding_in(resolve_precision(run.cfg.precision, device), device):
+        return guard(tuned, run.model("base"), general, act=run.cfg.wise)
 
 
 def _record(result: Any, resumed: int | None, n_val: int) -> dict[str, Any]:

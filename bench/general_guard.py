@@ -1,0 +1,82 @@
+"""The forgetting guard's figures for finished runs: base and shipped model on the general retrieval set.
+
+    python -m bench.general_guard RUN_DIR [RUN_DIR ...] [--resamples 2000]
+
+For each run: hit@5 and MRR@10 of the base model and of RUN_DIR/model on the general set that ships
+in ragtune/data/general, among as many of the run's chunks as the guard adds (the same seeded
+sample), how many questions moved up or down, and the noise of the MRR@10 change: the standard
+deviation of the paired change over bootstrap resamples of the questions. Then what the run's
+metrics.json recorded of the guard (fired, share of the change kept), when it has a "general" entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+from pathlib import Path
+
+from ragtune.fileio import read_json
+from ragtune.metrics import MRR_AT, model_rankings
+from ragtune.models import load_model, resolve_base_model
+from ragtune.records import Chunk, read_jsonl
+from ragtune.runfiles import RunFiles
+from ragtune.training.forgetting import TOLERANCE, GeneralSet, load_general_set
+
+
+def reciprocal_ranks(model: object, general: GeneralSet) -> list[float]:
+    """1/rank of each question's passage in the model's top MRR_AT (0 when not there)."""
+    ranked = model_rankings(model, general.texts, general.ids, general.queries, MRR_AT)
+    return [1 / (r.index(rel) + 1) if rel in r else 0.0 for r, rel in zip(ranked, general.relevant)]
+
+
+def bootstrap_sd(diffs: list[float], resamples: int, seed: int = 0) -> float:
+    """The standard deviation of the mean of `diffs` over bootstrap resamples (seeded)."""
+    rng = random.Random(seed)
+    n = len(diffs)
+    return statistics.pstdev(sum(rng.choices(diffs, k=n)) / n for _ in range(resamples))
+
+
+def report(run_dir: Path, resamples: int) -> None:
+    files = RunFiles(run_dir)
+    cfg = read_json(files.config)
+    chunks = read_jsonl(files.chunks, Chunk)
+    general = load_general_set().with_distractors([c.text for c in chunks], seed=cfg.get("seed", 0))
+    base = load_model(resolve_base_model(cfg["base_model"]))
+    tuned = load_model(str(files.model))
+    rr = {"base": reciprocal_ranks(base, general), "tuned": reciprocal_ranks(tuned, general)}
+    n = len(general.queries)
+    print(f"{run_dir}: {n} general questions over {len(general.ids)} passages (distractors included)")
+    for which, ranks in rr.items():
+        hit5 = sum(r >= 1 / 5 for r in ranks) / n
+        print(f"  {which:<6} hit@5 {hit5:.3f}  MRR@10 {sum(ranks) / n:.3f}")
+    diffs = [t - b for b, t in zip(rr["base"], rr["tuned"])]
+    up, down = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
+    print(
+        f"  MRR@10 change {sum(diffs) / n:+.4f} (bootstrap sd {bootstrap_sd(diffs, resamples):.4f}, "
+        f"{resamples} resamples); {up} questions ranked higher, {down} lower; tolerance {TOLERANCE}"
+    )
+    general_entry = read_json(files.metrics).get("general") if files.metrics.exists() else None
+    if general_entry:
+        print(
+            f"  metrics.json: fired {general_entry['fired']}, acted {general_entry['acted']}, "
+            f"kept {general_entry['kept']:.0%} of the change; tuned MRR@10 {general_entry['tuned']['mrr@10']:.3f}"
+        )
+    else:
+        print("  metrics.json: no 'general' entry (a run from before the guard, or not finished)")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run_dirs", type=Path, nargs="+")
+    ap.add_argument("--resamples", type=int, default=2000)
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    for run_dir in args.run_dirs:
+        report(run_dir, args.resamples)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
