@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .. import __version__, hub
-from ..config import AUTO, DEFAULT_EXCLUDE, GENERATORS, PRECISIONS, Config, load_config_file
+from ..config import AUTO, DEFAULT_EXCLUDE, GENERATORS, PRECISIONS, Config
+from ..config_file import load_config_file
 from ..errors import ConfigError, RagtuneError
 from ..hub import resolve_token
 from ..llamaindex_dataset import add_dataset_metrics, load_llamaindex_dataset
