@@ -120,7 +120,8 @@ def test_config_file_sets_fields_and_flags_override_it(tmp_path: Path, name: str
 def test_config_file_knows_every_field_type() -> None:
     import dataclasses
 
-    from ragtune.config import _KINDS, Config
+    from ragtune.config import Config
+    from ragtune.config_file import _KINDS
 
     # A field of a new type would be passed through unchecked; teach load_config_file about it.
     assert {str(f.type) for f in dataclasses.fields(Config)} <= set(_KINDS)

@@ -139,7 +139,7 @@ def test_config_json_records_the_base_model_and_device_the_run_used(tmp_path, ni
 
 
 def test_a_runs_config_json_is_accepted_by_config(tiny_run, tiny_model_dir):
-    from ragtune.config import load_config_file
+    from ragtune.config_file import load_config_file
 
     saved = json.loads((tiny_run / "config.json").read_text())
     assert saved["base_model"] == str(Path(tiny_model_dir).resolve()) and saved["device"] == "cpu"
