@@ -113,3 +113,31 @@ def normalise(text: str) -> str:
     'what is zero-trust'
     """
     return " ".join(words(text))
+
+
+_NUMBER_CELL = re.compile(r"^[($]*-?\d[\d,.]*%?\)?[,.;]?$")
+_MONTHS = {
+    m.lower() for m in "January February March April May June July August September October November December".split()
+}
+
+
+def is_table_row(sentence: str) -> bool:
+    """Whether a "sentence" is a row of a table that extraction ran together: a label and two or more
+    number cells in a row ("lease liabilities 2, 2,"). Prose names one figure at a time; a date
+    ("December 31, 2023") is not two cells.
+
+    >>> is_table_row("Operating leases Long-term operating lease liabilities 2, 2,")
+    True
+    >>> is_table_row("As of December 31, 2023, revenue grew 12 percent.")
+    False
+    """
+    run, previous = 0, ""
+    for tok in sentence.split():
+        if _NUMBER_CELL.match(tok) and not (run == 0 and previous.lower() in _MONTHS):
+            run += 1
+            if run >= 2:
+                return True
+        else:
+            run = 0
+        previous = tok
+    return False

@@ -10,7 +10,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from ..records import Chunk, Pair, SkipCounter
-from ..text import STOPWORDS, clean_query, normalise, sentences, words
+from ..text import STOPWORDS, clean_query, is_table_row, normalise, sentences, words
 
 if TYPE_CHECKING:
     from .llm import LLMStats
@@ -462,34 +462,6 @@ class OfflineGenerator:
             pairs.extend(Pair(q, c.id, self.name, kind) for q, kind in order)
             asked.update(normalise(q) for q, _ in order)
         return pairs
-
-
-_NUMBER_CELL = re.compile(r"^[($]*-?\d[\d,.]*%?\)?[,.;]?$")
-_MONTHS = {
-    m.lower() for m in "January February March April May June July August September October November December".split()
-}
-
-
-def is_table_row(sentence: str) -> bool:
-    """Whether a "sentence" is a row of a table that extraction ran together: a label and two or more
-    number cells in a row ("lease liabilities 2, 2,"). Prose names one figure at a time; a date
-    ("December 31, 2023") is not two cells.
-
-    >>> is_table_row("Operating leases Long-term operating lease liabilities 2, 2,")
-    True
-    >>> is_table_row("As of December 31, 2023, revenue grew 12 percent.")
-    False
-    """
-    run, previous = 0, ""
-    for tok in sentence.split():
-        if _NUMBER_CELL.match(tok) and not (run == 0 and previous.lower() in _MONTHS):
-            run += 1
-            if run >= 2:
-                return True
-        else:
-            run = 0
-        previous = tok
-    return False
 
 
 def _as_written(phrase: str, text: str) -> str:
