@@ -77,6 +77,7 @@ def test_a_run_folder_with_the_old_names_resumes_without_redoing_a_stage(tiny_ru
     result = Pipeline(cfg, reporter=recorder).run()
     assert recorder.ran == [], f"redone: {recorder.ran}; notes: {recorder.notes}"
     assert result.metrics == json.loads((old / "metrics.json").read_text())
+    assert any("renamed" in n for n in recorder.notes), recorder.notes
     # Renamed once, with the manifest: a second run has nothing to redo either.
     assert (old / WORK / "pairs_test.jsonl").is_file() and not (old / WORK / "pairs_eval.jsonl").exists()
     outputs = json.loads((old / WORK / "manifest.json").read_text())["stages"]["split"]["outputs"]
