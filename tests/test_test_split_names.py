@@ -115,3 +115,20 @@ def test_a_run_folder_from_before_work_with_the_old_names_moves_and_renames(tmp_
     (run / "labelled_eval.jsonl").write_text("")
     assert move_to_work(run) >= 2
     assert sorted(p.name for p in (run / WORK).iterdir()) == ["labelled_test.jsonl", "pairs_test.jsonl"]
+
+
+def test_a_pairs_run_into_an_older_pairs_folder_leaves_one_test_split(tmp_path, tiny_model_dir):
+    """A `ragtune pairs` folder of ragtune 0.3 held eval.jsonl: a rerun writes test.jsonl and drops the old copy,
+    so the folder never holds two held-out splits."""
+    from ragtune.pairs import PairsConfig, run_pairs
+    from tests.test_pairs import labelled_csv
+
+    out = tmp_path / "run"
+    cfg = PairsConfig(
+        pairs_files=(labelled_csv(tmp_path),), out=out, base_model=str(tiny_model_dir), max_steps=1, device="cpu"
+    )
+    run_pairs(cfg, log=lambda _: None)
+    (out / "test.jsonl").rename(out / "eval.jsonl")
+    metrics = run_pairs(cfg, log=lambda _: None).metrics
+    assert (out / "test.jsonl").is_file() and not (out / "eval.jsonl").exists()
+    assert metrics["n_test"] > 0 and "n_eval" not in metrics
