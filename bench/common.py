@@ -21,6 +21,7 @@ from ragtune.config import Config
 from ragtune.fileio import read_json
 from ragtune.metrics import MRR_AT, model_rankings, rank_metrics
 from ragtune.records import Chunk, Pair, read_jsonl
+from ragtune.runfiles import RunFiles
 
 SHINGLE = 5
 MIN_RUN = 30
@@ -96,7 +97,7 @@ def load_run(run: Path, bench_file: Path) -> tuple[Config, list[Chunk], list[Pai
     pairs = read_jsonl(run / "work" / "pairs_train.jsonl", Pair)
     if (run / "work" / "pairs_lexical.jsonl").exists():
         pairs += read_jsonl(run / "work" / "pairs_lexical.jsonl", Pair)
-    held = read_jsonl(run / "work" / "pairs_eval.jsonl", Pair)
+    held = read_jsonl(RunFiles(run).split("test"), Pair)
     if not bench_file.exists():
         print(f"# {bench_file} not found: scoring the held-out questions only (give --bench)", file=sys.stderr)
     return cfg, chunk_list, pairs, question_suites(chunk_list, held, bench_file)
@@ -124,7 +125,7 @@ def ragtune_train(
     from ragtune.training.validation import Validation
 
     val = read_jsonl(run_dir / "work" / "pairs_val.jsonl", Pair)
-    held = {p.chunk_id for p in read_jsonl(run_dir / "work" / "pairs_eval.jsonl", Pair)}
+    held = {p.chunk_id for p in read_jsonl(RunFiles(run_dir).split("test"), Pair)}
     own = {p.chunk_id for p in val}
     others = sorted(cid for cid in chunks if cid not in held and cid not in own)
     random.Random(cfg.seed).shuffle(others)

@@ -61,13 +61,13 @@ def main() -> int:
     print(
         f"\n{time.perf_counter() - start:.0f}s total, {result.train['steps']} steps in {result.train['seconds']:.0f}s"
     )
-    print(f"\nAll {m['n_eval']} held-out pairs ({m['n_train']} trained on):")
+    print(f"\nAll {m['n_test']} held-out pairs ({m['n_train']} trained on):")
     print(f"{'':<12}{'pearson':>10}{'spearman':>10}")
     for label, key in (("base", BASE), ("fine-tuned", FINE_TUNED)):
         print(f"{label:<12}{m[key]['pearson']:>10.4f}{m[key]['spearman']:>10.4f}")
 
     # Per source file: which held-out pairs came from where (alternatives by their expansion).
-    held = read_jsonl(cfg.out / "eval.jsonl", LabelledPair)
+    held = read_jsonl(cfg.out / "test.jsonl", LabelledPair)
     sources = {f: {_key(p) for p in load_pairs_file(DATA / f)} for f in PAIRS}
     sources.update({f: {_key(p) for p in load_alternatives_file(DATA / f, SkipCounter())} for f in ALTERNATIVES})
     base = load_model(resolve_base_model(""), "cpu")

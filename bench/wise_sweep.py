@@ -22,6 +22,7 @@ from ragtune.metrics import MRR_AT, rank_metrics
 from ragtune.models import load_model, resolve_base_model
 from ragtune.records import Chunk, Pair, read_jsonl
 from ragtune.retrieval import dense_index, embed, positions_to_ids
+from ragtune.runfiles import RunFiles
 from ragtune.training.validation import mix_with_base, weights
 
 
@@ -33,7 +34,7 @@ def main() -> int:
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     chunks = read_jsonl(args.run_dir / "work" / "chunks.jsonl", Chunk)
-    held = read_jsonl(args.run_dir / "work" / "pairs_eval.jsonl", Pair)
+    held = read_jsonl(RunFiles(args.run_dir).split("test"), Pair)
     texts, ids = [c.text for c in chunks], [c.id for c in chunks]
     suites = question_suites(chunks, held, args.bench)
     base = load_model(resolve_base_model(read_json(args.run_dir / "config.json")["base_model"]))

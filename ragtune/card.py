@@ -10,7 +10,7 @@ from .card_widget import card_widget, excerpt, guess_language, widget_reads_clea
 from .metrics import is_improved as beats
 from .metrics import retriever_rows
 from .models import BUNDLED_HUB_ID, base_model_id, base_model_label, bundled_model_path  # noqa: F401 (card names since 0.2)
-from .names import BASE, FINE_TUNED, FINE_TUNED_PASSAGES, upgrade_metrics
+from .names import BASE, FINE_TUNED, FINE_TUNED_PASSAGES, upgrade_counts, upgrade_metrics
 from .report import facts_line, markdown_sections, served_label
 from .training.forgetting import guard_line
 
@@ -348,6 +348,7 @@ def render_card(
     from huggingface_hub import ModelCard
 
     metrics = upgrade_metrics(metrics)  # card.json of a run an older ragtune saved
+    summary = upgrade_counts(summary)
 
     cfg = summary["config"]
     name = repo_id or f"ragtune-{cfg['out']}"
@@ -379,7 +380,7 @@ def render_card(
             + _selection_section(summary)
         ),
         n_queries=metrics["n_queries"],
-        n_eval_chunks=summary["n_eval_chunks"],
+        n_test_chunks=summary["n_test_chunks"],
         n_chunks=summary["n_chunks"],
         documents=_documents(summary["files"], summary["n_pages"]),
         chunk_tokens=cfg["chunk_tokens"],
@@ -388,7 +389,7 @@ def render_card(
         n_pairs=summary["n_pairs"],
         generator=cfg["generator"],
         n_train=summary["n_train"],
-        n_eval=summary["n_eval"],
+        n_test=summary["n_test"],
         settings_table=_settings_table(summary),
     )
     return str(card)

@@ -34,9 +34,8 @@ class Export:
     n_corpus: int
 
 
-# The split each --split value reads: the held-out test questions are still stored as pairs_eval.jsonl.
-# The side of the run's split (RunFiles.split) each exported split reads; the test questions' file keeps its 0.3 name.
-SPLIT_SIDES = {"test": "eval", "train": "train"}
+# The side of the run's split (RunFiles.split) each --split value reads.
+SPLIT_SIDES = {"test": "test", "train": "train"}
 
 
 def export_llamaindex(run_dir: Path, path: Path, split: str = "test") -> Export:

@@ -25,6 +25,8 @@ OLD_FIGURE_KEYS = {
     "after_passages": FINE_TUNED_PASSAGES,
 }
 OLD_ENTRY_KEYS = {"eval_dataset": EVALUATION_SET, "eval_set": "test_set"}
+# Old key -> new key, for the counts of the split stage's manifest record and the save stage's summary (card.json).
+OLD_COUNT_KEYS = {"n_eval": "n_test", "n_eval_chunks": "n_test_chunks"}
 # Entries that hold one base and one fine-tuned part, and those that hold one such entry per theme or size.
 _PAIRED = ("similarity", "pairs", EVALUATION_SET, "general")
 _PAIRED_PER = ("per_theme", "dims")
@@ -60,6 +62,15 @@ def upgrade_metrics(metrics: Any) -> Any:
         if isinstance(out.get(name), dict):
             out[name] = {k: _per_row(v) for k, v in out[name].items()}
     return out
+
+
+def upgrade_counts(record: dict[str, Any]) -> dict[str, Any]:
+    """A split record or a run summary with this version's count names (ragtune 0.3 and earlier: n_eval).
+
+    >>> upgrade_counts({"n_train": 9, "n_eval": 3, "n_eval_chunks": 1})
+    {'n_train': 9, 'n_test': 3, 'n_test_chunks': 1}
+    """
+    return _renamed(record, OLD_COUNT_KEYS)
 
 
 # The kinds of question, as pairs files (`Pair.kind`), the generate stage's counts, the validation's per-kind scores

@@ -330,7 +330,7 @@ class Pipeline:
             moved = move_to_work(self.run_dir)
             if moved:
                 self.note(
-                    f"moved {moved} files of an older ragtune's run folder under {self.files.work} (kept, not redone)"
+                    f"moved or renamed {moved} files of an older ragtune's run folder under {self.files.work} (kept, not redone)"
                 )
             # Read again under the lock: a run that held it before may have recorded stages since.
             self.manifest = Manifest(self.run_dir)

@@ -18,7 +18,7 @@ from .extract import describe_skips
 from .garbled import reads_clean
 from .metrics import retriever_rows
 from .models import base_model_label
-from .names import FINE_TUNED, FINE_TUNED_PASSAGES
+from .names import FINE_TUNED, FINE_TUNED_PASSAGES, upgrade_counts
 from .search import load_retriever, pages_label
 
 # The five terms a reader of the metrics table needs.
@@ -107,14 +107,15 @@ def filtered(summary: dict[str, Any]) -> list[str]:
 
 def count_lines(summary: dict[str, Any]) -> list[tuple[str, Any]]:
     """The run's counts, named in words."""
+    summary = upgrade_counts(summary)  # card.json of a run an older ragtune saved
     return [
         ("files", f"{len(summary['files'])} ({', '.join(summary['files'])})"),
         ("pages", summary["n_pages"]),
         ("chunks", summary["n_chunks"]),
         ("questions kept", summary["n_pairs"]),
         ("training questions", summary["n_train"]),
-        ("held-out questions", summary["n_eval"]),
-        ("held-out chunks", summary["n_eval_chunks"]),
+        ("held-out questions", summary["n_test"]),
+        ("held-out chunks", summary["n_test_chunks"]),
     ]
 
 

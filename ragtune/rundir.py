@@ -18,7 +18,7 @@ from typing import Any
 from . import __version__
 from .fileio import file_digest, read_json, write_json
 from .records import FORMAT_VERSION, RunDirError
-from .runfiles import WORK, RunFiles, is_old_top_name
+from .runfiles import OLD_NAMES, WORK, RunFiles, is_old_top_name
 
 # 2: JSONL files without a header line (their format version is recorded here), passage index, BM25 index.
 MANIFEST_VERSION = 2
@@ -182,7 +182,8 @@ def _entry_check(entry: dict[str, Any]) -> str:
 
 def move_to_work(run_dir: Path) -> int:
     """Move what a run folder from before work/ holds at its top (pages.jsonl, pairs_*.jsonl, checkpoints/, ...)
-    under work/, and rename them in its manifest, so that its stages are reused; returns how many moved.
+    under work/, give the files an older ragtune named otherwise their new names (pairs_eval.jsonl ->
+    pairs_test.jsonl), and rename them in its manifest, so that its stages are reused; returns how many moved.
 
     A name already under work/ stays where it is (work/ wins). The manifest moves last: a move cut off
     halfway leaves it naming the old places, and the stages whose files moved run again.
@@ -198,6 +199,10 @@ def move_to_work(run_dir: Path) -> int:
             work.mkdir(exist_ok=True)
             os.replace(run_dir / name, work / name)
             moved += 1
+    for new, old in OLD_NAMES.items():
+        if (work / old).exists() and not (work / new).exists():
+            os.replace(work / old, work / new)
+            moved += 1
     old_manifest = run_dir / "manifest.json"
     if old_manifest.is_file() and not (work / "manifest.json").exists():
         data = read_json(old_manifest)
@@ -207,18 +212,42 @@ def move_to_work(run_dir: Path) -> int:
         write_json(work / "manifest.json", data)
         old_manifest.unlink()
         moved += 1
+    elif (work / "manifest.json").is_file():
+        _rename_old_outputs(work / "manifest.json")
     return moved
 
 
+def _rename_old_outputs(path: Path) -> None:
+    """Rewrite work/manifest.json where its outputs still name a file by its old name (`OLD_NAMES`)."""
+    try:
+        data = read_json(path)
+    except RunDirError:
+        return  # Manifest names the damage when it reads the file
+    entries = list(data.get("stages", {}).values()) if isinstance(data, dict) else []
+    before = json.dumps(entries)
+    for entry in entries:
+        _rename_outputs(entry)
+    if json.dumps(entries) != before:
+        write_json(path, data)
+
+
+def _new_rel(rel: str) -> str:
+    """Where a manifest's output path lies now: under work/, and by its new name."""
+    parts = rel.split("/")
+    if is_old_top_name(parts[0]):
+        parts.insert(0, WORK)
+    if len(parts) == 2 and parts[0] == WORK:
+        parts[1] = {old: new for new, old in OLD_NAMES.items()}.get(parts[1], parts[1])
+    return "/".join(parts)
+
+
 def _rename_outputs(entry: Any) -> None:
-    """Point a manifest entry's outputs at work/; its check digest stays valid only where it was valid."""
+    """Point a manifest entry's outputs at work/ and the new names; its check digest stays valid only where it
+    was valid."""
     if not isinstance(entry, dict) or not isinstance(entry.get("outputs"), dict):
         return
     valid = "check" in entry and entry["check"] == _entry_check(entry)
-    entry["outputs"] = {
-        (f"{WORK}/{rel}" if is_old_top_name(rel.split("/")[0]) else rel): digest
-        for rel, digest in entry["outputs"].items()
-    }
+    entry["outputs"] = {_new_rel(rel): digest for rel, digest in entry["outputs"].items()}
     if valid:
         entry["check"] = _entry_check(entry)
 

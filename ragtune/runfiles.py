@@ -6,7 +6,9 @@ renamed file is renamed in one place.
 The top of a run folder holds what a user opens (model/, index/, the reports, metrics.json, config.json,
 plots/); everything the stages keep for themselves lies under work/. A run folder from before work/ has
 those files at its top: each path falls back to that old place while the new one is missing, so such a
-folder still loads, and `move_to_work` (run by the next `ragtune run` into it) moves them once.
+folder still loads, and `move_to_work` (run by the next `ragtune run` into it) moves them once. The same
+holds for the held-out test questions, which a run folder of ragtune 0.3 and earlier names *_eval.jsonl
+(`OLD_NAMES`): read there while the new name is missing, renamed once by the next run.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ OLD_TOP_NAMES = (
     "embeddings",
 )
 OLD_TOP_PREFIXES = ("pairs_", "labelled_")
+# Files under work/ that an older ragtune named otherwise: new name -> old name.
+OLD_NAMES = {"pairs_test.jsonl": "pairs_eval.jsonl", "labelled_test.jsonl": "labelled_eval.jsonl"}
 
 
 def is_old_top_name(name: str) -> bool:
@@ -54,11 +58,13 @@ class RunFiles:
     root: Path
 
     def _work(self, name: str) -> Path:
-        """work/NAME, or NAME at the top of a run folder from before work/ while work/NAME is missing."""
-        new, old = self.root / WORK / name, self.root / name
-        if not (new.exists() or new.is_symlink()) and (old.exists() or old.is_symlink()):
-            return old
-        return new
+        """work/NAME, or while it is missing the first that exists of NAME at the top of a run folder from
+        before work/ and the old name of NAME (`OLD_NAMES`) in either place."""
+        names = (name, OLD_NAMES[name]) if name in OLD_NAMES else (name,)
+        for path in (self.root / folder / n for n in names for folder in (WORK, ".")):
+            if path.exists() or path.is_symlink():
+                return path
+        return self.root / WORK / name
 
     @property
     def work(self) -> Path:
@@ -102,11 +108,11 @@ class RunFiles:
         return self._work("pairs.jsonl")
 
     def split(self, side: str) -> Path:
-        """The questions of one side of the split: "train", "val", "eval" or "lexical"."""
+        """The questions of one side of the split: "train", "val", "test" (held out) or "lexical"."""
         return self._work(f"pairs_{side}.jsonl")
 
     def labelled(self, side: str) -> Path:
-        """One side of the --pairs files' split: "train" or "eval"."""
+        """One side of the --pairs files' split: "train" or "test" (held out)."""
         return self._work(f"labelled_{side}.jsonl")
 
     @property
@@ -159,7 +165,7 @@ class RunFiles:
         return self.root / "plots" / "retrievers.png"
 
 
-SPLIT_SIDES = ("train", "val", "eval", "lexical")
+SPLIT_SIDES = ("train", "val", "test", "lexical")
 
 # The figures of metrics.json that the summary, card, report and CLI read.
 METRIC_TABLES = (BASE, FINE_TUNED, "bm25", "hybrid")

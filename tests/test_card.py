@@ -39,8 +39,8 @@ def make_summary(base_model: str, themes_file: str | None = None) -> dict[str, A
         "themes": "generative AI (201), risk management (150), safety (88); 12 chunks unthemed",
         "n_pairs": 1311,
         "n_train": 1049,
-        "n_eval": 262,
-        "n_eval_chunks": 68,
+        "n_test": 262,
+        "n_test_chunks": 68,
         "train": {"steps": 132, "device": "cpu", "final_loss": 0.41234},
         "skipped": {
             "extract": {"line of undecodable glyph codes (font without a Unicode map) dropped": 11},

@@ -72,7 +72,7 @@ def test_run_and_pairs_modes_hold_out_the_same_minimum(tmp_path: Path) -> None:
     (tmp_path / "run").mkdir()
     train = _labelled_split(_LabelledRun(cfg))
     assert train is not None and len(train) == 16
-    assert len(read_jsonl(tmp_path / "run" / "work" / "labelled_eval.jsonl", LabelledPair)) == 4
+    assert len(read_jsonl(tmp_path / "run" / "work" / "labelled_test.jsonl", LabelledPair)) == 4
 
 
 def test_too_few_held_out_labelled_pairs_is_one_clear_error(tmp_path: Path) -> None:

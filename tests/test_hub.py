@@ -554,7 +554,7 @@ def test_with_data_retries_the_dataset_commit(hubserver: HubServer, tmp_path: Pa
 def test_with_data_needs_the_pairs(hubserver: HubServer, tmp_path: Path) -> None:
     run = make_run(tmp_path)
 
-    with pytest.raises(HubError, match=r"^--with-data needs chunks.jsonl, pairs_train.jsonl, pairs_eval.jsonl in "):
+    with pytest.raises(HubError, match=r"^--with-data needs chunks.jsonl, pairs_train.jsonl, pairs_test.jsonl in "):
         push_fast(run, "alice/minilm", token=TOKEN, with_data=True)
     assert sum(hubserver.state.hits.values()) == 0
 

@@ -298,14 +298,14 @@ def test_run_pairs_on_tiny_model_writes_metrics_model_and_card(tmp_path: Path, t
         "improved",
         "n_pairs",
         "n_train",
-        "n_eval",
+        "n_test",
         "n_labelled",
         "n_from_alternatives",
         "skipped",
     }
     assert set(metrics["base"]) == set(metrics["fine_tuned"]) == {"pearson", "spearman"}
     assert isinstance(metrics["improved"], bool)
-    assert (metrics["n_pairs"], metrics["n_train"] + metrics["n_eval"], metrics["n_from_alternatives"]) == (33, 33, 3)
+    assert (metrics["n_pairs"], metrics["n_train"] + metrics["n_test"], metrics["n_from_alternatives"]) == (33, 33, 3)
     assert result.train["steps"] == 2
     assert messages[0].startswith("pairs: 33 (30 labelled, 3 from alternatives, 0 skipped)")
 
@@ -322,7 +322,7 @@ def test_run_pairs_on_tiny_model_writes_metrics_model_and_card(tmp_path: Path, t
     assert (run["ragtune"], run["version"], run["config"]["max_steps"]) == ("pairs-run", 1, 2)
     assert not (out / "model.tmp").exists() and not (out / "trainer.tmp").exists()
     # The split is written in ragtune's own format, which `pairs` reads back.
-    assert len(load_pairs_file(out / "eval.jsonl")) == metrics["n_eval"]
+    assert len(load_pairs_file(out / "test.jsonl")) == metrics["n_test"]
 
 
 def test_card_cites_bundled_model_as_hub_id() -> None:
@@ -333,7 +333,7 @@ def test_card_cites_bundled_model_as_hub_id() -> None:
         "improved": True,
         "n_pairs": 10,
         "n_train": 8,
-        "n_eval": 2,
+        "n_test": 2,
         "n_labelled": 10,
         "n_from_alternatives": 0,
     }

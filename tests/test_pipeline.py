@@ -108,7 +108,7 @@ def test_all_artefacts_exist(finished: Finished) -> None:
         "work/pages.jsonl",
         "work/chunks.jsonl",
         "work/pairs_train.jsonl",
-        "work/pairs_eval.jsonl",
+        "work/pairs_test.jsonl",
         "model/model.safetensors",
         "model/README.md",
         "model/config.json",
@@ -169,7 +169,7 @@ def test_metrics_file(finished: Finished) -> None:
     before, after = metrics["base"], metrics["fine_tuned"]
     keys = ("hit@5", "mrr@10")
     assert metrics["improved"] == (all(after[k] >= before[k] for k in keys) and any(after[k] > before[k] for k in keys))
-    assert metrics["n_queries"] == len(read_jsonl(run / "work" / "pairs_eval.jsonl", Pair))
+    assert metrics["n_queries"] == len(read_jsonl(run / "work" / "pairs_test.jsonl", Pair))
     assert metrics["n_chunks"] == len(read_jsonl(run / "work" / "chunks.jsonl", Chunk))
     assert finished.result.metrics == metrics
 
@@ -216,7 +216,7 @@ def test_eval_and_train_chunks_are_disjoint(finished: Finished) -> None:
     run = finished.cfg.out
     train = read_jsonl(run / "work" / "pairs_train.jsonl", Pair)
     val = read_jsonl(run / "work" / "pairs_val.jsonl", Pair)
-    held = read_jsonl(run / "work" / "pairs_eval.jsonl", Pair)
+    held = read_jsonl(run / "work" / "pairs_test.jsonl", Pair)
     assert train and val and held
     sides = [{p.chunk_id for p in side} for side in (train, val, held)]
     assert not sides[0] & sides[1] and not sides[0] & sides[2] and not sides[1] & sides[2]
@@ -234,7 +234,7 @@ def test_eval_and_train_chunks_are_disjoint(finished: Finished) -> None:
     n_chunks = len({p.chunk_id for p in everything})
     assert len({p.chunk_id for p in held}) == round(0.2 * n_chunks)
     summary = finished.result.summary
-    assert (summary["n_train"], summary["n_eval"]) == (len(train), len(held))
+    assert (summary["n_train"], summary["n_test"]) == (len(train), len(held))
     assert finished.result.summary["train"]["steps"] >= 1
 
 
@@ -251,13 +251,13 @@ def test_only_training_questions_pass_the_bm25_round_trip(finished: Finished) ->
     passes = {repr(p): p.chunk_id in top for p, top in zip(everything, ranked)}
     train = read_jsonl(run / "work" / "pairs_train.jsonl", Pair)
     assert train and all(passes[repr(p)] for p in train)
-    for side in ("pairs_val.jsonl", "pairs_eval.jsonl"):
+    for side in ("pairs_val.jsonl", "pairs_test.jsonl"):
         kept = read_jsonl(run / "work" / side, Pair)
         ids = {p.chunk_id for p in kept}
         # Every generated question of these chunks is kept, those BM25 misses too.
         assert sorted(map(repr, kept)) == sorted(repr(p) for p in everything if p.chunk_id in ids)
     missed = [p for p in everything if not passes[repr(p)]]
-    held_ids = {p.chunk_id for p in read_jsonl(run / "work" / "pairs_eval.jsonl", Pair)}
+    held_ids = {p.chunk_id for p in read_jsonl(run / "work" / "pairs_test.jsonl", Pair)}
     assert any(p.chunk_id in held_ids for p in missed), "no held-out question that BM25 misses: weak test data"
     assert sum(finished.result.summary["skipped"]["split"].values()) == len(
         [
@@ -518,7 +518,7 @@ def test_mixed_run_trains_on_labelled_pairs_and_reports_both(finished: Finished,
         "pearson",
         "spearman",
     }
-    held = read_jsonl(cfg.out / "work" / "labelled_eval.jsonl", LabelledPair)
+    held = read_jsonl(cfg.out / "work" / "labelled_test.jsonl", LabelledPair)
     train = read_jsonl(cfg.out / "work" / "labelled_train.jsonl", LabelledPair)
     assert m["pairs"]["n_pairs"] == len(held) > 5
     assert not {(p.sentence1, p.sentence2) for p in held} & {(p.sentence1, p.sentence2) for p in train}
@@ -529,7 +529,7 @@ def test_mixed_run_trains_on_labelled_pairs_and_reports_both(finished: Finished,
     assert "held-out pairs" in (cfg.out / "model" / "README.md").read_text()
     # Dropping the pairs again removes their split files instead of leaving stale ones.
     Pipeline(cfg.replace(pairs_files=())).run()
-    assert not (cfg.out / "work" / "labelled_eval.jsonl").exists()
+    assert not (cfg.out / "work" / "labelled_test.jsonl").exists()
 
 
 def test_matryoshka_run_reports_each_size_and_cached_loss_trains(finished: Finished, tmp_path: Path) -> None:
@@ -607,7 +607,7 @@ def test_hard_negative_run_gives_every_training_chunk_a_negative_it_may_see(
     # ... and negatives are training chunks: never a held-out or a validation chunk.
     unseen = {
         p.chunk_id
-        for name in ("pairs_eval.jsonl", "pairs_val.jsonl")
+        for name in ("pairs_test.jsonl", "pairs_val.jsonl")
         for p in read_jsonl(cfg.out / "work" / name, Pair)
     }
     assert not set(negatives.values()) & unseen

@@ -138,7 +138,7 @@ def test_run_facts_carry_the_runs_values(page: Page, run_dir: Path) -> None:
 
 
 def test_five_sample_questions_with_their_own_chunk(page: Page, run_dir: Path) -> None:
-    held_out = {p["query"]: p["chunk_id"] for p in jsonl(run_dir / "work" / "pairs_eval.jsonl")}
+    held_out = {p["query"]: p["chunk_id"] for p in jsonl(run_dir / "work" / "pairs_test.jsonl")}
     chunks = {c["id"]: c for c in jsonl(run_dir / "index" / "chunks.jsonl")}
     samples = [(attrs, text) for section, attrs, text in page.items if section == "samples"]
     assert len(samples) == 5
@@ -294,7 +294,7 @@ def test_a_base_model_gone_since_the_run_leaves_out_only_the_sample_search(run_d
     saved = json.loads((copy / "work" / "card.json").read_text(encoding="utf-8"))
     chunks = read_jsonl(copy / "index" / "chunks.jsonl", Chunk)
     extras = report_extras(
-        copy, saved["summary"], chunks, read_jsonl(copy / "work" / "pairs_eval.jsonl", Pair), 1.0, "cpu"
+        copy, saved["summary"], chunks, read_jsonl(copy / "work" / "pairs_test.jsonl", Pair), 1.0, "cpu"
     )
     assert len(extras["samples"]) == 5
     page = Page(render_html(saved["summary"], saved["metrics"], {}, extras))

@@ -67,7 +67,7 @@ def test_the_top_of_a_run_folder_holds_only_what_a_user_opens(tiny_run):
     assert top <= USER_FACING, f"not for the user, yet at the top: {sorted(top - USER_FACING)}"
     assert {"model", "index", "report.html", "metrics.json", "config.json"} <= top
     files = RunFiles(tiny_run)
-    for path in (files.pages, files.chunks, files.split("eval"), files.card_json, files.manifest, files.base_vectors):
+    for path in (files.pages, files.chunks, files.split("test"), files.card_json, files.manifest, files.base_vectors):
         assert path.exists() and path.relative_to(tiny_run).parts[0] == WORK, path
 
 

@@ -321,13 +321,13 @@ def test_export_import_round_trip(
 ) -> None:
     path = tmp_path / "eval.json"
     assert main(["export", str(run_dir), "--llamaindex", str(path)]) == 0
-    held = read_jsonl(run_dir / "work" / "pairs_eval.jsonl", Pair)
+    held = read_jsonl(run_dir / "work" / "pairs_test.jsonl", Pair)
     assert capsys.readouterr().out.startswith(f"Wrote {len(held)} test questions and {len(chunks)} corpus chunks")
     raw = json.loads(path.read_text(encoding="utf-8"))
     assert sorted(raw) == ["corpus", "mode", "queries", "relevant_docs"] and raw["mode"] == "text"
 
     queries, corpus, relevant = load_llamaindex_dataset(path)
-    # Query "test-N" is line N of pairs_eval.jsonl (the test split); node ids are ragtune's chunk ids.
+    # Query "test-N" is line N of pairs_test.jsonl (the test split); node ids are ragtune's chunk ids.
     assert queries == {f"test-{n}": p.query for n, p in enumerate(held)}
     assert relevant == {f"test-{n}": [p.chunk_id] for n, p in enumerate(held)}
     assert corpus == {c.id: c.text for c in chunks}
@@ -337,7 +337,7 @@ def test_train_export_holds_no_held_out_text(run_dir: Path, tmp_path: Path) -> N
     export = export_llamaindex(run_dir, tmp_path / "train.json", split="train")
     queries, corpus, relevant = load_llamaindex_dataset(export.path)
     train = read_jsonl(run_dir / "work" / "pairs_train.jsonl", Pair)
-    held_chunks = {p.chunk_id for p in read_jsonl(run_dir / "work" / "pairs_eval.jsonl", Pair)}
+    held_chunks = {p.chunk_id for p in read_jsonl(run_dir / "work" / "pairs_test.jsonl", Pair)}
     assert list(queries.values()) == [p.query for p in train]
     assert set(corpus) == {p.chunk_id for p in train} and not set(corpus) & held_chunks
     assert (export.n_queries, export.n_corpus) == (len(train), len(corpus))

@@ -48,7 +48,7 @@ def chunks(run_dir: Path) -> list[Chunk]:
 
 @pytest.fixture(scope="module")
 def questions(run_dir: Path) -> list[str]:
-    pairs = read_jsonl(run_dir / "work" / "pairs_eval.jsonl", Pair) + read_jsonl(
+    pairs = read_jsonl(run_dir / "work" / "pairs_test.jsonl", Pair) + read_jsonl(
         run_dir / "work" / "pairs_train.jsonl", Pair
     )
     out = list(dict.fromkeys(p.query for p in pairs))[:N_QUESTIONS]

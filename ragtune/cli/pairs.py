@@ -150,7 +150,7 @@ def cmd_pairs(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     result = run_pairs(cfg, log=lambda msg: print(msg, file=sys.stderr, flush=True), progress=_progress())
     m = result.metrics
-    print(f"\nCosine similarity vs labels on {m['n_eval']} held-out pairs:")
+    print(f"\nCosine similarity vs labels on {m['n_test']} held-out pairs:")
     print(f"{'':<12}{'pearson':>10}{'spearman':>10}")
     for label, key in (("base", BASE), ("fine-tuned", FINE_TUNED)):
         print(f"{label:<12}{m[key]['pearson']:>10.4f}{m[key]['spearman']:>10.4f}")

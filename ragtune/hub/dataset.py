@@ -20,7 +20,7 @@ def dataset_files(run_dir: Path, repo_id: str) -> dict[str, bytes]:
     """
     run_dir = Path(run_dir)
     files = RunFiles(run_dir)
-    paths = (files.chunks, files.split("train"), files.split("eval"))
+    paths = (files.chunks, files.split("train"), files.split("test"))
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
         raise HubError(
@@ -29,7 +29,8 @@ def dataset_files(run_dir: Path, repo_id: str) -> dict[str, bytes]:
         )
     try:
         chunks = {c.id: c for c in read_jsonl(files.chunks, Chunk)}
-        splits = {s: read_jsonl(files.split(s), Pair) for s in ("train", "eval")}
+        # The dataset's split names (eval.jsonl) as published so far; the run names its held-out side "test".
+        splits = {s: read_jsonl(files.split(side), Pair) for s, side in (("train", "train"), ("eval", "test"))}
     except RunDirError as e:
         raise HubError(f"cannot push the pairs: {e}") from None
     out: dict[str, bytes] = {}
@@ -37,7 +38,7 @@ def dataset_files(run_dir: Path, repo_id: str) -> dict[str, bytes]:
         dangling = sorted({p.chunk_id for p in pairs} - chunks.keys())
         if dangling:
             raise HubError(
-                f"cannot push the pairs: {files.split(split)} points at "
+                f"cannot push the pairs: {files.split('test' if split == 'eval' else split)} points at "
                 f"{len(dangling)} chunk id(s) missing from chunks.jsonl (e.g. {dangling[0]!r}); "
                 f"rerun `ragtune run` into {run_dir}"
             )

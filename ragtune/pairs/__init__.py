@@ -11,7 +11,7 @@ on them with the base model and again after training.
 
 Run directory:
 
-    RUN_DIR/train.jsonl, eval.jsonl   the split (versioned LabelledPair JSONL)
+    RUN_DIR/train.jsonl, test.jsonl   the split (versioned LabelledPair JSONL)
     RUN_DIR/metrics.json              {"base": {"pearson", "spearman"}, "fine_tuned": {…}, "improved", counts}
     RUN_DIR/run.json                  config, input file hashes, training facts
     RUN_DIR/model/                    sentence-transformers folder with a model card README.md

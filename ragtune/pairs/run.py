@@ -151,7 +151,7 @@ A sentence-transformers model fine-tuned by [ragtune](https://pypi.org/project/r
 ## Held-out evaluation
 
 Pearson and Spearman correlation between the cosine similarity of each held-out pair and its label
-({metrics["n_eval"]} pairs not trained on, split with seed {cfg.seed}; a text of a held-out pair may still occur in
+({metrics["n_test"]} pairs not trained on, split with seed {cfg.seed}; a text of a held-out pair may still occur in
 training pairs, so this measures how well the model learned this labelling, not general similarity). {verdict}
 
 {metrics_table(metrics)}
@@ -160,7 +160,7 @@ training pairs, so this measures how well the model learned this labelling, not 
 
 - Labelled pairs files: {files} ({metrics["n_labelled"]} pairs)
 - Alternatives files: {alts} ({metrics["n_from_alternatives"]} positive pairs, label 1.0)
-- After removing duplicates: {metrics["n_pairs"]} pairs; {metrics["n_train"]} for training, {metrics["n_eval"]} held out
+- After removing duplicates: {metrics["n_pairs"]} pairs; {metrics["n_train"]} for training, {metrics["n_test"]} held out
 
 ## Training details
 
@@ -248,7 +248,7 @@ def run_pairs(cfg: PairsConfig, log: Log | None = None, progress: Progress | Non
         "improved": after["pearson"] > before["pearson"] and after["spearman"] > before["spearman"],
         "n_pairs": len(pairs),
         "n_train": len(train),
-        "n_eval": len(held),
+        "n_test": len(held),
         **counts,
         "skipped": skipped.to_dict(),
     }
@@ -263,7 +263,9 @@ def run_pairs(cfg: PairsConfig, log: Log | None = None, progress: Progress | Non
     shutil.rmtree(out / "model", ignore_errors=True)
     tmp.replace(out / "model")
     write_jsonl(out / "train.jsonl", train, LabelledPair)
-    write_jsonl(out / "eval.jsonl", held, LabelledPair)
+    write_jsonl(out / "test.jsonl", held, LabelledPair)
+    # ragtune 0.3 named the held-out side eval.jsonl: a rerun into its folder leaves one name, not two splits.
+    (out / "eval.jsonl").unlink(missing_ok=True)
     write_json(
         out / "run.json",
         {

@@ -52,7 +52,7 @@ def run_stage(run: Run, general: dict[str, Any] | None = None) -> dict[str, Any]
 def _evaluate(run: Run, precision: str, general: dict[str, Any] | None) -> dict[str, Any]:
     cfg = run.cfg
     chunks = read_jsonl(run.files.chunks, Chunk)
-    held = read_jsonl(run.files.split("eval"), Pair)
+    held = read_jsonl(run.files.split("test"), Pair)
     texts, ids = [c.text for c in chunks], [c.id for c in chunks]
     queries, relevant = [p.query for p in held], [p.chunk_id for p in held]
     ks = cfg.ks
@@ -205,8 +205,8 @@ def _summary_line(run: Run, metrics: dict[str, Any], tuned: Any) -> str:
     if cfg.passage_words:
         summary += f" ({metrics[FINE_TUNED_PASSAGES]['hit@5']:.3f} with passages)"
     summary += f", BM25 {metrics['bm25']['hit@5']:.3f}, hybrid {metrics['hybrid']['hit@5']:.3f}"
-    if run.files.labelled("eval").exists():
-        held_pairs = read_jsonl(run.files.labelled("eval"), LabelledPair)
+    if run.files.labelled("test").exists():
+        held_pairs = read_jsonl(run.files.labelled("test"), LabelledPair)
         pb, pa = evaluate_pairs(run.model("base"), held_pairs), evaluate_pairs(tuned, held_pairs)
         metrics["pairs"] = {BASE: pb, FINE_TUNED: pa, "n_pairs": len(held_pairs)}
         # A mixed run must not trade one skill for the other.

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..card import card_widget, framework_versions, guess_language, model_details, render_card, render_report
 from ..fileio import atomic_write_text, read_json, write_json
-from ..names import upgrade_metrics
+from ..names import upgrade_counts, upgrade_metrics
 from ..plots import write_report_html
 from ..records import Chunk, Pair, read_jsonl, write_jsonl
 from ..report import report_extras
@@ -33,7 +33,7 @@ def summary(
             "out_as_given": "" if Path(run.cfg.out).is_absolute() else Path(run.cfg.out).as_posix(),
         },
         "language": guess_language([c.text for c in chunks[:200]]),
-        "widget": card_widget(chunks, read_jsonl(run.files.split("eval"), Pair)),
+        "widget": card_widget(chunks, read_jsonl(run.files.split("test"), Pair)),
         "files": extract["files"],
         "n_pages": extract["n_pages"],
         "n_chunks": chunk["n_chunks"],
@@ -45,8 +45,8 @@ def summary(
         + (f"; {theme['themes_from']}" if "themes_from" in theme else ""),
         "n_pairs": generate["n_pairs"],
         "n_train": split["n_train"],
-        "n_eval": split["n_eval"],
-        "n_eval_chunks": split["n_eval_chunks"],
+        "n_test": upgrade_counts(split)["n_test"],
+        "n_test_chunks": upgrade_counts(split)["n_test_chunks"],
         "train": {k: train.get(k) for k in ("steps", "device", "final_loss", "validation")},
         "n_val": split.get("n_val", 0),
         # Which files or pages each extraction skip was, for report.md.
@@ -69,7 +69,7 @@ def run_stage(run: Run, summary: dict[str, Any], metrics: dict[str, Any], second
     write_jsonl(run.files.index_chunks, chunks, Chunk)
     # Facts, samples and a sample search for the report; the search reads index/, complete from here on.
     extras = report_extras(
-        run.run_dir, summary, chunks, read_jsonl(run.files.split("eval"), Pair), seconds, run.cfg.device
+        run.run_dir, summary, chunks, read_jsonl(run.files.split("test"), Pair), seconds, run.cfg.device
     )
     atomic_write_text(run.files.report_md, render_report(summary, metrics, extras))
     write_report_html(run.run_dir, summary, metrics, extras)

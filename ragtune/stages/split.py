@@ -1,4 +1,4 @@
-"""Split stage: pairs.jsonl -> pairs_train / pairs_val / pairs_eval / pairs_lexical.jsonl, split by chunk.
+"""Split stage: pairs.jsonl -> pairs_train / pairs_val / pairs_test / pairs_lexical.jsonl, split by chunk.
 
 The round-trip filter (BM25 must rank a question's chunk in its top K) runs here, on the
 training side only. Held-out and validation questions pass no retriever's filter, so the
@@ -48,19 +48,19 @@ def run_stage(run: Run) -> dict[str, Any]:
     )
     write_jsonl(run.files.split("train"), train, Pair)
     write_jsonl(run.files.split("val"), val, Pair)
-    write_jsonl(run.files.split("eval"), held, Pair)
+    write_jsonl(run.files.split("test"), held, Pair)
     write_jsonl(run.files.split("lexical"), lexical, Pair)
-    n_eval_chunks = len({p.chunk_id for p in held})
+    n_test_chunks = len({p.chunk_id for p in held})
     filtered = f"; {dropped.total()} training questions failed the round trip" if dropped.total() else ""
     return {
         "n_train": len(train),
         "n_val": len(val),
-        "n_eval": len(held),
-        "n_eval_chunks": n_eval_chunks,
+        "n_test": len(held),
+        "n_test_chunks": n_test_chunks,
         "n_lexical": len(lexical),
         "skipped": dropped.to_dict(),
         "summary": f"{len(train)} train / {len(val)} validation / {len(held)} held-out questions "
-        f"({n_eval_chunks} held-out chunks); {len(lexical)} BM25-labelled spans{filtered}",
+        f"({n_test_chunks} held-out chunks); {len(lexical)} BM25-labelled spans{filtered}",
     }
 
 
@@ -114,10 +114,10 @@ def split_by_chunk(
     chunk_ids = sorted({p.chunk_id for p in pairs})
     rng = random.Random(seed)
     rng.shuffle(chunk_ids)
-    n_eval = max(1, round(len(chunk_ids) * eval_fraction)) if len(chunk_ids) > 1 else 0
+    n_test = max(1, round(len(chunk_ids) * eval_fraction)) if len(chunk_ids) > 1 else 0
     if max_chunks is not None:
-        n_eval = min(n_eval, max_chunks)
-    held = set(chunk_ids[:n_eval])
+        n_test = min(n_test, max_chunks)
+    held = set(chunk_ids[:n_test])
     train = [p for p in pairs if p.chunk_id not in held]
     test = [p for p in pairs if p.chunk_id in held]
     return train, test

@@ -35,7 +35,7 @@ def run_stage(run: Run) -> dict[str, Any]:
 
     tuned = copy.deepcopy(model)
     labelled = _labelled_split(run)
-    held = {p.chunk_id for p in read_jsonl(run.files.split("eval"), Pair)}
+    held = {p.chunk_id for p in read_jsonl(run.files.split("test"), Pair)}
     val_pairs = read_jsonl(run.files.split("val"), Pair)
     # Held-out and validation chunks never enter training, not even as negatives.
     negatives = _negatives(run, model, pairs, chunks, set(chunks) - held - {p.chunk_id for p in val_pairs})
@@ -191,7 +191,7 @@ def _check_training_space(run: Run, model: Any) -> None:
 def _labelled_split(run: Run) -> list[LabelledPair] | None:
     """Read --pairs files, split them (seeded), write both sides; the training side is returned."""
     if not run.cfg.pairs_files:
-        for side in ("train", "eval"):
+        for side in ("train", "test"):
             run.files.labelled(side).unlink(missing_ok=True)
         return None
     skipped = SkipCounter()
@@ -201,7 +201,7 @@ def _labelled_split(run: Run) -> list[LabelledPair] | None:
         need = math.ceil(MIN_HELD_OUT / run.cfg.eval_fraction)
         raise NotEnoughDataError(f"only {len(held)} labelled pairs held out for evaluation; give at least {need} pairs")
     write_jsonl(run.files.labelled("train"), train, LabelledPair)
-    write_jsonl(run.files.labelled("eval"), held, LabelledPair)
+    write_jsonl(run.files.labelled("test"), held, LabelledPair)
     return train
 
 
