@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -279,6 +279,12 @@ PLAN_SETTINGS = (
 )
 
 
+# The fields of Sizes that are settings of the run, read from its Config by name (the rest are measured).
+_SIZES_FROM_CONFIG = tuple(
+    f.name for f in fields(Sizes) if f.name not in ("n_chunks", "passages_per_chunk", "passages_per_chunk_no_overlap")
+)
+
+
 def sizes_of(cfg: Any, chunk_texts: list[str]) -> Sizes:
     """The corpus and the configured settings a plan starts from."""
     n = len(chunk_texts)
@@ -291,24 +297,7 @@ def sizes_of(cfg: Any, chunk_texts: list[str]) -> Sizes:
         n_chunks=n,
         passages_per_chunk=per_chunk(cfg.passage_stride),
         passages_per_chunk_no_overlap=per_chunk(0),
-        **{
-            name: getattr(cfg, name)
-            for name in (
-                "questions_per_chunk",
-                "lexical_per_chunk",
-                "queries_per_row",
-                "batch_size",
-                "epochs",
-                "max_steps",
-                "eval_fraction",
-                "eval_max_chunks",
-                "val_fraction",
-                "val_max_chunks",
-                "passage_words",
-                "passage_stride",
-                "evals",
-            )
-        },
+        **{name: getattr(cfg, name) for name in _SIZES_FROM_CONFIG},
     )
 
 
