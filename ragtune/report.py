@@ -90,14 +90,23 @@ def data_problems(summary: dict[str, Any]) -> list[str]:
     """One line per thing extraction could not read (file, page or line), with examples and what to do."""
     skipped = summary["skipped"].get("extract") or {}
     examples = (summary.get("skipped_examples") or {}).get("extract") or {}
+    # Files left out by --exclude/--include are a choice (the default leaves out README, SOURCES, ...): filtered()
+    # lists them with what was dropped by design.
+    skipped = {reason: n for reason, n in skipped.items() if reason != x.SKIP_EXCLUDED}
     lines = describe_skips({"counts": skipped, "examples": examples}, names=5)
     todo = advice()
     return [line + (f" (what to do: {todo[reason]})" if reason in todo else "") for line, reason in zip(lines, skipped)]
 
 
 def filtered(summary: dict[str, Any]) -> list[str]:
-    """What the later stages dropped on purpose (short chunks, duplicate questions): not problems with the data."""
-    return [
+    """What was left out on purpose (files --exclude/--include leave out, short chunks, duplicate questions): not
+    problems with the data."""
+    lines = []
+    excluded = (summary["skipped"].get("extract") or {}).get(x.SKIP_EXCLUDED)
+    if excluded:
+        names = ((summary.get("skipped_examples") or {}).get("extract") or {}).get(x.SKIP_EXCLUDED) or []
+        lines.append(f"extract: {x.SKIP_EXCLUDED}: {excluded} ({', '.join([*names[:5], advice()[x.SKIP_EXCLUDED]])})")
+    return lines + [
         f"{stage}: {reason}: {n}"
         for stage, counts in summary["skipped"].items()
         if stage != "extract"

@@ -71,11 +71,13 @@ class Page(HTMLParser):
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, nist_pages) -> Path:
-    """A finished tiny run over NIST prose, with a file ragtune cannot read and an empty one (data problems)."""
+    """A finished tiny run over NIST prose, with a file ragtune cannot read and an empty one (data problems), and a
+    SOURCES.md the default --exclude leaves out (a choice, not a problem)."""
     root = tmp_path_factory.mktemp("report_run")
     docs = good_docs(root / "docs", nist_pages)
     (docs / "notes.docx").write_bytes(b"PK\x03\x04 not really a Word file")
     (docs / "empty.txt").write_text("", encoding="utf-8")
+    (docs / "SOURCES.md").write_text("Where each document came from.\n", encoding="utf-8")
     return finished_tiny_run(root, docs, tiny_model_dir)
 
 
@@ -104,6 +106,18 @@ def test_data_problems_box_names_each_skip_and_what_to_do(page: Page) -> None:
     assert "1 file skipped: text file with no text" in box and "empty.txt" in box
     # Each problem says what to do.
     assert "convert" in box.lower() and ".pdf" in box
+
+
+def test_a_file_the_default_exclude_skips_is_by_design_not_a_data_problem(page: Page, run_dir: Path) -> None:
+    # The console names it only with --verbose; the report must not list a choice as a fault.
+    box = page.by_id["data-problems"]
+    problems = box.split("Also dropped")[0]
+    assert "SOURCES.md" not in problems and "excluded" not in problems
+    assert "SOURCES.md" in box.split("Also dropped")[1]
+    markdown = (run_dir / "report.md").read_text(encoding="utf-8")
+    section = markdown.split("## Data problems")[1].split("## Counts")[0]
+    assert "SOURCES.md" not in section
+    assert "SOURCES.md" in markdown.split("## Also dropped (filters, by design)")[1].split("##")[0]
 
 
 def test_glossary_defines_every_term(page: Page) -> None:
