@@ -3,6 +3,7 @@
     python -m bench.shared_bench RUN_DIR [--bench ../shared/bench/nist_ragas_test100.csv]
                                     [--chunking run|chars1000|both] [--model MODEL_DIR] [--json OUT.json]
                                     [--passage-words 20] [--passage-stride S] [--chunk-weight 0.5] [--quick] [--no-base]
+                                    [--base-only]
 
 The questions (RAGAS, written outside this project) come with the source
 passages ("contexts") they were written from. A chunk counts as relevant to a
@@ -94,8 +95,10 @@ def score_bench(
                 model, texts, ids, questions, passage_words, chunk_weight, stride
             )
         print(f"# {label}: {time.perf_counter() - t:.0f}s", file=sys.stderr)
-    if "fine-tuned" in models:
-        best = "fine-tuned, passages" if passage_words else "fine-tuned"
+    # The hybrid's dense side: the fine-tuned model, or the base where only the base is scored (--base-only).
+    dense_side = "fine-tuned" if "fine-tuned" in models else "base" if "base" in models else ""
+    if dense_side:
+        best = f"{dense_side}, passages" if passage_words else dense_side
         rankings[f"hybrid ({best} + BM25, {hybrid_weight:g}:{1 - hybrid_weight:g})"] = positions_to_ids(
             fuse(found[best], lexical, hybrid_weight, DEPTH), ids
         )
@@ -129,6 +132,9 @@ def main() -> int:
     )
     ap.add_argument("--quick", action="store_true", help="passages on the run's own chunks only")
     ap.add_argument("--no-base", action="store_true", help="skip the base model (faster)")
+    ap.add_argument(
+        "--base-only", action="store_true", help="the base model, BM25 and their hybrid: a run still training will do"
+    )
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
     if not args.bench.exists():
@@ -138,7 +144,8 @@ def main() -> int:
     cfg = json.loads((args.run_dir / "config.json").read_text())
     bench = load_bench(args.bench)
     models = {} if args.no_base else {"base": load_model(resolve_base_model(cfg["base_model"]))}
-    models["fine-tuned"] = load_model(str(args.model or args.run_dir / "model"))
+    if not args.base_only:
+        models["fine-tuned"] = load_model(str(args.model or args.run_dir / "model"))
     chunkings = {
         "run": lambda: read_jsonl(args.run_dir / "work" / "chunks.jsonl", Chunk),
         "chars1000": lambda: chars1000_chunks(read_jsonl(args.run_dir / "work" / "pages.jsonl", Page)),

@@ -101,9 +101,18 @@ class Plan:
             text += f" of a {_minutes(self.budget_seconds)} budget"
             text += f" ({'; '.join(self.changed)})" if self.changed else " (no change needed)"
             if self.spent_seconds + self.total_seconds > self.budget_seconds:
-                # The least the run does (MIN_STEPS, one row of questions a chunk) does not fit: say so now.
-                text += "; even the smallest run does not fit it on this machine: allow more time"
+                # The least the run does (MIN_STEPS, one row of questions a chunk) does not fit: say so now, with
+                # the budget it would fit and the part that takes longest, so the user knows what to change.
+                part = max(self.seconds, key=lambda k: self.seconds[k])
+                text += (
+                    f"; even the smallest run does not fit it on this machine now ({part} alone "
+                    f"{_minutes(self.seconds[part])}): allow --time-budget {self.least_budget_minutes()}m"
+                )
         return text
+
+    def least_budget_minutes(self) -> int:
+        """The budget, in whole 5 minutes, that this plan's work fits with the planner's margin."""
+        return 5 * math.ceil((self.spent_seconds + self.total_seconds) / (1 - MARGIN) / 300)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -1,0 +1,65 @@
+"""A budgeted run against its plan: what it planned per part, what each stage took, and the same corpus planned at a
+quiet machine's costs.
+
+    python -m bench.budget_check RUN_DIR [--quiet-costs 6,0.05,0.01]
+
+Reads RUN_DIR/work/plan.json (the costs the run measured and the plan it chose) and the stage seconds the run
+recorded so far (work/manifest.json; a run still going shows the stages it finished). The quiet costs (seconds a
+training step of 32 rows, a chunk encoded, a question encoded) default to MiniLM's on this 2-core CPU when no one
+else uses it (tests/test_time_budget.py), so the last line says what the planner would choose there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ragtune.budget import Costs, Plan, Sizes, plan_run
+from ragtune.fileio import read_json
+from ragtune.records import Chunk, read_jsonl
+
+# The stages each part of a plan stands for; what is in no part runs before the plan or is not modelled.
+PARTS = {"generate": ("generate",), "train": ("split", "train"), "evaluate": ("evaluate",), "other": ("save",)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("--quiet-costs", default="6,0.05,0.01", help="step, chunk and question seconds")
+    args = ap.parse_args()
+    saved = read_json(args.run_dir / "work" / "plan.json")
+    plan = Plan(
+        **{k: v for k, v in saved["plan"].items() if k != "total_seconds"}
+        | {"changed": tuple(saved["plan"]["changed"])}
+    )
+    stages = {k: v["seconds"] for k, v in read_json(args.run_dir / "work" / "manifest.json")["stages"].items()}
+    print(plan.line())
+    print(f"costs measured: {saved['costs']}")
+    print(
+        f"spent before the plan: {plan.spent_seconds:.0f} s (stages {', '.join(s for s in stages if s in ('extract', 'chunk', 'theme'))})"
+    )
+    print(f"{'part':<10}{'planned s':>10}{'actual s':>10}  stages")
+    for part, names in PARTS.items():
+        done = [stages[n] for n in names if n in stages]
+        actual = f"{sum(done):.0f}" if len(done) == len(names) else "-"
+        print(f"{part:<10}{plan.seconds[part]:>10.0f}{actual:>10}  {' + '.join(names)}")
+    total = sum(stages.values())
+    print(f"stages so far: {total:.0f} s ({total / 60:.1f} min) of a {plan.budget_seconds / 60:.0f} min budget")
+    inputs = saved["inputs"]
+    chunks = read_jsonl(args.run_dir / "work" / "chunks.jsonl", Chunk)
+    from ragtune.budget import sizes_of
+    from ragtune.config import Config
+
+    cfg = Config(
+        docs=Path("."), **{k: tuple(v) if isinstance(v, list) else v for k, v in inputs.items() if k != "chunk_key"}
+    )
+    sizes: Sizes = sizes_of(cfg, [c.text for c in chunks])
+    step, chunk, question = (float(x) for x in args.quiet_costs.split(","))
+    quiet = plan_run(sizes, Costs(step, chunk, question), plan.budget_seconds, plan.spent_seconds)
+    print(f"at quiet costs ({args.quiet_costs}): {quiet.line()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
