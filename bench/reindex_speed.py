@@ -135,8 +135,22 @@ def child(store_kind: str, target: str, model_dir: str, batch: int) -> None:
     model = load_model(model_dir, "cpu")
     store = open_store(store_kind, target)
     rss = _status_mb("VmRSS")
-    start = time.perf_counter()
-    result = reindex(store, "app", model, weights_digest(model), batch_size=batch)
+    start = last = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        # On stderr every 30 s, so a run stopped early (100k records with the real model take hours on a
+        # small CPU) still leaves its rate so far.
+        nonlocal last
+        now = time.perf_counter()
+        if now - last >= 30 or done == total:
+            last = now
+            print(
+                f"  {done}/{total} records, {done / max(now - start, 1e-9):.1f}/s, RSS {_status_mb('VmRSS'):.0f} MB",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    result = reindex(store, "app", model, weights_digest(model), batch_size=batch, progress=progress)
     seconds = time.perf_counter() - start
     close(store)
     print(
@@ -194,7 +208,7 @@ def main() -> None:
             ],
             cwd=REPO,
             check=True,
-            capture_output=True,
+            stdout=subprocess.PIPE,  # the result line; progress goes straight to stderr
             text=True,
         )
         print(out.stdout.strip().splitlines()[-1])
