@@ -12,6 +12,11 @@ tiny BERT the tests use (`--model tiny`, random weights: encoding speed is not a
 The reindex runs in a fresh child process, so its peak RSS (VmHWM) is its own: printed with the
 RSS before it started (model loaded, store opened) and records/second over the whole call (read,
 encode, write, check every id and payload).
+
+    python -m bench.reindex_speed --store qdrant --records 2048 --writes 256,1024,64,256
+
+times the store's writes alone (no model, random vectors): the app's records written into a new
+collection per batch size, in the order given (repeat one to see the noise).
 """
 
 from __future__ import annotations
@@ -135,8 +140,22 @@ def child(store_kind: str, target: str, model_dir: str, batch: int) -> None:
     model = load_model(model_dir, "cpu")
     store = open_store(store_kind, target)
     rss = _status_mb("VmRSS")
-    start = time.perf_counter()
-    result = reindex(store, "app", model, weights_digest(model), batch_size=batch)
+    start = last = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        # On stderr every 30 s, so a run stopped early (100k records with the real model take hours on a
+        # small CPU) still leaves its rate so far.
+        nonlocal last
+        now = time.perf_counter()
+        if now - last >= 30 or done == total:
+            last = now
+            print(
+                f"  {done}/{total} records, {done / max(now - start, 1e-9):.1f}/s, RSS {_status_mb('VmRSS'):.0f} MB",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    result = reindex(store, "app", model, weights_digest(model), batch_size=batch, progress=progress)
     seconds = time.perf_counter() - start
     close(store)
     print(
@@ -152,12 +171,38 @@ def child(store_kind: str, target: str, model_dir: str, batch: int) -> None:
     )
 
 
+def write_speed(store_kind: str, target: Path, dim: int, sizes: list[int]) -> None:
+    """Points per second of the store's `write` into a fresh collection, per upsert batch size."""
+    from ragtune.stores import close, open_store
+
+    store = open_store(store_kind, target)
+    try:
+        records = [r for batch in store.scan("app", None) for r in batch]
+        rng = np.random.default_rng(1)
+        vecs = rng.normal(size=(len(records), dim)).astype(np.float32)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        for round_, size in enumerate(sizes):
+            name = f"w{round_}"
+            store.create_like(name, "app", dim, {})
+            start = time.perf_counter()
+            for i in range(0, len(records), size):
+                store.write(name, records[i : i + size], vecs[i : i + size])
+            seconds = time.perf_counter() - start
+            print(
+                f"writes, batch {size}: {len(records) / seconds:.1f} points/s ({1000 * seconds / len(records):.1f} ms a point)",
+                flush=True,
+            )
+    finally:
+        close(store)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--records", type=int, default=0, help="replicate the demo's chunks to this many (0: as they are)")
     ap.add_argument("--model", choices=("bundled", "tiny"), default="bundled")
     ap.add_argument("--store", choices=("qdrant", "chroma", "lancedb"), default="qdrant")
     ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--writes", help="time the store's writes alone, per batch size: e.g. 256,1024,64,256")
     ap.add_argument("--child", nargs=3, metavar=("STORE", "TARGET", "MODEL"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -175,6 +220,9 @@ def main() -> None:
         dim = load_model(model_dir, "cpu").get_embedding_dimension()
         t0 = time.perf_counter()
         build(args.store, root / "store", texts, dim)
+        if args.writes:
+            write_speed(args.store, root / "store", dim, [int(x) for x in args.writes.split(",")])
+            return
         print(
             f"{args.store}: {len(texts)} records ({n_demo} demo chunks{' replicated' if args.records else ''}), "
             f"{args.model} model ({dim} dims), collection built in {time.perf_counter() - t0:.0f}s",
@@ -194,7 +242,7 @@ def main() -> None:
             ],
             cwd=REPO,
             check=True,
-            capture_output=True,
+            stdout=subprocess.PIPE,  # the result line; progress goes straight to stderr
             text=True,
         )
         print(out.stdout.strip().splitlines()[-1])
