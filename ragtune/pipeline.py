@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -29,7 +30,7 @@ from .errors import (
     NotEnoughDataError,  # noqa: F401  (importable from here, as before the stages moved)
     RunDirError,
 )
-from .extract import select_documents
+from .extract import Listing, list_folder
 from .fileio import free_bytes, is_disk_full, megabytes, read_json, sha256_digest, write_json
 from .metrics import metrics_text_table
 from .models import load_model, pick_device, resolve_base_model
@@ -47,6 +48,7 @@ from .rundir import (  # noqa: F401  # noqa: F401
 from .runfiles import METRIC_TABLES, RunFiles, metrics_problem  # noqa: F401  (importable from here, as before)
 from .stagecosts import StageCosts
 from .stages import PIPELINE, Records, Stage
+from .stages.base import StageResult
 from .themes import DEFAULT_LEXICON, EXAMPLE_THEMES, load_lexicon
 from .training import distributed
 
@@ -173,15 +175,22 @@ def _check_matryoshka_dims(dims: tuple[int, ...], model: Any) -> None:
         )
 
 
-def _docs_fingerprint(cfg: Config) -> list[tuple[str, int, str]]:
+def _docs_fingerprint(
+    cfg: Config, listing: Listing | None = None, read: dict[Path, tuple[int, str]] | None = None
+) -> list[tuple[str, int, str]]:
     """Name, size and digest of every file extraction will read, and name, size and
     modification time of those it only lists (unsupported or excluded: a 3 GB video
-    is never read); raises ExtractError when the folder has nothing to read, before
-    the run directory is made."""
+    is never read); raises ExtractError when the folder has nothing to read.
+
+    `listing` is the folder's when it was listed already; `read` holds the size and digest of the files
+    extraction read (Extraction.read): those are not read again."""
     # Unreadable subfolders and bad links are counted by extraction itself; here they only drop out.
-    supported, other, excluded = select_documents(cfg.docs, cfg.include, cfg.exclude)
-    out, to_read = [], set(supported)
-    for p in supported + other + excluded:
+    listing = listing or list_folder(cfg.docs, cfg.include, cfg.exclude)
+    out, to_read, read = [], set(listing.supported), read or {}
+    for p in listing.supported + listing.other + listing.excluded:
+        if p in read:
+            out.append((p.name, *read[p]))
+            continue
         try:
             stat = p.stat()
             seen = sha256_digest(p) if p in to_read else f"mtime:{stat.st_mtime_ns}"
@@ -254,39 +263,45 @@ class Pipeline:
         else:
             logging.getLogger(__name__).warning("%s", message)
 
-    def _stage(self, index: int, stage: Stage, key: str, records: Records) -> dict[str, Any]:
+    def _stage(self, index: int, stage: Stage, key: str, records: Records, rekey: Callable[[Any], str]) -> Any:
         """Run `stage` unless the manifest's entry for it has this `key` and its outputs are the files it
-        recorded (its `edited` outputs only have to exist, and its `problem` must find nothing)."""
+        recorded (its `edited` outputs only have to exist, and its `problem` must find nothing). Its result
+        (reused: read back from the manifest) is returned, and its key left in `self.key`.
+
+        An empty `key` is known only once the stage ran: `rekey` makes it from the digests of the documents
+        it read (its result's `read`)."""
         name = stage.name
+        self.key = key
         self.reporter.stage_start(name, index, len(self.stages))
         # Once a stage has run in this run, every later stage is stale too, even
         # if its key matches (e.g. a deleted model was retrained).
-        if not self.timings:
+        if not self.timings and key:
             reused = self._reusable(stage, key)
             if reused is not None:
-                return reused
+                return stage.result.from_record(reused) if stage.result is not None else reused
         # The old entry is stale: nothing may read it while the stage runs again (e.g. a damaged
         # max_seq_length of the chunk stage, which Pipeline.model reads).
         self.manifest.data["stages"].pop(name, None)
         self.costs.start()
         start = time.perf_counter()
-        self.key = key
         try:
-            info = stage.run(self, records)
+            result = stage.run(self, records)
         except BaseException:
             abort = getattr(self.reporter, "stage_abort", None)
             if abort is not None:
                 abort(name)
             raise
         seconds = time.perf_counter() - start
+        info = result.record() if isinstance(result, StageResult) else result
+        self.key = key or rekey(result.read)
         outputs = stage.outputs(self.files)
         self.manifest.record(
-            name, key, seconds, info, outputs + [p for p in stage.written(self.files) if p not in outputs]
+            name, self.key, seconds, info, outputs + [p for p in stage.written(self.files) if p not in outputs]
         )
         self.timings[name] = seconds
         self.costs.end(name, seconds)
         self.reporter.stage_end(name, info.get("summary", ""), seconds, cached=False)
-        return info
+        return result
 
     def _reusable(self, stage: Stage, key: str) -> dict[str, Any] | None:
         """The manifest record of `stage` when its key and outputs still hold (reported as cached), else None."""
@@ -320,7 +335,7 @@ class Pipeline:
         # An --out that is not this run's to write, or a mistyped or empty docs folder, fails
         # here, before anything is written.
         check_out_dir(self.run_dir, "run", self.cfg.docs)
-        fingerprint = _docs_fingerprint(self.cfg)
+        self.listing = list_folder(self.cfg.docs, self.cfg.include, self.cfg.exclude)
         claim_out_dir(self.run_dir, "run", self.cfg.docs)
         lock = RunLock(self.run_dir)
         taken_over = lock.acquire()
@@ -335,7 +350,7 @@ class Pipeline:
             # Read again under the lock: a run that held it before may have recorded stages since.
             self.manifest = Manifest(self.run_dir)
             # share: the other torchrun ranks (if any) return the same result.
-            return distributed.share(self._run_stages(fingerprint))
+            return distributed.share(self._run_stages())
         except Exception as e:
             if isinstance(e, DiskFullError) or not self.is_disk_full(e):
                 raise
@@ -379,7 +394,7 @@ class Pipeline:
             "disk) and rerun the same command, which continues where this one stopped"
         )
 
-    def _run_stages(self, fingerprint: list[tuple[str, int, str]]) -> RunResult:
+    def _run_stages(self) -> RunResult:
         """Key and run (or reuse) each stage in order, each keyed with the key of the one before."""
         write_json(self.files.config, self.resolved_config())
         # The evaluate stage writes metrics.json anew: the figures of the stages this run reuses are read now.
@@ -396,15 +411,18 @@ class Pipeline:
                 # Planned once the chunks are known (`key`, the theme stage's, covers them), before the first
                 # stage whose settings a budget may change.
                 self._plan(key)
+            before = key
             if stage.inputs is not None:
                 records[stage.name] = made[stage.name] = stage.inputs(self, records)
                 key = hash_parts(key, stage.name, made[stage.name])
+            elif "docs" in stage.settings and self._runs_anyway(stage):
+                key = ""  # known once the stage has read the documents, from the digests it returns
             else:
-                key = hash_parts(key, stage.name, _settings_part(self.cfg, stage, fingerprint, lexicon))
-            records[stage.name] = self._stage(index, stage, key, records)
-            warn = getattr(self.reporter, "input_skipped", None)
-            if stage.input_skips and warn is not None and records[stage.name]["skipped"]["counts"]:
-                warn(records[stage.name]["skipped"])
+                key = self._settings_key(before, stage, lexicon)
+            rekey = partial(self._settings_key, before, stage, lexicon)
+            records[stage.name] = self._stage(index, stage, key, records, rekey)
+            key = self.key
+            self._warn_skips(stage, records[stage.name])
         if self.timings:
             # A rerun that reused every stage keeps the figures of the run that made them.
             self._record_costs()
@@ -415,6 +433,32 @@ class Pipeline:
             self.timings,
             self._cached,
         )
+
+    def _settings_key(
+        self, before: str, stage: Stage, lexicon: dict[str, list[str]], read: dict[Path, tuple[int, str]] | None = None
+    ) -> str:
+        """The key of a stage keyed by its settings (`read`: the digests of the documents it read, if it did)."""
+        fingerprint = _docs_fingerprint(self.cfg, self.listing, read) if "docs" in stage.settings else []
+        return hash_parts(before, stage.name, _settings_part(self.cfg, stage, fingerprint, lexicon))
+
+    def _runs_anyway(self, stage: Stage) -> bool:
+        """Whether `stage` runs whatever its key: a stage before it ran, or it has no record whose outputs still
+        hold. Its key then need not read the documents before it does (the folder is read once)."""
+        entry = self.manifest.data["stages"].get(stage.name)
+        return (
+            bool(self.timings)
+            or not entry
+            or self.manifest.stale_output(stage.name, entry.get("key"), stage.outputs(self.files)) is not None
+        )
+
+    def _warn_skips(self, stage: Stage, result: Any) -> None:
+        """Tell the reporter's input_skipped of the user's input files a stage skipped."""
+        warn = getattr(self.reporter, "input_skipped", None)
+        if not stage.input_skips or warn is None:
+            return
+        skipped = result.skipped if isinstance(result, StageResult) else result["skipped"]
+        if skipped["counts"]:
+            warn(skipped)
 
     def resolved_config(self) -> dict[str, Any]:
         """config.json: the settings, with the base model and device the run really used (not "" for

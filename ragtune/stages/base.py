@@ -2,15 +2,44 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, TypeVar
 
 from ..config import Config
+from ..extract import Listing
 from ..runfiles import RunFiles
 
-# The manifest records of the stages that ran (or were reused) before, by stage name.
-Records = dict[str, dict[str, Any]]
+# Do not record: a result's field that only the runner or a later stage of the same run reads.
+UNRECORDED = {"recorded": False}
+# Recorded only when set: a field older manifests, or some runs, do not have.
+OPTIONAL = {"optional": True}
+
+R = TypeVar("R", bound="StageResult")
+
+
+class StageResult:
+    """What a stage made, as a dataclass: its manifest record is its fields in order ("summary" among them),
+    but those marked UNRECORDED, and those marked OPTIONAL that are None. A stage reused from the manifest
+    is read back with `from_record`, so that later stages read the same fields either way."""
+
+    def record(self) -> dict[str, Any]:
+        out = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if f.metadata.get("recorded", True) and not (f.metadata.get("optional") and value is None):
+                out[f.name] = value
+        return out
+
+    @classmethod
+    def from_record(cls: type[R], record: dict[str, Any]) -> R:
+        names = {f.name for f in fields(cls) if f.metadata.get("recorded", True)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in record.items() if k in names})
+
+
+# What the stages that ran (or were reused) before made, by stage name: a stage's StageResult, or for a
+# stage that returns a plain dict (as a stage added from outside may), its manifest record.
+Records = dict[str, Any]
 
 
 class Run(Protocol):
@@ -23,6 +52,8 @@ class Run(Protocol):
     default_lengths: dict[str, int]
     # The key of the stage now running (training checkpoints carry it, to be resumed only by the same stage).
     key: str
+    # The documents the run reads, listed once before the run directory was claimed.
+    listing: Listing
     # What the train stage still has to write, (what, bytes), for a disk-full message.
     space: tuple[str, int] | None
 
@@ -54,9 +85,10 @@ class Stage:
     settings: tuple[str, ...]
     # The files whose size and digest the manifest records: a rerun redoes the stage when one changed.
     outputs: Callable[[RunFiles], list[Path]]
-    # Does the work: returns what the manifest records (a "summary" line and its figures). Records are the
-    # earlier stages'; under this stage's own name, what `inputs` made, when it has that hook.
-    run: Callable[[Run, Records], dict[str, Any]]
+    # Does the work: returns its StageResult (or a dict: the manifest record as it is), whose record holds a
+    # "summary" line and its figures. Records are the earlier stages'; under this stage's own name, what
+    # `inputs` made, when it has that hook.
+    run: Callable[[Run, Records], Any]
     # Outputs the user or a later command may change (the model card): they only have to exist.
     edited: Callable[[RunFiles], list[Path]] = _none
     # What is wrong with the outputs besides their digests (None: nothing).
@@ -68,3 +100,5 @@ class Stage:
     inputs: Callable[[Run, Records], Any] | None = None
     # Its record's "skipped" counts the user's input files: the reporter's input_skipped hears of them.
     input_skips: bool = False
+    # The StageResult its run returns, to read its manifest record back with when it is reused.
+    result: type[StageResult] | None = None

@@ -13,13 +13,14 @@ from ..records import Chunk, Pair, read_jsonl, write_jsonl
 from ..report import report_extras
 from ..rundir import Manifest
 from .base import Run, Stage
+from .extract import ExtractResult
 
 # The stages whose records the summary shows.
 RECORDS_SHOWN = ("extract", "chunk", "theme", "generate", "split", "train")
 
 
 def summary(
-    run: Run, extract: dict, chunk: dict, theme: dict, generate: dict, split: dict, train: dict
+    run: Run, extract: ExtractResult, chunk: dict, theme: dict, generate: dict, split: dict, train: dict
 ) -> dict[str, Any]:
     """What the card and the report are made of, from the stages' manifest records."""
     themes = ", ".join(f"{t} ({n})" for t, n in sorted(theme["per_theme"].items(), key=lambda x: -x[1]) if n)
@@ -34,8 +35,8 @@ def summary(
         },
         "language": guess_language([c.text for c in chunks[:200]]),
         "widget": card_widget(chunks, read_jsonl(run.files.split("test"), Pair)),
-        "files": extract["files"],
-        "n_pages": extract["n_pages"],
+        "files": extract.files,
+        "n_pages": extract.n_pages,
         "n_chunks": chunk["n_chunks"],
         "max_seq_length": chunk["max_seq_length"],
         **model_details(run.files.model),  # dimensions, similarity, pooling
@@ -50,9 +51,9 @@ def summary(
         "train": {k: train.get(k) for k in ("steps", "device", "final_loss", "validation")},
         "n_val": split.get("n_val", 0),
         # Which files or pages each extraction skip was, for report.md.
-        "skipped_examples": {"extract": extract["skipped"].get("examples", {})},
+        "skipped_examples": {"extract": extract.skipped.get("examples", {})},
         "skipped": {
-            "extract": extract["skipped"]["counts"],
+            "extract": extract.skipped["counts"],
             "chunk": chunk["skipped"]["counts"],
             "generate": generate["skipped"]["counts"],
             # Older manifests have no split skips: the round trip ran in the generate stage then.

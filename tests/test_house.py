@@ -1,0 +1,48 @@
+"""The house keeping of issue 27: what a run reads, and how often."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from tests.support.runs import finished_tiny_run, good_docs
+
+# Opens of files under WATCHED[0] (set while a test watches), counted by path. Audit hooks cannot be
+# removed once added, so one hook is added for the whole session and does nothing while no test watches.
+WATCHED: list[Path] = []
+OPENED: Counter[str] = Counter()
+_HOOKED: list[bool] = []
+
+
+def _count_opens(event: str, args: tuple[Any, ...]) -> None:
+    if event == "open" and WATCHED and isinstance(args[0], (str, bytes, Path)):
+        path = Path(args[0].decode() if isinstance(args[0], bytes) else args[0])
+        if path.is_relative_to(WATCHED[0]):
+            OPENED[path.name] += 1
+
+
+def opens_during(folder: Path, action: Any) -> Counter[str]:
+    """How many times each file under `folder` was opened while `action()` ran."""
+    if not _HOOKED:
+        sys.addaudithook(_count_opens)
+        _HOOKED.append(True)
+    OPENED.clear()
+    WATCHED[:] = [folder.resolve()]
+    try:
+        action()
+    finally:
+        WATCHED.clear()
+    return Counter(OPENED)
+
+
+def test_a_run_reads_each_document_once(tmp_path: Path, nist_pages, tiny_model_dir: Path) -> None:
+    """The extract key hashes the documents: a fresh run reads each one once, for its pages and its digest
+    together, and a rerun that reuses every stage reads each once to see that nothing changed."""
+    docs = good_docs(tmp_path / "docs", nist_pages)
+    names = sorted(p.name for p in docs.iterdir())
+    fresh = opens_during(docs, lambda: finished_tiny_run(tmp_path, docs, tiny_model_dir))
+    assert fresh == {name: 1 for name in names}
+    again = opens_during(docs, lambda: finished_tiny_run(tmp_path, docs, tiny_model_dir))
+    assert again == {name: 1 for name in names}
