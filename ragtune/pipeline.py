@@ -221,14 +221,11 @@ class Pipeline:
             reporter = ProgressReporter()
         self.reporter = reporter or SilentReporter()
         self.manifest = Manifest(self.run_dir)
-        # What ragtune.stages read and set besides the files: the models loaded so far (the
-        # train stage adds "tuned"), their own max_seq_length before the run raised it, the
-        # key of the stage now running (training checkpoints carry it), and what the train
-        # stage still has to write, as (what, bytes), for a disk-full message.
+        # The models loaded so far ("base", "tuned") and their own max_seq_length before the run raised it;
+        # the key of the stage now running (training checkpoints carry it).
         self.models: dict[str, Any] = {}
         self.default_lengths: dict[str, int] = {}
         self.key = ""
-        self.space: tuple[str, int] | None = None
 
     # -- what the stages use ---------------------------------------------------------------
     def path(self, name: str) -> Path:
@@ -250,6 +247,12 @@ class Pipeline:
         if seq_length:
             model.max_seq_length = seq_length
         return model
+
+    def default_length(self, which: str) -> int:
+        """The max_seq_length `which` model has of its own, before the run raised it to fit the chunks."""
+        if which not in self.default_lengths:
+            self.model(which)
+        return self.default_lengths[which]
 
     def progress_for(self, stage: str) -> Callable[[int, int], None]:
         """The callback a stage reports its progress through: `progress(done, total)`."""
@@ -298,6 +301,8 @@ class Pipeline:
         self.manifest.record(
             name, self.key, seconds, info, outputs + [p for p in stage.written(self.files) if p not in outputs]
         )
+        for which in stage.replaces:
+            self.models.pop(which, None)
         self.timings[name] = seconds
         self.costs.end(name, seconds)
         self.reporter.stage_end(name, info.get("summary", ""), seconds, cached=False)
@@ -331,7 +336,6 @@ class Pipeline:
         self.started = time.perf_counter()
         self.plan: Any = None
         self._cached: list[str] = []
-        self.space = None
         # An --out that is not this run's to write, or a mistyped or empty docs folder, fails
         # here, before anything is written.
         check_out_dir(self.run_dir, "run", self.cfg.docs)
@@ -354,7 +358,7 @@ class Pipeline:
         except Exception as e:
             if isinstance(e, DiskFullError) or not self.is_disk_full(e):
                 raise
-            raise DiskFullError(self._disk_full_message(e)) from None
+            raise self.disk_full_error(e) from None
         finally:
             lock.release()
 
@@ -369,8 +373,9 @@ class Pipeline:
             fine_tune(model, cfg=self.cfg, work_dir=self.files.checkpoints, device=device, **job)
         return job
 
-    def is_disk_full(self, e: Exception) -> bool:
-        """Whether `e` means the disk filled up (torch.save says so only in its own words)."""
+    def is_disk_full(self, e: Exception, need: tuple[str, int] | None = None) -> bool:
+        """Whether `e` means the disk filled up (torch.save says so only in its own words, which count
+        when less is free than the (what, bytes) the stage still had to write: `need`)."""
         if is_disk_full(e):
             return True
         # torch.save says only "unexpected pos …" or "file write failed" when the disk fills up.
@@ -378,19 +383,20 @@ class Pipeline:
         return (
             isinstance(e, RuntimeError)
             and any(s in str(e) for s in ("inline_container", "PytorchStreamWriter"))
-            and self.space is not None
+            and need is not None
             and free is not None
-            and free < self.space[1]
+            and free < need[1]
         )
 
-    def _disk_full_message(self, e: Exception) -> str:
+    def disk_full_error(self, e: Exception, need: tuple[str, int] | None = None) -> DiskFullError:
+        """The one-line DiskFullError for `e`, with what the stage still had to write (`need`) when known."""
         filename = getattr(e, "filename", None)
         where = Path(filename).parent if filename else self.run_dir
         free = free_bytes(self.run_dir)
-        need = f"{self.space[0]} needs about {megabytes(self.space[1])}, " if self.space else ""
+        needs = f"{need[0]} needs about {megabytes(need[1])}, " if need else ""
         have = f"{megabytes(free)} is free now" if free is not None else "the disk is full"
-        return (
-            f"no space left on the disk of {where}: {need}{have}; free some space (or use --out on a bigger "
+        return DiskFullError(
+            f"no space left on the disk of {where}: {needs}{have}; free some space (or use --out on a bigger "
             "disk) and rerun the same command, which continues where this one stopped"
         )
 

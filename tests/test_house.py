@@ -7,6 +7,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from ragtune.config import Config
+from ragtune.pipeline import _docs_fingerprint, stage_keys
+from ragtune.rundir import Manifest
 from tests.support.runs import finished_tiny_run, good_docs
 
 # Opens of files under WATCHED[0] (set while a test watches), counted by path. Audit hooks cannot be
@@ -44,5 +47,10 @@ def test_a_run_reads_each_document_once(tmp_path: Path, nist_pages, tiny_model_d
     names = sorted(p.name for p in docs.iterdir())
     fresh = opens_during(docs, lambda: finished_tiny_run(tmp_path, docs, tiny_model_dir))
     assert fresh == {name: 1 for name in names}
+    # The key made of the digests extraction returned is the one hashing the folder gives (the extract
+    # stage's settings are the defaults here).
+    cfg = Config(docs=docs)
+    keys = stage_keys(cfg, _docs_fingerprint(cfg), {})
+    assert Manifest(tmp_path / "run").data["stages"]["extract"]["key"] == keys["extract"]
     again = opens_during(docs, lambda: finished_tiny_run(tmp_path, docs, tiny_model_dir))
     assert again == {name: 1 for name in names}

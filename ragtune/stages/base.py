@@ -33,8 +33,9 @@ class StageResult:
 
     @classmethod
     def from_record(cls: type[R], record: dict[str, Any]) -> R:
-        names = {f.name for f in fields(cls) if f.metadata.get("recorded", True)}  # type: ignore[arg-type]
-        return cls(**{k: v for k, v in record.items() if k in names})
+        """The result a manifest record holds; a field an older record lacks is None."""
+        recorded = [f.name for f in fields(cls) if f.metadata.get("recorded", True)]  # type: ignore[arg-type]
+        return cls(**{name: record.get(name) for name in recorded})
 
 
 # What the stages that ran (or were reused) before made, by stage name: a stage's StageResult, or for a
@@ -46,22 +47,25 @@ class Run(Protocol):
     cfg: Config
     run_dir: Path
     files: RunFiles
-    # The models loaded so far ("base", and "tuned" once the train stage has set it) and the
-    # max_seq_length each had before the run raised it to fit the chunks.
-    models: dict[str, Any]
-    default_lengths: dict[str, int]
-    # The key of the stage now running (training checkpoints carry it, to be resumed only by the same stage).
-    key: str
     # The documents the run reads, listed once before the run directory was claimed.
     listing: Listing
-    # What the train stage still has to write, (what, bytes), for a disk-full message.
-    space: tuple[str, int] | None
+
+    # The key of the stage now running, which the runner sets (training checkpoints carry it, to be
+    # resumed only by the same stage); "" while a stage keyed by the documents it reads runs.
+    @property
+    def key(self) -> str: ...
 
     def path(self, name: str) -> Path: ...
+    # "base" or "tuned", loaded once per run, with the max_seq_length the chunks need.
     def model(self, which: str) -> Any: ...
+    # The max_seq_length that model has of its own, before the run raised it to fit the chunks.
+    def default_length(self, which: str) -> int: ...
     def progress_for(self, stage: str) -> Callable[[int, int], None]: ...
     def note(self, message: str) -> None: ...
-    def is_disk_full(self, e: Exception) -> bool: ...
+    # Whether `e` means the disk filled up; `need` is (what, bytes) the stage still had to write.
+    def is_disk_full(self, e: Exception, need: tuple[str, int] | None = None) -> bool: ...
+    # The one-line DiskFullError for `e`, saying what was needed when known.
+    def disk_full_error(self, e: Exception, need: tuple[str, int] | None = None) -> Exception: ...
     def lexicon(self) -> dict[str, list[str]]: ...
 
 
@@ -102,3 +106,6 @@ class Stage:
     input_skips: bool = False
     # The StageResult its run returns, to read its manifest record back with when it is reused.
     result: type[StageResult] | None = None
+    # The models (Run.model's names) it saves anew: once it ran, the runner drops the copy it holds in
+    # memory, so that later stages load what was saved.
+    replaces: tuple[str, ...] = ()
