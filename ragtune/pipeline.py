@@ -151,6 +151,8 @@ class Pipeline:
         self.models: dict[str, Any] = {}
         self.default_lengths: dict[str, int] = {}
         self.key = ""
+        # The base model and device config.json records, resolved once (resolved_config).
+        self._resolved: dict[str, str] | None = None
 
     # -- what the stages use ---------------------------------------------------------------
     def path(self, name: str) -> Path:
@@ -394,11 +396,13 @@ class Pipeline:
     def resolved_config(self) -> dict[str, Any]:
         """config.json: the settings, with the base model and device the run really used (not "" for
         "choose for me") and the ragtune version; `ragtune run DOCS --config RUN/config.json` reads it back."""
-        return self.cfg.to_dict() | {
-            "base_model": resolve_base_model(self.cfg.base_model),
-            "device": pick_device(self.cfg.device),
-            "ragtune_version": __version__,
-        }
+        # Resolved once a run: a budget's plan writes config.json again, with the same model and device.
+        if self._resolved is None:
+            self._resolved = {
+                "base_model": resolve_base_model(self.cfg.base_model),
+                "device": pick_device(self.cfg.device),
+            }
+        return self.cfg.to_dict() | self._resolved | {"ragtune_version": __version__}
 
     def _plan(self, chunk_key: str) -> None:
         """Measure a few steps, plan the run (under --time-budget, to fit it), say so, and train to the plan."""

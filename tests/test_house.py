@@ -54,3 +54,24 @@ def test_a_run_reads_each_document_once(tmp_path: Path, nist_pages, tiny_model_d
     assert Manifest(tmp_path / "run").data["stages"]["extract"]["key"] == keys["extract"]
     again = opens_during(docs, lambda: finished_tiny_run(tmp_path, docs, tiny_model_dir))
     assert again == {name: 1 for name in names}
+
+
+def test_config_json_resolves_the_model_and_device_once_a_run(tmp_path: Path, monkeypatch) -> None:
+    """A budgeted run writes config.json twice (before and after its plan): the device and base model it
+    records are resolved once, so both writes say the same and the second costs no second look."""
+    import ragtune.pipeline as pipeline
+    from ragtune import Pipeline, __version__
+
+    looked: list[str] = []
+    real = pipeline.pick_device
+    monkeypatch.setattr(pipeline, "pick_device", lambda device: looked.append(device) or real(device))
+    cfg = Config(docs=tmp_path / "docs", out=tmp_path / "run", device="cpu")
+    run = Pipeline(cfg)
+    first = run.resolved_config()
+    run.cfg = cfg.replace(max_steps=7)  # as a plan changes it
+    second = run.resolved_config()
+    assert looked == ["cpu"]
+    assert first["device"] == second["device"] == "cpu" and first["ragtune_version"] == __version__
+    assert second == cfg.replace(max_steps=7).to_dict() | {
+        k: first[k] for k in ("base_model", "device", "ragtune_version")
+    }
