@@ -223,7 +223,8 @@ class Pipeline:
             raise
         seconds = time.perf_counter() - start
         info = result.record() if isinstance(result, StageResult) else result
-        self.key = key or rekey(result.read)
+        # A stage that returns no digests of what it read (a plain dict) is keyed by hashing the documents.
+        self.key = key or rekey(getattr(result, "read", None))
         outputs = stage.outputs(self.files)
         self.manifest.record(
             name, self.key, seconds, info, outputs + [p for p in stage.written(self.files) if p not in outputs]

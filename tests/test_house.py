@@ -75,3 +75,23 @@ def test_config_json_resolves_the_model_and_device_once_a_run(tmp_path: Path, mo
     assert second == cfg.replace(max_steps=7).to_dict() | {
         k: first[k] for k in ("base_model", "device", "ragtune_version")
     }
+
+
+def test_each_stage_result_reads_back_its_manifest_record_whole(
+    tmp_path: Path, nist_pages, tiny_model_dir: Path
+) -> None:
+    """A reused stage hands later stages its result read back from the manifest: every recorded field comes back,
+    in the order it was written, so a reused stage reads as a fresh one and a rewritten record stays the same."""
+    from ragtune.stages import PIPELINE
+
+    run = finished_tiny_run(tmp_path, good_docs(tmp_path / "docs", nist_pages), tiny_model_dir)
+    entries = Manifest(run).data["stages"]
+    for stage in PIPELINE:
+        assert stage.result is not None, stage.name
+        entry = entries[stage.name]
+        again = stage.result.from_record(entry).record()
+        # The manifest adds the key, the stage's time, its outputs and a check; the train stage's own "seconds"
+        # (training's) takes the place of the stage's time.
+        recorded = {k: v for k, v in entry.items() if k not in ("key", "seconds", "outputs", "check") or k in again}
+        assert again == recorded, stage.name
+        assert [k for k in again if k != "seconds"] == [k for k in recorded if k != "seconds"], stage.name
