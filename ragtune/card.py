@@ -10,7 +10,7 @@ from .card_widget import card_widget, excerpt, guess_language, widget_reads_clea
 from .metrics import is_improved as beats
 from .metrics import retriever_rows
 from .models import BUNDLED_HUB_ID, base_model_id, base_model_label, bundled_model_path  # noqa: F401 (card names since 0.2)
-from .names import BASE, FINE_TUNED, FINE_TUNED_PASSAGES, upgrade_counts, upgrade_metrics
+from .names import BASE, FINE_TUNED, FINE_TUNED_PASSAGES, upgrade_counts
 from .report import facts_line, markdown_sections, served_label
 from .training.forgetting import guard_line
 
@@ -344,10 +344,10 @@ def render_card(
 ) -> str:
     """The model card, rendered from templates/model_card.md. `summary` holds config, data counts and training
     facts from the run; `repo_id` is the Hub repo it is pushed to (the push renders the card again with it).
-    The card names nothing that is not uploaded with the model: no run folder, index or local command."""
+    The card names nothing that is not uploaded with the model: no run folder, index or local command.
+    `metrics` has this version's names: whoever loads a file upgrades it once (names.upgrade_metrics)."""
     from huggingface_hub import ModelCard
 
-    metrics = upgrade_metrics(metrics)  # card.json of a run an older ragtune saved
     summary = upgrade_counts(summary)
 
     cfg = summary["config"]
@@ -397,8 +397,8 @@ def render_card(
 
 def render_report(summary: dict[str, Any], metrics: dict[str, Any], extras: dict[str, Any] | None = None) -> str:
     """A short human-readable report of the run: what was read, dropped, trained and measured. `extras` (from
-    report.report_extras) adds the run facts, sample questions and the sample search."""
-    metrics = upgrade_metrics(metrics)
+    report.report_extras) adds the run facts, sample questions and the sample search. `metrics` has this
+    version's names (see render_card)."""
     table = metrics_table(metrics)
     served = served_label(metrics)
     if served:

@@ -10,7 +10,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .errors import ConfigError, RagtuneError
 from .models import bundled_model_path, device_problem
@@ -35,6 +35,37 @@ _UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$")
 # Below this a run cannot even load a model, measure and evaluate on a laptop (--time-budget).
 MIN_BUDGET_SECONDS = 30.0
+
+# The settings that must lie in a range: the test, and what the value must be, as the error says it
+# ("NAME must be WHAT, not VALUE"); checked in this order.
+RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "chunk_tokens": (lambda v: 16 <= v <= 8192, "between 16 and 8192"),
+    "llm_concurrency": (lambda v: 1 <= v <= 64, "1..64"),
+    "llm_timeout": (lambda v: v > 0, "> 0 seconds"),
+    "llm_retries": (lambda v: 0 <= v <= 10, "0..10"),
+    "near_duplicate": (lambda v: 0.5 <= v <= 1.0, "between 0.5 and 1.0"),
+    "lexical_per_chunk": (lambda v: 0 <= v <= 50, "0..50 (0: off)"),
+    "lexical_remove": (lambda v: 0 <= v <= 1, "between 0 and 1"),
+    "round_trip_k": (lambda v: v >= 0, ">= 0 (0: off)"),
+    "questions_per_chunk": (lambda v: 1 <= v <= 50, "1..50"),
+    "queries_per_row": (lambda v: 1 <= v <= 16, "1..16"),
+    "eval_fraction": (lambda v: 0.05 <= v <= 0.5, "between 0.05 and 0.5"),
+    "val_fraction": (lambda v: 0 <= v <= 0.3, "between 0 and 0.3"),
+    "eval_max_chunks": (lambda v: v >= 10, ">= 10"),
+    "val_max_chunks": (lambda v: v >= 3, ">= 3"),
+    "mini_batch_size": (lambda v: v >= 0, ">= 0 (0: off)"),
+    "evals": (lambda v: v >= 1, ">= 1"),
+    "patience": (lambda v: v >= 0, ">= 0"),
+    "epochs": (lambda v: v > 0, "> 0"),
+    "seed": (lambda v: 0 <= v <= MAX_SEED, f"0..{MAX_SEED} (what numpy accepts)"),
+    "batch_size": (lambda v: v >= 2, ">= 2 (in-batch negatives need company)"),
+    "learning_rate": (lambda v: 0 < v < 1, "in (0, 1)"),
+    "warmup_ratio": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "passage_words": (lambda v: 0 <= v <= 200, "0..200 (0: off)"),
+    "passage_stride": (lambda v: 0 <= v <= 20, "0..20 (0: passages without overlap)"),
+    "chunk_weight": (lambda v: 0 <= v <= 10, "between 0 and 10"),
+    "hybrid_weight": (lambda v: v is None or 0 <= v <= 1, "between 0 and 1, or auto"),
+}
 
 
 def parse_duration(text: str) -> float:
@@ -222,11 +253,9 @@ class Config:
             self.generator in GENERATORS,
             f"generator must be one of {', '.join(GENERATORS)}, not {self.generator!r}",
         )
-        need(
-            "chunk_tokens",
-            16 <= self.chunk_tokens <= 8192,
-            f"chunk_tokens must be between 16 and 8192, not {self.chunk_tokens}",
-        )
+        for name, (ok, must) in RANGES.items():
+            value = getattr(self, name)
+            need(name, ok(value), f"{name} must be {must}, not {value}")
         need(
             "chunk_overlap",
             0 <= self.chunk_overlap < self.chunk_tokens // 2,
@@ -250,73 +279,10 @@ class Config:
             f"llm_base_url must start with http:// or https://, not {redact(self.llm_base_url)!r}",
         )
         need(
-            "llm_concurrency",
-            1 <= self.llm_concurrency <= 64,
-            f"llm_concurrency must be 1..64, not {self.llm_concurrency}",
-        )
-        need("llm_timeout", self.llm_timeout > 0, f"llm_timeout must be > 0 seconds, not {self.llm_timeout}")
-        need("llm_retries", 0 <= self.llm_retries <= 10, f"llm_retries must be 0..10, not {self.llm_retries}")
-        need(
-            "near_duplicate",
-            0.5 <= self.near_duplicate <= 1.0,
-            f"near_duplicate must be between 0.5 and 1.0, not {self.near_duplicate}",
-        )
-        need(
-            "lexical_per_chunk",
-            0 <= self.lexical_per_chunk <= 50,
-            f"lexical_per_chunk must be 0..50 (0: off), not {self.lexical_per_chunk}",
-        )
-        need(
-            "lexical_remove",
-            0 <= self.lexical_remove <= 1,
-            f"lexical_remove must be between 0 and 1, not {self.lexical_remove}",
-        )
-        need("round_trip_k", self.round_trip_k >= 0, f"round_trip_k must be >= 0 (0: off), not {self.round_trip_k}")
-        need(
-            "questions_per_chunk",
-            1 <= self.questions_per_chunk <= 50,
-            f"questions_per_chunk must be 1..50, not {self.questions_per_chunk}",
-        )
-        need(
-            "queries_per_row",
-            1 <= self.queries_per_row <= 16,
-            f"queries_per_row must be 1..16, not {self.queries_per_row}",
-        )
-        need(
-            "eval_fraction",
-            0.05 <= self.eval_fraction <= 0.5,
-            f"eval_fraction must be between 0.05 and 0.5, not {self.eval_fraction}",
-        )
-        need(
-            "val_fraction",
-            0 <= self.val_fraction <= 0.3,
-            f"val_fraction must be between 0 and 0.3, not {self.val_fraction}",
-        )
-        need(
-            "eval_max_chunks", self.eval_max_chunks >= 10, f"eval_max_chunks must be >= 10, not {self.eval_max_chunks}"
-        )
-        need("val_max_chunks", self.val_max_chunks >= 3, f"val_max_chunks must be >= 3, not {self.val_max_chunks}")
-        need(
-            "mini_batch_size",
-            self.mini_batch_size >= 0,
-            f"mini_batch_size must be >= 0 (0: off), not {self.mini_batch_size}",
-        )
-        need("evals", self.evals >= 1, f"evals must be >= 1, not {self.evals}")
-        need("patience", self.patience >= 0, f"patience must be >= 0, not {self.patience}")
-        need(
             "matryoshka_dims",
             all(d >= 8 for d in self.matryoshka_dims),
             f"matryoshka_dims must all be >= 8, not {list(self.matryoshka_dims)}",
         )
-        need("epochs", self.epochs > 0, f"epochs must be > 0, not {self.epochs}")
-        need("seed", 0 <= self.seed <= MAX_SEED, f"seed must be 0..{MAX_SEED} (what numpy accepts), not {self.seed}")
-        need(
-            "batch_size",
-            self.batch_size >= 2,
-            f"batch_size must be >= 2 (in-batch negatives need company), not {self.batch_size}",
-        )
-        need("learning_rate", 0 < self.learning_rate < 1, f"learning_rate must be in (0, 1), not {self.learning_rate}")
-        need("warmup_ratio", 0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), not {self.warmup_ratio}")
         need(
             "pairs_loss",
             self.pairs_loss in ("cosine", "cosent", "angle"),
@@ -344,26 +310,6 @@ class Config:
             f"precision fp16 needs a CUDA GPU (device is {self.device!r}); use bf16 or fp32",
         )
         need("ks", all(k > 0 for k in self.ks) and len(self.ks) > 0, "ks must be positive")
-        need(
-            "passage_words",
-            0 <= self.passage_words <= 200,
-            f"passage_words must be 0..200 (0: off), not {self.passage_words}",
-        )
-        need(
-            "passage_stride",
-            0 <= self.passage_stride <= 20,
-            f"passage_stride must be 0..20 (0: passages without overlap), not {self.passage_stride}",
-        )
-        need(
-            "chunk_weight",
-            0 <= self.chunk_weight <= 10,
-            f"chunk_weight must be between 0 and 10, not {self.chunk_weight}",
-        )
-        need(
-            "hybrid_weight",
-            self.hybrid_weight is None or 0 <= self.hybrid_weight <= 1,
-            f"hybrid_weight must be between 0 and 1, or auto, not {self.hybrid_weight}",
-        )
         if self.push_repo:
             # Now, not after the whole run; the problem never repeats a token pasted as the repo id.
             problem = repo_id_problem(self.push_repo)

@@ -17,20 +17,21 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from . import __version__
 from .budget import plan_for_run, planned_config
-from .config import LLM_GENERATORS, Config
+from .config import Config
 from .errors import (
     ConfigError,
     DiskFullError,
     NotEnoughDataError,  # noqa: F401  (importable from here, as before the stages moved)
     RunDirError,
 )
-from .extract import select_documents
-from .fileio import free_bytes, is_disk_full, megabytes, read_json, sha256_digest, write_json
+from .extract import list_folder
+from .fileio import free_bytes, is_disk_full, megabytes, read_json, write_json
 from .metrics import metrics_text_table
 from .models import load_model, pick_device, resolve_base_model
 from .names import BASE, FINE_TUNED, upgrade_metrics
@@ -46,21 +47,19 @@ from .rundir import (  # noqa: F401  # noqa: F401
 )
 from .runfiles import METRIC_TABLES, RunFiles, metrics_problem  # noqa: F401  (importable from here, as before)
 from .stagecosts import StageCosts
+from .stagekeys import (  # noqa: F401  (importable from here, as before they moved)
+    LLM_SETTINGS,
+    STAGE_SETTINGS,
+    STAGES,
+    UNKEYED,
+    _docs_fingerprint,
+    _settings_part,
+    stage_keys,
+)
 from .stages import PIPELINE, Records, Stage
+from .stages.base import StageResult
 from .themes import DEFAULT_LEXICON, EXAMPLE_THEMES, load_lexicon
 from .training import distributed
-
-# The Config fields each stage's output depends on, as the stages declare them (ragtune.stages). A
-# stage's cache key hashes these with the key of the stage before it, so a change reruns that stage and
-# every later one. Three are hashed through what they name: docs as the digest of every file read,
-# themes_file as the lexicon it loads, pairs_files as their digests.
-# tests/test_stage_keys.py checks that every Config field is here or in UNKEYED.
-STAGES = tuple(stage.name for stage in PIPELINE)
-STAGE_SETTINGS: dict[str, tuple[str, ...]] = {stage.name: stage.settings for stage in PIPELINE}
-# No output depends on these: where the run goes, where it trains, where it is pushed.
-UNKEYED = ("out", "device", "push_repo", "private", "time_budget")
-# Keyed only with an LLM generator, so that offline runs keep their key when these change.
-LLM_SETTINGS = ("llm_base_url", "llm_model", "llm_concurrency", "llm_timeout", "llm_retries")
 
 
 class Reporter(Protocol):
@@ -115,52 +114,6 @@ class RunResult:
         return f"RunResult(run_dir={str(self.run_dir)!r}, improved={self.metrics.get('improved')!r}, hit@5={moved!r})"
 
 
-def _file_digest(path: Path) -> str:
-    try:
-        return sha256_digest(path)
-    except OSError:
-        return f"unreadable:{path}"
-
-
-def stage_keys(
-    cfg: Config,
-    fingerprint: list[tuple[str, int, str]],
-    lexicon: dict[str, list[str]],
-    stages: tuple[Stage, ...] = PIPELINE,
-) -> dict[str, str]:
-    """The cache keys of the stages keyed by their settings, up to the first keyed by what the stages
-    before it made (save: the run summary), which is known only once they ran.
-
-    `fingerprint` is `_docs_fingerprint(cfg)` and `lexicon` the themes the run tags with:
-    what `docs` and `themes_file` stand for in STAGE_SETTINGS.
-    """
-    keys: dict[str, str] = {}
-    key = hash_parts(__version__)
-    for stage in stages:
-        if stage.inputs is not None:
-            break
-        key = keys[stage.name] = hash_parts(key, stage.name, _settings_part(cfg, stage, fingerprint, lexicon))
-    return keys
-
-
-def _settings_part(
-    cfg: Config, stage: Stage, fingerprint: list[tuple[str, int, str]], lexicon: dict[str, list[str]]
-) -> dict[str, Any]:
-    """What a stage's key hashes of its settings: their values, or for three of them what they name."""
-
-    def value(name: str) -> Any:
-        if name == "docs":
-            return fingerprint
-        if name == "themes_file":
-            return lexicon
-        if name == "pairs_files":
-            return [_file_digest(f) for f in cfg.pairs_files]
-        return getattr(cfg, name)
-
-    names = [n for n in stage.settings if n not in LLM_SETTINGS or cfg.generator in LLM_GENERATORS]
-    return {n: value(n) for n in names}
-
-
 def _check_matryoshka_dims(dims: tuple[int, ...], model: Any) -> None:
     """Raise when a Matryoshka size exceeds the base model's own: the loss would fail deep in training."""
     full = model.get_embedding_dimension()
@@ -171,25 +124,6 @@ def _check_matryoshka_dims(dims: tuple[int, ...], model: Any) -> None:
             f"{', '.join(map(str, too_big))}; lower --matryoshka-dims",
             "matryoshka_dims",
         )
-
-
-def _docs_fingerprint(cfg: Config) -> list[tuple[str, int, str]]:
-    """Name, size and digest of every file extraction will read, and name, size and
-    modification time of those it only lists (unsupported or excluded: a 3 GB video
-    is never read); raises ExtractError when the folder has nothing to read, before
-    the run directory is made."""
-    # Unreadable subfolders and bad links are counted by extraction itself; here they only drop out.
-    supported, other, excluded = select_documents(cfg.docs, cfg.include, cfg.exclude)
-    out, to_read = [], set(supported)
-    for p in supported + other + excluded:
-        try:
-            stat = p.stat()
-            seen = sha256_digest(p) if p in to_read else f"mtime:{stat.st_mtime_ns}"
-            out.append((p.name, stat.st_size, seen))
-        except OSError as e:
-            # Extraction skips and counts it; once it can be read, the key changes and extraction reruns.
-            out.append((p.name, -1, f"unreadable ({type(e).__name__})"))
-    return out
 
 
 class Pipeline:
@@ -212,14 +146,13 @@ class Pipeline:
             reporter = ProgressReporter()
         self.reporter = reporter or SilentReporter()
         self.manifest = Manifest(self.run_dir)
-        # What ragtune.stages read and set besides the files: the models loaded so far (the
-        # train stage adds "tuned"), their own max_seq_length before the run raised it, the
-        # key of the stage now running (training checkpoints carry it), and what the train
-        # stage still has to write, as (what, bytes), for a disk-full message.
+        # The models loaded so far ("base", "tuned") and their own max_seq_length before the run raised it;
+        # the key of the stage now running (training checkpoints carry it).
         self.models: dict[str, Any] = {}
         self.default_lengths: dict[str, int] = {}
         self.key = ""
-        self.space: tuple[str, int] | None = None
+        # The base model and device config.json records, resolved once (resolved_config).
+        self._resolved: dict[str, str] | None = None
 
     # -- what the stages use ---------------------------------------------------------------
     def path(self, name: str) -> Path:
@@ -242,6 +175,12 @@ class Pipeline:
             model.max_seq_length = seq_length
         return model
 
+    def default_length(self, which: str) -> int:
+        """The max_seq_length `which` model has of its own, before the run raised it to fit the chunks."""
+        if which not in self.default_lengths:
+            self.model(which)
+        return self.default_lengths[which]
+
     def progress_for(self, stage: str) -> Callable[[int, int], None]:
         """The callback a stage reports its progress through: `progress(done, total)`."""
         return lambda done, total: self.reporter.stage_progress(stage, done, total)
@@ -254,39 +193,48 @@ class Pipeline:
         else:
             logging.getLogger(__name__).warning("%s", message)
 
-    def _stage(self, index: int, stage: Stage, key: str, records: Records) -> dict[str, Any]:
+    def _stage(self, index: int, stage: Stage, key: str, records: Records, rekey: Callable[[Any], str]) -> Any:
         """Run `stage` unless the manifest's entry for it has this `key` and its outputs are the files it
-        recorded (its `edited` outputs only have to exist, and its `problem` must find nothing)."""
+        recorded (its `edited` outputs only have to exist, and its `problem` must find nothing). Its result
+        (reused: read back from the manifest) is returned, and its key left in `self.key`.
+
+        An empty `key` is known only once the stage ran: `rekey` makes it from the digests of the documents
+        it read (its result's `read`)."""
         name = stage.name
+        self.key = key
         self.reporter.stage_start(name, index, len(self.stages))
         # Once a stage has run in this run, every later stage is stale too, even
         # if its key matches (e.g. a deleted model was retrained).
-        if not self.timings:
+        if not self.timings and key:
             reused = self._reusable(stage, key)
             if reused is not None:
-                return reused
+                return stage.result.from_record(reused) if stage.result is not None else reused
         # The old entry is stale: nothing may read it while the stage runs again (e.g. a damaged
         # max_seq_length of the chunk stage, which Pipeline.model reads).
         self.manifest.data["stages"].pop(name, None)
         self.costs.start()
         start = time.perf_counter()
-        self.key = key
         try:
-            info = stage.run(self, records)
+            result = stage.run(self, records)
         except BaseException:
             abort = getattr(self.reporter, "stage_abort", None)
             if abort is not None:
                 abort(name)
             raise
         seconds = time.perf_counter() - start
+        info = result.record() if isinstance(result, StageResult) else result
+        # A stage that returns no digests of what it read (a plain dict) is keyed by hashing the documents.
+        self.key = key or rekey(getattr(result, "read", None))
         outputs = stage.outputs(self.files)
         self.manifest.record(
-            name, key, seconds, info, outputs + [p for p in stage.written(self.files) if p not in outputs]
+            name, self.key, seconds, info, outputs + [p for p in stage.written(self.files) if p not in outputs]
         )
+        for which in stage.replaces:
+            self.models.pop(which, None)
         self.timings[name] = seconds
         self.costs.end(name, seconds)
         self.reporter.stage_end(name, info.get("summary", ""), seconds, cached=False)
-        return info
+        return result
 
     def _reusable(self, stage: Stage, key: str) -> dict[str, Any] | None:
         """The manifest record of `stage` when its key and outputs still hold (reported as cached), else None."""
@@ -316,11 +264,10 @@ class Pipeline:
         self.started = time.perf_counter()
         self.plan: Any = None
         self._cached: list[str] = []
-        self.space = None
         # An --out that is not this run's to write, or a mistyped or empty docs folder, fails
         # here, before anything is written.
         check_out_dir(self.run_dir, "run", self.cfg.docs)
-        fingerprint = _docs_fingerprint(self.cfg)
+        self.listing = list_folder(self.cfg.docs, self.cfg.include, self.cfg.exclude)
         claim_out_dir(self.run_dir, "run", self.cfg.docs)
         lock = RunLock(self.run_dir)
         taken_over = lock.acquire()
@@ -335,11 +282,11 @@ class Pipeline:
             # Read again under the lock: a run that held it before may have recorded stages since.
             self.manifest = Manifest(self.run_dir)
             # share: the other torchrun ranks (if any) return the same result.
-            return distributed.share(self._run_stages(fingerprint))
+            return distributed.share(self._run_stages())
         except Exception as e:
             if isinstance(e, DiskFullError) or not self.is_disk_full(e):
                 raise
-            raise DiskFullError(self._disk_full_message(e)) from None
+            raise self.disk_full_error(e) from None
         finally:
             lock.release()
 
@@ -354,8 +301,9 @@ class Pipeline:
             fine_tune(model, cfg=self.cfg, work_dir=self.files.checkpoints, device=device, **job)
         return job
 
-    def is_disk_full(self, e: Exception) -> bool:
-        """Whether `e` means the disk filled up (torch.save says so only in its own words)."""
+    def is_disk_full(self, e: Exception, need: tuple[str, int] | None = None) -> bool:
+        """Whether `e` means the disk filled up (torch.save says so only in its own words, which count
+        when less is free than the (what, bytes) the stage still had to write: `need`)."""
         if is_disk_full(e):
             return True
         # torch.save says only "unexpected pos …" or "file write failed" when the disk fills up.
@@ -363,23 +311,24 @@ class Pipeline:
         return (
             isinstance(e, RuntimeError)
             and any(s in str(e) for s in ("inline_container", "PytorchStreamWriter"))
-            and self.space is not None
+            and need is not None
             and free is not None
-            and free < self.space[1]
+            and free < need[1]
         )
 
-    def _disk_full_message(self, e: Exception) -> str:
+    def disk_full_error(self, e: Exception, need: tuple[str, int] | None = None) -> DiskFullError:
+        """The one-line DiskFullError for `e`, with what the stage still had to write (`need`) when known."""
         filename = getattr(e, "filename", None)
         where = Path(filename).parent if filename else self.run_dir
         free = free_bytes(self.run_dir)
-        need = f"{self.space[0]} needs about {megabytes(self.space[1])}, " if self.space else ""
+        needs = f"{need[0]} needs about {megabytes(need[1])}, " if need else ""
         have = f"{megabytes(free)} is free now" if free is not None else "the disk is full"
-        return (
-            f"no space left on the disk of {where}: {need}{have}; free some space (or use --out on a bigger "
+        return DiskFullError(
+            f"no space left on the disk of {where}: {needs}{have}; free some space (or use --out on a bigger "
             "disk) and rerun the same command, which continues where this one stopped"
         )
 
-    def _run_stages(self, fingerprint: list[tuple[str, int, str]]) -> RunResult:
+    def _run_stages(self) -> RunResult:
         """Key and run (or reuse) each stage in order, each keyed with the key of the one before."""
         write_json(self.files.config, self.resolved_config())
         # The evaluate stage writes metrics.json anew: the figures of the stages this run reuses are read now.
@@ -396,15 +345,18 @@ class Pipeline:
                 # Planned once the chunks are known (`key`, the theme stage's, covers them), before the first
                 # stage whose settings a budget may change.
                 self._plan(key)
+            before = key
             if stage.inputs is not None:
                 records[stage.name] = made[stage.name] = stage.inputs(self, records)
                 key = hash_parts(key, stage.name, made[stage.name])
+            elif "docs" in stage.settings and self._runs_anyway(stage):
+                key = ""  # known once the stage has read the documents, from the digests it returns
             else:
-                key = hash_parts(key, stage.name, _settings_part(self.cfg, stage, fingerprint, lexicon))
-            records[stage.name] = self._stage(index, stage, key, records)
-            warn = getattr(self.reporter, "input_skipped", None)
-            if stage.input_skips and warn is not None and records[stage.name]["skipped"]["counts"]:
-                warn(records[stage.name]["skipped"])
+                key = self._settings_key(before, stage, lexicon)
+            rekey = partial(self._settings_key, before, stage, lexicon)
+            records[stage.name] = self._stage(index, stage, key, records, rekey)
+            key = self.key
+            self._warn_skips(stage, records[stage.name])
         if self.timings:
             # A rerun that reused every stage keeps the figures of the run that made them.
             self._record_costs()
@@ -416,14 +368,42 @@ class Pipeline:
             self._cached,
         )
 
+    def _settings_key(
+        self, before: str, stage: Stage, lexicon: dict[str, list[str]], read: dict[Path, tuple[int, str]] | None = None
+    ) -> str:
+        """The key of a stage keyed by its settings (`read`: the digests of the documents it read, if it did)."""
+        fingerprint = _docs_fingerprint(self.cfg, self.listing, read) if "docs" in stage.settings else []
+        return hash_parts(before, stage.name, _settings_part(self.cfg, stage, fingerprint, lexicon))
+
+    def _runs_anyway(self, stage: Stage) -> bool:
+        """Whether `stage` runs whatever its key: a stage before it ran, or it has no record whose outputs still
+        hold. Its key then need not read the documents before it does (the folder is read once)."""
+        entry = self.manifest.data["stages"].get(stage.name)
+        return (
+            bool(self.timings)
+            or not entry
+            or self.manifest.stale_output(stage.name, entry.get("key"), stage.outputs(self.files)) is not None
+        )
+
+    def _warn_skips(self, stage: Stage, result: Any) -> None:
+        """Tell the reporter's input_skipped of the user's input files a stage skipped."""
+        warn = getattr(self.reporter, "input_skipped", None)
+        if not stage.input_skips or warn is None:
+            return
+        skipped = result.skipped if isinstance(result, StageResult) else result["skipped"]
+        if skipped["counts"]:
+            warn(skipped)
+
     def resolved_config(self) -> dict[str, Any]:
         """config.json: the settings, with the base model and device the run really used (not "" for
         "choose for me") and the ragtune version; `ragtune run DOCS --config RUN/config.json` reads it back."""
-        return self.cfg.to_dict() | {
-            "base_model": resolve_base_model(self.cfg.base_model),
-            "device": pick_device(self.cfg.device),
-            "ragtune_version": __version__,
-        }
+        # Resolved once a run: a budget's plan writes config.json again, with the same model and device.
+        if self._resolved is None:
+            self._resolved = {
+                "base_model": resolve_base_model(self.cfg.base_model),
+                "device": pick_device(self.cfg.device),
+            }
+        return self.cfg.to_dict() | self._resolved | {"ragtune_version": __version__}
 
     def _plan(self, chunk_key: str) -> None:
         """Measure a few steps, plan the run (under --time-budget, to fit it), say so, and train to the plan."""

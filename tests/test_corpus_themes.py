@@ -112,7 +112,7 @@ def test_the_theme_stage_records_derived_themes_and_a_users_file_wins(tmp_path: 
     files.work.mkdir(parents=True)
     write_jsonl(files.chunks_raw, chunks, Chunk)
 
-    record = run_stage(_ThemeRun(cfg))
+    record = run_stage(_ThemeRun(cfg)).record()
     assert record["lexicon"] == derive_lexicon(HR_HANDBOOK) and "derived from the corpus" in record["themes_from"]
     assert "derived from the corpus" in record["summary"]
     themed = read_jsonl(files.chunks, Chunk)
@@ -121,7 +121,7 @@ def test_the_theme_stage_records_derived_themes_and_a_users_file_wins(tmp_path: 
 
     own = tmp_path / "themes.yaml"
     own.write_text("pay:\n  - overtime\n  - salary\n  - sick pay\n", encoding="utf-8")
-    mine = run_stage(_ThemeRun(cfg.replace(themes_file=own)))
+    mine = run_stage(_ThemeRun(cfg.replace(themes_file=own))).record()
     assert (
         mine["lexicon"] == {"pay": ["overtime", "salary", "sick pay"]} and mine["themes_from"] == "from a themes file"
     )

@@ -16,6 +16,7 @@ from ragtune.cli import main
 from ragtune.records import Page
 from tests.support.hubserver import HubServer
 from tests.support.loopback import SilentServer
+from tests.support.runs import pairs_args
 from tests.test_cli import REPO, assert_one_error_line, run_args
 from tests.test_hub import TOKEN, add_pairs, hubserver, make_run, model_files, silent  # noqa: F401
 from tests.test_pairs import labelled_csv
@@ -106,20 +107,7 @@ def test_pairs_out_on_a_folder_that_is_not_a_run_is_refused(
     # Issue 29, item 2: `pairs --out` an existing folder deleted its model/.
     out = tmp_path / "mine"
     mine = user_folder(out)
-    code = main(
-        [
-            "pairs",
-            str(labelled_csv(tmp_path)),
-            "--out",
-            str(out),
-            "--base-model",
-            str(tiny_model_dir),
-            "--max-steps",
-            "1",
-            "--device",
-            "cpu",
-        ]
-    )
+    code = main(pairs_args(labelled_csv(tmp_path), out, tiny_model_dir))
     assert code == 1
     assert_one_error_line(capsys.readouterr().err, str(out), "ragtune did not write")
     assert_untouched(out, mine)
@@ -130,20 +118,7 @@ def test_run_out_on_a_finished_pairs_folder_is_refused(
 ) -> None:
     # Issue 29, item 2: `run --out` a finished `ragtune pairs` folder silently replaced its model.
     out = tmp_path / "pairs-run"
-    code = main(
-        [
-            "pairs",
-            str(labelled_csv(tmp_path)),
-            "--out",
-            str(out),
-            "--base-model",
-            str(tiny_model_dir),
-            "--max-steps",
-            "1",
-            "--device",
-            "cpu",
-        ]
-    )
+    code = main(pairs_args(labelled_csv(tmp_path), out, tiny_model_dir))
     assert code == 0, capsys.readouterr().err
     capsys.readouterr()
     before = model_files(out)

@@ -28,7 +28,7 @@ from ragtune.cli import main
 from ragtune.errors import DiskFullError, RagtuneError
 from ragtune.pipeline import STAGES
 from ragtune.records import Page
-from tests.support.runs import good_docs, run_args
+from tests.support.runs import good_docs, run_args, training_args
 from tests.support.signals import ragtune_env, signal_when, start
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,37 +36,11 @@ SEED = 20240615
 
 
 def _args(docs: Path, out: Path, model_dir: Path, steps: int = 4) -> list[str]:
-    return [
-        "run",
-        str(docs),
-        "--out",
-        str(out),
-        "--base-model",
-        str(model_dir),
-        "--max-steps",
-        str(steps),
-        "--validations",
-        str(steps),
-        "--batch-size",
-        "4",
-        "--chunk-tokens",
-        "64",
-        "--chunk-overlap",
-        "8",
-        "--device",
-        "cpu",
-        "--patience",
-        "0",
-    ]
+    return training_args(docs, out, model_dir, steps, "--validations", str(steps))
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "HF_HOME": str(tmp_path / "hf_home"),
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-    }
+    return ragtune_env(tmp_path)
 
 
 def _reused(err: str) -> list[str]:

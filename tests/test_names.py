@@ -13,7 +13,9 @@ import pytest
 from ragtune import Config, Pipeline
 from ragtune.card import render_card, render_report
 from ragtune.cli import main, parse_command_line
+from ragtune.hub.upload import _card_for_upload
 from ragtune.llamaindex_dataset import add_dataset_metrics
+from ragtune.names import upgrade_metrics
 from ragtune.runfiles import metrics_problem
 from tests.support.runs import finished_tiny_run, good_docs
 
@@ -96,11 +98,14 @@ def test_a_run_folder_with_an_old_format_metrics_json_still_loads(
     assert f"{new['fine_tuned']['hit@5']:.3f}" in result.table()
     assert f"{new['base']['hit@5']:.3f} -> {new['fine_tuned']['hit@5']:.3f}" in repr(result)
 
-    # The card and report render from the old names; `push` accepts the old file.
-    old = _read(run / "metrics.json")
+    # The card and report render from the old names once loaded (the save stage and `push` upgrade what they
+    # read); `push` renders the card from the old card.json.
+    old = upgrade_metrics(_read(run / "metrics.json"))
     summary = _read(run / "work" / "card.json")["summary"]
     assert f"{new['fine_tuned']['mrr@10']:.3f}" in render_report(summary, old)
     assert f"value: {round(new['fine_tuned']['hit@5'], 4)}" in render_card(summary, old, "you/demo")
+    pushed = _card_for_upload(run, "you/demo", None)
+    assert pushed is not None and f"value: {round(new['fine_tuned']['hit@5'], 4)}".encode() in pushed
     assert main(["push", str(run), "you/demo", "--dry-run"]) == 0
 
 

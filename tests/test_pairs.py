@@ -26,6 +26,7 @@ from ragtune.pairs import (
 )
 from ragtune.records import LabelledPair, SkipCounter, write_jsonl
 from ragtune.similarity import SimilarityError, correlations, evaluate_pairs, pearson, rank, spearman
+from tests.support.runs import pairs_args
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = "sentence1,sentence2,label\n"
@@ -424,22 +425,7 @@ def test_cli_pairs_then_similarity(tmp_path: Path, tiny_model_dir: Path, capsys:
     from sentence_transformers import SentenceTransformer
 
     out = tmp_path / "run"
-    code = main(
-        [
-            "pairs",
-            str(labelled_csv(tmp_path)),
-            "--out",
-            str(out),
-            "--base-model",
-            str(tiny_model_dir),
-            "--max-steps",
-            "2",
-            "--pairs-loss",
-            "cosent",
-            "--device",
-            "cpu",
-        ]
-    )
+    code = main(pairs_args(labelled_csv(tmp_path), out, tiny_model_dir, "--max-steps", "2", "--pairs-loss", "cosent"))
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "Cosine similarity vs labels on 6 held-out pairs:" in captured.out
@@ -622,20 +608,7 @@ def test_ctrl_c_before_training_says_nothing_was_kept(
         raise KeyboardInterrupt  # Ctrl-C while the base model is evaluated
 
     monkeypatch.setattr(pairs_run, "evaluate_pairs", interrupted)
-    code = main(
-        [
-            "pairs",
-            str(labelled_csv(tmp_path)),
-            "--out",
-            str(tmp_path / "run"),
-            "--base-model",
-            str(tiny_model_dir),
-            "--max-steps",
-            "1",
-            "--device",
-            "cpu",
-        ]
-    )
+    code = main(pairs_args(labelled_csv(tmp_path), tmp_path / "run", tiny_model_dir))
     assert code == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "ragtune: interrupted (SIGINT); nothing was kept; rerun the same command to start again."

@@ -16,35 +16,14 @@ from test_pipeline import Recorder, full_disk_at_model_save, tiny_config, write_
 from ragtune import Config, Pipeline
 from ragtune.errors import DiskFullError
 from ragtune.records import Page
+from tests.support.runs import training_args
 from tests.support.signals import ragtune_env, signal_when
 
 STEPS = 60
 
 
 def _command(docs: Path, out: Path, model_dir: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "ragtune",
-        "run",
-        str(docs),
-        "--out",
-        str(out),
-        "--base-model",
-        str(model_dir),
-        "--max-steps",
-        str(STEPS),
-        "--batch-size",
-        "4",
-        "--chunk-tokens",
-        "64",
-        "--chunk-overlap",
-        "8",
-        "--device",
-        "cpu",
-        "--patience",
-        "0",
-    ]
+    return [sys.executable, "-m", "ragtune", *training_args(docs, out, model_dir, STEPS)]
 
 
 def _env(tmp_path: Path) -> dict[str, str]:

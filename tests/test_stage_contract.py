@@ -47,7 +47,7 @@ def toy_outputs(files: RunFiles) -> list[Path]:
 
 def run_toy(run: Run, records: Records) -> dict[str, object]:
     """Reads what the earlier stages recorded and a file they wrote, and writes one of its own."""
-    n_chunks = records["chunk"]["n_chunks"]
+    n_chunks = records["chunk"].n_chunks
     write_json(
         run.path(TOY_FILE),
         {

@@ -20,7 +20,7 @@ from test_pairs import labelled_csv
 
 from ragtune.cli import main
 from ragtune.records import Chunk, Page, Pair, write_jsonl
-from tests.support.runs import good_docs, run_args
+from tests.support.runs import good_docs, pairs_args, run_args
 from tests.support.unprivileged import run_unprivileged, shared_tmp_fixture  # noqa: F401 (the shared_tmp fixture)
 
 
@@ -72,20 +72,7 @@ def test_run_out_under_a_file(
 def test_pairs_out_that_is_a_file(tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "model.bin"
     out.write_bytes(b"keep me")
-    code = main(
-        [
-            "pairs",
-            str(labelled_csv(tmp_path)),
-            "--out",
-            str(out),
-            "--base-model",
-            str(tiny_model_dir),
-            "--max-steps",
-            "1",
-            "--device",
-            "cpu",
-        ]
-    )
+    code = main(pairs_args(labelled_csv(tmp_path), out, tiny_model_dir))
     assert code == 1
     err = capsys.readouterr().err
     # Refused before the base model is even loaded, let alone trained.

@@ -53,6 +53,28 @@ class Extraction:
     pages: list[Page]
     files: list[str] = field(default_factory=list)
     skipped: SkipCounter = field(default_factory=SkipCounter)
+    # Size and the first 16 hex digits of the sha256 of every file read, or (-1, "unreadable (OSError's name)"):
+    # what the extract stage's key holds of each document, so that a run reads the folder once.
+    read: dict[Path, tuple[int, str]] = field(default_factory=dict)
+
+
+@dataclass
+class Listing:
+    """The files under a folder, listed once (`select_documents`): those extraction reads, those it only
+    lists (unsupported or excluded), and what the listing itself skipped."""
+
+    folder: Path
+    supported: list[Path]
+    other: list[Path]
+    excluded: list[Path]
+    skipped: SkipCounter
+
+
+def list_folder(folder: Path, include: tuple[str, ...] = (), exclude: tuple[str, ...] = DEFAULT_EXCLUDE) -> Listing:
+    """The documents under `folder`, or an ExtractError when it has nothing to read (see `select_documents`)."""
+    skipped = SkipCounter()
+    supported, other, excluded = select_documents(folder, include, exclude, skipped)
+    return Listing(folder, supported, other, excluded, skipped)
 
 
 # --- the folder ---------------------------------------------------------------------
@@ -202,8 +224,10 @@ def _read_one(path: Path, name: str, extractor: str, result: Extraction, seen: d
     try:
         data = path.read_bytes()
     except OSError as e:
+        result.read[path] = (-1, f"unreadable ({type(e).__name__})")
         raise _SkipFile(SKIP_UNREADABLE_FILE, f"{type(e).__name__}") from None
     digest = hashlib.sha256(data).hexdigest()
+    result.read[path] = (len(data), digest[:16])  # as fileio.sha256_digest has it
     if digest in seen:
         raise _SkipFile(SKIP_DUPLICATE, f"= {seen[digest]}")
     seen[digest] = name
@@ -310,20 +334,27 @@ def extract_folder(
     include: tuple[str, ...] = (),
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE,
     progress: Callable[[int, int], None] | None = None,
+    listing: Listing | None = None,
 ) -> Extraction:
     """Read every supported file under `folder` into pages (page numbers start at 1).
 
     A file that cannot be read is skipped and counted with the reason, never
     raised; files whose bytes repeat an earlier file are read once. Raises
-    ExtractError only when the folder as a whole is unusable.
+    ExtractError only when the folder as a whole is unusable. `listing` is the folder's, when the caller
+    has listed it already (`list_folder` with the same include and exclude).
 
     >>> extract_folder(Path("resources")).pages[0].page  # doctest: +SKIP
     1
     """
     if extractor not in ("pypdf", "pypdfium2"):
         raise ExtractError(f"unknown extractor {extractor!r}; use pypdf or pypdfium2")
-    result = Extraction(pages=[])
-    supported, other, excluded = select_documents(folder, include, exclude, result.skipped)
+    listing = listing or list_folder(folder, include, exclude)
+    supported, other, excluded = listing.supported, listing.other, listing.excluded
+    # A copy: the listing's own counts stay as listed, however often it is extracted.
+    listed = listing.skipped
+    result = Extraction(
+        pages=[], skipped=SkipCounter(dict(listed.counts), {k: list(v) for k, v in listed.examples.items()})
+    )
     base = folder if folder.is_dir() else folder.parent
     for p in other:
         result.skipped.add(SKIP_UNSUPPORTED, display_name(p.relative_to(base).as_posix()))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..card import render_card
 from ..errors import HubError
+from ..names import upgrade_metrics
 from ..repo_ids import dataset_repo_id, validate_repo_id
 from ..rundir import rerun_command
 from ..runfiles import RunFiles, metrics_problem
@@ -150,7 +151,9 @@ def _card_for_upload(run_dir: Path, repo_id: str, dataset_id: str | None) -> byt
     if saved.is_file():
         try:
             parts = json.loads(saved.read_text(encoding="utf-8"))
-            return render_card(parts["summary"], parts["metrics"], repo_id, dataset_id).encode()
+            # card.json of a run an older ragtune saved has its names.
+            metrics = upgrade_metrics(parts["metrics"])
+            return render_card(parts["summary"], metrics, repo_id, dataset_id).encode()
         except (ValueError, KeyError, TypeError, UnicodeDecodeError):
             logger.warning("%s does not parse; uploading model/README.md as it is", saved)
     if dataset_id is None:

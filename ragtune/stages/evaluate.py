@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ..fileio import write_json
@@ -33,14 +34,21 @@ from ..retrieval import (
 )
 from ..runfiles import metrics_problem
 from ..similarity import evaluate_pairs
-from .base import Run, Stage
+from .base import Run, Stage, StageResult
+
+
+@dataclass
+class EvaluateResult(StageResult):
+    # The figures themselves are in metrics.json (the user's to add to, e.g. with --evaluation-set).
+    summary: str
+
 
 # The hybrid's dense share under `--hybrid-weight auto` when the run has no validation questions
 # to choose it: third-party questions did best at 0.5-0.8 on two sets (docs/benchmarks.md).
 DEFAULT_HYBRID_WEIGHT = 0.6
 
 
-def run_stage(run: Run, general: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_stage(run: Run, general: dict[str, Any] | None = None) -> EvaluateResult:
     device = pick_device(run.cfg.device)
     # Encoded in the precision training ran in: bf16 on a CPU that has it is about 1.8x as fast, and the
     # figures are those of fp32 to within a question (README, bf16 on a CPU). --precision fp32 encodes in fp32.
@@ -49,7 +57,7 @@ def run_stage(run: Run, general: dict[str, Any] | None = None) -> dict[str, Any]
         return _evaluate(run, precision, general)
 
 
-def _evaluate(run: Run, precision: str, general: dict[str, Any] | None) -> dict[str, Any]:
+def _evaluate(run: Run, precision: str, general: dict[str, Any] | None) -> EvaluateResult:
     cfg = run.cfg
     chunks = read_jsonl(run.files.chunks, Chunk)
     held = read_jsonl(run.files.split("test"), Pair)
@@ -107,7 +115,7 @@ def _evaluate(run: Run, precision: str, general: dict[str, Any] | None) -> dict[
         # The forgetting guard's figures, measured by the train stage (ragtune.training.forgetting).
         metrics["general"] = general
     write_json(run.files.metrics, rounded(metrics))
-    return {"summary": summary}
+    return EvaluateResult(summary)
 
 
 def _record_figures(
@@ -248,7 +256,8 @@ STAGE = Stage(
         files.index / "retriever.json",
         files.index / "bm25",
     ],
-    lambda run, records: run_stage(run, records.get("train", {}).get("general")),
+    lambda run, records: run_stage(run, records["train"].general if "train" in records else None),
     edited=lambda files: [files.metrics],
     problem=lambda files: metrics_problem(files.metrics),
+    result=EvaluateResult,
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..generators import make_generator
@@ -11,10 +12,23 @@ from ..models import word_vocabulary
 from ..names import question_kind
 from ..records import Chunk, Pair, SkipCounter, read_jsonl, write_jsonl
 from ..retrieval import embed
-from .base import Run, Stage
+from .base import OPTIONAL, Run, Stage, StageResult
 
 
-def run_stage(run: Run) -> dict[str, Any]:
+@dataclass(kw_only=True)
+class GenerateResult(StageResult):
+    generator: str | None = field(default=None, metadata=OPTIONAL)
+    # An LLM generator's requests, tokens and unusable lines (LLMStats.to_dict() and more); None offline.
+    llm: dict[str, Any] | None = field(default=None, metadata=OPTIONAL)
+    n_generated: int
+    n_pairs: int
+    # Questions kept, by kind (ragtune.names.QUESTION_KINDS).
+    per_kind: dict[str, int]
+    skipped: dict[str, Any]
+    summary: str
+
+
+def run_stage(run: Run) -> GenerateResult:
     cfg = run.cfg
     chunks = read_jsonl(run.files.chunks, Chunk)
     # LLM generators keep every answer in llm_cache/, so a rerun asks only for what is missing.
@@ -43,22 +57,24 @@ def run_stage(run: Run) -> dict[str, Any]:
     summary = f"{len(result.pairs)} questions kept of {len(raw)} ({result.dropped.total()} dropped)"
     # By the kind names pairs.jsonl and the docs use (ragtune.names.QUESTION_KINDS).
     summary += "; " * bool(kinds) + ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
-    info: dict[str, Any] = {"generator": gen.name}
+    llm = None
     stats = gen.stats  # LLM generators also count requests, tokens and unusable lines
     if stats is not None:
         llm_dropped = gen.dropped
         skipped = SkipCounter({**llm_dropped.counts, **skipped.counts}, {**llm_dropped.examples, **skipped.examples})
-        info["llm"] = stats.to_dict() | {"model": cfg.llm_model, "unusable_lines": llm_dropped.total()}
+        llm = stats.to_dict() | {"model": cfg.llm_model, "unusable_lines": llm_dropped.total()}
         summary += f"; LLM: {llm_dropped.total()} unusable lines, {stats.summary()}"
         if stats.failed_chunks:
             summary += " (to retry the failed chunks, delete pairs.jsonl and rerun)"
-    return info | {
-        "n_generated": len(raw),
-        "n_pairs": len(result.pairs),
-        "per_kind": kinds,
-        "skipped": skipped.to_dict(),
-        "summary": summary,
-    }
+    return GenerateResult(
+        generator=gen.name,
+        llm=llm,
+        n_generated=len(raw),
+        n_pairs=len(result.pairs),
+        per_kind=kinds,
+        skipped=skipped.to_dict(),
+        summary=summary,
+    )
 
 
 def _drop_near_duplicates(run: Run, pairs: list[Pair], dropped: SkipCounter) -> list[Pair]:
@@ -87,4 +103,5 @@ STAGE = Stage(
     ),
     lambda files: [files.pairs],
     lambda run, records: run_stage(run),
+    result=GenerateResult,
 )

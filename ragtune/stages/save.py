@@ -2,27 +2,45 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..card import card_widget, framework_versions, guess_language, model_details, render_card, render_report
 from ..fileio import atomic_write_text, read_json, write_json
-from ..names import upgrade_counts, upgrade_metrics
+from ..names import upgrade_metrics
 from ..plots import write_report_html
 from ..records import Chunk, Pair, read_jsonl, write_jsonl
 from ..report import report_extras
 from ..rundir import Manifest
-from .base import Run, Stage
+from .base import Run, Stage, StageResult
+from .chunk import ChunkResult
+from .extract import ExtractResult
+from .generate import GenerateResult
+from .split import SplitResult
+from .theme import ThemeResult
+from .train import TrainResult
 
 # The stages whose records the summary shows.
 RECORDS_SHOWN = ("extract", "chunk", "theme", "generate", "split", "train")
 
 
+@dataclass
+class SaveResult(StageResult):
+    summary: str
+
+
 def summary(
-    run: Run, extract: dict, chunk: dict, theme: dict, generate: dict, split: dict, train: dict
+    run: Run,
+    extract: ExtractResult,
+    chunk: ChunkResult,
+    theme: ThemeResult,
+    generate: GenerateResult,
+    split: SplitResult,
+    train: TrainResult,
 ) -> dict[str, Any]:
     """What the card and the report are made of, from the stages' manifest records."""
-    themes = ", ".join(f"{t} ({n})" for t, n in sorted(theme["per_theme"].items(), key=lambda x: -x[1]) if n)
+    themes = ", ".join(f"{t} ({n})" for t, n in sorted(theme.per_theme.items(), key=lambda x: -x[1]) if n)
     chunks = read_jsonl(run.files.chunks, Chunk)
     return {
         # Folder names only: a card or report never shows where the user keeps their files.
@@ -34,34 +52,39 @@ def summary(
         },
         "language": guess_language([c.text for c in chunks[:200]]),
         "widget": card_widget(chunks, read_jsonl(run.files.split("test"), Pair)),
-        "files": extract["files"],
-        "n_pages": extract["n_pages"],
-        "n_chunks": chunk["n_chunks"],
-        "max_seq_length": chunk["max_seq_length"],
+        "files": extract.files,
+        "n_pages": extract.n_pages,
+        "n_chunks": chunk.n_chunks,
+        "max_seq_length": chunk.max_seq_length,
         **model_details(run.files.model),  # dimensions, similarity, pooling
         "versions": framework_versions(),
         "themes": (themes or "none")
-        + f"; {theme['unthemed']} chunks unthemed"
-        + (f"; {theme['themes_from']}" if "themes_from" in theme else ""),
-        "n_pairs": generate["n_pairs"],
-        "n_train": split["n_train"],
-        "n_test": upgrade_counts(split)["n_test"],
-        "n_test_chunks": upgrade_counts(split)["n_test_chunks"],
-        "train": {k: train.get(k) for k in ("steps", "device", "final_loss", "validation")},
-        "n_val": split.get("n_val", 0),
+        + f"; {theme.unthemed} chunks unthemed"
+        + (f"; {theme.themes_from}" if theme.themes_from is not None else ""),
+        "n_pairs": generate.n_pairs,
+        "n_train": split.n_train,
+        "n_test": split.n_test,
+        "n_test_chunks": split.n_test_chunks,
+        "train": {
+            "steps": train.steps,
+            "device": train.device,
+            "final_loss": train.final_loss,
+            "validation": train.validation,
+        },
+        "n_val": split.n_val or 0,
         # Which files or pages each extraction skip was, for report.md.
-        "skipped_examples": {"extract": extract["skipped"].get("examples", {})},
+        "skipped_examples": {"extract": extract.skipped.get("examples", {})},
         "skipped": {
-            "extract": extract["skipped"]["counts"],
-            "chunk": chunk["skipped"]["counts"],
-            "generate": generate["skipped"]["counts"],
+            "extract": extract.skipped["counts"],
+            "chunk": chunk.skipped["counts"],
+            "generate": generate.skipped["counts"],
             # Older manifests have no split skips: the round trip ran in the generate stage then.
-            "split": split.get("skipped", {}).get("counts", {}),
+            "split": (split.skipped or {}).get("counts", {}),
         },
     }
 
 
-def run_stage(run: Run, summary: dict[str, Any], metrics: dict[str, Any], seconds: float = 0.0) -> dict[str, Any]:
+def run_stage(run: Run, summary: dict[str, Any], metrics: dict[str, Any], seconds: float = 0.0) -> SaveResult:
     atomic_write_text(run.files.model_card, render_card(summary, metrics, run.cfg.push_repo or None))
     # What the card is made of, so that `ragtune push` can render it again with the real repo id.
     write_json(run.files.card_json, {"summary": summary, "metrics": metrics})
@@ -73,7 +96,7 @@ def run_stage(run: Run, summary: dict[str, Any], metrics: dict[str, Any], second
     )
     atomic_write_text(run.files.report_md, render_report(summary, metrics, extras))
     write_report_html(run.run_dir, summary, metrics, extras)
-    return {"summary": f"model, card, index and report in {run.run_dir}"}
+    return SaveResult(f"model, card, index and report in {run.run_dir}")
 
 
 def stage_seconds(run: Run) -> float:
@@ -93,4 +116,5 @@ STAGE = Stage(
     ),
     edited=lambda files: [files.model_card],
     inputs=lambda run, records: summary(run, **{n: records[n] for n in RECORDS_SHOWN}),
+    result=SaveResult,
 )

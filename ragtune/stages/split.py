@@ -8,6 +8,7 @@ run's own table can show BM25 losing as well as winning, and so can what validat
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from typing import Any
 
 from ..config import LLM_GENERATORS
@@ -15,13 +16,31 @@ from ..errors import NotEnoughDataError
 from ..generators import OfflineGenerator
 from ..generators.filters import drop_round_trip_failures, filter_pairs
 from ..generators.lexical import lexical_pairs
+from ..names import upgrade_counts
 from ..records import Chunk, Pair, SkipCounter, read_jsonl, write_jsonl
 from ..runfiles import SPLIT_SIDES
 from ..text import unspaced_share
-from .base import Run, Stage
+from .base import Run, Stage, StageResult
 
 
-def run_stage(run: Run) -> dict[str, Any]:
+@dataclass(kw_only=True)
+class SplitResult(StageResult):
+    n_train: int
+    n_val: int
+    n_test: int
+    n_test_chunks: int
+    n_lexical: int
+    # Training questions the round trip dropped (absent in records from before it ran here).
+    skipped: dict[str, Any]
+    summary: str
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "SplitResult":
+        # Records of ragtune 0.3 and earlier name the held-out counts n_eval.
+        return super().from_record(upgrade_counts(record))
+
+
+def run_stage(run: Run) -> SplitResult:
     pairs = read_jsonl(run.files.pairs, Pair)
     chunks = read_jsonl(run.files.chunks, Chunk)
     train, held = split_by_chunk(pairs, run.cfg.eval_fraction, run.cfg.seed, run.cfg.eval_max_chunks)
@@ -52,16 +71,16 @@ def run_stage(run: Run) -> dict[str, Any]:
     write_jsonl(run.files.split("lexical"), lexical, Pair)
     n_test_chunks = len({p.chunk_id for p in held})
     filtered = f"; {dropped.total()} training questions failed the round trip" if dropped.total() else ""
-    return {
-        "n_train": len(train),
-        "n_val": len(val),
-        "n_test": len(held),
-        "n_test_chunks": n_test_chunks,
-        "n_lexical": len(lexical),
-        "skipped": dropped.to_dict(),
-        "summary": f"{len(train)} train / {len(val)} validation / {len(held)} held-out questions "
+    return SplitResult(
+        n_train=len(train),
+        n_val=len(val),
+        n_test=len(held),
+        n_test_chunks=n_test_chunks,
+        n_lexical=len(lexical),
+        skipped=dropped.to_dict(),
+        summary=f"{len(train)} train / {len(val)} validation / {len(held)} held-out questions "
         f"({n_test_chunks} held-out chunks); {len(lexical)} BM25-labelled spans{filtered}",
-    }
+    )
 
 
 def _need_training_chunks(
@@ -136,4 +155,5 @@ STAGE = Stage(
     ),
     lambda files: [files.split(side) for side in SPLIT_SIDES],
     lambda run, records: run_stage(run),
+    result=SplitResult,
 )

@@ -6,14 +6,24 @@ manifest, so that a rerun reuses them).
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
 
 from ..records import Chunk, read_jsonl, write_jsonl
 from ..themes import EXAMPLE_THEMES, derive_lexicon, tag_chunks
-from .base import Run, Stage
+from .base import OPTIONAL, Run, Stage, StageResult
 
 
-def run_stage(run: Run) -> dict[str, Any]:
+@dataclass(kw_only=True)
+class ThemeResult(StageResult):
+    per_theme: dict[str, int]
+    unthemed: int
+    lexicon: dict[str, list[str]]
+    # Where the themes came from (absent in records from before themes were derived).
+    themes_from: str | None = field(default=None, metadata=OPTIONAL)
+    summary: str
+
+
+def run_stage(run: Run) -> ThemeResult:
     chunks = read_jsonl(run.files.chunks_raw, Chunk)
     lexicon = run.lexicon()
     source = "from a themes file" if run.cfg.themes_file else EXAMPLE_THEMES
@@ -21,14 +31,17 @@ def run_stage(run: Run) -> dict[str, Any]:
         lexicon, source = derive_lexicon([c.text for c in chunks]), "derived from the corpus (TF-IDF)"
     result = tag_chunks(chunks, lexicon)
     write_jsonl(run.files.chunks, result.chunks, Chunk)
-    return {
-        "per_theme": result.per_theme,
-        "unthemed": result.unthemed,
-        "lexicon": lexicon,
-        "themes_from": source,
-        "summary": f"{len(result.chunks) - result.unthemed} themed, {result.unthemed} unthemed (kept); themes {source}",
-    }
+    themed = len(result.chunks) - result.unthemed
+    return ThemeResult(
+        per_theme=result.per_theme,
+        unthemed=result.unthemed,
+        lexicon=lexicon,
+        themes_from=source,
+        summary=f"{themed} themed, {result.unthemed} unthemed (kept); themes {source}",
+    )
 
 
 # themes_file is keyed as the lexicon it loads; without one as {}, the derived themes then follow from the chunks.
-STAGE = Stage("theme", ("themes_file",), lambda files: [files.chunks], lambda run, records: run_stage(run))
+STAGE = Stage(
+    "theme", ("themes_file",), lambda files: [files.chunks], lambda run, records: run_stage(run), result=ThemeResult
+)

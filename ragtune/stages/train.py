@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,33 @@ from ..training import distributed
 from ..training.checkpoints import checkpoint_step, checkpoint_to_resume, scan_checkpoints
 from ..training.forgetting import guard, load_general_set
 from ..training.negatives import fill_negatives, mine_hard_negatives
-from .base import Run, Stage
+from .base import Run, Stage, StageResult
+
+# What the train stage still has to write, (what, bytes), for a disk-full message.
+Space = tuple[str, int]
+
+
+@dataclass(kw_only=True)
+class TrainResult(StageResult):
+    steps: int
+    seconds: float
+    device: str
+    precision: str
+    final_loss: float | None
+    # The checkpoint step training went on from, or None.
+    resumed_at: int | None
+    # The validation questions' scores: n_questions, base_score, history, best_step, best_score, mix, mix_scores.
+    validation: dict[str, Any]
+    summary: str
+    # The forgetting guard's figures (ragtune.training.forgetting), which the evaluate stage adds to metrics.json.
+    general: dict[str, Any] | None
+
 
 # Chunks a validation check ranks among: enough distractors to tell models apart, few enough to be quick on a CPU.
 VALIDATION_CORPUS = 150
 
 
-def run_stage(run: Run) -> dict[str, Any]:
+def run_stage(run: Run) -> TrainResult:
     chunks = {c.id: c for c in read_jsonl(run.files.chunks, Chunk)}
     pairs = read_jsonl(run.files.split("train"), Pair)
     lexical_path = run.files.split("lexical")
@@ -43,7 +64,7 @@ def run_stage(run: Run) -> dict[str, Any]:
     shutil.rmtree(run.files.model_tmp, ignore_errors=True)
     resume = _checkpoints_to_resume(run)
     resumed = checkpoint_step(str(resume)) if resume is not None else None
-    _check_training_space(run, tuned)
+    space = _check_training_space(run, tuned)
     job = {
         "pairs": pairs,
         "chunks": chunks,
@@ -52,11 +73,8 @@ def run_stage(run: Run) -> dict[str, Any]:
         "validation": validation,
         "resume": resume,
     }
-    result, general = _train_and_save(run, tuned, job)
-    # Later stages load what was saved: after mixed-precision training the Trainer can leave the model in
-    # memory wrapped for autocast, and the index must hold the vectors an app gets from the model folder.
-    run.models.pop("tuned", None)
-    return _record(result, resumed, len(val_pairs)) | {"general": general}
+    result, general = _train_and_save(run, tuned, job, space)
+    return _record(result, resumed, len(val_pairs), general)
 
 
 def _negatives(run: Run, model: Any, pairs: list[Pair], chunks: dict[str, Chunk], allowed: set[str]) -> Any:
@@ -88,9 +106,10 @@ def _validation(run: Run, chunks: dict[str, Chunk], held: set[str], val_pairs: l
     )
 
 
-def _train_and_save(run: Run, tuned: Any, job: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+def _train_and_save(run: Run, tuned: Any, job: dict[str, Any], space: Space) -> tuple[Any, dict[str, Any]]:
     """Fine-tune `tuned`, let the forgetting guard check it, and put it in model/ (through model.tmp/,
-    so a crash never leaves half a model). Returns the training result and the guard's record."""
+    so a crash never leaves half a model). Returns the training result and the guard's record; a full
+    disk is a DiskFullError that says what training needed (`space`)."""
     from ..training.trainer import fine_tune  # imports torch: only a train stage that runs pays for it
 
     tmp = run.files.model_tmp
@@ -108,12 +127,13 @@ def _train_and_save(run: Run, tuned: Any, job: dict[str, Any]) -> tuple[Any, dic
         general = _forgetting_guard(run, tuned, job["chunks"])
         tuned.save(str(tmp), safe_serialization=True)
     except Exception as e:
-        if run.is_disk_full(e):
-            # What was half written gives its space back now; complete checkpoints stay to resume from.
-            shutil.rmtree(tmp, ignore_errors=True)
-            for path, _ in scan_checkpoints(run.files.checkpoints)[1]:
-                shutil.rmtree(path, ignore_errors=True)
-        raise
+        if not run.is_disk_full(e, space):
+            raise
+        # What was half written gives its space back now; complete checkpoints stay to resume from.
+        shutil.rmtree(tmp, ignore_errors=True)
+        for path, _ in scan_checkpoints(run.files.checkpoints)[1]:
+            shutil.rmtree(path, ignore_errors=True)
+        raise run.disk_full_error(e, space) from None
     shutil.rmtree(run.files.model, ignore_errors=True)
     tmp.replace(run.files.model)
     shutil.rmtree(run.files.checkpoints, ignore_errors=True)
@@ -130,7 +150,7 @@ def _forgetting_guard(run: Run, tuned: Any, chunks: dict[str, Chunk]) -> dict[st
         return guard(tuned, run.model("base"), general, act=run.cfg.wise)
 
 
-def _record(result: Any, resumed: int | None, n_val: int) -> dict[str, Any]:
+def _record(result: Any, resumed: int | None, n_val: int, general: dict[str, Any]) -> TrainResult:
     """What the manifest records of a training run, with its summary line."""
     summary = f"{result.steps} steps on {result.device} ({result.precision})"
     if resumed is not None:
@@ -143,14 +163,14 @@ def _record(result: Any, resumed: int | None, n_val: int) -> dict[str, Any]:
             f"; validation {result.base_score:.3f} -> {best:.3f} (step {result.best_step}), "
             f"kept {result.mix:.0%} of the change"
         )
-    return {
-        "steps": result.steps,
-        "seconds": round(result.seconds, 1),
-        "device": result.device,
-        "precision": result.precision,
-        "final_loss": result.final_loss,
-        "resumed_at": resumed,
-        "validation": {
+    return TrainResult(
+        steps=result.steps,
+        seconds=round(result.seconds, 1),
+        device=result.device,
+        precision=result.precision,
+        final_loss=result.final_loss,
+        resumed_at=resumed,
+        validation={
             "n_questions": n_val,
             "base_score": result.base_score,
             "history": [list(h) for h in result.val_history],  # as JSON reads it back
@@ -159,8 +179,9 @@ def _record(result: Any, resumed: int | None, n_val: int) -> dict[str, Any]:
             "mix": result.mix,
             "mix_scores": {str(a): round(v, 4) for a, v in result.mix_scores.items()},
         },
-        "summary": summary,
-    }
+        summary=summary,
+        general=general,
+    )
 
 
 def _checkpoints_to_resume(run: Run) -> Path | None:
@@ -169,8 +190,9 @@ def _checkpoints_to_resume(run: Run) -> Path | None:
     return checkpoint_to_resume(run.files.checkpoints, run.key, "ragtune_stage_key", run.note)
 
 
-def _check_training_space(run: Run, model: Any) -> None:
-    """Stop before training when the disk cannot hold its checkpoints and the model (estimated from the weights)."""
+def _check_training_space(run: Run, model: Any) -> Space:
+    """Stop before training when the disk cannot hold its checkpoints and the model (estimated from the
+    weights); returns what training needs, for the message should the disk fill up while it runs."""
     weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     try:
         extra = 2 * len(model.tokenizer.backend_tokenizer.to_str()) + 1_000_000  # tokenizer and config files
@@ -184,8 +206,8 @@ def _check_training_space(run: Run, model: Any) -> None:
         f"training (checkpoints of about {megabytes(checkpoint)}, up to 3 at a time, "
         f"and the {megabytes(weights + extra)} model)"
     )
-    run.space = (what, need)
     check_free_space(run.run_dir, need, what)
+    return what, need
 
 
 def _labelled_split(run: Run) -> list[LabelledPair] | None:
@@ -238,4 +260,8 @@ STAGE = Stage(
     lambda files: [files.model / "config.json", files.model / "model.safetensors"],
     lambda run, records: run_stage(run),
     written=model_files,
+    result=TrainResult,
+    # After mixed-precision training the Trainer can leave the model in memory wrapped for autocast, and the
+    # index must hold the vectors an app gets from the model folder: later stages load what was saved.
+    replaces=("tuned",),
 )

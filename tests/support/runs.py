@@ -27,6 +27,33 @@ def run_args(docs: Path, out: Path, model_dir: Path, *extra: str) -> list[str]:
     return ["run", str(docs), "--out", str(out), "--base-model", str(model_dir), *FAST, *extra]
 
 
+def pairs_args(pairs_file: Path, out: Path, model_dir: Path, *extra: str) -> list[str]:
+    """`ragtune pairs` arguments: one training step of the model on the CPU (`extra` adds flags, or overrides)."""
+    return [
+        "pairs",
+        str(pairs_file),
+        "--out",
+        str(out),
+        "--base-model",
+        str(model_dir),
+        "--max-steps",
+        "1",
+        "--device",
+        "cpu",
+        *extra,
+    ]
+
+
+def training_args(docs: Path, out: Path, model_dir: Path, steps: int, *extra: str) -> list[str]:
+    """`ragtune run` arguments for a tiny model that trains `steps` steps on 64-token chunks with no early stop:
+    long enough to interrupt, as the resume and interruption tests do."""
+    return [
+        *("run", str(docs), "--out", str(out), "--base-model", str(model_dir), "--max-steps", str(steps)),
+        *("--batch-size", "4", "--chunk-tokens", "64", "--chunk-overlap", "8", "--device", "cpu", "--patience", "0"),
+        *extra,
+    ]
+
+
 def finished_tiny_run(root: Path, docs: Path, model_dir: Path, **changes: Any) -> Path:
     """A finished tiny run in ROOT/run (2 training steps, 64-token chunks), HF_HOME kept inside ROOT.
 
