@@ -1,7 +1,7 @@
-"""Encode speed and hit@5 of the ONNX export (fp32, dynamic int8, static int8) against torch, side by side.
+"""Encode speed and hit@5 of the ONNX and OpenVINO exports (fp32, int8) against torch, side by side.
 
     python -m bench.onnx_speed [RUN_DIR] [--rounds 3] [--threads 2] [--limit 0] [--single 48]
-                                  [--bench ../shared/bench/nist_ragas_test100.csv]
+                                  [--bench ../shared/bench/nist_ragas_test100.csv] [--no-openvino]
 
 The model is RUN_DIR/model if given, else the bundled all-MiniLM-L6-v2. It is copied to a
 temporary folder and exported there (`export_onnx(..., quantize=True, calibration=texts)`, as
@@ -10,10 +10,13 @@ temporary folder and exported there (`export_onnx(..., quantize=True, calibratio
 Speed: the same texts (the run's chunks.jsonl, else resources/*.pdf through ragtune's own
 extractor and chunker at the Config defaults) are encoded by sentence-transformers on torch
 (fp32, normalised) and by OnnxEncoder on model.onnx, model_qint8.onnx and model_qint8_static.onnx,
-one after the other in each round, the order reversed every other round; at batch 32 over all
+and, when openvino and nncf are installed, by OpenVinoEncoder on model.onnx ("ov fp32"), on the static
+QDQ file ("ov qdq"), and on ragtune's OpenVINO int8 export ("ov int8": `export_openvino(..., int8=True,
+calibration=texts)`, as `ragtune export RUN --openvino --int8` does), one after the other in each round, the order reversed every other round; at batch 32 over all
 the texts, then at batch 1 over the first --single texts. The ratio is the median over rounds of
 torch's seconds / the engine's seconds in the same round, so a busy machine slows both sides of
-each ratio alike. torch.set_num_threads and onnxruntime's intra-op threads are both --threads.
+each ratio alike. torch.set_num_threads, onnxruntime's intra-op threads and OpenVINO's inference threads are all --threads;
+OpenVINO keeps its default inference precision (printed: bf16 on a CPU with AVX512-BF16).
 
 Quality: hit@5 on the third-party RAGAS questions over NIST AI 600-1, with bench/common.py's
 relevance rule: the run's own chunks when the run is over that PDF, else the PDF chunked by
@@ -67,6 +70,39 @@ def hits(chunk_vecs: Any, chunk_ids: list[str], q_vecs: Any, relevant: list[set[
     return rank_metrics([[chunk_ids[i] for i in row] for row in top], relevant, KS)
 
 
+def openvino_engines(model_dir: Path, texts: list[str], threads: int) -> dict[str, Any]:
+    """OpenVINO on the fp32 and static QDQ ONNX files, and on ragtune's own OpenVINO int8 export; none
+    when openvino or nncf is missing (said in one line)."""
+    from ragtune.errors import OpenVinoError
+    from ragtune.onnx_export import STATIC_INT8_FILE
+    from ragtune.openvino_export import FP32_FILE, INT8_FILE, OpenVinoEncoder, export_openvino, require_openvino
+
+    try:
+        require_openvino(int8=True)
+    except OpenVinoError as e:
+        print(f"OpenVINO arms left out: {e}")
+        return {}
+    t = time.perf_counter()
+    written = export_openvino(model_dir, int8=True, calibration=texts)
+    export_s = time.perf_counter() - t
+    engines: dict[str, Any] = {}
+    for label, file in (
+        ("ov fp32", "../onnx/model.onnx"),
+        ("ov qdq", f"../onnx/{STATIC_INT8_FILE}"),
+        ("ov int8", INT8_FILE),
+    ):
+        enc = OpenVinoEncoder(model_dir, file, threads=threads)
+        engines[label] = lambda texts, bs, enc=enc: enc.encode(texts, batch_size=bs, normalize_embeddings=True)
+    sizes = ", ".join(
+        f"{p.name} {(p.stat().st_size + p.with_suffix('.bin').stat().st_size) / 1e6:.1f} MB" for p in written
+    )
+    print(
+        f"openvino {__import__('openvino').__version__}, nncf {__import__('nncf').__version__}, inference precision "
+        f"{enc.precision}; export {export_s:.0f}s: {sizes} (xml + bin; {FP32_FILE} is not timed: ov fp32 runs model.onnx)"
+    )
+    return engines
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dir", type=Path, nargs="?")
@@ -75,6 +111,7 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=0, help="time only the first N texts (0: all)")
     ap.add_argument("--single", type=int, default=48, help="texts timed one at a time (batch 1)")
     ap.add_argument("--bench", type=Path, default=DEFAULT_BENCH)
+    ap.add_argument("--no-openvino", action="store_true", help="leave out the OpenVINO arms")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -115,9 +152,11 @@ def main() -> int:
             f"model: {source} ({'run' if args.run_dir else 'bundled base'}); export {export_s:.0f}s: "
             + ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in written)
         )
+        if not args.no_openvino:
+            engines.update(openvino_engines(model_dir, texts, args.threads))
         print(
             f"speed texts: {len(texts)} ({'the run chunks' if run_chunks else 'resources/*.pdf chunks'}), "
-            f"{args.threads} threads for torch and onnxruntime alike, {args.rounds} rounds alternating, "
+            f"{args.threads} threads for torch, onnxruntime and OpenVINO alike, {args.rounds} rounds alternating, "
             f"max_seq_length {st.max_seq_length}; torch {torch.__version__}, "
             f"onnxruntime {__import__('onnxruntime').__version__}"
         )
