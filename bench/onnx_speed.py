@@ -1,7 +1,7 @@
 """Encode speed and hit@5 of the ONNX and OpenVINO exports (fp32, int8) against torch, side by side.
 
     python -m bench.onnx_speed [RUN_DIR] [--rounds 3] [--threads 2] [--limit 0] [--single 48]
-                                  [--bench ../shared/bench/nist_ragas_test100.csv] [--no-openvino]
+                                  [--bench ../shared/bench/nist_ragas_test100.csv] [--arms int8 dyn,ov int8]
 
 The model is RUN_DIR/model if given, else the bundled all-MiniLM-L6-v2. It is copied to a
 temporary folder and exported there (`export_onnx(..., quantize=True, calibration=texts)`, as
@@ -41,6 +41,9 @@ from ragtune.records import Chunk, read_jsonl
 REPO = Path(__file__).resolve().parents[1]
 NIST_PDF = Path("/work/shared/docs/nist_ai_600_1.pdf")
 KS = (1, 5, 10)
+# The engines timed beside torch; --arms picks some (each loaded engine holds its own buffers: on a shared machine
+# all six at batch 32 ran out of memory).
+ARMS = ("onnx fp32", "int8 dyn", "int8 static", "ov fp32", "ov qdq", "ov int8")
 
 
 def chunk_pdfs(pdfs: list[Path], model: Any) -> list[Chunk]:
@@ -70,7 +73,7 @@ def hits(chunk_vecs: Any, chunk_ids: list[str], q_vecs: Any, relevant: list[set[
     return rank_metrics([[chunk_ids[i] for i in row] for row in top], relevant, KS)
 
 
-def openvino_engines(model_dir: Path, texts: list[str], threads: int) -> dict[str, Any]:
+def openvino_engines(model_dir: Path, texts: list[str], threads: int, arms: set[str]) -> dict[str, Any]:
     """OpenVINO on the fp32 and static QDQ ONNX files, and on ragtune's own OpenVINO int8 export; none
     when openvino or nncf is missing (said in one line)."""
     from ragtune.errors import OpenVinoError
@@ -91,6 +94,8 @@ def openvino_engines(model_dir: Path, texts: list[str], threads: int) -> dict[st
         ("ov qdq", f"../onnx/{STATIC_INT8_FILE}"),
         ("ov int8", INT8_FILE),
     ):
+        if label not in arms:
+            continue
         enc = OpenVinoEncoder(model_dir, file, threads=threads)
         engines[label] = lambda texts, bs, enc=enc: enc.encode(texts, batch_size=bs, normalize_embeddings=True)
     sizes = ", ".join(
@@ -111,8 +116,11 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=0, help="time only the first N texts (0: all)")
     ap.add_argument("--single", type=int, default=48, help="texts timed one at a time (batch 1)")
     ap.add_argument("--bench", type=Path, default=DEFAULT_BENCH)
-    ap.add_argument("--no-openvino", action="store_true", help="leave out the OpenVINO arms")
+    ap.add_argument("--arms", default=",".join(ARMS), help=f"engines to time beside torch, of: {', '.join(ARMS)}")
     args = ap.parse_args()
+    arms = {a.strip() for a in args.arms.split(",") if a.strip()}
+    if not arms <= set(ARMS):
+        ap.error(f"--arms: {', '.join(sorted(arms - set(ARMS)))} not in {', '.join(ARMS)}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -146,14 +154,16 @@ def main() -> int:
             ),
         }
         for label, file in (("onnx fp32", "model.onnx"), ("int8 dyn", INT8_FILE), ("int8 static", STATIC_INT8_FILE)):
+            if label not in arms:
+                continue
             enc = OnnxEncoder(model_dir, file, threads=args.threads)
             engines[label] = lambda texts, bs, enc=enc: enc.encode(texts, batch_size=bs, normalize_embeddings=True)
         print(
             f"model: {source} ({'run' if args.run_dir else 'bundled base'}); export {export_s:.0f}s: "
             + ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in written)
         )
-        if not args.no_openvino:
-            engines.update(openvino_engines(model_dir, texts, args.threads))
+        if arms & {"ov fp32", "ov qdq", "ov int8"}:
+            engines.update(openvino_engines(model_dir, texts, args.threads, arms))
         print(
             f"speed texts: {len(texts)} ({'the run chunks' if run_chunks else 'resources/*.pdf chunks'}), "
             f"{args.threads} threads for torch, onnxruntime and OpenVINO alike, {args.rounds} rounds alternating, "

@@ -70,6 +70,19 @@ def test_int8_is_quantized_and_stays_close(exported: Path) -> None:
     assert "FakeQuantize" not in (exported / OV_DIR / FP32_FILE).read_text(encoding="utf-8")
 
 
+def test_int8_quantizes_every_linear_layer_down_projections_included(exported: Path) -> None:
+    import openvino as ov
+
+    model = ov.Core().read_model(str(exported / OV_DIR / INT8_FILE))
+    matmuls = [op for op in model.get_ordered_ops() if op.get_type_name() == "MatMul"]
+    fed = [op for op in matmuls if op.input_value(0).get_node().get_type_name() == "FakeQuantize"]
+    # Per BERT layer: q, k, v, attention output, up- and down-projection (2 layers in the tiny model); the attention
+    # products stay inside the fused ScaledDotProductAttention op, unquantized.
+    assert len(matmuls) == len(fed) == 6 * 2, [op.get_friendly_name() for op in matmuls]
+    down = [op for op in fed if op.input_value(0).get_partial_shape()[-1].get_length() == 64]  # intermediate_size
+    assert len(down) == 2
+
+
 def test_the_cpus_default_precision_stays_close(exported: Path) -> None:
     # bf16 on CPUs with AVX512-BF16 or AMX (this project's), f32 elsewhere: either way near torch.
     enc = OpenVinoEncoder(exported, INT8_FILE)
