@@ -57,6 +57,10 @@ class OnnxError(ModelError):
     """ONNX export or inference cannot go ahead; the message says what to do."""
 
 
+class OpenVinoError(ModelError):
+    """OpenVINO export or inference cannot go ahead; the message says what to do."""
+
+
 class RunDirError(RagtuneError):
     """A run directory or one of its files cannot be used; the message says why."""
 

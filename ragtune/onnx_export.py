@@ -190,15 +190,11 @@ def _quiet() -> Iterator[None]:
             lg.setLevel(level)
 
 
-def export_onnx(model_dir: str | Path, quantize: bool = False, calibration: Sequence[str] = ()) -> list[Path]:
-    """Write `<transformer folder>/onnx/model.onnx` (fp32) and, with `quantize`, `model_qint8.onnx`
-    (dynamic int8, per-channel weights) and, when `calibration` texts are given (the run's chunks),
-    `model_qint8_static.onnx` (static int8 calibrated on them). Returns the files written."""
-    require_onnx()
+def _traceable(layout: Layout) -> tuple[Any, dict[str, Any]]:
+    """The folder's transformer in eval mode, and an example batch of the inputs it takes (by name), to trace it."""
     import torch
     from transformers import AutoModel
 
-    layout = read_layout(Path(model_dir))
     tokenizer, _ = _load_tokenizer(layout)
     try:
         # Same refusals as everywhere else in ragtune: no remote code, safetensors only.
@@ -209,10 +205,22 @@ def export_onnx(model_dir: str | Path, quantize: bool = False, calibration: Sequ
     accepted = inspect.signature(model.forward).parameters
     names = [n for n in INPUTS if n in accepted and (n in tokenizer.model_input_names or n == "attention_mask")]
     if "input_ids" not in names:
-        raise OnnxError(f"{layout.transformer_dir} does not take input_ids; only text models export to ONNX")
+        raise OnnxError(f"{layout.transformer_dir} does not take input_ids; only text models can be exported")
     # Two texts of different lengths, so the example batch is padded like real ones.
     example = tokenizer(["zero trust architecture", "risk"], padding=True, return_tensors="pt")
-    inputs = {n: example[n] if n in example else torch.zeros_like(example["input_ids"]) for n in names}
+    return model, {n: example[n] if n in example else torch.zeros_like(example["input_ids"]) for n in names}
+
+
+def export_onnx(model_dir: str | Path, quantize: bool = False, calibration: Sequence[str] = ()) -> list[Path]:
+    """Write `<transformer folder>/onnx/model.onnx` (fp32) and, with `quantize`, `model_qint8.onnx`
+    (dynamic int8, per-channel weights) and, when `calibration` texts are given (the run's chunks),
+    `model_qint8_static.onnx` (static int8 calibrated on them). Returns the files written."""
+    require_onnx()
+    import torch
+
+    layout = read_layout(Path(model_dir))
+    model, inputs = _traceable(layout)
+    names = list(inputs)
     out_dir = layout.transformer_dir / "onnx"
     out_dir.mkdir(exist_ok=True)
     fp32 = out_dir / FP32_FILE
@@ -386,8 +394,12 @@ class OnnxEncoder:
         enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="np")
         mask = enc["attention_mask"].astype(np.int64)
         feed = {n: (enc[n] if n in enc else np.zeros_like(mask)).astype(np.int64) for n in self.input_names}
+        return _pool(self._hidden(feed), mask, self.layout.pooling)
+
+    def _hidden(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        """last_hidden_state for one tokenized batch (the engine's part; OpenVinoEncoder runs its own)."""
         (hidden,) = self.session.run(["last_hidden_state"], feed)
-        return _pool(hidden, mask, self.layout.pooling)
+        return hidden
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, normalize_embeddings: bool = True) -> np.ndarray:
         """One float32 row per text, in the order given."""
