@@ -2,7 +2,7 @@
 on one alone, each scored on third-party questions and on the run's own held-out questions.
 
     python -m bench.kind_ablation RUN_DIR [--bench ../shared/bench/nist_ragas_test100.csv] [--steps N]
-                                  [--arms base,all,seeds,loo,alone] [--seeds 13,14] [--held-out-passages]
+                                  [--batch-size N] [--arms base,all,seeds,loo,alone] [--seeds 13,14] [--held-out-passages]
                                   [--json OUT.json]
     python -m bench.kind_ablation --table OUT.json [OUT2.json ...]
 
@@ -139,6 +139,7 @@ def main() -> int:
     ap.add_argument("run_dir", type=Path, nargs="?")
     ap.add_argument("--bench", type=Path, default=DEFAULT_BENCH)
     ap.add_argument("--steps", type=int, default=0, help="training steps per arm (0: the run's own for all kinds)")
+    ap.add_argument("--batch-size", type=int, default=0, help="rows per step (0: the run's own)")
     ap.add_argument("--arms", default="base,all,seeds,loo,alone", help="comma-separated, see above")
     ap.add_argument("--held-out-passages", action="store_true", help="also score the held-out questions on passages")
     ap.add_argument("--table", type=Path, nargs="+", help="print the table of these --json files and stop")
@@ -161,6 +162,8 @@ def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     run = args.run_dir
     cfg, run_chunks, pairs, own = load_run(run, args.bench)
+    if args.batch_size:
+        cfg = dataclasses.replace(cfg, batch_size=args.batch_size)
     chunks = {c.id: c for c in run_chunks}
     kinds = [k for k in TRAINED_KINDS if any(p.kind == k for p in pairs)]
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [cfg.seed, cfg.seed + 1]
