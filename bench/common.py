@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import dataclasses
 import random
 import re
 import sys
@@ -20,7 +21,7 @@ from typing import Any
 from ragtune.config import Config
 from ragtune.fileio import read_json
 from ragtune.metrics import MRR_AT, model_rankings, rank_metrics
-from ragtune.records import Chunk, Pair, read_jsonl
+from ragtune.records import Chunk, Page, Pair, read_jsonl
 from ragtune.runfiles import RunFiles
 
 SHINGLE = 5
@@ -85,11 +86,13 @@ def question_suites(chunks: list[Chunk], held: list[Pair], bench_file: Path) -> 
 def load_run(run: Path, bench_file: Path) -> tuple[Config, list[Chunk], list[Pair], Suites]:
     """A finished run's Config, chunks and training pairs, and the question suites to score on."""
     settings = read_json(run / "config.json")
+    # config.json also records what is not a setting (the ragtune version that wrote it).
+    fields = {f.name for f in dataclasses.fields(Config)}
     cfg = Config(
         **{
             k: (tuple(v) if isinstance(v, list) else v)
             for k, v in settings.items()
-            if k not in ("docs", "out", "themes_file", "pairs_files")
+            if k in fields and k not in ("docs", "out", "themes_file", "pairs_files")
         },
         docs=Path(settings["docs"]),
     )
@@ -161,3 +164,17 @@ def cpu_flags() -> str:
         return "unknown"
     have = [f for f in ("avx512_bf16", "amx_bf16", "amx_tile", "avx512f") if f" {f}" in flags]
     return ", ".join(have) or "none of avx512f, avx512_bf16, amx_bf16"
+
+
+def chars1000_chunks(pages: list[Page]) -> list[Chunk]:
+    """The fixed outside chunking: 1000 characters, 100 overlap, per document."""
+    from itertools import groupby
+
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=100)
+    out = []
+    for source, group in groupby(pages, key=lambda p: p.source):
+        text = "\n\n".join(p.text for p in group)
+        out += [Chunk(f"{source}#{i}", source, (), t, 0) for i, t in enumerate(splitter.split_text(text))]
+    return out

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import DEFAULT_BENCH, MIN_RUN, SHINGLE, load_bench, relevant_sets
+from bench.common import DEFAULT_BENCH, MIN_RUN, SHINGLE, chars1000_chunks, load_bench, relevant_sets
 from ragtune.metrics import MRR_AT, rank_metrics, rrf
 from ragtune.models import load_model, resolve_base_model
 from ragtune.records import Chunk, Page, read_jsonl
@@ -36,20 +36,6 @@ from ragtune.retrieval import BM25Index, dense_index, embed, fuse, positions_to_
 
 KS = (1, 3, 5, 10)
 DEPTH = 100
-
-
-def chars1000_chunks(pages: list[Page]) -> list[Chunk]:
-    """The fixed outside chunking: 1000 characters, 100 overlap, per document."""
-    from itertools import groupby
-
-    from langchain_text_splitters import RecursiveCharacterTextSplitter
-
-    splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=100)
-    out = []
-    for source, group in groupby(pages, key=lambda p: p.source):
-        text = "\n\n".join(p.text for p in group)
-        out += [Chunk(f"{source}#{i}", source, (), t, 0) for i, t in enumerate(splitter.split_text(text))]
-    return out
 
 
 def dense(
