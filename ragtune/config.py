@@ -132,6 +132,10 @@ class Config:
     learning_rate: float = 6e-5
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
+    # Share of the training rows whose positive is a long window (the chunk with its neighbours
+    # from the same document, up to the model's position limit, at most 512 tokens) instead of
+    # the chunk: apps chunk at 512-1000 tokens, and the saved model reads 512 (0: off).
+    long_inputs: float = 0.15
     # Labelled pairs (sentence1, sentence2, label) trained alongside, round-robin, with this loss.
     pairs_files: tuple[Path, ...] = ()
     pairs_loss: str = "cosine"
@@ -309,6 +313,11 @@ class Config:
             f"matryoshka_dims must all be >= 8, not {list(self.matryoshka_dims)}",
         )
         need("epochs", self.epochs > 0, f"epochs must be > 0, not {self.epochs}")
+        need(
+            "long_inputs",
+            0 <= self.long_inputs <= 0.5,
+            f"long_inputs must be between 0 and 0.5 (a share of the training rows; 0: off), not {self.long_inputs}",
+        )
         need("seed", 0 <= self.seed <= MAX_SEED, f"seed must be 0..{MAX_SEED} (what numpy accepts), not {self.seed}")
         need(
             "batch_size",

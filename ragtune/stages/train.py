@@ -17,6 +17,7 @@ from ..runfiles import RunFiles
 from ..training import distributed
 from ..training.checkpoints import checkpoint_step, checkpoint_to_resume, scan_checkpoints
 from ..training.forgetting import guard, load_general_set
+from ..training.long_inputs import long_windows, serve_length
 from ..training.negatives import fill_negatives, mine_hard_negatives
 from .base import Run, Stage
 
@@ -38,7 +39,8 @@ def run_stage(run: Run) -> dict[str, Any]:
     held = {p.chunk_id for p in read_jsonl(run.files.split("test"), Pair)}
     val_pairs = read_jsonl(run.files.split("val"), Pair)
     # Held-out and validation chunks never enter training, not even as negatives.
-    negatives = _negatives(run, model, pairs, chunks, set(chunks) - held - {p.chunk_id for p in val_pairs})
+    allowed = set(chunks) - held - {p.chunk_id for p in val_pairs}
+    negatives = _negatives(run, model, pairs, chunks, allowed)
     validation = _validation(run, chunks, held, val_pairs) if val_pairs else None
     shutil.rmtree(run.files.model_tmp, ignore_errors=True)
     resume = _checkpoints_to_resume(run)
@@ -51,12 +53,28 @@ def run_stage(run: Run) -> dict[str, Any]:
         "labelled": labelled,
         "validation": validation,
         "resume": resume,
+        "windows": _windows(run, tuned, pairs, chunks, allowed),
     }
     result, general = _train_and_save(run, tuned, job)
     # Later stages load what was saved: after mixed-precision training the Trainer can leave the model in
     # memory wrapped for autocast, and the index must hold the vectors an app gets from the model folder.
     run.models.pop("tuned", None)
-    return _record(result, resumed, len(val_pairs)) | {"general": general}
+    return _record(result, resumed, len(val_pairs)) | {
+        "general": general,
+        "long_windows": len(job["windows"]),
+        "saved_max_seq_length": serve_length(tuned),
+    }
+
+
+def _windows(run: Run, model: Any, pairs: list[Pair], chunks: dict[str, Chunk], allowed: set[str]) -> dict:
+    """With cfg.long_inputs, the long window (up to the length the model is saved with) of each
+    training chunk; only training chunks (`allowed`) enter a window."""
+    if not run.cfg.long_inputs:
+        return {}
+    # Two positions are the [CLS] and [SEP] tokens the model adds.
+    return long_windows(
+        list(chunks.values()), allowed, {p.chunk_id for p in pairs}, model.tokenizer, serve_length(model) - 2
+    )
 
 
 def _negatives(run: Run, model: Any, pairs: list[Pair], chunks: dict[str, Chunk], allowed: set[str]) -> Any:
@@ -94,6 +112,10 @@ def _train_and_save(run: Run, tuned: Any, job: dict[str, Any]) -> tuple[Any, dic
     from ..training.trainer import fine_tune  # imports torch: only a train stage that runs pays for it
 
     tmp = run.files.model_tmp
+    # Training reads the long windows whole; the run's own checks read its chunks as the base model
+    # does (chunk_length), and the model is saved to read what apps chunk at (serve_length).
+    chunk_length = tuned.max_seq_length
+    tuned.max_seq_length = max(chunk_length, serve_length(tuned)) if job["windows"] else chunk_length
     try:
         # Under torchrun the other ranks train beside this one on the same rows (ragtune.training.distributed).
         distributed.share(job | {"max_seq_length": tuned.max_seq_length})
@@ -105,7 +127,9 @@ def _train_and_save(run: Run, tuned: Any, job: dict[str, Any]) -> tuple[Any, dic
             progress=run.progress_for("train"),
             **job,
         )
+        tuned.max_seq_length = chunk_length
         general = _forgetting_guard(run, tuned, job["chunks"])
+        tuned.max_seq_length = serve_length(tuned)
         tuned.save(str(tmp), safe_serialization=True)
     except Exception as e:
         if run.is_disk_full(e):
@@ -234,6 +258,7 @@ STAGE = Stage(
         "mini_batch_size",
         "queries_per_row",
         "precision",
+        "long_inputs",
     ),
     lambda files: [files.model / "config.json", files.model / "model.safetensors"],
     lambda run, records: run_stage(run),
