@@ -62,7 +62,7 @@ def run_stage(run: Run) -> dict[str, Any]:
     return _record(result, resumed, len(val_pairs)) | {
         "general": general,
         "long_windows": len(job["windows"]),
-        "saved_max_seq_length": serve_length(tuned),
+        "saved_max_seq_length": int(tuned.max_seq_length),
     }
 
 
@@ -129,7 +129,8 @@ def _train_and_save(run: Run, tuned: Any, job: dict[str, Any]) -> tuple[Any, dic
         )
         tuned.max_seq_length = chunk_length
         general = _forgetting_guard(run, tuned, job["chunks"])
-        tuned.max_seq_length = serve_length(tuned)
+        # Never below the run's own chunks (a model with more positions may chunk longer than 512).
+        tuned.max_seq_length = max(chunk_length, serve_length(tuned))
         tuned.save(str(tmp), safe_serialization=True)
     except Exception as e:
         if run.is_disk_full(e):
