@@ -1,10 +1,10 @@
 """The single vector at the lengths apps chunk at: base vs two tuned runs, on 256-, 512- and 1000-token chunks.
 
-    python -m bench.long_inputs RUN_A RUN_B [--bench ../shared/bench/nist_ragas_test100.csv]
-                                [--chunk-tokens 256,512,1000] [--json OUT.json]
+    python -m bench.long_inputs RUN [RUN ...] [--bench ../shared/bench/nist_ragas_test100.csv]
+                                [--chunk-tokens 256,512,1000] [--no-base] [--json OUT.json]
 
-RUN_A and RUN_B are two finished runs on the same documents (e.g. without and with long inputs). The
-documents are the runs' extracted pages (RUN_A's), chunked per document by LangChain's
+The RUNs are finished runs on the same documents (e.g. one without and one with long inputs). The
+documents are the first run's extracted pages, chunked per document by LangChain's
 RecursiveCharacterTextSplitter measured in the base model's tokens (overlap a tenth of the size), as an
 app would chunk them. Each model encodes every chunk as one vector, at the max_seq_length it was saved
 with (what an app gets: longer chunks are truncated), and, where that differs, at 512 tokens too.
@@ -46,14 +46,11 @@ def token_chunks(pages: list[Page], tokenizer: Any, size: int) -> list[Chunk]:
     return out
 
 
-def models(run_a: Path, run_b: Path) -> dict[str, Any]:
+def models(runs: list[Path], with_base: bool) -> dict[str, Any]:
     """The models scored, by label: each at its saved length, and at 512 where that differs."""
-    cfg = json.loads((run_a / "config.json").read_text())
-    loaded = {
-        "base": load_model(resolve_base_model(cfg["base_model"])),
-        f"tuned A ({run_a.name})": load_model(str(run_a / "model")),
-        f"tuned B ({run_b.name})": load_model(str(run_b / "model")),
-    }
+    cfg = json.loads((runs[0] / "config.json").read_text())
+    loaded = {"base": load_model(resolve_base_model(cfg["base_model"]))} if with_base else {}
+    loaded |= {f"tuned {run.name}": load_model(str(run / "model")) for run in runs}
     out: dict[str, Any] = {}
     for label, model in loaded.items():
         saved = int(model.max_seq_length)
@@ -83,10 +80,10 @@ def score(chunks: list[Chunk], bench: list[tuple[str, list[str]]], scored: dict[
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("run_a", type=Path)
-    ap.add_argument("run_b", type=Path)
+    ap.add_argument("runs", type=Path, nargs="+", metavar="RUN")
     ap.add_argument("--bench", type=Path, default=DEFAULT_BENCH)
     ap.add_argument("--chunk-tokens", default="256,512,1000", help="chunk sizes in tokens, comma-separated")
+    ap.add_argument("--no-base", action="store_true", help="skip the base model")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
     if not args.bench.exists():
@@ -94,18 +91,19 @@ def main() -> int:
         return 2
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     bench = load_bench(args.bench)
-    scored = models(args.run_a, args.run_b)
+    scored = models(args.runs, not args.no_base)
     tokenizer = next(iter(scored.values()))[0].tokenizer
-    pages = read_jsonl(args.run_a / "work" / "pages.jsonl", Page)
-    print(f"bench: {args.bench.name}, {len(bench)} questions; runs A {args.run_a}, B {args.run_b}; single vector")
+    pages = read_jsonl(args.runs[0] / "work" / "pages.jsonl", Page)
+    runs = ", ".join(str(r) for r in args.runs)
+    print(f"bench: {args.bench.name}, {len(bench)} questions; runs {runs}; single vector, one per chunk")
     out: dict[str, Any] = {}
     for size in (int(s) for s in args.chunk_tokens.split(",")):
         chunks = token_chunks(pages, tokenizer, size)
         results, n = score(chunks, bench, scored)
         print(f"\n## {size}-token chunks: {len(chunks)} chunks, {n} questions with a relevant chunk")
-        print(f"{'retriever':<40}" + "".join(f"{k:>9}" for k in KEYS))
+        print(f"{'retriever':<44}" + "".join(f"{k:>9}" for k in KEYS))
         for label, m in results.items():
-            print(f"{label:<40}" + "".join(f"{m[k]:>9.3f}" for k in KEYS))
+            print(f"{label:<44}" + "".join(f"{m[k]:>9.3f}" for k in KEYS))
         out[str(size)] = {"n_questions": n, "n_chunks": len(chunks), "results": results}
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
