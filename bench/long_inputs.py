@@ -1,7 +1,8 @@
-"""The single vector at the lengths apps chunk at: base vs two tuned runs, on 256-, 512- and 1000-token chunks.
+"""The single vector at the lengths apps chunk at: base vs tuned runs, on 256-, 512- and 1000-token chunks.
 
     python -m bench.long_inputs RUN [RUN ...] [--bench ../shared/bench/nist_ragas_test100.csv]
-                                [--chunk-tokens 256,512,1000] [--no-base] [--json OUT.json]
+                                [--chunk-tokens 256,512,1000] [--no-base | --base-only]
+                                [--json OUT.json]
 
 The RUNs are finished runs on the same documents (e.g. one without and one with long inputs). The
 documents are the first run's extracted pages, chunked per document by LangChain's
@@ -46,11 +47,11 @@ def token_chunks(pages: list[Page], tokenizer: Any, size: int) -> list[Chunk]:
     return out
 
 
-def models(runs: list[Path], with_base: bool) -> dict[str, Any]:
+def models(runs: list[Path], with_base: bool, base_only: bool = False) -> dict[str, Any]:
     """The models scored, by label: each at its saved length, and at 512 where that differs."""
     cfg = json.loads((runs[0] / "config.json").read_text())
     loaded = {"base": load_model(resolve_base_model(cfg["base_model"]))} if with_base else {}
-    loaded |= {f"tuned {run.name}": load_model(str(run / "model")) for run in runs}
+    loaded |= {f"tuned {run.name}": load_model(str(run / "model")) for run in runs if not base_only}
     out: dict[str, Any] = {}
     for label, model in loaded.items():
         saved = int(model.max_seq_length)
@@ -84,6 +85,7 @@ def main() -> int:
     ap.add_argument("--bench", type=Path, default=DEFAULT_BENCH)
     ap.add_argument("--chunk-tokens", default="256,512,1000", help="chunk sizes in tokens, comma-separated")
     ap.add_argument("--no-base", action="store_true", help="skip the base model")
+    ap.add_argument("--base-only", action="store_true", help="score the base model (and BM25) only")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
     if not args.bench.exists():
@@ -91,7 +93,7 @@ def main() -> int:
         return 2
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     bench = load_bench(args.bench)
-    scored = models(args.runs, not args.no_base)
+    scored = models(args.runs, not args.no_base, args.base_only)
     tokenizer = next(iter(scored.values()))[0].tokenizer
     pages = read_jsonl(args.runs[0] / "work" / "pages.jsonl", Page)
     runs = ", ".join(str(r) for r in args.runs)
