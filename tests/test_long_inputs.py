@@ -113,8 +113,7 @@ def test_the_sampler_keeps_the_no_duplicates_rule_for_rows_without_windows() -> 
 
 
 def test_long_inputs_is_a_validated_share() -> None:
-    assert Config(docs=Path("d")).long_inputs > 0
-    assert Config(docs=Path("d"), long_inputs=0).long_inputs == 0
+    assert Config(docs=Path("d"), long_inputs=0.15).long_inputs == 0.15
     with pytest.raises(ConfigError, match="long_inputs"):
         Config(docs=Path("d"), long_inputs=0.9)
 
