@@ -385,6 +385,7 @@ def render_card(
         documents=_documents(summary["files"], summary["n_pages"]),
         chunk_tokens=cfg["chunk_tokens"],
         chunk_overlap=cfg["chunk_overlap"],
+        long_inputs=_long_inputs_note(summary),
         themes=summary["themes"],
         n_pairs=summary["n_pairs"],
         generator=cfg["generator"],
@@ -393,6 +394,17 @@ def render_card(
         settings_table=_settings_table(summary),
     )
     return str(card)
+
+
+def _long_inputs_note(summary: dict[str, Any]) -> str:
+    """The Chunks line's note on long inputs: what share of the rows trained on windows, and how long."""
+    share = summary["config"].get("long_inputs") or 0
+    if not share or not summary.get("long_windows"):
+        return ""
+    return (
+        f"; {share:.0%} of the training rows paired a chunk's questions with a long window (the chunk and its "
+        f"neighbours, up to {summary['max_seq_length']} tokens), so the model also learned the lengths apps chunk at"
+    )
 
 
 def render_report(summary: dict[str, Any], metrics: dict[str, Any], extras: dict[str, Any] | None = None) -> str:

@@ -66,6 +66,7 @@ OTHER: dict[str, object] = {
     "matryoshka_dims": (64,),
     "mini_batch_size": 8,
     "queries_per_row": 2,
+    "long_inputs": 0.3,
     "ks": (1, 5),
     "passage_words": 0,
     "passage_stride": 0,

@@ -182,6 +182,14 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
         "--warmup-ratio", type=float, default=d.warmup_ratio, metavar="X", help="share of the steps spent warming up"
     )
     g.add_argument(
+        "--long-inputs",
+        type=float,
+        default=d.long_inputs,
+        metavar="X",
+        help="share of the training rows whose positive is a long window: the chunk with its neighbours, up to "
+        "the model's length (512 tokens at most), which the saved model reads (0: off)",
+    )
+    g.add_argument(
         "--pairs",
         type=Path,
         action="append",

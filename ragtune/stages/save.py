@@ -55,7 +55,10 @@ def summary(
         "files": extract.files,
         "n_pages": extract.n_pages,
         "n_chunks": chunk.n_chunks,
-        "max_seq_length": chunk.max_seq_length,
+        # What the saved model reads (apps chunk longer than the run did); the run's own figures read
+        # its chunks at the chunk stage's length. Older manifests have only that one.
+        "max_seq_length": train.saved_max_seq_length or chunk.max_seq_length,
+        "long_windows": train.long_windows or 0,
         **model_details(run.files.model),  # dimensions, similarity, pooling
         "versions": framework_versions(),
         "themes": (themes or "none")

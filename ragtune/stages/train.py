@@ -18,6 +18,7 @@ from ..runfiles import RunFiles
 from ..training import distributed
 from ..training.checkpoints import checkpoint_step, checkpoint_to_resume, scan_checkpoints
 from ..training.forgetting import guard, load_general_set
+from ..training.long_inputs import long_windows, serve_length
 from ..training.negatives import fill_negatives, mine_hard_negatives
 from .base import Run, Stage, StageResult
 
@@ -39,6 +40,10 @@ class TrainResult(StageResult):
     summary: str
     # The forgetting guard's figures (ragtune.training.forgetting), which the evaluate stage adds to metrics.json.
     general: dict[str, Any] | None
+    # Training chunks given a long window (cfg.long_inputs), and the length the saved model reads; None in a
+    # manifest from before they were recorded.
+    long_windows: int | None = None
+    saved_max_seq_length: int | None = None
 
 
 # Chunks a validation check ranks among: enough distractors to tell models apart, few enough to be quick on a CPU.
@@ -59,7 +64,8 @@ def run_stage(run: Run) -> TrainResult:
     held = {p.chunk_id for p in read_jsonl(run.files.split("test"), Pair)}
     val_pairs = read_jsonl(run.files.split("val"), Pair)
     # Held-out and validation chunks never enter training, not even as negatives.
-    negatives = _negatives(run, model, pairs, chunks, set(chunks) - held - {p.chunk_id for p in val_pairs})
+    allowed = set(chunks) - held - {p.chunk_id for p in val_pairs}
+    negatives = _negatives(run, model, pairs, chunks, allowed)
     validation = _validation(run, chunks, held, val_pairs) if val_pairs else None
     shutil.rmtree(run.files.model_tmp, ignore_errors=True)
     resume = _checkpoints_to_resume(run)
@@ -72,9 +78,21 @@ def run_stage(run: Run) -> TrainResult:
         "labelled": labelled,
         "validation": validation,
         "resume": resume,
+        "windows": _windows(run, tuned, pairs, chunks, allowed),
     }
     result, general = _train_and_save(run, tuned, job, space)
-    return _record(result, resumed, len(val_pairs), general)
+    return _record(result, resumed, len(val_pairs), general, len(job["windows"]), int(tuned.max_seq_length))
+
+
+def _windows(run: Run, model: Any, pairs: list[Pair], chunks: dict[str, Chunk], allowed: set[str]) -> dict:
+    """With cfg.long_inputs, the long window (up to the length the model is saved with) of each
+    training chunk; only training chunks (`allowed`) enter a window."""
+    if not run.cfg.long_inputs:
+        return {}
+    # Two positions are the [CLS] and [SEP] tokens the model adds.
+    return long_windows(
+        list(chunks.values()), allowed, {p.chunk_id for p in pairs}, model.tokenizer, serve_length(model) - 2
+    )
 
 
 def _negatives(run: Run, model: Any, pairs: list[Pair], chunks: dict[str, Chunk], allowed: set[str]) -> Any:
@@ -113,6 +131,10 @@ def _train_and_save(run: Run, tuned: Any, job: dict[str, Any], space: Space) -> 
     from ..training.trainer import fine_tune  # imports torch: only a train stage that runs pays for it
 
     tmp = run.files.model_tmp
+    # Training reads the long windows whole; the run's own checks read its chunks as the base model
+    # does (chunk_length), and the model is saved to read what apps chunk at (serve_length).
+    chunk_length = tuned.max_seq_length
+    tuned.max_seq_length = max(chunk_length, serve_length(tuned)) if job["windows"] else chunk_length
     try:
         # Under torchrun the other ranks train beside this one on the same rows (ragtune.training.distributed).
         distributed.share(job | {"max_seq_length": tuned.max_seq_length})
@@ -124,7 +146,10 @@ def _train_and_save(run: Run, tuned: Any, job: dict[str, Any], space: Space) -> 
             progress=run.progress_for("train"),
             **job,
         )
+        tuned.max_seq_length = chunk_length
         general = _forgetting_guard(run, tuned, job["chunks"])
+        # Never below the run's own chunks (a model with more positions may chunk longer than 512).
+        tuned.max_seq_length = max(chunk_length, serve_length(tuned))
         tuned.save(str(tmp), safe_serialization=True)
     except Exception as e:
         if not run.is_disk_full(e, space):
@@ -150,7 +175,9 @@ def _forgetting_guard(run: Run, tuned: Any, chunks: dict[str, Chunk]) -> dict[st
         return guard(tuned, run.model("base"), general, act=run.cfg.wise)
 
 
-def _record(result: Any, resumed: int | None, n_val: int, general: dict[str, Any]) -> TrainResult:
+def _record(
+    result: Any, resumed: int | None, n_val: int, general: dict[str, Any], n_windows: int, saved_length: int
+) -> TrainResult:
     """What the manifest records of a training run, with its summary line."""
     summary = f"{result.steps} steps on {result.device} ({result.precision})"
     if resumed is not None:
@@ -181,6 +208,8 @@ def _record(result: Any, resumed: int | None, n_val: int, general: dict[str, Any
         },
         summary=summary,
         general=general,
+        long_windows=n_windows,
+        saved_max_seq_length=saved_length,
     )
 
 
@@ -256,6 +285,7 @@ STAGE = Stage(
         "mini_batch_size",
         "queries_per_row",
         "precision",
+        "long_inputs",
     ),
     lambda files: [files.model / "config.json", files.model / "model.safetensors"],
     lambda run, records: run_stage(run),

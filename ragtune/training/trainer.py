@@ -19,6 +19,7 @@ from ..models import encoding_in, quiet_libraries, resolve_precision
 from ..records import Chunk, Pair
 from .callbacks import MarkComplete, Progress, ReportProgress, StopOnSignal, TrainingInterrupted
 from .checkpoints import checkpoint_problem, checkpoint_step, scan_checkpoints
+from .long_inputs import Window, with_long_rows
 from .losses import cached_ranking_loss, labelled_columns, make_loss
 from .losses.ranking import MultiQueryRankingLoss
 from .validation import Validation, ValidationEvaluator, choose_mix, weights
@@ -375,9 +376,14 @@ def fine_tune(
     labelled: list[Any] | None = None,
     validation: Validation | None = None,
     resume: Path | None = None,
+    windows: dict[str, Window] | None = None,
 ) -> TrainResult:
     """Train `model` in place on question -> chunk pairs (and, given `labelled`
     LabelledPairs, on those too with cfg.pairs_loss, taking turns by batch).
+
+    With `windows` (chunk id -> its long window) and cfg.long_inputs, that share of the rows
+    has the window as its positive, in batches that keep apart rows covering the same chunk
+    (ragtune.training.long_inputs); `model.max_seq_length` must then fit the windows.
 
     In-batch negatives: the other chunks of a batch are negatives for each
     question, so a chunk that appears twice in one batch would be its own false
@@ -388,6 +394,11 @@ def fine_tune(
     wins when training did not help.
     """
     columns, loss = _training_data(model, pairs, chunks, cfg, negatives, labelled)
+    sampler = None
+    if windows and cfg.long_inputs:
+        retrieval = columns["retrieval"] if labelled else columns
+        retrieval, sampler = with_long_rows(retrieval, chunks, windows, cfg.long_inputs, cfg.seed)
+        columns = columns | {"retrieval": retrieval} if labelled else retrieval
     # Every validation score, before, during and after training, is taken in the precision training runs in.
     precision = resolve_precision(cfg.precision, device)
     base_state = base_score = None
@@ -395,7 +406,7 @@ def fine_tune(
         base_state = weights(model)
         with encoding_in(precision, device):
             base_score = validation.scores(model)["score"]
-    result = _train_without_dropout(model, columns, loss, cfg, work_dir, device, progress, validation, resume)
+    result = _train_without_dropout(model, columns, loss, cfg, work_dir, device, progress, validation, resume, sampler)
     if validation and base_state is not None and base_score is not None:
         result.base_score = base_score
         if cfg.wise:
@@ -432,9 +443,10 @@ def _train_without_dropout(
     progress: Progress | None,
     validation: Validation | None,
     resume: Path | None,
+    batch_sampler: Any = None,
 ) -> TrainResult:
     """`run_trainer` with the run mode's settings, attention dropout off while it runs (see
-    without_attention_dropout)."""
+    without_attention_dropout); `batch_sampler` (else no-duplicates batches) makes the batches."""
     restore = without_attention_dropout(model)
     try:
         return run_trainer(
@@ -450,6 +462,7 @@ def _train_without_dropout(
             evals=cfg.evals,
             patience=cfg.patience,
             resume=resume,
+            batch_sampler=batch_sampler,
         )
     finally:
         restore()
