@@ -15,6 +15,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+from ..models import max_positions
 from ..records import Chunk
 
 # The longest input a saved model is set to read, whatever its position limit: what apps chunk at.
@@ -34,8 +35,6 @@ class Window:
 
 def serve_length(model: Any) -> int:
     """The max_seq_length a saved model should read: its position limit, at most SERVE_MAX_TOKENS."""
-    from ..models import max_positions
-
     return min(max_positions(model), SERVE_MAX_TOKENS)
 
 
