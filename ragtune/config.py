@@ -153,6 +153,9 @@ class Config:
     matryoshka_dims: tuple[int, ...] = ()
     # Stop after this many optimiser steps (-1: run all epochs). Tests use it.
     max_steps: int = -1
+    # Steps of a second training stage that distils the served hybrid (the model with passages, fused with
+    # BM25) into the single vector (ragtune.training.distil; docs/how-it-works.md); 0: off.
+    distil_steps: int = 0
     # A duration ("30m", "90s", "1h"; "": none) the whole run must fit in: the run measures a few steps
     # and chooses steps, questions per chunk and passages to fit (ragtune.budget), and says what it chose.
     time_budget: str = ""
@@ -323,6 +326,11 @@ class Config:
             f"pairs_loss must be cosine, cosent or angle, not {self.pairs_loss!r}",
         )
         need("max_steps", self.max_steps == -1 or self.max_steps > 0, "max_steps must be -1 (no cap) or > 0")
+        need(
+            "distil_steps",
+            0 <= self.distil_steps <= 10_000,
+            f"distil_steps must be 0..10000 (0: no distillation), not {self.distil_steps}",
+        )
         if self.time_budget:
             parse_duration(self.time_budget)
         need(

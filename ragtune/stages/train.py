@@ -37,8 +37,9 @@ def run_stage(run: Run) -> dict[str, Any]:
     labelled = _labelled_split(run)
     held = {p.chunk_id for p in read_jsonl(run.files.split("test"), Pair)}
     val_pairs = read_jsonl(run.files.split("val"), Pair)
-    # Held-out and validation chunks never enter training, not even as negatives.
-    negatives = _negatives(run, model, pairs, chunks, set(chunks) - held - {p.chunk_id for p in val_pairs})
+    # Held-out and validation chunks never enter training, not even as negatives (or distillation candidates).
+    trainable = set(chunks) - held - {p.chunk_id for p in val_pairs}
+    negatives = _negatives(run, model, pairs, chunks, trainable)
     validation = _validation(run, chunks, held, val_pairs) if val_pairs else None
     shutil.rmtree(run.files.model_tmp, ignore_errors=True)
     resume = _checkpoints_to_resume(run)
@@ -52,11 +53,11 @@ def run_stage(run: Run) -> dict[str, Any]:
         "validation": validation,
         "resume": resume,
     }
-    result, general = _train_and_save(run, tuned, job)
+    result, general = _train_and_save(run, tuned, job, trainable)
     # Later stages load what was saved: after mixed-precision training the Trainer can leave the model in
     # memory wrapped for autocast, and the index must hold the vectors an app gets from the model folder.
     run.models.pop("tuned", None)
-    return _record(result, resumed, len(val_pairs)) | {"general": general}
+    return _record(result, resumed, len(val_pairs)) | {"general": general, "distil": result.distil}
 
 
 def _negatives(run: Run, model: Any, pairs: list[Pair], chunks: dict[str, Chunk], allowed: set[str]) -> Any:
@@ -88,9 +89,11 @@ def _validation(run: Run, chunks: dict[str, Chunk], held: set[str], val_pairs: l
     )
 
 
-def _train_and_save(run: Run, tuned: Any, job: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """Fine-tune `tuned`, let the forgetting guard check it, and put it in model/ (through model.tmp/,
-    so a crash never leaves half a model). Returns the training result and the guard's record."""
+def _train_and_save(run: Run, tuned: Any, job: dict[str, Any], trainable: set[str]) -> tuple[Any, dict[str, Any]]:
+    """Fine-tune `tuned` (with --distil-steps, then distil the hybrid into it among the `trainable` chunks),
+    let the forgetting guard check it, and put it in model/ (through model.tmp/, so a crash never leaves
+    half a model). Returns the training result and the guard's record."""
+    from ..training.distil import distil
     from ..training.trainer import fine_tune  # imports torch: only a train stage that runs pays for it
 
     tmp = run.files.model_tmp
@@ -105,6 +108,8 @@ def _train_and_save(run: Run, tuned: Any, job: dict[str, Any]) -> tuple[Any, dic
             progress=run.progress_for("train"),
             **job,
         )
+        device = pick_device(run.cfg.device)
+        result.distil = distil(tuned, job["pairs"], job["chunks"], trainable, run.cfg, device, job["validation"])
         general = _forgetting_guard(run, tuned, job["chunks"])
         tuned.save(str(tmp), safe_serialization=True)
     except Exception as e:
@@ -223,6 +228,7 @@ STAGE = Stage(
         "warmup_ratio",
         "weight_decay",
         "max_steps",
+        "distil_steps",
         "hard_negatives",
         "same_theme_negatives",
         "pairs_files",
