@@ -120,7 +120,7 @@ def distil_loss(model: Any, batch: list[Target], chunks: dict[str, Chunk]) -> An
     losses = []
     for i, t in enumerate(batch):
         cand = d[torch.tensor([row[c] for c in t.candidates], device=d.device)]
-        student = F.log_softmax(STUDENT_SCALE * cand @ q[i], dim=-1)
+        student = F.log_softmax((STUDENT_SCALE * cand @ q[i]).float(), dim=-1)
         teacher = torch.tensor(t.teacher, dtype=student.dtype, device=student.device)
         losses.append(F.kl_div(student, teacher, reduction="sum"))
     return torch.stack(losses).mean()
@@ -223,7 +223,9 @@ def _train(
     torch.manual_seed(cfg.seed)
     for step, batch in enumerate(plan, 1):
         model.train()
-        loss = distil_loss(model, batch, chunks)
+        # In bf16 where training ran in it (autocast, no loss scaling needed); fp16 would need a scaler, so fp32.
+        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = distil_loss(model, batch, chunks)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
