@@ -16,6 +16,8 @@ from ..records import Chunk, LabelledPair, Pair, SkipCounter, read_jsonl, write_
 from ..runfiles import RunFiles
 from ..training import distributed
 from ..training.checkpoints import checkpoint_step, checkpoint_to_resume, scan_checkpoints
+from ..training.distil import distil
+from ..training.distil import summary as distil_summary
 from ..training.forgetting import guard, load_general_set
 from ..training.negatives import fill_negatives, mine_hard_negatives
 from .base import Run, Stage
@@ -93,7 +95,6 @@ def _train_and_save(run: Run, tuned: Any, job: dict[str, Any], trainable: set[st
     """Fine-tune `tuned` (with --distil-steps, then distil the hybrid into it among the `trainable` chunks),
     let the forgetting guard check it, and put it in model/ (through model.tmp/, so a crash never leaves
     half a model). Returns the training result and the guard's record."""
-    from ..training.distil import distil
     from ..training.trainer import fine_tune  # imports torch: only a train stage that runs pays for it
 
     tmp = run.files.model_tmp
@@ -148,6 +149,7 @@ def _record(result: Any, resumed: int | None, n_val: int) -> dict[str, Any]:
             f"; validation {result.base_score:.3f} -> {best:.3f} (step {result.best_step}), "
             f"kept {result.mix:.0%} of the change"
         )
+    summary += distil_summary(result.distil)
     return {
         "steps": result.steps,
         "seconds": round(result.seconds, 1),

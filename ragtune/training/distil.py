@@ -241,3 +241,22 @@ def _train(
         if progress:
             progress(step, len(plan))
     return history, losses, best
+
+
+def summary(record: dict[str, Any] | None) -> str:
+    """The train stage's words for what distillation did ("" when it was off).
+
+    >>> summary({"steps": 16, "start_score": 0.61, "history": [[8, 0.6], [16, 0.63]], "mix": 0.75})
+    '; distilled the hybrid 16 steps: validation 0.610 -> 0.630, kept 75% of the change'
+    >>> summary({"skipped": "no validation questions"})
+    '; no distillation: no validation questions'
+    """
+    if not record:
+        return ""
+    if "skipped" in record:
+        return f"; no distillation: {record['skipped']}"
+    best = max((score for _, score in record["history"]), default=record["start_score"])
+    return (
+        f"; distilled the hybrid {record['steps']} steps: validation {record['start_score']:.3f} -> {best:.3f}, "
+        f"kept {record['mix']:.0%} of the change"
+    )
