@@ -89,6 +89,24 @@ def teacher_targets(
     return out
 
 
+def questions_to_teach(pairs: list[Pair], steps: int, seed: int) -> list[Pair]:
+    """The questions `steps` batches need (a seeded choice of STEPS x CHUNKS_PER_STEP chunks, or all of them,
+    and up to QUESTIONS_PER_CHUNK questions of each), so the teacher scores no question that is never taught.
+
+    >>> picked = questions_to_teach([Pair(f"q{i}", f"c{i % 10}", "x") for i in range(50)], steps=1, seed=0)
+    >>> len(picked), len({p.chunk_id for p in picked})
+    (16, 4)
+    """
+    rng = random.Random(seed)
+    by_chunk: dict[str, list[Pair]] = {}
+    for p in pairs:
+        by_chunk.setdefault(p.chunk_id, []).append(p)
+    chosen = sorted(by_chunk)
+    rng.shuffle(chosen)
+    chosen = chosen[: steps * CHUNKS_PER_STEP]
+    return [p for c in chosen for p in rng.sample(by_chunk[c], min(QUESTIONS_PER_CHUNK, len(by_chunk[c])))]
+
+
 def batches(targets: list[Target], steps: int, seed: int) -> list[list[Target]]:
     """`steps` batches, each the targets of CHUNKS_PER_STEP chunks (up to QUESTIONS_PER_CHUNK of each),
     chunks and questions in a seeded order; the order starts again once every chunk has had its turn."""
@@ -155,7 +173,7 @@ def distil(
 
     start = time.perf_counter()
     weight = DEFAULT_WEIGHT if cfg.hybrid_weight is None else cfg.hybrid_weight
-    sample = random.Random(cfg.seed).sample(pairs, min(len(pairs), cfg.distil_steps * CHUNKS_PER_STEP * 8))
+    sample = questions_to_teach(pairs, cfg.distil_steps, cfg.seed)
     precision = resolve_precision(cfg.precision, device)
     with encoding_in(precision, device):
         targets = teacher_targets(
