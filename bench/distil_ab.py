@@ -61,6 +61,22 @@ def held_out_table(model: Any, cfg: Any, chunks: list[Chunk], held: list[Pair]) 
     return out
 
 
+def run_table(run: Path, cfg: Any) -> dict[str, dict[str, float]] | None:
+    """The held-out table of the run's own metrics.json (its fine-tuned model), or None before it exists."""
+    path = run / "metrics.json"
+    if not path.exists():
+        return None
+    m = read_json(path)
+    weight = DEFAULT_WEIGHT if cfg.hybrid_weight is None else cfg.hybrid_weight
+    rows = {
+        "single vector": "fine_tuned",
+        "passages": "fine_tuned_passages",
+        "BM25": "bm25",
+        f"hybrid {weight}": "hybrid",
+    }
+    return {row: {k: m[key][k] for k in ("hit@5", f"mrr@{MRR_AT}")} for row, key in rows.items()}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path, help="a finished run directory")
@@ -89,7 +105,10 @@ def main() -> int:
     model.save(str(args.save / "model"), safe_serialization=True)
     train = read_json(files.manifest)["stages"]["train"]
     with encoding_in(precision, device):
-        tables = {name: held_out_table(m, cfg, chunk_list, held) for name, m in (("first", first), ("distil", model))}
+        # The first stage's table as the run printed it, once its evaluate stage has finished (read only now:
+        # it may still be running beside the distillation); else computed the same way.
+        tables = {"first": run_table(args.run, cfg) or held_out_table(first, cfg, chunk_list, held)}
+        tables["distil"] = held_out_table(model, cfg, chunk_list, held)
     print(f"# {args.run}: {len(held)} held-out questions, {len(pairs)} training questions, precision {precision}")
     print(f"distillation: {json.dumps(record)}")
     print(

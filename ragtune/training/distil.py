@@ -234,7 +234,7 @@ def _train(
     plan = batches(targets, cfg.distil_steps, cfg.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / len(plan)))
-    every = max(1, len(plan) // cfg.evals)
+    every = -(-len(plan) // cfg.evals)  # at most cfg.evals validations, the last after the last step
     history: list[list[float]] = []
     losses: list[float] = []
     best: tuple[int | None, float, dict[str, Any] | None] = (None, float("-inf"), None)
