@@ -58,6 +58,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "patience": (lambda v: v >= 0, ">= 0"),
     "epochs": (lambda v: v > 0, "> 0"),
     "long_inputs": (lambda v: 0 <= v <= 0.5, "between 0 and 0.5 (a share of the training rows; 0: off)"),
+    "distil_steps": (lambda v: 0 <= v <= 10_000, "0..10000 (0: no distillation)"),
     "seed": (lambda v: 0 <= v <= MAX_SEED, f"0..{MAX_SEED} (what numpy accepts)"),
     "batch_size": (lambda v: v >= 2, ">= 2 (in-batch negatives need company)"),
     "learning_rate": (lambda v: 0 < v < 1, "in (0, 1)"),
@@ -190,6 +191,9 @@ class Config:
     matryoshka_dims: tuple[int, ...] = ()
     # Stop after this many optimiser steps (-1: run all epochs). Tests use it.
     max_steps: int = -1
+    # Steps of a second training stage that distils the served hybrid (the model with passages, fused with
+    # BM25) into the single vector (ragtune.training.distil; docs/how-it-works.md); 0: off.
+    distil_steps: int = 0
     # A duration ("30m", "90s", "1h"; "": none) the whole run must fit in: the run measures a few steps
     # and chooses steps, questions per chunk and passages to fit (ragtune.budget), and says what it chose.
     time_budget: str = ""

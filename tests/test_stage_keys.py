@@ -56,6 +56,7 @@ OTHER: dict[str, object] = {
     "warmup_ratio": 0.0,
     "weight_decay": 0.0,
     "max_steps": 5,
+    "distil_steps": 3,
     "hard_negatives": True,
     "same_theme_negatives": True,
     "pairs_loss": "cosent",

@@ -228,6 +228,13 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--max-steps", type=int, default=d.max_steps, metavar="N", help="cap on training steps (-1: none)")
     g.add_argument(
+        "--distil-steps",
+        type=int,
+        default=d.distil_steps,
+        metavar="N",
+        help="then this many steps teaching the single vector the hybrid's ranking (0: off)",
+    )
+    g.add_argument(
         "--time-budget",
         default=d.time_budget,
         metavar="DURATION",

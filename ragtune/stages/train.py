@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,12 @@ from ..records import Chunk, LabelledPair, Pair, SkipCounter, read_jsonl, write_
 from ..runfiles import RunFiles
 from ..training import distributed
 from ..training.checkpoints import checkpoint_step, checkpoint_to_resume, scan_checkpoints
+from ..training.distil import distil
+from ..training.distil import summary as distil_summary
 from ..training.forgetting import guard, load_general_set
 from ..training.long_inputs import long_windows, serve_length
 from ..training.negatives import fill_negatives, mine_hard_negatives
-from .base import Run, Stage, StageResult
+from .base import OPTIONAL, Run, Stage, StageResult
 
 # What the train stage still has to write, (what, bytes), for a disk-full message.
 Space = tuple[str, int]
@@ -44,6 +46,8 @@ class TrainResult(StageResult):
     # manifest from before they were recorded.
     long_windows: int | None = None
     saved_max_seq_length: int | None = None
+    # What distillation did (ragtune.training.distil); not recorded when it was off, as before it existed.
+    distil: dict[str, Any] | None = field(default=None, metadata=OPTIONAL)
 
 
 # Chunks a validation check ranks among: enough distractors to tell models apart, few enough to be quick on a CPU.
@@ -63,9 +67,9 @@ def run_stage(run: Run) -> TrainResult:
     labelled = _labelled_split(run)
     held = {p.chunk_id for p in read_jsonl(run.files.split("test"), Pair)}
     val_pairs = read_jsonl(run.files.split("val"), Pair)
-    # Held-out and validation chunks never enter training, not even as negatives.
-    allowed = set(chunks) - held - {p.chunk_id for p in val_pairs}
-    negatives = _negatives(run, model, pairs, chunks, allowed)
+    # Held-out and validation chunks never enter training, not even as negatives (or distillation candidates).
+    trainable = set(chunks) - held - {p.chunk_id for p in val_pairs}
+    negatives = _negatives(run, model, pairs, chunks, trainable)
     validation = _validation(run, chunks, held, val_pairs) if val_pairs else None
     shutil.rmtree(run.files.model_tmp, ignore_errors=True)
     resume = _checkpoints_to_resume(run)
@@ -78,9 +82,9 @@ def run_stage(run: Run) -> TrainResult:
         "labelled": labelled,
         "validation": validation,
         "resume": resume,
-        "windows": _windows(run, tuned, pairs, chunks, allowed),
+        "windows": _windows(run, tuned, pairs, chunks, trainable),
     }
-    result, general = _train_and_save(run, tuned, job, space)
+    result, general = _train_and_save(run, tuned, job, space, trainable)
     return _record(result, resumed, len(val_pairs), general, len(job["windows"]), int(tuned.max_seq_length))
 
 
@@ -124,10 +128,13 @@ def _validation(run: Run, chunks: dict[str, Chunk], held: set[str], val_pairs: l
     )
 
 
-def _train_and_save(run: Run, tuned: Any, job: dict[str, Any], space: Space) -> tuple[Any, dict[str, Any]]:
-    """Fine-tune `tuned`, let the forgetting guard check it, and put it in model/ (through model.tmp/,
-    so a crash never leaves half a model). Returns the training result and the guard's record; a full
-    disk is a DiskFullError that says what training needed (`space`)."""
+def _train_and_save(
+    run: Run, tuned: Any, job: dict[str, Any], space: Space, trainable: set[str]
+) -> tuple[Any, dict[str, Any]]:
+    """Fine-tune `tuned` (with --distil-steps, then distil the hybrid into it among the `trainable` chunks),
+    let the forgetting guard check it, and put it in model/ (through model.tmp/, so a crash never leaves
+    half a model). Returns the training result and the guard's record; a full disk is a DiskFullError that
+    says what training needed (`space`)."""
     from ..training.trainer import fine_tune  # imports torch: only a train stage that runs pays for it
 
     tmp = run.files.model_tmp
@@ -147,6 +154,9 @@ def _train_and_save(run: Run, tuned: Any, job: dict[str, Any], space: Space) -> 
             **job,
         )
         tuned.max_seq_length = chunk_length
+        # Distillation ranks the run's chunks, read at their own length as the guard reads them.
+        device = pick_device(run.cfg.device)
+        result.distil = distil(tuned, job["pairs"], job["chunks"], trainable, run.cfg, device, job["validation"])
         general = _forgetting_guard(run, tuned, job["chunks"])
         # Never below the run's own chunks (a model with more positions may chunk longer than 512).
         tuned.max_seq_length = max(chunk_length, serve_length(tuned))
@@ -190,6 +200,7 @@ def _record(
             f"; validation {result.base_score:.3f} -> {best:.3f} (step {result.best_step}), "
             f"kept {result.mix:.0%} of the change"
         )
+    summary += distil_summary(result.distil)
     return TrainResult(
         steps=result.steps,
         seconds=round(result.seconds, 1),
@@ -210,6 +221,7 @@ def _record(
         general=general,
         long_windows=n_windows,
         saved_max_seq_length=saved_length,
+        distil=result.distil,
     )
 
 
@@ -274,6 +286,7 @@ STAGE = Stage(
         "warmup_ratio",
         "weight_decay",
         "max_steps",
+        "distil_steps",
         "hard_negatives",
         "same_theme_negatives",
         "pairs_files",

@@ -41,6 +41,8 @@ class TrainResult:
     base_score: float | None = None
     mix: float = 1.0
     mix_scores: dict[float, float] = field(default_factory=dict)
+    # What the distillation stage did (ragtune.training.distil), or None when it was off.
+    distil: dict[str, Any] | None = None
 
     @property
     def best_score(self) -> float | None:
