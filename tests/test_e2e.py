@@ -36,6 +36,9 @@ def e2e_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comple
         "8",
         "--validations",
         "1",
+        # Passages without overlap: a third less to encode than the default stride, and still passages.
+        "--passage-stride",
+        "0",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -100,6 +103,8 @@ def test_rerun_reuses_every_stage(e2e_run) -> None:
         "8",
         "--validations",
         "1",
+        "--passage-stride",
+        "0",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -146,6 +151,8 @@ def test_guard_marks_a_harmful_run_not_improved_and_push_refuses_it(e2e_run, tmp
         "--val-fraction",
         "0",
         "--no-wise",
+        "--passage-stride",
+        "0",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
