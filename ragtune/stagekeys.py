@@ -24,6 +24,9 @@ STAGE_SETTINGS: dict[str, tuple[str, ...]] = {stage.name: stage.settings for sta
 UNKEYED = ("out", "device", "push_repo", "private", "time_budget")
 # Keyed only with an LLM generator, so that offline runs keep their key when these change.
 LLM_SETTINGS = ("llm_base_url", "llm_model", "llm_concurrency", "llm_timeout", "llm_retries")
+# Settings added after run folders were written, with the value that leaves them off: keyed only when they
+# differ from it, so a folder written before they existed keeps its keys and reruns nothing.
+ADDED_SETTINGS: dict[str, Any] = {"long_inputs": 0.0, "distil_steps": 0}
 
 
 def _file_digest(path: Path) -> str:
@@ -69,6 +72,7 @@ def _settings_part(
         return getattr(cfg, name)
 
     names = [n for n in stage.settings if n not in LLM_SETTINGS or cfg.generator in LLM_GENERATORS]
+    names = [n for n in names if n not in ADDED_SETTINGS or getattr(cfg, n) != ADDED_SETTINGS[n]]
     return {n: value(n) for n in names}
 
 

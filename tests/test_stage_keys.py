@@ -126,3 +126,21 @@ def test_unkeyed_settings_rerun_nothing(name: str) -> None:
         name
     ]
     assert stage_keys(base(**{name: other}), FINGERPRINT, LEXICON) == stage_keys(base(), FINGERPRINT, LEXICON)
+
+
+def test_settings_added_later_keep_older_run_folders_keys_while_they_are_off() -> None:
+    # A run folder written before long_inputs and distil_steps existed was keyed without them: with both off
+    # (their defaults) the keys must be what that ragtune computed, or every existing run would train again.
+    from ragtune.stagekeys import ADDED_SETTINGS
+
+    older = tuple(
+        dataclasses.replace(stage, settings=tuple(s for s in stage.settings if s not in ADDED_SETTINGS))
+        for stage in PIPELINE
+    )
+    assert {"long_inputs", "distil_steps"} <= set(ADDED_SETTINGS)
+    cfg = base()
+    assert stage_keys(cfg, FINGERPRINT, LEXICON) == stage_keys(cfg, FINGERPRINT, LEXICON, older)
+    # Turned on, they are keyed like any other setting.
+    for name in ADDED_SETTINGS:
+        on = cfg.replace(**{name: OTHER[name]})
+        assert stage_keys(on, FINGERPRINT, LEXICON)["train"] != stage_keys(on, FINGERPRINT, LEXICON, older)["train"]
