@@ -168,8 +168,8 @@ def distil(
         return None
     if validation is None or not pairs:
         return {"skipped": "no validation questions" if validation is None else "no training questions"}
-    from .trainer import without_attention_dropout
-    from .validation import choose_mix, weights
+    from .trainer import without_attention_dropout  # imports torch: only when distillation runs
+    from .validation import weights  # imports torch: only when distillation runs
 
     start = time.perf_counter()
     weight = DEFAULT_WEIGHT if cfg.hybrid_weight is None else cfg.hybrid_weight
@@ -188,17 +188,9 @@ def distil(
     finally:
         restore()
         model.eval()
-    best_step, best_score, best_state = best
-    mix, mix_scores = 0.0, {0.0: first}
-    if best_state is not None and best_score > first:
-        model.load_state_dict(best_state)
-        if cfg.wise:
-            with encoding_in(precision, device):
-                mix, mix_scores = choose_mix(model, first_state, validation, first, best_score)
-        else:
-            mix = 1.0
-    else:
-        model.load_state_dict(first_state)
+    best_step = best[0]
+    with encoding_in(precision, device):
+        mix, mix_scores = _keep_or_restore(model, first_state, best, first, validation, cfg.wise)
     return {
         "steps": len(losses),
         "questions": len(targets),
@@ -215,6 +207,24 @@ def distil(
     }
 
 
+def _keep_or_restore(
+    model: Any, first_state: Any, best: tuple[Any, Any, Any], first: float, validation: Any, wise: bool
+) -> tuple[float, dict[float, float]]:
+    """Load the best distilled state when validation prefers it to the first stage's (with --wise, mixed
+    back toward the first stage as far as validation allows), else the first stage's; returns the share
+    of the change kept and the validation score of each share tried."""
+    from .validation import choose_mix  # imports torch: only when distillation runs
+
+    _, best_score, best_state = best
+    if best_state is None or best_score <= first:
+        model.load_state_dict(first_state)
+        return 0.0, {0.0: first}
+    model.load_state_dict(best_state)
+    if not wise:
+        return 1.0, {0.0: first}
+    return choose_mix(model, first_state, validation, first, best_score)
+
+
 def _train(
     model: Any,
     targets: list[Target],
@@ -229,7 +239,7 @@ def _train(
     the (step, score) history, each step's loss, and the best (step, score, weights) seen."""
     import torch
 
-    from .validation import weights
+    from .validation import weights  # imports torch, as above: only when distillation runs
 
     plan = batches(targets, cfg.distil_steps, cfg.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
