@@ -4,26 +4,13 @@ machine's. Pure planner arithmetic, no model."""
 
 from __future__ import annotations
 
-from ragtune.budget import MARGIN, MIN_STEPS, Costs, Sizes, plan_run
+import dataclasses
 
-# The Debian corpus at the default settings (passages per chunk as the demo's corpus has them).
-LARGE = Sizes(
-    n_chunks=3918,
-    passages_per_chunk=3.0,
-    passages_per_chunk_no_overlap=1.5,
-    questions_per_chunk=12,
-    lexical_per_chunk=8,
-    queries_per_row=4,
-    batch_size=32,
-    epochs=1.5,
-    max_steps=-1,
-    eval_fraction=0.2,
-    eval_max_chunks=100,
-    val_fraction=0.1,
-    val_max_chunks=50,
-    passage_words=20,
-    passage_stride=1,
-)
+from ragtune.budget import MARGIN, MIN_STEPS, Costs, plan_run
+from tests.test_time_budget import SIZES
+
+# The Debian corpus at the default settings: test_time_budget's sizes at its chunk count.
+LARGE = dataclasses.replace(SIZES, n_chunks=3918)
 # What that run's plan.json recorded (load average 12.7): ~12x a quiet machine's encoding.
 LOADED = Costs(step_seconds=92.66, encode_seconds=0.589, query_seconds=0.0646, save_seconds=0.216)
 QUIET = Costs(step_seconds=6.0, encode_seconds=0.05, query_seconds=0.01)
