@@ -19,26 +19,9 @@ from ragtune.cli import main
 from ragtune.errors import OpenVinoError
 from ragtune.openvino_export import FP32_FILE, INT8_FILE, OV_DIR, OpenVinoEncoder, export_openvino
 from ragtune.records import Chunk, write_jsonl
+from tests.support.encoders import CHUNKS, LONG, TEXTS, _cos, _st
 
 REPO = Path(__file__).resolve().parents[1]
-LONG = " ".join(["zero trust architecture keeps every request under suspicion"] * 40)  # > 128 tokens
-TEXTS = ["risk", "incident response plan for a data breach", LONG, "a", "policy enforcement point " * 6]
-CHUNKS = [
-    f"Section {i}: incident handlers contain, eradicate and recover from the breach of system {i}." for i in range(40)
-] + [
-    f"Appendix {i}: the policy decision point grants access per session after checking device posture {i}."
-    for i in range(40)
-]
-
-
-def _st(model_dir: Path) -> np.ndarray:
-    from sentence_transformers import SentenceTransformer
-
-    return SentenceTransformer(str(model_dir), device="cpu").encode(TEXTS, batch_size=32, normalize_embeddings=True)
-
-
-def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
 def _files(model: Path) -> list[Path]:
