@@ -232,3 +232,14 @@ def test_cheap_python_snippets_run(
 def test_some_snippets_run_and_the_skipped_ones_say_so() -> None:
     """A snippet is skipped only by its own marker; the README's app snippets run."""
     assert any(p.values[0].name == "README.md" for p in RUNNABLE)
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    """CI (.ci/run) calls the README's test command verbatim: what passes in CI is what a user runs."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = [
+        line.strip() for _, body, _, _ in fenced_blocks(readme) for line in _logical_lines(body) if " -m pytest" in line
+    ]
+    assert len(commands) == 1, commands
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()]
+    assert commands[0] in ci
