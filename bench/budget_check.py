@@ -15,12 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ragtune.budget import Costs, Plan, Sizes, plan_run
+from ragtune.budget import PART_STAGES, Costs, Plan, Sizes, plan_run
 from ragtune.fileio import read_json
 from ragtune.records import Chunk, read_jsonl
-
-# The stages each part of a plan stands for; what is in no part runs before the plan or is not modelled.
-PARTS = {"generate": ("generate",), "train": ("split", "train"), "evaluate": ("evaluate",), "other": ("save",)}
 
 
 def main() -> int:
@@ -40,7 +37,7 @@ def main() -> int:
         f"spent before the plan: {plan.spent_seconds:.0f} s (stages {', '.join(s for s in stages if s in ('extract', 'chunk', 'theme'))})"
     )
     print(f"{'part':<10}{'planned s':>10}{'actual s':>10}  stages")
-    for part, names in PARTS.items():
+    for part, names in PART_STAGES.items():
         done = [stages[n] for n in names if n in stages]
         actual = f"{sum(done):.0f}" if len(done) == len(names) else "-"
         print(f"{part:<10}{plan.seconds[part]:>10.0f}{actual:>10}  {' + '.join(names)}")

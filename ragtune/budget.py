@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,10 @@ class Sizes:
     evals: int = 4
 
 
+# The stages each part of a plan's `seconds` stands for (what runs before the plan is in none).
+PART_STAGES = {"generate": ("generate",), "train": ("split", "train"), "evaluate": ("evaluate",), "other": ("save",)}
+
+
 @dataclass(frozen=True)
 class Plan:
     """What the run will do, its estimated seconds by part, and the budget it was planned for (0: none)."""
@@ -90,13 +95,18 @@ class Plan:
     def total_seconds(self) -> float:
         return sum(self.seconds.values())
 
-    def line(self) -> str:
-        """The console line: what the run does and about how long it takes."""
+    def line(self, done: Collection[str] = ()) -> str:
+        """The console line: what the run does and about how long it takes. `done`: the parts of `seconds` an
+        earlier invocation of the same plan finished, which this one reuses and does not count."""
         passages = "no passages" if not self.passage_words else f"passages of {self.passage_words}+ words"
         text = (
             f"plan: {self.steps} steps of {self.batch_size}, {self.questions_per_chunk} questions per chunk, "
-            f"evaluation on {self.eval_questions} questions, {passages}; about {_minutes(self.total_seconds)} more"
+            f"evaluation on {self.eval_questions} questions, {passages}; "
         )
+        left = [part for part in self.seconds if part not in done]
+        if not left:
+            return text + "every part was done by an earlier run (reused unless its inputs changed)"
+        text += f"about {_minutes(sum(self.seconds[p] for p in left))} more"
         if self.budget_seconds:
             text += f" of a {_minutes(self.budget_seconds)} budget"
             text += f" ({'; '.join(self.changed)})" if self.changed else " (no change needed)"
@@ -108,6 +118,8 @@ class Plan:
                     f"; even the smallest run does not fit it on this machine now ({part} alone "
                     f"{_minutes(self.seconds[part])}): allow --time-budget {self.least_budget_minutes()}m"
                 )
+        if done:
+            text += f"; {', '.join(p for p in self.seconds if p in done)} done by an earlier run"
         return text
 
     def least_budget_minutes(self) -> int:
@@ -326,8 +338,9 @@ def planned_config(cfg: Any, plan: Plan) -> Any:
     )
 
 
-def plan_for_run(run: Any, chunk_key: str, spent_seconds: float) -> Plan:
-    """The run's plan: plan.json's when it was made for the same chunks and settings, else measured now."""
+def plan_for_run(run: Any, chunk_key: str, spent_seconds: float) -> tuple[Plan, bool]:
+    """The run's plan, and whether it is plan.json's: it is when it was made for the same chunks and settings,
+    else it is measured now."""
     cfg = run.cfg
     inputs = {"chunk_key": chunk_key, **{k: cfg.to_dict()[k] for k in PLAN_SETTINGS}}
     path = run.files.plan
@@ -335,7 +348,7 @@ def plan_for_run(run: Any, chunk_key: str, spent_seconds: float) -> Plan:
         try:
             saved = read_json(path)
             if saved.get("inputs") == inputs:
-                return Plan(**_without_totals(saved["plan"]))
+                return Plan(**_without_totals(saved["plan"])), True
         except Exception as e:  # a damaged plan.json is measured again, and said so
             run.note(f"plan.json could not be read ({type(e).__name__}); measuring again")
     texts = [c.text for c in read_jsonl(run.files.chunks, Chunk)]
@@ -343,7 +356,7 @@ def plan_for_run(run: Any, chunk_key: str, spent_seconds: float) -> Plan:
     budget = parse_duration(cfg.time_budget) if cfg.time_budget else 0.0
     plan = plan_run(sizes_of(cfg, texts), costs, budget, spent_seconds)
     write_json(path, {"inputs": inputs, "costs": asdict(costs), "plan": plan.to_dict()})
-    return plan
+    return plan, False
 
 
 def _without_totals(plan: dict[str, Any]) -> dict[str, Any]:

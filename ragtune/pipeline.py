@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from . import __version__
-from .budget import plan_for_run, planned_config
+from .budget import PART_STAGES, plan_for_run, planned_config
 from .config import Config
 from .errors import (
     ConfigError,
@@ -407,16 +407,20 @@ class Pipeline:
 
     def _plan(self, chunk_key: str) -> None:
         """Measure a few steps, plan the run (under --time-budget, to fit it), say so, and train to the plan."""
-        self.plan = plan_for_run(self, chunk_key, time.perf_counter() - self.started)
+        self.plan, reused = plan_for_run(self, chunk_key, time.perf_counter() - self.started)
         self.cfg = planned_config(self.cfg, self.plan)
+        # A rerun of the same plan counts only the parts no earlier invocation recorded (each is still rerun if
+        # its inputs changed): a finished run's rerun would otherwise announce the whole run's minutes again.
+        recorded = self.manifest.data["stages"]
+        done = [p for p, names in PART_STAGES.items() if reused and all(n in recorded for n in names)]
         if self.plan.budget_seconds:
             # config.json holds the settings the run used: the plan's.
             write_json(self.files.config, self.resolved_config() | {"plan": self.plan.to_dict()})
         say = getattr(self.reporter, "plan", None)
         if say is not None:
-            say(self.plan.line())
+            say(self.plan.line(done))
         else:
-            logging.getLogger(__name__).info("%s", self.plan.line())
+            logging.getLogger(__name__).info("%s", self.plan.line(done))
 
     def _earlier_costs(self) -> dict[str, Any]:
         """The "stages" of the metrics.json an earlier run wrote, if any ({} when it cannot be read)."""

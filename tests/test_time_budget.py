@@ -108,6 +108,15 @@ def test_what_gives_way_first() -> None:
     assert "passage_words 20 -> 0" in plan.changed
 
 
+def test_the_estimate_leaves_out_the_parts_an_earlier_run_did() -> None:
+    plan = plan_run(SIZES, COSTS, budget_seconds=3600)
+    rest = plan.seconds["evaluate"] + plan.seconds["other"]
+    line = plan.line(done=("generate", "train"))
+    assert f"about {rest / 60:.1f} min more" in line and "generate, train done by an earlier run" in line
+    assert f"about {plan.total_seconds / 60:.1f} min more" in plan.line()
+    assert "every part was done" in plan.line(done=tuple(plan.seconds)) and "more" not in plan.line(plan.seconds)
+
+
 def test_a_budget_too_small_for_the_least_run_says_so() -> None:
     plan = plan_run(SIZES, COSTS, budget_seconds=60, spent_seconds=50)
     assert plan.steps == MIN_STEPS and plan.questions_per_chunk == SIZES.queries_per_row
@@ -162,9 +171,13 @@ def test_a_budget_caps_the_steps_of_a_real_run(tmp_path: Path, tiny_model_dir: P
     assert config["plan"]["changed"] == plan["changed"]
     metrics = json.loads((cfg.out / "metrics.json").read_text())
     assert metrics["plan"]["steps"] == plan["steps"] and metrics["plan"]["actual_seconds"] > 0
-    # A rerun keeps the plan (its choices key the later stages) and reuses every stage.
-    result = Pipeline(cfg, Recorder()).run()
+    # A rerun keeps the plan (its choices key the later stages) and reuses every stage; its plan line says so
+    # instead of announcing the whole run's minutes again.
+    again = Recorder()
+    result = Pipeline(cfg, again).run()
     assert not result.timings and result.cached == [s.name for s in PIPELINE]
+    assert len(again.lines) == 1 and "every part was done by an earlier run" in again.lines[0]
+    assert "more" not in again.lines[0]
 
 
 def _sizes(saved: dict) -> Sizes:
