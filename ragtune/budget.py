@@ -32,6 +32,10 @@ FIXED_SECONDS = 15.0
 # and scaled to batch_size costs a few seconds where a full one would cost as much as several real steps.
 WARMUP_ROWS = 8
 WARMUP_STEPS = 2
+# Words in each warm-up question: the offline generator's longest (OfflineGenerator.max_query_words). Real
+# batches pad their questions to the longest of 32 rows; with 12-word questions the warm-up priced a step at
+# 10.8 s where 3,918 chunks' training then took 15.7 s a step and overran a 30-minute budget by 7 minutes.
+QUESTION_WORDS = 32
 
 
 @dataclass(frozen=True)
@@ -235,7 +239,8 @@ def measure_costs(model: Any, texts: list[str], cfg: Any, device: str, scratch: 
 
     precision = resolve_precision(cfg.precision, device)
     sample = (texts * WARMUP_ROWS)[:WARMUP_ROWS] if texts else ["text"] * WARMUP_ROWS
-    questions = [" ".join(t.split()[:12]) + "?" for t in sample]
+    # A batch's question columns are padded to its longest question, which is near the generators' longest.
+    questions = [" ".join(t.split()[:QUESTION_WORDS]) + "?" for t in sample]
     with encoding_in(precision, device):
         # Untimed: the first call pays for allocations and kernel choices the run pays once.
         model.encode(sample[:2], batch_size=2)
@@ -336,6 +341,23 @@ def planned_config(cfg: Any, plan: Plan) -> Any:
         passage_words=plan.passage_words,
         passage_stride=plan.passage_stride,
     )
+
+
+def training_deadline(plan: Plan | None, started: float) -> float | None:
+    """The time.perf_counter() value by which training ends under `plan`'s budget, for a run that started at
+    `started` (None without a budget): the budget less what evaluation and saving were planned to take, and
+    less half the planner's margin, kept for what follows the last step (the WiSE mix, the forgetting guard,
+    saving: 38 s of a 30-minute run on 3,918 chunks) and for estimates that run long.
+
+    >>> p = Plan(90, 90, 32, 4, 100, 400, 0, 0, {"generate": 80.0, "train": 975.0, "evaluate": 400.0, "other": 15.0}, 1800.0)
+    >>> training_deadline(p, started=1000.0)
+    2250.0
+    >>> training_deadline(Plan(90, 90, 32, 4, 100, 400, 0, 0, p.seconds), 1000.0) is None
+    True
+    """
+    if plan is None or not plan.budget_seconds:
+        return None
+    return started + plan.budget_seconds * (1 - MARGIN / 2) - plan.seconds["evaluate"] - plan.seconds["other"]
 
 
 def plan_for_run(run: Any, chunk_key: str, spent_seconds: float) -> tuple[Plan, bool]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from . import __version__
-from .budget import PART_STAGES, plan_for_run, planned_config
+from .budget import PART_STAGES, plan_for_run, planned_config, training_deadline
 from .config import Config
 from .errors import (
     ConfigError,
@@ -184,6 +184,10 @@ class Pipeline:
     def progress_for(self, stage: str) -> Callable[[int, int], None]:
         """The callback a stage reports its progress through: `progress(done, total)`."""
         return lambda done, total: self.reporter.stage_progress(stage, done, total)
+
+    def training_deadline(self) -> float | None:
+        """The time.perf_counter() value by which training ends to keep --time-budget (None: no budget)."""
+        return training_deadline(self.plan, self.started)
 
     def note(self, message: str) -> None:
         """One line about something the run repaired or redid (the reporter's `note`, else a logging warning)."""

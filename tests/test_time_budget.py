@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from ragtune.cli import main
 from ragtune.errors import ConfigError
 from ragtune.pipeline import SilentReporter
 from ragtune.stages import PIPELINE
+from ragtune.training.losses.ranking import MultiQueryRankingLoss
 from tests.support.runs import good_docs, run_args
 
 # 400 chunks at the default settings, 3 overlapping passages a chunk (1.5 without overlap).
@@ -162,7 +164,11 @@ def test_a_budget_caps_the_steps_of_a_real_run(tmp_path: Path, tiny_model_dir: P
     # What the same run would train without the budget, at the costs it measured.
     unbounded = plan_run(dataclasses.replace(_sizes(saved), n_chunks=n_chunks), costs)
     assert plan["steps"] < unbounded.steps
-    assert manifest["stages"]["train"]["steps"] == plan["steps"] == plan["max_steps"]
+    # Trained the planned steps, or fewer when the budget's deadline came first (the tiny model's steps cost
+    # more than its warm-up measured; that stop is tested below).
+    train = manifest["stages"]["train"]
+    assert plan["steps"] == plan["max_steps"] and train.get("cut_from", train["steps"]) == plan["steps"]
+    assert 1 <= train["steps"] <= plan["steps"]
     # Said on the console, in config.json (the settings the run used) and in metrics.json.
     assert len(recorder.lines) == 1 and f"plan: {plan['steps']} steps of 4" in recorder.lines[0]
     assert "30 s budget" in recorder.lines[0] and "steps " in recorder.lines[0]
@@ -178,6 +184,47 @@ def test_a_budget_caps_the_steps_of_a_real_run(tmp_path: Path, tiny_model_dir: P
     assert not result.timings and result.cached == [s.name for s in PIPELINE]
     assert len(again.lines) == 1 and "every part was done by an earlier run" in again.lines[0]
     assert "more" not in again.lines[0]
+
+
+def test_training_stops_at_the_budget_deadline_when_steps_run_slower_than_planned(
+    tmp_path: Path, tiny_model_dir: Path, nist_pages, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The machine gets busy once the plan is made: every training step then takes a second longer than the
+    # warm-up measured, and fifty epochs would take minutes.
+    slow = {"on": False}
+    forward = MultiQueryRankingLoss.forward
+
+    def slower(self, *args, **kwargs):
+        if slow["on"]:
+            time.sleep(1.0)
+        return forward(self, *args, **kwargs)
+
+    class BusyAfterThePlan(Recorder):
+        def plan(self, line: str) -> None:
+            super().plan(line)
+            slow["on"] = True
+
+    monkeypatch.setattr(MultiQueryRankingLoss, "forward", slower)
+    docs = good_docs(tmp_path / "docs", nist_pages)
+    cfg = Config(
+        docs=docs,
+        out=tmp_path / "run",
+        time_budget="30s",
+        base_model=str(tiny_model_dir),
+        batch_size=4,
+        chunk_tokens=64,
+        chunk_overlap=8,
+        device="cpu",
+        val_fraction=0,
+        wise=False,
+        epochs=50.0,
+    )
+    Pipeline(cfg, BusyAfterThePlan()).run()
+    train = json.loads((cfg.out / "work" / "manifest.json").read_text())["stages"]["train"]
+    # Stopped by the deadline, short of the steps it was set to train, and said so; the run then finished.
+    assert 1 <= train["steps"] < train["cut_from"]
+    assert f"(of {train['cut_from']} planned: the time budget ended training)" in train["summary"]
+    assert (cfg.out / "model" / "config.json").exists() and (cfg.out / "metrics.json").exists()
 
 
 def _sizes(saved: dict) -> Sizes:

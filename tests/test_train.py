@@ -320,7 +320,7 @@ def test_cpu_bf16_probe_agrees_with_the_cpu_flags() -> None:
     assert cpu_has_bf16() == bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
-def _misleading_run(tiny_model, tmp_path: Path, patience: int):
+def _misleading_run(tiny_model, tmp_path: Path, patience: int, evals: int = 8, deadline: float | None = None):
     """Fine-tune on questions paired with the wrong chunk while validation asks for the right one: training can
     only lower the validation score, so early stopping has something to stop."""
     from ragtune.config import Config
@@ -346,7 +346,7 @@ def _misleading_run(tiny_model, tmp_path: Path, patience: int):
     cfg = Config(
         docs=Path("d"),
         max_steps=8,
-        evals=8,
+        evals=evals,
         patience=patience,
         batch_size=4,
         learning_rate=5e-3,
@@ -354,7 +354,7 @@ def _misleading_run(tiny_model, tmp_path: Path, patience: int):
         device="cpu",
         wise=False,
     )
-    return fine_tune(tiny_model, pairs, chunks, cfg, tmp_path / "work", "cpu", validation=validation)
+    return fine_tune(tiny_model, pairs, chunks, cfg, tmp_path / "work", "cpu", validation=validation, deadline=deadline)
 
 
 def test_early_stopping_ends_training_patience_checkpoints_after_the_best(tiny_model, tmp_path) -> None:
@@ -371,3 +371,19 @@ def test_early_stopping_ends_training_patience_checkpoints_after_the_best(tiny_m
     assert stopped.steps == stopped.val_history[-1][0] < 8
     assert len(scores) == best + 1 + 2 and max(scores[best + 1 :]) <= scores[best]
     assert stopped.best_step == stopped.val_history[best][0]
+
+
+def test_a_deadline_ends_training_at_the_step_it_reaches_and_scores_that_step(tiny_model, tmp_path) -> None:
+    import copy
+    import time
+
+    # Scored at steps 4 and 8 only; a deadline already reached ends training after its first step, which is
+    # then saved and scored (the best checkpoint must know it), and the result says what was planned.
+    cut = _misleading_run(
+        copy.deepcopy(tiny_model), tmp_path / "cut", patience=0, evals=2, deadline=time.perf_counter()
+    )
+    assert (cut.steps, cut.cut_from) == (1, 8)
+    assert [s for s, _ in cut.val_history] == [1] and cut.best_step == 1
+    # The control: a deadline an hour away changes nothing.
+    full = _misleading_run(tiny_model, tmp_path / "full", patience=0, evals=2, deadline=time.perf_counter() + 3600)
+    assert (full.steps, full.cut_from) == (8, None) and [s for s, _ in full.val_history] == [4, 8]

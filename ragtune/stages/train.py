@@ -48,6 +48,8 @@ class TrainResult(StageResult):
     saved_max_seq_length: int | None = None
     # What distillation did (ragtune.training.distil); not recorded when it was off, as before it existed.
     distil: dict[str, Any] | None = field(default=None, metadata=OPTIONAL)
+    # The steps planned when --time-budget's deadline ended training before them; not recorded otherwise.
+    cut_from: int | None = field(default=None, metadata=OPTIONAL)
 
 
 # Chunks a validation check ranks among: enough distractors to tell models apart, few enough to be quick on a CPU.
@@ -151,6 +153,7 @@ def _train_and_save(
             work_dir=run.files.checkpoints,
             device=pick_device(run.cfg.device),
             progress=run.progress_for("train"),
+            deadline=run.training_deadline(),
             **job,
         )
         tuned.max_seq_length = chunk_length
@@ -192,6 +195,8 @@ def _record(
     summary = f"{result.steps} steps on {result.device} ({result.precision})"
     if resumed is not None:
         summary += f" (resumed at step {resumed})"
+    if result.cut_from is not None:
+        summary += f" (of {result.cut_from} planned: the time budget ended training)"
     if result.final_loss is not None:
         summary += f", final loss {result.final_loss:.3f}"
     if result.base_score is not None:
@@ -222,6 +227,7 @@ def _record(
         long_windows=n_windows,
         saved_max_seq_length=saved_length,
         distil=result.distil,
+        cut_from=result.cut_from,
     )
 
 

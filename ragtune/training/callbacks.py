@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -91,3 +92,30 @@ class ReportProgress(TrainerCallback):
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         if self.progress:
             self.progress(state.global_step, state.max_steps)
+
+
+class StopAtDeadline(TrainerCallback):
+    """Ends training once the next step would end past `deadline` (a time.perf_counter() value), saving the
+    last step and, where training is validated, scoring it: a time budget holds even when steps run slower
+    than the plan measured them (a busy machine, longer questions). `stopped_at` is the step it stopped at."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.began: float | None = None
+        self.steps = 0
+        self.stopped_at: int | None = None
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if self.began is None:
+            self.began = time.perf_counter()
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.steps += 1
+        now = time.perf_counter()
+        # The mean step so far, validation and checkpoints included (they run between steps).
+        step = (now - (self.began or now)) / self.steps
+        if now + step > self.deadline and state.global_step < state.max_steps:
+            control.should_training_stop = True
+            control.should_save = True
+            control.should_evaluate = getattr(args.eval_strategy, "value", args.eval_strategy) != "no"
+            self.stopped_at = state.global_step

@@ -17,7 +17,8 @@ from torch import nn
 from ..config import Config, TrainingArgs
 from ..models import encoding_in, quiet_libraries, resolve_precision
 from ..records import Chunk, Pair
-from .callbacks import MarkComplete, Progress, ReportProgress, StopOnSignal, TrainingInterrupted
+from . import distributed
+from .callbacks import MarkComplete, Progress, ReportProgress, StopAtDeadline, StopOnSignal, TrainingInterrupted
 from .checkpoints import checkpoint_problem, checkpoint_step, scan_checkpoints
 from .long_inputs import Window, with_long_rows
 from .losses import cached_ranking_loss, labelled_columns, make_loss
@@ -43,6 +44,8 @@ class TrainResult:
     mix_scores: dict[float, float] = field(default_factory=dict)
     # What the distillation stage did (ragtune.training.distil), or None when it was off.
     distil: dict[str, Any] | None = None
+    # The steps training was set to run when a deadline (a time budget) ended it early, else None.
+    cut_from: int | None = None
 
     @property
     def best_score(self) -> float | None:
@@ -228,9 +231,12 @@ def _training_arguments(
     )
 
 
-def _callbacks(progress: Progress | None, stopper: StopOnSignal, patience: int) -> list[Any]:
-    """Progress, stop on a signal, mark each checkpoint complete, and with `patience` stop early."""
-    callbacks = [ReportProgress(progress), stopper.callback(), MarkComplete()]
+def _callbacks(
+    progress: Progress | None, stopper: StopOnSignal, patience: int, deadline: StopAtDeadline | None = None
+) -> list[Any]:
+    """Progress, stop on a signal, mark each checkpoint complete, with `patience` stop early, and with
+    `deadline` stop in time."""
+    callbacks = [ReportProgress(progress), stopper.callback(), MarkComplete()] + ([deadline] if deadline else [])
     if patience:
         from transformers import EarlyStoppingCallback
 
@@ -253,6 +259,7 @@ def run_trainer(
     patience: int = 0,
     resume: Path | None = None,
     batch_sampler: Any = None,
+    deadline: float | None = None,
 ) -> TrainResult:
     """Run sentence-transformers' Trainer quietly on `columns` with `loss`.
 
@@ -269,7 +276,8 @@ def run_trainer(
     each checkpoint is scored, the best is loaded at the end, and training
     stops after `patience` scores without improvement (0: never). SIGINT or
     SIGTERM saves a checkpoint after the current step and raises
-    TrainingInterrupted.
+    TrainingInterrupted. With `deadline` (a time.perf_counter() value),
+    training ends with the last step that ends before it (StopAtDeadline).
     """
     precision = resolve_precision(args.precision, device)
     if resume is not None:
@@ -277,7 +285,9 @@ def run_trainer(
         if finished is not None:
             return finished
     stopper = StopOnSignal(Path(work_dir))
-    callbacks = _callbacks(progress, stopper, patience if validation else 0)
+    # Under torchrun every rank must stop at the same step, which timing each rank's own steps cannot promise.
+    in_time = StopAtDeadline(deadline) if deadline is not None and distributed.world_size() == 1 else None
+    callbacks = _callbacks(progress, stopper, patience if validation else 0, in_time)
     trainer = _trainer(
         model,
         columns,
@@ -292,7 +302,10 @@ def run_trainer(
         no_duplicates,
         batch_sampler,
     )
-    return _train(trainer, stopper, work_dir, resume, device, precision)
+    result = _train(trainer, stopper, work_dir, resume, device, precision)
+    if in_time is not None and in_time.stopped_at is not None:
+        result.cut_from = int(trainer.state.max_steps)
+    return result
 
 
 def _trainer(
@@ -379,6 +392,7 @@ def fine_tune(
     validation: Validation | None = None,
     resume: Path | None = None,
     windows: dict[str, Window] | None = None,
+    deadline: float | None = None,
 ) -> TrainResult:
     """Train `model` in place on question -> chunk pairs (and, given `labelled`
     LabelledPairs, on those too with cfg.pairs_loss, taking turns by batch).
@@ -408,7 +422,9 @@ def fine_tune(
         base_state = weights(model)
         with encoding_in(precision, device):
             base_score = validation.scores(model)["score"]
-    result = _train_without_dropout(model, columns, loss, cfg, work_dir, device, progress, validation, resume, sampler)
+    result = _train_without_dropout(
+        model, columns, loss, cfg, work_dir, device, progress, validation, resume, sampler, deadline
+    )
     if validation and base_state is not None and base_score is not None:
         result.base_score = base_score
         if cfg.wise:
@@ -446,6 +462,7 @@ def _train_without_dropout(
     validation: Validation | None,
     resume: Path | None,
     batch_sampler: Any = None,
+    deadline: float | None = None,
 ) -> TrainResult:
     """`run_trainer` with the run mode's settings, attention dropout off while it runs (see
     without_attention_dropout); `batch_sampler` (else no-duplicates batches) makes the batches."""
@@ -465,6 +482,7 @@ def _train_without_dropout(
             patience=cfg.patience,
             resume=resume,
             batch_sampler=batch_sampler,
+            deadline=deadline,
         )
     finally:
         restore()
