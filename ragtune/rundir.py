@@ -94,12 +94,35 @@ def check_out_dir(out: Path, kind: str, docs: Path | None = None) -> None:
         found = sorted(name for name in os.listdir(out) if name not in _CLUTTER)
     except OSError as e:
         raise RunDirError(f"cannot list --out {out} ({e.strerror or type(e).__name__}); choose another --out") from None
-    if found:
+    if found and not _being_claimed(out, kind, found):
         shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
         raise RunDirError(
             f"--out {out} holds files ragtune did not write ({shown}); choose a new or empty folder "
             "for --out, so that none of them is overwritten or deleted"
         )
+
+
+# How long a check waits for the marker of a run that is claiming the folder at this moment: two runs started
+# together on one --out must meet at the run lock, where the later one hears that the folder is in use, not that
+# it holds files ragtune did not write (seen under load: the other run had made work/ and not yet its manifest).
+CLAIM_WAIT = 5.0
+
+
+def _being_claimed(out: Path, kind: str, found: list[str]) -> bool:
+    """Whether another `kind` run is claiming `out` right now: `found` is only what a claim writes before its
+    marker (work/ for a run, the marker's temporary file for a pairs run), and the marker appears within
+    CLAIM_WAIT seconds."""
+    first = (
+        (lambda n: n == WORK) if kind == "run" else (lambda n: n.startswith(f".{PAIRS_MARKER}.") and n.endswith(".tmp"))
+    )
+    if not all(first(name) for name in found):
+        return False
+    deadline = time.monotonic() + CLAIM_WAIT
+    while time.monotonic() < deadline:
+        if _has_marker(out, kind, strict=False):
+            return True
+        time.sleep(0.05)
+    return _has_marker(out, kind, strict=False)
 
 
 def _check_apart(out: Path, docs: Path) -> None:

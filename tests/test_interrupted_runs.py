@@ -196,6 +196,28 @@ def test_kill_9_at_a_random_moment_of_training_loses_nothing(
 # --- two runs on one --out ------------------------------------------------------------
 
 
+def test_a_folder_another_run_is_claiming_waits_for_its_marker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from ragtune import rundir
+    from ragtune.records import RunDirError
+
+    # The other run has made work/ and writes its manifest a moment later (under load, the race the CI saw):
+    # the check waits for it, so both runs meet at the lock instead of one calling the folder someone else's.
+    out = tmp_path / "run"
+    (out / "work").mkdir(parents=True)
+    writer = threading.Timer(0.3, lambda: rundir.Manifest(out).save())
+    writer.start()
+    rundir.check_out_dir(out, "run")
+    writer.join()
+    # A work/ folder of the user's own, which no marker ever joins, is still refused once the wait is over.
+    monkeypatch.setattr(rundir, "CLAIM_WAIT", 0.2)
+    mine = tmp_path / "mine"
+    (mine / "work").mkdir(parents=True)
+    with pytest.raises(RunDirError, match="holds files ragtune did not write"):
+        rundir.check_out_dir(mine, "run")
+
+
 def test_concurrent_runs_on_one_out_one_stops_at_once(
     tmp_path: Path, docs: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
