@@ -141,10 +141,12 @@ class Recorder(SilentReporter):
         self.lines.append(line)
 
 
-def test_a_budget_caps_the_steps_of_a_real_run(tmp_path: Path, tiny_model_dir: Path, nist_pages) -> None:
-    # Fifty epochs of the tiny model would take minutes; a 30 s budget must cap them.
-    docs = good_docs(tmp_path / "docs", nist_pages)
-    settings = dict(
+def _fifty_epochs(docs: Path, out: Path, tiny_model_dir: Path) -> Config:
+    """A tiny-model run of fifty epochs (minutes of training) under a 30 s budget."""
+    return Config(
+        docs=docs,
+        out=out,
+        time_budget="30s",
         base_model=str(tiny_model_dir),
         batch_size=4,
         chunk_tokens=64,
@@ -154,7 +156,11 @@ def test_a_budget_caps_the_steps_of_a_real_run(tmp_path: Path, tiny_model_dir: P
         wise=False,
         epochs=50.0,
     )
-    cfg = Config(docs=docs, out=tmp_path / "run", time_budget="30s", **settings)
+
+
+def test_a_budget_caps_the_steps_of_a_real_run(tmp_path: Path, tiny_model_dir: Path, nist_pages) -> None:
+    # Fifty epochs of the tiny model would take minutes; a 30 s budget must cap them.
+    cfg = _fifty_epochs(good_docs(tmp_path / "docs", nist_pages), tmp_path / "run", tiny_model_dir)
     recorder = Recorder()
     Pipeline(cfg, recorder).run()
     saved = json.loads((cfg.out / "work" / "plan.json").read_text())
@@ -205,20 +211,7 @@ def test_training_stops_at_the_budget_deadline_when_steps_run_slower_than_planne
             slow["on"] = True
 
     monkeypatch.setattr(MultiQueryRankingLoss, "forward", slower)
-    docs = good_docs(tmp_path / "docs", nist_pages)
-    cfg = Config(
-        docs=docs,
-        out=tmp_path / "run",
-        time_budget="30s",
-        base_model=str(tiny_model_dir),
-        batch_size=4,
-        chunk_tokens=64,
-        chunk_overlap=8,
-        device="cpu",
-        val_fraction=0,
-        wise=False,
-        epochs=50.0,
-    )
+    cfg = _fifty_epochs(good_docs(tmp_path / "docs", nist_pages), tmp_path / "run", tiny_model_dir)
     Pipeline(cfg, BusyAfterThePlan()).run()
     train = json.loads((cfg.out / "work" / "manifest.json").read_text())["stages"]["train"]
     # Stopped by the deadline, short of the steps it was set to train, and said so; the run then finished.
