@@ -77,10 +77,3 @@ def nist_pages():
     from ragtune.extract import extract_folder
 
     return extract_folder(NIST_PDF).pages
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The real-model tests first: under `-n 2` each file runs whole in one process, handed out in collection
-    order, and test_e2e.py (about a third of the suite's time) handed out last kept the other process idle at
-    the end."""
-    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
