@@ -36,6 +36,11 @@ MIN_WORDS = 40
 CONTEXT_WORDS = 80
 
 
+def _contents_line(line: str) -> bool:
+    """A table-of-contents line: a section number, then dot leaders or an ending page number."""
+    return bool(_NUMBERED.match(line) and _TOC.search(line))
+
+
 def heading_title(line: str) -> str | None:
     """The title of a heading line, or None.
 
@@ -45,7 +50,7 @@ def heading_title(line: str) -> str | None:
     [None, None, None]
     """
     m = _NUMBERED.match(line)
-    if not m or _TOC.search(line):
+    if not m or _contents_line(line):
         return None
     title = m.group(2)
     words = title.split()
@@ -68,7 +73,7 @@ def sections(pages: list[dict]) -> tuple[list[tuple[str, str]], list[dict]]:
         current: tuple[str, list[str]] | None = None
         for line in lines:
             title = heading_title(line)
-            if title is not None or (_NUMBERED.match(line) and _TOC.search(line)):
+            if title is not None or _contents_line(line):
                 if current is not None:
                     found.append((current[0], " ".join(current[1])))
                 current = (title, []) if title is not None else None

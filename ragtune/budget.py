@@ -16,6 +16,7 @@ from typing import Any
 
 from .config import MIN_BUDGET_SECONDS, parse_duration  # noqa: F401 (budget's names too)
 from .fileio import read_json, write_json
+from .generators.offline import MAX_QUERY_WORDS
 from .models import encoding_in, pick_device, resolve_precision
 from .records import Chunk, read_jsonl
 from .retrieval import retrieval_units
@@ -32,11 +33,9 @@ FIXED_SECONDS = 15.0
 # and scaled to batch_size costs a few seconds where a full one would cost as much as several real steps.
 WARMUP_ROWS = 8
 WARMUP_STEPS = 2
-# Words in each question of the warm-up's training steps: the offline generator's longest
-# (OfflineGenerator.max_query_words). Real batches pad their questions to the longest of 32 rows; with 12-word
-# questions the warm-up priced a step of 3,918 chunks' run at 10.8 s, training took 15.7 s a step, and the
-# 30-minute budget ran 33.3 minutes.
-QUESTION_WORDS = 32
+# The warm-up's training steps use questions of the offline generator's longest (MAX_QUERY_WORDS words): real
+# batches pad their questions to the longest of 32 rows. With 12-word questions the warm-up priced a step of
+# 3,918 chunks' run at 10.8 s, training took 15.7 s a step, and the 30-minute budget ran 33.3 minutes.
 # Words in a typical question, which prices encoding the questions (a median of 15 MiniLM tokens on that run).
 TYPICAL_QUESTION_WORDS = 12
 
@@ -245,7 +244,7 @@ def measure_costs(model: Any, texts: list[str], cfg: Any, device: str, scratch: 
     # Encoding sorts questions by length, so a typical question prices it; a training batch's question columns
     # are padded to their longest, which is near the generators' longest.
     questions = [" ".join(t.split()[:TYPICAL_QUESTION_WORDS]) + "?" for t in sample]
-    longest = [" ".join(t.split()[:QUESTION_WORDS]) + "?" for t in sample]
+    longest = [" ".join(t.split()[:MAX_QUERY_WORDS]) + "?" for t in sample]
     with encoding_in(precision, device):
         # Untimed: the first call pays for allocations and kernel choices the run pays once.
         model.encode(sample[:2], batch_size=2)

@@ -42,6 +42,8 @@ NON_HEADS = frozenset(
 )
 # A phrase whose occurrences share one neighbouring word this often is part of a longer term.
 FRAGMENT_SHARE = 0.7
+# The longest question the generator writes, in words (a cloze question is cut there).
+MAX_QUERY_WORDS = 32
 _ADJECTIVE_END = re.compile(r"(?:[^e]ed|ous|ful|able|ible|less|ical|ing|ive|ly|worthy)$")
 # Nouns with those endings.
 _NOUNS_LIKE_ADJECTIVES = frozenset(
@@ -174,7 +176,7 @@ class OfflineGenerator:
     def __init__(
         self,
         questions_per_chunk: int = 4,
-        max_query_words: int = 32,
+        max_query_words: int = MAX_QUERY_WORDS,
         vocabulary: frozenset[str] | set[str] | None = None,
     ) -> None:
         self.questions_per_chunk = questions_per_chunk

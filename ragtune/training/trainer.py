@@ -232,11 +232,11 @@ def _training_arguments(
 
 
 def _callbacks(
-    progress: Progress | None, stopper: StopOnSignal, patience: int, deadline: StopAtDeadline | None = None
+    progress: Progress | None, stopper: StopOnSignal, patience: int, in_time: StopAtDeadline | None = None
 ) -> list[Any]:
     """Progress, stop on a signal, mark each checkpoint complete, with `patience` stop early, and with
-    `deadline` stop in time."""
-    callbacks = [ReportProgress(progress), stopper.callback(), MarkComplete()] + ([deadline] if deadline else [])
+    `in_time` stop at its deadline."""
+    callbacks = [ReportProgress(progress), stopper.callback(), MarkComplete()] + ([in_time] if in_time else [])
     if patience:
         from transformers import EarlyStoppingCallback
 
