@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_cli import assert_one_error_line
 from test_pipeline import Recorder, tiny_config, write_docs
 
 from ragtune import Pipeline
@@ -216,6 +217,44 @@ def test_a_folder_another_run_is_claiming_waits_for_its_marker(tmp_path: Path, m
     (mine / "work").mkdir(parents=True)
     with pytest.raises(RunDirError, match="holds files ragtune did not write"):
         rundir.check_out_dir(mine, "run")
+
+
+class _Clock:
+    """rundir's `time`, with a monotonic clock that only sleeping moves: the total slept is the wait paid."""
+
+    def __init__(self) -> None:
+        self.now = self.slept = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.slept += seconds
+
+    def __getattr__(self, name: str):
+        return getattr(time, name)
+
+
+def test_a_work_folder_of_the_users_own_is_refused_after_one_wait(
+    tmp_path: Path,
+    docs: Path,
+    tiny_model_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from ragtune import rundir
+
+    # No marker ever joins the user's own work/. A run checks --out three times before it writes (the CLI, the
+    # pipeline, the claim); the first check refuses the folder after one wait, and nothing is written.
+    clock = _Clock()
+    monkeypatch.setattr(rundir, "time", clock)
+    mine = tmp_path / "mine"
+    (mine / "work").mkdir(parents=True)
+    assert main(_args(docs, mine, tiny_model_dir)) == 1
+    assert_one_error_line(capsys.readouterr().err, "holds files ragtune did not write (work)")
+    assert clock.slept == pytest.approx(rundir.CLAIM_WAIT, abs=0.1)
+    assert [p.relative_to(mine).as_posix() for p in mine.rglob("*")] == ["work"]
 
 
 def test_concurrent_runs_on_one_out_one_stops_at_once(
