@@ -111,7 +111,9 @@ def score_arm(
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, (chunks, queries, relevant) in suites.items():
-        ways = (("", 0), (" passages", cfg.passage_words)) if name == "bench" or held_out_passages else (("", 0),)
+        # A run without passages (passage_words 0) would score its one vector twice.
+        with_passages = cfg.passage_words > 0 and (name == "bench" or held_out_passages)
+        ways = (("", 0), (" passages", cfg.passage_words)) if with_passages else (("", 0),)
         for label, words in ways:
             out[f"{name}{label}"], out[f"{name}{label} found"] = ranked_hits(
                 model, chunks, queries, relevant, words, cfg
