@@ -104,7 +104,15 @@ def _selection_section(summary: dict[str, Any]) -> str:
         f"\n## Model selection\n\n{v['n_questions']} validation questions, from chunks kept out of both "
         "training and the held-out test, scored every checkpoint (mean over question kinds of MRR@10). "
         f"Base {v['base_score']:.3f}; best checkpoint {best:.3f} at step {v['best_step']}. "
-        f"The shipped weights keep {v['mix']:.0%} of the change from the base (WiSE-FT; tried {tried}).\n"
+        f"The shipped weights keep {v['mix']:.0%} of the change from the base (WiSE-FT; tried {tried})"
+        + (
+            f", at most {v['mix_cap']:.0%} (`--wise-share`): validation questions come from the generator that wrote "
+            "the training questions and favour all of the change, while questions people write often gain more "
+            "from a part of it"
+            if v.get("mix_cap", 1.0) < 1
+            else ""
+        )
+        + ".\n"
     )
 
 

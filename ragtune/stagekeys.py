@@ -26,7 +26,7 @@ UNKEYED = ("out", "device", "push_repo", "private", "time_budget")
 LLM_SETTINGS = ("llm_base_url", "llm_model", "llm_concurrency", "llm_timeout", "llm_retries")
 # Settings added after run folders were written, with the value that leaves them off: keyed only when they
 # differ from it, so a folder written before they existed keeps its keys and reruns nothing.
-ADDED_SETTINGS: dict[str, Any] = {"long_inputs": 0.0, "distil_steps": 0}
+ADDED_SETTINGS: dict[str, Any] = {"long_inputs": 0.0, "distil_steps": 0, "wise_share": 1.0}
 
 
 def _file_digest(path: Path) -> str:

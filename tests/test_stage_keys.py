@@ -57,6 +57,7 @@ OTHER: dict[str, object] = {
     "weight_decay": 0.0,
     "max_steps": 5,
     "distil_steps": 3,
+    "wise_share": 0.75,
     "hard_negatives": True,
     "same_theme_negatives": True,
     "pairs_loss": "cosent",
@@ -129,16 +130,17 @@ def test_unkeyed_settings_rerun_nothing(name: str) -> None:
 
 
 def test_settings_added_later_keep_older_run_folders_keys_while_they_are_off() -> None:
-    # A run folder written before long_inputs and distil_steps existed was keyed without them: with both off
-    # (their defaults) the keys must be what that ragtune computed, or every existing run would train again.
+    # A run folder written before long_inputs, distil_steps and wise_share existed was keyed without them: with
+    # all off (the first two by default; wise_share at 1, all of the change, as before it came) the keys must be
+    # what that ragtune computed, or every such run would train again.
     from ragtune.stagekeys import ADDED_SETTINGS
 
     older = tuple(
         dataclasses.replace(stage, settings=tuple(s for s in stage.settings if s not in ADDED_SETTINGS))
         for stage in PIPELINE
     )
-    assert {"long_inputs", "distil_steps"} <= set(ADDED_SETTINGS)
-    cfg = base()
+    assert {"long_inputs", "distil_steps", "wise_share"} <= set(ADDED_SETTINGS)
+    cfg = base(**ADDED_SETTINGS)
     assert stage_keys(cfg, FINGERPRINT, LEXICON) == stage_keys(cfg, FINGERPRINT, LEXICON, older)
     # Turned on, they are keyed like any other setting.
     for name in ADDED_SETTINGS:

@@ -214,6 +214,35 @@ def test_choose_mix_keeps_the_share_validation_prefers(tiny_model, want: float, 
         assert all(torch.equal(v, base[k]) for k, v in model.state_dict().items())
 
 
+@pytest.mark.parametrize(("want", "chosen"), [(1.0, 0.5), (0.75, 0.5), (0.3, 0.5), (0.0, 0.0)])
+def test_choose_mix_keeps_no_more_than_its_cap(tiny_model, want: float, chosen: float) -> None:
+    import copy
+
+    from ragtune.training.validation import choose_mix
+
+    # Validation prefers `want` of the change; with a cap of half, the mix keeps at most half, or the base
+    # itself when half scores below it. All of the change is still recorded when its score is known.
+    model = copy.deepcopy(tiny_model)
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    tuned = _perturbed(model)
+    target = {k: torch.lerp(base[k], tuned[k], want) if base[k].is_floating_point() else base[k] for k in base}
+    model.load_state_dict(tuned)
+    validation = _DistanceToTarget(target)
+    tuned_score = validation.scores(model)["score"]
+    alpha, scores = choose_mix(
+        model,
+        base,
+        validation,
+        validation.scores(tiny_model)["score"],
+        tuned_score,
+        cap=0.5,  # type: ignore[arg-type]
+    )
+    assert alpha == chosen and set(scores) == {0.0, 0.5, 1.0}
+    expected = {k: torch.lerp(base[k], tuned[k], chosen) if base[k].is_floating_point() else base[k] for k in base}
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, expected[k], atol=1e-6, rtol=0)
+
+
 def test_cached_loss_gives_the_same_loss_and_gradients(tiny_model) -> None:
     import copy
 

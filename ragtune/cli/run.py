@@ -287,6 +287,14 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
         default=d.wise,
         help="mix the tuned weights with the base in the share validation prefers (WiSE-FT)",
     )
+    g.add_argument(
+        "--wise-share",
+        type=float,
+        default=d.wise_share,
+        metavar="X",
+        help="the largest share of the change the mix keeps: validation questions favour all of it, questions "
+        "people write often less (1: as validation prefers)",
+    )
 
     g = p.add_argument_group("retrieval")
     g.add_argument(

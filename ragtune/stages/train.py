@@ -204,6 +204,7 @@ def _record(
         summary += (
             f"; validation {result.base_score:.3f} -> {best:.3f} (step {result.best_step}), "
             f"kept {result.mix:.0%} of the change"
+            + (f" (at most {result.mix_cap:.0%}: --wise-share)" if result.mix_cap < 1 else "")
         )
     summary += distil_summary(result.distil)
     return TrainResult(
@@ -221,6 +222,7 @@ def _record(
             "best_score": result.best_score,
             "mix": result.mix,
             "mix_scores": {str(a): round(v, 4) for a, v in result.mix_scores.items()},
+            "mix_cap": result.mix_cap,
         },
         summary=summary,
         general=general,
@@ -300,6 +302,7 @@ STAGE = Stage(
         "evals",
         "patience",
         "wise",
+        "wise_share",
         "matryoshka_dims",
         "mini_batch_size",
         "queries_per_row",

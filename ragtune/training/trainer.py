@@ -42,6 +42,7 @@ class TrainResult:
     base_score: float | None = None
     mix: float = 1.0
     mix_scores: dict[float, float] = field(default_factory=dict)
+    mix_cap: float = 1.0  # the largest share the mix could keep (cfg.wise_share)
     # What the distillation stage did (ragtune.training.distil), or None when it was off.
     distil: dict[str, Any] | None = None
     # The steps training was set to run when a deadline (a time budget) ended it early, else None.
@@ -430,7 +431,10 @@ def fine_tune(
         if cfg.wise:
             # The model now holds the best checkpoint, whose score validation already knows.
             with encoding_in(precision, device):
-                result.mix, result.mix_scores = choose_mix(model, base_state, validation, base_score, result.best_score)
+                result.mix_cap = cfg.wise_share
+                result.mix, result.mix_scores = choose_mix(
+                    model, base_state, validation, base_score, result.best_score, cap=cfg.wise_share
+                )
     return result
 
 

@@ -81,25 +81,31 @@ def choose_mix(
     base_score: float,
     tuned_score: float | None = None,
     alphas: tuple[float, ...] = (0.75, 0.5),
+    cap: float = 1.0,
 ) -> tuple[float, dict[float, float]]:
     """Try shares of the tuned weights on the validation questions and leave the
-    model at the best one: the base itself (alpha 0) if nothing beats it.
+    model at the best one no larger than `cap`: the base itself (alpha 0) if nothing beats it.
 
-    Shares are tried from all of the change (1.0, scored as `tuned_score` when
-    known) down through `alphas`, stopping at the first that scores lower than
-    the one before: validation scores along the path from base to tuned
-    rarely rise again once they fall, and each check costs a pass over the
-    validation corpus. Ties go to the larger share, the one training chose.
+    Shares are tried from `cap` (1.0, all of the change, is scored as `tuned_score`
+    when known) down through the `alphas` below it, stopping at the first that
+    scores lower than the one before: validation scores along the path from base
+    to tuned rarely rise again once they fall, and each check costs a pass over
+    the validation corpus. Ties go to the larger share, the one training chose.
+    A known `tuned_score` is recorded even when `cap` rules all of the change out.
     """
     tuned = weights(model)
     scores = {0.0: base_score}
-    previous = scores[1.0] = tuned_score if tuned_score is not None else validation.scores(model)["score"]
-    for a in alphas:
-        mix_with_base(model, base_state, tuned, a)
-        scores[a] = validation.scores(model)["score"]
-        if scores[a] < previous:
+    if tuned_score is not None:
+        scores[1.0] = tuned_score
+    previous = None
+    for a in (cap, *(a for a in alphas if a < cap)):
+        if a not in scores:
+            if a < 1.0:  # the model holds all of the change until the first mix
+                mix_with_base(model, base_state, tuned, a)
+            scores[a] = validation.scores(model)["score"]
+        if previous is not None and scores[a] < previous:
             break
         previous = scores[a]
-    best = max(scores, key=lambda a: (round(scores[a], 6), a))
+    best = max((a for a in scores if a <= cap), key=lambda a: (round(scores[a], 6), a))
     mix_with_base(model, base_state, tuned, best)
     return best, scores
