@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -190,25 +191,31 @@ def _perturbed(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     }
 
 
-@pytest.mark.parametrize(
-    ("want", "tried"), [(0.75, {0.0, 0.5, 0.75, 1.0}), (0.0, {0.0, 0.5, 0.75, 1.0}), (1.0, {0.0, 0.75, 1.0})]
-)
-def test_choose_mix_keeps_the_share_validation_prefers(tiny_model, want: float, tried: set[float]) -> None:
+def _validation_wanting(tiny_model, want: float) -> tuple[Any, dict[str, torch.Tensor], dict[str, torch.Tensor], Any]:
+    """The tiny model holding a perturbed copy of its weights, its own weights (the base), the perturbed ones, and
+    a validation whose score peaks at `want` of the change between them."""
     import copy
-
-    from ragtune.training.validation import choose_mix
 
     model = copy.deepcopy(tiny_model)
     base = {k: v.clone() for k, v in model.state_dict().items()}
     tuned = _perturbed(model)
     target = {k: torch.lerp(base[k], tuned[k], want) if base[k].is_floating_point() else base[k] for k in base}
     model.load_state_dict(tuned)
-    validation = _DistanceToTarget(target)
-    alpha, scores = choose_mix(model, base, validation, validation.scores(tiny_model)["score"])  # type: ignore[arg-type]
+    return model, base, tuned, _DistanceToTarget(target)
+
+
+@pytest.mark.parametrize(
+    ("want", "tried"), [(0.75, {0.0, 0.5, 0.75, 1.0}), (0.0, {0.0, 0.5, 0.75, 1.0}), (1.0, {0.0, 0.75, 1.0})]
+)
+def test_choose_mix_keeps_the_share_validation_prefers(tiny_model, want: float, tried: set[float]) -> None:
+    from ragtune.training.validation import choose_mix
+
+    model, base, _, validation = _validation_wanting(tiny_model, want)
+    alpha, scores = choose_mix(model, base, validation, validation.scores(tiny_model)["score"])
     # The scan from 1.0 down stops at the first share that scores worse than the one before.
     assert alpha == want and set(scores) == tried
     for k, v in model.state_dict().items():
-        torch.testing.assert_close(v, target[k], atol=1e-6, rtol=0)
+        torch.testing.assert_close(v, validation.target[k], atol=1e-6, rtol=0)
     if want == 0.0:
         # Nothing beat the base: the model is the base, exactly.
         assert all(torch.equal(v, base[k]) for k, v in model.state_dict().items())
@@ -216,31 +223,17 @@ def test_choose_mix_keeps_the_share_validation_prefers(tiny_model, want: float, 
 
 @pytest.mark.parametrize(("want", "chosen"), [(1.0, 0.5), (0.75, 0.5), (0.3, 0.5), (0.0, 0.0)])
 def test_choose_mix_keeps_no_more_than_its_cap(tiny_model, want: float, chosen: float) -> None:
-    import copy
-
     from ragtune.training.validation import choose_mix
 
     # Validation prefers `want` of the change; with a cap of half, the mix keeps at most half, or the base
     # itself when half scores below it. All of the change is still recorded when its score is known.
-    model = copy.deepcopy(tiny_model)
-    base = {k: v.clone() for k, v in model.state_dict().items()}
-    tuned = _perturbed(model)
-    target = {k: torch.lerp(base[k], tuned[k], want) if base[k].is_floating_point() else base[k] for k in base}
-    model.load_state_dict(tuned)
-    validation = _DistanceToTarget(target)
-    tuned_score = validation.scores(model)["score"]
-    alpha, scores = choose_mix(
-        model,
-        base,
-        validation,
-        validation.scores(tiny_model)["score"],
-        tuned_score,
-        cap=0.5,  # type: ignore[arg-type]
-    )
+    model, base, tuned, validation = _validation_wanting(tiny_model, want)
+    base_score, tuned_score = validation.scores(tiny_model)["score"], validation.scores(model)["score"]
+    alpha, scores = choose_mix(model, base, validation, base_score, tuned_score, cap=0.5)
     assert alpha == chosen and set(scores) == {0.0, 0.5, 1.0}
-    expected = {k: torch.lerp(base[k], tuned[k], chosen) if base[k].is_floating_point() else base[k] for k in base}
     for k, v in model.state_dict().items():
-        torch.testing.assert_close(v, expected[k], atol=1e-6, rtol=0)
+        expected = torch.lerp(base[k], tuned[k], chosen) if base[k].is_floating_point() else base[k]
+        torch.testing.assert_close(v, expected, atol=1e-6, rtol=0)
 
 
 def test_cached_loss_gives_the_same_loss_and_gradients(tiny_model) -> None:
