@@ -206,3 +206,51 @@ def test_bm25_with_a_misleading_query() -> None:
     assert m["hit@1"] == 0.5
     # The labelled answer shares no word with the query, so BM25 never retrieves it.
     assert m["mrr@10"] == 0.5
+
+
+# --- which retriever is served --------------------------------------------------------
+
+
+def _validation(bm25_ranks: list[float], hybrid_ranks: list[float]) -> tuple[dict, dict]:
+    """Validation scores per dense share, and their evidence, from each question's reciprocal rank."""
+    from ragtune.metrics import served_evidence
+
+    ranks = {0.0: bm25_ranks, 0.6: hybrid_ranks, 1.0: [0.0] * len(hybrid_ranks)}
+    scores = {w: {"mrr@10": sum(r) / len(r), "hit@5": sum(x >= 0.2 for x in r) / len(r)} for w, r in ranks.items()}
+    return scores, served_evidence(ranks, 0.6)
+
+
+def test_bm25_alone_replaces_the_hybrid_only_when_its_validation_lead_is_beyond_chance() -> None:
+    from ragtune.metrics import SERVE_P, choose_served
+
+    # BM25 ranks the chunk first where the hybrid ranks it second, on 12 questions of 60 in one case and 48 in
+    # the other; on 10 questions the hybrid is first and BM25 second. Both leads are leads in MRR@10.
+    for bm25_wins, served in ((12, "hybrid"), (48, "bm25")):
+        ties = 60 - bm25_wins - 10
+        scores, evidence = _validation(
+            [1.0] * bm25_wins + [0.5] * 10 + [1.0] * ties, [0.5] * bm25_wins + [1.0] * 10 + [1.0] * ties
+        )
+        assert scores[0.0]["mrr@10"] > scores[0.6]["mrr@10"]
+        assert (evidence["bm25"]["p"] <= SERVE_P) is (served == "bm25")
+        assert choose_served(scores, 0.6, evidence) == (served, 0.6)
+        # Without the evidence, any lead wins, as ragtune 0.3 chose.
+        assert choose_served(scores, 0.6) == ("bm25", 0.6)
+
+
+def test_the_card_says_when_a_lead_within_chance_kept_the_hybrid() -> None:
+    from ragtune.card import recommendation
+
+    scores, evidence = _validation([1.0] * 12 + [0.5] * 10 + [1.0] * 38, [0.5] * 12 + [1.0] * 48)
+    row = {"hit@5": 0.5, "mrr@10": 0.4}
+    metrics = {
+        "fine_tuned": row,
+        "hybrid": row,
+        "bm25": row,
+        "hybrid_weight": 0.6,
+        "served": {"mode": "hybrid", "chosen_on": "validation questions", "against_hybrid": evidence, **row},
+    }
+    (line,) = recommendation(metrics)
+    gain = scores[0.0]["mrr@10"] - scores[0.6]["mrr@10"]
+    assert f"BM25 alone scored higher there (MRR@10 +{gain:.3f} over the hybrid, within chance: p " in line
+    # The model alone trailed the hybrid: nothing to say of it.
+    assert "The fine-tuned model alone scored higher" not in line

@@ -276,13 +276,17 @@ def test_served_retriever_is_chosen_on_validation_and_recorded_everywhere(finish
     metrics = finished.result.metrics
     scores = {float(w): m for w, m in metrics["hybrid_weight_validation"].items()}
     assert 0.0 in scores and 1.0 in scores and len(scores) == 11
-    mode, weight = choose_served(scores, finished.cfg.hybrid_weight)
+    evidence = metrics["served"]["against_hybrid"]
+    mode, weight = choose_served(scores, finished.cfg.hybrid_weight, evidence)
     assert weight == finished.cfg.hybrid_weight == 0.6
     assert (metrics["served"]["mode"], metrics["hybrid_weight"]) == (mode, weight)
     assert metrics["recommended_mode"] == mode and metrics["served"]["chosen_on"] == "validation questions"
-    # Never worse than BM25 on validation, and the served row is the held-out row of that retriever.
-    best = max(scores.values(), key=lambda m: (m["mrr@10"], m["hit@5"]))
-    assert best["mrr@10"] >= scores[0.0]["mrr@10"]
+    # The evidence was measured on the same questions as the scores: each rival's gain is the difference of
+    # the recorded MRR@10s (each rounded to 4 places).
+    for rival, share in (("bm25", 0.0), ("dense", 1.0)):
+        assert evidence[rival]["mrr@10"] == pytest.approx(scores[share]["mrr@10"] - scores[0.6]["mrr@10"], abs=2e-4)
+        assert 0.0 <= evidence[rival]["p"] <= 1.0
+    # The served row is the held-out row of that retriever.
     row = {"dense": "fine_tuned_passages", "hybrid": "hybrid", "bm25": "bm25"}[mode]
     assert {k: metrics["served"][k] for k in metrics[row]} == metrics[row]
     retriever = Retriever.load(finished.cfg.out)
@@ -307,7 +311,8 @@ def test_the_hybrid_weight_is_kept_or_chosen_on_validation(
         inner = {w: m for w, m in scores.items() if 0 < w < 1}
         best = max(inner, key=lambda w: (inner[w]["mrr@10"], inner[w]["hit@5"], w))
         assert again.metrics["hybrid_weight"] == best
-    assert (again.metrics["served"]["mode"], again.metrics["hybrid_weight"]) == choose_served(scores, weight)
+    evidence = again.metrics["served"]["against_hybrid"]
+    assert (again.metrics["served"]["mode"], again.metrics["hybrid_weight"]) == choose_served(scores, weight, evidence)
 
 
 def test_manifest_records_every_stage(finished: Finished) -> None:

@@ -13,7 +13,9 @@ from ..metrics import (
     is_improved,
     per_theme_hits,
     rank_metrics,
+    reciprocal_ranks,
     rounded,
+    served_evidence,
     similarity_shift,
 )
 from ..models import encoding_in, pick_device, resolve_base_model, resolve_precision
@@ -98,16 +100,19 @@ def _evaluate(run: Run, precision: str, general: dict[str, Any] | None) -> Evalu
     # questions, which no retriever filtered (the split stage's round trip is for training questions only);
     # the held-out ones only measure.
     tuned = run.model("tuned")
-    weight_scores = _hybrid_weight_scores(run, tuned, dense["tuned"], bm25, ids, pool, cfg.hybrid_weight)
+    weight_scores, ranks = _hybrid_weight_scores(run, tuned, dense["tuned"], bm25, ids, pool, cfg.hybrid_weight)
+    evidence: dict[str, dict[str, float]] = {}
     if weight_scores:
-        mode, weight = choose_served(weight_scores, cfg.hybrid_weight)
+        weight = choose_served(weight_scores, cfg.hybrid_weight)[1]
+        evidence = served_evidence(ranks, weight)
+        mode = choose_served(weight_scores, cfg.hybrid_weight, evidence)[0]
     else:
         mode, weight = "", DEFAULT_HYBRID_WEIGHT if cfg.hybrid_weight is None else cfg.hybrid_weight
     fused = fuse(dense["tuned"].search(query_vectors["tuned"], pool), bm25.search(queries, pool), weight, depth)
     metrics["hybrid"] = rank_metrics(positions_to_ids(fused, ids), relevant, ks)
     _record_figures(run, metrics, weight, weight_scores, precision, top1, ranked, chunks, relevant)
     _save_index(run, dense, bm25, texts)
-    _choose_served(run, metrics, mode, weight, tuned)
+    _choose_served(run, metrics, mode, weight, tuned, evidence)
     if cfg.matryoshka_dims:
         metrics["dims"] = _dims_figures(run, texts, ids, queries, relevant)
     summary = _summary_line(run, metrics, tuned)
@@ -174,9 +179,12 @@ def _save_index(run: Run, dense: dict[str, Any], bm25: Any, texts: list[str]) ->
     )
 
 
-def _choose_served(run: Run, metrics: dict[str, Any], mode: str, weight: float, tuned: Any) -> None:
+def _choose_served(
+    run: Run, metrics: dict[str, Any], mode: str, weight: float, tuned: Any, evidence: dict[str, Any]
+) -> None:
     """The retriever the index serves (chosen on the validation questions, else on the held-out ones),
-    recorded in `metrics` and in index/'s settings."""
+    recorded in `metrics` (with `evidence`: how BM25 alone and the model alone did against the hybrid on
+    validation) and in index/'s settings."""
     cfg = run.cfg
     dense_key = FINE_TUNED_PASSAGES if cfg.passage_words else FINE_TUNED
     chosen_on = "validation questions"
@@ -190,6 +198,8 @@ def _choose_served(run: Run, metrics: dict[str, Any], mode: str, weight: float, 
         "chosen_on": chosen_on,
         **metrics[{"dense": dense_key, "hybrid": "hybrid", "bm25": "bm25"}[mode]],
     }
+    if evidence:
+        metrics["served"]["against_hybrid"] = evidence
     write_settings(
         run.files.index,
         {
@@ -225,24 +235,22 @@ def _summary_line(run: Run, metrics: dict[str, Any], tuned: Any) -> str:
 
 def _hybrid_weight_scores(
     run: Run, model: Any, dense: Any, bm25: Any, ids: list[str], pool: int, fixed: float | None = None
-) -> dict[float, dict[str, float]]:
+) -> tuple[dict[float, dict[str, float]], dict[float, list[float]]]:
     """hit@5 and MRR@10 of the validation questions over all chunks at each dense share of
-    the hybrid score, from 0.0 (BM25 alone) to 1.0 (the model alone); {} without them."""
+    the hybrid score, from 0.0 (BM25 alone) to 1.0 (the model alone), and each question's
+    reciprocal rank at each share; ({}, {}) without them."""
     val = read_jsonl(run.files.split("val"), Pair)
     if not val:
-        return {}
-    queries = [p.query for p in val]
+        return {}, {}
+    queries, relevant = [p.query for p in val], [p.chunk_id for p in val]
     d, b = dense.search(embed(model, queries), pool), bm25.search(queries, pool)
-    # Rounded as metrics.json records them, so that the choice can be checked from that file.
-    return {
-        w: {
-            k: round(v, 4)
-            for k, v in rank_metrics(
-                positions_to_ids(fuse(d, b, w, MRR_AT), ids), [p.chunk_id for p in val], (5,)
-            ).items()
-        }
-        for w in sorted({*HYBRID_WEIGHTS, *([fixed] if fixed is not None else [])})
-    }
+    scores, ranks = {}, {}
+    for w in sorted({*HYBRID_WEIGHTS, *([fixed] if fixed is not None else [])}):
+        ranked = positions_to_ids(fuse(d, b, w, MRR_AT), ids)
+        # Rounded as metrics.json records them, so that the choice can be checked from that file.
+        scores[w] = {k: round(v, 4) for k, v in rank_metrics(ranked, relevant, (5,)).items()}
+        ranks[w] = reciprocal_ranks(ranked, relevant)
+    return scores, ranks
 
 
 # bm25/ is a folder: its digest covers every file in it. `--evaluation-set` adds to metrics.json after a
