@@ -33,11 +33,18 @@ FIXED_SECONDS = 15.0
 # and scaled to batch_size costs a few seconds where a full one would cost as much as several real steps.
 WARMUP_ROWS = 8
 WARMUP_STEPS = 2
-# The warm-up's training steps use questions of the offline generator's longest (MAX_QUERY_WORDS words): real
-# batches pad their questions to the longest of 32 rows. With 12-word questions the warm-up priced a step of
-# 3,918 chunks' run at 10.8 s, training took 15.7 s a step, and the 30-minute budget ran 33.3 minutes.
-# Words in a typical question, which prices encoding the questions (a median of 15 MiniLM tokens on that run).
+# The warm-up prices shapes, not the words of whichever chunks it samples: a step's cost depends on how many tokens
+# each column holds. A real batch pads its question columns to the longest of 32 questions (the generators write at
+# most MAX_QUERY_WORDS words), and encoding sorts questions by length, so a typical question (about
+# TYPICAL_QUESTION_WORDS words) prices that. Words become tokens at the corpus's own rate, measured on
+# DENSITY_SAMPLE chunks from across it: 2.10 MiniLM tokens a word on the Debian manuals, 1.63 on NIST AI 600-1,
+# which puts the longest question at 69 and 54 tokens (batches' longest, median of 300 batches of 32: 72.5 and 38).
+# Timed on the first 32 words of 8 sampled chunks instead, a step was priced at 47-58 s where training took 13-16 s
+# whenever one of the 8 began with commands, links or a table of contents (231 tokens).
 TYPICAL_QUESTION_WORDS = 12
+DENSITY_SAMPLE = 256
+# The chunk column is padded to the length a batch of 32 chunks reaches: this share of the sampled chunks is shorter.
+CHUNK_LENGTH_QUANTILE = 0.97
 
 
 @dataclass(frozen=True)
@@ -230,7 +237,8 @@ def plan_run(s: Sizes, c: Costs, budget_seconds: float = 0.0, spent_seconds: flo
 def measure_costs(model: Any, texts: list[str], cfg: Any, device: str, scratch: Path) -> Costs:
     """Costs on this machine: WARMUP_STEPS training steps of WARMUP_ROWS rows (after one untimed step),
     scaled to cfg.batch_size, the encoding of a few chunks and questions, all with a copy of `model`
-    in the precision the run trains in, and saving the model once into a folder under `scratch`."""
+    in the precision the run trains in, and saving the model once into a folder under `scratch`.
+    `texts` are the corpus's chunks: the columns' lengths come from across them (`column_lengths`)."""
     import copy
     import shutil
     import tempfile
@@ -240,11 +248,15 @@ def measure_costs(model: Any, texts: list[str], cfg: Any, device: str, scratch: 
     from .training.trainer import _ranking_loss  # imports torch: only a run that plans pays for it
 
     precision = resolve_precision(cfg.precision, device)
-    sample = (texts * WARMUP_ROWS)[:WARMUP_ROWS] if texts else ["text"] * WARMUP_ROWS
-    # Encoding sorts questions by length, so a typical question prices it; a training batch's question columns
-    # are padded to their longest, which is near the generators' longest.
-    questions = [" ".join(t.split()[:TYPICAL_QUESTION_WORDS]) + "?" for t in sample]
-    longest = [" ".join(t.split()[:MAX_QUERY_WORDS]) + "?" for t in sample]
+    sample = warmup_rows(texts) if texts else ["text"] * WARMUP_ROWS
+    sample = (sample * WARMUP_ROWS)[:WARMUP_ROWS]
+    lengths = column_lengths(model, texts or sample)
+    tokenizer = model.tokenizer
+    # Questions of a typical length, in the corpus's own words (the start of each sampled chunk).
+    questions = [
+        tokenizer.decode(tokenizer(t, add_special_tokens=False)["input_ids"][: lengths.typical_question - 2])
+        for t in sample
+    ]
     with encoding_in(precision, device):
         # Untimed: the first call pays for allocations and kernel choices the run pays once.
         model.encode(sample[:2], batch_size=2)
@@ -258,16 +270,13 @@ def measure_costs(model: Any, texts: list[str], cfg: Any, device: str, scratch: 
     trained.train()
     loss = _ranking_loss(trained, cfg, with_negatives=False)
     optimizer = torch.optim.AdamW(trained.parameters(), lr=cfg.learning_rate)
-    columns = [longest] * cfg.queries_per_row + [sample]
+    features = [{k: v.to(device) for k, v in col.items()} for col in warmup_columns(model, texts, cfg.queries_per_row)]
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     times = []
     for _ in range(WARMUP_STEPS + 1):
         start = time.perf_counter()
-        features = [
-            {k: v.to(device) if hasattr(v, "to") else v for k, v in _tokenize(trained, col).items()} for col in columns
-        ]
         with torch.autocast(device_type=device.split(":")[0], dtype=dtype or torch.float32, enabled=dtype is not None):
-            value = loss(features, None)
+            value = loss([dict(f) for f in features], None)
         value.backward()
         optimizer.step()
         optimizer.zero_grad()
@@ -282,6 +291,44 @@ def measure_costs(model: Any, texts: list[str], cfg: Any, device: str, scratch: 
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return Costs(step_seconds=step, encode_seconds=encode, query_seconds=query, save_seconds=save)
+
+
+@dataclass(frozen=True)
+class ColumnLengths:
+    """Tokens in each column of a training batch, and in a typical question (special tokens included)."""
+
+    longest_question: int
+    typical_question: int
+    chunk: int
+
+
+def column_lengths(model: Any, texts: list[str]) -> ColumnLengths:
+    """The columns' lengths a real batch reaches, from DENSITY_SAMPLE chunks from across `texts`: questions at the
+    corpus's tokens a word, the chunk column at its CHUNK_LENGTH_QUANTILE length; none over the model's limit."""
+    import math
+
+    limit = int(model.max_seq_length)
+    wide = warmup_rows(texts, DENSITY_SAMPLE)
+    counts = [len(model.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in wide]
+    density = sum(counts) / max(1, sum(len(t.split()) for t in wide))
+    chunk = sorted(counts)[min(len(counts) - 1, int(CHUNK_LENGTH_QUANTILE * len(counts)))] + 2
+    return ColumnLengths(
+        longest_question=min(limit, math.ceil(MAX_QUERY_WORDS * density) + 2),
+        typical_question=min(limit, math.ceil(TYPICAL_QUESTION_WORDS * density) + 2),
+        chunk=min(limit, chunk),
+    )
+
+
+def warmup_columns(model: Any, texts: list[str], queries_per_row: int) -> list[dict[str, Any]]:
+    """The warm-up's training batch: `queries_per_row` question columns and a chunk column of WARMUP_ROWS rows, each
+    cut or padded to exactly the length `column_lengths` gives it, so that the price depends on the corpus's
+    lengths, not on which chunks were sampled."""
+    sample = ((warmup_rows(texts) or ["text"]) * WARMUP_ROWS)[:WARMUP_ROWS]
+    lengths = column_lengths(model, texts or sample)
+    return [
+        dict(model.tokenizer(sample, padding="max_length", truncation=True, max_length=n, return_tensors="pt"))
+        for n in [lengths.longest_question] * queries_per_row + [lengths.chunk]
+    ]
 
 
 # What a plan depends on besides the chunks: a rerun with the same chunks and these reuses plan.json
@@ -378,7 +425,7 @@ def plan_for_run(run: Any, chunk_key: str, spent_seconds: float) -> tuple[Plan, 
         except Exception as e:  # a damaged plan.json is measured again, and said so
             run.note(f"plan.json could not be read ({type(e).__name__}); measuring again")
     texts = [c.text for c in read_jsonl(run.files.chunks, Chunk)]
-    costs = measure_costs(run.model("base"), warmup_rows(texts), cfg, pick_device(cfg.device), run.run_dir)
+    costs = measure_costs(run.model("base"), texts, cfg, pick_device(cfg.device), run.run_dir)
     budget = parse_duration(cfg.time_budget) if cfg.time_budget else 0.0
     plan = plan_run(sizes_of(cfg, texts), costs, budget, spent_seconds)
     write_json(path, {"inputs": inputs, "costs": asdict(costs), "plan": plan.to_dict()})
@@ -386,9 +433,7 @@ def plan_for_run(run: Any, chunk_key: str, spent_seconds: float) -> tuple[Plan, 
 
 
 def warmup_rows(texts: list[str], n: int = WARMUP_ROWS) -> list[str]:
-    """`n` chunks from across the corpus for the warm-up, the middle of each n-th part of it. A corpus's first chunks
-    are often front matter (a title page, contents, links) whose words split into many tokens; timed on NIST AI
-    600-1's first 8 chunks, a step was priced at 47-58 s, and on 8 from across it at 12.9 s, as training took.
+    """`n` chunks from across the corpus, the middle of each n-th part of it, not its first (often front matter).
 
     >>> warmup_rows([str(i) for i in range(100)], 4)
     ['12', '37', '62', '87']
@@ -403,8 +448,3 @@ def warmup_rows(texts: list[str], n: int = WARMUP_ROWS) -> list[str]:
 def _without_totals(plan: dict[str, Any]) -> dict[str, Any]:
     """Plan's fields from its to_dict()."""
     return {k: v for k, v in plan.items() if k != "total_seconds"} | {"changed": tuple(plan["changed"])}
-
-
-def _tokenize(model: Any, texts: list[str]) -> dict[str, Any]:
-    # sentence-transformers 5 renamed tokenize to preprocess (tokenize still works, with a warning).
-    return model.preprocess(texts) if hasattr(model, "preprocess") else model.tokenize(texts)

@@ -158,6 +158,32 @@ def _fifty_epochs(docs: Path, out: Path, tiny_model_dir: Path) -> Config:
     )
 
 
+def test_the_warmup_prices_the_corpus_lengths_not_the_chunks_it_samples(tiny_model, nist_pages) -> None:
+    """A chunk that opens with links or commands (many tokens a word) at a sampled place must not price every step:
+    the warm-up's columns have the lengths of the corpus as a whole, wherever such chunks sit."""
+    from ragtune.budget import WARMUP_ROWS, column_lengths, warmup_columns, warmup_rows
+
+    words = " ".join(p.text for p in nist_pages).split()
+    prose = [" ".join(words[i : i + 150]) for i in range(0, 150 * 56, 150)]
+    links = ["https://doi.org/10.6028/NIST.AI.600-1 " * 40] * WARMUP_ROWS
+    sampled = set(warmup_rows(list(range(64))))
+    at_samples, elsewhere = list(prose), list(prose)
+    for k, i in enumerate(sorted(sampled)):
+        at_samples.insert(i, links[k])
+    elsewhere += links
+    assert set(warmup_rows(at_samples)) == set(links[:1])  # every sampled chunk is a link list
+    shapes = [
+        [tuple(col["input_ids"].shape) for col in warmup_columns(tiny_model, texts, 4)]
+        for texts in (at_samples, elsewhere)
+    ]
+    assert shapes[0] == shapes[1]
+    lengths = column_lengths(tiny_model, at_samples)
+    assert shapes[0] == [(WARMUP_ROWS, lengths.longest_question)] * 4 + [(WARMUP_ROWS, lengths.chunk)]
+    # 56 prose chunks and 8 link lists: 32 words come to well under what 32 words of a link list make (256).
+    assert 32 < lengths.longest_question < 100
+    assert lengths.chunk == tiny_model.max_seq_length
+
+
 def test_a_budget_caps_the_steps_of_a_real_run(tmp_path: Path, tiny_model_dir: Path, nist_pages) -> None:
     # Fifty epochs of the tiny model would take minutes; a 30 s budget must cap them.
     cfg = _fifty_epochs(good_docs(tmp_path / "docs", nist_pages), tmp_path / "run", tiny_model_dir)
