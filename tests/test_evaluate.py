@@ -211,36 +211,51 @@ def test_bm25_with_a_misleading_query() -> None:
 # --- which retriever is served --------------------------------------------------------
 
 
-def _validation(bm25_ranks: list[float], hybrid_ranks: list[float]) -> tuple[dict, dict]:
-    """Validation scores per dense share, and their evidence, from each question's reciprocal rank."""
+def _validation(rival_ranks: list[float], hybrid_ranks: list[float], rival: float = 0.0) -> tuple[dict, dict]:
+    """Validation scores per dense share, and their evidence, from each question's reciprocal rank: `rival` (0.0,
+    BM25 alone, or 1.0, the model alone) ranks by `rival_ranks`, the hybrid at 0.6 by `hybrid_ranks`, the other
+    alone finds nothing."""
     from ragtune.metrics import served_evidence
 
-    ranks = {0.0: bm25_ranks, 0.6: hybrid_ranks, 1.0: [0.0] * len(hybrid_ranks)}
+    ranks = {rival: rival_ranks, 0.6: hybrid_ranks, 1.0 - rival: [0.0] * len(hybrid_ranks)}
     scores = {w: {"mrr@10": sum(r) / len(r), "hit@5": sum(x >= 0.2 for x in r) / len(r)} for w, r in ranks.items()}
     return scores, served_evidence(ranks, 0.6)
 
 
-def test_bm25_alone_replaces_the_hybrid_only_when_its_validation_lead_is_beyond_chance() -> None:
+def _leads(wins: int) -> tuple[list[float], list[float]]:
+    """A rival that ranks the chunk first where the hybrid ranks it second on `wins` questions of 60, and second
+    where the hybrid ranks it first on 10: a lead in MRR@10 either way."""
+    ties = 60 - wins - 10
+    return [1.0] * wins + [0.5] * 10 + [1.0] * ties, [0.5] * wins + [1.0] * 10 + [1.0] * ties
+
+
+def test_the_model_alone_replaces_the_hybrid_only_when_its_validation_lead_is_beyond_chance() -> None:
     from ragtune.metrics import SERVE_P, choose_served
 
-    # BM25 ranks the chunk first where the hybrid ranks it second, on 12 questions of 60 in one case and 48 in
-    # the other; on 10 questions the hybrid is first and BM25 second. Both leads are leads in MRR@10.
-    for bm25_wins, served in ((12, "hybrid"), (48, "bm25")):
-        ties = 60 - bm25_wins - 10
-        scores, evidence = _validation(
-            [1.0] * bm25_wins + [0.5] * 10 + [1.0] * ties, [0.5] * bm25_wins + [1.0] * 10 + [1.0] * ties
-        )
-        assert scores[0.0]["mrr@10"] > scores[0.6]["mrr@10"]
-        assert (evidence["bm25"]["p"] <= SERVE_P) is (served == "bm25")
+    for wins, served in ((12, "hybrid"), (48, "dense")):
+        scores, evidence = _validation(*_leads(wins), rival=1.0)
+        assert scores[1.0]["mrr@10"] > scores[0.6]["mrr@10"]
+        assert (evidence["dense"]["p"] <= SERVE_P) is (served == "dense")
         assert choose_served(scores, 0.6, evidence) == (served, 0.6)
         # Without the evidence, any lead wins, as ragtune 0.3 chose.
-        assert choose_served(scores, 0.6) == ("bm25", 0.6)
+        assert choose_served(scores, 0.6) == ("dense", 0.6)
 
 
-def test_the_card_says_when_a_lead_within_chance_kept_the_hybrid() -> None:
+def test_bm25_alone_is_not_served_on_the_word_of_generated_questions_however_large_its_lead() -> None:
+    from ragtune.metrics import SERVE_P, choose_served
+
+    scores, evidence = _validation(*_leads(48))
+    assert evidence["bm25"]["p"] <= SERVE_P
+    assert choose_served(scores, 0.6, evidence) == ("hybrid", 0.6)
+    assert choose_served(scores, 0.6) == ("bm25", 0.6)
+    # A user who sets the model's share to 0 asked for BM25 alone, and gets it.
+    assert choose_served(scores, 0.0, evidence)[0] == "bm25"
+
+
+def test_the_card_says_why_bm25_alone_scored_higher_and_is_not_served() -> None:
     from ragtune.card import recommendation
 
-    scores, evidence = _validation([1.0] * 12 + [0.5] * 10 + [1.0] * 38, [0.5] * 12 + [1.0] * 48)
+    scores, evidence = _validation(*_leads(48))
     row = {"hit@5": 0.5, "mrr@10": 0.4}
     metrics = {
         "fine_tuned": row,
@@ -251,6 +266,7 @@ def test_the_card_says_when_a_lead_within_chance_kept_the_hybrid() -> None:
     }
     (line,) = recommendation(metrics)
     gain = scores[0.0]["mrr@10"] - scores[0.6]["mrr@10"]
-    assert f"BM25 alone scored higher there (MRR@10 +{gain:.3f} over the hybrid, within chance: p " in line
+    assert f"BM25 alone scored higher there (MRR@10 +{gain:.3f} over the hybrid, p " in line
+    assert "so it is not served by itself" in line
     # The model alone trailed the hybrid: nothing to say of it.
     assert "The fine-tuned model alone scored higher" not in line

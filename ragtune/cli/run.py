@@ -38,7 +38,7 @@ def _print_advice(metrics: dict[str, Any], report: Path) -> None:
     served = {
         "hybrid": f"the hybrid of the model and BM25{share}",
         "dense": "the fine-tuned model",
-        "bm25": "BM25 alone, since it beat the model and the hybrid on the validation questions beyond chance",
+        "bm25": "BM25 alone",
     }.get(metrics.get("recommended_mode", ""), "the fine-tuned model")
     print(
         f"Best on these held-out questions: {label} (hit@5 {best['hit@5']:.3f}, MRR@10 {best['mrr@10']:.3f}); "
