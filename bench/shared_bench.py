@@ -2,7 +2,8 @@
 
     python -m bench.shared_bench RUN_DIR [--bench ../shared/bench/nist_ragas_test100.csv]
                                     [--chunking run|chars1000|both] [--model MODEL_DIR] [--json OUT.json]
-                                    [--passage-words 20] [--passage-stride S] [--chunk-weight 0.5] [--quick] [--no-base]
+                                    [--passage-words 20] [--passage-stride S] [--chunk-weight 0.5] [--hybrid-weight W[,W]]
+                                    [--quick] [--no-base]
                                     [--base-only]
 
 The questions (RAGAS, written outside this project) come with the source
@@ -26,7 +27,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from bench.common import DEFAULT_BENCH, MIN_RUN, SHINGLE, chars1000_chunks, load_bench, relevant_sets
 from ragtune.metrics import MRR_AT, rank_metrics, rrf
@@ -59,11 +60,11 @@ def score_bench(
     models: dict[str, Any],
     passage_words: int,
     chunk_weight: float = 0.5,
-    hybrid_weight: float = 0.6,
+    hybrid_weight: float | Sequence[float] = 0.6,
     stride: int = 1,
 ) -> tuple[dict[str, dict[str, float]], int]:
     """Metrics per retriever (`passage_words` 0: no passage rows). The hybrid rows are ragtune's
-    own (weighted score sum, the model's share `hybrid_weight`) and reciprocal-rank fusion."""
+    own (weighted score sum, a row for each of the model's shares in `hybrid_weight`) and reciprocal-rank fusion."""
     rel = relevant_sets(chunks, bench)
     keep = [i for i, r in enumerate(rel) if r]
     questions = [bench[i][0] for i in keep]
@@ -85,9 +86,10 @@ def score_bench(
     dense_side = "fine-tuned" if "fine-tuned" in models else "base" if "base" in models else ""
     if dense_side:
         best = f"{dense_side}, passages" if passage_words else dense_side
-        rankings[f"hybrid ({best} + BM25, {hybrid_weight:g}:{1 - hybrid_weight:g})"] = positions_to_ids(
-            fuse(found[best], lexical, hybrid_weight, DEPTH), ids
-        )
+        for w in [hybrid_weight] if isinstance(hybrid_weight, (int, float)) else hybrid_weight:
+            rankings[f"hybrid ({best} + BM25, {w:g}:{1 - w:g})"] = positions_to_ids(
+                fuse(found[best], lexical, w, DEPTH), ids
+            )
         rankings[f"hybrid ({best} + BM25, RRF)"] = rrf(rankings[best], rankings["BM25"])
     return {name: rank_metrics([r[:depth] for r in rk], relevant, KS) for name, rk in rankings.items()}, len(keep)
 
@@ -112,9 +114,9 @@ def main() -> int:
     )
     ap.add_argument(
         "--hybrid-weight",
-        type=float,
+        type=lambda text: [float(w) for w in text.split(",")],
         default=None,
-        help="the model's share of the hybrid score (default: the run's own setting)",
+        help="the model's share of the hybrid score, or several (0.2,0.6): a row each (default: the run's own)",
     )
     ap.add_argument("--quick", action="store_true", help="passages on the run's own chunks only")
     ap.add_argument("--no-base", action="store_true", help="skip the base model (faster)")
@@ -153,7 +155,7 @@ def main() -> int:
     keys = [f"hit@{k}" for k in KS] + [f"mrr@{MRR_AT}"]
     for name in names:
         chunks = chunkings[name]()
-        weight = args.hybrid_weight if args.hybrid_weight is not None else cfg.get("hybrid_weight", 0.6)
+        weight = args.hybrid_weight if args.hybrid_weight is not None else cfg.get("hybrid_weight") or 0.6
         results, n = score_bench(
             chunks,
             bench,
