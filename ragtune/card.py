@@ -34,9 +34,9 @@ def _served_line(served: dict[str, Any], weight: float | None, after: dict[str, 
         lead = _lead(served, "bm25")
         if lead:
             line += (
-                f" BM25 alone scored higher there{lead}, as it does on questions that reuse their chunk's words, "
-                "as generated ones do; on questions people wrote it has ranked below the hybrid on every set "
-                'measured, so it is not served by itself (`mode="bm25"` still gives it).'
+                f" BM25 alone scored higher there{lead}: generated questions reuse their chunk's words, which BM25 "
+                "rewards. On questions people wrote it has ranked below the hybrid on every set measured, so it is "
+                'not served by itself (`mode="bm25"` still gives it).'
             )
         lead = _lead(served, "dense")
         if lead:
@@ -54,11 +54,14 @@ def _lead(served: dict[str, Any], mode: str) -> str:
 
     >>> _lead({"against_hybrid": {"bm25": {"mrr@10": 0.0147, "p": 0.23}}}, "bm25")
     ' (MRR@10 +0.015 over the hybrid, p 0.23)'
+    >>> _lead({"against_hybrid": {"bm25": {"mrr@10": 0.0731, "p": 0.0}}}, "bm25")
+    ' (MRR@10 +0.073 over the hybrid, p < 0.01)'
     """
     gain = (served.get("against_hybrid") or {}).get(mode)
     if not gain or gain["mrr@10"] <= 0:
         return ""
-    return f" (MRR@10 +{gain['mrr@10']:.3f} over the hybrid, p {gain['p']:.2f})"
+    p = f"p {gain['p']:.2f}" if gain["p"] >= 0.01 else "p < 0.01"
+    return f" (MRR@10 +{gain['mrr@10']:.3f} over the hybrid, {p})"
 
 
 def metrics_table(metrics: dict[str, Any]) -> str:
