@@ -248,9 +248,7 @@ def measure_costs(model: Any, texts: list[str], cfg: Any, device: str, scratch: 
     from .training.trainer import _ranking_loss  # imports torch: only a run that plans pays for it
 
     precision = resolve_precision(cfg.precision, device)
-    sample = warmup_rows(texts) if texts else ["text"] * WARMUP_ROWS
-    sample = (sample * WARMUP_ROWS)[:WARMUP_ROWS]
-    lengths = column_lengths(model, texts or sample)
+    sample, lengths, columns = warmup_batch(model, texts, cfg.queries_per_row)
     tokenizer = model.tokenizer
     # Questions of a typical length, in the corpus's own words (the start of each sampled chunk).
     questions = [
@@ -270,12 +268,13 @@ def measure_costs(model: Any, texts: list[str], cfg: Any, device: str, scratch: 
     trained.train()
     loss = _ranking_loss(trained, cfg, with_negatives=False)
     optimizer = torch.optim.AdamW(trained.parameters(), lr=cfg.learning_rate)
-    features = [{k: v.to(device) for k, v in col.items()} for col in warmup_columns(model, texts, cfg.queries_per_row)]
+    features = [{k: v.to(device) for k, v in col.items()} for col in columns]
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     times = []
     for _ in range(WARMUP_STEPS + 1):
         start = time.perf_counter()
         with torch.autocast(device_type=device.split(":")[0], dtype=dtype or torch.float32, enabled=dtype is not None):
+            # Copies: the model's forward adds its outputs to each feature dict.
             value = loss([dict(f) for f in features], None)
         value.backward()
         optimizer.step()
@@ -319,16 +318,20 @@ def column_lengths(model: Any, texts: list[str]) -> ColumnLengths:
     )
 
 
-def warmup_columns(model: Any, texts: list[str], queries_per_row: int) -> list[dict[str, Any]]:
-    """The warm-up's training batch: `queries_per_row` question columns and a chunk column of WARMUP_ROWS rows, each
-    cut or padded to exactly the length `column_lengths` gives it, so that the price depends on the corpus's
-    lengths, not on which chunks were sampled."""
+def warmup_batch(
+    model: Any, texts: list[str], queries_per_row: int
+) -> tuple[list[str], ColumnLengths, list[dict[str, Any]]]:
+    """The warm-up's WARMUP_ROWS chunks from across `texts`, the column lengths of the whole corpus
+    (`column_lengths`), and its training batch: `queries_per_row` question columns and a chunk column of those
+    chunks, each cut or padded to exactly its length, so that the price depends on the corpus's lengths, not on
+    which chunks were sampled."""
     sample = ((warmup_rows(texts) or ["text"]) * WARMUP_ROWS)[:WARMUP_ROWS]
     lengths = column_lengths(model, texts or sample)
-    return [
+    columns = [
         dict(model.tokenizer(sample, padding="max_length", truncation=True, max_length=n, return_tensors="pt"))
         for n in [lengths.longest_question] * queries_per_row + [lengths.chunk]
     ]
+    return sample, lengths, columns
 
 
 # What a plan depends on besides the chunks: a rerun with the same chunks and these reuses plan.json

@@ -161,7 +161,7 @@ def _fifty_epochs(docs: Path, out: Path, tiny_model_dir: Path) -> Config:
 def test_the_warmup_prices_the_corpus_lengths_not_the_chunks_it_samples(tiny_model, nist_pages) -> None:
     """A chunk that opens with links or commands (many tokens a word) at a sampled place must not price every step:
     the warm-up's columns have the lengths of the corpus as a whole, wherever such chunks sit."""
-    from ragtune.budget import WARMUP_ROWS, column_lengths, warmup_columns, warmup_rows
+    from ragtune.budget import WARMUP_ROWS, column_lengths, warmup_batch, warmup_rows
 
     words = " ".join(p.text for p in nist_pages).split()
     prose = [" ".join(words[i : i + 150]) for i in range(0, 150 * 56, 150)]
@@ -173,7 +173,7 @@ def test_the_warmup_prices_the_corpus_lengths_not_the_chunks_it_samples(tiny_mod
     elsewhere += links
     assert set(warmup_rows(at_samples)) == set(links[:1])  # every sampled chunk is a link list
     shapes = [
-        [tuple(col["input_ids"].shape) for col in warmup_columns(tiny_model, texts, 4)]
+        [tuple(col["input_ids"].shape) for col in warmup_batch(tiny_model, texts, 4)[2]]
         for texts in (at_samples, elsewhere)
     ]
     assert shapes[0] == shapes[1]
