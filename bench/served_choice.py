@@ -18,10 +18,10 @@ import sys
 from pathlib import Path
 
 from ragtune.fileio import read_json
-from ragtune.metrics import MRR_AT, choose_served, rank_metrics, reciprocal_ranks, served_evidence
+from ragtune.metrics import MRR_AT, choose_served, hybrid_share, served_evidence, share_scores
 from ragtune.models import load_model
 from ragtune.records import Chunk, Pair, read_jsonl
-from ragtune.retrieval import HYBRID_WEIGHTS, BM25Index, DenseIndex, embed, fuse, positions_to_ids, retrieval_units
+from ragtune.retrieval import BM25Index, DenseIndex, embed, retrieval_units
 
 
 def main() -> int:
@@ -45,19 +45,15 @@ def main() -> int:
     dense = DenseIndex.from_vectors(embed(model, units.texts), units.owner, cfg.get("chunk_weight", 0.5))
     pool = 10 * MRR_AT
     d, b = dense.search(embed(model, queries), pool), BM25Index.build([c.text for c in chunks]).search(queries, pool)
-    scores, ranks = {}, {}
-    for w in sorted({*HYBRID_WEIGHTS, *([fixed] if fixed is not None else [])}):
-        ranked = positions_to_ids(fuse(d, b, w, MRR_AT), ids)
-        scores[w] = {k: round(v, 4) for k, v in rank_metrics(ranked, relevant, (5,)).items()}
-        ranks[w] = reciprocal_ranks(ranked, relevant)
-    weight = choose_served(scores, fixed)[1]
+    scores, ranks = share_scores(d, b, ids, relevant, fixed)
+    weight = hybrid_share(scores, fixed)
     evidence = served_evidence(ranks, weight)
     print(f"{run}: {len(val)} validation questions, {len(chunks)} chunks; hybrid share {weight}")
     for w, m in scores.items():
         print(f"  share {w:.1f}: hit@5 {m['hit@5']:.3f}, MRR@10 {m['mrr@10']:.4f}")
     for mode, e in evidence.items():
-        up = sum(a > h for a, h in zip(ranks[0.0 if mode == "bm25" else 1.0], ranks[weight]))
-        down = sum(a < h for a, h in zip(ranks[0.0 if mode == "bm25" else 1.0], ranks[weight]))
+        pairs = list(zip(ranks[0.0 if mode == "bm25" else 1.0], ranks[weight]))
+        up, down = sum(a > h for a, h in pairs), sum(a < h for a, h in pairs)
         print(
             f"  {mode} against the hybrid: MRR@10 {e['mrr@10']:+.4f}, p {e['p']:.3f} ({up} questions up, {down} down)"
         )

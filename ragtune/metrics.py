@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from .names import BASE, BASE_PASSAGES, FINE_TUNED, FINE_TUNED_PASSAGES
-from .retrieval import dense_index, embed, positions_to_ids
+from .retrieval import HYBRID_WEIGHTS, dense_index, embed, fuse, positions_to_ids
 
 MRR_AT = 10
 
@@ -282,6 +282,21 @@ def chance_of_no_gain(gains: Sequence[float], draws: int = 2000, seed: int = 0) 
     return round(float(np.mean(means <= 0)), 4)
 
 
+def share_scores(
+    dense_hits: Any, lexical_hits: Any, ids: Sequence[str], relevant: Sequence[str], fixed: float | None = None
+) -> tuple[dict[float, dict[str, float]], dict[float, list[float]]]:
+    """hit@5 and MRR@10 at each dense share of the hybrid (HYBRID_WEIGHTS, and `fixed`), from 0.0 (BM25 alone)
+    to 1.0 (the model alone), rounded as metrics.json records them so that a choice can be checked from that file,
+    and each question's reciprocal rank at each share. `dense_hits` and `lexical_hits` are the two retrievers'
+    (scores, positions) for the questions."""
+    scores, ranks = {}, {}
+    for w in sorted({*HYBRID_WEIGHTS, *([fixed] if fixed is not None else [])}):
+        ranked = positions_to_ids(fuse(dense_hits, lexical_hits, w, MRR_AT), ids)
+        scores[w] = {k: round(v, 4) for k, v in rank_metrics(ranked, relevant, (5,)).items()}
+        ranks[w] = reciprocal_ranks(ranked, relevant)
+    return scores, ranks
+
+
 def served_evidence(ranks: dict[float, Sequence[float]], weight: float) -> dict[str, dict[str, float]]:
     """How BM25 alone (share 0.0) and the model alone (1.0) did against the hybrid at `weight` on the
     validation questions: the mean gain in MRR@10 and the chance that it is not real.
@@ -289,14 +304,24 @@ def served_evidence(ranks: dict[float, Sequence[float]], weight: float) -> dict[
     >>> served_evidence({0.0: [1, 1, 0.5], 0.6: [1, 0.5, 0.5], 1.0: [0, 0.5, 0.5]}, 0.6)["bm25"]
     {'mrr@10': 0.1667, 'p': 0.2855}
     """
-    return {
-        mode: {
-            "mrr@10": round(sum(a - b for a, b in zip(ranks[w], ranks[weight])) / len(ranks[weight]), 4),
-            "p": chance_of_no_gain([a - b for a, b in zip(ranks[w], ranks[weight])]),
-        }
-        for mode, w in (("bm25", 0.0), ("dense", 1.0))
-        if w in ranks and weight in ranks
-    }
+    out = {}
+    for mode, w in (("bm25", 0.0), ("dense", 1.0)):
+        if w in ranks and weight in ranks:
+            gains = [a - b for a, b in zip(ranks[w], ranks[weight])]
+            out[mode] = {"mrr@10": round(sum(gains) / len(gains), 4), "p": chance_of_no_gain(gains)}
+    return out
+
+
+def hybrid_share(scores: dict[float, dict[str, float]], fixed: float | None = None) -> float:
+    """The hybrid's dense share: `fixed`, or the inner share (strictly between BM25 alone and the model alone)
+    with the best validation MRR@10, then hit@5; a tie goes to the larger share.
+
+    >>> hybrid_share({0.0: {"mrr@10": .9, "hit@5": .9}, 0.4: {"mrr@10": .6, "hit@5": .8}, 0.6: {"mrr@10": .6, "hit@5": .8}})
+    0.6
+    """
+    if fixed is not None:
+        return fixed
+    return max((w for w in scores if 0.0 < w < 1.0), key=lambda w: (scores[w]["mrr@10"], scores[w]["hit@5"], w))
 
 
 def choose_served(
@@ -324,8 +349,7 @@ def choose_served(
     ('hybrid', 0.4)
     """
     key = lambda w: (scores[w]["mrr@10"], scores[w]["hit@5"], w)  # noqa: E731
-    inner = [w for w in scores if 0.0 < w < 1.0 and (fixed is None or w == fixed)]
-    weight = fixed if fixed is not None else max(inner, key=key)
+    weight = hybrid_share(scores, fixed)
     modes = {0.0: "bm25", 1.0: "dense"}
     if evidence is None:
         rivals = [w for w in scores if w in modes]

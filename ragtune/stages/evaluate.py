@@ -10,12 +10,13 @@ from ..metrics import (
     MRR_AT,
     choose_served,
     evaluate_model,
+    hybrid_share,
     is_improved,
     per_theme_hits,
     rank_metrics,
-    reciprocal_ranks,
     rounded,
     served_evidence,
+    share_scores,
     similarity_shift,
 )
 from ..models import encoding_in, pick_device, resolve_base_model, resolve_precision
@@ -23,7 +24,6 @@ from ..names import BASE, FINE_TUNED, FINE_TUNED_PASSAGES
 from ..progress import Parts
 from ..records import FORMAT_VERSION, Chunk, LabelledPair, Pair, read_jsonl
 from ..retrieval import (
-    HYBRID_WEIGHTS,
     BM25Index,
     DenseIndex,
     base_vectors_about,
@@ -103,7 +103,7 @@ def _evaluate(run: Run, precision: str, general: dict[str, Any] | None) -> Evalu
     weight_scores, ranks = _hybrid_weight_scores(run, tuned, dense["tuned"], bm25, ids, pool, cfg.hybrid_weight)
     evidence: dict[str, dict[str, float]] = {}
     if weight_scores:
-        weight = choose_served(weight_scores, cfg.hybrid_weight)[1]
+        weight = hybrid_share(weight_scores, cfg.hybrid_weight)
         evidence = served_evidence(ranks, weight)
         mode = choose_served(weight_scores, cfg.hybrid_weight, evidence)[0]
     else:
@@ -242,15 +242,9 @@ def _hybrid_weight_scores(
     val = read_jsonl(run.files.split("val"), Pair)
     if not val:
         return {}, {}
-    queries, relevant = [p.query for p in val], [p.chunk_id for p in val]
+    queries = [p.query for p in val]
     d, b = dense.search(embed(model, queries), pool), bm25.search(queries, pool)
-    scores, ranks = {}, {}
-    for w in sorted({*HYBRID_WEIGHTS, *([fixed] if fixed is not None else [])}):
-        ranked = positions_to_ids(fuse(d, b, w, MRR_AT), ids)
-        # Rounded as metrics.json records them, so that the choice can be checked from that file.
-        scores[w] = {k: round(v, 4) for k, v in rank_metrics(ranked, relevant, (5,)).items()}
-        ranks[w] = reciprocal_ranks(ranked, relevant)
-    return scores, ranks
+    return share_scores(d, b, ids, [p.chunk_id for p in val], fixed)
 
 
 # bm25/ is a folder: its digest covers every file in it. `--evaluation-set` adds to metrics.json after a
