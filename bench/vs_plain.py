@@ -48,7 +48,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import DEFAULT_BENCH, alternate, load_run, ragtune_train, scores
-from ragtune.config import Config
 from ragtune.fileio import read_json
 from ragtune.models import load_model, resolve_base_model
 from ragtune.records import Chunk, Pair
@@ -170,7 +169,7 @@ def main() -> int:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    base = args.base or resolve_base_model(Config(docs=Path(".")).base_model)
+    base = resolve_base_model(args.base)  # "": ragtune's default
     if args.plain_pipeline:
         plain_pipeline(*args.plain_pipeline, base)
         return 0
