@@ -20,6 +20,7 @@ from .generators.offline import MAX_QUERY_WORDS
 from .models import encoding_in, pick_device, resolve_precision
 from .records import Chunk, read_jsonl
 from .retrieval import retrieval_units
+from .training.deadline import Deadline
 
 # The share of the budget kept free: estimates from a few steps are rough, and the budget is a promise.
 MARGIN = 0.15
@@ -103,6 +104,9 @@ class Plan:
     changed: tuple[str, ...] = ()
     # Seconds the run had spent when it planned (extraction, chunking, the warm-up).
     spent_seconds: float = 0.0
+    # The steps the run would train without the budget, at the plan's questions per chunk: training that runs
+    # faster than the warm-up priced it takes more steps in the time it was given, up to these (0: no more).
+    uncut_steps: int = 0
 
     @property
     def total_seconds(self) -> float:
@@ -195,7 +199,7 @@ def plan_run(s: Sizes, c: Costs, budget_seconds: float = 0.0, spent_seconds: flo
             "other": FIXED_SECONDS,
         }
 
-    steps = _steps(train_chunks, questions, s)
+    steps = uncut = _steps(train_chunks, questions, s)
     changed: list[str] = []
     if budget_seconds:
         left = budget_seconds * (1 - MARGIN) - spent_seconds
@@ -211,7 +215,7 @@ def plan_run(s: Sizes, c: Costs, budget_seconds: float = 0.0, spent_seconds: flo
             questions -= 1
         if questions != wanted:
             changed.append(f"questions_per_chunk {wanted} -> {questions}")
-        steps = _steps(train_chunks, questions, s)
+        steps = uncut = _steps(train_chunks, questions, s)
         room = left - sum(seconds(0).values())
         fit = max(MIN_STEPS, int(room // c.step_seconds)) if c.step_seconds > 0 else steps
         if fit < steps:
@@ -231,6 +235,7 @@ def plan_run(s: Sizes, c: Costs, budget_seconds: float = 0.0, spent_seconds: flo
         budget_seconds=budget_seconds,
         changed=tuple(changed),
         spent_seconds=round(spent_seconds, 1),
+        uncut_steps=uncut if budget_seconds else 0,
     )
 
 
@@ -397,21 +402,23 @@ def planned_config(cfg: Any, plan: Plan) -> Any:
     )
 
 
-def training_deadline(plan: Plan | None, started: float) -> float | None:
-    """The time.perf_counter() value by which training ends under `plan`'s budget, for a run that started at
-    `started` (None without a budget): the budget less what evaluation and saving were planned to take, and
+def training_deadline(plan: Plan | None, started: float) -> Deadline | None:
+    """When training ends under `plan`'s budget, for a run that started at `started` (a time.perf_counter()
+    value; None without a budget): the budget less what evaluation and saving were planned to take, and
     less half the planner's margin, kept for what follows the last step (the WiSE mix, the forgetting guard,
-    saving: 38 s of a 30-minute run on 3,918 chunks) and for estimates that run long.
+    saving: 38 s of a 30-minute run on 3,918 chunks) and for estimates that run long. Training that runs
+    faster than planned may take more steps before then, up to the plan's `uncut_steps`.
 
     >>> p = Plan(90, 90, 32, 4, 100, 400, 0, 0, {"generate": 80.0, "train": 975.0, "evaluate": 400.0, "other": 15.0}, 1800.0)
     >>> training_deadline(p, started=1000.0)
-    2250.0
+    Deadline(at=2250.0, most_steps=0)
     >>> training_deadline(Plan(90, 90, 32, 4, 100, 400, 0, 0, p.seconds), 1000.0) is None
     True
     """
     if plan is None or not plan.budget_seconds:
         return None
-    return started + plan.budget_seconds * (1 - MARGIN / 2) - plan.seconds["evaluate"] - plan.seconds["other"]
+    at = started + plan.budget_seconds * (1 - MARGIN / 2) - plan.seconds["evaluate"] - plan.seconds["other"]
+    return Deadline(at=at, most_steps=plan.uncut_steps)
 
 
 def plan_for_run(run: Any, chunk_key: str, spent_seconds: float) -> tuple[Plan, bool]:

@@ -60,6 +60,7 @@ from .stages import PIPELINE, Records, Stage
 from .stages.base import StageResult
 from .themes import DEFAULT_LEXICON, EXAMPLE_THEMES, load_lexicon
 from .training import distributed
+from .training.deadline import Deadline
 
 
 class Reporter(Protocol):
@@ -185,8 +186,8 @@ class Pipeline:
         """The callback a stage reports its progress through: `progress(done, total)`."""
         return lambda done, total: self.reporter.stage_progress(stage, done, total)
 
-    def training_deadline(self) -> float | None:
-        """The time.perf_counter() value by which training ends to keep --time-budget (None: no budget)."""
+    def training_deadline(self) -> Deadline | None:
+        """When training ends to keep --time-budget, and how many more steps it may take (None: no budget)."""
         return training_deadline(self.plan, self.started)
 
     def note(self, message: str) -> None:

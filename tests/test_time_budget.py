@@ -196,11 +196,12 @@ def test_a_budget_caps_the_steps_of_a_real_run(tmp_path: Path, tiny_model_dir: P
     # What the same run would train without the budget, at the costs it measured.
     unbounded = plan_run(dataclasses.replace(_sizes(saved), n_chunks=n_chunks), costs)
     assert plan["steps"] < unbounded.steps
-    # Trained the planned steps, or fewer when the budget's deadline came first (the tiny model's steps cost
-    # more than its warm-up measured; that stop is tested below).
+    # Trained the planned steps, fewer when the budget's deadline came first, or more when steps ran faster than
+    # the warm-up priced them (both tested below), never more than the plan's questions give without a budget.
     train = manifest["stages"]["train"]
-    assert plan["steps"] == plan["max_steps"] and train.get("cut_from", train["steps"]) == plan["steps"]
-    assert 1 <= train["steps"] <= plan["steps"]
+    planned = train.get("cut_from") or train.get("stretched_from") or train["steps"]
+    assert plan["steps"] == plan["max_steps"] == planned <= plan["uncut_steps"] <= unbounded.steps
+    assert 1 <= train["steps"] <= plan["uncut_steps"]
     # Said on the console, in config.json (the settings the run used) and in metrics.json.
     assert len(recorder.lines) == 1 and f"plan: {plan['steps']} steps of 4" in recorder.lines[0]
     assert "30 s budget" in recorder.lines[0] and "steps " in recorder.lines[0]
@@ -243,6 +244,35 @@ def test_training_stops_at_the_budget_deadline_when_steps_run_slower_than_planne
     # Stopped by the deadline, short of the steps it was set to train, and said so; the run then finished.
     assert 1 <= train["steps"] < train["cut_from"]
     assert f"(of {train['cut_from']} planned: the time budget ended training)" in train["summary"]
+    assert (cfg.out / "model" / "config.json").exists() and (cfg.out / "metrics.json").exists()
+
+
+def test_training_takes_more_steps_when_they_run_faster_than_the_warmup_priced_them(
+    tmp_path: Path, tiny_model_dir: Path, nist_pages, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The machine is busy while the warm-up prices a step, quiet once the plan is made: the plan cuts fifty
+    # epochs to the few steps a busy machine could train, and training then runs at a fraction of that price.
+    busy = {"on": True}
+    forward = MultiQueryRankingLoss.forward
+
+    def slower(self, *args, **kwargs):
+        if busy["on"]:
+            time.sleep(0.5)
+        return forward(self, *args, **kwargs)
+
+    class QuietAfterThePlan(Recorder):
+        def plan(self, line: str) -> None:
+            super().plan(line)
+            busy["on"] = False
+
+    monkeypatch.setattr(MultiQueryRankingLoss, "forward", slower)
+    cfg = _fifty_epochs(good_docs(tmp_path / "docs", nist_pages), tmp_path / "run", tiny_model_dir)
+    Pipeline(cfg, QuietAfterThePlan()).run()
+    plan = json.loads((cfg.out / "work" / "plan.json").read_text())["plan"]
+    train = json.loads((cfg.out / "work" / "manifest.json").read_text())["stages"]["train"]
+    # More steps than planned, no more than the run would train without a budget, and said so.
+    assert train["stretched_from"] == plan["steps"] < train["steps"] <= plan["uncut_steps"]
+    assert f"(planned {plan['steps']}: steps ran faster than planned" in train["summary"]
     assert (cfg.out / "model" / "config.json").exists() and (cfg.out / "metrics.json").exists()
 
 

@@ -342,7 +342,9 @@ def test_cpu_bf16_probe_agrees_with_the_cpu_flags() -> None:
     assert cpu_has_bf16() == bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
-def _misleading_run(tiny_model, tmp_path: Path, patience: int, evals: int = 8, deadline: float | None = None):
+def _misleading_run(
+    tiny_model, tmp_path: Path, patience: int, evals: int = 8, deadline=None, max_steps: int = 8, batch_size: int = 4
+):
     """Fine-tune on questions paired with the wrong chunk while validation asks for the right one: training can
     only lower the validation score, so early stopping has something to stop."""
     from ragtune.config import Config
@@ -367,10 +369,10 @@ def _misleading_run(tiny_model, tmp_path: Path, patience: int, evals: int = 8, d
     )
     cfg = Config(
         docs=Path("d"),
-        max_steps=8,
+        max_steps=max_steps,
         evals=evals,
         patience=patience,
-        batch_size=4,
+        batch_size=batch_size,
         learning_rate=5e-3,
         precision="fp32",
         device="cpu",
@@ -399,13 +401,66 @@ def test_a_deadline_ends_training_at_the_step_it_reaches_and_scores_that_step(ti
     import copy
     import time
 
+    from ragtune.training.deadline import Deadline
+
     # Scored at steps 4 and 8 only; a deadline already reached ends training after its first step, which is
     # then saved and scored (the best checkpoint must know it), and the result says what was planned.
     cut = _misleading_run(
-        copy.deepcopy(tiny_model), tmp_path / "cut", patience=0, evals=2, deadline=time.perf_counter()
+        copy.deepcopy(tiny_model), tmp_path / "cut", patience=0, evals=2, deadline=Deadline(time.perf_counter())
     )
     assert (cut.steps, cut.cut_from) == (1, 8)
     assert [s for s, _ in cut.val_history] == [1] and cut.best_step == 1
     # The control: a deadline an hour away changes nothing.
-    full = _misleading_run(tiny_model, tmp_path / "full", patience=0, evals=2, deadline=time.perf_counter() + 3600)
-    assert (full.steps, full.cut_from) == (8, None) and [s for s, _ in full.val_history] == [4, 8]
+    later = Deadline(time.perf_counter() + 3600)
+    full = _misleading_run(tiny_model, tmp_path / "full", patience=0, evals=2, deadline=later)
+    assert (full.steps, full.cut_from, full.stretched_from) == (8, None, None)
+    assert [s for s, _ in full.val_history] == [4, 8]
+
+
+def test_training_faster_than_planned_takes_the_steps_that_fit_before_the_deadline(tiny_model, tmp_path) -> None:
+    import copy
+    import time
+
+    from ragtune.training.deadline import Deadline
+
+    # 8 rows in batches of 2: 4 steps an epoch, so the Trainer sets out 2 epochs (8 steps) for the 5 planned.
+    # An hour holds far more of the tiny model's steps: training stretches to the deadline's most, 7, once the
+    # first checkpoint (step 3) has been written and its cost is known, and the last step is saved and scored.
+    hour = time.perf_counter() + 3600
+    run = _misleading_run(
+        copy.deepcopy(tiny_model), tmp_path / "more", 0, evals=2, deadline=Deadline(hour, 7), max_steps=5, batch_size=2
+    )
+    assert (run.steps, run.stretched_from, run.cut_from) == (7, 5, None)
+    assert [s for s, _ in run.val_history][0] == 3 and run.val_history[-1][0] == 7
+    # No further than the epochs the Trainer set out, whatever the deadline allows.
+    capped = _misleading_run(
+        copy.deepcopy(tiny_model), tmp_path / "cap", 0, evals=2, deadline=Deadline(hour, 50), max_steps=5, batch_size=2
+    )
+    assert (capped.steps, capped.stretched_from) == (8, 5)
+    # The control: without a most (a plan that did not cut the steps), the planned steps.
+    same = _misleading_run(tiny_model, tmp_path / "same", 0, evals=2, deadline=Deadline(hour), max_steps=5, batch_size=2)
+    assert (same.steps, same.stretched_from) == (5, None)
+
+
+def test_a_stretched_schedule_ends_its_learning_rate_at_the_new_last_step() -> None:
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    from ragtune.training.callbacks import _stretch_schedule
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = get_linear_schedule_with_warmup(optimizer, num_warmup_steps=2, num_training_steps=10)
+    rates = []
+    for step in range(20):
+        if step == 4:
+            assert _stretch_schedule(schedule, 20)
+        optimizer.step()
+        schedule.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    # Falling linearly from step 2's peak to 0 at step 20, not at 10: at step 10, (20 - 10) / (20 - 2).
+    assert rates[9] == pytest.approx(10 / 18) and rates[-1] == pytest.approx(0.0) and rates[14] > 0
+    # A schedule of another make is left alone, and says so.
+    other = torch.optim.lr_scheduler.StepLR(optimizer, step_size=3)
+    assert not _stretch_schedule(other, 20)
+
+

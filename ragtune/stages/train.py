@@ -50,6 +50,9 @@ class TrainResult(StageResult):
     distil: dict[str, Any] | None = field(default=None, metadata=OPTIONAL)
     # The steps planned when --time-budget's deadline ended training before them; not recorded otherwise.
     cut_from: int | None = field(default=None, metadata=OPTIONAL)
+    # The steps planned when training ran faster than --time-budget's plan priced them and took more; not
+    # recorded otherwise.
+    stretched_from: int | None = field(default=None, metadata=OPTIONAL)
 
 
 # Chunks a validation check ranks among: enough distractors to tell models apart, few enough to be quick on a CPU.
@@ -197,6 +200,8 @@ def _record(
         summary += f" (resumed at step {resumed})"
     if result.cut_from is not None:
         summary += f" (of {result.cut_from} planned: the time budget ended training)"
+    elif result.stretched_from is not None:
+        summary += f" (planned {result.stretched_from}: steps ran faster than planned, and the time budget held more)"
     if result.final_loss is not None:
         summary += f", final loss {result.final_loss:.3f}"
     if result.base_score is not None:
@@ -230,6 +235,7 @@ def _record(
         saved_max_seq_length=saved_length,
         distil=result.distil,
         cut_from=result.cut_from,
+        stretched_from=result.stretched_from,
     )
 
 

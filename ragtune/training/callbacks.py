@@ -3,15 +3,18 @@ each checkpoint complete once it is written."""
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
 from transformers import TrainerCallback
 
 from .checkpoints import mark_complete, scan_checkpoints
+from .deadline import Deadline, stretched_steps
 
 Progress = Callable[[int, int], None]
 
@@ -95,27 +98,88 @@ class ReportProgress(TrainerCallback):
 
 
 class StopAtDeadline(TrainerCallback):
-    """Ends training once the next step would end past `deadline` (a time.perf_counter() value), saving the
-    last step and, where training is validated, scoring it: a time budget holds even when steps run slower
-    than the plan measured them (a busy machine, longer questions). `stopped_at` is the step it stopped at."""
+    """Ends training once the next step would end past the deadline, saving the last step and, where training
+    is validated, scoring it: a time budget holds even when steps run slower than the plan measured them (a
+    busy machine, longer questions). `stopped_at` is the step it stopped at.
 
-    def __init__(self, deadline: float) -> None:
+    Steps that run faster than planned stretch training instead: once the first checkpoint is written (its cost
+    is then known), the steps that fit before the deadline at the pace measured (`stretched_steps`, at most the
+    deadline's `most_steps` and the epochs the Trainer set out) become the steps to train, with the learning
+    rate's schedule and the checkpoints spread over them. `stretched_from` is then the steps that were planned."""
+
+    def __init__(self, deadline: Deadline) -> None:
         self.deadline = deadline
         self.began: float | None = None
+        self.step_began = 0.0
         self.steps = 0
+        # Seconds inside the steps (and inside all but the first, which pays for allocations once), and
+        # checkpoints written: the rest of the time since `began` went to checkpoints.
+        self.inside = self.inside_after_first = 0.0
+        self.saves = 0
         self.stopped_at: int | None = None
+        self.stretched_from: int | None = None
+        self.decided = False
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.step_began = time.perf_counter()
         if self.began is None:
-            self.began = time.perf_counter()
+            self.began = self.step_began
+
+    def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.saves += 1
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         self.steps += 1
         now = time.perf_counter()
+        self.inside += now - self.step_began
+        if self.steps > 1:
+            self.inside_after_first += now - self.step_began
         # The mean step so far, validation and checkpoints included (they run between steps).
         step = (now - (self.began or now)) / self.steps
-        if now + step > self.deadline and state.global_step < state.max_steps:
+        if now + step > self.deadline.at and state.global_step < state.max_steps:
             control.should_training_stop = True
             control.should_save = True
             control.should_evaluate = getattr(args.eval_strategy, "value", args.eval_strategy) != "no"
             self.stopped_at = state.global_step
+        elif not self.decided and self.saves and self.steps > 1:
+            self.decided = True
+            self._stretch(args, state, now, kw.get("lr_scheduler"), kw.get("train_dataloader"))
+
+    def _stretch(self, args: Any, state: Any, now: float, scheduler: Any, dataloader: Any) -> None:
+        """Take as many steps as fit before the deadline at the pace so far (see the class)."""
+        # The Trainer's loop ends with the epochs it computed from the planned steps: no more steps than those hold.
+        per_epoch = len(dataloader) // max(1, args.gradient_accumulation_steps) if dataloader is not None else 0
+        most = min(self.deadline.most_steps, int(state.num_train_epochs) * per_epoch)
+        if most <= state.max_steps:
+            return
+        checkpoint = (now - (self.began or now) - self.inside) / self.saves
+        ratio = args.save_steps if args.save_steps and args.save_steps < 1 else 0
+        left = max(1, round(1 / ratio) - self.saves) if ratio else 1
+        steps = stretched_steps(
+            state.max_steps,
+            state.global_step,
+            self.inside_after_first / (self.steps - 1),
+            checkpoint,
+            left,
+            self.deadline.at - now,
+            most,
+        )
+        if steps > state.max_steps and _stretch_schedule(scheduler, steps):
+            self.stretched_from = state.max_steps
+            state.max_steps = steps
+            # Checkpoints set as a share of the steps stay that share of the new ones.
+            for kind in ("eval", "save"):
+                share = getattr(args, f"{kind}_steps")
+                if share is not None and 0 < share < 1:
+                    setattr(state, f"{kind}_steps", math.ceil(steps * share))
+
+
+def _stretch_schedule(scheduler: Any, steps: int) -> bool:
+    """Set the Trainer's learning-rate schedule (transformers' partial(lambda, num_training_steps=...) in a
+    LambdaLR) to end at `steps`; False, changing nothing, for a schedule of another make."""
+    scheduler = getattr(scheduler, "scheduler", scheduler)  # accelerate's wrapper, where there is one
+    lambdas = getattr(scheduler, "lr_lambdas", None)
+    if not lambdas or not all(isinstance(f, partial) and "num_training_steps" in f.keywords for f in lambdas):
+        return False
+    scheduler.lr_lambdas = [partial(f.func, *f.args, **(f.keywords | {"num_training_steps": steps})) for f in lambdas]
+    return True

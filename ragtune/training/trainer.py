@@ -20,6 +20,7 @@ from ..records import Chunk, Pair
 from . import distributed
 from .callbacks import MarkComplete, Progress, ReportProgress, StopAtDeadline, StopOnSignal, TrainingInterrupted
 from .checkpoints import checkpoint_problem, checkpoint_step, scan_checkpoints
+from .deadline import Deadline
 from .long_inputs import Window, with_long_rows
 from .losses import cached_ranking_loss, labelled_columns, make_loss
 from .losses.ranking import MultiQueryRankingLoss
@@ -47,6 +48,8 @@ class TrainResult:
     distil: dict[str, Any] | None = None
     # The steps training was set to run when a deadline (a time budget) ended it early, else None.
     cut_from: int | None = None
+    # The steps planned when training ran faster than planned and took more before the deadline, else None.
+    stretched_from: int | None = None
 
     @property
     def best_score(self) -> float | None:
@@ -260,7 +263,7 @@ def run_trainer(
     patience: int = 0,
     resume: Path | None = None,
     batch_sampler: Any = None,
-    deadline: float | None = None,
+    deadline: Deadline | None = None,
 ) -> TrainResult:
     """Run sentence-transformers' Trainer quietly on `columns` with `loss`.
 
@@ -277,8 +280,8 @@ def run_trainer(
     each checkpoint is scored, the best is loaded at the end, and training
     stops after `patience` scores without improvement (0: never). SIGINT or
     SIGTERM saves a checkpoint after the current step and raises
-    TrainingInterrupted. With `deadline` (a time.perf_counter() value),
-    training ends with the last step that ends before it (StopAtDeadline).
+    TrainingInterrupted. With `deadline`, training ends with the last step that ends before it, or, run
+    faster than planned, takes the steps that fit before it (StopAtDeadline).
     """
     precision = resolve_precision(args.precision, device)
     if resume is not None:
@@ -306,6 +309,8 @@ def run_trainer(
     result = _train(trainer, stopper, work_dir, resume, device, precision)
     if in_time is not None and in_time.stopped_at is not None:
         result.cut_from = int(trainer.state.max_steps)
+    if in_time is not None:
+        result.stretched_from = in_time.stretched_from
     return result
 
 
@@ -393,7 +398,7 @@ def fine_tune(
     validation: Validation | None = None,
     resume: Path | None = None,
     windows: dict[str, Window] | None = None,
-    deadline: float | None = None,
+    deadline: Deadline | None = None,
 ) -> TrainResult:
     """Train `model` in place on question -> chunk pairs (and, given `labelled`
     LabelledPairs, on those too with cfg.pairs_loss, taking turns by batch).
@@ -466,7 +471,7 @@ def _train_without_dropout(
     validation: Validation | None,
     resume: Path | None,
     batch_sampler: Any = None,
-    deadline: float | None = None,
+    deadline: Deadline | None = None,
 ) -> TrainResult:
     """`run_trainer` with the run mode's settings, attention dropout off while it runs (see
     without_attention_dropout); `batch_sampler` (else no-duplicates batches) makes the batches."""
