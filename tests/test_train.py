@@ -438,7 +438,9 @@ def test_training_faster_than_planned_takes_the_steps_that_fit_before_the_deadli
     )
     assert (capped.steps, capped.stretched_from) == (8, 5)
     # The control: without a most (a plan that did not cut the steps), the planned steps.
-    same = _misleading_run(tiny_model, tmp_path / "same", 0, evals=2, deadline=Deadline(hour), max_steps=5, batch_size=2)
+    same = _misleading_run(
+        tiny_model, tmp_path / "same", 0, evals=2, deadline=Deadline(hour), max_steps=5, batch_size=2
+    )
     assert (same.steps, same.stretched_from) == (5, None)
 
 
@@ -462,5 +464,3 @@ def test_a_stretched_schedule_ends_its_learning_rate_at_the_new_last_step() -> N
     # A schedule of another make is left alone, and says so.
     other = torch.optim.lr_scheduler.StepLR(optimizer, step_size=3)
     assert not _stretch_schedule(other, 20)
-
-
