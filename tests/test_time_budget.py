@@ -219,27 +219,33 @@ def test_a_budget_caps_the_steps_of_a_real_run(tmp_path: Path, tiny_model_dir: P
     assert "more" not in again.lines[0]
 
 
+def _busy_machine(monkeypatch: pytest.MonkeyPatch, seconds: float, before_the_plan: bool) -> Recorder:
+    """Every training step (the warm-up's too) takes `seconds` longer, before the plan is made or after it: a
+    Recorder whose plan line switches the machine from busy to quiet, or from quiet to busy."""
+    busy = {"on": before_the_plan}
+    forward = MultiQueryRankingLoss.forward
+
+    def slower(self, *args, **kwargs):
+        if busy["on"]:
+            time.sleep(seconds)
+        return forward(self, *args, **kwargs)
+
+    class Switch(Recorder):
+        def plan(self, line: str) -> None:
+            super().plan(line)
+            busy["on"] = not before_the_plan
+
+    monkeypatch.setattr(MultiQueryRankingLoss, "forward", slower)
+    return Switch()
+
+
 def test_training_stops_at_the_budget_deadline_when_steps_run_slower_than_planned(
     tmp_path: Path, tiny_model_dir: Path, nist_pages, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The machine gets busy once the plan is made: every training step then takes a second longer than the
     # warm-up measured, and fifty epochs would take minutes.
-    slow = {"on": False}
-    forward = MultiQueryRankingLoss.forward
-
-    def slower(self, *args, **kwargs):
-        if slow["on"]:
-            time.sleep(1.0)
-        return forward(self, *args, **kwargs)
-
-    class BusyAfterThePlan(Recorder):
-        def plan(self, line: str) -> None:
-            super().plan(line)
-            slow["on"] = True
-
-    monkeypatch.setattr(MultiQueryRankingLoss, "forward", slower)
     cfg = _fifty_epochs(good_docs(tmp_path / "docs", nist_pages), tmp_path / "run", tiny_model_dir)
-    Pipeline(cfg, BusyAfterThePlan()).run()
+    Pipeline(cfg, _busy_machine(monkeypatch, 1.0, before_the_plan=False)).run()
     train = json.loads((cfg.out / "work" / "manifest.json").read_text())["stages"]["train"]
     # Stopped by the deadline, short of the steps it was set to train, and said so; the run then finished.
     assert 1 <= train["steps"] < train["cut_from"]
@@ -252,22 +258,8 @@ def test_training_takes_more_steps_when_they_run_faster_than_the_warmup_priced_t
 ) -> None:
     # The machine is busy while the warm-up prices a step, quiet once the plan is made: the plan cuts fifty
     # epochs to the few steps a busy machine could train, and training then runs at a fraction of that price.
-    busy = {"on": True}
-    forward = MultiQueryRankingLoss.forward
-
-    def slower(self, *args, **kwargs):
-        if busy["on"]:
-            time.sleep(0.5)
-        return forward(self, *args, **kwargs)
-
-    class QuietAfterThePlan(Recorder):
-        def plan(self, line: str) -> None:
-            super().plan(line)
-            busy["on"] = False
-
-    monkeypatch.setattr(MultiQueryRankingLoss, "forward", slower)
     cfg = _fifty_epochs(good_docs(tmp_path / "docs", nist_pages), tmp_path / "run", tiny_model_dir)
-    Pipeline(cfg, QuietAfterThePlan()).run()
+    Pipeline(cfg, _busy_machine(monkeypatch, 0.5, before_the_plan=True)).run()
     plan = json.loads((cfg.out / "work" / "plan.json").read_text())["plan"]
     train = json.loads((cfg.out / "work" / "manifest.json").read_text())["stages"]["train"]
     # More steps than planned, no more than the run would train without a budget, and said so.

@@ -110,30 +110,34 @@ class StopAtDeadline(TrainerCallback):
     def __init__(self, deadline: Deadline) -> None:
         self.deadline = deadline
         self.began: float | None = None
-        self.step_began = 0.0
         self.steps = 0
-        # Seconds inside the steps (and inside all but the first, which pays for allocations once), and
-        # checkpoints written: the rest of the time since `began` went to checkpoints.
-        self.inside = self.inside_after_first = 0.0
+        # The end of the first step (which pays for allocations once) and of the last one, and the seconds that
+        # went to checkpoints (scoring and saving, between a step's end and the next one's beginning).
+        self.first_end = self.last_end = 0.0
+        self.checkpointing = 0.0
         self.saves = 0
+        self.saving = False
         self.stopped_at: int | None = None
         self.stretched_from: int | None = None
         self.decided = False
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        self.step_began = time.perf_counter()
+        now = time.perf_counter()
         if self.began is None:
-            self.began = self.step_began
+            self.began = now
+        if self.saving:
+            self.checkpointing += now - self.last_end
+            self.saving = False
 
     def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         self.saves += 1
+        self.saving = True
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         self.steps += 1
-        now = time.perf_counter()
-        self.inside += now - self.step_began
-        if self.steps > 1:
-            self.inside_after_first += now - self.step_began
+        now = self.last_end = time.perf_counter()
+        if self.steps == 1:
+            self.first_end = now
         # The mean step so far, validation and checkpoints included (they run between steps).
         step = (now - (self.began or now)) / self.steps
         if now + step > self.deadline.at and state.global_step < state.max_steps:
@@ -141,7 +145,7 @@ class StopAtDeadline(TrainerCallback):
             control.should_save = True
             control.should_evaluate = getattr(args.eval_strategy, "value", args.eval_strategy) != "no"
             self.stopped_at = state.global_step
-        elif not self.decided and self.saves and self.steps > 1:
+        elif not self.decided and self.saves and not self.saving and self.steps > 1:
             self.decided = True
             self._stretch(args, state, now, kw.get("lr_scheduler"), kw.get("train_dataloader"))
 
@@ -152,26 +156,22 @@ class StopAtDeadline(TrainerCallback):
         most = min(self.deadline.most_steps, int(state.num_train_epochs) * per_epoch)
         if most <= state.max_steps:
             return
-        checkpoint = (now - (self.began or now) - self.inside) / self.saves
-        ratio = args.save_steps if args.save_steps and args.save_steps < 1 else 0
-        left = max(1, round(1 / ratio) - self.saves) if ratio else 1
+        # A step's pace since the first one ended, loading its batch included; checkpoints apart.
+        pace = (now - self.first_end - self.checkpointing) / (self.steps - 1)
+        share = args.save_steps if args.save_steps and args.save_steps < 1 else 0
+        left = max(1, round(1 / share) - self.saves) if share else 1
+        checkpoint = self.checkpointing / self.saves
         steps = stretched_steps(
-            state.max_steps,
-            state.global_step,
-            self.inside_after_first / (self.steps - 1),
-            checkpoint,
-            left,
-            self.deadline.at - now,
-            most,
+            state.max_steps, state.global_step, pace, checkpoint, left, self.deadline.at - now, most
         )
         if steps > state.max_steps and _stretch_schedule(scheduler, steps):
             self.stretched_from = state.max_steps
             state.max_steps = steps
             # Checkpoints set as a share of the steps stay that share of the new ones.
             for kind in ("eval", "save"):
-                share = getattr(args, f"{kind}_steps")
-                if share is not None and 0 < share < 1:
-                    setattr(state, f"{kind}_steps", math.ceil(steps * share))
+                part = getattr(args, f"{kind}_steps")
+                if part is not None and 0 < part < 1:
+                    setattr(state, f"{kind}_steps", math.ceil(steps * part))
 
 
 def _stretch_schedule(scheduler: Any, steps: int) -> bool:
