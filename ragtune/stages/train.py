@@ -198,7 +198,12 @@ def _record(
     summary = f"{result.steps} steps on {result.device} ({result.precision})"
     if resumed is not None:
         summary += f" (resumed at step {resumed})"
-    if result.cut_from is not None:
+    if result.stretched_from is not None and result.cut_from is not None:
+        summary += (
+            f" (planned {result.stretched_from}, then {result.cut_from} as steps ran faster than planned: "
+            "the time budget ended training)"
+        )
+    elif result.cut_from is not None:
         summary += f" (of {result.cut_from} planned: the time budget ended training)"
     elif result.stretched_from is not None:
         summary += f" (planned {result.stretched_from}: steps ran faster than planned, and the time budget held more)"
