@@ -418,7 +418,9 @@ def training_deadline(plan: Plan | None, started: float) -> Deadline | None:
     if plan is None or not plan.budget_seconds:
         return None
     at = started + plan.budget_seconds * (1 - MARGIN / 2) - plan.seconds["evaluate"] - plan.seconds["other"]
-    return Deadline(at=at, most_steps=plan.uncut_steps)
+    # Only steps the budget cut may come back: a plan that kept them trains them as configured.
+    cut = any(change.startswith("steps ") for change in plan.changed)
+    return Deadline(at=at, most_steps=plan.uncut_steps if cut else 0)
 
 
 def plan_for_run(run: Any, chunk_key: str, spent_seconds: float) -> tuple[Plan, bool]:

@@ -343,7 +343,15 @@ def test_cpu_bf16_probe_agrees_with_the_cpu_flags() -> None:
 
 
 def _misleading_run(
-    tiny_model, tmp_path: Path, patience: int, evals: int = 8, deadline=None, max_steps: int = 8, batch_size: int = 4
+    tiny_model,
+    tmp_path: Path,
+    patience: int,
+    evals: int = 8,
+    deadline=None,
+    max_steps: int = 8,
+    batch_size: int = 4,
+    epochs: float = 1.5,
+    resume: Path | None = None,
 ):
     """Fine-tune on questions paired with the wrong chunk while validation asks for the right one: training can
     only lower the validation score, so early stopping has something to stop."""
@@ -373,12 +381,23 @@ def _misleading_run(
         evals=evals,
         patience=patience,
         batch_size=batch_size,
+        epochs=epochs,
         learning_rate=5e-3,
         precision="fp32",
         device="cpu",
         wise=False,
     )
-    return fine_tune(tiny_model, pairs, chunks, cfg, tmp_path / "work", "cpu", validation=validation, deadline=deadline)
+    return fine_tune(
+        tiny_model,
+        pairs,
+        chunks,
+        cfg,
+        tmp_path / "work",
+        "cpu",
+        validation=validation,
+        deadline=deadline,
+        resume=resume,
+    )
 
 
 def test_early_stopping_ends_training_patience_checkpoints_after_the_best(tiny_model, tmp_path) -> None:
@@ -419,6 +438,8 @@ def test_a_deadline_ends_training_at_the_step_it_reaches_and_scores_that_step(ti
 
 def test_training_faster_than_planned_takes_the_steps_that_fit_before_the_deadline(tiny_model, tmp_path) -> None:
     import copy
+    import json
+    import shutil
     import time
 
     from ragtune.training.deadline import Deadline
@@ -427,21 +448,30 @@ def test_training_faster_than_planned_takes_the_steps_that_fit_before_the_deadli
     # An hour holds far more of the tiny model's steps: training stretches to the deadline's most, 7, once the
     # first checkpoint (step 3) has been written and its cost is known, and the last step is saved and scored.
     hour = time.perf_counter() + 3600
-    run = _misleading_run(
-        copy.deepcopy(tiny_model), tmp_path / "more", 0, evals=2, deadline=Deadline(hour, 7), max_steps=5, batch_size=2
-    )
-    assert (run.steps, run.stretched_from, run.cut_from) == (7, 5, None)
-    assert [s for s, _ in run.val_history][0] == 3 and run.val_history[-1][0] == 7
-    # No further than the epochs the Trainer set out, whatever the deadline allows.
-    capped = _misleading_run(
-        copy.deepcopy(tiny_model), tmp_path / "cap", 0, evals=2, deadline=Deadline(hour, 50), max_steps=5, batch_size=2
-    )
-    assert (capped.steps, capped.stretched_from) == (8, 5)
+
+    def run(name: str, most: int, epochs: float = 10.0, **kw):
+        deadline = Deadline(hour, most)
+        model = copy.deepcopy(tiny_model)
+        return _misleading_run(
+            model, tmp_path / name, 0, evals=2, deadline=deadline, max_steps=5, batch_size=2, epochs=epochs, **kw
+        )
+
+    more = run("more", 7)
+    assert (more.steps, more.stretched_from, more.cut_from) == (7, 5, None)
+    assert [s for s, _ in more.val_history][0] == 3 and more.val_history[-1][0] == 7
+    # No further than the epochs the Trainer set out, whatever the deadline allows, nor than the epochs configured.
+    assert (run("cap", 50).steps, run("epochs", 50, epochs=1.5).steps) == (8, 6)
     # The control: without a most (a plan that did not cut the steps), the planned steps.
-    same = _misleading_run(
-        tiny_model, tmp_path / "same", 0, evals=2, deadline=Deadline(hour), max_steps=5, batch_size=2
-    )
-    assert (same.steps, same.stretched_from) == (5, None)
+    assert (run("same", 0).steps, run("same0", 0).stretched_from) == (5, None)
+    # A checkpoint of stretched training (its state says 7 steps in all, as the Trainer writes it once stretched)
+    # resumes to the stretched steps, not to the 5 planned.
+    checkpoint = tmp_path / "again" / "work" / "checkpoint-3"
+    shutil.copytree(tmp_path / "more" / "work" / "checkpoint-3", checkpoint)
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    assert state["global_step"] == 3 and state["max_steps"] == 5
+    (checkpoint / "trainer_state.json").write_text(json.dumps(state | {"max_steps": 7}))
+    again = run("again", 0, resume=checkpoint)
+    assert (again.steps, again.stretched_from) == (7, 5)
 
 
 def test_a_stretched_schedule_ends_its_learning_rate_at_the_new_last_step() -> None:

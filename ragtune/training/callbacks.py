@@ -153,13 +153,19 @@ class StopAtDeadline(TrainerCallback):
         """Take as many steps as fit before the deadline at the pace so far (see the class)."""
         # The Trainer's loop ends with the epochs it computed from the planned steps: no more steps than those hold.
         per_epoch = len(dataloader) // max(1, args.gradient_accumulation_steps) if dataloader is not None else 0
-        most = min(self.deadline.most_steps, int(state.num_train_epochs) * per_epoch)
+        # Nor more epochs than the run was set to train (the Trainer rounds them up to whole ones).
+        most = min(
+            self.deadline.most_steps,
+            int(state.num_train_epochs) * per_epoch,
+            math.ceil(args.num_train_epochs * per_epoch),
+        )
         if most <= state.max_steps:
             return
         # A step's pace since the first one ended, loading its batch included; checkpoints apart.
         pace = (now - self.first_end - self.checkpointing) / (self.steps - 1)
         share = args.save_steps if args.save_steps and args.save_steps < 1 else 0
-        left = max(1, round(1 / share) - self.saves) if share else 1
+        # The checkpoints still to come: the rest of the shares, and the last step's when it falls between them.
+        left = max(1, round(1 / share) - self.saves + 1) if share else 1
         checkpoint = self.checkpointing / self.saves
         steps = stretched_steps(
             state.max_steps, state.global_step, pace, checkpoint, left, self.deadline.at - now, most

@@ -6,6 +6,7 @@ The parts live beside it: losses/ (every loss), negatives.py (hard-negative mini
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -287,7 +288,15 @@ def run_trainer(
     if resume is not None:
         finished = _finished_checkpoint(model, resume, validation, device, progress, precision)
         if finished is not None:
+            if 0 < args.max_steps < finished.steps:  # it had stretched past the planned steps
+                finished.stretched_from = args.max_steps
             return finished
+    # A checkpoint of training that had stretched (StopAtDeadline) resumes to the steps it had stretched to: the
+    # Trainer sets its schedule and epochs from max_steps, and would go back to the planned ones.
+    planned = args.max_steps
+    if resume is not None and args.max_steps > 0:
+        total = int(json.loads((resume / "trainer_state.json").read_text(encoding="utf-8")).get("max_steps") or 0)
+        args = dataclasses.replace(args, max_steps=max(args.max_steps, total))
     stopper = StopOnSignal(Path(work_dir))
     # Under torchrun every rank must stop at the same step, which timing each rank's own steps cannot promise.
     in_time = StopAtDeadline(deadline) if deadline is not None and distributed.world_size() == 1 else None
@@ -309,7 +318,9 @@ def run_trainer(
     result = _train(trainer, stopper, work_dir, resume, device, precision)
     if in_time is not None and in_time.stopped_at is not None:
         result.cut_from = int(trainer.state.max_steps)
-    if in_time is not None:
+    if args.max_steps > planned:
+        result.stretched_from = planned
+    elif in_time is not None:
         result.stretched_from = in_time.stretched_from
     return result
 
