@@ -104,8 +104,9 @@ class Plan:
     changed: tuple[str, ...] = ()
     # Seconds the run had spent when it planned (extraction, chunking, the warm-up).
     spent_seconds: float = 0.0
-    # The steps the run would train without the budget, at the plan's questions per chunk: training that runs
-    # faster than the warm-up priced it takes more steps in the time it was given, up to these (0: no more).
+    # The steps the run would train without the budget, at the plan's questions per chunk, when the budget cut
+    # them (else 0): training that runs faster than the warm-up priced it takes more steps in the time it was
+    # given, up to these.
     uncut_steps: int = 0
 
     @property
@@ -199,7 +200,7 @@ def plan_run(s: Sizes, c: Costs, budget_seconds: float = 0.0, spent_seconds: flo
             "other": FIXED_SECONDS,
         }
 
-    steps = uncut = _steps(train_chunks, questions, s)
+    steps, uncut = _steps(train_chunks, questions, s), 0
     changed: list[str] = []
     if budget_seconds:
         left = budget_seconds * (1 - MARGIN) - spent_seconds
@@ -215,13 +216,13 @@ def plan_run(s: Sizes, c: Costs, budget_seconds: float = 0.0, spent_seconds: flo
             questions -= 1
         if questions != wanted:
             changed.append(f"questions_per_chunk {wanted} -> {questions}")
-        steps = uncut = _steps(train_chunks, questions, s)
+        steps = _steps(train_chunks, questions, s)
         room = left - sum(seconds(0).values())
         fit = max(MIN_STEPS, int(room // c.step_seconds)) if c.step_seconds > 0 else steps
         if fit < steps:
             changed.append(f"steps {steps} -> {fit}")
-            steps = fit
-    max_steps = steps if any(x.startswith("steps") for x in changed) else s.max_steps
+            uncut, steps = steps, fit
+    max_steps = steps if uncut else s.max_steps
     return Plan(
         steps=steps,
         max_steps=max_steps,
@@ -235,7 +236,7 @@ def plan_run(s: Sizes, c: Costs, budget_seconds: float = 0.0, spent_seconds: flo
         budget_seconds=budget_seconds,
         changed=tuple(changed),
         spent_seconds=round(spent_seconds, 1),
-        uncut_steps=uncut if budget_seconds else 0,
+        uncut_steps=uncut,
     )
 
 
@@ -418,9 +419,7 @@ def training_deadline(plan: Plan | None, started: float) -> Deadline | None:
     if plan is None or not plan.budget_seconds:
         return None
     at = started + plan.budget_seconds * (1 - MARGIN / 2) - plan.seconds["evaluate"] - plan.seconds["other"]
-    # Only steps the budget cut may come back: a plan that kept them trains them as configured.
-    cut = any(change.startswith("steps ") for change in plan.changed)
-    return Deadline(at=at, most_steps=plan.uncut_steps if cut else 0)
+    return Deadline(at=at, most_steps=plan.uncut_steps)
 
 
 def plan_for_run(run: Any, chunk_key: str, spent_seconds: float) -> tuple[Plan, bool]:

@@ -285,18 +285,17 @@ def run_trainer(
     faster than planned, takes the steps that fit before it (StopAtDeadline).
     """
     precision = resolve_precision(args.precision, device)
-    if resume is not None:
-        finished = _finished_checkpoint(model, resume, validation, device, progress, precision)
-        if finished is not None:
-            if 0 < args.max_steps < finished.steps:  # it had stretched past the planned steps
-                finished.stretched_from = args.max_steps
-            return finished
     # A checkpoint of training that had stretched (StopAtDeadline) resumes to the steps it had stretched to: the
     # Trainer sets its schedule and epochs from max_steps, and would go back to the planned ones.
     planned = args.max_steps
     if resume is not None and args.max_steps > 0:
         total = int(json.loads((resume / "trainer_state.json").read_text(encoding="utf-8")).get("max_steps") or 0)
         args = dataclasses.replace(args, max_steps=max(args.max_steps, total))
+    if resume is not None:
+        finished = _finished_checkpoint(model, resume, validation, device, progress, precision)
+        if finished is not None:
+            finished.stretched_from = planned if args.max_steps > planned else None
+            return finished
     stopper = StopOnSignal(Path(work_dir))
     # Under torchrun every rank must stop at the same step, which timing each rank's own steps cannot promise.
     in_time = StopAtDeadline(deadline) if deadline is not None and distributed.world_size() == 1 else None
