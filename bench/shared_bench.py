@@ -2,7 +2,7 @@
 
     python -m bench.shared_bench RUN_DIR [--bench ../shared/bench/nist_ragas_test100.csv]
                                     [--chunking run|chars1000|both] [--model MODEL_DIR] [--json OUT.json]
-                                    [--passage-words 20] [--passage-stride S] [--chunk-weight 0.5] [--hybrid-weight W[,W]]
+                                    [--passage-words N] [--passage-stride S] [--chunk-weight 0.5] [--hybrid-weight W[,W]]
                                     [--quick] [--no-base]
                                     [--base-only]
 
@@ -101,7 +101,10 @@ def main() -> int:
     ap.add_argument("--chunking", choices=("run", "chars1000", "both"), default="both")
     ap.add_argument("--model", type=Path, help="score this model folder as the fine-tuned one (default: RUN_DIR/model)")
     ap.add_argument(
-        "--passage-words", type=int, default=20, help="passages of whole sentences, at least this many words"
+        "--passage-words",
+        type=int,
+        default=None,
+        help="passages of whole sentences, at least this many words; 0: none (default: the run's own setting)",
     )
     ap.add_argument(
         "--passage-stride",
@@ -145,12 +148,17 @@ def main() -> int:
     )
     # A run written before passages could overlap has no passage_stride: it cut them without overlap.
     stride = args.passage_stride if args.passage_stride is not None else cfg.get("passage_stride", 0)
+    # A run under a tight --time-budget may cut no passages (passage_words 0): score what it serves.
+    if args.passage_words is None:
+        args.passage_words = cfg.get("passage_words", 20)
     windows = f"one starting every {stride} sentence(s)" if stride else "without overlap"
-    print(
-        f"hit rule: >= half of a context's word {SHINGLE}-grams, or a shared run of >= {MIN_RUN} words; "
+    passages = (
         f"passages: >= {args.passage_words} words, {windows}, a chunk scores (best passage + "
         f"{args.chunk_weight} * chunk) / {1 + args.chunk_weight}"
+        if args.passage_words
+        else "no passages: one vector per chunk"
     )
+    print(f"hit rule: >= half of a context's word {SHINGLE}-grams, or a shared run of >= {MIN_RUN} words; {passages}")
     out: dict[str, Any] = {}
     keys = [f"hit@{k}" for k in KS] + [f"mrr@{MRR_AT}"]
     for name in names:

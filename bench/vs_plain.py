@@ -26,11 +26,14 @@ held-out questions, alternating plain, ragtune, …:
   characters with 100 of overlap, 4 questions a chunk from ragtune's offline generator (a plain script needs
   questions from somewhere, and no LLM answers here), 10% of the pairs held out, the training recipe above for one
   epoch at a learning rate of 2e-5, the model saved, and hit@5 of the held-out questions over a FAISS index;
-- ragtune: `python -m ragtune run DOCS --out DIR`, every setting at its default.
+- ragtune: `python -m ragtune run DOCS --out DIR`, every setting at its default; with `--budget-share F`, under
+  `--time-budget` of F times the plain script's time in the same round (plain runs first), so the ratio asks what
+  ragtune serves when it is given that share of the plain script's time.
 
 Then, untimed, both first rounds' models are scored on the third-party questions by `bench.shared_bench`: what each
-pipeline serves (plain: one vector per 1000-character chunk; ragtune: its served retriever over its own chunks),
-and both models as one vector over the same 1000-character chunks.
+pipeline serves (plain: one vector per 1000-character chunk; ragtune: its served retriever over its own chunks, as
+its index/retriever.json sets it: the mode, and passages only when the run cut them), and both models as one vector
+over the same 1000-character chunks.
 """
 
 from __future__ import annotations
@@ -113,8 +116,40 @@ def plain_pipeline(docs: Path, out: Path, base: str, seed: int = 13) -> float:
     return hit5
 
 
-def end_to_end(docs: Path, rounds: int, work: Path, bench: Path, base: str) -> dict[str, Any]:
-    """Both pipelines timed in fresh processes, alternating; then both first rounds scored on `bench`."""
+def served_row(retriever: dict[str, Any]) -> str:
+    """bench.shared_bench's row for what a run's index/retriever.json serves.
+
+    >>> served_row({"mode": "hybrid", "passage_words": 20, "hybrid_weight": 0.6})
+    'hybrid (fine-tuned, passages + BM25, 0.6:0.4)'
+    >>> served_row({"mode": "dense", "passage_words": 0})
+    'fine-tuned'
+    """
+    dense = "fine-tuned, passages" if retriever.get("passage_words") else "fine-tuned"
+    if retriever["mode"] == "bm25":
+        return "BM25"
+    if retriever["mode"] == "dense":
+        return dense
+    weight = retriever.get("hybrid_weight", 0.6)
+    return f"hybrid ({dense} + BM25, {weight:g}:{1 - weight:g})"
+
+
+def ragtune_command(docs: Path, out: Path, budget_s: float | None) -> list[str]:
+    """`ragtune run` at its defaults, or under a time budget of `budget_s` seconds.
+
+    >>> ragtune_command(Path("d"), Path("o"), 98.4)[-2:]
+    ['--time-budget', '98s']
+    """
+    cmd = [sys.executable, "-m", "ragtune", "run", str(docs), "--out", str(out)]
+    return cmd + (["--time-budget", f"{budget_s:.0f}s"] if budget_s else [])
+
+
+def end_to_end(
+    docs: Path, rounds: int, work: Path, bench: Path, base: str, budget_share: float | None = None
+) -> dict[str, Any]:
+    """Both pipelines timed in fresh processes, alternating; then both first rounds scored on `bench`.
+
+    With `budget_share`, ragtune runs under a time budget of that share of the plain script's time in its round.
+    """
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     times: dict[str, list[float]] = {"plain": [], "ragtune": []}
     for r, name in alternate(rounds, ("plain", "ragtune")):
@@ -122,7 +157,7 @@ def end_to_end(docs: Path, rounds: int, work: Path, bench: Path, base: str) -> d
         if name == "plain":
             cmd = [sys.executable, "-m", "bench.vs_plain", "--plain-pipeline", str(docs), str(out), "--base", base]
         else:
-            cmd = [sys.executable, "-m", "ragtune", "run", str(docs), "--out", str(out)]
+            cmd = ragtune_command(docs, out, budget_share * times["plain"][r] if budget_share else None)
         start = time.perf_counter()
         done = subprocess.run(cmd, env=env, capture_output=True, text=True)
         times[name].append(time.perf_counter() - start)
@@ -136,8 +171,7 @@ def end_to_end(docs: Path, rounds: int, work: Path, bench: Path, base: str) -> d
         cmd = [sys.executable, "-m", "bench.shared_bench", str(work / "ragtune0"), "--bench", str(bench), "--no-base"]
         subprocess.run([*cmd, *extra, "--json", str(target)], env=env, check=True, capture_output=True)
         scored[name] = json.loads(target.read_text())
-    served = read_json(work / "ragtune0" / "metrics.json")["served"]["mode"]
-    row = {"dense": "fine-tuned, passages", "bm25": "BM25"}.get(served, "hybrid (fine-tuned, passages + BM25, 0.6:0.4)")
+    row = served_row(read_json(work / "ragtune0" / "index" / "retriever.json"))
     quality = {
         "served": {
             "plain": scored["plain"]["chars1000"]["results"]["fine-tuned"],
@@ -149,12 +183,14 @@ def end_to_end(docs: Path, rounds: int, work: Path, bench: Path, base: str) -> d
     }
     plain, ours = min(times["plain"]), min(times["ragtune"])
     print(f"\ntime: plain {plain:.0f}s, ragtune {ours:.0f}s (best of {rounds}): ragtune / plain = {ours / plain:.2f}")
+    if budget_share:
+        print(f"ragtune ran under --time-budget of {budget_share:g} x the plain script's time in its round")
     print(f"ragtune serves: {row}")
     print(f"{'third-party questions':<40}{'plain':>16}{'ragtune':>16}")
     for label, by in quality.items():
         cells = "".join(f"{by[k]['hit@5']:>8.3f} {by[k]['mrr@10']:>7.3f}" for k in ("plain", "ragtune"))
         print(f"{label + ' (hit@5, MRR@10)':<40}{cells}")
-    return {"times": times, "quality": quality, "served": row}
+    return {"times": times, "quality": quality, "served": row, "budget_share": budget_share}
 
 
 def main() -> int:
@@ -165,6 +201,11 @@ def main() -> int:
     ap.add_argument("--plain-pipeline", nargs=2, type=Path, metavar=("DOCS", "OUT"), help=argparse.SUPPRESS)
     ap.add_argument("--base", default="", help="the base model (default: ragtune's)")
     ap.add_argument("--rounds", type=int, default=1, help="plain/ragtune pairs to time")
+    ap.add_argument(
+        "--budget-share",
+        type=float,
+        help="--docs: run ragtune under --time-budget of this share of the plain script's time (0.5: half)",
+    )
     ap.add_argument("--bench", type=Path, default=DEFAULT_BENCH)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
@@ -177,7 +218,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             work = args.work or Path(tmp)
             work.mkdir(parents=True, exist_ok=True)
-            result = end_to_end(args.docs, args.rounds, work, args.bench, base)
+            result = end_to_end(args.docs, args.rounds, work, args.bench, base, args.budget_share)
         if args.json:
             args.json.write_text(json.dumps(result, indent=2))
         return 0
