@@ -8,6 +8,7 @@ real training steps and encodings with the base model, is in `measure_costs`.
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, fields
@@ -33,7 +34,10 @@ FIXED_SECONDS = 15.0
 # Rows of the warm-up batch: a CPU's step time grows about linearly with the rows, so a small batch measured
 # and scaled to batch_size costs a few seconds where a full one would cost as much as several real steps.
 WARMUP_ROWS = 8
-WARMUP_STEPS = 2
+# Timed steps, priced at their median: a shared machine's slow spell of a few seconds lands on one of them. With two,
+# the "median" was the slower, and one step at 19.7 s of 8 rows (the others 3 s) priced a NIST step at 79 s where
+# training took 13 s, and the plan said even 5 steps would not fit a 111 s budget the run then ended within.
+WARMUP_STEPS = 3
 # The warm-up prices shapes, not the words of whichever chunks it samples: a step's cost depends on how many tokens
 # each column holds. A real batch pads its question columns to the longest of 32 questions (the generators write at
 # most MAX_QUERY_WORDS words), and encoding sorts questions by length, so a typical question (about
@@ -287,7 +291,7 @@ def measure_costs(model: Any, texts: list[str], cfg: Any, device: str, scratch: 
         optimizer.zero_grad()
         times.append(time.perf_counter() - start)
     del trained, optimizer
-    step = sorted(times[1:])[len(times[1:]) // 2] * cfg.batch_size / WARMUP_ROWS
+    step = step_price(times[1:], cfg.batch_size)
     folder = Path(tempfile.mkdtemp(prefix="plan-", dir=scratch))
     try:
         start = time.perf_counter()
@@ -296,6 +300,18 @@ def measure_costs(model: Any, texts: list[str], cfg: Any, device: str, scratch: 
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return Costs(step_seconds=step, encode_seconds=encode, query_seconds=query, save_seconds=save)
+
+
+def step_price(times: list[float], batch_size: int) -> float:
+    """Seconds a step of `batch_size` rows costs, from timed warm-up steps of WARMUP_ROWS rows: their median,
+    scaled. One step caught in a slow spell does not set the price.
+
+    >>> step_price([3.1, 19.7, 3.3], 32)
+    13.2
+    >>> step_price([3.0, 3.4], 32)
+    12.8
+    """
+    return round(statistics.median(times) * batch_size / WARMUP_ROWS, 6)
 
 
 @dataclass(frozen=True)
