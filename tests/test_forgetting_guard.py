@@ -21,7 +21,7 @@ from tests.support.runs import good_docs, run_args
 
 def test_the_general_set_ships_in_the_package_and_is_consistent() -> None:
     general = load_general_set()
-    assert 60 <= len(general.queries) <= 150 and len(general.ids) == len(set(general.ids))
+    assert 200 <= len(general.queries) <= 400 and len(general.ids) == len(set(general.ids))
     assert set(general.relevant) <= set(general.ids)
     # Every passage is asked about, and no question is a sentence copied out of its passage.
     assert set(general.relevant) == set(general.ids)
