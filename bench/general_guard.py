@@ -59,9 +59,11 @@ def report(run_dir: Path, resamples: int) -> None:
     )
     general_entry = read_json(files.metrics).get("general") if files.metrics.exists() else None
     if general_entry:
+        # "fine_tuned" (the weights shipped) since the guard recorded "trained" beside it; "tuned" before that.
+        shipped = general_entry.get("fine_tuned") or general_entry["tuned"]
         print(
             f"  metrics.json: fired {general_entry['fired']}, acted {general_entry['acted']}, "
-            f"kept {general_entry['kept']:.0%} of the change; tuned MRR@10 {general_entry['tuned']['mrr@10']:.3f}"
+            f"kept {general_entry['kept']:.0%} of the change; shipped MRR@10 {shipped['mrr@10']:.3f}"
         )
     else:
         print("  metrics.json: no 'general' entry (a run from before the guard, or not finished)")
