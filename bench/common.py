@@ -148,6 +148,16 @@ def ragtune_train(
     return fine_tune(model, pairs, chunks, cfg, work, "cpu", validation=validation)
 
 
+def dense_row(model: str, passage_words: int) -> str:
+    """bench.shared_bench's row of `model`'s dense retriever: with passages when they are cut (`passage_words` > 0)."""
+    return f"{model}, passages" if passage_words else model
+
+
+def hybrid_row(dense: str, weight: float) -> str:
+    """bench.shared_bench's row of the weighted hybrid of the dense row `dense` and BM25, the model's share `weight`."""
+    return f"hybrid ({dense} + BM25, {weight:g}:{1 - weight:g})"
+
+
 def alternate(rounds: int, names: Sequence[str]) -> Iterator[tuple[int, str]]:
     """(round, name) as A, B, A, B …: on a shared machine the load drifts, and alternating spreads that drift over
     every contender instead of charging it to whichever ran last. Report the best time of each."""

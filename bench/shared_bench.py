@@ -29,7 +29,16 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from bench.common import DEFAULT_BENCH, MIN_RUN, SHINGLE, chars1000_chunks, load_bench, relevant_sets
+from bench.common import (
+    DEFAULT_BENCH,
+    MIN_RUN,
+    SHINGLE,
+    chars1000_chunks,
+    dense_row,
+    hybrid_row,
+    load_bench,
+    relevant_sets,
+)
 from ragtune.metrics import MRR_AT, rank_metrics, rrf
 from ragtune.models import load_model, resolve_base_model
 from ragtune.records import Chunk, Page, read_jsonl
@@ -78,18 +87,15 @@ def score_bench(
         t = time.perf_counter()
         rankings[label], found[label] = dense(model, texts, ids, questions, 0)
         if passage_words:
-            rankings[f"{label}, passages"], found[f"{label}, passages"] = dense(
-                model, texts, ids, questions, passage_words, chunk_weight, stride
-            )
+            row = dense_row(label, passage_words)
+            rankings[row], found[row] = dense(model, texts, ids, questions, passage_words, chunk_weight, stride)
         print(f"# {label}: {time.perf_counter() - t:.0f}s", file=sys.stderr)
     # The hybrid's dense side: the fine-tuned model, or the base where only the base is scored (--base-only).
     dense_side = "fine-tuned" if "fine-tuned" in models else "base" if "base" in models else ""
     if dense_side:
-        best = f"{dense_side}, passages" if passage_words else dense_side
+        best = dense_row(dense_side, passage_words)
         for w in [hybrid_weight] if isinstance(hybrid_weight, (int, float)) else hybrid_weight:
-            rankings[f"hybrid ({best} + BM25, {w:g}:{1 - w:g})"] = positions_to_ids(
-                fuse(found[best], lexical, w, DEPTH), ids
-            )
+            rankings[hybrid_row(best, w)] = positions_to_ids(fuse(found[best], lexical, w, DEPTH), ids)
         rankings[f"hybrid ({best} + BM25, RRF)"] = rrf(rankings[best], rankings["BM25"])
     return {name: rank_metrics([r[:depth] for r in rk], relevant, KS) for name, rk in rankings.items()}, len(keep)
 
@@ -149,13 +155,12 @@ def main() -> int:
     # A run written before passages could overlap has no passage_stride: it cut them without overlap.
     stride = args.passage_stride if args.passage_stride is not None else cfg.get("passage_stride", 0)
     # A run under a tight --time-budget may cut no passages (passage_words 0): score what it serves.
-    if args.passage_words is None:
-        args.passage_words = cfg.get("passage_words", 20)
+    words = args.passage_words if args.passage_words is not None else cfg.get("passage_words", 20)
     windows = f"one starting every {stride} sentence(s)" if stride else "without overlap"
     passages = (
-        f"passages: >= {args.passage_words} words, {windows}, a chunk scores (best passage + "
+        f"passages: >= {words} words, {windows}, a chunk scores (best passage + "
         f"{args.chunk_weight} * chunk) / {1 + args.chunk_weight}"
-        if args.passage_words
+        if words
         else "no passages: one vector per chunk"
     )
     print(f"hit rule: >= half of a context's word {SHINGLE}-grams, or a shared run of >= {MIN_RUN} words; {passages}")
@@ -168,7 +173,7 @@ def main() -> int:
             chunks,
             bench,
             models,
-            0 if args.quick and name != "run" else args.passage_words,
+            0 if args.quick and name != "run" else words,
             args.chunk_weight,
             weight,
             stride,

@@ -50,7 +50,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import DEFAULT_BENCH, alternate, load_run, ragtune_train, scores
+from bench.common import DEFAULT_BENCH, alternate, dense_row, hybrid_row, load_run, ragtune_train, scores
 from ragtune.fileio import read_json
 from ragtune.models import load_model, resolve_base_model
 from ragtune.records import Chunk, Pair
@@ -124,13 +124,12 @@ def served_row(retriever: dict[str, Any]) -> str:
     >>> served_row({"mode": "dense", "passage_words": 0})
     'fine-tuned'
     """
-    dense = "fine-tuned, passages" if retriever.get("passage_words") else "fine-tuned"
+    dense = dense_row("fine-tuned", retriever.get("passage_words", 0))
     if retriever["mode"] == "bm25":
         return "BM25"
     if retriever["mode"] == "dense":
         return dense
-    weight = retriever.get("hybrid_weight", 0.6)
-    return f"hybrid ({dense} + BM25, {weight:g}:{1 - weight:g})"
+    return hybrid_row(dense, retriever.get("hybrid_weight", 0.6))
 
 
 def ragtune_command(docs: Path, out: Path, budget_s: float | None) -> list[str]:
