@@ -93,13 +93,11 @@ def sensitivity(rates: list[float], steps: int, work: Path) -> None:
     chunks = {f"c{i}": Chunk(f"c{i}", "nist", (1,), t, 64) for i, t in enumerate(windows)}
     pairs = [Pair(" ".join(c.text.split()[10:22]), c.id, "phrase") for c in chunks.values()]
     whole = load_general_set().with_distractors(windows)
-    parts = {
-        "whole": whole,
-        f"first {FIRST_ROWS}": GeneralSet(
-            whole.queries[:FIRST_ROWS], whole.relevant[:FIRST_ROWS], whole.ids, whole.texts
-        ),
-        "added": GeneralSet(whole.queries[FIRST_ROWS:], whole.relevant[FIRST_ROWS:], whole.ids, whole.texts),
-    }
+
+    def asking(rows: slice) -> GeneralSet:  # those questions, over every passage
+        return GeneralSet(whole.queries[rows], whole.relevant[rows], whole.ids, whole.texts)
+
+    parts = {"whole": whole, f"first {FIRST_ROWS}": asking(slice(FIRST_ROWS)), "added": asking(slice(FIRST_ROWS, None))}
     base = load_model(resolve_base_model(""))
     base.max_seq_length = 64  # the windows and general passages are short; short rows keep training quick
     print(f"{len(pairs)} NIST phrase pairs, {steps} steps of 8; hit@5 / MRR@10 on " + ", ".join(parts))
