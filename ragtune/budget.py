@@ -20,7 +20,7 @@ from .fileio import read_json, write_json
 from .generators.offline import MAX_QUERY_WORDS
 from .models import encoding_in, pick_device, resolve_precision
 from .records import Chunk, read_jsonl
-from .retrieval import retrieval_units
+from .retrieval import passages_of, retrieval_units
 from .training.deadline import Deadline
 
 # The share of the budget kept free: estimates from a few steps are rough, and the budget is a promise.
@@ -57,9 +57,17 @@ class Costs:
     """What one unit of work costs on this machine, measured (measure_costs)."""
 
     step_seconds: float  # one training step at the run's batch size
-    encode_seconds: float  # one chunk or passage encoded
+    encode_seconds: float  # one chunk encoded
     query_seconds: float  # one question encoded
     save_seconds: float = 0.0  # the model saved once (a checkpoint, with the optimiser's state, is about 3 saves)
+    # One passage encoded (None: priced as a chunk). Passages are a few sentences, a chunk a few hundred tokens:
+    # priced as chunks, the four shared PDFs' 5,808 passages were planned at 423 s of evaluation where the
+    # whole evaluation took 178 s, and an 11-minute budget gave them up for 17 training steps.
+    passage_seconds: float | None = None
+
+    @property
+    def passage_price(self) -> float:
+        return self.encode_seconds if self.passage_seconds is None else self.passage_seconds
 
 
 @dataclass(frozen=True)
@@ -173,8 +181,14 @@ def _steps(train_chunks: int, questions: int, s: Sizes) -> int:
 
 def _evaluation_seconds(s: Sizes, c: Costs, passages_per_chunk: float, eval_questions: int) -> float:
     """Both models encode every chunk and its passages, and the held-out questions."""
-    units = s.n_chunks * (1 + passages_per_chunk)
-    return 2 * (units * c.encode_seconds + eval_questions * c.query_seconds)
+    return 2 * (s.n_chunks * c.encode_seconds + eval_questions * c.query_seconds) + _passage_seconds(
+        s, c, passages_per_chunk
+    )
+
+
+def _passage_seconds(s: Sizes, c: Costs, passages_per_chunk: float) -> float:
+    """What passages add to the evaluation: both models encode each."""
+    return 2 * s.n_chunks * passages_per_chunk * c.passage_price
 
 
 def plan_run(s: Sizes, c: Costs, budget_seconds: float = 0.0, spent_seconds: float = 0.0) -> Plan:
@@ -209,10 +223,10 @@ def plan_run(s: Sizes, c: Costs, budget_seconds: float = 0.0, spent_seconds: flo
     if budget_seconds:
         left = budget_seconds * (1 - MARGIN) - spent_seconds
         # Passages: first without overlap, then none, when they would take more than their share.
-        if words and _evaluation_seconds(s, c, per_chunk, 0) > PASSAGE_SHARE * left and stride:
+        if words and _passage_seconds(s, c, per_chunk) > PASSAGE_SHARE * left and stride:
             changed.append(f"passage_stride {stride} -> 0")
             stride, per_chunk = 0, s.passages_per_chunk_no_overlap
-        if words and _evaluation_seconds(s, c, per_chunk, 0) > PASSAGE_SHARE * left:
+        if words and _passage_seconds(s, c, per_chunk) > PASSAGE_SHARE * left:
             changed.append(f"passage_words {words} -> 0")
             words, per_chunk = 0, 0.0
         wanted = questions
@@ -246,7 +260,7 @@ def plan_run(s: Sizes, c: Costs, budget_seconds: float = 0.0, spent_seconds: flo
 
 def measure_costs(model: Any, texts: list[str], cfg: Any, device: str, scratch: Path) -> Costs:
     """Costs on this machine: WARMUP_STEPS training steps of WARMUP_ROWS rows (after one untimed step),
-    scaled to cfg.batch_size, the encoding of a few chunks and questions, all with a copy of `model`
+    scaled to cfg.batch_size, the encoding of a few chunks, their passages and questions, all with a copy of `model`
     in the precision the run trains in, and saving the model once into a folder under `scratch`.
     `texts` are the corpus's chunks: the columns' lengths come from across them (`column_lengths`)."""
     import copy
@@ -274,6 +288,11 @@ def measure_costs(model: Any, texts: list[str], cfg: Any, device: str, scratch: 
         start = time.perf_counter()
         model.encode(questions, batch_size=WARMUP_ROWS)
         query = (time.perf_counter() - start) / len(questions)
+        passage = None
+        if passages := warmup_passages(sample, cfg.passage_words, cfg.passage_stride):
+            start = time.perf_counter()
+            model.encode(passages, batch_size=WARMUP_ROWS)
+            passage = (time.perf_counter() - start) / len(passages)
     trained = copy.deepcopy(model)
     trained.train()
     loss = _ranking_loss(trained, cfg, with_negatives=False)
@@ -299,7 +318,20 @@ def measure_costs(model: Any, texts: list[str], cfg: Any, device: str, scratch: 
         save = time.perf_counter() - start
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    return Costs(step_seconds=step, encode_seconds=encode, query_seconds=query, save_seconds=save)
+    return Costs(
+        step_seconds=step, encode_seconds=encode, query_seconds=query, save_seconds=save, passage_seconds=passage
+    )
+
+
+def warmup_passages(sample: list[str], min_words: int, stride: int) -> list[str]:
+    """Up to 4 * WARMUP_ROWS of the passages of the warm-up's chunks, from across them (none without passages).
+
+    >>> chunk = " ".join(f"Sentence number {i} has six words." for i in range(12))
+    >>> len(warmup_passages([chunk] * 8, 12, 1)), warmup_passages([chunk], 0, 1)
+    (32, [])
+    """
+    passages = [p for text in sample for p in passages_of(text, min_words, stride)]
+    return warmup_rows(passages, 4 * WARMUP_ROWS)
 
 
 def step_price(times: list[float], batch_size: int) -> float:

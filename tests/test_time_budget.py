@@ -110,6 +110,22 @@ def test_what_gives_way_first() -> None:
     assert "passage_words 20 -> 0" in plan.changed
 
 
+def test_passages_are_priced_as_passages_not_as_chunks() -> None:
+    # The four shared PDFs (771 chunks, 7.53 passages a chunk with overlap, 3.75 without) and the costs an
+    # 11-minute run measured there: a passage of a few sentences encodes in a quarter of a chunk's time.
+    sizes = dataclasses.replace(SIZES, n_chunks=771, passages_per_chunk=7.53, passages_per_chunk_no_overlap=3.75)
+    costs = Costs(6.48, 0.0307, 0.00313, 0.110, passage_seconds=0.00805)
+    plan = plan_run(sizes, costs, budget_seconds=660, spent_seconds=28.0)
+    assert (plan.passage_words, plan.passage_stride) == (20, 1)
+    # Both models encode every chunk and passage, and the 400 held-out questions.
+    assert plan.seconds["evaluate"] == pytest.approx(2 * (771 * 0.0307 + 771 * 7.53 * 0.00805 + 400 * 0.00313))
+    # Priced as chunks (a plan without a passage price), the same passages lose their overlap.
+    as_chunks = plan_run(
+        sizes, dataclasses.replace(costs, passage_seconds=None), budget_seconds=660, spent_seconds=28.0
+    )
+    assert as_chunks.passage_stride == 0 and "passage_stride 1 -> 0" in as_chunks.changed
+
+
 def test_the_estimate_leaves_out_the_parts_an_earlier_run_did() -> None:
     plan = plan_run(SIZES, COSTS, budget_seconds=3600)
     rest = plan.seconds["evaluate"] + plan.seconds["other"]
@@ -182,6 +198,17 @@ def test_the_warmup_prices_the_corpus_lengths_not_the_chunks_it_samples(tiny_mod
     # 56 prose chunks and 8 link lists: 32 words come to well under what 32 words of a link list make (256).
     assert 32 < lengths.longest_question < 100
     assert lengths.chunk == tiny_model.max_seq_length
+
+
+def test_the_warmup_times_passages_only_when_the_run_has_them(tmp_path: Path, tiny_model, nist_pages) -> None:
+    words = " ".join(p.text for p in nist_pages).split()
+    texts = [" ".join(words[i : i + 150]) for i in range(0, 150 * 24, 150)]
+    cfg = _fifty_epochs(tmp_path, tmp_path / "run", tmp_path)
+    with_passages = budget.measure_costs(tiny_model, texts, cfg, "cpu", tmp_path)
+    assert cfg.passage_words and with_passages.passage_seconds is not None and with_passages.passage_seconds > 0
+    assert with_passages.passage_price == with_passages.passage_seconds
+    without = budget.measure_costs(tiny_model, texts, dataclasses.replace(cfg, passage_words=0), "cpu", tmp_path)
+    assert without.passage_seconds is None and without.passage_price == without.encode_seconds
 
 
 def test_a_budget_caps_the_steps_of_a_real_run(tmp_path: Path, tiny_model_dir: Path, nist_pages) -> None:
