@@ -62,7 +62,7 @@ class Costs:
     save_seconds: float = 0.0  # the model saved once (a checkpoint, with the optimiser's state, is about 3 saves)
     # One passage encoded (None: priced as a chunk). Passages are a few sentences, a chunk a few hundred tokens:
     # priced as chunks, the four shared PDFs' 5,808 passages were planned at 423 s of evaluation where the
-    # whole evaluation took 178 s, and an 11-minute budget gave them up for 17 training steps.
+    # whole evaluation took 178 s, and an 11-minute budget gave them up.
     passage_seconds: float | None = None
 
     @property
