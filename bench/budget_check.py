@@ -1,12 +1,14 @@
 """A budgeted run against its plan: what it planned per part, what each stage took, and the same corpus planned at a
 quiet machine's costs.
 
-    python -m bench.budget_check RUN_DIR [--quiet-costs 6,0.05,0.01]
+    python -m bench.budget_check RUN_DIR [--quiet-costs 6,0.05,0.01,0.013]
 
 Reads RUN_DIR/work/plan.json (the costs the run measured and the plan it chose) and the stage seconds the run
 recorded so far (work/manifest.json; a run still going shows the stages it finished). The quiet costs (seconds a
-training step of 32 rows, a chunk encoded, a question encoded) default to MiniLM's on this 2-core CPU when no one
-else uses it (tests/test_time_budget.py), so the last line says what the planner would choose there.
+training step of 32 rows, a chunk encoded, a question encoded and, optionally, a passage encoded: without it, a
+passage is priced as a chunk) default to MiniLM's on this 2-core CPU when no one else uses it
+(tests/test_time_budget.py; a passage at a quarter of a chunk, as the four shared PDFs' warm-up measured), so the last
+line says what the planner would choose there.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from ragtune.records import Chunk, read_jsonl
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dir", type=Path)
-    ap.add_argument("--quiet-costs", default="6,0.05,0.01", help="step, chunk and question seconds")
+    ap.add_argument(
+        "--quiet-costs", default="6,0.05,0.01,0.013", help="step, chunk, question and (optional) passage seconds"
+    )
     args = ap.parse_args()
     saved = read_json(args.run_dir / "work" / "plan.json")
     plan = Plan(
@@ -52,8 +56,11 @@ def main() -> int:
         docs=Path("."), **{k: tuple(v) if isinstance(v, list) else v for k, v in inputs.items() if k != "chunk_key"}
     )
     sizes: Sizes = sizes_of(cfg, [c.text for c in chunks])
-    step, chunk, question = (float(x) for x in args.quiet_costs.split(","))
-    quiet = plan_run(sizes, Costs(step, chunk, question), plan.budget_seconds, plan.spent_seconds)
+    values = [float(x) for x in args.quiet_costs.split(",")]
+    if len(values) not in (3, 4):
+        ap.error("--quiet-costs takes 3 or 4 numbers: step, chunk, question and (optional) passage seconds")
+    costs = Costs(*values[:3], passage_seconds=values[3] if len(values) == 4 else None)
+    quiet = plan_run(sizes, costs, plan.budget_seconds, plan.spent_seconds)
     print(f"at quiet costs ({args.quiet_costs}): {quiet.line()}")
     return 0
 
