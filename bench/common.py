@@ -71,11 +71,11 @@ def relevant_sets(chunks: list[Chunk], bench: list[tuple[str, list[str]]]) -> li
     return [{cid for cid, ws, sh in prepared if any(is_hit(ws, sh, ctx) for ctx in ctxs)} for _, ctxs in bench]
 
 
-def question_suites(chunks: list[Chunk], held: list[Pair], bench_file: Path) -> Suites:
+def question_suites(chunks: list[Chunk], held: list[Pair], bench_file: Path | None) -> Suites:
     """The run's held-out questions and, when `bench_file` exists, the third-party questions that have a relevant
     chunk (those without one are counted out), each as (queries, relevant chunk ids)."""
     suites: Suites = {"held-out": ([p.query for p in held], [p.chunk_id for p in held])}
-    if bench_file.exists():
+    if bench_file is not None and bench_file.exists():
         bench = load_bench(bench_file)
         rel = relevant_sets(chunks, bench)
         keep = [i for i, r in enumerate(rel) if r]
@@ -83,8 +83,14 @@ def question_suites(chunks: list[Chunk], held: list[Pair], bench_file: Path) -> 
     return suites
 
 
-def load_run(run: Path, bench_file: Path) -> tuple[Config, list[Chunk], list[Pair], Suites]:
-    """A finished run's Config, chunks and training pairs, and the question suites to score on."""
+def run_seq_length(run: Path) -> int:
+    """The max_seq_length the run trained and scored at (its chunk stage's)."""
+    return int(read_json(run / "work" / "manifest.json")["stages"]["chunk"]["max_seq_length"])
+
+
+def load_run(run: Path, bench_file: Path | None) -> tuple[Config, list[Chunk], list[Pair], Suites]:
+    """A finished run's Config, chunks and training pairs, and the question suites to score on (`bench_file` None:
+    the held-out questions only, for a caller that scores nothing)."""
     settings = read_json(run / "config.json")
     # config.json also records what is not a setting (the ragtune version that wrote it).
     fields = {f.name for f in dataclasses.fields(Config)}
@@ -101,7 +107,7 @@ def load_run(run: Path, bench_file: Path) -> tuple[Config, list[Chunk], list[Pai
     if (run / "work" / "pairs_lexical.jsonl").exists():
         pairs += read_jsonl(run / "work" / "pairs_lexical.jsonl", Pair)
     held = read_jsonl(RunFiles(run).split("test"), Pair)
-    if not bench_file.exists():
+    if bench_file is not None and not bench_file.exists():
         print(f"# {bench_file} not found: scoring the held-out questions only (give --bench)", file=sys.stderr)
     return cfg, chunk_list, pairs, question_suites(chunk_list, held, bench_file)
 

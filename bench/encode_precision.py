@@ -17,8 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import DEFAULT_BENCH, alternate, cpu_flags, load_run, scores
-from ragtune.fileio import read_json
+from bench.common import DEFAULT_BENCH, alternate, cpu_flags, load_run, run_seq_length, scores
 from ragtune.models import encoding_in, load_model
 from ragtune.retrieval import embed, retrieval_units
 
@@ -35,7 +34,7 @@ def main() -> int:
     run = args.run_dir
     cfg, chunk_list, _, suites = load_run(run, args.bench)
     model = load_model(str(run / "model"), "cpu")
-    model.max_seq_length = read_json(run / "work" / "manifest.json")["stages"]["chunk"]["max_seq_length"]
+    model.max_seq_length = run_seq_length(run)
     units = retrieval_units([c.text for c in chunk_list], cfg.passage_words, cfg.passage_stride)
     print(
         f"# CPU flags: {cpu_flags()}; {len(units.texts)} units ({len(chunk_list)} chunks), "

@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import DEFAULT_BENCH, chars1000_chunks, load_bench, load_run, relevant_sets
+from bench.common import DEFAULT_BENCH, chars1000_chunks, load_bench, load_run, relevant_sets, run_seq_length
 from ragtune.config import Config
 from ragtune.metrics import MRR_AT, model_rankings, rank_metrics
 from ragtune.models import load_model, resolve_base_model
@@ -187,7 +187,7 @@ def main() -> int:
         flush=True,
     )
     base = load_model(resolve_base_model(cfg.base_model), "cpu")
-    base.max_seq_length = read_json_seq(run)
+    base.max_seq_length = run_seq_length(run)
     results: dict[str, Any] = {}
     for label, arm_kinds, seed in arms(args.arms.split(","), kinds, seeds):
         start = time.perf_counter()
@@ -205,13 +205,6 @@ def main() -> int:
             args.json.write_text(json.dumps(results, indent=2))
     print_table(results, steps)
     return 0
-
-
-def read_json_seq(run: Path) -> int:
-    """The max_seq_length the run trained and scored at (its chunk stage's)."""
-    from ragtune.fileio import read_json
-
-    return int(read_json(run / "work" / "manifest.json")["stages"]["chunk"]["max_seq_length"])
 
 
 def print_table(results: dict[str, Any], steps: int) -> None:

@@ -23,8 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import DEFAULT_BENCH, alternate, cpu_flags, load_run, ragtune_train, scores
-from ragtune.fileio import read_json
+from bench.common import DEFAULT_BENCH, alternate, cpu_flags, load_run, ragtune_train, run_seq_length, scores
 from ragtune.models import load_model, resolve_base_model
 
 
@@ -42,7 +41,7 @@ def main() -> int:
     cfg, chunk_list, pairs, suites = load_run(run, args.bench)
     chunks = {c.id: c for c in chunk_list}
     base = load_model(resolve_base_model(cfg.base_model), "cpu")
-    seq_length = read_json(run / "work" / "manifest.json")["stages"]["chunk"]["max_seq_length"]
+    seq_length = run_seq_length(run)
     print(f"# CPU flags: {cpu_flags()}; {len(pairs)} pairs, max_steps {args.max_steps}", file=sys.stderr)
     per_step: dict[str, list[float]] = {"fp32": [], "bf16": []}
     quality: dict[str, dict[str, float]] = {}

@@ -26,19 +26,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import DEFAULT_BENCH, alternate, load_run
+from bench.common import alternate, load_run, run_seq_length
 
 
 def one_arm(run: Path, mini_batch_size: int, steps: int) -> dict[str, float]:
     """Train in this process and say what it took (the child's side)."""
-    from ragtune.fileio import read_json
     from ragtune.models import load_model, resolve_base_model
     from ragtune.training.trainer import fine_tune
 
-    cfg, chunk_list, pairs, _ = load_run(run, DEFAULT_BENCH)
+    cfg, chunk_list, pairs, _ = load_run(run, None)  # no third-party questions: nothing is scored
     cfg = dataclasses.replace(cfg, mini_batch_size=mini_batch_size, max_steps=steps, patience=0, wise=False)
     model = load_model(resolve_base_model(cfg.base_model), "cpu")
-    model.max_seq_length = int(read_json(run / "work" / "manifest.json")["stages"]["chunk"]["max_seq_length"])
+    model.max_seq_length = run_seq_length(run)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     ends: list[float] = []  # when each step ended
     start = time.perf_counter()

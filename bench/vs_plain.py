@@ -50,7 +50,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import DEFAULT_BENCH, alternate, dense_row, hybrid_row, load_run, ragtune_train, scores
+from bench.common import (
+    DEFAULT_BENCH,
+    alternate,
+    dense_row,
+    hybrid_row,
+    load_run,
+    ragtune_train,
+    run_seq_length,
+    scores,
+)
 from ragtune.fileio import read_json
 from ragtune.models import load_model, resolve_base_model
 from ragtune.records import Chunk, Pair
@@ -227,7 +236,7 @@ def main() -> int:
     cfg, chunk_list, pairs, suites = load_run(run, args.bench)
     chunks = {c.id: c for c in chunk_list}
     base = load_model(resolve_base_model(cfg.base_model), "cpu")
-    seq_length = read_json(run / "work" / "manifest.json")["stages"]["chunk"]["max_seq_length"]
+    seq_length = run_seq_length(run)
     print(
         f"# {len(pairs)} pairs over {len({p.chunk_id for p in pairs})} chunks, {cfg.epochs} epochs; "
         f"base max_seq_length {base.max_seq_length}, ragtune's {seq_length}",
