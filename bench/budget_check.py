@@ -14,6 +14,7 @@ line says what the planner would choose there.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def main() -> int:
     print(plan.line())
     print(f"costs measured: {saved['costs']}")
     print(
-        f"spent before the plan: {plan.spent_seconds:.0f} s (stages {', '.join(s for s in stages if s in ('extract', 'chunk', 'theme'))})"
+        f"spent before the plan: {plan.spent_seconds:.0f} s (stages {', '.join(s for s in stages if s in ('extract', 'chunk', 'theme'))} and, in plans made since 2026-12-07, the warm-up)"
     )
     print(f"{'part':<10}{'planned s':>10}{'actual s':>10}  stages")
     for part, names in PART_STAGES.items():
@@ -55,14 +56,38 @@ def main() -> int:
     cfg = Config(
         docs=Path("."), **{k: tuple(v) if isinstance(v, list) else v for k, v in inputs.items() if k != "chunk_key"}
     )
-    sizes: Sizes = sizes_of(cfg, [c.text for c in chunks])
+    sizes: Sizes = sizes_of(cfg, chunks, _vocabulary(cfg.base_model))
     values = [float(x) for x in args.quiet_costs.split(",")]
     if len(values) not in (3, 4):
         ap.error("--quiet-costs takes 3 or 4 numbers: step, chunk, question and (optional) passage seconds")
     costs = Costs(*values[:3], passage_seconds=values[3] if len(values) == 4 else None)
     quiet = plan_run(sizes, costs, plan.budget_seconds, plan.spent_seconds)
     print(f"at quiet costs ({args.quiet_costs}): {quiet.line()}")
+    # The steps of all epochs the plan counts, against those counted at the settings and those trained.
+    measured = Costs(**saved["costs"])
+    counted = plan_run(dataclasses.replace(sizes, questions_per_chunk=plan.questions_per_chunk), measured)
+    at_settings = plan_run(
+        dataclasses.replace(sizes, questions_per_chunk=plan.questions_per_chunk, written=(), spans=()), measured
+    )
+    train = read_json(args.run_dir / "work" / "manifest.json")["stages"].get("train", {})
+    print(
+        f"steps of all epochs at {plan.questions_per_chunk} questions a chunk: {counted.steps} counted "
+        f"({at_settings.steps} at the settings' questions and {cfg.lexical_per_chunk} spans a chunk); "
+        f"trained {train.get('steps', '-')}" + (" (under the budget)" if plan.budget_seconds else "")
+    )
     return 0
+
+
+def _vocabulary(base_model: str) -> frozenset[str] | None:
+    """The base model's words, as the run gave its generator (None when its tokenizer cannot be loaded here)."""
+    try:
+        from transformers import AutoTokenizer
+
+        from ragtune.models import resolve_base_model, word_vocabulary
+
+        return word_vocabulary(AutoTokenizer.from_pretrained(resolve_base_model(base_model)))
+    except Exception:  # a Hub model that is not cached here: the generator runs without a word list
+        return None
 
 
 if __name__ == "__main__":

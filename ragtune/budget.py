@@ -7,7 +7,9 @@ real training steps and encodings with the base model, is in `measure_costs`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import random
 import statistics
 import time
 from collections.abc import Collection
@@ -15,10 +17,11 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .config import MIN_BUDGET_SECONDS, parse_duration  # noqa: F401 (budget's names too)
+from .config import LLM_GENERATORS, MIN_BUDGET_SECONDS, parse_duration  # noqa: F401 (budget's names too)
 from .fileio import read_json, write_json
+from .generators.lexical import span_counts
 from .generators.offline import MAX_QUERY_WORDS
-from .models import encoding_in, pick_device, resolve_precision
+from .models import encoding_in, pick_device, resolve_precision, word_vocabulary
 from .records import Chunk, read_jsonl
 from .retrieval import passages_of, retrieval_units
 from .training.deadline import Deadline
@@ -92,6 +95,12 @@ class Sizes:
     passage_stride: int
     # Checkpoints written over training (Config.evals).
     evals: int = 4
+    # Per chunk, where the plan could count them (`sizes_of`): the questions the generator writes at
+    # questions_per_chunk, and the BM25-labelled spans the chunk gives. Empty: priced at the settings, which
+    # counted the Debian manuals' unbounded run at 884 steps where it trained 471 (the offline generator writes
+    # 7.1 questions a chunk of the 12 asked there, and a chunk gives 3.8 spans of the 8).
+    written: tuple[int, ...] = ()
+    spans: tuple[int, ...] = ()
 
 
 # The stages each part of a plan's `seconds` stands for (what runs before the plan is in none).
@@ -173,8 +182,20 @@ def _held_chunks(n: int, fraction: float, most: int) -> int:
 
 
 def _steps(train_chunks: int, questions: int, s: Sizes) -> int:
-    """Training steps of all epochs: one row per queries_per_row questions (and lexical spans) of a chunk."""
-    rows = train_chunks * math.ceil((questions + s.lexical_per_chunk) / s.queries_per_row)
+    """Training steps of all epochs: one row per queries_per_row questions (and lexical spans) of a chunk, at
+    `questions` a chunk or fewer where the generator writes fewer (Sizes.written), with the spans each chunk gives.
+
+    >>> s = Sizes(4, 0.0, 0.0, 12, 8, 4, 2, 1.0, -1, 0.0, 0, 0.0, 0, 0, 0)
+    >>> _steps(4, 12, s), _steps(4, 12, dataclasses.replace(s, written=(12, 12, 2, 0), spans=(8, 2, 2, 0)))
+    (10, 5)
+    """
+    if s.written or s.spans:
+        n = max(len(s.written), len(s.spans))
+        written, spans = s.written or (questions,) * n, s.spans or (s.lexical_per_chunk,) * n
+        per_chunk = sum(math.ceil((min(questions, w) + k) / s.queries_per_row) for w, k in zip(written, spans)) / n
+        rows = math.ceil(train_chunks * per_chunk)
+    else:
+        rows = train_chunks * math.ceil((questions + s.lexical_per_chunk) / s.queries_per_row)
     steps = max(1, math.ceil(math.ceil(rows / s.batch_size) * s.epochs))
     return steps if s.max_steps < 0 else min(steps, s.max_steps)
 
@@ -393,6 +414,7 @@ def warmup_batch(
 PLAN_SETTINGS = (
     "time_budget",
     "base_model",
+    "generator",
     "device",
     "precision",
     "questions_per_chunk",
@@ -415,12 +437,17 @@ PLAN_SETTINGS = (
 
 # The fields of Sizes that are settings of the run, read from its Config by name (the rest are measured).
 _SIZES_FROM_CONFIG = tuple(
-    f.name for f in fields(Sizes) if f.name not in ("n_chunks", "passages_per_chunk", "passages_per_chunk_no_overlap")
+    f.name
+    for f in fields(Sizes)
+    if f.name not in ("n_chunks", "passages_per_chunk", "passages_per_chunk_no_overlap", "written", "spans")
 )
 
 
-def sizes_of(cfg: Any, chunk_texts: list[str]) -> Sizes:
-    """The corpus and the configured settings a plan starts from."""
+def sizes_of(cfg: Any, chunks: list[Chunk], vocabulary: frozenset[str] | None = None) -> Sizes:
+    """The corpus and the configured settings a plan starts from, with what each chunk yields: the generator's
+    questions where it runs here (`questions_written`) and the BM25-labelled spans. `vocabulary`: the base
+    model's words, as the generate stage gives the offline generator."""
+    chunk_texts = [c.text for c in chunks]
     n = len(chunk_texts)
 
     def per_chunk(stride: int) -> float:
@@ -432,13 +459,28 @@ def sizes_of(cfg: Any, chunk_texts: list[str]) -> Sizes:
         passages_per_chunk=per_chunk(cfg.passage_stride),
         passages_per_chunk_no_overlap=per_chunk(0),
         **{name: getattr(cfg, name) for name in _SIZES_FROM_CONFIG},
+        written=questions_written(cfg, chunks, vocabulary),
+        spans=tuple(span_counts(chunks, cfg.lexical_per_chunk)),
     )
+
+
+def questions_written(cfg: Any, chunks: list[Chunk], vocabulary: frozenset[str] | None = None) -> tuple[int, ...]:
+    """The questions the run's generator writes for each chunk at cfg.questions_per_chunk, counted by running it
+    (the offline generator: 11 s for the Debian manuals' 3,918 chunks), before the filters drop a few; () for an
+    LLM generator, which writes what it is asked for and is not called to plan."""
+    from .generators import make_generator  # the generators' modules load only for a plan
+
+    if cfg.generator in LLM_GENERATORS or not chunks:
+        return ()
+    gen = make_generator(cfg.generator, cfg.questions_per_chunk, seed=cfg.seed, vocabulary=vocabulary)
+    counts: dict[str, int] = {}
+    for pair in gen.generate(chunks, random.Random(cfg.seed)):
+        counts[pair.chunk_id] = counts.get(pair.chunk_id, 0) + 1
+    return tuple(counts.get(c.id, 0) for c in chunks)
 
 
 def planned_config(cfg: Any, plan: Plan) -> Any:
     """`cfg` with the plan's choices (unchanged without a budget)."""
-    import dataclasses
-
     if not plan.budget_seconds:
         return cfg
     return dataclasses.replace(
@@ -470,9 +512,10 @@ def training_deadline(plan: Plan | None, started: float) -> Deadline | None:
     return Deadline(at=at, most_steps=plan.uncut_steps)
 
 
-def plan_for_run(run: Any, chunk_key: str, spent_seconds: float) -> tuple[Plan, bool]:
+def plan_for_run(run: Any, chunk_key: str, started: float) -> tuple[Plan, bool]:
     """The run's plan, and whether it is plan.json's: it is when it was made for the same chunks and settings,
-    else it is measured now."""
+    else it is measured now. `started`: when the run started (time.perf_counter()); what it spent until the plan,
+    the warm-up included, is gone from its budget."""
     cfg = run.cfg
     inputs = {"chunk_key": chunk_key, **{k: cfg.to_dict()[k] for k in PLAN_SETTINGS}}
     path = run.files.plan
@@ -483,10 +526,12 @@ def plan_for_run(run: Any, chunk_key: str, spent_seconds: float) -> tuple[Plan, 
                 return Plan(**_without_totals(saved["plan"])), True
         except Exception as e:  # a damaged plan.json is measured again, and said so
             run.note(f"plan.json could not be read ({type(e).__name__}); measuring again")
-    texts = [c.text for c in read_jsonl(run.files.chunks, Chunk)]
-    costs = measure_costs(run.model("base"), texts, cfg, pick_device(cfg.device), run.run_dir)
+    chunks = read_jsonl(run.files.chunks, Chunk)
+    model = run.model("base")
+    costs = measure_costs(model, [c.text for c in chunks], cfg, pick_device(cfg.device), run.run_dir)
+    sizes = sizes_of(cfg, chunks, word_vocabulary(model.tokenizer))
     budget = parse_duration(cfg.time_budget) if cfg.time_budget else 0.0
-    plan = plan_run(sizes_of(cfg, texts), costs, budget, spent_seconds)
+    plan = plan_run(sizes, costs, budget, time.perf_counter() - started)
     write_json(path, {"inputs": inputs, "costs": asdict(costs), "plan": plan.to_dict()})
     return plan, False
 

@@ -412,7 +412,7 @@ class Pipeline:
 
     def _plan(self, chunk_key: str) -> None:
         """Measure a few steps, plan the run (under --time-budget, to fit it), say so, and train to the plan."""
-        self.plan, reused = plan_for_run(self, chunk_key, time.perf_counter() - self.started)
+        self.plan, reused = plan_for_run(self, chunk_key, self.started)
         self.cfg = planned_config(self.cfg, self.plan)
         # A rerun of the same plan counts only the parts no earlier invocation recorded (each is still rerun if
         # its inputs changed): a finished run's rerun would otherwise announce the whole run's minutes again.

@@ -246,6 +246,26 @@ def test_a_budget_caps_the_steps_of_a_real_run(tmp_path: Path, tiny_model_dir: P
     assert "more" not in again.lines[0]
 
 
+def test_the_plan_counts_the_steps_a_run_trains(tmp_path: Path, tiny_model_dir: Path, nist_pages) -> None:
+    """The plan counts the questions the generator writes for each chunk and the spans each chunk gives, not the
+    settings' 12 and 8: priced at the settings, the Debian manuals' unbounded run planned 884 steps and trained 471."""
+    cfg = dataclasses.replace(
+        _fifty_epochs(good_docs(tmp_path / "docs", nist_pages), tmp_path / "run", tiny_model_dir, budget=""),
+        epochs=1.0,
+        passage_words=0,
+    )
+    Pipeline(cfg, Recorder()).run()
+    saved = json.loads((cfg.out / "work" / "plan.json").read_text())
+    manifest = json.loads((cfg.out / "work" / "manifest.json").read_text())
+    trained = manifest["stages"]["train"]["steps"]
+    # The filters after the generator (near duplicates, the round trip) drop a few questions more.
+    assert trained <= saved["plan"]["steps"] <= 1.25 * trained
+    at_settings = plan_run(
+        dataclasses.replace(_sizes(saved), n_chunks=manifest["stages"]["chunk"]["n_chunks"]), Costs(**saved["costs"])
+    )
+    assert at_settings.steps > 1.25 * trained
+
+
 def test_training_stops_at_the_budget_deadline_when_steps_run_slower_than_planned(
     tmp_path: Path, tiny_model_dir: Path, nist_pages, monkeypatch: pytest.MonkeyPatch
 ) -> None:

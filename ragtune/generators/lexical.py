@@ -86,6 +86,35 @@ class BM25Counts:
         return out
 
 
+def span_counts(chunks: Sequence[Chunk], per_chunk: int) -> list[int]:
+    """How many spans `lexical_pairs` can take from each chunk, at most `per_chunk` (a few it takes are dropped
+    later for too few terms): what a plan counts before the split stage runs.
+
+    >>> text = "Zero trust architecture assumes breach at every layer. Short one."
+    >>> span_counts([Chunk("a", "f", (1,), text, 9)], 8)
+    [1]
+    """
+    split, holders = _sentence_holders(chunks)
+    return [min(per_chunk, len(_candidates(sents, holders))) for sents in split] if per_chunk > 0 else [0] * len(split)
+
+
+def _sentence_holders(chunks: Sequence[Chunk]) -> tuple[list[list[str]], dict[str, list[int]]]:
+    """Each chunk's sentences, and the positions of the chunks that hold each sentence."""
+    split = [sentences(c.text) for c in chunks]
+    holders: dict[str, list[int]] = {}
+    for i, sents in enumerate(split):
+        for s in set(sents):
+            holders.setdefault(s, []).append(i)
+    return split, holders
+
+
+def _candidates(sents: list[str], holders: dict[str, list[int]]) -> list[tuple[str, str]]:
+    """A chunk's sentences that can become queries, as (sentence, query): not repeated across the corpus (headers,
+    disclaimers), of 6+ words, mostly letters."""
+    usable = [(s, clean_query(s)) for s in sents if len(holders[s]) < 3]
+    return [(s, q) for s, q in usable if len(q.split()) >= 6 and sum(ch.isalpha() for ch in q) > 0.7 * len(q)]
+
+
 def span_of(sentence: str, rng: random.Random, shortest: int = 6, longest: int = 12) -> str:
     """The sentence itself when short, else a random run of `shortest`..`longest` of its words.
 
@@ -115,21 +144,13 @@ def lexical_pairs(
         return []
     rng = random.Random(seed)
     bm25 = BM25Counts([c.text for c in chunks])
-    split = [sentences(c.text) for c in chunks]
-    holders: dict[str, list[int]] = {}
-    for i, sents in enumerate(split):
-        for s in set(sents):
-            holders.setdefault(s, []).append(i)
+    split, holders = _sentence_holders(chunks)
     ok = np.array([c.id in allowed for c in chunks])
     pairs = []
     for i, _c in enumerate(chunks):
         if not ok[i]:
             continue
-        usable = [s for s in split[i] if len(holders[s]) < 3]
-        candidates = [(s, clean_query(s)) for s in usable]
-        candidates = [
-            (s, q) for s, q in candidates if len(q.split()) >= 6 and sum(ch.isalpha() for ch in q) > 0.7 * len(q)
-        ]
+        candidates = _candidates(split[i], holders)
         rng.shuffle(candidates)
         for raw, sentence in candidates[:per_chunk]:
             query = span_of(sentence, rng)
