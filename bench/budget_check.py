@@ -38,8 +38,10 @@ def main() -> int:
     stages = {k: v["seconds"] for k, v in read_json(args.run_dir / "work" / "manifest.json")["stages"].items()}
     print(plan.line())
     print(f"costs measured: {saved['costs']}")
+    # Plans that count the generator's questions (they record it) count the warm-up in the time spent too.
+    warmup = ", and the warm-up" if "generator" in saved["inputs"] else ""
     print(
-        f"spent before the plan: {plan.spent_seconds:.0f} s (stages {', '.join(s for s in stages if s in ('extract', 'chunk', 'theme'))} and, in plans made since 2026-12-07, the warm-up)"
+        f"spent before the plan: {plan.spent_seconds:.0f} s (stages {', '.join(s for s in stages if s in ('extract', 'chunk', 'theme'))}{warmup})"
     )
     print(f"{'part':<10}{'planned s':>10}{'actual s':>10}  stages")
     for part, names in PART_STAGES.items():
@@ -53,8 +55,12 @@ def main() -> int:
     from ragtune.budget import sizes_of
     from ragtune.config import Config
 
+    # The plan's inputs, and from config.json what the generator also depends on.
+    config = read_json(args.run_dir / "config.json") if (args.run_dir / "config.json").exists() else {}
     cfg = Config(
-        docs=Path("."), **{k: tuple(v) if isinstance(v, list) else v for k, v in inputs.items() if k != "chunk_key"}
+        docs=Path("."),
+        **{k: config[k] for k in ("generator", "seed") if k in config},
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in inputs.items() if k not in ("chunk_key", "generator")},
     )
     sizes: Sizes = sizes_of(cfg, chunks, _vocabulary(cfg.base_model))
     values = [float(x) for x in args.quiet_costs.split(",")]

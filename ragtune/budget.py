@@ -186,14 +186,15 @@ def _steps(train_chunks: int, questions: int, s: Sizes) -> int:
     `questions` a chunk or fewer where the generator writes fewer (Sizes.written), with the spans each chunk gives.
 
     >>> s = Sizes(4, 0.0, 0.0, 12, 8, 4, 2, 1.0, -1, 0.0, 0, 0.0, 0, 0, 0)
-    >>> _steps(4, 12, s), _steps(4, 12, dataclasses.replace(s, written=(12, 12, 2, 0), spans=(8, 2, 2, 0)))
+    >>> _steps(4, 12, s), _steps(4, 12, dataclasses.replace(s, written=(12, 12, 2, 0), spans=(8, 2, 2, 3)))
     (10, 5)
     """
     if s.written or s.spans:
         n = max(len(s.written), len(s.spans))
         written, spans = s.written or (questions,) * n, s.spans or (s.lexical_per_chunk,) * n
-        per_chunk = sum(math.ceil((min(questions, w) + k) / s.queries_per_row) for w, k in zip(written, spans)) / n
-        rows = math.ceil(train_chunks * per_chunk)
+        # Spans come only from chunks with training questions (lexical_pairs' `allowed`).
+        total = sum(math.ceil((min(questions, w) + k * bool(w)) / s.queries_per_row) for w, k in zip(written, spans))
+        rows = -(-train_chunks * total // n)
     else:
         rows = train_chunks * math.ceil((questions + s.lexical_per_chunk) / s.queries_per_row)
     steps = max(1, math.ceil(math.ceil(rows / s.batch_size) * s.epochs))
@@ -320,17 +321,19 @@ def measure_costs(model: Any, texts: list[str], cfg: Any, device: str, scratch: 
     optimizer = torch.optim.AdamW(trained.parameters(), lr=cfg.learning_rate)
     features = [{k: v.to(device) for k, v in col.items()} for col in columns]
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    # Autocast around the model's forward, as accelerate puts it in training, and not around the loss: with
+    # gradient caching (--mini-batch-size) the backward pass encodes the batch again, and that pass must run in
+    # autocast too. Around the loss only, it ran in fp32: 8 rows of the four PDFs' chunks took 3.59 s cached at 8
+    # against 1.62 s uncached (2.2x); with the forward wrapped, 2.64 s against 1.71 s (1.54x). Training's own ratio
+    # (bench.train_memory, the Debian manuals) is 1.18-1.22: the warm-up still prices a cached step high.
+    autocast = torch.autocast(device_type=device.split(":")[0], dtype=dtype or torch.float32, enabled=dtype is not None)
+    trained.forward = autocast(trained.forward)
     times = []
     for _ in range(WARMUP_STEPS + 1):
         start = time.perf_counter()
-        # The backward pass inside autocast too: with gradient caching (--mini-batch-size) it encodes the batch
-        # again, which training does in autocast (accelerate wraps the model's forward). Outside it that pass ran in
-        # fp32: 8 rows of the four PDFs' chunks took 3.16 s, 2.49 s inside, 1.60 s uncached (training's own ratio,
-        # bench.train_memory on the Debian manuals, is 1.18-1.22).
-        with torch.autocast(device_type=device.split(":")[0], dtype=dtype or torch.float32, enabled=dtype is not None):
-            # Copies: the model's forward adds its outputs to each feature dict.
-            value = loss([dict(f) for f in features], None)
-            value.backward()
+        # Copies: the model's forward adds its outputs to each feature dict.
+        value = loss([dict(f) for f in features], None)
+        value.backward()
         optimizer.step()
         optimizer.zero_grad()
         times.append(time.perf_counter() - start)
@@ -471,7 +474,8 @@ def sizes_of(cfg: Any, chunks: list[Chunk], vocabulary: frozenset[str] | None = 
 def questions_written(cfg: Any, chunks: list[Chunk], vocabulary: frozenset[str] | None = None) -> tuple[int, ...]:
     """The questions the run's generator writes for each chunk at cfg.questions_per_chunk, counted by running it
     (the offline generator: 11 s for the Debian manuals' 3,918 chunks), before the filters drop a few; () for an
-    LLM generator, which writes what it is asked for and is not called to plan."""
+    LLM generator, which writes what it is asked for and is not called to plan. (The template baseline writes one
+    per theme whatever it is asked for; a budget that lowers questions_per_chunk counts it as writing fewer.)"""
     from .generators import make_generator  # the generators' modules load only for a plan
 
     if cfg.generator in LLM_GENERATORS or not chunks:
@@ -526,7 +530,9 @@ def plan_for_run(run: Any, chunk_key: str, started: float) -> tuple[Plan, bool]:
     if path.exists():
         try:
             saved = read_json(path)
-            if saved.get("inputs") == inputs:
+            # A plan made before "generator" was a plan setting counted no generator: it stays the plan (its
+            # choices key the later stages, and a budgeted run planned again would train again).
+            if {"generator": inputs["generator"]} | saved.get("inputs", {}) == inputs:
                 return Plan(**_without_totals(saved["plan"])), True
         except Exception as e:  # a damaged plan.json is measured again, and said so
             run.note(f"plan.json could not be read ({type(e).__name__}); measuring again")

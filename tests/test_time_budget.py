@@ -214,7 +214,7 @@ def test_the_warmup_times_passages_only_when_the_run_has_them(tmp_path: Path, ti
 def test_the_warmup_encodes_in_autocast_in_a_cached_loss_backward_pass(tmp_path: Path, tiny_model, nist_pages) -> None:
     """With --mini-batch-size the loss encodes the batch again in its backward pass. Training runs that pass in
     autocast (accelerate wraps the model's forward), so the warm-up must too: outside autocast it ran in fp32, and
-    MiniLM's warm-up priced 8 rows of the four PDFs' chunks at 3.16 s, against 2.49 s inside and 1.60 s uncached."""
+    MiniLM's warm-up priced 8 cached rows of the four PDFs' chunks at 2.2 times uncached ones, 1.54 times in it."""
     import torch
 
     words = " ".join(p.text for p in nist_pages).split()
@@ -226,7 +226,8 @@ def test_the_warmup_encodes_in_autocast_in_a_cached_loss_backward_pass(tmp_path:
         if torch.is_grad_enabled():  # a pass that trains: the warm-up's, not its timed encodings
             autocast.append(torch.is_autocast_enabled("cpu"))
 
-    handle = tiny_model.register_forward_pre_hook(record)  # the warm-up's copy of the model keeps it
+    # On the first module, inside the model's forward; the warm-up's copy of the model keeps it.
+    handle = tiny_model[0].register_forward_pre_hook(record)
     try:
         budget.measure_costs(tiny_model, texts, cfg, "cpu", tmp_path)
     finally:
@@ -282,8 +283,9 @@ def test_the_plan_counts_the_steps_a_run_trains(tmp_path: Path, tiny_model_dir: 
     saved = json.loads((cfg.out / "work" / "plan.json").read_text())
     manifest = json.loads((cfg.out / "work" / "manifest.json").read_text())
     trained = manifest["stages"]["train"]["steps"]
-    # The filters after the generator (near duplicates, the round trip) drop a few questions more.
-    assert trained <= saved["plan"]["steps"] <= 1.25 * trained
+    # The filters after the generator (near duplicates, the round trip) drop a few questions more, and spans are
+    # filed under the chunk BM25 finds: within a quarter either way.
+    assert 0.8 * trained <= saved["plan"]["steps"] <= 1.25 * trained
     at_settings = plan_run(
         dataclasses.replace(_sizes(saved), n_chunks=manifest["stages"]["chunk"]["n_chunks"]), Costs(**saved["costs"])
     )

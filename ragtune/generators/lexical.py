@@ -87,8 +87,9 @@ class BM25Counts:
 
 
 def span_counts(chunks: Sequence[Chunk], per_chunk: int) -> list[int]:
-    """How many spans `lexical_pairs` can take from each chunk, at most `per_chunk` (a few it takes are dropped
-    later for too few terms): what a plan counts before the split stage runs.
+    """How many spans `lexical_pairs` can take from each chunk, at most `per_chunk`: what a plan counts before
+    the split stage runs. (lexical_pairs then drops a few, for too few terms or no BM25 match, takes none from
+    chunks without training questions, and files each under the chunk BM25 ranks first.)
 
     >>> text = "Zero trust architecture assumes breach at every layer. Short one."
     >>> span_counts([Chunk("a", "f", (1,), text, 9)], 8)
