@@ -269,6 +269,14 @@ def test_a_budget_caps_the_steps_of_a_real_run(tmp_path: Path, tiny_model_dir: P
     assert not result.timings and result.cached == [s.name for s in PIPELINE]
     assert len(again.lines) == 1 and "every part was done by an earlier run" in again.lines[0]
     assert "more" not in again.lines[0]
+    # So does a plan.json written before "generator" was a plan setting: planned again, a budgeted run would
+    # choose anew and train again. (Planned again, plan.json would record the generator.)
+    path = cfg.out / "work" / "plan.json"
+    del saved["inputs"]["generator"]
+    path.write_text(json.dumps(saved))
+    older = Pipeline(cfg, Recorder()).run()
+    assert not older.timings and older.cached == [s.name for s in PIPELINE]
+    assert "generator" not in json.loads(path.read_text())["inputs"]
 
 
 def test_the_plan_counts_the_steps_a_run_trains(tmp_path: Path, tiny_model_dir: Path, nist_pages) -> None:
