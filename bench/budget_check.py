@@ -18,7 +18,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from ragtune.budget import PART_STAGES, Costs, Plan, Sizes, plan_run
+from ragtune.budget import PART_STAGES, Costs, Plan, Sizes, plan_run, sizes_of
+from ragtune.config import Config
 from ragtune.fileio import read_json
 from ragtune.records import Chunk, read_jsonl
 
@@ -35,7 +36,8 @@ def main() -> int:
         **{k: v for k, v in saved["plan"].items() if k != "total_seconds"}
         | {"changed": tuple(saved["plan"]["changed"])}
     )
-    stages = {k: v["seconds"] for k, v in read_json(args.run_dir / "work" / "manifest.json")["stages"].items()}
+    manifest = read_json(args.run_dir / "work" / "manifest.json")
+    stages = {k: v["seconds"] for k, v in manifest["stages"].items()}
     print(plan.line())
     print(f"costs measured: {saved['costs']}")
     # Plans that count the generator's questions (they record it) count the warm-up in the time spent too.
@@ -52,9 +54,6 @@ def main() -> int:
     print(f"stages so far: {total:.0f} s ({total / 60:.1f} min) of a {plan.budget_seconds / 60:.0f} min budget")
     inputs = saved["inputs"]
     chunks = read_jsonl(args.run_dir / "work" / "chunks.jsonl", Chunk)
-    from ragtune.budget import sizes_of
-    from ragtune.config import Config
-
     # The plan's inputs, and from config.json what the generator also depends on.
     config = read_json(args.run_dir / "config.json") if (args.run_dir / "config.json").exists() else {}
     cfg = Config(
@@ -75,7 +74,7 @@ def main() -> int:
     at_settings = plan_run(
         dataclasses.replace(sizes, questions_per_chunk=plan.questions_per_chunk, written=(), spans=()), measured
     )
-    train = read_json(args.run_dir / "work" / "manifest.json")["stages"].get("train", {})
+    train = manifest["stages"].get("train", {})
     print(
         f"steps of all epochs at {plan.questions_per_chunk} questions a chunk: {counted.steps} counted "
         f"({at_settings.steps} at the settings' questions and {cfg.lexical_per_chunk} spans a chunk); "

@@ -19,6 +19,7 @@ from typing import Any
 
 from .config import LLM_GENERATORS, MIN_BUDGET_SECONDS, parse_duration  # noqa: F401 (budget's names too)
 from .fileio import read_json, write_json
+from .generators import make_generator
 from .generators.lexical import span_counts
 from .generators.offline import MAX_QUERY_WORDS
 from .models import encoding_in, pick_device, resolve_precision, word_vocabulary
@@ -476,8 +477,6 @@ def questions_written(cfg: Any, chunks: list[Chunk], vocabulary: frozenset[str] 
     (the offline generator: 11 s for the Debian manuals' 3,918 chunks), before the filters drop a few; () for an
     LLM generator, which writes what it is asked for and is not called to plan. (The template baseline writes one
     per theme whatever it is asked for; a budget that lowers questions_per_chunk counts it as writing fewer.)"""
-    from .generators import make_generator  # the generators' modules load only for a plan
-
     if cfg.generator in LLM_GENERATORS or not chunks:
         return ()
     gen = make_generator(cfg.generator, cfg.questions_per_chunk, seed=cfg.seed, vocabulary=vocabulary)
