@@ -1,7 +1,7 @@
-"""A large corpus of our own with questions written by people: the Debian FAQ's questions over ~1,200 pages of
-Debian manuals.
+"""A large corpus of our own with questions written by people: the Debian FAQ's questions over ~1,100 pages of
+Debian manuals, or ~1,550 with --more.
 
-    python -m bench.large_corpus [--out /tmp/h36-large]
+    python -m bench.large_corpus [--out /tmp/h36-large] [--more]
 
 writes OUT/corpus/ (the documents ragtune reads) and OUT/questions.csv (question, contexts: the format of
 ../shared/bench, so `python -m bench.shared_bench RUN --bench OUT/questions.csv` scores on it).
@@ -13,7 +13,10 @@ is indexed and trained on, so the FAQ goes into the corpus without its table of 
 question headings and without the question titles its cross-references quote ("Section 5.1, “What …?”"
 becomes "Section 5.1"); the script then checks every document it wrote for every question and drops (and
 counts) any question still found verbatim. The other manuals join as distractors: their PDFs as shipped, the
-Debian Administrator's Handbook (HTML only) as one text file per HTML page.
+Debian Administrator's Handbook (HTML only) as one text file per HTML page. --more adds four manuals as further
+distractors, for the ~1,500 pages issue 33 sizes its time budget at: the installation guide, the Guide for Debian
+Maintainers and the project's history (PDF), and the Securing Debian Manual (HTML, a text file per page); the files
+of the default corpus stay as they are.
 
 Deterministic: the same installed packages give the same files, byte for byte.
 """
@@ -42,6 +45,14 @@ PDFS = {
     "fhs-3.0.pdf": Path("/usr/share/doc/debian-policy/fhs/fhs-3.0.pdf.gz"),
     "maint-guide.pdf": Path("/usr/share/doc/maint-guide/maint-guide.en.pdf"),
 }
+# What --more adds.
+MORE_APT = "sudo apt-get install -y installation-guide-amd64 debmake-doc debian-history harden-doc"
+MORE_PDFS = {
+    "installation-guide.pdf": Path("/usr/share/doc/installation-guide-amd64/en/install.en.pdf.gz"),
+    "debmake-doc.pdf": Path("/usr/share/doc/debmake-doc/debmake-doc.en.pdf"),
+    "project-history.pdf": Path("/usr/share/doc/debian-history/docs/project-history.en.pdf"),
+}
+SECURING = Path("/usr/share/doc/harden-doc/html/en-US")
 # A text file is one "page" to ragtune; for the page count a printed page holds about this many characters.
 CHARS_PER_PAGE = 3000
 # An answer this short matches chunks by chance (the hit rule accepts a run as long as the whole context).
@@ -141,10 +152,23 @@ def _pdf_pages_and_text(path: Path) -> tuple[int, str]:
     return len(reader.pages), "\n".join(page.extract_text() or "" for page in reader.pages)
 
 
-def build(out: Path) -> dict[str, int]:
+def _html_manual(src: Path, prefix: str, corpus: Path, texts: dict[str, str]) -> None:
+    """Each page of the HTML manual in `src` but its table of contents as one text file, PREFIX-STEM.txt."""
+    for page in sorted(src.glob("*.html")):
+        if page.name == "index.html":  # the table of contents
+            continue
+        name = f"{prefix}-{page.stem}.txt"
+        texts[name] = html_text(page)
+        (corpus / name).write_text(texts[name], encoding="utf-8")
+
+
+def build(out: Path, more: bool = False) -> dict[str, int]:
     missing = [str(p) for p in [FAQ_TXT, HANDBOOK, *PDFS.values()] if not p.exists()]
     if missing:
         raise SystemExit(f"large_corpus: {missing[0]} not found; install the manuals first: {APT}")
+    missing = [str(p) for p in [SECURING, *MORE_PDFS.values()] if more and not p.exists()]
+    if missing:
+        raise SystemExit(f"large_corpus: {missing[0]} not found; install the manuals --more adds first: {MORE_APT}")
     corpus = out / "corpus"
     if corpus.exists():
         shutil.rmtree(corpus)
@@ -152,14 +176,11 @@ def build(out: Path) -> dict[str, int]:
     pairs, faq_body = faq_sections(gzip.decompress(FAQ_TXT.read_bytes()).decode("utf-8"))
     (corpus / "debian-faq.txt").write_text(faq_body, encoding="utf-8")
     texts = {"debian-faq.txt": faq_body}
-    for page in sorted(HANDBOOK.glob("*.html")):
-        if page.name == "index.html":  # the table of contents
-            continue
-        name = f"handbook-{page.stem}.txt"
-        texts[name] = html_text(page)
-        (corpus / name).write_text(texts[name], encoding="utf-8")
+    _html_manual(HANDBOOK, "handbook", corpus, texts)
+    if more:
+        _html_manual(SECURING, "securing", corpus, texts)
     pdf_pages = 0
-    for name, src in PDFS.items():
+    for name, src in (PDFS | MORE_PDFS if more else PDFS).items():
         data = gzip.decompress(src.read_bytes()) if src.suffix == ".gz" else src.read_bytes()
         (corpus / name).write_bytes(data)
         n, texts[name] = _pdf_pages_and_text(corpus / name)
@@ -185,8 +206,9 @@ def build(out: Path) -> dict[str, int]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("/tmp/h36-large"))
+    ap.add_argument("--more", action="store_true", help="add four manuals, ~1,550 pages in all (see above)")
     args = ap.parse_args()
-    n = build(args.out)
+    n = build(args.out, more=args.more)
     print(
         f"large_corpus: {n['documents']} documents in {args.out / 'corpus'}, about "
         f"{n['pdf_pages'] + n['text_pages']} pages ({n['pdf_pages']} PDF pages, text of about {n['text_pages']} "

@@ -79,6 +79,21 @@ def test_missing_manuals_name_the_apt_command(tmp_path: Path, monkeypatch: pytes
     assert not (tmp_path / "out").exists()
 
 
+def test_missing_manuals_of_more_name_their_apt_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The default corpus's manuals are there; one of those --more adds is not.
+    present = tmp_path / "present"
+    present.mkdir()
+    monkeypatch.setattr(large_corpus, "FAQ_TXT", present)
+    monkeypatch.setattr(large_corpus, "HANDBOOK", present)
+    monkeypatch.setattr(large_corpus, "PDFS", {"a.pdf": present})
+    monkeypatch.setattr(large_corpus, "MORE_PDFS", {"b.pdf": present})
+    monkeypatch.setattr(large_corpus, "SECURING", tmp_path / "absent")
+    with pytest.raises(SystemExit) as e:
+        large_corpus.build(tmp_path / "out", more=True)
+    assert "apt-get install -y installation-guide-amd64" in str(e.value) and str(tmp_path / "absent") in str(e.value)
+    assert "\n" not in str(e.value) and not (tmp_path / "out").exists()
+
+
 def test_html_pages_lose_their_markup_and_navigation(tmp_path: Path) -> None:
     page = tmp_path / "p.html"
     page.write_text(
