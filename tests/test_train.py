@@ -459,8 +459,10 @@ def test_training_faster_than_planned_takes_the_steps_that_fit_before_the_deadli
     more = run("more", 7)
     assert (more.steps, more.stretched_from, more.cut_from) == (7, 5, None)
     assert [s for s, _ in more.val_history][0] == 3 and more.val_history[-1][0] == 7
-    # No further than the epochs the Trainer set out, whatever the deadline allows, nor than the epochs configured.
-    assert (run("cap", 50).steps, run("epochs", 50, epochs=1.5).steps) == (8, 6)
+    # Past the 2 epochs the 5 planned steps hold (the Trainer is set out for the most, 50), up to the 10 epochs
+    # configured (40 steps), whatever the deadline allows; and no further than 1.5 configured epochs.
+    capped = run("cap", 50)
+    assert (capped.steps, capped.stretched_from, run("epochs", 50, epochs=1.5).steps) == (40, 5, 6)
     # The control: without a most (a plan that did not cut the steps), the planned steps.
     assert (run("same", 0).steps, run("same0", 0).stretched_from) == (5, None)
     # A checkpoint of stretched training (its state says 7 steps in all, as the Trainer writes it once stretched)
@@ -472,6 +474,38 @@ def test_training_faster_than_planned_takes_the_steps_that_fit_before_the_deadli
     (checkpoint / "trainer_state.json").write_text(json.dumps(state | {"max_steps": 7}))
     again = run("again", 0, resume=checkpoint)
     assert (again.steps, again.stretched_from) == (7, 5)
+
+
+def test_training_set_out_for_more_steps_holds_to_the_planned_ones_from_its_first_step(tmp_path) -> None:
+    import torch
+    from transformers import TrainerControl, TrainerState, TrainingArguments, get_linear_schedule_with_warmup
+
+    from ragtune.training.callbacks import StopAtDeadline
+    from ragtune.training.deadline import Deadline
+
+    # The Trainer is set out for the 50 steps a stretch may reach (its schedule, warm-up and checkpoints are
+    # those of 50); the 10 planned are what training holds to until it stretches.
+    args = TrainingArguments(
+        output_dir=str(tmp_path), warmup_steps=0.1, save_steps=0.25, eval_strategy="steps", eval_steps=0.25
+    )
+    state = TrainerState()
+    state.max_steps = 50
+    state.compute_steps(args, 50)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = get_linear_schedule_with_warmup(optimizer, num_warmup_steps=5, num_training_steps=50)
+    StopAtDeadline(Deadline(0.0, 50), hold_to=10).on_train_begin(args, state, TrainerControl(), lr_scheduler=schedule)
+    assert (state.max_steps, state.save_steps, state.eval_steps) == (10, 3, 3)
+    rates = []
+    for _ in range(10):
+        optimizer.step()
+        schedule.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    # One warm-up step (a tenth of 10), then a linear fall to 0 at step 10, not at 50.
+    assert rates[0] == pytest.approx(1.0) and rates[4] == pytest.approx(5 / 9) and rates[-1] == pytest.approx(0.0)
+    # The control: nothing to hold to, nothing changes.
+    state.max_steps = 50
+    StopAtDeadline(Deadline(0.0, 50)).on_train_begin(args, state, TrainerControl(), lr_scheduler=schedule)
+    assert state.max_steps == 50
 
 
 def test_a_stretched_schedule_ends_its_learning_rate_at_the_new_last_step() -> None:

@@ -105,10 +105,16 @@ class StopAtDeadline(TrainerCallback):
     Steps that run faster than planned stretch training instead: once the first checkpoint is written (its cost
     is then known), the steps that fit before the deadline at the pace measured (`stretched_steps`, at most the
     deadline's `most_steps` and the epochs the Trainer set out) become the steps to train, with the learning
-    rate's schedule and the checkpoints spread over them. `stretched_from` is then the steps that were planned."""
+    rate's schedule and the checkpoints spread over them. `stretched_from` is then the steps that were planned.
 
-    def __init__(self, deadline: Deadline) -> None:
+    The Trainer's loop runs the epochs its max_steps hold and no more, so a stretch could not go past the last
+    epoch of the planned steps (with 22 steps an epoch, none at all from 66 planned). run_trainer therefore sets
+    the Trainer out for the deadline's most steps and gives the planned ones as `hold_to`: from its first step
+    training holds to those, with their schedule and checkpoints, until it stretches."""
+
+    def __init__(self, deadline: Deadline, hold_to: int = 0) -> None:
         self.deadline = deadline
+        self.hold_to = hold_to
         self.began: float | None = None
         self.steps = 0
         # The end of the first step (which pays for allocations once) and of the last one, and the seconds that
@@ -120,6 +126,12 @@ class StopAtDeadline(TrainerCallback):
         self.stopped_at: int | None = None
         self.stretched_from: int | None = None
         self.decided = False
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if 0 < self.hold_to < state.max_steps:
+            # A schedule of another make keeps its own end (and then never stretches); the steps hold all the same.
+            _stretch_schedule(kw.get("lr_scheduler"), self.hold_to, args.get_warmup_steps(self.hold_to))
+            _set_steps(args, state, self.hold_to)
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         now = time.perf_counter()
@@ -172,20 +184,28 @@ class StopAtDeadline(TrainerCallback):
         )
         if steps > state.max_steps and _stretch_schedule(scheduler, steps):
             self.stretched_from = state.max_steps
-            state.max_steps = steps
-            # Checkpoints set as a share of the steps stay that share of the new ones.
-            for kind in ("eval", "save"):
-                part = getattr(args, f"{kind}_steps")
-                if part is not None and 0 < part < 1:
-                    setattr(state, f"{kind}_steps", math.ceil(steps * part))
+            _set_steps(args, state, steps)
 
 
-def _stretch_schedule(scheduler: Any, steps: int) -> bool:
+def _set_steps(args: Any, state: Any, steps: int) -> None:
+    """Train `steps` in all, with checkpoints set as a share of the steps that share of these."""
+    state.max_steps = steps
+    for kind in ("eval", "save"):
+        part = getattr(args, f"{kind}_steps")
+        if part is not None and 0 < part < 1:
+            setattr(state, f"{kind}_steps", math.ceil(steps * part))
+
+
+def _stretch_schedule(scheduler: Any, steps: int, warmup: int | None = None) -> bool:
     """Set the Trainer's learning-rate schedule (transformers' partial(lambda, num_training_steps=...) in a
-    LambdaLR) to end at `steps`; False, changing nothing, for a schedule of another make."""
+    LambdaLR) to end at `steps`, and where given its warm-up at `warmup` steps; False, changing nothing, for a
+    schedule of another make."""
     scheduler = getattr(scheduler, "scheduler", scheduler)  # accelerate's wrapper, where there is one
     lambdas = getattr(scheduler, "lr_lambdas", None)
     if not lambdas or not all(isinstance(f, partial) and "num_training_steps" in f.keywords for f in lambdas):
         return False
-    scheduler.lr_lambdas = [partial(f.func, *f.args, **(f.keywords | {"num_training_steps": steps})) for f in lambdas]
+    if warmup is not None and not all("num_warmup_steps" in f.keywords for f in lambdas):
+        return False
+    keywords = {"num_training_steps": steps} | ({"num_warmup_steps": warmup} if warmup is not None else {})
+    scheduler.lr_lambdas = [partial(f.func, *f.args, **(f.keywords | keywords)) for f in lambdas]
     return True
