@@ -104,7 +104,7 @@ class StopAtDeadline(TrainerCallback):
 
     Steps that run faster than planned stretch training instead: once the first checkpoint is written (its cost
     is then known), the steps that fit before the deadline at the pace measured (`stretched_steps`, at most the
-    deadline's `most_steps` and the epochs the Trainer set out) become the steps to train, with the learning
+    deadline's `most_steps` and the configured epochs) become the steps to train, with the learning
     rate's schedule and the checkpoints spread over them. `stretched_from` is then the steps that were planned.
 
     The Trainer's loop runs the epochs its max_steps hold and no more, so a stretch could not go past the last
@@ -163,7 +163,8 @@ class StopAtDeadline(TrainerCallback):
 
     def _stretch(self, args: Any, state: Any, now: float, scheduler: Any, dataloader: Any) -> None:
         """Take as many steps as fit before the deadline at the pace so far (see the class)."""
-        # The Trainer's loop ends with the epochs it computed from the planned steps: no more steps than those hold.
+        # The Trainer's loop ends with the epochs it computed from the steps it was set out for (run_trainer): no
+        # more steps than those hold.
         per_epoch = len(dataloader) // max(1, args.gradient_accumulation_steps) if dataloader is not None else 0
         # Nor more epochs than the run was set to train (the Trainer rounds them up to whole ones).
         most = min(
