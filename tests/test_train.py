@@ -444,7 +444,7 @@ def test_training_faster_than_planned_takes_the_steps_that_fit_before_the_deadli
 
     from ragtune.training.deadline import Deadline
 
-    # 8 rows in batches of 2: 4 steps an epoch, so the Trainer sets out 2 epochs (8 steps) for the 5 planned.
+    # 8 rows in batches of 2: 4 steps an epoch; the 5 planned steps hold 2 epochs (8 steps).
     # An hour holds far more of the tiny model's steps: training stretches to the deadline's most, 7, once the
     # first checkpoint (step 3) has been written and its cost is known, and the last step is saved and scored.
     hour = time.perf_counter() + 3600
@@ -474,6 +474,26 @@ def test_training_faster_than_planned_takes_the_steps_that_fit_before_the_deadli
     (checkpoint / "trainer_state.json").write_text(json.dumps(state | {"max_steps": 7}))
     again = run("again", 0, resume=checkpoint)
     assert (again.steps, again.stretched_from) == (7, 5)
+
+
+def test_budgeted_training_that_does_not_stretch_ends_at_the_planned_step(
+    tiny_model, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import time
+
+    from ragtune.training import callbacks
+    from ragtune.training.deadline import Deadline
+
+    # Set out for the most a stretch may take (50), with a pace that holds no more than the 5 planned: training
+    # ends at step 5, which is saved and scored, and its checkpoint says 5 steps in all (a resume ends there too).
+    monkeypatch.setattr(callbacks, "stretched_steps", lambda planned, *rest: planned)
+    deadline = Deadline(time.perf_counter() + 3600, 50)
+    held = _misleading_run(tiny_model, tmp_path, 0, evals=2, deadline=deadline, max_steps=5, batch_size=2, epochs=10)
+    assert (held.steps, held.stretched_from, held.cut_from) == (5, None, None)
+    assert [s for s, _ in held.val_history] == [3, 5]
+    state = json.loads((tmp_path / "work" / "checkpoint-5" / "trainer_state.json").read_text())
+    assert (state["global_step"], state["max_steps"]) == (5, 5)
 
 
 def test_training_set_out_for_more_steps_holds_to_the_planned_ones_from_its_first_step(tmp_path) -> None:

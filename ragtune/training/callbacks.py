@@ -110,7 +110,8 @@ class StopAtDeadline(TrainerCallback):
     The Trainer's loop runs the epochs its max_steps hold and no more, so a stretch could not go past the last
     epoch of the planned steps (with 22 steps an epoch, none at all from 66 planned). run_trainer therefore sets
     the Trainer out for the deadline's most steps and gives the planned ones as `hold_to`: from its first step
-    training holds to those, with their schedule and checkpoints, until it stretches."""
+    training holds to those, with their schedule and checkpoints, until it stretches. (The Trainer's own
+    "Total optimization steps" log line and train_samples_per_second still count the steps set out for.)"""
 
     def __init__(self, deadline: Deadline, hold_to: int = 0) -> None:
         self.deadline = deadline
@@ -129,7 +130,8 @@ class StopAtDeadline(TrainerCallback):
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         if 0 < self.hold_to < state.max_steps:
-            # A schedule of another make keeps its own end (and then never stretches); the steps hold all the same.
+            # ragtune's schedule is transformers' linear one. A schedule of another make would keep the end and the
+            # warm-up of the steps set out for (and never stretch); the steps hold all the same.
             _stretch_schedule(kw.get("lr_scheduler"), self.hold_to, args.get_warmup_steps(self.hold_to))
             _set_steps(args, state, self.hold_to)
 
@@ -157,7 +159,8 @@ class StopAtDeadline(TrainerCallback):
             control.should_save = True
             control.should_evaluate = getattr(args.eval_strategy, "value", args.eval_strategy) != "no"
             self.stopped_at = state.global_step
-        elif not self.decided and self.saves and not self.saving and self.steps > 1:
+        elif not self.decided and self.saves and not self.saving and self.steps > 1 and not control.should_training_stop:
+            # (Decided on the last step, after the Trainer's flow has ended training, a stretch would not be trained.)
             self.decided = True
             self._stretch(args, state, now, kw.get("lr_scheduler"), kw.get("train_dataloader"))
 
@@ -189,9 +192,9 @@ class StopAtDeadline(TrainerCallback):
 
 
 def _set_steps(args: Any, state: Any, steps: int) -> None:
-    """Train `steps` in all, with checkpoints set as a share of the steps that share of these."""
+    """Train `steps` in all, with checkpoints and logging set as a share of the steps that share of these."""
     state.max_steps = steps
-    for kind in ("eval", "save"):
+    for kind in ("logging", "eval", "save"):
         part = getattr(args, f"{kind}_steps")
         if part is not None and 0 < part < 1:
             setattr(state, f"{kind}_steps", math.ceil(steps * part))
