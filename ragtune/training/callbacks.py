@@ -159,7 +159,9 @@ class StopAtDeadline(TrainerCallback):
             control.should_save = True
             control.should_evaluate = getattr(args.eval_strategy, "value", args.eval_strategy) != "no"
             self.stopped_at = state.global_step
-        elif not self.decided and self.saves and not self.saving and self.steps > 1 and not control.should_training_stop:
+        elif (
+            not self.decided and self.saves and not self.saving and self.steps > 1 and not control.should_training_stop
+        ):
             # (Decided on the last step, after the Trainer's flow has ended training, a stretch would not be trained.)
             self.decided = True
             self._stretch(args, state, now, kw.get("lr_scheduler"), kw.get("train_dataloader"))
