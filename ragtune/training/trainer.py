@@ -298,13 +298,12 @@ def run_trainer(
             return finished
     stopper = StopOnSignal(Path(work_dir))
     # Under torchrun every rank must stop at the same step, which timing each rank's own steps cannot promise.
-    in_time = StopAtDeadline(deadline) if deadline is not None and distributed.world_size() == 1 else None
+    timed = deadline is not None and distributed.world_size() == 1
     # Set out for the most steps a stretch may take (the loop runs no more epochs than the Trainer's max_steps
     # hold), training held to the planned ones until it stretches: see StopAtDeadline.
-    set_out = args
-    if in_time is not None and 0 < args.max_steps < in_time.deadline.most_steps:
-        set_out = dataclasses.replace(args, max_steps=in_time.deadline.most_steps)
-        in_time.hold_to = args.max_steps
+    hold = timed and 0 < args.max_steps < deadline.most_steps
+    set_out = dataclasses.replace(args, max_steps=deadline.most_steps) if hold else args
+    in_time = StopAtDeadline(deadline, hold_to=args.max_steps if hold else 0) if timed else None
     callbacks = _callbacks(progress, stopper, patience if validation else 0, in_time)
     trainer = _trainer(
         model,
