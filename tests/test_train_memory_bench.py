@@ -1,5 +1,6 @@
 """bench/train_memory.py on a finished tiny run: each arm trains the run's own pairs with the mini-batch size it is
-given, in its own process, and reports a step's seconds and its peak memory."""
+given, in its own process, and reports a step's seconds, its peak memory and its resident memory as the steps go;
+--trim adds each size with glibc's freed memory handed back after every step."""
 
 from __future__ import annotations
 
@@ -24,11 +25,12 @@ def test_each_arm_trains_the_steps_it_is_given_in_a_process_of_its_own(
             "bench.train_memory",
             str(run),
             "--steps",
-            "3",
+            "4",
             "--rounds",
             "1",
             "--mini-batch-sizes",
-            "0,2",
+            "2",
+            "--trim",
         ],
         cwd=REPO,
         capture_output=True,
@@ -38,15 +40,19 @@ def test_each_arm_trains_the_steps_it_is_given_in_a_process_of_its_own(
     )
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.splitlines()
-    arms = [line for line in lines if line.startswith("round 1, mini-batch size")]
-    assert [line.split(":")[0] for line in arms] == ["round 1, mini-batch size 0", "round 1, mini-batch size 2"]
+    arms = [line for line in lines if line.startswith("round 1, arm")]
+    names = ["2", "2 trim"]
+    assert [line.split(":")[0] for line in arms] == [f"round 1, arm {n}" for n in names]
     for line in arms:
         before, peak = (int(line.split(" MiB")[i].split()[-1]) for i in (0, 1))
         assert 0 < before <= peak
-    table = lines[lines.index(next(line for line in lines if line.startswith("mini-batch size "))) + 1 :]
-    assert [row.split()[0] for row in table] == ["0", "2"]
+        # Resident memory after each quarter of the 4 steps: 4 figures, none above the peak.
+        quarters = [int(x) for x in line.split("[")[1].split("]")[0].split(",")]
+        assert len(quarters) == 4 and all(0 < q <= peak for q in quarters)
+    table = lines[lines.index(next(line for line in lines if line.startswith("arm "))) + 1 :]
+    assert [row.rsplit(maxsplit=4)[0] for row in table] == names
     # Each arm's step time against the first arm's: 1.00 for the first itself.
-    assert table[0].split()[-1] == "1.00" and float(table[1].split()[-1]) > 0
+    assert table[0].split()[-1] == "1.00" and all(float(row.split()[-1]) > 0 for row in table[1:])
 
 
 def test_a_failing_arm_is_one_message_not_a_table(tmp_path: Path) -> None:
@@ -57,4 +63,4 @@ def test_a_failing_arm_is_one_message_not_a_table(tmp_path: Path) -> None:
         text=True,
         timeout=300,
     )
-    assert out.returncode == 1 and "mini-batch size 0 failed" in out.stderr and "step ratio" not in out.stdout
+    assert out.returncode == 1 and "arm 0 failed" in out.stderr and "step ratio" not in out.stdout
