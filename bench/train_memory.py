@@ -73,7 +73,8 @@ def one_arm(run: Path, mini_batch_size: int, steps: int, trim: bool = False) -> 
             step_ended,
         )
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # The kernel updates the high-water mark getrusage reads lazily, so a reading taken after a step can be above it.
+    peak = max([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, *resident])
     # A step's price: from the end of the first step (which pays for allocations once) to the end of the last.
     step = (ends[-1] - ends[0]) / (len(ends) - 1) if len(ends) > 1 else seconds
     return {
