@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.common import status_mib
 from ragtune.retrieval import DenseIndex
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,15 +53,10 @@ def corpus(rows: int, dim: int, queries: int, seed: int = 0) -> tuple[np.ndarray
     return vecs, (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32), targets
 
 
-def _status_mb(field: str) -> float:
-    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith(field + ":"))
-    return int(line.split()[1]) / 1024  # kB
-
-
 def reset_peak() -> float:
     """Start a new peak-RSS window (Linux: 5 to clear_refs resets VmHWM); the RSS now, in MB."""
     Path("/proc/self/clear_refs").write_text("5")
-    return _status_mb("VmRSS")
+    return status_mib("VmRSS")
 
 
 def child(kind: str, rows: int, dim: int) -> None:
@@ -70,7 +66,7 @@ def child(kind: str, rows: int, dim: int) -> None:
     t = time.perf_counter()
     index = DenseIndex.from_vectors(vecs, np.arange(rows), approx_rows=KINDS[kind])
     build_s = time.perf_counter() - t
-    peak, kept = _status_mb("VmHWM") - before, _status_mb("VmRSS") - before
+    peak, kept = status_mib("VmHWM") - before, status_mib("VmRSS") - before
     with tempfile.TemporaryDirectory() as tmp:
         index.save(Path(tmp))
         size = (Path(tmp) / "index.faiss").stat().st_size

@@ -31,12 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.common import status_mib
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _status_mb(field: str) -> float:
-    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith(field + ":"))
-    return int(line.split()[1]) / 1024
 
 
 def tiny_model(folder: Path) -> Path:
@@ -139,7 +136,7 @@ def child(store_kind: str, target: str, model_dir: str, batch: int) -> None:
 
     model = load_model(model_dir, "cpu")
     store = open_store(store_kind, target)
-    rss = _status_mb("VmRSS")
+    rss = status_mib("VmRSS")
     start = last = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
@@ -150,7 +147,7 @@ def child(store_kind: str, target: str, model_dir: str, batch: int) -> None:
         if now - last >= 30 or done == total:
             last = now
             print(
-                f"  {done}/{total} records, {done / max(now - start, 1e-9):.1f}/s, RSS {_status_mb('VmRSS'):.0f} MB",
+                f"  {done}/{total} records, {done / max(now - start, 1e-9):.1f}/s, RSS {status_mib('VmRSS'):.0f} MB",
                 file=sys.stderr,
                 flush=True,
             )
@@ -165,7 +162,7 @@ def child(store_kind: str, target: str, model_dir: str, batch: int) -> None:
                 "seconds": round(seconds, 1),
                 "records_per_s": round(result.n_records / seconds, 1),
                 "rss_before_mb": round(rss),
-                "peak_rss_mb": round(_status_mb("VmHWM")),
+                "peak_rss_mb": round(status_mib("VmHWM")),
             }
         )
     )

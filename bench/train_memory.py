@@ -31,12 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import alternate, load_run, run_seq_length
-
-
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+from bench.common import alternate, load_run, run_seq_length, status_mib
 
 
 def one_arm(run: Path, mini_batch_size: int, steps: int, trim: bool = False) -> dict[str, Any]:
@@ -59,7 +54,7 @@ def one_arm(run: Path, mini_batch_size: int, steps: int, trim: bool = False) -> 
         if malloc_trim is not None:
             malloc_trim(0)
         ends.append(time.perf_counter())
-        resident.append(_rss_mib())
+        resident.append(status_mib("VmRSS"))
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as work:
