@@ -90,7 +90,8 @@ def load_yaml_without_aliases(text: str) -> Any:
 
 
 # What a run's own config.json records besides its settings: read back with --config, they are left out.
-BOOKKEEPING_KEYS = ("docs", "ragtune_version")
+# "plan": what a --time-budget run chose (its settings are already among the keys).
+BOOKKEEPING_KEYS = ("docs", "ragtune_version", "plan")
 
 
 def load_config_file(

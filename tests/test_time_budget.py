@@ -17,6 +17,7 @@ from test_cli import assert_one_error_line
 from ragtune import Config, Pipeline, budget
 from ragtune.budget import MARGIN, MIN_STEPS, Costs, Sizes, parse_duration, plan_run
 from ragtune.cli import main
+from ragtune.config_file import load_config_file
 from ragtune.errors import ConfigError
 from ragtune.pipeline import SilentReporter
 from ragtune.stages import PIPELINE
@@ -260,6 +261,10 @@ def test_a_budget_caps_the_steps_of_a_real_run(tmp_path: Path, tiny_model_dir: P
     config = json.loads((cfg.out / "config.json").read_text())
     assert config["time_budget"] == "30s" and config["max_steps"] == plan["steps"]
     assert config["plan"]["changed"] == plan["changed"]
+    # ... and that config.json is a settings file too, as any run's is (its plan is bookkeeping, not a setting).
+    notes: list[str] = []
+    values = load_config_file(cfg.out / "config.json", notes=notes)
+    assert "plan" not in values and values["max_steps"] == plan["steps"] and "plan" in notes[0], notes
     metrics = json.loads((cfg.out / "metrics.json").read_text())
     assert metrics["plan"]["steps"] == plan["steps"] and metrics["plan"]["actual_seconds"] > 0
     # A rerun keeps the plan (its choices key the later stages) and reuses every stage; its plan line says so
