@@ -1,6 +1,6 @@
 """Distillation A/B on a finished run: its model (the first stage) against the same model after `--distil-steps`.
 
-    python -m bench.distil_ab RUN_DIR --steps 16 --save OUT_DIR [--json OUT.json]
+    python -m bench.distil_ab RUN_DIR --steps 16 --save OUT_DIR [--teacher-weight W] [--json OUT.json]
 
 The second stage (ragtune.training.distil) runs here exactly as the train stage runs it after the first:
 the run's training questions and chunks, its validation questions (built as the train stage builds them),
@@ -17,6 +17,7 @@ hybrid at the run's weight: hit@5 and MRR@10) for both models, encoded in the ru
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
@@ -83,6 +84,12 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=16, help="distillation steps (--distil-steps)")
     ap.add_argument("--save", type=Path, required=True, help="write the distilled model to SAVE/model")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument(
+        "--teacher-weight",
+        type=float,
+        help="the dense share of the teacher's fusion (default: the run's hybrid weight; 1: the model with passages, "
+        "no BM25); the held-out table's hybrid keeps the run's",
+    )
     args = ap.parse_args()
     settings = load_config_file(args.run / "config.json")
     cfg = Config(**(settings | {"distil_steps": args.steps}), docs=Path(read_json(args.run / "config.json")["docs"]))
@@ -99,7 +106,8 @@ def main() -> int:
     device = pick_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
     first, model = load_model(str(args.run / "model")), load_model(str(args.run / "model"))
-    record = distil(model, pairs, chunks, trainable, cfg, device, validation)
+    teacher_cfg = cfg if args.teacher_weight is None else dataclasses.replace(cfg, hybrid_weight=args.teacher_weight)
+    record = distil(model, pairs, chunks, trainable, teacher_cfg, device, validation)
     assert record is not None
     shutil.rmtree(args.save / "model", ignore_errors=True)
     model.save(str(args.save / "model"), safe_serialization=True)
