@@ -164,12 +164,6 @@ def hybrid_row(dense: str, weight: float) -> str:
     return f"hybrid ({dense} + BM25, {weight:g}:{1 - weight:g})"
 
 
-def status_mib(field: str) -> float:
-    """A memory field of this process's /proc/self/status in MiB (Linux): VmRSS, resident now; VmHWM, its peak."""
-    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith(field + ":"))
-    return int(line.split()[1]) / 1024  # kB
-
-
 def alternate(rounds: int, names: Sequence[str]) -> Iterator[tuple[int, str]]:
     """(round, name) as A, B, A, B …: on a shared machine the load drifts, and alternating spreads that drift over
     every contender instead of charging it to whichever ran last. Report the best time of each."""

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import status_mib
+from ragtune.stagecosts import status_mib
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -31,7 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import alternate, load_run, run_seq_length, status_mib
+from bench.common import alternate, load_run, run_seq_length
+from ragtune.stagecosts import status_mib
 
 
 def one_arm(run: Path, mini_batch_size: int, steps: int, trim: bool = False) -> dict[str, Any]:

@@ -7,7 +7,6 @@ and "peak_rss_since" says so.
 
 from __future__ import annotations
 
-import re
 import resource
 import sys
 import time
@@ -26,13 +25,20 @@ def reset_peak() -> bool:
         return False
 
 
+def status_mib(field: str) -> float:
+    """A memory field of this process's /proc/self/status in MiB: VmRSS, resident now; VmHWM, its peak since
+    reset_peak(). OSError where there is no /proc, LookupError where it has no such field."""
+    for line in _STATUS.read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024  # kB
+    raise LookupError(f"no {field} in {_STATUS}")
+
+
 def peak_rss_mib() -> float:
     """The peak resident set in MiB, since the last reset_peak() where it worked."""
     try:
-        match = re.search(r"VmHWM:\s+(\d+)\s+kB", _STATUS.read_text())
-        if match:
-            return int(match.group(1)) / 1024
-    except OSError:
+        return status_mib("VmHWM")
+    except (OSError, LookupError):
         pass  # no /proc: getrusage below gives the peak since the process started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # ru_maxrss is in kB on Linux, in bytes on macOS.
