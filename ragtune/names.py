@@ -80,6 +80,8 @@ QUESTION_KINDS = {
     "keyphrase": "a question about one of the chunk's distinctive key phrases (TF-IDF), e.g. 'What is zero trust?'",
     "sentence": "one of the chunk's salient sentences turned into a question, cut to its main clause",
     "cloze": "one of the chunk's salient sentences used as the query itself (inverse cloze)",
+    "figure": "a row of one of the chunk's tables of figures, asked for as an analyst would, "
+    "e.g. 'What were the total net sales in 2022?'",
     "lexical": "a span of a training chunk's sentence, labelled with the chunk BM25 ranks first (training only)",
     "llm": "a question an LLM wrote from the chunk (--generator openai or local)",
     "template": "a fixed question about one of the chunk's themes (--generator template)",

@@ -412,3 +412,49 @@ def test_template_baseline_keeps_one_question_text_for_many_chunks() -> None:
     assert [p.chunk_id for p in kept.pairs] == ["a", "b"]
     assert kept.dropped.counts == {"duplicate question": 1}
     assert [p.chunk_id for p in filter_pairs(same, chunks).pairs] == ["a"]
+
+
+# --- questions about the figures of a table ------------------------------------------------
+
+
+def test_a_statement_of_figures_is_asked_for_its_figures_as_an_analyst_would(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    """A real PDF (a filing's prose, then its income statement, each cell placed on its own), read by
+    pypdf and chunked as a run does: each row with figures gets a question for one of the header's
+    years, in its own chunk, also where the statement goes on past its header's chunk; prose that
+    names years and figures gets none."""
+    from support.statements import PROSE, ROWS, YEARS, filing_pdf
+    from transformers import AutoTokenizer
+
+    from ragtune.chunk import chunk_pages
+    from ragtune.extract import extract_folder
+
+    (tmp_path / "filing.pdf").write_bytes(filing_pdf())
+    pages = extract_folder(tmp_path).pages
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    chunks = chunk_pages(pages, tok, 96, 8, 94, 8).chunks
+    statement = [c for c in chunks if 2 in c.pages]
+    assert len(statement) >= 2, "the statement must run over more than one chunk"
+    pairs = OfflineGenerator(questions_per_chunk=12).generate(chunks, random.Random(13))
+    figures = [p for p in pairs if p.kind == "figure"]
+    text = {c.id: c.text for c in chunks}
+    pattern = re.compile(r"^What (?:was|were|is|are) the (?:FY(\d{4}) )?(.+?)(?: (?:in|for fiscal year) (\d{4}))?\?$")
+    asked = set()
+    for p in figures:
+        m = pattern.match(p.query)
+        assert m, p.query
+        year, label = m.group(1) or m.group(3), m.group(2)
+        assert year in YEARS, p.query
+        # The row it asks for is in the question's own chunk, on a line of figures.
+        row = next(r for r, figs in ROWS if figs and r.lower() == label.lower())
+        assert any(line.startswith(row) and "$" in line for line in text[p.chunk_id].split("\n")), p
+        asked.add(row)
+    rows_seen = {r for r, figs in ROWS if figs and any(r in c.text for c in statement)}
+    assert asked == rows_seen and len(asked) == sum(1 for _, figs in ROWS if figs), (asked, rows_seen)
+    # Each year, and each of the frames, is asked somewhere in the table.
+    assert {y for y in YEARS if any(y in p.query for p in figures)} == set(YEARS)
+    assert {"in", "fiscal", "FY"} <= {w for p in figures for w in re.findall(r"\bin\b|fiscal|FY", p.query)}
+    # The prose page names years and figures, and is asked for none.
+    assert all(2 in next(c.pages for c in chunks if c.id == p.chunk_id) for p in figures)
+    assert any(all(line in c.text for line in PROSE[3:]) and c.pages == (1,) for c in chunks)

@@ -1,5 +1,5 @@
 """The default question generator: chunk-specific questions from the chunk's own content,
-with no LLM and no network (term, sentence and inverse-cloze questions)."""
+with no LLM and no network (term, sentence, table-figure and inverse-cloze questions)."""
 
 from __future__ import annotations
 
@@ -86,6 +86,22 @@ _DANGLING_END = re.compile(
     r"\ban|\bof|\bto|\band|\bor|\bfor|\bwith|\bin)$",
     re.I,
 )
+# A figure in a table row as extraction writes it: 394,328 / 316,199 / (1,234) / 12.5% / 0.85, or a dash for nil.
+# A cell that ends in a comma belongs to a list in prose ("Intel's 386, 486,").
+_FIGURE_CELL = re.compile(r"^\(?[-−]?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?%?\)?$|^[—–]$")
+_YEAR = re.compile(r"(?<![\d,.])(?:19|20)\d{2}(?![\d,])")
+# Labels of what is not a table of figures: a contents line, a citation, a list of section numbers.
+_NOT_FIGURE_LABEL = re.compile(r"\b(?:sections?|pages?|p|pp|version|chapter|vol|volume|no|table|figure|rev)\b\.?", re.I)
+_MONTH_NAMES = frozenset(
+    "january february march april may june july august september october november december "
+    "jan feb mar apr jun jul aug sep sept oct nov dec".split()
+)
+# Ways an analyst asks for a figure of a table row; the row's place picks one, so a table mixes them.
+FIGURE_FRAMES = (
+    "What {was} the {label} in {year}?",
+    "What {was} the {label} for fiscal year {year}?",
+    "What {is_} the FY{year} {label}?",
+)
 
 
 _VERB_MARKERS = frozenset("to can may might could should must will would cannot".split())
@@ -139,6 +155,94 @@ def _phrase_spans(text: str, max_len: int = 3) -> list[tuple[str, str | None, st
     return out
 
 
+def _figure_row(line: str) -> tuple[str, int] | None:
+    """A table row's label and how many figures follow it, or None for a line that is no such row: the
+    label is words (not a citation, a contents line or a date) and two or more figure cells end the line.
+
+    >>> _figure_row("Total net sales $ 394,328 $ 365,817 $ 274,515")
+    ('Total net sales', 3)
+    >>> [_figure_row(s) for s in ("Revenue grew to 12.5", "22.6. Version 4.5.0 149", "Years ended 2022 2021")]
+    [None, None, None]
+    """
+    toks = line.split()
+    cells = []
+    while toks and (toks[-1] == "$" or _FIGURE_CELL.match(toks[-1])):
+        tok = toks.pop()
+        if tok != "$":
+            cells.append(tok)
+    label = clean_query(" ".join(toks)).rstrip(" :$")
+    label_words = label.split()
+    if (
+        len(cells) < 2
+        # A header of years ("2022 2021 2020") names columns, not figures.
+        or all(_YEAR.fullmatch(c) for c in cells)
+        or not 1 <= len(label_words) <= 12
+        # A statement's rows are labelled in sentence case ("Total net sales"); "proc /proc defaults" is a file's line.
+        or not label[0].isupper()
+        or not any(len(w) >= 3 and w.isalpha() for w in label_words)
+        or sum(ch.isalpha() for ch in label) < 0.6 * len(label.replace(" ", ""))
+        or label_words[-1].lower().strip(".,") in _MONTH_NAMES
+        or _REFERENCE.search(label)
+        or _NOT_FIGURE_LABEL.search(label)
+        or _DANGLING_END.search(label)
+        or ". " in label
+    ):
+        return None
+    return label, len(cells)
+
+
+def table_figures(text: str, years: tuple[str, ...] = ()) -> tuple[list[tuple[str, tuple[str, ...]]], tuple[str, ...]]:
+    """The rows of the tables of figures in `text`, one line each as extraction writes them, each with
+    the years of its columns, and the years of the last header (for a table that goes on in the
+    next chunk; none where the text holds no table). A header is the nearest line above the row that
+    names two or more years, in a few words and not as a sentence; `years` is the one a table continued
+    from earlier text has. A row counts only under a header of one year per
+    figure: a table without years (a memory listing, a configuration file) asks nothing an analyst would.
+
+    >>> table_figures("Years ended 2022 2021\\nTotal net sales $ 394,328 $ 365,817")
+    ([('Total net sales', ('2022', '2021'))], ('2022', '2021'))
+    >>> table_figures("Mem 512 128\\nSwap 64 0")
+    ([], ())
+    >>> table_figures("Net income 99,803 94,680", ("2022", "2021"))[0]
+    [('Net income', ('2022', '2021'))]
+    >>> table_figures("Prose, and no table.", ("2022", "2021"))
+    ([], ())
+    """
+    rows: list[tuple[str, tuple[str, ...]]] = []
+    headed = False
+    for line in text.split("\n"):
+        found = _YEAR.findall(line)
+        row = _figure_row(line)
+        if row is None:
+            if len(set(found)) >= 2 and len(line.split()) - len(found) <= 8 and not line.rstrip().endswith("."):
+                years, headed = tuple(found), True
+            continue
+        label, n_cells = row
+        if len(years) == n_cells:
+            rows.append((label, years))
+    # A header goes on only with a table: text that neither heads nor holds one ends it.
+    return rows, years if headed or rows else ()
+
+
+def figure_question(label: str, years: tuple[str, ...], turn: int) -> str:
+    """What an analyst asks of a table row: its figure for one of its years, in one of the frames;
+    `turn` (the row's place) picks both, so a table asks for each year in each frame.
+
+    >>> figure_question("Total net sales", ("2022", "2021"), 0), figure_question("Net income", ("2022", "2021"), 5)
+    ('What were the total net sales in 2022?', 'What is the FY2021 net income?')
+    >>> figure_question("Cost of sales", ("2022",), 1)
+    'What was the cost of sales for fiscal year 2022?'
+    """
+    label = _lower_first(label)
+    # The head of "cost of sales" is "cost".
+    head = label.lower().split(" of ")[0].split()[-1]
+    plural = _is_plural(head)
+    frame = FIGURE_FRAMES[(turn // len(years)) % len(FIGURE_FRAMES)]
+    return frame.format(
+        label=label, year=years[turn % len(years)], was="were" if plural else "was", is_="are" if plural else "is"
+    )
+
+
 def _phrases(text: str, max_len: int = 3) -> list[str]:
     """Candidate key phrases: runs of 1..max_len words with no stopword, within one clause.
 
@@ -151,11 +255,13 @@ def _phrases(text: str, max_len: int = 3) -> list[str]:
 class OfflineGenerator:
     """Chunk-specific questions from the chunk's own content, no LLM needed.
 
-    Three kinds, mixed per chunk:
+    Four kinds, mixed per chunk:
     - "keyphrase": the chunk's most distinctive phrases (TF-IDF against the whole
       corpus) in natural question frames;
     - "sentence": a salient sentence turned into a question ("Establish X" ->
       "How should organizations establish X?", "X is Y" -> "What is X?");
+    - "figure": a row of a table of figures asked for as an analyst would
+      ("What were the total net sales in 2022?"), only where the chunk has such a table;
     - "cloze": a salient sentence used as the query itself (inverse cloze task).
     """
 
@@ -414,6 +520,9 @@ class OfflineGenerator:
         # Questions already asked of an earlier chunk: a common term would otherwise get the
         # same question in several chunks, and the duplicate filter would throw them away.
         asked: set[str] = set()
+        # The header of years a table carries into the next chunk, and the rows asked so far (each frame and year
+        # gets its turn over a whole table, not only within a chunk).
+        source, header, turn = "", (), 0
         for c in chunks:
             made: list[tuple[str, str]] = []
             salient = self._salient_sentences(c, idf)
@@ -424,6 +533,11 @@ class OfflineGenerator:
                 q = self._as_question(s)
                 if q:
                     made.append((q, "sentence"))
+            rows, header = table_figures(c.text, header if c.source == source else ())
+            source = c.source
+            figures = dict.fromkeys(figure_question(label, years, turn + i) for i, (label, years) in enumerate(rows))
+            turn += len(rows)
+            made.extend((q, "figure") for q in list(figures)[:want] if normalise(q) not in asked)
             phrases = self._keyphrases(c, idf, min_idf, want + 1)
             frames = list(self.KEYPHRASE_FRAMES)
             rng.shuffle(frames)
@@ -458,7 +572,7 @@ class OfflineGenerator:
                 by_kind.setdefault(kind, []).append(q)
             order = []
             while any(by_kind.values()) and len(order) < self.questions_per_chunk:
-                for kind in ("sentence", "keyphrase", "cloze"):
+                for kind in ("sentence", "figure", "keyphrase", "cloze"):
                     if by_kind.get(kind) and len(order) < self.questions_per_chunk:
                         order.append((by_kind[kind].pop(0), kind))
             pairs.extend(Pair(q, c.id, self.name, kind) for q, kind in order)
