@@ -71,9 +71,11 @@ def score_bench(
     chunk_weight: float = 0.5,
     hybrid_weight: float | Sequence[float] = 0.6,
     stride: int = 1,
+    misses: dict[str, int] | None = None,
 ) -> tuple[dict[str, dict[str, float]], int]:
     """Metrics per retriever (`passage_words` 0: no passage rows). The hybrid rows are ragtune's
-    own (weighted score sum, a row for each of the model's shares in `hybrid_weight`) and reciprocal-rank fusion."""
+    own (weighted score sum, a row for each of the model's shares in `hybrid_weight`) and reciprocal-rank fusion.
+    `misses`, where given, is filled with `missed_at_5` of the fine-tuned model's single vector."""
     rel = relevant_sets(chunks, bench)
     keep = [i for i, r in enumerate(rel) if r]
     questions = [bench[i][0] for i in keep]
@@ -97,7 +99,23 @@ def score_bench(
         for w in [hybrid_weight] if isinstance(hybrid_weight, (int, float)) else hybrid_weight:
             rankings[hybrid_row(best, w)] = positions_to_ids(fuse(found[best], lexical, w, DEPTH), ids)
         rankings[f"hybrid ({best} + BM25, RRF)"] = rrf(rankings[best], rankings["BM25"])
+    if misses is not None and "fine-tuned" in rankings:
+        misses.update(missed_at_5(rankings, relevant, "fine-tuned"))
     return {name: rank_metrics([r[:depth] for r in rk], relevant, KS) for name, rk in rankings.items()}, len(keep)
+
+
+def missed_at_5(rankings: dict[str, list[list[str]]], relevant: list[set[str]], row: str) -> dict[str, int]:
+    """Of the questions `row` does not find in its top 5: how many, how many each other retriever finds there,
+    and how many at least one of them finds ("any").
+
+    >>> missed_at_5({"a": [["x"], ["y"]], "b": [["y"], ["x"]], "c": [["y"], ["y"]]}, [{"x"}, {"x"}], "a")
+    {'missed': 1, 'b': 1, 'c': 0, 'any': 1}
+    """
+    missed = [i for i, (rk, rel) in enumerate(zip(rankings[row], relevant)) if not rel & set(rk[:5])]
+    others = {name: rk for name, rk in rankings.items() if name != row}
+    found = {name: sum(bool(relevant[i] & set(rk[i][:5])) for i in missed) for name, rk in others.items()}
+    anyone = sum(any(relevant[i] & set(rk[i][:5]) for rk in others.values()) for i in missed)
+    return {"missed": len(missed), **found, "any": anyone}
 
 
 def main() -> int:
@@ -133,6 +151,11 @@ def main() -> int:
         "--base-only", action="store_true", help="the base model, BM25 and their hybrid: a run still training will do"
     )
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument(
+        "--misses",
+        action="store_true",
+        help="also say, of the questions the fine-tuned single vector misses at 5, how many each other retriever finds",
+    )
     args = ap.parse_args()
     if not args.bench.exists():
         print(f"shared_bench: {args.bench} not found; pass --bench PATH/TO/nist_ragas_test100.csv", file=sys.stderr)
@@ -169,6 +192,7 @@ def main() -> int:
     for name in names:
         chunks = chunkings[name]()
         weight = args.hybrid_weight if args.hybrid_weight is not None else cfg.get("hybrid_weight") or 0.6
+        missed: dict[str, int] = {}
         results, n = score_bench(
             chunks,
             bench,
@@ -177,6 +201,7 @@ def main() -> int:
             args.chunk_weight,
             weight,
             stride,
+            missed if args.misses else None,
         )
         print(
             f"\n## chunking {name}: {len(chunks)} chunks, {n} questions with a relevant chunk "
@@ -185,6 +210,12 @@ def main() -> int:
         print(f"{'retriever':<44}" + "".join(f"{k:>9}" for k in keys))
         for label, m in results.items():
             print(f"{label:<44}" + "".join(f"{m[k]:>9.3f}" for k in keys))
+        if missed:
+            others = ", ".join(f"{label} {k}" for label, k in missed.items() if label not in ("missed", "any"))
+            print(
+                f"fine-tuned (one vector) misses {missed['missed']} at hit@5; of those, found at 5 by: {others}; "
+                f"by at least one of them: {missed['any']}"
+            )
         out[name] = {"n_questions": n, "n_chunks": len(chunks), "results": results}
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))

@@ -52,3 +52,15 @@ def test_a_bench_script_imports(script: Path) -> None:
 
     module = importlib.import_module(f"bench.{script.stem}")
     assert callable(getattr(module, "main", None))
+
+
+def test_the_misses_of_the_single_vector_are_counted_per_retriever_and_together() -> None:
+    from bench.shared_bench import missed_at_5
+
+    relevant = [{"a"}, {"b"}, {"c"}, {"d"}]
+    rankings = {
+        "fine-tuned": [["a"], ["x"], ["x"], ["x"]],  # misses questions 1, 2 and 3
+        "BM25": [["x"], ["b"], ["x"], ["x"]],
+        "hybrid": [["x"], ["x", "y", "z", "w", "v", "c"], ["c"], ["x"]],  # "c" at 6 is no hit at 5
+    }
+    assert missed_at_5(rankings, relevant, "fine-tuned") == {"missed": 3, "BM25": 1, "hybrid": 1, "any": 2}
