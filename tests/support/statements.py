@@ -3,6 +3,8 @@ filings print them, so that pypdf's extraction writes a row the way it does for 
 
 from __future__ import annotations
 
+from .pdfs import assemble
+
 YEARS = ("2022", "2021", "2020")
 # An income statement's rows: a label, and a figure for each of YEARS ("Net sales:" heads a group).
 ROWS = [
@@ -63,12 +65,4 @@ def filing_pdf() -> bytes:
             b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % (5 + 2 * i)
         )
         objects.append(b"<< /Length %d >>\nstream\n" % len(ops) + ops + b"\nendstream")
-    out, offsets = bytearray(b"%PDF-1.4\n"), []
-    for k, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % k + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % off for off in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    return assemble(objects)
