@@ -88,7 +88,7 @@ _DANGLING_END = re.compile(
 )
 # A figure in a table row as extraction writes it: 394,328 / 316,199 / (1,234) / 12.5% / 0.85, or a dash for nil.
 # A cell that ends in a comma belongs to a list in prose ("Intel's 386, 486,").
-_FIGURE_CELL = re.compile(r"^\(?[-−]?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?%?\)?$|^[—–]$")
+_FIGURE_CELL = re.compile(r"^\(?[-−]?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?%?\)?$|^[—–-]$")
 _YEAR = re.compile(r"(?<![\d,.])(?:19|20)\d{2}(?![\d,])")
 # Labels of what is not a table of figures: a contents line, a citation, a list of section numbers.
 _NOT_FIGURE_LABEL = re.compile(r"\b(?:sections?|pages?|p|pp|version|chapter|vol|volume|no|table|figure|rev)\b\.?", re.I)
@@ -161,6 +161,8 @@ def _figure_row(line: str) -> tuple[str, int] | None:
 
     >>> _figure_row("Total net sales $ 394,328 $ 365,817 $ 274,515")
     ('Total net sales', 3)
+    >>> _figure_row("Equity in income of affiliates 1 4 -")
+    ('Equity in income of affiliates', 3)
     >>> [_figure_row(s) for s in ("Revenue grew to 12.5", "22.6. Version 4.5.0 149", "Years ended 2022 2021")]
     [None, None, None]
     """
