@@ -96,6 +96,11 @@ _MONTH_NAMES = frozenset(
     "january february march april may june july august september october november december "
     "jan feb mar apr jun jul aug sep sept oct nov dec".split()
 )
+# Rows of a statement that name nothing without the heading of their group ("Current:" "Federal", "State").
+_SUB_ROWS = frozenset(
+    """other others total totals net gross subtotal state states federal foreign domestic international local
+    basic diluted current deferred consumer business""".split()
+)
 # Ways an analyst asks for a figure of a table row; the row's place picks one, so a table mixes them.
 FIGURE_FRAMES = (
     "What {was} the {label} in {year}?",
@@ -163,6 +168,8 @@ def _figure_row(line: str) -> tuple[str, int] | None:
     ('Total net sales', 3)
     >>> _figure_row("Equity in income of affiliates 1 4 -")
     ('Equity in income of affiliates', 3)
+    >>> _figure_row("Restructuring charges(2) 147 (34) 254"), _figure_row("State 42 37")
+    (('Restructuring charges', 3), None)
     >>> [_figure_row(s) for s in ("Revenue grew to 12.5", "22.6. Version 4.5.0 149", "Years ended 2022 2021")]
     [None, None, None]
     """
@@ -172,10 +179,13 @@ def _figure_row(line: str) -> tuple[str, int] | None:
         tok = toks.pop()
         if tok != "$":
             cells.append(tok)
-    label = clean_query(" ".join(toks)).rstrip(" :$")
+    # Footnote marks ("Restructuring charges(2)") are no part of what an analyst asks for.
+    label = re.sub(r"\s*\(\d{1,2}\)", "", clean_query(" ".join(toks))).rstrip(" :$")
     label_words = label.split()
     if (
         len(cells) < 2
+        # A row named by one word like "Other", "State" or "Basic" means something only under its group's heading.
+        or (len(label_words) == 1 and label.lower() in _SUB_ROWS)
         # A header of years ("2022 2021 2020") names columns, not figures.
         or all(_YEAR.fullmatch(c) for c in cells)
         or not 1 <= len(label_words) <= 12
@@ -234,8 +244,13 @@ def figure_question(label: str, years: tuple[str, ...], turn: int) -> str:
     ('What were the total net sales in 2022?', 'What is the FY2021 net income?')
     >>> figure_question("Cost of sales", ("2022",), 1)
     'What was the cost of sales for fiscal year 2022?'
+    >>> figure_question("Las Vegas Strip Resorts", ("2022",), 0)
+    'What were the Las Vegas Strip Resorts in 2022?'
     """
-    label = _lower_first(label)
+    label_words = label.split()
+    # Sentence case ("Total net sales") reads lowercased in a question; a name ("Las Vegas Strip Resorts") does not.
+    if len(label_words) == 1 or not label_words[1][:1].isupper():
+        label = _lower_first(label)
     # The head of "cost of sales" is "cost".
     head = label.lower().split(" of ")[0].split()[-1]
     plural = _is_plural(head)
