@@ -203,16 +203,23 @@ def _figure_row(line: str) -> tuple[str, int] | None:
     return label, len(cells)
 
 
+def _header_words(line: str) -> int:
+    """The words of a line other than years, dates and months: a header of years has few ("Fiscal Years Ended")."""
+    return sum(1 for t in line.split() if t.strip(",.").isalpha() and t.strip(",.").lower() not in _MONTH_NAMES)
+
+
 def table_figures(text: str, years: tuple[str, ...] = ()) -> tuple[list[tuple[str, tuple[str, ...]]], tuple[str, ...]]:
     """The rows of the tables of figures in `text`, one line each as extraction writes them, each with
     the years of its columns, and the years of the last header (for a table that goes on in the
     next chunk; none where the text holds no table). A header is the nearest line above the row that
     names two or more years, in a few words and not as a sentence; `years` is the one a table continued
-    from earlier text has. A row counts only under a header of one year per
-    figure: a table without years (a memory listing, a configuration file) asks nothing an analyst would.
+    from earlier text has. A row counts only under a header of one year per figure: a table without
+    years (a memory listing, a configuration file) asks nothing an analyst would.
 
     >>> table_figures("Years ended 2022 2021\\nTotal net sales $ 394,328 $ 365,817")
     ([('Total net sales', ('2022', '2021'))], ('2022', '2021'))
+    >>> table_figures("Fiscal Years Ended January 28, 2023 January 29, 2022\\nRevenue $ 46,298 $ 51,761")[0]
+    [('Revenue', ('2023', '2022'))]
     >>> table_figures("Mem 512 128\\nSwap 64 0")
     ([], ())
     >>> table_figures("Net income 99,803 94,680", ("2022", "2021"))[0]
@@ -226,7 +233,7 @@ def table_figures(text: str, years: tuple[str, ...] = ()) -> tuple[list[tuple[st
         found = _YEAR.findall(line)
         row = _figure_row(line)
         if row is None:
-            if len(set(found)) >= 2 and len(line.split()) - len(found) <= 8 and not line.rstrip().endswith("."):
+            if len(set(found)) >= 2 and _header_words(line) <= 8 and not line.rstrip().endswith("."):
                 years, headed = tuple(found), True
             continue
         label, n_cells = row
