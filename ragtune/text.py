@@ -141,3 +141,35 @@ def is_table_row(sentence: str) -> bool:
             run = 0
         previous = tok
     return False
+
+
+# A reference-list entry: "(2023) Title …", "Smith, J. et al.", a URL or a DOI.
+REFERENCE = re.compile(r"\(\d{4}[a-z]?\)|^\d{4}[a-z]?\)|\bet al\b|https?://|\bdoi\b|www\.|\bNo\. \d", re.I)
+
+# The end of a clause cut before what it introduces ("such as", "the", "of"): it asks nothing whole.
+DANGLING_END = re.compile(
+    r"(?:\bsuch as|\be\.?g|\bi\.?e|\bincluding|\bfollowing|\bas follows|\bthe|\ba|"
+    r"\ban|\bof|\bto|\band|\bor|\bfor|\bwith|\bin)$",
+    re.I,
+)
+
+
+_SINGULAR_S = frozenset("bias news series species lens chaos alias atlas canvas gas".split())
+
+
+def is_plural(noun: str) -> bool:
+    """Whether a phrase's head noun reads as plural ("risks", not "analysis" or "access").
+
+    >>> [is_plural(w) for w in ("risks", "analysis", "access", "status", "data", "llms")]
+    [True, False, False, False, False, True]
+    """
+    return noun.endswith("s") and not noun.endswith(("ss", "us", "is", "ics")) and noun not in _SINGULAR_S
+
+
+def lower_first(text: str) -> str:
+    """Lowercase a capitalised first word, but leave an acronym as it is.
+
+    >>> lower_first("The framework"), lower_first("AI systems")
+    ('the framework', 'AI systems')
+    """
+    return text[0].lower() + text[1:] if text[:2].istitle() else text

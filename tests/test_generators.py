@@ -97,10 +97,9 @@ def prose(chunks: list[Chunk]) -> list[Chunk]:
 
     The rest (the table of contents, the reference list) is left with fewer questions, on purpose.
     """
-    from ragtune.generators.offline import _REFERENCE
-    from ragtune.text import sentences
+    from ragtune.text import REFERENCE, sentences
 
-    return [c for c in chunks if sum(len(s.split()) >= 8 and not _REFERENCE.search(s) for s in sentences(c.text)) >= 3]
+    return [c for c in chunks if sum(len(s.split()) >= 8 and not REFERENCE.search(s) for s in sentences(c.text)) >= 3]
 
 
 def test_offline_questions_are_mostly_unique(offline_pairs: list[Pair], nist_chunks: list[Chunk]) -> None:

@@ -10,7 +10,19 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from ..records import Chunk, Pair, SkipCounter
-from ..text import STOPWORDS, clean_query, is_table_row, normalise, sentences, words
+from ..text import (
+    DANGLING_END,
+    REFERENCE,
+    STOPWORDS,
+    clean_query,
+    is_plural,
+    is_table_row,
+    lower_first,
+    normalise,
+    sentences,
+    words,
+)
+from .figures import figure_question, table_figures
 
 if TYPE_CHECKING:
     from .llm import LLMStats
@@ -69,8 +81,6 @@ track train update use""".split()
 _DEBRIS = frozenset("com www http https org gov pdf html htm doi url net edu".split())
 # Section labels such as "MEASURE 2.3:" or "GOVERN 1.6:" that open a line of a framework document.
 _SECTION_LABEL = re.compile(r"^(?:[A-Z]{2,}\s+)?\d+(?:\.\d+)*\s*[:.]\s+|^[A-Z]{3,}\s+\d+(?:\.\d+)*\s*[:.]?\s+")
-# A reference-list entry: "(2023) Title …", "Smith, J. et al.", a URL or a DOI.
-_REFERENCE = re.compile(r"\(\d{4}[a-z]?\)|^\d{4}[a-z]?\)|\bet al\b|https?://|\bdoi\b|www\.|\bNo\. \d", re.I)
 
 _ASIDE = re.compile(r",? such as |,? including |,? e\.g\.|,? i\.e\.| \(|: |; | [–—] |, which |, while ")
 _CONNECTIVE = re.compile(
@@ -81,32 +91,6 @@ _CONNECTIVE = re.compile(
 _PASSIVE = re.compile(r"^(?:\w+ed|able|being|also|not|often|used|known|made|done|taken|given|seen)\b")
 _PRONOUNS = frozenset("i we you he she it they this these that those there here one such".split())
 _MODAL = re.compile(r"\s(?:can|may|might|could|will|would|must|is|are|was|were)\s")
-_DANGLING_END = re.compile(
-    r"(?:\bsuch as|\be\.?g|\bi\.?e|\bincluding|\bfollowing|\bas follows|\bthe|\ba|"
-    r"\ban|\bof|\bto|\band|\bor|\bfor|\bwith|\bin)$",
-    re.I,
-)
-# A figure in a table row as extraction writes it: 394,328 / 316,199 / (1,234) / 12.5% / 0.85, or a dash for nil.
-# A cell that ends in a comma belongs to a list in prose ("Intel's 386, 486,").
-_FIGURE_CELL = re.compile(r"^\(?[-−]?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?%?\)?$|^[—–-]$")
-_YEAR = re.compile(r"(?<![\d,.])(?:19|20)\d{2}(?![\d,])")
-# Labels of what is not a table of figures: a contents line, a citation, a list of section numbers.
-_NOT_FIGURE_LABEL = re.compile(r"\b(?:sections?|pages?|p|pp|version|chapter|vol|volume|no|table|figure|rev)\b\.?", re.I)
-_MONTH_NAMES = frozenset(
-    "january february march april may june july august september october november december "
-    "jan feb mar apr jun jul aug sep sept oct nov dec".split()
-)
-# Rows of a statement that name nothing without the heading of their group ("Current:" "Federal", "State").
-_SUB_ROWS = frozenset(
-    """other others total totals net gross subtotal state states federal foreign domestic international local
-    basic diluted current deferred consumer business""".split()
-)
-# Ways an analyst asks for a figure of a table row; the row's place picks one, so a table mixes them.
-FIGURE_FRAMES = (
-    "What {was} the {label} in {year}?",
-    "What {was} the {label} for fiscal year {year}?",
-    "What {is_} the FY{year} {label}?",
-)
 
 
 _VERB_MARKERS = frozenset("to can may might could should must will would cannot".split())
@@ -158,113 +142,6 @@ def _phrase_spans(text: str, max_len: int = 3) -> list[tuple[str, str | None, st
                     (" ".join(span), tokens[i - 1] if i else None, tokens[i + n] if i + n < len(tokens) else None)
                 )
     return out
-
-
-def _figure_row(line: str) -> tuple[str, int] | None:
-    """A table row's label and how many figures follow it, or None for a line that is no such row: the
-    label is words (not a citation, a contents line or a date) and two or more figure cells end the line.
-
-    >>> _figure_row("Total net sales $ 394,328 $ 365,817 $ 274,515")
-    ('Total net sales', 3)
-    >>> _figure_row("Equity in income of affiliates 1 4 -")
-    ('Equity in income of affiliates', 3)
-    >>> _figure_row("Restructuring charges(2) 147 (34) 254"), _figure_row("State 42 37")
-    (('Restructuring charges', 3), None)
-    >>> [_figure_row(s) for s in ("Revenue grew to 12.5", "22.6. Version 4.5.0 149", "Years ended 2022 2021")]
-    [None, None, None]
-    """
-    toks = line.split()
-    cells = []
-    while toks and (toks[-1] == "$" or _FIGURE_CELL.match(toks[-1])):
-        tok = toks.pop()
-        if tok != "$":
-            cells.append(tok)
-    # Footnote marks ("Restructuring charges(2)") are no part of what an analyst asks for.
-    label = re.sub(r"\s*\(\d{1,2}\)", "", clean_query(" ".join(toks))).rstrip(" :$")
-    label_words = label.split()
-    if (
-        len(cells) < 2
-        # A row named by one word like "Other", "State" or "Basic" means something only under its group's heading.
-        or (len(label_words) == 1 and label.lower() in _SUB_ROWS)
-        # A header of years ("2022 2021 2020") names columns, not figures.
-        or all(_YEAR.fullmatch(c) for c in cells)
-        or not 1 <= len(label_words) <= 12
-        # A statement's rows are labelled in sentence case ("Total net sales"); "proc /proc defaults" is a file's line.
-        or not label[0].isupper()
-        or not any(len(w) >= 3 and w.isalpha() for w in label_words)
-        or sum(ch.isalpha() for ch in label) < 0.6 * len(label.replace(" ", ""))
-        or label_words[-1].lower().strip(".,") in _MONTH_NAMES
-        or _REFERENCE.search(label)
-        or _NOT_FIGURE_LABEL.search(label)
-        or _DANGLING_END.search(label)
-        or ". " in label
-    ):
-        return None
-    return label, len(cells)
-
-
-def _header_words(line: str) -> int:
-    """The words of a line other than years, dates and months: a header of years has few ("Fiscal Years Ended")."""
-    return sum(1 for t in line.split() if t.strip(",.").isalpha() and t.strip(",.").lower() not in _MONTH_NAMES)
-
-
-def table_figures(text: str, years: tuple[str, ...] = ()) -> tuple[list[tuple[str, tuple[str, ...]]], tuple[str, ...]]:
-    """The rows of the tables of figures in `text`, one line each as extraction writes them, each with
-    the years of its columns, and the years of the last header (for a table that goes on in the
-    next chunk; none where the text holds no table). A header is the nearest line above the row that
-    names two or more years, in a few words and not as a sentence; `years` is the one a table continued
-    from earlier text has. A row counts only under a header of one year per figure: a table without
-    years (a memory listing, a configuration file) asks nothing an analyst would.
-
-    >>> table_figures("Years ended 2022 2021\\nTotal net sales $ 394,328 $ 365,817")
-    ([('Total net sales', ('2022', '2021'))], ('2022', '2021'))
-    >>> table_figures("Fiscal Years Ended January 28, 2023 January 29, 2022\\nRevenue $ 46,298 $ 51,761")[0]
-    [('Revenue', ('2023', '2022'))]
-    >>> table_figures("Mem 512 128\\nSwap 64 0")
-    ([], ())
-    >>> table_figures("Net income 99,803 94,680", ("2022", "2021"))[0]
-    [('Net income', ('2022', '2021'))]
-    >>> table_figures("Prose, and no table.", ("2022", "2021"))
-    ([], ())
-    """
-    rows: list[tuple[str, tuple[str, ...]]] = []
-    headed = False
-    for line in text.split("\n"):
-        found = _YEAR.findall(line)
-        row = _figure_row(line)
-        if row is None:
-            if len(set(found)) >= 2 and _header_words(line) <= 8 and not line.rstrip().endswith("."):
-                years, headed = tuple(found), True
-            continue
-        label, n_cells = row
-        if len(years) == n_cells:
-            rows.append((label, years))
-    # A header goes on only with a table: text that neither heads nor holds one ends it.
-    return rows, years if headed or rows else ()
-
-
-def figure_question(label: str, years: tuple[str, ...], turn: int) -> str:
-    """What an analyst asks of a table row: its figure for one of its years, in one of the frames;
-    `turn` (the row's place) picks both, so a table asks for each year in each frame.
-
-    >>> figure_question("Total net sales", ("2022", "2021"), 0), figure_question("Net income", ("2022", "2021"), 5)
-    ('What were the total net sales in 2022?', 'What is the FY2021 net income?')
-    >>> figure_question("Cost of sales", ("2022",), 1)
-    'What was the cost of sales for fiscal year 2022?'
-    >>> figure_question("Las Vegas Strip Resorts", ("2022",), 0)
-    'What were the Las Vegas Strip Resorts in 2022?'
-    """
-    label_words = label.split()
-    # Sentence case ("Total net sales") reads lowercased in a question; a name ("Las Vegas Strip Resorts") does not.
-    if len(label_words) == 1 or not label_words[1][:1].isupper():
-        label = _lower_first(label)
-    # The head of "cost of sales" is "cost".
-    head = label.lower().split(" of ")[0].split()[-1]
-    plural = _is_plural(head)
-    frame = FIGURE_FRAMES[(turn // len(years)) % len(FIGURE_FRAMES)]
-    return frame.format(
-        label=label, year=years[turn % len(years)], was="were" if plural else "was", is_="are" if plural else "is"
-    )
 
 
 def _phrases(text: str, max_len: int = 3) -> list[str]:
@@ -392,7 +269,7 @@ class OfflineGenerator:
         article ("a GAI model", "the workforce"), else "": "What is a GAI model?" reads as English,
         "What is GAI model?" does not."""
         before = self._before.get(phrase)
-        if not before or before.total() < 2 or _is_plural(phrase.split()[-1]):
+        if not before or before.total() < 2 or is_plural(phrase.split()[-1]):
             return ""
         word, count = max(((w, before[w]) for w in ("a", "an", "the")), key=lambda wk: wk[1])
         return f"{word} " if count >= 0.5 * before.total() else ""
@@ -470,7 +347,7 @@ class OfflineGenerator:
         usable = [
             self.main_clause(_SECTION_LABEL.sub("", clean_query(s)))
             for s in sentences(chunk.text)
-            if not _REFERENCE.search(s) and self._sentence_counts[s] < 3 and not is_table_row(s)
+            if not REFERENCE.search(s) and self._sentence_counts[s] < 3 and not is_table_row(s)
         ]
         usable = [s for s in usable if 6 <= len(s.split()) <= 60 and sum(c.isalpha() for c in s) > 0.7 * len(s)]
         return sorted(usable, key=score, reverse=True)
@@ -503,7 +380,7 @@ class OfflineGenerator:
     def _as_question(self, sentence: str) -> str | None:
         s = sentence.rstrip(" .;:")
         # A sentence cut before its list ("… such as", "(e.g", "the following") asks nothing whole.
-        if _DANGLING_END.search(s) or s.count("(") != s.count(")") or _CONTEXT_WORDS.search(s):
+        if DANGLING_END.search(s) or s.count("(") != s.count(")") or _CONTEXT_WORDS.search(s):
             return None
         toks = s.split()
         first = toks[0].lower().strip('"“(')
@@ -516,7 +393,7 @@ class OfflineGenerator:
         if m and _PASSIVE.match(m.group(3)):
             m = None
         if m and len(m.group(1).split()) <= 8 and _standalone_subject(m.group(1)):
-            subject = _lower_first(m.group(1))
+            subject = lower_first(m.group(1))
             verb = "are" if m.group(2) == "are" else "is"
             return f"What {verb} {subject}?"
         m = re.match(r"^(.{3,80}?)\s+(can|may|could|should|must|will)\s+(.+)$", s)
@@ -529,7 +406,7 @@ class OfflineGenerator:
             # Keep the first clause of the predicate: "be incorrect, or they may …" -> "be incorrect".
             rest = re.split(r",\s+(?:or|and|but|which|while|as)\s+|;\s+", m.group(3))[0]
             if len(rest.split()) >= 2:
-                return self._clip(f"How {m.group(2)} {_lower_first(m.group(1))} {rest}") + "?"
+                return self._clip(f"How {m.group(2)} {lower_first(m.group(1))} {rest}") + "?"
         return None
 
     def generate(self, chunks: list[Chunk], rng: random.Random) -> list[Pair]:
@@ -578,7 +455,7 @@ class OfflineGenerator:
                     ),
                     None,
                 )
-                plural = _is_plural(key.split()[-1])
+                plural = is_plural(key.split()[-1])
                 # The frame this phrase's turn falls on, or the next one not yet asked.
                 for j in range(len(frames)):
                     frame = frames[(i + j) % len(frames)]
@@ -616,24 +493,3 @@ def _as_written(phrase: str, text: str) -> str:
         return phrase
     # Only acronyms and mixed case ("GAI", "LLMs") keep their capitals; a capital that opens a sentence does not.
     return " ".join(w if any(ch.isupper() for ch in w[1:]) else w.lower() for w in m.group().split())
-
-
-_SINGULAR_S = frozenset("bias news series species lens chaos alias atlas canvas gas".split())
-
-
-def _is_plural(noun: str) -> bool:
-    """Whether a phrase's head noun reads as plural ("risks", not "analysis" or "access").
-
-    >>> [_is_plural(w) for w in ("risks", "analysis", "access", "status", "data", "llms")]
-    [True, False, False, False, False, True]
-    """
-    return noun.endswith("s") and not noun.endswith(("ss", "us", "is", "ics")) and noun not in _SINGULAR_S
-
-
-def _lower_first(text: str) -> str:
-    """Lowercase a capitalised first word, but leave an acronym as it is.
-
-    >>> _lower_first("The framework"), _lower_first("AI systems")
-    ('the framework', 'AI systems')
-    """
-    return text[0].lower() + text[1:] if text[:2].istitle() else text
