@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.statements import ROWS, YEARS, filing_pdf
 
 from bench import financebench
 from bench.common import chars1000_chunks, load_bench, relevant_sets
 from ragtune.extract import extract_folder
+from tests.support.statements import ROWS, YEARS, filing_pdf
 
 
 def _evidence() -> str:

@@ -423,11 +423,11 @@ def test_a_statement_of_figures_is_asked_for_its_figures_as_an_analyst_would(
     pypdf and chunked as a run does: each row with figures gets a question for one of the header's
     years, in its own chunk, also where the statement goes on past its header's chunk; prose that
     names years and figures gets none."""
-    from support.statements import PROSE, ROWS, YEARS, filing_pdf
     from transformers import AutoTokenizer
 
     from ragtune.chunk import chunk_pages
     from ragtune.extract import extract_folder
+    from tests.support.statements import PROSE, ROWS, YEARS, filing_pdf
 
     (tmp_path / "filing.pdf").write_bytes(filing_pdf())
     pages = extract_folder(tmp_path).pages

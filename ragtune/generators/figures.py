@@ -10,7 +10,8 @@ from ..text import DANGLING_END, REFERENCE, clean_query, is_plural, lower_first
 # A figure in a table row as extraction writes it: 394,328 / 316,199 / (1,234) / 12.5% / 0.85, or a dash for nil.
 # A cell that ends in a comma belongs to a list in prose ("Intel's 386, 486,").
 _FIGURE_CELL = re.compile(r"^\(?[-−]?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?%?\)?$|^[—–-]$")
-_YEAR = re.compile(r"(?<![\d,.])(?:19|20)\d{2}(?![\d,])")
+# A year as a column's heading: not part of a figure, nor of a span ("1997-2023") as a copyright line writes it.
+_YEAR = re.compile(r"(?<![\d,.\-–])(?:19|20)\d{2}(?![\d,\-–])")
 # Labels of what is not a table of figures: a contents line, a citation, a list of section numbers.
 _NOT_FIGURE_LABEL = re.compile(r"\b(?:sections?|pages?|p|pp|version|chapter|vol|volume|no|table|figure|rev)\b\.?", re.I)
 _MONTH_NAMES = frozenset(
@@ -96,6 +97,10 @@ def table_figures(text: str, years: tuple[str, ...] = ()) -> tuple[list[tuple[st
     [('Net income', ('2022', '2021'))]
     >>> table_figures("Prose, and no table.", ("2022", "2021"))
     ([], ())
+    >>> table_figures("Copyright 1997-2023 Debian\\nSwap 64 0")[0], table_figures("July 1, 2023 July 2, 2022 2023 2022\\nSales 1 2 3 4")[0]
+    ([], [])
+    >>> table_figures("Years ended 2022 2021\\nRevenue 1,001 998\\nThe table above shows our revenue by year.\\nSwap 64 0")[0]
+    [('Revenue', ('2022', '2021'))]
     """
     rows: list[tuple[str, tuple[str, ...]]] = []
     headed = False
@@ -103,8 +108,13 @@ def table_figures(text: str, years: tuple[str, ...] = ()) -> tuple[list[tuple[st
         found = _YEAR.findall(line)
         row = _figure_row(line)
         if row is None:
-            if len(set(found)) >= 2 and _header_words(line) <= 8 and not line.rstrip().endswith("."):
+            ended = line.rstrip().endswith((".", "?", "!"))
+            # A header names each year once: "2023 2022 2023 2022" (three months, six months) is two tables' columns.
+            if len(set(found)) == len(found) >= 2 and _header_words(line) <= 8 and not ended:
                 years, headed = tuple(found), True
+            elif ended and len(line.split()) >= 6:
+                # A sentence ends the table above it.
+                years, headed = (), False
             continue
         label, n_cells = row
         if len(years) == n_cells:
@@ -124,6 +134,8 @@ def figure_question(label: str, years: tuple[str, ...], turn: int) -> str:
     >>> figure_question("Las Vegas Strip Resorts", ("2022",), 0)
     'What were the Las Vegas Strip Resorts in 2022?'
     """
+    if not years:
+        raise ValueError(f"a figure question needs the years of its row's columns: {label!r} has none")
     label_words = label.split()
     # Sentence case ("Total net sales") reads lowercased in a question; a name ("Las Vegas Strip Resorts") does not.
     if len(label_words) == 1 or not label_words[1][:1].isupper():
