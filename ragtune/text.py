@@ -116,7 +116,7 @@ def normalise(text: str) -> str:
 
 
 _NUMBER_CELL = re.compile(r"^[($]*-?\d[\d,.]*%?\)?[,.;]?$")
-_MONTHS = {
+MONTHS = {
     m.lower() for m in "January February March April May June July August September October November December".split()
 }
 
@@ -133,7 +133,7 @@ def is_table_row(sentence: str) -> bool:
     """
     run, previous = 0, ""
     for tok in sentence.split():
-        if _NUMBER_CELL.match(tok) and not (run == 0 and previous.lower() in _MONTHS):
+        if _NUMBER_CELL.match(tok) and not (run == 0 and previous.lower() in MONTHS):
             run += 1
             if run >= 2:
                 return True

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from ragtune import extract as ex
 from ragtune.extract import ExtractError, Extraction, clean_text, drop_running_lines, extract_folder, list_documents
 from ragtune.text import words
-from tests.support.pdfs import assemble
+from tests.support.pdfs import assemble, pdf_string
 from tests.support.unprivileged import run_unprivileged, shared_tmp_fixture  # noqa: F401 (the shared_tmp fixture)
 
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
@@ -30,12 +30,6 @@ BLUEPRINT = "blueprint_ai_bill_of_rights.pdf"
 
 
 # --- a tiny PDF writer ------------------------------------------------------------
-
-
-def _pdf_string(s: str) -> bytes:
-    # Code 0x80 of our font is the "fi" ligature glyph (see make_pdf's /Differences).
-    raw = b"\x80".join(part.encode("cp1252") for part in s.split("\ufb01"))
-    return b"(" + raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)") + b")"
 
 
 def make_pdf(pages: list[list[str]]) -> bytes:
@@ -52,7 +46,7 @@ def make_pdf(pages: list[list[str]]) -> bytes:
         b"<< /Type /Encoding /BaseEncoding /WinAnsiEncoding /Differences [128 /fi] >> >>",
     ]
     for i, lines in enumerate(pages):
-        ops = b"BT /F1 11 Tf 14 TL 72 760 Td " + b" ".join(_pdf_string(ln) + b" Tj T*" for ln in lines) + b" ET"
+        ops = b"BT /F1 11 Tf 14 TL 72 760 Td " + b" ".join(pdf_string(ln) + b" Tj T*" for ln in lines) + b" ET"
         objects.append(
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
             b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % (5 + 2 * i)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from ..text import DANGLING_END, REFERENCE, clean_query, is_plural, lower_first
+from ..text import DANGLING_END, MONTHS, REFERENCE, clean_query, is_plural, lower_first
 
 # A figure in a table row as extraction writes it: 394,328 / 316,199 / (1,234) / 12.5% / 0.85, or a dash for nil.
 # A cell that ends in a comma belongs to a list in prose ("Intel's 386, 486,").
@@ -14,10 +14,7 @@ _FIGURE_CELL = re.compile(r"^\(?[-−]?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?%?
 _YEAR = re.compile(r"(?<![\d,.\-–])(?:19|20)\d{2}(?![\d,\-–])")
 # Labels of what is not a table of figures: a contents line, a citation, a list of section numbers.
 _NOT_FIGURE_LABEL = re.compile(r"\b(?:sections?|pages?|p|pp|version|chapter|vol|volume|no|table|figure|rev)\b\.?", re.I)
-_MONTH_NAMES = frozenset(
-    "january february march april may june july august september october november december "
-    "jan feb mar apr jun jul aug sep sept oct nov dec".split()
-)
+_MONTH_NAMES = frozenset(MONTHS | set("jan feb mar apr jun jul aug sep sept oct nov dec".split()))
 # Rows of a statement that name nothing without the heading of their group ("Current:" "Federal", "State").
 _SUB_ROWS = frozenset(
     """other others total totals net gross subtotal state states federal foreign domestic international local

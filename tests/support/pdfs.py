@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 
+def pdf_string(s: str) -> bytes:
+    """`s` as a PDF string literal; U+FB01 becomes code 0x80, the "fi" ligature glyph of a font whose /Differences
+    map it so (test_extract.make_pdf's).
+
+    >>> pdf_string("a (b)")
+    b'(a \\\\(b\\\\))'
+    """
+    raw = b"\x80".join(part.encode("cp1252") for part in s.split("\ufb01"))
+    return b"(" + raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)") + b")"
+
+
 def assemble(objects: list[bytes]) -> bytes:
     """A PDF 1.4 file of `objects` (numbered from 1, the catalog first), with its cross-reference table.
 

@@ -3,7 +3,7 @@ filings print them, so that pypdf's extraction writes a row the way it does for 
 
 from __future__ import annotations
 
-from .pdfs import assemble
+from .pdfs import assemble, pdf_string
 
 YEARS = ("2022", "2021", "2020")
 # An income statement's rows: a label, and a figure for each of YEARS ("Net sales:" heads a group).
@@ -33,15 +33,11 @@ PROSE = (
 )
 
 
-def _string(text: str) -> bytes:
-    return b"(" + text.encode("cp1252").replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)") + b")"
-
-
 def _page(lines: list[list[tuple[int, str]]]) -> bytes:
     """Content drawing each line's (x, text) cells on one baseline, 14 points below the line before."""
     ops = [b"BT /F1 10 Tf"]
     for i, cells in enumerate(lines):
-        ops += [b"1 0 0 1 %d %d Tm " % (x, 760 - 14 * i) + _string(text) + b" Tj" for x, text in cells]
+        ops += [b"1 0 0 1 %d %d Tm " % (x, 760 - 14 * i) + pdf_string(text) + b" Tj" for x, text in cells]
     return b"\n".join([*ops, b"ET"])
 
 
