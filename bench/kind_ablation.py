@@ -8,7 +8,7 @@ on one alone, each scored on third-party questions and on the run's own held-out
 
 RUN_DIR is a finished `ragtune run` (its generate and split stages are all this script reads; its training
 settings can be anything, e.g. `--max-steps 1`). The training pairs are the run's own: pairs_train.jsonl
-(kinds keyphrase, sentence, cloze) and pairs_lexical.jsonl (kind lexical). Each arm keeps only some kinds of
+(kinds keyphrase, sentence, cloze, figure) and pairs_lexical.jsonl (kind lexical). Each arm keeps only some kinds of
 them and calls `ragtune.training.trainer.fine_tune` with the run's Config, as the train stage does, except:
 
 - every arm trains exactly `--steps` steps (default: the steps the run's own settings give for all kinds, its
@@ -47,9 +47,8 @@ from bench.common import DEFAULT_BENCH, chars1000_chunks, load_bench, load_run, 
 from ragtune.config import Config
 from ragtune.metrics import MRR_AT, model_rankings, rank_metrics
 from ragtune.models import load_model, resolve_base_model
+from ragtune.names import QUESTION_KINDS
 from ragtune.records import Chunk, Page, Pair, read_jsonl
-
-TRAINED_KINDS = ("keyphrase", "sentence", "cloze", "lexical")
 
 
 def arms(which: list[str], kinds: list[str], seeds: list[int]) -> list[tuple[str, frozenset[str], int]]:
@@ -167,7 +166,8 @@ def main() -> int:
     if args.batch_size:
         cfg = dataclasses.replace(cfg, batch_size=args.batch_size)
     chunks = {c.id: c for c in run_chunks}
-    kinds = [k for k in TRAINED_KINDS if any(p.kind == k for p in pairs)]
+    # Every kind the run trained on, in the order names.QUESTION_KINDS lists them.
+    kinds = [k for k in QUESTION_KINDS if any(p.kind == k for p in pairs)]
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [cfg.seed, cfg.seed + 1]
     steps = args.steps or default_steps(pairs, cfg)
     outside = chars1000_chunks(read_jsonl(run / "work" / "pages.jsonl", Page))

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from ragtune.records import Page, Pair, read_jsonl
+from ragtune.names import QUESTION_KINDS
+from ragtune.records import Page, Pair, read_jsonl, write_jsonl
 from tests.support.runs import finished_tiny_run, good_docs
 
 
@@ -37,16 +40,24 @@ def test_the_ablation_trains_each_arm_on_its_kinds_only(
 ) -> None:
     from bench import kind_ablation
 
-    pairs = read_jsonl(tiny_run / "work" / "pairs_train.jsonl", Pair)
-    pairs += read_jsonl(tiny_run / "work" / "pairs_lexical.jsonl", Pair)
-    by_kind = {k: sum(p.kind == k for p in pairs) for k in kind_ablation.TRAINED_KINDS}
-    assert by_kind["cloze"] and by_kind["lexical"], by_kind
+    # A filing's run also trains on figure questions: give this run two, so that every kind it has is an arm.
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    train = read_jsonl(run / "work" / "pairs_train.jsonl", Pair)
+    figures = [
+        Pair(f"What were the total net sales in {y}?", train[0].chunk_id, "offline", "figure") for y in (2021, 2022)
+    ]
+    write_jsonl(run / "work" / "pairs_train.jsonl", train + figures, Pair)
+    pairs = read_jsonl(run / "work" / "pairs_train.jsonl", Pair)
+    pairs += read_jsonl(run / "work" / "pairs_lexical.jsonl", Pair)
+    by_kind = Counter(p.kind for p in pairs)
+    assert by_kind["cloze"] and by_kind["lexical"] and by_kind["figure"] == 2, by_kind
     out = tmp_path / "ablation.json"
-    argv = ["kind_ablation", str(tiny_run), "--bench", str(_bench_file(tmp_path / "b.csv", tiny_run))]
+    argv = ["kind_ablation", str(run), "--bench", str(_bench_file(tmp_path / "b.csv", run))]
     monkeypatch.setattr(sys, "argv", [*argv, "--steps", "1", "--arms", "base,all,seeds,loo", "--json", str(out)])
     assert kind_ablation.main() == 0
     results = json.loads(out.read_text())
-    present = [k for k, n in by_kind.items() if n]
+    present = [k for k in QUESTION_KINDS if by_kind[k]]
     assert list(results) == [
         "base (untrained)",
         "all kinds, seed 13",
@@ -61,7 +72,7 @@ def test_the_ablation_trains_each_arm_on_its_kinds_only(
     for arm in results.values():
         # Bench one vector and passages, held-out one vector (passages only with --held-out-passages).
         assert {"bench", "bench passages", "held-out"} <= arm.keys() and "held-out passages" not in arm
-        assert len(arm["bench found"]) == 2 and len(arm["held-out found"]) == arm_questions(tiny_run)
+        assert len(arm["bench found"]) == 2 and len(arm["held-out found"]) == arm_questions(run)
 
 
 def arm_questions(run: Path) -> int:
