@@ -75,7 +75,8 @@ def score_bench(
 ) -> tuple[dict[str, dict[str, float]], int]:
     """Metrics per retriever (`passage_words` 0: no passage rows). The hybrid rows are ragtune's
     own (weighted score sum, a row for each of the model's shares in `hybrid_weight`) and reciprocal-rank fusion.
-    `misses`, where given, is filled with `missed_at_5` of the fine-tuned model's single vector."""
+    `misses`, where given, is filled with `missed_at_5` of the single vector of the hybrid's model (the fine-tuned
+    one, or the base where only the base is scored)."""
     rel = relevant_sets(chunks, bench)
     keep = [i for i, r in enumerate(rel) if r]
     questions = [bench[i][0] for i in keep]
@@ -99,8 +100,8 @@ def score_bench(
         for w in [hybrid_weight] if isinstance(hybrid_weight, (int, float)) else hybrid_weight:
             rankings[hybrid_row(best, w)] = positions_to_ids(fuse(found[best], lexical, w, DEPTH), ids)
         rankings[f"hybrid ({best} + BM25, RRF)"] = rrf(rankings[best], rankings["BM25"])
-    if misses is not None and "fine-tuned" in rankings:
-        misses.update(missed_at_5(rankings, relevant, "fine-tuned"))
+    if misses is not None and dense_side:
+        misses.update(missed_at_5(rankings, relevant, dense_side))
     return {name: rank_metrics([r[:depth] for r in rk], relevant, KS) for name, rk in rankings.items()}, len(keep)
 
 
@@ -154,7 +155,8 @@ def main() -> int:
     ap.add_argument(
         "--misses",
         action="store_true",
-        help="also say, of the questions the fine-tuned single vector misses at 5, how many each other retriever finds",
+        help="also say, of the questions the fine-tuned single vector (with --base-only, the base's) misses at 5, "
+        "how many each other retriever finds",
     )
     args = ap.parse_args()
     if not args.bench.exists():
@@ -213,7 +215,8 @@ def main() -> int:
         if missed:
             others = ", ".join(f"{label} {k}" for label, k in missed.items() if label not in ("missed", "any"))
             print(
-                f"fine-tuned (one vector) misses {missed['missed']} at hit@5; of those, found at 5 by: {others}; "
+                f"{'base' if args.base_only else 'fine-tuned'} (one vector) misses {missed['missed']} at hit@5; "
+                f"of those, found at 5 by: {others}; "
                 f"by at least one of them: {missed['any']}"
             )
         out[name] = {"n_questions": n, "n_chunks": len(chunks), "results": results}

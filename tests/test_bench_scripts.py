@@ -64,3 +64,23 @@ def test_the_misses_of_the_single_vector_are_counted_per_retriever_and_together(
         "hybrid": [["x"], ["x", "y", "z", "w", "v", "c"], ["c"], ["x"]],  # "c" at 6 is no hit at 5
     }
     assert missed_at_5(rankings, relevant, "fine-tuned") == {"missed": 3, "BM25": 1, "hybrid": 1, "any": 2}
+
+
+def test_the_misses_are_the_bases_when_only_the_base_is_scored(tiny_model) -> None:
+    # `shared_bench --base-only --misses` on a run still training: the base's single vector is the row missed.
+    from bench.shared_bench import score_bench
+    from ragtune.records import Chunk
+
+    topics = "solar wind tides coal gas oil water heat steam wood peat uranium".split()
+    texts = [
+        f"Notes on {t} power, part {i}: " + " ".join(f"{t}{j} plant{i}x{j}" for j in range(30))
+        for i, t in enumerate(topics)
+    ]
+    chunks = [Chunk(f"doc#{i}", "doc", (), text, 0) for i, text in enumerate(texts)]
+    bench = [(f"What is said of {t} power?", [text]) for t, text in zip(topics, texts)]
+    missed: dict[str, int] = {}
+    results, n = score_bench(chunks, bench, {"base": tiny_model}, 0, misses=missed)
+    assert n == len(topics)
+    # The untrained tiny model misses some; each question names its topic, which only its chunk has: BM25 finds it.
+    assert 0 < missed["missed"] == round(n * (1 - results["base"]["hit@5"])), (missed, results["base"])
+    assert missed["BM25"] == missed["any"] == missed["missed"], missed
