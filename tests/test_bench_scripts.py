@@ -84,3 +84,23 @@ def test_the_misses_are_the_bases_when_only_the_base_is_scored(tiny_model) -> No
     # The untrained tiny model misses some; each question names its topic, which only its chunk has: BM25 finds it.
     assert 0 < missed["missed"] == round(n * (1 - results["base"]["hit@5"])), (missed, results["base"])
     assert missed["BM25"] == missed["any"] == missed["missed"], missed
+
+
+def test_each_fusion_scale_keeps_each_list_s_order_at_its_ends(tiny_model) -> None:
+    # A scale only puts the two scores on one footing: at share 1.0 the hybrid is the model alone, at 0.0 BM25 alone.
+    from bench.fusion_scales import SCALES, scale_table
+    from ragtune.records import Chunk
+
+    topics = "solar wind tides coal gas oil water heat steam wood peat uranium".split()
+    texts = [
+        f"Notes on {t} power. " + " ".join(f"{t}{j} works {topics[(i + j) % 12]}." for j in range(8))
+        for i, t in enumerate(topics)
+    ]
+    chunks = [Chunk(f"doc#{i}", "doc", (), text, 0) for i, text in enumerate(texts)]
+    questions = [f"What is said of {t} power?" for t in topics]
+    relevant = [{f"doc#{i}"} for i in range(len(topics))]
+    table = scale_table(tiny_model, {"passage_words": 0}, chunks, questions, relevant, [0.0, 1.0])
+    for name in SCALES:
+        assert table[f"{name} 1"] == table["model"], name
+        assert table[f"{name} 0"] == table["BM25"], name
+    assert table["BM25"] != table["model"]
