@@ -49,8 +49,8 @@ def fused_scores(
     scale: Callable[[np.ndarray], np.ndarray] = min_max,
 ) -> list[dict[int, float]]:
     """Weighted score sum of a dense and a BM25 list, per query: `weight` * dense +
-    (1 - `weight`) * BM25, each list's scores first put on one scale by `scale` (min-max
-    over the list, as relative-score fusion does), and 0 where a list did not return the chunk.
+    (1 - `weight`) * BM25, each list's scores first put on one scale by `scale` (by default
+    min-max over the list, as relative-score fusion does), and 0 where a list did not return the chunk.
     Each argument is (scores, chunk positions) as `search` returns them.
     """
     out = []
