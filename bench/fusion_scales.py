@@ -39,20 +39,27 @@ SCALES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
+def retrievers(model: Any, cfg: dict[str, Any], chunks: list[Chunk]) -> tuple[Any, BM25Index, list[str]]:
+    """The model's index over `chunks` with the run's passages, as ragtune serves it, BM25 over them, and their ids."""
+    texts = [c.text for c in chunks]
+    dense = dense_index(
+        model, texts, cfg.get("passage_words", 20), cfg.get("chunk_weight", 0.5), stride=cfg.get("passage_stride", 0)
+    )
+    return dense, BM25Index.build(texts), [c.id for c in chunks]
+
+
 def scale_table(
     model: Any,
-    cfg: dict[str, Any],
-    chunks: list[Chunk],
+    indexes: tuple[Any, BM25Index, list[str]],
     questions: list[str],
     relevant: list[set[str]],
     weights: list[float],
 ) -> dict[str, dict[str, float]]:
-    """hit@5 and MRR@10 of BM25, the model (with the run's passages), RRF, and each scale at each share."""
-    texts, ids = [c.text for c in chunks], [c.id for c in chunks]
-    dense = dense_index(
-        model, texts, cfg.get("passage_words", 20), cfg.get("chunk_weight", 0.5), stride=cfg.get("passage_stride", 0)
-    ).search(embed(model, questions), DEPTH)
-    lexical = BM25Index.build(texts).search(questions, DEPTH)
+    """hit@5 and MRR@10 of BM25, the model (with the run's passages), RRF, and each scale at each share, over the
+    chunks of `indexes` (`retrievers`)."""
+    index, bm25, ids = indexes
+    dense = index.search(embed(model, questions), DEPTH)
+    lexical = bm25.search(questions, DEPTH)
     rankings = {"BM25": positions_to_ids(lexical[1], ids), "model": positions_to_ids(dense[1], ids)}
     rankings["RRF"] = rrf(rankings["model"], rankings["BM25"])
     for name, scale in SCALES.items():
@@ -76,23 +83,25 @@ def main() -> int:
     cfg = read_json(args.run_dir / "config.json")
     model = load_model(str(args.run_dir / "model"))
     run_chunks = read_jsonl(args.run_dir / "work" / "chunks.jsonl", Chunk)
-    outside = (
-        chars1000_chunks(read_jsonl(args.run_dir / "work" / "pages.jsonl", Page))
-        if args.chunking == "chars1000"
-        else run_chunks
-    )
+    val = read_jsonl(RunFiles(args.run_dir).split("val"), Pair)
+    run_indexes = retrievers(model, cfg, run_chunks) if val or args.chunking == "run" else None
+    if args.chunking == "chars1000":
+        outside = chars1000_chunks(read_jsonl(args.run_dir / "work" / "pages.jsonl", Page))
+        outside_indexes = retrievers(model, cfg, outside)
+    else:
+        # The run's own chunks: the validation questions' index serves the outside questions too.
+        outside, outside_indexes = run_chunks, run_indexes
     bench = load_bench(args.bench)
     rel = relevant_sets(outside, bench)
     keep = [i for i, r in enumerate(rel) if r]
     out = {
         f"{args.bench.stem}, {args.chunking} ({len(keep)})": scale_table(
-            model, cfg, outside, [bench[i][0] for i in keep], [rel[i] for i in keep], args.weights
+            model, outside_indexes, [bench[i][0] for i in keep], [rel[i] for i in keep], args.weights
         )
     }
-    val = read_jsonl(RunFiles(args.run_dir).split("val"), Pair)
     if val:
         out[f"validation, run's chunks ({len(val)})"] = scale_table(
-            model, cfg, run_chunks, [p.query for p in val], [{p.chunk_id} for p in val], args.weights
+            model, run_indexes, [p.query for p in val], [{p.chunk_id} for p in val], args.weights
         )
     print(f"run {args.run_dir}; hit@5 / MRR@10")
     print(f"{'retriever':<20}" + "".join(f"{label:>44}" for label in out))

@@ -66,9 +66,9 @@ def test_the_misses_of_the_single_vector_are_counted_per_retriever_and_together(
     assert missed_at_5(rankings, relevant, "fine-tuned") == {"missed": 3, "BM25": 1, "hybrid": 1, "any": 2}
 
 
-def test_the_misses_are_the_bases_when_only_the_base_is_scored(tiny_model) -> None:
-    # `shared_bench --base-only --misses` on a run still training: the base's single vector is the row missed.
-    from bench.shared_bench import score_bench
+def _topic_bench() -> tuple[list, list[tuple[str, list[str]]]]:
+    """Twelve chunks, one per power source, and a question naming each one's source, with the chunk's text as its
+    context: each source's words stand in its chunk only, so BM25 finds every question."""
     from ragtune.records import Chunk
 
     topics = "solar wind tides coal gas oil water heat steam wood peat uranium".split()
@@ -77,10 +77,17 @@ def test_the_misses_are_the_bases_when_only_the_base_is_scored(tiny_model) -> No
         for i, t in enumerate(topics)
     ]
     chunks = [Chunk(f"doc#{i}", "doc", (), text, 0) for i, text in enumerate(texts)]
-    bench = [(f"What is said of {t} power?", [text]) for t, text in zip(topics, texts)]
+    return chunks, [(f"What is said of {t} power?", [text]) for t, text in zip(topics, texts)]
+
+
+def test_the_misses_are_the_bases_when_only_the_base_is_scored(tiny_model) -> None:
+    # `shared_bench --base-only --misses` on a run still training: the base's single vector is the row missed.
+    from bench.shared_bench import score_bench
+
+    chunks, bench = _topic_bench()
     missed: dict[str, int] = {}
     results, n = score_bench(chunks, bench, {"base": tiny_model}, 0, misses=missed)
-    assert n == len(topics)
+    assert n == len(chunks)
     # The untrained tiny model misses some; each question names its topic, which only its chunk has: BM25 finds it.
     assert 0 < missed["missed"] == round(n * (1 - results["base"]["hit@5"])), (missed, results["base"])
     assert missed["BM25"] == missed["any"] == missed["missed"], missed
@@ -88,18 +95,12 @@ def test_the_misses_are_the_bases_when_only_the_base_is_scored(tiny_model) -> No
 
 def test_each_fusion_scale_keeps_each_list_s_order_at_its_ends(tiny_model) -> None:
     # A scale only puts the two scores on one footing: at share 1.0 the hybrid is the model alone, at 0.0 BM25 alone.
-    from bench.fusion_scales import SCALES, scale_table
-    from ragtune.records import Chunk
+    from bench.fusion_scales import SCALES, retrievers, scale_table
 
-    topics = "solar wind tides coal gas oil water heat steam wood peat uranium".split()
-    texts = [
-        f"Notes on {t} power. " + " ".join(f"{t}{j} works {topics[(i + j) % 12]}." for j in range(8))
-        for i, t in enumerate(topics)
-    ]
-    chunks = [Chunk(f"doc#{i}", "doc", (), text, 0) for i, text in enumerate(texts)]
-    questions = [f"What is said of {t} power?" for t in topics]
-    relevant = [{f"doc#{i}"} for i in range(len(topics))]
-    table = scale_table(tiny_model, {"passage_words": 0}, chunks, questions, relevant, [0.0, 1.0])
+    chunks, bench = _topic_bench()
+    questions, relevant = [q for q, _ in bench], [{c.id} for c in chunks]
+    indexes = retrievers(tiny_model, {"passage_words": 0}, chunks)
+    table = scale_table(tiny_model, indexes, questions, relevant, [0.0, 1.0])
     for name in SCALES:
         assert table[f"{name} 1"] == table["model"], name
         assert table[f"{name} 0"] == table["BM25"], name
